@@ -1,0 +1,82 @@
+/**
+ * Zig-zag variable-length integers as used by Kafka's RecordBatch v2 records (the
+ * protobuf encoding): 7 bits a byte, low group first, high bit set on all but the last byte.
+ * Values are JavaScript numbers; varlongs are exact up to ±2^53.
+ *
+ * @module
+ */
+
+/**
+ * Returns how many bytes the zig-zag varint of `value` takes.
+ *
+ * @param value a safe integer
+ * @returns 1 to 10
+ */
+export function varintSize(value: number): number {
+  let z = value >= 0 ? value * 2 : -value * 2 - 1;
+  let n = 1;
+  while (z >= 128) {
+    z = Math.floor(z / 128);
+    n++;
+  }
+  return n;
+}
+
+/**
+ * Writes the zig-zag varint of `value` at `pos`.
+ *
+ * @param buf the target
+ * @param pos where to write
+ * @param value a safe integer
+ * @returns the position after the varint
+ */
+export function writeVarint(buf: Uint8Array, pos: number, value: number): number {
+  let z = value >= 0 ? value * 2 : -value * 2 - 1;
+  if (z < 0x80000000) {
+    while (z >= 128) {
+      buf[pos++] = (z & 0x7f) | 0x80;
+      z >>>= 7;
+    }
+    buf[pos++] = z;
+    return pos;
+  }
+  while (z >= 128) {
+    buf[pos++] = (z % 128) | 0x80;
+    z = Math.floor(z / 128);
+  }
+  buf[pos++] = z;
+  return pos;
+}
+
+/** A decoded varint and the position after it. */
+export interface VarintResult {
+  /** the decoded value */
+  value: number;
+  /** the position of the byte after the varint */
+  next: number;
+}
+
+/**
+ * Reads a zig-zag varint at `pos`.
+ *
+ * @param buf the source
+ * @param pos where the varint starts
+ * @param end the first position that must not be read
+ * @returns the value and the position after it
+ * @throws {RangeError} if the varint runs past `end` or is longer than 10 bytes
+ */
+export function readVarint(buf: Uint8Array, pos: number, end: number): VarintResult {
+  let z = 0;
+  let mul = 1;
+  for (let i = 0; i < 10; i++) {
+    if (pos >= end) throw new RangeError("Varint runs past the end of the record");
+    const b = buf[pos++];
+    z += (b & 0x7f) * mul;
+    if ((b & 0x80) === 0) {
+      const value = z % 2 === 0 ? z / 2 : -(z + 1) / 2;
+      return { value, next: pos };
+    }
+    mul *= 128;
+  }
+  throw new RangeError("Varint is longer than 10 bytes");
+}
