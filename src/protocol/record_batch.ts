@@ -294,12 +294,16 @@ export function readBatchHeader(bytes: Uint8Array, pos = 0): BatchHeader {
  */
 export function validateBatch(batch: Uint8Array): BatchHeader {
   if (batch.length < BATCH_HEADER_SIZE) {
-    throw corrupt(`Batch is ${batch.length} bytes, shorter than the ${BATCH_HEADER_SIZE}-byte header`);
+    throw corrupt(
+      `Batch is ${batch.length} bytes, shorter than the ${BATCH_HEADER_SIZE}-byte header`,
+    );
   }
   const h = readBatchHeader(batch);
   if (h.batchLength + LOG_OVERHEAD !== batch.length) {
     throw corrupt(
-      `Batch length field says ${h.batchLength + LOG_OVERHEAD} bytes but ${batch.length} were given`,
+      `Batch length field says ${
+        h.batchLength + LOG_OVERHEAD
+      } bytes but ${batch.length} were given`,
     );
   }
   if (h.magic !== MAGIC_V2) throw corrupt(`Batch magic is ${h.magic}, only 2 is supported`);
@@ -320,7 +324,9 @@ export function validateBatch(batch: Uint8Array): BatchHeader {
     }
     for (let i = 0; i < records.length; i++) {
       if (records[i].offset !== h.baseOffset + i) {
-        throw corrupt(`Record ${i} of the batch has offset delta ${records[i].offset - h.baseOffset}`);
+        throw corrupt(
+          `Record ${i} of the batch has offset delta ${records[i].offset - h.baseOffset}`,
+        );
       }
     }
   }
@@ -352,7 +358,9 @@ function decodeRecords(batch: Uint8Array, h: BatchHeader): DecodedRecord[] {
   if ((h.attributes & ATTR.compressionMask) !== 0) {
     throw new RillError(
       "UNSUPPORTED_COMPRESSION_TYPE",
-      `Batch at offset ${h.baseOffset} is compressed (codec ${h.attributes & 7}); Rill stores it as is but cannot decode it`,
+      `Batch at offset ${h.baseOffset} is compressed (codec ${
+        h.attributes & 7
+      }); Rill stores it as is but cannot decode it`,
     );
   }
   const end = Math.min(batch.length, h.batchLength + LOG_OVERHEAD);
@@ -399,7 +407,9 @@ function decodeRecords(batch: Uint8Array, h: BatchHeader): DecodedRecord[] {
         pos = hvl.next;
         let hv: Uint8Array | null = null;
         if (hvl.value >= 0) {
-          if (pos + hvl.value > recEnd) throw corrupt(`Record ${i} header ${j} value runs past the record`);
+          if (pos + hvl.value > recEnd) {
+            throw corrupt(`Record ${i} header ${j} value runs past the record`);
+          }
           hv = batch.subarray(pos, pos + hvl.value);
           pos += hvl.value;
         }

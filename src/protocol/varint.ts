@@ -1,10 +1,14 @@
 /**
  * Zig-zag variable-length integers as used by Kafka's RecordBatch v2 records (the
  * protobuf encoding): 7 bits a byte, low group first, high bit set on all but the last byte.
- * Values are JavaScript numbers; varlongs are exact up to ±2^53.
+ * Values are JavaScript numbers; the zig-zag form doubles the magnitude, so varlongs are
+ * exact for |value| < 2^52 (timestamp deltas of ~140,000 years), and larger ones are refused.
  *
  * @module
  */
+
+/** Magnitude limit for exact zig-zag varlongs in a JavaScript number. */
+export const MAX_VARLONG = 2 ** 52;
 
 /**
  * Returns how many bytes the zig-zag varint of `value` takes.
@@ -29,8 +33,12 @@ export function varintSize(value: number): number {
  * @param pos where to write
  * @param value a safe integer
  * @returns the position after the varint
+ * @throws {RangeError} if |value| >= 2^52
  */
 export function writeVarint(buf: Uint8Array, pos: number, value: number): number {
+  if (!(Math.abs(value) < MAX_VARLONG)) {
+    throw new RangeError(`Varint value ${value} is outside ±2^52`);
+  }
   let z = value >= 0 ? value * 2 : -value * 2 - 1;
   if (z < 0x80000000) {
     while (z >= 128) {
