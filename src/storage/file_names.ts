@@ -1,0 +1,79 @@
+/**
+ * Names of the files in a partition log directory, as Kafka names them.
+ *
+ * A log directory holds, per segment, `<baseOffset as 20 digits>.log` (the batches),
+ * `.index` (offset index) and `.timeindex` (time index); plus the per-log checkpoint files
+ * `recovery-point-offset-checkpoint` and `log-start-offset-checkpoint`, and the clean-shutdown
+ * marker `.clean-shutdown`. Files ending in `.tmp` are half-written checkpoints, removed on
+ * open.
+ *
+ * @module
+ */
+
+/** Suffix of segment data files. */
+export const LOG_SUFFIX = ".log";
+/** Suffix of offset index files. */
+export const INDEX_SUFFIX = ".index";
+/** Suffix of time index files. */
+export const TIME_INDEX_SUFFIX = ".timeindex";
+/** Suffix of files being written before an atomic rename. */
+export const TMP_SUFFIX = ".tmp";
+/** The recovery point checkpoint: every offset below it is known flushed to disk. */
+export const RECOVERY_POINT_CHECKPOINT = "recovery-point-offset-checkpoint";
+/** The log start offset checkpoint: offsets below it were deleted. */
+export const LOG_START_OFFSET_CHECKPOINT = "log-start-offset-checkpoint";
+/** Present only while the log is closed cleanly. */
+export const CLEAN_SHUTDOWN_MARKER = ".clean-shutdown";
+
+/**
+ * Formats a base offset as the 20-digit, zero-padded stem of a segment's file names.
+ *
+ * @param baseOffset a non-negative safe integer
+ * @returns e.g. "00000000000000000042"
+ * @example
+ * ```ts
+ * offsetToFileStem(42); // "00000000000000000042"
+ * ```
+ */
+export function offsetToFileStem(baseOffset: number): string {
+  return String(baseOffset).padStart(20, "0");
+}
+
+/**
+ * Joins a directory and a file name.
+ *
+ * @param dir the directory
+ * @param name the file name
+ * @returns the path
+ */
+export function joinPath(dir: string, name: string): string {
+  return dir.endsWith("/") ? dir + name : `${dir}/${name}`;
+}
+
+/**
+ * The path of a segment's file.
+ *
+ * @param dir the log directory
+ * @param baseOffset the segment's base offset
+ * @param suffix LOG_SUFFIX, INDEX_SUFFIX or TIME_INDEX_SUFFIX
+ * @returns the path
+ */
+export function segmentFilePath(dir: string, baseOffset: number, suffix: string): string {
+  return joinPath(dir, offsetToFileStem(baseOffset) + suffix);
+}
+
+/**
+ * Parses a segment file name into its base offset and suffix.
+ *
+ * @param name a file name such as "00000000000000000042.index"
+ * @returns the base offset and suffix, or null if the name is not a segment file
+ */
+export function parseSegmentFileName(
+  name: string,
+): { baseOffset: number; suffix: string } | null {
+  const m = /^(\d{20})(\.log|\.index|\.timeindex)$/.exec(name);
+  if (!m) return null;
+  const baseOffset = Number(m[1]);
+  if (!Number.isSafeInteger(baseOffset)) return null;
+  return { baseOffset, suffix: m[2] };
+}

@@ -1,0 +1,852 @@
+/**
+ * The log of one partition replica (Kafka's `UnifiedLog`/`LocalLog`): a directory of
+ * segments (`segment.ts`) with the offsets, rolling, retention, truncation, flushing and
+ * group commit around them.
+ *
+ * Directory layout (see `file_names.ts`): `<baseOffset, 20 digits>.log|.index|.timeindex`
+ * per segment, `recovery-point-offset-checkpoint`, `log-start-offset-checkpoint`, and the
+ * `.clean-shutdown` marker, present only between a clean close and the next open.
+ *
+ * Writing: one writer per log. `append()` calls queue up; whatever is queued when the
+ * previous write finishes goes out in one write call (group commit). Offsets are assigned
+ * by writing each batch's baseOffset and partitionLeaderEpoch in place, when its group is
+ * written. Readers see a batch only once its write has completed.
+ *
+ * Durability (`flush` policy): `"os"` (default) resolves an append once the bytes are in
+ * the file (the write system call returned): a killed process loses nothing acknowledged;
+ * an operating-system crash may lose what the OS had not written back. The recovery point
+ * advances when data is known on disk: at each roll (the old segment is fsynced in the
+ * background), `flush()` and `close()`. `"always"` fdatasyncs each group before its appends
+ * resolve. `"interval"` fsyncs every `ms` milliseconds.
+ *
+ * @module
+ */
+import { RillError } from "../protocol/errors.ts";
+import { BATCH_HEADER_SIZE, LOG_OVERHEAD, MAGIC_V2, POS } from "../protocol/record_batch.ts";
+import { writeCheckpoint } from "./checkpoint.ts";
+import {
+  CLEAN_SHUTDOWN_MARKER,
+  joinPath,
+  LOG_START_OFFSET_CHECKPOINT,
+  RECOVERY_POINT_CHECKPOINT,
+} from "./file_names.ts";
+import { loadLog, type RecoveryReport } from "./log_loader.ts";
+import { type BatchPosition, LogSegment } from "./segment.ts";
+import type { LogSegments } from "./segments.ts";
+
+export type { RecoveryReport } from "./log_loader.ts";
+
+/** When appended data is fsynced. */
+export type FlushPolicy = { mode: "always" } | { mode: "interval"; ms: number } | {
+  mode: "os";
+};
+
+/** A log's settings (Kafka's topic configs of the same names). */
+export interface LogConfig {
+  /** roll the active segment before it would exceed this many bytes (segment.bytes) */
+  segmentBytes: number;
+  /**
+   * roll the active segment once this many ms have passed since its first append (by the
+   * log's clock; for a segment found on disk at open, since its first batch's timestamp, as
+   * Kafka) (segment.ms)
+   */
+  segmentMs: number;
+  /** delete closed segments whose newest record is older than this; -1 = keep (retention.ms) */
+  retentionMs: number;
+  /** delete oldest closed segments while the log is bigger than this; -1 = no limit */
+  retentionBytes: number;
+  /** bytes appended between two offset index entries (index.interval.bytes) */
+  indexIntervalBytes: number;
+  /** when to fsync */
+  flush: FlushPolicy;
+}
+
+/** Kafka's defaults: 1 GiB segments, 7 days, no size limit, 4 KiB index interval, OS flush. */
+export const DEFAULT_LOG_CONFIG: LogConfig = Object.freeze({
+  segmentBytes: 1024 * 1024 * 1024,
+  segmentMs: 7 * 24 * 60 * 60 * 1000,
+  retentionMs: 7 * 24 * 60 * 60 * 1000,
+  retentionBytes: -1,
+  indexIntervalBytes: 4096,
+  flush: Object.freeze({ mode: "os" }) as FlushPolicy,
+});
+
+/** The outcome of an append. */
+export interface AppendResult {
+  /** offset of the first record appended */
+  baseOffset: number;
+  /** offset of the last record appended */
+  lastOffset: number;
+  /** the largest maxTimestamp of the batches appended */
+  maxTimestamp: number;
+}
+
+/** The outcome of a read. */
+export interface ReadResult {
+  /** whole batches, the first holding the offset asked for (it may start before it) */
+  bytes: Uint8Array;
+  /** the offset after the last record returned (the offset asked for if none) */
+  nextOffset: number;
+}
+
+/** Options of {@linkcode PartitionLog.append}. */
+export interface AppendOptions {
+  /** write baseOffset (and the leader epoch) into each batch; default true */
+  assignOffsets?: boolean;
+  /** the partitionLeaderEpoch to write when assigning offsets; default -1 */
+  leaderEpoch?: number;
+}
+
+interface PendingAppend {
+  kind: "append";
+  bytes: Uint8Array;
+  batches: BatchPosition[];
+  assignOffsets: boolean;
+  leaderEpoch: number;
+  resolve: (r: AppendResult) => void;
+  reject: (e: unknown) => void;
+}
+
+interface PendingOp {
+  kind: "op";
+  run: () => Promise<void>;
+  resolve: () => void;
+  reject: (e: unknown) => void;
+}
+
+/** The most bytes one group commit writes with one call. */
+const MAX_GROUP_BYTES = 16 * 1024 * 1024;
+const MAX_RELATIVE_OFFSET = 0x7fffffff;
+const EMPTY = new Uint8Array(0);
+
+function corrupt(message: string): RillError {
+  return new RillError("CORRUPT_MESSAGE", message);
+}
+
+function checkConfig(config: LogConfig): void {
+  const positive = (name: keyof LogConfig, v: number, max = Number.MAX_SAFE_INTEGER) => {
+    if (!Number.isSafeInteger(v) || v < 1 || v > max) {
+      throw new RillError(
+        "INVALID_CONFIG",
+        `Log config ${name} must be an integer in 1..${max}, got ${v}`,
+      );
+    }
+  };
+  positive("segmentBytes", config.segmentBytes, 0x7fffffff);
+  positive("segmentMs", config.segmentMs);
+  positive("indexIntervalBytes", config.indexIntervalBytes, 0x7fffffff);
+  for (const name of ["retentionMs", "retentionBytes"] as const) {
+    const v = config[name];
+    if (!Number.isSafeInteger(v) || v < -1) {
+      throw new RillError(
+        "INVALID_CONFIG",
+        `Log config ${name} must be -1 or a non-negative integer, got ${v}`,
+      );
+    }
+  }
+  const f = config.flush;
+  if (!f || !["always", "interval", "os"].includes(f.mode)) {
+    throw new RillError(
+      "INVALID_CONFIG",
+      `Log config flush.mode must be "always", "interval" or "os"`,
+    );
+  }
+  if (f.mode === "interval" && (!Number.isSafeInteger(f.ms) || f.ms < 1)) {
+    throw new RillError(
+      "INVALID_CONFIG",
+      `Log config flush.ms must be a positive integer, got ${f.ms}`,
+    );
+  }
+}
+
+/**
+ * Reads the framing of the batches in `bytes` (no CRC: the caller validated them).
+ *
+ * @param bytes one or more whole batches
+ * @returns each batch's position in `bytes`, offsets and max timestamp
+ * @throws {RillError} CORRUPT_MESSAGE if the bytes are not whole v2 batches
+ */
+function frameBatches(bytes: Uint8Array): BatchPosition[] {
+  if (bytes.length === 0) throw corrupt("Append needs at least one batch, got 0 bytes");
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const out: BatchPosition[] = [];
+  let pos = 0;
+  while (pos < bytes.length) {
+    const remain = bytes.length - pos;
+    if (remain < BATCH_HEADER_SIZE) {
+      throw corrupt(`Batch ${out.length} is cut short: ${remain} bytes, less than a header`);
+    }
+    const size = view.getInt32(pos + POS.batchLength) + LOG_OVERHEAD;
+    if (size < BATCH_HEADER_SIZE || size > remain) {
+      throw corrupt(`Batch ${out.length} says it is ${size} bytes but ${remain} remain`);
+    }
+    if (bytes[pos + POS.magic] !== MAGIC_V2) {
+      throw corrupt(`Batch ${out.length} has magic ${bytes[pos + POS.magic]}, only 2 is supported`);
+    }
+    const lastOffsetDelta = view.getInt32(pos + POS.lastOffsetDelta);
+    if (lastOffsetDelta < 0) throw corrupt(`Batch ${out.length} has a negative lastOffsetDelta`);
+    const baseOffset = view.getInt32(pos) * 4294967296 + view.getUint32(pos + 4);
+    out.push({
+      position: pos,
+      size,
+      baseOffset,
+      lastOffset: baseOffset + lastOffsetDelta,
+      maxTimestamp: view.getInt32(pos + POS.maxTimestamp) * 4294967296 +
+        view.getUint32(pos + POS.maxTimestamp + 4),
+      attributes: view.getInt16(pos + POS.attributes),
+    });
+    pos += size;
+  }
+  return out;
+}
+
+/**
+ * The log of one partition replica.
+ *
+ * @example
+ * ```ts
+ * const log = await PartitionLog.open("/data/orders-0");
+ * const { baseOffset } = await log.append(encodeBatch([{ value: bytes }]));
+ * const { bytes: batches } = await log.read(baseOffset, 1 << 20);
+ * await log.close();
+ * ```
+ */
+export class PartitionLog {
+  /** The log directory. */
+  readonly dir: string;
+  /** The current settings (change them with {@linkcode updateConfig}). */
+  readonly config: LogConfig;
+  /** What {@linkcode open} found and did. */
+  readonly recovery: RecoveryReport;
+
+  #name: string;
+  #now: () => number;
+  #segments: LogSegments;
+  #logStartOffset: number;
+  #recoveryPoint: number;
+  #closedSize = 0;
+  #queue: (PendingAppend | PendingOp)[] = [];
+  #draining = false;
+  #flushChain: Promise<void> = Promise.resolve();
+  #checkpointChain: Promise<void> = Promise.resolve();
+  #flushTimer: ReturnType<typeof setInterval> | undefined;
+  #failure: unknown = null;
+  #closed = false;
+  #writeCalls = 0;
+
+  private constructor(
+    dir: string,
+    config: LogConfig,
+    now: () => number,
+    loaded: Awaited<ReturnType<typeof loadLog>>,
+  ) {
+    this.dir = dir;
+    this.config = config;
+    this.#now = now;
+    this.#name = dir.split("/").filter((p) => p !== "").pop() ?? dir;
+    this.#segments = loaded.segments;
+    this.#logStartOffset = loaded.logStartOffset;
+    this.#recoveryPoint = loaded.recoveryPoint;
+    this.recovery = loaded.recovery;
+    this.#updateClosedSize();
+    this.#startFlushTimer();
+  }
+
+  /**
+   * Opens (or creates) the log in `dir`, recovering it if it was not closed cleanly.
+   *
+   * @param dir the log directory (created if missing)
+   * @param config settings; missing ones take {@linkcode DEFAULT_LOG_CONFIG}
+   * @param options `now`: the clock for segment.ms and retention.ms (tests inject one)
+   * @returns the open log
+   * @throws {RillError} INVALID_CONFIG if a setting is out of range
+   */
+  static async open(
+    dir: string,
+    config: Partial<LogConfig> = {},
+    options: { now?: () => number } = {},
+  ): Promise<PartitionLog> {
+    const full: LogConfig = { ...DEFAULT_LOG_CONFIG, ...config };
+    checkConfig(full);
+    const loaded = await loadLog(dir, full);
+    return new PartitionLog(dir, full, options.now ?? Date.now, loaded);
+  }
+
+  /** The first offset that may be read. */
+  get logStartOffset(): number {
+    return this.#logStartOffset;
+  }
+
+  /** The offset the next appended record will get. */
+  get logEndOffset(): number {
+    return this.#segments.last()!.nextOffset;
+  }
+
+  /** Total bytes of all segments. */
+  get size(): number {
+    return this.#closedSize + this.#segments.last()!.size;
+  }
+
+  /** Every offset below it is known to be on disk (fsynced). */
+  get recoveryPoint(): number {
+    return this.#recoveryPoint;
+  }
+
+  /** How many group-commit writes this log has made since it was opened (for tests and metrics). */
+  get writeCalls(): number {
+    return this.#writeCalls;
+  }
+
+  /** The number of segments. */
+  get segmentCount(): number {
+    return this.#segments.length;
+  }
+
+  /**
+   * Changes settings at runtime (topic config changes). Takes effect from the next append.
+   *
+   * @param config the settings to change
+   * @throws {RillError} INVALID_CONFIG if a setting is out of range (nothing changes)
+   */
+  updateConfig(config: Partial<LogConfig>): void {
+    const next = { ...this.config, ...config };
+    checkConfig(next);
+    Object.assign(this.config, next);
+    this.#startFlushTimer();
+  }
+
+  #startFlushTimer(): void {
+    if (this.#flushTimer !== undefined) clearInterval(this.#flushTimer);
+    this.#flushTimer = undefined;
+    const f = this.config.flush;
+    if (f.mode !== "interval" || this.#closed) return;
+    this.#flushTimer = setInterval(() => {
+      this.flush().catch((e) => this.#fail(e));
+    }, f.ms);
+    Deno.unrefTimer(this.#flushTimer);
+  }
+
+  #updateClosedSize(): void {
+    this.#closedSize = this.#segments.totalSize() - this.#segments.last()!.size;
+  }
+
+  #checkOpen(): void {
+    if (this.#closed) {
+      throw new RillError("KAFKA_STORAGE_ERROR", `The log of "${this.#name}" is closed`);
+    }
+    if (this.#failure !== null) {
+      throw new RillError(
+        "KAFKA_STORAGE_ERROR",
+        `The log of "${this.#name}" failed and takes no more writes: ${
+          (this.#failure as Error)?.message ?? this.#failure
+        }`,
+      );
+    }
+  }
+
+  #fail(e: unknown): void {
+    if (this.#failure === null) this.#failure = e;
+  }
+
+  // ------------------------------------------------------------------ append
+
+  /**
+   * Appends whole RecordBatch v2 batches (already validated by the caller).
+   *
+   * With `assignOffsets` (the default) each batch's baseOffset becomes the log end offset at
+   * the time it is written (consecutively) and its partitionLeaderEpoch `leaderEpoch`; the
+   * buffer is changed in place. Without it (replication) the batches keep their offsets and
+   * the first must start at the log end offset.
+   *
+   * Calls are written in the order they are made; those arriving while a write is in flight
+   * go out together in one write call. The promise resolves after the write (and fsync, if
+   * the flush policy is "always").
+   *
+   * @param batches one or more whole batches, back to back
+   * @param options offset assignment
+   * @returns the offsets given to the first and last record, and the max timestamp
+   * @throws {RillError} CORRUPT_MESSAGE if the bytes are not whole v2 batches (or, without
+   *   assignOffsets, their offsets do not follow on), OFFSET_OUT_OF_RANGE if they do not
+   *   start at the log end offset, KAFKA_STORAGE_ERROR if the log is closed or failed
+   */
+  append(batches: Uint8Array, options: AppendOptions = {}): Promise<AppendResult> {
+    try {
+      this.#checkOpen();
+      const framed = frameBatches(batches);
+      const assignOffsets = options.assignOffsets ?? true;
+      if (!assignOffsets) {
+        for (let i = 1; i < framed.length; i++) {
+          if (framed[i].baseOffset !== framed[i - 1].lastOffset + 1) {
+            throw corrupt(
+              `Batch ${i} starts at offset ${framed[i].baseOffset}, not ${
+                framed[i - 1].lastOffset + 1
+              }`,
+            );
+          }
+        }
+      }
+      return new Promise<AppendResult>((resolve, reject) => {
+        this.#enqueue({
+          kind: "append",
+          bytes: batches,
+          batches: framed,
+          assignOffsets,
+          leaderEpoch: options.leaderEpoch ?? -1,
+          resolve,
+          reject,
+        });
+      });
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  #enqueue(task: PendingAppend | PendingOp): void {
+    this.#queue.push(task);
+    if (!this.#draining) void this.#drain();
+  }
+
+  /** Runs an exclusive operation in the write queue, after every write queued before it. */
+  #exclusive(run: () => Promise<void>): Promise<void> {
+    return new Promise<void>((resolve, reject) =>
+      this.#enqueue({ kind: "op", run, resolve, reject })
+    );
+  }
+
+  async #drain(): Promise<void> {
+    this.#draining = true;
+    try {
+      while (this.#queue.length > 0) {
+        const head = this.#queue[0];
+        if (head.kind === "op") {
+          this.#queue.shift();
+          try {
+            await head.run();
+            head.resolve();
+          } catch (e) {
+            head.reject(e);
+          }
+          continue;
+        }
+        const group: PendingAppend[] = [];
+        let bytes = 0;
+        while (this.#queue.length > 0 && this.#queue[0].kind === "append") {
+          const next = this.#queue[0] as PendingAppend;
+          if (group.length > 0 && bytes + next.bytes.length > MAX_GROUP_BYTES) break;
+          if (
+            group.length > 0 &&
+            this.#segments.last()!.size + bytes + next.bytes.length > this.config.segmentBytes
+          ) break;
+          group.push(next);
+          this.#queue.shift();
+          bytes += next.bytes.length;
+        }
+        await this.#writeGroup(group, bytes);
+      }
+    } finally {
+      this.#draining = false;
+    }
+  }
+
+  async #writeGroup(group: PendingAppend[], bytes: number): Promise<void> {
+    try {
+      this.#checkOpen();
+    } catch (e) {
+      for (const a of group) a.reject(e);
+      return;
+    }
+    // Assign or check offsets, in queue order, against the log end offset.
+    const accepted: PendingAppend[] = [];
+    const results: AppendResult[] = [];
+    let next = this.logEndOffset;
+    for (const a of group) {
+      const first = a.batches[0];
+      if (!a.assignOffsets && first.baseOffset !== next) {
+        bytes -= a.bytes.length;
+        a.reject(
+          new RillError(
+            first.baseOffset > next ? "OFFSET_OUT_OF_RANGE" : "CORRUPT_MESSAGE",
+            `Cannot append batches at offset ${first.baseOffset} to "${this.#name}": its log end offset is ${next}`,
+            { logStartOffset: this.#logStartOffset, logEndOffset: next },
+          ),
+        );
+        continue;
+      }
+      const view = new DataView(a.bytes.buffer, a.bytes.byteOffset, a.bytes.byteLength);
+      let maxTimestamp = -1;
+      const baseOffset = next;
+      for (const b of a.batches) {
+        if (a.assignOffsets) {
+          const delta = b.lastOffset - b.baseOffset;
+          view.setInt32(b.position, Math.floor(next / 4294967296));
+          view.setUint32(b.position + 4, next >>> 0);
+          view.setInt32(b.position + POS.partitionLeaderEpoch, a.leaderEpoch);
+          b.baseOffset = next;
+          b.lastOffset = next + delta;
+        }
+        next = b.lastOffset + 1;
+        if (b.maxTimestamp > maxTimestamp) maxTimestamp = b.maxTimestamp;
+      }
+      accepted.push(a);
+      results.push({ baseOffset, lastOffset: next - 1, maxTimestamp });
+    }
+    if (accepted.length === 0) return;
+    try {
+      this.#maybeRoll(bytes, accepted[0].batches[0].maxTimestamp, next - 1);
+      const active = this.#segments.last()!;
+      let buf: Uint8Array;
+      let positions: BatchPosition[];
+      if (accepted.length === 1) {
+        buf = accepted[0].bytes;
+        positions = accepted[0].batches;
+      } else {
+        buf = new Uint8Array(bytes);
+        positions = [];
+        let at = 0;
+        for (const a of accepted) {
+          buf.set(a.bytes, at);
+          for (const b of a.batches) positions.push({ ...b, position: b.position + at });
+          at += a.bytes.length;
+        }
+      }
+      this.#writeCalls++;
+      await active.append(buf, positions, this.#now());
+      if (this.config.flush.mode === "always") await active.syncLog();
+    } catch (e) {
+      this.#fail(e);
+      const err = new RillError(
+        "KAFKA_STORAGE_ERROR",
+        `Cannot append to "${this.#name}": ${(e as Error)?.message ?? e}`,
+      );
+      for (const a of accepted) a.reject(err);
+      return;
+    }
+    for (let i = 0; i < accepted.length; i++) accepted[i].resolve(results[i]);
+  }
+
+  #maybeRoll(incomingBytes: number, firstTimestamp: number, lastOffset: number): void {
+    const active = this.#segments.last()!;
+    if (active.isEmpty) return;
+    const rollTs = active.rollTimestamp ?? firstTimestamp;
+    // segment.ms counts from the segment's first append (see LogSegment.rollTimestamp).
+    if (
+      active.size + incomingBytes > this.config.segmentBytes ||
+      this.#now() - rollTs > this.config.segmentMs ||
+      lastOffset - active.baseOffset > MAX_RELATIVE_OFFSET
+    ) this.#roll();
+  }
+
+  /** Makes a new active segment at the log end offset; the old one is fsynced in the background. */
+  #roll(): void {
+    const old = this.#segments.last()!;
+    if (old.isEmpty) return;
+    old.onBecomeInactive();
+    old.closed = true;
+    const segment = LogSegment.create(this.dir, old.nextOffset, this.config);
+    this.#segments.add(segment);
+    this.#updateClosedSize();
+    const upTo = old.nextOffset;
+    this.#flushChain = this.#flushChain
+      .then(async () => {
+        if (!this.#isLive(old)) return;
+        await old.flush();
+        await this.#advanceRecoveryPoint(upTo);
+      })
+      .catch((e) => this.#fail(e));
+  }
+
+  #isLive(segment: LogSegment): boolean {
+    const i = this.#segments.floorIndex(segment.baseOffset);
+    return i >= 0 && this.#segments.at(i) === segment;
+  }
+
+  // ------------------------------------------------------------------ read
+
+  /**
+   * Reads whole batches from the one holding `offset`: up to `maxBytes`, but at least one
+   * whole batch if there is one, none holding an offset ≥ `options.maxOffset` (the high
+   * watermark), never a half-written batch. Cost: a binary search over segments, one over
+   * the segment's index, a walk of at most about one index interval of batch headers, and
+   * one positioned read.
+   *
+   * @param offset the first offset wanted
+   * @param maxBytes the most bytes wanted
+   * @param options `maxOffset`: exclusive bound on the offsets returned
+   * @returns the bytes and the offset after the last record returned
+   * @throws {RillError} OFFSET_OUT_OF_RANGE (with logStartOffset and logEndOffset) if
+   *   offset < logStartOffset or offset > logEndOffset
+   */
+  read(
+    offset: number,
+    maxBytes: number,
+    options: { maxOffset?: number } = {},
+  ): Promise<ReadResult> {
+    try {
+      return Promise.resolve(this.readSync(offset, maxBytes, options));
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  /**
+   * {@linkcode read}, synchronously (file reads are synchronous positioned reads).
+   *
+   * @param offset the first offset wanted
+   * @param maxBytes the most bytes wanted
+   * @param options `maxOffset`: exclusive bound on the offsets returned
+   * @returns the bytes and the offset after the last record returned
+   * @throws {RillError} OFFSET_OUT_OF_RANGE as {@linkcode read}
+   */
+  readSync(offset: number, maxBytes: number, options: { maxOffset?: number } = {}): ReadResult {
+    if (this.#closed) {
+      throw new RillError("KAFKA_STORAGE_ERROR", `The log of "${this.#name}" is closed`);
+    }
+    const start = this.#logStartOffset;
+    const end = this.logEndOffset;
+    if (!Number.isSafeInteger(offset) || offset < start || offset > end) {
+      throw new RillError(
+        "OFFSET_OUT_OF_RANGE",
+        offset < start
+          ? `Cannot read offset ${offset} from "${this.#name}": log start offset is ${start}`
+          : `Cannot read offset ${offset} from "${this.#name}": log end offset is ${end}`,
+        { logStartOffset: start, logEndOffset: end },
+      );
+    }
+    const limit = Math.min(options.maxOffset ?? end, end);
+    if (offset >= limit) return { bytes: EMPTY, nextOffset: offset };
+    for (let i = Math.max(0, this.#segments.floorIndex(offset)); i < this.#segments.length; i++) {
+      const segment = this.#segments.at(i)!;
+      const r = segment.read(Math.max(offset, segment.baseOffset), maxBytes, limit);
+      if (r) return r.bytes.length > 0 ? r : { bytes: EMPTY, nextOffset: offset };
+    }
+    return { bytes: EMPTY, nextOffset: offset };
+  }
+
+  /**
+   * The first offset (≥ logStartOffset) whose record timestamp is ≥ `timestamp`.
+   *
+   * @param timestamp ms since the epoch
+   * @returns the offset, or null if no record is that new
+   */
+  offsetForTimestamp(timestamp: number): Promise<number | null> {
+    try {
+      for (const segment of this.#segments.all()) {
+        if (segment.nextOffset <= this.#logStartOffset) continue;
+        const found = segment.findOffsetByTimestamp(timestamp, this.#logStartOffset);
+        if (found !== null) return Promise.resolve(found);
+      }
+      return Promise.resolve(null);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  // ------------------------------------------------------------------ truncation, retention
+
+  /**
+   * Removes every record at and after `offset`. The cut is made at a batch boundary: if
+   * `offset` falls inside a batch, that whole batch goes too (the log end offset becomes its
+   * base offset). If the cut would fall at or below the log start offset, the log is emptied
+   * and restarts at the log start offset; below the log start offset, it restarts at
+   * `offset` (as Kafka's truncateFullyAndStartAt).
+   *
+   * @param offset the first offset to remove
+   */
+  truncateTo(offset: number): Promise<void> {
+    return this.#exclusive(async () => {
+      this.#checkOpen();
+      if (!Number.isSafeInteger(offset) || offset < 0) {
+        throw new RangeError(`Cannot truncate "${this.#name}" to offset ${offset}`);
+      }
+      if (offset >= this.logEndOffset) return;
+      await this.#flushChain;
+      let restartAt: number | null = null;
+      if (offset < this.#logStartOffset) restartAt = offset;
+      else {
+        const segment = this.#segments.floor(offset)!;
+        const cut = segment.locate(offset)?.baseOffset ?? segment.nextOffset;
+        if (cut <= this.#logStartOffset) restartAt = this.#logStartOffset;
+      }
+      if (restartAt !== null) {
+        for (const s of this.#segments.removeFirst(this.#segments.length)) s.delete();
+        this.#segments.add(LogSegment.create(this.dir, restartAt, this.config));
+        this.#logStartOffset = restartAt;
+      } else {
+        const segment = this.#segments.floor(offset)!;
+        for (const s of this.#segments.removeFrom(segment.baseOffset + 1)) s.delete();
+        segment.truncateTo(offset);
+      }
+      this.#updateClosedSize();
+      this.#recoveryPoint = Math.min(this.#recoveryPoint, this.logEndOffset);
+      await this.#writeCheckpoint(RECOVERY_POINT_CHECKPOINT, () => this.#recoveryPoint);
+      await this.#writeCheckpoint(LOG_START_OFFSET_CHECKPOINT, () => this.#logStartOffset);
+    });
+  }
+
+  /**
+   * Advances the log start offset to `offset` and deletes the segments wholly below it.
+   *
+   * @param offset the new log start offset
+   * @throws {RillError} OFFSET_OUT_OF_RANGE if offset > logEndOffset
+   */
+  deleteRecordsBefore(offset: number): Promise<void> {
+    return this.#exclusive(async () => {
+      this.#checkOpen();
+      const end = this.logEndOffset;
+      if (!Number.isSafeInteger(offset) || offset > end) {
+        throw new RillError(
+          "OFFSET_OUT_OF_RANGE",
+          `Cannot delete records before offset ${offset} of "${this.#name}": log end offset is ${end}`,
+          { logStartOffset: this.#logStartOffset, logEndOffset: end },
+        );
+      }
+      if (offset <= this.#logStartOffset) return;
+      this.#logStartOffset = offset;
+      await this.#writeCheckpoint(LOG_START_OFFSET_CHECKPOINT, () => this.#logStartOffset);
+      if (offset === end) this.#roll();
+      let count = 0;
+      while (
+        count < this.#segments.length - 1 && this.#segments.at(count + 1)!.baseOffset <= offset
+      ) {
+        count++;
+      }
+      await this.#deleteOldest(count);
+    });
+  }
+
+  /**
+   * Applies retention.ms and retention.bytes to whole closed segments (never the active one),
+   * oldest first, advancing the log start offset.
+   *
+   * @returns how many segments were deleted
+   */
+  applyRetention(): Promise<number> {
+    let deleted = 0;
+    return this.#exclusive(async () => {
+      this.#checkOpen();
+      const closed = this.#segments.length - 1;
+      let count = 0;
+      if (this.config.retentionMs >= 0) {
+        const cutoff = this.#now() - this.config.retentionMs;
+        while (count < closed && this.#segments.at(count)!.maxTimestamp < cutoff) count++;
+      }
+      if (this.config.retentionBytes >= 0) {
+        let total = this.size;
+        for (let i = 0; i < count; i++) total -= this.#segments.at(i)!.size;
+        while (
+          count < closed && total - this.#segments.at(count)!.size >= this.config.retentionBytes
+        ) {
+          total -= this.#segments.at(count)!.size;
+          count++;
+        }
+      }
+      if (count === 0) return;
+      const newStart = this.#segments.at(count)!.baseOffset;
+      if (newStart > this.#logStartOffset) {
+        this.#logStartOffset = newStart;
+        await this.#writeCheckpoint(LOG_START_OFFSET_CHECKPOINT, () => this.#logStartOffset);
+      }
+      await this.#deleteOldest(count);
+      deleted = count;
+    }).then(() => deleted);
+  }
+
+  async #deleteOldest(count: number): Promise<void> {
+    if (count <= 0) return;
+    await this.#flushChain;
+    for (const s of this.#segments.removeFirst(count)) s.delete();
+    this.#updateClosedSize();
+  }
+
+  /**
+   * Rolls: the next append goes to a new segment (no-op if the active segment is empty).
+   *
+   * @returns once the new segment exists
+   */
+  roll(): Promise<void> {
+    return this.#exclusive(() => {
+      this.#checkOpen();
+      this.#roll();
+      return Promise.resolve();
+    });
+  }
+
+  // ------------------------------------------------------------------ flush, close
+
+  /**
+   * Fsyncs everything written so far and advances the recovery point checkpoint.
+   *
+   * @returns once the data is on disk
+   */
+  flush(): Promise<void> {
+    const run = this.#flushChain.then(async () => {
+      if (this.#closed) return;
+      const active = this.#segments.last()!;
+      const upTo = active.nextOffset;
+      await active.flush();
+      await this.#advanceRecoveryPoint(upTo);
+    });
+    this.#flushChain = run.catch(() => {});
+    return run;
+  }
+
+  async #advanceRecoveryPoint(upTo: number): Promise<void> {
+    const value = Math.min(upTo, this.logEndOffset);
+    if (value <= this.#recoveryPoint) return;
+    this.#recoveryPoint = value;
+    await this.#writeCheckpoint(RECOVERY_POINT_CHECKPOINT, () => this.#recoveryPoint);
+  }
+
+  #writeCheckpoint(name: string, value: () => number): Promise<void> {
+    const run = this.#checkpointChain.then(() => writeCheckpoint(this.dir, name, value()));
+    this.#checkpointChain = run.catch(() => {});
+    return run;
+  }
+
+  /**
+   * Flushes, writes the checkpoints and the clean-shutdown marker, and closes the files.
+   * Appends queued before the call are written first; later calls fail.
+   *
+   * @returns once the log is closed
+   */
+  close(): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    return this.#exclusive(async () => {
+      if (this.#closed) return;
+      this.#closed = true;
+      this.#startFlushTimer();
+      await this.#flushChain;
+      await this.#checkpointChain;
+      const active = this.#segments.last()!;
+      active.onBecomeInactive();
+      if (this.#failure === null) {
+        await active.flush();
+        this.#recoveryPoint = active.nextOffset;
+        await writeCheckpoint(this.dir, RECOVERY_POINT_CHECKPOINT, this.#recoveryPoint);
+        await writeCheckpoint(this.dir, LOG_START_OFFSET_CHECKPOINT, this.#logStartOffset);
+      }
+      for (const s of this.#segments.all()) s.close();
+      if (this.#failure === null) {
+        const marker = await Deno.open(joinPath(this.dir, CLEAN_SHUTDOWN_MARKER), {
+          write: true,
+          create: true,
+        });
+        try {
+          await marker.syncData();
+        } finally {
+          marker.close();
+        }
+      }
+    });
+  }
+
+  /**
+   * Closes the log and removes its directory.
+   *
+   * @returns once the files are gone
+   */
+  async delete(): Promise<void> {
+    await this.close();
+    await Deno.remove(this.dir, { recursive: true });
+  }
+}
