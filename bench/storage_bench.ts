@@ -8,7 +8,10 @@
  *   (target ≥ 0.5);
  * - scale: reopen time and random-offset read latency at 1× and 8× the data (256 MiB and
  *   2 GiB; `RILL_BENCH_SCALE=0.125` shrinks both for a quick run), ratio 8×/1× (≤ 1.5);
- * - memory: peak RSS while appending the 8× data (target < 200 MiB).
+ * - memory: peak RSS while appending the 8× data (target < 200 MiB);
+ * - idempotent producer: append throughput of idempotent batches (producer id, epoch and
+ *   sequence checked against the producer state) against the same plain batches, 1 KiB
+ *   records in 16 KiB batches (target ≥ 0.9).
  *
  * @module
  */
@@ -166,6 +169,58 @@ export async function run(report: Reporter): Promise<void> {
         await removeQuietly(rawPath);
         await removeQuietly(logDir);
       }
+    }
+
+    // ---------------------------------------------------------------- idempotent
+    {
+      const batchBytes = 16 * 1024;
+      const count = 2048; // 32 MiB per run, whatever RILL_BENCH_SCALE says
+      const value = new Uint8Array(1024).map((_, i) => (i * 31) & 0xff);
+      const perBatch = Math.floor(batchBytes / (1024 + 8));
+      const records = Array.from({ length: perBatch }, () => ({ value }));
+      // Distinct buffers on both sides, encoded up front: the producer's work is not measured.
+      // 32 MiB of each.
+      const plain = Array.from({ length: count }, () => encodeBatch(records));
+      const idempotent = Array.from(
+        { length: count },
+        (_, i) =>
+          encodeBatch(records, { producerId: 1, producerEpoch: 0, baseSequence: i * perBatch }),
+      );
+      // Both kinds go to one log in alternating chunks of 32 appends, so that disk
+      // write-back and other processes' load fall on both alike.
+      const dir = `${root}/idempotent`;
+      let plainTotal = 0;
+      let idemTotal = 0;
+      const log = await PartitionLog.open(dir);
+      const chunk = 32;
+      for (let at = 0; at < count; at += chunk) {
+        const order = (at / chunk) % 2 === 0 ? [plain, idempotent] : [idempotent, plain];
+        for (const batches of order) {
+          const t0 = performance.now();
+          for (let i = at; i < at + chunk; i++) {
+            const r = await log.append(batches[i]);
+            if (r.duplicate) throw new Error("An idempotent batch was taken as a duplicate");
+          }
+          const ms = performance.now() - t0;
+          if (batches === plain) plainTotal += ms;
+          else idemTotal += ms;
+        }
+      }
+      await log.close();
+      await removeQuietly(dir);
+      const ratio = plainTotal / idemTotal;
+      report({
+        suite: SUITE,
+        name: "append idempotent batches (1 KiB records, 16 KiB batches)",
+        value: (count * perBatch) / (idemTotal / 1000),
+        unit: "records/s",
+        ratio,
+        baseline: `plain batches ${
+          ((count * perBatch) / (plainTotal / 1000)).toFixed(0)
+        } records/s`,
+        target: ">= 0.9",
+        met: ratio >= 0.9,
+      });
     }
 
     // ---------------------------------------------------------------- read

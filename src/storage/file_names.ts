@@ -3,9 +3,11 @@
  *
  * A log directory holds, per segment, `<baseOffset as 20 digits>.log` (the batches),
  * `.index` (offset index) and `.timeindex` (time index); plus the per-log checkpoint files
- * `recovery-point-offset-checkpoint` and `log-start-offset-checkpoint`, and the clean-shutdown
- * marker `.clean-shutdown`. Files ending in `.tmp` are half-written checkpoints, removed on
- * open.
+ * `recovery-point-offset-checkpoint`, `log-start-offset-checkpoint` and
+ * `leader-epoch-checkpoint`, producer state snapshots `<offset as 20 digits>.snapshot`, the
+ * clean-shutdown marker `.clean-shutdown` and the lock file `.lock` (held with an exclusive
+ * `flock` while a process has the log open). Files ending in `.tmp` are half-written
+ * checkpoints or snapshots, removed on open.
  *
  * @module
  */
@@ -22,6 +24,12 @@ export const TMP_SUFFIX = ".tmp";
 export const RECOVERY_POINT_CHECKPOINT = "recovery-point-offset-checkpoint";
 /** The log start offset checkpoint: offsets below it were deleted. */
 export const LOG_START_OFFSET_CHECKPOINT = "log-start-offset-checkpoint";
+/** The leader epoch cache's checkpoint (see `leader_epoch_cache.ts`). */
+export const LEADER_EPOCH_CHECKPOINT = "leader-epoch-checkpoint";
+/** Suffix of producer state snapshots (see `producer_state.ts`). */
+export const SNAPSHOT_SUFFIX = ".snapshot";
+/** Locked exclusively by the process that has the log open. */
+export const LOCK_FILE = ".lock";
 /** Present only while the log is closed cleanly. */
 export const CLEAN_SHUTDOWN_MARKER = ".clean-shutdown";
 
@@ -76,4 +84,27 @@ export function parseSegmentFileName(
   const baseOffset = Number(m[1]);
   if (!Number.isSafeInteger(baseOffset)) return null;
   return { baseOffset, suffix: m[2] };
+}
+
+/**
+ * The file name of the producer state snapshot taken at `offset`.
+ *
+ * @param offset the log end offset the snapshot covers
+ * @returns e.g. "00000000000000000042.snapshot"
+ */
+export function snapshotFileName(offset: number): string {
+  return offsetToFileStem(offset) + SNAPSHOT_SUFFIX;
+}
+
+/**
+ * Parses a producer state snapshot's file name.
+ *
+ * @param name a file name such as "00000000000000000042.snapshot"
+ * @returns the offset it was taken at, or null if the name is not a snapshot's
+ */
+export function parseSnapshotFileName(name: string): number | null {
+  const m = /^(\d{20})\.snapshot$/.exec(name);
+  if (!m) return null;
+  const offset = Number(m[1]);
+  return Number.isSafeInteger(offset) ? offset : null;
 }

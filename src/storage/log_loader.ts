@@ -57,6 +57,11 @@ export interface LoadedLog {
   recoveryPoint: number;
   /** what was found and done */
   recovery: RecoveryReport;
+  /**
+   * the offset the crash recovery scan started from (batches from it on were checked and
+   * may be newer than the log's other state files); null after a clean shutdown
+   */
+  recoveredFrom: number | null;
 }
 
 async function removeIfExists(path: string): Promise<void> {
@@ -133,6 +138,7 @@ export async function loadLog(dir: string, settings: SegmentSettings): Promise<L
   let rebuiltIndexes = 0;
   let scannedBytes = 0;
   let truncatedBytes = 0;
+  let recoveredFrom: number | null = null;
   for (let i = 0; i < logBases.length; i++) {
     const base = logBases[i];
     const size = (await fileSize(segmentFilePath(dir, base, LOG_SUFFIX)))!;
@@ -169,6 +175,7 @@ export async function loadLog(dir: string, settings: SegmentSettings): Promise<L
     truncatedBytes += r.truncatedBytes;
   } else {
     const from = recoveryPoint ?? 0;
+    recoveredFrom = Math.min(from, segments.last()!.nextOffset);
     let i = Math.max(0, segments.floorIndex(from));
     for (; i < segments.length; i++) {
       const segment = segments.at(i)!;
@@ -206,6 +213,9 @@ export async function loadLog(dir: string, settings: SegmentSettings): Promise<L
     segments,
     logStartOffset: start,
     recoveryPoint: segments.last()!.nextOffset,
+    recoveredFrom: recoveredFrom === null
+      ? null
+      : Math.min(recoveredFrom, segments.last()!.nextOffset),
     recovery: {
       clean: clean && truncatedBytes === 0,
       scannedBytes,

@@ -10,3 +10,6 @@ export { OffsetIndex } from "./offset_index.ts";
 export { TimeIndex } from "./time_index.ts";
 export * from "./checkpoint.ts";
 export * from "./file_names.ts";
+export * from "./leader_epoch_cache.ts";
+export * from "./producer_state.ts";
+export type { BatchHeaderFields } from "./segment.ts";

@@ -4,8 +4,17 @@
  * group commit around them.
  *
  * Directory layout (see `file_names.ts`): `<baseOffset, 20 digits>.log|.index|.timeindex`
- * per segment, `recovery-point-offset-checkpoint`, `log-start-offset-checkpoint`, and the
- * `.clean-shutdown` marker, present only between a clean close and the next open.
+ * per segment, `recovery-point-offset-checkpoint`, `log-start-offset-checkpoint`,
+ * `leader-epoch-checkpoint` (`leader_epoch_cache.ts`), producer state snapshots
+ * `<offset, 20 digits>.snapshot` (`producer_state.ts`), the `.clean-shutdown` marker,
+ * present only between a clean close and the next open, and `.lock`, locked (`flock`,
+ * exclusive) while the log is open, so that a second process (or a second open in the same
+ * process) fails at once instead of corrupting the log.
+ *
+ * State beside the segments: the leader epoch cache (an entry whenever a batch carries a
+ * partitionLeaderEpoch above the latest) and the idempotent producer state (checked before
+ * a leader append, in queue order, against the state including the appends of the same
+ * group commit; a duplicate is answered with its original offsets and not written).
  *
  * Writing: one writer per log. `append()` calls queue up; whatever is queued when the
  * previous write finishes goes out in one write call (group commit). Offsets are assigned
@@ -23,14 +32,22 @@
  */
 import { RillError } from "../protocol/errors.ts";
 import { BATCH_HEADER_SIZE, LOG_OVERHEAD, MAGIC_V2, POS } from "../protocol/record_batch.ts";
-import { writeCheckpoint } from "./checkpoint.ts";
+import { syncDir, writeCheckpoint } from "./checkpoint.ts";
 import {
   CLEAN_SHUTDOWN_MARKER,
   joinPath,
   LOG_START_OFFSET_CHECKPOINT,
   RECOVERY_POINT_CHECKPOINT,
 } from "./file_names.ts";
+import { type EpochEndOffset, type EpochEntry, LeaderEpochCache } from "./leader_epoch_cache.ts";
 import { loadLog, type RecoveryReport } from "./log_loader.ts";
+import { loadLogState, loadProducerState, lockDir } from "./log_state_loader.ts";
+import {
+  DEFAULT_PRODUCER_ID_EXPIRATION_MS,
+  type ProducerBatch,
+  type ProducerStateEntry,
+  ProducerStateManager,
+} from "./producer_state.ts";
 import { type BatchPosition, LogSegment } from "./segment.ts";
 import type { LogSegments } from "./segments.ts";
 
@@ -59,6 +76,11 @@ export interface LogConfig {
   indexIntervalBytes: number;
   /** when to fsync */
   flush: FlushPolicy;
+  /**
+   * forget an idempotent producer whose newest batch's timestamp is older than this, when
+   * retention is applied (producer.id.expiration.ms); default one day
+   */
+  producerIdExpirationMs?: number;
 }
 
 /** Kafka's defaults: 1 GiB segments, 7 days, no size limit, 4 KiB index interval, OS flush. */
@@ -79,6 +101,11 @@ export interface AppendResult {
   lastOffset: number;
   /** the largest maxTimestamp of the batches appended */
   maxTimestamp: number;
+  /**
+   * true if the batch was a retry of one of its producer's last 5 batches: nothing was
+   * written, and the offsets are those the original got
+   */
+  duplicate?: boolean;
 }
 
 /** The outcome of a read. */
@@ -103,6 +130,8 @@ interface PendingAppend {
   batches: BatchPosition[];
   assignOffsets: boolean;
   leaderEpoch: number;
+  /** the producer fields of an idempotent batch appended by the leader, else null */
+  producer: ProducerBatch | null;
   resolve: (r: AppendResult) => void;
   reject: (e: unknown) => void;
 }
@@ -135,6 +164,9 @@ function checkConfig(config: LogConfig): void {
   positive("segmentBytes", config.segmentBytes, 0x7fffffff);
   positive("segmentMs", config.segmentMs);
   positive("indexIntervalBytes", config.indexIntervalBytes, 0x7fffffff);
+  if (config.producerIdExpirationMs !== undefined) {
+    positive("producerIdExpirationMs", config.producerIdExpirationMs);
+  }
   for (const name of ["retentionMs", "retentionBytes"] as const) {
     const v = config[name];
     if (!Number.isSafeInteger(v) || v < -1) {
@@ -157,6 +189,23 @@ function checkConfig(config: LogConfig): void {
       `Log config flush.ms must be a positive integer, got ${f.ms}`,
     );
   }
+}
+
+function readI64(view: DataView, pos: number): number {
+  return view.getInt32(pos) * 4294967296 + view.getUint32(pos + 4);
+}
+
+/** The producer fields of the batch at `pos`, or null if it is not idempotent. */
+function producerOf(view: DataView, b: BatchPosition): ProducerBatch | null {
+  const producerId = readI64(view, b.position + POS.producerId);
+  const baseSequence = view.getInt32(b.position + POS.baseSequence);
+  if (producerId < 0 || baseSequence < 0) return null;
+  return {
+    producerId,
+    producerEpoch: view.getInt16(b.position + POS.producerEpoch),
+    baseSequence,
+    lastOffsetDelta: b.lastOffset - b.baseOffset,
+  };
 }
 
 /**
@@ -233,14 +282,22 @@ export class PartitionLog {
   #failure: unknown = null;
   #closed = false;
   #writeCalls = 0;
+  #epochs: LeaderEpochCache;
+  #producers: ProducerStateManager;
+  #snapshotChain: Promise<void> = Promise.resolve();
+  #lock: Deno.FsFile;
 
   private constructor(
     dir: string,
     config: LogConfig,
     now: () => number,
     loaded: Awaited<ReturnType<typeof loadLog>>,
+    state: { epochs: LeaderEpochCache; producers: ProducerStateManager; lock: Deno.FsFile },
   ) {
     this.dir = dir;
+    this.#epochs = state.epochs;
+    this.#producers = state.producers;
+    this.#lock = state.lock;
     this.config = config;
     this.#now = now;
     this.#name = dir.split("/").filter((p) => p !== "").pop() ?? dir;
@@ -259,7 +316,8 @@ export class PartitionLog {
    * @param config settings; missing ones take {@linkcode DEFAULT_LOG_CONFIG}
    * @param options `now`: the clock for segment.ms and retention.ms (tests inject one)
    * @returns the open log
-   * @throws {RillError} INVALID_CONFIG if a setting is out of range
+   * @throws {RillError} INVALID_CONFIG if a setting is out of range, KAFKA_STORAGE_ERROR if
+   *   the log is already open (its `.lock` is held by this or another process)
    */
   static async open(
     dir: string,
@@ -268,8 +326,29 @@ export class PartitionLog {
   ): Promise<PartitionLog> {
     const full: LogConfig = { ...DEFAULT_LOG_CONFIG, ...config };
     checkConfig(full);
-    const loaded = await loadLog(dir, full);
-    return new PartitionLog(dir, full, options.now ?? Date.now, loaded);
+    const now = options.now ?? Date.now;
+    await Deno.mkdir(dir, { recursive: true });
+    const lock = lockDir(dir);
+    try {
+      const loaded = await loadLog(dir, full);
+      const messages: string[] = [];
+      const state = await loadLogState(
+        dir,
+        loaded.segments,
+        loaded.logStartOffset,
+        loaded.recoveredFrom,
+        now(),
+        messages,
+      );
+      if (messages.length > 0) {
+        const before = loaded.recovery.message;
+        loaded.recovery.message = [...(before ? [before] : []), ...messages].join("; ");
+      }
+      return new PartitionLog(dir, full, now, loaded, { ...state, lock });
+    } catch (e) {
+      lock.close();
+      throw e;
+    }
   }
 
   /** The first offset that may be read. */
@@ -300,6 +379,55 @@ export class PartitionLog {
   /** The number of segments. */
   get segmentCount(): number {
     return this.#segments.length;
+  }
+
+  // ------------------------------------------------------------------ leader epochs, producers
+
+  /**
+   * The latest leader epoch appended in (from batches' partitionLeaderEpoch).
+   *
+   * @returns the epoch, or -1 if no batch carried one
+   */
+  latestEpoch(): number {
+    return this.#epochs.latestEpoch;
+  }
+
+  /**
+   * Kafka's OffsetsForLeaderEpoch: the largest epoch ≤ `epoch` this log knows and the
+   * offset where it ended (the next epoch's start offset, or the log end offset for the
+   * latest). A follower truncates to `min(endOffset, its own end for that epoch)`.
+   *
+   * @param epoch the leader epoch asked for
+   * @returns the epoch and end offset; `{ epoch: -1, endOffset: -1 }` if unknown
+   * @example
+   * ```ts
+   * await log.append(batch, { leaderEpoch: 1 }); // offsets 0..9
+   * await log.append(batch, { leaderEpoch: 3 }); // offsets 10..19
+   * log.endOffsetForEpoch(2); // { epoch: 1, endOffset: 10 }
+   * log.endOffsetForEpoch(3); // { epoch: 3, endOffset: 20 }
+   * ```
+   */
+  endOffsetForEpoch(epoch: number): EpochEndOffset {
+    return this.#epochs.endOffsetFor(epoch, this.logEndOffset);
+  }
+
+  /**
+   * The leader epoch cache's entries (what `leader-epoch-checkpoint` holds).
+   *
+   * @returns (epoch, startOffset) pairs, oldest first
+   */
+  leaderEpochEntries(): EpochEntry[] {
+    return this.#epochs.entries();
+  }
+
+  /**
+   * An idempotent producer's state in this log (its epoch and last batches).
+   *
+   * @param producerId the producer id
+   * @returns a copy of its state, or undefined if the log knows nothing of it
+   */
+  producerState(producerId: number): ProducerStateEntry | undefined {
+    return this.#producers.entry(producerId);
   }
 
   /**
@@ -362,19 +490,48 @@ export class PartitionLog {
    * go out together in one write call. The promise resolves after the write (and fsync, if
    * the flush policy is "always").
    *
+   * Idempotent batches (producerId ≥ 0 and baseSequence ≥ 0): with assignOffsets, such a
+   * batch must be appended alone, and is checked against the producer state (including the
+   * appends queued before it) when its group is written: a retry of one of the producer's
+   * last 5 batches resolves with the original's offsets and `duplicate: true`, and nothing
+   * is written (see `producer_state.ts` for the rules). Without assignOffsets (a follower)
+   * the state is updated without checks. A batch whose leader epoch (`leaderEpoch`, or each
+   * batch's partitionLeaderEpoch without assignOffsets) is above the latest adds an entry
+   * to the leader epoch cache.
+   *
    * @param batches one or more whole batches, back to back
    * @param options offset assignment
-   * @returns the offsets given to the first and last record, and the max timestamp
+   * @returns the offsets given to the first and last record, and the max timestamp (for a
+   *   duplicate: the original's, with `duplicate: true`)
    * @throws {RillError} CORRUPT_MESSAGE if the bytes are not whole v2 batches (or, without
    *   assignOffsets, their offsets do not follow on), OFFSET_OUT_OF_RANGE if they do not
-   *   start at the log end offset, KAFKA_STORAGE_ERROR if the log is closed or failed
+   *   start at the log end offset, INVALID_RECORD if an idempotent batch comes with other
+   *   batches, OUT_OF_ORDER_SEQUENCE_NUMBER if its sequence does not follow on,
+   *   INVALID_PRODUCER_EPOCH if its producer epoch is older than the known one,
+   *   KAFKA_STORAGE_ERROR if the log is closed or failed
    */
   append(batches: Uint8Array, options: AppendOptions = {}): Promise<AppendResult> {
     try {
       this.#checkOpen();
       const framed = frameBatches(batches);
       const assignOffsets = options.assignOffsets ?? true;
-      if (!assignOffsets) {
+      let producer: ProducerBatch | null = null;
+      if (assignOffsets) {
+        const view = new DataView(batches.buffer, batches.byteOffset, batches.byteLength);
+        for (const b of framed) {
+          const p = producerOf(view, b);
+          if (p === null) continue;
+          if (framed.length > 1) {
+            throw new RillError(
+              "INVALID_RECORD",
+              `An idempotent batch (producer ${p.producerId}) must be appended alone, not with ${
+                framed.length - 1
+              } other batches`,
+            );
+          }
+          producer = p;
+        }
+      } else {
         for (let i = 1; i < framed.length; i++) {
           if (framed[i].baseOffset !== framed[i - 1].lastOffset + 1) {
             throw corrupt(
@@ -392,6 +549,7 @@ export class PartitionLog {
           batches: framed,
           assignOffsets,
           leaderEpoch: options.leaderEpoch ?? -1,
+          producer,
           resolve,
           reject,
         });
@@ -455,12 +613,41 @@ export class PartitionLog {
       for (const a of group) a.reject(e);
       return;
     }
-    // Assign or check offsets, in queue order, against the log end offset.
+    // Assign or check offsets, in queue order, against the log end offset; check idempotent
+    // batches against the producer state as it will be after the appends before them.
     const accepted: PendingAppend[] = [];
     const results: AppendResult[] = [];
+    const duplicates: { a: PendingAppend; result: AppendResult }[] = [];
+    const txn = this.#producers.begin();
+    const now = this.#now();
+    const newEpochs: { epoch: number; startOffset: number }[] = [];
+    let latestEpoch = this.#epochs.latestEpoch;
     let next = this.logEndOffset;
     for (const a of group) {
       const first = a.batches[0];
+      if (a.producer !== null) {
+        let original;
+        try {
+          original = txn.check(a.producer);
+        } catch (e) {
+          bytes -= a.bytes.length;
+          a.reject(e);
+          continue;
+        }
+        if (original !== null) {
+          bytes -= a.bytes.length;
+          duplicates.push({
+            a,
+            result: {
+              baseOffset: original.baseOffset,
+              lastOffset: original.lastOffset,
+              maxTimestamp: original.maxTimestamp,
+              duplicate: true,
+            },
+          });
+          continue;
+        }
+      }
       if (!a.assignOffsets && first.baseOffset !== next) {
         bytes -= a.bytes.length;
         a.reject(
@@ -483,15 +670,37 @@ export class PartitionLog {
           view.setInt32(b.position + POS.partitionLeaderEpoch, a.leaderEpoch);
           b.baseOffset = next;
           b.lastOffset = next + delta;
+          if (a.producer !== null) txn.record(a.producer, b.baseOffset, b.maxTimestamp, now);
+        } else {
+          const epoch = view.getInt32(b.position + POS.partitionLeaderEpoch);
+          if (epoch > latestEpoch) {
+            newEpochs.push({ epoch, startOffset: b.baseOffset });
+            latestEpoch = epoch;
+          }
+          const p = producerOf(view, b);
+          if (p !== null) txn.record(p, b.baseOffset, b.maxTimestamp, now);
         }
         next = b.lastOffset + 1;
         if (b.maxTimestamp > maxTimestamp) maxTimestamp = b.maxTimestamp;
       }
+      if (a.assignOffsets && a.leaderEpoch > latestEpoch) {
+        newEpochs.push({ epoch: a.leaderEpoch, startOffset: baseOffset });
+        latestEpoch = a.leaderEpoch;
+      }
       accepted.push(a);
       results.push({ baseOffset, lastOffset: next - 1, maxTimestamp });
     }
-    if (accepted.length === 0) return;
+    if (accepted.length === 0) {
+      for (const d of duplicates) d.a.resolve(d.result);
+      return;
+    }
     try {
+      if (newEpochs.length > 0) {
+        // As Kafka: the epoch is checkpointed before its first batch is written; an entry
+        // whose batch never made it is cut on open (the cache is truncated to the log end).
+        for (const e of newEpochs) this.#epochs.assign(e.epoch, e.startOffset);
+        await this.#epochs.flush();
+      }
       this.#maybeRoll(bytes, accepted[0].batches[0].maxTimestamp, next - 1);
       const active = this.#segments.last()!;
       let buf: Uint8Array;
@@ -519,9 +728,12 @@ export class PartitionLog {
         `Cannot append to "${this.#name}": ${(e as Error)?.message ?? e}`,
       );
       for (const a of accepted) a.reject(err);
+      for (const d of duplicates) d.a.reject(err);
       return;
     }
+    this.#producers.commit(txn);
     for (let i = 0; i < accepted.length; i++) accepted[i].resolve(results[i]);
+    for (const d of duplicates) d.a.resolve(d.result);
   }
 
   #maybeRoll(incomingBytes: number, firstTimestamp: number, lastOffset: number): void {
@@ -546,6 +758,12 @@ export class PartitionLog {
     this.#segments.add(segment);
     this.#updateClosedSize();
     const upTo = old.nextOffset;
+    // Kafka takes a producer state snapshot at each roll, so that recovery after a crash
+    // replays at most the active segment's batch headers.
+    const snapshot = this.#producers.serialize();
+    this.#snapshotChain = this.#snapshotChain
+      .then(() => this.#producers.writeSnapshot(upTo, snapshot))
+      .catch((e) => this.#fail(e));
     this.#flushChain = this.#flushChain
       .then(async () => {
         if (!this.#isLive(old)) return;
@@ -650,6 +868,10 @@ export class PartitionLog {
    * and restarts at the log start offset; below the log start offset, it restarts at
    * `offset` (as Kafka's truncateFullyAndStartAt).
    *
+   * The leader epoch cache loses the entries starting at or after the new log end offset;
+   * the producer state is reloaded from the newest snapshot at or below it plus the batch
+   * headers after that (snapshots above it are deleted). A full restart clears both.
+   *
    * @param offset the first offset to remove
    */
   truncateTo(offset: number): Promise<void> {
@@ -667,6 +889,7 @@ export class PartitionLog {
         const cut = segment.locate(offset)?.baseOffset ?? segment.nextOffset;
         if (cut <= this.#logStartOffset) restartAt = this.#logStartOffset;
       }
+      await this.#snapshotChain;
       if (restartAt !== null) {
         for (const s of this.#segments.removeFirst(this.#segments.length)) s.delete();
         this.#segments.add(LogSegment.create(this.dir, restartAt, this.config));
@@ -675,11 +898,27 @@ export class PartitionLog {
         const segment = this.#segments.floor(offset)!;
         for (const s of this.#segments.removeFrom(segment.baseOffset + 1)) s.delete();
         segment.truncateTo(offset);
+        await syncDir(this.dir);
       }
       this.#updateClosedSize();
       this.#recoveryPoint = Math.min(this.#recoveryPoint, this.logEndOffset);
       await this.#writeCheckpoint(RECOVERY_POINT_CHECKPOINT, () => this.#recoveryPoint);
       await this.#writeCheckpoint(LOG_START_OFFSET_CHECKPOINT, () => this.#logStartOffset);
+      if (restartAt !== null) this.#epochs.clear();
+      else this.#epochs.truncateFromEnd(this.logEndOffset);
+      await this.#epochs.flush();
+      if (restartAt !== null) {
+        this.#producers.clear();
+        await this.#producers.deleteSnapshotsOutside(Infinity, -1);
+      } else {
+        await loadProducerState(
+          this.#producers,
+          this.#segments,
+          this.#logStartOffset,
+          this.#now(),
+          [],
+        );
+      }
     });
   }
 
@@ -716,7 +955,8 @@ export class PartitionLog {
 
   /**
    * Applies retention.ms and retention.bytes to whole closed segments (never the active one),
-   * oldest first, advancing the log start offset.
+   * oldest first, advancing the log start offset; also forgets producers idle for longer
+   * than producerIdExpirationMs.
    *
    * @returns how many segments were deleted
    */
@@ -724,6 +964,10 @@ export class PartitionLog {
     let deleted = 0;
     return this.#exclusive(async () => {
       this.#checkOpen();
+      this.#producers.removeExpired(
+        this.#now(),
+        this.config.producerIdExpirationMs ?? DEFAULT_PRODUCER_ID_EXPIRATION_MS,
+      );
       const closed = this.#segments.length - 1;
       let count = 0;
       if (this.config.retentionMs >= 0) {
@@ -751,11 +995,26 @@ export class PartitionLog {
     }).then(() => deleted);
   }
 
+  /**
+   * Deletes the `count` oldest segments, then moves the leader epoch cache's start to the
+   * log start offset and deletes the producer snapshots below the first segment left (the
+   * producers' state itself stays, as Kafka's since KIP-360; expiry forgets them).
+   */
   async #deleteOldest(count: number): Promise<void> {
-    if (count <= 0) return;
-    await this.#flushChain;
-    for (const s of this.#segments.removeFirst(count)) s.delete();
-    this.#updateClosedSize();
+    if (count > 0) {
+      await this.#flushChain;
+      for (const s of this.#segments.removeFirst(count)) s.delete();
+      this.#updateClosedSize();
+      await syncDir(this.dir);
+    }
+    if (this.#epochs.truncateFromStart(this.#logStartOffset)) await this.#epochs.flush();
+    if (count > 0) {
+      await this.#snapshotChain;
+      await this.#producers.deleteSnapshotsOutside(
+        this.#segments.first()!.baseOffset,
+        this.logEndOffset,
+      );
+    }
   }
 
   /**
@@ -815,27 +1074,34 @@ export class PartitionLog {
       if (this.#closed) return;
       this.#closed = true;
       this.#startFlushTimer();
-      await this.#flushChain;
-      await this.#checkpointChain;
-      const active = this.#segments.last()!;
-      active.onBecomeInactive();
-      if (this.#failure === null) {
-        await active.flush();
-        this.#recoveryPoint = active.nextOffset;
-        await writeCheckpoint(this.dir, RECOVERY_POINT_CHECKPOINT, this.#recoveryPoint);
-        await writeCheckpoint(this.dir, LOG_START_OFFSET_CHECKPOINT, this.#logStartOffset);
-      }
-      for (const s of this.#segments.all()) s.close();
-      if (this.#failure === null) {
-        const marker = await Deno.open(joinPath(this.dir, CLEAN_SHUTDOWN_MARKER), {
-          write: true,
-          create: true,
-        });
-        try {
-          await marker.syncData();
-        } finally {
-          marker.close();
+      try {
+        await this.#flushChain;
+        await this.#checkpointChain;
+        await this.#snapshotChain;
+        const active = this.#segments.last()!;
+        active.onBecomeInactive();
+        if (this.#failure === null) {
+          await active.flush();
+          this.#recoveryPoint = active.nextOffset;
+          await writeCheckpoint(this.dir, RECOVERY_POINT_CHECKPOINT, this.#recoveryPoint);
+          await writeCheckpoint(this.dir, LOG_START_OFFSET_CHECKPOINT, this.#logStartOffset);
+          await this.#producers.writeSnapshot(active.nextOffset, this.#producers.serialize());
         }
+        for (const s of this.#segments.all()) s.close();
+        if (this.#failure === null) {
+          const marker = await Deno.open(joinPath(this.dir, CLEAN_SHUTDOWN_MARKER), {
+            write: true,
+            create: true,
+          });
+          try {
+            await marker.syncData();
+          } finally {
+            marker.close();
+          }
+          await syncDir(this.dir);
+        }
+      } finally {
+        this.#lock.close(); // releases the flock
       }
     });
   }

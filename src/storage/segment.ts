@@ -24,6 +24,7 @@ import {
   MAGIC_V2,
   POS,
 } from "../protocol/record_batch.ts";
+import { syncDirSync } from "./checkpoint.ts";
 import { INDEX_SUFFIX, LOG_SUFFIX, segmentFilePath, TIME_INDEX_SUFFIX } from "./file_names.ts";
 import { OffsetIndex } from "./offset_index.ts";
 import { TimeIndex } from "./time_index.ts";
@@ -51,6 +52,24 @@ export interface BatchPosition {
   maxTimestamp: number;
   /** its attributes field */
   attributes: number;
+}
+
+/** A batch's header fields that the log's state (leader epochs, producers) is rebuilt from. */
+export interface BatchHeaderFields {
+  /** offset of its first record */
+  baseOffset: number;
+  /** offset of its last record */
+  lastOffset: number;
+  /** its maxTimestamp field */
+  maxTimestamp: number;
+  /** the leader epoch it was appended in (-1 if none) */
+  partitionLeaderEpoch: number;
+  /** its producer id (-1 if none) */
+  producerId: number;
+  /** its producer epoch (-1 if none) */
+  producerEpoch: number;
+  /** the sequence number of its first record (-1 if none) */
+  baseSequence: number;
 }
 
 /** What a walk over a segment's batches found. */
@@ -158,6 +177,7 @@ export class LogSegment {
     segment.#timeIndex = new TimeIndex(baseOffset);
     segment.#offsetIndex.persist(segment.indexPath, true);
     segment.#timeIndex.persist(segment.timeIndexPath, true);
+    syncDirSync(dir); // the new names are durable before anything is appended to them
     return segment;
   }
 
@@ -359,7 +379,7 @@ export class LogSegment {
     to: number,
     verifyFromOffset: number,
     expectedBaseOffset: number | undefined,
-    visit: (batch: BatchPosition) => boolean,
+    visit: (batch: BatchPosition, view: DataView, at: number) => boolean,
   ): WalkResult {
     let chunk: Uint8Array = EMPTY;
     let chunkStart = from;
@@ -432,11 +452,37 @@ export class LogSegment {
         maxTimestamp: readI64(view, off + POS.maxTimestamp),
         attributes: view.getInt16(off + POS.attributes),
       };
-      if (!visit(batch)) return { end: pos, verifiedBytes };
+      if (!visit(batch, view, off)) return { end: pos, verifiedBytes };
       expected = batch.lastOffset + 1;
       pos += size;
     }
     return { end: pos, verifiedBytes };
+  }
+
+  /**
+   * Walks the header of every batch holding an offset ≥ `fromOffset` (no CRC check: the
+   * batches were checked when written or recovered), in order.
+   *
+   * @param fromOffset the first offset of interest (an index lookup finds where to start)
+   * @param visit called with each batch's header fields
+   */
+  walkHeaders(fromOffset: number, visit: (batch: BatchHeaderFields) => void): void {
+    if (fromOffset >= this.#nextOffset || this.#size === 0) return;
+    this.#ensureIndexes();
+    const from = fromOffset <= this.baseOffset ? 0 : this.#offsetIndex!.lookup(fromOffset).position;
+    this.#walk(from, this.#size, Infinity, undefined, (b, view, at) => {
+      if (b.lastOffset < fromOffset) return true;
+      visit({
+        baseOffset: b.baseOffset,
+        lastOffset: b.lastOffset,
+        maxTimestamp: b.maxTimestamp,
+        partitionLeaderEpoch: view.getInt32(at + POS.partitionLeaderEpoch),
+        producerId: readI64(view, at + POS.producerId),
+        producerEpoch: view.getInt16(at + POS.producerEpoch),
+        baseSequence: view.getInt32(at + POS.baseSequence),
+      });
+      return true;
+    });
   }
 
   // ---------------------------------------------------------------- recovery
