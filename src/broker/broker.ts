@@ -1,0 +1,723 @@
+/**
+ * A Rill broker: joins coordination (topic metadata and membership in Deno KV) and storage
+ * (one partition log per hosted replica) behind the operations the HTTP API exposes.
+ *
+ * Produce and fetch touch only memory and segment files. Metadata is cached in memory and
+ * refreshed when the KV metadata version moves: polled every `metadataPollMs`, checked at
+ * once on a miss for an unknown topic, and after every admin operation of this broker.
+ *
+ * Lifecycle: {@linkcode Broker.open} (recover logs, register), serve, then
+ * {@linkcode Broker.beginShutdown} (refuse new produce, wake long polls and end SSE
+ * streams) and {@linkcode Broker.close} (finish in-flight appends, close logs, which
+ * writes their clean-shutdown markers, deregister).
+ *
+ * @module
+ */
+import {
+  type BrokerRegistration,
+  type BrokerRole,
+  type BrokerStatus,
+  ClusterStore,
+} from "../coordination/cluster.ts";
+import { type TopicConfigs, validateTopicConfigs } from "../coordination/topic_configs.ts";
+import { type TopicMetadata, TopicStore } from "../coordination/topics.ts";
+import { RillError } from "../protocol/errors.ts";
+import { checkProducedBatches, stampLogAppendTime } from "./batch_checks.ts";
+import {
+  type Acks,
+  assignPartitions,
+  type BatchAppendResult,
+  encodeRecords,
+  type ProduceRecord,
+  type RecordOffset,
+  unknownPartition,
+} from "./produce.ts";
+import { type BrokerConfig, DEFAULT_BROKER_CONFIG } from "./config.ts";
+import { checkMetaProperties, join, lockDataDir } from "./data_dir.ts";
+import { LocalTopics, type TopicState } from "./local_topics.ts";
+import type { FetchResult, Replica } from "./replica.ts";
+
+export type { Acks, BatchAppendResult, ProduceRecord, RecordOffset } from "./produce.ts";
+
+/** What {@linkcode Broker.open} needs. */
+export interface BrokerOptions {
+  /** the broker id (unique in the cluster) */
+  id: number;
+  /** the data directory: partition logs, meta.properties, and the default KV file */
+  dataDir: string;
+  /** a KV path or URL (default `<data>/meta.kv`), or an open KV the caller keeps owning */
+  kv?: string | Deno.Kv;
+  /** the URL clients reach this broker at; when absent, call {@linkcode Broker.register} later */
+  advertisedUrl?: string;
+  /** "broker" (default) or "follower" (never leads, holds no replica of new topics) */
+  role?: BrokerRole;
+  /** overrides of the broker defaults */
+  config?: Partial<BrokerConfig>;
+  /** the clock (for tests) */
+  now?: () => number;
+  /** where one-line reports go (default: stderr) */
+  log?: (line: string) => void;
+}
+
+/** Options of {@linkcode Broker.fetch}. */
+export interface FetchOptions {
+  /** the most bytes to return (at least one batch is returned if any) */
+  maxBytes: number;
+  /** how long to wait for `minBytes` (0 answers at once) */
+  maxWaitMs: number;
+  /** the bytes to wait for */
+  minBytes: number;
+  /** aborts the wait (the client went away) */
+  signal?: AbortSignal;
+}
+
+/** A topic's description: metadata plus the offsets of the replicas hosted here. */
+export interface TopicDescription {
+  /** the metadata */
+  meta: TopicMetadata;
+  /** per partition: its offsets when hosted here, else null */
+  offsets: ({ logStartOffset: number; highWatermark: number } | null)[];
+}
+
+/** Where a list-offsets request points. */
+export type OffsetSpec = "earliest" | "latest" | { timestamp: number };
+
+/**
+ * A broker.
+ *
+ * @example
+ * ```ts
+ * const broker = await Broker.open({ id: 1, dataDir: "./data", advertisedUrl: "http://127.0.0.1:8092" });
+ * await broker.createTopic({ name: "orders", partitions: 3 });
+ * await broker.close();
+ * ```
+ */
+export class Broker {
+  /** the broker id */
+  readonly id: number;
+  /** the broker's role */
+  readonly role: BrokerRole;
+  /** the effective settings */
+  readonly config: BrokerConfig;
+  /** the data directory */
+  readonly dataDir: string;
+  /** the KV shared with the other brokers of the cluster */
+  readonly kv: Deno.Kv;
+  /** the cluster id */
+  readonly clusterId: string;
+  /** topic metadata in KV */
+  readonly topicStore: TopicStore;
+  /** membership in KV */
+  readonly clusterStore: ClusterStore;
+  readonly #ownsKv: boolean;
+  readonly #lock: Deno.FsFile;
+  readonly #local: LocalTopics;
+  readonly #log: (line: string) => void;
+  readonly #shutdown = new AbortController();
+  #registration: BrokerRegistration | null = null;
+  #knownVersion = -1n;
+  #refreshQueued: Promise<void> | null = null;
+  #refreshRunning: Promise<void> | null = null;
+  readonly #timers = new Set<ReturnType<typeof setTimeout>>();
+  readonly #loopRuns = new Set<Promise<void>>();
+  readonly #inflight = new Set<Promise<unknown>>();
+  #draining = false;
+  #closed: Promise<void> | null = null;
+
+  private constructor(
+    opts: BrokerOptions,
+    kv: Deno.Kv,
+    ownsKv: boolean,
+    clusterId: string,
+    config: BrokerConfig,
+    lock: Deno.FsFile,
+  ) {
+    this.#lock = lock;
+    this.id = opts.id;
+    this.role = opts.role ?? "broker";
+    this.config = config;
+    this.dataDir = opts.dataDir;
+    this.kv = kv;
+    this.#ownsKv = ownsKv;
+    this.clusterId = clusterId;
+    this.#log = opts.log ?? ((line) => console.error(`rill ${this.role} ${this.id}: ${line}`));
+    this.topicStore = new TopicStore(kv);
+    this.clusterStore = new ClusterStore(kv, config.sessionTimeoutMs, opts.now);
+    this.#local = new LocalTopics({
+      brokerId: opts.id,
+      dataDir: opts.dataDir,
+      config,
+      now: opts.now,
+      log: this.#log,
+    });
+  }
+
+  /**
+   * Opens a broker: the KV, the cluster id (created by the first broker), the data
+   * directory's identity check, every hosted partition log (recovering after a crash), and
+   * the background loops (metadata polling, retention; heartbeats once registered).
+   *
+   * @param opts id, directories, KV and settings
+   * @returns the running broker
+   * @throws {Error} when the data directory belongs to another cluster or broker id, or
+   *   the KV cannot be opened
+   */
+  static async open(opts: BrokerOptions): Promise<Broker> {
+    if (!Number.isSafeInteger(opts.id) || opts.id < 0) {
+      throw new RangeError(`Broker id must be a non-negative integer, got ${opts.id}`);
+    }
+    const config: BrokerConfig = { ...DEFAULT_BROKER_CONFIG, ...opts.config };
+    const lock = await lockDataDir(opts.dataDir);
+    const ownsKv = typeof opts.kv !== "object";
+    let kv: Deno.Kv;
+    try {
+      kv = typeof opts.kv === "object"
+        ? opts.kv
+        : await Deno.openKv(opts.kv ?? join(opts.dataDir, "meta.kv"));
+    } catch (e) {
+      lock.close();
+      throw e;
+    }
+    let broker: Broker | null = null;
+    try {
+      const clusterId = await new ClusterStore(kv).ensureClusterId();
+      await checkMetaProperties(opts.dataDir, clusterId, opts.id);
+      broker = new Broker(opts, kv, ownsKv, clusterId, config, lock);
+      await broker.refresh();
+      await broker.#local.removeStrays((await broker.topicStore.snapshot()).topics);
+      let clean = 0, recovered = 0;
+      for (const r of broker.#local.replicas()) {
+        if (r.log.recovery.clean) clean++;
+        else recovered++;
+      }
+      broker.#log(
+        `opened ${clean + recovered} partition log(s): ${clean} clean, ${recovered} recovered`,
+      );
+      if (opts.advertisedUrl !== undefined) await broker.register(opts.advertisedUrl);
+      broker.#every(config.metadataPollMs, () => broker!.refresh());
+      broker.#every(config.retentionCheckIntervalMs, () => broker!.applyRetention());
+      return broker;
+    } catch (e) {
+      if (broker) await broker.close().catch(() => {});
+      else {
+        if (ownsKv) kv.close();
+        lock.close();
+      }
+      throw e;
+    }
+  }
+
+  /** The URL this broker registered, or null before {@linkcode register}. */
+  get advertisedUrl(): string | null {
+    return this.#registration?.url ?? null;
+  }
+
+  /** Aborted when the broker begins shutting down: long-lived streams end on it. */
+  get shutdownSignal(): AbortSignal {
+    return this.#shutdown.signal;
+  }
+
+  /** Whether the broker is shutting down. */
+  get draining(): boolean {
+    return this.#draining;
+  }
+
+  /**
+   * Registers this broker in the cluster with its URL and starts heartbeating.
+   *
+   * @param url the advertised URL
+   */
+  async register(url: string): Promise<void> {
+    const first = this.#registration === null;
+    this.#registration = await this.clusterStore.register({ id: this.id, url, role: this.role });
+    if (first) {
+      this.#every(this.config.heartbeatIntervalMs, async () => {
+        if (this.#registration) {
+          this.#registration = await this.clusterStore.heartbeat(this.#registration);
+        }
+      });
+    }
+  }
+
+  // ---- metadata ---------------------------------------------------------------------------
+
+  /**
+   * Refreshes the metadata cache if the KV version moved (coalesced: callers arriving while
+   * a refresh runs share the next one).
+   */
+  refresh(): Promise<void> {
+    if (this.#refreshQueued) return this.#refreshQueued;
+    const previous = this.#refreshRunning ?? Promise.resolve();
+    const next: Promise<void> = previous.catch(() => {}).then(async () => {
+      this.#refreshQueued = null;
+      this.#refreshRunning = next;
+      try {
+        if (this.#closed) return;
+        const version = await this.topicStore.version();
+        if (version === this.#knownVersion) return;
+        const snapshot = await this.topicStore.snapshot();
+        await this.#local.apply(snapshot.topics);
+        this.#knownVersion = snapshot.version;
+      } finally {
+        if (this.#refreshRunning === next) this.#refreshRunning = null;
+      }
+    });
+    this.#refreshQueued = next;
+    return next;
+  }
+
+  /**
+   * Creates a topic, placing its partitions on the live brokers.
+   *
+   * @param req name, partitions (default 1), replication factor (default 1), configs
+   * @returns the topic's metadata
+   * @throws {RillError} TOPIC_ALREADY_EXISTS, INVALID_TOPIC_EXCEPTION, INVALID_PARTITIONS,
+   *   INVALID_REPLICATION_FACTOR, INVALID_CONFIG
+   */
+  async createTopic(
+    req: { name: string; partitions?: number; replicationFactor?: number; configs?: TopicConfigs },
+  ): Promise<TopicMetadata> {
+    const configs = validateTopicConfigs(req.configs) as TopicConfigs;
+    const replicationFactor = req.replicationFactor ?? 1;
+    if (replicationFactor !== 1) {
+      throw new RillError(
+        "INVALID_REPLICATION_FACTOR",
+        `Replication factor ${replicationFactor} is not supported yet; use 1`,
+      );
+    }
+    const meta = await this.topicStore.create({
+      name: req.name,
+      partitions: req.partitions ?? 1,
+      replicationFactor,
+      configs,
+      brokerIds: await this.#eligibleBrokers(),
+    });
+    await this.refresh();
+    return meta;
+  }
+
+  /**
+   * Lists the topics (refreshing the cache first if the metadata changed).
+   *
+   * @returns every topic, sorted by name
+   */
+  async listTopics(): Promise<TopicMetadata[]> {
+    await this.refresh();
+    return [...this.#local.all()].map((t) => t.meta).sort((a, b) =>
+      a.name < b.name ? -1 : a.name > b.name ? 1 : 0
+    );
+  }
+
+  /**
+   * Describes a topic with the offsets of its partitions hosted here.
+   *
+   * @param name the topic
+   * @returns metadata and offsets
+   * @throws {RillError} UNKNOWN_TOPIC_OR_PARTITION
+   */
+  async describeTopic(name: string): Promise<TopicDescription> {
+    await this.refresh();
+    const state = await this.#topic(name);
+    return {
+      meta: state.meta,
+      offsets: state.meta.partitions.map((p) => {
+        const r = state.replicas[p.partition];
+        return r ? { logStartOffset: r.logStartOffset, highWatermark: r.highWatermark } : null;
+      }),
+    };
+  }
+
+  /**
+   * Adds partitions to a topic and/or changes its configs (null removes one).
+   *
+   * @param name the topic
+   * @param req the changes
+   * @returns the new metadata
+   * @throws {RillError} UNKNOWN_TOPIC_OR_PARTITION, INVALID_PARTITIONS, INVALID_CONFIG
+   */
+  async alterTopic(
+    name: string,
+    req: { partitions?: number; configs?: Record<string, string | null> },
+  ): Promise<TopicMetadata> {
+    const configs = req.configs === undefined ? undefined : validateTopicConfigs(req.configs, true);
+    const meta = await this.topicStore.alter(name, {
+      partitions: req.partitions,
+      configs,
+      brokerIds: await this.#eligibleBrokers(),
+    });
+    await this.refresh();
+    return meta;
+  }
+
+  /**
+   * Deletes a topic; its data here is removed at once, on other brokers at their next poll.
+   *
+   * @param name the topic
+   * @throws {RillError} UNKNOWN_TOPIC_OR_PARTITION
+   */
+  async deleteTopic(name: string): Promise<void> {
+    await this.topicStore.delete(name);
+    await this.refresh();
+  }
+
+  /**
+   * The registered brokers with their liveness.
+   *
+   * @returns brokers sorted by id
+   */
+  brokers(): Promise<BrokerStatus[]> {
+    return this.clusterStore.brokers();
+  }
+
+  // ---- produce ----------------------------------------------------------------------------
+
+  /**
+   * Produces JSON-born records: picks partitions (explicit, murmur2 of the key, or one
+   * round-robin partition for the request's keyless records), encodes one batch per
+   * partition and appends each atomically.
+   *
+   * @param topic the topic
+   * @param records the records, in request order
+   * @param acks 0, 1 or -1 (all)
+   * @returns one offset per record in request order, or null for acks=0 (appended in the
+   *   background after the request was validated)
+   * @throws {RillError} UNKNOWN_TOPIC_OR_PARTITION, MESSAGE_TOO_LARGE, NOT_ENOUGH_REPLICAS,
+   *   NOT_LEADER_OR_FOLLOWER, BROKER_NOT_AVAILABLE (shutting down); nothing is appended
+   */
+  async produceRecords(
+    topic: string,
+    records: readonly ProduceRecord[],
+    acks: Acks,
+  ): Promise<RecordOffset[] | null> {
+    this.#checkAccepting();
+    const state = await this.#topic(topic);
+    const groups = assignPartitions(state, records);
+    const leaders = new Map<number, Replica>();
+    for (const p of groups.keys()) leaders.set(p, await this.#leader(state, p, acks));
+    const now = Date.now();
+    const work = [...groups].map(async ([p, indexes]) => {
+      const batch = encodeRecords(state, records, indexes, now);
+      const result = await leaders.get(p)!.append(batch);
+      return { p, indexes, baseOffset: result.baseOffset };
+    });
+    const all = this.#track(Promise.all(work));
+    if (acks === 0) {
+      all.catch((e) => this.#log(`a produce with acks=0 to ${topic} failed: ${e}`));
+      return null;
+    }
+    const out = new Array<RecordOffset>(records.length);
+    for (const { p, indexes, baseOffset } of await all) {
+      for (let j = 0; j < indexes.length; j++) {
+        const i = indexes[j];
+        out[i] = {
+          partition: p,
+          offset: baseOffset + j,
+          timestamp: state.logAppendTime ? now : records[i].timestamp ?? now,
+        };
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Produces a body of raw RecordBatch v2 (as the client sends them) to one partition:
+   * checked (CRC, layout, limits), then appended as is, all batches or none.
+   *
+   * @param topic the topic
+   * @param partition the partition
+   * @param body one or more concatenated batches (offsets are written into it in place)
+   * @param acks 0, 1 or -1 (all)
+   * @returns the offsets assigned, or null for acks=0
+   * @throws {RillError} as {@linkcode produceRecords}, plus CORRUPT_MESSAGE, INVALID_RECORD,
+   *   UNSUPPORTED_COMPRESSION_TYPE
+   */
+  async produceBatches(
+    topic: string,
+    partition: number,
+    body: Uint8Array,
+    acks: Acks,
+  ): Promise<BatchAppendResult | null> {
+    this.#checkAccepting();
+    const state = await this.#topic(topic);
+    const count = state.meta.partitions.length;
+    if (partition >= count) throw unknownPartition(topic, partition, count);
+    const leader = await this.#leader(state, partition, acks);
+    const checked = checkProducedBatches(body, state.maxMessageBytes);
+    let logAppendTime = -1;
+    if (state.logAppendTime) {
+      logAppendTime = Date.now();
+      for (const b of checked.batches) stampLogAppendTime(b, logAppendTime);
+    }
+    const append = this.#track(leader.append(body));
+    if (acks === 0) {
+      append.catch((e) => this.#log(`a produce with acks=0 to ${topic} failed: ${e}`));
+      return null;
+    }
+    const result = await append;
+    return {
+      partition,
+      baseOffset: result.baseOffset,
+      lastOffset: result.lastOffset,
+      recordCount: checked.recordCount,
+      logAppendTime,
+    };
+  }
+
+  // ---- fetch ------------------------------------------------------------------------------
+
+  /**
+   * Fetches committed batches from `offset`, waiting up to `maxWaitMs` for `minBytes`
+   * (answered the moment an append brings enough).
+   *
+   * @param topic the topic
+   * @param partition the partition
+   * @param offset the first offset wanted
+   * @param opts size and long-poll settings
+   * @returns whole batches (the first may start before `offset`), nextOffset, high
+   *   watermark and log start offset
+   * @throws {RillError} UNKNOWN_TOPIC_OR_PARTITION, NOT_LEADER_OR_FOLLOWER,
+   *   OFFSET_OUT_OF_RANGE (with both bounds)
+   */
+  async fetch(
+    topic: string,
+    partition: number,
+    offset: number,
+    opts: FetchOptions,
+  ): Promise<FetchResult> {
+    const replica = await this.replica(topic, partition);
+    let result = await replica.read(offset, opts.maxBytes);
+    if (opts.maxWaitMs <= 0 || result.bytes.length >= opts.minBytes || this.#draining) {
+      return result;
+    }
+    const outcome = await replica.waiters.wait(
+      opts.minBytes - result.bytes.length,
+      opts.maxWaitMs,
+      opts.signal,
+    );
+    if (outcome === "closed" && replica.closing) return result;
+    result = await replica.read(offset, opts.maxBytes);
+    return result;
+  }
+
+  /**
+   * The hosted replica of a partition, for reading.
+   *
+   * @param topic the topic
+   * @param partition the partition
+   * @returns the replica
+   * @throws {RillError} UNKNOWN_TOPIC_OR_PARTITION, NOT_LEADER_OR_FOLLOWER
+   */
+  async replica(topic: string, partition: number): Promise<Replica> {
+    const state = await this.#topic(topic);
+    const count = state.meta.partitions.length;
+    if (partition >= count) throw unknownPartition(topic, partition, count);
+    const replica = state.replicas[partition];
+    if (!replica) throw await this.#notLeader(state, partition);
+    return replica;
+  }
+
+  /**
+   * Resolves an offset spec: the log start offset, the high watermark, or the first offset
+   * whose timestamp is at or after a time (the high watermark when none is that recent).
+   *
+   * @param topic the topic
+   * @param partition the partition
+   * @param at earliest, latest or a timestamp
+   * @returns the offset
+   */
+  async listOffset(topic: string, partition: number, at: OffsetSpec): Promise<number> {
+    const replica = await this.replica(topic, partition);
+    if (at === "earliest") return replica.logStartOffset;
+    if (at === "latest") return replica.highWatermark;
+    return await replica.offsetForTimestamp(at.timestamp);
+  }
+
+  // ---- what consumer groups need ----------------------------------------------------------
+
+  /**
+   * The partition count of a topic.
+   *
+   * @param topic the topic
+   * @returns the count, or null when the topic does not exist
+   */
+  async partitionCount(topic: string): Promise<number | null> {
+    try {
+      return (await this.#topic(topic)).meta.partitions.length;
+    } catch (e) {
+      if (e instanceof RillError && e.code === "UNKNOWN_TOPIC_OR_PARTITION") return null;
+      throw e;
+    }
+  }
+
+  /**
+   * The log start offset of a partition.
+   *
+   * @param topic the topic
+   * @param partition the partition
+   * @returns the offset
+   * @throws {RillError} UNKNOWN_TOPIC_OR_PARTITION, NOT_LEADER_OR_FOLLOWER
+   */
+  async logStartOffset(topic: string, partition: number): Promise<number> {
+    return (await this.replica(topic, partition)).logStartOffset;
+  }
+
+  /**
+   * The log end offset a consumer sees: the high watermark.
+   *
+   * @param topic the topic
+   * @param partition the partition
+   * @returns the offset
+   * @throws {RillError} UNKNOWN_TOPIC_OR_PARTITION, NOT_LEADER_OR_FOLLOWER
+   */
+  async logEndOffset(topic: string, partition: number): Promise<number> {
+    return (await this.replica(topic, partition)).highWatermark;
+  }
+
+  /**
+   * The first offset whose timestamp is at or after `timestamp`.
+   *
+   * @param topic the topic
+   * @param partition the partition
+   * @param timestamp ms since the epoch
+   * @returns the offset, or the high watermark when no record is that recent
+   * @throws {RillError} UNKNOWN_TOPIC_OR_PARTITION, NOT_LEADER_OR_FOLLOWER
+   */
+  offsetForTimestamp(topic: string, partition: number, timestamp: number): Promise<number> {
+    return this.listOffset(topic, partition, { timestamp });
+  }
+
+  // ---- background work and lifecycle ------------------------------------------------------
+
+  /**
+   * Applies each hosted log's retention settings once (the background loop calls this
+   * every `retentionCheckIntervalMs`).
+   *
+   * @returns how many segments were deleted
+   */
+  async applyRetention(): Promise<number> {
+    let deleted = 0;
+    for (const r of [...this.#local.replicas()]) {
+      try {
+        deleted += await r.applyRetention();
+      } catch (e) {
+        if (!r.closing) this.#log(`retention of ${r.name} failed: ${e}`);
+      }
+    }
+    return deleted;
+  }
+
+  /**
+   * Starts shutting down: new produce requests are refused (BROKER_NOT_AVAILABLE), long
+   * polls answer with what they have, and SSE streams end.
+   */
+  beginShutdown(): void {
+    if (this.#draining) return;
+    this.#draining = true;
+    this.#shutdown.abort();
+    for (const r of this.#local.replicas()) r.waiters.wakeAll();
+  }
+
+  /**
+   * Stops the broker: background loops end, in-flight appends finish, every log is closed
+   * (writing its clean-shutdown marker), the registration is marked stopped, and an owned
+   * KV is closed.
+   */
+  close(): Promise<void> {
+    this.#closed ??= (async () => {
+      this.beginShutdown();
+      for (const t of this.#timers) clearTimeout(t);
+      this.#timers.clear();
+      await Promise.allSettled([...this.#loopRuns]);
+      await Promise.allSettled([this.#refreshRunning, this.#refreshQueued]);
+      await Promise.allSettled([...this.#inflight]);
+      await this.#local.closeAll();
+      if (this.#registration) {
+        await this.clusterStore.deregister(this.#registration).catch((e) =>
+          this.#log(`could not mark the registration stopped: ${e}`)
+        );
+      }
+      if (this.#ownsKv) this.kv.close();
+      this.#lock.close();
+    })();
+    return this.#closed;
+  }
+
+  /** Same as {@linkcode close}, for `await using`. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  #every(intervalMs: number, fn: () => Promise<unknown>): void {
+    const schedule = () => {
+      if (this.#closed) return;
+      const t = setTimeout(() => {
+        this.#timers.delete(t);
+        const run = fn().then(
+          () => {},
+          (e) => this.#log(`background task failed: ${e instanceof Error ? e.message : e}`),
+        ).finally(() => {
+          this.#loopRuns.delete(run);
+          schedule();
+        });
+        this.#loopRuns.add(run);
+      }, intervalMs);
+      this.#timers.add(t);
+    };
+    schedule();
+  }
+
+  #track<T>(p: Promise<T>): Promise<T> {
+    this.#inflight.add(p);
+    const done = () => this.#inflight.delete(p);
+    p.then(done, done);
+    return p;
+  }
+
+  #checkAccepting(): void {
+    if (this.#draining) {
+      throw new RillError("BROKER_NOT_AVAILABLE", `Broker ${this.id} is shutting down`);
+    }
+  }
+
+  async #topic(name: string): Promise<TopicState> {
+    let state = this.#local.get(name);
+    if (state) return state;
+    await this.refresh();
+    state = this.#local.get(name);
+    if (!state) {
+      throw new RillError("UNKNOWN_TOPIC_OR_PARTITION", `Topic "${name}" does not exist`);
+    }
+    return state;
+  }
+
+  async #leader(state: TopicState, partition: number, acks: Acks): Promise<Replica> {
+    const p = state.meta.partitions[partition];
+    const replica = state.replicas[partition];
+    if (!replica || p.leader !== this.id) throw await this.#notLeader(state, partition);
+    if (acks === -1 && p.isr.length < state.minInsyncReplicas) {
+      throw new RillError(
+        "NOT_ENOUGH_REPLICAS",
+        `Partition ${replica.name} has ${p.isr.length} in-sync replica(s), fewer than min.insync.replicas (${state.minInsyncReplicas})`,
+      );
+    }
+    return replica;
+  }
+
+  async #notLeader(state: TopicState, partition: number): Promise<RillError> {
+    const leaderId = state.meta.partitions[partition].leader;
+    const leader = (await this.clusterStore.brokers()).find((b) => b.id === leaderId);
+    return new RillError(
+      "NOT_LEADER_OR_FOLLOWER",
+      `Broker ${this.id} does not host partition ${state.meta.name}-${partition}; its leader is broker ${leaderId}`,
+      { leaderId, leaderUrl: leader?.url ?? null },
+    );
+  }
+
+  async #eligibleBrokers(): Promise<number[]> {
+    const ids = (await this.clusterStore.brokers())
+      .filter((b) => b.alive && b.role === "broker")
+      .map((b) => b.id);
+    if (this.role === "broker" && !ids.includes(this.id)) ids.push(this.id);
+    return ids;
+  }
+}

@@ -1,0 +1,127 @@
+/**
+ * Broker defaults in one place, and the mapping from a topic's Kafka-named configs to the
+ * storage layer's {@linkcode LogConfig}.
+ *
+ * @module
+ */
+import type { FlushPolicy, LogConfig } from "../storage/mod.ts";
+import type { TopicConfigs } from "../coordination/topic_configs.ts";
+
+/** Settings of one broker process (not per topic). */
+export interface BrokerConfig {
+  /** largest request body accepted (Kafka's socket.request.max.bytes); 8 MiB */
+  maxRequestBytes: number;
+  /** default of the topic config `max.message.bytes`: largest record batch; 1048588 as Kafka */
+  maxMessageBytes: number;
+  /** how often the metadata version key is polled; 1 s */
+  metadataPollMs: number;
+  /** how often the broker's registration heartbeat is written; 2 s */
+  heartbeatIntervalMs: number;
+  /** a broker whose heartbeat is older than this counts as dead; 6 s (Kafka's broker.session.timeout.ms) */
+  sessionTimeoutMs: number;
+  /** how often retention is applied to every log (Kafka's log.retention.check.interval.ms); 60 s */
+  retentionCheckIntervalMs: number;
+  /** fetch `maxBytes` when the request names none; 1 MiB */
+  fetchDefaultMaxBytes: number;
+  /** the largest `maxBytes` a fetch may ask for (larger values are clamped); 64 MiB */
+  fetchMaxBytesLimit: number;
+  /** the longest `maxWaitMs` a fetch may ask for; 5 min */
+  fetchMaxWaitLimitMs: number;
+  /** the interval of keep-alive comments on an idle server-sent-event stream; 15 s */
+  sseKeepAliveMs: number;
+}
+
+/** The defaults of {@linkcode BrokerConfig}. */
+export const DEFAULT_BROKER_CONFIG: Readonly<BrokerConfig> = Object.freeze({
+  maxRequestBytes: 8 * 1024 * 1024,
+  maxMessageBytes: 1048588,
+  metadataPollMs: 1000,
+  heartbeatIntervalMs: 2000,
+  sessionTimeoutMs: 6000,
+  retentionCheckIntervalMs: 60_000,
+  fetchDefaultMaxBytes: 1024 * 1024,
+  fetchMaxBytesLimit: 64 * 1024 * 1024,
+  fetchMaxWaitLimitMs: 300_000,
+  sseKeepAliveMs: 15_000,
+});
+
+/**
+ * Maps a topic's configs to the storage settings of its partition logs. Configs that are
+ * not set keep the storage defaults.
+ *
+ * @param configs the topic's validated configs
+ * @returns the log settings to apply
+ * @example
+ * ```ts
+ * logConfigOf({ "segment.bytes": "1048576", "flush.messages": "1" });
+ * // { segmentBytes: 1048576, flush: { mode: "always" } }
+ * ```
+ */
+export function logConfigOf(configs: TopicConfigs): Partial<LogConfig> {
+  const out: Partial<LogConfig> = {};
+  const num = (name: string): number | undefined =>
+    configs[name] === undefined ? undefined : Number(configs[name]);
+  const segmentBytes = num("segment.bytes");
+  if (segmentBytes !== undefined) out.segmentBytes = segmentBytes;
+  const segmentMs = num("segment.ms");
+  if (segmentMs !== undefined) out.segmentMs = segmentMs;
+  const retentionMs = num("retention.ms");
+  if (retentionMs !== undefined) out.retentionMs = retentionMs;
+  const retentionBytes = num("retention.bytes");
+  if (retentionBytes !== undefined) out.retentionBytes = retentionBytes;
+  const indexInterval = num("index.interval.bytes");
+  if (indexInterval !== undefined) out.indexIntervalBytes = indexInterval;
+  out.flush = flushPolicyOf(configs);
+  return out;
+}
+
+/**
+ * The flush policy of a topic: `flush.messages=1` (or `flush.ms=0`) fsyncs every append,
+ * `flush.ms=N` fsyncs at most N ms after an append, neither leaves it to the OS.
+ *
+ * @param configs the topic's validated configs
+ * @returns the policy
+ * @example
+ * ```ts
+ * flushPolicyOf({ "flush.ms": "1000" }); // { mode: "interval", ms: 1000 }
+ * ```
+ */
+export function flushPolicyOf(configs: TopicConfigs): FlushPolicy {
+  if (configs["flush.messages"] === "1") return { mode: "always" };
+  const ms = configs["flush.ms"];
+  if (ms !== undefined) {
+    return ms === "0" ? { mode: "always" } : { mode: "interval", ms: Number(ms) };
+  }
+  return { mode: "os" };
+}
+
+/**
+ * The largest record batch a topic accepts (`max.message.bytes`, else the broker default).
+ *
+ * @param configs the topic's configs
+ * @param brokerDefault the broker's default
+ * @returns the limit in bytes
+ * @example
+ * ```ts
+ * maxMessageBytesOf({}, 1048588); // 1048588
+ * ```
+ */
+export function maxMessageBytesOf(configs: TopicConfigs, brokerDefault: number): number {
+  const v = configs["max.message.bytes"];
+  return v === undefined ? brokerDefault : Number(v);
+}
+
+/**
+ * The `min.insync.replicas` of a topic (default 1).
+ *
+ * @param configs the topic's configs
+ * @returns the minimum ISR size for `acks=all`
+ * @example
+ * ```ts
+ * minInsyncReplicasOf({ "min.insync.replicas": "2" }); // 2
+ * ```
+ */
+export function minInsyncReplicasOf(configs: TopicConfigs): number {
+  const v = configs["min.insync.replicas"];
+  return v === undefined ? 1 : Number(v);
+}

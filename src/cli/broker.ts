@@ -1,0 +1,189 @@
+/**
+ * `rill broker` and `rill follower`: run a broker process serving the HTTP API.
+ *
+ * ```
+ * rill broker [--id N] [--data DIR] [--kv PATH|URL] [--listen HOST:PORT] [--advertised-url URL]
+ * ```
+ *
+ * When it is ready it prints exactly one line to stdout,
+ * `rill broker <id> listening on http://<host>:<port>` (tests read the port from it when
+ * listening on port 0); everything else goes to stderr. SIGINT or SIGTERM stops it
+ * gracefully: no new requests, in-flight appends finish, logs close with their
+ * clean-shutdown marker, and the process exits 0. A second signal exits at once (status 130).
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { Broker } from "../broker/broker.ts";
+import type { BrokerRole } from "../coordination/cluster.ts";
+import { createApp } from "../http/app.ts";
+import { UsageError } from "./common.ts";
+
+/** The help text of `rill broker`. */
+export const BROKER_HELP = `Usage: rill broker [options]
+
+Runs a broker: stores partition logs under --data and serves the HTTP API.
+
+Options:
+  --id N                 broker id, unique in the cluster (default 1)
+  --data DIR             data directory (default ./data)
+  --kv PATH|URL          Deno KV file or URL shared by the cluster (default DIR/meta.kv)
+  --listen HOST:PORT     address to listen on (default 127.0.0.1:8092; port 0 picks one)
+  --advertised-url URL   URL clients and brokers reach this broker at
+                         (default http://HOST:PORT of --listen)
+  -h, --help             show this help
+
+Stop it with Ctrl-C or SIGTERM: it finishes in-flight appends and closes its logs cleanly.
+`;
+
+/** Parsed `rill broker` options. */
+export interface BrokerArgs {
+  id: number;
+  dataDir: string;
+  kv?: string;
+  hostname: string;
+  port: number;
+  advertisedUrl?: string;
+  help: boolean;
+}
+
+/**
+ * Parses the command line of `rill broker`.
+ *
+ * @param args the arguments after `broker`
+ * @returns the options with defaults applied
+ * @throws {UsageError} on an unknown option or a malformed value
+ * @example
+ * ```ts
+ * parseBrokerArgs(["--listen", "127.0.0.1:0"]).port; // 0
+ * ```
+ */
+export function parseBrokerArgs(args: string[]): BrokerArgs {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args,
+      options: {
+        id: { type: "string" },
+        data: { type: "string" },
+        kv: { type: "string" },
+        listen: { type: "string" },
+        "advertised-url": { type: "string" },
+        help: { type: "boolean", short: "h" },
+      },
+      allowPositionals: false,
+      strict: true,
+    }));
+  } catch (e) {
+    throw new UsageError(e instanceof Error ? e.message.split("\n")[0] : String(e));
+  }
+  const idText = values.id ?? "1";
+  if (!/^\d{1,9}$/.test(idText)) {
+    throw new UsageError(`--id must be a non-negative integer, got "${idText}"`);
+  }
+  const listen = values.listen ?? "127.0.0.1:8092";
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(listen);
+  if (!m || Number(m[3]) > 65535) {
+    throw new UsageError(`--listen must be HOST:PORT (e.g. 127.0.0.1:8092), got "${listen}"`);
+  }
+  const advertisedUrl = values["advertised-url"];
+  if (advertisedUrl !== undefined && !URL.canParse(advertisedUrl)) {
+    throw new UsageError(`--advertised-url must be a URL, got "${advertisedUrl}"`);
+  }
+  if (values.data === "") throw new UsageError(`--data must not be empty`);
+  return {
+    id: Number(idText),
+    dataDir: values.data ?? "./data",
+    kv: values.kv,
+    hostname: m[1] ?? (m[2] || "0.0.0.0"),
+    port: Number(m[3]),
+    advertisedUrl,
+    help: values.help ?? false,
+  };
+}
+
+function urlHost(hostname: string): string {
+  return hostname.includes(":") ? `[${hostname}]` : hostname;
+}
+
+/**
+ * Runs a broker until SIGINT or SIGTERM, then stops it gracefully.
+ *
+ * @param args the arguments after `broker` (or `follower`)
+ * @param role "broker", or "follower" for an observer replica that never leads
+ * @returns once the broker has stopped
+ * @throws {UsageError} on a bad command line; an Error when the broker cannot start
+ * @example
+ * ```ts
+ * await runBroker(["--listen", "127.0.0.1:0", "--data", "/tmp/rill"]);
+ * ```
+ */
+export async function runBroker(args: string[], role: BrokerRole = "broker"): Promise<void> {
+  const opts = parseBrokerArgs(args);
+  if (opts.help) {
+    await Deno.stdout.write(
+      new TextEncoder().encode(
+        role === "broker" ? BROKER_HELP : BROKER_HELP.replaceAll("rill broker", "rill follower"),
+      ),
+    );
+    return;
+  }
+  const broker = await Broker.open({ id: opts.id, dataDir: opts.dataDir, kv: opts.kv, role });
+  const app = createApp(broker);
+  let server: Deno.HttpServer<Deno.NetAddr>;
+  let addr: Deno.NetAddr;
+  try {
+    addr = await new Promise<Deno.NetAddr>((resolve, reject) => {
+      try {
+        server = Deno.serve(
+          { hostname: opts.hostname, port: opts.port, onListen: resolve },
+          (req) => app.fetch(req),
+        );
+      } catch (e) {
+        reject(e);
+      }
+    });
+  } catch (e) {
+    await broker.close();
+    if (e instanceof Deno.errors.AddrInUse) {
+      throw new Error(`Cannot listen on ${opts.hostname}:${opts.port}: the address is in use`);
+    }
+    throw e;
+  }
+  const listenUrl = `http://${urlHost(addr.hostname)}:${addr.port}`;
+  const advertised = opts.advertisedUrl ??
+    (addr.hostname === "0.0.0.0" || addr.hostname === "::"
+      ? `http://${urlHost(Deno.hostname())}:${addr.port}`
+      : listenUrl);
+  await broker.register(advertised);
+
+  let signalled: (name: string) => void = () => {};
+  const stopped = new Promise<string>((resolve) => signalled = resolve);
+  let count = 0;
+  const handlers = (["SIGINT", "SIGTERM"] as const).map((sig) => {
+    const handler = () => {
+      if (++count > 1) Deno.exit(130);
+      signalled(sig);
+    };
+    Deno.addSignalListener(sig, handler);
+    return { sig, handler };
+  });
+  console.log(`rill ${role} ${opts.id} listening on ${listenUrl}`);
+
+  const sig = await stopped;
+  console.error(`rill ${role} ${opts.id}: ${sig} received, shutting down`);
+  broker.beginShutdown();
+  await server!.shutdown();
+  await broker.close();
+  for (const { sig, handler } of handlers) Deno.removeSignalListener(sig, handler);
+  console.error(`rill ${role} ${opts.id}: stopped`);
+}
+
+if (import.meta.main) {
+  try {
+    await runBroker(Deno.args);
+  } catch (e) {
+    console.error(`rill: ${e instanceof Error ? e.message.split("\n")[0] : e}`);
+    Deno.exit(e instanceof UsageError ? 2 : 1);
+  }
+}

@@ -1,0 +1,161 @@
+/**
+ * Every Deno KV key Rill uses, in one place, so that no two modules invent overlapping
+ * prefixes and a reader can see the whole keyspace at a glance.
+ *
+ * | key                                   | value                                   | owner      |
+ * | ------------------------------------- | --------------------------------------- | ---------- |
+ * | `["rill", "cluster", "id"]`           | cluster id (uuid string), set once      | cluster.ts |
+ * | `["rill", "brokers", <id>]`           | {@linkcode BrokerRegistration}          | cluster.ts |
+ * | `["rill", "topics", <name>]`          | `StoredTopic` (id, counts, configs)     | topics.ts  |
+ * | `["rill", "partitions", <name>, <p>]` | `StoredPartition` (leader, replicas, ISR, leader epoch) | topics.ts |
+ * | `["rill", "metadata", "version"]`     | `Deno.KvU64`, bumped by every topic change | topics.ts |
+ *
+ * Each partition's state has its own key so that a later leader or ISR change is one small
+ * atomic write checked on that partition alone. A topic is created or deleted with its
+ * partitions in one atomic operation (at most 1000 mutations, hence the partition limit).
+ *
+ * Brokers sharing a KV file learn of metadata changes by polling the version key
+ * (`kv.watch()` does not see another process's writes to a local file).
+ *
+ * Consumer group keys live under `["rill", "groups", …]` (see `group_*.ts`).
+ *
+ * @module
+ */
+
+/** The prefix of every Rill key. */
+export const ROOT = "rill";
+
+/**
+ * Key of the cluster id, written once by the first broker.
+ *
+ * @returns the key
+ * @example
+ * ```ts
+ * await kv.get<string>(clusterIdKey());
+ * ```
+ */
+export function clusterIdKey(): Deno.KvKey {
+  return [ROOT, "cluster", "id"];
+}
+
+/**
+ * Prefix of every broker registration.
+ *
+ * @returns the key
+ * @example
+ * ```ts
+ * for await (const e of kv.list({ prefix: brokersPrefix() })) console.log(e.value);
+ * ```
+ */
+export function brokersPrefix(): Deno.KvKey {
+  return [ROOT, "brokers"];
+}
+
+/**
+ * Key of one broker's registration.
+ *
+ * @param id the broker id
+ * @returns the key
+ * @example
+ * ```ts
+ * brokerKey(1); // ["rill", "brokers", 1]
+ * ```
+ */
+export function brokerKey(id: number): Deno.KvKey {
+  return [ROOT, "brokers", id];
+}
+
+/**
+ * Prefix of every topic's metadata.
+ *
+ * @returns the key
+ * @example
+ * ```ts
+ * for await (const e of kv.list({ prefix: topicsPrefix() })) console.log(e.key[2]);
+ * ```
+ */
+export function topicsPrefix(): Deno.KvKey {
+  return [ROOT, "topics"];
+}
+
+/**
+ * Key of one topic's metadata.
+ *
+ * @param name the topic name
+ * @returns the key
+ * @example
+ * ```ts
+ * topicKey("orders"); // ["rill", "topics", "orders"]
+ * ```
+ */
+export function topicKey(name: string): Deno.KvKey {
+  return [ROOT, "topics", name];
+}
+
+/**
+ * Prefix of one topic's partition states.
+ *
+ * @param name the topic name
+ * @returns the key prefix
+ * @example
+ * ```ts
+ * kv.list({ prefix: partitionsPrefix("orders") });
+ * ```
+ */
+export function partitionsPrefix(name: string): Deno.KvKey {
+  return [ROOT, "partitions", name];
+}
+
+/**
+ * Prefix of every partition state of every topic.
+ *
+ * @returns the key
+ * @example
+ * ```ts
+ * kv.list({ prefix: allPartitionsPrefix() });
+ * ```
+ */
+export function allPartitionsPrefix(): Deno.KvKey {
+  return [ROOT, "partitions"];
+}
+
+/**
+ * Key of one partition's state.
+ *
+ * @param name the topic name
+ * @param partition the partition index
+ * @returns the key
+ * @example
+ * ```ts
+ * partitionKey("orders", 2); // ["rill", "partitions", "orders", 2]
+ * ```
+ */
+export function partitionKey(name: string, partition: number): Deno.KvKey {
+  return [ROOT, "partitions", name, partition];
+}
+
+/**
+ * Key of the metadata version counter (`Deno.KvU64`), bumped by every topic change.
+ *
+ * @returns the key
+ * @example
+ * ```ts
+ * await kv.atomic().sum(metadataVersionKey(), 1n).commit();
+ * ```
+ */
+export function metadataVersionKey(): Deno.KvKey {
+  return [ROOT, "metadata", "version"];
+}
+
+/**
+ * Prefix reserved for consumer group state (written by `group_*.ts`).
+ *
+ * @returns the key
+ * @example
+ * ```ts
+ * groupsPrefix(); // ["rill", "groups"]
+ * ```
+ */
+export function groupsPrefix(): Deno.KvKey {
+  return [ROOT, "groups"];
+}

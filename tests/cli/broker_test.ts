@@ -1,0 +1,71 @@
+import assert from "node:assert/strict";
+import { parseBrokerArgs } from "../../src/cli/broker.ts";
+import { UsageError } from "../../src/cli/common.ts";
+
+Deno.test("rill broker: defaults serve 127.0.0.1:8092 with data under ./data", () => {
+  assert.deepEqual(parseBrokerArgs([]), {
+    id: 1,
+    dataDir: "./data",
+    kv: undefined,
+    hostname: "127.0.0.1",
+    port: 8092,
+    advertisedUrl: undefined,
+    help: false,
+  });
+});
+
+Deno.test("rill broker: flags change id, data, KV, listen address and advertised URL", () => {
+  const a = parseBrokerArgs([
+    "--id",
+    "3",
+    "--data",
+    "/tmp/d",
+    "--kv",
+    "https://kv.example/db",
+    "--listen",
+    "[::1]:0",
+    "--advertised-url",
+    "http://broker-3:8092",
+  ]);
+  assert.equal(a.id, 3);
+  assert.equal(a.dataDir, "/tmp/d");
+  assert.equal(a.kv, "https://kv.example/db");
+  assert.equal(a.hostname, "::1");
+  assert.equal(a.port, 0);
+  assert.equal(a.advertisedUrl, "http://broker-3:8092");
+  assert.equal(parseBrokerArgs(["--listen", ":9000"]).hostname, "0.0.0.0");
+  assert.equal(parseBrokerArgs(["-h"]).help, true);
+});
+
+Deno.test("rill broker: a bad command line is a usage error naming the flag", () => {
+  for (
+    const [args, pattern] of [
+      [["--id", "x"], /--id/],
+      [["--id", "-1"], /--id/],
+      [["--listen", "8092"], /--listen/],
+      [["--listen", "h:70000"], /--listen/],
+      [["--advertised-url", "not a url"], /--advertised-url/],
+      [["--bogus"], /bogus/],
+      [["positional"], /positional|Unexpected/i],
+    ] as [string[], RegExp][]
+  ) {
+    assert.throws(
+      () => parseBrokerArgs(args),
+      (e) => e instanceof UsageError && pattern.test(e.message),
+      args.join(" "),
+    );
+  }
+});
+
+Deno.test("rill broker --help prints the flags and exits 0", async () => {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", new URL("../../cli.ts", import.meta.url).pathname, "broker", "--help"],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.equal(out.code, 0);
+  const text = new TextDecoder().decode(out.stdout);
+  for (const flag of ["--id", "--data", "--kv", "--listen", "--advertised-url"]) {
+    assert.match(text, new RegExp(flag));
+  }
+});
