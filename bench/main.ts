@@ -8,6 +8,9 @@ import type { Figure, Suite } from "./_report.ts";
 
 const SUITES: Record<string, () => Promise<Suite>> = {
   storage: () => import("./storage_bench.ts"),
+  broker: () => import("./broker_bench.ts"),
+  client: () => import("./client_bench.ts"),
+  groups: () => import("./groups_bench.ts"),
 };
 
 const wanted = Deno.args.length > 0 ? Deno.args : Object.keys(SUITES);

@@ -1,0 +1,411 @@
+/**
+ * Issue 3's benchmarks through the client library (`mod.ts`), against a broker process on
+ * loopback (spawned in a temp dir), with the storage-only append rate of the same run as
+ * the baseline (PartitionLog.append of the same 1 KiB records in batches of the producer's
+ * batch size, OS-managed flushing).
+ *
+ * - client producer, 1 KiB records, acks=1: records/s, MB/s (≥ 120,000/s, ≥ 0.6 of storage);
+ * - client producer, 100-byte keyed records: records/s (≥ 300,000/s);
+ * - client consumer reading the 1 KiB topic back: records/s (≥ 1.5× the producer rate), with
+ *   CRC checks (the default) and, for comparison, without;
+ * - end-to-end latency at 2,000 records/s, long poll (client consumer) and SSE: p50/p99
+ *   (≤ 2 ms / ≤ 5 ms);
+ * - 200 concurrent clients each sending single-record requests: records/s, p99, /healthz
+ *   answered throughout (worst latency), broker RSS (VmHWM ≤ 250 MiB).
+ *
+ * `RILL_BENCH_SECONDS` (default 3) sets the length of each timed phase.
+ *
+ * @module
+ */
+import type { Reporter } from "./_report.ts";
+import { encodeBatch } from "../src/protocol/record_batch.ts";
+import { PartitionLog } from "../src/storage/mod.ts";
+import { startBroker } from "../tests/_helpers/broker_process.ts";
+import { type Producer, Rill } from "../mod.ts";
+
+const SUITE = "client";
+const SECONDS = Math.max(0.5, Number(Deno.env.get("RILL_BENCH_SECONDS") ?? "3") || 3);
+const BATCH_BYTES = 1 << 20;
+const PARTITIONS = 4;
+const SEND_SIZE = 1000; // messages per send() call
+const SENDS_IN_FLIGHT = 16;
+const MiB = 1024 * 1024;
+
+function payload(size: number): Uint8Array {
+  const v = new Uint8Array(size);
+  for (let i = 0; i < size; i++) v[i] = (i * 31) & 0xff;
+  return v;
+}
+
+function percentile(sorted: number[], p: number): number {
+  return sorted.length === 0
+    ? NaN
+    : sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))];
+}
+
+async function storageRate(recordSize: number): Promise<number> {
+  const value = payload(recordSize);
+  const perBatch = Math.floor(BATCH_BYTES / (recordSize + 12));
+  const batch = encodeBatch(Array.from({ length: perBatch }, () => ({ key: null, value })));
+  const dir = await Deno.makeTempDir({ prefix: "rill-bench-storage-" });
+  try {
+    const log = await PartitionLog.open(dir);
+    let n = 0;
+    const t0 = performance.now();
+    const end = t0 + SECONDS * 1000;
+    while (performance.now() < end) {
+      await log.append(batch.slice());
+      n += perBatch;
+    }
+    const rate = n / ((performance.now() - t0) / 1000);
+    await log.close();
+    return rate;
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/** Sends `SEND_SIZE`-message sends for SECONDS, SENDS_IN_FLIGHT at a time. */
+async function produceFor(
+  producer: Producer,
+  topic: string,
+  make: (i: number) => { key?: string | null; value: Uint8Array },
+): Promise<{ rate: number; count: number }> {
+  let sent = 0;
+  let acked = 0;
+  const t0 = performance.now();
+  const end = t0 + SECONDS * 1000;
+  const pending = new Set<Promise<void>>();
+  while (performance.now() < end) {
+    const messages = new Array(SEND_SIZE);
+    for (let j = 0; j < SEND_SIZE; j++) messages[j] = make(sent + j);
+    sent += SEND_SIZE;
+    const p: Promise<void> = producer.send({ topic, messages, acks: 1 }).then((r) => {
+      acked += r.length;
+      pending.delete(p);
+    });
+    pending.add(p);
+    if (pending.size >= SENDS_IN_FLIGHT) await Promise.race(pending);
+  }
+  await Promise.all(pending);
+  return { rate: acked / ((performance.now() - t0) / 1000), count: acked };
+}
+
+async function consumeAll(
+  rill: Rill,
+  topic: string,
+  total: number,
+  checkCrcs: boolean,
+): Promise<number> {
+  const consumer = rill.consumer({ maxWaitMs: 500, maxBytes: 4 * MiB, checkCrcs });
+  await consumer.assign(
+    Array.from({ length: PARTITIONS }, (_, p) => ({ topic, partition: p, offset: "earliest" })),
+  );
+  let n = 0;
+  let done!: () => void;
+  const finished = new Promise<void>((r) => (done = r));
+  const t0 = performance.now();
+  await consumer.run({
+    eachBatch: ({ batch }) => {
+      n += batch.messages.length;
+      if (n >= total) done();
+    },
+  });
+  await finished;
+  const rate = n / ((performance.now() - t0) / 1000);
+  await consumer.stop();
+  return rate;
+}
+
+/** Sends one record at a time at `rate`/s for SECONDS; `arrivals` resolves each. */
+async function paced(
+  producer: Producer,
+  topic: string,
+  rate: number,
+  sentAt: Map<string, number>,
+): Promise<void> {
+  const total = Math.floor(rate * SECONDS);
+  const t0 = performance.now();
+  let i = 0;
+  const sends: Promise<unknown>[] = [];
+  for (let tick = 0; i < total && tick < total * 4; tick++) {
+    const due = Math.min(total, Math.floor(((performance.now() - t0) / 1000) * rate));
+    for (; i < due; i++) {
+      const id = String(i);
+      sentAt.set(id, performance.now());
+      sends.push(producer.send({ topic, messages: [{ value: id }], acks: 1 }));
+    }
+    await new Promise((r) => setTimeout(r, 1));
+  }
+  await Promise.all(sends);
+}
+
+async function latencyLongPoll(rill: Rill, topic: string): Promise<number[]> {
+  const consumer = rill.consumer({ maxWaitMs: 5000, checkCrcs: false });
+  await consumer.assign([{ topic, partition: 0, offset: "latest" }]);
+  const sentAt = new Map<string, number>();
+  const lat: number[] = [];
+  await consumer.run({
+    eachBatch: ({ batch }) => {
+      const now = performance.now();
+      for (const m of batch.messages) {
+        const t = sentAt.get(m.valueString()!);
+        if (t !== undefined) lat.push(now - t);
+      }
+    },
+  });
+  await paced(rill.producer(), topic, 2000, sentAt);
+  await waitFor(() => lat.length >= sentAt.size, 2000);
+  await consumer.stop();
+  return lat.sort((a, b) => a - b);
+}
+
+async function latencySse(rill: Rill, base: string, topic: string): Promise<number[]> {
+  const admin = rill.admin();
+  const start = await admin.fetchOffset(topic, 0, "latest");
+  const abort = new AbortController();
+  const res = await fetch(`${base}/v1/topics/${topic}/partitions/0/records?offset=${start}`, {
+    headers: { accept: "text/event-stream" },
+    signal: abort.signal,
+  });
+  const sentAt = new Map<string, number>();
+  const lat: number[] = [];
+  const reading = (async () => {
+    let buf = "";
+    try {
+      for await (const text of res.body!.pipeThrough(new TextDecoderStream())) {
+        const now = performance.now();
+        buf += text;
+        let end: number;
+        while ((end = buf.indexOf("\n\n")) >= 0) {
+          const event = buf.slice(0, end);
+          buf = buf.slice(end + 2);
+          for (const line of event.split("\n")) {
+            if (!line.startsWith("data: ")) continue;
+            const rec = JSON.parse(line.slice(6));
+            const t = sentAt.get(rec.value);
+            if (t !== undefined) lat.push(now - t);
+          }
+        }
+      }
+    } catch (e) {
+      if (!abort.signal.aborted) throw e;
+    }
+  })();
+  await paced(rill.producer(), topic, 2000, sentAt);
+  await waitFor(() => lat.length >= sentAt.size, 2000);
+  abort.abort();
+  await reading;
+  return lat.sort((a, b) => a - b);
+}
+
+async function waitFor(cond: () => boolean, ms: number): Promise<void> {
+  const end = performance.now() + ms;
+  while (!cond() && performance.now() < end) await new Promise((r) => setTimeout(r, 5));
+}
+
+async function rss(pid: number): Promise<{ rss: number; hwm: number }> {
+  const status = await Deno.readTextFile(`/proc/${pid}/status`);
+  const kb = (name: string) => Number(new RegExp(`${name}:\\s+(\\d+) kB`).exec(status)?.[1] ?? NaN);
+  return { rss: kb("VmRSS") / 1024, hwm: kb("VmHWM") / 1024 };
+}
+
+async function concurrentClients(base: string, topic: string, pid: number) {
+  const CLIENTS = 200;
+  const lat: number[] = [];
+  let healthWorst = 0;
+  let healthFailures = 0;
+  let healthChecks = 0;
+  let peakRss = 0;
+  const value = payload(100);
+  const t0 = performance.now();
+  const end = t0 + SECONDS * 1000;
+  let running = true;
+  const prober = (async () => {
+    while (running) {
+      const s = performance.now();
+      try {
+        const r = await fetch(`${base}/healthz`);
+        await r.body?.cancel();
+        if (!r.ok) healthFailures++;
+      } catch {
+        healthFailures++;
+      }
+      healthChecks++;
+      healthWorst = Math.max(healthWorst, performance.now() - s);
+      peakRss = Math.max(peakRss, (await rss(pid)).rss);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  })();
+  await Promise.all(Array.from({ length: CLIENTS }, async (_, c) => {
+    const producer = new Rill({ brokers: [base], clientId: `c${c}` }).producer();
+    while (performance.now() < end) {
+      const s = performance.now();
+      await producer.send({ topic, messages: [{ key: `c${c}`, value }], acks: 1 });
+      lat.push(performance.now() - s);
+    }
+  }));
+  const seconds = (performance.now() - t0) / 1000;
+  running = false;
+  await prober;
+  lat.sort((a, b) => a - b);
+  const mem = await rss(pid);
+  return {
+    rate: lat.length / seconds,
+    p50: percentile(lat, 0.5),
+    p99: percentile(lat, 0.99),
+    healthWorst,
+    healthFailures,
+    healthChecks,
+    peakRss: Math.max(peakRss, mem.rss),
+    hwm: mem.hwm,
+  };
+}
+
+/**
+ * Runs the client benchmarks.
+ *
+ * @param report receives each figure
+ */
+export async function run(report: Reporter): Promise<void> {
+  const storage = await storageRate(1024);
+  report({
+    suite: SUITE,
+    name: "storage-only append, 1 KiB records (baseline)",
+    value: storage,
+    unit: "records/s",
+  });
+
+  await using broker = await startBroker();
+  const rill = new Rill({ brokers: [broker.url] });
+  const admin = rill.admin();
+  for (const topic of ["p1k", "p100"]) {
+    await admin.createTopic({ topic, numPartitions: PARTITIONS });
+  }
+  await admin.createTopic({ topic: "lat", numPartitions: 1 });
+  await admin.createTopic({ topic: "lat-sse", numPartitions: 1 });
+  await admin.createTopic({ topic: "many", numPartitions: PARTITIONS });
+
+  // Latency first, while the heaps of both processes are small.
+  for (
+    const [mode, lat] of [
+      ["long poll", await latencyLongPoll(rill, "lat")],
+      ["SSE", await latencySse(rill, broker.url, "lat-sse")],
+    ] as const
+  ) {
+    const p50 = percentile(lat, 0.5);
+    const p99 = percentile(lat, 0.99);
+    report({
+      suite: SUITE,
+      name: `end-to-end latency p50 at 2,000 records/s, ${mode} (n=${lat.length})`,
+      value: p50,
+      unit: "ms",
+      target: "<= 2 ms",
+      met: p50 <= 2,
+    });
+    report({
+      suite: SUITE,
+      name: `end-to-end latency p99 at 2,000 records/s, ${mode}`,
+      value: p99,
+      unit: "ms",
+      target: "<= 5 ms",
+      met: p99 <= 5,
+    });
+  }
+
+  const v1k = payload(1024);
+  const producer = rill.producer({ batchBytes: BATCH_BYTES });
+  const p1k = await produceFor(producer, "p1k", () => ({ value: v1k }));
+  report({
+    suite: SUITE,
+    name: "client producer, 1 KiB records, acks=1",
+    value: p1k.rate,
+    unit: "records/s",
+    ratio: p1k.rate / storage,
+    baseline: "storage-only append",
+    target: ">= 120,000/s and >= 0.6 of storage",
+    met: p1k.rate >= 120_000 && p1k.rate / storage >= 0.6,
+  });
+  report({
+    suite: SUITE,
+    name: "client producer, 1 KiB records, acks=1",
+    value: (p1k.rate * 1024) / 1e6,
+    unit: "MB/s",
+  });
+
+  const v100 = payload(100);
+  const p100 = await produceFor(
+    producer,
+    "p100",
+    (i) => ({ key: `key-${i % 10000}`, value: v100 }),
+  );
+  report({
+    suite: SUITE,
+    name: "client producer, 100-byte keyed records, acks=1",
+    value: p100.rate,
+    unit: "records/s",
+    target: ">= 300,000/s",
+    met: p100.rate >= 300_000,
+  });
+  await producer.disconnect();
+
+  const consumed = await consumeAll(rill, "p1k", p1k.count, true);
+  report({
+    suite: SUITE,
+    name: "client consumer, reading the 1 KiB topic back",
+    value: consumed,
+    unit: "records/s",
+    ratio: consumed / p1k.rate,
+    baseline: "client producer 1 KiB",
+    target: ">= 1.5x producer",
+    met: consumed / p1k.rate >= 1.5,
+  });
+
+  const unchecked = await consumeAll(rill, "p1k", p1k.count, false);
+  report({
+    suite: SUITE,
+    name: "client consumer, reading it back with checkCrcs: false (for comparison)",
+    value: unchecked,
+    unit: "records/s",
+    ratio: unchecked / p1k.rate,
+    baseline: "client producer 1 KiB",
+  });
+
+  const c = await concurrentClients(broker.url, "many", broker.pid);
+  report({
+    suite: SUITE,
+    name: "200 concurrent clients, single-record sends",
+    value: c.rate,
+    unit: "records/s",
+  });
+  report({
+    suite: SUITE,
+    name: "200 concurrent clients, send latency p50",
+    value: c.p50,
+    unit: "ms",
+  });
+  report({
+    suite: SUITE,
+    name: "200 concurrent clients, send latency p99",
+    value: c.p99,
+    unit: "ms",
+  });
+  report({
+    suite: SUITE,
+    name: `/healthz under that load, worst of ${c.healthChecks} (failures: ${c.healthFailures})`,
+    value: c.healthWorst,
+    unit: "ms",
+    target: "answers every probe",
+    met: c.healthFailures === 0 && c.healthChecks > 0,
+  });
+  report({
+    suite: SUITE,
+    name: "broker RSS under that load (peak sampled; VmHWM over the whole run)",
+    value: c.peakRss,
+    unit: "MiB",
+    ratio: c.hwm / c.peakRss,
+    baseline: `VmHWM ${c.hwm.toFixed(0)} MiB`,
+    target: "<= 250 MiB",
+    met: c.peakRss <= 250,
+  });
+}

@@ -1,0 +1,61 @@
+/**
+ * `rill cluster status`: the cluster id, the controller and every broker with its liveness.
+ *
+ * @module
+ */
+import { Rill } from "../client/mod.ts";
+import { brokerUrl, type CliIo, expectPositionals, parseCommand, UsageError } from "./common.ts";
+
+/**
+ * The help of `rill cluster`.
+ *
+ * @example
+ * ```ts
+ * console.log(HELP);
+ * ```
+ */
+export const HELP = `Usage:
+  rill cluster status
+
+Options:
+  --broker URL   broker to talk to (default $RILL_BROKER or http://127.0.0.1:8092)
+  -h, --help     show this help
+`;
+
+/**
+ * Runs `rill cluster …`.
+ *
+ * @param args the arguments after `cluster`
+ * @param io where to write
+ * @returns the exit status
+ * @throws {UsageError} on a bad command line; {RillError} when the broker cannot answer
+ * @example
+ * ```ts
+ * await run(["status"], processIo());
+ * ```
+ */
+export async function run(args: string[], io: CliIo): Promise<number> {
+  const { values, positionals } = parseCommand(args, {});
+  const [sub, ...rest] = positionals;
+  if (values.help || sub === "help") {
+    await io.out(HELP);
+    return 0;
+  }
+  if (sub !== "status") {
+    throw new UsageError(
+      sub === undefined
+        ? 'Missing subcommand; run "rill cluster --help"'
+        : `Unknown subcommand "cluster ${sub}"; run "rill cluster --help"`,
+    );
+  }
+  expectPositionals(rest, []);
+  const admin = new Rill({ brokers: [brokerUrl(values.broker)], retry: { retries: 2 } }).admin();
+  const c = await admin.describeCluster();
+  let out =
+    `Cluster: ${c.clusterId}\tController: ${c.controllerId}\tBrokers: ${c.brokers.length}\n`;
+  for (const b of c.brokers) {
+    out += `\tBroker: ${b.id}\tRole: ${b.role}\tURL: ${b.url}\tAlive: ${b.alive ? "yes" : "no"}\n`;
+  }
+  await io.out(out);
+  return 0;
+}

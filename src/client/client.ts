@@ -1,0 +1,105 @@
+/**
+ * `Rill`: the entry point of the client, in kafkajs's shape — one object per cluster that
+ * makes admins, producers and consumers sharing one transport and one metadata cache.
+ *
+ * @module
+ */
+import { Admin } from "./admin.ts";
+import { Consumer, type ConsumerOptions } from "./consumer.ts";
+import { Metadata } from "./metadata.ts";
+import { Producer, type ProducerOptions } from "./producer.ts";
+import type { RetryOptions } from "./retry.ts";
+import { type FetchFn, Transport } from "./transport.ts";
+
+/**
+ * Options of {@linkcode Rill}.
+ *
+ * @example
+ * ```ts
+ * const config: RillConfig = { brokers: ["http://127.0.0.1:8092"], clientId: "shop", retry: { retries: 8 } };
+ * const rill = new Rill(config);
+ * ```
+ */
+export interface RillConfig {
+  /** bootstrap broker URLs, e.g. `["http://127.0.0.1:8092"]` */
+  brokers: string[];
+  /** a name for this client, sent as the `Rill-Client-Id` header */
+  clientId?: string;
+  /** retry policy for retriable errors (default 5 retries from 100 ms, doubling, ±20 %) */
+  retry?: RetryOptions;
+  /** the fetch to use (default: the global one); handy for metrics, proxies and tests */
+  fetch?: FetchFn;
+}
+
+/**
+ * A client of one Rill cluster. Works wherever `fetch` exists: Deno, browsers, Node.
+ *
+ * @example
+ * ```ts
+ * import { Rill } from "./mod.ts";
+ *
+ * const rill = new Rill({ brokers: ["http://127.0.0.1:8092"], clientId: "shop" });
+ * await rill.admin().createTopics({ topics: [{ topic: "orders", numPartitions: 3 }] });
+ * const producer = rill.producer();
+ * await producer.send({ topic: "orders", messages: [{ key: "u1", value: "hello" }] });
+ * const consumer = rill.consumer();
+ * await consumer.assign([{ topic: "orders", partition: 0, offset: "earliest" }]);
+ * ```
+ */
+export class Rill {
+  readonly #transport: Transport;
+  readonly #metadata: Metadata;
+
+  /**
+   * @param config the brokers, client id, retry policy and fetch
+   * @throws {TypeError} without a valid broker URL
+   */
+  constructor(config: RillConfig) {
+    this.#transport = new Transport(config);
+    this.#metadata = new Metadata(this.#transport);
+  }
+
+  /**
+   * An admin client: topics, offsets, cluster.
+   *
+   * @returns a new Admin
+   * @example
+   * ```ts
+   * const topics = await rill.admin().listTopics();
+   * ```
+   */
+  admin(): Admin {
+    return new Admin(this.#transport);
+  }
+
+  /**
+   * A producer.
+   *
+   * @param options batching (`lingerMs`, `batchBytes`), `maxInFlightRequests`, default `acks`
+   * @returns a new Producer
+   * @example
+   * ```ts
+   * const producer = rill.producer({ lingerMs: 5 });
+   * ```
+   */
+  producer(options: ProducerOptions = {}): Producer {
+    return new Producer(this.#transport, this.#metadata, options);
+  }
+
+  /**
+   * A consumer: of assigned partitions, or (with `groupId`) a member of a consumer group.
+   *
+   * @param options long-poll wait and fetch sizes; `groupId`, session timeout, assignor and
+   *   rebalance listeners for groups
+   * @returns a new Consumer
+   * @throws {TypeError} on a bad groupId; {RangeError} on a bad number
+   * @example
+   * ```ts
+   * const consumer = rill.consumer({ maxWaitMs: 1000 });
+   * const member = rill.consumer({ groupId: "billing", onAssigned: (ps) => console.log(ps) });
+   * ```
+   */
+  consumer(options: ConsumerOptions = {}): Consumer {
+    return new Consumer(this.#transport, new Admin(this.#transport), options);
+  }
+}

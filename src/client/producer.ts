@@ -1,0 +1,543 @@
+/**
+ * The producer: `send({ topic, messages })` in kafkajs's shape, with Kafka's batching.
+ *
+ * Each message is given a partition (explicit, murmur2 of the key, or the sticky
+ * partition), joins its partition's open batch in the {@linkcode RecordAccumulator}, and
+ * resolves once the batch that carries it is acknowledged. The sender encodes each batch
+ * as one RecordBatch v2 and POSTs it as `application/vnd.rill.batch` to
+ * `/v1/topics/{topic}/records?partition=P&acks=A`; up to `maxInFlightRequests` requests are
+ * in flight, one per partition. Retriable failures are retried with backoff and jitter;
+ * a retried batch may be appended twice if the first attempt reached the broker
+ * (at-least-once, as Kafka without idempotence).
+ *
+ * @module
+ */
+import { RillError } from "../protocol/errors.ts";
+import type { RecordHeader } from "../protocol/record_batch.ts";
+import { type ProducerBatch, RecordAccumulator, type RecordSink } from "./accumulator.ts";
+import { keyBytes } from "./batch_builder.ts";
+import type { Metadata } from "./metadata.ts";
+import { brokerOffset } from "./offsets.ts";
+import { Partitioner } from "./partitioner.ts";
+import { withRetry } from "./retry.ts";
+import { utf8 } from "./utf8.ts";
+import { BATCH_MEDIA_TYPE, readJson, topicPath, type Transport } from "./transport.ts";
+
+/**
+ * Text or bytes; text is sent as its UTF-8 bytes.
+ *
+ * @example
+ * ```ts
+ * const value: Bytes = new TextEncoder().encode("hello");
+ * ```
+ */
+export type Bytes = string | Uint8Array;
+
+/**
+ * Header values: text, bytes, null, or several values for a repeated header.
+ *
+ * @example
+ * ```ts
+ * const headers: Record<string, HeaderValue> = { trace: "abc", tags: ["a", "b"], raw: new Uint8Array([1]) };
+ * ```
+ */
+export type HeaderValue = Bytes | null | Bytes[];
+
+/**
+ * A message to send.
+ *
+ * @example
+ * ```ts
+ * const message: Message = { key: "user-1", value: "hello", headers: { lang: "en" } };
+ * ```
+ */
+export interface Message {
+  /** the key (decides the partition unless `partition` is given); null or absent for none */
+  key?: Bytes | null;
+  /** the value; null is a tombstone */
+  value: Bytes | null;
+  /** headers, in kafkajs's object shape; an array value repeats the header */
+  headers?: Record<string, HeaderValue | undefined>;
+  /** an explicit partition */
+  partition?: number;
+  /** milliseconds since the epoch (default: when send() is called) */
+  timestamp?: number;
+}
+
+/**
+ * Acknowledgement level: "all" (or -1) waits for the in-sync replicas, 1 for the leader, 0 for nothing.
+ *
+ * @example
+ * ```ts
+ * await producer.send({ topic: "orders", messages, acks: 1 satisfies Acks });
+ * ```
+ */
+export type Acks = "all" | -1 | 1 | 0 | "1" | "0";
+
+/**
+ * What {@linkcode Producer.send} takes.
+ *
+ * @example
+ * ```ts
+ * const record: ProducerRecord = { topic: "orders", messages: [{ value: "x" }], acks: "all" };
+ * await producer.send(record);
+ * ```
+ */
+export interface ProducerRecord {
+  /** the topic */
+  topic: string;
+  /** the messages, in order */
+  messages: Message[];
+  /** acknowledgement level (default: the producer's, "all" unless set) */
+  acks?: Acks;
+}
+
+/**
+ * Where a message was stored.
+ *
+ * @example
+ * ```ts
+ * const [meta]: RecordMetadata[] = await producer.send({ topic: "orders", messages: [{ value: "x" }] });
+ * console.log(meta.partition, meta.offset);
+ * ```
+ */
+export interface RecordMetadata {
+  /** the topic */
+  topicName: string;
+  /** the partition */
+  partition: number;
+  /** the message's offset (-1 with acks=0) */
+  offset: number;
+}
+
+/**
+ * Options of `rill.producer()`.
+ *
+ * @example
+ * ```ts
+ * const producer = rill.producer({ lingerMs: 5, batchBytes: 512 * 1024, maxInFlightRequests: 5, acks: 1 });
+ * ```
+ */
+export interface ProducerOptions {
+  /** how long a batch waits for more records before it is sent (default 0: as soon as the
+   * partition has no request in flight; records sent meanwhile join the batch) */
+  lingerMs?: number;
+  /** the size of a batch, in bytes (default 1 MiB) */
+  batchBytes?: number;
+  /** requests in flight at once, over all partitions (default 5) */
+  maxInFlightRequests?: number;
+  /** the default acknowledgement level (default "all") */
+  acks?: Acks;
+}
+
+function checkBytes(v: unknown, i: number, what: string): void {
+  if (v === null || v === undefined || typeof v === "string" || v instanceof Uint8Array) return;
+  throw new TypeError(
+    `messages[${i}].${what} must be a string, a Uint8Array or null, got ${typeof v}`,
+  );
+}
+
+function toBytes(v: Bytes | null | undefined, what: string): Uint8Array | null {
+  if (v === null || v === undefined) return null;
+  if (typeof v === "string") return utf8(v);
+  if (v instanceof Uint8Array) return v;
+  throw new TypeError(`${what} must be a string, a Uint8Array or null, got ${typeof v}`);
+}
+
+function toHeaders(h: Message["headers"]): RecordHeader[] | undefined {
+  if (h === undefined || h === null) return undefined;
+  if (typeof h !== "object") throw new TypeError(`headers must be an object, got ${typeof h}`);
+  const out: RecordHeader[] = [];
+  for (const name in h) {
+    const v = h[name];
+    if (v === undefined) continue;
+    if (Array.isArray(v)) {
+      for (const x of v) out.push({ key: name, value: toBytes(x, `header "${name}"`) });
+    } else out.push({ key: name, value: toBytes(v, `header "${name}"`) });
+  }
+  return out;
+}
+
+function acksParam(a: Acks | undefined): string {
+  switch (a) {
+    case undefined:
+    case "all":
+    case -1:
+      return "all";
+    case 1:
+    case "1":
+      return "1";
+    case 0:
+    case "0":
+      return "0";
+    default:
+      throw new TypeError(`acks must be "all", -1, 1 or 0, got ${String(a)}`);
+  }
+}
+
+/** Collects the results of one send() call. */
+class SendResult implements RecordSink {
+  readonly results: RecordMetadata[];
+  remaining: number;
+  settled = false;
+  readonly promise: Promise<RecordMetadata[]>;
+  resolve!: (r: RecordMetadata[]) => void;
+  reject!: (e: unknown) => void;
+
+  constructor(readonly topic: string, n: number) {
+    this.results = new Array(n);
+    this.remaining = n;
+    this.promise = new Promise((res, rej) => {
+      this.resolve = res;
+      this.reject = rej;
+    });
+    if (n === 0) this.resolve(this.results);
+  }
+
+  done(index: number, partition: number, offset: number): void {
+    this.results[index] = { topicName: this.topic, partition, offset };
+    if (--this.remaining === 0 && !this.settled) {
+      this.settled = true;
+      this.resolve(this.results);
+    }
+  }
+
+  fail(error: unknown): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.reject(error);
+  }
+}
+
+/**
+ * Sends messages to topics, batching them per partition. Get one from `rill.producer()`.
+ *
+ * @example
+ * ```ts
+ * const producer = new Rill({ brokers: ["http://127.0.0.1:8092"] }).producer({ lingerMs: 5 });
+ * await producer.connect();
+ * const [meta] = await producer.send({
+ *   topic: "orders",
+ *   messages: [{ key: "user-1", value: JSON.stringify({ total: 42 }) }],
+ * });
+ * console.log(meta.partition, meta.offset);
+ * await producer.disconnect();
+ * ```
+ */
+export class Producer {
+  readonly #t: Transport;
+  readonly #meta: Metadata;
+  readonly #acc: RecordAccumulator;
+  readonly #partitioner = new Partitioner();
+  readonly #scratch = { buf: new Uint8Array(256) };
+  readonly #maxInFlight: number;
+  readonly #acks: string;
+  readonly #lingerMs: number;
+  #inFlight = 0;
+  #flushing = 0;
+  #wakeQueued = false;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #timerAt = Infinity;
+  #idle: (() => void)[] = [];
+  #closed = false;
+
+  /**
+   * @param transport the client's transport (use `rill.producer()` rather than this)
+   * @param metadata the client's metadata cache
+   * @param options batching, in-flight limit and default acks
+   * @throws {RangeError} on a negative linger, a batch size below 1 or an in-flight limit below 1
+   */
+  constructor(transport: Transport, metadata: Metadata, options: ProducerOptions = {}) {
+    this.#t = transport;
+    this.#meta = metadata;
+    const lingerMs = options.lingerMs ?? 0;
+    const batchBytes = options.batchBytes ?? 1 << 20;
+    const maxInFlight = options.maxInFlightRequests ?? 5;
+    if (!(lingerMs >= 0)) throw new RangeError(`lingerMs must be >= 0, got ${lingerMs}`);
+    if (!(batchBytes >= 1)) throw new RangeError(`batchBytes must be >= 1, got ${batchBytes}`);
+    if (!Number.isInteger(maxInFlight) || maxInFlight < 1) {
+      throw new RangeError(`maxInFlightRequests must be an integer >= 1, got ${maxInFlight}`);
+    }
+    this.#lingerMs = lingerMs;
+    this.#maxInFlight = maxInFlight;
+    this.#acks = acksParam(options.acks);
+    this.#acc = new RecordAccumulator({ batchBytes, lingerMs });
+  }
+
+  /**
+   * Readies the producer. HTTP needs no connection, so this only exists for kafkajs's shape.
+   *
+   * @returns a resolved promise
+   * @example
+   * ```ts
+   * await producer.connect();
+   * ```
+   */
+  connect(): Promise<void> {
+    this.#closed = false;
+    return Promise.resolve();
+  }
+
+  /**
+   * Sends messages to one topic and resolves once all of them are acknowledged.
+   *
+   * @param record the topic, the messages and the acks
+   * @returns one entry per message, in order: its partition and offset
+   * @throws {TypeError} on a malformed message (nothing is sent then)
+   * @throws {RillError} the broker's error for a batch that failed for good (other batches
+   *   of the same call may have been stored)
+   * @example
+   * ```ts
+   * await producer.send({ topic: "orders", messages: [{ key: "k", value: "v" }], acks: 1 });
+   * ```
+   */
+  async send(record: ProducerRecord): Promise<RecordMetadata[]> {
+    if (this.#closed) throw new RillError("INVALID_REQUEST", "The producer is disconnected");
+    const { topic, messages } = record;
+    if (typeof topic !== "string" || topic === "") {
+      throw new TypeError("topic must be a non-empty string");
+    }
+    if (!Array.isArray(messages)) throw new TypeError("messages must be an array");
+    const acks = record.acks === undefined ? this.#acks : acksParam(record.acks);
+    const now = Date.now();
+    // Check every message first, so a bad one sends nothing.
+    const n = messages.length;
+    let needCount = false;
+    let headers: (RecordHeader[] | undefined)[] | undefined;
+    for (let i = 0; i < n; i++) {
+      const m = messages[i];
+      if (m === null || typeof m !== "object") {
+        throw new TypeError(`messages[${i}] must be an object`);
+      }
+      checkBytes(m.key, i, "key");
+      if (m.value === undefined) {
+        throw new TypeError(`messages[${i}].value is missing (use null for a tombstone)`);
+      }
+      checkBytes(m.value, i, "value");
+      const ts = m.timestamp;
+      if (ts !== undefined && (!Number.isSafeInteger(ts) || ts < 0)) {
+        throw new TypeError(`messages[${i}].timestamp must be a non-negative integer`);
+      }
+      const p = m.partition;
+      if (p === undefined || p === null) needCount = true;
+      else if (!Number.isInteger(p) || p < 0) {
+        throw new TypeError(`messages[${i}].partition must be a non-negative integer`);
+      }
+      if (m.headers !== undefined) {
+        headers ??= new Array(n);
+        headers[i] = toHeaders(m.headers);
+      }
+    }
+    let count = 0;
+    if (needCount) count = this.#meta.cached(topic) ?? await this.#meta.partitionCount(topic);
+    const result = new SendResult(topic, n);
+    const acc = this.#acc;
+    for (let i = 0; i < n; i++) {
+      const m = messages[i];
+      const key = m.key ?? null;
+      let p = m.partition ?? -1;
+      if (p < 0) {
+        p = this.#partitioner.partition(
+          topic,
+          key === null ? null : keyBytes(key, this.#scratch),
+          count,
+        );
+      }
+      const closed = acc.append(
+        topic,
+        p,
+        acks,
+        m.timestamp ?? now,
+        key,
+        m.value,
+        headers?.[i],
+        result,
+        i,
+      );
+      if (closed !== undefined && closed.keyless) {
+        this.#partitioner.batchClosed(topic, closed.partition, count);
+      }
+    }
+    this.#wake();
+    return await result.promise;
+  }
+
+  /**
+   * Sends messages to several topics, as kafkajs's `sendBatch`.
+   *
+   * @param batch the messages per topic and the acks
+   * @returns the metadata of every message, topic after topic
+   * @example
+   * ```ts
+   * await producer.sendBatch({ topicMessages: [{ topic: "a", messages: [{ value: "x" }] }] });
+   * ```
+   */
+  async sendBatch(
+    batch: { topicMessages: { topic: string; messages: Message[] }[]; acks?: Acks },
+  ): Promise<RecordMetadata[]> {
+    const all = await Promise.all(
+      batch.topicMessages.map((tm) => this.send({ ...tm, acks: batch.acks })),
+    );
+    return all.flat();
+  }
+
+  /**
+   * Sends every waiting batch now, without waiting for linger, and resolves once nothing is
+   * pending or in flight.
+   *
+   * @returns a promise
+   * @example
+   * ```ts
+   * producer.send({ topic: "t", messages }); // not awaited
+   * await producer.flush();
+   * ```
+   */
+  async flush(): Promise<void> {
+    if (this.#acc.pendingRecords === 0 && this.#inFlight === 0) return;
+    this.#flushing++;
+    try {
+      await new Promise<void>((resolve) => {
+        this.#idle.push(resolve);
+        this.#wake();
+      });
+    } finally {
+      this.#flushing--;
+    }
+  }
+
+  /**
+   * Sends what is pending and stops accepting messages.
+   *
+   * @returns a promise that resolves once pending messages are acknowledged or failed
+   * @example
+   * ```ts
+   * await producer.disconnect();
+   * ```
+   */
+  async disconnect(): Promise<void> {
+    await this.flush();
+    this.#closed = true;
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
+  #wake(): void {
+    if (this.#wakeQueued) return;
+    this.#wakeQueued = true;
+    queueMicrotask(() => {
+      this.#wakeQueued = false;
+      this.#drain();
+    });
+  }
+
+  #drain(): void {
+    while (this.#inFlight < this.#maxInFlight) {
+      const batch = this.#acc.drain(this.#flushing > 0);
+      if (batch === undefined) break;
+      this.#inFlight++;
+      if (batch.keyless) {
+        const count = this.#meta.cached(batch.topic);
+        if (count !== undefined) this.#partitioner.batchClosed(batch.topic, batch.partition, count);
+      }
+      this.#sendBatch(batch).finally(() => {
+        this.#acc.recycle(batch);
+        this.#inFlight--;
+        this.#acc.unmute(batch.topic, batch.partition);
+        this.#drain();
+      });
+    }
+    if (this.#acc.pendingRecords === 0 && this.#inFlight === 0) {
+      const idle = this.#idle;
+      this.#idle = [];
+      for (const resolve of idle) resolve();
+      return;
+    }
+    if (this.#lingerMs > 0 && this.#inFlight < this.#maxInFlight) {
+      const at = this.#acc.nextLingerDeadline();
+      if (at !== undefined && at < this.#timerAt) {
+        if (this.#timer !== undefined) clearTimeout(this.#timer);
+        this.#timerAt = at;
+        this.#timer = setTimeout(() => {
+          this.#timer = undefined;
+          this.#timerAt = Infinity;
+          this.#drain();
+        }, Math.max(0, at - Date.now()));
+      }
+    }
+  }
+
+  async #sendBatch(batch: ProducerBatch): Promise<void> {
+    try {
+      const body = batch.builder.build();
+      const count = batch.builder.count;
+      const path = `${topicPath(batch.topic)}/records`;
+      const answer = await withRetry(
+        async () => {
+          const res = await this.#t.request("POST", path, {
+            query: { partition: batch.partition, acks: batch.acks },
+            headers: { "Content-Type": BATCH_MEDIA_TYPE },
+            body: body as Uint8Array<ArrayBuffer>,
+          });
+          if (res.status === 204 || batch.acks === "0") {
+            await res.body?.cancel();
+            return null;
+          }
+          return await readJson(res);
+        },
+        this.#t.retry,
+        {
+          onRetry: (e) => {
+            if (
+              e instanceof RillError &&
+              (e.code === "NOT_LEADER_OR_FOLLOWER" || e.code === "LEADER_NOT_AVAILABLE")
+            ) this.#meta.invalidate(batch.topic);
+          },
+        },
+      );
+      const offsets = offsetsOf(answer, count, batch);
+      let r = 0;
+      for (const run of batch.runs) {
+        for (let j = 0; j < run.count; j++) {
+          run.sink.done(run.firstIndex + j, batch.partition, offsets(r++));
+        }
+      }
+    } catch (e) {
+      if (e instanceof RillError && e.code === "UNKNOWN_TOPIC_OR_PARTITION") {
+        this.#meta.invalidate(batch.topic);
+      }
+      for (const run of batch.runs) run.sink.fail(e);
+    }
+  }
+}
+
+/**
+ * Reads the offsets of a produce answer: `{"offsets":[{partition, offset}…]}` one per
+ * record, or `{"baseOffset"}` (or only a first offset) from which the rest follow; null
+ * (acks=0) gives -1 for every record.
+ */
+function offsetsOf(body: unknown, n: number, batch: ProducerBatch): (i: number) => number {
+  if (body === null) return () => -1;
+  const b = body as { offsets?: unknown[]; baseOffset?: unknown };
+  const at = (o: unknown) =>
+    brokerOffset(
+      typeof o === "object" && o !== null ? (o as { offset?: unknown }).offset : o,
+      "offset",
+    );
+  if (Array.isArray(b.offsets) && b.offsets.length === n) {
+    const first = at(b.offsets[0]);
+    const last = at(b.offsets[n - 1]);
+    // Offsets of one batch are consecutive: check both ends, compute the middle.
+    if (last - first === n - 1) return (i) => first + i;
+    return (i) => at(b.offsets![i]);
+  }
+  let base: number | undefined;
+  if (b.baseOffset !== undefined) base = brokerOffset(b.baseOffset, "baseOffset");
+  else if (Array.isArray(b.offsets) && b.offsets.length > 0) base = at(b.offsets[0]);
+  if (base === undefined) {
+    throw new RillError(
+      "UNKNOWN_SERVER_ERROR",
+      `The broker acknowledged ${n} records on "${batch.topic}-${batch.partition}" without offsets`,
+    );
+  }
+  return (i) => base + i;
+}

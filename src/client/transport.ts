@@ -1,0 +1,244 @@
+/**
+ * The client's one way to a broker: `fetch` plus Rill's error contract. Every non-2xx
+ * answer becomes a {@linkcode RillError} rebuilt from the body; a network failure becomes a
+ * retriable BROKER_NOT_AVAILABLE and moves the transport to the next bootstrap broker.
+ *
+ * Uses only `fetch`, `URL` and `Headers`, so it runs in Deno, browsers and Node.
+ *
+ * @module
+ */
+import { errorFromBody, RillError } from "../protocol/errors.ts";
+import { resolveRetry, type RetryOptions, withRetry } from "./retry.ts";
+
+/**
+ * A `fetch`-compatible function (the global one, or a wrapper for tests and metrics).
+ *
+ * @example
+ * ```ts
+ * const counting: FetchFn = (input, init) => { requests++; return fetch(input, init); };
+ * new Rill({ brokers: ["http://127.0.0.1:8092"], fetch: counting });
+ * ```
+ */
+export type FetchFn = (input: string | URL | Request, init?: RequestInit) => Promise<Response>;
+
+/**
+ * Options of {@linkcode Transport}.
+ *
+ * @example
+ * ```ts
+ * new Transport({ brokers: ["http://127.0.0.1:8092"], retry: { retries: 3 } });
+ * ```
+ */
+export interface TransportOptions {
+  /** bootstrap broker URLs, e.g. `["http://127.0.0.1:8092"]` */
+  brokers: string[];
+  /** sent as `Rill-Client-Id` when set */
+  clientId?: string;
+  /** the fetch to use (default: globalThis.fetch) */
+  fetch?: FetchFn;
+  /** retry policy of admin calls and produce requests */
+  retry?: RetryOptions;
+}
+
+/**
+ * One request.
+ *
+ * @example
+ * ```ts
+ * await transport.request("GET", "/v1/topics", { query: { limit: 10 } });
+ * ```
+ */
+export interface RequestOptions {
+  /** query parameters (undefined values are left out) */
+  query?: Record<string, string | number | undefined>;
+  /** a JSON body */
+  json?: unknown;
+  /** a raw body */
+  body?: BodyInit;
+  /** extra headers */
+  headers?: Record<string, string>;
+  /** aborts the request */
+  signal?: AbortSignal;
+}
+
+/**
+ * The media type of raw RecordBatch v2 bodies.
+ *
+ * @example
+ * ```ts
+ * fetch(url, { method: "POST", body: batch, headers: { "Content-Type": BATCH_MEDIA_TYPE } });
+ * ```
+ */
+export const BATCH_MEDIA_TYPE = "application/vnd.rill.batch";
+
+/**
+ * Sends requests to the brokers and turns error answers into RillErrors.
+ *
+ * @example
+ * ```ts
+ * const t = new Transport({ brokers: ["http://127.0.0.1:8092"] });
+ * const { topics } = await t.json<{ topics: unknown[] }>("GET", "/v1/topics");
+ * ```
+ */
+export class Transport {
+  readonly #brokers: string[];
+  readonly #fetch: FetchFn;
+  readonly #headers: Record<string, string>;
+  #current = 0;
+  /** The complete retry policy. */
+  readonly retry: Required<RetryOptions>;
+
+  /**
+   * @param options the brokers, fetch, client id and retry policy
+   * @throws {TypeError} if no broker URL is given or one is not http(s)
+   */
+  constructor(options: TransportOptions) {
+    if (!Array.isArray(options.brokers) || options.brokers.length === 0) {
+      throw new TypeError("brokers must list at least one broker URL");
+    }
+    this.#brokers = options.brokers.map((b) => {
+      let u: URL;
+      try {
+        u = new URL(b);
+      } catch {
+        throw new TypeError(`Broker URL "${b}" is not a valid URL`);
+      }
+      if (u.protocol !== "http:" && u.protocol !== "https:") {
+        throw new TypeError(`Broker URL "${b}" must use http or https`);
+      }
+      return String(b).replace(/\/+$/, "");
+    });
+    this.#fetch = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
+    this.#headers = options.clientId ? { "Rill-Client-Id": options.clientId } : {};
+    this.retry = resolveRetry(options.retry);
+  }
+
+  /** The broker URL requests currently go to. */
+  get broker(): string {
+    return this.#brokers[this.#current];
+  }
+
+  /**
+   * Sends one request (no retry) and returns the response if its status is 2xx.
+   *
+   * @param method the HTTP method
+   * @param path the path, starting with `/`
+   * @param options query, body, headers, signal
+   * @returns the response, body unread
+   * @throws {RillError} the broker's error for a non-2xx answer; BROKER_NOT_AVAILABLE
+   *   (retriable) when the broker cannot be reached
+   * @throws {DOMException} AbortError when `options.signal` aborts
+   */
+  async request(method: string, path: string, options: RequestOptions = {}): Promise<Response> {
+    const base = this.broker;
+    let url = base + path;
+    if (options.query) {
+      let sep = "?";
+      for (const [k, v] of Object.entries(options.query)) {
+        if (v === undefined) continue;
+        url += `${sep}${encodeURIComponent(k)}=${encodeURIComponent(String(v))}`;
+        sep = "&";
+      }
+    }
+    const headers: Record<string, string> = { ...this.#headers, ...options.headers };
+    let body = options.body;
+    if (options.json !== undefined) {
+      headers["Content-Type"] = "application/json";
+      body = JSON.stringify(options.json);
+    }
+    let res: Response;
+    try {
+      res = await this.#fetch(url, { method, headers, body, signal: options.signal });
+    } catch (e) {
+      if (options.signal?.aborted) throw e;
+      // A network failure: try the next bootstrap broker next time.
+      this.#current = (this.#brokers.indexOf(base) + 1) % this.#brokers.length;
+      throw new RillError(
+        "BROKER_NOT_AVAILABLE",
+        `Cannot reach broker ${base}: ${e instanceof Error ? e.message.split("\n")[0] : e}`,
+      );
+    }
+    if (res.ok) return res;
+    throw await errorOf(res);
+  }
+
+  /**
+   * Sends a request, retrying retriable failures with backoff, and parses the JSON answer.
+   * A 204 answer gives `undefined`.
+   *
+   * @param method the HTTP method
+   * @param path the path
+   * @param options query, body, headers, signal
+   * @returns the parsed body
+   * @throws {RillError} the broker's error once it is not retriable or retries are used up
+   */
+  json<T>(method: string, path: string, options: RequestOptions = {}): Promise<T> {
+    return withRetry(async () => {
+      const res = await this.request(method, path, options);
+      if (res.status === 204) {
+        await res.body?.cancel();
+        return undefined as T;
+      }
+      return await readJson(res) as T;
+    }, this.retry);
+  }
+}
+
+/**
+ * Reads a JSON response body.
+ *
+ * @param res the response
+ * @returns the parsed value
+ * @throws {RillError} UNKNOWN_SERVER_ERROR if the body is not JSON
+ *
+ * @example
+ * ```ts
+ * const body = await readJson(await transport.request("GET", "/v1/cluster"));
+ * ```
+ */
+export async function readJson(res: Response): Promise<unknown> {
+  const text = await res.text();
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new RillError(
+      "UNKNOWN_SERVER_ERROR",
+      `The broker answered HTTP ${res.status} with a body that is not JSON`,
+    );
+  }
+}
+
+/**
+ * Builds the RillError of an error response.
+ *
+ * @param res a non-2xx response
+ * @returns the error its body describes
+ *
+ * @example
+ * ```ts
+ * if (!res.ok) throw await errorOf(res);
+ * ```
+ */
+export async function errorOf(res: Response): Promise<RillError> {
+  let body: unknown = null;
+  try {
+    body = JSON.parse(await res.text());
+  } catch {
+    // not JSON: errorFromBody falls back to the status
+  }
+  return errorFromBody(res.status, body);
+}
+
+/**
+ * Percent-encodes a topic name for a path segment.
+ *
+ * @param topic the topic name
+ * @returns the encoded segment
+ * @example
+ * ```ts
+ * topicPath("orders"); // "/v1/topics/orders"
+ * ```
+ */
+export function topicPath(topic: string): string {
+  return `/v1/topics/${encodeURIComponent(topic)}`;
+}
