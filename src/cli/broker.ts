@@ -17,6 +17,7 @@ import { parseArgs } from "node:util";
 import { Broker } from "../broker/broker.ts";
 import type { BrokerRole } from "../coordination/cluster.ts";
 import { createApp } from "../http/app.ts";
+import { installNativeCrc32c } from "../broker/native_crc32c.ts";
 import { UsageError } from "./common.ts";
 
 /** The help text of `rill broker`. */
@@ -128,6 +129,7 @@ export async function runBroker(args: string[], role: BrokerRole = "broker"): Pr
     );
     return;
   }
+  await installNativeCrc32c();
   const broker = await Broker.open({ id: opts.id, dataDir: opts.dataDir, kv: opts.kv, role });
   const app = createApp(broker);
   let server: Deno.HttpServer<Deno.NetAddr>;

@@ -1,0 +1,29 @@
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import { crc32c, portableCrc32c, useCrc32cImplementation } from "../../src/protocol/crc32c.ts";
+import { installNativeCrc32c } from "../../src/broker/native_crc32c.ts";
+
+const text = (s: string) => new TextEncoder().encode(s);
+
+Deno.test("crc32c() gives the standard CRC-32C check values", () => {
+  assert.equal(crc32c(text("123456789")), 0xe3069283);
+  assert.equal(crc32c(new Uint8Array(0)), 0);
+  // RFC 3720 (iSCSI) B.4: 32 bytes of zeros, and of 0xff.
+  assert.equal(crc32c(new Uint8Array(32)), 0x8a9136aa);
+  assert.equal(crc32c(new Uint8Array(32).fill(0xff)), 0x62a8ab43);
+});
+
+Deno.test("the native CRC-32C agrees with the portable one on any bytes", async () => {
+  assert.equal(await installNativeCrc32c(), true, "@node-rs/crc32 should load on linux-x64");
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 5000 }), (bytes) => {
+      assert.equal(crc32c(bytes), portableCrc32c(bytes));
+    }),
+  );
+});
+
+Deno.test("useCrc32cImplementation() refuses a wrong implementation and keeps the old one", () => {
+  const before = crc32c(text("abc"));
+  assert.throws(() => useCrc32cImplementation(() => 42), /instead of/);
+  assert.equal(crc32c(text("abc")), before);
+});
