@@ -11,6 +11,9 @@ const SUITES: Record<string, () => Promise<Suite>> = {
   broker: () => import("./broker_bench.ts"),
   client: () => import("./client_bench.ts"),
   groups: () => import("./groups_bench.ts"),
+  security: () => import("./security_bench.ts"),
+  replication: () => import("./replication_bench.ts"),
+  streams: () => import("./streams_bench.ts"),
 };
 
 const wanted = Deno.args.length > 0 ? Deno.args : Object.keys(SUITES);

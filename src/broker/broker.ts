@@ -6,6 +6,12 @@
  * refreshed when the KV metadata version moves: polled every `metadataPollMs`, checked at
  * once on a miss for an unknown topic, and after every admin operation of this broker.
  *
+ * Replication (replication.ts, replica.ts, replica_fetcher.ts, controller.ts): each hosted
+ * replica leads or follows as the partition state in KV says; followers pull from leaders
+ * through {@linkcode Broker.replicaFetch}; `acks=all` waits for the high watermark; the
+ * controller (the holder of the KV lease) moves leadership off dead brokers. A restarted
+ * broker hands over the leadership it still holds before it serves.
+ *
  * Lifecycle: {@linkcode Broker.open} (recover logs, register), serve, then
  * {@linkcode Broker.beginShutdown} (refuse new produce, wake long polls and end SSE
  * streams) and {@linkcode Broker.close} (finish in-flight appends, close logs, which
@@ -21,6 +27,11 @@ import {
 } from "../coordination/cluster.ts";
 import { type TopicConfigs, validateTopicConfigs } from "../coordination/topic_configs.ts";
 import { type TopicMetadata, TopicStore } from "../coordination/topics.ts";
+import { LeaseStore } from "../coordination/leases.ts";
+import { PartitionStateStore } from "../coordination/partition_states.ts";
+import { Controller } from "./controller.ts";
+import { resignLeader, startReassignment } from "./election.ts";
+import { ReplicationManager } from "./replication.ts";
 import { RillError } from "../protocol/errors.ts";
 import { checkProducedBatches, stampLogAppendTime } from "./batch_checks.ts";
 import {
@@ -57,6 +68,8 @@ export interface BrokerOptions {
   now?: () => number;
   /** where one-line reports go (default: stderr) */
   log?: (line: string) => void;
+  /** a follower (observer): the topics to copy (default: all) */
+  observeTopics?: readonly string[];
 }
 
 /** Options of {@linkcode Broker.fetch}. */
@@ -76,7 +89,7 @@ export interface TopicDescription {
   /** the metadata */
   meta: TopicMetadata;
   /** per partition: its offsets when hosted here, else null */
-  offsets: ({ logStartOffset: number; highWatermark: number } | null)[];
+  offsets: ({ logStartOffset: number; highWatermark: number; logEndOffset: number } | null)[];
 }
 
 /** Where a list-offsets request points. */
@@ -109,6 +122,14 @@ export class Broker {
   readonly topicStore: TopicStore;
   /** membership in KV */
   readonly clusterStore: ClusterStore;
+  /** checked partition state updates (ISR, leader) in KV */
+  readonly partitionStates: PartitionStateStore;
+  /** the controller lease */
+  readonly leaseStore: LeaseStore;
+  /** this broker's controller role (null for an observer) */
+  readonly controller: Controller | null;
+  /** roles, replica fetchers and ISR writes */
+  readonly replication: ReplicationManager;
   readonly #ownsKv: boolean;
   readonly #lock: Deno.FsFile;
   readonly #local: LocalTopics;
@@ -143,13 +164,41 @@ export class Broker {
     this.#log = opts.log ?? ((line) => console.error(`rill ${this.role} ${this.id}: ${line}`));
     this.topicStore = new TopicStore(kv);
     this.clusterStore = new ClusterStore(kv, config.sessionTimeoutMs, opts.now);
+    this.partitionStates = new PartitionStateStore(kv);
+    this.leaseStore = new LeaseStore(kv, undefined, opts.now);
+    const observed = opts.observeTopics ? new Set(opts.observeTopics) : null;
     this.#local = new LocalTopics({
       brokerId: opts.id,
       dataDir: opts.dataDir,
       config,
       now: opts.now,
       log: this.#log,
+      observe: this.role === "follower"
+        ? (topic) => observed === null || observed.has(topic)
+        : undefined,
     });
+    this.replication = new ReplicationManager({
+      brokerId: opts.id,
+      observer: this.role === "follower",
+      config,
+      cluster: this.clusterStore,
+      states: this.partitionStates,
+      refresh: () => {
+        this.refresh().catch((e) => this.#log(`metadata refresh failed: ${e}`));
+      },
+      log: this.#log,
+    });
+    this.controller = this.role === "broker"
+      ? new Controller({
+        brokerId: opts.id,
+        lease: this.leaseStore,
+        cluster: this.clusterStore,
+        topics: this.topicStore,
+        states: this.partitionStates,
+        leaseTtlMs: config.sessionTimeoutMs,
+        log: this.#log,
+      })
+      : null;
   }
 
   /**
@@ -236,6 +285,19 @@ export class Broker {
           this.#registration = await this.clusterStore.heartbeat(this.#registration);
         }
       });
+      if (this.role === "broker") await this.#resignStaleLeadership();
+      this.replication.enable();
+      this.#knownVersion = -1n;
+      await this.refresh();
+      const controller = this.controller;
+      if (controller) {
+        await controller.tick().catch((e) => this.#log(`controller: ${e}`));
+        this.#every(this.config.controllerIntervalMs, () => controller.tick());
+      }
+      this.#every(
+        Math.max(50, Math.min(1000, Math.floor(this.config.replicaLagTimeMaxMs / 4))),
+        () => Promise.resolve(this.replication.checkIsr()),
+      );
     }
   }
 
@@ -257,6 +319,7 @@ export class Broker {
         if (version === this.#knownVersion) return;
         const snapshot = await this.topicStore.snapshot();
         await this.#local.apply(snapshot.topics);
+        await this.replication.sync(this.#local.all());
         this.#knownVersion = snapshot.version;
       } finally {
         if (this.#refreshRunning === next) this.#refreshRunning = null;
@@ -279,12 +342,6 @@ export class Broker {
   ): Promise<TopicMetadata> {
     const configs = validateTopicConfigs(req.configs) as TopicConfigs;
     const replicationFactor = req.replicationFactor ?? 1;
-    if (replicationFactor !== 1) {
-      throw new RillError(
-        "INVALID_REPLICATION_FACTOR",
-        `Replication factor ${replicationFactor} is not supported yet; use 1`,
-      );
-    }
     const meta = await this.topicStore.create({
       name: req.name,
       partitions: req.partitions ?? 1,
@@ -322,7 +379,13 @@ export class Broker {
       meta: state.meta,
       offsets: state.meta.partitions.map((p) => {
         const r = state.replicas[p.partition];
-        return r ? { logStartOffset: r.logStartOffset, highWatermark: r.highWatermark } : null;
+        return r
+          ? {
+            logStartOffset: r.logStartOffset,
+            highWatermark: r.highWatermark,
+            logEndOffset: r.logEndOffset,
+          }
+          : null;
       }),
     };
   }
@@ -347,6 +410,64 @@ export class Broker {
     });
     await this.refresh();
     return meta;
+  }
+
+  /**
+   * Starts moving partitions to other brokers (Kafka's partition reassignment): the new
+   * replicas copy the partition from its leader, and once all of them are in the ISR the
+   * controller makes them the replicas (moving leadership if needed) and the replicas left
+   * behind are deleted.
+   *
+   * @param name the topic
+   * @param moves per partition, the brokers it should live on (preferred leader first)
+   * @returns the metadata once the move has started
+   * @throws {RillError} UNKNOWN_TOPIC_OR_PARTITION, INVALID_REQUEST (a broker that is not a
+   *   live broker, a repeated id, a wrong count)
+   */
+  async reassignPartitions(
+    name: string,
+    moves: readonly { partition: number; replicas: number[] }[],
+  ): Promise<TopicMetadata> {
+    await this.refresh();
+    const state = await this.#topic(name);
+    const live = new Set(
+      (await this.clusterStore.brokers()).filter((b) => b.alive && b.role === "broker").map((b) =>
+        b.id
+      ),
+    );
+    const rf = state.meta.replicationFactor;
+    const seen = new Set<number>();
+    for (const m of moves) {
+      const count = state.meta.partitions.length;
+      if (m.partition >= count) throw unknownPartition(name, m.partition, count);
+      if (seen.has(m.partition)) {
+        throw new RillError("INVALID_REQUEST", `Partition ${m.partition} is listed twice`);
+      }
+      seen.add(m.partition);
+      if (m.replicas.length !== rf || new Set(m.replicas).size !== rf) {
+        throw new RillError(
+          "INVALID_REQUEST",
+          `Partition ${m.partition} needs ${rf} distinct broker ids (the replication factor), got [${m.replicas}]`,
+        );
+      }
+      const dead = m.replicas.find((id) => !live.has(id));
+      if (dead !== undefined) {
+        throw new RillError(
+          "INVALID_REQUEST",
+          `Broker ${dead} is not a live broker that may hold replicas`,
+        );
+      }
+    }
+    for (const m of moves) {
+      await this.partitionStates.update(
+        name,
+        m.partition,
+        (cur) => startReassignment(cur, m.replicas),
+      );
+    }
+    this.#knownVersion = -1n;
+    await this.refresh();
+    return (await this.#topic(name)).meta;
   }
 
   /**
@@ -397,7 +518,15 @@ export class Broker {
     const now = Date.now();
     const work = [...groups].map(async ([p, indexes]) => {
       const batch = encodeRecords(state, records, indexes, now);
-      const result = await leaders.get(p)!.append(batch);
+      const leader = leaders.get(p)!;
+      const result = await leader.append(batch);
+      if (acks === -1) {
+        await leader.waitForCommit(
+          result.lastOffset,
+          this.config.ackTimeoutMs,
+          state.minInsyncReplicas,
+        );
+      }
       return { p, indexes, baseOffset: result.baseOffset };
     });
     const all = this.#track(Promise.all(work));
@@ -454,6 +583,13 @@ export class Broker {
       return null;
     }
     const result = await append;
+    if (acks === -1) {
+      await leader.waitForCommit(
+        result.lastOffset,
+        this.config.ackTimeoutMs,
+        state.minInsyncReplicas,
+      );
+    }
     return {
       partition,
       baseOffset: result.baseOffset,
@@ -484,7 +620,7 @@ export class Broker {
     offset: number,
     opts: FetchOptions,
   ): Promise<FetchResult> {
-    const replica = await this.replica(topic, partition);
+    const replica = await this.readableReplica(topic, partition);
     let result = await replica.read(offset, opts.maxBytes);
     if (opts.maxWaitMs <= 0 || result.bytes.length >= opts.minBytes || this.#draining) {
       return result;
@@ -517,6 +653,103 @@ export class Broker {
   }
 
   /**
+   * The replica a consumer may read: the partition's leader here, or this observer's copy.
+   * A broker's follower replica refuses consumers (its high watermark lags the leader's).
+   *
+   * @param topic the topic
+   * @param partition the partition
+   * @returns the replica
+   * @throws {RillError} UNKNOWN_TOPIC_OR_PARTITION, NOT_LEADER_OR_FOLLOWER with the
+   *   leader's id and URL
+   */
+  async readableReplica(topic: string, partition: number): Promise<Replica> {
+    const replica = await this.replica(topic, partition);
+    if (replica.role === "follower") {
+      throw await this.#notLeader(await this.#topic(topic), partition);
+    }
+    return replica;
+  }
+
+  /**
+   * A follower's fetch (Kafka's replica fetch): records the follower's position (its fetch
+   * offset), which may advance the high watermark and the ISR, then answers batches up to
+   * the log end offset, long-polling until there is data.
+   *
+   * @param topic the topic
+   * @param partition the partition
+   * @param req the follower's id, fetch offset and leader epoch
+   * @param opts size and wait
+   * @returns batches, high watermark and log start offset
+   * @throws {RillError} NOT_LEADER_OR_FOLLOWER, FENCED_LEADER_EPOCH, OFFSET_OUT_OF_RANGE
+   */
+  async replicaFetch(
+    topic: string,
+    partition: number,
+    req: { replicaId: number; offset: number; leaderEpoch: number },
+    opts: FetchOptions,
+  ): Promise<FetchResult> {
+    const replica = await this.#leaderReplica(topic, partition, req.leaderEpoch);
+    if (req.offset > replica.logEndOffset) {
+      // A follower ahead of its leader must truncate first; it does not count as caught up.
+      throw new RillError(
+        "OFFSET_OUT_OF_RANGE",
+        `Fetch offset ${req.offset} of ${replica.name} is past the leader's log end offset ${replica.logEndOffset}`,
+        { logStartOffset: replica.logStartOffset, logEndOffset: replica.logEndOffset },
+      );
+    }
+    replica.recordFollowerFetch(req.replicaId, req.offset);
+    let result = await replica.readForFollower(req.offset, opts.maxBytes);
+    // Only data wakes a follower: the high watermark reaches it with the next answer (as in
+    // Kafka), so followers do not ping-pong empty fetches after every advance.
+    if (result.bytes.length > 0 || opts.maxWaitMs <= 0 || this.#draining) return result;
+    await replica.replicaWaiters.wait(1, opts.maxWaitMs, opts.signal);
+    if (replica.closing || replica.role !== "leader") return result;
+    result = await replica.readForFollower(req.offset, opts.maxBytes);
+    return result;
+  }
+
+  /**
+   * Kafka's OffsetsForLeaderEpoch, answered by the leader: the largest epoch ≤ `epoch` it
+   * knows and where that epoch ends in its log.
+   *
+   * @param topic the topic
+   * @param partition the partition
+   * @param epoch the follower's latest epoch
+   * @returns the epoch, its end offset, and the leader's log end offset
+   * @throws {RillError} NOT_LEADER_OR_FOLLOWER
+   */
+  async epochEndOffset(
+    topic: string,
+    partition: number,
+    epoch: number,
+  ): Promise<{ epoch: number; endOffset: number; logEndOffset: number }> {
+    const replica = await this.#leaderReplica(topic, partition, -1);
+    return { ...replica.epochEndOffset(epoch), logEndOffset: replica.logEndOffset };
+  }
+
+  async #leaderReplica(topic: string, partition: number, epoch: number): Promise<Replica> {
+    const state = await this.#topic(topic);
+    const count = state.meta.partitions.length;
+    if (partition >= count) throw unknownPartition(topic, partition, count);
+    const replica = state.replicas[partition];
+    if (
+      !replica || replica.role !== "leader" || state.meta.partitions[partition].leader !== this.id
+    ) {
+      throw await this.#notLeader(state, partition);
+    }
+    if (epoch >= 0 && epoch !== replica.leaderEpoch) {
+      // A follower ahead of us means our metadata is stale: look again.
+      if (epoch > replica.leaderEpoch) this.refresh().catch(() => {});
+      throw new RillError(
+        "FENCED_LEADER_EPOCH",
+        `The fetch of ${replica.name} names leader epoch ${epoch}; the leader is at epoch ${replica.leaderEpoch}`,
+        { leaderEpoch: replica.leaderEpoch },
+      );
+    }
+    return replica;
+  }
+
+  /**
    * Resolves an offset spec: the log start offset, the high watermark, or the first offset
    * whose timestamp is at or after a time (the high watermark when none is that recent).
    *
@@ -526,7 +759,7 @@ export class Broker {
    * @returns the offset
    */
   async listOffset(topic: string, partition: number, at: OffsetSpec): Promise<number> {
-    const replica = await this.replica(topic, partition);
+    const replica = await this.readableReplica(topic, partition);
     if (at === "earliest") return replica.logStartOffset;
     if (at === "latest") return replica.highWatermark;
     return await replica.offsetForTimestamp(at.timestamp);
@@ -614,7 +847,10 @@ export class Broker {
     if (this.#draining) return;
     this.#draining = true;
     this.#shutdown.abort();
-    for (const r of this.#local.replicas()) r.waiters.wakeAll();
+    for (const r of this.#local.replicas()) {
+      r.waiters.wakeAll();
+      r.replicaWaiters.wakeAll();
+    }
   }
 
   /**
@@ -629,6 +865,8 @@ export class Broker {
       this.#timers.clear();
       await Promise.allSettled([...this.#loopRuns]);
       await Promise.allSettled([this.#refreshRunning, this.#refreshQueued]);
+      await this.replication.close().catch((e) => this.#log(`stopping replication: ${e}`));
+      await this.controller?.resign().catch(() => {});
       await Promise.allSettled([...this.#inflight]);
       await this.#local.closeAll();
       if (this.#registration) {
@@ -693,11 +931,15 @@ export class Broker {
   async #leader(state: TopicState, partition: number, acks: Acks): Promise<Replica> {
     const p = state.meta.partitions[partition];
     const replica = state.replicas[partition];
-    if (!replica || p.leader !== this.id) throw await this.#notLeader(state, partition);
-    if (acks === -1 && p.isr.length < state.minInsyncReplicas) {
+    if (!replica || p.leader !== this.id || replica.role !== "leader") {
+      throw await this.#notLeader(state, partition);
+    }
+    const isr = replica.isr.length;
+    if (acks === -1 && isr < state.minInsyncReplicas) {
       throw new RillError(
         "NOT_ENOUGH_REPLICAS",
-        `Partition ${replica.name} has ${p.isr.length} in-sync replica(s), fewer than min.insync.replicas (${state.minInsyncReplicas})`,
+        `Partition ${replica.name} has ${isr} in-sync replica(s), fewer than min.insync.replicas (${state.minInsyncReplicas})`,
+        { isr: [...replica.isr], minInsyncReplicas: state.minInsyncReplicas },
       );
     }
     return replica;
@@ -706,11 +948,50 @@ export class Broker {
   async #notLeader(state: TopicState, partition: number): Promise<RillError> {
     const leaderId = state.meta.partitions[partition].leader;
     const leader = (await this.clusterStore.brokers()).find((b) => b.id === leaderId);
+    if (leaderId < 0) {
+      return new RillError(
+        "LEADER_NOT_AVAILABLE",
+        `Partition ${state.meta.name}-${partition} has no leader: no in-sync replica is alive`,
+        { leaderId, leaderUrl: null },
+      );
+    }
     return new RillError(
       "NOT_LEADER_OR_FOLLOWER",
-      `Broker ${this.id} does not host partition ${state.meta.name}-${partition}; its leader is broker ${leaderId}`,
-      { leaderId, leaderUrl: leader?.url ?? null },
+      `Broker ${this.id} does not lead partition ${state.meta.name}-${partition}; its leader is broker ${leaderId}${
+        leader ? ` at ${leader.url}` : ""
+      }`,
+      { leaderId, leaderUrl: leader?.alive ? leader.url : null },
     );
+  }
+
+  /**
+   * After a restart, hands over the leadership this broker still holds in KV (its
+   * followers' positions and the high watermark died with the old process): another live
+   * ISR member takes it with a new epoch, or this broker keeps it with a new epoch.
+   */
+  async #resignStaleLeadership(): Promise<void> {
+    const alive = new Set(
+      (await this.clusterStore.brokers()).filter((b) => b.alive && b.role === "broker").map((b) =>
+        b.id
+      ),
+    );
+    alive.add(this.id);
+    let changed = 0;
+    for (const t of (await this.topicStore.snapshot()).topics) {
+      if (t.replicationFactor < 2) continue;
+      for (const p of t.partitions) {
+        if (p.leader !== this.id) continue;
+        const next = await this.partitionStates.update(
+          t.name,
+          p.partition,
+          (cur) => resignLeader(cur, this.id, alive),
+        );
+        if (next) changed++;
+      }
+    }
+    if (changed > 0) {
+      this.#log(`handed over or renewed the leadership of ${changed} partition(s) after a restart`);
+    }
   }
 
   async #eligibleBrokers(): Promise<number[]> {

@@ -29,6 +29,16 @@ export interface BrokerConfig {
   fetchMaxWaitLimitMs: number;
   /** the interval of keep-alive comments on an idle server-sent-event stream; 15 s */
   sseKeepAliveMs: number;
+  /** a follower not caught up for this long leaves the ISR (Kafka's replica.lag.time.max.ms); 10 s */
+  replicaLagTimeMaxMs: number;
+  /** how long a follower's fetch waits at the leader for data (long poll); 500 ms */
+  replicaFetchMaxWaitMs: number;
+  /** the most bytes a follower's fetch asks for; 8 MiB */
+  replicaFetchMaxBytes: number;
+  /** how often the controller checks leaders (and renews its lease); 500 ms */
+  controllerIntervalMs: number;
+  /** how long an `acks=all` produce waits for the ISR (Kafka's request.timeout.ms); 30 s */
+  ackTimeoutMs: number;
 }
 
 /** The defaults of {@linkcode BrokerConfig}. */
@@ -43,6 +53,11 @@ export const DEFAULT_BROKER_CONFIG: Readonly<BrokerConfig> = Object.freeze({
   fetchMaxBytesLimit: 64 * 1024 * 1024,
   fetchMaxWaitLimitMs: 300_000,
   sseKeepAliveMs: 15_000,
+  replicaLagTimeMaxMs: 10_000,
+  replicaFetchMaxWaitMs: 500,
+  replicaFetchMaxBytes: 8 * 1024 * 1024,
+  controllerIntervalMs: 500,
+  ackTimeoutMs: 30_000,
 });
 
 /**

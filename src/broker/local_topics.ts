@@ -51,6 +51,11 @@ export interface LocalTopicsOptions {
   now?: () => number;
   /** where to report what happened (one line each) */
   log?: (line: string) => void;
+  /**
+   * an observer's choice of topics to copy (every partition of them, whatever the
+   * assignment); when absent, the broker hosts the partitions assigned to it
+   */
+  observe?: (topic: string) => boolean;
 }
 
 /**
@@ -128,7 +133,7 @@ export class LocalTopics {
     const configChanged = !state || !sameConfigs(state.meta.configs, meta.configs);
     const logConfig = logConfigOf(meta.configs);
     for (const p of meta.partitions) {
-      const hosted = p.replicas.includes(this.#opts.brokerId);
+      const hosted = this.#hosts(meta, p.partition);
       const existing = replicas[p.partition];
       if (hosted && !existing) {
         replicas[p.partition] = await this.#openReplica(meta, p.partition, p.leaderEpoch);
@@ -136,7 +141,7 @@ export class LocalTopics {
         replicas[p.partition] = undefined;
         await existing.delete();
       } else if (existing) {
-        existing.leaderEpoch = p.leaderEpoch;
+        // The leader epoch and role are set by the broker's replication manager.
         if (configChanged) existing.updateConfig(logConfig);
       }
     }
@@ -166,7 +171,7 @@ export class LocalTopics {
     for (const d of await listPartitionDirs(this.#opts.dataDir)) {
       const meta = byName.get(d.topic);
       const p = meta?.partitions[d.partition];
-      if (meta && p && p.replicas.includes(this.#opts.brokerId)) {
+      if (meta && p && this.#hosts(meta, d.partition)) {
         const owner = await readPartitionTopicId(d.dir);
         if (owner === null || owner === meta.topicId) continue;
       }
@@ -184,6 +189,11 @@ export class LocalTopics {
     const closing: Promise<void>[] = [];
     for (const r of this.replicas()) closing.push(r.close());
     await Promise.all(closing);
+  }
+
+  #hosts(meta: TopicMetadata, partition: number): boolean {
+    if (this.#opts.observe) return this.#opts.observe(meta.name);
+    return meta.partitions[partition].replicas.includes(this.#opts.brokerId);
   }
 
   async #drop(state: TopicState): Promise<void> {
@@ -209,6 +219,8 @@ export class LocalTopics {
       leaderEpoch,
       logConfig: logConfigOf(meta.configs),
       now: this.#opts.now,
+      brokerId: this.#opts.brokerId,
+      replicated: this.#opts.observe !== undefined || meta.replicationFactor > 1,
     });
     if (owner !== meta.topicId) await writePartitionTopicId(dir, meta.topicId);
     const rec = replica.log.recovery;

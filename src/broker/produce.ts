@@ -4,6 +4,14 @@
  * records), the `max.message.bytes` check per record, and the encoding of each partition's
  * records into one RecordBatch v2 (appended atomically by the leader).
  *
+ * Idempotent batches (raw `application/vnd.rill.batch` bodies whose producerId and
+ * baseSequence are ≥ 0; ids come from `POST /v1/producers`) need nothing here: the partition
+ * log checks them against its producer state (storage/producer_state.ts), which it rebuilds
+ * from its own files after a restart and on a new leader after failover. Such a batch must
+ * come alone in its request (INVALID_RECORD otherwise); a retry of one of the producer's
+ * last 5 batches is answered 200 with the original offsets and is not appended again; a gap
+ * is OUT_OF_ORDER_SEQUENCE_NUMBER (400) and an older epoch INVALID_PRODUCER_EPOCH (409).
+ *
  * @module
  */
 import { RillError } from "../protocol/errors.ts";

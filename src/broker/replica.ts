@@ -1,11 +1,19 @@
 /**
- * One partition replica on this broker: it owns the partition's log, its high watermark and
- * the fetches waiting on it. Produce and fetch for the partition go through here, so that
- * replication can later change how the high watermark moves (the smallest log end offset
- * of the in-sync replicas) without touching the HTTP layer.
+ * One partition replica on this broker: it owns the partition's log, its high watermark,
+ * its role (leader, follower or observer) and the fetches and produce requests waiting on
+ * it. Produce and fetch for the partition go through here.
  *
- * Today every replica is a leader with replication factor 1: the high watermark is the log
- * end offset after each append.
+ * - As leader it appends with offsets and its leader epoch, tracks each follower's log end
+ *   offset (isr.ts), advances the high watermark to the smallest log end offset over the
+ *   ISR, wakes consumer fetches and `acks=all` waiters when it moves, and proposes ISR
+ *   changes (written to KV by the broker). With no other replica in the ISR, the high
+ *   watermark is the log end offset after each append (replication factor 1).
+ * - As follower it appends the leader's batches as they are (offsets and epochs from the
+ *   batch headers) and takes the high watermark the leader reports, capped at its own log
+ *   end offset. An observer does the same but copies only committed batches.
+ *
+ * Everything here is memory and segment files; KV is touched only by the broker when the
+ * ISR changes.
  *
  * @module
  */
@@ -14,6 +22,23 @@ import type { AppendResult, LogConfig, ReadResult } from "../storage/mod.ts";
 import { RillError } from "../protocol/errors.ts";
 import { removeDir } from "./data_dir.ts";
 import { FetchWaiters } from "./fetch_waiters.ts";
+import {
+  caughtUpFollowers,
+  type FollowerState,
+  highWatermarkOf,
+  laggingFollowers,
+  newFollower,
+  recordFetch,
+} from "./isr.ts";
+
+/** What a replica does for its partition. */
+export type ReplicaRole = "leader" | "follower" | "observer";
+
+/**
+ * Called when the leader wants the ISR changed (the broker writes it to KV and calls
+ * {@linkcode Replica.isrChanged}).
+ */
+export type IsrChangeRequest = (replica: Replica, isr: number[], leaderEpoch: number) => void;
 
 /** What {@linkcode Replica.open} needs. */
 export interface ReplicaOptions {
@@ -31,6 +56,22 @@ export interface ReplicaOptions {
   logConfig: Partial<LogConfig>;
   /** the clock (for tests) */
   now?: () => number;
+  /** this broker's id (default 0) */
+  brokerId?: number;
+  /**
+   * whether other replicas exist (replication factor > 1, or an observer copy): the high
+   * watermark then starts at the log start offset and moves only as replication allows;
+   * otherwise it starts at the log end offset
+   */
+  replicated?: boolean;
+}
+
+interface CommitWaiter {
+  offset: number;
+  minIsr: number;
+  resolve: () => void;
+  reject: (e: unknown) => void;
+  timer: ReturnType<typeof setTimeout>;
 }
 
 /** A fetch's result: whole batches plus the offsets a consumer needs. */
@@ -63,9 +104,26 @@ export class Replica {
   readonly log: PartitionLog;
   /** fetches waiting for data */
   readonly waiters: FetchWaiters = new FetchWaiters();
-  /** the leader epoch written into appended batches */
+  /** replica fetches (followers) waiting for data (the high watermark reaches them with it) */
+  readonly replicaWaiters: FetchWaiters = new FetchWaiters();
+  /** the leader epoch written into appended batches (the current epoch of the partition) */
   leaderEpoch: number;
+  /** this broker's id */
+  readonly brokerId: number;
+  /** asked to write an ISR change to KV (set by the broker) */
+  onIsrChange: IsrChangeRequest | null = null;
   #highWatermark: number;
+  #role: ReplicaRole = "leader";
+  #leaderId = -1;
+  #replicas: number[] = [];
+  #isr: number[] = [];
+  #followers = new Map<number, FollowerState>();
+  #epochStartOffset = 0;
+  #isrChangePending = false;
+  /** appended but not yet committed: [offset after the batch, bytes], oldest first */
+  #uncommitted: [number, number][] = [];
+  #commitWaiters: CommitWaiter[] = [];
+  #now: () => number;
   #closing = false;
   #closed: Promise<void> | null = null;
 
@@ -74,9 +132,22 @@ export class Replica {
     this.topicId = opts.topicId;
     this.partition = opts.partition;
     this.leaderEpoch = opts.leaderEpoch;
+    this.brokerId = opts.brokerId ?? 0;
     this.log = log;
-    // RF 1: everything in the log is committed.
-    this.#highWatermark = log.logEndOffset;
+    this.#now = opts.now ?? Date.now;
+    // Unreplicated, everything in the log is committed; replicated, the high watermark is
+    // not known after a restart and starts low (the leader tells followers, the ISR tells
+    // the leader).
+    this.#highWatermark = opts.replicated ? log.logStartOffset : log.logEndOffset;
+    this.#leaderId = this.brokerId;
+    this.#replicas = [this.brokerId];
+    this.#isr = [this.brokerId];
+    if (opts.replicated) {
+      // A replicated partition waits for the broker to say what it is.
+      this.#role = "follower";
+      this.#leaderId = -1;
+      this.#isr = [];
+    }
   }
 
   /**
@@ -110,6 +181,359 @@ export class Replica {
     return this.log.logEndOffset;
   }
 
+  /** The replica's role. */
+  get role(): ReplicaRole {
+    return this.#role;
+  }
+
+  /** The broker id of the partition's leader as this replica knows it (-1: none). */
+  get leaderId(): number {
+    return this.#leaderId;
+  }
+
+  /** The in-sync replicas as the leader tracks them (this replica only, when a follower). */
+  get isr(): readonly number[] {
+    return this.#isr;
+  }
+
+  /**
+   * What the leader knows of each follower (empty unless leader).
+   *
+   * @returns follower id → state
+   */
+  followers(): ReadonlyMap<number, FollowerState> {
+    return this.#followers;
+  }
+
+  /**
+   * Makes this replica the leader for `epoch`: appends from now on carry the epoch, the
+   * followers' positions are unknown until they fetch (so the high watermark may lag, as in
+   * Kafka), and the ISR is the one in KV.
+   *
+   * @param epoch the new leader epoch
+   * @param replicas the partition's replicas
+   * @param isr the partition's ISR
+   */
+  becomeLeader(epoch: number, replicas: readonly number[], isr: readonly number[]): void {
+    const now = this.#now();
+    this.#role = "leader";
+    this.#leaderId = this.brokerId;
+    this.leaderEpoch = epoch;
+    this.#replicas = [...replicas];
+    this.#isr = isr.includes(this.brokerId) ? [...isr] : [...isr, this.brokerId];
+    this.#followers = new Map();
+    for (const id of replicas) if (id !== this.brokerId) this.#followers.set(id, newFollower(now));
+    this.#epochStartOffset = this.log.logEndOffset;
+    this.#isrChangePending = false;
+    this.#advanceHighWatermark();
+  }
+
+  /**
+   * Makes this replica a follower (or observer) of `leaderId` for `epoch`: produce is
+   * refused from now on and `acks=all` waiters fail with NOT_LEADER_OR_FOLLOWER.
+   *
+   * @param epoch the partition's leader epoch
+   * @param leaderId the leader's broker id (-1: none)
+   * @param observer whether this is an observer copy
+   */
+  becomeFollower(epoch: number, leaderId: number, observer = false): void {
+    this.#role = observer ? "observer" : "follower";
+    this.#leaderId = leaderId;
+    this.leaderEpoch = epoch;
+    this.#followers = new Map();
+    this.#isr = [];
+    this.#failCommitWaiters(
+      new RillError(
+        "NOT_LEADER_OR_FOLLOWER",
+        `Broker ${this.brokerId} is no longer the leader of ${this.name}; its leader is broker ${leaderId}`,
+        { leaderId },
+      ),
+    );
+  }
+
+  /**
+   * The end offset of `epoch` as this leader answers OffsetsForLeaderEpoch: the current
+   * epoch ends at the log end offset even before anything was appended in it.
+   *
+   * @param epoch the epoch a follower asks about
+   * @returns the largest epoch ≤ `epoch` known here and where it ends
+   */
+  epochEndOffset(epoch: number): { epoch: number; endOffset: number } {
+    const leo = this.log.logEndOffset;
+    if (epoch >= this.leaderEpoch) return { epoch: this.leaderEpoch, endOffset: leo };
+    const latest = this.log.latestEpoch();
+    if (latest >= 0 && epoch >= latest) {
+      return {
+        epoch: latest,
+        endOffset: latest === this.leaderEpoch ? leo : this.#epochStartOffset,
+      };
+    }
+    return this.log.endOffsetForEpoch(epoch);
+  }
+
+  /**
+   * Records a follower's fetch (leader only): its position moves, the high watermark may
+   * advance, and a caught-up follower outside the ISR is proposed back in.
+   *
+   * @param followerId the follower's broker id
+   * @param fetchOffset its fetch offset (its log end offset)
+   * @throws {RillError} NOT_LEADER_OR_FOLLOWER when not leader, INVALID_REQUEST when the
+   *   broker holds no replica of the partition
+   */
+  recordFollowerFetch(followerId: number, fetchOffset: number): void {
+    this.#checkLeader();
+    let f = this.#followers.get(followerId);
+    if (!f) {
+      if (!this.#replicas.includes(followerId)) {
+        throw new RillError(
+          "INVALID_REQUEST",
+          `Broker ${followerId} holds no replica of ${this.name}; replicas are ${
+            this.#replicas.join(",")
+          }`,
+        );
+      }
+      this.#followers.set(followerId, f = newFollower(this.#now()));
+    }
+    recordFetch(f, fetchOffset, this.log.logEndOffset, this.#now());
+    this.#advanceHighWatermark();
+    if (this.#isrChangePending || !this.onIsrChange) return;
+    const back = caughtUpFollowers(
+      this.#replicas,
+      this.#isr,
+      this.#followers,
+      this.#highWatermark,
+      this.#epochStartOffset,
+    );
+    if (back.length > 0) {
+      // The larger ISR counts at once (it only makes the high watermark more careful).
+      const next = [...this.#isr, ...back];
+      this.#isr = next;
+      this.#isrChangePending = true;
+      this.onIsrChange(this, next, this.leaderEpoch);
+    }
+  }
+
+  /**
+   * Proposes removing followers not caught up for `lagMaxMs` (leader only; called
+   * periodically). Shrinking counts only once written.
+   *
+   * @param lagMaxMs `replica.lag.time.max.ms`
+   */
+  checkLaggingFollowers(lagMaxMs: number): void {
+    if (this.#role !== "leader" || this.#isrChangePending || !this.onIsrChange) return;
+    const out = laggingFollowers(
+      this.brokerId,
+      this.#isr,
+      this.#followers,
+      this.#now(),
+      lagMaxMs,
+    );
+    if (out.length === 0) return;
+    this.#isrChangePending = true;
+    this.onIsrChange(this, this.#isr.filter((id) => !out.includes(id)), this.leaderEpoch);
+  }
+
+  /**
+   * Called once an ISR change proposed through `onIsrChange` was written (or refused).
+   *
+   * @param isr the ISR now in KV, or null when the write was refused
+   * @param leaderEpoch the epoch it was written for
+   */
+  isrChanged(isr: readonly number[] | null, leaderEpoch: number): void {
+    this.#isrChangePending = false;
+    if (isr === null || this.#role !== "leader" || leaderEpoch !== this.leaderEpoch) return;
+    this.#isr = [...isr];
+    this.#advanceHighWatermark();
+  }
+
+  /**
+   * Applies the ISR (and replicas) stored in KV (a metadata refresh) while leader.
+   *
+   * @param isr the ISR in KV
+   * @param replicas the replicas in KV (they change during a reassignment)
+   */
+  syncIsr(isr: readonly number[], replicas?: readonly number[]): void {
+    if (this.#role !== "leader") return;
+    if (replicas) {
+      this.#replicas = [...replicas];
+      for (const id of [...this.#followers.keys()]) {
+        if (!replicas.includes(id)) this.#followers.delete(id);
+      }
+    }
+    if (this.#isrChangePending) return;
+    const next = isr.includes(this.brokerId) ? [...isr] : [...isr, this.brokerId];
+    if (next.length === this.#isr.length && next.every((id) => this.#isr.includes(id))) return;
+    this.#isr = next;
+    this.#advanceHighWatermark();
+  }
+
+  /**
+   * Waits until the high watermark passes `lastOffset` (acks=all).
+   *
+   * @param lastOffset the last offset of the appended batch
+   * @param timeoutMs how long to wait
+   * @param minIsr `min.insync.replicas`: committed with a smaller ISR fails (as Kafka's
+   *   NOT_ENOUGH_REPLICAS_AFTER_APPEND)
+   * @returns once committed
+   * @throws {RillError} REQUEST_TIMED_OUT, NOT_LEADER_OR_FOLLOWER (leadership moved),
+   *   NOT_ENOUGH_REPLICAS_AFTER_APPEND
+   */
+  waitForCommit(lastOffset: number, timeoutMs: number, minIsr = 1): Promise<void> {
+    if (this.#highWatermark > lastOffset) {
+      return this.#isr.length >= minIsr || this.#role !== "leader"
+        ? Promise.resolve()
+        : Promise.reject(this.#notEnoughAfterAppend(lastOffset, minIsr));
+    }
+    if (this.#role !== "leader" || this.#closing) {
+      return Promise.reject(
+        new RillError("NOT_LEADER_OR_FOLLOWER", `${this.name} is no longer led by this broker`),
+      );
+    }
+    return new Promise<void>((resolve, reject) => {
+      const w: CommitWaiter = {
+        offset: lastOffset,
+        minIsr,
+        resolve,
+        reject,
+        timer: setTimeout(() => {
+          this.#commitWaiters = this.#commitWaiters.filter((x) => x !== w);
+          reject(
+            new RillError(
+              "REQUEST_TIMED_OUT",
+              `Offset ${lastOffset} of ${this.name} was not replicated to the ISR (${
+                this.#isr.join(",")
+              }) within ${timeoutMs} ms`,
+            ),
+          );
+        }, timeoutMs),
+      };
+      this.#commitWaiters.push(w);
+    });
+  }
+
+  /**
+   * Appends batches copied from the leader (follower or observer): offsets and leader
+   * epochs come from the batch headers.
+   *
+   * @param batches whole batches starting at the log end offset
+   * @param leaderHighWatermark the high watermark the leader reported
+   * @returns the append result
+   * @throws {RillError} from the log (e.g. OFFSET_OUT_OF_RANGE when they do not follow on)
+   */
+  async appendAsFollower(
+    batches: Uint8Array,
+    leaderHighWatermark: number,
+  ): Promise<AppendResult | null> {
+    let result: AppendResult | null = null;
+    if (batches.length > 0) {
+      result = await this.log.append(batches, { assignOffsets: false });
+      this.#uncommitted.push([result.lastOffset + 1, batches.length]);
+      this.replicaWaiters.notify(batches.length);
+    }
+    this.updateHighWatermark(leaderHighWatermark);
+    return result;
+  }
+
+  /**
+   * Takes the high watermark the leader reported (follower or observer), capped at the
+   * log end offset.
+   *
+   * @param leaderHighWatermark the leader's high watermark
+   */
+  updateHighWatermark(leaderHighWatermark: number): void {
+    const hw = Math.min(leaderHighWatermark, this.log.logEndOffset);
+    if (hw > this.#highWatermark) this.#setHighWatermark(hw);
+  }
+
+  /**
+   * Truncates the log (a follower removing a suffix the leader does not have).
+   *
+   * @param offset the new log end offset
+   */
+  async truncateTo(offset: number): Promise<void> {
+    await this.log.truncateTo(offset);
+    const leo = this.log.logEndOffset;
+    if (this.#highWatermark > leo) this.#highWatermark = leo;
+    this.#uncommitted = this.#uncommitted.filter(([next]) => next <= leo);
+  }
+
+  /**
+   * Reads batches for a follower: up to the log end offset, not the high watermark.
+   *
+   * @param offset the follower's fetch offset
+   * @param maxBytes the most bytes
+   * @returns the batches and offsets
+   * @throws {RillError} OFFSET_OUT_OF_RANGE outside [log start, log end]
+   */
+  async readForFollower(offset: number, maxBytes: number): Promise<FetchResult> {
+    const result = await this.log.read(offset, maxBytes);
+    return {
+      ...result,
+      highWatermark: this.#highWatermark,
+      logStartOffset: this.log.logStartOffset,
+    };
+  }
+
+  #checkLeader(): void {
+    if (this.#role !== "leader") {
+      throw new RillError(
+        "NOT_LEADER_OR_FOLLOWER",
+        `Broker ${this.brokerId} does not lead ${this.name}; its leader is broker ${this.#leaderId}`,
+        { leaderId: this.#leaderId },
+      );
+    }
+  }
+
+  #advanceHighWatermark(): void {
+    if (this.#role !== "leader") return;
+    const hw = highWatermarkOf(
+      this.brokerId,
+      this.log.logEndOffset,
+      this.#isr,
+      this.#followers,
+    );
+    if (hw !== null && hw > this.#highWatermark) this.#setHighWatermark(hw);
+  }
+
+  #setHighWatermark(hw: number): void {
+    this.#highWatermark = hw;
+    let bytes = 0;
+    let i = 0;
+    while (i < this.#uncommitted.length && this.#uncommitted[i][0] <= hw) {
+      bytes += this.#uncommitted[i][1];
+      i++;
+    }
+    if (i > 0) this.#uncommitted.splice(0, i);
+    this.waiters.notify(Math.max(1, bytes));
+    if (this.#commitWaiters.length > 0) {
+      const still: CommitWaiter[] = [];
+      for (const w of this.#commitWaiters) {
+        if (w.offset < hw) {
+          clearTimeout(w.timer);
+          if (this.#isr.length >= w.minIsr) w.resolve();
+          else w.reject(this.#notEnoughAfterAppend(w.offset, w.minIsr));
+        } else still.push(w);
+      }
+      this.#commitWaiters = still;
+    }
+  }
+
+  #notEnoughAfterAppend(offset: number, minIsr: number): RillError {
+    return new RillError(
+      "NOT_ENOUGH_REPLICAS_AFTER_APPEND",
+      `Offset ${offset} of ${this.name} was written with ${this.#isr.length} in-sync replica(s), fewer than min.insync.replicas (${minIsr})`,
+    );
+  }
+
+  #failCommitWaiters(e: RillError): void {
+    const all = this.#commitWaiters;
+    this.#commitWaiters = [];
+    for (const w of all) {
+      clearTimeout(w.timer);
+      w.reject(e);
+    }
+  }
+
   /** Whether the replica is closing or closed (appends are refused). */
   get closing(): boolean {
     return this.#closing;
@@ -130,14 +554,16 @@ export class Replica {
         `Partition ${this.name} is closing on this broker`,
       );
     }
+    this.#checkLeader();
     const result = await this.log.append(batches, {
       assignOffsets: true,
       leaderEpoch: this.leaderEpoch,
     });
     const next = result.lastOffset + 1;
-    if (next > this.#highWatermark) {
-      this.#highWatermark = next;
-      this.waiters.notify(batches.length);
+    if (next > this.#highWatermark && !result.duplicate) {
+      this.#uncommitted.push([next, batches.length]);
+      this.replicaWaiters.notify(batches.length);
+      this.#advanceHighWatermark();
     }
     return result;
   }
@@ -154,7 +580,7 @@ export class Replica {
   async read(offset: number, maxBytes: number): Promise<FetchResult> {
     const hw = this.#highWatermark;
     this.checkOffset(offset);
-    if (offset === hw) {
+    if (offset >= hw) {
       return {
         bytes: EMPTY,
         nextOffset: offset,
@@ -182,7 +608,9 @@ export class Replica {
   checkOffset(offset: number): void {
     const start = this.log.logStartOffset;
     const hw = this.#highWatermark;
-    if (offset < start || offset > hw) {
+    // Between the high watermark and the log end offset the records exist but are not yet
+    // committed (e.g. a new leader whose high watermark lags): the reader waits for them.
+    if (offset < start || offset > Math.max(hw, this.log.logEndOffset)) {
       throw new RillError(
         "OFFSET_OUT_OF_RANGE",
         offset < start
@@ -234,6 +662,10 @@ export class Replica {
     this.#closed ??= (async () => {
       this.#closing = true;
       this.waiters.close();
+      this.replicaWaiters.close();
+      this.#failCommitWaiters(
+        new RillError("NOT_LEADER_OR_FOLLOWER", `Partition ${this.name} is closing on this broker`),
+      );
       // The log writes every append queued before close() first.
       await this.log.close();
     })();

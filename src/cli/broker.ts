@@ -3,7 +3,10 @@
  *
  * ```
  * rill broker [--id N] [--data DIR] [--kv PATH|URL] [--listen HOST:PORT] [--advertised-url URL]
+ *             [--auth] [--tls-cert FILE --tls-key FILE] [--cluster-secret S] [quota flags]
  * ```
+ *
+ * Security flags are parsed and applied by broker_security.ts.
  *
  * When it is ready it prints exactly one line to stdout,
  * `rill broker <id> listening on http://<host>:<port>` (tests read the port from it when
@@ -18,7 +21,21 @@ import { Broker } from "../broker/broker.ts";
 import type { BrokerRole } from "../coordination/cluster.ts";
 import { createApp } from "../http/app.ts";
 import { installNativeCrc32c } from "../broker/native_crc32c.ts";
+import {
+  parseSecurityArgs,
+  prepareSecurity,
+  readTls,
+  SECURITY_HELP,
+  SECURITY_OPTIONS,
+  type SecurityArgs,
+} from "./broker_security.ts";
 import { UsageError } from "./common.ts";
+import {
+  parseReplicationArgs,
+  REPLICATION_HELP,
+  REPLICATION_OPTIONS,
+  type ReplicationArgs,
+} from "./broker_replication.ts";
 
 /** The help text of `rill broker`. */
 export const BROKER_HELP = `Usage: rill broker [options]
@@ -32,7 +49,7 @@ Options:
   --listen HOST:PORT     address to listen on (default 127.0.0.1:8092; port 0 picks one)
   --advertised-url URL   URL clients and brokers reach this broker at
                          (default http://HOST:PORT of --listen)
-  -h, --help             show this help
+${SECURITY_HELP}${REPLICATION_HELP}  -h, --help             show this help
 
 Stop it with Ctrl-C or SIGTERM: it finishes in-flight appends and closes its logs cleanly.
 `;
@@ -46,6 +63,10 @@ export interface BrokerArgs {
   port: number;
   advertisedUrl?: string;
   help: boolean;
+  /** --auth, TLS, cluster secret and quota flags */
+  security: SecurityArgs;
+  /** timing overrides and the observer's topics */
+  replication: ReplicationArgs;
 }
 
 /**
@@ -71,6 +92,8 @@ export function parseBrokerArgs(args: string[]): BrokerArgs {
         listen: { type: "string" },
         "advertised-url": { type: "string" },
         help: { type: "boolean", short: "h" },
+        ...SECURITY_OPTIONS,
+        ...REPLICATION_OPTIONS,
       },
       allowPositionals: false,
       strict: true,
@@ -100,6 +123,8 @@ export function parseBrokerArgs(args: string[]): BrokerArgs {
     port: Number(m[3]),
     advertisedUrl,
     help: values.help ?? false,
+    security: parseSecurityArgs(values),
+    replication: parseReplicationArgs(values),
   };
 }
 
@@ -130,15 +155,33 @@ export async function runBroker(args: string[], role: BrokerRole = "broker"): Pr
     return;
   }
   await installNativeCrc32c();
-  const broker = await Broker.open({ id: opts.id, dataDir: opts.dataDir, kv: opts.kv, role });
-  const app = createApp(broker);
+  const tls = await readTls(opts.security);
+  const broker = await Broker.open({
+    id: opts.id,
+    dataDir: opts.dataDir,
+    kv: opts.kv,
+    role,
+    config: opts.replication.config,
+    observeTopics: opts.replication.topics,
+  });
+  const security = await prepareSecurity(
+    broker.kv,
+    opts.security,
+    opts.hostname,
+    (l) => console.error(l),
+  );
+  // Followers fetch from leaders as the inter-broker principal.
+  if (security.clusterSecret) {
+    broker.replication.requestHeaders = { "Rill-Cluster-Secret": security.clusterSecret };
+  }
+  const app = createApp(broker, security);
   let server: Deno.HttpServer<Deno.NetAddr>;
   let addr: Deno.NetAddr;
   try {
     addr = await new Promise<Deno.NetAddr>((resolve, reject) => {
       try {
         server = Deno.serve(
-          { hostname: opts.hostname, port: opts.port, onListen: resolve },
+          { hostname: opts.hostname, port: opts.port, onListen: resolve, ...tls },
           (req) => app.fetch(req),
         );
       } catch (e) {
@@ -152,10 +195,11 @@ export async function runBroker(args: string[], role: BrokerRole = "broker"): Pr
     }
     throw e;
   }
-  const listenUrl = `http://${urlHost(addr.hostname)}:${addr.port}`;
+  const scheme = tls ? "https" : "http";
+  const listenUrl = `${scheme}://${urlHost(addr.hostname)}:${addr.port}`;
   const advertised = opts.advertisedUrl ??
     (addr.hostname === "0.0.0.0" || addr.hostname === "::"
-      ? `http://${urlHost(Deno.hostname())}:${addr.port}`
+      ? `${scheme}://${urlHost(Deno.hostname())}:${addr.port}`
       : listenUrl);
   await broker.register(advertised);
 

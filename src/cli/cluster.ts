@@ -4,7 +4,7 @@
  * @module
  */
 import { Rill } from "../client/mod.ts";
-import { brokerUrl, type CliIo, expectPositionals, parseCommand, UsageError } from "./common.ts";
+import { type CliIo, connection, expectPositionals, parseCommand, UsageError } from "./common.ts";
 
 /**
  * The help of `rill cluster`.
@@ -49,7 +49,7 @@ export async function run(args: string[], io: CliIo): Promise<number> {
     );
   }
   expectPositionals(rest, []);
-  const admin = new Rill({ brokers: [brokerUrl(values.broker)], retry: { retries: 2 } }).admin();
+  const admin = new Rill({ ...connection(values), retry: { retries: 2 } }).admin();
   const c = await admin.describeCluster();
   let out =
     `Cluster: ${c.clusterId}\tController: ${c.controllerId}\tBrokers: ${c.brokers.length}\n`;

@@ -21,8 +21,8 @@ import {
   type TopicPartitionOffset,
 } from "../client/mod.ts";
 import {
-  brokerUrl,
   type CliIo,
+  connection,
   expectPositionals,
   intOption,
   parseCommand,
@@ -138,7 +138,7 @@ export async function run(args: string[], io: CliIo): Promise<number> {
   const start = offset ?? (values["from-beginning"] ? "earliest" : "latest");
   const separator = values["key-separator"];
 
-  const rill = new Rill({ brokers: [brokerUrl(values.broker)], retry: { retries: 3 } });
+  const rill = new Rill({ ...connection(values), retry: { retries: 3 } });
   const maxWaitMs = timeoutMs === undefined ? 5000 : Math.max(1, Math.min(5000, timeoutMs));
   let consumer: Consumer;
   if (values.group !== undefined) {

@@ -6,8 +6,8 @@
  */
 import { type GroupDescription, type GroupResetTo, Rill } from "../client/mod.ts";
 import {
-  brokerUrl,
   type CliIo,
+  connection,
   expectPositionals,
   intOption,
   parseCommand,
@@ -80,7 +80,7 @@ export async function run(args: string[], io: CliIo): Promise<number> {
       }
     }
   }
-  const admin = new Rill({ brokers: [brokerUrl(values.broker)], retry: { retries: 2 } }).admin();
+  const admin = new Rill({ ...connection(values), retry: { retries: 2 } }).admin();
   switch (sub) {
     case "list": {
       expectPositionals(rest, []);

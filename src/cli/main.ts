@@ -24,14 +24,18 @@ Usage: rill <command> [options]
 
 Server roles:
   broker     run a broker      [--id N] [--data DIR] [--kv PATH|URL] [--listen HOST:PORT] [--advertised-url URL]
+                               [--auth] [--tls-cert FILE --tls-key FILE] [--cluster-secret S]
   follower   run an observer replica (same flags)
 
-Client commands (each takes --broker URL, default $RILL_BROKER or http://127.0.0.1:8092):
+Client commands (each takes --broker URL, default $RILL_BROKER or http://127.0.0.1:8092,
+--api-key KEY, default $RILL_API_KEY, and --ca-file PEM for https with a private CA):
   topics     create | list | describe | alter | delete
   produce    TOPIC            send stdin lines as records
   consume    TOPIC            print records, one a line
   groups     list | describe | reset-offsets | delete
   cluster    status
+  auth       bootstrap | keys create|list|revoke | whoami     (brokers run with --auth)
+  acls       add | list | remove
 
 Run "rill <command> --help" for a command's options.
 `;
@@ -56,6 +60,8 @@ const COMMANDS: Record<string, () => Promise<CommandModule>> = {
   consume: () => import("./consume.ts"),
   cluster: () => import("./cluster.ts"),
   groups: () => import("./groups.ts"),
+  auth: () => import("./auth.ts"),
+  acls: () => import("./acls.ts"),
 };
 
 /**

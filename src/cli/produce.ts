@@ -6,8 +6,8 @@
  */
 import { type Message, Rill } from "../client/mod.ts";
 import {
-  brokerUrl,
   type CliIo,
+  connection,
   expectPositionals,
   intOption,
   parseCommand,
@@ -132,7 +132,7 @@ export async function run(args: string[], io: CliIo): Promise<number> {
   if (acks !== "all" && acks !== "1" && acks !== "0" && acks !== "-1") {
     throw new UsageError(`--acks must be all, 1 or 0, got "${acks}"`);
   }
-  const rill = new Rill({ brokers: [brokerUrl(values.broker)] });
+  const rill = new Rill({ ...connection(values) });
   const producer = rill.producer({ acks: acks === "-1" ? "all" : acks as "all" | "1" | "0" });
   const pending = new Set<Promise<unknown>>();
   let failure: unknown = undefined;

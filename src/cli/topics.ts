@@ -7,9 +7,9 @@
 import { Rill } from "../client/mod.ts";
 import type { TopicDescription } from "../client/mod.ts";
 import {
-  brokerUrl,
   type CliIo,
   configOptions,
+  connection,
   expectPositionals,
   intOption,
   parseCommand,
@@ -30,6 +30,8 @@ export const HELP = `Usage:
   rill topics describe NAME
   rill topics alter NAME [--partitions N] [--config k=v]…
   rill topics delete NAME
+  rill topics reassign NAME --replicas P=ID,ID… [--replicas P=ID,ID…]…
+                 move partition P to those brokers (preferred leader first)
 
 Options:
   --broker URL   broker to talk to (default $RILL_BROKER or http://127.0.0.1:8092)
@@ -40,6 +42,7 @@ const OPTIONS = {
   partitions: { type: "string" },
   "replication-factor": { type: "string" },
   config: { type: "string", multiple: true },
+  replicas: { type: "string", multiple: true },
 } as const;
 
 /**
@@ -62,7 +65,7 @@ export async function run(args: string[], io: CliIo): Promise<number> {
     return 0;
   }
   if (sub === undefined) throw new UsageError('Missing subcommand; run "rill topics --help"');
-  const admin = new Rill({ brokers: [brokerUrl(values.broker)], retry: { retries: 2 } }).admin();
+  const admin = new Rill({ ...connection(values), retry: { retries: 2 } }).admin();
   const onlyFor = (allowed: string[]) => {
     for (const k of ["partitions", "replication-factor", "config"] as const) {
       if (values[k] !== undefined && !allowed.includes(k)) {
@@ -119,6 +122,19 @@ export async function run(args: string[], io: CliIo): Promise<number> {
       const [name] = expectPositionals(rest, ["NAME"]);
       await admin.deleteTopic(name);
       await io.out(`Deleted topic ${name}\n`);
+      return 0;
+    }
+    case "reassign": {
+      onlyFor([]);
+      const [name] = expectPositionals(rest, ["NAME"]);
+      const moves = (values.replicas ?? []).map((v) => {
+        const m = /^(\d+)=(\d+(?:,\d+)*)$/.exec(v);
+        if (!m) throw new UsageError(`--replicas must be PARTITION=ID,ID…, got "${v}"`);
+        return { partition: Number(m[1]), replicas: m[2].split(",").map(Number) };
+      });
+      if (moves.length === 0) throw new UsageError("Nothing to move: give --replicas P=ID,ID…");
+      const d = await admin.reassignPartitions(name, moves);
+      await io.out(`Reassignment of ${name} started\n${formatDescription(d)}`);
       return 0;
     }
     default:

@@ -373,6 +373,31 @@ export class Admin {
   }
 
   /**
+   * Moves partitions to other brokers (`POST /v1/topics/{topic}/reassign`). The move
+   * completes in the background: the new replicas catch up, join the ISR, then replace
+   * the old ones (describe the topic to follow it: `targetReplicas` disappears when done).
+   *
+   * @param topic the topic name
+   * @param partitions per partition, the broker ids it should live on (preferred leader first)
+   * @returns the topic's description as the move starts
+   * @throws {RillError} UNKNOWN_TOPIC_OR_PARTITION, INVALID_REQUEST (not a live broker, …)
+   * @example
+   * ```ts
+   * await admin.reassignPartitions("orders", [{ partition: 0, replicas: [2, 3, 4] }]);
+   * ```
+   */
+  async reassignPartitions(
+    topic: string,
+    partitions: { partition: number; replicas: number[] }[],
+  ): Promise<TopicDescription> {
+    return checkDescription(
+      await this.#t.json<TopicDescription>("POST", `${topicPath(topic)}/reassign`, {
+        json: { partitions },
+      }),
+    );
+  }
+
+  /**
    * Deletes a topic and its data.
    *
    * @param topic the topic name

@@ -224,9 +224,14 @@ export class BatchBuilder {
    * Writes the header and CRC and returns the batch (a view of the builder's buffer; the
    * builder must not be used afterwards).
    *
+   * @param producer for an idempotent producer: its id, epoch and the sequence number of
+   *   the batch's first record (written in the RecordBatch v2 fields meant for them);
+   *   without it the fields say "no producer" (-1)
    * @returns the encoded batch, base offset 0
    */
-  build(): Uint8Array {
+  build(
+    producer?: { producerId: number; producerEpoch: number; baseSequence: number },
+  ): Uint8Array {
     const batch = this.#buf.subarray(0, this.#pos);
     const view = new DataView(batch.buffer, batch.byteOffset, batch.byteLength);
     const now = this.#count === 0 ? Date.now() : 0;
@@ -238,9 +243,9 @@ export class BatchBuilder {
     view.setInt32(POS.lastOffsetDelta, Math.max(this.#count - 1, 0));
     view.setBigInt64(POS.baseTimestamp, BigInt(this.#count === 0 ? now : this.#baseTimestamp));
     view.setBigInt64(POS.maxTimestamp, BigInt(this.#count === 0 ? now : this.#maxTimestamp));
-    view.setBigInt64(POS.producerId, -1n);
-    view.setInt16(POS.producerEpoch, -1);
-    view.setInt32(POS.baseSequence, -1);
+    view.setBigInt64(POS.producerId, BigInt(producer?.producerId ?? -1));
+    view.setInt16(POS.producerEpoch, producer?.producerEpoch ?? -1);
+    view.setInt32(POS.baseSequence, producer?.baseSequence ?? -1);
     view.setInt32(POS.recordCount, this.#count);
     view.setUint32(POS.crc, crc32c(batch.subarray(POS.attributes)));
     return batch;

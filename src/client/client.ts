@@ -9,6 +9,7 @@ import { Consumer, type ConsumerOptions } from "./consumer.ts";
 import { Metadata } from "./metadata.ts";
 import { Producer, type ProducerOptions } from "./producer.ts";
 import type { RetryOptions } from "./retry.ts";
+import { StreamsApp, type StreamsConfig } from "./streams/app.ts";
 import { type FetchFn, Transport } from "./transport.ts";
 
 /**
@@ -29,6 +30,18 @@ export interface RillConfig {
   retry?: RetryOptions;
   /** the fetch to use (default: the global one); handy for metrics, proxies and tests */
   fetch?: FetchFn;
+  /**
+   * credentials for a broker run with `--auth`: an API key `<keyId>.<secret>` (Bearer) or
+   * `{ keyId, secret }` (HTTP Basic)
+   */
+  auth?: string | { keyId: string; secret: string };
+  /**
+   * passed as fetch's `client` when set: in Deno,
+   * `Deno.createHttpClient({ caCerts: [pem] })` to trust a private CA for `https://` brokers
+   */
+  httpClient?: unknown;
+  /** a broker to read partitions from, e.g. an observer (`rill follower`) near this client */
+  readFrom?: string;
 }
 
 /**
@@ -101,5 +114,24 @@ export class Rill {
    */
   consumer(options: ConsumerOptions = {}): Consumer {
     return new Consumer(this.#transport, new Admin(this.#transport), options);
+  }
+
+  /**
+   * A streams application: runs a topology built with `StreamsBuilder` (see
+   * src/client/streams/app.ts for the processing guarantees).
+   *
+   * @param config `applicationId`, `processingGuarantee`, `fromBeginning`, `stopAtEnd`, …
+   * @returns a new application; call `build(builder)` then `start()`
+   * @throws {TypeError} on a bad applicationId
+   * @example
+   * ```ts
+   * const builder = new StreamsBuilder();
+   * builder.stream("lines").mapValues((v) => v.toUpperCase()).to("shouts");
+   * const app = rill.streams({ applicationId: "shouter", fromBeginning: true }).build(builder);
+   * await app.start();
+   * ```
+   */
+  streams(config: StreamsConfig): StreamsApp {
+    return new StreamsApp(this.#transport, this.#metadata, new Admin(this.#transport), config);
   }
 }

@@ -48,3 +48,4 @@ export {
 export { ConsumedMessage } from "./message.ts";
 export { DEFAULT_RETRY, type RetryOptions } from "./retry.ts";
 export { BATCH_MEDIA_TYPE, type FetchFn } from "./transport.ts";
+export * from "./streams/mod.ts";

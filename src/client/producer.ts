@@ -6,9 +6,16 @@
  * resolves once the batch that carries it is acknowledged. The sender encodes each batch
  * as one RecordBatch v2 and POSTs it as `application/vnd.rill.batch` to
  * `/v1/topics/{topic}/records?partition=P&acks=A`; up to `maxInFlightRequests` requests are
- * in flight, one per partition. Retriable failures are retried with backoff and jitter;
- * a retried batch may be appended twice if the first attempt reached the broker
- * (at-least-once, as Kafka without idempotence).
+ * in flight, one per partition. Retriable failures are retried with backoff and jitter.
+ *
+ * **Idempotence** (on by default, as in Kafka since 3.0; the rules are atop idempotence.ts):
+ * the producer gets a producer id and epoch from the cluster
+ * (`POST /v1/producers`) and numbers the records of each partition; a retry sends the very
+ * same batch bytes, so a batch whose first attempt reached the broker is recognised as a
+ * duplicate and answered with its original offsets instead of being appended twice.
+ * Order per partition is kept because a partition has one request in flight at a time.
+ * With `idempotent: false` (or `acks: 0`) a retried batch may be appended twice
+ * (at-least-once).
  *
  * @module
  */
@@ -19,6 +26,7 @@ import { keyBytes } from "./batch_builder.ts";
 import type { Metadata } from "./metadata.ts";
 import { brokerOffset } from "./offsets.ts";
 import { Partitioner } from "./partitioner.ts";
+import { IdempotentProducer } from "./idempotence.ts";
 import { withRetry } from "./retry.ts";
 import { utf8 } from "./utf8.ts";
 import { BATCH_MEDIA_TYPE, readJson, topicPath, type Transport } from "./transport.ts";
@@ -128,6 +136,11 @@ export interface ProducerOptions {
   maxInFlightRequests?: number;
   /** the default acknowledgement level (default "all") */
   acks?: Acks;
+  /** number batches so that retries never duplicate (default true; not with acks=0) */
+  idempotent?: boolean;
+  /** a stable name for this producer's identity: the same key gets the same producer id
+   * with a newer epoch, which fences an older instance using the key */
+  producerKey?: string;
 }
 
 function checkBytes(v: unknown, i: number, what: string): void {
@@ -153,6 +166,9 @@ function toHeaders(h: Message["headers"]): RecordHeader[] | undefined {
     if (v === undefined) continue;
     if (Array.isArray(v)) {
       for (const x of v) out.push({ key: name, value: toBytes(x, `header "${name}"`) });
+    } else if (typeof v === "string") {
+      // The batch builder writes a string header value as UTF-8 in place (no allocation).
+      out.push({ key: name, value: v as unknown as Uint8Array });
     } else out.push({ key: name, value: toBytes(v, `header "${name}"`) });
   }
   return out;
@@ -233,6 +249,7 @@ export class Producer {
   readonly #maxInFlight: number;
   readonly #acks: string;
   readonly #lingerMs: number;
+  readonly #idem: IdempotentProducer | null;
   #inFlight = 0;
   #flushing = 0;
   #wakeQueued = false;
@@ -262,6 +279,23 @@ export class Producer {
     this.#maxInFlight = maxInFlight;
     this.#acks = acksParam(options.acks);
     this.#acc = new RecordAccumulator({ batchBytes, lingerMs });
+    this.#idem = options.idempotent === false
+      ? null
+      : new IdempotentProducer(transport, options.producerKey);
+  }
+
+  /**
+   * The producer id and epoch this producer writes with (allocating them if needed), or
+   * null when it is not idempotent.
+   *
+   * @returns the identity
+   * @example
+   * ```ts
+   * const id = await producer.identity(); // { producerId: 7, producerEpoch: 0 }
+   * ```
+   */
+  identity(): Promise<{ producerId: number; producerEpoch: number } | null> {
+    return this.#idem ? this.#idem.identity() : Promise.resolve(null);
   }
 
   /**
@@ -293,6 +327,7 @@ export class Producer {
    */
   async send(record: ProducerRecord): Promise<RecordMetadata[]> {
     if (this.#closed) throw new RillError("INVALID_REQUEST", "The producer is disconnected");
+    this.#idem?.checkNotFenced();
     const { topic, messages } = record;
     if (typeof topic !== "string" || topic === "") {
       throw new TypeError("topic must be a non-empty string");
@@ -467,9 +502,12 @@ export class Producer {
   }
 
   async #sendBatch(batch: ProducerBatch): Promise<void> {
+    const idem = batch.acks === "0" ? null : this.#idem;
+    let seq: { producerId: number; producerEpoch: number; baseSequence: number } | null = null;
     try {
-      const body = batch.builder.build();
       const count = batch.builder.count;
+      if (idem) seq = await idem.assign(batch.topic, batch.partition, count);
+      const body = batch.builder.build(seq ?? undefined);
       const path = `${topicPath(batch.topic)}/records`;
       const answer = await withRetry(
         async () => {
@@ -505,7 +543,10 @@ export class Producer {
       if (e instanceof RillError && e.code === "UNKNOWN_TOPIC_OR_PARTITION") {
         this.#meta.invalidate(batch.topic);
       }
-      for (const run of batch.runs) run.sink.fail(e);
+      const error = idem && seq
+        ? idem.failed(batch.topic, batch.partition, seq, batch.builder.count, e)
+        : e;
+      for (const run of batch.runs) run.sink.fail(error);
     }
   }
 }

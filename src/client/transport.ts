@@ -9,6 +9,7 @@
  */
 import { errorFromBody, RillError } from "../protocol/errors.ts";
 import { resolveRetry, type RetryOptions, withRetry } from "./retry.ts";
+import { LeaderRoutes } from "./leader_routes.ts";
 
 /**
  * A `fetch`-compatible function (the global one, or a wrapper for tests and metrics).
@@ -38,6 +39,21 @@ export interface TransportOptions {
   fetch?: FetchFn;
   /** retry policy of admin calls and produce requests */
   retry?: RetryOptions;
+  /**
+   * credentials for a broker run with `--auth`: an API key token `<keyId>.<secret>` (sent
+   * as `Authorization: Bearer`), or `{ keyId, secret }` (sent as HTTP Basic)
+   */
+  auth?: string | { keyId: string; secret: string };
+  /**
+   * passed as fetch's `client` option when set: in Deno, a `Deno.createHttpClient({ caCerts })`
+   * that trusts a private CA for `https://` brokers
+   */
+  httpClient?: unknown;
+  /**
+   * a broker (e.g. an observer at the consumer's site) to read partitions from; produce
+   * still goes to each partition's leader (KIP-392's fetch from follower)
+   */
+  readFrom?: string;
 }
 
 /**
@@ -82,9 +98,10 @@ export const BATCH_MEDIA_TYPE = "application/vnd.rill.batch";
  */
 export class Transport {
   readonly #brokers: string[];
-  readonly #fetch: FetchFn;
+  #fetch: FetchFn;
   readonly #headers: Record<string, string>;
   #current = 0;
+  readonly #routes: LeaderRoutes;
   /** The complete retry policy. */
   readonly retry: Required<RetryOptions>;
 
@@ -110,7 +127,14 @@ export class Transport {
     });
     this.#fetch = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
     this.#headers = options.clientId ? { "Rill-Client-Id": options.clientId } : {};
+    if (options.auth !== undefined) this.#headers["Authorization"] = authorizationOf(options.auth);
+    if (options.httpClient !== undefined) {
+      const fetchFn = this.#fetch;
+      const client = options.httpClient;
+      this.#fetch = (input, init) => fetchFn(input, { ...init, client } as RequestInit);
+    }
     this.retry = resolveRetry(options.retry);
+    this.#routes = new LeaderRoutes(options.readFrom);
   }
 
   /** The broker URL requests currently go to. */
@@ -130,7 +154,32 @@ export class Transport {
    * @throws {DOMException} AbortError when `options.signal` aborts
    */
   async request(method: string, path: string, options: RequestOptions = {}): Promise<Response> {
-    const base = this.broker;
+    // A partition's produce and fetch go to its leader (or the readFrom broker), learned
+    // from NOT_LEADER_OR_FOLLOWER answers; a new leader named is tried at once (twice at most).
+    const route = this.#routes.keyOf(method, path, options.query);
+    for (let hop = 0;; hop++) {
+      const routed = route ? this.#routes.base(route) : undefined;
+      const base = routed ?? this.broker;
+      try {
+        return await this.#request(base, method, path, options, routed !== undefined);
+      } catch (e) {
+        if (!route || !(e instanceof RillError) || hop >= 2) throw e;
+        if (e.code === "BROKER_NOT_AVAILABLE" && routed !== undefined) {
+          this.#routes.forget(route);
+          continue;
+        }
+        if (!this.#routes.learn(route, e, base)) throw e;
+      }
+    }
+  }
+
+  async #request(
+    base: string,
+    method: string,
+    path: string,
+    options: RequestOptions,
+    routed: boolean,
+  ): Promise<Response> {
     let url = base + path;
     if (options.query) {
       let sep = "?";
@@ -152,7 +201,7 @@ export class Transport {
     } catch (e) {
       if (options.signal?.aborted) throw e;
       // A network failure: try the next bootstrap broker next time.
-      this.#current = (this.#brokers.indexOf(base) + 1) % this.#brokers.length;
+      if (!routed) this.#current = (this.#brokers.indexOf(base) + 1) % this.#brokers.length;
       throw new RillError(
         "BROKER_NOT_AVAILABLE",
         `Cannot reach broker ${base}: ${e instanceof Error ? e.message.split("\n")[0] : e}`,
@@ -185,6 +234,29 @@ export class Transport {
 }
 
 /**
+ * The `Authorization` header value of client credentials.
+ *
+ * @param auth a bearer token, or key id and secret for HTTP Basic
+ * @returns the header value
+ * @throws {TypeError} on an empty token or a key id holding ":"
+ * @example
+ * ```ts
+ * authorizationOf("rk_0123456789abcdef.s3cr3t"); // "Bearer rk_0123456789abcdef.s3cr3t"
+ * ```
+ */
+export function authorizationOf(auth: string | { keyId: string; secret: string }): string {
+  if (typeof auth === "string") {
+    if (auth.trim() === "") throw new TypeError("auth must be a non-empty API key");
+    return `Bearer ${auth.trim()}`;
+  }
+  if (!auth.keyId || auth.keyId.includes(":") || !auth.secret) {
+    throw new TypeError("auth needs a keyId without ':' and a secret");
+  }
+  const bytes = new TextEncoder().encode(`${auth.keyId}:${auth.secret}`);
+  return `Basic ${btoa(String.fromCharCode(...bytes))}`;
+}
+
+/**
  * Reads a JSON response body.
  *
  * @param res the response
@@ -197,7 +269,18 @@ export class Transport {
  * ```
  */
 export async function readJson(res: Response): Promise<unknown> {
-  const text = await res.text();
+  let text: string;
+  try {
+    text = await res.text();
+  } catch (e) {
+    // The connection broke while the answer was read: as retriable as a failed request.
+    throw new RillError(
+      "BROKER_NOT_AVAILABLE",
+      `The connection broke while reading the broker's answer: ${
+        e instanceof Error ? e.message.split("\n")[0] : e
+      }`,
+    );
+  }
   try {
     return JSON.parse(text);
   } catch {

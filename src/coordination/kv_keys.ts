@@ -9,6 +9,7 @@
  * | `["rill", "topics", <name>]`          | `StoredTopic` (id, counts, configs)     | topics.ts  |
  * | `["rill", "partitions", <name>, <p>]` | `StoredPartition` (leader, replicas, ISR, leader epoch) | topics.ts |
  * | `["rill", "metadata", "version"]`     | `Deno.KvU64`, bumped by every topic change | topics.ts |
+ * | `["rill", "controller"]`              | `Lease` (holder broker id, expiry, epoch) | leases.ts |
  *
  * Each partition's state has its own key so that a later leader or ISR change is one small
  * atomic write checked on that partition alone. A topic is created or deleted with its
@@ -158,4 +159,17 @@ export function metadataVersionKey(): Deno.KvKey {
  */
 export function groupsPrefix(): Deno.KvKey {
   return [ROOT, "groups"];
+}
+
+/**
+ * Key of the controller lease (one broker at a time holds it).
+ *
+ * @returns the key
+ * @example
+ * ```ts
+ * controllerKey(); // ["rill", "controller"]
+ * ```
+ */
+export function controllerKey(): Deno.KvKey {
+  return [ROOT, "controller"];
 }

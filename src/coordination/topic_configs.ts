@@ -15,6 +15,7 @@
  * | `message.timestamp.type`    | `CreateTime` or `LogAppendTime`          | CreateTime      |
  * | `flush.messages`            | `1`: fsync after every append            | (OS flushes)    |
  * | `flush.ms`                  | integer ≥ 0: fsync at most this long after an append (0 = every append) | (OS flushes) |
+ * | `unclean.leader.election.enable` | `true`: a replica outside the ISR may lead when no ISR member is alive | false |
  *
  * With neither `flush.messages` nor `flush.ms`, the OS decides when data reaches the disk,
  * as Kafka does by default: an acknowledged record survives a broker crash but not a host
@@ -80,6 +81,7 @@ const CHECKS: Record<string, Check> = {
     }
   },
   "flush.ms": integer(0),
+  "unclean.leader.election.enable": oneOf("true", "false"),
 };
 
 /** The names of every supported topic config. */

@@ -41,6 +41,11 @@ export interface PartitionState {
   isr: number[];
   /** bumped by every leader change; fences stale leaders */
   leaderEpoch: number;
+  /**
+   * during a reassignment: the replicas the partition moves to (`replicas` holds old and
+   * new until every target replica is in the ISR; the controller then completes the move)
+   */
+  targetReplicas?: number[];
 }
 
 /** A topic's metadata. */
@@ -68,7 +73,9 @@ interface StoredTopic {
   createdMs: number;
 }
 
-interface StoredPartition extends PartitionState {
+/** A partition's state as stored in KV: the state plus the id of the topic it belongs to. */
+export interface StoredPartition extends PartitionState {
+  /** the id of the topic incarnation */
   topicId: string;
 }
 
@@ -385,6 +392,7 @@ function toMetadata(topic: StoredTopic, partitions: StoredPartition[]): TopicMet
         isr: p.isr,
         leaderEpoch: p.leaderEpoch,
       };
+      if (p.targetReplicas) states[p.partition].targetReplicas = p.targetReplicas;
     }
   }
   for (let i = 0; i < states.length; i++) {

@@ -2,15 +2,19 @@
  * The broker's HTTP API (HTTP_API.md): one Hono app with the error mapping of errors.ts.
  *
  * ```
- * GET /healthz          {"status":"ok"|"shutting-down","brokerId","role"}   (always 200: a liveness probe)
+ * GET /healthz          {"status":"ok"|"shutting-down","brokerId","role"}   (always 200: a liveness probe;
+ *                       with auth on, only {"status"} and no credentials needed)
+ * /v1/auth              routes/auth.ts (API keys and ACLs)
  * /v1/cluster           routes/cluster.ts
  * /v1/topics            routes/topics.ts (admin) and routes/records.ts (produce, fetch, offsets)
  * /v1/groups            routes/groups.ts (consumer groups)
  * ```
  *
  * CORS is open (`Access-Control-Allow-Origin: *`, no credentials) so browser code on any
- * origin can produce and consume; authentication (a later issue) uses bearer tokens, not
- * cookies.
+ * origin can produce and consume; authentication uses bearer tokens or HTTP Basic, not
+ * cookies. The security layer (security.ts: URL/header limits, authentication, quotas) is
+ * mounted around /healthz; each route authorizes what it touches with auth.ts's
+ * `authorize()`.
  *
  * Request bodies are limited to the broker's `maxRequestBytes` (8 MiB by default) by the
  * routes themselves, which read bodies through params.ts.
@@ -21,8 +25,11 @@ import { Hono } from "hono";
 import { cors } from "hono/cors";
 import type { Broker } from "../broker/broker.ts";
 import { notFound, onError } from "./errors.ts";
+import { authRoutes } from "./routes/auth.ts";
+import { type AppSecurityOptions, useLimits, useSecurity } from "./security.ts";
 import { clusterRoutes } from "./routes/cluster.ts";
 import { groupRoutes } from "./routes/groups.ts";
+import { producerRoutes } from "./routes/producers.ts";
 import { recordRoutes } from "./routes/records.ts";
 import { topicRoutes } from "./routes/topics.ts";
 
@@ -30,6 +37,7 @@ import { topicRoutes } from "./routes/topics.ts";
  * Builds the HTTP app of a broker.
  *
  * @param broker the broker it serves
+ * @param security auth, cluster secret and quotas (security.ts); default: auth off
  * @returns the Hono app (`app.fetch` is the handler for `Deno.serve`)
  * @example
  * ```ts
@@ -37,27 +45,43 @@ import { topicRoutes } from "./routes/topics.ts";
  * const res = await app.request("/healthz");
  * ```
  */
-export function createApp(broker: Broker): Hono {
+export function createApp(broker: Broker, security: AppSecurityOptions = {}): Hono {
   const app = new Hono();
   app.onError(onError);
   app.notFound(notFound);
+  // URL and header limits first; authentication and quotas after /healthz (security.ts).
+  const installed = useLimits(app, broker.kv, security);
   // Browsers on other origins may call the API (the client runs wherever fetch exists);
   // no cookies are involved, and the Rill-* fetch headers are readable.
   app.use(
     "*",
     cors({
       origin: "*",
-      exposeHeaders: ["Rill-Next-Offset", "Rill-High-Watermark", "Rill-Log-Start-Offset"],
+      exposeHeaders: [
+        "Rill-Next-Offset",
+        "Rill-High-Watermark",
+        "Rill-Log-Start-Offset",
+        "Retry-After",
+        "WWW-Authenticate",
+      ],
       maxAge: 600,
     }),
   );
   app.get("/healthz", (c) =>
-    c.json({
-      status: broker.draining ? "shutting-down" : "ok",
-      brokerId: broker.id,
-      role: broker.role,
-    }));
+    c.json(
+      installed.security.auth
+        // With auth on, a liveness probe tells strangers nothing more.
+        ? { status: broker.draining ? "shutting-down" : "ok" }
+        : {
+          status: broker.draining ? "shutting-down" : "ok",
+          brokerId: broker.id,
+          role: broker.role,
+        },
+    ));
+  useSecurity(app, installed);
+  app.route("/v1/auth", authRoutes(installed.security));
   app.route("/v1/cluster", clusterRoutes(broker));
+  app.route("/v1/producers", producerRoutes(broker));
   app.route("/v1/topics", recordRoutes(broker));
   app.route("/v1/topics", topicRoutes(broker));
   app.route(

@@ -61,7 +61,7 @@ export async function readBodyBytes(c: Context, maxBytes: number): Promise<Uint8
   if (declared >= 0) {
     // Fast path: the length is known and within the limit (the server frames the body by
     // it), so one read of the whole body beats iterating the stream chunk by chunk.
-    const bytes = await c.req.raw.bytes();
+    const bytes = await c.req.raw.bytes().catch(unreadable);
     if (bytes.length > maxBytes) throw tooLarge(maxBytes);
     return bytes;
   }
@@ -69,10 +69,15 @@ export async function readBodyBytes(c: Context, maxBytes: number): Promise<Uint8
   if (!body) return new Uint8Array(0);
   const chunks: Uint8Array[] = [];
   let total = 0;
-  for await (const chunk of body) {
-    total += chunk.length;
-    if (total > maxBytes) throw tooLarge(maxBytes);
-    chunks.push(chunk);
+  try {
+    for await (const chunk of body) {
+      total += chunk.length;
+      if (total > maxBytes) throw tooLarge(maxBytes);
+      chunks.push(chunk);
+    }
+  } catch (e) {
+    if (e instanceof RillError) throw e;
+    unreadable(e);
   }
   if (chunks.length === 1) return chunks[0];
   const out = new Uint8Array(total);
@@ -91,6 +96,12 @@ async function readBodyText(c: Context, maxBytes: number): Promise<string> {
   } catch {
     throw new RillError("INVALID_REQUEST", "The request body is not valid UTF-8");
   }
+}
+
+// A body the server cannot read (malformed chunked framing, a client gone mid-body) is the
+// client's fault: 400, not a 500 with a stack trace in the log.
+function unreadable(_e: unknown): never {
+  throw new RillError("INVALID_REQUEST", "The request body could not be read");
 }
 
 function tooLarge(maxBytes: number): RillError {

@@ -1063,6 +1063,27 @@ export class PartitionLog {
   }
 
   /**
+   * Resolves once the background work started so far is done: the fsync and checkpoint
+   * after a roll, and the producer state snapshot taken at a roll. What a crash leaves
+   * behind is then predictable (tests copy the directory after this).
+   *
+   * @example
+   * ```ts
+   * await log.settled();
+   * ```
+   */
+  async settled(): Promise<void> {
+    for (;;) {
+      const chains = [this.#flushChain, this.#checkpointChain, this.#snapshotChain];
+      await Promise.all(chains);
+      if (
+        chains[0] === this.#flushChain && chains[1] === this.#checkpointChain &&
+        chains[2] === this.#snapshotChain
+      ) return;
+    }
+  }
+
+  /**
    * Flushes, writes the checkpoints and the clean-shutdown marker, and closes the files.
    * Appends queued before the call are written first; later calls fail.
    *

@@ -11,7 +11,7 @@
  */
 
 const REPO = new URL("../../", import.meta.url).pathname;
-const READY = /^rill (?:broker|follower) (\d+) listening on (http:\/\/\S+)$/;
+const READY = /^rill (?:broker|follower) (\d+) listening on (https?:\/\/\S+)$/;
 
 /** Options of {@linkcode startBroker}. */
 export interface StartBrokerOptions {

@@ -11,6 +11,14 @@ Deno.test("rill broker: defaults serve 127.0.0.1:8092 with data under ./data", (
     port: 8092,
     advertisedUrl: undefined,
     help: false,
+    security: {
+      auth: false,
+      tlsCert: undefined,
+      tlsKey: undefined,
+      clusterSecret: undefined,
+      quotas: {},
+    },
+    replication: { config: {}, topics: undefined },
   });
 });
 

@@ -43,6 +43,9 @@ function fakeBroker(partitions: number, fail?: (n: number) => Response | undefin
         })),
       });
     }
+    if (url.pathname === "/v1/producers") {
+      return Response.json({ producerId: 7, producerEpoch: 0 }); // idempotence (on by default)
+    }
     inFlight++;
     maxInFlight = Math.max(maxInFlight, inFlight);
     try {

@@ -21,6 +21,7 @@ Deno.test("topic routes: create, list, describe, alter, delete", async () => {
     leaderEpoch: 0,
     logStartOffset: 0,
     highWatermark: 0,
+    logEndOffset: 0,
   });
 
   res = await t.call("POST", "/v1/topics", { name: "audit" });

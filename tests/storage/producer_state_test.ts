@@ -257,7 +257,9 @@ Deno.test("producer state after a crash: the snapshot of the last roll plus the 
   const log = await PartitionLog.open(live, { segmentBytes: 250 });
   const originals: AppendResult[] = [];
   for (let i = 0; i < 9; i++) originals.push(await send(log, i * 2));
-  // The files as a crash would leave them (no close: no snapshot at the log end).
+  // The files as a crash would leave them (no close: no snapshot at the log end), once the
+  // snapshots of the rolls are written.
+  await log.settled();
   const crashed = `${dir.path}/crashed`;
   await copyDir(live, crashed);
   await log.close();

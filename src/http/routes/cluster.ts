@@ -5,13 +5,14 @@
  * GET /   {"clusterId","controllerId","brokers":[{"id","url","role","alive"}]}
  * ```
  *
- * Until a controller lease exists (replication), `controllerId` is the lowest id among the
- * live brokers that may lead, or null when none is alive.
+ * `controllerId` is the holder of the controller lease (null while nobody holds it).
  *
  * @module
  */
 import { Hono } from "hono";
 import type { Broker } from "../../broker/broker.ts";
+import { CLUSTER_RESOURCE } from "../../coordination/acls.ts";
+import { authorize } from "../auth.ts";
 import { onError } from "../errors.ts";
 
 /**
@@ -28,11 +29,12 @@ export function clusterRoutes(broker: Broker): Hono {
   const app = new Hono();
   app.onError(onError);
   app.get("/", async (c) => {
+    authorize(c, { type: "cluster", name: CLUSTER_RESOURCE }, "describe");
     const brokers = await broker.brokers();
-    const leaders = brokers.filter((b) => b.alive && b.role === "broker");
+    const lease = await broker.leaseStore.current();
     return c.json({
       clusterId: broker.clusterId,
-      controllerId: leaders.length > 0 ? leaders[0].id : null,
+      controllerId: lease?.holder ?? null,
       brokers: brokers.map((b) => ({
         id: b.id,
         url: b.url,

@@ -67,6 +67,7 @@ import {
   validateMemberId,
   validateTopicName,
 } from "../../coordination/group_validate.ts";
+import { authorize, authorizeAll, canDescribe, visibleOffsets } from "../auth.ts";
 import { notFound, onError } from "../errors.ts";
 import { intField, readJsonObject } from "../params.ts";
 
@@ -109,27 +110,38 @@ export function groupRoutes(deps: GroupRouteDeps): Hono {
   app.onError(onError);
   app.notFound(notFound);
 
-  app.get("/", async (c) => c.json({ groups: await membership.list() }));
+  app.get("/", async (c) =>
+    c.json({
+      groups: (await membership.list()).filter((g) =>
+        canDescribe(c, { type: "group", name: g.groupId })
+      ),
+    }));
 
   app.get("/:group", async (c) => {
+    authorize(c, { type: "group", name: c.req.param("group") }, "describe");
     const groupId = validateGroupId(c.req.param("group"));
     const d = await membership.describe(groupId);
-    const o = await offsets.fetch(groupId, false);
+    const o = visibleOffsets(c, await offsets.fetch(groupId, false));
     return c.json({ ...d, offsets: o.offsets, totalLag: o.totalLag });
   });
 
   app.delete("/:group", async (c) => {
+    authorize(c, { type: "group", name: c.req.param("group") }, "delete");
     await offsets.deleteGroup(validateGroupId(c.req.param("group")));
     return c.body(null, 204);
   });
 
   app.post("/:group/members", async (c) => {
+    authorize(c, { type: "group", name: c.req.param("group") }, "read");
     const groupId = validateGroupId(c.req.param("group"));
     const body = await readJsonObject(c, BODY_LIMIT);
-    return c.json(await membership.join(groupId, parseJoin(body)));
+    const join = parseJoin(body);
+    authorizeAll(c, "topic", join.topics, "read");
+    return c.json(await membership.join(groupId, join));
   });
 
   app.post("/:group/members/:member/heartbeat", async (c) => {
+    authorize(c, { type: "group", name: c.req.param("group") }, "read");
     const groupId = validateGroupId(c.req.param("group"));
     const memberId = validateMemberId(c.req.param("member"));
     const body = await readJsonObject(c, BODY_LIMIT);
@@ -142,14 +154,17 @@ export function groupRoutes(deps: GroupRouteDeps): Hono {
   });
 
   app.delete("/:group/members/:member", async (c) => {
+    authorize(c, { type: "group", name: c.req.param("group") }, "read");
     const groupId = validateGroupId(c.req.param("group"));
     await membership.leave(groupId, validateMemberId(c.req.param("member")));
     return c.body(null, 204);
   });
 
   app.post("/:group/offsets", async (c) => {
+    authorize(c, { type: "group", name: c.req.param("group") }, "read");
     const groupId = validateGroupId(c.req.param("group"));
     const req = parseCommit(await readJsonObject(c, 8 * BODY_LIMIT));
+    authorizeAll(c, "topic", req.offsets.map((o) => o.topic), "read");
     await offsets.commit(groupId, req);
     return c.json({
       offsets: req.offsets.map(({ topic, partition, offset }) => ({ topic, partition, offset })),
@@ -157,15 +172,18 @@ export function groupRoutes(deps: GroupRouteDeps): Hono {
   });
 
   app.get("/:group/offsets", async (c) => {
+    authorize(c, { type: "group", name: c.req.param("group") }, "describe");
     const groupId = validateGroupId(c.req.param("group"));
-    return c.json(await offsets.fetch(groupId));
+    return c.json(visibleOffsets(c, await offsets.fetch(groupId)));
   });
 
   app.post("/:group/offsets/reset", async (c) => {
+    authorize(c, { type: "group", name: c.req.param("group") }, "read");
     const groupId = validateGroupId(c.req.param("group"));
     const body = await readJsonObject(c, BODY_LIMIT);
     rejectUnknownFields(body, ["topic", "to", "partitions"]);
     const topic = validateTopicName(body.topic);
+    authorize(c, { type: "topic", name: topic }, "read");
     const to = parseResetTo(body.to);
     let partitions: number[] | undefined;
     if (body.partitions !== undefined) {

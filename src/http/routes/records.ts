@@ -14,6 +14,11 @@
  *           headers Rill-Next-Offset, Rill-High-Watermark, Rill-Log-Start-Offset
  *   Accept: text/event-stream          → server-sent events from offset (see sse.ts)
  * GET  /{topic}/partitions/{p}/offsets?at=earliest|latest|<timestampMs> → {"offset"}
+ * GET  /{topic}/partitions/{p}/records?…&replicaId=R&leaderEpoch=E
+ *   a follower's fetch (replica_fetcher.ts): raw batches up to the log end offset (long
+ *   poll for data); FENCED_LEADER_EPOCH on an epoch mismatch
+ * GET  /{topic}/partitions/{p}/epoch-end-offset?epoch=E → {"epoch","endOffset","logEndOffset"}
+ *   (Kafka's OffsetsForLeaderEpoch, answered by the leader)
  * ```
  *
  * Record objects are described in record_json.ts.
@@ -25,6 +30,7 @@ import type { Context } from "hono";
 import type { Broker } from "../../broker/broker.ts";
 import { validateTopicName } from "../../coordination/topics.ts";
 import { RillError } from "../../protocol/errors.ts";
+import { authorize, requireTrustedReplica } from "../auth.ts";
 import { onError } from "../errors.ts";
 import {
   acksQuery,
@@ -58,6 +64,7 @@ export function recordRoutes(broker: Broker): Hono {
   const cfg = broker.config;
 
   app.post("/:topic/records", async (c) => {
+    authorize(c, { type: "topic", name: c.req.param("topic") }, "write");
     const topic = validateTopicName(c.req.param("topic"));
     const acks = acksQuery(c.req.query("acks"));
     const type = (c.req.header("content-type") ?? "application/json").toLowerCase();
@@ -100,6 +107,8 @@ export function recordRoutes(broker: Broker): Hono {
   });
 
   app.get("/:topic/partitions/:partition/records", async (c) => {
+    authorize(c, { type: "topic", name: c.req.param("topic") }, "read");
+    if (c.req.query("replicaId") !== undefined) requireTrustedReplica(c);
     const topic = validateTopicName(c.req.param("topic"));
     const partition = partitionParam(c.req.param("partition"));
     const accept = c.req.header("accept") ?? "";
@@ -125,8 +134,25 @@ export function recordRoutes(broker: Broker): Hono {
     }
     const forceBase64 = encoding === "base64";
 
+    const replicaId = c.req.query("replicaId");
+    if (replicaId !== undefined && !sse) {
+      const result = await broker.replicaFetch(topic, partition, {
+        replicaId: intQuery(replicaId, "replicaId", 0),
+        offset,
+        leaderEpoch: intQuery(c.req.query("leaderEpoch"), "leaderEpoch", -1, { min: -1 }),
+      }, { maxBytes, maxWaitMs, minBytes });
+      return new Response(result.bytes as Uint8Array<ArrayBuffer>, {
+        headers: {
+          "content-type": BATCH_MEDIA_TYPE,
+          "rill-next-offset": String(Math.max(offset, result.nextOffset)),
+          "rill-high-watermark": String(result.highWatermark),
+          "rill-log-start-offset": String(result.logStartOffset),
+        },
+      });
+    }
+
     if (sse) {
-      const replica = await broker.replica(topic, partition);
+      const replica = await broker.readableReplica(topic, partition);
       replica.checkOffset(offset);
       return sseResponse(replica, {
         offset,
@@ -162,7 +188,16 @@ export function recordRoutes(broker: Broker): Hono {
     });
   });
 
+  app.get("/:topic/partitions/:partition/epoch-end-offset", async (c) => {
+    authorize(c, { type: "topic", name: c.req.param("topic") }, "describe");
+    const topic = validateTopicName(c.req.param("topic"));
+    const partition = partitionParam(c.req.param("partition"));
+    const epoch = intQuery(c.req.query("epoch"), "epoch", -1, { min: -1 });
+    return c.json(await broker.epochEndOffset(topic, partition, epoch));
+  });
+
   app.get("/:topic/partitions/:partition/offsets", async (c) => {
+    authorize(c, { type: "topic", name: c.req.param("topic") }, "read");
     const topic = validateTopicName(c.req.param("topic"));
     const partition = partitionParam(c.req.param("partition"));
     const at = c.req.query("at") ?? "latest";

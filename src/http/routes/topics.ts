@@ -6,19 +6,24 @@
  * POST   /              {"name","partitions"?,"replicationFactor"?,"configs"?} → 201 description
  * GET    /{topic}       description
  * PATCH  /{topic}       {"partitions"?,"configs"?} → 200 description (a null config removes it)
+ * POST   /{topic}/reassign  {"partitions":[{"partition","replicas":[ids]}]} → 202 description
+ *                      (the move completes in the background: see "targetReplicas")
  * DELETE /{topic}       204
  * ```
  *
  * A description: `{"name","topicId","replicationFactor","configs","partitions":[{"partition",
- * "leader","replicas","isr","leaderEpoch","logStartOffset","highWatermark"}]}`; the offsets
- * are null for partitions this broker does not host.
+ * "leader","replicas","isr","leaderEpoch","logStartOffset","highWatermark","logEndOffset"}]}`;
+ * the offsets are those of this broker's replica (null where it hosts none): a follower's
+ * lag behind its leader shows as the difference of their logEndOffsets.
  *
  * @module
  */
 import { Hono } from "hono";
 import type { Broker, TopicDescription } from "../../broker/broker.ts";
+import { CLUSTER_RESOURCE } from "../../coordination/acls.ts";
 import { validateTopicName } from "../../coordination/topics.ts";
 import { RillError } from "../../protocol/errors.ts";
+import { authorize, canDescribe } from "../auth.ts";
 import { onError } from "../errors.ts";
 import { readJsonObject } from "../params.ts";
 
@@ -62,8 +67,10 @@ export function describeJson(d: TopicDescription): Record<string, unknown> {
       replicas: p.replicas,
       isr: p.isr,
       leaderEpoch: p.leaderEpoch,
+      ...(p.targetReplicas ? { targetReplicas: p.targetReplicas } : {}),
       logStartOffset: d.offsets[i]?.logStartOffset ?? null,
       highWatermark: d.offsets[i]?.highWatermark ?? null,
+      logEndOffset: d.offsets[i]?.logEndOffset ?? null,
     })),
   };
 }
@@ -86,7 +93,7 @@ export function topicRoutes(broker: Broker): Hono {
   app.get("/", async (c) => {
     const topics = await broker.listTopics();
     return c.json({
-      topics: topics.map((t) => ({
+      topics: topics.filter((t) => canDescribe(c, { type: "topic", name: t.name })).map((t) => ({
         name: t.name,
         partitions: t.partitions.length,
         replicationFactor: t.replicationFactor,
@@ -102,6 +109,7 @@ export function topicRoutes(broker: Broker): Hono {
       throw new RillError("INVALID_REQUEST", `"name" must be a string`);
     }
     const name = validateTopicName(body.name);
+    authorize(c, { type: "topic", name }, "create");
     await broker.createTopic({
       name,
       partitions: optionalNumber(body, "partitions"),
@@ -112,11 +120,13 @@ export function topicRoutes(broker: Broker): Hono {
   });
 
   app.get("/:topic", async (c) => {
+    authorize(c, { type: "topic", name: c.req.param("topic") }, "describe");
     const name = validateTopicName(c.req.param("topic"));
     return c.json(describeJson(await broker.describeTopic(name)));
   });
 
   app.patch("/:topic", async (c) => {
+    authorize(c, { type: "topic", name: c.req.param("topic") }, "alter");
     const name = validateTopicName(c.req.param("topic"));
     const body = await readJsonObject(c, limit);
     checkFields(body, ["partitions", "configs"]);
@@ -130,7 +140,39 @@ export function topicRoutes(broker: Broker): Hono {
     return c.json(describeJson(await broker.describeTopic(name)));
   });
 
+  app.post("/:topic/reassign", async (c) => {
+    // Moving replicas is a cluster operation (Kafka: AlterPartitionReassignments needs ALTER on
+    // the cluster).
+    authorize(c, { type: "cluster", name: CLUSTER_RESOURCE }, "alter");
+    const name = validateTopicName(c.req.param("topic"));
+    const body = await readJsonObject(c, limit);
+    checkFields(body, ["partitions"]);
+    if (!Array.isArray(body.partitions) || body.partitions.length === 0) {
+      throw new RillError(
+        "INVALID_REQUEST",
+        `"partitions" must be a non-empty array of {"partition","replicas"}`,
+      );
+    }
+    const moves = body.partitions.map((m: unknown, i: number) => {
+      const o = m as { partition?: unknown; replicas?: unknown };
+      if (
+        typeof o !== "object" || o === null || !Number.isSafeInteger(o.partition) ||
+        (o.partition as number) < 0 || !Array.isArray(o.replicas) ||
+        !o.replicas.every((id) => Number.isSafeInteger(id) && id >= 0)
+      ) {
+        throw new RillError(
+          "INVALID_REQUEST",
+          `partitions[${i}] must be {"partition": <int>, "replicas": [<broker id>, …]}`,
+        );
+      }
+      return { partition: o.partition as number, replicas: o.replicas as number[] };
+    });
+    await broker.reassignPartitions(name, moves);
+    return c.json(describeJson(await broker.describeTopic(name)), 202);
+  });
+
   app.delete("/:topic", async (c) => {
+    authorize(c, { type: "topic", name: c.req.param("topic") }, "delete");
     const name = validateTopicName(c.req.param("topic"));
     await broker.deleteTopic(name);
     return c.body(null, 204);

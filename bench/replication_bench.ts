@@ -1,0 +1,352 @@
+/**
+ * Replication benchmark: broker processes on loopback sharing one KV file.
+ *
+ * - produce 1 KiB records (256 KiB batches, `RILL_BENCH_IN_FLIGHT` (default 5, Kafka's
+ *   `max.in.flight.requests.per.connection`) requests in flight per partition, 3
+ *   partitions) with acks=all to a 3-broker cluster with replication factor 3, against
+ *   acks=1 on one broker with replication factor 1, measured in the same run
+ *   (target ≥ 0.5 of the baseline); acks=1 on the same cluster as a diagnostic. Every
+ *   phase uses the same client, record size, batch size and in-flight count, starts after
+ *   a quiet interval (dirty pages synced, then `RILL_BENCH_QUIET_MS`, default 1000, idle)
+ *   and a warm-up of `RILL_BENCH_WARMUP_SECONDS` (default 1) that is not counted;
+ * - failover: SIGKILL the leader of a partition while a client produces with acks=all;
+ *   the time until the first acknowledged produce on the new leader, default timeouts
+ *   (session 6 s, metadata poll 1 s); median of `RILL_BENCH_FAILOVER_ROUNDS` (default 3)
+ *   rounds (target ≤ 8 s);
+ * - catch-up: a follower that was down while `RILL_BENCH_CATCHUP_MB` (default 256) MB
+ *   were written restarts; the rate at which it copies them (MB/s, from its ready line to
+ *   its log end offset reaching the leader's).
+ *
+ * `RILL_BENCH_SECONDS` (default 3) sets the length of each throughput phase.
+ *
+ * @module
+ */
+import type { Reporter } from "./_report.ts";
+import { encodeBatch } from "../src/protocol/record_batch.ts";
+import { type BrokerProcess, startBroker } from "../tests/_helpers/broker_process.ts";
+
+const SUITE = "replication";
+const SECONDS = Number(Deno.env.get("RILL_BENCH_SECONDS") ?? "3");
+const FAILOVER_ROUNDS = Number(Deno.env.get("RILL_BENCH_FAILOVER_ROUNDS") ?? "3");
+const CATCHUP_MB = Number(Deno.env.get("RILL_BENCH_CATCHUP_MB") ?? "256");
+const PARTITIONS = 3;
+const IN_FLIGHT = Number(Deno.env.get("RILL_BENCH_IN_FLIGHT") ?? "5");
+const WARMUP_SECONDS = Number(Deno.env.get("RILL_BENCH_WARMUP_SECONDS") ?? "1");
+const QUIET_MS = Number(Deno.env.get("RILL_BENCH_QUIET_MS") ?? "1000");
+const BATCH_BYTES = 256 * 1024;
+
+function batchOf(recordSize: number): { batch: Uint8Array<ArrayBuffer>; records: number } {
+  const value = new Uint8Array(recordSize);
+  for (let i = 0; i < value.length; i++) value[i] = (i * 31) & 0xff;
+  const count = Math.floor(BATCH_BYTES / (recordSize + 8));
+  const batch = encodeBatch(Array.from({ length: count }, () => ({ key: null, value })));
+  return { batch: batch as Uint8Array<ArrayBuffer>, records: count };
+}
+
+interface PartitionJson {
+  partition: number;
+  leader: number;
+  isr: number[];
+  highWatermark: number | null;
+  logEndOffset: number | null;
+}
+
+class Nodes {
+  readonly procs = new Map<number, BrokerProcess>();
+  readonly ports = new Map<number, number>();
+  constructor(readonly dir: string, readonly flags: string[] = []) {}
+
+  async start(id: number): Promise<void> {
+    const port = this.ports.get(id);
+    const p = await startBroker({
+      id,
+      kvPath: `${this.dir}/meta.kv`,
+      dataDir: `${this.dir}/b${id}`,
+      extraArgs: [...this.flags, ...(port ? ["--listen", `127.0.0.1:${port}`] : [])],
+    });
+    this.ports.set(id, Number(new URL(p.url).port));
+    this.procs.set(id, p);
+  }
+
+  url(id: number): string {
+    return `http://127.0.0.1:${this.ports.get(id)}`;
+  }
+
+  async kill(id: number): Promise<void> {
+    const p = this.procs.get(id)!;
+    p.kill("SIGKILL");
+    await p.exited;
+    this.procs.delete(id);
+  }
+
+  async describe(topic: string, via?: number): Promise<PartitionJson[] | null> {
+    for (const id of via !== undefined ? [via] : [...this.procs.keys()]) {
+      try {
+        const res = await fetch(`${this.url(id)}/v1/topics/${topic}`);
+        const body = await res.json();
+        if (res.ok) return body.partitions;
+      } catch {
+        // try the next
+      }
+    }
+    return null;
+  }
+
+  async until(
+    topic: string,
+    cond: (ps: PartitionJson[]) => boolean,
+    timeoutMs = 60_000,
+    via?: number,
+  ): Promise<PartitionJson[]> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      const ps = await this.describe(topic, via);
+      if (ps && cond(ps)) return ps;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    throw new Error(`timed out waiting on ${topic}`);
+  }
+
+  async create(name: string, partitions: number, rf: number, configs = {}): Promise<void> {
+    const res = await fetch(`${this.url([...this.procs.keys()][0])}/v1/topics`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ name, partitions, replicationFactor: rf, configs }),
+    });
+    if (res.status !== 201) throw new Error(`create: ${await res.text()}`);
+    await res.body?.cancel();
+  }
+
+  async dispose(): Promise<void> {
+    for (const p of this.procs.values()) {
+      p.kill("SIGKILL");
+      await p.exited;
+    }
+    this.procs.clear();
+    await Deno.remove(this.dir, { recursive: true }).catch(() => {});
+  }
+}
+
+/**
+ * Writes dirty pages out before a timed phase, so that one phase does not pay for the
+ * writeback of the previous one (the RF 3 phase writes three times the bytes).
+ */
+async function settleDisk(): Promise<void> {
+  try {
+    await new Deno.Command("sync").output();
+  } catch {
+    // no sync(1) here: the phases just share the writeback
+  }
+}
+
+/**
+ * The quiet interval before a timed phase: dirty pages written out, then an idle pause so
+ * that the previous phase's background work (writeback, segment fsyncs, follower catch-up,
+ * garbage collection) does not land in the next one.
+ */
+async function quiet(): Promise<void> {
+  await settleDisk();
+  await new Promise((r) => setTimeout(r, QUIET_MS));
+}
+
+/**
+ * Produces for a warm-up (not counted), then for `SECONDS`, with `IN_FLIGHT` requests in
+ * flight per partition, after a quiet interval.
+ */
+async function produceRate(
+  urlOf: (p: number) => string,
+  topic: string,
+  acks: string,
+): Promise<{ records: number; rate: number; mbps: number }> {
+  await quiet();
+  if (WARMUP_SECONDS > 0) await produceFor(urlOf, topic, acks, WARMUP_SECONDS);
+  return await produceFor(urlOf, topic, acks, SECONDS);
+}
+
+async function produceFor(
+  urlOf: (p: number) => string,
+  topic: string,
+  acks: string,
+  seconds: number,
+): Promise<{ records: number; rate: number; mbps: number }> {
+  const { batch, records } = batchOf(1024);
+  let n = 0;
+  let errors = 0;
+  const t0 = performance.now();
+  const end = t0 + seconds * 1000;
+  await Promise.all(
+    Array.from({ length: PARTITIONS * IN_FLIGHT }, async (_, i) => {
+      const p = i % PARTITIONS;
+      while (performance.now() < end) {
+        const res = await fetch(
+          `${urlOf(p)}/v1/topics/${topic}/records?partition=${p}&acks=${acks}`,
+          {
+            method: "POST",
+            headers: { "content-type": "application/vnd.rill.batch" },
+            body: batch,
+          },
+        );
+        await res.arrayBuffer();
+        if (res.ok) n += records;
+        else if (++errors > 100) throw new Error(`produce failed: HTTP ${res.status}`);
+      }
+    }),
+  );
+  const secs = (performance.now() - t0) / 1000;
+  return { records: n, rate: n / secs, mbps: (n * 1024) / secs / 1e6 };
+}
+
+async function throughput(report: Reporter): Promise<void> {
+  const single = new Nodes(await Deno.makeTempDir({ prefix: "rill-bench-rf1-" }));
+  let base: number;
+  try {
+    await single.start(1);
+    await single.create("bench", PARTITIONS, 1);
+    base = (await produceRate(() => single.url(1), "bench", "1")).rate;
+    report({
+      suite: SUITE,
+      name: "produce 1 KiB, RF 1, acks=1, 1 broker",
+      value: base,
+      unit: "records/s",
+    });
+  } finally {
+    await single.dispose();
+  }
+  const three = new Nodes(await Deno.makeTempDir({ prefix: "rill-bench-rf3-" }));
+  try {
+    for (const id of [1, 2, 3]) await three.start(id);
+    await three.create("bench", PARTITIONS, 3, { "min.insync.replicas": "2" });
+    const ps = await three.until("bench", (ps) => ps.every((p) => p.isr.length === 3));
+    const r = await produceRate((p) => three.url(ps[p].leader), "bench", "all");
+    report({
+      suite: SUITE,
+      name: "produce 1 KiB, RF 3, acks=all, 3 brokers",
+      value: r.rate,
+      unit: "records/s",
+      ratio: r.rate / base,
+      baseline: "RF 1 acks=1",
+      target: ">= 0.5",
+      met: r.rate / base >= 0.5,
+    });
+    report({
+      suite: SUITE,
+      name: "produce 1 KiB, RF 3, acks=all (bytes)",
+      value: r.mbps,
+      unit: "MB/s",
+    });
+    // Diagnostic: the same cluster with acks=1 shows what replicating costs the machine
+    // (followers copy as fast as they can either way) apart from waiting for the ISR.
+    const one = await produceRate((p) => three.url(ps[p].leader), "bench", "1");
+    report({
+      suite: SUITE,
+      name: "produce 1 KiB, RF 3, acks=1, 3 brokers (diagnostic)",
+      value: one.rate,
+      unit: "records/s",
+      ratio: one.rate / base,
+      baseline: "RF 1 acks=1",
+    });
+  } finally {
+    await three.dispose();
+  }
+}
+
+async function failoverAndCatchUp(report: Reporter): Promise<void> {
+  const nodes = new Nodes(await Deno.makeTempDir({ prefix: "rill-bench-failover-" }));
+  try {
+    for (const id of [1, 2, 3]) await nodes.start(id);
+    await nodes.create("fo", 1, 3, { "min.insync.replicas": "2" });
+    await nodes.until("fo", (ps) => ps[0].isr.length === 3);
+    const one = new TextEncoder().encode("x".repeat(1024));
+    const body = encodeBatch([{ value: one }]) as Uint8Array<ArrayBuffer>;
+    const times: number[] = [];
+    for (let round = 0; round < FAILOVER_ROUNDS; round++) {
+      const victim = (await nodes.describe("fo"))![0].leader;
+      const t0 = performance.now();
+      await nodes.kill(victim);
+      let ms = -1;
+      for (let i = 0; i < 100_000 && ms < 0; i++) {
+        const ps = await nodes.describe("fo");
+        const leader = ps?.[0].leader ?? -1;
+        if (leader >= 0 && leader !== victim) {
+          try {
+            const res = await fetch(
+              `${nodes.url(leader)}/v1/topics/fo/records?partition=0&acks=all`,
+              {
+                method: "POST",
+                headers: { "content-type": "application/vnd.rill.batch" },
+                body,
+              },
+            );
+            await res.arrayBuffer();
+            if (res.ok) ms = performance.now() - t0;
+          } catch {
+            // not up yet
+          }
+        }
+        if (ms < 0) await new Promise((r) => setTimeout(r, 10));
+        if (performance.now() - t0 > 60_000) throw new Error("no new leader within 60 s");
+      }
+      times.push(ms);
+      await nodes.start(victim);
+      await nodes.until("fo", (ps) => ps[0].isr.length === 3);
+    }
+    times.sort((a, b) => a - b);
+    const median = times[Math.floor(times.length / 2)];
+    report({
+      suite: SUITE,
+      name:
+        `failover: SIGKILL of the leader to the first acks=all on the new one (median of ${times.length})`,
+      value: median,
+      unit: "ms",
+      target: "<= 8000",
+      met: median <= 8000,
+    });
+
+    // Catch-up: a follower down while CATCHUP_MB are written.
+    await nodes.create("cu", 1, 3, { "min.insync.replicas": "1" });
+    const ps = await nodes.until("cu", (ps) => ps[0].isr.length === 3);
+    const leader = ps[0].leader;
+    const follower = [1, 2, 3].find((id) => id !== leader && nodes.procs.has(id))!;
+    await nodes.kill(follower);
+    const { batch, records } = batchOf(1024);
+    const batches = Math.ceil((CATCHUP_MB * 1e6) / batch.length);
+    let written = 0;
+    await Promise.all(Array.from({ length: 4 }, async () => {
+      while (written < batches) {
+        written++;
+        const res = await fetch(`${nodes.url(leader)}/v1/topics/cu/records?partition=0&acks=1`, {
+          method: "POST",
+          headers: { "content-type": "application/vnd.rill.batch" },
+          body: batch,
+        });
+        await res.arrayBuffer();
+      }
+    }));
+    const target = (await nodes.describe("cu", leader))![0].logEndOffset!;
+    await nodes.start(follower);
+    const t0 = performance.now();
+    await nodes.until("cu", (ps) => ps[0].logEndOffset === target, 300_000, follower);
+    const secs = (performance.now() - t0) / 1000;
+    const bytes = (target / records) * batch.length;
+    report({
+      suite: SUITE,
+      name: `follower catch-up after ${Math.round(bytes / 1e6)} MB of lag`,
+      value: bytes / secs / 1e6,
+      unit: "MB/s",
+    });
+  } finally {
+    await nodes.dispose();
+  }
+}
+
+/**
+ * Runs the replication benchmark.
+ *
+ * @param report receives the figures
+ */
+export async function run(report: Reporter): Promise<void> {
+  await throughput(report);
+  if (Deno.env.get("RILL_BENCH_REPLICATION_THROUGHPUT_ONLY") !== "1") {
+    await failoverAndCatchUp(report);
+  }
+}

@@ -1,0 +1,231 @@
+/**
+ * A follower's (or observer's) copy loop for one partition: it pulls from the leader
+ * through the ordinary fetch route, as Kafka followers do, and appends what it gets as is.
+ *
+ * ```
+ * GET {leader}/v1/topics/{t}/partitions/{p}/records
+ *     ?offset=<my log end offset>&replicaId=<my id>&leaderEpoch=<epoch I follow>
+ *     &maxWaitMs=…&maxBytes=…
+ *     Accept: application/vnd.rill.batch
+ *   200 raw batches up to the leader's log end offset; Rill-High-Watermark header
+ * GET {leader}/v1/topics/{t}/partitions/{p}/epoch-end-offset?epoch=<my latest epoch>
+ *   200 {"epoch","endOffset","logEndOffset"}     (Kafka's OffsetsForLeaderEpoch)
+ * ```
+ *
+ * The leader learns the follower's log end offset from `offset`, answers at once when it
+ * has data and otherwise long-polls, so the follower hears of an append within
+ * milliseconds; the high watermark travels with every answer. Before the first fetch under a new epoch, the
+ * follower asks the leader where its own latest epoch ends and truncates any suffix the
+ * leader does not have, so replicas never diverge.
+ *
+ * An observer fetches without `replicaId`, like a consumer: it copies only committed
+ * batches (below the leader's high watermark), so it never needs to truncate, and it never
+ * counts toward the ISR.
+ *
+ * @module
+ */
+import { errorFromBody, RillError } from "../protocol/errors.ts";
+import { LOG_OVERHEAD, readBatchHeader } from "../protocol/record_batch.ts";
+import type { Replica } from "./replica.ts";
+
+const BATCH_MEDIA_TYPE = "application/vnd.rill.batch";
+
+/** What a {@linkcode ReplicaFetcher} needs. */
+export interface ReplicaFetcherOptions {
+  /** the local replica */
+  replica: Replica;
+  /** this broker's id */
+  brokerId: number;
+  /** the leader's broker id */
+  leaderId: number;
+  /** the leader epoch being followed */
+  leaderEpoch: number;
+  /** copy only committed batches and never truncate (an observer) */
+  observer: boolean;
+  /** resolves a broker id to its URL (null when unknown) */
+  leaderUrl: (id: number) => Promise<string | null>;
+  /** the long-poll wait of each fetch */
+  maxWaitMs: number;
+  /** the most bytes per fetch */
+  maxBytes: number;
+  /** called when the leader says our metadata is stale */
+  onStale: () => void;
+  /** where to report */
+  log: (line: string) => void;
+  /** extra headers for requests to the leader (e.g. credentials) */
+  headers?: () => Record<string, string>;
+}
+
+/**
+ * Copies one partition from its leader until stopped.
+ *
+ * @example
+ * ```ts
+ * const f = new ReplicaFetcher({ replica, brokerId: 2, leaderId: 1, leaderEpoch: 3, observer: false,
+ *   leaderUrl, maxWaitMs: 500, maxBytes: 1 << 20, onStale: () => {}, log: console.error });
+ * f.start();
+ * await f.stop();
+ * ```
+ */
+export class ReplicaFetcher {
+  readonly #o: ReplicaFetcherOptions;
+  readonly #abort = new AbortController();
+  #done: Promise<void> = Promise.resolve();
+  /** fetches answered since start (for tests and metrics) */
+  fetches = 0;
+
+  /** @param opts the replica, the leader and the fetch settings */
+  constructor(opts: ReplicaFetcherOptions) {
+    this.#o = opts;
+  }
+
+  /** The leader epoch this fetcher follows. */
+  get leaderEpoch(): number {
+    return this.#o.leaderEpoch;
+  }
+
+  /** The leader's broker id. */
+  get leaderId(): number {
+    return this.#o.leaderId;
+  }
+
+  /** Starts the copy loop. */
+  start(): void {
+    this.#done = this.#run().catch((e) => {
+      if (!this.#abort.signal.aborted) this.#o.log(`replica fetcher stopped: ${e}`);
+    });
+  }
+
+  /**
+   * Stops the loop and waits for an append in progress.
+   *
+   * @returns once stopped
+   */
+  async stop(): Promise<void> {
+    this.#abort.abort();
+    await this.#done;
+  }
+
+  async #run(): Promise<void> {
+    const o = this.#o;
+    const r = o.replica;
+    const signal = this.#abort.signal;
+    let url: string | null = null;
+    let truncated = o.observer;
+    let failures = 0;
+    while (!signal.aborted && !r.closing) {
+      try {
+        url ??= await o.leaderUrl(o.leaderId);
+        if (url === null) {
+          await this.#sleep(200);
+          continue;
+        }
+        if (!truncated) {
+          await this.#truncate(url);
+          truncated = true;
+        }
+        await this.#fetchOnce(url);
+        failures = 0;
+      } catch (e) {
+        if (signal.aborted || r.closing) return;
+        failures++;
+        if (e instanceof RillError) {
+          if (e.code === "OFFSET_OUT_OF_RANGE" && !o.observer) truncated = false;
+          else if (e.code !== "BROKER_NOT_AVAILABLE") o.onStale();
+          if (failures === 1 || failures % 50 === 0) {
+            o.log(`fetching ${r.name} from broker ${o.leaderId}: ${e.code}: ${e.message}`);
+          }
+        } else if (failures === 1 || failures % 50 === 0) {
+          o.log(`fetching ${r.name} from broker ${o.leaderId} failed: ${e}`);
+        }
+        url = null;
+        await this.#sleep(Math.min(500, 50 * failures));
+      }
+    }
+  }
+
+  async #request(url: string): Promise<Response> {
+    let res: Response;
+    try {
+      res = await fetch(url, {
+        headers: { Accept: BATCH_MEDIA_TYPE, ...this.#o.headers?.() },
+        signal: this.#abort.signal,
+      });
+    } catch (e) {
+      if (this.#abort.signal.aborted) throw e;
+      throw new RillError("BROKER_NOT_AVAILABLE", `Cannot reach the leader: ${e}`);
+    }
+    if (!res.ok) {
+      let body: unknown = null;
+      try {
+        body = JSON.parse(await res.text());
+      } catch {
+        // not JSON: the status decides
+      }
+      throw errorFromBody(res.status, body);
+    }
+    return res;
+  }
+
+  async #truncate(url: string): Promise<void> {
+    const r = this.#o.replica;
+    const leo = r.logEndOffset;
+    const latest = r.log.latestEpoch();
+    if (leo === r.logStartOffset) return;
+    const res = await this.#request(
+      `${url}${partitionPath(r)}/epoch-end-offset?epoch=${latest}`,
+    );
+    const body = await res.json() as { epoch: number; endOffset: number; logEndOffset: number };
+    let target: number;
+    if (body.epoch < 0) target = Math.min(leo, body.logEndOffset);
+    else {
+      const own = r.log.endOffsetForEpoch(body.epoch);
+      target = own.epoch < 0 ? body.endOffset : Math.min(body.endOffset, own.endOffset);
+    }
+    target = Math.min(target, leo);
+    if (target < leo) {
+      this.#o.log(
+        `truncating ${r.name} from ${leo} to ${target} (leader ${this.#o.leaderId}, epoch ${this.#o.leaderEpoch})`,
+      );
+      await r.truncateTo(target);
+    }
+  }
+
+  async #fetchOnce(url: string): Promise<void> {
+    const o = this.#o;
+    const r = o.replica;
+    const offset = r.logEndOffset;
+    let q = `offset=${offset}&maxWaitMs=${o.maxWaitMs}&maxBytes=${o.maxBytes}`;
+    if (!o.observer) {
+      q += `&replicaId=${o.brokerId}&leaderEpoch=${o.leaderEpoch}`;
+    }
+    const res = await this.#request(`${url}${partitionPath(r)}/records?${q}`);
+    let bytes = new Uint8Array(await res.arrayBuffer());
+    const hw = Number(res.headers.get("rill-high-watermark"));
+    if (this.#abort.signal.aborted || r.closing) return;
+    this.fetches++;
+    // A fetch starts at the batch holding `offset`; skip a batch we already have.
+    while (bytes.length > 0) {
+      const h = readBatchHeader(bytes);
+      if (h.baseOffset >= offset) break;
+      bytes = bytes.subarray(LOG_OVERHEAD + h.batchLength);
+    }
+    await r.appendAsFollower(bytes, Number.isSafeInteger(hw) ? hw : 0);
+  }
+
+  #sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      if (this.#abort.signal.aborted) return resolve();
+      const t = setTimeout(done, ms);
+      function done() {
+        clearTimeout(t);
+        resolve();
+      }
+      this.#abort.signal.addEventListener("abort", done, { once: true });
+    });
+  }
+}
+
+function partitionPath(r: Replica): string {
+  return `/v1/topics/${encodeURIComponent(r.topic)}/partitions/${r.partition}`;
+}

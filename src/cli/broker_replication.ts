@@ -1,0 +1,78 @@
+/**
+ * The replication flags of `rill broker` and `rill follower`: timing overrides (so tests
+ * and small clusters can fail over in a second or two) and the observer's topic list.
+ *
+ * @module
+ */
+import type { BrokerConfig } from "../broker/config.ts";
+import { UsageError } from "./common.ts";
+
+/** The parseArgs options of the replication flags. */
+export const REPLICATION_OPTIONS = {
+  topics: { type: "string" },
+  "session-timeout-ms": { type: "string" },
+  "heartbeat-interval-ms": { type: "string" },
+  "replica-lag-time-max-ms": { type: "string" },
+  "metadata-poll-ms": { type: "string" },
+} as const;
+
+/** The help lines of the replication flags. */
+export const REPLICATION_HELP =
+  `  --topics A,B           (follower only) the topics to copy (default: all)
+  --session-timeout-ms N     a broker silent this long is dead (default 6000)
+  --heartbeat-interval-ms N  how often the broker heartbeats (default min(2000, session/3))
+  --replica-lag-time-max-ms N  a follower behind this long leaves the ISR (default 10000)
+  --metadata-poll-ms N       how often metadata changes are polled (default 1000)
+`;
+
+/** Parsed replication flags. */
+export interface ReplicationArgs {
+  /** follower only: the topics to copy (undefined: all) */
+  topics?: string[];
+  /** broker setting overrides */
+  config: Partial<BrokerConfig>;
+}
+
+/**
+ * Reads the replication flags from parsed values.
+ *
+ * @param values the values parseArgs returned
+ * @returns topics and settings
+ * @throws {UsageError} on a malformed number
+ * @example
+ * ```ts
+ * parseReplicationArgs({ "session-timeout-ms": "1500" }).config.sessionTimeoutMs; // 1500
+ * ```
+ */
+export function parseReplicationArgs(
+  values: Record<string, string | boolean | undefined>,
+): ReplicationArgs {
+  const ms = (name: string): number | undefined => {
+    const v = values[name];
+    if (v === undefined) return undefined;
+    if (typeof v !== "string" || !/^\d{1,9}$/.test(v) || Number(v) < 1) {
+      throw new UsageError(`--${name} must be a positive integer of milliseconds, got "${v}"`);
+    }
+    return Number(v);
+  };
+  const config: Partial<BrokerConfig> = {};
+  const session = ms("session-timeout-ms");
+  if (session !== undefined) {
+    config.sessionTimeoutMs = session;
+    config.heartbeatIntervalMs = Math.max(10, Math.min(2000, Math.floor(session / 3)));
+    config.controllerIntervalMs = Math.max(50, Math.min(500, Math.floor(session / 4)));
+  }
+  const heartbeat = ms("heartbeat-interval-ms");
+  if (heartbeat !== undefined) config.heartbeatIntervalMs = heartbeat;
+  const lag = ms("replica-lag-time-max-ms");
+  if (lag !== undefined) config.replicaLagTimeMaxMs = lag;
+  const poll = ms("metadata-poll-ms");
+  if (poll !== undefined) config.metadataPollMs = poll;
+  const topics = values.topics;
+  return {
+    config,
+    topics: typeof topics === "string"
+      ? topics.split(",").map((t) => t.trim()).filter((t) => t !== "")
+      : undefined,
+  };
+}

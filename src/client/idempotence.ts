@@ -1,0 +1,184 @@
+/**
+ * The client side of idempotent producing (Kafka's `TransactionManager`, idempotence part):
+ * the producer id and epoch, and the next sequence number of every partition.
+ *
+ * - The identity comes from `POST /v1/producers` on first use (with `producerKey`, the
+ *   key's id with a new epoch).
+ * - Each batch takes the partition's next sequence when it is first sent; its bytes, built
+ *   once, are what every retry sends, so the leader can recognise a retry of a batch it
+ *   already appended (it answers with the original offsets).
+ * - A batch that failed for good either surely was not appended (the broker refused it with
+ *   a 4xx answer such as MESSAGE_TOO_LARGE): its sequence numbers are handed out again; or
+ *   its fate is unknown (retries used up on an unreachable broker), or the broker reported
+ *   OUT_OF_ORDER_SEQUENCE_NUMBER: the producer then takes a new identity (new epoch for a
+ *   key, else a new id) so later batches start cleanly at sequence 0 (KIP-360's idea), and
+ *   the affected sends fail with a clear error rather than being reordered silently.
+ * - INVALID_PRODUCER_EPOCH means a newer instance with the same `producerKey` exists: the
+ *   producer is fenced, and every later send fails.
+ * - A producer with a `producerKey` never skips: any batch that failed for good makes every
+ *   later send fail too (like fencing), so that each partition holds a gap-free prefix of
+ *   what was sent (the streams API relies on it; its tasks restart from their last commit).
+ *
+ * @module
+ */
+import { RillError } from "../protocol/errors.ts";
+import type { Transport } from "./transport.ts";
+
+/** A batch's producer fields. */
+export interface BatchSequence {
+  /** the producer id */
+  producerId: number;
+  /** the producer epoch */
+  producerEpoch: number;
+  /** the sequence number of the batch's first record */
+  baseSequence: number;
+}
+
+const INT32_MAX = 0x7fffffff;
+
+/**
+ * Identity and sequence numbers of one idempotent producer.
+ *
+ * @example
+ * ```ts
+ * const idem = new IdempotentProducer(transport);
+ * const seq = await idem.assign("orders", 0, 10); // { producerId, producerEpoch, baseSequence: 0 }
+ * ```
+ */
+export class IdempotentProducer {
+  readonly #t: Transport;
+  readonly #key: string | undefined;
+  #identity: Promise<{ producerId: number; producerEpoch: number }> | null = null;
+  /** sequences belong to this identity */
+  #current: { producerId: number; producerEpoch: number } | null = null;
+  readonly #next = new Map<string, number>();
+  #fenced: RillError | null = null;
+
+  /**
+   * @param transport the client's transport
+   * @param producerKey the stable key, if any
+   */
+  constructor(transport: Transport, producerKey?: string) {
+    this.#t = transport;
+    this.#key = producerKey;
+  }
+
+  /**
+   * The producer id and epoch (allocated on first use).
+   *
+   * @returns the identity
+   * @throws {RillError} when the broker cannot allocate one
+   */
+  identity(): Promise<{ producerId: number; producerEpoch: number }> {
+    if (this.#identity === null) {
+      const p = this.#t.json<{ producerId: number; producerEpoch: number }>(
+        "POST",
+        "/v1/producers",
+        { json: this.#key === undefined ? {} : { producerKey: this.#key } },
+      ).then((id) => {
+        if (!Number.isSafeInteger(id?.producerId) || !Number.isInteger(id?.producerEpoch)) {
+          throw new RillError("UNKNOWN_SERVER_ERROR", "The broker answered without a producer id");
+        }
+        this.#current = { producerId: id.producerId, producerEpoch: id.producerEpoch };
+        this.#next.clear();
+        return this.#current;
+      });
+      p.catch(() => {
+        if (this.#identity === p) this.#identity = null;
+      });
+      this.#identity = p;
+    }
+    return this.#identity;
+  }
+
+  /**
+   * Throws if a newer instance fenced this producer.
+   *
+   * @throws {RillError} INVALID_PRODUCER_EPOCH
+   */
+  checkNotFenced(): void {
+    if (this.#fenced) throw this.#fenced;
+  }
+
+  /**
+   * Gives a batch of `count` records its producer fields and moves the partition's
+   * sequence on.
+   *
+   * @param topic the topic
+   * @param partition the partition
+   * @param count the records in the batch
+   * @returns the fields to build the batch with
+   */
+  async assign(topic: string, partition: number, count: number): Promise<BatchSequence> {
+    this.checkNotFenced();
+    const id = await this.identity();
+    const k = topic + "\u0000" + partition;
+    const base = this.#next.get(k) ?? 0;
+    const after = base + count;
+    this.#next.set(k, after > INT32_MAX ? after - INT32_MAX - 1 : after);
+    return { producerId: id.producerId, producerEpoch: id.producerEpoch, baseSequence: base };
+  }
+
+  /**
+   * Settles the sequence state after a batch failed for good, and says why in the error.
+   *
+   * @param topic the topic
+   * @param partition the partition
+   * @param seq the batch's producer fields
+   * @param count its records
+   * @param error what the send failed with
+   * @returns the error the batch's sends should fail with
+   */
+  failed(
+    topic: string,
+    partition: number,
+    seq: BatchSequence,
+    count: number,
+    error: unknown,
+  ): unknown {
+    const sameIdentity = this.#current !== null &&
+      this.#current.producerId === seq.producerId &&
+      this.#current.producerEpoch === seq.producerEpoch;
+    const where = `${topic}-${partition}`;
+    if (error instanceof RillError && error.code === "INVALID_PRODUCER_EPOCH") {
+      const fenced = new RillError(
+        "INVALID_PRODUCER_EPOCH",
+        `The producer (id ${seq.producerId}, epoch ${seq.producerEpoch}) was fenced on ${where} by a newer instance with the same producer key; it cannot send any more`,
+        { producerId: seq.producerId, producerEpoch: seq.producerEpoch },
+      );
+      this.#fenced ??= fenced;
+      return fenced;
+    }
+    if (this.#key !== undefined) {
+      const fatal = new RillError(
+        error instanceof RillError ? error.code : "UNKNOWN_SERVER_ERROR",
+        `A batch of producer "${this.#key}" on ${where} failed for good (${
+          error instanceof Error ? error.message : error
+        }); the producer stops so that nothing is written after the gap`,
+        error instanceof RillError ? error.details : {},
+      );
+      this.#fenced ??= fatal;
+      return fatal;
+    }
+    if (!sameIdentity) return error;
+    const k = topic + "\u0000" + partition;
+    const notAppended = error instanceof RillError && error.status >= 400 && error.status < 500 &&
+      error.code !== "OUT_OF_ORDER_SEQUENCE_NUMBER" && error.code !== "REQUEST_TIMED_OUT";
+    if (notAppended && this.#next.get(k) === seq.baseSequence + count) {
+      this.#next.set(k, seq.baseSequence);
+      return error;
+    }
+    // Unknown outcome or a sequence gap: start over with a new identity.
+    this.#identity = null;
+    this.#current = null;
+    this.#next.clear();
+    if (error instanceof RillError && error.code === "OUT_OF_ORDER_SEQUENCE_NUMBER") {
+      return new RillError(
+        "OUT_OF_ORDER_SEQUENCE_NUMBER",
+        `The broker refused batch sequence ${seq.baseSequence} of producer ${seq.producerId} on ${where} as out of order (${error.message}); its ${count} record(s) were not written, and the producer starts over with a new identity`,
+        error.details,
+      );
+    }
+    return error;
+  }
+}

@@ -1,0 +1,80 @@
+/**
+ * Changes to one partition's replication state (leader, replicas, ISR, leader epoch) in KV,
+ * as Kafka's AlterPartition: read the entry, compute the new state, write it with an atomic
+ * check on the entry's versionstamp (and bump the metadata version so brokers notice).
+ * A leader changing its ISR also states the leader epoch it believes in: if the controller
+ * moved leadership meanwhile, the change is refused rather than applied to a newer epoch.
+ *
+ * @module
+ */
+import { kvRetry } from "./kv_retry.ts";
+import { metadataVersionKey, partitionKey, topicKey } from "./kv_keys.ts";
+import type { PartitionState, StoredPartition } from "./topics.ts";
+
+/**
+ * Decides the new state of a partition from its current one.
+ *
+ * @param current the stored state
+ * @returns the new state, or null to leave it unchanged
+ */
+export type PartitionUpdate = (current: StoredPartition) => PartitionState | null;
+
+/**
+ * Checked updates of partition states.
+ *
+ * @example
+ * ```ts
+ * const states = new PartitionStateStore(kv);
+ * await states.update("orders", 0, (p) => ({ ...p, isr: [1, 2] }));
+ * ```
+ */
+export class PartitionStateStore {
+  /** @param kv the shared KV */
+  constructor(readonly kv: Deno.Kv) {}
+
+  /**
+   * Reads one partition's state.
+   *
+   * @param topic the topic
+   * @param partition the partition
+   * @returns the state, or null when it does not exist
+   */
+  async get(topic: string, partition: number): Promise<StoredPartition | null> {
+    return (await this.kv.get<StoredPartition>(partitionKey(topic, partition))).value;
+  }
+
+  /**
+   * Applies `fn` to a partition's state atomically: re-read and re-run while a concurrent
+   * writer wins the check.
+   *
+   * @param topic the topic
+   * @param partition the partition
+   * @param fn computes the new state (null: no change)
+   * @returns the state written, or null when `fn` declined or the partition is gone
+   */
+  async update(
+    topic: string,
+    partition: number,
+    fn: PartitionUpdate,
+  ): Promise<PartitionState | null> {
+    for (let attempt = 0; attempt < 20; attempt++) {
+      const entry = await this.kv.get<StoredPartition>(partitionKey(topic, partition));
+      if (entry.value === null) return null;
+      const next = fn(entry.value);
+      if (next === null) return null;
+      const stored: StoredPartition = { ...next, topicId: entry.value.topicId };
+      const topicEntry = await this.kv.get(topicKey(topic));
+      if (topicEntry.value === null) return null;
+      const res = await kvRetry(() =>
+        this.kv.atomic()
+          .check(entry)
+          .check(topicEntry)
+          .set(partitionKey(topic, partition), stored)
+          .sum(metadataVersionKey(), 1n)
+          .commit()
+      );
+      if (res.ok) return next;
+    }
+    return null;
+  }
+}

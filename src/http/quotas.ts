@@ -1,0 +1,365 @@
+/**
+ * Quotas and limits of the HTTP API, kept in memory per broker:
+ *
+ * - URL and header size: a URL longer than `maxUrlBytes` is 414, headers larger than
+ *   `maxHeaderBytes` in total are 431 (both INVALID_REQUEST), before anything else runs;
+ * - per-principal token buckets for requests/s, produced bytes/s and fetched bytes/s
+ *   (0 = unlimited, Kafka's default). A principal in debt is answered 429
+ *   THROTTLING_QUOTA_EXCEEDED with `Retry-After` (seconds) until its bucket refills; the
+ *   request is refused whole, never half-applied. Produce bytes are charged up front from
+ *   `Content-Length` (or as a chunked body streams in), fetch bytes as the response is sent;
+ * - a cap on concurrent long polls (`maxWaitMs` > 0) and SSE streams: per principal when
+ *   auth is on, and for the whole broker always (with auth off, every caller is one
+ *   principal, so the global cap is what holds). Over the cap: 429 with `Retry-After`.
+ *
+ * - request bodies being read: each reserves its `Content-Length` (a chunked body: the
+ *   request limit, 8 MiB) against `maxBodyBytesInFlight` (256 MiB) for the broker until its
+ *   handler is done; over it, 429 before a byte is read.
+ *
+ * Request bodies are bounded by the routes (params.ts reads at most `maxRequestBytes`, JSON,
+ * NDJSON and raw batches alike), so a client cannot make the broker buffer more than that
+ * per request, nor, with the cap above, many clients more than 256 MiB at once.
+ *
+ * @module
+ */
+import type { Context, MiddlewareHandler } from "hono";
+import { RillError } from "../protocol/errors.ts";
+import { principalOf } from "./auth.ts";
+
+/** Quota and limit settings. */
+export interface QuotaConfig {
+  /** requests per second per principal; 0 = unlimited */
+  requestsPerSec: number;
+  /** produced bytes per second per principal; 0 = unlimited */
+  produceBytesPerSec: number;
+  /** fetched bytes per second per principal; 0 = unlimited */
+  fetchBytesPerSec: number;
+  /** concurrent long polls + SSE streams per principal (auth on); default 100 */
+  maxStreamsPerPrincipal: number;
+  /** concurrent long polls + SSE streams on the broker; default 1000 */
+  maxStreams: number;
+  /** longest URL (path and query); default 8192 */
+  maxUrlBytes: number;
+  /** largest total of header names and values; default 16384 */
+  maxHeaderBytes: number;
+  /** request body bytes being read at once on the broker; default 256 MiB */
+  maxBodyBytesInFlight: number;
+  /** what a body without Content-Length reserves of that; default 8 MiB (the request limit) */
+  unknownBodyBytes: number;
+}
+
+/** The defaults of {@linkcode QuotaConfig}. */
+export const DEFAULT_QUOTAS: Readonly<QuotaConfig> = Object.freeze({
+  requestsPerSec: 0,
+  produceBytesPerSec: 0,
+  fetchBytesPerSec: 0,
+  maxStreamsPerPrincipal: 100,
+  maxStreams: 1000,
+  maxUrlBytes: 8192,
+  maxHeaderBytes: 16384,
+  maxBodyBytesInFlight: 256 * 1024 * 1024,
+  unknownBodyBytes: 8 * 1024 * 1024,
+});
+
+/**
+ * A token bucket that may go into debt: `rate` tokens a second, at most one second's worth
+ * banked. A charge always succeeds; {@linkcode TokenBucket.waitMs} says how long until the
+ * balance is positive again.
+ *
+ * @example
+ * ```ts
+ * const b = new TokenBucket(1000);
+ * b.charge(1500);
+ * b.waitMs(); // ≈ 500
+ * ```
+ */
+export class TokenBucket {
+  #tokens: number;
+  #last: number;
+
+  /**
+   * @param rate tokens per second
+   * @param now the clock
+   */
+  constructor(readonly rate: number, private readonly now: () => number = () => performance.now()) {
+    this.#tokens = rate;
+    this.#last = now();
+  }
+
+  #refill(): void {
+    const t = this.now();
+    this.#tokens = Math.min(this.rate, this.#tokens + (t - this.#last) * this.rate / 1000);
+    this.#last = t;
+  }
+
+  /**
+   * Takes tokens (the balance may go negative).
+   *
+   * @param n how many
+   */
+  charge(n: number): void {
+    this.#refill();
+    this.#tokens -= n;
+  }
+
+  /**
+   * How long until the balance is positive.
+   *
+   * @returns milliseconds (0 when it is)
+   */
+  waitMs(): number {
+    this.#refill();
+    return this.#tokens > 0 ? 0 : Math.ceil((-this.#tokens + 1) * 1000 / this.rate);
+  }
+}
+
+interface PrincipalState {
+  requests?: TokenBucket;
+  produce?: TokenBucket;
+  fetch?: TokenBucket;
+  streams: number;
+}
+
+const PRODUCE_PATH = /^\/v1\/topics\/[^/]+\/records$/;
+const FETCH_PATH = /^\/v1\/topics\/[^/]+\/partitions\/[^/]+\/records$/;
+const LONG_POLL = /(?:^|&)maxWaitMs=0*[1-9]/;
+
+function throttled(c: Context, waitMs: number, message: string): Response {
+  const err = new RillError("THROTTLING_QUOTA_EXCEEDED", message, { retryAfterMs: waitMs });
+  return c.json(err.toJSON(), 429, {
+    "Retry-After": String(Math.max(1, Math.ceil(waitMs / 1000))),
+  });
+}
+
+function withEnd(
+  body: ReadableStream<Uint8Array>,
+  onChunk: ((n: number) => void) | null,
+  end: () => void,
+) {
+  const reader = body.getReader();
+  let ended = false;
+  const finish = () => {
+    if (!ended) {
+      ended = true;
+      end();
+    }
+  };
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      try {
+        const r = await reader.read();
+        if (r.done) {
+          finish();
+          controller.close();
+          return;
+        }
+        onChunk?.(r.value.length);
+        controller.enqueue(r.value);
+      } catch (e) {
+        finish();
+        controller.error(e);
+      }
+    },
+    cancel(reason) {
+      finish();
+      return reader.cancel(reason);
+    },
+  }, { highWaterMark: 0 });
+}
+
+/**
+ * The quota state of one broker.
+ *
+ * @example
+ * ```ts
+ * const quotas = new Quotas({ maxStreams: 500 });
+ * app.use("*", quotas.limits());      // first: URL and header sizes
+ * app.use("*", security.middleware());
+ * app.use("*", quotas.middleware(true));
+ * ```
+ */
+export class Quotas {
+  /** the effective settings */
+  readonly config: QuotaConfig;
+  readonly #principals = new Map<string, PrincipalState>();
+  #streams = 0;
+  #bodyBytes = 0;
+
+  /**
+   * @param config overrides of {@linkcode DEFAULT_QUOTAS}
+   */
+  constructor(config: Partial<QuotaConfig> = {}) {
+    this.config = { ...DEFAULT_QUOTAS, ...config };
+  }
+
+  /** Concurrent long polls and SSE streams now open. */
+  get openStreams(): number {
+    return this.#streams;
+  }
+
+  /**
+   * The URL and header size limits (mount first).
+   *
+   * @returns a Hono middleware
+   */
+  limits(): MiddlewareHandler {
+    const { maxUrlBytes, maxHeaderBytes } = this.config;
+    return async (c, next) => {
+      const url = c.req.raw.url;
+      // The origin is ours, not the client's: count from the path.
+      const pathStart = url.indexOf("/", url.indexOf("//") + 2);
+      if (url.length - pathStart > maxUrlBytes) {
+        const err = new RillError("INVALID_REQUEST", `The URL is longer than ${maxUrlBytes} bytes`);
+        return c.json(err.toJSON(), 414);
+      }
+      let size = 0;
+      for (const [k, v] of c.req.raw.headers) size += k.length + v.length + 4;
+      if (size > maxHeaderBytes) {
+        const err = new RillError(
+          "INVALID_REQUEST",
+          `The request headers are larger than ${maxHeaderBytes} bytes`,
+        );
+        return c.json(err.toJSON(), 431);
+      }
+      return await next();
+    };
+  }
+
+  #state(principal: string): PrincipalState {
+    let s = this.#principals.get(principal);
+    if (!s) {
+      const { requestsPerSec, produceBytesPerSec, fetchBytesPerSec } = this.config;
+      s = {
+        requests: requestsPerSec > 0 ? new TokenBucket(requestsPerSec) : undefined,
+        produce: produceBytesPerSec > 0 ? new TokenBucket(produceBytesPerSec) : undefined,
+        fetch: fetchBytesPerSec > 0 ? new TokenBucket(fetchBytesPerSec) : undefined,
+        streams: 0,
+      };
+      if (this.#principals.size >= 100_000) this.#principals.clear();
+      this.#principals.set(principal, s);
+    }
+    return s;
+  }
+
+  /**
+   * The quota middleware (mount after authentication).
+   *
+   * @param perPrincipalStreams whether the per-principal stream cap applies (auth on)
+   * @returns a Hono middleware
+   */
+  middleware(perPrincipalStreams: boolean): MiddlewareHandler {
+    return async (c, next) => {
+      const path = c.req.path;
+      if (path === "/healthz") return await next();
+      const principal = principalOf(c).name;
+      const s = this.#state(principal);
+      if (s.requests) {
+        const wait = s.requests.waitMs();
+        if (wait > 0) {
+          return throttled(c, wait, `Principal "${principal}" is over its request rate`);
+        }
+        s.requests.charge(1);
+      }
+      // Bodies being read hold memory until their handler is done: reserve their size (the
+      // route refuses more than its limit without reading it) against a broker-wide cap.
+      const method = c.req.method;
+      let reserved = 0;
+      if (method !== "GET" && method !== "HEAD" && method !== "OPTIONS" && c.req.raw.body) {
+        const declared = Number(c.req.header("content-length") ?? NaN);
+        reserved = declared >= 0
+          ? Math.min(declared, this.config.unknownBodyBytes)
+          : this.config.unknownBodyBytes;
+        if (reserved > 0 && this.#bodyBytes + reserved > this.config.maxBodyBytesInFlight) {
+          return throttled(c, 1000, "The broker is reading too many request bodies at once");
+        }
+        this.#bodyBytes += reserved;
+      }
+      try {
+        return await this.#limited(c, next, s, principal, perPrincipalStreams);
+      } finally {
+        this.#bodyBytes -= reserved;
+      }
+    };
+  }
+
+  async #limited(
+    c: Context,
+    next: () => Promise<void>,
+    s: PrincipalState,
+    principal: string,
+    perPrincipalStreams: boolean,
+  ): Promise<Response | void> {
+    const path = c.req.path;
+    const method = c.req.method;
+    if (method === "POST" && s.produce && PRODUCE_PATH.test(path)) {
+      const wait = s.produce.waitMs();
+      if (wait > 0) {
+        return throttled(c, wait, `Principal "${principal}" is over its produce byte rate`);
+      }
+      const declared = Number(c.req.header("content-length") ?? NaN);
+      if (declared >= 0) s.produce.charge(declared);
+      else if (c.req.raw.body) {
+        const bucket = s.produce;
+        const raw = c.req.raw;
+        c.req.raw = new Request(raw.url, {
+          method: raw.method,
+          headers: raw.headers,
+          body: withEnd(raw.body!, (n) => bucket.charge(n), () => {}),
+          duplex: "half",
+        } as RequestInit);
+      }
+      return await next();
+    }
+    if (method !== "GET" || !FETCH_PATH.test(path)) return await next();
+    if (s.fetch) {
+      const wait = s.fetch.waitMs();
+      if (wait > 0) {
+        return throttled(c, wait, `Principal "${principal}" is over its fetch byte rate`);
+      }
+    }
+    const query = c.req.raw.url.slice(c.req.raw.url.indexOf("?") + 1);
+    const sse = (c.req.header("accept") ?? "").includes("text/event-stream");
+    const holds = sse || (c.req.raw.url.includes("?") && LONG_POLL.test(query));
+    if (holds) {
+      if (this.#streams >= this.config.maxStreams) {
+        return throttled(c, 1000, "The broker has too many open long polls and streams");
+      }
+      if (perPrincipalStreams && s.streams >= this.config.maxStreamsPerPrincipal) {
+        return throttled(
+          c,
+          1000,
+          `Principal "${principal}" has ${s.streams} open long polls and streams, its limit`,
+        );
+      }
+      this.#streams++;
+      s.streams++;
+    }
+    let released = !holds;
+    const release = () => {
+      if (released) return;
+      released = true;
+      this.#streams--;
+      s.streams--;
+    };
+    try {
+      await next();
+    } catch (e) {
+      release();
+      throw e;
+    }
+    const bucket = s.fetch;
+    const body = c.res.body;
+    if (body && (sse || bucket)) {
+      // Count bytes as they leave, and free the stream slot when the stream ends.
+      const res = c.res;
+      c.res = new Response(
+        withEnd(body, bucket ? (n) => bucket.charge(n) : null, release),
+        res,
+      );
+      if (!sse) release();
+    } else {
+      release();
+    }
+    return undefined;
+  }
+}

@@ -1,0 +1,150 @@
+/**
+ * Controller decisions with a real in-memory KV: the election rules, the controller lease
+ * (one holder, taken over after expiry), and elections written as checked partition-state
+ * updates that bump the leader epoch.
+ */
+import assert from "node:assert/strict";
+import { Controller } from "../../src/broker/controller.ts";
+import { electLeader, resignLeader } from "../../src/broker/election.ts";
+import { ClusterStore } from "../../src/coordination/cluster.ts";
+import { LeaseStore } from "../../src/coordination/leases.ts";
+import { PartitionStateStore } from "../../src/coordination/partition_states.ts";
+import { TopicStore } from "../../src/coordination/topics.ts";
+
+const state = (leader: number, isr: number[], epoch = 3) => ({
+  partition: 0,
+  leader,
+  replicas: [1, 2, 3],
+  isr,
+  leaderEpoch: epoch,
+});
+
+Deno.test("electLeader: from the live ISR in replica order, leaderless without one, unclean only when enabled", () => {
+  assert.equal(electLeader(state(1, [1, 2, 3]), new Set([1, 2, 3]), false), null);
+  assert.deepEqual(
+    electLeader(state(1, [1, 2, 3]), new Set([2, 3]), false),
+    state(2, [2, 3], 4),
+  );
+  // 2 is alive but not in the ISR: 3 is chosen.
+  assert.deepEqual(electLeader(state(1, [1, 3]), new Set([2, 3]), false), state(3, [3], 4));
+  // No live ISR member: no leader, epoch bumped (fencing the old one), ISR kept.
+  assert.deepEqual(electLeader(state(1, [1]), new Set([2, 3]), false), state(-1, [1], 4));
+  assert.equal(electLeader(state(-1, [1], 4), new Set([2, 3]), false), null);
+  // The ISR member comes back: it is elected.
+  assert.deepEqual(electLeader(state(-1, [1], 4), new Set([1, 2]), false), state(1, [1], 5));
+  // Unclean: any live replica, the ISR restarts with it.
+  assert.deepEqual(electLeader(state(1, [1]), new Set([3]), true), state(3, [3], 4));
+  // A restarted leader hands over to a live ISR member, or renews its epoch.
+  assert.deepEqual(resignLeader(state(1, [1, 2]), 1, new Set([1, 2])), state(2, [1, 2], 4));
+  assert.deepEqual(resignLeader(state(1, [1]), 1, new Set([1, 2])), state(1, [1], 4));
+  assert.equal(resignLeader(state(2, [1, 2]), 1, new Set([1, 2])), null);
+});
+
+Deno.test("controller lease: one holder, renewed by it, taken over with a new epoch after it expires", async () => {
+  using kv = await Deno.openKv(":memory:");
+  let now = 1000;
+  const lease = new LeaseStore(kv, undefined, () => now);
+  const [a, b] = await Promise.all([lease.acquire(1, 500), lease.acquire(2, 500)]);
+  assert.equal([a, b].filter((x) => x !== null).length, 1, "exactly one broker wins the race");
+  const holder = (a ?? b)!.holder;
+  const other = holder === 1 ? 2 : 1;
+  now += 300;
+  assert.equal(await lease.acquire(other, 500), null);
+  assert.equal((await lease.acquire(holder, 500))!.epoch, 1);
+  now += 400;
+  assert.equal((await lease.current())!.holder, holder);
+  now += 200;
+  assert.equal(await lease.current(), null);
+  const taken = await lease.acquire(other, 500);
+  assert.deepEqual(taken, { holder: other, expiresMs: now + 500, epoch: 2 });
+  await lease.release(other);
+  assert.equal(await lease.current(), null);
+});
+
+Deno.test("controller: elects a new leader when the leader's heartbeat stops, once, with a checked epoch bump", async () => {
+  using kv = await Deno.openKv(":memory:");
+  let now = 10_000;
+  const cluster = new ClusterStore(kv, 1000, () => now);
+  const topics = new TopicStore(kv);
+  const states = new PartitionStateStore(kv);
+  const regs = await Promise.all(
+    [1, 2, 3].map((id) => cluster.register({ id, url: `http://b${id}`, role: "broker" })),
+  );
+  await topics.create({
+    name: "t",
+    partitions: 3,
+    replicationFactor: 3,
+    configs: {},
+    brokerIds: [1, 2, 3],
+  });
+  const before = (await topics.get("t"))!.partitions;
+  const lines: string[] = [];
+  const make = (id: number) =>
+    new Controller({
+      brokerId: id,
+      lease: new LeaseStore(kv, undefined, () => now),
+      cluster,
+      topics,
+      states,
+      leaseTtlMs: 1000,
+      log: (l) => lines.push(l),
+    });
+  const c2 = make(2);
+  const c3 = make(3);
+  assert.equal(await c2.tick(), 0, "every leader is alive");
+  assert.equal(c2.active, true);
+  assert.equal(await c3.tick(), 0);
+  assert.equal(c3.active, false, "the lease has one holder");
+
+  // Broker 1 stops heartbeating; 2 and 3 go on.
+  now += 1500;
+  await cluster.heartbeat(regs[1]);
+  await cluster.heartbeat(regs[2]);
+  const led = before.filter((p) => p.leader === 1).length;
+  assert.ok(led > 0);
+  assert.equal(await c2.tick(), led);
+  assert.equal(await c2.tick(), 0, "an election happens once");
+  const after = (await topics.get("t"))!.partitions;
+  for (const [i, p] of after.entries()) {
+    if (before[i].leader !== 1) {
+      assert.deepEqual(p, before[i]);
+      continue;
+    }
+    assert.notEqual(p.leader, 1);
+    assert.equal(p.leaderEpoch, before[i].leaderEpoch + 1);
+    assert.equal(p.isr.includes(1), false);
+    assert.equal(p.isr.includes(p.leader), true);
+  }
+  assert.ok(lines.some((l) => /elected broker \d leader of t-\d/.test(l)));
+
+  // A leader change the controller did not expect (a concurrent write) is not overwritten.
+  const p0 = after[0];
+  await states.update("t", 0, (cur) => ({ ...cur, isr: [p0.leader] }));
+  assert.equal(await c2.tick(), 0);
+  assert.deepEqual((await topics.get("t"))!.partitions[0].isr, [p0.leader]);
+});
+
+Deno.test("rill broker/follower replication flags: timeouts for tests, the observer's topics, clear errors", async () => {
+  const { parseBrokerArgs } = await import("../../src/cli/broker.ts");
+  const a = parseBrokerArgs([
+    "--session-timeout-ms",
+    "1500",
+    "--replica-lag-time-max-ms",
+    "2000",
+    "--topics",
+    "a, b",
+  ]);
+  assert.deepEqual(a.replication, {
+    config: {
+      sessionTimeoutMs: 1500,
+      heartbeatIntervalMs: 500,
+      controllerIntervalMs: 375,
+      replicaLagTimeMaxMs: 2000,
+    },
+    topics: ["a", "b"],
+  });
+  assert.throws(
+    () => parseBrokerArgs(["--session-timeout-ms", "soon"]),
+    /--session-timeout-ms must be a positive integer of milliseconds, got "soon"/,
+  );
+});
