@@ -1,10 +1,13 @@
 /**
  * Producer ids for idempotent producers (Kafka's `InitProducerId`), allocated in Deno KV:
  *
- * | key                                        | value                                  |
- * | ------------------------------------------ | -------------------------------------- |
- * | `["rill", "producer_ids", "next"]`         | the next unallocated id (number)       |
- * | `["rill", "producer_ids", "keys", <key>]`  | `{ producerId, producerEpoch }` of a producer key |
+ * | key                                                  | value                                            |
+ * | ---------------------------------------------------- | ------------------------------------------------ |
+ * | `["rill", "producer_ids", "next"]`                   | the next unallocated id (number)                 |
+ * | `["rill", "producer_ids", "keys", <principal>, <key>]` | `{ producerId, producerEpoch }` of a producer key |
+ *
+ * Keys are scoped by the principal that asked (the empty string for callers of the store
+ * itself), so one principal cannot fence another's producer by reusing its key.
  *
  * A producer without a key gets a fresh id with epoch 0: the counter is read and moved on
  * in one atomic operation checked on its versionstamp, so two brokers racing never hand
@@ -42,7 +45,13 @@ export interface ProducerIdentity {
 }
 
 const nextKey = (): Deno.KvKey => [ROOT, "producer_ids", "next"];
-const keyKey = (key: string): Deno.KvKey => [ROOT, "producer_ids", "keys", key];
+const keyKey = (scope: string, key: string): Deno.KvKey => [
+  ROOT,
+  "producer_ids",
+  "keys",
+  scope,
+  key,
+];
 
 /**
  * Allocates producer ids and epochs in KV.
@@ -67,10 +76,12 @@ export class ProducerIdStore {
    * Allocates an identity: a fresh id at epoch 0, or for a key its id with the next epoch.
    *
    * @param producerKey a stable name of the producer (optional)
+   * @param scope whose key it is (the principal): the same key in two scopes names two
+   *   producers, so one principal cannot fence another's
    * @returns the id and epoch
    * @throws {RillError} INVALID_REQUEST for an empty or over-long key
    */
-  async allocate(producerKey?: string): Promise<ProducerIdentity> {
+  async allocate(producerKey?: string, scope = ""): Promise<ProducerIdentity> {
     if (producerKey !== undefined) {
       if (
         typeof producerKey !== "string" || producerKey.length === 0 ||
@@ -86,7 +97,7 @@ export class ProducerIdStore {
       const result = await kvRetry(async () => {
         // The empty key is never stored (keys are non-empty), so it reads as absent.
         const [next, keyed] = await this.#kv.getMany<[number, ProducerIdentity]>(
-          [nextKey(), keyKey(producerKey ?? "")],
+          [nextKey(), keyKey(scope, producerKey ?? "")],
         );
         const counter = next.value ?? 0;
         const current = producerKey === undefined ? null : keyed.value;
@@ -98,7 +109,7 @@ export class ProducerIdStore {
           identity = { producerId: counter, producerEpoch: 0 };
           op.set(nextKey(), counter + 1);
         }
-        if (producerKey !== undefined) op.check(keyed).set(keyKey(producerKey), identity);
+        if (producerKey !== undefined) op.check(keyed).set(keyKey(scope, producerKey), identity);
         const res = await op.commit();
         return res.ok ? identity : null;
       });

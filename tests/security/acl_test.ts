@@ -209,3 +209,20 @@ Deno.test("audit lines are capped per second and the rest counted, so a flood ca
     kv.close();
   }
 });
+
+Deno.test("a producer key belongs to its principal: another cannot fence it", async () => {
+  await using b = await openSecureBroker();
+  const alice = await b.key("alice");
+  const mallory = await b.key("mallory");
+  const first = await b.call("POST", "/v1/producers", alice, { producerKey: "billing-app" });
+  assert.equal(first.status, 200, JSON.stringify(first.body));
+  // The same key from another principal names another producer: alice's epoch is untouched.
+  const other = await b.call("POST", "/v1/producers", mallory, { producerKey: "billing-app" });
+  assert.equal(other.status, 200);
+  assert.notEqual(other.body.producerId, first.body.producerId);
+  const again = await b.call("POST", "/v1/producers", alice, { producerKey: "billing-app" });
+  assert.equal(again.body.producerId, first.body.producerId);
+  assert.equal(again.body.producerEpoch, first.body.producerEpoch + 1);
+  // Without credentials no id is handed out.
+  assert.equal((await b.call("POST", "/v1/producers", undefined, {})).status, 401);
+});

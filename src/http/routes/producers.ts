@@ -23,7 +23,7 @@ import type { Broker } from "../../broker/broker.ts";
 import { validateTopicName } from "../../coordination/topics.ts";
 import { ProducerIdStore } from "../../coordination/producer_ids.ts";
 import { RillError } from "../../protocol/errors.ts";
-import { authorize } from "../auth.ts";
+import { authorize, principalOf } from "../auth.ts";
 import { onError } from "../errors.ts";
 import { intQuery, partitionParam, readJsonObject } from "../params.ts";
 
@@ -53,7 +53,10 @@ export function producerRoutes(broker: Broker): Hono {
     if (key !== undefined && key !== null && typeof key !== "string") {
       throw new RillError("INVALID_REQUEST", `"producerKey" must be a string`);
     }
-    return c.json(await store.allocate(key ?? undefined));
+    // A producer key is scoped to the principal asking (as Kafka guards a transactional id
+    // with an ACL): another principal using the same key gets its own id and cannot fence
+    // this one by bumping the epoch. With auth off every caller is the same principal.
+    return c.json(await store.allocate(key ?? undefined, principalOf(c).name));
   });
 
   app.get("/:producerId", async (c) => {
