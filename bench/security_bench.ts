@@ -25,6 +25,7 @@ import { Broker } from "../src/broker/broker.ts";
 import { ApiKeyStore } from "../src/coordination/auth_keys.ts";
 import { createApp } from "../src/http/app.ts";
 import { type BrokerProcess, startBroker } from "../tests/_helpers/broker_process.ts";
+import { makeCertificates } from "../tests/_helpers/tls_certificates.ts";
 
 const SUITE = "security";
 const SECONDS = Math.max(0.5, Number(Deno.env.get("RILL_BENCH_SECONDS") ?? "3") || 3);
@@ -39,64 +40,6 @@ interface Target {
   broker: BrokerProcess;
   auth?: string;
   httpClient?: Deno.HttpClient;
-}
-
-async function openssl(cwd: string, ...args: string[]): Promise<void> {
-  const out = await new Deno.Command("openssl", { args, cwd, stdout: "null", stderr: "piped" })
-    .output();
-  if (!out.success) throw new Error(`openssl: ${new TextDecoder().decode(out.stderr)}`);
-}
-
-async function certificates(dir: string): Promise<{ ca: string; cert: string; key: string }> {
-  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-  await openssl(
-    dir,
-    "req",
-    "-x509",
-    ...ec,
-    "-keyout",
-    "ca.key",
-    "-out",
-    "ca.pem",
-    "-days",
-    "1",
-    "-subj",
-    "/CN=rill-bench-ca",
-  );
-  await openssl(
-    dir,
-    "req",
-    ...ec,
-    "-keyout",
-    "key.pem",
-    "-out",
-    "leaf.csr",
-    "-subj",
-    "/CN=127.0.0.1",
-  );
-  await Deno.writeTextFile(
-    `${dir}/ext.cnf`,
-    "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
-  );
-  await openssl(
-    dir,
-    "x509",
-    "-req",
-    "-in",
-    "leaf.csr",
-    "-CA",
-    "ca.pem",
-    "-CAkey",
-    "ca.key",
-    "-CAcreateserial",
-    "-out",
-    "cert.pem",
-    "-days",
-    "1",
-    "-extfile",
-    "ext.cnf",
-  );
-  return { ca: `${dir}/ca.pem`, cert: `${dir}/cert.pem`, key: `${dir}/key.pem` };
 }
 
 async function adminKey(broker: BrokerProcess): Promise<string> {
@@ -227,7 +170,7 @@ export async function run(report: Reporter): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "rill-bench-sec-" });
   const targets: Target[] = [];
   try {
-    const pem = await certificates(dir);
+    const pem = await makeCertificates(dir);
     const plain = await startBroker();
     targets.push({ mode: "plain", broker: plain });
     const auth = await startBroker({ extraArgs: ["--auth"] });
