@@ -21,6 +21,7 @@
  *
  * @module
  */
+import { IndexFile } from "./index_file.ts";
 
 /** Bytes per entry. */
 export const OFFSET_INDEX_ENTRY_SIZE = 8;
@@ -49,10 +50,8 @@ export class OffsetIndex {
   #rel: Uint32Array;
   #pos: Uint32Array;
   #length = 0;
-  /** how many leading entries the file holds as they are in memory */
-  #persisted = 0;
-  /** whether the file holds entries beyond #persisted that must be cut */
-  #fileTooLong = false;
+  /** what the index file holds */
+  #file = new IndexFile(OFFSET_INDEX_ENTRY_SIZE);
 
   /**
    * @param baseOffset the segment's base offset
@@ -92,7 +91,7 @@ export class OffsetIndex {
       index.#pos[i] = pos;
     }
     index.#length = n;
-    index.#persisted = n;
+    index.#file.loaded(n);
     return index;
   }
 
@@ -202,10 +201,7 @@ export class OffsetIndex {
   #truncateToEntries(n: number): void {
     if (n >= this.#length) return;
     this.#length = n;
-    if (n < this.#persisted) {
-      this.#persisted = n;
-      this.#fileTooLong = true;
-    }
+    this.#file.truncated(n);
   }
 
   /** The whole index in its file format. */
@@ -231,24 +227,6 @@ export class OffsetIndex {
    * @param rewrite write the whole file afresh (for a file that may be damaged)
    */
   persist(path: string, rewrite = false): void {
-    if (rewrite) {
-      Deno.writeFileSync(path, this.encode());
-      this.#persisted = this.#length;
-      this.#fileTooLong = false;
-      return;
-    }
-    if (this.#persisted === this.#length && !this.#fileTooLong) return;
-    const file = Deno.openSync(path, { write: true, create: true });
-    try {
-      if (this.#fileTooLong) file.truncateSync(this.#persisted * OFFSET_INDEX_ENTRY_SIZE);
-      file.seekSync(this.#persisted * OFFSET_INDEX_ENTRY_SIZE, Deno.SeekMode.Start);
-      const bytes = this.#encodeRange(this.#persisted, this.#length);
-      let n = 0;
-      while (n < bytes.length) n += file.writeSync(bytes.subarray(n));
-    } finally {
-      file.close();
-    }
-    this.#persisted = this.#length;
-    this.#fileTooLong = false;
+    this.#file.persist(path, this.#length, (from, to) => this.#encodeRange(from, to), rewrite);
   }
 }

@@ -18,6 +18,7 @@
  *
  * @module
  */
+import { IndexFile } from "./index_file.ts";
 
 /** Bytes per entry. */
 export const TIME_INDEX_ENTRY_SIZE = 12;
@@ -46,8 +47,8 @@ export class TimeIndex {
   #ts: Float64Array;
   #rel: Uint32Array;
   #length = 0;
-  #persisted = 0;
-  #fileTooLong = false;
+  /** what the index file holds */
+  #file = new IndexFile(TIME_INDEX_ENTRY_SIZE);
 
   /**
    * @param baseOffset the segment's base offset
@@ -83,7 +84,7 @@ export class TimeIndex {
       index.#rel[i] = rel;
     }
     index.#length = n;
-    index.#persisted = n;
+    index.#file.loaded(n);
     return index;
   }
 
@@ -160,10 +161,7 @@ export class TimeIndex {
     while (n > 0 && this.#rel[n - 1] > rel) n--;
     if (n >= this.#length) return;
     this.#length = n;
-    if (n < this.#persisted) {
-      this.#persisted = n;
-      this.#fileTooLong = true;
-    }
+    this.#file.truncated(n);
   }
 
   /** The whole index in its file format. */
@@ -188,24 +186,6 @@ export class TimeIndex {
    * @param rewrite write the whole file afresh
    */
   persist(path: string, rewrite = false): void {
-    if (rewrite) {
-      Deno.writeFileSync(path, this.encode());
-      this.#persisted = this.#length;
-      this.#fileTooLong = false;
-      return;
-    }
-    if (this.#persisted === this.#length && !this.#fileTooLong) return;
-    const file = Deno.openSync(path, { write: true, create: true });
-    try {
-      if (this.#fileTooLong) file.truncateSync(this.#persisted * TIME_INDEX_ENTRY_SIZE);
-      file.seekSync(this.#persisted * TIME_INDEX_ENTRY_SIZE, Deno.SeekMode.Start);
-      const bytes = this.#encodeRange(this.#persisted, this.#length);
-      let n = 0;
-      while (n < bytes.length) n += file.writeSync(bytes.subarray(n));
-    } finally {
-      file.close();
-    }
-    this.#persisted = this.#length;
-    this.#fileTooLong = false;
+    this.#file.persist(path, this.#length, (from, to) => this.#encodeRange(from, to), rewrite);
   }
 }
