@@ -124,3 +124,16 @@ export async function segmentFiles(dir: string, suffix = ".log"): Promise<string
   for await (const e of Deno.readDir(dir)) if (e.name.endsWith(suffix)) names.push(e.name);
   return names.sort();
 }
+
+/**
+ * Copies the files of a log directory (flat) to `to`, as a crash would leave them.
+ *
+ * @param from the log directory
+ * @param to where the copy goes (created)
+ */
+export async function copyDir(from: string, to: string): Promise<void> {
+  await Deno.mkdir(to, { recursive: true });
+  for await (const e of Deno.readDir(from)) {
+    await Deno.copyFile(`${from}/${e.name}`, `${to}/${e.name}`);
+  }
+}

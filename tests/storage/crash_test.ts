@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { PartitionLog } from "../../src/storage/mod.ts";
 import { tempDir } from "../_helpers/temp_dir.ts";
-import { batchOf, readAll } from "./_fixtures.ts";
+import { batchOf, copyDir, readAll } from "./_fixtures.ts";
 
 const CHILD = new URL("../_helpers/storage_crash_child.ts", import.meta.url).pathname;
 const CONFIG = new URL("../../deno.json", import.meta.url).pathname;
@@ -43,13 +43,6 @@ async function runChild(dir: string, tag: string, killAfter: number): Promise<Ac
     const [base, last, t] = line.split(" ");
     return { baseOffset: Number(base), lastOffset: Number(last), tag: t };
   });
-}
-
-async function copyDir(from: string, to: string): Promise<void> {
-  await Deno.mkdir(to, { recursive: true });
-  for await (const e of Deno.readDir(from)) {
-    await Deno.copyFile(`${from}/${e.name}`, `${to}/${e.name}`);
-  }
 }
 
 Deno.test("appends acknowledged before a SIGKILL survive it, round after round", async () => {

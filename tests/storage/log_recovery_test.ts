@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { PartitionLog } from "../../src/storage/mod.ts";
 import { tempDir } from "../_helpers/temp_dir.ts";
-import { batchOf, readAll, recordsOf, type SimpleRecord } from "./_fixtures.ts";
+import { batchOf, copyDir, readAll, recordsOf, type SimpleRecord } from "./_fixtures.ts";
 
 const LOG = "00000000000000000000.log";
 const INDEX = "00000000000000000000.index";
@@ -47,13 +47,6 @@ async function build(dir: string): Promise<Built> {
   const size = log.size;
   await log.close();
   return { records, batches, size };
-}
-
-async function copyDir(from: string, to: string): Promise<void> {
-  await Deno.mkdir(to, { recursive: true });
-  for await (const e of Deno.readDir(from)) {
-    await Deno.copyFile(`${from}/${e.name}`, `${to}/${e.name}`);
-  }
 }
 
 async function writeRecoveryPoint(dir: string, offset: number): Promise<void> {

@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import { PartitionLog } from "../../src/storage/mod.ts";
 import { tempDir } from "../_helpers/temp_dir.ts";
+import { copyDir } from "./_fixtures.ts";
 import { idemBatch, storedBatches } from "./_producer_fixtures.ts";
 
 const CHILD = new URL("../_helpers/producer_crash_child.ts", import.meta.url).pathname;
@@ -47,13 +48,6 @@ async function runChild(dir: string, killAfter: number): Promise<{ start: number
     return { baseSequence, count, baseOffset, lastOffset };
   });
   return { start, acks };
-}
-
-async function copyDir(from: string, to: string): Promise<void> {
-  await Deno.mkdir(to, { recursive: true });
-  for await (const e of Deno.readDir(from)) {
-    await Deno.copyFile(`${from}/${e.name}`, `${to}/${e.name}`);
-  }
 }
 
 Deno.test("producer state survives SIGKILL: retries stay duplicates, sequences stay whole", async () => {
