@@ -458,6 +458,19 @@ export class Replica {
   }
 
   /**
+   * Empties the log and restarts it at `offset` (a follower or observer whose log end
+   * offset is below the leader's log start offset, after the leader's retention deleted
+   * what it lacks); the high watermark becomes `offset`.
+   *
+   * @param offset the leader's log start offset
+   */
+  async truncateFullyAndStartAt(offset: number): Promise<void> {
+    await this.log.truncateFullyAndStartAt(offset);
+    this.#uncommitted = [];
+    this.#setHighWatermark(this.log.logEndOffset);
+  }
+
+  /**
    * Reads batches for a follower: up to the log end offset, not the high watermark.
    *
    * @param offset the follower's fetch offset

@@ -22,6 +22,11 @@
  * batches (below the leader's high watermark), so it never needs to truncate, and it never
  * counts toward the ISR.
  *
+ * A replica whose log end offset is below the leader's log start offset (the leader's
+ * retention deleted what it lacks while it was away) gets OFFSET_OUT_OF_RANGE carrying the
+ * leader's `logStartOffset`; it then empties its log, restarts it at that offset
+ * (`truncateFullyAndStartAt`, as Kafka's handleOutOfRangeError) and fetches from there.
+ *
  * @module
  */
 import { errorFromBody, RillError } from "../protocol/errors.ts";
@@ -128,6 +133,11 @@ export class ReplicaFetcher {
         failures = 0;
       } catch (e) {
         if (signal.aborted || r.closing) return;
+        if (await this.#restartIfBehindLeaderStart(e)) {
+          truncated = true;
+          failures = 0;
+          continue;
+        }
         failures++;
         if (e instanceof RillError) {
           if (e.code === "OFFSET_OUT_OF_RANGE" && !o.observer) truncated = false;
@@ -189,6 +199,32 @@ export class ReplicaFetcher {
       );
       await r.truncateTo(target);
     }
+  }
+
+  /**
+   * Kafka's handleOutOfRangeError for a replica behind the leader's log start: when the
+   * leader answered OFFSET_OUT_OF_RANGE and its log start offset is above our log end
+   * offset (its retention deleted what we lack), empty our log and restart it there.
+   *
+   * @returns true if the log was restarted (fetch again at once)
+   */
+  async #restartIfBehindLeaderStart(e: unknown): Promise<boolean> {
+    if (!(e instanceof RillError) || e.code !== "OFFSET_OUT_OF_RANGE") return false;
+    const r = this.#o.replica;
+    const leaderStart = Number(e.details.logStartOffset);
+    const leo = r.logEndOffset;
+    if (!Number.isSafeInteger(leaderStart) || leaderStart <= leo) return false;
+    this.#o.log(
+      `restarting ${r.name} at the leader's log start offset ${leaderStart}: its log end offset ${leo} is below it (leader ${this.#o.leaderId}, epoch ${this.#o.leaderEpoch})`,
+    );
+    try {
+      await r.truncateFullyAndStartAt(leaderStart);
+    } catch (err) {
+      if (this.#abort.signal.aborted || r.closing) return false;
+      this.#o.log(`restarting ${r.name} at offset ${leaderStart} failed: ${err}`);
+      return false;
+    }
+    return true;
   }
 
   async #fetchOnce(url: string): Promise<void> {

@@ -1,6 +1,7 @@
 /**
  * The replication flags of `rill broker` and `rill follower`: timing overrides (so tests
- * and small clusters can fail over in a second or two) and the observer's topic list.
+ * and small clusters can fail over in a second or two, and apply retention often) and the
+ * observer's topic list.
  *
  * @module
  */
@@ -14,6 +15,7 @@ export const REPLICATION_OPTIONS = {
   "heartbeat-interval-ms": { type: "string" },
   "replica-lag-time-max-ms": { type: "string" },
   "metadata-poll-ms": { type: "string" },
+  "retention-check-ms": { type: "string" },
 } as const;
 
 /** The help lines of the replication flags. */
@@ -23,6 +25,7 @@ export const REPLICATION_HELP =
   --heartbeat-interval-ms N  how often the broker heartbeats (default min(2000, session/3))
   --replica-lag-time-max-ms N  a follower behind this long leaves the ISR (default 10000)
   --metadata-poll-ms N       how often metadata changes are polled (default 1000)
+  --retention-check-ms N     how often retention is applied to every log (default 60000)
 `;
 
 /** Parsed replication flags. */
@@ -68,6 +71,8 @@ export function parseReplicationArgs(
   if (lag !== undefined) config.replicaLagTimeMaxMs = lag;
   const poll = ms("metadata-poll-ms");
   if (poll !== undefined) config.metadataPollMs = poll;
+  const retentionCheck = ms("retention-check-ms");
+  if (retentionCheck !== undefined) config.retentionCheckIntervalMs = retentionCheck;
   const topics = values.topics;
   return {
     config,

@@ -16,6 +16,12 @@
  * a leader append, in queue order, against the state including the appends of the same
  * group commit; a duplicate is answered with its original offsets and not written).
  *
+ * Operations: `append` (leader: assign offsets; replica: keep the leader's), `read` /
+ * `readSync`, `offsetForTimestamp`, `roll`, `flush`, `truncateTo` (remove the records at
+ * and after an offset), `truncateFullyAndStartAt` (delete every segment and restart the log,
+ * empty, at an offset: a follower behind the leader's log start), `deleteRecordsBefore`,
+ * `applyRetention`, `settled`, `close`, `delete`.
+ *
  * Writing: one writer per log. `append()` calls queue up; whatever is queued when the
  * previous write finishes goes out in one write call (group commit). Offsets are assigned
  * by writing each batch's baseOffset and partitionLeaderEpoch in place, when its group is
@@ -891,35 +897,77 @@ export class PartitionLog {
       }
       await this.#snapshotChain;
       if (restartAt !== null) {
-        for (const s of this.#segments.removeFirst(this.#segments.length)) s.delete();
-        this.#segments.add(LogSegment.create(this.dir, restartAt, this.config));
-        this.#logStartOffset = restartAt;
-      } else {
-        const segment = this.#segments.floor(offset)!;
-        for (const s of this.#segments.removeFrom(segment.baseOffset + 1)) s.delete();
-        segment.truncateTo(offset);
-        await syncDir(this.dir);
+        await this.#restartAt(restartAt);
+        return;
       }
+      const segment = this.#segments.floor(offset)!;
+      for (const s of this.#segments.removeFrom(segment.baseOffset + 1)) s.delete();
+      segment.truncateTo(offset);
+      await syncDir(this.dir);
       this.#updateClosedSize();
       this.#recoveryPoint = Math.min(this.#recoveryPoint, this.logEndOffset);
       await this.#writeCheckpoint(RECOVERY_POINT_CHECKPOINT, () => this.#recoveryPoint);
       await this.#writeCheckpoint(LOG_START_OFFSET_CHECKPOINT, () => this.#logStartOffset);
-      if (restartAt !== null) this.#epochs.clear();
-      else this.#epochs.truncateFromEnd(this.logEndOffset);
+      this.#epochs.truncateFromEnd(this.logEndOffset);
       await this.#epochs.flush();
-      if (restartAt !== null) {
-        this.#producers.clear();
-        await this.#producers.deleteSnapshotsOutside(Infinity, -1);
-      } else {
-        await loadProducerState(
-          this.#producers,
-          this.#segments,
-          this.#logStartOffset,
-          this.#now(),
-          [],
-        );
-      }
+      await loadProducerState(
+        this.#producers,
+        this.#segments,
+        this.#logStartOffset,
+        this.#now(),
+        [],
+      );
     });
+  }
+
+  /**
+   * Deletes every segment and restarts the log, empty, at `offset` (Kafka's
+   * `truncateFullyAndStartAt`): a follower whose log end offset is below the leader's log
+   * start offset (the leader's retention deleted what it lacks) does this, then fetches from
+   * `offset`. Afterwards logStartOffset = logEndOffset = recoveryPoint = `offset`, the active
+   * segment is a new empty one with base offset `offset`, the leader epoch cache and the
+   * producer state are empty (their checkpoint and snapshots rewritten or deleted), and the
+   * recovery point and log start offset checkpoints say `offset`, so that a crash right
+   * after leaves a log that reopens at `offset`. `offset` may be below, at or above the
+   * current log end offset.
+   *
+   * @param offset the new log start (and end) offset
+   * @returns once the log has restarted and the checkpoints are written
+   * @throws {RangeError} if `offset` is not a non-negative safe integer
+   * @example
+   * ```ts
+   * await log.truncateFullyAndStartAt(leaderLogStartOffset);
+   * ```
+   */
+  truncateFullyAndStartAt(offset: number): Promise<void> {
+    return this.#exclusive(async () => {
+      this.#checkOpen();
+      if (!Number.isSafeInteger(offset) || offset < 0) {
+        throw new RangeError(`Cannot restart "${this.#name}" at offset ${offset}`);
+      }
+      await this.#flushChain;
+      await this.#snapshotChain;
+      await this.#restartAt(offset);
+    });
+  }
+
+  /**
+   * Deletes every segment, creates an empty active segment at `offset` and resets the
+   * offsets, checkpoints, leader epoch cache and producer state to match. Runs inside an
+   * exclusive operation, after the flush and snapshot chains have settled.
+   */
+  async #restartAt(offset: number): Promise<void> {
+    for (const s of this.#segments.removeFirst(this.#segments.length)) s.delete();
+    this.#segments.add(LogSegment.create(this.dir, offset, this.config));
+    this.#logStartOffset = offset;
+    this.#updateClosedSize();
+    this.#recoveryPoint = offset;
+    await this.#writeCheckpoint(RECOVERY_POINT_CHECKPOINT, () => this.#recoveryPoint);
+    await this.#writeCheckpoint(LOG_START_OFFSET_CHECKPOINT, () => this.#logStartOffset);
+    this.#epochs.clear();
+    await this.#epochs.flush();
+    this.#producers.clear();
+    await this.#producers.deleteSnapshotsOutside(Infinity, -1);
   }
 
   /**
