@@ -117,7 +117,15 @@ async function consumeAll(
   return rate;
 }
 
-/** Sends one record at a time at `rate`/s for SECONDS; `arrivals` resolves each. */
+/**
+ * Sends one record at a time at `rate`/s for SECONDS, recording in `sentAt` when each
+ * send() started. Paced as the broker suite paces its raw-fetch producer (bench/broker_bench.ts
+ * `endToEnd`), so the two suites measure the same thing: each send is awaited before the
+ * next, and the loop sleeps only when it is more than 1 ms ahead of schedule. (A loop that
+ * woke on `setTimeout(r, 1)` ticks and fired each tick's due records at once measured the
+ * timer's bursts, records queued behind the partition's in-flight request, rather than
+ * the client's own latency.)
+ */
 async function paced(
   producer: Producer,
   topic: string,
@@ -126,18 +134,13 @@ async function paced(
 ): Promise<void> {
   const total = Math.floor(rate * SECONDS);
   const t0 = performance.now();
-  let i = 0;
-  const sends: Promise<unknown>[] = [];
-  for (let tick = 0; i < total && tick < total * 4; tick++) {
-    const due = Math.min(total, Math.floor(((performance.now() - t0) / 1000) * rate));
-    for (; i < due; i++) {
-      const id = String(i);
-      sentAt.set(id, performance.now());
-      sends.push(producer.send({ topic, messages: [{ value: id }], acks: 1 }));
-    }
-    await new Promise((r) => setTimeout(r, 1));
+  for (let i = 0; i < total; i++) {
+    const wait = t0 + (i * 1000) / rate - performance.now();
+    if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+    const id = String(i);
+    sentAt.set(id, performance.now());
+    await producer.send({ topic, messages: [{ value: id }], acks: 1 });
   }
-  await Promise.all(sends);
 }
 
 async function latencyLongPoll(rill: Rill, topic: string): Promise<number[]> {
