@@ -59,13 +59,19 @@ const keyKey = (scope: string, key: string): Deno.KvKey => [
  * @example
  * ```ts
  * const store = new ProducerIdStore(await Deno.openKv(":memory:"));
- * await store.allocate();                 // { producerId: 0, producerEpoch: 0 }
- * await store.allocate("app-task-0");     // { producerId: 1, producerEpoch: 0 }
- * await store.allocate("app-task-0");     // { producerId: 1, producerEpoch: 1 }
+ * await store.allocate();                 // { producerId: 0, producerEpoch: 0 } (block 0-999)
+ * await store.allocate();                 // { producerId: 1, producerEpoch: 0 } (no KV call)
+ * await store.allocate("app-task-0");     // { producerId: 1000, producerEpoch: 0 }
+ * await store.allocate("app-task-0");     // { producerId: 1000, producerEpoch: 1 }
  * ```
  */
 export class ProducerIdStore {
+  /** Ids a store reserves from the KV counter at once for producers without a key. */
+  static readonly BLOCK_SIZE = 1000;
   readonly #kv: Deno.Kv;
+  #blockNext = 0;
+  #blockEnd = 0;
+  #reserving: Promise<void> | null = null;
 
   /** @param kv the cluster's KV */
   constructor(kv: Deno.Kv) {
@@ -93,6 +99,7 @@ export class ProducerIdStore {
         );
       }
     }
+    if (producerKey === undefined) return { producerId: await this.#fromBlock(), producerEpoch: 0 };
     for (let attempt = 0; attempt < 1000; attempt++) {
       const result = await kvRetry(async () => {
         // The empty key is never stored (keys are non-empty), so it reads as absent.
@@ -118,6 +125,41 @@ export class ProducerIdStore {
     throw new RillError(
       "REQUEST_TIMED_OUT",
       "Could not allocate a producer id: too much contention on the counter",
+    );
+  }
+
+  /**
+   * A fresh id from this store's block, reserving the next block of the KV counter when it
+   * runs out (as Kafka's brokers take producer id blocks from the controller): keyless
+   * allocations cost one KV write per BLOCK_SIZE producers, so many producers starting at
+   * once do not contend on the counter.
+   */
+  async #fromBlock(): Promise<number> {
+    while (this.#blockNext >= this.#blockEnd) {
+      this.#reserving ??= this.#reserveBlock().finally(() => (this.#reserving = null));
+      await this.#reserving;
+    }
+    return this.#blockNext++;
+  }
+
+  async #reserveBlock(): Promise<void> {
+    for (let attempt = 0; attempt < 1000; attempt++) {
+      const start = await kvRetry(async () => {
+        const next = await this.#kv.get<number>(nextKey());
+        const from = next.value ?? 0;
+        const res = await this.#kv.atomic().check(next)
+          .set(nextKey(), from + ProducerIdStore.BLOCK_SIZE).commit();
+        return res.ok ? from : null;
+      });
+      if (start !== null) {
+        this.#blockNext = start;
+        this.#blockEnd = start + ProducerIdStore.BLOCK_SIZE;
+        return;
+      }
+    }
+    throw new RillError(
+      "REQUEST_TIMED_OUT",
+      "Could not reserve producer ids: too much contention on the counter",
     );
   }
 }

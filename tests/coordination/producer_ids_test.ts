@@ -34,3 +34,21 @@ Deno.test("ProducerIdStore refuses an empty or over-long key", async () => {
     kv.close();
   }
 });
+
+Deno.test("two stores on one KV (two brokers) hand out disjoint ids from their own blocks", async () => {
+  const kv = await Deno.openKv(":memory:");
+  try {
+    const a = new ProducerIdStore(kv);
+    const b = new ProducerIdStore(kv);
+    const ids = await Promise.all(
+      Array.from({ length: 2_500 }, (_, i) => (i % 2 === 0 ? a : b).allocate()),
+    );
+    assert.equal(new Set(ids.map((i) => i.producerId)).size, 2_500);
+    // A keyed producer takes its id from the counter, never from a block handed out.
+    const keyed = await a.allocate("k");
+    assert.ok(!ids.some((i) => i.producerId === keyed.producerId));
+    assert.ok(ids.every((i) => i.producerEpoch === 0));
+  } finally {
+    kv.close();
+  }
+});
