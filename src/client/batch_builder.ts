@@ -15,6 +15,7 @@ import { crc32c } from "../protocol/crc32c.ts";
 import { BATCH_HEADER_SIZE, LOG_OVERHEAD, MAGIC_V2, POS } from "../protocol/record_batch.ts";
 import type { RecordHeader } from "../protocol/record_batch.ts";
 import { writeVarint } from "../protocol/varint.ts";
+import { writeUtf8 as writeUtf8Units } from "./utf8.ts";
 
 const encoder = new TextEncoder();
 /** Strings longer than this go through TextEncoder.encodeInto; shorter ones a JS loop. */
@@ -53,34 +54,8 @@ export function maxEncodedSize(v: BytesLike): number {
  * @returns the position after the bytes
  */
 function writeUtf8(buf: Uint8Array, pos: number, s: string): number {
-  const n = s.length;
-  if (n > SHORT_STRING) return pos + encoder.encodeInto(s, buf.subarray(pos)).written;
-  for (let i = 0; i < n; i++) {
-    let c = s.charCodeAt(i);
-    if (c < 0x80) buf[pos++] = c;
-    else if (c < 0x800) {
-      buf[pos++] = 0xc0 | (c >> 6);
-      buf[pos++] = 0x80 | (c & 0x3f);
-    } else {
-      if (c >= 0xd800 && c <= 0xdfff) {
-        const d = i + 1 < n ? s.charCodeAt(i + 1) : 0;
-        if (c <= 0xdbff && d >= 0xdc00 && d <= 0xdfff) {
-          i++;
-          c = 0x10000 + ((c - 0xd800) << 10) + (d - 0xdc00);
-          buf[pos++] = 0xf0 | (c >> 18);
-          buf[pos++] = 0x80 | ((c >> 12) & 0x3f);
-          buf[pos++] = 0x80 | ((c >> 6) & 0x3f);
-          buf[pos++] = 0x80 | (c & 0x3f);
-          continue;
-        }
-        c = 0xfffd;
-      }
-      buf[pos++] = 0xe0 | (c >> 12);
-      buf[pos++] = 0x80 | ((c >> 6) & 0x3f);
-      buf[pos++] = 0x80 | (c & 0x3f);
-    }
-  }
-  return pos;
+  if (s.length > SHORT_STRING) return pos + encoder.encodeInto(s, buf.subarray(pos)).written;
+  return writeUtf8Units(buf, pos, s);
 }
 
 /** Writes a length-prefixed key/value/header value; returns the position after it. */

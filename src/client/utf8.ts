@@ -30,34 +30,52 @@ export function utf8(s: string): Uint8Array {
     ascii[i] = c;
   }
   if (i === n) return ascii;
-  const out = new Uint8Array(n * 3);
+  const out = new Uint8Array(i + (n - i) * 3);
   out.set(ascii.subarray(0, i));
-  let p = i;
-  for (; i < n; i++) {
+  const p = writeUtf8(out, i, s, i);
+  return p === out.length ? out : out.subarray(0, p);
+}
+
+/**
+ * Writes `s` (from its `from`-th UTF-16 unit on) as UTF-8 into `buf` at `pos`, which must
+ * have room for 3 bytes a unit (lone surrogates become U+FFFD, as TextEncoder does).
+ *
+ * @param buf the target
+ * @param pos where to write
+ * @param s the string
+ * @param from the first UTF-16 unit of `s` to write
+ * @returns the position after the bytes
+ * @example
+ * ```ts
+ * writeUtf8(new Uint8Array(6), 0, "é"); // 2
+ * ```
+ */
+export function writeUtf8(buf: Uint8Array, pos: number, s: string, from = 0): number {
+  const n = s.length;
+  for (let i = from; i < n; i++) {
     let c = s.charCodeAt(i);
-    if (c < 0x80) {
-      out[p++] = c;
-    } else if (c < 0x800) {
-      out[p++] = 0xc0 | (c >> 6);
-      out[p++] = 0x80 | (c & 0x3f);
+    if (c < 0x80) buf[pos++] = c;
+    else if (c < 0x800) {
+      buf[pos++] = 0xc0 | (c >> 6);
+      buf[pos++] = 0x80 | (c & 0x3f);
     } else {
       if (c >= 0xd800 && c <= 0xdfff) {
         const d = i + 1 < n ? s.charCodeAt(i + 1) : 0;
         if (c <= 0xdbff && d >= 0xdc00 && d <= 0xdfff) {
           i++;
           c = 0x10000 + ((c - 0xd800) << 10) + (d - 0xdc00);
-          out[p++] = 0xf0 | (c >> 18);
-          out[p++] = 0x80 | ((c >> 12) & 0x3f);
-          out[p++] = 0x80 | ((c >> 6) & 0x3f);
-          out[p++] = 0x80 | (c & 0x3f);
+          buf[pos++] = 0xf0 | (c >> 18);
+          buf[pos++] = 0x80 | ((c >> 12) & 0x3f);
+          buf[pos++] = 0x80 | ((c >> 6) & 0x3f);
+          buf[pos++] = 0x80 | (c & 0x3f);
           continue;
         }
         c = 0xfffd;
       }
-      out[p++] = 0xe0 | (c >> 12);
-      out[p++] = 0x80 | ((c >> 6) & 0x3f);
-      out[p++] = 0x80 | (c & 0x3f);
+      buf[pos++] = 0xe0 | (c >> 12);
+      buf[pos++] = 0x80 | ((c >> 6) & 0x3f);
+      buf[pos++] = 0x80 | (c & 0x3f);
     }
   }
-  return p === out.length ? out : out.subarray(0, p);
+  return pos;
 }
