@@ -19,8 +19,8 @@
  */
 import type { Reporter } from "./_report.ts";
 import { encodeBatch, readBatchHeader, splitBatches } from "../src/protocol/record_batch.ts";
-import { PartitionLog } from "../src/storage/mod.ts";
 import { startBroker } from "../tests/_helpers/broker_process.ts";
+import { storageAppendRate } from "./_storage_baseline.ts";
 
 const SUITE = "broker";
 const SECONDS = Number(Deno.env.get("RILL_BENCH_SECONDS") ?? "3");
@@ -39,23 +39,8 @@ function batchOf(recordSize: number, keyed: boolean): { batch: Uint8Array; recor
   return { batch: encodeBatch(records), records: count };
 }
 
-async function storageRate(batch: Uint8Array, records: number): Promise<number> {
-  const dir = await Deno.makeTempDir({ prefix: "rill-bench-storage-" });
-  try {
-    const log = await PartitionLog.open(dir);
-    let n = 0;
-    const t0 = performance.now();
-    const end = t0 + SECONDS * 1000;
-    while (performance.now() < end) {
-      await log.append(batch.slice());
-      n += records;
-    }
-    const rate = n / ((performance.now() - t0) / 1000);
-    await log.close();
-    return rate;
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+function storageRate(batch: Uint8Array, records: number): Promise<number> {
+  return storageAppendRate(batch, records, SECONDS);
 }
 
 async function post(url: string, body: BodyInit, type: string): Promise<void> {

@@ -19,9 +19,9 @@
  */
 import type { Reporter } from "./_report.ts";
 import { encodeBatch } from "../src/protocol/record_batch.ts";
-import { PartitionLog } from "../src/storage/mod.ts";
 import { startBroker } from "../tests/_helpers/broker_process.ts";
 import { type Producer, Rill } from "../mod.ts";
+import { storageAppendRate } from "./_storage_baseline.ts";
 
 const SUITE = "client";
 const SECONDS = Math.max(0.5, Number(Deno.env.get("RILL_BENCH_SECONDS") ?? "3") || 3);
@@ -43,26 +43,11 @@ function percentile(sorted: number[], p: number): number {
     : sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))];
 }
 
-async function storageRate(recordSize: number): Promise<number> {
+function storageRate(recordSize: number): Promise<number> {
   const value = payload(recordSize);
   const perBatch = Math.floor(BATCH_BYTES / (recordSize + 12));
   const batch = encodeBatch(Array.from({ length: perBatch }, () => ({ key: null, value })));
-  const dir = await Deno.makeTempDir({ prefix: "rill-bench-storage-" });
-  try {
-    const log = await PartitionLog.open(dir);
-    let n = 0;
-    const t0 = performance.now();
-    const end = t0 + SECONDS * 1000;
-    while (performance.now() < end) {
-      await log.append(batch.slice());
-      n += perBatch;
-    }
-    const rate = n / ((performance.now() - t0) / 1000);
-    await log.close();
-    return rate;
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  return storageAppendRate(batch, perBatch, SECONDS);
 }
 
 /** Sends `SEND_SIZE`-message sends for SECONDS, SENDS_IN_FLIGHT at a time. */
