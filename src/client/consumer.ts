@@ -254,6 +254,23 @@ interface PartitionState {
   busy: { promise: Promise<void>; resolve: () => void } | null;
 }
 
+/** A partition's fetch state when it is (re)assigned, fetching from `offset`. */
+function newPartitionState(topic: string, partition: number, offset: number): PartitionState {
+  return {
+    topic,
+    partition,
+    fetchOffset: offset,
+    position: offset,
+    epoch: 0,
+    loop: 0,
+    abort: null,
+    buffered: 0,
+    spaceWaiter: null,
+    assigned: true,
+    busy: null,
+  };
+}
+
 interface GroupConfig {
   member: GroupMember;
   topics: string[] | null;
@@ -448,19 +465,7 @@ export class Consumer {
         this.#moveTo(existing, starts[i]);
         return;
       }
-      const s: PartitionState = {
-        topic: p.topic,
-        partition: p.partition,
-        fetchOffset: starts[i],
-        position: starts[i],
-        epoch: 0,
-        loop: 0,
-        abort: null,
-        buffered: 0,
-        spaceWaiter: null,
-        assigned: true,
-        busy: null,
-      };
+      const s = newPartitionState(p.topic, p.partition, starts[i]);
       this.#states.set(k, s);
       if (this.#running) this.#fetchLoop(s);
     });
@@ -1291,19 +1296,7 @@ export class Consumer {
     await this.#emit("assigned", grants.map(tpOf));
     if (!live() || this.#pendingAnswer !== null) return;
     grants.forEach((tp, i) => {
-      const s: PartitionState = {
-        topic: tp.topic,
-        partition: tp.partition,
-        fetchOffset: starts[i],
-        position: starts[i],
-        epoch: 0,
-        loop: 0,
-        abort: null,
-        buffered: 0,
-        spaceWaiter: null,
-        assigned: true,
-        busy: null,
-      };
+      const s = newPartitionState(tp.topic, tp.partition, starts[i]);
       this.#states.set(key(tp.topic, tp.partition), s);
       if (this.#running) this.#fetchLoop(s);
     });

@@ -5,22 +5,9 @@
  */
 import assert from "node:assert/strict";
 import { parseSecurityArgs } from "../../src/cli/broker_security.ts";
-import { type CliIo, connection, UsageError } from "../../src/cli/common.ts";
-import { runCli } from "../../src/cli/main.ts";
+import { connection, UsageError } from "../../src/cli/common.ts";
 import { startBroker } from "../_helpers/broker_process.ts";
-
-async function cli(
-  ...args: string[]
-): Promise<{ code: number | undefined; out: string; err: string }> {
-  let out = "", err = "";
-  const io: CliIo = {
-    out: (t) => Promise.resolve(void (out += t)),
-    err: (t) => Promise.resolve(void (err += t)),
-    stdin: () => new ReadableStream({ start: (c) => c.close() }),
-  };
-  const code = await runCli(args, io);
-  return { code, out, err };
-}
+import { cli } from "../_helpers/cli_in_process.ts";
 
 Deno.test("rill auth bootstrap --data prints one admin key once; keys work, the second bootstrap fails", async () => {
   await using broker = await startBroker({ extraArgs: ["--auth"] });

@@ -6,24 +6,9 @@
  */
 import assert from "node:assert/strict";
 import { Rill } from "../../mod.ts";
-import type { CliIo } from "../../src/cli/common.ts";
-import { runCli } from "../../src/cli/main.ts";
 import { startBroker } from "../_helpers/broker_process.ts";
 import { hasOpenssl, makeCertificates } from "../_helpers/tls_certificates.ts";
-
-/** Runs the CLI in-process and captures its output. */
-async function cli(
-  ...args: string[]
-): Promise<{ code: number | undefined; out: string; err: string }> {
-  let out = "", err = "";
-  const io: CliIo = {
-    out: (t) => Promise.resolve(void (out += t)),
-    err: (t) => Promise.resolve(void (err += t)),
-    stdin: () => new ReadableStream({ start: (c) => c.close() }),
-  };
-  const code = await runCli(args, io);
-  return { code, out, err };
-}
+import { cli } from "../_helpers/cli_in_process.ts";
 
 Deno.test({
   name:
