@@ -20,7 +20,7 @@ import { parseArgs } from "node:util";
 import { Broker } from "../broker/broker.ts";
 import type { BrokerRole } from "../coordination/cluster.ts";
 import { createApp } from "../http/app.ts";
-import { installNativeCrc32c } from "../broker/native_crc32c.ts";
+import { installNativeCrc32c } from "../protocol/native_crc32c.ts";
 import {
   parseSecurityArgs,
   prepareSecurity,

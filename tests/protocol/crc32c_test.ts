@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { crc32c, portableCrc32c, useCrc32cImplementation } from "../../src/protocol/crc32c.ts";
-import { installNativeCrc32c } from "../../src/broker/native_crc32c.ts";
+import { installNativeCrc32c } from "../../src/protocol/native_crc32c.ts";
 
 const text = (s: string) => new TextEncoder().encode(s);
 
@@ -26,4 +26,30 @@ Deno.test("useCrc32cImplementation() refuses a wrong implementation and keeps th
   const before = crc32c(text("abc"));
   assert.throws(() => useCrc32cImplementation(() => 42), /instead of/);
   assert.equal(crc32c(text("abc")), before);
+});
+
+Deno.test("the client's native CRC-32C loads only where FFI, read and env are granted", async () => {
+  const module = new URL("../../src/protocol/native_crc32c.ts", import.meta.url).href;
+  const script = `const m = await import(${JSON.stringify(module)});\n` +
+    `console.log(await m.installNativeCrc32c());`;
+  const config = new URL("../../deno.json", import.meta.url).pathname;
+  const dir = await Deno.makeTempDir({ prefix: "rill-crc-" });
+  const file = `${dir}/probe.ts`;
+  await Deno.writeTextFile(file, script);
+  const run = async (flags: string[]) => {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "--no-prompt", "--config", config, ...flags, file],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+    return new TextDecoder().decode(out.stdout).trim();
+  };
+  // Without the permissions it keeps the portable one, silently and without prompting.
+  assert.equal(await run(["--allow-read"]), "false");
+  try {
+    assert.equal(await run(["--allow-ffi", "--allow-read", "--allow-env"]), "true");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
