@@ -14,7 +14,7 @@
 import { crc32c } from "../protocol/crc32c.ts";
 import { BATCH_HEADER_SIZE, LOG_OVERHEAD, MAGIC_V2, POS } from "../protocol/record_batch.ts";
 import type { RecordHeader } from "../protocol/record_batch.ts";
-import { writeVarint } from "../protocol/varint.ts";
+import { varintSize, writeVarint } from "../protocol/varint.ts";
 import { writeUtf8 as writeUtf8Units } from "./utf8.ts";
 
 const encoder = new TextEncoder();
@@ -171,6 +171,24 @@ export class BatchBuilder {
     if (this.#count === 0) this.#baseTimestamp = this.#maxTimestamp = timestamp;
     else if (timestamp > this.#maxTimestamp) this.#maxTimestamp = timestamp;
     const buf = this.#buf;
+    if (typeof key !== "string" && typeof value !== "string" && headers === undefined) {
+      // Byte key and value (the common case for large records): the body's length is
+      // known, so its varint goes first and the body is written once, in place.
+      const tsDelta = timestamp - this.#baseTimestamp;
+      const bodyLen = 1 + varintSize(tsDelta) + varintSize(this.#count) +
+        (key === null ? 1 : varintSize(key.length) + key.length) +
+        (value === null ? 1 : varintSize(value.length) + value.length) + 1;
+      let p = writeVarint(buf, this.#pos, bodyLen);
+      buf[p++] = 0; // attributes
+      p = writeVarint(buf, p, tsDelta);
+      p = writeVarint(buf, p, this.#count);
+      p = writeBytes(buf, p, key);
+      p = writeBytes(buf, p, value);
+      buf[p++] = 0; // no headers
+      this.#pos = p;
+      this.#count++;
+      return;
+    }
     // Body first, after a 5-byte gap for its length varint.
     const lenAt = this.#pos;
     const bodyAt = lenAt + 5;

@@ -19,9 +19,13 @@ Deno.test("BatchBuilder writes batches that decode to the records appended", () 
           ts: fc.integer({ min: 1_600_000_000_000, max: 1_800_000_000_000 }),
           key: bytesLike,
           value: bytesLike,
-          headers: fc.array(fc.record({ key: fc.string({ maxLength: 20 }), value: bytesLike }), {
-            maxLength: 3,
-          }),
+          // undefined headers with byte keys and values take the builder's one-pass path
+          headers: fc.option(
+            fc.array(fc.record({ key: fc.string({ maxLength: 20 }), value: bytesLike }), {
+              maxLength: 3,
+            }),
+            { nil: undefined },
+          ),
         }),
         { maxLength: 40 },
       ),
@@ -32,7 +36,7 @@ Deno.test("BatchBuilder writes batches that decode to the records appended", () 
             r.ts,
             r.key,
             r.value,
-            r.headers.map((h) => ({ key: h.key, value: toBytes(h.value) })),
+            r.headers?.map((h) => ({ key: h.key, value: toBytes(h.value) })),
           );
         }
         const batch = b.build();
@@ -45,7 +49,7 @@ Deno.test("BatchBuilder writes batches that decode to the records appended", () 
           assert.equal(o.timestamp, r.ts);
           assert.deepEqual(o.key, toBytes(r.key));
           assert.deepEqual(o.value, toBytes(r.value));
-          assert.deepEqual(o.headers.map((h) => h.key), r.headers.map((h) => h.key));
+          assert.deepEqual(o.headers.map((h) => h.key), (r.headers ?? []).map((h) => h.key));
         });
       },
     ),
@@ -68,6 +72,18 @@ Deno.test("BatchBuilder matches encodeBatch byte for byte when timestamps ascend
   b.append(1000, "k", "v".repeat(200), undefined);
   b.append(1001, null, null, undefined);
   b.append(1005, "é", enc.encode("x"), [{ key: "h", value: enc.encode("1") }]);
+  assert.deepEqual(b.build(), encodeBatch(recs));
+});
+
+Deno.test("BatchBuilder matches encodeBatch for byte keys and values of every length class", () => {
+  const lengths = [0, 1, 63, 64, 127, 128, 1024, 8191, 8192, 70_000];
+  const recs = lengths.map((n, i) => ({
+    timestamp: 5000 + i,
+    key: i % 3 === 0 ? null : Uint8Array.from({ length: i }, (_, j) => j),
+    value: Uint8Array.from({ length: n }, (_, j) => (j * 7) & 0xff),
+  }));
+  const b = new BatchBuilder(64);
+  for (const r of recs) b.append(r.timestamp, r.key, r.value, undefined);
   assert.deepEqual(b.build(), encodeBatch(recs));
 });
 
