@@ -21,6 +21,7 @@ import { Broker } from "../broker/broker.ts";
 import type { BrokerRole } from "../coordination/cluster.ts";
 import { createApp } from "../http/app.ts";
 import { installNativeCrc32c } from "../protocol/native_crc32c.ts";
+import { tuneMalloc } from "../broker/malloc_tuning.ts";
 import {
   parseSecurityArgs,
   prepareSecurity,
@@ -175,6 +176,7 @@ export async function runBroker(args: string[], role: BrokerRole = "broker"): Pr
     broker.replication.requestHeaders = { "Rill-Cluster-Secret": security.clusterSecret };
   }
   const app = createApp(broker, security);
+  const malloc = tuneMalloc();
   let server: Deno.HttpServer<Deno.NetAddr>;
   let addr: Deno.NetAddr;
   try {
@@ -190,6 +192,7 @@ export async function runBroker(args: string[], role: BrokerRole = "broker"): Pr
     });
   } catch (e) {
     await broker.close();
+    malloc.close();
     if (e instanceof Deno.errors.AddrInUse) {
       throw new Error(`Cannot listen on ${opts.hostname}:${opts.port}: the address is in use`);
     }
@@ -221,6 +224,7 @@ export async function runBroker(args: string[], role: BrokerRole = "broker"): Pr
   broker.beginShutdown();
   await server!.shutdown();
   await broker.close();
+  malloc.close();
   for (const { sig, handler } of handlers) Deno.removeSignalListener(sig, handler);
   console.error(`rill ${role} ${opts.id}: stopped`);
 }

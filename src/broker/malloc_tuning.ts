@@ -1,0 +1,81 @@
+/**
+ * Keeps a broker's resident memory close to what it uses. A broker allocates a buffer the
+ * size of every request body it reads (up to `max.request.bytes`) on several threads, and
+ * glibc's malloc keeps what is freed: in one arena per thread that allocated (up to 8 per
+ * core), and in the heap once its dynamic mmap threshold has grown past those sizes. After
+ * a burst of large produce requests that memory stays resident for good, and the broker
+ * looked twice as big as it was (VmHWM 546 MiB for 150 MiB in use, measured).
+ *
+ * So, on Linux with glibc and FFI granted (the broker runs with `-A`), it caps the arenas
+ * at 2 (`M_ARENA_MAX`), pins the mmap threshold (`M_MMAP_THRESHOLD`) so that buffers of
+ * 256 KiB and more are mapped and unmapped rather than kept in the heap, and returns free
+ * heap pages to the OS every few seconds (`malloc_trim`). The same as starting the process
+ * with `MALLOC_ARENA_MAX=2 MALLOC_MMAP_THRESHOLD_=262144`, but it also applies to the
+ * compiled binary. Anywhere else it does nothing.
+ *
+ * @module
+ */
+
+const M_MMAP_THRESHOLD = -3;
+const M_ARENA_MAX = -8;
+
+/** What {@linkcode tuneMalloc} set up. */
+export interface MallocTuning {
+  /** whether glibc was found and tuned */
+  active: boolean;
+  /** stops the periodic trim and closes the library */
+  close(): void;
+}
+
+/** Options of {@linkcode tuneMalloc}. */
+export interface MallocTuningOptions {
+  /** the most arenas (default 2) */
+  arenaMax?: number;
+  /** allocations of this many bytes or more are mmapped (default 256 KiB) */
+  mmapThreshold?: number;
+  /** how often free heap pages go back to the OS, ms (default 5000; 0 = never) */
+  trimIntervalMs?: number;
+}
+
+/**
+ * Tunes glibc's malloc for a broker, if this is Linux with glibc and FFI is granted.
+ *
+ * @param options arena cap, mmap threshold and trim interval
+ * @returns whether it applied, and a `close()` for shutdown
+ * @example
+ * ```ts
+ * const tuning = tuneMalloc();
+ * // … serve …
+ * tuning.close();
+ * ```
+ */
+export function tuneMalloc(options: MallocTuningOptions = {}): MallocTuning {
+  const inactive: MallocTuning = { active: false, close() {} };
+  if (Deno.build.os !== "linux") return inactive;
+  if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") return inactive;
+  let lib;
+  try {
+    lib = Deno.dlopen("libc.so.6", {
+      mallopt: { parameters: ["i32", "i32"], result: "i32" },
+      malloc_trim: { parameters: ["usize"], result: "i32" },
+    });
+  } catch {
+    return inactive; // not glibc (musl, …)
+  }
+  const { mallopt, malloc_trim } = lib.symbols;
+  mallopt(M_ARENA_MAX, options.arenaMax ?? 2);
+  mallopt(M_MMAP_THRESHOLD, options.mmapThreshold ?? 256 * 1024);
+  const every = options.trimIntervalMs ?? 5000;
+  const timer = every > 0 ? setInterval(() => malloc_trim(0n), every) : undefined;
+  if (timer !== undefined) Deno.unrefTimer(timer);
+  let closed = false;
+  return {
+    active: true,
+    close() {
+      if (closed) return;
+      closed = true;
+      if (timer !== undefined) clearInterval(timer);
+      lib.close();
+    },
+  };
+}
