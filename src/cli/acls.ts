@@ -9,7 +9,8 @@
  * rill acls remove (--id ID | --principal P [--topic T | --group G | --cluster] [--operation OP] [--deny])
  * ```
  *
- * Operations: read, write, create, delete, alter, describe, all. `--principal '*'` means
+ * Operations: read, write, create, delete, alter, describe, all, and idempotent_write (cluster
+ * only: start an idempotent producer without write on any topic). `--principal '*'` means
  * every authenticated principal; `--topic '*'` every topic.
  *
  * @module
@@ -25,8 +26,10 @@ export const ACLS_HELP = `Usage: rill acls <add|list|remove> [options]
   list    [--principal P] [--topic T | --group G | --cluster]
   remove  --id ID | --principal P [--topic T | --group G | --cluster] [--operation OP] [--deny]
 
-Operations: read, write, create, delete, alter, describe, all. Deny wins over allow; with
---auth on, what no ACL allows is denied. --prefixed makes the name a prefix.
+Operations: read, write, create, delete, alter, describe, all, and idempotent_write (with
+--cluster only: start an idempotent producer; write on any topic also allows that). Deny
+wins over allow; with --auth on, what no ACL allows is denied. --prefixed makes the name a
+prefix.
 
 Options: --broker URL, --api-key KEY (default $RILL_API_KEY), --ca-file PEM
 `;

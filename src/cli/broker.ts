@@ -3,6 +3,7 @@
  *
  * ```
  * rill broker [--id N] [--data DIR] [--kv PATH|URL] [--listen HOST:PORT] [--advertised-url URL]
+ *             [--request-body-timeout-ms N]
  *             [--auth] [--tls-cert FILE --tls-key FILE] [--cluster-secret S] [quota flags]
  * ```
  *
@@ -50,6 +51,8 @@ Options:
   --listen HOST:PORT     address to listen on (default 127.0.0.1:8092; port 0 picks one)
   --advertised-url URL   URL clients and brokers reach this broker at
                          (default http://HOST:PORT of --listen)
+  --request-body-timeout-ms N  a request body must arrive within N ms of being read,
+                         else 408 REQUEST_BODY_TIMEOUT (default 30000)
 ${SECURITY_HELP}${REPLICATION_HELP}  -h, --help             show this help
 
 Stop it with Ctrl-C or SIGTERM: it finishes in-flight appends and closes its logs cleanly.
@@ -92,6 +95,7 @@ export function parseBrokerArgs(args: string[]): BrokerArgs {
         kv: { type: "string" },
         listen: { type: "string" },
         "advertised-url": { type: "string" },
+        "request-body-timeout-ms": { type: "string" },
         help: { type: "boolean", short: "h" },
         ...SECURITY_OPTIONS,
         ...REPLICATION_OPTIONS,
@@ -116,6 +120,16 @@ export function parseBrokerArgs(args: string[]): BrokerArgs {
     throw new UsageError(`--advertised-url must be a URL, got "${advertisedUrl}"`);
   }
   if (values.data === "") throw new UsageError(`--data must not be empty`);
+  const replication = parseReplicationArgs(values);
+  const bodyTimeout = values["request-body-timeout-ms"];
+  if (bodyTimeout !== undefined) {
+    if (!/^\d{1,9}$/.test(bodyTimeout) || Number(bodyTimeout) < 1) {
+      throw new UsageError(
+        `--request-body-timeout-ms must be a positive integer of milliseconds, got "${bodyTimeout}"`,
+      );
+    }
+    replication.config.requestBodyTimeoutMs = Number(bodyTimeout);
+  }
   return {
     id: Number(idText),
     dataDir: values.data ?? "./data",
@@ -125,7 +139,7 @@ export function parseBrokerArgs(args: string[]): BrokerArgs {
     advertisedUrl,
     help: values.help ?? false,
     security: parseSecurityArgs(values),
-    replication: parseReplicationArgs(values),
+    replication,
   };
 }
 

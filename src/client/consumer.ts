@@ -26,8 +26,10 @@
  *   answer starts over from the committed offsets.
  * - A commit answered ILLEGAL_GENERATION/REBALANCE_IN_PROGRESS makes the consumer heartbeat
  *   at once; UNKNOWN_MEMBER_ID on a heartbeat stops all work and joins again.
- * - `stop()`/`disconnect()` stop work, commit (with `autoCommit`), call `onRevoked`, and
- *   leave the group, so the partitions move at once.
+ * - `stop()`/`disconnect()` stop work, wait for the handler call in progress, commit (with
+ *   `autoCommit`), call `onRevoked`, and leave the group, so the partitions move at once;
+ *   the promise resolves after all of that (called from inside a handler: at once, and the
+ *   rest follows when the handler returns).
  *
  * Delivery is at-least-once: a record is committed only after its handler returned, so a
  * member that dies redelivers, through another member, what it had not committed.
@@ -36,6 +38,7 @@
  */
 import { RillError } from "../protocol/errors.ts";
 import type { Admin } from "./admin.ts";
+import { consumerScopeOwner, runAsConsumer } from "./consumer_scope.ts";
 import { fetchPartition } from "./fetcher.ts";
 import { type GroupAnswer, GroupMember, type OffsetToCommit, tpKey } from "./group_member.ts";
 import type { ConsumedMessage } from "./message.ts";
@@ -327,6 +330,9 @@ export class Consumer {
   #finished: { promise: Promise<void>; resolve: () => void; reject: (e: unknown) => void };
   #finishedObserved = false;
   #inHandler = false;
+  /** a handler's synchronous part is running (tells stop() it is called from there where
+   * the runtime cannot trace calls across awaits: consumer_scope.ts) */
+  #inHandlerSync = false;
   /** partitions paused by `pause()` */
   readonly #paused = new Set<string>();
   // --- consumer groups (null/unused without groupId) ---
@@ -794,17 +800,21 @@ export class Consumer {
         throw new RangeError(`autoCommitThreshold must be a non-negative integer`);
       }
     }
-    this.#start("run");
-    if (this.#group) {
-      try {
-        await this.#joinGroup();
-      } catch (e) {
-        this.#running = false;
-        this.#mode = "idle";
-        throw e;
+    // Everything run() starts (loop, handlers, heartbeats, listeners) is this consumer's
+    // work: stop() called from there must not wait for itself.
+    await runAsConsumer(this, async () => {
+      this.#start("run");
+      if (this.#group) {
+        try {
+          await this.#joinGroup();
+        } catch (e) {
+          this.#running = false;
+          this.#mode = "idle";
+          throw e;
+        }
       }
-    }
-    this.#loop = this.#runLoop(options);
+      this.#loop = this.#runLoop(options);
+    });
   }
 
   /**
@@ -825,33 +835,46 @@ export class Consumer {
 
   /**
    * Stops fetching and delivering. Fetches in flight are aborted; records fetched but not
-   * delivered are dropped (the position stays at the last delivered record). In a group it
-   * also commits (with `autoCommit`), calls `onRevoked` and leaves the group; called from
-   * inside a handler, that happens once the handler returns (await `finished()`).
+   * delivered are dropped (the position stays at the last delivered record). A `run()`
+   * handler call in progress is awaited, and its record counts as processed (as kafkajs).
+   * In a group it then commits (with `autoCommit`), calls `onRevoked` and leaves the group,
+   * and the promise resolves after that: the commit is stored and the member gone.
    *
-   * @returns a promise that resolves once the handler in progress (if any) has returned
+   * Called from inside a handler (or a rebalance listener), it cannot wait for the handler:
+   * it resolves at once, and the commit and leave follow when the handler returns (await
+   * `finished()` outside to learn when). Such a call is recognised across `await`s where
+   * the runtime has `AsyncLocalStorage` (Deno, Node, Bun); elsewhere (browsers) only in the
+   * handler's synchronous part, so there call it without awaiting it after an `await`.
+   *
+   * @returns a promise that resolves once the consumer stopped (in a group: committed and
+   *   left), or at once when called from inside a handler
    * @example
    * ```ts
    * await consumer.stop();
    * ```
    */
   async stop(): Promise<void> {
+    const fromInside = this.#inHandlerSync || consumerScopeOwner() === this;
+    const runLoop = this.#mode === "run" && !fromInside ? this.#loop : null;
     if (!this.#running) {
-      // stopped by an error: a run() loop leaves by itself, an iteration leaves here
+      // Stopped already (by an error or an earlier call): a run() loop leaves by itself,
+      // possibly still finishing a handler call; an iteration leaves here.
+      if (fromInside) return;
       if (this.#group && this.#mode !== "run") await this.#leaveGroup();
-      else if (this.#leaving) await this.#leaving;
+      else if (runLoop) await runLoop;
       return;
     }
     this.#running = false;
     for (const s of this.#states.values()) this.#halt(s);
     this.#ready.length = 0;
     this.#readyWaiter?.();
-    const loop = this.#loop;
     if (this.#group && this.#mode !== "run") this.#leaveGroup();
     // In run mode the loop leaves the group once the handler in progress returned.
-    if (loop && !this.#inHandler) await loop;
-    else if (this.#leaving && !this.#inHandler) await this.#leaving;
-    this.#mode = "idle";
+    if (runLoop) await runLoop;
+    else if (this.#leaving && !fromInside) await this.#leaving;
+    // A run() loop still finishing the handler that called stop() stays "run", so that a
+    // stop() from outside meanwhile still waits for it.
+    if (!fromInside || this.#mode !== "run") this.#mode = "idle";
   }
 
   /**
@@ -1102,7 +1125,19 @@ export class Consumer {
       this.#deliverable(state)
     ) {
       const message = messages[chunk.index];
-      await eachMessage({ topic: state.topic, partition: state.partition, message, heartbeat });
+      let called;
+      this.#inHandlerSync = true;
+      try {
+        called = eachMessage({
+          topic: state.topic,
+          partition: state.partition,
+          message,
+          heartbeat,
+        });
+      } finally {
+        this.#inHandlerSync = false;
+      }
+      await called;
       if (state.epoch !== epoch) return;
       chunk.index++;
       state.position = message.offset + 1;
@@ -1142,13 +1177,20 @@ export class Consumer {
         state.position = chunk.messages[i - 1].offset + 1;
       }
     };
-    await options.eachBatch!({
-      batch,
-      resolveOffset,
-      heartbeat,
-      isRunning: () => this.#running,
-      isStale: () => state.epoch !== epoch || !this.#deliverable(state),
-    });
+    let called;
+    this.#inHandlerSync = true;
+    try {
+      called = options.eachBatch!({
+        batch,
+        resolveOffset,
+        heartbeat,
+        isRunning: () => this.#running,
+        isStale: () => state.epoch !== epoch || !this.#deliverable(state),
+      });
+    } finally {
+      this.#inHandlerSync = false;
+    }
+    await called;
     if (state.epoch !== epoch) return;
     if (options.eachBatchAutoResolve !== false && messages.length > 0) {
       resolveOffset(messages[messages.length - 1].offset);

@@ -12,6 +12,10 @@
  *   `all`; an allow of read, write, delete or alter also allows describe;
  * - any matching deny wins; else any matching allow allows; else deny (default deny).
  *
+ * `idempotent_write` applies to the cluster only (Kafka's IdempotentWrite): starting an
+ * idempotent producer needs it, or `write` on at least one topic
+ * ({@linkcode evaluateAclsOnAny}, Kafka's `authorizeByResourceType`, KIP-679).
+ *
  * @module
  */
 import { RillError } from "../protocol/errors.ts";
@@ -22,7 +26,14 @@ import { ROOT } from "./kv_keys.ts";
 /** What an ACL protects. */
 export type ResourceType = "topic" | "group" | "cluster";
 /** What a principal does to a resource. */
-export type Operation = "read" | "write" | "create" | "delete" | "alter" | "describe";
+export type Operation =
+  | "read"
+  | "write"
+  | "create"
+  | "delete"
+  | "alter"
+  | "describe"
+  | "idempotent_write";
 /** How a binding names resources. */
 export type PatternType = "literal" | "prefixed";
 
@@ -36,6 +47,7 @@ export const OPERATIONS: readonly Operation[] = [
   "delete",
   "alter",
   "describe",
+  "idempotent_write",
 ];
 /** The name of the one cluster resource. */
 export const CLUSTER_RESOURCE = "rill-cluster";
@@ -128,6 +140,12 @@ export function parseAclBinding(body: Record<string, unknown>): AclBinding {
       `"operation" must be one of ${OPERATIONS.join(", ")}, all`,
     );
   }
+  if (operation === "idempotent_write" && resourceType !== "cluster") {
+    throw new RillError(
+      "INVALID_REQUEST",
+      `"operation" idempotent_write applies to the cluster only`,
+    );
+  }
   const permission = body.permission ?? "allow";
   if (permission !== "allow" && permission !== "deny") {
     throw new RillError("INVALID_REQUEST", `"permission" must be allow or deny`);
@@ -183,6 +201,53 @@ export function evaluateAcls(
     }
   }
   return allowed;
+}
+
+/**
+ * Decides whether `principal` may do `operation` on at least one resource of a type, as
+ * Kafka's `authorizeByResourceType`: an allow binding must match it whose names are not
+ * all covered by a deny — a deny on every name (`*`) wins outright; a literal allow counts
+ * unless the same literal or a prefix of it is denied; a prefixed allow counts unless a
+ * prefix of its prefix is denied.
+ *
+ * @param acls the bindings
+ * @param principal the principal
+ * @param type the resource type
+ * @param operation the operation
+ * @returns true when some resource of the type allows it
+ * @example
+ * ```ts
+ * evaluateAclsOnAny(acls, "alice", "topic", "write"); // may alice write any topic?
+ * ```
+ */
+export function evaluateAclsOnAny(
+  acls: readonly AclBinding[],
+  principal: string,
+  type: ResourceType,
+  operation: Operation,
+): boolean {
+  const deniedLiterals = new Set<string>();
+  const deniedPrefixes: string[] = [];
+  const allowed: AclBinding[] = [];
+  for (const acl of acls) {
+    if (acl.principal !== principal && acl.principal !== "*") continue;
+    if (acl.resourceType !== type) continue;
+    if (acl.permission === "deny") {
+      if (acl.operation !== operation && acl.operation !== "all") continue;
+      if (acl.patternType === "literal" && acl.resourceName === "*") return false;
+      if (acl.patternType === "prefixed") deniedPrefixes.push(acl.resourceName);
+      else deniedLiterals.add(acl.resourceName);
+    } else if (
+      acl.operation === operation || acl.operation === "all" ||
+      (operation === "describe" && IMPLIES_DESCRIBE.has(acl.operation))
+    ) allowed.push(acl);
+  }
+  const prefixDenied = (name: string) => deniedPrefixes.some((d) => name.startsWith(d));
+  return allowed.some((a) =>
+    (a.patternType === "literal" && a.resourceName === "*") ||
+    (!prefixDenied(a.resourceName) &&
+      (a.patternType === "prefixed" || !deniedLiterals.has(a.resourceName)))
+  );
 }
 
 function sameBinding(a: AclBinding, b: AclBinding): boolean {

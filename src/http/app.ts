@@ -17,7 +17,8 @@
  * `authorize()`.
  *
  * Request bodies are limited to the broker's `maxRequestBytes` (8 MiB by default) by the
- * routes themselves, which read bodies through params.ts.
+ * routes themselves, which read bodies through params.ts, and must arrive within
+ * `requestBodyTimeoutMs` (30 s; else 408 REQUEST_BODY_TIMEOUT).
  *
  * @module
  */
@@ -25,6 +26,7 @@ import { Hono } from "hono";
 import { cors } from "hono/cors";
 import type { Broker } from "../broker/broker.ts";
 import { notFound, onError } from "./errors.ts";
+import { bodyTimeout } from "./params.ts";
 import { authRoutes } from "./routes/auth.ts";
 import { type AppSecurityOptions, useLimits, useSecurity } from "./security.ts";
 import { clusterRoutes } from "./routes/cluster.ts";
@@ -79,6 +81,7 @@ export function createApp(broker: Broker, security: AppSecurityOptions = {}): Ho
         },
     ));
   useSecurity(app, installed);
+  app.use("*", bodyTimeout(broker.config.requestBodyTimeoutMs));
   app.route("/v1/auth", authRoutes(installed.security));
   app.route("/v1/cluster", clusterRoutes(broker));
   app.route("/v1/producers", producerRoutes(broker));

@@ -11,7 +11,9 @@
  *
  * Missing or bad credentials: 401 UNAUTHENTICATED with `WWW-Authenticate`. Routes then call
  * {@linkcode authorize} for what they touch; a denial is 403 TOPIC_/GROUP_/
- * CLUSTER_AUTHORIZATION_FAILED. With `auth` off every request is the principal `ANONYMOUS`
+ * CLUSTER_AUTHORIZATION_FAILED. Starting an idempotent producer
+ * ({@linkcode authorizeIdempotentWrite}) needs `idempotent_write` on the cluster or `write` on
+ * some topic, as Kafka since 3.0 (KIP-679). With `auth` off every request is the principal `ANONYMOUS`
  * and {@linkcode authorize} allows everything.
  *
  * Speed: PBKDF2 runs once per key per broker. A verified credential is remembered under the
@@ -49,8 +51,10 @@ import {
   AclStore,
   CLUSTER_RESOURCE,
   evaluateAcls,
+  evaluateAclsOnAny,
   type Operation,
   type Resource,
+  type ResourceType,
   type StoredAcl,
 } from "../coordination/acls.ts";
 import { type ErrorCode, RillError } from "../protocol/errors.ts";
@@ -164,6 +168,8 @@ export class Security {
   readonly #verified = new Map<string, { keyId: string; hash: string }>();
   readonly #inflight = new Map<string, Promise<boolean>>();
   readonly #decisions = new Map<string, boolean>();
+  /** allowedOnAny()'s decisions, by principal, type and operation */
+  readonly #anyDecisions = new Map<string, boolean>();
   #verifying = 0;
   readonly #waiting: (() => void)[] = [];
   #auditSecond = 0;
@@ -343,6 +349,30 @@ export class Security {
   }
 
   /**
+   * Whether a principal may do an operation on at least one resource of a type (no audit),
+   * as Kafka's `authorizeByResourceType` ({@linkcode evaluateAclsOnAny}).
+   *
+   * @param principal the principal
+   * @param type the resource type
+   * @param operation the operation
+   * @returns true when some resource of the type allows it
+   */
+  allowedOnAny(principal: Principal, type: ResourceType, operation: Operation): boolean {
+    if (!this.auth || principal.superuser) return true;
+    const memo = `${principal.name}\u0000${type}\u0000${operation}`;
+    const hit = this.#anyDecisions.get(memo);
+    if (hit !== undefined) return hit;
+    const acls = [
+      ...this.#aclsByPrincipal.get(principal.name) ?? [],
+      ...this.#aclsByPrincipal.get("*") ?? [],
+    ];
+    const ok = evaluateAclsOnAny(acls, principal.name, type, operation);
+    if (this.#anyDecisions.size >= CACHE_LIMIT) this.#anyDecisions.clear();
+    this.#anyDecisions.set(memo, ok);
+    return ok;
+  }
+
+  /**
    * Checks the cluster secret of a request in constant time.
    *
    * @param presented the header value
@@ -407,6 +437,7 @@ export class Security {
       }
       this.#aclsByPrincipal = byPrincipal;
       this.#decisions.clear();
+      this.#anyDecisions.clear();
       this.#version = version;
     }
     this.#loadedMs = started;
@@ -460,6 +491,43 @@ export function authorize(c: Context, resource: Resource, operation: Operation):
   throw new RillError(
     FAILED_CODE[resource.type],
     `Principal "${r.principal.name}" is not authorized to ${operation} ${what}`,
+  );
+}
+
+/**
+ * Requires the right to start an idempotent producer (`POST /v1/producers`, Kafka's
+ * InitProducerId without a transactional id): `idempotent_write` on the cluster, or `write`
+ * on at least one topic (KIP-679). Allows everything when auth is off.
+ *
+ * @param c the request context
+ * @throws {RillError} CLUSTER_AUTHORIZATION_FAILED (403), audited
+ * @example
+ * ```ts
+ * app.post("/v1/producers", (c) => { authorizeIdempotentWrite(c); … });
+ * ```
+ */
+export function authorizeIdempotentWrite(c: Context): void {
+  const r = requests.get(c.req);
+  if (r === undefined) return;
+  const cluster: Resource = { type: "cluster", name: CLUSTER_RESOURCE };
+  const s = r.security;
+  if (
+    s.allowed(r.principal, cluster, "idempotent_write") ||
+    s.allowedOnAny(r.principal, "topic", "write")
+  ) return;
+  s.auditDenied({
+    audit: "authorization_denied",
+    principal: r.principal.name,
+    keyId: r.principal.keyId,
+    resourceType: "cluster",
+    resourceName: CLUSTER_RESOURCE,
+    operation: "idempotent_write",
+    method: c.req.method,
+    path: c.req.path.slice(0, 300),
+  });
+  throw new RillError(
+    "CLUSTER_AUTHORIZATION_FAILED",
+    `Principal "${r.principal.name}" may not start an idempotent producer: it needs idempotent_write on the cluster or write on a topic`,
   );
 }
 

@@ -28,6 +28,7 @@ export const ERROR_CODES = {
   GROUP_ID_NOT_FOUND: { status: 404, retriable: false },
   NOT_FOUND: { status: 404, retriable: false },
   METHOD_NOT_ALLOWED: { status: 405, retriable: false },
+  REQUEST_BODY_TIMEOUT: { status: 408, retriable: true },
   TOPIC_ALREADY_EXISTS: { status: 409, retriable: false },
   REBALANCE_IN_PROGRESS: { status: 409, retriable: true },
   ILLEGAL_GENERATION: { status: 409, retriable: false },

@@ -214,6 +214,9 @@ Deno.test("a producer key belongs to its principal: another cannot fence it", as
   await using b = await openSecureBroker();
   const alice = await b.key("alice");
   const mallory = await b.key("mallory");
+  // Starting an idempotent producer needs write on some topic (idempotent_write_test.ts).
+  await b.allow("alice", "topic", "billing", "write");
+  await b.allow("mallory", "topic", "other", "write");
   const first = await b.call("POST", "/v1/producers", alice, { producerKey: "billing-app" });
   assert.equal(first.status, 200, JSON.stringify(first.body));
   // The same key from another principal names another producer: alice's epoch is untouched.

@@ -38,6 +38,7 @@ function routes(keyId: string): RouteCase[] {
     },
     { method: "GET", path: "/v1/topics/t/partitions/0/records?offset=0", denied: T },
     { method: "GET", path: "/v1/topics/t/partitions/0/offsets?at=latest", denied: T },
+    { method: "POST", path: "/v1/producers", body: {}, denied: C },
     { method: "GET", path: "/v1/producers/1?topic=t&partition=0", denied: T },
     { method: "GET", path: "/v1/groups", denied: "filtered" },
     { method: "GET", path: "/v1/groups/g", denied: G },

@@ -11,6 +11,10 @@
  *                               404 NOT_FOUND when the partition has no state of that producer
  * ```
  *
+ * Authorization (with auth on): the POST needs `idempotent_write` on the cluster or `write` on
+ * at least one topic, as Kafka's InitProducerId since 3.0 (KIP-679); else 403
+ * CLUSTER_AUTHORIZATION_FAILED. The GET needs `read` on the topic.
+ *
  * Ids come from the KV counter (coordination/producer_ids.ts): any broker can answer. A
  * producer key gets the same id with the next epoch, fencing the key's older instance. The
  * GET reads the producer state the partition log keeps (rebuilt from the log itself after a
@@ -23,7 +27,7 @@ import type { Broker } from "../../broker/broker.ts";
 import { validateTopicName } from "../../coordination/topics.ts";
 import { ProducerIdStore } from "../../coordination/producer_ids.ts";
 import { RillError } from "../../protocol/errors.ts";
-import { authorize, principalOf } from "../auth.ts";
+import { authorize, authorizeIdempotentWrite, principalOf } from "../auth.ts";
 import { onError } from "../errors.ts";
 import { intQuery, partitionParam, readJsonObject } from "../params.ts";
 
@@ -43,6 +47,7 @@ export function producerRoutes(broker: Broker): Hono {
   const store = new ProducerIdStore(broker.kv);
 
   app.post("/", async (c) => {
+    authorizeIdempotentWrite(c);
     const raw = await readJsonObject(c, 64 * 1024);
     for (const k of Object.keys(raw)) {
       if (k !== "producerKey" && k !== "transactionalId") {
