@@ -34,6 +34,7 @@ import { resignLeader, startReassignment } from "./election.ts";
 import { ReplicationManager } from "./replication.ts";
 import { RillError } from "../protocol/errors.ts";
 import { checkProducedBatches, stampLogAppendTime } from "./batch_checks.ts";
+import { checkBatchKeys, checkRecordKeys } from "./compaction_checks.ts";
 import {
   type Acks,
   assignPartitions,
@@ -245,6 +246,7 @@ export class Broker {
       if (opts.advertisedUrl !== undefined) await broker.register(opts.advertisedUrl);
       broker.#every(config.metadataPollMs, () => broker!.refresh());
       broker.#every(config.retentionCheckIntervalMs, () => broker!.applyRetention());
+      broker.#every(config.logCleanerBackoffMs, () => broker!.cleanLogs());
       return broker;
     } catch (e) {
       if (broker) await broker.close().catch(() => {});
@@ -512,6 +514,7 @@ export class Broker {
   ): Promise<RecordOffset[] | null> {
     this.#checkAccepting();
     const state = await this.#topic(topic);
+    if (state.compacted) checkRecordKeys(topic, records);
     const groups = assignPartitions(state, records);
     const leaders = new Map<number, Replica>();
     for (const p of groups.keys()) leaders.set(p, await this.#leader(state, p, acks));
@@ -572,6 +575,7 @@ export class Broker {
     if (partition >= count) throw unknownPartition(topic, partition, count);
     const leader = await this.#leader(state, partition, acks);
     const checked = checkProducedBatches(body, state.maxMessageBytes);
+    if (state.compacted) checkBatchKeys(topic, checked.batches);
     let logAppendTime = -1;
     if (state.logAppendTime) {
       logAppendTime = Date.now();
@@ -837,6 +841,26 @@ export class Broker {
       }
     }
     return deleted;
+  }
+
+  /**
+   * Runs one log cleaner pass (`log_cleaner.ts`) over each hosted log whose topic has
+   * `cleanup.policy` with `compact`, one log after another, each bounded to
+   * `logCleanerMaxDirtyBytes` and to its high watermark (the background loop calls this
+   * every `logCleanerBackoffMs`).
+   *
+   * @returns how many records the pass removed
+   */
+  async cleanLogs(): Promise<number> {
+    let removed = 0;
+    for (const r of [...this.#local.replicas()]) {
+      try {
+        removed += (await r.cleanLog(this.config.logCleanerMaxDirtyBytes))?.recordsRemoved ?? 0;
+      } catch (e) {
+        if (!r.closing) this.#log(`compaction of ${r.name} failed: ${e}`);
+      }
+    }
+    return removed;
   }
 
   /**

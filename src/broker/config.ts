@@ -4,8 +4,8 @@
  *
  * @module
  */
-import type { FlushPolicy, LogConfig } from "../storage/mod.ts";
-import type { TopicConfigs } from "../coordination/topic_configs.ts";
+import { DEFAULT_LOG_CONFIG, type FlushPolicy, type LogConfig } from "../storage/mod.ts";
+import { parseCleanupPolicy, type TopicConfigs } from "../coordination/topic_configs.ts";
 
 /** Settings of one broker process (not per topic). */
 export interface BrokerConfig {
@@ -23,6 +23,10 @@ export interface BrokerConfig {
   sessionTimeoutMs: number;
   /** how often retention is applied to every log (Kafka's log.retention.check.interval.ms); 60 s */
   retentionCheckIntervalMs: number;
+  /** the pause between two log cleaner passes over the compacted logs (Kafka's log.cleaner.backoff.ms); 15 s */
+  logCleanerBackoffMs: number;
+  /** the most dirty bytes one log compacts in one cleaner pass (bounds the work per pass); 64 MiB */
+  logCleanerMaxDirtyBytes: number;
   /** fetch `maxBytes` when the request names none; 1 MiB */
   fetchDefaultMaxBytes: number;
   /** the largest `maxBytes` a fetch may ask for (larger values are clamped); 64 MiB */
@@ -52,6 +56,8 @@ export const DEFAULT_BROKER_CONFIG: Readonly<BrokerConfig> = Object.freeze({
   heartbeatIntervalMs: 2000,
   sessionTimeoutMs: 6000,
   retentionCheckIntervalMs: 60_000,
+  logCleanerBackoffMs: 15_000,
+  logCleanerMaxDirtyBytes: 64 * 1024 * 1024,
   fetchDefaultMaxBytes: 1024 * 1024,
   fetchMaxBytesLimit: 64 * 1024 * 1024,
   fetchMaxWaitLimitMs: 300_000,
@@ -72,7 +78,8 @@ export const DEFAULT_BROKER_CONFIG: Readonly<BrokerConfig> = Object.freeze({
  * @example
  * ```ts
  * logConfigOf({ "segment.bytes": "1048576", "flush.messages": "1" });
- * // { segmentBytes: 1048576, flush: { mode: "always" } }
+ * // { segmentBytes: 1048576, flush: { mode: "always" }, compact: false, retentionMs: 604800000,
+ * //   retentionBytes: -1 }
  * ```
  */
 export function logConfigOf(configs: TopicConfigs): Partial<LogConfig> {
@@ -90,6 +97,23 @@ export function logConfigOf(configs: TopicConfigs): Partial<LogConfig> {
   const indexInterval = num("index.interval.bytes");
   if (indexInterval !== undefined) out.indexIntervalBytes = indexInterval;
   out.flush = flushPolicyOf(configs);
+  const policy = parseCleanupPolicy(configs["cleanup.policy"]) ?? { compact: false, delete: true };
+  out.compact = policy.compact;
+  if (!policy.delete) {
+    // As Kafka: without "delete" in cleanup.policy, retention deletes nothing.
+    out.retentionMs = -1;
+    out.retentionBytes = -1;
+  } else {
+    // Explicit defaults, so that a live log switched back from compact-only retains again.
+    out.retentionMs ??= DEFAULT_LOG_CONFIG.retentionMs;
+    out.retentionBytes ??= DEFAULT_LOG_CONFIG.retentionBytes;
+  }
+  const dirtyRatio = num("min.cleanable.dirty.ratio");
+  if (dirtyRatio !== undefined) out.minCleanableDirtyRatio = dirtyRatio;
+  const deleteRetention = num("delete.retention.ms");
+  if (deleteRetention !== undefined) out.deleteRetentionMs = deleteRetention;
+  const lag = num("min.compaction.lag.ms");
+  if (lag !== undefined) out.minCompactionLagMs = lag;
   return out;
 }
 

@@ -7,6 +7,7 @@
  * @module
  */
 import type { TopicMetadata } from "../coordination/topics.ts";
+import { parseCleanupPolicy } from "../coordination/topic_configs.ts";
 import {
   type BrokerConfig,
   logConfigOf,
@@ -37,6 +38,8 @@ export interface TopicState {
   minInsyncReplicas: number;
   /** `message.timestamp.type=LogAppendTime` */
   logAppendTime: boolean;
+  /** `cleanup.policy` includes `compact`: records need a key */
+  compacted: boolean;
 }
 
 /** What {@linkcode LocalTopics} needs. */
@@ -152,6 +155,7 @@ export class LocalTopics {
       maxMessageBytes: maxMessageBytesOf(meta.configs, this.#opts.config.maxMessageBytes),
       minInsyncReplicas: minInsyncReplicasOf(meta.configs),
       logAppendTime: meta.configs["message.timestamp.type"] === "LogAppendTime",
+      compacted: parseCleanupPolicy(meta.configs["cleanup.policy"])?.compact ?? false,
     };
     this.#topics.set(meta.name, next);
   }

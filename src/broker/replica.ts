@@ -18,7 +18,7 @@
  * @module
  */
 import { PartitionLog } from "../storage/mod.ts";
-import type { AppendResult, LogConfig, ReadResult } from "../storage/mod.ts";
+import type { AppendResult, CleanResult, LogConfig, ReadResult } from "../storage/mod.ts";
 import { RillError } from "../protocol/errors.ts";
 import { removeDir } from "./data_dir.ts";
 import { FetchWaiters } from "./fetch_waiters.ts";
@@ -665,6 +665,18 @@ export class Replica {
   async applyRetention(): Promise<number> {
     if (this.#closing) return 0;
     return await this.log.applyRetention();
+  }
+
+  /**
+   * Compacts the log once if its topic asks for it (`PartitionLog.clean`), never at or past
+   * the high watermark (a follower's may be truncated away).
+   *
+   * @param maxDirtyBytes the most dirty bytes one pass maps
+   * @returns what the pass did, or null if it did nothing
+   */
+  async cleanLog(maxDirtyBytes: number): Promise<CleanResult | null> {
+    if (this.#closing) return null;
+    return await this.log.clean({ maxOffset: this.#highWatermark, maxDirtyBytes });
   }
 
   /**

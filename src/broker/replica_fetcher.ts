@@ -32,6 +32,7 @@
 import { errorFromBody, RillError } from "../protocol/errors.ts";
 import { LOG_OVERHEAD, readBatchHeader } from "../protocol/record_batch.ts";
 import type { Replica } from "./replica.ts";
+import { fillOffsetGaps } from "./follower_gaps.ts";
 
 const BATCH_MEDIA_TYPE = "application/vnd.rill.batch";
 
@@ -246,7 +247,9 @@ export class ReplicaFetcher {
       if (h.baseOffset >= offset) break;
       bytes = bytes.subarray(LOG_OVERHEAD + h.batchLength);
     }
-    await r.appendAsFollower(bytes, Number.isSafeInteger(hw) ? hw : 0);
+    // A compacted leader log has offset gaps; the follower's log takes contiguous batches.
+    const contiguous = fillOffsetGaps(bytes, offset, r.log.latestEpoch());
+    await r.appendAsFollower(contiguous, Number.isSafeInteger(hw) ? hw : 0);
   }
 
   #sleep(ms: number): Promise<void> {

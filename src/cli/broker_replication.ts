@@ -16,6 +16,7 @@ export const REPLICATION_OPTIONS = {
   "replica-lag-time-max-ms": { type: "string" },
   "metadata-poll-ms": { type: "string" },
   "retention-check-ms": { type: "string" },
+  "log-cleaner-backoff-ms": { type: "string" },
 } as const;
 
 /** The help lines of the replication flags. */
@@ -26,6 +27,7 @@ export const REPLICATION_HELP =
   --replica-lag-time-max-ms N  a follower behind this long leaves the ISR (default 10000)
   --metadata-poll-ms N       how often metadata changes are polled (default 1000)
   --retention-check-ms N     how often retention is applied to every log (default 60000)
+  --log-cleaner-backoff-ms N  the pause between compaction passes (default 15000)
 `;
 
 /** Parsed replication flags. */
@@ -73,6 +75,8 @@ export function parseReplicationArgs(
   if (poll !== undefined) config.metadataPollMs = poll;
   const retentionCheck = ms("retention-check-ms");
   if (retentionCheck !== undefined) config.retentionCheckIntervalMs = retentionCheck;
+  const cleanerBackoff = ms("log-cleaner-backoff-ms");
+  if (cleanerBackoff !== undefined) config.logCleanerBackoffMs = cleanerBackoff;
   const topics = values.topics;
   return {
     config,

@@ -9,13 +9,20 @@
  * | `segment.bytes`             | integer 14 … 2^31-1                      | 1073741824      |
  * | `segment.ms`                | integer ≥ 1                              | 604800000       |
  * | `index.interval.bytes`      | integer 1 … 2^31-1                       | 4096            |
- * | `cleanup.policy`            | `delete` (compaction is not implemented) | delete          |
+ * | `cleanup.policy`            | `delete`, `compact` or `compact,delete` (either order) | delete |
+ * | `min.cleanable.dirty.ratio` | number 0 … 1: compact once this share of the log is dirty | 0.5 |
+ * | `delete.retention.ms`       | integer ≥ 0: how long a tombstone outlives its first compaction | 86400000 (1 d) |
+ * | `min.compaction.lag.ms`     | integer ≥ 0: a record stays uncompacted at least this long | 0 |
  * | `min.insync.replicas`       | integer ≥ 1                              | 1               |
  * | `max.message.bytes`         | integer ≥ 0 (largest record batch)       | 1048588         |
  * | `message.timestamp.type`    | `CreateTime` or `LogAppendTime`          | CreateTime      |
  * | `flush.messages`            | `1`: fsync after every append            | (OS flushes)    |
  * | `flush.ms`                  | integer ≥ 0: fsync at most this long after an append (0 = every append) | (OS flushes) |
  * | `unclean.leader.election.enable` | `true`: a replica outside the ISR may lead when no ISR member is alive | false |
+ *
+ * `cleanup.policy=compact` keeps, per key, only the latest record (see
+ * `src/storage/log_cleaner.ts`); such a topic takes only records with a key. Without
+ * `delete` in the policy, `retention.ms` and `retention.bytes` delete nothing.
  *
  * With neither `flush.messages` nor `flush.ms`, the OS decides when data reaches the disk,
  * as Kafka does by default: an acknowledged record survives a broker crash but not a host
@@ -63,12 +70,22 @@ const CHECKS: Record<string, Check> = {
   "segment.ms": integer(1),
   "index.interval.bytes": integer(1, INT32_MAX),
   "cleanup.policy": (value, name) => {
-    if (value !== "delete") {
+    if (parseCleanupPolicy(value) === null) {
       throw invalid(
-        `Config "${name}" supports only "delete"; log compaction is not implemented`,
+        `Config "${name}" must be "delete", "compact" or "compact,delete", got "${
+          value.slice(0, 50)
+        }"`,
       );
     }
   },
+  "min.cleanable.dirty.ratio": (value, name) => {
+    const n = /^\d+(\.\d+)?([eE]-?\d+)?$/.test(value) ? Number(value) : NaN;
+    if (!(n >= 0 && n <= 1)) {
+      throw invalid(`Config "${name}" must be a number from 0 to 1, got "${value.slice(0, 50)}"`);
+    }
+  },
+  "delete.retention.ms": integer(0),
+  "min.compaction.lag.ms": integer(0),
   "min.insync.replicas": integer(1, INT32_MAX),
   "max.message.bytes": integer(0, INT32_MAX),
   "message.timestamp.type": oneOf("CreateTime", "LogAppendTime"),
@@ -83,6 +100,38 @@ const CHECKS: Record<string, Check> = {
   "flush.ms": integer(0),
   "unclean.leader.election.enable": oneOf("true", "false"),
 };
+
+/** A parsed `cleanup.policy`: which of Kafka's two policies apply. */
+export interface CleanupPolicy {
+  /** keep only the latest record per key */
+  compact: boolean;
+  /** delete old segments per retention.ms and retention.bytes */
+  delete: boolean;
+}
+
+/**
+ * Parses a `cleanup.policy` value as Kafka does: a comma-separated list of `delete` and
+ * `compact`, each at most once, in either order (spaces around the commas allowed).
+ *
+ * @param value the config value (undefined: the default, `delete`)
+ * @returns the policies, or null if the value is not a valid policy
+ * @example
+ * ```ts
+ * parseCleanupPolicy("delete,compact"); // { compact: true, delete: true }
+ * parseCleanupPolicy("shred"); // null
+ * ```
+ */
+export function parseCleanupPolicy(value: string | undefined): CleanupPolicy | null {
+  if (value === undefined) return { compact: false, delete: true };
+  const parts = value.split(",").map((p) => p.trim());
+  const policy = { compact: false, delete: false };
+  for (const p of parts) {
+    if (p !== "compact" && p !== "delete") return null;
+    if (policy[p]) return null;
+    policy[p] = true;
+  }
+  return policy;
+}
 
 /** The names of every supported topic config. */
 export const TOPIC_CONFIG_NAMES: readonly string[] = Object.keys(CHECKS);

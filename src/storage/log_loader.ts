@@ -14,10 +14,13 @@
  *   at once; other damage (entries out of order or past the log) is found and repaired when
  *   a segment's indexes are first loaded.
  * - Leftover `.tmp` files and index files without a `.log` are removed.
+ * - What an interrupted compaction left (`.cleaned`, `.swap`, `.deleted` files) is finished
+ *   or removed first ({@linkcode recoverCleanerLeftovers} in `log_cleaner.ts`).
  *
  * @module
  */
 import { readCheckpoint } from "./checkpoint.ts";
+import { recoverCleanerLeftovers } from "./log_cleaner.ts";
 import {
   CLEAN_SHUTDOWN_MARKER,
   joinPath,
@@ -95,7 +98,7 @@ async function fileSize(path: string): Promise<number | null> {
  */
 export async function loadLog(dir: string, settings: SegmentSettings): Promise<LoadedLog> {
   await Deno.mkdir(dir, { recursive: true });
-  const messages: string[] = [];
+  const messages: string[] = await recoverCleanerLeftovers(dir);
   const logBases: number[] = [];
   const indexFiles: { name: string; baseOffset: number }[] = [];
   for await (const entry of Deno.readDir(dir)) {

@@ -38,7 +38,7 @@
  */
 import { RillError } from "../protocol/errors.ts";
 import { BATCH_HEADER_SIZE, LOG_OVERHEAD, MAGIC_V2, POS } from "../protocol/record_batch.ts";
-import { syncDir, writeCheckpoint } from "./checkpoint.ts";
+import { readCheckpoint, syncDir, writeCheckpoint } from "./checkpoint.ts";
 import {
   CLEAN_SHUTDOWN_MARKER,
   joinPath,
@@ -47,6 +47,18 @@ import {
 } from "./file_names.ts";
 import { type EpochEndOffset, type EpochEntry, LeaderEpochCache } from "./leader_epoch_cache.ts";
 import { loadLog, type RecoveryReport } from "./log_loader.ts";
+import {
+  buildOffsetMap,
+  CLEANER_OFFSET_CHECKPOINT,
+  cleanGroup,
+  type CleaningSource,
+  type CleanResult,
+  DEFAULT_CLEANER_CONFIG,
+  discardCleaned,
+  groupForCleaning,
+  installCleaned,
+  planCleaning,
+} from "./log_cleaner.ts";
 import { loadLogState, loadProducerState, lockDir } from "./log_state_loader.ts";
 import {
   DEFAULT_PRODUCER_ID_EXPIRATION_MS,
@@ -58,6 +70,7 @@ import { type BatchPosition, LogSegment } from "./segment.ts";
 import type { LogSegments } from "./segments.ts";
 
 export type { RecoveryReport } from "./log_loader.ts";
+export type { CleanResult } from "./log_cleaner.ts";
 
 /** When appended data is fsynced. */
 export type FlushPolicy = { mode: "always" } | { mode: "interval"; ms: number } | {
@@ -87,6 +100,14 @@ export interface LogConfig {
    * retention is applied (producer.id.expiration.ms); default one day
    */
   producerIdExpirationMs?: number;
+  /** keep only the latest record per key (cleanup.policy includes compact); default false */
+  compact?: boolean;
+  /** compact once dirty bytes / (clean + dirty bytes) reach this (min.cleanable.dirty.ratio); 0.5 */
+  minCleanableDirtyRatio?: number;
+  /** how long a tombstone is kept after its segment was first compacted (delete.retention.ms); 1 d */
+  deleteRetentionMs?: number;
+  /** a record is not compacted until its segment is this old (min.compaction.lag.ms); 0 */
+  minCompactionLagMs?: number;
 }
 
 /** Kafka's defaults: 1 GiB segments, 7 days, no size limit, 4 KiB index interval, OS flush. */
@@ -197,6 +218,17 @@ function checkConfig(config: LogConfig): void {
   }
 }
 
+/** The compaction settings a log's config sets (the others keep their defaults). */
+function definedCleanerConfig(config: LogConfig): Partial<typeof DEFAULT_CLEANER_CONFIG> {
+  const out: { -readonly [K in keyof typeof DEFAULT_CLEANER_CONFIG]?: number } = {};
+  if (config.minCleanableDirtyRatio !== undefined) {
+    out.minCleanableDirtyRatio = config.minCleanableDirtyRatio;
+  }
+  if (config.deleteRetentionMs !== undefined) out.deleteRetentionMs = config.deleteRetentionMs;
+  if (config.minCompactionLagMs !== undefined) out.minCompactionLagMs = config.minCompactionLagMs;
+  return out;
+}
+
 function readI64(view: DataView, pos: number): number {
   return view.getInt32(pos) * 4294967296 + view.getUint32(pos + 4);
 }
@@ -292,6 +324,9 @@ export class PartitionLog {
   #producers: ProducerStateManager;
   #snapshotChain: Promise<void> = Promise.resolve();
   #lock: Deno.FsFile;
+  /** the first dirty offset (cleaner checkpoint), read on the first compaction */
+  #cleanerCheckpoint: number | null = null;
+  #cleaning = false;
 
   private constructor(
     dir: string,
@@ -910,6 +945,7 @@ export class PartitionLog {
       await this.#writeCheckpoint(LOG_START_OFFSET_CHECKPOINT, () => this.#logStartOffset);
       this.#epochs.truncateFromEnd(this.logEndOffset);
       await this.#epochs.flush();
+      await this.#lowerCleanerCheckpoint(this.logEndOffset);
       await loadProducerState(
         this.#producers,
         this.#segments,
@@ -968,6 +1004,7 @@ export class PartitionLog {
     await this.#epochs.flush();
     this.#producers.clear();
     await this.#producers.deleteSnapshotsOutside(Infinity, -1);
+    await this.#lowerCleanerCheckpoint(offset);
   }
 
   /**
@@ -1063,6 +1100,145 @@ export class PartitionLog {
         this.logEndOffset,
       );
     }
+  }
+
+  // ------------------------------------------------------------------ compaction
+
+  /**
+   * Compacts the log once, if its config says `compact` and enough of it is dirty: keeps,
+   * per key, only the latest record of the closed segments (never the active one), up to
+   * `maxOffset`. The rules, the files and the crash safety are those of `log_cleaner.ts`.
+   * Reading and writing the copies runs beside appends and reads; each group's copy is
+   * installed in an exclusive operation (after the writes queued before it), and a group
+   * whose segments changed meanwhile (retention, truncation) is not installed. One pass at
+   * a time: a call during a pass returns null.
+   *
+   * @param options `maxOffset`: nothing at or past it is compacted (the high watermark;
+   *   default the log end offset); `maxDirtyBytes`: the most dirty bytes mapped (whole
+   *   segments, at least one; default 64 MiB)
+   * @returns what the pass did, or null if it did nothing
+   * @throws {RillError} CORRUPT_MESSAGE if a segment holds a bad batch
+   * @example
+   * ```ts
+   * const log = await PartitionLog.open(dir, { compact: true, segmentBytes: 1 << 20 });
+   * await log.clean({ maxOffset: highWatermark });
+   * ```
+   */
+  async clean(
+    options: { maxOffset?: number; maxDirtyBytes?: number } = {},
+  ): Promise<CleanResult | null> {
+    if (!this.config.compact || this.#closed || this.#cleaning) return null;
+    this.#cleaning = true;
+    try {
+      if (this.#cleanerCheckpoint === null) {
+        let stored: number | null = null;
+        try {
+          stored = await readCheckpoint(this.dir, CLEANER_OFFSET_CHECKPOINT);
+        } catch (e) {
+          if (!(e instanceof RangeError)) throw e; // damaged: clean from the start
+        }
+        this.#cleanerCheckpoint ??= stored ?? 0;
+      }
+      if (this.#closed) return null;
+      const now = this.#now();
+      const config = { ...DEFAULT_CLEANER_CONFIG, ...definedCleanerConfig(this.config) };
+      const closed = this.#segments.all().slice(0, -1);
+      const firstDirty = Math.max(this.#cleanerCheckpoint!, this.#logStartOffset);
+      const plan = planCleaning(closed, firstDirty, {
+        ...config,
+        now,
+        maxOffset: Math.min(options.maxOffset ?? Infinity, this.logEndOffset),
+        maxDirtyBytes: options.maxDirtyBytes ?? 64 * 1024 * 1024,
+      });
+      if (!plan) return null;
+      const aborted = () => this.#closed;
+      const map = await buildOffsetMap(plan.dirty, firstDirty, plan.endOffset, aborted);
+      const sources: CleaningSource[] = plan.sources.map((segment) => ({
+        segment,
+        wasClean: segment.nextOffset <= firstDirty,
+        lastModified: segment.nextOffset <= firstDirty
+          ? (Deno.statSync(segment.logPath).mtime?.getTime() ?? 0)
+          : now,
+      }));
+      const result: CleanResult = {
+        segmentsCleaned: 0,
+        bytesRead: 0,
+        bytesWritten: 0,
+        recordsRemoved: 0,
+        firstDirtyOffset: firstDirty,
+      };
+      for (const group of groupForCleaning(sources, this.config.segmentBytes)) {
+        const segments = group.map((g) => g.segment);
+        const sizes = segments.map((s) => s.size);
+        const cleaned = await cleanGroup(this.dir, group, map, {
+          now,
+          deleteRetentionMs: config.deleteRetentionMs,
+          indexIntervalBytes: this.config.indexIntervalBytes,
+          isProducerTail: (id, lastOffset) =>
+            this.#producers.entry(id)?.batches.at(-1)?.lastOffset === lastOffset,
+          aborted,
+        });
+        if (cleaned === null) continue;
+        let installed = false;
+        await this.#exclusive(async () => {
+          if (this.#closed || this.#failure !== null) return;
+          await this.#flushChain;
+          const start = this.#segments.floorIndex(segments[0].baseOffset);
+          for (let i = 0; i < segments.length; i++) {
+            const live = this.#segments.at(start + i);
+            if (live !== segments[i] || !live.closed || live.size !== sizes[i]) return;
+          }
+          if (start + segments.length >= this.#segments.length) return; // never the active one
+          installCleaned(this.dir, cleaned, segments);
+          const copy = LogSegment.open(
+            this.dir,
+            cleaned.baseOffset,
+            cleaned.size,
+            cleaned.nextOffset,
+            this.config,
+          );
+          copy.closed = true;
+          this.#segments.replace(start, segments.length, copy);
+          this.#updateClosedSize();
+          installed = true;
+        });
+        if (!installed) {
+          await discardCleaned(this.dir, cleaned.baseOffset);
+          return null;
+        }
+        result.segmentsCleaned += segments.length;
+        result.bytesRead += sizes.reduce((a, b) => a + b, 0);
+        result.bytesWritten += cleaned.size;
+        result.recordsRemoved += cleaned.recordsRemoved;
+      }
+      if (this.#closed) return null;
+      this.#cleanerCheckpoint = Math.max(this.#cleanerCheckpoint!, plan.endOffset);
+      result.firstDirtyOffset = this.#cleanerCheckpoint;
+      await this.#writeCheckpoint(CLEANER_OFFSET_CHECKPOINT, () => this.#cleanerCheckpoint!);
+      return result;
+    } catch (e) {
+      // Closed, or a segment deleted by retention meanwhile: the next pass starts afresh.
+      if (this.#closed || e instanceof Deno.errors.NotFound) return null;
+      throw e;
+    } finally {
+      this.#cleaning = false;
+    }
+  }
+
+  /** After a truncation: offsets from `offset` on are dirty again. */
+  async #lowerCleanerCheckpoint(offset: number): Promise<void> {
+    if (this.#cleanerCheckpoint === null) {
+      // Not read yet: lower the stored one, if any (it is read on the first pass).
+      let stored: number | null = null;
+      try {
+        stored = await readCheckpoint(this.dir, CLEANER_OFFSET_CHECKPOINT);
+      } catch (e) {
+        if (!(e instanceof RangeError)) throw e;
+      }
+      if (stored === null || stored <= offset) return;
+    } else if (this.#cleanerCheckpoint <= offset) return;
+    this.#cleanerCheckpoint = offset;
+    await this.#writeCheckpoint(CLEANER_OFFSET_CHECKPOINT, () => this.#cleanerCheckpoint!);
   }
 
   /**

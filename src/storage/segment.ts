@@ -421,13 +421,15 @@ export class LogSegment {
       }
       const baseOffset = readI64(view, off + POS.baseOffset);
       const lastOffsetDelta = view.getInt32(off + POS.lastOffsetDelta);
-      if (lastOffsetDelta < 0 || (expected !== undefined && baseOffset !== expected)) {
+      // A compacted segment has gaps between batches (see log_cleaner.ts): offsets must only
+      // increase.
+      if (lastOffsetDelta < 0 || (expected !== undefined && baseOffset < expected)) {
         return {
           end: pos,
           verifiedBytes,
           error: `batch at position ${pos} has offsets ${baseOffset}..${
             baseOffset + lastOffsetDelta
-          }, expected to start at ${expected}`,
+          }, expected to start at or after ${expected}`,
         };
       }
       if (baseOffset >= verifyFromOffset) {
@@ -795,6 +797,17 @@ export class LogSegment {
   /** Closes the segment's files (indexes are written first). */
   close(): void {
     this.onBecomeInactive();
+    this.#reader?.close();
+    this.#reader = null;
+  }
+
+  /**
+   * Closes the segment's file handles without writing anything (the log cleaner, once it
+   * has renamed the files away to replace the segment with its compacted copy).
+   */
+  release(): void {
+    this.#writer?.close();
+    this.#writer = null;
     this.#reader?.close();
     this.#reader = null;
   }

@@ -117,6 +117,29 @@ export class LogSegments {
     return this.#list.splice(i);
   }
 
+  /**
+   * Replaces `count` consecutive segments, from list position `start`, with one segment
+   * covering the same offsets (the log cleaner's compacted copy of them).
+   *
+   * @param start list position of the first segment replaced
+   * @param count how many segments it replaces (≥ 1)
+   * @param segment the replacement; its base offset must be the first replaced one's
+   * @returns the segments replaced
+   * @throws {RangeError} if the range is outside the list or the base offsets differ
+   */
+  replace(start: number, count: number, segment: LogSegment): LogSegment[] {
+    const first = this.#list[start];
+    if (count < 1 || !first || start + count > this.#list.length) {
+      throw new RangeError(`Cannot replace segments ${start}..${start + count - 1}`);
+    }
+    if (first.baseOffset !== segment.baseOffset) {
+      throw new RangeError(
+        `Segment ${segment.baseOffset} cannot replace segments starting at ${first.baseOffset}`,
+      );
+    }
+    return this.#list.splice(start, count, segment);
+  }
+
   /** The total size of all segments in bytes. */
   totalSize(): number {
     let n = 0;
