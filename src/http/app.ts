@@ -23,8 +23,8 @@
  * @module
  */
 import { Hono } from "hono";
-import { cors } from "hono/cors";
 import type { Broker } from "../broker/broker.ts";
+import { openCors } from "./cors.ts";
 import { notFound, onError } from "./errors.ts";
 import { bodyTimeout } from "./params.ts";
 import { authRoutes } from "./routes/auth.ts";
@@ -57,8 +57,7 @@ export function createApp(broker: Broker, security: AppSecurityOptions = {}): Ho
   // no cookies are involved, and the Rill-* fetch headers are readable.
   app.use(
     "*",
-    cors({
-      origin: "*",
+    openCors({
       exposeHeaders: [
         "Rill-Next-Offset",
         "Rill-High-Watermark",
@@ -69,6 +68,7 @@ export function createApp(broker: Broker, security: AppSecurityOptions = {}): Ho
       maxAge: 600,
     }),
   );
+
   app.get("/healthz", (c) =>
     c.json(
       installed.security.auth

@@ -166,4 +166,9 @@ Deno.test("CORS: browsers on other origins may call the API and read the Rill-* 
   assert.equal(res.headers.get("access-control-allow-origin"), "*");
   assert.match(res.headers.get("access-control-expose-headers") ?? "", /Rill-Next-Offset/);
   await res.body?.cancel();
+  // Error answers carry them too, so browser code can read the error body.
+  const missing = await t.app.request("/v1/topics/nope", { headers: { origin: "https://a.b" } });
+  assert.equal(missing.status, 404);
+  assert.equal(missing.headers.get("access-control-allow-origin"), "*");
+  assert.equal((await missing.json()).error.code, "UNKNOWN_TOPIC_OR_PARTITION");
 });
