@@ -6,20 +6,28 @@
  * - client producer, 1 KiB records (1 MiB batches, 16 sends of 1,000 in flight, acks=1):
  *   records/s per mode, ratio to plain (targets ≥ 0.85 with auth, ≥ 0.7 with auth + TLS).
  *   The TLS client speaks HTTP/1.1 (`Deno.createHttpClient({ caCerts, http2: false })`, as
- *   the CLI's `--ca-file` does); Deno's default HTTP/2 client is measured too ("h2"): it
- *   moved 1 MiB bodies at about half the rate on this machine;
+ *   the CLI's `--ca-file` does); Deno's default HTTP/2 client is measured too ("h2": about
+ *   the same rate for 1 MiB bodies, slower for small requests). Most of the TLS gap on
+ *   loopback is Deno's, not Rill's: `fetch` leaves Nagle on (TCP_NODELAY 0) and a TLS
+ *   connection writes records smaller than loopback's 64 KiB MSS, so the tail of a request
+ *   can wait for the broker's delayed ACK (~40 ms); and `Deno.serve` decrypts on the
+ *   broker's one JavaScript thread (it also chooses ALPN itself: h2 and http/1.1);
  * - single-record JSON produce requests, 8 clients (per-request overhead, where a bearer
  *   check weighs most): requests/s per mode, ratio to plain;
  * - the security layer alone: µs per single-record produce through `app.request` (no
  *   sockets) with auth off and on, interleaved — the least noisy view of its cost.
  *
- * The modes run in three interleaved rounds (forward, backward, forward); each figure is the
- * best round, so a burst of noise from other processes on the machine hurts one mode less. `RILL_BENCH_SECONDS`
- * (default 3) sets the length of each phase.
+ * Trustworthy figures on a noisy machine: the phases run in `RILL_BENCH_ROUNDS` (default 5)
+ * interleaved rounds (forward, backward, …) after a short uncounted warm-up round (JIT,
+ * connections); each producer phase writes to a fresh topic deleted after it (every phase
+ * starts from an empty topic and none pays for the writeback of another's data), with a
+ * `sync` before every phase. Each figure is the median over the rounds, each ratio the
+ * median of the per-round ratios to plain. `RILL_BENCH_SECONDS` (default 3) sets the length
+ * of each phase.
  *
  * @module
  */
-import type { Reporter } from "./_report.ts";
+import { interleaved, logRounds, median, pairedRatio, type Reporter, settle } from "./_report.ts";
 import { Rill } from "../mod.ts";
 import { Broker } from "../src/broker/broker.ts";
 import { ApiKeyStore } from "../src/coordination/auth_keys.ts";
@@ -29,6 +37,7 @@ import { makeCertificates } from "../tests/_helpers/tls_certificates.ts";
 
 const SUITE = "security";
 const SECONDS = Math.max(0.5, Number(Deno.env.get("RILL_BENCH_SECONDS") ?? "3") || 3);
+const ROUNDS = Math.max(1, Number(Deno.env.get("RILL_BENCH_ROUNDS") ?? "5") || 5);
 const SEND_SIZE = 1000;
 const SENDS_IN_FLIGHT = 16;
 const CLIENTS = 8;
@@ -55,12 +64,12 @@ function rillOf(t: Target): Rill {
   return new Rill({ brokers: [t.broker.url], auth: t.auth, httpClient: t.httpClient });
 }
 
-async function producerRate(t: Target, topic: string): Promise<number> {
+async function producerRate(t: Target, topic: string, seconds: number): Promise<number> {
   const producer = rillOf(t).producer({ batchBytes: 1 << 20 });
   const value = new Uint8Array(1024).map((_, i) => (i * 31) & 0xff);
   let acked = 0;
   const t0 = performance.now();
-  const end = t0 + SECONDS * 1000;
+  const end = t0 + seconds * 1000;
   const pending = new Set<Promise<void>>();
   while (performance.now() < end) {
     const messages = Array.from({ length: SEND_SIZE }, () => ({ value }));
@@ -77,14 +86,14 @@ async function producerRate(t: Target, topic: string): Promise<number> {
   return rate;
 }
 
-async function requestRate(t: Target, topic: string): Promise<number> {
+async function requestRate(t: Target, topic: string, seconds: number): Promise<number> {
   const headers: Record<string, string> = { "content-type": "application/json" };
   if (t.auth) headers.authorization = `Bearer ${t.auth}`;
   const body = JSON.stringify({ records: [{ value: "x".repeat(100) }] });
   const init = { method: "POST", headers, body, client: t.httpClient } as RequestInit;
   let n = 0;
   const t0 = performance.now();
-  const end = t0 + SECONDS * 1000;
+  const end = t0 + seconds * 1000;
   await Promise.all(Array.from({ length: CLIENTS }, async () => {
     while (performance.now() < end) {
       const res = await fetch(`${t.broker.url}/v1/topics/${topic}/records?acks=1`, init);
@@ -194,18 +203,31 @@ export async function run(report: Reporter): Promise<void> {
       httpClient: Deno.createHttpClient({ caCerts }),
     });
     for (const t of targets.slice(0, 3)) {
+      await rillOf(t).admin().createTopic({ topic: "small", numPartitions: 1 });
+    }
+    // A producer phase writes to a fresh topic, deleted (with its data) after it.
+    const freshTopic = async (t: Target, round: number, fn: (topic: string) => Promise<number>) => {
       const admin = rillOf(t).admin();
-      await admin.createTopic({ topic: "p1k", numPartitions: 4 });
-      await admin.createTopic({ topic: "small", numPartitions: 1 });
-    }
-    const best = new Map<string, number>();
-    const keep = (key: string, v: number) => best.set(key, Math.max(best.get(key) ?? 0, v));
-    for (let round = 0; round < 3; round++) {
-      for (const t of round % 2 === 0 ? targets : [...targets].reverse()) {
-        keep(`producer ${t.mode}`, await producerRate(t, "p1k"));
-        keep(`requests ${t.mode}`, await requestRate(t, "small"));
+      const topic = `p1k-${targets.indexOf(t)}-${round}`;
+      await admin.createTopic({ topic, numPartitions: 4 });
+      try {
+        return await fn(topic);
+      } finally {
+        await admin.deleteTopic(topic);
       }
+    };
+    const seconds = (round: number) => round < 0 ? Math.min(1, SECONDS) : SECONDS; // warm-up: 1 s
+    const phases: Record<string, (round: number) => Promise<number>> = {};
+    // Phases of one kind side by side, so each is measured close in time to its plain one.
+    for (const t of targets) {
+      phases[`producer ${t.mode}`] = (r) =>
+        freshTopic(t, r, (topic) => producerRate(t, topic, seconds(r)));
     }
+    for (const t of targets) {
+      phases[`requests ${t.mode}`] = (r) => requestRate(t, "small", seconds(r));
+    }
+    const results = await interleaved(ROUNDS, phases, settle);
+    logRounds(SUITE, results);
     const targetsOf: Record<Mode, number | undefined> = {
       plain: undefined,
       auth: 0.85,
@@ -218,9 +240,11 @@ export async function run(report: Reporter): Promise<void> {
         ["requests", "requests/s", `single-record JSON produce, ${CLIENTS} clients`],
       ] as const
     ) {
-      const base = best.get(`${kind} plain`)!;
+      const base = results[`${kind} plain`];
       for (const t of targets) {
-        const value = best.get(`${kind} ${t.mode}`)!;
+        const rounds = results[`${kind} ${t.mode}`];
+        const value = median(rounds);
+        const ratio = pairedRatio(rounds, base);
         const goal = targetsOf[t.mode];
         report({
           suite: SUITE,
@@ -228,10 +252,10 @@ export async function run(report: Reporter): Promise<void> {
           value,
           unit,
           ...(t.mode === "plain" ? {} : {
-            ratio: value / base,
+            ratio,
             baseline: `${kind} plain`,
             ...(kind === "producer" && goal !== undefined
-              ? { target: `>= ${goal} of plain`, met: value / base >= goal }
+              ? { target: `>= ${goal} of plain`, met: ratio >= goal }
               : {}),
           }),
         });

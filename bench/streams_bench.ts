@@ -5,26 +5,49 @@
  *   `mapValues` then `to`): records/s, and its ratio to a plain consume-then-produce loop
  *   (a group consumer's `eachBatch` sending the mapped records with the producer and
  *   awaiting the acks, keyed records going to their murmur2 partition as the sink does) over
- *   the same topic in the same run, each timed as a whole job from joining to leaving, two
- *   rounds alternating (target ≥ 0.8);
+ *   the same topic in the same run, each timed as a whole job from joining to leaving
+ *   (target ≥ 0.8);
  * - word count (flatMapValues → groupBy → count → to, through a repartition topic and a
  *   changelog) as a bounded job: input lines/s;
- * - idempotent vs plain producer: records/s of 100-byte records, acks=all, alternating four
- *   rounds of `RILL_BENCH_SECONDS` each, and the ratio (target ≥ 0.9).
+ * - idempotent vs plain producer: records/s of 100-byte records, acks=all, phases of
+ *   `RILL_BENCH_SECONDS` each, and the ratio (target ≥ 0.9).
+ *
+ * Trustworthy figures on a noisy machine: the compared phases run in `RILL_BENCH_ROUNDS`
+ * (default 5) interleaved rounds (A B, B A, …) after an uncounted warm-up round; each phase
+ * writes to a fresh topic that is deleted after it (so every phase writes the same amount
+ * into an empty topic and no phase pays for the writeback of another's data), with a
+ * `sync` before it. Each figure is the median over the rounds, each ratio the median of the
+ * per-round ratios. Word count is the median of three jobs.
  *
  * `RILL_BENCH_SECONDS` (default 3) sets the producer phases; `RILL_BENCH_RECORDS` (default
  * 200,000) the size of the pipeline input.
  *
  * @module
  */
-import type { Reporter } from "./_report.ts";
+import { interleaved, logRounds, median, pairedRatio, type Reporter, settle } from "./_report.ts";
 import { startBroker } from "../tests/_helpers/broker_process.ts";
 import { type Producer, Rill, Serdes, StreamsBuilder } from "../mod.ts";
 
 const SUITE = "streams";
 const SECONDS = Math.max(0.5, Number(Deno.env.get("RILL_BENCH_SECONDS") ?? "3") || 3);
 const RECORDS = Math.max(10_000, Number(Deno.env.get("RILL_BENCH_RECORDS") ?? "200000") || 200_000);
+const ROUNDS = Math.max(1, Number(Deno.env.get("RILL_BENCH_ROUNDS") ?? "5") || 5);
 const PARTITIONS = 4;
+
+/** Runs `phase` writing to a fresh topic `name`, deleted afterwards with its data. */
+async function withTopic(
+  rill: Rill,
+  name: string,
+  phase: (topic: string) => Promise<number>,
+): Promise<number> {
+  const admin = rill.admin();
+  await admin.createTopic({ topic: name, numPartitions: PARTITIONS });
+  try {
+    return await phase(name);
+  } finally {
+    await admin.deleteTopic(name);
+  }
+}
 
 async function fill(rill: Rill, topic: string, make: (i: number) => string): Promise<void> {
   const producer = rill.producer({ lingerMs: 2 });
@@ -89,7 +112,7 @@ async function streamsMap(rill: Rill, from: string, to: string, run: number): Pr
   return RECORDS / ((performance.now() - t0) / 1000);
 }
 
-async function wordCount(rill: Rill, from: string, to: string): Promise<number> {
+async function wordCount(rill: Rill, from: string, to: string, run: number): Promise<number> {
   const b = new StreamsBuilder();
   b.stream<string | null, string>(from)
     .flatMapValues((l) => l.split(" "))
@@ -98,7 +121,7 @@ async function wordCount(rill: Rill, from: string, to: string): Promise<number> 
     .toStream()
     .to(to, { valueSerde: Serdes.number });
   const app = rill.streams({
-    applicationId: "bench-wc",
+    applicationId: `bench-wc-${run}`,
     fromBeginning: true,
     stopAtEnd: true,
     maxWaitMs: 100,
@@ -110,12 +133,20 @@ async function wordCount(rill: Rill, from: string, to: string): Promise<number> 
   return RECORDS / ((performance.now() - t0) / 1000);
 }
 
-async function producerRate(producer: Producer, topic: string): Promise<number> {
+/** Deletes the internal topics (repartition, changelog) of an application. */
+async function deleteInternal(rill: Rill, applicationId: string): Promise<void> {
+  const admin = rill.admin();
+  for (const t of await admin.listTopics()) {
+    if (t.startsWith(`${applicationId}-`)) await admin.deleteTopic(t);
+  }
+}
+
+async function producerRate(producer: Producer, topic: string, seconds: number): Promise<number> {
   const value = "x".repeat(100);
   let acked = 0;
   const pending = new Set<Promise<void>>();
   const t0 = performance.now();
-  const end = t0 + SECONDS * 1000;
+  const end = t0 + seconds * 1000;
   while (performance.now() < end) {
     const messages = Array.from({ length: 1000 }, (_, i) => ({ key: `k${i}`, value }));
     const p = producer.send({ topic, messages, acks: "all" }).then(() => {
@@ -139,9 +170,8 @@ async function producerRate(producer: Producer, topic: string): Promise<number> 
 export async function run(report: Reporter): Promise<void> {
   await using broker = await startBroker();
   const rill = new Rill({ brokers: [broker.url] });
-  const topics = ["in", "plain-out", "map-out", "lines", "counts", "p-plain", "p-idem"];
   await rill.admin().createTopics({
-    topics: topics.map((topic) => ({ topic, numPartitions: PARTITIONS })),
+    topics: ["in", "lines"].map((topic) => ({ topic, numPartitions: PARTITIONS })),
   });
   await fill(rill, "in", (i) =>
     `record number ${i} with some text to map ${
@@ -150,68 +180,76 @@ export async function run(report: Reporter): Promise<void> {
     }`);
   await fill(rill, "lines", (i) => `w${i % 997} v${i % 89} u${i % 13}`);
 
-  // Two rounds, alternating which goes first; each is a whole job: join, read every
-  // record, map, produce with acks=all, commit, leave.
-  let plain = 0, map = 0;
-  for (let round = 0; round < 2; round++) {
-    if (round === 0) {
-      plain += await consumeThenProduce(rill, "in", "plain-out", round);
-      map += await streamsMap(rill, "in", "map-out", round);
-    } else {
-      map += await streamsMap(rill, "in", "map-out", round);
-      plain += await consumeThenProduce(rill, "in", "plain-out", round);
-    }
-  }
-  plain /= 2;
-  map /= 2;
+  // Each phase is a whole job: join, read every record, map, produce with acks=all,
+  // commit, leave.
+  const jobs = await interleaved(ROUNDS, {
+    plain: (r) => withTopic(rill, `plain-out-${r}`, (t) => consumeThenProduce(rill, "in", t, r)),
+    map: (r) => withTopic(rill, `map-out-${r}`, (t) => streamsMap(rill, "in", t, r)),
+  }, settle);
+  logRounds(SUITE, jobs);
+  const ratio = pairedRatio(jobs.map, jobs.plain);
   report({
     suite: SUITE,
     name: "plain consume-then-produce loop (baseline)",
-    value: plain,
+    value: median(jobs.plain),
     unit: "records/s",
   });
   report({
     suite: SUITE,
     name: "streams stateless map topic→topic",
-    value: map,
+    value: median(jobs.map),
     unit: "records/s",
-    ratio: map / plain,
+    ratio,
     baseline: "plain consume-then-produce",
     target: ">= 0.8",
-    met: map / plain >= 0.8,
+    met: ratio >= 0.8,
   });
-  const wc = await wordCount(rill, "lines", "counts");
-  report({ suite: SUITE, name: "streams word count (3 words a line)", value: wc, unit: "lines/s" });
 
-  // Alternate the two producers (and which goes first) to even out noise from other
-  // processes on the machine.
-  const ROUNDS = 4;
-  let plainRate = 0, idemRate = 0;
-  for (let round = 0; round < ROUNDS; round++) {
-    const plain = () => producerRate(rill.producer({ idempotent: false }), "p-plain");
-    const idem = () => producerRate(rill.producer({ idempotent: true }), "p-idem");
-    if (round % 2 === 0) {
-      plainRate += await plain();
-      idemRate += await idem();
-    } else {
-      idemRate += await idem();
-      plainRate += await plain();
-    }
+  const wc: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    await settle();
+    wc.push(await withTopic(rill, `counts-${i}`, (t) => wordCount(rill, "lines", t, i)));
+    await deleteInternal(rill, `bench-wc-${i}`);
   }
+  logRounds(SUITE, { "word count": wc });
+  report({
+    suite: SUITE,
+    name: "streams word count (3 words a line)",
+    value: median(wc),
+    unit: "lines/s",
+  });
+
+  const seconds = (round: number) => round < 0 ? Math.min(1, SECONDS) : SECONDS; // warm-up: 1 s
+  const producers = await interleaved(ROUNDS, {
+    plain: (r) =>
+      withTopic(
+        rill,
+        `p-plain-${r}`,
+        (t) => producerRate(rill.producer({ idempotent: false }), t, seconds(r)),
+      ),
+    idem: (r) =>
+      withTopic(
+        rill,
+        `p-idem-${r}`,
+        (t) => producerRate(rill.producer({ idempotent: true }), t, seconds(r)),
+      ),
+  }, settle);
+  logRounds(SUITE, producers);
+  const idemRatio = pairedRatio(producers.idem, producers.plain);
   report({
     suite: SUITE,
     name: "plain producer, 100 B, acks=all (baseline)",
-    value: plainRate / ROUNDS,
+    value: median(producers.plain),
     unit: "records/s",
   });
   report({
     suite: SUITE,
     name: "idempotent producer, 100 B, acks=all",
-    value: idemRate / ROUNDS,
+    value: median(producers.idem),
     unit: "records/s",
-    ratio: idemRate / plainRate,
+    ratio: idemRatio,
     baseline: "plain producer",
     target: ">= 0.9",
-    met: idemRate / plainRate >= 0.9,
+    met: idemRatio >= 0.9,
   });
 }

@@ -41,6 +41,10 @@
  * - Stream time (for window grace) after a restore is the largest timestamp in the restored
  *   state, not the exact stream time at the commit: a record late by a hair may be taken
  *   after a restart where it would have been dropped.
+ * - Changelogs are compacted (`cleanup.policy=compact`) with `min.compaction.lag.ms` of a
+ *   day: a task that restarts more than a day after a crash may find that the cleaner
+ *   removed a key's committed value in favour of a newer, uncommitted one, which a restore
+ *   skips; that key's state is then lost.
  * - There are no transactions: a consumer reading a sink sees records before the
  *   application committed its input (Kafka's read_uncommitted), and outputs of several
  *   partitions are not atomic together.
@@ -59,7 +63,7 @@
  * @module
  */
 import { RillError } from "../../protocol/errors.ts";
-import type { Admin } from "../admin.ts";
+import type { Admin, GroupPartitionOffset } from "../admin.ts";
 import { Consumer } from "../consumer.ts";
 import { fetchPartition } from "../fetcher.ts";
 import type { Metadata } from "../metadata.ts";
@@ -68,6 +72,9 @@ import type { Transport } from "../transport.ts";
 import type { StreamsBuilder } from "./builder.ts";
 import { parseProvenance, SRC_HEADER, StreamTask } from "./task.ts";
 import type { Topology } from "./topology.ts";
+
+/** How long changelog records stay uncompacted (`min.compaction.lag.ms`): a day. */
+const CHANGELOG_COMPACTION_LAG_MS = 24 * 60 * 60 * 1000;
 
 /** Batches of one input partition whose outputs may be in flight at once. */
 const MAX_UNACKED_BATCHES = 4;
@@ -221,7 +228,8 @@ export class StreamsApp {
 
   /**
    * Creates the internal topics (repartition and changelog, as many partitions as the
-   * sources), joins the group and starts processing.
+   * sources; changelogs with `cleanup.policy=compact`), joins the group and starts
+   * processing.
    *
    * @returns once the instance has joined and its first tasks are restored
    * @throws {TypeError} without a topology; {RillError} UNKNOWN_TOPIC_OR_PARTITION for a
@@ -248,22 +256,46 @@ export class StreamsApp {
       );
     }
     this.#partitions = n;
-    const internal = [
-      ...topo.sources.filter((s) => s.internal).map((s) => this.#name(s)),
-      ...[...topo.stores.keys()].map((s) => `${appId}-${s}-changelog`),
-    ];
+    const repartition = topo.sources.filter((s) => s.internal).map((s) => this.#name(s));
+    const changelogs = [...topo.stores.keys()].map((s) => `${appId}-${s}-changelog`);
+    const internal = [...repartition, ...changelogs];
+    // A changelog needs only each key's latest value: compacted, as Kafka Streams makes it.
     await this.#admin.createTopics({
-      topics: internal.map((topic) => ({ topic, numPartitions: n })),
+      topics: [
+        ...repartition.map((topic) => ({ topic, numPartitions: n })),
+        ...changelogs.map((topic) => ({
+          topic,
+          numPartitions: n,
+          configEntries: [
+            { name: "cleanup.policy", value: "compact" },
+            // A restore skips the records written after the last commit (task.ts), so a
+            // key's committed value must outlive a newer uncommitted one until the task
+            // restarts: the cleaner leaves the last day alone.
+            { name: "min.compaction.lag.ms", value: String(CHANGELOG_COMPACTION_LAG_MS) },
+          ],
+        })),
+      ],
     });
-    for (const s of topo.sinks) {
-      const topic = this.#name(s);
-      this.#counts.set(topic, await this.#meta.partitionCount(topic));
-    }
+    // Independent lookups, side by side: sink partition counts, committed offsets and (bounded
+    // mode) the end offsets of the sources at start.
+    const [, committed] = await Promise.all([
+      Promise.all(topo.sinks.map(async (s) => {
+        const topic = this.#name(s);
+        this.#counts.set(topic, await this.#meta.partitionCount(topic));
+      })),
+      this.#admin.fetchGroupOffsets(appId).catch(() => []),
+      this.#cfg.stopAtEnd
+        ? Promise.all(external.map(async (topic) => {
+          for (const p of await this.#admin.fetchTopicOffsets(topic)) {
+            this.#ends.set(`${topic}\u0000${p.partition}`, p.high);
+          }
+        }))
+        : undefined,
+    ]);
     for (const t of [...internal, ...external]) this.#counts.set(t, n);
     // Sources without a committed offset start at their end unless fromBeginning; internal
     // topics always from their beginning (the consumer is told fromBeginning and the
     // external ones are moved to their end here, while the group is empty).
-    const committed = await this.#admin.fetchGroupOffsets(appId).catch(() => []);
     if (!this.#cfg.fromBeginning) {
       for (const topic of external) {
         if (committed.some((o) => o.topic === topic)) continue;
@@ -273,13 +305,6 @@ export class StreamsApp {
               (e.code === "NON_EMPTY_GROUP" || e.code === "REBALANCE_IN_PROGRESS"))
           ) throw e;
         });
-      }
-    }
-    if (this.#cfg.stopAtEnd) {
-      for (const topic of external) {
-        for (const p of await this.#admin.fetchTopicOffsets(topic)) {
-          this.#ends.set(`${topic}\u0000${p.partition}`, p.high);
-        }
       }
     }
     const consumer = new Consumer(this.#t, this.#admin, {
@@ -360,59 +385,96 @@ export class StreamsApp {
 
   /** Builds and restores the tasks of newly assigned partitions. */
   async #assigned(ps: { topic: string; partition: number }[]): Promise<void> {
-    const topo = this.#topology!;
-    const appId = this.#cfg.applicationId;
     const byTask = new Map<number, string[]>();
     for (const tp of ps) {
       const list = byTask.get(tp.partition) ?? [];
       list.push(tp.topic);
       byTask.set(tp.partition, list);
     }
-    const committedList = await this.#admin.fetchGroupOffsets(appId);
+    const fresh: [number, string[]][] = [];
     for (const [p, topics] of byTask) {
       const existing = this.#tasks.get(p);
       if (existing) {
         for (const t of topics) existing.parts.add(t);
-        continue;
+      } else {
+        fresh.push([p, topics]);
       }
-      const committed = new Map<string, number>();
-      for (const s of topo.sources) {
-        const topic = this.#name(s);
-        const c = committedList.find((o) => o.topic === topic && o.partition === p);
-        const start = c?.offset ?? await this.#admin.fetchOffset(topic, p, "earliest");
-        committed.set(topic, start);
-        this.#positions.set(`${topic}\u0000${p}`, start);
-        if (c) this.#committed.set(`${topic}\u0000${p}`, start);
-      }
-      const task = new StreamTask({
-        topology: topo,
-        partition: p,
-        topicName: (d) => this.#name(d),
-        partitionCount: (t) => this.#counts.get(t) ?? 1,
-        exactlyOnce: this.#cfg.processingGuarantee === "exactly_once",
-      });
-      const producer = new Producer(this.#t, this.#meta, {
-        producerKey: `${appId}-task-${p}`,
-        acks: "all",
-      });
-      const id = (await producer.identity())!;
-      // What this task's producer already wrote to each deduplicated destination.
-      const dedup = topo.sinks.filter((s) =>
-        s.internal || this.#cfg.processingGuarantee === "exactly_once"
-      );
-      for (const topic of new Set(dedup.map((s) => this.#name(s)))) {
-        const count = this.#counts.get(topic) ?? 1;
-        for (let q = 0; q < count; q++) {
-          const src = await this.#lastWritten(id.producerId, topic, q);
-          if (src) task.noteWritten(topic, q, src);
-        }
-      }
-      for (const [store, changelog] of task.changelogs) {
-        await this.#restore(task, store, changelog, p, committed);
-      }
-      this.#tasks.set(p, { task, producer, parts: new Set(topics) });
     }
+    // Tasks are independent: set them up side by side (and alongside the lookup of the
+    // committed offsets), so that processing starts after the slowest one's round trips
+    // rather than after all of them in turn.
+    const committedList = this.#admin.fetchGroupOffsets(this.#cfg.applicationId);
+    committedList.catch(() => {}); // each task awaits it
+    const settled = await Promise.allSettled(
+      fresh.map(([p, topics]) => this.#newTask(p, topics, committedList)),
+    );
+    const failed = settled.find((r) => r.status === "rejected");
+    if (failed) throw failed.reason;
     if (this.#cfg.stopAtEnd) queueMicrotask(() => this.#checkDone());
+  }
+
+  /** Builds task `p`: its producer, what it already wrote, its restored stores. */
+  async #newTask(
+    p: number,
+    topics: string[],
+    committedOffsets: Promise<GroupPartitionOffset[]>,
+  ): Promise<void> {
+    const topo = this.#topology!;
+    const appId = this.#cfg.applicationId;
+    const producer = new Producer(this.#t, this.#meta, {
+      producerKey: `${appId}-task-${p}`,
+      acks: "all",
+    });
+    const identity = producer.identity();
+    identity.catch(() => {}); // awaited below (or by the first send), after the offsets
+    // Where each source partition starts: its committed offset, else its earliest one (asked
+    // for at once rather than after the committed offsets are known: one round trip less).
+    const earliest = new Map(topo.sources.map((s) => {
+      const e = this.#admin.fetchOffset(this.#name(s), p, "earliest");
+      e.catch(() => {}); // awaited below when there is no committed offset
+      return [s, e];
+    }));
+    const committedList = await committedOffsets;
+    const committed = new Map<string, number>();
+    await Promise.all(topo.sources.map(async (s) => {
+      const topic = this.#name(s);
+      const c = committedList.find((o) => o.topic === topic && o.partition === p);
+      const start = c?.offset ?? await earliest.get(s)!;
+      committed.set(topic, start);
+      this.#positions.set(`${topic}\u0000${p}`, start);
+      if (c) this.#committed.set(`${topic}\u0000${p}`, start);
+    }));
+    const task = new StreamTask({
+      topology: topo,
+      partition: p,
+      topicName: (d) => this.#name(d),
+      partitionCount: (t) => this.#counts.get(t) ?? 1,
+      exactlyOnce: this.#cfg.processingGuarantee === "exactly_once",
+    });
+    // What this task's producer already wrote to each deduplicated destination. Without
+    // any, the identity asked for above is not waited for here: the producer's first send
+    // waits for it, so processing starts meanwhile.
+    const dedup = new Set(
+      topo.sinks.filter((s) => s.internal || this.#cfg.processingGuarantee === "exactly_once")
+        .map((s) => this.#name(s)),
+    );
+    const id = dedup.size > 0 ? (await identity)! : null;
+    const written = [];
+    for (const topic of dedup) {
+      const count = this.#counts.get(topic) ?? 1;
+      for (let q = 0; q < count; q++) {
+        written.push(
+          this.#lastWritten(id!.producerId, topic, q).then((src) => ({ topic, q, src })),
+        );
+      }
+    }
+    for (const { topic, q, src } of await Promise.all(written)) {
+      if (src) task.noteWritten(topic, q, src);
+    }
+    for (const [store, changelog] of task.changelogs) {
+      await this.#restore(task, store, changelog, p, committed);
+    }
+    this.#tasks.set(p, { task, producer, parts: new Set(topics) });
   }
 
   /** The provenance of the last record `producerId` wrote to a partition, if any. */
