@@ -348,8 +348,10 @@ export class Quotas {
       throw e;
     }
     const bucket = s.fetch;
-    const body = c.res.body;
-    if (body && (sse || bucket)) {
+    // Only read c.res.body when it will be wrapped: Response.body turns a byte body into a
+    // stream, which Deno.serve then sends chunked through its stream path.
+    const body = sse || bucket ? c.res.body : null;
+    if (body) {
       // Count bytes as they leave, and free the stream slot when the stream ends.
       const res = c.res;
       c.res = new Response(
