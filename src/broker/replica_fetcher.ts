@@ -18,6 +18,10 @@
  * follower asks the leader where its own latest epoch ends and truncates any suffix the
  * leader does not have, so replicas never diverge.
  *
+ * Requests to an `http:` leader go over one kept-alive connection per fetcher
+ * (replica_client.ts), which reads each answer's body straight into a reused buffer; the
+ * batches are appended (awaited) before the next request reuses it.
+ *
  * An observer fetches without `replicaId`, like a consumer: it copies only committed
  * batches (below the leader's high watermark), so it never needs to truncate, and it never
  * counts toward the ISR.
@@ -32,9 +36,18 @@
 import { errorFromBody, RillError } from "../protocol/errors.ts";
 import { LOG_OVERHEAD, readBatchHeader } from "../protocol/record_batch.ts";
 import type { Replica } from "./replica.ts";
+import { LeaderConnection } from "./replica_client.ts";
 import { fillOffsetGaps } from "./follower_gaps.ts";
 
 const BATCH_MEDIA_TYPE = "application/vnd.rill.batch";
+const decoder = new TextDecoder();
+
+/** A leader's answer, however it was read. */
+interface Answer {
+  status: number;
+  header: (name: string) => string | null;
+  body: Uint8Array;
+}
 
 /** What a {@linkcode ReplicaFetcher} needs. */
 export interface ReplicaFetcherOptions {
@@ -77,6 +90,8 @@ export class ReplicaFetcher {
   readonly #o: ReplicaFetcherOptions;
   readonly #abort = new AbortController();
   #done: Promise<void> = Promise.resolve();
+  #conn: LeaderConnection | null = null;
+  #connOrigin = "";
   /** fetches answered since start (for tests and metrics) */
   fetches = 0;
 
@@ -109,7 +124,11 @@ export class ReplicaFetcher {
    */
   async stop(): Promise<void> {
     this.#abort.abort();
+    // Closing the connection ends a long poll in progress.
+    this.#conn?.close();
     await this.#done;
+    this.#conn?.close();
+    this.#conn = null;
   }
 
   async #run(): Promise<void> {
@@ -155,27 +174,46 @@ export class ReplicaFetcher {
     }
   }
 
-  async #request(url: string): Promise<Response> {
-    let res: Response;
+  /**
+   * One GET to the leader: over this fetcher's kept-alive connection for an `http:` leader
+   * (replica_client.ts), through `fetch()` otherwise.
+   *
+   * @returns the status, a header getter and the body (valid until the next request)
+   * @throws {RillError} BROKER_NOT_AVAILABLE when the leader cannot be reached, else the
+   *   error the leader answered
+   */
+  async #request(url: string): Promise<Answer> {
+    const headers = { Accept: BATCH_MEDIA_TYPE, ...this.#o.headers?.() };
+    let answer: Answer;
     try {
-      res = await fetch(url, {
-        headers: { Accept: BATCH_MEDIA_TYPE, ...this.#o.headers?.() },
-        signal: this.#abort.signal,
-      });
+      if (url.startsWith("http:")) {
+        const origin = new URL(url).origin;
+        if (this.#conn === null || this.#connOrigin !== origin) {
+          this.#conn?.close();
+          this.#conn = new LeaderConnection(origin);
+          this.#connOrigin = origin;
+        }
+        const res = await this.#conn.get(url.slice(origin.length), headers);
+        answer = { status: res.status, header: (n) => res.headers.get(n) ?? null, body: res.body };
+      } else {
+        const res = await fetch(url, { headers, signal: this.#abort.signal });
+        const body = new Uint8Array(await res.arrayBuffer());
+        answer = { status: res.status, header: (n) => res.headers.get(n), body };
+      }
     } catch (e) {
       if (this.#abort.signal.aborted) throw e;
       throw new RillError("BROKER_NOT_AVAILABLE", `Cannot reach the leader: ${e}`);
     }
-    if (!res.ok) {
+    if (answer.status < 200 || answer.status > 299) {
       let body: unknown = null;
       try {
-        body = JSON.parse(await res.text());
+        body = JSON.parse(decoder.decode(answer.body));
       } catch {
         // not JSON: the status decides
       }
-      throw errorFromBody(res.status, body);
+      throw errorFromBody(answer.status, body);
     }
-    return res;
+    return answer;
   }
 
   async #truncate(url: string): Promise<void> {
@@ -186,7 +224,11 @@ export class ReplicaFetcher {
     const res = await this.#request(
       `${url}${partitionPath(r)}/epoch-end-offset?epoch=${latest}`,
     );
-    const body = await res.json() as { epoch: number; endOffset: number; logEndOffset: number };
+    const body = JSON.parse(decoder.decode(res.body)) as {
+      epoch: number;
+      endOffset: number;
+      logEndOffset: number;
+    };
     let target: number;
     if (body.epoch < 0) target = Math.min(leo, body.logEndOffset);
     else {
@@ -237,8 +279,9 @@ export class ReplicaFetcher {
       q += `&replicaId=${o.brokerId}&leaderEpoch=${o.leaderEpoch}`;
     }
     const res = await this.#request(`${url}${partitionPath(r)}/records?${q}`);
-    let bytes = new Uint8Array(await res.arrayBuffer());
-    const hw = Number(res.headers.get("rill-high-watermark"));
+    // A view of the connection's buffer: appended (awaited) before the next request.
+    let bytes = res.body;
+    const hw = Number(res.header("rill-high-watermark"));
     if (this.#abort.signal.aborted || r.closing) return;
     this.fetches++;
     // A fetch starts at the batch holding `offset`; skip a batch we already have.
