@@ -112,3 +112,44 @@ export function spawnLines(script: string, args: string[]): LineChild {
 function matches(re: RegExp | ((line: string) => boolean), line: string): boolean {
   return typeof re === "function" ? re(line) : re.test(line);
 }
+
+/**
+ * Runs `deno run -A --config deno.json script args…` and SIGKILLs it as soon as it has
+ * printed `killAfter` whole lines, for crash tests: the child prints a line per
+ * acknowledged write. Asserts that the child was killed (not finished or crashed).
+ *
+ * @param script path of the child script
+ * @param args its arguments
+ * @param killAfter how many lines to wait for
+ * @returns every line the child printed in full (a last line without its newline was not
+ *   fully printed and is left out)
+ */
+export async function runUntilKilled(
+  script: string,
+  args: string[],
+  killAfter: number,
+): Promise<string[]> {
+  const config = new URL("../../deno.json", import.meta.url).pathname;
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-all", "--config", config, script, ...args],
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const decoder = new TextDecoder();
+  let text = "";
+  let killed = false;
+  for await (const chunk of child.stdout) {
+    text += decoder.decode(chunk, { stream: true });
+    if (!killed && text.split("\n").length - 1 >= killAfter) {
+      child.kill("SIGKILL");
+      killed = true;
+    }
+  }
+  const status = await child.status;
+  if (status.signal !== "SIGKILL") {
+    throw new Error(`the child was not killed: it exited with ${status.code}`);
+  }
+  const lines = text.split("\n");
+  lines.pop();
+  return lines;
+}

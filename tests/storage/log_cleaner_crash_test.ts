@@ -7,11 +7,11 @@
 import assert from "node:assert/strict";
 import { PartitionLog } from "../../src/storage/mod.ts";
 import { tempDir } from "../_helpers/temp_dir.ts";
+import { runUntilKilled } from "../_helpers/child_lines.ts";
 import { copyDir } from "./_fixtures.ts";
 import { keyedBatch, readKeyed } from "./_compaction_fixtures.ts";
 
 const CHILD = new URL("../_helpers/compaction_crash_child.ts", import.meta.url).pathname;
-const CONFIG = new URL("../../deno.json", import.meta.url).pathname;
 
 interface Ack {
   offset: number;
@@ -21,25 +21,7 @@ interface Ack {
 
 /** Runs the child until it has acknowledged `killAfter` appends, then SIGKILLs it. */
 async function runChild(dir: string, tag: string, killAfter: number): Promise<Ack[]> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", "--config", CONFIG, CHILD, dir, tag],
-    stdout: "piped",
-    stderr: "null",
-  }).spawn();
-  const decoder = new TextDecoder();
-  let text = "";
-  let killed = false;
-  for await (const chunk of child.stdout) {
-    text += decoder.decode(chunk, { stream: true });
-    if (!killed && text.split("\n").length - 1 >= killAfter) {
-      child.kill("SIGKILL");
-      killed = true;
-    }
-  }
-  const status = await child.status;
-  assert.equal(status.signal, "SIGKILL", "the child was killed, not finished or crashed");
-  const lines = text.split("\n");
-  lines.pop(); // a line without its newline was not fully printed
+  const lines = await runUntilKilled(CHILD, [dir, tag], killAfter);
   return lines.map((line) => {
     const [offset, key, value] = line.split(" ");
     return { offset: Number(offset), key, value };

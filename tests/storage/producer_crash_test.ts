@@ -8,11 +8,11 @@
 import assert from "node:assert/strict";
 import { PartitionLog } from "../../src/storage/mod.ts";
 import { tempDir } from "../_helpers/temp_dir.ts";
+import { runUntilKilled } from "../_helpers/child_lines.ts";
 import { copyDir } from "./_fixtures.ts";
 import { idemBatch, storedBatches } from "./_producer_fixtures.ts";
 
 const CHILD = new URL("../_helpers/producer_crash_child.ts", import.meta.url).pathname;
-const CONFIG = new URL("../../deno.json", import.meta.url).pathname;
 
 interface Ack {
   baseSequence: number;
@@ -23,25 +23,8 @@ interface Ack {
 
 /** Runs the child until it has acknowledged `killAfter` appends, then SIGKILLs it. */
 async function runChild(dir: string, killAfter: number): Promise<{ start: number; acks: Ack[] }> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", "--config", CONFIG, CHILD, dir],
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  const decoder = new TextDecoder();
-  let text = "";
-  let killed = false;
-  for await (const chunk of child.stdout) {
-    text += decoder.decode(chunk, { stream: true });
-    if (!killed && text.split("\n").length - 2 >= killAfter) {
-      child.kill("SIGKILL");
-      killed = true;
-    }
-  }
-  const status = await child.status;
-  assert.equal(status.signal, "SIGKILL", "the child was killed, not finished or crashed");
-  const lines = text.split("\n");
-  lines.pop(); // a line without its newline was not fully printed
+  // The child's first line says where it starts; then a line per acknowledged append.
+  const lines = await runUntilKilled(CHILD, [dir], killAfter + 1);
   const start = Number(lines.shift()!.split(" ")[1]);
   const acks = lines.map((line) => {
     const [baseSequence, count, baseOffset, lastOffset] = line.split(" ").map(Number);
