@@ -6,6 +6,7 @@
  * @module
  */
 import { crc32c } from "../protocol/crc32c.ts";
+import { MALFORMED_VARINT, varintCursor, zigZagAt } from "../protocol/varint.ts";
 import { RillError } from "../protocol/errors.ts";
 import {
   ATTR,
@@ -125,28 +126,6 @@ function corrupt(message: string): RillError {
 
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
 
-/** The position after the varint {@linkcode varintAt} read last (no allocation per read). */
-let cursor = 0;
-/** Thrown by {@linkcode varintAt} (preallocated) and turned into a message by the caller. */
-const MALFORMED_VARINT = new RangeError("malformed varint");
-
-/** Reads a zig-zag varint at `pos` (not past `end`); leaves the next position in `cursor`. */
-function varintAt(buf: Uint8Array, pos: number, end: number): number {
-  let z = 0;
-  let mul = 1;
-  for (let i = 0; i < 10; i++) {
-    if (pos >= end) throw MALFORMED_VARINT;
-    const b = buf[pos++];
-    z += (b & 0x7f) * mul;
-    if ((b & 0x80) === 0) {
-      cursor = pos;
-      return z % 2 === 0 ? z / 2 : -(z + 1) / 2;
-    }
-    mul *= 128;
-  }
-  throw MALFORMED_VARINT;
-}
-
 /**
  * Walks the records of an uncompressed batch without decoding them into objects: each
  * record's length must hold exactly its fields, offset deltas must run 0..count-1, header
@@ -160,29 +139,29 @@ function checkRecords(batch: Uint8Array, count: number, which: string): void {
   const bad = (what: string) => corrupt(`${which} record ${i} ${what}`);
   try {
     for (; i < count; i++) {
-      const len = varintAt(batch, pos, end);
-      pos = cursor;
+      const len = zigZagAt(batch, pos, end);
+      pos = varintCursor.next;
       const recEnd = pos + len;
       if (len < 1 || recEnd > end) throw bad("runs past the end of the batch");
       pos++; // attributes
-      varintAt(batch, pos, recEnd); // timestamp delta
-      const delta = varintAt(batch, cursor, recEnd);
-      pos = cursor;
+      zigZagAt(batch, pos, recEnd); // timestamp delta
+      const delta = zigZagAt(batch, varintCursor.next, recEnd);
+      pos = varintCursor.next;
       if (delta !== i) throw bad(`has offset delta ${delta}, expected ${i}`);
       for (let f = 0; f < 2; f++) { // key, then value
-        const n = varintAt(batch, pos, recEnd);
-        pos = cursor;
+        const n = zigZagAt(batch, pos, recEnd);
+        pos = varintCursor.next;
         if (n < -1 || pos + Math.max(n, 0) > recEnd) {
           throw bad(`${f === 0 ? "key" : "value"} runs past the end of its record`);
         }
         if (n > 0) pos += n;
       }
-      const headers = varintAt(batch, pos, recEnd);
-      pos = cursor;
+      const headers = zigZagAt(batch, pos, recEnd);
+      pos = varintCursor.next;
       if (headers < 0) throw bad("has a negative header count");
       for (let j = 0; j < headers; j++) {
-        const kn = varintAt(batch, pos, recEnd);
-        pos = cursor;
+        const kn = zigZagAt(batch, pos, recEnd);
+        pos = varintCursor.next;
         if (kn < 0 || pos + kn > recEnd) throw bad(`header ${j} name is malformed`);
         try {
           strictUtf8.decode(batch.subarray(pos, pos + kn));
@@ -190,8 +169,8 @@ function checkRecords(batch: Uint8Array, count: number, which: string): void {
           throw bad(`header ${j} name is not UTF-8`);
         }
         pos += kn;
-        const vn = varintAt(batch, pos, recEnd);
-        pos = cursor;
+        const vn = zigZagAt(batch, pos, recEnd);
+        pos = varintCursor.next;
         if (vn < -1 || pos + Math.max(vn, 0) > recEnd) {
           throw bad(`header ${j} value runs past the end of its record`);
         }

@@ -8,6 +8,7 @@
  */
 import { RillError } from "../protocol/errors.ts";
 import { POS } from "../protocol/record_batch.ts";
+import { varintCursor, zigZagAt } from "../protocol/varint.ts";
 
 function keyless(topic: string, which: string): RillError {
   return new RillError(
@@ -36,22 +37,13 @@ export function checkRecordKeys(
   }
 }
 
-let cursor = 0;
-
 /** Reads a zig-zag varint (the batches were checked by `checkProducedBatches`). */
 function varint(buf: Uint8Array, pos: number): number {
-  let z = 0;
-  let mul = 1;
-  for (let i = 0; i < 10 && pos < buf.length; i++) {
-    const b = buf[pos++];
-    z += (b & 0x7f) * mul;
-    if ((b & 0x80) === 0) {
-      cursor = pos;
-      return z % 2 === 0 ? z / 2 : -(z + 1) / 2;
-    }
-    mul *= 128;
+  try {
+    return zigZagAt(buf, pos, buf.length);
+  } catch {
+    throw new RillError("CORRUPT_MESSAGE", "A record has a malformed varint");
   }
-  throw new RillError("CORRUPT_MESSAGE", "A record has a malformed varint");
 }
 
 /**
@@ -76,10 +68,10 @@ export function checkBatchKeys(topic: string, batches: readonly Uint8Array[]): v
     let pos: number = POS.records;
     for (let i = 0; i < count; i++) {
       const len = varint(batch, pos);
-      const end = cursor + len;
-      varint(batch, cursor + 1); // after the attributes: the timestamp delta
-      varint(batch, cursor); // offset delta
-      if (varint(batch, cursor) < 0) throw keyless(topic, `record ${i} of batch ${b}`);
+      const end = varintCursor.next + len;
+      varint(batch, varintCursor.next + 1); // after the attributes: the timestamp delta
+      varint(batch, varintCursor.next); // offset delta
+      if (varint(batch, varintCursor.next) < 0) throw keyless(topic, `record ${i} of batch ${b}`);
       pos = end;
     }
   }

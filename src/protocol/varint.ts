@@ -88,3 +88,43 @@ export function readVarint(buf: Uint8Array, pos: number, end: number): VarintRes
   }
   throw new RangeError("Varint is longer than 10 bytes");
 }
+
+/**
+ * Where the last {@linkcode zigZagAt} read ended: the position after its varint. One shared
+ * cursor, so that walking the records of a batch allocates nothing per field.
+ */
+export const varintCursor = { next: 0 };
+
+/** Thrown by {@linkcode zigZagAt} (one preallocated error); callers give it a message. */
+export const MALFORMED_VARINT = new RangeError("malformed varint");
+
+/**
+ * Reads the zig-zag varint at `pos`, not past `end`, and leaves the position after it in
+ * {@linkcode varintCursor}`.next`: the record walkers' reader (no object per read).
+ *
+ * @param buf the bytes
+ * @param pos where the varint starts
+ * @param end the first position it may not reach
+ * @returns the value
+ * @throws {RangeError} MALFORMED_VARINT when it runs past `end` or past 10 bytes
+ * @example
+ * ```ts
+ * const len = zigZagAt(batch, 61, batch.length);
+ * const bodyAt = varintCursor.next;
+ * ```
+ */
+export function zigZagAt(buf: Uint8Array, pos: number, end: number): number {
+  let z = 0;
+  let mul = 1;
+  for (let i = 0; i < 10; i++) {
+    if (pos >= end) throw MALFORMED_VARINT;
+    const b = buf[pos++];
+    z += (b & 0x7f) * mul;
+    if ((b & 0x80) === 0) {
+      varintCursor.next = pos;
+      return z % 2 === 0 ? z / 2 : -(z + 1) / 2;
+    }
+    mul *= 128;
+  }
+  throw MALFORMED_VARINT;
+}

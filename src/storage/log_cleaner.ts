@@ -47,6 +47,7 @@
 import { crc32c } from "../protocol/crc32c.ts";
 import { RillError } from "../protocol/errors.ts";
 import { ATTR, BATCH_HEADER_SIZE, LOG_OVERHEAD, POS } from "../protocol/record_batch.ts";
+import { varintCursor, zigZagAt } from "../protocol/varint.ts";
 import { syncDir, syncDirSync } from "./checkpoint.ts";
 import {
   INDEX_SUFFIX,
@@ -240,23 +241,13 @@ export function* segmentBatches(
   }
 }
 
-let cursor = 0;
-
-/** Reads a zigzag varint at `pos` (sets `cursor` after it). */
+/** Reads a zig-zag varint at `pos` (sets `varintCursor.next` after it). */
 function varint(buf: Uint8Array, pos: number, end: number): number {
-  let z = 0;
-  let mul = 1;
-  for (let i = 0; i < 10; i++) {
-    if (pos >= end) throw corrupt("A record field runs past its record");
-    const b = buf[pos++];
-    z += (b & 0x7f) * mul;
-    if ((b & 0x80) === 0) {
-      cursor = pos;
-      return z % 2 === 0 ? z / 2 : -(z + 1) / 2;
-    }
-    mul *= 128;
+  try {
+    return zigZagAt(buf, pos, end);
+  } catch {
+    throw corrupt("A record has a malformed varint or a field runs past its record");
   }
-  throw corrupt("A record has a malformed varint");
 }
 
 /** One record of an uncompressed batch, located in the batch's bytes. */
@@ -296,14 +287,14 @@ function forEachRecord(batch: Uint8Array, visit: (r: RecordSpan) => void): void 
   for (let i = 0; i < count; i++) {
     const start = pos;
     const len = varint(batch, pos, end);
-    const recEnd = cursor + len;
+    const recEnd = varintCursor.next + len;
     if (len < 1 || recEnd > end) throw corrupt(`Record ${i} at offset ${baseOffset} is torn`);
-    pos = cursor + 1; // attributes
+    pos = varintCursor.next + 1; // attributes
     varint(batch, pos, recEnd); // timestamp delta
-    const offset = baseOffset + varint(batch, cursor, recEnd);
-    const kl = varint(batch, cursor, recEnd);
-    const key = kl < 0 ? null : keyString(batch, cursor, cursor + kl);
-    const vl = varint(batch, cursor + Math.max(kl, 0), recEnd);
+    const offset = baseOffset + varint(batch, varintCursor.next, recEnd);
+    const kl = varint(batch, varintCursor.next, recEnd);
+    const key = kl < 0 ? null : keyString(batch, varintCursor.next, varintCursor.next + kl);
+    const vl = varint(batch, varintCursor.next + Math.max(kl, 0), recEnd);
     visit({ start, end: recEnd, offset, key, tombstone: vl < 0 });
     pos = recEnd;
   }
