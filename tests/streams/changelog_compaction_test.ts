@@ -4,7 +4,7 @@
  * latest value and stay bounded; repartition topics are not.
  */
 import assert from "node:assert/strict";
-import { Rill, StreamsBuilder } from "../../mod.ts";
+import { Rill, Serdes, StreamsBuilder, TimeWindows } from "../../mod.ts";
 import { startBroker } from "../_helpers/broker_process.ts";
 
 Deno.test("a streams application creates its changelog topics compacted", async () => {
@@ -41,4 +41,31 @@ Deno.test("a streams application creates its changelog topics compacted", async 
     "min.compaction.lag.ms": "86400000",
   });
   if (repartition) assert.equal((await describe(repartition))["cleanup.policy"], undefined);
+});
+
+Deno.test("a windowed store's changelog also deletes what is past its window, grace and a day", async () => {
+  await using broker = await startBroker();
+  const rill = new Rill({ brokers: [broker.url] });
+  await rill.admin().createTopics({
+    topics: [{ topic: "clicks", numPartitions: 1 }, { topic: "per-window", numPartitions: 1 }],
+  });
+  await rill.producer().send({ topic: "clicks", messages: [{ key: "a", value: "click" }] });
+  const builder = new StreamsBuilder();
+  builder.stream("clicks")
+    .groupByKey()
+    .windowedBy(TimeWindows.of(10_000).grace(5_000))
+    .count({ name: "clicks-per-10s" })
+    .toStream()
+    .map((w, n) => [`${w.key}@${w.start}`, n])
+    .to("per-window", { keySerde: Serdes.string, valueSerde: Serdes.number });
+  const app = rill.streams({ applicationId: "win", fromBeginning: true, stopAtEnd: true })
+    .build(builder);
+  await app.start();
+  await app.finished();
+  const res = await fetch(`${broker.url}/v1/topics/win-clicks-per-10s-changelog`);
+  assert.deepEqual((await res.json()).configs, {
+    "cleanup.policy": "compact,delete",
+    "min.compaction.lag.ms": "86400000",
+    "retention.ms": String(10_000 + 5_000 + 86_400_000),
+  });
 });

@@ -41,8 +41,9 @@
  * - Stream time (for window grace) after a restore is the largest timestamp in the restored
  *   state, not the exact stream time at the commit: a record late by a hair may be taken
  *   after a restart where it would have been dropped.
- * - Changelogs are compacted (`cleanup.policy=compact`) with `min.compaction.lag.ms` of a
- *   day: a task that restarts more than a day after a crash may find that the cleaner
+ * - Changelogs are compacted (`cleanup.policy=compact`; a windowed store's
+ *   `compact,delete` with `retention.ms` of its window, grace and a day, as Kafka Streams)
+ *   with `min.compaction.lag.ms` of a day: a task that restarts more than a day after a crash may find that the cleaner
  *   removed a key's committed value in favour of a newer, uncommitted one, which a restore
  *   skips; that key's state is then lost.
  * - There are no transactions: a consumer reading a sink sees records before the
@@ -71,10 +72,34 @@ import { Producer, type RecordMetadata } from "../producer.ts";
 import type { Transport } from "../transport.ts";
 import type { StreamsBuilder } from "./builder.ts";
 import { parseProvenance, SRC_HEADER, StreamTask } from "./task.ts";
-import type { Topology } from "./topology.ts";
+import type { StoreDef, Topology } from "./topology.ts";
 
 /** How long changelog records stay uncompacted (`min.compaction.lag.ms`): a day. */
 const CHANGELOG_COMPACTION_LAG_MS = 24 * 60 * 60 * 1000;
+/** How long a window's changelog records outlive its grace (Kafka Streams' default too). */
+const WINDOW_CHANGELOG_EXTRA_RETENTION_MS = 24 * 60 * 60 * 1000;
+
+/**
+ * A store's changelog configs, as Kafka Streams sets them: compacted, since only each key's
+ * latest value matters; a windowed store's also deletes what is older than its window,
+ * grace and a day (`compact,delete`), since every window is a key of its own and
+ * compaction alone would keep them all.
+ */
+function changelogConfigs(store: StoreDef): { name: string; value: string }[] {
+  const configs = [
+    // A restore skips the records written after the last commit (task.ts), so a key's
+    // committed value must outlive a newer uncommitted one until the task restarts: the
+    // cleaner leaves the last day alone.
+    { name: "min.compaction.lag.ms", value: String(CHANGELOG_COMPACTION_LAG_MS) },
+  ];
+  if (!store.windows) return [{ name: "cleanup.policy", value: "compact" }, ...configs];
+  const { size, graceMs } = store.windows;
+  return [
+    { name: "cleanup.policy", value: "compact,delete" },
+    ...configs,
+    { name: "retention.ms", value: String(size + graceMs + WINDOW_CHANGELOG_EXTRA_RETENTION_MS) },
+  ];
+}
 
 /** Batches of one input partition whose outputs may be in flight at once. */
 const MAX_UNACKED_BATCHES = 4;
@@ -257,24 +282,14 @@ export class StreamsApp {
     }
     this.#partitions = n;
     const repartition = topo.sources.filter((s) => s.internal).map((s) => this.#name(s));
-    const changelogs = [...topo.stores.keys()].map((s) => `${appId}-${s}-changelog`);
-    const internal = [...repartition, ...changelogs];
-    // A changelog needs only each key's latest value: compacted, as Kafka Streams makes it.
+    const changelogs = [...topo.stores.values()].map((store) => ({
+      topic: `${appId}-${store.name}-changelog`,
+      numPartitions: n,
+      configEntries: changelogConfigs(store),
+    }));
+    const internal = [...repartition, ...changelogs.map((c) => c.topic)];
     await this.#admin.createTopics({
-      topics: [
-        ...repartition.map((topic) => ({ topic, numPartitions: n })),
-        ...changelogs.map((topic) => ({
-          topic,
-          numPartitions: n,
-          configEntries: [
-            { name: "cleanup.policy", value: "compact" },
-            // A restore skips the records written after the last commit (task.ts), so a
-            // key's committed value must outlive a newer uncommitted one until the task
-            // restarts: the cleaner leaves the last day alone.
-            { name: "min.compaction.lag.ms", value: String(CHANGELOG_COMPACTION_LAG_MS) },
-          ],
-        })),
-      ],
+      topics: [...repartition.map((topic) => ({ topic, numPartitions: n })), ...changelogs],
     });
     // Independent lookups, side by side: sink partition counts, committed offsets and (bounded
     // mode) the end offsets of the sources at start.
