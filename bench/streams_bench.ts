@@ -99,17 +99,7 @@ async function consumeThenProduce(
 async function streamsMap(rill: Rill, from: string, to: string, run: number): Promise<number> {
   const b = new StreamsBuilder();
   b.stream(from).mapValues((v) => v.toUpperCase(), Serdes.string).to(to);
-  const app = rill.streams({
-    applicationId: `bench-map-${run}`,
-    fromBeginning: true,
-    stopAtEnd: true,
-    maxWaitMs: 100,
-  })
-    .build(b);
-  const t0 = performance.now();
-  await app.start();
-  await app.finished();
-  return RECORDS / ((performance.now() - t0) / 1000);
+  return await timeApp(rill, `bench-map-${run}`, b);
 }
 
 async function wordCount(rill: Rill, from: string, to: string, run: number): Promise<number> {
@@ -120,12 +110,12 @@ async function wordCount(rill: Rill, from: string, to: string, run: number): Pro
     .count()
     .toStream()
     .to(to, { valueSerde: Serdes.number });
-  const app = rill.streams({
-    applicationId: `bench-wc-${run}`,
-    fromBeginning: true,
-    stopAtEnd: true,
-    maxWaitMs: 100,
-  })
+  return await timeApp(rill, `bench-wc-${run}`, b);
+}
+
+/** Runs a bounded streams application over the whole input: records/s from start to end. */
+async function timeApp(rill: Rill, applicationId: string, b: StreamsBuilder): Promise<number> {
+  const app = rill.streams({ applicationId, fromBeginning: true, stopAtEnd: true, maxWaitMs: 100 })
     .build(b);
   const t0 = performance.now();
   await app.start();
