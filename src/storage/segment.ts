@@ -568,29 +568,34 @@ export class LogSegment {
   // ---------------------------------------------------------------- appending
 
   /**
-   * Appends whole batches with one write call, then records them in the indexes. The
-   * segment's size (what readers may see) grows only once the write has completed.
+   * Appends whole batches, then records them in the indexes. The segment's size (what
+   * readers may see) grows only once every write has completed.
    *
-   * @param bytes the batches, back to back
-   * @param batches their header fields, positions relative to `bytes`
+   * @param bytes the batches, back to back; or several such buffers, written one after the
+   *   other (a group of appends, without copying them into one buffer first)
+   * @param batches their header fields, positions relative to the concatenation of `bytes`
    * @param appendTime the time of the append (a first append starts the segment.ms clock)
    * @returns once the bytes are written (not fsynced)
    */
   async append(
-    bytes: Uint8Array,
+    bytes: Uint8Array | readonly Uint8Array[],
     batches: readonly BatchPosition[],
     appendTime: number,
   ): Promise<void> {
     this.#ensureIndexes();
     if (!this.#writer) this.#writer = Deno.openSync(this.logPath, { append: true });
     const start = this.#size;
-    let n = 0;
-    while (n < bytes.length) n += await this.#writer.write(bytes.subarray(n));
+    let written = 0;
+    for (const part of bytes instanceof Uint8Array ? [bytes] : bytes) {
+      let n = 0;
+      while (n < part.length) n += await this.#writer.write(part.subarray(n));
+      written += n;
+    }
     for (const b of batches) {
       this.#onBatchAppended(start + b.position, b.size, b.baseOffset, b.lastOffset, b.maxTimestamp);
     }
     if (start === 0) this.#rollTimestamp = appendTime;
-    this.#size = start + bytes.length;
+    this.#size = start + written;
   }
 
   /** Called when a newer segment becomes active: last time entry, index files, no writer. */
