@@ -140,7 +140,7 @@ export async function readJsonObject(
  *
  * @param c the request context
  * @param maxBytes the largest body accepted
- * @returns the body bytes
+ * @returns the body bytes, in a buffer of their own
  * @throws {RillError} RECORD_LIST_TOO_LARGE when the body is larger; REQUEST_BODY_TIMEOUT
  *   (408) when it is too slow
  * @example
@@ -153,14 +153,70 @@ export async function readBodyBytes(c: Context, maxBytes: number): Promise<Uint8
   if (declared > maxBytes) throw tooLarge(maxBytes);
   const body = c.req.raw.body;
   if (!body || declared === 0) return new Uint8Array(0);
-  // One read loop for known and unknown lengths, through a reader the deadline can cancel:
-  // Request.bytes() cannot be stopped, and an abandoned bytes() keeps taking in what the
-  // client sends later. Measured on Deno 2.9.6 (1 MiB and 16 KiB bodies through
-  // Deno.serve), a default reader is as fast as bytes(); a BYOB reader into a buffer of the
-  // declared size is about 0.6 times as fast.
-  const reader = body.getReader();
+  // Both loops read through a reader the deadline can cancel: Request.bytes() cannot be
+  // stopped, and an abandoned bytes() keeps taking in what the client sends later.
   const deadlines: BodyDeadlines = c.get(BODY_DEADLINES_KEY) ??
     (defaultDeadlines ??= new BodyDeadlines(DEFAULT_BODY_TIMEOUT_MS));
+  // Deno.serve gives a byte stream for a body still arriving from the socket; a body it
+  // already holds whole when the handler asks (most under load) comes as one chunk.
+  return Number.isSafeInteger(declared) && declared > 0 && isByteStream(body)
+    ? await readDeclared(body, declared, deadlines)
+    : await readChunked(body, maxBytes, deadlines);
+}
+
+function isByteStream(body: ReadableStream<Uint8Array>): boolean {
+  try {
+    body.getReader({ mode: "byob" }).releaseLock();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * A body of a declared length, read by a BYOB reader straight into one buffer: no chunk
+ * allocations and no concatenation. Measured on Deno 2.9.6 with 1 MiB bodies through
+ * Deno.serve, the server's CPU per MB was 860–1,070 µs this way against 1,260–1,540 µs
+ * reading chunks and concatenating them.
+ */
+async function readDeclared(
+  body: ReadableStream<Uint8Array>,
+  declared: number,
+  deadlines: BodyDeadlines,
+): Promise<Uint8Array> {
+  let buffer = new ArrayBuffer(declared);
+  const reader = body.getReader({ mode: "byob" });
+  const read = deadlines.start(() => reader.cancel().catch(() => {}));
+  let pos = 0;
+  try {
+    while (pos < declared) {
+      const { value, done } = await reader.read(new Uint8Array(buffer, pos, declared - pos));
+      if (read.expired) throw timedOut(deadlines.timeoutMs);
+      if (value) buffer = value.buffer as ArrayBuffer; // the read transferred it
+      if (done) break;
+      pos += value!.length;
+    }
+    // HTTP framing ends the body at its declared length; read its end all the same, so the
+    // stream is closed rather than left half read.
+    if (pos === declared && !(await reader.read(new Uint8Array(1))).done) throw unreadableBody();
+  } catch (e) {
+    if (e instanceof RillError) throw e;
+    if (read.expired) throw timedOut(deadlines.timeoutMs);
+    unreadable(e);
+  } finally {
+    deadlines.end(read);
+  }
+  if (pos < declared) throw unreadableBody();
+  return new Uint8Array(buffer);
+}
+
+/** A body of no declared length (chunked) or not a byte stream, read chunk by chunk. */
+async function readChunked(
+  body: ReadableStream<Uint8Array>,
+  maxBytes: number,
+  deadlines: BodyDeadlines,
+): Promise<Uint8Array> {
+  const reader = body.getReader();
   const read = deadlines.start(() => reader.cancel().catch(() => {}));
   const chunks: Uint8Array[] = [];
   let total = 0;
@@ -205,7 +261,11 @@ async function readBodyText(c: Context, maxBytes: number): Promise<string> {
 // A body the server cannot read (malformed chunked framing, a client gone mid-body) is the
 // client's fault: 400, not a 500 with a stack trace in the log.
 function unreadable(_e: unknown): never {
-  throw new RillError("INVALID_REQUEST", "The request body could not be read");
+  throw unreadableBody();
+}
+
+function unreadableBody(): RillError {
+  return new RillError("INVALID_REQUEST", "The request body could not be read");
 }
 
 function timedOut(ms: number): RillError {
