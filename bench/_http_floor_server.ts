@@ -16,6 +16,7 @@
  */
 import { PartitionLog } from "../src/storage/mod.ts";
 import { crc32c } from "../src/protocol/crc32c.ts";
+import { concatBytes } from "../src/protocol/bytes.ts";
 import { installNativeCrc32c } from "../src/protocol/native_crc32c.ts";
 import { POS, readBatchHeader } from "../src/protocol/record_batch.ts";
 
@@ -48,12 +49,5 @@ async function readBody(req: Request): Promise<Uint8Array> {
     chunks.push(chunk);
     total += chunk.length;
   }
-  if (chunks.length === 1) return chunks[0];
-  const out = new Uint8Array(total);
-  let pos = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, pos);
-    pos += chunk.length;
-  }
-  return out;
+  return concatBytes(chunks, total);
 }

@@ -6,6 +6,7 @@
  */
 import type { Context, MiddlewareHandler } from "hono";
 import { RillError } from "../protocol/errors.ts";
+import { concatBytes } from "../protocol/bytes.ts";
 
 /** How long a request body may take to arrive when no {@linkcode bodyTimeout} is mounted. */
 export const DEFAULT_BODY_TIMEOUT_MS = 30_000;
@@ -186,9 +187,8 @@ async function readDeclared(
 ): Promise<Uint8Array> {
   let buffer = new ArrayBuffer(declared);
   const reader = body.getReader({ mode: "byob" });
-  const read = deadlines.start(() => reader.cancel().catch(() => {}));
-  let pos = 0;
-  try {
+  const pos = await underDeadline(deadlines, reader, async (read) => {
+    let pos = 0;
     while (pos < declared) {
       const { value, done } = await reader.read(new Uint8Array(buffer, pos, declared - pos));
       if (read.expired) throw timedOut(deadlines.timeoutMs);
@@ -199,13 +199,8 @@ async function readDeclared(
     // HTTP framing ends the body at its declared length; read its end all the same, so the
     // stream is closed rather than left half read.
     if (pos === declared && !(await reader.read(new Uint8Array(1))).done) throw unreadableBody();
-  } catch (e) {
-    if (e instanceof RillError) throw e;
-    if (read.expired) throw timedOut(deadlines.timeoutMs);
-    unreadable(e);
-  } finally {
-    deadlines.end(read);
-  }
+    return pos;
+  });
   if (pos < declared) throw unreadableBody();
   return new Uint8Array(buffer);
 }
@@ -217,14 +212,13 @@ async function readChunked(
   deadlines: BodyDeadlines,
 ): Promise<Uint8Array> {
   const reader = body.getReader();
-  const read = deadlines.start(() => reader.cancel().catch(() => {}));
   const chunks: Uint8Array[] = [];
-  let total = 0;
-  try {
+  const total = await underDeadline(deadlines, reader, async (read) => {
+    let total = 0;
     for (;;) {
       const { value, done } = await reader.read();
       if (read.expired) throw timedOut(deadlines.timeoutMs);
-      if (done) break;
+      if (done) return total;
       total += value.length;
       if (total > maxBytes) {
         reader.cancel().catch(() => {});
@@ -232,6 +226,23 @@ async function readChunked(
       }
       chunks.push(value);
     }
+  });
+  return concatBytes(chunks, total);
+}
+
+/**
+ * Runs a body read under the request's deadline, which cancels `reader` when it passes: a
+ * RillError passes through, the deadline gives REQUEST_BODY_TIMEOUT, anything else
+ * (malformed framing, a client gone mid-body) INVALID_REQUEST.
+ */
+async function underDeadline<T>(
+  deadlines: BodyDeadlines,
+  reader: ReadableStreamGenericReader,
+  loop: (read: BodyRead) => Promise<T>,
+): Promise<T> {
+  const read = deadlines.start(() => reader.cancel().catch(() => {}));
+  try {
+    return await loop(read);
   } catch (e) {
     if (e instanceof RillError) throw e;
     if (read.expired) throw timedOut(deadlines.timeoutMs);
@@ -239,14 +250,6 @@ async function readChunked(
   } finally {
     deadlines.end(read);
   }
-  if (chunks.length === 1) return chunks[0];
-  const out = new Uint8Array(total);
-  let pos = 0;
-  for (const ch of chunks) {
-    out.set(ch, pos);
-    pos += ch.length;
-  }
-  return out;
 }
 
 async function readBodyText(c: Context, maxBytes: number): Promise<string> {

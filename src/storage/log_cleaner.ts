@@ -44,6 +44,7 @@
  *
  * @module
  */
+import { concatBytes } from "../protocol/bytes.ts";
 import { crc32c } from "../protocol/crc32c.ts";
 import { RillError } from "../protocol/errors.ts";
 import { ATTR, BATCH_HEADER_SIZE, LOG_OVERHEAD, POS } from "../protocol/record_batch.ts";
@@ -574,7 +575,7 @@ export async function cleanGroup(
         pending.push(out);
         pendingBytes += out.length;
         if (pendingBytes >= CHUNK) {
-          await writeAll(file, concat(pending, pendingBytes));
+          await writeAll(file, concatBytes(pending, pendingBytes));
           pending = [];
           pendingBytes = 0;
         }
@@ -587,7 +588,7 @@ export async function cleanGroup(
       for (const s of group) if (!s.wasClean) Deno.utimeSync(s.segment.logPath, now, now);
       return null;
     }
-    if (pendingBytes > 0) await writeAll(file, concat(pending, pendingBytes));
+    if (pendingBytes > 0) await writeAll(file, concatBytes(pending, pendingBytes));
     await file.syncData();
     file.close();
   } catch (e) {
@@ -607,17 +608,6 @@ export async function cleanGroup(
   const mtime = new Date(cleanedAt);
   Deno.utimeSync(logPath, mtime, mtime);
   return { baseOffset, size, nextOffset, recordsRemoved: removed };
-}
-
-function concat(parts: Uint8Array[], total: number): Uint8Array {
-  if (parts.length === 1) return parts[0];
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }
 
 /**
