@@ -111,7 +111,35 @@ export class IdempotentProducer {
    */
   async assign(topic: string, partition: number, count: number): Promise<BatchSequence> {
     this.checkNotFenced();
-    const id = await this.identity();
+    return this.#take(await this.identity(), topic, partition, count);
+  }
+
+  /**
+   * As {@linkcode IdempotentProducer.assign}, without waiting: once the identity is known
+   * (the usual case), a batch gets its fields in the same tick; before that, null.
+   *
+   * @param topic the topic
+   * @param partition the partition
+   * @param count the records in the batch
+   * @returns the fields to build the batch with, or null if the identity is not known yet
+   * @throws {RillError} when the producer was fenced
+   * @example
+   * ```ts
+   * const seq = idem.assignNow("orders", 0, 10) ?? await idem.assign("orders", 0, 10);
+   * ```
+   */
+  assignNow(topic: string, partition: number, count: number): BatchSequence | null {
+    this.checkNotFenced();
+    const id = this.#current;
+    return id === null ? null : this.#take(id, topic, partition, count);
+  }
+
+  #take(
+    id: { producerId: number; producerEpoch: number },
+    topic: string,
+    partition: number,
+    count: number,
+  ): BatchSequence {
     const k = topic + "\u0000" + partition;
     const base = this.#next.get(k) ?? 0;
     const after = base + count;

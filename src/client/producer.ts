@@ -9,8 +9,10 @@
  * in flight, one per partition. Retriable failures are retried with backoff and jitter.
  *
  * **Idempotence** (on by default, as in Kafka since 3.0; the rules are atop idempotence.ts):
- * the producer gets a producer id and epoch from the cluster
- * (`POST /v1/producers`) and numbers the records of each partition; a retry sends the very
+ * the producer gets a producer id and epoch from the cluster (`POST /v1/producers`, on
+ * `connect()` or its first send) and stamps each batch with them and the partition's next
+ * sequence number, once, when the batch is first sent (the same requests, batch sizes and
+ * in-flight limit as a plain producer: this costs nothing measurable); a retry sends the very
  * same batch bytes, so a batch whose first attempt reached the broker is recognised as a
  * duplicate and answered with its original offsets instead of being appended twice.
  * Order per partition is kept because a partition has one request in flight at a time.
@@ -299,17 +301,20 @@ export class Producer {
   }
 
   /**
-   * Readies the producer. HTTP needs no connection, so this only exists for kafkajs's shape.
+   * Readies the producer. HTTP needs no connection; an idempotent producer gets its
+   * producer id and epoch here (as Kafka's producer does before its first send), so that
+   * the first send does not wait for them. Without connect() the first send gets them.
    *
-   * @returns a resolved promise
+   * @returns a promise that resolves once the producer is ready
+   * @throws {RillError} when the broker cannot allocate a producer id
    * @example
    * ```ts
    * await producer.connect();
    * ```
    */
-  connect(): Promise<void> {
+  async connect(): Promise<void> {
     this.#closed = false;
-    return Promise.resolve();
+    if (this.#idem) await this.#idem.identity();
   }
 
   /**
@@ -506,7 +511,10 @@ export class Producer {
     let seq: { producerId: number; producerEpoch: number; baseSequence: number } | null = null;
     try {
       const count = batch.builder.count;
-      if (idem) seq = await idem.assign(batch.topic, batch.partition, count);
+      if (idem) {
+        seq = idem.assignNow(batch.topic, batch.partition, count) ??
+          await idem.assign(batch.topic, batch.partition, count);
+      }
       const body = batch.builder.build(seq ?? undefined);
       const path = `${topicPath(batch.topic)}/records`;
       const answer = await withRetry(

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { Rill, RillError } from "../../mod.ts";
-import { decodeBatch } from "../../src/protocol/record_batch.ts";
+import { decodeBatch, readBatchHeader } from "../../src/protocol/record_batch.ts";
 import { partitionForKey } from "../../src/protocol/murmur2.ts";
 
 interface Seen {
@@ -235,4 +235,46 @@ Deno.test("producer holds records for lingerMs and flush() sends them at once", 
   assert.equal(b.posts().length, 1);
   assert.equal((await pending)[0].offset, 0);
   await producer.disconnect();
+});
+
+Deno.test("an idempotent producer gets its producer id on connect(), before its first send; a plain one asks for none", async () => {
+  const b = fakeBroker(1);
+  const calls: string[] = [];
+  const stamps: { producerId: number; baseSequence: number }[] = [];
+  const fetch = (input: string | URL | Request, init?: RequestInit) => {
+    calls.push(`${init?.method ?? "GET"} ${new URL(String(input)).pathname}`);
+    if (init?.body instanceof Uint8Array) {
+      const h = readBatchHeader(init.body);
+      stamps.push({ producerId: h.producerId, baseSequence: h.baseSequence });
+    }
+    return b.fetch(input, init);
+  };
+  const rill = new Rill({ brokers: ["http://broker"], fetch });
+
+  const idem = rill.producer();
+  await idem.connect();
+  assert.deepEqual(calls, ["POST /v1/producers"]);
+  await idem.send({ topic: "t", messages: [{ value: "a", partition: 0 }] });
+  await idem.send({
+    topic: "t",
+    messages: [{ value: "b", partition: 0 }, { value: "c", partition: 0 }],
+  });
+  await idem.send({ topic: "t", messages: [{ value: "d", partition: 0 }] });
+  assert.deepEqual(calls.slice(1), Array(3).fill("POST /v1/topics/t/records"), "no second id");
+  assert.deepEqual(stamps, [
+    { producerId: 7, baseSequence: 0 },
+    { producerId: 7, baseSequence: 1 },
+    { producerId: 7, baseSequence: 3 },
+  ]);
+  await idem.disconnect();
+
+  calls.length = 0;
+  stamps.length = 0;
+  const plain = rill.producer({ idempotent: false });
+  await plain.connect();
+  assert.deepEqual(calls, []);
+  await plain.send({ topic: "t", messages: [{ value: "e", partition: 0 }] });
+  assert.deepEqual(calls, ["POST /v1/topics/t/records"]);
+  assert.deepEqual(stamps, [{ producerId: -1, baseSequence: -1 }]);
+  await plain.disconnect();
 });
