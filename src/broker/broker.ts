@@ -34,6 +34,14 @@ import { resignLeader, startReassignment } from "./election.ts";
 import { ReplicationManager } from "./replication.ts";
 import { RillError } from "../protocol/errors.ts";
 import { checkProducedBatches, stampLogAppendTime } from "./batch_checks.ts";
+import {
+  expectedSequence,
+  isAheadOfSequence,
+  SEQUENCE_HOLD_MS,
+  SequenceHolds,
+} from "./sequence_holds.ts";
+import { readBatchHeader } from "../protocol/record_batch.ts";
+import type { AppendResult } from "../storage/partition_log.ts";
 import { checkBatchKeys, checkRecordKeys } from "./compaction_checks.ts";
 import {
   type Acks,
@@ -143,6 +151,8 @@ export class Broker {
   readonly #timers = new Set<ReturnType<typeof setTimeout>>();
   readonly #loopRuns = new Set<Promise<void>>();
   readonly #inflight = new Set<Promise<unknown>>();
+  /** idempotent batches that arrived before their predecessor (see sequence_holds.ts) */
+  readonly #holds = new SequenceHolds();
   #draining = false;
   #closed: Promise<void> | null = null;
 
@@ -581,7 +591,12 @@ export class Broker {
       logAppendTime = Date.now();
       for (const b of checked.batches) stampLogAppendTime(b, logAppendTime);
     }
-    const append = this.#track(leader.append(body));
+    const header = checked.batches.length === 1 ? readBatchHeader(checked.batches[0]) : null;
+    const append = this.#track(
+      header !== null && header.producerId >= 0 && header.baseSequence >= 0
+        ? this.#appendInSequence(leader, body, topic, partition, header)
+        : leader.append(body),
+    );
     if (acks === 0) {
       append.catch((e) => this.#log(`a produce with acks=0 to ${topic} failed: ${e}`));
       return null;
@@ -601,6 +616,42 @@ export class Broker {
       recordCount: checked.recordCount,
       logAppendTime,
     };
+  }
+
+  /**
+   * Appends an idempotent batch; one that arrived ahead of its predecessor (its sequence is
+   * past the expected one, same epoch) is held until another batch of its producer lands
+   * on the partition, or at most {@linkcode SEQUENCE_HOLD_MS}, and then checked again
+   * (see sequence_holds.ts). Other appends to the partition go on meanwhile.
+   */
+  async #appendInSequence(
+    leader: Replica,
+    body: Uint8Array,
+    topic: string,
+    partition: number,
+    batch: { producerId: number; producerEpoch: number; baseSequence: number },
+  ): Promise<AppendResult> {
+    const key = SequenceHolds.key(topic, partition, batch.producerId);
+    const deadline = Date.now() + SEQUENCE_HOLD_MS;
+    for (;;) {
+      try {
+        const result = await leader.append(body);
+        if (!result.duplicate) this.#holds.appended(key);
+        return result;
+      } catch (e) {
+        const left = deadline - Date.now();
+        if (left <= 0 || this.#draining || !isAheadOfSequence(e, batch.baseSequence)) throw e;
+        // A batch of the producer may have landed since the check: if so, try again now.
+        const expected = expectedSequence(
+          leader.log.producerState(batch.producerId),
+          batch.producerEpoch,
+        );
+        if (expected !== (e as RillError).details.expectedSequence) continue;
+        const woken = this.#holds.wait(key, left);
+        if (woken === null) throw e;
+        await woken;
+      }
+    }
   }
 
   // ---- fetch ------------------------------------------------------------------------------

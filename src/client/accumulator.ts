@@ -5,10 +5,13 @@
  *
  * A partition's batches form a queue; only its last batch takes new records. A batch is
  * ready to send when it is full (a newer batch exists), when it has waited `lingerMs`, or
- * when the producer flushes. Only one request per partition is in flight at a time (the
- * partition is "muted" meanwhile), which keeps each partition's records in send order over
- * HTTP, where concurrent requests may overtake each other; while a partition is muted its
- * open batch keeps growing, so batching adapts to load on its own.
+ * when the producer flushes. How many requests of one partition may be in flight at once
+ * is the producer's call (`partitionLimit`, default 1): one keeps a plain producer's records
+ * in send order over HTTP, where concurrent requests may overtake each other; an idempotent
+ * producer may have several, its sequence numbers keeping the order at the broker. A batch
+ * sent with a limit of 1 has its partition to itself until it is done. While a partition
+ * is at its limit ("muted") its open batch keeps growing, so batching adapts to load on
+ * its own.
  *
  * This file does no I/O: the producer drives it.
  *
@@ -92,6 +95,9 @@ export interface AccumulatorOptions {
   lingerMs: number;
   /** the clock (injectable for tests) */
   now?: () => number;
+  /** how many requests of the batch's partition may be in flight when it is sent, itself
+   * included (default: always 1) */
+  partitionLimit?: (batch: ProducerBatch) => number;
 }
 
 /**
@@ -120,7 +126,10 @@ interface PartitionQueue {
   topic: string;
   partition: number;
   batches: ProducerBatch[];
-  muted: boolean;
+  /** requests of the partition in flight */
+  inFlight: number;
+  /** whether an in-flight request was sent with a limit of 1 (nothing may join it) */
+  exclusive: boolean;
   /** the size of the last batch built, to size the next buffer */
   lastSize: number;
 }
@@ -146,6 +155,7 @@ export class RecordAccumulator {
   readonly #batchBytes: number;
   readonly #lingerMs: number;
   readonly #now: () => number;
+  readonly #limit: (batch: ProducerBatch) => number;
 
   /**
    * @param options batch size, linger and clock
@@ -154,6 +164,14 @@ export class RecordAccumulator {
     this.#batchBytes = options.batchBytes;
     this.#lingerMs = options.lingerMs;
     this.#now = options.now ?? Date.now;
+    this.#limit = options.partitionLimit ?? (() => 1);
+  }
+
+  /** Whether the partition may send its first batch now (as far as in-flight limits go). */
+  #canSend(q: PartitionQueue): boolean {
+    if (q.batches.length === 0) return false;
+    if (q.inFlight === 0) return true;
+    return !q.exclusive && q.inFlight < this.#limit(q.batches[0]);
   }
 
   /** How many records wait in batches not yet drained. */
@@ -167,7 +185,7 @@ export class RecordAccumulator {
     const id = topic + "\u0000" + partition;
     let q = this.#queues.get(id);
     if (q === undefined) {
-      q = { topic, partition, batches: [], muted: false, lastSize: 0 };
+      q = { topic, partition, batches: [], inFlight: 0, exclusive: false, lastSize: 0 };
       this.#queues.set(id, q);
       this.#order.push(q);
     }
@@ -237,8 +255,8 @@ export class RecordAccumulator {
   }
 
   /**
-   * Takes the next ready batch of a partition that has no request in flight, and mutes
-   * that partition until {@linkcode RecordAccumulator.unmute}. Partitions take turns.
+   * Takes the next ready batch of a partition below its in-flight limit, and counts it in
+   * flight until {@linkcode RecordAccumulator.unmute}. Partitions take turns.
    *
    * @param flushing treat every non-empty batch as ready
    * @returns a batch, or undefined when none is ready
@@ -248,7 +266,7 @@ export class RecordAccumulator {
     let now = -1;
     for (let i = 0; i < n; i++) {
       const q = this.#order[(this.#cursor + i) % n];
-      if (q.muted || q.batches.length === 0) continue;
+      if (!this.#canSend(q)) continue;
       const first = q.batches[0];
       let ready = flushing || q.batches.length > 1 || first.bytes >= this.#batchBytes;
       if (!ready) {
@@ -257,7 +275,7 @@ export class RecordAccumulator {
       }
       if (!ready) continue;
       q.batches.shift();
-      q.muted = true;
+      if (q.inFlight++ === 0) q.exclusive = this.#limit(first) <= 1;
       q.lastSize = first.builder.size;
       this.#cursor = (this.#cursor + i + 1) % n;
       this.#pending -= first.builder.count;
@@ -286,14 +304,15 @@ export class RecordAccumulator {
   }
 
   /**
-   * Lets a partition send again once its request is done.
+   * Counts one request of a partition as done (acknowledged or failed for good), so that
+   * the partition may send again.
    *
    * @param topic the topic
    * @param partition the partition
    */
   unmute(topic: string, partition: number): void {
     const q = this.#queues.get(topic + "\u0000" + partition);
-    if (q) q.muted = false;
+    if (q && q.inFlight > 0 && --q.inFlight === 0) q.exclusive = false;
   }
 
   /**
@@ -304,7 +323,7 @@ export class RecordAccumulator {
   nextLingerDeadline(): number | undefined {
     let t: number | undefined;
     for (const q of this.#order) {
-      if (q.muted || q.batches.length === 0) continue;
+      if (!this.#canSend(q)) continue;
       const d = q.batches[0].createdAt + this.#lingerMs;
       if (t === undefined || d < t) t = d;
     }

@@ -7,6 +7,14 @@
  * - Each batch takes the partition's next sequence when it is first sent; its bytes, built
  *   once, are what every retry sends, so the leader can recognise a retry of a batch it
  *   already appended (it answers with the original offsets).
+ * - Up to `maxInFlightRequests` (at most 5, the leader's window of remembered batches)
+ *   batches of one partition may be in flight, but only once a batch of the current
+ *   identity was acknowledged on that partition ({@linkcode IdempotentProducer.warm}):
+ *   until then the leader may have no state for the producer and would accept a batch
+ *   that overtook its predecessor at any sequence. The leader holds a batch that arrives
+ *   ahead of its predecessor for a moment; if it still refuses it as
+ *   OUT_OF_ORDER_SEQUENCE_NUMBER while an earlier batch of the partition is unresolved, the
+ *   producer resends it once the earlier ones succeeded, and fails it if one of them failed.
  * - A batch that failed for good either surely was not appended (the broker refused it with
  *   a 4xx answer such as MESSAGE_TOO_LARGE): its sequence numbers are handed out again; or
  *   its fate is unknown (retries used up on an unreachable broker), or the broker reported
@@ -52,6 +60,8 @@ export class IdempotentProducer {
   /** sequences belong to this identity */
   #current: { producerId: number; producerEpoch: number } | null = null;
   readonly #next = new Map<string, number>();
+  /** partitions where a batch of the current identity was acknowledged */
+  readonly #acked = new Set<string>();
   #fenced: RillError | null = null;
 
   /**
@@ -81,6 +91,7 @@ export class IdempotentProducer {
         }
         this.#current = { producerId: id.producerId, producerEpoch: id.producerEpoch };
         this.#next.clear();
+        this.#acked.clear();
         return this.#current;
       });
       p.catch(() => {
@@ -132,6 +143,37 @@ export class IdempotentProducer {
     this.checkNotFenced();
     const id = this.#current;
     return id === null ? null : this.#take(id, topic, partition, count);
+  }
+
+  /**
+   * Whether a batch of the current identity was acknowledged on the partition, so that
+   * the leader checks this producer's sequences there (and several batches may be in
+   * flight).
+   *
+   * @param topic the topic
+   * @param partition the partition
+   * @returns true once a batch was acknowledged there
+   * @example
+   * ```ts
+   * const limit = idem.warm("orders", 0) ? 5 : 1;
+   * ```
+   */
+  warm(topic: string, partition: number): boolean {
+    return this.#current !== null && this.#acked.has(topic + "\u0000" + partition);
+  }
+
+  /**
+   * Notes that a batch was acknowledged.
+   *
+   * @param topic the topic
+   * @param partition the partition
+   * @param seq the batch's producer fields
+   */
+  acknowledged(topic: string, partition: number, seq: BatchSequence): void {
+    const id = this.#current;
+    if (id !== null && id.producerId === seq.producerId && id.producerEpoch === seq.producerEpoch) {
+      this.#acked.add(topic + "\u0000" + partition);
+    }
   }
 
   #take(
@@ -200,6 +242,7 @@ export class IdempotentProducer {
     this.#identity = null;
     this.#current = null;
     this.#next.clear();
+    this.#acked.clear();
     if (error instanceof RillError && error.code === "OUT_OF_ORDER_SEQUENCE_NUMBER") {
       return new RillError(
         "OUT_OF_ORDER_SEQUENCE_NUMBER",

@@ -6,18 +6,24 @@
  * resolves once the batch that carries it is acknowledged. The sender encodes each batch
  * as one RecordBatch v2 and POSTs it as `application/vnd.rill.batch` to
  * `/v1/topics/{topic}/records?partition=P&acks=A`; up to `maxInFlightRequests` requests are
- * in flight, one per partition. Retriable failures are retried with backoff and jitter.
+ * in flight. Retriable failures are retried with backoff and jitter.
  *
  * **Idempotence** (on by default, as in Kafka since 3.0; the rules are atop idempotence.ts):
  * the producer gets a producer id and epoch from the cluster (`POST /v1/producers`, on
  * `connect()` or its first send) and stamps each batch with them and the partition's next
- * sequence number, once, when the batch is first sent (the same requests, batch sizes and
- * in-flight limit as a plain producer: this costs nothing measurable); a retry sends the very
- * same batch bytes, so a batch whose first attempt reached the broker is recognised as a
- * duplicate and answered with its original offsets instead of being appended twice.
- * Order per partition is kept because a partition has one request in flight at a time.
+ * sequence number, once, when the batch is first sent (the same requests and batch sizes
+ * as a plain producer: this costs nothing measurable); a retry sends the very same batch
+ * bytes, so a batch whose first attempt reached the broker is recognised as a duplicate and
+ * answered with its original offsets instead of being appended twice. Up to
+ * `maxInFlightRequests` (default 5, at most 5 — Kafka's
+ * `max.in.flight.requests.per.connection`) batches of one partition may be in flight once
+ * the partition has acknowledged a first batch; order is kept by the sequence numbers: the
+ * leader appends a batch only right after its predecessor, holding one that overtook it for
+ * a moment, and a batch still refused as out of order is resent once the batches before it
+ * succeeded (or fails, if one of them failed).
  * With `idempotent: false` (or `acks: 0`) a retried batch may be appended twice
- * (at-least-once).
+ * (at-least-once), and a partition has one request in flight at a time: HTTP requests may
+ * overtake each other, and nothing else would keep the order.
  *
  * @module
  */
@@ -28,7 +34,7 @@ import { keyBytes } from "./batch_builder.ts";
 import type { Metadata } from "./metadata.ts";
 import { brokerOffset } from "./offsets.ts";
 import { Partitioner } from "./partitioner.ts";
-import { IdempotentProducer } from "./idempotence.ts";
+import { type BatchSequence, IdempotentProducer } from "./idempotence.ts";
 import { withRetry } from "./retry.ts";
 import { utf8 } from "./utf8.ts";
 import { BATCH_MEDIA_TYPE, readJson, topicPath, type Transport } from "./transport.ts";
@@ -130,11 +136,13 @@ export interface RecordMetadata {
  */
 export interface ProducerOptions {
   /** how long a batch waits for more records before it is sent (default 0: as soon as the
-   * partition has no request in flight; records sent meanwhile join the batch) */
+   * partition may send, within its in-flight limit; records sent meanwhile join the batch) */
   lingerMs?: number;
   /** the size of a batch, in bytes (default 1 MiB) */
   batchBytes?: number;
-  /** requests in flight at once, over all partitions (default 5) */
+  /** requests in flight at once, over all partitions; an idempotent producer may use them all
+   * for one partition, a plain one sends one request per partition at a time (default 5; at
+   * most 5 when idempotent, as Kafka's max.in.flight.requests.per.connection) */
   maxInFlightRequests?: number;
   /** the default acknowledgement level (default "all") */
   acks?: Acks;
@@ -144,6 +152,9 @@ export interface ProducerOptions {
    * with a newer epoch, which fences an older instance using the key */
   producerKey?: string;
 }
+
+/** The most batches an idempotent producer may have in flight (the broker's window). */
+const MAX_IDEMPOTENT_IN_FLIGHT = 5;
 
 function checkBytes(v: unknown, i: number, what: string): void {
   if (v === null || v === undefined || typeof v === "string" || v instanceof Uint8Array) return;
@@ -259,12 +270,15 @@ export class Producer {
   #timerAt = Infinity;
   #idle: (() => void)[] = [];
   #closed = false;
+  /** per partition, its idempotent batches in flight, in stamping order */
+  readonly #chains = new Map<string, InFlightChain>();
 
   /**
    * @param transport the client's transport (use `rill.producer()` rather than this)
    * @param metadata the client's metadata cache
    * @param options batching, in-flight limit and default acks
-   * @throws {RangeError} on a negative linger, a batch size below 1 or an in-flight limit below 1
+   * @throws {RangeError} on a negative linger, a batch size below 1, an in-flight limit below
+   *   1, or above 5 for an idempotent producer
    */
   constructor(transport: Transport, metadata: Metadata, options: ProducerOptions = {}) {
     this.#t = transport;
@@ -280,10 +294,19 @@ export class Producer {
     this.#lingerMs = lingerMs;
     this.#maxInFlight = maxInFlight;
     this.#acks = acksParam(options.acks);
-    this.#acc = new RecordAccumulator({ batchBytes, lingerMs });
     this.#idem = options.idempotent === false
       ? null
       : new IdempotentProducer(transport, options.producerKey);
+    if (this.#idem !== null && this.#acks !== "0" && maxInFlight > MAX_IDEMPOTENT_IN_FLIGHT) {
+      throw new RangeError(
+        `maxInFlightRequests must be at most ${MAX_IDEMPOTENT_IN_FLIGHT} for an idempotent producer (the broker remembers its last ${MAX_IDEMPOTENT_IN_FLIGHT} batches), got ${maxInFlight}; set idempotent: false to allow more`,
+      );
+    }
+    this.#acc = new RecordAccumulator({
+      batchBytes,
+      lingerMs,
+      partitionLimit: (batch) => this.#partitionLimit(batch),
+    });
   }
 
   /**
@@ -461,6 +484,20 @@ export class Producer {
     this.#timer = undefined;
   }
 
+  /** How many requests of a batch's partition may be in flight when it is sent. */
+  #partitionLimit(batch: ProducerBatch): number {
+    const idem = this.#idem;
+    if (idem === null || batch.acks === "0") return 1;
+    if (!idem.warm(batch.topic, batch.partition)) return 1;
+    // The broker remembers a producer's last 5 batches: a batch still unresolved (perhaps
+    // appended, its answer lost, to be retried) must stay among them, so batches already
+    // acknowledged after the oldest unresolved one count against the limit too.
+    const chain = this.#chains.get(batch.topic + "\u0000" + batch.partition);
+    if (chain === undefined) return this.#maxInFlight;
+    const resolvedSince = chain.next - chain.links[0].index - chain.links.length;
+    return this.#maxInFlight - resolvedSince;
+  }
+
   #wake(): void {
     if (this.#wakeQueued) return;
     this.#wakeQueued = true;
@@ -508,39 +545,70 @@ export class Producer {
 
   async #sendBatch(batch: ProducerBatch): Promise<void> {
     const idem = batch.acks === "0" ? null : this.#idem;
-    let seq: { producerId: number; producerEpoch: number; baseSequence: number } | null = null;
+    let seq: BatchSequence | null = null;
+    let link: InFlightLink | undefined;
+    let ok = false;
     try {
       const count = batch.builder.count;
       if (idem) {
         seq = idem.assignNow(batch.topic, batch.partition, count) ??
           await idem.assign(batch.topic, batch.partition, count);
+        link = this.#link(batch, seq);
       }
       const body = batch.builder.build(seq ?? undefined);
       const path = `${topicPath(batch.topic)}/records`;
-      const answer = await withRetry(
-        async () => {
-          const res = await this.#t.request("POST", path, {
-            query: { partition: batch.partition, acks: batch.acks },
-            headers: { "Content-Type": BATCH_MEDIA_TYPE },
-            body: body as Uint8Array<ArrayBuffer>,
-          });
-          if (res.status === 204 || batch.acks === "0") {
-            await res.body?.cancel();
-            return null;
-          }
-          return await readJson(res);
-        },
-        this.#t.retry,
-        {
-          onRetry: (e) => {
-            if (
-              e instanceof RillError &&
-              (e.code === "NOT_LEADER_OR_FOLLOWER" || e.code === "LEADER_NOT_AVAILABLE")
-            ) this.#meta.invalidate(batch.topic);
+      const post = () =>
+        withRetry(
+          async () => {
+            const res = await this.#t.request("POST", path, {
+              query: { partition: batch.partition, acks: batch.acks },
+              headers: { "Content-Type": BATCH_MEDIA_TYPE },
+              body: body as Uint8Array<ArrayBuffer>,
+            });
+            if (res.status === 204 || batch.acks === "0") {
+              await res.body?.cancel();
+              return null;
+            }
+            return await readJson(res);
           },
-        },
-      );
+          this.#t.retry,
+          {
+            onRetry: (e) => {
+              if (
+                e instanceof RillError &&
+                (e.code === "NOT_LEADER_OR_FOLLOWER" || e.code === "LEADER_NOT_AVAILABLE")
+              ) this.#meta.invalidate(batch.topic);
+            },
+          },
+        );
+      let answer: unknown;
+      for (;;) {
+        try {
+          answer = await post();
+          break;
+        } catch (e) {
+          // Refused as out of order while earlier batches of the partition are unresolved:
+          // it overtook one of them. Resend it once they all succeeded.
+          const earlier = link === undefined ? [] : this.#earlier(link);
+          if (
+            !(e instanceof RillError && e.code === "OUT_OF_ORDER_SEQUENCE_NUMBER") ||
+            earlier.length === 0
+          ) throw e;
+          const results = await Promise.all(earlier.map((l) => l.settled));
+          if (!results.every((r) => r)) {
+            throw new RillError(
+              "OUT_OF_ORDER_SEQUENCE_NUMBER",
+              `An earlier batch of ${batch.topic}-${batch.partition} failed for good, so this one (sequence ${
+                seq!.baseSequence
+              }) was not written either, to keep the partition's order`,
+              e.details,
+            );
+          }
+        }
+      }
       const offsets = offsetsOf(answer, count, batch);
+      if (idem && seq) idem.acknowledged(batch.topic, batch.partition, seq);
+      ok = true;
       let r = 0;
       for (const run of batch.runs) {
         for (let j = 0; j < run.count; j++) {
@@ -555,8 +623,66 @@ export class Producer {
         ? idem.failed(batch.topic, batch.partition, seq, batch.builder.count, e)
         : e;
       for (const run of batch.runs) run.sink.fail(error);
+    } finally {
+      if (link !== undefined) this.#unlink(link, ok);
     }
   }
+
+  /** Enters a stamped batch in its partition's chain of in-flight idempotent batches. */
+  #link(batch: ProducerBatch, seq: BatchSequence): InFlightLink {
+    const key = batch.topic + "\u0000" + batch.partition;
+    let chain = this.#chains.get(key);
+    if (chain === undefined) {
+      chain = { next: 0, links: [] };
+      this.#chains.set(key, chain);
+    }
+    let settle!: (ok: boolean) => void;
+    const settled = new Promise<boolean>((resolve) => settle = resolve);
+    const link: InFlightLink = { key, index: chain.next++, seq, settled, settle };
+    chain.links.push(link);
+    return link;
+  }
+
+  /** The unresolved batches of the same partition and identity stamped before `link`. */
+  #earlier(link: InFlightLink): InFlightLink[] {
+    const out: InFlightLink[] = [];
+    for (const l of this.#chains.get(link.key)?.links ?? []) {
+      if (l === link) break;
+      if (
+        l.seq.producerId === link.seq.producerId && l.seq.producerEpoch === link.seq.producerEpoch
+      ) out.push(l);
+    }
+    return out;
+  }
+
+  #unlink(link: InFlightLink, ok: boolean): void {
+    const chain = this.#chains.get(link.key);
+    if (chain !== undefined) {
+      const i = chain.links.indexOf(link);
+      if (i >= 0) chain.links.splice(i, 1);
+      if (chain.links.length === 0) this.#chains.delete(link.key);
+    }
+    link.settle(ok);
+  }
+}
+
+/** A partition's idempotent batches in flight, and how many were stamped. */
+interface InFlightChain {
+  /** the index the next stamped batch gets */
+  next: number;
+  /** the unresolved batches, in stamping order */
+  links: InFlightLink[];
+}
+
+/** An idempotent batch in flight, in its partition's chain (stamping order). */
+interface InFlightLink {
+  key: string;
+  /** its place in the chain's stamping order */
+  index: number;
+  seq: BatchSequence;
+  /** resolves true once the batch is acknowledged, false if it failed for good */
+  settled: Promise<boolean>;
+  settle: (ok: boolean) => void;
 }
 
 /**

@@ -134,7 +134,7 @@ Deno.test("producer closes batches at batchBytes", async () => {
   assert.equal(b.posts().reduce((n, p) => n + p.records.length, 0), 50);
 });
 
-Deno.test("producer keeps one request per partition and at most maxInFlightRequests", async () => {
+Deno.test("producer keeps at most maxInFlightRequests in flight, each partition in order", async () => {
   const b = fakeBroker(8);
   const producer = new Rill({ brokers: ["http://broker"], fetch: b.fetch })
     .producer({ maxInFlightRequests: 3, batchBytes: 200 });
