@@ -22,7 +22,7 @@ import {
 import { ConsumedMessage } from "./message.ts";
 import { decodeMessages } from "./record_decoder.ts";
 import { brokerOffset } from "./offsets.ts";
-import { BATCH_MEDIA_TYPE, readJson, topicPath, type Transport } from "./transport.ts";
+import { BATCH_MEDIA_TYPE, readBytes, readJson, topicPath, type Transport } from "./transport.ts";
 
 /**
  * Options of one fetch.
@@ -106,7 +106,7 @@ export async function fetchPartition(
   if (type.startsWith("application/json")) {
     return fromJson(topic, partition, offset, await readJson(res));
   }
-  const bytes = new Uint8Array(await res.arrayBuffer());
+  const bytes = await readBytes(res);
   const hw = brokerOffset(res.headers.get("Rill-High-Watermark"), "Rill-High-Watermark");
   const start = brokerOffset(res.headers.get("Rill-Log-Start-Offset"), "Rill-Log-Start-Offset");
   const nextHeader = res.headers.get("Rill-Next-Offset");

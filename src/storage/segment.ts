@@ -97,6 +97,10 @@ export interface SegmentRecovery {
 const EMPTY = new Uint8Array(0);
 const HEADER_WALK_CHUNK = 8192;
 const VERIFY_WALK_CHUNK = 1 << 20;
+/** Batches at least this big are found by their headers before a fetch reads them. */
+const HOP_MIN_BATCH = 64 * 1024;
+/** The batch header {@linkcode LogSegment} reads hop through (reads are synchronous). */
+const hopHeader = new Uint8Array(BATCH_HEADER_SIZE);
 
 function readI64(view: DataView, pos: number): number {
   return view.getInt32(pos) * 4294967296 + view.getUint32(pos + 4);
@@ -655,15 +659,8 @@ export class LogSegment {
    * @returns the bytes (fewer only if the file is shorter)
    */
   readAt(position: number, length: number): Uint8Array {
-    const file = this.#readHandle();
-    file.seekSync(position, Deno.SeekMode.Start);
     const buf = new Uint8Array(length);
-    let n = 0;
-    while (n < length) {
-      const got = file.readSync(buf.subarray(n));
-      if (got === null || got === 0) break;
-      n += got;
-    }
+    const n = this.#readInto(position, buf);
     return n === length ? buf : buf.subarray(0, n);
   }
 
@@ -720,6 +717,14 @@ export class LogSegment {
     }
     const available = this.#size - start;
     if (available < BATCH_HEADER_SIZE) return null;
+    const planned = this.#planRead(start, maxBytes, maxOffset, available);
+    if (planned !== null) {
+      const { end, nextOffset } = planned;
+      if (end === 0) return { bytes: EMPTY, nextOffset: offset };
+      this.#hintOffset = nextOffset;
+      this.#hintPosition = start + end;
+      return { bytes: this.readAt(start, end), nextOffset };
+    }
     let buf = this.readAt(start, Math.min(Math.max(maxBytes, BATCH_HEADER_SIZE), available));
     let view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
     const firstSize = view.getInt32(POS.batchLength) + LOG_OVERHEAD;
@@ -742,6 +747,54 @@ export class LogSegment {
       this.#hintPosition = start + end;
     }
     return { bytes: end === buf.length ? buf : buf.subarray(0, end), nextOffset };
+  }
+
+  /**
+   * Where {@linkcode read} should stop, found by hopping from batch header to batch header
+   * (one small read each) when batches are large, so that exactly the bytes returned are
+   * read: a bulk read of `maxBytes` would read (and allocate) up to one batch more than it
+   * returns. Gives up (null: read in bulk) at the first batch under {@linkcode HOP_MIN_BATCH},
+   * where hops would cost more than the bytes they save. Same rules as the bulk path: the
+   * first batch whole if it is in the file, the others while they fit in `maxBytes`, none
+   * whose last offset is ≥ `maxOffset`, and a malformed or torn header ends the read.
+   */
+  #planRead(
+    start: number,
+    maxBytes: number,
+    maxOffset: number,
+    available: number,
+  ): { end: number; nextOffset: number } | null {
+    const limit = Math.min(Math.max(maxBytes, BATCH_HEADER_SIZE), available);
+    const head = hopHeader;
+    const view = new DataView(head.buffer);
+    let end = 0;
+    let nextOffset = -1;
+    for (;;) {
+      const bound = end === 0 ? available : limit;
+      if (bound - end < BATCH_HEADER_SIZE) break;
+      if (this.#readInto(start + end, head) < BATCH_HEADER_SIZE) break;
+      const size = view.getInt32(POS.batchLength) + LOG_OVERHEAD;
+      if (size < BATCH_HEADER_SIZE || end + size > bound) break;
+      if (size < HOP_MIN_BATCH) return null;
+      const last = readI64(view, POS.baseOffset) + view.getInt32(POS.lastOffsetDelta);
+      if (last >= maxOffset) break;
+      end += size;
+      nextOffset = last + 1;
+    }
+    return { end, nextOffset };
+  }
+
+  /** Reads `buf.length` bytes at `position` into `buf`; returns how many were read. */
+  #readInto(position: number, buf: Uint8Array): number {
+    const file = this.#readHandle();
+    file.seekSync(position, Deno.SeekMode.Start);
+    let n = 0;
+    while (n < buf.length) {
+      const got = file.readSync(buf.subarray(n));
+      if (got === null || got === 0) break;
+      n += got;
+    }
+    return n;
   }
 
   /**

@@ -120,3 +120,74 @@ Deno.test("Transport turns error bodies into RillErrors and network failures int
   );
   assert.equal(down.broker, "http://b", "moves to the next bootstrap broker");
 });
+
+/** A batch response whose body arrives in `chunk`-byte pieces, with a Content-Length. */
+function chunkedAnswer(
+  bytes: Uint8Array,
+  chunk: number,
+  opts: { bytesType: boolean; length?: number },
+) {
+  let at = 0;
+  const source = {
+    pull(c: ReadableStreamDefaultController<Uint8Array> | ReadableByteStreamController) {
+      if (at >= bytes.length) {
+        c.close();
+        // a byte source ends a pending BYOB read so (as fetch bodies do)
+        if ("byobRequest" in c) c.byobRequest?.respond(0);
+        return;
+      }
+      c.enqueue(bytes.slice(at, at + chunk));
+      at += chunk;
+    },
+  };
+  const body = opts.bytesType
+    ? new ReadableStream({ type: "bytes", ...source } as UnderlyingByteSource)
+    : new ReadableStream<Uint8Array>(source as UnderlyingDefaultSource<Uint8Array>);
+  return new Response(body, {
+    headers: {
+      "content-type": "application/vnd.rill.batch",
+      "content-length": String(opts.length ?? bytes.length),
+      "rill-next-offset": "0",
+      "rill-high-watermark": "30",
+      "rill-log-start-offset": "0",
+    },
+  });
+}
+
+Deno.test("fetchPartition assembles a body that arrives in pieces, and a body cut short is retriable", async () => {
+  const batches = [0, 10, 20].map((base) => {
+    const b = encodeBatch(
+      Array.from({ length: 10 }, (_, i) => ({ value: new TextEncoder().encode(`v${base + i}`) })),
+    );
+    setBaseOffset(b, base);
+    return b;
+  });
+  const all = new Uint8Array(batches.reduce((n, b) => n + b.length, 0));
+  batches.reduce((at, b) => (all.set(b, at), at + b.length), 0);
+  const want = Array.from({ length: 25 }, (_, i) => `v${i + 5}`);
+  for (const bytesType of [true, false]) {
+    for (const chunk of [1, 7, 100, all.length]) {
+      const r = await fetchPartition(
+        transport(() => chunkedAnswer(all, chunk, { bytesType })),
+        "t",
+        0,
+        5,
+        opts,
+      );
+      assert.deepEqual(r.messages.map((m) => m.valueString()), want, `chunks of ${chunk}`);
+      assert.equal(r.nextOffset, 30);
+    }
+  }
+  await assert.rejects(
+    fetchPartition(
+      transport(() => chunkedAnswer(all, 50, { bytesType: true, length: all.length + 10 })),
+      "t",
+      0,
+      0,
+      opts,
+    ),
+    (e: unknown) =>
+      e instanceof RillError && e.code === "BROKER_NOT_AVAILABLE" && e.retriable &&
+      /ended after/.test(e.message),
+  );
+});
