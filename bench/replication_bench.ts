@@ -5,10 +5,19 @@
  *   `max.in.flight.requests.per.connection`) requests in flight per partition, 3
  *   partitions) with acks=all to a 3-broker cluster with replication factor 3, against
  *   acks=1 on one broker with replication factor 1, measured in the same run
- *   (target ≥ 0.5 of the baseline); acks=1 on the same cluster as a diagnostic. Every
- *   phase uses the same client, record size, batch size and in-flight count, starts after
- *   a quiet interval (dirty pages synced, then `RILL_BENCH_QUIET_MS`, default 1000, idle)
- *   and a warm-up of `RILL_BENCH_WARMUP_SECONDS` (default 1) that is not counted;
+ *   (target ≥ 0.5 of the baseline): both clusters stay up and the two phases alternate
+ *   for `RILL_BENCH_ROUNDS` (default 3) rounds after an uncounted one; the ratio is the
+ *   median of the per-round ratios. Every phase uses the same client, record size, batch
+ *   size and in-flight count, starts after a quiet interval (dirty pages synced, then
+ *   `RILL_BENCH_QUIET_MS`, default 1000, idle) and a warm-up of
+ *   `RILL_BENCH_WARMUP_SECONDS` (default 1) that is not counted. Diagnostics: the CPU time
+ *   of the client and the brokers per MB produced (from /proc), the CPU other processes
+ *   used meanwhile (a busy machine makes the figures meaningless), and acks=1 on the same
+ *   cluster;
+ * - the floor (bench/_replication_floor.ts; `RILL_BENCH_REPLICATION_FLOOR=0` skips it): the
+ *   same two phases, interleaved with Rill's, against bare Deno processes that only append
+ *   to files and pull each other's bytes over HTTP, with no Rill code: the RF 3 / RF 1
+ *   ratio and CPU per MB that such a pipeline gets on this machine;
  * - failover: SIGKILL the leader of a partition while a client produces with acks=all;
  *   the time until the first acknowledged produce on the new leader, default timeouts
  *   (session 6 s, metadata poll 1 s); median of `RILL_BENCH_FAILOVER_ROUNDS` (default 3)
@@ -17,11 +26,13 @@
  *   were written restarts; the rate at which it copies them (MB/s, from its ready line to
  *   its log end offset reaching the leader's).
  *
- * `RILL_BENCH_SECONDS` (default 3) sets the length of each throughput phase.
+ * `RILL_BENCH_SECONDS` (default 3) sets the length of each throughput phase;
+ * `RILL_BENCH_REPLICATION_THROUGHPUT_ONLY=1` skips failover and catch-up.
  *
  * @module
  */
-import type { Reporter } from "./_report.ts";
+import { interleaved, logRounds, median, pairedRatio, type Reporter } from "./_report.ts";
+import { type FloorCluster, startFloorCluster } from "./_replication_floor.ts";
 import { encodeBatch } from "../src/protocol/record_batch.ts";
 import { type BrokerProcess, startBroker } from "../tests/_helpers/broker_process.ts";
 
@@ -33,7 +44,11 @@ const PARTITIONS = 3;
 const IN_FLIGHT = Number(Deno.env.get("RILL_BENCH_IN_FLIGHT") ?? "5");
 const WARMUP_SECONDS = Number(Deno.env.get("RILL_BENCH_WARMUP_SECONDS") ?? "1");
 const QUIET_MS = Number(Deno.env.get("RILL_BENCH_QUIET_MS") ?? "1000");
+const ROUNDS = Math.max(1, Number(Deno.env.get("RILL_BENCH_ROUNDS") ?? "3") || 3);
+const FLOOR = Deno.env.get("RILL_BENCH_REPLICATION_FLOOR") !== "0";
 const BATCH_BYTES = 256 * 1024;
+/** USER_HZ, the unit of /proc CPU times (100 on Linux). */
+const CLOCK_TICKS = 100;
 
 function batchOf(recordSize: number): { batch: Uint8Array<ArrayBuffer>; records: number } {
   const value = new Uint8Array(recordSize);
@@ -149,26 +164,71 @@ async function quiet(): Promise<void> {
   await new Promise((r) => setTimeout(r, QUIET_MS));
 }
 
+/** One timed phase: rate, and what it cost the machine. */
+interface Phase {
+  /** records per second */
+  rate: number;
+  /** MB (1e6 bytes of record values) per second */
+  mbps: number;
+  /** CPU time of the client and the cluster's processes per MB produced, ms */
+  cpuMsPerMb: number;
+  /** CPU (cores) used meanwhile by everything else on the machine (kernel threads included) */
+  otherCores: number;
+}
+
+/** CPU seconds (user + system) a process has used, from /proc; 0 where there is none. */
+function cpuSeconds(pid: number | "self"): number {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(f[11]) + Number(f[12])) / CLOCK_TICKS;
+  } catch {
+    return 0;
+  }
+}
+
+/** Busy CPU seconds of the whole machine (all cores), from /proc/stat (0 elsewhere). */
+function machineSeconds(): { busy: number } {
+  try {
+    const cpu = Deno.readTextFileSync("/proc/stat").split("\n")[0].trim().split(/\s+/)
+      .slice(1, 9).map(Number);
+    const total = cpu.reduce((a, b) => a + b, 0);
+    return { busy: (total - cpu[3] - cpu[4]) / CLOCK_TICKS };
+  } catch {
+    return { busy: 0 };
+  }
+}
+
 /**
  * Produces for a warm-up (not counted), then for `SECONDS`, with `IN_FLIGHT` requests in
- * flight per partition, after a quiet interval.
+ * flight per partition, after a quiet interval; measures the CPU of the client (this
+ * process) and of `pids` meanwhile.
  */
 async function produceRate(
-  urlOf: (p: number) => string,
-  topic: string,
-  acks: string,
-): Promise<{ records: number; rate: number; mbps: number }> {
+  target: (p: number) => string,
+  pids: readonly number[],
+): Promise<Phase> {
   await quiet();
-  if (WARMUP_SECONDS > 0) await produceFor(urlOf, topic, acks, WARMUP_SECONDS);
-  return await produceFor(urlOf, topic, acks, SECONDS);
+  if (WARMUP_SECONDS > 0) await produceFor(target, WARMUP_SECONDS);
+  const procs0 = pids.reduce((a, pid) => a + cpuSeconds(pid), cpuSeconds("self"));
+  const m0 = machineSeconds();
+  const r = await produceFor(target, SECONDS);
+  const procs = pids.reduce((a, pid) => a + cpuSeconds(pid), cpuSeconds("self")) - procs0;
+  const m1 = machineSeconds();
+  const cores = (m1.busy - m0.busy) / r.seconds;
+  const mb = r.mbps * r.seconds;
+  return {
+    rate: r.rate,
+    mbps: r.mbps,
+    cpuMsPerMb: mb > 0 ? procs * 1000 / mb : 0,
+    otherCores: Math.max(0, cores - procs / r.seconds),
+  };
 }
 
 async function produceFor(
-  urlOf: (p: number) => string,
-  topic: string,
-  acks: string,
+  target: (p: number) => string,
   seconds: number,
-): Promise<{ records: number; rate: number; mbps: number }> {
+): Promise<{ rate: number; mbps: number; seconds: number }> {
   const { batch, records } = batchOf(1024);
   let n = 0;
   let errors = 0;
@@ -178,14 +238,11 @@ async function produceFor(
     Array.from({ length: PARTITIONS * IN_FLIGHT }, async (_, i) => {
       const p = i % PARTITIONS;
       while (performance.now() < end) {
-        const res = await fetch(
-          `${urlOf(p)}/v1/topics/${topic}/records?partition=${p}&acks=${acks}`,
-          {
-            method: "POST",
-            headers: { "content-type": "application/vnd.rill.batch" },
-            body: batch,
-          },
-        );
+        const res = await fetch(target(p), {
+          method: "POST",
+          headers: { "content-type": "application/vnd.rill.batch" },
+          body: batch,
+        });
         await res.arrayBuffer();
         if (res.ok) n += records;
         else if (++errors > 100) throw new Error(`produce failed: HTTP ${res.status}`);
@@ -193,60 +250,121 @@ async function produceFor(
     }),
   );
   const secs = (performance.now() - t0) / 1000;
-  return { records: n, rate: n / secs, mbps: (n * 1024) / secs / 1e6 };
+  return { rate: n / secs, mbps: (n * 1024) / secs / 1e6, seconds: secs };
+}
+
+function rillTarget(urlOf: (p: number) => string, acks: string): (p: number) => string {
+  return (p) => `${urlOf(p)}/v1/topics/bench/records?partition=${p}&acks=${acks}`;
 }
 
 async function throughput(report: Reporter): Promise<void> {
   const single = new Nodes(await Deno.makeTempDir({ prefix: "rill-bench-rf1-" }));
-  let base: number;
+  const three = new Nodes(await Deno.makeTempDir({ prefix: "rill-bench-rf3-" }));
+  const floors: FloorCluster[] = [];
   try {
     await single.start(1);
     await single.create("bench", PARTITIONS, 1);
-    base = (await produceRate(() => single.url(1), "bench", "1")).rate;
-    report({
-      suite: SUITE,
-      name: "produce 1 KiB, RF 1, acks=1, 1 broker",
-      value: base,
-      unit: "records/s",
-    });
-  } finally {
-    await single.dispose();
-  }
-  const three = new Nodes(await Deno.makeTempDir({ prefix: "rill-bench-rf3-" }));
-  try {
     for (const id of [1, 2, 3]) await three.start(id);
     await three.create("bench", PARTITIONS, 3, { "min.insync.replicas": "2" });
     const ps = await three.until("bench", (ps) => ps.every((p) => p.isr.length === 3));
-    const r = await produceRate((p) => three.url(ps[p].leader), "bench", "all");
+    const rf1Pids = [...single.procs.values()].map((p) => p.pid);
+    const rf3Pids = [...three.procs.values()].map((p) => p.pid);
+    const phases: Record<string, () => Promise<Phase>> = {
+      rf1: () => produceRate(rillTarget(() => single.url(1), "1"), rf1Pids),
+      rf3: () => produceRate(rillTarget((p) => three.url(ps[p].leader), "all"), rf3Pids),
+    };
+    if (FLOOR) {
+      const f1 = await startFloorCluster(1);
+      floors.push(f1);
+      const f3 = await startFloorCluster(3);
+      floors.push(f3);
+      phases.floor1 = () => produceRate((p) => f1.produceUrl(p, "1"), f1.pids);
+      phases.floor3 = () => produceRate((p) => f3.produceUrl(p, "all"), f3.pids);
+    }
+    const seen: Record<string, Phase[]> = {};
+    const rates = await interleaved(
+      ROUNDS,
+      Object.fromEntries(
+        Object.entries(phases).map(([name, phase]) => [name, async (round: number) => {
+          const r = await phase();
+          if (round >= 0) (seen[name] ??= []).push(r);
+          return r.rate;
+        }]),
+      ),
+    );
+    logRounds(SUITE, rates);
+    const med = (name: string, key: keyof Phase) => median(seen[name].map((r) => r[key]));
+    const ratio = pairedRatio(rates.rf3, rates.rf1);
+    report({
+      suite: SUITE,
+      name: "produce 1 KiB, RF 1, acks=1, 1 broker",
+      value: median(rates.rf1),
+      unit: "records/s",
+    });
     report({
       suite: SUITE,
       name: "produce 1 KiB, RF 3, acks=all, 3 brokers",
-      value: r.rate,
+      value: median(rates.rf3),
       unit: "records/s",
-      ratio: r.rate / base,
-      baseline: "RF 1 acks=1",
+      ratio,
+      baseline: `RF 1 acks=1 (median of ${ROUNDS} paired rounds)`,
       target: ">= 0.5",
-      met: r.rate / base >= 0.5,
+      met: ratio >= 0.5,
     });
     report({
       suite: SUITE,
       name: "produce 1 KiB, RF 3, acks=all (bytes)",
-      value: r.mbps,
+      value: med("rf3", "mbps"),
       unit: "MB/s",
+    });
+    for (const [name, label] of [["rf1", "RF 1 acks=1"], ["rf3", "RF 3 acks=all"]]) {
+      report({
+        suite: SUITE,
+        name: `CPU per MB produced, ${label} (client + brokers, diagnostic)`,
+        value: med(name, "cpuMsPerMb"),
+        unit: "ms/MB",
+      });
+    }
+    if (FLOOR) {
+      const floorRatio = pairedRatio(rates.floor3, rates.floor1);
+      report({
+        suite: SUITE,
+        name: "floor: RF 3 acks=all without Rill (Deno.serve + files + HTTP pull, diagnostic)",
+        value: median(rates.floor3),
+        unit: "records/s",
+        ratio: floorRatio,
+        baseline: "floor RF 1 acks=1",
+      });
+      for (const [name, label] of [["floor1", "RF 1"], ["floor3", "RF 3 acks=all"]]) {
+        report({
+          suite: SUITE,
+          name: `floor: CPU per MB produced, ${label} (diagnostic)`,
+          value: med(name, "cpuMsPerMb"),
+          unit: "ms/MB",
+        });
+      }
+    }
+    report({
+      suite: SUITE,
+      name: "CPU used by other processes during the timed phases (median, diagnostic)",
+      value: median(Object.values(seen).flat().map((r) => r.otherCores)),
+      unit: "cores",
     });
     // Diagnostic: the same cluster with acks=1 shows what replicating costs the machine
     // (followers copy as fast as they can either way) apart from waiting for the ISR.
-    const one = await produceRate((p) => three.url(ps[p].leader), "bench", "1");
+    const one = await produceRate(rillTarget((p) => three.url(ps[p].leader), "1"), rf3Pids);
     report({
       suite: SUITE,
       name: "produce 1 KiB, RF 3, acks=1, 3 brokers (diagnostic)",
       value: one.rate,
       unit: "records/s",
-      ratio: one.rate / base,
+      ratio: one.rate / median(rates.rf1),
       baseline: "RF 1 acks=1",
     });
   } finally {
+    for (const f of floors) await f[Symbol.asyncDispose]();
     await three.dispose();
+    await single.dispose();
   }
 }
 
