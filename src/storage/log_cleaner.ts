@@ -59,7 +59,7 @@ import {
   TIME_INDEX_SUFFIX,
 } from "./file_names.ts";
 import { OffsetIndex } from "./offset_index.ts";
-import type { LogSegment } from "./segment.ts";
+import { type LogSegment, readFullyAtSync } from "./segment.ts";
 import { TimeIndex } from "./time_index.ts";
 
 /** The per-log checkpoint of the first dirty offset. */
@@ -683,13 +683,7 @@ function fileEndOffset(path: string): number {
     let pos = 0;
     let end = -1;
     while (pos < size) {
-      file.seekSync(pos, Deno.SeekMode.Start);
-      let n = 0;
-      while (n < header.length) {
-        const got = file.readSync(header.subarray(n));
-        if (got === null || got === 0) break;
-        n += got;
-      }
+      const n = readFullyAtSync(file, pos, header);
       const len = view.getInt32(POS.batchLength) + LOG_OVERHEAD;
       if (n < BATCH_HEADER_SIZE || len < BATCH_HEADER_SIZE || pos + len > size) {
         throw new RillError(

@@ -102,6 +102,30 @@ const HOP_MIN_BATCH = 64 * 1024;
 /** The batch header {@linkcode LogSegment} reads hop through (reads are synchronous). */
 const hopHeader = new Uint8Array(BATCH_HEADER_SIZE);
 
+/**
+ * Reads `buf.length` bytes of `file` at `position` into `buf`, or fewer where the file ends.
+ *
+ * @param file an open file
+ * @param position where to read
+ * @param buf where the bytes go
+ * @returns how many bytes were read
+ * @example
+ * ```ts
+ * const header = new Uint8Array(BATCH_HEADER_SIZE);
+ * if (readFullyAtSync(file, 0, header) < header.length) throw new Error("torn");
+ * ```
+ */
+export function readFullyAtSync(file: Deno.FsFile, position: number, buf: Uint8Array): number {
+  file.seekSync(position, Deno.SeekMode.Start);
+  let n = 0;
+  while (n < buf.length) {
+    const got = file.readSync(buf.subarray(n));
+    if (got === null || got === 0) break;
+    n += got;
+  }
+  return n;
+}
+
 function readI64(view: DataView, pos: number): number {
   return view.getInt32(pos) * 4294967296 + view.getUint32(pos + 4);
 }
@@ -786,15 +810,7 @@ export class LogSegment {
 
   /** Reads `buf.length` bytes at `position` into `buf`; returns how many were read. */
   #readInto(position: number, buf: Uint8Array): number {
-    const file = this.#readHandle();
-    file.seekSync(position, Deno.SeekMode.Start);
-    let n = 0;
-    while (n < buf.length) {
-      const got = file.readSync(buf.subarray(n));
-      if (got === null || got === 0) break;
-      n += got;
-    }
-    return n;
+    return readFullyAtSync(this.#readHandle(), position, buf);
   }
 
   /**

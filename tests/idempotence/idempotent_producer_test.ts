@@ -9,6 +9,7 @@ import { Rill, RillError } from "../../mod.ts";
 import { BatchBuilder } from "../../src/client/batch_builder.ts";
 import { startBroker } from "../_helpers/broker_process.ts";
 import { tempDir } from "../_helpers/temp_dir.ts";
+import { readPartition } from "../_helpers/read_records.ts";
 
 const FAST_RETRY = { retries: 20, initialRetryTime: 5, maxRetryTime: 50 };
 
@@ -51,26 +52,6 @@ function lossyProxy(target: string, every: number) {
   };
 }
 
-/** Every record of a partition, in offset order. */
-async function readAll(
-  broker: string,
-  topic: string,
-  partition: number,
-): Promise<{ offset: number; value: string }[]> {
-  const out: { offset: number; value: string }[] = [];
-  let offset = 0;
-  for (let i = 0; i < 10_000; i++) {
-    const res = await fetch(
-      `${broker}/v1/topics/${topic}/partitions/${partition}/records?offset=${offset}&maxBytes=1048576`,
-    );
-    const body = await res.json();
-    for (const r of body.records) if (r.offset >= offset) out.push(r);
-    if (body.nextOffset >= body.highWatermark) break;
-    offset = body.nextOffset;
-  }
-  return out;
-}
-
 async function sendThroughLossyProxy(idempotent: boolean) {
   await using broker = await startBroker();
   const admin = new Rill({ brokers: [broker.url] }).admin();
@@ -90,7 +71,10 @@ async function sendThroughLossyProxy(idempotent: boolean) {
     }
     await Promise.all(sends);
     await producer.disconnect();
-    const partitions = [await readAll(broker.url, "idem", 0), await readAll(broker.url, "idem", 1)];
+    const partitions = [
+      await readPartition(broker.url, "idem", 0),
+      await readPartition(broker.url, "idem", 1),
+    ];
     return { partitions, dropped: proxy.dropped() };
   } finally {
     await proxy.close();
@@ -165,7 +149,7 @@ Deno.test("broker: dedup state survives a restart; gaps and old epochs are refus
   const old = await post(broker.url, idempotentBatch(producerId, 0, 4, ["y"]));
   assert.equal(old.status, 409);
   assert.equal(old.body.error.code, "INVALID_PRODUCER_EPOCH");
-  const records = await readAll(broker.url, "dedup", 0);
+  const records = await readPartition(broker.url, "dedup", 0);
   assert.deepEqual(records.map((r) => r.value), ["a", "b", "c", "d", "e"]);
   const state =
     await (await fetch(`${broker.url}/v1/producers/${producerId}?topic=dedup&partition=0`))
@@ -210,6 +194,6 @@ Deno.test("producer ids: a key keeps its id with a newer epoch and fences the ol
   });
   assert.equal(bad.status, 400);
   assert.equal((await bad.json()).error.code, "INVALID_REQUEST");
-  const records = await readAll(broker.url, "fence", 0);
+  const records = await readPartition(broker.url, "fence", 0);
   assert.deepEqual(records.map((r) => r.value), ["from a", "from b"]);
 });

@@ -10,6 +10,7 @@ import { Rill } from "../../mod.ts";
 import { BatchBuilder } from "../../src/client/batch_builder.ts";
 import { readBatchHeader } from "../../src/protocol/record_batch.ts";
 import { startBroker } from "../_helpers/broker_process.ts";
+import { readPartition } from "../_helpers/read_records.ts";
 
 function idempotentBatch(producerId: number, epoch: number, seq: number, values: string[]) {
   const b = new BatchBuilder(1024);
@@ -24,22 +25,6 @@ async function post(broker: string, topic: string, batch: Uint8Array) {
     body: batch.slice(),
   });
   return { status: res.status, body: await res.json() };
-}
-
-/** Every record of a partition, in offset order. */
-async function readAll(broker: string, topic: string, partition: number) {
-  const out: { offset: number; value: string }[] = [];
-  let offset = 0;
-  for (let i = 0; i < 10_000; i++) {
-    const res = await fetch(
-      `${broker}/v1/topics/${topic}/partitions/${partition}/records?offset=${offset}&maxBytes=1048576`,
-    );
-    const body = await res.json();
-    for (const r of body.records) if (r.offset >= offset) out.push(r);
-    if (body.nextOffset >= body.highWatermark) break;
-    offset = body.nextOffset;
-  }
-  return out;
 }
 
 async function newProducerId(broker: string) {
@@ -75,7 +60,7 @@ Deno.test("broker: a batch ahead of its predecessor is held and appended right a
   assert.deepEqual([late.status, late.body.baseOffset], [200, 3]);
   const held = await early;
   assert.deepEqual([held.status, held.body.baseOffset], [200, 4], "appended right after");
-  const records = await readAll(broker.url, "hold", 0);
+  const records = await readPartition(broker.url, "hold", 0);
   assert.deepEqual(records.map((r) => r.value), ["a", "b", "plain", "c", "d"]);
 });
 
@@ -93,7 +78,7 @@ Deno.test("broker: a batch whose predecessor never comes is refused as out of or
   // Older sequences and duplicates are answered at once, as before.
   const dup = await post(broker.url, "gap", idempotentBatch(id, epoch, 0, ["a"]));
   assert.deepEqual([dup.status, dup.body.baseOffset], [200, 0]);
-  assert.deepEqual((await readAll(broker.url, "gap", 0)).map((r) => r.value), ["a"]);
+  assert.deepEqual((await readPartition(broker.url, "gap", 0)).map((r) => r.value), ["a"]);
   const stateAfter = await (await fetch(`${broker.url}/v1/producers/${id}?topic=gap&partition=0`))
     .json();
   assert.deepEqual(stateAfter, stateBefore, "the refused batch changed nothing");
@@ -174,7 +159,7 @@ Deno.test("idempotent producer: reordered requests of one partition still land o
     assert.ok(maxInFlight > 1, `several requests of the partition in flight (${maxInFlight})`);
     assert.ok(overtaken > 0, "some batches reached the broker before their predecessor");
     meta.forEach((m, i) => assert.equal(m.offset, i));
-    const records = await readAll(broker.url, "order", 0);
+    const records = await readPartition(broker.url, "order", 0);
     assert.deepEqual(
       records.map((r) => r.value),
       Array.from({ length: 1000 }, (_, n) => `m${n}`),
