@@ -42,6 +42,7 @@ import {
 } from "./sequence_holds.ts";
 import { readBatchHeader } from "../protocol/record_batch.ts";
 import type { AppendResult } from "../storage/partition_log.ts";
+import type { ReadBuffer } from "../storage/segment.ts";
 import { checkBatchKeys, checkRecordKeys } from "./compaction_checks.ts";
 import {
   type Acks,
@@ -91,6 +92,11 @@ export interface FetchOptions {
   minBytes: number;
   /** aborts the wait (the client went away) */
   signal?: AbortSignal;
+  /**
+   * where a follower's fetch reads its bytes (`replicaFetch` only; segment.ts's ReadBuffer):
+   * the answer may be a view of a buffer it gave, default a new buffer
+   */
+  alloc?: ReadBuffer;
 }
 
 /** A topic's description: metadata plus the offsets of the replicas hosted here. */
@@ -753,13 +759,13 @@ export class Broker {
       );
     }
     replica.recordFollowerFetch(req.replicaId, req.offset);
-    let result = await replica.readForFollower(req.offset, opts.maxBytes);
+    let result = await replica.readForFollower(req.offset, opts.maxBytes, opts.alloc);
     // Only data wakes a follower: the high watermark reaches it with the next answer (as in
     // Kafka), so followers do not ping-pong empty fetches after every advance.
     if (result.bytes.length > 0 || opts.maxWaitMs <= 0 || this.#draining) return result;
     await replica.replicaWaiters.wait(1, opts.maxWaitMs, opts.signal);
     if (replica.closing || replica.role !== "leader") return result;
-    result = await replica.readForFollower(req.offset, opts.maxBytes);
+    result = await replica.readForFollower(req.offset, opts.maxBytes, opts.alloc);
     return result;
   }
 

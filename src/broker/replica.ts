@@ -18,7 +18,13 @@
  * @module
  */
 import { PartitionLog } from "../storage/mod.ts";
-import type { AppendResult, CleanResult, LogConfig, ReadResult } from "../storage/mod.ts";
+import type {
+  AppendResult,
+  CleanResult,
+  LogConfig,
+  ReadBuffer,
+  ReadResult,
+} from "../storage/mod.ts";
 import { RillError } from "../protocol/errors.ts";
 import { removeDir } from "./data_dir.ts";
 import { FetchWaiters } from "./fetch_waiters.ts";
@@ -475,11 +481,16 @@ export class Replica {
    *
    * @param offset the follower's fetch offset
    * @param maxBytes the most bytes
+   * @param alloc where the bytes are read (segment.ts's ReadBuffer); default a new buffer
    * @returns the batches and offsets
    * @throws {RillError} OFFSET_OUT_OF_RANGE outside [log start, log end]
    */
-  async readForFollower(offset: number, maxBytes: number): Promise<FetchResult> {
-    const result = await this.log.read(offset, maxBytes);
+  async readForFollower(
+    offset: number,
+    maxBytes: number,
+    alloc?: ReadBuffer,
+  ): Promise<FetchResult> {
+    const result = await this.log.read(offset, maxBytes, { alloc });
     return {
       ...result,
       highWatermark: this.#highWatermark,

@@ -24,9 +24,10 @@
  */
 import { Hono } from "hono";
 import type { Broker } from "../broker/broker.ts";
-import { openCors } from "./cors.ts";
+import { openCors, openCorsHeaders, type OpenCorsOptions } from "./cors.ts";
 import { notFound, onError } from "./errors.ts";
 import { bodyTimeout } from "./params.ts";
+import { replicaFetchLane } from "./replica_fetch_lane.ts";
 import { authRoutes } from "./routes/auth.ts";
 import { type AppSecurityOptions, useLimits, useSecurity } from "./security.ts";
 import { clusterRoutes } from "./routes/cluster.ts";
@@ -55,19 +56,17 @@ export function createApp(broker: Broker, security: AppSecurityOptions = {}): Ho
   const installed = useLimits(app, broker.kv, security);
   // Browsers on other origins may call the API (the client runs wherever fetch exists);
   // no cookies are involved, and the Rill-* fetch headers are readable.
-  app.use(
-    "*",
-    openCors({
-      exposeHeaders: [
-        "Rill-Next-Offset",
-        "Rill-High-Watermark",
-        "Rill-Log-Start-Offset",
-        "Retry-After",
-        "WWW-Authenticate",
-      ],
-      maxAge: 600,
-    }),
-  );
+  const cors: OpenCorsOptions = {
+    exposeHeaders: [
+      "Rill-Next-Offset",
+      "Rill-High-Watermark",
+      "Rill-Log-Start-Offset",
+      "Retry-After",
+      "WWW-Authenticate",
+    ],
+    maxAge: 600,
+  };
+  app.use("*", openCors(cors));
 
   app.get("/healthz", (c) =>
     c.json(
@@ -97,5 +96,10 @@ export function createApp(broker: Broker, security: AppSecurityOptions = {}): Ho
       offsetForTimestamp: (topic, partition, ts) => broker.offsetForTimestamp(topic, partition, ts),
     }),
   );
+  // Followers' fetches, the hottest requests between brokers, skip the middleware chain
+  // when it would let them through unchanged (replica_fetch_lane.ts).
+  const lane = replicaFetchLane(broker, installed, openCorsHeaders(cors));
+  const dispatch = app.fetch;
+  app.fetch = (req, ...rest) => lane(req) ?? dispatch(req, ...rest);
   return app;
 }

@@ -23,6 +23,24 @@ export interface OpenCorsOptions {
 }
 
 /**
+ * The CORS headers {@linkcode openCors} puts on every response that is not a preflight's.
+ *
+ * @param options the exposed headers
+ * @returns the headers, by name
+ * @example
+ * ```ts
+ * openCorsHeaders({ exposeHeaders: ["Rill-Next-Offset"], maxAge: 600 });
+ * // { "Access-Control-Allow-Origin": "*", "Access-Control-Expose-Headers": "Rill-Next-Offset" }
+ * ```
+ */
+export function openCorsHeaders(options: OpenCorsOptions): Record<string, string> {
+  return {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Expose-Headers": options.exposeHeaders.join(","),
+  };
+}
+
+/**
  * A middleware for open CORS: preflight requests (OPTIONS) are answered 204 at once, and
  * every other response gets `Access-Control-Allow-Origin: *` and the exposed headers.
  *

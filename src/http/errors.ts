@@ -16,23 +16,46 @@ import { RillError } from "../protocol/errors.ts";
  * @returns the error response
  */
 export function onError(err: Error, c: Context): Response {
-  if (err instanceof RillError) {
-    return c.json(err.toJSON(), err.status as 400);
-  }
+  const { status, body } = errorAnswer(err, c.req.method, c.req.path);
+  return c.json(body, status as 400);
+}
+
+/**
+ * What {@linkcode onError} answers for an error, for a handler that runs outside Hono (the
+ * replica fetch lane in replica_fetch_lane.ts): the status and the JSON body. Anything but a
+ * RillError or a 4xx HTTP error is logged here.
+ *
+ * @param err what a handler threw
+ * @param method the request method (for the log line)
+ * @param path the request path (for the log line)
+ * @returns the status and the body
+ * @example
+ * ```ts
+ * const { status, body } = errorAnswer(new RillError("NOT_FOUND", "No such topic"), "GET", "/x");
+ * // status 404, body {"error":{"code":"NOT_FOUND",…}}
+ * ```
+ */
+export function errorAnswer(
+  err: unknown,
+  method: string,
+  path: string,
+): { status: number; body: ReturnType<RillError["toJSON"]> } {
+  if (err instanceof RillError) return { status: err.status, body: err.toJSON() };
   // Hono's own HTTPException (e.g. from a middleware) keeps its status.
   const status = (err as { status?: number }).status;
   if (typeof status === "number" && status >= 400 && status < 500) {
     const code = status === 413 ? "RECORD_LIST_TOO_LARGE" : "INVALID_REQUEST";
-    return c.json(
-      new RillError(code, err.message || "The request is invalid").toJSON(),
-      status as 400,
-    );
+    return {
+      status,
+      body: new RillError(code, (err as Error).message || "The request is invalid").toJSON(),
+    };
   }
-  console.error(`Unhandled error on ${c.req.method} ${c.req.path}:`, err);
-  return c.json(
-    new RillError("UNKNOWN_SERVER_ERROR", "The broker failed to handle the request").toJSON(),
-    500,
-  );
+  console.error(`Unhandled error on ${method} ${path}:`, err);
+  return {
+    status: 500,
+    body: new RillError("UNKNOWN_SERVER_ERROR", "The broker failed to handle the request")
+      .toJSON(),
+  };
 }
 
 /**

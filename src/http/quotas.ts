@@ -203,25 +203,76 @@ export class Quotas {
    * @returns a Hono middleware
    */
   limits(): MiddlewareHandler {
-    const { maxUrlBytes, maxHeaderBytes } = this.config;
     return async (c, next) => {
-      const url = c.req.raw.url;
-      // The origin is ours, not the client's: count from the path.
-      const pathStart = url.indexOf("/", url.indexOf("//") + 2);
-      if (url.length - pathStart > maxUrlBytes) {
-        const err = new RillError("INVALID_REQUEST", `The URL is longer than ${maxUrlBytes} bytes`);
-        return c.json(err.toJSON(), 414);
-      }
-      let size = 0;
-      for (const [k, v] of c.req.raw.headers) size += k.length + v.length + 4;
-      if (size > maxHeaderBytes) {
-        const err = new RillError(
-          "INVALID_REQUEST",
-          `The request headers are larger than ${maxHeaderBytes} bytes`,
-        );
-        return c.json(err.toJSON(), 431);
-      }
+      const refused = this.limitRefusal(c.req.raw);
+      if (refused !== null) return c.json(refused.error.toJSON(), refused.status);
       return await next();
+    };
+  }
+
+  /**
+   * Whether a request breaks the URL or header size limits (what {@linkcode limits} checks).
+   *
+   * @param req the request
+   * @returns the status and error to answer, or null when it is within the limits
+   */
+  limitRefusal(req: Request): { status: 414 | 431; error: RillError } | null {
+    const { maxUrlBytes, maxHeaderBytes } = this.config;
+    const url = req.url;
+    // The origin is ours, not the client's: count from the path.
+    const pathStart = url.indexOf("/", url.indexOf("//") + 2);
+    if (url.length - pathStart > maxUrlBytes) {
+      const error = new RillError("INVALID_REQUEST", `The URL is longer than ${maxUrlBytes} bytes`);
+      return { status: 414, error };
+    }
+    let size = 0;
+    for (const [k, v] of req.headers) size += k.length + v.length + 4;
+    if (size > maxHeaderBytes) {
+      const error = new RillError(
+        "INVALID_REQUEST",
+        `The request headers are larger than ${maxHeaderBytes} bytes`,
+      );
+      return { status: 431, error };
+    }
+    return null;
+  }
+
+  /**
+   * What {@linkcode middleware} does for a follower's fetch (a GET of a partition's records
+   * with `query`), for the replica fetch lane (replica_fetch_lane.ts): takes the stream slot
+   * of a long poll. Null when the middleware would do more than that (request or fetch byte
+   * rates are configured) or would refuse it (a stream limit is reached): the request must
+   * then go through the middleware, which answers as usual.
+   *
+   * @param principal the authenticated principal
+   * @param perPrincipalStreams whether the per-principal stream cap applies (auth on)
+   * @param query the request's query string
+   * @returns a function that frees the slot (call it once the response is made), or null
+   */
+  holdFollowerFetch(
+    principal: string,
+    perPrincipalStreams: boolean,
+    query: string,
+  ): (() => void) | null {
+    const c = this.config;
+    if (c.requestsPerSec > 0 || c.fetchBytesPerSec > 0) return null;
+    const s = this.#state(principal);
+    if (!LONG_POLL.test(query)) return () => {};
+    if (this.#streams >= c.maxStreams) return null;
+    if (perPrincipalStreams && s.streams >= c.maxStreamsPerPrincipal) return null;
+    return this.#hold(s);
+  }
+
+  /** Counts a long poll or stream of `s` as open; returns the function that ends it. */
+  #hold(s: PrincipalState): () => void {
+    this.#streams++;
+    s.streams++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.#streams--;
+      s.streams--;
     };
   }
 
@@ -331,16 +382,8 @@ export class Quotas {
           `Principal "${principal}" has ${s.streams} open long polls and streams, its limit`,
         );
       }
-      this.#streams++;
-      s.streams++;
     }
-    let released = !holds;
-    const release = () => {
-      if (released) return;
-      released = true;
-      this.#streams--;
-      s.streams--;
-    };
+    const release = holds ? this.#hold(s) : () => {};
     try {
       await next();
     } catch (e) {

@@ -66,7 +66,7 @@ import {
   type ProducerStateEntry,
   ProducerStateManager,
 } from "./producer_state.ts";
-import { type BatchPosition, LogSegment } from "./segment.ts";
+import { type BatchPosition, LogSegment, type ReadBuffer } from "./segment.ts";
 import type { LogSegments } from "./segments.ts";
 
 export type { RecoveryReport } from "./log_loader.ts";
@@ -141,6 +141,17 @@ export interface ReadResult {
   bytes: Uint8Array;
   /** the offset after the last record returned (the offset asked for if none) */
   nextOffset: number;
+}
+
+/** Options of {@linkcode PartitionLog.read}. */
+export interface ReadOptions {
+  /** exclusive bound on the offsets returned (the high watermark); default the log end */
+  maxOffset?: number;
+  /**
+   * where the bytes are read (a reused buffer, see segment.ts's ReadBuffer); default a new
+   * buffer for each read
+   */
+  alloc?: ReadBuffer;
 }
 
 /** Options of {@linkcode PartitionLog.append}. */
@@ -835,7 +846,8 @@ export class PartitionLog {
    *
    * @param offset the first offset wanted
    * @param maxBytes the most bytes wanted
-   * @param options `maxOffset`: exclusive bound on the offsets returned
+   * @param options `maxOffset`: exclusive bound on the offsets returned; `alloc`: where the
+   *   bytes are read (segment.ts's ReadBuffer; default a new buffer)
    * @returns the bytes and the offset after the last record returned
    * @throws {RillError} OFFSET_OUT_OF_RANGE (with logStartOffset and logEndOffset) if
    *   offset < logStartOffset or offset > logEndOffset
@@ -843,7 +855,7 @@ export class PartitionLog {
   read(
     offset: number,
     maxBytes: number,
-    options: { maxOffset?: number } = {},
+    options: ReadOptions = {},
   ): Promise<ReadResult> {
     try {
       return Promise.resolve(this.readSync(offset, maxBytes, options));
@@ -857,11 +869,12 @@ export class PartitionLog {
    *
    * @param offset the first offset wanted
    * @param maxBytes the most bytes wanted
-   * @param options `maxOffset`: exclusive bound on the offsets returned
+   * @param options `maxOffset`: exclusive bound on the offsets returned; `alloc`: where the
+   *   bytes are read
    * @returns the bytes and the offset after the last record returned
    * @throws {RillError} OFFSET_OUT_OF_RANGE as {@linkcode read}
    */
-  readSync(offset: number, maxBytes: number, options: { maxOffset?: number } = {}): ReadResult {
+  readSync(offset: number, maxBytes: number, options: ReadOptions = {}): ReadResult {
     if (this.#closed) {
       throw new RillError("KAFKA_STORAGE_ERROR", `The log of "${this.#name}" is closed`);
     }
@@ -880,7 +893,7 @@ export class PartitionLog {
     if (offset >= limit) return { bytes: EMPTY, nextOffset: offset };
     for (let i = Math.max(0, this.#segments.floorIndex(offset)); i < this.#segments.length; i++) {
       const segment = this.#segments.at(i)!;
-      const r = segment.read(Math.max(offset, segment.baseOffset), maxBytes, limit);
+      const r = segment.read(Math.max(offset, segment.baseOffset), maxBytes, limit, options.alloc);
       if (r) return r.bytes.length > 0 ? r : { bytes: EMPTY, nextOffset: offset };
     }
     return { bytes: EMPTY, nextOffset: offset };

@@ -103,6 +103,17 @@ const HOP_MIN_BATCH = 64 * 1024;
 const hopHeader = new Uint8Array(BATCH_HEADER_SIZE);
 
 /**
+ * Gives the buffer a read fills: at least `length` bytes (the read uses the first
+ * `length`). A caller that reuses buffers must be done with a read's bytes before it gives
+ * the same buffer to another read.
+ */
+export type ReadBuffer = (length: number) => Uint8Array;
+
+function newBuffer(length: number): Uint8Array {
+  return new Uint8Array(length);
+}
+
+/**
  * Reads `buf.length` bytes of `file` at `position` into `buf`, or fewer where the file ends.
  *
  * @param file an open file
@@ -680,10 +691,11 @@ export class LogSegment {
    *
    * @param position where to start
    * @param length how many bytes
+   * @param alloc where to read them: a buffer of (at least) `length` bytes; default a new one
    * @returns the bytes (fewer only if the file is shorter)
    */
-  readAt(position: number, length: number): Uint8Array {
-    const buf = new Uint8Array(length);
+  readAt(position: number, length: number, alloc: ReadBuffer = newBuffer): Uint8Array {
+    const buf = alloc(length).subarray(0, length);
     const n = this.#readInto(position, buf);
     return n === length ? buf : buf.subarray(0, n);
   }
@@ -717,6 +729,7 @@ export class LogSegment {
    * @param offset the first offset wanted
    * @param maxBytes the most bytes wanted (the first batch is returned whole regardless)
    * @param maxOffset exclusive bound on the offsets returned
+   * @param alloc where to read the bytes (see {@linkcode ReadBuffer}); default new buffers
    * @returns the bytes and the offset after the last record returned, or null if the
    *   segment has nothing at or after `offset`
    */
@@ -724,6 +737,7 @@ export class LogSegment {
     offset: number,
     maxBytes: number,
     maxOffset: number,
+    alloc: ReadBuffer = newBuffer,
   ): { bytes: Uint8Array; nextOffset: number } | null {
     if (offset >= this.#nextOffset) return null;
     this.#ensureIndexes();
@@ -747,13 +761,17 @@ export class LogSegment {
       if (end === 0) return { bytes: EMPTY, nextOffset: offset };
       this.#hintOffset = nextOffset;
       this.#hintPosition = start + end;
-      return { bytes: this.readAt(start, end), nextOffset };
+      return { bytes: this.readAt(start, end, alloc), nextOffset };
     }
-    let buf = this.readAt(start, Math.min(Math.max(maxBytes, BATCH_HEADER_SIZE), available));
+    let buf = this.readAt(
+      start,
+      Math.min(Math.max(maxBytes, BATCH_HEADER_SIZE), available),
+      alloc,
+    );
     let view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
     const firstSize = view.getInt32(POS.batchLength) + LOG_OVERHEAD;
     if (firstSize > buf.length) {
-      buf = this.readAt(start, Math.min(firstSize, available));
+      buf = this.readAt(start, Math.min(firstSize, available), alloc);
       view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
     }
     let end = 0;

@@ -1,0 +1,157 @@
+/**
+ * The replica fetch lane: a follower's fetch answered without Hono's middleware chain.
+ *
+ * ```
+ * GET /v1/topics/{t}/partitions/{p}/records?offset=…&maxWaitMs=…&maxBytes=…&replicaId=R&leaderEpoch=E
+ * ```
+ *
+ * Every replicated byte crosses this request once per follower, and with replication
+ * factor 3 it is half of a broker's requests. Through the app it costs a Hono context, the
+ * router, five middlewares (limits, CORS, authentication, quotas, body timeout) and a CORS
+ * header set after the response is made, which turns Deno.serve's native response off.
+ * Measured on the replication benchmark's RF 3 acks=all load (3 brokers, fresh logs), the
+ * lane saved about 0.8 ms of CPU per MB produced (client and brokers together, ~9 %).
+ *
+ * The lane takes only a request the app would answer from the replica branch of
+ * routes/records.ts, after middlewares that would let it through and change nothing:
+ *
+ * - a GET of exactly that path, with only those query parameters (plus `minBytes`), each at
+ *   most once, unencoded, and not asking for server-sent events;
+ * - within the URL and header limits (quotas.ts);
+ * - from a trusted replica that needs no other check: the cluster secret presented and
+ *   right, or auth off with no cluster secret (auth.ts's `isTrustedReplica`); the principal
+ *   is then a superuser, so `authorize()` allows it;
+ * - with no request or fetch byte rates configured and a long-poll slot free (quotas.ts
+ *   `holdFollowerFetch`, which takes the slot as the quota middleware does).
+ *
+ * Anything else returns null and goes through the app, which answers (and audits, or
+ * throttles) as it always did. What the lane answers is what the app would: the same
+ * parameter checks in the same order, `Broker.replicaFetch`, the same headers (CORS
+ * included), and errors as errors.ts maps them.
+ *
+ * @module
+ */
+import type { Broker } from "../broker/broker.ts";
+import { validateTopicName } from "../coordination/topics.ts";
+import { ANONYMOUS, BROKER_PRINCIPAL, CLUSTER_SECRET_HEADER } from "./auth.ts";
+import { errorAnswer } from "./errors.ts";
+import { intQuery, offsetQuery, partitionParam } from "./params.ts";
+import { BATCH_MEDIA_TYPE } from "./routes/records.ts";
+import type { InstalledSecurity } from "./security.ts";
+import type { ReadBuffer } from "../storage/segment.ts";
+
+const PATH = /^\/v1\/topics\/([^/%]+)\/partitions\/([^/%]+)\/records$/;
+const PARAMS = new Set(["offset", "maxWaitMs", "maxBytes", "minBytes", "replicaId", "leaderEpoch"]);
+/** Values the lane leaves to the app: anything percent- or plus-encoded. */
+const ENCODED = /[%+]/;
+/** The size of the lane's reusable read buffers (larger answers get a buffer of their own). */
+const POOLED_BYTES = 2 * 1024 * 1024;
+/** The most idle read buffers the lane keeps. */
+const MAX_POOLED = 4;
+
+/**
+ * Makes the lane of an app.
+ *
+ * @param broker the broker
+ * @param installed the app's security and quota state
+ * @param cors the CORS headers the app puts on every response
+ * @returns a handler that answers a plain replica fetch, or returns null for the app
+ * @example
+ * ```ts
+ * const lane = replicaFetchLane(broker, installed, { "Access-Control-Allow-Origin": "*" });
+ * const handler = (req: Request) => lane(req) ?? app.fetch(req);
+ * ```
+ */
+export function replicaFetchLane(
+  broker: Broker,
+  installed: InstalledSecurity,
+  cors: Record<string, string>,
+): (req: Request) => Promise<Response> | null {
+  const { security, quotas } = installed;
+  const cfg = broker.config;
+  const pool: Uint8Array[] = [];
+  return (req) => {
+    if (req.method !== "GET") return null;
+    const url = req.url;
+    const pathStart = url.indexOf("/", url.indexOf("//") + 2);
+    const queryStart = url.indexOf("?", pathStart);
+    if (pathStart < 0 || queryStart < 0 || url.includes("#", queryStart)) return null;
+    const path = url.slice(pathStart, queryStart);
+    const match = PATH.exec(path);
+    if (match === null) return null;
+    const query = url.slice(queryStart + 1);
+    const params = new Map<string, string>();
+    for (const pair of query.split("&")) {
+      const eq = pair.indexOf("=");
+      if (eq < 0) return null;
+      const name = pair.slice(0, eq);
+      const value = pair.slice(eq + 1);
+      if (!PARAMS.has(name) || params.has(name) || ENCODED.test(value)) return null;
+      params.set(name, value);
+    }
+    if (!params.has("replicaId")) return null;
+    const accept = req.headers.get("accept") ?? "";
+    if (accept.includes("text/event-stream")) return null;
+    let principal: string;
+    if (security.clusterSecretMatches(req.headers.get(CLUSTER_SECRET_HEADER) ?? undefined)) {
+      principal = security.auth ? BROKER_PRINCIPAL : ANONYMOUS;
+    } else if (!security.auth && !security.hasClusterSecret) {
+      principal = ANONYMOUS;
+    } else return null;
+    if (quotas.limitRefusal(req) !== null) return null;
+    const release = quotas.holdFollowerFetch(principal, security.auth, query);
+    if (release === null) return null;
+    // The leader reads the batches into a pooled buffer, taken at the read and given back
+    // once the Response is made: `new Response(bytes)` copies a byte body (Deno's
+    // extractBody), so a fresh buffer per fetch would only be garbage to collect.
+    let held: Uint8Array | null = null;
+    const alloc = (length: number) => {
+      if (length > POOLED_BYTES) return new Uint8Array(length);
+      return held ??= pool.pop() ?? new Uint8Array(POOLED_BYTES);
+    };
+    return answer(match[1], match[2], params, alloc).catch((e) => {
+      const { status, body } = errorAnswer(e, req.method, path);
+      return new Response(JSON.stringify(body), {
+        status,
+        headers: { "content-type": "application/json", ...cors },
+      });
+    }).finally(() => {
+      release();
+      if (held !== null && pool.length < MAX_POOLED) pool.push(held);
+    });
+  };
+
+  async function answer(
+    topicRaw: string,
+    partitionRaw: string,
+    params: Map<string, string>,
+    alloc: ReadBuffer,
+  ): Promise<Response> {
+    // The checks of routes/records.ts, in its order.
+    const topic = validateTopicName(topicRaw);
+    const partition = partitionParam(partitionRaw);
+    const offset = offsetQuery(params.get("offset"));
+    const maxBytes = Math.min(
+      intQuery(params.get("maxBytes"), "maxBytes", cfg.fetchDefaultMaxBytes, { min: 1 }),
+      cfg.fetchMaxBytesLimit,
+    );
+    const maxWaitMs = intQuery(params.get("maxWaitMs"), "maxWaitMs", 0, {
+      max: cfg.fetchMaxWaitLimitMs,
+    });
+    const minBytes = intQuery(params.get("minBytes"), "minBytes", 1);
+    const result = await broker.replicaFetch(topic, partition, {
+      replicaId: intQuery(params.get("replicaId"), "replicaId", 0),
+      offset,
+      leaderEpoch: intQuery(params.get("leaderEpoch"), "leaderEpoch", -1, { min: -1 }),
+    }, { maxBytes, maxWaitMs, minBytes, alloc });
+    return new Response(result.bytes as Uint8Array<ArrayBuffer>, {
+      headers: {
+        "content-type": BATCH_MEDIA_TYPE,
+        "rill-next-offset": String(Math.max(offset, result.nextOffset)),
+        "rill-high-watermark": String(result.highWatermark),
+        "rill-log-start-offset": String(result.logStartOffset),
+        ...cors,
+      },
+    });
+  }
+}
