@@ -43,6 +43,7 @@ import {
 import { readBatchHeader } from "../protocol/record_batch.ts";
 import type { AppendResult } from "../storage/partition_log.ts";
 import type { ReadBuffer } from "../storage/segment.ts";
+import { ReadBufferPool } from "./read_buffers.ts";
 import { checkBatchKeys, checkRecordKeys } from "./compaction_checks.ts";
 import {
   type Acks,
@@ -93,8 +94,9 @@ export interface FetchOptions {
   /** aborts the wait (the client went away) */
   signal?: AbortSignal;
   /**
-   * where a follower's fetch reads its bytes (`replicaFetch` only; segment.ts's ReadBuffer):
-   * the answer may be a view of a buffer it gave, default a new buffer
+   * where the fetch reads its bytes (segment.ts's ReadBuffer, e.g. lent by
+   * {@linkcode Broker.readBuffers}): the answer may be a view of a buffer it gave; default a
+   * new buffer
    */
   alloc?: ReadBuffer;
 }
@@ -159,6 +161,8 @@ export class Broker {
   readonly #inflight = new Set<Promise<unknown>>();
   /** idempotent batches that arrived before their predecessor (see sequence_holds.ts) */
   readonly #holds = new SequenceHolds();
+  /** Read buffers for fetch answers, reused once each answer is made (read_buffers.ts). */
+  readonly readBuffers: ReadBufferPool = new ReadBufferPool();
   #draining = false;
   #closed: Promise<void> | null = null;
 
@@ -682,7 +686,7 @@ export class Broker {
     opts: FetchOptions,
   ): Promise<FetchResult> {
     const replica = await this.readableReplica(topic, partition);
-    let result = await replica.read(offset, opts.maxBytes);
+    let result = await replica.read(offset, opts.maxBytes, opts.alloc);
     if (opts.maxWaitMs <= 0 || result.bytes.length >= opts.minBytes || this.#draining) {
       return result;
     }
@@ -692,7 +696,7 @@ export class Broker {
       opts.signal,
     );
     if (outcome === "closed" && replica.closing) return result;
-    result = await replica.read(offset, opts.maxBytes);
+    result = await replica.read(offset, opts.maxBytes, opts.alloc);
     return result;
   }
 

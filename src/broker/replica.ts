@@ -597,11 +597,12 @@ export class Replica {
    *
    * @param offset the first offset wanted (the first batch may start before it)
    * @param maxBytes the most bytes to return (at least one batch is returned if any)
+   * @param alloc where the bytes are read (segment.ts's ReadBuffer); default a new buffer
    * @returns the batches, the next offset, the high watermark and the log start offset
    * @throws {RillError} OFFSET_OUT_OF_RANGE with both bounds when `offset` is below the
    *   log start offset or above the high watermark
    */
-  async read(offset: number, maxBytes: number): Promise<FetchResult> {
+  async read(offset: number, maxBytes: number, alloc?: ReadBuffer): Promise<FetchResult> {
     const hw = this.#highWatermark;
     this.checkOffset(offset);
     if (offset >= hw) {
@@ -614,7 +615,7 @@ export class Replica {
     }
     let result: ReadResult;
     try {
-      result = await this.log.read(offset, maxBytes, { maxOffset: hw });
+      result = await this.log.read(offset, maxBytes, { maxOffset: hw, alloc });
     } catch (e) {
       // Retention may have moved the log start between the check and the read.
       if (e instanceof RillError && e.code === "OFFSET_OUT_OF_RANGE") this.checkOffset(offset);

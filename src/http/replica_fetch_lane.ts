@@ -44,10 +44,6 @@ const PATH = /^\/v1\/topics\/([^/%]+)\/partitions\/([^/%]+)\/records$/;
 const PARAMS = new Set(["offset", "maxWaitMs", "maxBytes", "minBytes", "replicaId", "leaderEpoch"]);
 /** Values the lane leaves to the app: anything percent- or plus-encoded. */
 const ENCODED = /[%+]/;
-/** The size of the lane's reusable read buffers (larger answers get a buffer of their own). */
-const POOLED_BYTES = 2 * 1024 * 1024;
-/** The most idle read buffers the lane keeps. */
-const MAX_POOLED = 4;
 
 /**
  * Makes the lane of an app.
@@ -69,7 +65,6 @@ export function replicaFetchLane(
 ): (req: Request) => Promise<Response> | null {
   const { security, quotas } = installed;
   const cfg = broker.config;
-  const pool: Uint8Array[] = [];
   return (req) => {
     if (req.method !== "GET") return null;
     const url = req.url;
@@ -101,15 +96,10 @@ export function replicaFetchLane(
     if (quotas.limitRefusal(req) !== null) return null;
     const release = quotas.holdFollowerFetch(principal, security.auth, query);
     if (release === null) return null;
-    // The leader reads the batches into a pooled buffer, taken at the read and given back
-    // once the Response is made: `new Response(bytes)` copies a byte body (Deno's
-    // extractBody), so a fresh buffer per fetch would only be garbage to collect.
-    let held: Uint8Array | null = null;
-    const alloc = (length: number) => {
-      if (length > POOLED_BYTES) return new Uint8Array(length);
-      return held ??= pool.pop() ?? new Uint8Array(POOLED_BYTES);
-    };
-    return answer(match[1], match[2], params, alloc).catch((e) => {
+    // The leader reads the batches into a pooled buffer (read_buffers.ts), given back once
+    // the Response (a copy) is made.
+    const lent = broker.readBuffers.lend();
+    return answer(match[1], match[2], params, lent.alloc).catch((e) => {
       const { status, body } = errorAnswer(e, req.method, path);
       return new Response(JSON.stringify(body), {
         status,
@@ -117,7 +107,7 @@ export function replicaFetchLane(
       });
     }).finally(() => {
       release();
-      if (held !== null && pool.length < MAX_POOLED) pool.push(held);
+      lent.release();
     });
   };
 

@@ -164,22 +164,30 @@ export function recordRoutes(broker: Broker): Hono {
     }
     // Not c.req.raw.signal: Deno.serve aborts it when a response completes (legacy behaviour),
     // so a disconnect is noticed only by SSE streams (cancel); a long poll ends at maxWaitMs.
-    const result = await broker.fetch(topic, partition, offset, {
-      maxBytes,
-      maxWaitMs,
-      minBytes,
-    });
-    const nextOffset = Math.max(offset, result.nextOffset);
     if (accept.includes(BATCH_MEDIA_TYPE)) {
-      return new Response(result.bytes as Uint8Array<ArrayBuffer>, {
-        headers: {
-          "content-type": BATCH_MEDIA_TYPE,
-          "rill-next-offset": String(nextOffset),
-          "rill-high-watermark": String(result.highWatermark),
-          "rill-log-start-offset": String(result.logStartOffset),
-        },
-      });
+      // Read into a pooled buffer, free again once the Response has copied it.
+      const lent = broker.readBuffers.lend();
+      try {
+        const result = await broker.fetch(topic, partition, offset, {
+          maxBytes,
+          maxWaitMs,
+          minBytes,
+          alloc: lent.alloc,
+        });
+        return new Response(result.bytes as Uint8Array<ArrayBuffer>, {
+          headers: {
+            "content-type": BATCH_MEDIA_TYPE,
+            "rill-next-offset": String(Math.max(offset, result.nextOffset)),
+            "rill-high-watermark": String(result.highWatermark),
+            "rill-log-start-offset": String(result.logStartOffset),
+          },
+        });
+      } finally {
+        lent.release();
+      }
     }
+    const result = await broker.fetch(topic, partition, offset, { maxBytes, maxWaitMs, minBytes });
+    const nextOffset = Math.max(offset, result.nextOffset);
     return c.json({
       records: batchesToJson(result.bytes, offset, forceBase64),
       nextOffset,
