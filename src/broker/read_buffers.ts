@@ -19,7 +19,7 @@ import type { ReadBuffer } from "../storage/segment.ts";
 /** Reads at most this large are served from the pool. */
 export const MAX_POOLED_BYTES = 16 * 1024 * 1024;
 /** The most bytes of idle buffers the pool keeps. */
-export const MAX_IDLE_BYTES = 32 * 1024 * 1024;
+export const MAX_IDLE_BYTES = 16 * 1024 * 1024;
 /** The smallest buffer the pool makes (smaller reads share its size class). */
 const MIN_BUFFER_BYTES = 256 * 1024;
 
