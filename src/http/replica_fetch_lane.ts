@@ -36,7 +36,7 @@ import { validateTopicName } from "../coordination/topics.ts";
 import { ANONYMOUS, BROKER_PRINCIPAL, CLUSTER_SECRET_HEADER } from "./auth.ts";
 import { errorAnswer } from "./errors.ts";
 import { intQuery, offsetQuery, partitionParam } from "./params.ts";
-import { BATCH_MEDIA_TYPE } from "./routes/records.ts";
+import { batchAnswer } from "./routes/records.ts";
 import type { InstalledSecurity } from "./security.ts";
 import type { ReadBuffer } from "../storage/segment.ts";
 
@@ -134,14 +134,6 @@ export function replicaFetchLane(
       offset,
       leaderEpoch: intQuery(params.get("leaderEpoch"), "leaderEpoch", -1, { min: -1 }),
     }, { maxBytes, maxWaitMs, minBytes, alloc });
-    return new Response(result.bytes as Uint8Array<ArrayBuffer>, {
-      headers: {
-        "content-type": BATCH_MEDIA_TYPE,
-        "rill-next-offset": String(Math.max(offset, result.nextOffset)),
-        "rill-high-watermark": String(result.highWatermark),
-        "rill-log-start-offset": String(result.logStartOffset),
-        ...cors,
-      },
-    });
+    return batchAnswer(result, offset, cors);
   }
 }

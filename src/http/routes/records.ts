@@ -49,6 +49,35 @@ export const BATCH_MEDIA_TYPE = "application/vnd.rill.batch";
 const strictDecoder = new TextDecoder("utf-8", { fatal: true });
 
 /**
+ * A fetch answered as raw batches: the bytes (copied by `Response`, so a pooled read buffer
+ * is free once this returns) and the `Rill-*` offset headers.
+ *
+ * @param result what the fetch read
+ * @param offset the fetch offset asked for
+ * @param extraHeaders more headers (the replica lane's CORS headers)
+ * @returns the response
+ * @example
+ * ```ts
+ * return batchAnswer(await broker.fetch(topic, partition, offset, opts), offset);
+ * ```
+ */
+export function batchAnswer(
+  result: { bytes: Uint8Array; nextOffset: number; highWatermark: number; logStartOffset: number },
+  offset: number,
+  extraHeaders: Record<string, string> = {},
+): Response {
+  return new Response(result.bytes as Uint8Array<ArrayBuffer>, {
+    headers: {
+      "content-type": BATCH_MEDIA_TYPE,
+      "rill-next-offset": String(Math.max(offset, result.nextOffset)),
+      "rill-high-watermark": String(result.highWatermark),
+      "rill-log-start-offset": String(result.logStartOffset),
+      ...extraHeaders,
+    },
+  });
+}
+
+/**
  * The produce, fetch and list-offsets routes.
  *
  * @param broker the broker
@@ -141,14 +170,7 @@ export function recordRoutes(broker: Broker): Hono {
         offset,
         leaderEpoch: intQuery(c.req.query("leaderEpoch"), "leaderEpoch", -1, { min: -1 }),
       }, { maxBytes, maxWaitMs, minBytes });
-      return new Response(result.bytes as Uint8Array<ArrayBuffer>, {
-        headers: {
-          "content-type": BATCH_MEDIA_TYPE,
-          "rill-next-offset": String(Math.max(offset, result.nextOffset)),
-          "rill-high-watermark": String(result.highWatermark),
-          "rill-log-start-offset": String(result.logStartOffset),
-        },
-      });
+      return batchAnswer(result, offset);
     }
 
     if (sse) {
@@ -174,14 +196,7 @@ export function recordRoutes(broker: Broker): Hono {
           minBytes,
           alloc: lent.alloc,
         });
-        return new Response(result.bytes as Uint8Array<ArrayBuffer>, {
-          headers: {
-            "content-type": BATCH_MEDIA_TYPE,
-            "rill-next-offset": String(Math.max(offset, result.nextOffset)),
-            "rill-high-watermark": String(result.highWatermark),
-            "rill-log-start-offset": String(result.logStartOffset),
-          },
-        });
+        return batchAnswer(result, offset);
       } finally {
         lent.release();
       }
