@@ -35,8 +35,8 @@ import type { Broker } from "../broker/broker.ts";
 import { validateTopicName } from "../coordination/topics.ts";
 import { ANONYMOUS, BROKER_PRINCIPAL, CLUSTER_SECRET_HEADER } from "./auth.ts";
 import { errorAnswer } from "./errors.ts";
-import { intQuery, offsetQuery, partitionParam } from "./params.ts";
-import { batchAnswer } from "./routes/records.ts";
+import { offsetQuery, partitionParam } from "./params.ts";
+import { batchAnswer, fetchSizes, replicaPosition } from "./routes/records.ts";
 import type { InstalledSecurity } from "./security.ts";
 import type { ReadBuffer } from "../storage/segment.ts";
 
@@ -121,19 +121,12 @@ export function replicaFetchLane(
     const topic = validateTopicName(topicRaw);
     const partition = partitionParam(partitionRaw);
     const offset = offsetQuery(params.get("offset"));
-    const maxBytes = Math.min(
-      intQuery(params.get("maxBytes"), "maxBytes", cfg.fetchDefaultMaxBytes, { min: 1 }),
-      cfg.fetchMaxBytesLimit,
-    );
-    const maxWaitMs = intQuery(params.get("maxWaitMs"), "maxWaitMs", 0, {
-      max: cfg.fetchMaxWaitLimitMs,
+    const query = (name: string) => params.get(name);
+    const sizes = fetchSizes(query, cfg);
+    const result = await broker.replicaFetch(topic, partition, replicaPosition(query, offset), {
+      ...sizes,
+      alloc,
     });
-    const minBytes = intQuery(params.get("minBytes"), "minBytes", 1);
-    const result = await broker.replicaFetch(topic, partition, {
-      replicaId: intQuery(params.get("replicaId"), "replicaId", 0),
-      offset,
-      leaderEpoch: intQuery(params.get("leaderEpoch"), "leaderEpoch", -1, { min: -1 }),
-    }, { maxBytes, maxWaitMs, minBytes, alloc });
     return batchAnswer(result, offset, cors);
   }
 }

@@ -28,6 +28,7 @@
 import { Hono } from "hono";
 import type { Context } from "hono";
 import type { Broker } from "../../broker/broker.ts";
+import type { BrokerConfig } from "../../broker/config.ts";
 import { validateTopicName } from "../../coordination/topics.ts";
 import { RillError } from "../../protocol/errors.ts";
 import { authorize, requireTrustedReplica } from "../auth.ts";
@@ -47,6 +48,54 @@ import { sseResponse } from "../sse.ts";
 export const BATCH_MEDIA_TYPE = "application/vnd.rill.batch";
 
 const strictDecoder = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * A fetch's size and wait parameters (`maxBytes`, `maxWaitMs`, `minBytes`), checked and
+ * capped by the broker's limits; shared with the replica fetch lane so both answer alike.
+ *
+ * @param query reads a query parameter
+ * @param cfg the broker's fetch limits
+ * @returns the parameters
+ * @throws {RillError} INVALID_REQUEST on a bad value
+ * @example
+ * ```ts
+ * const { maxBytes } = fetchSizes((name) => c.req.query(name), broker.config);
+ * ```
+ */
+export function fetchSizes(
+  query: (name: string) => string | undefined,
+  cfg: Pick<BrokerConfig, "fetchDefaultMaxBytes" | "fetchMaxBytesLimit" | "fetchMaxWaitLimitMs">,
+): { maxBytes: number; maxWaitMs: number; minBytes: number } {
+  const maxBytes = Math.min(
+    intQuery(query("maxBytes"), "maxBytes", cfg.fetchDefaultMaxBytes, { min: 1 }),
+    cfg.fetchMaxBytesLimit,
+  );
+  const maxWaitMs = intQuery(query("maxWaitMs"), "maxWaitMs", 0, {
+    max: cfg.fetchMaxWaitLimitMs,
+  });
+  const minBytes = intQuery(query("minBytes"), "minBytes", 1);
+  return { maxBytes, maxWaitMs, minBytes };
+}
+
+/**
+ * A follower's fetch position: its `replicaId` and `leaderEpoch` query parameters, with the
+ * fetch offset.
+ *
+ * @param query reads a query parameter
+ * @param offset the fetch offset
+ * @returns what `Broker.replicaFetch` takes
+ * @throws {RillError} INVALID_REQUEST on a bad value
+ */
+export function replicaPosition(
+  query: (name: string) => string | undefined,
+  offset: number,
+): { replicaId: number; offset: number; leaderEpoch: number } {
+  return {
+    replicaId: intQuery(query("replicaId"), "replicaId", 0),
+    offset,
+    leaderEpoch: intQuery(query("leaderEpoch"), "leaderEpoch", -1, { min: -1 }),
+  };
+}
 
 /**
  * A fetch answered as raw batches: the bytes (copied by `Response`, so a pooled read buffer
@@ -146,14 +195,7 @@ export function recordRoutes(broker: Broker): Hono {
     const offset = sse && lastEventId !== undefined && c.req.query("offset") === undefined
       ? offsetQuery(lastEventId, "Last-Event-ID") + 1
       : offsetQuery(c.req.query("offset"));
-    const maxBytes = Math.min(
-      intQuery(c.req.query("maxBytes"), "maxBytes", cfg.fetchDefaultMaxBytes, { min: 1 }),
-      cfg.fetchMaxBytesLimit,
-    );
-    const maxWaitMs = intQuery(c.req.query("maxWaitMs"), "maxWaitMs", 0, {
-      max: cfg.fetchMaxWaitLimitMs,
-    });
-    const minBytes = intQuery(c.req.query("minBytes"), "minBytes", 1);
+    const { maxBytes, maxWaitMs, minBytes } = fetchSizes((name) => c.req.query(name), cfg);
     const encoding = c.req.query("encoding");
     if (encoding !== undefined && encoding !== "base64" && encoding !== "auto") {
       throw new RillError(
@@ -165,11 +207,12 @@ export function recordRoutes(broker: Broker): Hono {
 
     const replicaId = c.req.query("replicaId");
     if (replicaId !== undefined && !sse) {
-      const result = await broker.replicaFetch(topic, partition, {
-        replicaId: intQuery(replicaId, "replicaId", 0),
-        offset,
-        leaderEpoch: intQuery(c.req.query("leaderEpoch"), "leaderEpoch", -1, { min: -1 }),
-      }, { maxBytes, maxWaitMs, minBytes });
+      const result = await broker.replicaFetch(
+        topic,
+        partition,
+        replicaPosition((name) => c.req.query(name), offset),
+        { maxBytes, maxWaitMs, minBytes },
+      );
       return batchAnswer(result, offset);
     }
 
