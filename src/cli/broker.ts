@@ -198,7 +198,8 @@ export async function runBroker(args: string[], role: BrokerRole = "broker"): Pr
       try {
         server = Deno.serve(
           { hostname: opts.hostname, port: opts.port, onListen: resolve, ...tls },
-          (req) => app.fetch(req),
+          // The info's `completed` tells the fetch routes when an answer has been sent.
+          (req, info) => app.fetch(req, info),
         );
       } catch (e) {
         reject(e);

@@ -41,7 +41,8 @@ import { topicRoutes } from "./routes/topics.ts";
  *
  * @param broker the broker it serves
  * @param security auth, cluster secret and quotas (security.ts); default: auth off
- * @returns the Hono app (`app.fetch` is the handler for `Deno.serve`)
+ * @returns the Hono app (`app.fetch` is the handler for `Deno.serve`; give it the handler
+ *   info too, as `app.fetch(req, info)`, so large fetch answers are sent without a copy)
  * @example
  * ```ts
  * const app = createApp(broker);
@@ -100,6 +101,6 @@ export function createApp(broker: Broker, security: AppSecurityOptions = {}): Ho
   // when it would let them through unchanged (replica_fetch_lane.ts).
   const lane = replicaFetchLane(broker, installed, openCorsHeaders(cors));
   const dispatch = app.fetch;
-  app.fetch = (req, ...rest) => lane(req) ?? dispatch(req, ...rest);
+  app.fetch = (req, ...rest) => lane(req, rest[0]) ?? dispatch(req, ...rest);
   return app;
 }

@@ -36,9 +36,8 @@ import { validateTopicName } from "../coordination/topics.ts";
 import { ANONYMOUS, BROKER_PRINCIPAL, CLUSTER_SECRET_HEADER } from "./auth.ts";
 import { errorAnswer } from "./errors.ts";
 import { offsetQuery, partitionParam } from "./params.ts";
-import { batchAnswer, fetchSizes, replicaPosition } from "./routes/records.ts";
+import { fetchSizes, lentBatchAnswer, replicaPosition, serveCompleted } from "./routes/records.ts";
 import type { InstalledSecurity } from "./security.ts";
-import type { ReadBuffer } from "../storage/segment.ts";
 
 const PATH = /^\/v1\/topics\/([^/%]+)\/partitions\/([^/%]+)\/records$/;
 const PARAMS = new Set(["offset", "maxWaitMs", "maxBytes", "minBytes", "replicaId", "leaderEpoch"]);
@@ -51,21 +50,22 @@ const ENCODED = /[%+]/;
  * @param broker the broker
  * @param installed the app's security and quota state
  * @param cors the CORS headers the app puts on every response
- * @returns a handler that answers a plain replica fetch, or returns null for the app
+ * @returns a handler that answers a plain replica fetch, or returns null for the app; its
+ *   second argument is Deno.serve's handler info (for `completed`), when there is one
  * @example
  * ```ts
  * const lane = replicaFetchLane(broker, installed, { "Access-Control-Allow-Origin": "*" });
- * const handler = (req: Request) => lane(req) ?? app.fetch(req);
+ * const handler = (req: Request, info: Deno.ServeHandlerInfo) => lane(req, info) ?? app.fetch(req, info);
  * ```
  */
 export function replicaFetchLane(
   broker: Broker,
   installed: InstalledSecurity,
   cors: Record<string, string>,
-): (req: Request) => Promise<Response> | null {
+): (req: Request, env?: unknown) => Promise<Response> | null {
   const { security, quotas } = installed;
   const cfg = broker.config;
-  return (req) => {
+  return (req, env) => {
     if (req.method !== "GET") return null;
     const url = req.url;
     const pathStart = url.indexOf("/", url.indexOf("//") + 2);
@@ -96,26 +96,22 @@ export function replicaFetchLane(
     if (quotas.limitRefusal(req) !== null) return null;
     const release = quotas.holdFollowerFetch(principal, security.auth, query);
     if (release === null) return null;
-    // The leader reads the batches into a pooled buffer (read_buffers.ts), given back once
-    // the Response (a copy) is made.
-    const lent = broker.readBuffers.lend();
-    return answer(match[1], match[2], params, lent.alloc).catch((e) => {
+    // The leader reads the batches into a pooled buffer (read_buffers.ts), lent until the
+    // answer is sent (lentBatchAnswer).
+    return answer(match[1], match[2], params, serveCompleted(env)).catch((e) => {
       const { status, body } = errorAnswer(e, req.method, path);
       return new Response(JSON.stringify(body), {
         status,
         headers: { "content-type": "application/json", ...cors },
       });
-    }).finally(() => {
-      release();
-      lent.release();
-    });
+    }).finally(release);
   };
 
   async function answer(
     topicRaw: string,
     partitionRaw: string,
     params: Map<string, string>,
-    alloc: ReadBuffer,
+    completed: Promise<void> | undefined,
   ): Promise<Response> {
     // The checks of routes/records.ts, in its order.
     const topic = validateTopicName(topicRaw);
@@ -123,10 +119,13 @@ export function replicaFetchLane(
     const offset = offsetQuery(params.get("offset"));
     const query = (name: string) => params.get(name);
     const sizes = fetchSizes(query, cfg);
-    const result = await broker.replicaFetch(topic, partition, replicaPosition(query, offset), {
-      ...sizes,
-      alloc,
-    });
-    return batchAnswer(result, offset, cors);
+    const position = replicaPosition(query, offset);
+    return await lentBatchAnswer(
+      broker.readBuffers,
+      completed,
+      offset,
+      (alloc) => broker.replicaFetch(topic, partition, position, { ...sizes, alloc }),
+      cors,
+    );
   }
 }

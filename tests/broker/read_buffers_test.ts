@@ -86,3 +86,59 @@ Deno.test("concurrent raw fetches of consumers and followers each get their own 
     }
   }
 });
+
+Deno.test("large raw fetches served by Deno.serve keep their bytes until they are delivered", async () => {
+  // A large answer is a stream of its pooled buffer (routes/records.ts lentBatchAnswer),
+  // lent until the answer has gone out. One 16 MiB answer is held unread while 30 other
+  // fetches (consumers' and a follower's, 1 byte to 3 MiB) run through the same pool and
+  // finish; then every answer is checked byte for byte against what was produced.
+  await using t = await openTestBroker();
+  assert.equal((await t.call("POST", "/v1/topics", { name: "held", partitions: 2 })).status, 201);
+  const stored: Uint8Array[][] = [[], []];
+  for (let i = 0; i < 100; i++) {
+    const p = i < 80 ? 0 : 1;
+    const value = new Uint8Array(256 * 1024).fill(i + 1);
+    const batch = encodeBatch([{ key: null, value }]);
+    const res = await t.call("POST", `/v1/topics/held/records?acks=1&partition=${p}`, batch, {
+      "content-type": "application/vnd.rill.batch",
+    });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    stored[p].push(batch);
+  }
+  await using server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    (req, info) => t.app.fetch(req, info),
+  );
+  const base = `http://127.0.0.1:${server.addr.port}/v1/topics/held/partitions`;
+  const get = (p: number, q: string) =>
+    fetch(`${base}/${p}/records?${q}`, { headers: { accept: "application/vnd.rill.batch" } });
+  const check = async (res: Response, p: number, first: number, label: string) => {
+    assert.equal(res.status, 200, label);
+    const batches = splitBatches(new Uint8Array(await res.arrayBuffer()));
+    assert.ok(batches.length > 0, label);
+    for (const [j, b] of batches.entries()) {
+      assert.equal(readBatchHeader(b).baseOffset, first + j, label);
+      assert.deepEqual(b.subarray(16), stored[p][first + j].subarray(16), `${label}, batch ${j}`);
+    }
+    return batches.length;
+  };
+  const held = await get(0, `offset=0&maxBytes=${16 * 1024 * 1024}`);
+  try {
+    const others = Array.from({ length: 30 }, async (_, i) => {
+      const p = i % 2;
+      const offset = p === 0 ? 64 + (i % 16) : i % 20;
+      const replica = i % 3 === 0 ? "&replicaId=1&leaderEpoch=0" : "";
+      await check(
+        await get(p, `offset=${offset}&maxBytes=${1 + (i % 4) * 1024 * 1024}${replica}`),
+        p,
+        offset,
+        `fetch ${i}`,
+      );
+    });
+    await Promise.all(others);
+    assert.ok(await check(held, 0, 0, "the held answer") >= 60);
+  } finally {
+    // On a failure, let the server finish (its shutdown waits for the held answer).
+    if (!held.bodyUsed) await held.body?.cancel();
+  }
+});
