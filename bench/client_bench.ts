@@ -36,7 +36,6 @@ const BATCH_BYTES = 1 << 20;
 const PARTITIONS = 4;
 const SEND_SIZE = 1000; // messages per send() call
 const SENDS_IN_FLIGHT = 16;
-const MiB = 1024 * 1024;
 
 function payload(size: number): Uint8Array {
   const v = new Uint8Array(size);
