@@ -1,12 +1,13 @@
 /**
  * Reused read buffers for fetch answers. A fetch reads its batches from the segment file
- * into a buffer, and `new Response(bytes)` copies them (Deno's body extraction copies a
- * byte body), so the buffer is free again as soon as the answer is made. A new buffer per
- * fetch costs a zero fill of up to `maxBytes` and garbage that the collector must find:
+ * into a buffer lent for the request; the answer is made from it (routes/records.ts
+ * `lentBatchAnswer`: copied by `new Response(bytes)` when small, streamed from the buffer
+ * when large), and the buffer comes back once the answer no longer needs it. A new buffer
+ * per fetch costs a zero fill of up to `maxBytes` and garbage that the collector must find:
  * serving consumers at ~900 MB/s, the zero fill alone was 11% of the broker's CPU
  * (`perf`), and the garbage made full collections frequent.
  *
- * Buffers are lent per request and given back when it is answered; a request may call the
+ * Buffers are lent per request and given back when its answer is made or sent; a request may call the
  * lent {@linkcode ReadBuffer} more than once (a long poll reads again after its wait) and
  * gets the same buffer each time, so only its last read's bytes are valid. Reads larger
  * than {@linkcode MAX_POOLED_BYTES} get a buffer of their own. At most
@@ -27,7 +28,7 @@ const MIN_BUFFER_BYTES = 256 * 1024;
 export interface LentBuffer {
   /** where the request's reads go */
   alloc: ReadBuffer;
-  /** gives the buffer back: call once the request's bytes were copied (the Response made) */
+  /** gives the buffer back: call once the answer no longer reads it (copied, or sent) */
   release(): void;
 }
 
@@ -40,7 +41,7 @@ export interface LentBuffer {
  * const lent = pool.lend();
  * try {
  *   const result = await broker.fetch(topic, partition, offset, { ...opts, alloc: lent.alloc });
- *   return new Response(result.bytes); // copies the bytes
+ *   return new Response(result.bytes); // a copy: the buffer may go back now
  * } finally {
  *   lent.release();
  * }
