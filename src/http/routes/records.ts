@@ -28,6 +28,7 @@
 import { Hono } from "hono";
 import type { Context } from "hono";
 import type { Broker } from "../../broker/broker.ts";
+import type { FetchResult } from "../../broker/replica.ts";
 import type { BrokerConfig } from "../../broker/config.ts";
 import { validateTopicName } from "../../coordination/topics.ts";
 import { RillError } from "../../protocol/errors.ts";
@@ -99,43 +100,9 @@ export function replicaPosition(
   };
 }
 
-/** What a raw-batch fetch read: the bytes and the partition's positions. */
-export interface FetchedBatches {
-  /** the batches, concatenated */
-  bytes: Uint8Array;
-  /** where the next fetch starts */
-  nextOffset: number;
-  /** the partition's high watermark */
-  highWatermark: number;
-  /** the partition's log start offset */
-  logStartOffset: number;
-}
-
-/**
- * A fetch answered as raw batches: the bytes (copied by `Response`, so a pooled read buffer
- * is free once this returns) and the `Rill-*` offset headers.
- *
- * @param result what the fetch read
- * @param offset the fetch offset asked for
- * @param extraHeaders more headers (the replica lane's CORS headers)
- * @returns the response
- * @example
- * ```ts
- * return batchAnswer(await broker.fetch(topic, partition, offset, opts), offset);
- * ```
- */
-export function batchAnswer(
-  result: FetchedBatches,
-  offset: number,
-  extraHeaders: Record<string, string> = {},
-): Response {
-  return new Response(result.bytes as Uint8Array<ArrayBuffer>, {
-    headers: batchHeaders(result, offset, extraHeaders),
-  });
-}
-
+/** The `Rill-*` offset headers of a raw-batch answer, with `extraHeaders`. */
 function batchHeaders(
-  result: FetchedBatches,
+  result: FetchResult,
   offset: number,
   extraHeaders: Record<string, string>,
 ): Record<string, string> {
@@ -196,7 +163,7 @@ export async function lentBatchAnswer(
   pool: ReadBufferPool,
   completed: Promise<void> | undefined,
   offset: number,
-  read: (alloc: ReadBuffer) => Promise<FetchedBatches>,
+  read: (alloc: ReadBuffer) => Promise<FetchResult>,
   extraHeaders: Record<string, string> = {},
 ): Promise<Response> {
   const lent = pool.lend();
@@ -204,8 +171,9 @@ export async function lentBatchAnswer(
   try {
     const result = await read(lent.alloc);
     const bytes = result.bytes as Uint8Array<ArrayBuffer>;
+    const headers = batchHeaders(result, offset, extraHeaders);
     if (completed === undefined || bytes.byteLength < STREAMED_ANSWER_BYTES) {
-      return batchAnswer(result, offset, extraHeaders);
+      return new Response(bytes, { headers }); // a copy: the buffer may go back now
     }
     const body = new ReadableStream<Uint8Array<ArrayBuffer>>({
       start(controller) {
@@ -213,7 +181,6 @@ export async function lentBatchAnswer(
         controller.close();
       },
     });
-    const headers = batchHeaders(result, offset, extraHeaders);
     headers["content-length"] = String(bytes.byteLength);
     keep = true;
     completed.then(lent.release, lent.release);
