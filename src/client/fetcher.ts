@@ -110,10 +110,42 @@ export async function fetchPartition(
   const hw = brokerOffset(res.headers.get("Rill-High-Watermark"), "Rill-High-Watermark");
   const start = brokerOffset(res.headers.get("Rill-Log-Start-Offset"), "Rill-Log-Start-Offset");
   const nextHeader = res.headers.get("Rill-Next-Offset");
+  const decoded = decodeBatches(bytes, topic, partition, offset, options.checkCrcs !== false);
+  const messages = decoded.messages;
+  let next = decoded.nextOffset;
+  if (nextHeader !== null && nextHeader !== "") {
+    next = Math.max(next, brokerOffset(nextHeader, "Rill-Next-Offset"));
+  }
+  return { messages, nextOffset: next, highWatermark: hw, logStartOffset: start };
+}
+
+/**
+ * Decodes raw RecordBatch v2 bytes of one partition into messages, checking each batch's
+ * CRC-32C, and leaving out the records of the first batch below `offset`.
+ *
+ * @param bytes whole batches
+ * @param topic the topic
+ * @param partition the partition
+ * @param offset the offset fetched from
+ * @param checkCrcs check each batch's CRC-32C
+ * @returns the messages and the offset after the last batch (at least `offset`)
+ * @throws {RillError} CORRUPT_MESSAGE on a bad CRC
+ * @example
+ * ```ts
+ * const { messages, nextOffset } = decodeBatches(bytes, "orders", 0, 42, true);
+ * ```
+ */
+export function decodeBatches(
+  bytes: Uint8Array,
+  topic: string,
+  partition: number,
+  offset: number,
+  checkCrcs: boolean,
+): { messages: ConsumedMessage[]; nextOffset: number } {
   const messages: ConsumedMessage[] = [];
   let next = offset;
   for (const batch of splitBatches(bytes)) {
-    if (options.checkCrcs !== false) {
+    if (checkCrcs) {
       const crc = crc32c(batch.subarray(POS.attributes));
       const stored = new DataView(batch.buffer, batch.byteOffset + POS.crc, 4).getUint32(0);
       if (crc !== stored) {
@@ -127,10 +159,7 @@ export async function fetchPartition(
     decodeMessages(batch, header, topic, partition, offset, messages);
     next = Math.max(next, nextOffsetOf(header));
   }
-  if (nextHeader !== null && nextHeader !== "") {
-    next = Math.max(next, brokerOffset(nextHeader, "Rill-Next-Offset"));
-  }
-  return { messages, nextOffset: next, highWatermark: hw, logStartOffset: start };
+  return { messages, nextOffset: next };
 }
 
 interface JsonRecord {

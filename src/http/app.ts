@@ -34,6 +34,7 @@ import { clusterRoutes } from "./routes/cluster.ts";
 import { groupRoutes } from "./routes/groups.ts";
 import { producerRoutes } from "./routes/producers.ts";
 import { recordRoutes } from "./routes/records.ts";
+import { fetchRoutes } from "./routes/fetch.ts";
 import { topicRoutes } from "./routes/topics.ts";
 
 /**
@@ -86,6 +87,7 @@ export function createApp(broker: Broker, security: AppSecurityOptions = {}): Ho
   app.route("/v1/cluster", clusterRoutes(broker));
   app.route("/v1/producers", producerRoutes(broker));
   app.route("/v1/topics", recordRoutes(broker));
+  app.route("/v1/fetch", fetchRoutes(broker));
   app.route("/v1/topics", topicRoutes(broker));
   app.route(
     "/v1/groups",
