@@ -40,6 +40,8 @@ import { RillError } from "../protocol/errors.ts";
 import type { Admin } from "./admin.ts";
 import { consumerScopeOwner, runAsConsumer } from "./consumer_scope.ts";
 import { fetchPartition } from "./fetcher.ts";
+import { decodePartition } from "./multi_fetch.ts";
+import { SessionFetcher, type SessionFetcherHost } from "./session_fetcher.ts";
 import { type GroupAnswer, GroupMember, type OffsetToCommit, tpKey } from "./group_member.ts";
 import type { ConsumedMessage } from "./message.ts";
 import { toOffset } from "./offsets.ts";
@@ -78,6 +80,12 @@ export interface ConsumerOptions {
   maxBytes?: number;
   /** fetch results buffered per partition ahead of the application (default 2) */
   maxBufferedBatches?: number;
+  /** the most bytes of one fetch answer over all the partitions of a broker (Kafka's
+   * `fetch.max.bytes`; default 8 MiB; a first batch larger than it still comes whole) */
+  fetchMaxBytes?: number;
+  /** fetch all the partitions a broker serves with one long poll in a fetch session (default
+   * true); false: one long poll per partition (for brokers without `POST /v1/fetch`) */
+  fetchSessions?: boolean;
   /** check each batch's CRC-32C (default true) */
   checkCrcs?: boolean;
   /** what to do when the position falls outside the log (e.g. deleted by retention), as
@@ -255,6 +263,9 @@ interface PartitionState {
   assigned: boolean;
   /** a handler call on this partition in progress (groups wait for it before handing over) */
   busy: { promise: Promise<void>; resolve: () => void } | null;
+  /** session fetcher: consecutive failed fetches, and no fetch before this time */
+  failures: number;
+  retryAt: number;
 }
 
 /** A partition's fetch state when it is (re)assigned, fetching from `offset`. */
@@ -271,6 +282,8 @@ function newPartitionState(topic: string, partition: number, offset: number): Pa
     spaceWaiter: null,
     assigned: true,
     busy: null,
+    failures: 0,
+    retryAt: 0,
   };
 }
 
@@ -292,7 +305,17 @@ interface Chunk {
   messages: ConsumedMessage[];
   highWatermark: number;
   index: number;
+  /** records delivered in this turn (fairness, {@linkcode TURN_RECORDS}) */
+  turn: number;
+  /** put back in the queue by {@linkcode Consumer.#yieldTurn}: not released yet */
+  requeued: boolean;
 }
+
+/**
+ * The most records of one partition delivered in a row while other partitions' records wait
+ * (issue 14, D5: a 4,000-record chunk must not hold a quiet partition back).
+ */
+export const TURN_RECORDS = 100;
 
 const key = (topic: string, partition: number) => topic + "\u0000" + partition;
 
@@ -317,9 +340,19 @@ export class Consumer {
   readonly #opts: Required<
     Pick<
       ConsumerOptions,
-      "maxWaitMs" | "minBytes" | "maxBytes" | "maxBufferedBatches" | "checkCrcs" | "autoOffsetReset"
+      | "maxWaitMs"
+      | "minBytes"
+      | "maxBytes"
+      | "maxBufferedBatches"
+      | "checkCrcs"
+      | "autoOffsetReset"
+      | "fetchMaxBytes"
+      | "fetchSessions"
     >
   >;
+  /** one long poll per broker (session_fetcher.ts) while running with `fetchSessions` */
+  #fetcher: SessionFetcher<PartitionState> | null = null;
+  #fetcherStopped: Promise<void> = Promise.resolve();
   readonly #states = new Map<string, PartitionState>();
   readonly #ready: Chunk[] = [];
   #readyWaiter: (() => void) | null = null;
@@ -410,8 +443,18 @@ export class Consumer {
       maxBufferedBatches: options.maxBufferedBatches ?? 2,
       checkCrcs: options.checkCrcs ?? true,
       autoOffsetReset: options.autoOffsetReset ?? "earliest",
+      fetchMaxBytes: options.fetchMaxBytes ?? 8 << 20,
+      fetchSessions: options.fetchSessions ?? true,
     };
-    for (const k of ["maxWaitMs", "minBytes", "maxBytes", "maxBufferedBatches"] as const) {
+    for (
+      const k of [
+        "maxWaitMs",
+        "minBytes",
+        "maxBytes",
+        "maxBufferedBatches",
+        "fetchMaxBytes",
+      ] as const
+    ) {
       const v = this.#opts[k];
       if (!Number.isInteger(v) || v < (k === "maxWaitMs" || k === "minBytes" ? 0 : 1)) {
         throw new RangeError(
@@ -720,6 +763,7 @@ export class Consumer {
         while (
           chunk.index < messages.length && chunk.epoch === state.epoch && this.#deliverable(state)
         ) {
+          if (++chunk.turn > TURN_RECORDS && this.#yieldTurn(chunk)) break;
           const m = messages[chunk.index++];
           if (!this.#group) {
             state.position = m.offset + 1;
@@ -740,7 +784,7 @@ export class Consumer {
           this.#resolvedSinceCommit++;
           await this.#maybeCommit();
         }
-        this.#release(chunk);
+        if (!chunk.requeued) this.#release(chunk);
       }
       if (this.#error !== undefined) throw this.#error;
     } finally {
@@ -865,6 +909,7 @@ export class Consumer {
       return;
     }
     this.#running = false;
+    this.#stopFetcher();
     for (const s of this.#states.values()) this.#halt(s);
     this.#ready.length = 0;
     this.#readyWaiter?.();
@@ -875,6 +920,7 @@ export class Consumer {
     // A run() loop still finishing the handler that called stop() stays "run", so that a
     // stop() from outside meanwhile still waits for it.
     if (!fromInside || this.#mode !== "run") this.#mode = "idle";
+    if (!fromInside) await this.#fetcherStopped;
   }
 
   /**
@@ -950,10 +996,107 @@ export class Consumer {
       throw new TypeError(`The consumer is already running (${this.#mode}); stop() it first`);
     }
     this.#running = true;
+    if (this.#opts.fetchSessions) {
+      const o = this.#opts;
+      this.#fetcher = new SessionFetcher(this.#t, {
+        maxWaitMs: o.maxWaitMs,
+        minBytes: o.minBytes,
+        maxBytes: o.maxBytes,
+        fetchMaxBytes: o.fetchMaxBytes,
+      }, this.#fetchHost());
+    }
     this.#mode = mode;
     this.#error = undefined;
     this.#finished = deferred();
     for (const s of this.#states.values()) this.#fetchLoop(s);
+  }
+
+  #stopFetcher(): void {
+    if (this.#fetcher === null) return;
+    this.#fetcherStopped = this.#fetcher.stop();
+    this.#fetcher = null;
+  }
+
+  /** What the session fetcher asks of the consumer (session_fetcher.ts). */
+  #fetchHost(): SessionFetcherHost<PartitionState> {
+    const o = this.#opts;
+    return {
+      fetchOffset: (s, token) => {
+        if (!this.#running || s.loop !== token) return "gone";
+        if (s.buffered >= o.maxBufferedBatches || Date.now() < s.retryAt) return "skip";
+        return s.fetchOffset;
+      },
+      heldBack: (s) => s.buffered >= o.maxBufferedBatches,
+      deliver: (s, token, answer, offset) => {
+        let messages;
+        try {
+          messages = decodePartition(answer, offset, o.checkCrcs);
+        } catch (e) {
+          this.#fetchFailed(s, token, e);
+          return;
+        }
+        s.failures = 0;
+        s.fetchOffset = Math.max(
+          answer.nextOffset,
+          messages.length > 0 ? messages[messages.length - 1].offset + 1 : 0,
+        );
+        if (messages.length === 0) return;
+        s.buffered++;
+        this.#ready.push({
+          state: s,
+          epoch: s.epoch,
+          loop: token,
+          messages,
+          highWatermark: answer.highWatermark,
+          index: 0,
+          turn: 0,
+          requeued: false,
+        });
+        const w = this.#readyWaiter;
+        this.#readyWaiter = null;
+        w?.();
+      },
+      partitionError: (s, token, e) => this.#fetchFailed(s, token, e),
+      fail: (e) => this.#fail(e),
+    };
+  }
+
+  /** A partition's fetch error under the session fetcher: reset, back off, or fail. */
+  async #fetchFailed(s: PartitionState, token: number, e: unknown): Promise<void> {
+    const o = this.#opts;
+    let err = e;
+    if (
+      e instanceof RillError && e.code === "OFFSET_OUT_OF_RANGE" && o.autoOffsetReset !== "none"
+    ) {
+      const start = Number(e.details.logStartOffset);
+      const end = Number(e.details.highWatermark);
+      let to = -1;
+      if (Number.isSafeInteger(start) && Number.isSafeInteger(end)) {
+        to = o.autoOffsetReset === "latest" ? end : start;
+      } else {
+        try {
+          to = await this.#admin.fetchOffset(s.topic, s.partition, o.autoOffsetReset);
+        } catch (e2) {
+          err = e2;
+        }
+      }
+      if (to >= 0) {
+        if (s.loop !== token) return;
+        s.fetchOffset = to;
+        s.position = to;
+        this.#fetcher?.wake();
+        return;
+      }
+    }
+    if (s.loop !== token || !this.#running) return;
+    if (isRetriable(err) && s.failures < this.#t.retry.retries) {
+      const wait = retryDelay(s.failures++, this.#t.retry);
+      s.retryAt = Date.now() + wait;
+      await delay(wait);
+      this.#fetcher?.wake();
+      return;
+    }
+    this.#fail(err);
   }
 
   /** One loop per partition and epoch: fetch, hand over, repeat. */
@@ -961,6 +1104,11 @@ export class Consumer {
     const epoch = s.epoch;
     const loop = ++s.loop;
     if (this.#paused.has(key(s.topic, s.partition))) return;
+    if (this.#fetcher !== null) {
+      // One long poll per broker for all partitions (session_fetcher.ts).
+      this.#fetcher.add(s, loop);
+      return;
+    }
     const o = this.#opts;
     let failures = 0;
     while (this.#running && s.loop === loop) {
@@ -991,6 +1139,8 @@ export class Consumer {
             messages: r.messages,
             highWatermark: r.highWatermark,
             index: 0,
+            turn: 0,
+            requeued: false,
           });
           const w = this.#readyWaiter;
           this.#readyWaiter = null;
@@ -1039,13 +1189,37 @@ export class Consumer {
   #fail(e: unknown): void {
     if (this.#error === undefined) this.#error = e;
     this.#running = false;
+    this.#stopFetcher();
     for (const s of this.#states.values()) this.#halt(s);
     this.#readyWaiter?.();
+  }
+
+  /**
+   * Ends a chunk's turn when another partition's records wait (fairness: a hot partition's
+   * backlog cannot hold a quiet one back for more than {@linkcode TURN_RECORDS} records): the
+   * chunk goes to the back of the queue, with its partition's later chunks behind it.
+   *
+   * @returns true when the turn was given away
+   */
+  #yieldTurn(chunk: Chunk): boolean {
+    if (chunk.index >= chunk.messages.length) return false;
+    if (!this.#ready.some((c) => c.state !== chunk.state)) return false;
+    const later = this.#ready.filter((c) => c.state === chunk.state);
+    if (later.length > 0) {
+      for (let i = this.#ready.length - 1; i >= 0; i--) {
+        if (this.#ready[i].state === chunk.state) this.#ready.splice(i, 1);
+      }
+    }
+    chunk.turn = 0;
+    chunk.requeued = true;
+    this.#ready.push(chunk, ...later);
+    return true;
   }
 
   #nextChunk(): Promise<Chunk | null> | Chunk | null {
     while (this.#ready.length > 0) {
       const c = this.#ready.shift()!;
+      c.requeued = false;
       if (c.epoch === c.state.epoch) return c;
     }
     if (!this.#running) return null;
@@ -1061,6 +1235,7 @@ export class Consumer {
     const w = s.spaceWaiter;
     s.spaceWaiter = null;
     w?.();
+    if (s.buffered === this.#opts.maxBufferedBatches - 1) this.#fetcher?.wake();
   }
 
   async #runLoop(options: RunOptions): Promise<void> {
@@ -1095,8 +1270,9 @@ export class Consumer {
             busy.resolve();
           }
           if (this.#group && options.eachBatch) await this.#maybeCommit();
+          if (chunk.turn >= TURN_RECORDS && this.#yieldTurn(chunk)) break;
         }
-        this.#release(chunk);
+        if (!chunk.requeued) this.#release(chunk);
       }
       if (this.#error !== undefined) throw this.#error;
       if (this.#group) await this.#leaveGroup();
@@ -1140,6 +1316,8 @@ export class Consumer {
       await called;
       if (state.epoch !== epoch) return;
       chunk.index++;
+      // Bounded work per partition per turn (fairness): the run loop gives the turn away.
+      if (++chunk.turn >= TURN_RECORDS && this.#ready.some((c) => c.state !== state)) return;
       state.position = message.offset + 1;
       if (this.#group) {
         this.#resolvedSinceCommit++;
