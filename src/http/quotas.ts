@@ -362,8 +362,10 @@ export class Quotas {
       }
       return await next();
     }
-    // A multi-partition fetch (routes/fetch.ts) counts as a long poll: it usually is one.
-    const multi = method === "POST" && path === MULTI_FETCH_PATH;
+    // A multi-partition fetch (routes/fetch.ts) counts as a long poll (it usually is one), a
+    // topic's event stream (sse_many.ts) as a stream.
+    const multi = (method === "POST" && path === MULTI_FETCH_PATH) ||
+      (method === "GET" && PRODUCE_PATH.test(path));
     if (!multi && (method !== "GET" || !FETCH_PATH.test(path))) return await next();
     if (s.fetch) {
       const wait = s.fetch.waitMs();
