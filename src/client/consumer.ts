@@ -1028,6 +1028,7 @@ export class Consumer {
       },
       heldBack: (s) => s.buffered >= o.maxBufferedBatches,
       deliver: (s, token, answer, offset) => {
+        if (s.loop !== token || !this.#running) return; // halted, moved or stopped meanwhile
         let messages;
         try {
           messages = decodePartition(answer, offset, o.checkCrcs);
