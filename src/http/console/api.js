@@ -1,8 +1,4 @@
 // The console's calls to the broker's /v1 API (see console.js).
-// @ts-check
-/// <reference lib="dom" />
-/// <reference lib="dom.iterable" />
-/// <reference lib="dom.asynciterable" />
 
 export const API = (document.querySelector('meta[name="rill-api"]')?.getAttribute("content") ||
   location.origin).replace(/\/$/, "");

@@ -11,10 +11,6 @@
 //   markup.
 // The modules: api.js (calls), dom.js (elements), pages_cluster.js, pages_records.js,
 // pages_groups.js (the pages); this one routes the fragment to a page and keeps the key.
-// @ts-check
-/// <reference lib="dom" />
-/// <reference lib="dom.iterable" />
-/// <reference lib="dom.asynciterable" />
 import { api, ApiError, KEY, REFRESH_MS } from "./api.js";
 import { enc, errorBox, h } from "./dom.js";
 import { clusterPage, topicPage, topicsPage } from "./pages_cluster.js";

@@ -1,8 +1,4 @@
 // DOM helpers of the console: elements, tables, numbers, errors, record bytes (see console.js).
-// @ts-check
-/// <reference lib="dom" />
-/// <reference lib="dom.iterable" />
-/// <reference lib="dom.asynciterable" />
 import { API, ApiError } from "./api.js";
 
 /**

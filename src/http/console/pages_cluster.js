@@ -1,8 +1,4 @@
 // The console's cluster, topics and topic pages (see console.js).
-// @ts-check
-/// <reference lib="dom" />
-/// <reference lib="dom.iterable" />
-/// <reference lib="dom.asynciterable" />
 import { api, ApiError, cluster, describeTopic, REFRESH_MS } from "./api.js";
 import { ago, enc, errorBox, fmt, h, link, pill, table } from "./dom.js";
 

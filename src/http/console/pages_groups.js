@@ -1,8 +1,4 @@
 // The console's consumer group and security pages (see console.js).
-// @ts-check
-/// <reference lib="dom" />
-/// <reference lib="dom.iterable" />
-/// <reference lib="dom.asynciterable" />
 import { api } from "./api.js";
 import { enc, errorBox, fmt, h, link, pill, table } from "./dom.js";
 

@@ -1,8 +1,4 @@
 // The console's record pages: message browser, live tail, produce (see console.js).
-// @ts-check
-/// <reference lib="dom" />
-/// <reference lib="dom.iterable" />
-/// <reference lib="dom.asynciterable" />
 import { API, api, ApiError, authHeaders, describeTopic, PAGE_RECORDS, TAIL_ROWS } from "./api.js";
 import { enc, errorBox, fmt, h, leaderBase, link, showBytes, showHeaders, table } from "./dom.js";
 
