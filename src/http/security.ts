@@ -28,6 +28,8 @@ export interface AppSecurityOptions {
   auditPerSecond?: number;
   /** how often keys and ACLs are re-checked in KV (default 1000 ms) */
   pollMs?: number;
+  /** the clock (tests: key and stream-ticket expiry) */
+  now?: () => number;
 }
 
 /**
@@ -69,6 +71,7 @@ export function useLimits(
     audit: opts.audit,
     auditPerSecond: opts.auditPerSecond,
     pollMs: opts.pollMs,
+    now: opts.now,
   });
   const quotas = new Quotas(opts.quotas);
   app.use("*", quotas.limits());
