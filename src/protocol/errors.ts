@@ -35,6 +35,7 @@ export const ERROR_CODES = {
   UNKNOWN_MEMBER_ID: { status: 409, retriable: false },
   FENCED_LEADER_EPOCH: { status: 409, retriable: true },
   NON_EMPTY_GROUP: { status: 409, retriable: false },
+  INCONSISTENT_GROUP_PROTOCOL: { status: 409, retriable: false },
   INVALID_PRODUCER_EPOCH: { status: 409, retriable: false },
   MESSAGE_TOO_LARGE: { status: 413, retriable: false },
   RECORD_LIST_TOO_LARGE: { status: 413, retriable: false },
