@@ -86,6 +86,8 @@ export interface Proc extends AsyncDisposable {
   kill(signal?: Deno.Signal): void;
   /** the exit status */
   status: Promise<Deno.CommandStatus>;
+  /** writes a line to its stdin (spawned with `stdin: true`) */
+  writeLine(line: string): Promise<void>;
 }
 
 /**
@@ -93,12 +95,13 @@ export interface Proc extends AsyncDisposable {
  *
  * @param cmd the command
  * @param args its arguments
+ * @param opts `stdin: true` to write to it
  * @returns the process
  */
-export function spawn(cmd: string, args: string[]): Proc {
+export function spawn(cmd: string, args: string[], opts: { stdin?: boolean } = {}): Proc {
   const child = new Deno.Command(cmd, {
     args,
-    stdin: "null",
+    stdin: opts.stdin ? "piped" : "null",
     stdout: "piped",
     stderr: "piped",
   }).spawn();
@@ -131,10 +134,14 @@ export function spawn(cmd: string, args: string[]): Proc {
       child.kill(signal);
     } catch { /* gone */ }
   };
+  const writer = opts.stdin ? child.stdin.getWriter() : null;
   return {
     lines,
     status,
     kill,
+    async writeLine(line: string) {
+      await writer!.write(new TextEncoder().encode(line + "\n"));
+    },
     waitLine(test, timeoutMs = 60_000) {
       const found = lines.find(test);
       if (found !== undefined) return Promise.resolve(found);
@@ -158,6 +165,7 @@ export function spawn(cmd: string, args: string[]): Proc {
     },
     async [Symbol.asyncDispose]() {
       kill("SIGKILL");
+      await writer?.close().catch(() => {});
       await status;
     },
   };
