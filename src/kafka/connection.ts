@@ -33,8 +33,11 @@ export interface RequestFrame {
   size: number;
 }
 
-/** An answer's chunks (size prefix included); `closeAfter` closes the connection after it. */
-export type Answer = Uint8Array[] & { closeAfter?: string };
+/**
+ * An answer's chunks (size prefix included); `closeAfter` closes the connection after it;
+ * `written` is called once it was written or dropped (lent buffers go back).
+ */
+export type Answer = Uint8Array[] & { closeAfter?: string; written?: () => void };
 
 /**
  * What a connection asks of the protocol layer for each request: the answer, or null when
@@ -107,11 +110,13 @@ export async function serveConnection(
         close(e instanceof KafkaDecodeError ? e.message : `internal error: ${e}`);
         return;
       }
-      if (chunks === null || closed) return;
+      if (chunks === null) return;
       try {
-        for (const c of chunks) await writeAll(conn, c);
+        if (!closed) { for (const c of chunks) await writeAll(conn, c); }
       } catch {
         close();
+      } finally {
+        chunks.written?.();
       }
       if (chunks.closeAfter) close(chunks.closeAfter);
     });

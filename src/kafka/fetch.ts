@@ -3,11 +3,11 @@
  * broker (committed batches up to the high watermark, whole batches served byte for byte,
  * long-polling on max wait / min bytes), per-partition errors from the RillError codes.
  * There are no transactions, so the last stable offset is the high watermark and no
- * transaction is ever aborted; fetch sessions are not kept (session id 0: full fetches).
+ * transaction is ever aborted.
  *
  * @module
  */
-import type { FetchResult } from "../broker/replica.ts";
+import type { FetchManyResult, FetchPartitionRequest } from "../broker/fetch_session.ts";
 import { RillError } from "../protocol/errors.ts";
 import { allowed, type KafkaContext, type Session } from "./context.ts";
 import { KAFKA_ERROR, kafkaCode } from "./errors.ts";
@@ -18,25 +18,19 @@ interface FetchPartitionReq {
   partitionMaxBytes: number;
 }
 
-interface Slot {
-  topic: string;
-  partition: number;
-  offset: number;
-  maxBytes: number;
-  errorCode: number;
-  result: FetchResult | null;
-  highWatermark: number;
-  logStartOffset: number;
-}
+/** Set on an answer body whose bytes are lent: called once the answer was written. */
+export const RELEASE: unique symbol = Symbol("release");
 
 /**
- * Fetch.
+ * Fetch, on the broker's fetch-session core (`Broker.fetchMany`): one wait over all the
+ * partitions, per-partition byte limits and the request's total, KIP-227 sessions when the
+ * client opens one (session id 0 with epoch −1 is a one-off full fetch).
  *
  * @param ctx the context
  * @param s the session
  * @param _version the request version
  * @param req the decoded request
- * @returns the answer body
+ * @returns the answer body (its bytes are lent until {@linkcode RELEASE} is called)
  */
 export async function handleFetch(
   ctx: KafkaContext,
@@ -46,104 +40,86 @@ export async function handleFetch(
   req: any,
 ): Promise<Record<string, unknown>> {
   const broker = ctx.broker;
-  const maxWaitMs = Math.max(
-    0,
-    Math.min(req.maxWaitMs as number, broker.config.fetchMaxWaitLimitMs),
-  );
-  const minBytes = Math.max(0, req.minBytes as number);
-  const totalMax = Math.max(1, Math.min(req.maxBytes as number, broker.config.fetchMaxBytesLimit));
   const topics = req.topics as { topic: string; partitions: FetchPartitionReq[] }[];
-  const slots: Slot[] = [];
+  const denied: { topic: string; partition: number }[] = [];
+  const partitions: FetchPartitionRequest[] = [];
   for (const t of topics) {
     const mayRead = allowed(ctx, s, { type: "topic", name: t.topic }, "read");
     for (const p of t.partitions) {
-      slots.push({
-        topic: t.topic,
-        partition: p.partition,
-        offset: p.fetchOffset,
-        maxBytes: Math.max(1, p.partitionMaxBytes),
-        errorCode: mayRead ? 0 : KAFKA_ERROR.TOPIC_AUTHORIZATION_FAILED,
-        result: null,
-        highWatermark: -1,
-        logStartOffset: -1,
-      });
-    }
-  }
-  const readAll = async () => {
-    let left = totalMax;
-    let bytes = 0;
-    for (const slot of slots) {
-      if (slot.errorCode === KAFKA_ERROR.TOPIC_AUTHORIZATION_FAILED) continue;
-      slot.errorCode = 0;
-      slot.result = null;
-      if (left <= 0) {
-        // Over the response limit: later partitions answer empty (the client asks again).
-        continue;
-      }
-      try {
-        const r = await broker.fetch(slot.topic, slot.partition, slot.offset, {
-          maxBytes: Math.min(slot.maxBytes, left),
-          maxWaitMs: 0,
-          minBytes: 0,
+      if (!mayRead) denied.push({ topic: t.topic, partition: p.partition });
+      else {
+        partitions.push({
+          topic: t.topic,
+          partition: p.partition,
+          offset: p.fetchOffset,
+          maxBytes: Math.max(1, p.partitionMaxBytes),
         });
-        slot.result = r;
-        slot.highWatermark = r.highWatermark;
-        slot.logStartOffset = r.logStartOffset;
-        left -= r.bytes.length;
-        bytes += r.bytes.length;
-      } catch (e) {
-        slot.errorCode = kafkaCode(e);
-        if (e instanceof RillError) {
-          const d = e.details as { logStartOffset?: number; highWatermark?: number };
-          if (typeof d.logStartOffset === "number") slot.logStartOffset = d.logStartOffset;
-          if (typeof d.highWatermark === "number") slot.highWatermark = d.highWatermark;
-        } else ctx.log(`kafka: fetch of ${slot.topic}-${slot.partition} failed: ${e}`);
       }
-    }
-    return bytes;
-  };
-  let bytes = await readAll();
-  if (bytes < Math.max(1, minBytes) && maxWaitMs > 0 && !broker.draining) {
-    // Long poll: wake when any readable partition gains data, or at max wait.
-    const waiting = slots.filter((x) => x.errorCode === 0);
-    if (waiting.length > 0) {
-      const abort = new AbortController();
-      const timer = setTimeout(() => abort.abort(), maxWaitMs);
-      try {
-        await Promise.race(
-          waiting.map((slot) =>
-            broker.fetch(slot.topic, slot.partition, slot.offset, {
-              maxBytes: 1,
-              maxWaitMs,
-              minBytes: Math.max(1, minBytes - bytes),
-              signal: abort.signal,
-            }).catch(() => {})
-          ),
-        );
-      } finally {
-        clearTimeout(timer);
-        abort.abort();
-      }
-      bytes = await readAll();
     }
   }
-  const responses: { topic: string; partitions: unknown[] }[] = [];
-  for (const slot of slots) {
-    let t = responses.at(-1);
-    if (!t || t.topic !== slot.topic) responses.push(t = { topic: slot.topic, partitions: [] });
-    t.partitions.push({
-      partitionIndex: slot.partition,
-      errorCode: slot.errorCode,
-      highWatermark: slot.highWatermark,
-      lastStableOffset: slot.highWatermark,
-      logStartOffset: slot.logStartOffset,
+  const sessionId = req.sessionId as number, sessionEpoch = req.sessionEpoch as number;
+  const session = sessionId === 0 && sessionEpoch === -1
+    ? undefined
+    : { id: sessionId, epoch: sessionEpoch };
+  let result: FetchManyResult;
+  try {
+    result = await broker.fetchMany({
+      partitions,
+      maxWaitMs: Math.max(0, Math.min(req.maxWaitMs as number, broker.config.fetchMaxWaitLimitMs)),
+      minBytes: Math.max(0, req.minBytes as number),
+      maxBytes: Math.max(1, Math.min(req.maxBytes as number, broker.config.fetchMaxBytesLimit)),
+      session,
+      forgotten: (req.forgottenTopicsData as { topic: string; partitions: number[] }[]).flatMap((
+        t,
+      ) => t.partitions.map((partition) => ({ topic: t.topic, partition }))),
+    });
+  } catch (e) {
+    if (!(e instanceof RillError)) ctx.log(`kafka: fetch failed: ${e}`);
+    return { throttleTimeMs: 0, errorCode: kafkaCode(e), sessionId: 0, responses: [] };
+  }
+  const byTopic = new Map<string, unknown[]>();
+  const add = (topic: string, part: unknown) => {
+    let list = byTopic.get(topic);
+    if (!list) byTopic.set(topic, list = []);
+    list.push(part);
+  };
+  for (const d of denied) {
+    add(d.topic, {
+      partitionIndex: d.partition,
+      errorCode: KAFKA_ERROR.TOPIC_AUTHORIZATION_FAILED,
+      highWatermark: -1,
+      lastStableOffset: -1,
+      logStartOffset: -1,
       abortedTransactions: null,
       preferredReadReplica: -1,
-      records: slot.result?.bytes ?? new Uint8Array(0),
+      records: EMPTY,
     });
   }
-  return { throttleTimeMs: 0, errorCode: 0, sessionId: 0, responses };
+  for (const p of result.partitions) {
+    if (p.error && !(p.error instanceof RillError)) {
+      ctx.log(`kafka: fetch of ${p.topic}-${p.partition} failed: ${p.error}`);
+    }
+    add(p.topic, {
+      partitionIndex: p.partition,
+      errorCode: p.error ? kafkaCode(p.error) : 0,
+      highWatermark: p.highWatermark,
+      lastStableOffset: p.lastStableOffset,
+      logStartOffset: p.logStartOffset,
+      abortedTransactions: null,
+      preferredReadReplica: -1,
+      records: p.bytes,
+    });
+  }
+  return {
+    throttleTimeMs: 0,
+    errorCode: 0,
+    sessionId: result.session?.id ?? 0,
+    responses: [...byTopic].map(([topic, partitions]) => ({ topic, partitions })),
+    [RELEASE]: () => result.release(),
+  };
 }
+
+const EMPTY = new Uint8Array(0);
 
 /**
  * ListOffsets: timestamp −2 is the log start offset, −1 the high watermark, else the first

@@ -28,6 +28,7 @@ import { KafkaDecodeError, Writer } from "./wire.ts";
 import { HANDLERS } from "./handlers.ts";
 import { KAFKA_ERROR } from "./errors.ts";
 import { ClassicGroups } from "./group_coordinator.ts";
+import { RELEASE } from "./fetch.ts";
 
 /** Settings of {@linkcode KafkaListener.listen}. */
 export interface KafkaListenerOptions {
@@ -210,11 +211,18 @@ export async function dispatchRequest(
   const handler = HANDLERS[apiKey];
   const answer = await handler(ctx, session, apiVersion, body);
   if (answer === null) return null;
+  const release = (answer as { [RELEASE]?: () => void })[RELEASE];
   const w = new Writer().int32(req.correlationId);
   // Response header v1 (tagged fields) for flexible versions, except ApiVersions (always v0).
   if (flexible && apiKey !== API.ApiVersions) w.noTags();
-  encode(schema.res, apiVersion, w, answer);
+  try {
+    encode(schema.res, apiVersion, w, answer);
+  } catch (e) {
+    release?.();
+    throw e;
+  }
   const out: Answer = w.frame();
+  if (release) out.written = release;
   if (session.closeAfterAnswer) out.closeAfter = "SASL authentication failed";
   return out;
 }
