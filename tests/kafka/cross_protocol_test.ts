@@ -107,11 +107,12 @@ Deno.test({
     const seen: string[] = [];
     const done = Promise.withResolvers<void>();
     await kc.run({
-      eachMessage: async ({ message }) => {
+      eachMessage: ({ message }) => {
         seen.push(
           `${message.key}|${message.value}|${message.headers!.trace}|${message.timestamp}`,
         );
         if (seen.length === 2) done.resolve();
+        return Promise.resolve();
       },
     });
     await done.promise;

@@ -126,7 +126,8 @@ Deno.test({
         if ((e.payload.memberAssignment["g"] ?? []).length === 4) aAll.resolve();
       });
       await a.run({
-        eachMessage: async ({ message }) => void received.push(message.value!.toString()),
+        eachMessage: ({ message }) =>
+          Promise.resolve(void received.push(message.value!.toString())),
       });
       await aAll.promise;
       const split = deferred<void>();
@@ -139,7 +140,8 @@ Deno.test({
       await b.connect();
       await b.subscribe({ topic: "g", fromBeginning: true });
       await b.run({
-        eachMessage: async ({ message }) => void received.push(message.value!.toString()),
+        eachMessage: ({ message }) =>
+          Promise.resolve(void received.push(message.value!.toString())),
       });
       await split.promise;
       assert.deepEqual([...assignments.get("a")!, ...assignments.get("b")!].sort(), [0, 1, 2, 3]);
@@ -190,14 +192,14 @@ Deno.test({
     let seeked = false;
     await c.run({
       autoCommit: false,
-      eachMessage: async ({ partition, message }) => {
-        if (partition !== 0) return;
-        if (!seeked) {
+      eachMessage: ({ partition, message }) => {
+        if (partition === 0 && !seeked) {
           seeked = true;
           c.seek({ topic: "g", partition: 0, offset: "7" });
-          return;
+        } else if (partition === 0 && message.offset === "7") {
+          got.resolve(message.value!.toString());
         }
-        if (message.offset === "7") got.resolve(message.value!.toString());
+        return Promise.resolve();
       },
     });
     assert.equal(await got.promise, "v28");
