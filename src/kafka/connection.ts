@@ -16,6 +16,7 @@
  * @module
  */
 import { KafkaDecodeError, Reader } from "./wire.ts";
+import { concatBytes } from "../protocol/bytes.ts";
 
 /** A request header (v1/v2) and the reader positioned at its body. */
 export interface RequestFrame {
@@ -61,6 +62,7 @@ export interface ConnectionOptions {
 export const MAX_FRAME_BYTES = 100 * 1024 * 1024;
 
 const READ_CHUNK = 64 * 1024;
+const COALESCE_BYTES = 64 * 1024;
 
 /**
  * Serves one connection until the peer closes it, a frame is bad, or `signal` aborts.
@@ -81,6 +83,8 @@ export async function serveConnection(
   const maxInFlight = opts.maxInFlight ?? 64;
   const log = opts.log ?? (() => {});
   const peer = describePeer(conn);
+  // Answers are written whole: no Nagle delay behind the peer's delayed ACK.
+  if ("setNoDelay" in conn) (conn as Deno.TcpConn).setNoDelay(true);
   let closed = false;
   const close = (why?: string) => {
     if (closed) return;

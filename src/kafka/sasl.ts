@@ -28,9 +28,19 @@ const decoder = new TextDecoder();
 export function handleSaslHandshake(
   _ctx: KafkaContext,
   s: Session,
-  _version: number,
+  version: number,
   req: Body,
 ): Promise<Record<string, unknown>> {
+  if (version === 0) {
+    // v0 is followed by raw SASL tokens outside Kafka's request framing, which this listener
+    // does not read (it is advertised because librdkafka < 2.11 needs v0 in the range to
+    // enable SASL at all; such clients then use v1 with SaslAuthenticate).
+    s.closeAfterAnswer = true;
+    return Promise.resolve({
+      errorCode: KAFKA_ERROR.UNSUPPORTED_VERSION,
+      mechanisms: ["PLAIN"],
+    });
+  }
   if (req.mechanism !== "PLAIN") {
     return Promise.resolve({
       errorCode: KAFKA_ERROR.UNSUPPORTED_SASL_MECHANISM,

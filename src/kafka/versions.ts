@@ -23,7 +23,7 @@ export const SUPPORTED: ReadonlyMap<number, readonly [number, number]> = new Map
     [API.SyncGroup, [0, 5]],
     [API.DescribeGroups, [0, 5]],
     [API.ListGroups, [0, 4]],
-    [API.SaslHandshake, [1, 1]],
+    [API.SaslHandshake, [0, 1]],
     [API.ApiVersions, [0, 3]],
     [API.CreateTopics, [0, 5]],
     [API.DeleteTopics, [0, 5]],
