@@ -66,6 +66,20 @@ export function uuidBytes(id: string): Uint8Array {
   return out;
 }
 
+/** A topic as a follower presents it: itself the leader of each partition it copies. */
+async function ownCopies(ctx: KafkaContext, meta: TopicMetadata): Promise<TopicMetadata> {
+  const id = ctx.broker.id;
+  const partitions = await Promise.all(meta.partitions.map(async (p) => {
+    try {
+      await ctx.broker.readableReplica(meta.name, p.partition);
+      return { ...p, leader: id, replicas: [id], isr: [id] };
+    } catch {
+      return { ...p, leader: -1, replicas: [], isr: [] };
+    }
+  }));
+  return { ...meta, partitions };
+}
+
 function topicAnswer(meta: TopicMetadata, nodes: Set<number>) {
   return {
     errorCode: 0,
@@ -101,9 +115,15 @@ export async function handleMetadata(
   // deno-lint-ignore no-explicit-any
   req: any,
 ): Promise<Record<string, unknown>> {
-  const nodes = await kafkaNodes(ctx);
+  const follower = ctx.broker.role === "follower";
+  // A follower (observer) is read-only: it lists itself alone, as the leader of the copies it
+  // serves, so consumers fetch from it; produce requests get NOT_LEADER_OR_FOLLOWER.
+  const nodes = follower
+    ? (await kafkaNodes(ctx)).filter((n) => n.nodeId === ctx.broker.id)
+    : await kafkaNodes(ctx);
   const live = new Set(nodes.map((n) => n.nodeId));
-  const all = await ctx.broker.listTopics();
+  let all = await ctx.broker.listTopics();
+  if (follower) all = await Promise.all(all.map((t) => ownCopies(ctx, t)));
   const byName = new Map(all.map((t) => [t.name, t]));
   const wanted: { name: string | null; topicId: Uint8Array | null }[] | null = req.topics;
   const topics = [];
