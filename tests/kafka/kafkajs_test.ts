@@ -160,6 +160,12 @@ Deno.test({
       await all.promise;
       clearInterval(poll);
       assert.deepEqual(received.slice().sort(), values.slice().sort());
+      // DescribeGroups and ListGroups through kafkajs's admin.
+      const described = await admin.describeGroups(["kg"]);
+      assert.equal(described.groups[0].state, "Stable");
+      assert.equal(described.groups[0].protocol, "RoundRobinAssigner");
+      assert.equal(described.groups[0].members.length, 2);
+      assert.ok((await admin.listGroups()).groups.some((g) => g.groupId === "kg"));
       // The group through the HTTP API: two members, offsets committed by kafkajs.
       const moved = deferred<void>();
       a.on(a.events.GROUP_JOIN, (e) => {

@@ -185,3 +185,29 @@ Deno.test({
     );
   },
 });
+
+Deno.test({
+  name:
+    "a compressed batch from kcat -z zstd is refused (UNSUPPORTED_COMPRESSION_TYPE) with a log line, nothing stored",
+  ignore: !KCAT,
+  async fn() {
+    await using broker = await startBroker();
+    await createTopic(broker.url, "z", 1);
+    const p = await run("kcat", [
+      "-b",
+      broker.kafka!,
+      "-P",
+      "-t",
+      "z",
+      "-z",
+      "zstd",
+      "-X",
+      "message.timeout.ms=3000",
+    ], { stdin: ("a".repeat(500) + "\n").repeat(50) }); // compressible (librdkafka skips useless compression)
+    assert.notEqual(p.code, 0);
+    assert.match(p.stderr, /compression|Delivery failed/i);
+    assert.match(broker.stderr(), /refused a compressed batch for z-0/);
+    const d = await (await fetch(`${broker.url}/v1/topics/z`)).json();
+    assert.equal(d.partitions[0].highWatermark, 0);
+  },
+});
