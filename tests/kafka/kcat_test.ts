@@ -20,6 +20,9 @@ Deno.test({
     assert.equal(r.code, 0, r.stderr);
     const meta = JSON.parse(r.stdout);
     assert.deepEqual(meta.brokers, [{ id: 1, name: broker.kafka }]);
+    // The cluster listing tells the same address.
+    const cluster = await (await fetch(`${broker.url}/v1/cluster`)).json();
+    assert.equal(cluster.brokers[0].kafka, broker.kafka);
     const t = meta.topics.find((x: { topic: string }) => x.topic === "orders");
     assert.equal(t.partitions.length, 3);
     for (const p of t.partitions) {
