@@ -116,7 +116,13 @@ export async function serveConnection(
       }
       if (chunks === null) return;
       try {
-        if (!closed) { for (const c of chunks) await writeAll(conn, c); }
+        if (!closed) {
+          // Small answers go out in one write (one segment); large ones chunk by chunk.
+          const total = chunks.reduce((n, c) => n + c.length, 0);
+          if (chunks.length > 1 && total <= COALESCE_BYTES) {
+            await writeAll(conn, concatBytes(chunks, total));
+          } else for (const c of chunks) await writeAll(conn, c);
+        }
       } catch {
         close();
       } finally {
