@@ -33,7 +33,8 @@ import { Controller } from "./controller.ts";
 import { resignLeader, startReassignment } from "./election.ts";
 import { ReplicationManager } from "./replication.ts";
 import { RillError } from "../protocol/errors.ts";
-import { checkProducedBatches, stampLogAppendTime } from "./batch_checks.ts";
+import { applyTopicCompression, checkProducedBatches, stampLogAppendTime } from "./batch_checks.ts";
+import { installNativeCodecs } from "./native_codecs.ts";
 import {
   expectedSequence,
   isAheadOfSequence,
@@ -174,6 +175,7 @@ export class Broker {
     config: BrokerConfig,
     lock: Deno.FsFile,
   ) {
+    installNativeCodecs();
     this.#lock = lock;
     this.id = opts.id;
     this.role = opts.role ?? "broker";
@@ -595,7 +597,8 @@ export class Broker {
     if (partition >= count) throw unknownPartition(topic, partition, count);
     const leader = await this.#leader(state, partition, acks);
     const checked = checkProducedBatches(body, state.maxMessageBytes);
-    if (state.compacted) checkBatchKeys(topic, checked.batches);
+    if (state.compacted) checkBatchKeys(topic, checked.plain);
+    body = applyTopicCompression(checked, body, state.compression);
     let logAppendTime = -1;
     if (state.logAppendTime) {
       logAppendTime = Date.now();

@@ -58,10 +58,17 @@ function uintLE(b: Uint8Array, p: number, n: number): number {
 }
 
 /**
- * Walks the frames of `data` and returns the most bytes they can inflate to, refusing
- * frames that are malformed or would go past `limit`.
+ * Walks the frames of `data` (headers and block headers only) and returns the most bytes
+ * they can inflate to, refusing frames that are truncated, malformed or would go past
+ * `limit`. The broker's native zstd runs it first too: libzstd's one-shot decompression
+ * returns what it has for a truncated frame instead of failing.
+ *
+ * @param data zstd frames
+ * @param limit the most bytes the output may have
+ * @returns an upper bound of the output size
+ * @throws {CodecError} "corrupt" or "too-large"
  */
-function outputBound(data: Uint8Array, limit: number): number {
+export function zstdOutputBound(data: Uint8Array, limit: number): number {
   let pos = 0;
   let total = 0;
   const need = (n: number, what: string) => {
@@ -144,7 +151,7 @@ export const zstdCodec: CompressionCodec = {
   },
 
   decompress(data: Uint8Array, limit: number): Uint8Array {
-    outputBound(data, limit);
+    zstdOutputBound(data, limit);
     let out: Uint8Array;
     try {
       out = fzstdDecompress(data);

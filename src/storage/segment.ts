@@ -847,10 +847,6 @@ export class LogSegment {
     let answer: number | null = null;
     this.#walk(from, this.#size, Infinity, undefined, (b) => {
       if (b.lastOffset < minOffset || b.maxTimestamp < timestamp) return true;
-      if ((b.attributes & ATTR.compressionMask) !== 0) {
-        answer = Math.max(b.baseOffset, minOffset);
-        return false;
-      }
       const { records } = decodeBatch(this.readAt(b.position, b.size));
       for (const r of records) {
         if (r.offset >= minOffset && r.timestamp >= timestamp) {
