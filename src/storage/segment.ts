@@ -17,7 +17,6 @@
  */
 import { crc32c } from "../protocol/crc32c.ts";
 import {
-  ATTR,
   BATCH_HEADER_SIZE,
   decodeBatch,
   LOG_OVERHEAD,
