@@ -14,6 +14,7 @@ const SUITES: Record<string, () => Promise<Suite>> = {
   security: () => import("./security_bench.ts"),
   replication: () => import("./replication_bench.ts"),
   streams: () => import("./streams_bench.ts"),
+  kafka: () => import("./kafka_bench.ts"),
   compression: () => import("./compression_bench.ts"),
 };
 

@@ -14,8 +14,10 @@
  *
  * @module
  */
-import lz4js from "lz4js";
-import xxh32 from "lz4js/xxh32.js";
+// deno-lint-ignore no-import-prefix
+import lz4js from "npm:lz4js@0.2.0";
+// deno-lint-ignore no-import-prefix
+import xxh32 from "npm:lz4js@0.2.0/xxh32.js";
 import { CodecError, type CompressionCodec } from "./codec_errors.ts";
 
 const lz4 = lz4js as unknown as {

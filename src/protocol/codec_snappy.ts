@@ -8,7 +8,8 @@
  *
  * @module
  */
-import snappyjs from "snappyjs";
+// deno-lint-ignore no-import-prefix
+import snappyjs from "npm:snappyjs@0.7.0";
 import { CodecError, type CompressionCodec } from "./codec_errors.ts";
 
 const { compress: snappyCompress, uncompress: snappyUncompress } = snappyjs as unknown as {

@@ -13,7 +13,8 @@
  *
  * @module
  */
-import { decompress as fzstdDecompress } from "fzstd";
+// deno-lint-ignore no-import-prefix
+import { decompress as fzstdDecompress } from "npm:fzstd@0.1.1";
 import { CodecError, type CompressionCodec } from "./codec_errors.ts";
 
 const ZSTD_MAGIC = 0xfd2fb528;
@@ -37,7 +38,8 @@ let loading: Promise<void> | undefined;
  */
 export function loadZstd(): Promise<void> {
   loading ??= (async () => {
-    const { Zstd } = await import("@hpcc-js/wasm-zstd");
+    // deno-lint-ignore no-import-prefix
+    const { Zstd } = await import("npm:@hpcc-js/wasm-zstd@1.12.5");
     encoder = await Zstd.load();
   })();
   return loading;

@@ -20,7 +20,8 @@
  *
  * @module
  */
-import { Gunzip, gzipSync } from "fflate";
+// deno-lint-ignore no-import-prefix
+import { Gunzip, gzipSync } from "npm:fflate@0.8.3";
 import { crc32c } from "./crc32c.ts";
 import { CodecError, type CompressionCodec } from "./codec_errors.ts";
 import { lz4Codec } from "./codec_lz4.ts";
