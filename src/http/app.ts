@@ -27,6 +27,7 @@ import type { Broker } from "../broker/broker.ts";
 import { openCors, openCorsHeaders, type OpenCorsOptions } from "./cors.ts";
 import { notFound, onError } from "./errors.ts";
 import { bodyTimeout } from "./params.ts";
+import { recordLane } from "./record_lane.ts";
 import { replicaFetchLane } from "./replica_fetch_lane.ts";
 import { authRoutes } from "./routes/auth.ts";
 import { type AppSecurityOptions, useLimits, useSecurity } from "./security.ts";
@@ -97,10 +98,14 @@ export function createApp(broker: Broker, security: AppSecurityOptions = {}): Ho
       offsetForTimestamp: (topic, partition, ts) => broker.offsetForTimestamp(topic, partition, ts),
     }),
   );
-  // Followers' fetches, the hottest requests between brokers, skip the middleware chain
-  // when it would let them through unchanged (replica_fetch_lane.ts).
-  const lane = replicaFetchLane(broker, installed, openCorsHeaders(cors));
+  // Followers' fetches, the hottest requests between brokers, and clients' raw-batch
+  // produce and fetch skip the middleware chain when it would let them through unchanged
+  // (replica_fetch_lane.ts, record_lane.ts).
+  const corsHeaders = openCorsHeaders(cors);
+  const lane = replicaFetchLane(broker, installed, corsHeaders);
   const dispatch = app.fetch;
-  app.fetch = (req, ...rest) => lane(req, rest[0]) ?? dispatch(req, ...rest);
+  const records = recordLane(broker, installed, corsHeaders, (req, env) => dispatch(req, env));
+  app.fetch = (req, ...rest) =>
+    lane(req, rest[0]) ?? records(req, rest[0]) ?? dispatch(req, ...rest);
   return app;
 }

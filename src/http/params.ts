@@ -28,15 +28,17 @@ interface BodyRead {
  * about half a microsecond; a timer of its own would cost 5 µs, and starting and stopping
  * the sweep for every request more.
  */
-class BodyDeadlines {
+export class BodyDeadlines {
   readonly #reads = new Set<BodyRead>();
   readonly #sweepMs: number;
   #timer: ReturnType<typeof setInterval> | undefined;
 
+  /** @param timeoutMs how long a body may take to arrive */
   constructor(readonly timeoutMs: number) {
     this.#sweepMs = Math.max(10, Math.min(1000, Math.floor(timeoutMs / 4)));
   }
 
+  /** Starts timing a read; `cancel` stops it once past its deadline. */
   start(cancel: () => void): BodyRead {
     const read = { deadline: Date.now() + this.timeoutMs, expired: false, cancel };
     this.#reads.add(read);
@@ -44,6 +46,7 @@ class BodyDeadlines {
     return read;
   }
 
+  /** Ends timing a read. */
   end(read: BodyRead): void {
     this.#reads.delete(read);
   }
@@ -149,15 +152,36 @@ export async function readJsonObject(
  * const bytes = await readBodyBytes(c, 8 * 1024 * 1024);
  * ```
  */
-export async function readBodyBytes(c: Context, maxBytes: number): Promise<Uint8Array> {
-  const declared = Number(c.req.header("content-length") ?? NaN);
+export function readBodyBytes(c: Context, maxBytes: number): Promise<Uint8Array> {
+  const deadlines: BodyDeadlines = c.get(BODY_DEADLINES_KEY) ??
+    (defaultDeadlines ??= new BodyDeadlines(DEFAULT_BODY_TIMEOUT_MS));
+  return readRequestBytes(c.req.raw, maxBytes, deadlines);
+}
+
+/**
+ * {@linkcode readBodyBytes} for a request outside Hono (the record lane, record_lane.ts).
+ *
+ * @param req the request
+ * @param maxBytes the largest body accepted
+ * @param deadlines the body timeout the read runs under
+ * @returns the body bytes, in a buffer of their own
+ * @throws {RillError} as {@linkcode readBodyBytes}
+ * @example
+ * ```ts
+ * const bytes = await readRequestBytes(req, 8 << 20, new BodyDeadlines(30_000));
+ * ```
+ */
+export async function readRequestBytes(
+  req: Request,
+  maxBytes: number,
+  deadlines: BodyDeadlines,
+): Promise<Uint8Array> {
+  const declared = Number(req.headers.get("content-length") ?? NaN);
   if (declared > maxBytes) throw tooLarge(maxBytes);
-  const body = c.req.raw.body;
+  const body = req.body;
   if (!body || declared === 0) return new Uint8Array(0);
   // Both loops read through a reader the deadline can cancel: Request.bytes() cannot be
   // stopped, and an abandoned bytes() keeps taking in what the client sends later.
-  const deadlines: BodyDeadlines = c.get(BODY_DEADLINES_KEY) ??
-    (defaultDeadlines ??= new BodyDeadlines(DEFAULT_BODY_TIMEOUT_MS));
   // Deno.serve gives a byte stream for a body still arriving from the socket; a body it
   // already holds whole when the handler asks (most under load) comes as one chunk.
   return Number.isSafeInteger(declared) && declared > 0 && isByteStream(body)

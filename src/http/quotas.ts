@@ -238,9 +238,9 @@ export class Quotas {
   }
 
   /**
-   * What {@linkcode middleware} does for a follower's fetch (a GET of a partition's records
-   * with `query`), for the replica fetch lane (replica_fetch_lane.ts): takes the stream slot
-   * of a long poll. Null when the middleware would do more than that (request or fetch byte
+   * What {@linkcode middleware} does for a fetch (a GET of a partition's records with
+   * `query`), for the lanes that answer without it (replica_fetch_lane.ts, record_lane.ts):
+   * takes the stream slot of a long poll. Null when the middleware would do more than that (request or fetch byte
    * rates are configured) or would refuse it (a stream limit is reached): the request must
    * then go through the middleware, which answers as usual.
    *
@@ -249,7 +249,7 @@ export class Quotas {
    * @param query the request's query string
    * @returns a function that frees the slot (call it once the response is made), or null
    */
-  holdFollowerFetch(
+  holdFetch(
     principal: string,
     perPrincipalStreams: boolean,
     query: string,
@@ -261,6 +261,31 @@ export class Quotas {
     if (this.#streams >= c.maxStreams) return null;
     if (perPrincipalStreams && s.streams >= c.maxStreamsPerPrincipal) return null;
     return this.#hold(s);
+  }
+
+  /**
+   * What {@linkcode middleware} does for a produce whose body declares `declared` bytes,
+   * for the record lane (record_lane.ts): reserves the body against
+   * `maxBodyBytesInFlight`. Null when the middleware would do more (request or produce byte
+   * rates are configured) or would refuse it (the reservation does not fit): the request
+   * must then go through the middleware, which answers as usual.
+   *
+   * @param declared the body's Content-Length (NaN when there is none)
+   * @returns a function that gives the reservation back (call it once the handler is done),
+   *   or null
+   */
+  holdProduce(declared: number): (() => void) | null {
+    const c = this.config;
+    if (c.requestsPerSec > 0 || c.produceBytesPerSec > 0) return null;
+    const reserved = declared >= 0 ? Math.min(declared, c.unknownBodyBytes) : c.unknownBodyBytes;
+    if (reserved > 0 && this.#bodyBytes + reserved > c.maxBodyBytesInFlight) return null;
+    this.#bodyBytes += reserved;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.#bodyBytes -= reserved;
+    };
   }
 
   /** Counts a long poll or stream of `s` as open; returns the function that ends it. */
