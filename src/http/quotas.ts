@@ -278,7 +278,22 @@ export class Quotas {
     const c = this.config;
     if (c.requestsPerSec > 0 || c.produceBytesPerSec > 0) return null;
     const reserved = declared >= 0 ? Math.min(declared, c.unknownBodyBytes) : c.unknownBodyBytes;
-    if (reserved > 0 && this.#bodyBytes + reserved > c.maxBodyBytesInFlight) return null;
+    return this.reserveBody(reserved);
+  }
+
+  /**
+   * Reserves `bytes` of request bodies held at once against `maxBodyBytesInFlight`, as the
+   * middleware does for each body it lets in (the WebSocket skin does it for each produce
+   * frame it holds).
+   *
+   * @param bytes the body's size
+   * @returns a function that gives the reservation back, or null when it does not fit
+   */
+  reserveBody(bytes: number): (() => void) | null {
+    const reserved = bytes;
+    if (reserved > 0 && this.#bodyBytes + reserved > this.config.maxBodyBytesInFlight) {
+      return null;
+    }
     this.#bodyBytes += reserved;
     let released = false;
     return () => {
@@ -286,6 +301,60 @@ export class Quotas {
       released = true;
       this.#bodyBytes -= reserved;
     };
+  }
+
+  /**
+   * Charges one request of `principal`, with `produceBytes` produced or `fetchBytes` about to
+   * be fetched, against its request and byte rates, as the middleware does for an HTTP
+   * request (for the WebSocket skin, src/ws, which charges each frame).
+   *
+   * @param principal the authenticated principal
+   * @param produceBytes bytes produced by the request
+   * @param fetch whether it fetches (checked against the fetch byte rate)
+   * @returns 0 when admitted (and charged); else the milliseconds until it would be, and a
+   *   message for THROTTLING_QUOTA_EXCEEDED (nothing charged)
+   */
+  admit(
+    principal: string,
+    produceBytes: number,
+    fetch: boolean,
+  ): { waitMs: 0 } | { waitMs: number; message: string } {
+    const c = this.config;
+    if (c.requestsPerSec === 0 && c.produceBytesPerSec === 0 && c.fetchBytesPerSec === 0) {
+      return { waitMs: 0 };
+    }
+    const s = this.#state(principal);
+    const requestWait = s.requests?.waitMs() ?? 0;
+    if (requestWait > 0) {
+      return { waitMs: requestWait, message: `Principal "${principal}" is over its request rate` };
+    }
+    if (produceBytes > 0 && s.produce) {
+      const wait = s.produce.waitMs();
+      if (wait > 0) {
+        return { waitMs: wait, message: `Principal "${principal}" is over its produce byte rate` };
+      }
+    }
+    if (fetch && s.fetch) {
+      const wait = s.fetch.waitMs();
+      if (wait > 0) {
+        return { waitMs: wait, message: `Principal "${principal}" is over its fetch byte rate` };
+      }
+    }
+    s.requests?.charge(1);
+    if (produceBytes > 0) s.produce?.charge(produceBytes);
+    return { waitMs: 0 };
+  }
+
+  /**
+   * Charges fetched bytes of `principal` against its fetch byte rate (as the middleware does
+   * when an answer is sent).
+   *
+   * @param principal the principal
+   * @param bytes the bytes sent
+   */
+  chargeFetched(principal: string, bytes: number): void {
+    if (this.config.fetchBytesPerSec === 0) return;
+    this.#state(principal).fetch?.charge(bytes);
   }
 
   /** Counts a long poll or stream of `s` as open; returns the function that ends it. */
