@@ -10,7 +10,12 @@
 import { errorFromBody, RillError } from "../protocol/errors.ts";
 import { resolveRetry, type RetryOptions, withRetry } from "./retry.ts";
 import { LeaderRoutes } from "./leader_routes.ts";
-import { WsConnection, WsRefused } from "./ws_connection.ts";
+import {
+  WsConnection,
+  type WsFetchAnswer,
+  type WsFetchRequest,
+  WsRefused,
+} from "./ws_connection.ts";
 
 /** How long a broker that refused a WebSocket connection is spoken to over HTTP. */
 const WS_RETRY_AFTER_MS = 30_000;
@@ -247,6 +252,22 @@ export class Transport {
         if (!this.#routes.learn(route, e, base)) throw e;
       }
     }
+  }
+
+  /**
+   * Fetches many partitions from one broker in one long poll over its WebSocket connection
+   * (the broker's fetch-session core), for a consumer's fetch loop. The caller holds a share
+   * of the connections ({@linkcode useStreams}).
+   *
+   * @param base the broker's base URL (a partition's leader, or `readFrom`)
+   * @param req the partitions and the wait
+   * @returns the answer, or null when that broker is not spoken to over WebSocket (use HTTP)
+   * @throws {RillError} an error of the whole request; BROKER_NOT_AVAILABLE (retriable) when
+   *   the connection fails
+   */
+  async fetchMany(base: string, req: WsFetchRequest): Promise<WsFetchAnswer | null> {
+    const conn = await this.#stream(base.replace(/\/+$/, ""), true);
+    return conn === null ? null : await conn.fetch(req);
   }
 
   /** The open WebSocket connection to `base`, opening it; null when HTTP is to be used. */

@@ -42,6 +42,42 @@ export class WsRefused extends Error {
   }
 }
 
+/** A fetch over the WebSocket connection (README.md, "WebSocket protocol"). */
+export interface WsFetchRequest {
+  /** the partitions, each from its offset (`maxBytes` default: the broker's, 1 MiB) */
+  partitions: { topic: string; partition: number; offset: number; maxBytes?: number }[];
+  /** how long the broker waits for `minBytes` (0: answer at once) */
+  maxWaitMs?: number;
+  /** the bytes over all partitions to wait for (default 1) */
+  minBytes?: number;
+  /** the most bytes of the answer */
+  maxBytes?: number;
+  /** an incremental fetch session (KIP-227): `{id: 0, epoch: 0}` opens one */
+  session?: { id: number; epoch: number };
+}
+
+/** One partition of a fetch answer: its batches and positions, or its error. */
+export type WsFetchedPartition =
+  | {
+    topic: string;
+    partition: number;
+    /** whole RecordBatch v2 (the first may start before the offset asked) */
+    bytes: Uint8Array;
+    nextOffset: number;
+    highWatermark: number;
+    logStartOffset: number;
+    error?: undefined;
+  }
+  | { topic: string; partition: number; error: RillError };
+
+/** A fetch answer. */
+export interface WsFetchAnswer {
+  /** the session and the epoch to name next, or null */
+  session: { id: number; epoch: number } | null;
+  /** per partition (with a session: only those with something new) */
+  partitions: WsFetchedPartition[];
+}
+
 interface Pending {
   resolve: (frame: Frame) => void;
   reject: (e: unknown) => void;
@@ -198,6 +234,39 @@ export class WsConnection {
       );
     }
     return answer;
+  }
+
+  /**
+   * Fetches many partitions in one request (the broker's fetch-session core): answered once
+   * `minBytes` over all partitions are there, or after `maxWaitMs`.
+   *
+   * @param req the partitions and the wait
+   * @returns per partition its batches and positions, or its error; the session to name next
+   * @throws {RillError} an error of the whole request (bad request, authorization, session)
+   */
+  async fetch(req: WsFetchRequest): Promise<WsFetchAnswer> {
+    const { header, payload } = await this.request({ op: "fetch", ...req });
+    const parts = header.partitions as Record<string, unknown>[];
+    let pos = 0;
+    const partitions: WsFetchedPartition[] = parts.map((p) => {
+      const topic = String(p.topic);
+      const partition = Number(p.partition);
+      if (p.error !== undefined) {
+        return { topic, partition, error: errorFromBody(500, { error: p.error }) };
+      }
+      const n = Number(p.bytes);
+      const bytes = payload.subarray(pos, pos + n);
+      pos += n;
+      return {
+        topic,
+        partition,
+        bytes,
+        nextOffset: Number(p.nextOffset),
+        highWatermark: Number(p.highWatermark),
+        logStartOffset: Number(p.logStartOffset),
+      };
+    });
+    return { session: (header.session as WsFetchAnswer["session"]) ?? null, partitions };
   }
 
   /** Closes the connection; requests still pending fail with BROKER_NOT_AVAILABLE. */

@@ -17,6 +17,7 @@
  * @module
  */
 import type { Broker } from "../broker/broker.ts";
+import type { FetchPartitionRequest } from "../broker/fetch_session.ts";
 import type { Acks } from "../broker/produce.ts";
 import { validateTopicName } from "../coordination/topics.ts";
 import type { Operation } from "../coordination/acls.ts";
@@ -28,6 +29,10 @@ import type { InstalledSecurity } from "../http/security.ts";
 import type { WsLimits } from "./endpoint.ts";
 
 const EMPTY = new Uint8Array(0);
+/** Fetches a connection may have waiting at once. */
+const MAX_FETCHES = 16;
+/** Partitions one fetch may name. */
+const MAX_FETCH_PARTITIONS = 1000;
 
 const FAILED_CODE = {
   topic: "TOPIC_AUTHORIZATION_FAILED",
@@ -46,6 +51,12 @@ export class WsSession {
   #gate: Promise<void> | null = null;
   #inFlightBytes = 0;
   #closed = false;
+  /** fetches started and not answered */
+  #fetches = 0;
+  /** ends the waits of this connection's fetches when it closes */
+  readonly #abort = new AbortController();
+  /** the last fetch answer queued to go out */
+  #answers: Promise<void> = Promise.resolve();
   /** the parts of a frame sent in parts, so far */
   #parts: Uint8Array[] = [];
   #partBytes = 0;
@@ -79,6 +90,7 @@ export class WsSession {
   /** Called once the socket closed: pending answers are dropped, waits end. */
   closed(): void {
     this.#closed = true;
+    this.#abort.abort();
     if (this.#drainTimer !== undefined) clearInterval(this.#drainTimer);
     for (const w of this.#drainWaiters.splice(0)) w();
   }
@@ -155,10 +167,12 @@ export class WsSession {
           return this.#hello(id as number, header);
         case "produce":
           return this.#produce(id as number, header, payload);
+        case "fetch":
+          return this.#fetch(id as number, header);
         default:
           throw new RillError(
             "INVALID_REQUEST",
-            `Unknown op "${String(header.op).slice(0, 50)}"; known: hello, produce`,
+            `Unknown op "${String(header.op).slice(0, 50)}"; known: hello, produce, fetch`,
           );
       }
     } catch (e) {
@@ -212,10 +226,7 @@ export class WsSession {
     }
     this.#authorize(principal, h.topic, "write");
     const topic = validateTopicName(h.topic);
-    const partition = h.partition;
-    if (!Number.isSafeInteger(partition) || (partition as number) < 0) {
-      throw new RillError("INVALID_REQUEST", '"partition" must be a non-negative integer');
-    }
+    const partition = intField(h.partition, "partition", 0, 0x7fffffff);
     const acks = acksOf(h.acks);
     const size = payload.byteLength;
     const cfg = this.#broker.config;
@@ -249,7 +260,7 @@ export class WsSession {
       );
     }
     this.#inFlightBytes += size;
-    this.#broker.produceBatches(topic, partition as number, payload, acks).then(
+    this.#broker.produceBatches(topic, partition, payload, acks).then(
       (result) =>
         this.#send(result === null ? { op: "produced", id } : { op: "produced", id, ...result }),
       (e) => this.#error(id, e),
@@ -257,6 +268,114 @@ export class WsSession {
       this.#inFlightBytes -= size;
       release();
     });
+  }
+
+  #fetch(id: number, h: Record<string, unknown>): void {
+    const principal = this.#authenticated();
+    const cfg = this.#broker.config;
+    // An incremental session request may name no partition (nothing changed).
+    const incremental = (h.session as { epoch?: unknown } | null | undefined)?.epoch;
+    if (
+      !Array.isArray(h.partitions) ||
+      (h.partitions.length === 0 && !(typeof incremental === "number" && incremental > 0))
+    ) {
+      throw new RillError("INVALID_REQUEST", '"partitions" must list at least one partition');
+    }
+    if (h.partitions.length > MAX_FETCH_PARTITIONS) {
+      throw new RillError(
+        "INVALID_REQUEST",
+        `One fetch may name at most ${MAX_FETCH_PARTITIONS} partitions, got ${h.partitions.length}`,
+      );
+    }
+    const partitions: FetchPartitionRequest[] = h.partitions.map((raw: unknown, i: number) => {
+      const p = raw as Record<string, unknown> | null;
+      if (p === null || typeof p !== "object" || typeof p.topic !== "string") {
+        throw new RillError("INVALID_REQUEST", `partitions[${i}] needs a string "topic"`);
+      }
+      const topic = validateTopicName(p.topic);
+      return {
+        topic,
+        partition: intField(p.partition, `partitions[${i}].partition`, 0, 0x7fffffff),
+        offset: intField(p.offset, `partitions[${i}].offset`, -Number.MAX_SAFE_INTEGER),
+        maxBytes: Math.min(
+          p.maxBytes === undefined
+            ? cfg.fetchDefaultMaxBytes
+            : intField(p.maxBytes, `partitions[${i}].maxBytes`, 1),
+          cfg.fetchMaxBytesLimit,
+        ),
+      };
+    });
+    for (const topic of new Set(partitions.map((p) => p.topic))) {
+      this.#authorize(principal, topic, "read");
+    }
+    const maxWaitMs = h.maxWaitMs === undefined
+      ? 0
+      : intField(h.maxWaitMs, "maxWaitMs", 0, cfg.fetchMaxWaitLimitMs);
+    const minBytes = h.minBytes === undefined ? 1 : intField(h.minBytes, "minBytes", 0);
+    // An answer is at most the connection's unsent-data bound (its first batch whole).
+    const maxBytes = Math.min(
+      h.maxBytes === undefined ? Infinity : intField(h.maxBytes, "maxBytes", 1),
+      this.#limits.maxUnsentBytes,
+    );
+    let session: { id: number; epoch: number } | undefined;
+    if (h.session !== undefined) {
+      const raw = h.session as Record<string, unknown> | null;
+      session = {
+        id: intField(raw?.id, "session.id", 0),
+        epoch: intField(raw?.epoch, "session.epoch", -1),
+      };
+    }
+    if (this.#fetches >= MAX_FETCHES) {
+      throw new RillError(
+        "THROTTLING_QUOTA_EXCEEDED",
+        `The connection has ${this.#fetches} fetches waiting; its limit is ${MAX_FETCHES}`,
+        { retryAfterMs: 100 },
+      );
+    }
+    const admitted = this.#installed.quotas.admit(principal.name, 0, true);
+    if (admitted.waitMs > 0) {
+      throw new RillError("THROTTLING_QUOTA_EXCEEDED", (admitted as { message: string }).message, {
+        retryAfterMs: admitted.waitMs,
+      });
+    }
+    this.#fetches++;
+    (async () => {
+      await this.waitForDrain();
+      if (this.#closed) return;
+      const result = await this.#broker.fetchMany({
+        partitions,
+        maxWaitMs,
+        minBytes,
+        maxBytes,
+        session,
+        signal: this.#abort.signal,
+      });
+      try {
+        // One answer at a time goes out, each once the socket has drained below the bound.
+        const turn = this.#answers.then(() => this.waitForDrain());
+        this.#answers = turn;
+        await turn;
+        const payload: Uint8Array[] = [];
+        const parts = result.partitions.map((p) => {
+          if (p.error !== null) {
+            return { topic: p.topic, partition: p.partition, error: p.error.toJSON().error };
+          }
+          payload.push(p.bytes);
+          return {
+            topic: p.topic,
+            partition: p.partition,
+            nextOffset: p.nextOffset,
+            highWatermark: p.highWatermark,
+            logStartOffset: p.logStartOffset,
+            bytes: p.bytes.byteLength,
+          };
+        });
+        this.#send({ op: "records", id, session: result.session, partitions: parts }, payload);
+        this.#installed.quotas.chargeFetched(principal.name, result.totalBytes);
+      } finally {
+        result.release();
+      }
+    })().catch((e) => this.#error(id, e)).finally(() => this.#fetches--);
   }
 
   #authenticated(): Principal {
@@ -343,4 +462,16 @@ function acksOf(raw: unknown): Acks {
         `"acks" must be all, -1, 1 or 0, got ${JSON.stringify(raw)?.slice(0, 50)}`,
       );
   }
+}
+
+function intField(raw: unknown, name: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  if (!Number.isSafeInteger(raw) || (raw as number) < min || (raw as number) > max) {
+    throw new RillError(
+      "INVALID_REQUEST",
+      `"${name}" must be an integer from ${min} to ${max}, got ${
+        JSON.stringify(raw)?.slice(0, 50)
+      }`,
+    );
+  }
+  return raw as number;
 }
