@@ -24,6 +24,9 @@
  *    sampled every 100 ms while they run.
  *
  * `RILL_BENCH_SECONDS` (default 3) sets the length of each timed phase.
+ * `RILL_CLIENTS_BROKER_REPO=/path/to/checkout/` runs that checkout's broker instead (the
+ * clients stay this checkout's), with `RILL_CLIENTS_HTTP_ONLY=1` for a broker without the
+ * WebSocket endpoint: how a "before" is measured on the same machine.
  *
  * @module
  */
@@ -36,6 +39,8 @@ const SECONDS = Math.max(0.5, Number(Deno.env.get("RILL_BENCH_SECONDS") ?? "3") 
 const ROUNDS = 3;
 const WORKER = new URL("./_clients_worker.ts", import.meta.url).pathname;
 const FLOOR = new URL("./_clients_floor_server.ts", import.meta.url).pathname;
+const BROKER_REPO = Deno.env.get("RILL_CLIENTS_BROKER_REPO");
+const HTTP_ONLY = Deno.env.get("RILL_CLIENTS_HTTP_ONLY") === "1";
 
 interface WorkerResult {
   records: number;
@@ -135,7 +140,7 @@ const fmt = (n: number) => (n >= 100 ? Math.round(n).toString() : n.toPrecision(
  * @param report receives the figures
  */
 export async function run(report: Reporter): Promise<void> {
-  await using broker = await startBroker();
+  await using broker = await startBroker({ repo: BROKER_REPO });
   await using floor = await startFloor();
   const b = broker.url;
   let topics = 0;
@@ -153,7 +158,9 @@ export async function run(report: Reporter): Promise<void> {
     floorWs: [],
   };
   for (let round = 0; round < ROUNDS; round++) {
-    const order = ["floorHttp", "http", "ws", "floorWs"] as const;
+    const order = (HTTP_ONLY ? ["floorHttp", "http"] : ["floorHttp", "http", "ws", "floorWs"]) as (
+      "floorHttp" | "http" | "ws" | "floorWs"
+    )[];
     for (const name of round % 2 === 0 ? order : [...order].reverse()) {
       const settings = { seconds: SECONDS, size: 1024, producers: 1 };
       seq[name].push(
@@ -172,7 +179,7 @@ export async function run(report: Reporter): Promise<void> {
     }
     console.error(
       `${SUITE}: round ${round}: ` +
-        Object.entries(seq).map(([k, v]) => {
+        Object.entries(seq).filter(([, v]) => v.length > 0).map(([k, v]) => {
           const m = v[v.length - 1];
           return `${k} ${fmt(m.rate)}/s p50 ${fmt(m.p50)} ms server ${fmt(m.serverUs)} µs`;
         }).join("; "),
@@ -188,6 +195,7 @@ export async function run(report: Reporter): Promise<void> {
       ["WS", seq.ws, wsRatio, "WS echo floor", ">= 0.75x floor", 0.75],
     ] as const
   ) {
+    if (xs.length === 0) continue;
     report({
       suite: SUITE,
       name: `${name}: one producer, single 1 KiB sends awaited`,
@@ -235,19 +243,21 @@ export async function run(report: Reporter): Promise<void> {
     met: cpuRatio <= 1.5,
   });
   const wsCpuRatio = pairedRatio(serverUs(seq.ws), serverUs(seq.floorWs));
-  report({
-    suite: SUITE,
-    name: "WS: broker CPU per single-record produce",
-    value: median(serverUs(seq.ws)),
-    unit: "µs",
-    ratio: wsCpuRatio,
-    baseline: "echo floor CPU per message",
-  });
+  if (!HTTP_ONLY) {
+    report({
+      suite: SUITE,
+      name: "WS: broker CPU per single-record produce",
+      value: median(serverUs(seq.ws)),
+      unit: "µs",
+      ratio: wsCpuRatio,
+      baseline: "echo floor CPU per message",
+    });
+  }
 
   // ---- 2: 50 producers, single 100 B sends awaited -------------------------------------------
   const many: Record<string, Measured[]> = { floorHttp: [], http: [], ws: [], floorWs: [] };
   for (let round = 0; round < 2; round++) {
-    for (const name of ["floorHttp", "http", "ws", "floorWs"]) {
+    for (const name of HTTP_ONLY ? ["floorHttp", "http"] : ["floorHttp", "http", "ws", "floorWs"]) {
       const settings = { seconds: SECONDS, size: 100, producers: 50 };
       many[name].push(
         name === "floorHttp"
@@ -278,6 +288,7 @@ export async function run(report: Reporter): Promise<void> {
     ] as const
   ) {
     const xs = many[key];
+    if (xs.length === 0) continue;
     report({
       suite: SUITE,
       name: `${name}: 50 producers, single 100 B sends awaited`,
@@ -295,6 +306,7 @@ export async function run(report: Reporter): Promise<void> {
   }
   for (const [name, key] of [["HTTP floor", "floorHttp"], ["WS echo floor", "floorWs"]] as const) {
     const xs = many[key];
+    if (xs.length === 0) continue;
     report({
       suite: SUITE,
       name: `${name}: 50 concurrent callers, 100 B`,
@@ -305,6 +317,7 @@ export async function run(report: Reporter): Promise<void> {
 
   // ---- 3: end to end at 2,000 records/s ------------------------------------------------------
   for (const [name, transport, p50Goal] of [["HTTP", "http", 0.5], ["WS", "ws", 0.3]] as const) {
+    if (HTTP_ONLY && transport === "ws") continue;
     const r = await measured(broker.pid, {
       mode: "e2e",
       url: b,
@@ -360,7 +373,7 @@ async function crowd(report: Reporter, broker: BrokerProcess, topic: string): Pr
         mode: "crowd",
         url: broker.url,
         topic,
-        transport: "ws",
+        transport: HTTP_ONLY ? "http" : "ws",
         clients: perProcess,
         consumers: consumersPer,
         intervalMs: 1000,

@@ -25,6 +25,8 @@ export interface StartBrokerOptions {
   extraArgs?: string[];
   /** "broker" (default) or "follower" */
   role?: "broker" | "follower";
+  /** the checkout whose cli.ts runs (default: this one; benchmarks compare with another) */
+  repo?: string;
 }
 
 /** A running broker process. */
@@ -62,7 +64,7 @@ export async function startBroker(opts: StartBrokerOptions = {}): Promise<Broker
   const args = [
     "run",
     "-A",
-    `${REPO}cli.ts`,
+    `${opts.repo ?? REPO}cli.ts`,
     opts.role ?? "broker",
     "--listen",
     "127.0.0.1:0",
@@ -75,7 +77,7 @@ export async function startBroker(opts: StartBrokerOptions = {}): Promise<Broker
   args.push(...opts.extraArgs ?? []);
   const child = new Deno.Command(Deno.execPath(), {
     args,
-    cwd: REPO,
+    cwd: opts.repo ?? REPO,
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
