@@ -313,6 +313,8 @@ const key = (topic: string, partition: number) => topic + "\u0000" + partition;
  */
 export class Consumer {
   readonly #t: Transport;
+  /** this consumer's share of the transport's WebSocket connections, while it runs */
+  #streams: (() => void) | undefined;
   readonly #admin: Admin;
   readonly #opts: Required<
     Pick<
@@ -865,6 +867,8 @@ export class Consumer {
       return;
     }
     this.#running = false;
+    this.#streams?.();
+    this.#streams = undefined;
     for (const s of this.#states.values()) this.#halt(s);
     this.#ready.length = 0;
     this.#readyWaiter?.();
@@ -963,6 +967,8 @@ export class Consumer {
     if (this.#paused.has(key(s.topic, s.partition))) return;
     const o = this.#opts;
     let failures = 0;
+    // Fetches go over the client's WebSocket connections while this consumer runs.
+    if (this.#running) this.#streams ??= this.#t.useStreams();
     while (this.#running && s.loop === loop) {
       if (s.buffered >= o.maxBufferedBatches) {
         await new Promise<void>((resolve) => (s.spaceWaiter = resolve));
@@ -1039,6 +1045,8 @@ export class Consumer {
   #fail(e: unknown): void {
     if (this.#error === undefined) this.#error = e;
     this.#running = false;
+    this.#streams?.();
+    this.#streams = undefined;
     for (const s of this.#states.values()) this.#halt(s);
     this.#readyWaiter?.();
   }

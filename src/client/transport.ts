@@ -270,6 +270,59 @@ export class Transport {
     return conn === null ? null : await conn.fetch(req);
   }
 
+  /**
+   * Fetches one partition over the WebSocket connection to its leader (or `readFrom`), as
+   * {@linkcode request} would route its HTTP fetch; for the consumer's fetch loop, which holds
+   * a share of the connections ({@linkcode useStreams}).
+   *
+   * @param topic the topic
+   * @param partition the partition
+   * @param offset the first offset wanted
+   * @param opts sizes and long-poll wait
+   * @returns the batches and positions, or null when HTTP is to be used
+   * @throws {RillError} the partition's error; BROKER_NOT_AVAILABLE when the connection fails
+   */
+  async fetchPartition(
+    topic: string,
+    partition: number,
+    offset: number,
+    opts: { maxBytes: number; maxWaitMs: number; minBytes: number },
+  ): Promise<
+    { bytes: Uint8Array; nextOffset: number; highWatermark: number; logStartOffset: number } | null
+  > {
+    if (this.#streamMode === "http" || this.#streamUsers === 0) return null;
+    const route = this.#routes.keyOf("GET", `${topicPath(topic)}/partitions/${partition}/records`)!;
+    for (let hop = 0;; hop++) {
+      const routed = this.#routes.base(route);
+      const base = routed ?? this.broker;
+      try {
+        const conn = await this.#stream(base, routed !== undefined);
+        if (conn === null) return null;
+        const answer = await conn.fetch({
+          partitions: [{ topic, partition, offset, maxBytes: opts.maxBytes }],
+          maxWaitMs: opts.maxWaitMs,
+          minBytes: opts.minBytes,
+        });
+        const p = answer.partitions.find((x) => x.topic === topic && x.partition === partition);
+        if (p === undefined) {
+          throw new RillError(
+            "UNKNOWN_SERVER_ERROR",
+            `The broker's fetch answer has no ${topic}-${partition}`,
+          );
+        }
+        if (p.error !== undefined) throw p.error;
+        return p;
+      } catch (e) {
+        if (!(e instanceof RillError) || hop >= 2) throw e;
+        if (e.code === "BROKER_NOT_AVAILABLE" && routed !== undefined) {
+          this.#routes.forget(route);
+          continue;
+        }
+        if (!this.#routes.learn(route, e, base)) throw e;
+      }
+    }
+  }
+
   /** The open WebSocket connection to `base`, opening it; null when HTTP is to be used. */
   async #stream(base: string, routed: boolean): Promise<WsConnection | null> {
     if (this.#streamMode === "http") return null;

@@ -29,8 +29,11 @@ import type { InstalledSecurity } from "../http/security.ts";
 import type { WsLimits } from "./endpoint.ts";
 
 const EMPTY = new Uint8Array(0);
-/** Fetches a connection may have waiting at once. */
-const MAX_FETCHES = 16;
+/**
+ * Fetches a connection may have waiting at once (a consumer long-polls each partition it
+ * reads from a broker).
+ */
+const MAX_FETCHES = 64;
 /** Partitions one fetch may name. */
 const MAX_FETCH_PARTITIONS = 1000;
 
@@ -312,10 +315,11 @@ export class WsSession {
       ? 0
       : intField(h.maxWaitMs, "maxWaitMs", 0, cfg.fetchMaxWaitLimitMs);
     const minBytes = h.minBytes === undefined ? 1 : intField(h.minBytes, "minBytes", 0);
-    // An answer is at most the connection's unsent-data bound (its first batch whole).
+    // An answer is at most a quarter of the connection's unsent-data bound (its first batch
+    // whole): answers read and waiting to go out are at most MAX_FETCHES of them.
     const maxBytes = Math.min(
       h.maxBytes === undefined ? Infinity : intField(h.maxBytes, "maxBytes", 1),
-      this.#limits.maxUnsentBytes,
+      Math.max(1, this.#limits.maxUnsentBytes >> 2),
     );
     let session: { id: number; epoch: number } | undefined;
     if (h.session !== undefined) {

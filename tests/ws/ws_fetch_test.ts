@@ -135,15 +135,15 @@ Deno.test("ws fetch: reading needs the read ACL of every topic named", async () 
   }
 });
 
-Deno.test("ws fetch: a connection may have at most 16 fetches waiting", async () => {
+Deno.test("ws fetch: a connection may have at most 64 fetches waiting", async () => {
   await using s = await serveBroker();
   await s.topic("t");
   const conn = await WsConnection.open(s.url);
   try {
     const polls = Array.from(
-      { length: 17 },
+      { length: 65 },
       () =>
-        conn.fetch({ partitions: [{ topic: "t", partition: 0, offset: 0 }], maxWaitMs: 500 })
+        conn.fetch({ partitions: [{ topic: "t", partition: 0, offset: 0 }], maxWaitMs: 3000 })
           .then(() => null, (e) => e),
     );
     const results = await Promise.all(polls);
@@ -153,4 +153,34 @@ Deno.test("ws fetch: a connection may have at most 16 fetches waiting", async ()
   } finally {
     conn.close();
   }
+});
+
+Deno.test("ws fetch: the consumer long-polls over the client's WebSocket, and closes it when stopped", async () => {
+  await using s = await serveBroker();
+  await s.topic("t", 2);
+  const rill = new Rill({ brokers: [s.url] });
+  const consumer = rill.consumer({ maxWaitMs: 5000 });
+  await consumer.assign([
+    { topic: "t", partition: 0, offset: "earliest" },
+    { topic: "t", partition: 1, offset: "earliest" },
+  ]);
+  const seen: string[] = [];
+  let done!: () => void;
+  const all = new Promise<void>((r) => done = r);
+  await consumer.run({
+    eachMessage: ({ message }) => {
+      seen.push(message.valueString()!);
+      if (seen.length === 4) done();
+    },
+  });
+  const producer = new Rill({ brokers: [s.url], transport: "http" }).producer({ acks: 1 });
+  for (let i = 0; i < 4; i++) {
+    await producer.send({ topic: "t", messages: [{ value: `v${i}`, partition: i % 2 }] });
+  }
+  await all;
+  assert.equal(s.ws!.connections, 1);
+  await consumer.disconnect();
+  await producer.disconnect();
+  assert.deepEqual(seen.sort(), ["v0", "v1", "v2", "v3"]);
+  while (s.ws!.connections > 0) await new Promise((r) => setTimeout(r, 5));
 });
