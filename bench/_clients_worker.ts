@@ -15,7 +15,8 @@
  * - `e2e`: one producer sending single records at `rate` a second, one consumer long-polling
  *   the partition; latency from send to delivery (one clock: both in this process);
  * - `crowd`: `clients` clients connected at once (`consumers` of them consumers that
- *   long-poll, the rest producers sending one record each `intervalMs`), for `seconds`.
+ *   long-poll, the rest producers sending one record each `intervalMs`), connecting spread
+ *   over `rampMs`, then all of them for `seconds`.
  *
  * @module
  */
@@ -34,6 +35,7 @@ interface Settings {
   consumers?: number;
   intervalMs?: number;
   partitions?: number;
+  rampMs?: number;
 }
 
 const s: Settings = JSON.parse(Deno.args[0]);
@@ -53,6 +55,8 @@ function percentile(sorted: number[], p: number): number {
 }
 
 const latencies: number[] = [];
+/** e2e: each send's acknowledgement latency */
+const acks: number[] = [];
 let records = 0;
 let errors = 0;
 const cpu0 = cpuMs();
@@ -132,7 +136,9 @@ if (s.mode === "send") {
   const rill = new Rill({ brokers: [s.url], transport: s.transport });
   const producer = rill.producer({ acks: 1 });
   await producer.send({ topic: s.topic!, messages: [{ value: "warm" }] });
-  const consumer = new Rill({ brokers: [s.url] }).consumer({ maxWaitMs: 1000 });
+  const consumer = new Rill({ brokers: [s.url], transport: s.transport }).consumer({
+    maxWaitMs: 1000,
+  });
   await consumer.assign([{ topic: s.topic!, partition: 0, offset: "latest" }]);
   let counting = false;
   await consumer.run({
@@ -157,7 +163,9 @@ if (s.mode === "send") {
         await new Promise((r) => setTimeout(r, wait - 0.5));
         continue;
       }
-      const p = producer.send({ topic: s.topic!, messages: [{ value: String(performance.now()) }] })
+      const sent = performance.now();
+      const p = producer.send({ topic: s.topic!, messages: [{ value: String(sent) }] })
+        .then(() => counting && acks.push(performance.now() - sent))
         .catch(() => errors++).finally(() => pending.delete(p));
       pending.add(p);
       n++;
@@ -180,9 +188,16 @@ if (s.mode === "send") {
   const consumers = s.consumers ?? 0;
   const partitions = s.partitions ?? 1;
   const value = new Uint8Array(100).fill(120);
-  end = performance.now() + s.seconds * 1000;
+  end = performance.now() + (s.rampMs ?? 0) + s.seconds * 1000;
   const tasks: Promise<void>[] = [];
+  const rampMs = s.rampMs ?? 0;
   for (let i = 0; i < clients; i++) {
+    // Clients connect spread over the ramp, as a fleet of devices does.
+    if (rampMs > 0) {
+      const due = t0 + (i / clients) * rampMs;
+      const wait = due - performance.now();
+      if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+    }
     const rill = new Rill({ brokers: [s.url], transport: s.transport });
     if (i < consumers) {
       tasks.push(
@@ -237,5 +252,6 @@ console.log(JSON.stringify({
   p99: percentile(latencies, 0.99),
   cpuMs: cpuMs() - cpu0,
   sends: latencies.length,
+  ackP50: acks.length > 0 ? acks.sort((a, b) => a - b)[acks.length >> 1] : undefined,
 }));
 Deno.exit(0);

@@ -20,8 +20,9 @@
  * 4. broker CPU per single-record produce, from workload 1, against the floor server's CPU
  *    per request;
  * 5. 5,000 clients connected at once (4,100 WebSocket producers sending a 100 B record a
- *    second, 900 long-polling consumers), in 5 processes: broker RSS and `/healthz` latency
- *    sampled every 100 ms while they run.
+ *    second, 900 long-polling consumers), in 5 processes, connecting over 8 s: broker RSS and
+ *    `/healthz` latency sampled every 100 ms, the latter reported once all are connected
+ *    (and its worst while they connect).
  *
  * `RILL_BENCH_SECONDS` (default 3) sets the length of each timed phase.
  * `RILL_CLIENTS_BROKER_REPO=/path/to/checkout/` runs that checkout's broker instead (the
@@ -347,20 +348,23 @@ async function crowd(report: Reporter, broker: BrokerProcess, topic: string): Pr
   const processes = 5;
   const perProcess = 1000;
   const consumersPer = 180;
+  const rampMs = 8000;
   const seconds = Math.max(10, SECONDS * 3);
   const rss0 = procMemMiB(broker.pid, "VmRSS");
-  const healthz: number[] = [];
+  // /healthz and RSS every 100 ms: while clients connect, and once all are connected.
+  const samples: { at: number; ms: number }[] = [];
   let sampling = true;
   let maxRss = 0;
+  const t0 = performance.now();
   const sampler = (async () => {
     while (sampling) {
       const t = performance.now();
       try {
         const res = await fetch(`${broker.url}/healthz`);
         await res.body?.cancel();
-        healthz.push(performance.now() - t);
+        samples.push({ at: t - t0, ms: performance.now() - t });
       } catch {
-        healthz.push(Infinity);
+        samples.push({ at: t - t0, ms: Infinity });
       }
       maxRss = Math.max(maxRss, procMemMiB(broker.pid, "VmRSS"));
       await new Promise((r) => setTimeout(r, 100));
@@ -377,6 +381,7 @@ async function crowd(report: Reporter, broker: BrokerProcess, topic: string): Pr
         clients: perProcess,
         consumers: consumersPer,
         intervalMs: 1000,
+        rampMs,
         seconds,
         partitions: 8,
       })),
@@ -384,30 +389,39 @@ async function crowd(report: Reporter, broker: BrokerProcess, topic: string): Pr
   const cpuMs = procCpuMs(broker.pid) - c0;
   sampling = false;
   await sampler;
-  healthz.sort((a, b) => a - b);
   const sends = results.reduce((n, r) => n + (r as unknown as { sends: number }).sends, 0);
   const errors = results.reduce((n, r) => n + r.errors, 0);
-  const worst = healthz[healthz.length - 1];
   const hwm = procMemMiB(broker.pid, "VmHWM");
+  // Steady: from 2 s after the ramp to the end of the run.
+  const steady = samples.filter((x) => x.at >= rampMs + 2000).map((x) => x.ms).sort((a, b) =>
+    a - b
+  );
+  const all = samples.map((x) => x.ms).sort((a, b) => a - b);
+  const total = processes * perProcess;
   report({
     suite: SUITE,
-    name: `${processes * perProcess} connected clients (${
+    name: `${total} connected clients (${
       processes * consumersPer
-    } long-polling consumers, the rest WS producers at 1 record/s): broker RSS`,
+    } long-polling consumers, the rest ${
+      HTTP_ONLY ? "HTTP" : "WS"
+    } producers at 1 record/s): broker RSS`,
     value: maxRss,
     unit: `MiB (before ${fmt(rss0)} MiB, VmHWM ${fmt(hwm)} MiB), ${
-      fmt(sends / seconds)
+      fmt(sends / (seconds + rampMs / 2000))
     } sends/s, ${errors} errors, broker ${fmt(cpuMs * 1000 / Math.max(1, sends))} µs/send`,
     target: "<= 500 MiB",
     met: maxRss <= 500,
   });
+  const worst = steady[steady.length - 1];
   report({
     suite: SUITE,
-    name: `${processes * perProcess} connected clients: /healthz worst latency`,
+    name: `${total} connected clients: /healthz worst latency once all connected`,
     value: worst,
     unit: `ms (p99 ${
-      fmt(healthz[Math.floor(healthz.length * 0.99)] ?? NaN)
-    } ms, ${healthz.length} samples)`,
+      fmt(steady[Math.floor(steady.length * 0.99)] ?? NaN)
+    } ms, ${steady.length} samples; while ${total} connected over ${rampMs / 1000} s: worst ${
+      fmt(all[all.length - 1])
+    } ms)`,
     target: "<= 50 ms",
     met: worst <= 50,
   });
