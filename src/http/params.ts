@@ -180,6 +180,9 @@ export async function readRequestBytes(
   if (declared > maxBytes) throw tooLarge(maxBytes);
   const body = req.body;
   if (!body || declared === 0) return new Uint8Array(0);
+  if (Number.isSafeInteger(declared) && declared <= SMALL_BODY_BYTES) {
+    return await readSmall(req, declared, deadlines);
+  }
   // Both loops read through a reader the deadline can cancel: Request.bytes() cannot be
   // stopped, and an abandoned bytes() keeps taking in what the client sends later.
   // Deno.serve gives a byte stream for a body still arriving from the socket; a body it
@@ -187,6 +190,39 @@ export async function readRequestBytes(
   return Number.isSafeInteger(declared) && declared > 0 && isByteStream(body)
     ? await readDeclared(body, declared, deadlines)
     : await readChunked(body, maxBytes, deadlines);
+}
+
+/**
+ * Bodies declared at most this long are read with `Request.bytes()`, raced against the
+ * deadline: a reader of its own costs a small body's request ~80–100 µs more CPU (measured
+ * on a bare Deno.serve answering 1.1 KB POSTs: 43–94 µs a request against 148–168 µs).
+ * What an abandoned read may still take in after a 408 is bounded by the declared length.
+ */
+const SMALL_BODY_BYTES = 64 * 1024;
+
+async function readSmall(
+  req: Request,
+  declared: number,
+  deadlines: BodyDeadlines,
+): Promise<Uint8Array> {
+  let expire!: () => void;
+  const expired = new Promise<never>((_, reject) => {
+    expire = () => reject(timedOut(deadlines.timeoutMs));
+  });
+  const read = deadlines.start(expire);
+  const bytes = req.bytes();
+  // Past the deadline, the read is abandoned: its end is nobody's business.
+  bytes.catch(() => {});
+  try {
+    const body = await Promise.race([bytes, expired]);
+    if (body.length !== declared) throw unreadableBody();
+    return body;
+  } catch (e) {
+    if (e instanceof RillError) throw e;
+    unreadable(e);
+  } finally {
+    deadlines.end(read);
+  }
 }
 
 function isByteStream(body: ReadableStream<Uint8Array>): boolean {
