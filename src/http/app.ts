@@ -38,6 +38,22 @@ import {
   useLimits,
   useSecurity,
 } from "./security.ts";
+import type { Security } from "./auth.ts";
+
+const securities = new WeakMap<Hono, Security>();
+
+/**
+ * The security state (keys, ACLs, audit) of an app made by {@linkcode createApp}, for other
+ * listeners of the same broker (the Kafka listener checks the same keys and ACLs).
+ *
+ * @param app the app
+ * @returns its security state
+ */
+export function securityOf(app: Hono): Security {
+  const s = securities.get(app);
+  if (!s) throw new Error("not an app made by createApp()");
+  return s;
+}
 import { clusterRoutes } from "./routes/cluster.ts";
 import { consoleRoutes } from "./console.ts";
 import { groupRoutes } from "./routes/groups.ts";
@@ -70,6 +86,7 @@ export function createApp(
   app.notFound(notFound);
   // URL and header limits first; authentication and quotas after /healthz (security.ts).
   const state = useLimits(app, broker.kv, security, installed);
+  securities.set(app, state.security);
   // Browsers on other origins may call the API (the client runs wherever fetch exists);
   // no cookies are involved, and the Rill-* fetch headers are readable.
   const cors: OpenCorsOptions = {
