@@ -1,3 +1,4 @@
+// deno-lint-ignore-file no-import-prefix
 /**
  * Kafka's lz4 codec: the LZ4 frame format (magic 0x184D2204), as Kafka's Java client
  * (KafkaLZ4BlockOutputStream), librdkafka and kafkajs-lz4 write it since KIP-57.
@@ -14,9 +15,9 @@
  *
  * @module
  */
-// deno-lint-ignore no-import-prefix
+// @ts-ignore: the package ships no type declarations (typed by the cast below)
 import lz4js from "npm:lz4js@0.2.0";
-// deno-lint-ignore no-import-prefix
+// @ts-ignore: the package ships no type declarations (typed by the cast below)
 import xxh32 from "npm:lz4js@0.2.0/xxh32.js";
 import { CodecError, type CompressionCodec } from "./codec_errors.ts";
 

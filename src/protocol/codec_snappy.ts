@@ -1,3 +1,4 @@
+// deno-lint-ignore-file no-import-prefix
 /**
  * Kafka's snappy codec: raw snappy blocks (the `snappyjs` package, pure JavaScript) in the
  * xerial `snappy-java` framing that Kafka's Java client writes and every Kafka reader
@@ -8,7 +9,7 @@
  *
  * @module
  */
-// deno-lint-ignore no-import-prefix
+// @ts-ignore: the package ships no type declarations (typed by the cast below)
 import snappyjs from "npm:snappyjs@0.7.0";
 import { CodecError, type CompressionCodec } from "./codec_errors.ts";
 
