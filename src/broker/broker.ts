@@ -28,6 +28,7 @@ import {
 import { type TopicConfigs, validateTopicConfigs } from "../coordination/topic_configs.ts";
 import { type TopicMetadata, TopicStore } from "../coordination/topics.ts";
 import { LeaseStore } from "../coordination/leases.ts";
+import { KvHealth, watchKvHealth } from "../coordination/kv_health.ts";
 import { PartitionStateStore } from "../coordination/partition_states.ts";
 import { Controller } from "./controller.ts";
 import { resignLeader, startReassignment } from "./election.ts";
@@ -131,8 +132,10 @@ export class Broker {
   readonly config: BrokerConfig;
   /** the data directory */
   readonly dataDir: string;
-  /** the KV shared with the other brokers of the cluster */
+  /** the KV shared with the other brokers of the cluster (every call timed by `kvHealth`) */
   readonly kv: Deno.Kv;
+  /** whether the KV answers (kv_health.ts): shown by /healthz, logged once per change */
+  readonly kvHealth: KvHealth;
   /** the cluster id */
   readonly clusterId: string;
   /** topic metadata in KV */
@@ -154,6 +157,8 @@ export class Broker {
   readonly #shutdown = new AbortController();
   #registration: BrokerRegistration | null = null;
   #knownVersion = -1n;
+  /** the topic metadata as last read (the controller decides on it) */
+  #snapshot: { version: bigint; topics: TopicMetadata[] } | null = null;
   #refreshQueued: Promise<void> | null = null;
   #refreshRunning: Promise<void> | null = null;
   readonly #timers = new Set<ReturnType<typeof setTimeout>>();
@@ -179,10 +184,21 @@ export class Broker {
     this.role = opts.role ?? "broker";
     this.config = config;
     this.dataDir = opts.dataDir;
-    this.kv = kv;
     this.#ownsKv = ownsKv;
     this.clusterId = clusterId;
     this.#log = opts.log ?? ((line) => console.error(`rill ${this.role} ${this.id}: ${line}`));
+    this.kvHealth = new KvHealth({
+      onChange: (s) =>
+        this.#log(
+          s.reachable
+            ? "the KV answers again: coordination resumes"
+            : `the KV has not answered for ${
+              Math.round(s.oldestPendingMs / 1000)
+            } s: produce and fetch go on, leader changes, group changes and commits wait for it`,
+        ),
+    });
+    kv = watchKvHealth(kv, this.kvHealth);
+    this.kv = kv;
     this.topicStore = new TopicStore(kv);
     this.clusterStore = new ClusterStore(kv, config.sessionTimeoutMs, opts.now);
     this.partitionStates = new PartitionStateStore(kv);
@@ -218,6 +234,7 @@ export class Broker {
         states: this.partitionStates,
         leaseTtlMs: config.sessionTimeoutMs,
         log: this.#log,
+        metadata: async () => this.#snapshot ?? await this.topicStore.snapshot(),
       })
       : null;
   }
@@ -340,6 +357,7 @@ export class Broker {
         const version = await this.topicStore.version();
         if (version === this.#knownVersion) return;
         const snapshot = await this.topicStore.snapshot();
+        this.#snapshot = snapshot;
         await this.#local.apply(snapshot.topics);
         await this.replication.sync(this.#local.all());
         this.#knownVersion = snapshot.version;
@@ -959,6 +977,7 @@ export class Broker {
           this.#log(`could not mark the registration stopped: ${e}`)
         );
       }
+      this.kvHealth.close();
       if (this.#ownsKv) this.kv.close();
       this.#lock.close();
     })();

@@ -2,8 +2,9 @@
  * The broker's HTTP API (HTTP_API.md): one Hono app with the error mapping of errors.ts.
  *
  * ```
- * GET /healthz          {"status":"ok"|"shutting-down","brokerId","role"}   (always 200: a liveness probe;
- *                       with auth on, only {"status"} and no credentials needed)
+ * GET /healthz          {"status":"ok"|"shutting-down","brokerId","role","kv"}   (always 200: a liveness
+ *                       probe; "kv": {"reachable","unreachableSince","oldestPendingMs"}, see
+ *                       coordination/kv_health.ts; with auth on, only {"status"}, no credentials needed)
  * /v1/auth              routes/auth.ts (API keys and ACLs)
  * /v1/cluster           routes/cluster.ts
  * /v1/topics            routes/topics.ts (admin) and routes/records.ts (produce, fetch, offsets)
@@ -35,6 +36,18 @@ import { groupRoutes } from "./routes/groups.ts";
 import { producerRoutes } from "./routes/producers.ts";
 import { recordRoutes } from "./routes/records.ts";
 import { topicRoutes } from "./routes/topics.ts";
+
+/** The KV's health as /healthz shows it. */
+function kvHealthJson(broker: Broker) {
+  const s = broker.kvHealth.status();
+  return {
+    reachable: s.reachable,
+    unreachableSince: s.unreachableSinceMs === null
+      ? null
+      : new Date(s.unreachableSinceMs).toISOString(),
+    oldestPendingMs: Math.round(s.oldestPendingMs),
+  };
+}
 
 /**
  * Builds the HTTP app of a broker.
@@ -78,6 +91,7 @@ export function createApp(broker: Broker, security: AppSecurityOptions = {}): Ho
           status: broker.draining ? "shutting-down" : "ok",
           brokerId: broker.id,
           role: broker.role,
+          kv: kvHealthJson(broker),
         },
     ));
   useSecurity(app, installed);
