@@ -25,6 +25,8 @@ export interface StartBrokerOptions {
   extraArgs?: string[];
   /** "broker" (default) or "follower" */
   role?: "broker" | "follower";
+  /** more environment variables (e.g. `DENO_KV_ACCESS_TOKEN` for a KV URL) */
+  env?: Record<string, string>;
 }
 
 /** A running broker process. */
@@ -79,7 +81,7 @@ export async function startBroker(opts: StartBrokerOptions = {}): Promise<Broker
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
-    env: { NO_COLOR: "1" },
+    env: { NO_COLOR: "1", ...opts.env },
   }).spawn();
 
   let errText = "";
