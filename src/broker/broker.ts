@@ -29,6 +29,8 @@ import { type TopicConfigs, validateTopicConfigs } from "../coordination/topic_c
 import { type TopicMetadata, TopicStore } from "../coordination/topics.ts";
 import { LeaseStore } from "../coordination/leases.ts";
 import { KvHealth, watchKvHealth } from "../coordination/kv_health.ts";
+import { GroupLiveness } from "../coordination/group_liveness.ts";
+import { groupChangesKey, metadataVersionKey } from "../coordination/kv_keys.ts";
 import { PartitionStateStore } from "../coordination/partition_states.ts";
 import { Controller } from "./controller.ts";
 import { resignLeader, startReassignment } from "./election.ts";
@@ -137,6 +139,8 @@ export class Broker {
   readonly kv: Deno.Kv;
   /** whether the KV answers (kv_health.ts): shown by /healthz, logged once per change */
   readonly kvHealth: KvHealth;
+  /** liveness of the group members this broker vouches for, and group snapshots */
+  readonly groupLiveness: GroupLiveness;
   /** the cluster id */
   readonly clusterId: string;
   /** topic metadata in KV */
@@ -213,6 +217,13 @@ export class Broker {
     this.clusterStore = new ClusterStore(kv, config.sessionTimeoutMs, opts.now);
     this.partitionStates = new PartitionStateStore(kv);
     this.leaseStore = new LeaseStore(kv, undefined, opts.now);
+    this.groupLiveness = new GroupLiveness({
+      brokerId: opts.id,
+      incarnation: () => this.#registration?.incarnation ?? null,
+      registrations: () => this.clusterStore.brokers(),
+      brokerSessionTimeoutMs: config.sessionTimeoutMs,
+      now: opts.now,
+    });
     const observed = opts.observeTopics ? new Set(opts.observeTopics) : null;
     this.#local = new LocalTopics({
       brokerId: opts.id,
@@ -292,6 +303,8 @@ export class Broker {
       );
       if (opts.advertisedUrl !== undefined) await broker.register(opts.advertisedUrl);
       broker.#every(config.metadataPollMs, () => broker!.refresh());
+      // Members this broker vouches for that went silent: in memory, KV only to remove them.
+      broker.#every(Math.min(500, config.metadataPollMs), () => broker!.groupLiveness.sweep());
       broker.#every(config.retentionCheckIntervalMs, () => broker!.applyRetention());
       broker.#every(config.logCleanerBackoffMs, () => broker!.cleanLogs());
       return broker;
@@ -364,7 +377,14 @@ export class Broker {
       this.#refreshRunning = next;
       try {
         if (this.#closed) return;
-        const version = await this.topicStore.version();
+        // One read for both change markers: topic metadata, and group state (for the
+        // group snapshots of group_liveness.ts).
+        const [v, groups] = await this.kv.getMany<[Deno.KvU64, unknown]>([
+          metadataVersionKey(),
+          groupChangesKey(),
+        ]);
+        this.groupLiveness.observe(groups.versionstamp);
+        const version = v.value?.value ?? 0n;
         if (version === this.#knownVersion) return;
         const snapshot = await this.topicStore.snapshot();
         this.#snapshot = snapshot;

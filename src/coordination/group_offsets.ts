@@ -42,6 +42,7 @@ import {
   commitAtomic,
   CONFLICT,
   isExpired,
+  markGroupsChanged,
   newMeta,
   readGroup,
   withConflictRetry,
@@ -162,6 +163,7 @@ export class GroupOffsets {
     }
     await withConflictRetry("commit offsets", async () => {
       const snap = await readGroup(this.#kv, groupId);
+      await this.#membership.prepare(snap);
       const now = this.#now();
       const value = (o: OffsetCommit): CommittedOffset => ({
         offset: o.offset,
@@ -172,7 +174,7 @@ export class GroupOffsets {
       });
       if (req.memberId === undefined) {
         const live = [...snap.members].filter(([id, m]) =>
-          !isExpired(snap.meta!, id, m.state, now)
+          !isExpired(snap.meta!, id, m.state, now, this.#membership.judge)
         );
         if (live.length > 0) {
           throw new RillError(
@@ -182,7 +184,7 @@ export class GroupOffsets {
         }
         const ok = await commitAtomic(() => {
           const op = checkAll(this.#kv.atomic(), snap);
-          if (!snap.meta) op.set(groupMetaKey(groupId), newMeta(groupId, now));
+          if (!snap.meta) markGroupsChanged(op).set(groupMetaKey(groupId), newMeta(groupId, now));
           for (const o of req.offsets) {
             op.set(groupOffsetKey(groupId, o.topic, o.partition), value(o));
           }
@@ -192,7 +194,7 @@ export class GroupOffsets {
       }
       const own = snap.members.get(req.memberId);
       if (!snap.meta || !own) throw unknownMember(groupId, req.memberId);
-      if (isExpired(snap.meta, req.memberId, own.state, now)) {
+      if (isExpired(snap.meta, req.memberId, own.state, now, this.#membership.judge)) {
         throw unknownMember(groupId, req.memberId, "its session expired");
       }
       if (req.generation !== own.state.generation) {
@@ -321,7 +323,7 @@ export class GroupOffsets {
       const now = this.#now();
       const ok = await commitAtomic(() => {
         const op = checkAll(this.#kv.atomic(), snap);
-        if (!snap.meta) op.set(groupMetaKey(groupId), newMeta(groupId, now));
+        if (!snap.meta) markGroupsChanged(op).set(groupMetaKey(groupId), newMeta(groupId, now));
         for (const o of offsets) {
           op.set(
             groupOffsetKey(groupId, o.topic, o.partition),
@@ -371,7 +373,7 @@ export class GroupOffsets {
         if (!ok) return CONFLICT;
       }
       const ok = await commitAtomic(() =>
-        checkAll(this.#kv.atomic(), snap).delete(groupMetaKey(groupId))
+        markGroupsChanged(checkAll(this.#kv.atomic(), snap)).delete(groupMetaKey(groupId))
       );
       return ok ? true : CONFLICT;
     });

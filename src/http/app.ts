@@ -109,6 +109,7 @@ export function createApp(broker: Broker, security: AppSecurityOptions = {}): Ho
       logStartOffset: (topic, partition) => broker.logStartOffset(topic, partition),
       logEndOffset: (topic, partition) => broker.logEndOffset(topic, partition),
       offsetForTimestamp: (topic, partition, ts) => broker.offsetForTimestamp(topic, partition, ts),
+      liveness: broker.groupLiveness,
     }),
   );
   // Followers' fetches, the hottest requests between brokers, skip the middleware chain
