@@ -92,6 +92,8 @@ class RawMember {
   generation = 0;
   interval = 3000;
   state = "";
+  /** the client rule: a member told to give partitions up confirms at once */
+  revoking = false;
   #stop = false;
   #loop: Promise<void> | null = null;
 
@@ -105,7 +107,7 @@ class RawMember {
   start(): void {
     this.#loop = (async () => {
       while (!this.#stop) {
-        await new Promise((r) => setTimeout(r, this.interval));
+        if (!this.revoking) await new Promise((r) => setTimeout(r, this.interval));
         if (this.#stop) break;
         try {
           const res = await this.#call(
@@ -131,6 +133,7 @@ class RawMember {
     this.generation = a.generation as number;
     this.interval = a.heartbeatIntervalMs as number;
     this.state = a.state as string;
+    this.revoking = (a.pendingRevocation as unknown[]).length > 0;
   }
 
   async #call(path: string, body: unknown): Promise<Record<string, unknown>> {
@@ -163,6 +166,8 @@ async function budget(report: Reporter): Promise<void> {
 
   await cluster.createTopic("budget", 100, 3);
   await cluster.waitFor("budget", (ps) => ps.every((p) => p.isr.length === 3), "full ISRs", 60_000);
+  // Steady state: let the ISR changes of the new topic reach every broker first.
+  await new Promise((r) => setTimeout(r, 5000));
   await measure(endpoint, "100 partitions", report, [1, 2, 3]);
 
   await cluster.createTopic("quiet", 1, 3);
@@ -267,10 +272,14 @@ async function latencies(report: Reporter): Promise<void> {
     await b.join();
     a.start();
     b.start();
+    // The group's state as the brokers describe it (not as members last heard it).
     const stable = async (ms: RawMember[], bound: number) => {
       const end = Date.now() + bound;
-      while (Date.now() < end && ms.some((m) => m.state !== "Stable")) {
-        await new Promise((r) => setTimeout(r, 10));
+      while (Date.now() < end) {
+        const res = await fetch(`${cluster.urls()[0]}/v1/groups/${group}`);
+        const d = await res.json();
+        if (res.ok && d.state === "Stable" && d.members.length === ms.length) return;
+        await new Promise((r) => setTimeout(r, 20));
       }
     };
     await stable([a, b], 30_000);

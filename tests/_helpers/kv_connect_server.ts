@@ -16,7 +16,7 @@
  * - {@linkcode KvConnectEndpoint.startOutage} / {@linkcode KvConnectEndpoint.endOutage}:
  *   everything answers 503 and open watches are cut;
  * - {@linkcode KvConnectEndpoint.usage}: requests and units counted per access token (so per
- *   broker when each has its own token) and per key family (a key's first part).
+ *   broker when each has its own token) and per key family (a key's first two parts).
  *
  * Units follow Deno Deploy's billing: a read unit per 4 KiB read (at least one per range
  * read or watched key), a write unit per 1 KiB written (at least one per mutation); an
@@ -89,7 +89,7 @@ export interface KvUsageReport {
   total: KvUsage;
   /** per access token */
   byToken: Record<string, KvUsage>;
-  /** per key family (the first part of a key, `(other)` when it is not a string) */
+  /** per key family (a key's first two parts, `rill/groups`; `(other)` when not strings) */
   byFamily: Record<string, KvUsage>;
 }
 
@@ -167,8 +167,11 @@ function decodeValue(data: Uint8Array, encoding: number): unknown {
   }
 }
 
+/** A key's family: its first two parts when they are strings (`rill/groups`), else `(other)`. */
 function familyOf(parts: Deno.KvKeyPart[]): string {
-  return typeof parts[0] === "string" ? parts[0] : "(other)";
+  const head = parts.slice(0, 2);
+  if (head.length === 0 || !head.every((p) => typeof p === "string")) return "(other)";
+  return head.join("/");
 }
 
 /** A KV Connect server over a local KV file, with latency, failure and outage knobs. */

@@ -283,11 +283,19 @@ Deno.test("KV Connect endpoint: usage is counted per token and per key family", 
   await one.get(["x"]); // a wake-up read per client: metadata exchanged
   await two.get(["x"]);
   endpoint.resetUsage();
-  await one.set(["topics", "a"], "x".repeat(1500)); // 2 write units
-  await one.getMany([["topics", "a"], ["groups", "g"]]); // 1 request, 2 ranges
-  await two.atomic().check({ key: ["groups", "g"], versionstamp: null }).set(["groups", "g"], 1)
+  await one.set(["rill", "topics", "a"], "x".repeat(1500)); // 2 write units
+  await one.getMany([["rill", "topics", "a"], ["rill", "groups", "g"]]); // 1 request, 2 ranges
+  await two.atomic().check({ key: ["rill", "groups", "g"], versionstamp: null }).set([
+    "rill",
+    "groups",
+    "g",
+  ], 1)
     .commit();
-  await two.atomic().check({ key: ["groups", "g"], versionstamp: null }).set(["groups", "g"], 2)
+  await two.atomic().check({ key: ["rill", "groups", "g"], versionstamp: null }).set([
+    "rill",
+    "groups",
+    "g",
+  ], 2)
     .commit();
   const u = endpoint.usage();
   assert.deepEqual(
@@ -298,11 +306,14 @@ Deno.test("KV Connect endpoint: usage is counted per token and per key family", 
     [u.byToken["broker-2"].writeRequests, u.byToken["broker-2"].checkFailures],
     [2, 1],
   );
-  assert.equal(u.byFamily.topics.writeUnits, 2);
-  assert.equal(u.byFamily.topics.ranges, 1);
-  assert.equal(u.byFamily.groups.ranges, 1);
+  assert.equal(u.byFamily["rill/topics"].writeUnits, 2);
+  assert.equal(u.byFamily["rill/topics"].ranges, 1);
+  assert.equal(u.byFamily["rill/groups"].ranges, 1);
   // Two checks read a unit each; only the write that committed wrote one.
-  assert.deepEqual([u.byFamily.groups.readUnits, u.byFamily.groups.writeUnits], [3, 1]);
+  assert.deepEqual([u.byFamily["rill/groups"].readUnits, u.byFamily["rill/groups"].writeUnits], [
+    3,
+    1,
+  ]);
 });
 
 Deno.test("key codec: packKey and unpackKey round-trip every part type in Deno KV's order", async () => {
