@@ -223,6 +223,7 @@ export class Broker {
       registrations: () => this.clusterStore.brokers(),
       brokerSessionTimeoutMs: config.sessionTimeoutMs,
       now: opts.now,
+      reachableForMs: () => this.kvHealth.reachableForMs(),
     });
     const observed = opts.observeTopics ? new Set(opts.observeTopics) : null;
     this.#local = new LocalTopics({

@@ -49,6 +49,12 @@ export interface GroupLivenessOptions {
   brokerSessionTimeoutMs: number;
   /** the clock */
   now?: () => number;
+  /**
+   * how long the KV has answered without an outage (kv_health.ts): members of other brokers
+   * are not judged dead on registrations until this reaches the brokers' session timeout,
+   * since nobody could heartbeat during the outage; default: always long enough
+   */
+  reachableForMs?: () => number;
 }
 
 /** Local liveness of the members this broker vouches for, and group snapshots. */
@@ -134,8 +140,10 @@ export class GroupLiveness {
    * reached the session timeout. Costs nothing when they are.
    *
    * @param snap the group snapshot about to be judged
+   * @param wait whether to wait for that read (a quiet heartbeat does not: it judges on what
+   *   was read before, so that it needs no KV)
    */
-  async prepare(snap: GroupSnapshot): Promise<void> {
+  async prepare(snap: GroupSnapshot, wait = true): Promise<void> {
     const me = this.me();
     const now = this.#now();
     const stale = [...snap.members.values()].some(({ state }) => {
@@ -146,11 +154,22 @@ export class GroupLiveness {
         now - reg.heartbeatMs >= this.#o.brokerSessionTimeoutMs;
     });
     // Read again when something looks dead or unknown, at most once a second.
-    if (this.#registrations === null || (stale && now - this.#registrationsReadAt >= 1000)) {
-      this.#registrations = await this.#o.registrations();
-      this.#registrationsReadAt = this.#now();
-    }
+    if (this.#registrations !== null && (!stale || now - this.#registrationsReadAt < 1000)) return;
+    this.#reading ??= (async () => {
+      try {
+        const at = this.#now();
+        this.#registrations = await this.#o.registrations();
+        this.#registrationsReadAt = at;
+      } finally {
+        this.#reading = null;
+      }
+    })();
+    // Without waiting (a quiet heartbeat), judge on what was read: the KV may be away.
+    if (wait || this.#registrations === null) await this.#reading;
+    else this.#reading.catch(() => {});
   }
+
+  #reading: Promise<void> | null = null;
 
   /**
    * Whether a vouched member is alive (after {@linkcode prepare}).
@@ -177,8 +196,12 @@ export class GroupLiveness {
       return now - seen <= sessionTimeoutMs;
     }
     const reg = this.#registrations?.find((r) => r.id === v.broker);
-    return reg !== undefined && reg.incarnation === v.incarnation && !reg.stopped &&
-      now - reg.heartbeatMs < this.#o.brokerSessionTimeoutMs;
+    if (reg === undefined || reg.incarnation !== v.incarnation || reg.stopped) return false;
+    // Dead only if its heartbeat was already too old when the registrations were read (a
+    // death since then is seen at the next read, which prepare() makes once it may be).
+    if (this.#registrationsReadAt - reg.heartbeatMs < this.#o.brokerSessionTimeoutMs) return true;
+    // Just after a KV outage every registration is stale: wait for fresh heartbeats.
+    return (this.#o.reachableForMs?.() ?? Infinity) < this.#o.brokerSessionTimeoutMs;
   }
 
   /**

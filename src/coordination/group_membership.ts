@@ -443,7 +443,7 @@ export class GroupMembership {
     if (!me || !meta || !own || generation !== own.state.generation) return null;
     const v = own.state.vouchedBy;
     if (!v || v.broker !== me.broker || v.incarnation !== me.incarnation) return null;
-    await lv.prepare(snap);
+    await lv.prepare(snap, false);
     const now = this.#now();
     if (expiredMembers(snap, now, this.judge).length > 0) return null;
     if (!sameCounts(await this.#counts(meta), meta.partitionCounts)) return null;

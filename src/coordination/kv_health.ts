@@ -42,6 +42,7 @@ export class KvHealth {
   readonly #pending = new Map<number, number>();
   #nextId = 0;
   #unreachableSince: number | null = null;
+  #reachableSince: number;
   #timer: ReturnType<typeof setTimeout> | null = null;
   readonly #stallMs: number;
   readonly #onChange: (s: KvHealthStatus) => void;
@@ -52,6 +53,19 @@ export class KvHealth {
     this.#stallMs = opts.stallMs ?? 3000;
     this.#onChange = opts.onChange ?? (() => {});
     this.#now = opts.now ?? Date.now;
+    this.#reachableSince = this.#now();
+  }
+
+  /**
+   * How long the KV has answered without an outage (since this health began, or since the
+   * last outage ended); 0 during an outage. After an outage, heartbeats stored in KV are stale
+   * because nobody could write them: judge no one dead on them until this reaches a session
+   * timeout.
+   *
+   * @returns ms
+   */
+  reachableForMs(): number {
+    return this.#unreachableSince === null ? this.#now() - this.#reachableSince : 0;
   }
 
   /** The current state. */
@@ -104,6 +118,7 @@ export class KvHealth {
     }
     if (answered && this.#unreachableSince !== null) {
       this.#unreachableSince = null;
+      this.#reachableSince = this.#now();
       this.#onChange(this.status());
     } else if (!answered && this.#unreachableSince === null) {
       this.#unreachableSince = this.#now();

@@ -3,13 +3,16 @@
  * serve producers and consumers: produce (acks=all) and fetch go on for partitions whose ISR
  * does not change, since neither touches the KV; nothing that needs the KV is decided wrongly
  * after it (no broker is found dead because nobody could heartbeat, so no leader changes;
- * one leader per partition and epoch; committed offsets are still there); each broker logs
- * the outage once, and /healthz shows it while it lasts.
+ * one leader per partition and epoch; committed offsets are still there); a group consumer
+ * keeps its partitions and goes on reading (its heartbeats need no KV while nothing changes);
+ * each broker logs the outage once, and /healthz shows it while it lasts.
  */
 import assert from "node:assert/strict";
 import { Transport } from "../../src/client/transport.ts";
 import { KvConnectEndpoint } from "../_helpers/kv_connect_server.ts";
 import { batchOf, brokerToken, Cluster, FAST_FLAGS, type PartitionJson } from "./_cluster.ts";
+import { Rill } from "../../mod.ts";
+import { Member } from "../groups/_group_helpers.ts";
 
 const OUTAGE_MS = 20_000;
 
@@ -39,6 +42,12 @@ Deno.test("a 20 s outage of the hosted KV: produce and fetch go on, nothing is d
       body: JSON.stringify({ offsets: [{ topic: "out", partition: 0, offset: 0 }] }),
     });
     assert.equal(commit.status, 200, await commit.text());
+
+    // A group consumer (no commits in this window: commits need the KV and wait for it).
+    const rill = new Rill({ brokers: [cluster.url(2)] });
+    const member = new Member(rill, { groupId: "og2", sessionTimeoutMs: 3000 });
+    await member.start("out", { autoCommitInterval: 600_000 });
+    await member.watch.until(() => member.held.size === 3, "the group member holds 3 partitions");
 
     const transport = new Transport({ brokers: cluster.urls(), retry: { retries: 0 } });
     const acked: number[][] = [[], [], []];
@@ -110,6 +119,7 @@ Deno.test("a 20 s outage of the hosted KV: produce and fetch go on, nothing is d
     );
     const ackedAtOutage = total(acked);
     const readAtOutage = total(read);
+    const groupReadAtOutage = member.handled.length;
     // Traffic goes on meanwhile.
     await waitUntil(
       () => Date.now() - outageStart >= OUTAGE_MS,
@@ -118,9 +128,11 @@ Deno.test("a 20 s outage of the hosted KV: produce and fetch go on, nothing is d
     );
     const ackedDuring = total(acked) - ackedAtOutage;
     const readDuring = total(read) - readAtOutage;
+    const groupReadDuring = member.handled.length - groupReadAtOutage;
     endpoint.endOutage();
     assert.ok(ackedDuring > 50, `acks=all produce went on during the outage (${ackedDuring})`);
     assert.ok(readDuring > 50, `fetch went on during the outage (${readDuring})`);
+    assert.ok(groupReadDuring > 50, `the group member read on (${groupReadDuring})`);
 
     await waitUntil(
       async () => {
@@ -136,6 +148,12 @@ Deno.test("a 20 s outage of the hosted KV: produce and fetch go on, nothing is d
     await new Promise((r) => setTimeout(r, 3000)); // a window for a wrong election to show
     stop = true;
     await Promise.all([...producers, ...consumers]);
+    assert.deepEqual(
+      member.events.filter((e) => e.kind === "revoked"),
+      [],
+      "the group member kept its partitions through the outage",
+    );
+    await member.consumer.disconnect();
 
     const views: PartitionJson[][] = [];
     for (const id of [1, 2, 3]) views.push(await cluster.describe("out", id));
