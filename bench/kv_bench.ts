@@ -10,7 +10,8 @@
  * 2. 100 partitions (one topic, replication factor 3, leaders spread over the brokers);
  * 3. the same plus 10 groups of 5 members heartbeating (raw HTTP members, one per
  *    `heartbeatIntervalMs`, subscribed to a topic with nothing to consume);
- * 4. the 10 s after the SIGKILL of one broker (failover, groups moving to other brokers).
+ * 4. the same with a producer (acks=all) and a fetch loop running: no more KV requests;
+ * 5. the 10 s after the SIGKILL of one broker (failover, groups moving to other brokers).
  * Target: phase 3 costs ≤ 10 KV requests/s for the whole cluster.
  *
  * Latency figures over the same endpoint (with the brokers' fast-failure settings of the
@@ -28,6 +29,7 @@ import type { Reporter } from "./_report.ts";
 import { median } from "./_report.ts";
 import { KvConnectEndpoint, type KvUsage } from "../tests/_helpers/kv_connect_server.ts";
 import { brokerToken, Cluster, FAST_FLAGS } from "../tests/replication/_cluster.ts";
+import { Rill } from "../mod.ts";
 
 const SUITE = "kv";
 const WINDOW_MS = 10_000;
@@ -193,6 +195,44 @@ async function budget(report: Reporter): Promise<void> {
     max: 10,
     text: "<= 10 req/s for the cluster",
   });
+
+  // The same with produce (acks=all) and fetch going on: they must add no KV request.
+  const rill = new Rill({ brokers: cluster.urls() });
+  const producer = rill.producer({ lingerMs: 5 });
+  let load = true;
+  let produced = 0;
+  let fetched = 0;
+  const produceLoop = (async () => {
+    for (let i = 0; load && i < 100_000; i++) {
+      const messages = Array.from({ length: 50 }, (_, j) => ({ value: `r${i}-${j}` }));
+      await producer.send({ topic: "budget", messages, acks: "all" }).catch(() => {});
+      produced += 50;
+    }
+  })();
+  const fetchLoop = (async () => {
+    const p0 = (await cluster.describe("budget"))[0];
+    let offset = 0;
+    for (let i = 0; load && i < 100_000; i++) {
+      const res = await fetch(
+        `${
+          cluster.url(p0.leader)
+        }/v1/topics/budget/partitions/0/records?offset=${offset}&maxWaitMs=100`,
+      ).catch(() => null);
+      if (!res) continue;
+      const body = await res.json();
+      if (res.ok) {
+        fetched += body.records.length;
+        offset = body.nextOffset;
+      }
+    }
+  })();
+  await measure(endpoint, "the same + produce and fetch load", report, [1, 2, 3]);
+  load = false;
+  await Promise.all([produceLoop, fetchLoop]);
+  await producer.disconnect();
+  console.error(
+    `[kv] load phase: ${produced} records produced, ${fetched} fetched from one partition`,
+  );
 
   await cluster.kill(1);
   await measure(endpoint, "10 s after SIGKILL of broker 1", report, [2, 3]);
