@@ -131,8 +131,8 @@ export async function commitAtomic(build: () => Deno.AtomicOperation): Promise<b
  * @param memberId the member
  * @param state its record
  * @param now the broker's clock
- * @param alive judges members a broker vouches for (group_liveness.ts); without it, or for a
- *   record no broker vouches for, `lastHeartbeatMs` tells
+ * @param alive judges members a broker vouches for (group_liveness.ts); without it such a
+ *   member counts as alive; for a record no broker vouches for, `lastHeartbeatMs` tells
  * @returns true when it has been silent for longer than its session timeout
  */
 export function isExpired(
@@ -144,7 +144,11 @@ export function isExpired(
 ): boolean {
   const info = meta.members[memberId];
   if (!info) return true;
-  if (alive && state.vouchedBy) return !alive(meta.groupId, memberId, state, info.sessionTimeoutMs);
+  if (state.vouchedBy) {
+    // Its broker keeps its liveness (group_liveness.ts): without that broker's word, assume
+    // alive rather than take a live member's partitions on a stale heartbeat time.
+    return alive ? !alive(meta.groupId, memberId, state, info.sessionTimeoutMs) : false;
+  }
   return now - state.lastHeartbeatMs > info.sessionTimeoutMs;
 }
 
