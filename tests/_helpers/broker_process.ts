@@ -28,6 +28,8 @@ export interface StartBrokerOptions {
   role?: "broker" | "follower";
   /** more environment variables (e.g. `DENO_KV_ACCESS_TOKEN` for a KV URL) */
   env?: Record<string, string>;
+  /** the checkout whose cli.ts runs (default: this one; benchmarks compare with another) */
+  repo?: string;
 }
 
 /** A running broker process. */
@@ -67,7 +69,7 @@ export async function startBroker(opts: StartBrokerOptions = {}): Promise<Broker
   const args = [
     "run",
     "-A",
-    `${REPO}cli.ts`,
+    `${opts.repo ?? REPO}cli.ts`,
     opts.role ?? "broker",
     "--listen",
     "127.0.0.1:0",
@@ -80,7 +82,7 @@ export async function startBroker(opts: StartBrokerOptions = {}): Promise<Broker
   args.push(...opts.extraArgs ?? []);
   const child = new Deno.Command(Deno.execPath(), {
     args,
-    cwd: REPO,
+    cwd: opts.repo ?? REPO,
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
