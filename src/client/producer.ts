@@ -4,9 +4,11 @@
  * Each message is given a partition (explicit, murmur2 of the key, or the sticky
  * partition), joins its partition's open batch in the {@linkcode RecordAccumulator}, and
  * resolves once the batch that carries it is acknowledged. The sender encodes each batch
- * as one RecordBatch v2 and POSTs it as `application/vnd.rill.batch` to
- * `/v1/topics/{topic}/records?partition=P&acks=A`; up to `maxInFlightRequests` requests are
- * in flight. Retriable failures are retried with backoff and jitter.
+ * as one RecordBatch v2 and sends it to the partition's leader: over the client's WebSocket
+ * connection to that broker (pipelined; README.md, "WebSocket protocol"), or as
+ * `POST /v1/topics/{topic}/records?partition=P&acks=A` (`application/vnd.rill.batch`)
+ * with `transport: "http"` or where WebSocket is refused; up to `maxInFlightRequests` requests
+ * are in flight. Retriable failures are retried with backoff and jitter.
  *
  * **Idempotence** (on by default, as in Kafka since 3.0; the rules are atop idempotence.ts):
  * the producer gets a producer id and epoch from the cluster (`POST /v1/producers`, on
@@ -25,8 +27,18 @@
  * (at-least-once), and a partition has one request in flight at a time: HTTP requests may
  * overtake each other, and nothing else would keep the order.
  *
+ * **Compression** (`compression: "gzip" | "snappy" | "lz4" | "zstd"`, default "none"): a
+ * batch's records are compressed once, when it is sent for the first time (Kafka's codec
+ * bits, byte-compatible with Kafka clients); retries resend those same bytes.
+ *
  * @module
  */
+import {
+  compressBatch,
+  compressionId,
+  type CompressionType,
+  prepareCompression,
+} from "../protocol/compression.ts";
 import { RillError } from "../protocol/errors.ts";
 import type { RecordHeader } from "../protocol/record_batch.ts";
 import { type ProducerBatch, RecordAccumulator, type RecordSink } from "./accumulator.ts";
@@ -37,7 +49,7 @@ import { Partitioner } from "./partitioner.ts";
 import { type BatchSequence, IdempotentProducer } from "./idempotence.ts";
 import { withRetry } from "./retry.ts";
 import { utf8 } from "./utf8.ts";
-import { BATCH_MEDIA_TYPE, readJson, topicPath, type Transport } from "./transport.ts";
+import type { Transport } from "./transport.ts";
 
 /**
  * Text or bytes; text is sent as its UTF-8 bytes.
@@ -151,6 +163,9 @@ export interface ProducerOptions {
   /** a stable name for this producer's identity: the same key gets the same producer id
    * with a newer epoch, which fences an older instance using the key */
   producerKey?: string;
+  /** the codec batches are compressed with: "none" (default), "gzip", "snappy", "lz4" or
+   * "zstd" (Kafka's `compression.type`); a topic may still store them otherwise */
+  compression?: CompressionType;
 }
 
 /** The most batches an idempotent producer may have in flight (the broker's window). */
@@ -262,6 +277,9 @@ export class Producer {
   readonly #maxInFlight: number;
   readonly #acks: string;
   readonly #lingerMs: number;
+  readonly #compression: CompressionType;
+  /** resolves once the codec can compress (zstd loads its WebAssembly module) */
+  readonly #codecReady: Promise<void> | undefined;
   readonly #idem: IdempotentProducer | null;
   #inFlight = 0;
   #flushing = 0;
@@ -270,6 +288,8 @@ export class Producer {
   #timerAt = Infinity;
   #idle: (() => void)[] = [];
   #closed = false;
+  /** this producer's share of the transport's WebSocket connections, once it sent */
+  #streams: (() => void) | undefined;
   /** per partition, its idempotent batches in flight, in stamping order */
   readonly #chains = new Map<string, InFlightChain>();
 
@@ -292,6 +312,11 @@ export class Producer {
       throw new RangeError(`maxInFlightRequests must be an integer >= 1, got ${maxInFlight}`);
     }
     this.#lingerMs = lingerMs;
+    this.#compression = options.compression ?? "none";
+    compressionId(this.#compression); // a clear error for an unknown codec, now
+    this.#codecReady = this.#compression === "none"
+      ? undefined
+      : prepareCompression(this.#compression);
     this.#maxInFlight = maxInFlight;
     this.#acks = acksParam(options.acks);
     this.#idem = options.idempotent === false
@@ -480,6 +505,8 @@ export class Producer {
   async disconnect(): Promise<void> {
     await this.flush();
     this.#closed = true;
+    this.#streams?.();
+    this.#streams = undefined;
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timer = undefined;
   }
@@ -555,22 +582,15 @@ export class Producer {
           await idem.assign(batch.topic, batch.partition, count);
         link = this.#link(batch, seq);
       }
-      const body = batch.builder.build(seq ?? undefined);
-      const path = `${topicPath(batch.topic)}/records`;
+      let body = batch.builder.build(seq ?? undefined);
+      if (this.#codecReady !== undefined) {
+        await this.#codecReady;
+        body = compressBatch(body, this.#compression);
+      }
+      this.#streams ??= this.#t.useStreams();
       const post = () =>
         withRetry(
-          async () => {
-            const res = await this.#t.request("POST", path, {
-              query: { partition: batch.partition, acks: batch.acks },
-              headers: { "Content-Type": BATCH_MEDIA_TYPE },
-              body: body as Uint8Array<ArrayBuffer>,
-            });
-            if (res.status === 204 || batch.acks === "0") {
-              await res.body?.cancel();
-              return null;
-            }
-            return await readJson(res);
-          },
+          () => this.#t.produce(batch.topic, batch.partition, batch.acks, body),
           this.#t.retry,
           {
             onRetry: (e) => {

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { type FetchFn, Rill } from "../../mod.ts";
-import { TURN_RECORDS } from "../../src/client/consumer.ts";
+import { TURN_RECORDS } from "../../src/client/consumer_fetches.ts";
 import { encodeBatch } from "../../src/protocol/record_batch.ts";
 import { openTestBroker, type TestBroker } from "../http/_app.ts";
 
