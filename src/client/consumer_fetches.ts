@@ -260,6 +260,8 @@ export class PartitionFetches {
     const loop = ++s.loop;
     if (this.paused.has(key(s.topic, s.partition))) return;
     const o = this.#opts;
+    // Fetches go over the client's WebSocket connections while the consumer runs.
+    if (this.running) this.#streams ??= this.#t.useStreams();
     if (o.fetchSessions && this.running) {
       // One long poll per broker for all partitions (session_fetcher.ts).
       this.#fetcher ??= new SessionFetcher(this.#t, {

@@ -23,6 +23,7 @@ import { RillError } from "../protocol/errors.ts";
 import {
   type MultiFetchRequest,
   type PartitionFetch,
+  type RawFetchAnswer,
   type RawPartitionAnswer,
   requestFetch,
 } from "./multi_fetch.ts";
@@ -241,7 +242,7 @@ class BrokerLoop<S extends FetchedPartition> {
       const started = Date.now();
       let answer;
       try {
-        answer = await requestFetch(f.transport, this.#base, req, abort.signal);
+        answer = await this.#send(req, abort.signal);
       } catch (e) {
         if (this.#stopped || !f.running) return;
         this.#session = null;
@@ -299,6 +300,59 @@ class BrokerLoop<S extends FetchedPartition> {
         await delay(Math.min(100, Math.max(10, o.maxWaitMs / 2)));
       }
     }
+  }
+
+  /**
+   * Sends a fetch: over the transport's WebSocket connection to the broker when it speaks
+   * WebSocket there (transport.ts `fetchMany`, which has no `forgotten`: a request that would
+   * forget partitions opens a new session instead), else `POST /v1/fetch`.
+   */
+  async #send(req: MultiFetchRequest, signal: AbortSignal): Promise<RawFetchAnswer> {
+    const t = this.#f.transport;
+    let wsReq = req;
+    if (req.forgotten !== undefined) {
+      wsReq = {
+        ...req,
+        forgotten: undefined,
+        session: { id: 0, epoch: 0 },
+        partitions: this.#full(),
+      };
+    }
+    const ws = await t.fetchMany(this.#base, {
+      partitions: wsReq.partitions,
+      maxWaitMs: wsReq.maxWaitMs,
+      minBytes: wsReq.minBytes,
+      maxBytes: wsReq.maxBytes,
+      session: wsReq.session,
+    });
+    if (ws === null) return await requestFetch(t, this.#base, req, signal);
+    return {
+      session: ws.session,
+      partitions: ws.partitions.map((p): RawPartitionAnswer =>
+        p.error !== undefined
+          ? {
+            topic: p.topic,
+            partition: p.partition,
+            nextOffset: -1,
+            highWatermark: -1,
+            logStartOffset: -1,
+            bytes: new Uint8Array(0),
+            error: p.error,
+          }
+          : { ...p, error: null }
+      ),
+    };
+  }
+
+  /** Every partition the session holds now, as a full request names them. */
+  #full(): PartitionFetch[] {
+    const o = this.#f.options;
+    return [...this.#sent.values()].map((x) => ({
+      topic: x.topic,
+      partition: x.partition,
+      offset: x.offset,
+      maxBytes: o.maxBytes,
+    }));
   }
 
   /** The entry and offset of a partition this session fetches without having resent it. */
