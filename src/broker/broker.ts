@@ -37,6 +37,7 @@ import { resignStaleLeadership } from "./restart_handover.ts";
 import { ReplicationManager } from "./replication.ts";
 import { RillError } from "../protocol/errors.ts";
 import { ReadBufferPool } from "./read_buffers.ts";
+import { installNativeCodecs } from "./native_codecs.ts";
 import type { Acks, BatchAppendResult, ProduceRecord, RecordOffset } from "./produce.ts";
 import { type BrokerConfig, DEFAULT_BROKER_CONFIG } from "./config.ts";
 import { checkMetaProperties, join, lockDataDir } from "./data_dir.ts";
@@ -145,6 +146,7 @@ export class Broker {
     config: BrokerConfig,
     lock: Deno.FsFile,
   ) {
+    installNativeCodecs();
     this.#lock = lock;
     this.fetchSessions = new FetchSessions({
       readableReplica: (topic, partition) => this.readableReplica(topic, partition),
