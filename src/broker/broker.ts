@@ -58,6 +58,10 @@ import { type BrokerConfig, DEFAULT_BROKER_CONFIG } from "./config.ts";
 import { checkMetaProperties, join, lockDataDir } from "./data_dir.ts";
 import { LocalTopics, type TopicState } from "./local_topics.ts";
 import type { FetchResult, Replica } from "./replica.ts";
+import { instrumentKv } from "../coordination/kv_instrument.ts";
+import { countBatchRecords, Metrics } from "../observability/metrics.ts";
+import { type LogFields, Logger } from "../observability/log.ts";
+import { installBrokerGauges } from "./broker_metrics.ts";
 
 export type { Acks, BatchAppendResult, ProduceRecord, RecordOffset } from "./produce.ts";
 
@@ -77,8 +81,12 @@ export interface BrokerOptions {
   config?: Partial<BrokerConfig>;
   /** the clock (for tests) */
   now?: () => number;
-  /** where one-line reports go (default: stderr) */
-  log?: (line: string) => void;
+  /** where one-line reports go (default: {@linkcode BrokerOptions.logger} at info level) */
+  log?: (line: string, fields?: LogFields) => void;
+  /** the structured logger (default: text lines on stderr, info level) */
+  logger?: Logger;
+  /** the metrics registry (default: a new one without process metrics) */
+  metrics?: Metrics;
   /** a follower (observer): the topics to copy (default: all) */
   observeTopics?: readonly string[];
 }
@@ -147,10 +155,14 @@ export class Broker {
   readonly controller: Controller | null;
   /** roles, replica fetchers and ISR writes */
   readonly replication: ReplicationManager;
+  /** the Prometheus metrics (`GET /metrics`) */
+  readonly metrics: Metrics;
+  /** the structured logger */
+  readonly logger: Logger;
   readonly #ownsKv: boolean;
   readonly #lock: Deno.FsFile;
   readonly #local: LocalTopics;
-  readonly #log: (line: string) => void;
+  readonly #log: (line: string, fields?: LogFields) => void;
   readonly #shutdown = new AbortController();
   #registration: BrokerRegistration | null = null;
   #knownVersion = -1n;
@@ -182,7 +194,11 @@ export class Broker {
     this.kv = kv;
     this.#ownsKv = ownsKv;
     this.clusterId = clusterId;
-    this.#log = opts.log ?? ((line) => console.error(`rill ${this.role} ${this.id}: ${line}`));
+    this.metrics = opts.metrics ?? new Metrics({ process: false });
+    this.logger = opts.logger ?? new Logger({ brokerId: this.id, role: this.role });
+    this.#log = opts.log ??
+      ((line, fields) =>
+        this.logger.log(/fail|could not|cannot/i.test(line) ? "warn" : "info", line, fields));
     this.topicStore = new TopicStore(kv);
     this.clusterStore = new ClusterStore(kv, config.sessionTimeoutMs, opts.now);
     this.partitionStates = new PartitionStateStore(kv);
@@ -208,6 +224,8 @@ export class Broker {
         this.refresh().catch((e) => this.#log(`metadata refresh failed: ${e}`));
       },
       log: this.#log,
+      onCopied: (topic, bytes) => this.metrics.replicationInBytes.inc({ topic }, bytes),
+      onIsrChange: (shrunk) => (shrunk ? this.metrics.isrShrinks : this.metrics.isrExpands).inc(),
     });
     this.controller = this.role === "broker"
       ? new Controller({
@@ -220,6 +238,15 @@ export class Broker {
         log: this.#log,
       })
       : null;
+    installBrokerGauges(this.metrics, {
+      id: this.id,
+      role: this.role,
+      clusterId,
+      kv,
+      topics: () => this.#local.all(),
+      controller: () => this.controller?.active ?? false,
+      now: opts.now ?? Date.now,
+    });
   }
 
   /**
@@ -248,6 +275,9 @@ export class Broker {
       lock.close();
       throw e;
     }
+    // Every KV call of the broker is counted here (kv_instrument.ts).
+    opts = { ...opts, metrics: opts.metrics ?? new Metrics({ process: false }) };
+    kv = instrumentKv(kv, opts.metrics!.kvObserver);
     let broker: Broker | null = null;
     try {
       const clusterId = await new ClusterStore(kv).ensureClusterId();
@@ -543,6 +573,7 @@ export class Broker {
       const batch = encodeRecords(state, records, indexes, now);
       const leader = leaders.get(p)!;
       const result = await leader.append(batch);
+      this.metrics.produced(topic, batch.length, indexes.length);
       if (acks === -1) {
         await leader.waitForCommit(
           result.lastOffset,
@@ -606,7 +637,10 @@ export class Broker {
       header !== null && header.producerId >= 0 && header.baseSequence >= 0
         ? this.#appendInSequence(leader, body, topic, partition, header)
         : leader.append(body),
-    );
+    ).then((r) => {
+      if (!r.duplicate) this.metrics.produced(topic, body.length, checked.recordCount);
+      return r;
+    });
     if (acks === 0) {
       append.catch((e) => this.#log(`a produce with acks=0 to ${topic} failed: ${e}`));
       return null;
@@ -685,6 +719,17 @@ export class Broker {
     offset: number,
     opts: FetchOptions,
   ): Promise<FetchResult> {
+    const result = await this.#fetch(topic, partition, offset, opts);
+    this.metrics.fetched(topic, result.bytes.length, countBatchRecords(result.bytes));
+    return result;
+  }
+
+  async #fetch(
+    topic: string,
+    partition: number,
+    offset: number,
+    opts: FetchOptions,
+  ): Promise<FetchResult> {
     const replica = await this.readableReplica(topic, partition);
     let result = await replica.read(offset, opts.maxBytes, opts.alloc);
     if (opts.maxWaitMs <= 0 || result.bytes.length >= opts.minBytes || this.#draining) {
@@ -748,6 +793,19 @@ export class Broker {
    * @throws {RillError} NOT_LEADER_OR_FOLLOWER, FENCED_LEADER_EPOCH, OFFSET_OUT_OF_RANGE
    */
   async replicaFetch(
+    topic: string,
+    partition: number,
+    req: { replicaId: number; offset: number; leaderEpoch: number },
+    opts: FetchOptions,
+  ): Promise<FetchResult> {
+    const result = await this.#replicaFetch(topic, partition, req, opts);
+    if (result.bytes.length > 0) {
+      this.metrics.replicationOutBytes.inc({ topic }, result.bytes.length);
+    }
+    return result;
+  }
+
+  async #replicaFetch(
     topic: string,
     partition: number,
     req: { replicaId: number; offset: number; leaderEpoch: number },

@@ -33,6 +33,16 @@ import {
 } from "./broker_security.ts";
 import { UsageError } from "./common.ts";
 import {
+  OBSERVE_HELP,
+  OBSERVE_OPTIONS,
+  type ObserveArgs,
+  parseObserveArgs,
+} from "./broker_observe.ts";
+import { Logger } from "../observability/log.ts";
+import { Metrics } from "../observability/metrics.ts";
+import { establishedConnections } from "../observability/connections.ts";
+import { metricsHandler } from "../http/observe.ts";
+import {
   parseReplicationArgs,
   REPLICATION_HELP,
   REPLICATION_OPTIONS,
@@ -53,7 +63,7 @@ Options:
                          (default http://HOST:PORT of --listen)
   --request-body-timeout-ms N  a request body must arrive within N ms of being read,
                          else 408 REQUEST_BODY_TIMEOUT (default 30000)
-${SECURITY_HELP}${REPLICATION_HELP}  -h, --help             show this help
+${SECURITY_HELP}${REPLICATION_HELP}${OBSERVE_HELP}  -h, --help             show this help
 
 Stop it with Ctrl-C or SIGTERM: it finishes in-flight appends and closes its logs cleanly.
 `;
@@ -71,6 +81,8 @@ export interface BrokerArgs {
   security: SecurityArgs;
   /** timing overrides and the observer's topics */
   replication: ReplicationArgs;
+  /** log format and level, metrics address */
+  observe: ObserveArgs;
 }
 
 /**
@@ -99,6 +111,7 @@ export function parseBrokerArgs(args: string[]): BrokerArgs {
         help: { type: "boolean", short: "h" },
         ...SECURITY_OPTIONS,
         ...REPLICATION_OPTIONS,
+        ...OBSERVE_OPTIONS,
       },
       allowPositionals: false,
       strict: true,
@@ -140,6 +153,7 @@ export function parseBrokerArgs(args: string[]): BrokerArgs {
     help: values.help ?? false,
     security: parseSecurityArgs(values),
     replication,
+    observe: parseObserveArgs(values),
   };
 }
 
@@ -171,6 +185,14 @@ export async function runBroker(args: string[], role: BrokerRole = "broker"): Pr
   }
   await installNativeCrc32c();
   const tls = await readTls(opts.security);
+  const logger = new Logger({
+    format: opts.observe.logFormat,
+    level: opts.observe.logLevel,
+    brokerId: opts.id,
+    role,
+  });
+  if (opts.security.clusterSecret) logger.addSecret(opts.security.clusterSecret);
+  const metrics = new Metrics();
   const broker = await Broker.open({
     id: opts.id,
     dataDir: opts.dataDir,
@@ -178,15 +200,20 @@ export async function runBroker(args: string[], role: BrokerRole = "broker"): Pr
     role,
     config: opts.replication.config,
     observeTopics: opts.replication.topics,
+    logger,
+    metrics,
   });
   const security = await prepareSecurity(
     broker.kv,
     opts.security,
     opts.hostname,
-    (l) => console.error(l),
+    // The bootstrap token notice is the one line that carries a secret on purpose: the
+    // operator needs it once. It is written as is, not as a log event.
+    (l) => /bootstrap token/.test(l) ? console.error(l) : logger.warn(l),
   );
   // Followers fetch from leaders as the inter-broker principal.
   if (security.clusterSecret) {
+    logger.addSecret(security.clusterSecret);
     broker.replication.requestHeaders = { "Rill-Cluster-Secret": security.clusterSecret };
   }
   const app = createApp(broker, security);
@@ -219,6 +246,29 @@ export async function runBroker(args: string[], role: BrokerRole = "broker"): Pr
     (addr.hostname === "0.0.0.0" || addr.hostname === "::"
       ? `${scheme}://${urlHost(Deno.hostname())}:${addr.port}`
       : listenUrl);
+  metrics.gauge({
+    name: "rill_http_connections",
+    help: "Established TCP connections to the broker's listener (Linux; absent elsewhere).",
+    collect: async (g) => {
+      const n = await establishedConnections(addr.port);
+      if (n !== null) g.set(n);
+    },
+  });
+  let metricsServer: Deno.HttpServer<Deno.NetAddr> | null = null;
+  if (opts.observe.metricsListen) {
+    const { hostname, port } = opts.observe.metricsListen;
+    try {
+      const at = await new Promise<Deno.NetAddr>((resolve) => {
+        metricsServer = Deno.serve({ hostname, port, onListen: resolve }, metricsHandler(metrics));
+      });
+      logger.info(`metrics on http://${urlHost(at.hostname)}:${at.port}/metrics`);
+    } catch (e) {
+      await server!.shutdown();
+      await broker.close();
+      malloc.close();
+      throw new Error(`Cannot listen on ${hostname}:${port} for metrics: ${(e as Error).message}`);
+    }
+  }
   await broker.register(advertised);
 
   let signalled: (name: string) => void = () => {};
@@ -235,13 +285,15 @@ export async function runBroker(args: string[], role: BrokerRole = "broker"): Pr
   console.log(`rill ${role} ${opts.id} listening on ${listenUrl}`);
 
   const sig = await stopped;
-  console.error(`rill ${role} ${opts.id}: ${sig} received, shutting down`);
+  logger.info(`${sig} received, shutting down`);
   broker.beginShutdown();
   await server!.shutdown();
+  await (metricsServer as Deno.HttpServer<Deno.NetAddr> | null)?.shutdown();
   await broker.close();
+  metrics.close();
   malloc.close();
   for (const { sig, handler } of handlers) Deno.removeSignalListener(sig, handler);
-  console.error(`rill ${role} ${opts.id}: stopped`);
+  logger.info(`stopped`);
 }
 
 if (import.meta.main) {

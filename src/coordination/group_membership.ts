@@ -93,6 +93,8 @@ export interface GroupMembershipDeps {
   now?: () => number;
   /** a topic's partition count, or null when the topic does not exist */
   partitionCount(topic: string): Promise<number | null>;
+  /** told of each generation bump this process committed (a rebalance; for metrics) */
+  onRebalance?: (groupId: string) => void;
 }
 
 /** A join request (validated). */
@@ -191,12 +193,14 @@ export class GroupMembership {
   readonly #kv: Deno.Kv;
   readonly #now: () => number;
   readonly #partitionCount: (topic: string) => Promise<number | null>;
+  readonly #onRebalance: (groupId: string) => void;
 
   /** @param deps KV, clock and partition counts */
   constructor(deps: GroupMembershipDeps) {
     this.#kv = deps.kv;
     this.#now = deps.now ?? Date.now;
     this.#partitionCount = deps.partitionCount;
+    this.#onRebalance = deps.onRebalance ?? (() => {});
   }
 
   /**
@@ -279,6 +283,7 @@ export class GroupMembership {
         return op;
       });
       if (!ok) return CONFLICT;
+      if (bump) this.#onRebalance(groupId);
       return answer(meta, memberId, r.state, r.pendingAssignment, live);
     });
   }
@@ -341,6 +346,7 @@ export class GroupMembership {
         return op;
       });
       if (!ok) return CONFLICT;
+      if (metaChanged) this.#onRebalance(groupId);
       return answer(meta, memberId, r.state, r.pendingAssignment, live);
     });
   }
@@ -446,12 +452,14 @@ export class GroupMembership {
     const meta = structuredClone(snap.meta!);
     for (const id of ids) delete meta.members[id];
     const next = bumpGeneration(meta);
-    return await commitAtomic(() => {
+    const ok = await commitAtomic(() => {
       const op = checkAll(this.#kv.atomic(), snap);
       op.set(groupMetaKey(snap.groupId), next);
       for (const id of ids) op.delete(groupMemberKey(snap.groupId, id));
       return op;
     });
+    if (ok) this.#onRebalance(snap.groupId);
+    return ok;
   }
 
   /** Current partition counts of every topic the members subscribe to (0 when deleted). */

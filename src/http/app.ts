@@ -2,6 +2,7 @@
  * The broker's HTTP API (HTTP_API.md): one Hono app with the error mapping of errors.ts.
  *
  * ```
+ * GET /metrics          Prometheus text format (observe.ts; with auth on: describe on the cluster)
  * GET /healthz          {"status":"ok"|"shutting-down","brokerId","role"}   (always 200: a liveness probe;
  *                       with auth on, only {"status"} and no credentials needed)
  * /v1/auth              routes/auth.ts (API keys and ACLs)
@@ -35,6 +36,7 @@ import { groupRoutes } from "./routes/groups.ts";
 import { producerRoutes } from "./routes/producers.ts";
 import { recordRoutes } from "./routes/records.ts";
 import { topicRoutes } from "./routes/topics.ts";
+import { metricsRoute, observeReplicaLane, observeRequests } from "./observe.ts";
 
 /**
  * Builds the HTTP app of a broker.
@@ -53,6 +55,8 @@ export function createApp(broker: Broker, security: AppSecurityOptions = {}): Ho
   const app = new Hono();
   app.onError(onError);
   app.notFound(notFound);
+  // Metrics and the request log see every answer, the refused ones included (observe.ts).
+  app.use("*", observeRequests(broker.metrics, broker.logger));
   // URL and header limits first; authentication and quotas after /healthz (security.ts).
   const installed = useLimits(app, broker.kv, security);
   // Browsers on other origins may call the API (the client runs wherever fetch exists);
@@ -81,6 +85,14 @@ export function createApp(broker: Broker, security: AppSecurityOptions = {}): Ho
         },
     ));
   useSecurity(app, installed);
+  app.get("/metrics", metricsRoute(broker.metrics, installed.security.auth));
+  // One app per broker in production; tests may build several, the last one counts.
+  broker.metrics.registry.removeSingleMetric("rill_streams_open");
+  broker.metrics.gauge({
+    name: "rill_streams_open",
+    help: "Long polls (maxWaitMs > 0) and SSE streams open now.",
+    collect: (g) => g.set(installed.quotas.openStreams),
+  });
   app.use("*", bodyTimeout(broker.config.requestBodyTimeoutMs));
   app.route("/v1/auth", authRoutes(installed.security));
   app.route("/v1/cluster", clusterRoutes(broker));
@@ -95,12 +107,17 @@ export function createApp(broker: Broker, security: AppSecurityOptions = {}): Ho
       logStartOffset: (topic, partition) => broker.logStartOffset(topic, partition),
       logEndOffset: (topic, partition) => broker.logEndOffset(topic, partition),
       offsetForTimestamp: (topic, partition, ts) => broker.offsetForTimestamp(topic, partition, ts),
+      onRebalance: (group) => broker.metrics.groupRebalances.inc({ group }),
     }),
   );
   // Followers' fetches, the hottest requests between brokers, skip the middleware chain
   // when it would let them through unchanged (replica_fetch_lane.ts).
   const lane = replicaFetchLane(broker, installed, openCorsHeaders(cors));
   const dispatch = app.fetch;
-  app.fetch = (req, ...rest) => lane(req, rest[0]) ?? dispatch(req, ...rest);
+  app.fetch = (req, ...rest) => {
+    const start = performance.now();
+    const answer = lane(req, rest[0]);
+    return answer ? observeReplicaLane(broker.metrics, answer, start) : dispatch(req, ...rest);
+  };
   return app;
 }
