@@ -25,7 +25,7 @@ export async function establishedConnections(port: number): Promise<number | nul
   for (const file of ["/proc/net/tcp", "/proc/net/tcp6"]) {
     let text: string;
     try {
-      text = await Deno.readTextFile(file);
+      text = new TextDecoder().decode(await Deno.readFile(file));
     } catch {
       continue;
     }

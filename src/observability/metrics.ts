@@ -99,6 +99,14 @@ export interface LazyGaugeSpec<L extends string> extends MetricSpec<L> {
   collect: (gauge: client.Gauge<L>) => void | Promise<void>;
 }
 
+/** A topic's traffic sums since the broker started. */
+interface TopicTraffic {
+  inBytes: number;
+  inRecords: number;
+  outBytes: number;
+  outRecords: number;
+}
+
 /** The labels of per-request counts. */
 export type Api = "http" | "kafka" | "ws";
 
@@ -117,14 +125,7 @@ export class Metrics {
   readonly registry: client.Registry = new client.Registry();
 
   // ---- traffic (counted once per request or batch) ----
-  /** bytes appended as leader, per topic */
-  readonly inBytes: client.Counter<"topic">;
-  /** records appended as leader, per topic */
-  readonly inRecords: client.Counter<"topic">;
-  /** bytes returned to consumers, per topic */
-  readonly outBytes: client.Counter<"topic">;
-  /** records returned to consumers, per topic */
-  readonly outRecords: client.Counter<"topic">;
+  // rill_topic_{in,out}_{bytes,records}_total: see produced() and fetched()
   /** bytes sent to followers, per topic */
   readonly replicationOutBytes: client.Counter<"topic">;
   /** bytes this broker copied from leaders as a follower, per topic */
@@ -156,6 +157,8 @@ export class Metrics {
   /** producer ids handed out by this broker */
   readonly producerIds: client.Counter;
 
+  /** per-topic traffic sums, added to per request and read into the counters at scrape */
+  readonly #traffic = new Map<string, TopicTraffic>();
   #gcCycles = 0;
   #gcRegistry: FinalizationRegistry<number> | null = null;
 
@@ -168,13 +171,34 @@ export class Metrics {
   constructor(opts: { process?: boolean } = {}) {
     const c = <L extends string>(name: string, help: string, labelNames: L[] = []) =>
       this.counter({ name, help, labelNames });
-    this.inBytes = c("rill_topic_in_bytes_total", "Bytes appended as leader.", ["topic"]);
-    this.inRecords = c("rill_topic_in_records_total", "Records appended as leader.", ["topic"]);
-    this.outBytes = c("rill_topic_out_bytes_total", "Bytes fetched by consumers.", ["topic"]);
-    this.outRecords = c(
+    // The hot path adds to plain per-topic sums; the counters read them at scrape time.
+    const traffic = (name: string, help: string, field: keyof TopicTraffic) => {
+      const sums = this.#traffic;
+      return this.counter<"topic">({
+        name,
+        help,
+        labelNames: ["topic"],
+        collect(this: client.Counter<"topic">) {
+          this.reset();
+          for (const [topic, t] of sums) if (t[field] > 0) this.inc({ topic }, t[field]);
+        },
+      });
+    };
+    traffic("rill_topic_in_bytes_total", "Bytes appended as leader.", "inBytes");
+    traffic(
+      "rill_topic_in_records_total",
+      "Records appended as leader.",
+      "inRecords",
+    );
+    traffic(
+      "rill_topic_out_bytes_total",
+      "Bytes fetched by consumers.",
+      "outBytes",
+    );
+    traffic(
       "rill_topic_out_records_total",
       "Records in the batches fetched by consumers.",
-      ["topic"],
+      "outRecords",
     );
     this.replicationOutBytes = c(
       "rill_replication_out_bytes_total",
@@ -252,13 +276,16 @@ export class Metrics {
    * frames.inc({ dir: "in" }, n);
    * ```
    */
-  counter<L extends string = never>(spec: MetricSpec<L>): client.Counter<L> {
+  counter<L extends string = never>(
+    spec: MetricSpec<L> & { collect?: (this: client.Counter<L>) => void },
+  ): client.Counter<L> {
     checkMetricName(spec.name, "counter");
     return new client.Counter<L>({
       name: spec.name,
       help: spec.help,
       labelNames: spec.labelNames ?? [],
       registers: [this.registry],
+      collect: spec.collect,
     });
   }
 
@@ -317,9 +344,9 @@ export class Metrics {
    * @param records the records in them
    */
   produced(topic: string, bytes: number, records: number): void {
-    const labels = { topic };
-    this.inBytes.inc(labels, bytes);
-    this.inRecords.inc(labels, records);
+    const t = this.#topic(topic);
+    t.inBytes += bytes;
+    t.inRecords += records;
   }
 
   /**
@@ -331,9 +358,18 @@ export class Metrics {
    */
   fetched(topic: string, bytes: number, records: number): void {
     if (bytes === 0) return;
-    const labels = { topic };
-    this.outBytes.inc(labels, bytes);
-    this.outRecords.inc(labels, records);
+    const t = this.#topic(topic);
+    t.outBytes += bytes;
+    t.outRecords += records;
+  }
+
+  #topic(topic: string): TopicTraffic {
+    let t = this.#traffic.get(topic);
+    if (t === undefined) {
+      t = { inBytes: 0, inRecords: 0, outBytes: 0, outRecords: 0 };
+      this.#traffic.set(topic, t);
+    }
+    return t;
   }
 
   /**
