@@ -62,6 +62,7 @@ import { instrumentKv } from "../coordination/kv_instrument.ts";
 import { countBatchRecords, Metrics } from "../observability/metrics.ts";
 import { type LogFields, Logger } from "../observability/log.ts";
 import { installBrokerGauges } from "./broker_metrics.ts";
+import { type FetchManyRequest, type FetchManyResult, FetchSessions } from "./fetch_session.ts";
 
 export type { Acks, BatchAppendResult, ProduceRecord, RecordOffset } from "./produce.ts";
 
@@ -175,6 +176,8 @@ export class Broker {
   readonly #holds = new SequenceHolds();
   /** Read buffers for fetch answers, reused once each answer is made (read_buffers.ts). */
   readonly readBuffers: ReadBufferPool = new ReadBufferPool();
+  /** The fetch-session core (fetch_session.ts): every multi-partition fetch goes through it. */
+  readonly fetchSessions: FetchSessions;
   #draining = false;
   #closed: Promise<void> | null = null;
 
@@ -187,6 +190,13 @@ export class Broker {
     lock: Deno.FsFile,
   ) {
     this.#lock = lock;
+    this.fetchSessions = new FetchSessions({
+      readableReplica: (topic, partition) => this.readableReplica(topic, partition),
+      leaderReplica: (topic, partition, epoch) => this.#leaderReplica(topic, partition, epoch),
+      draining: () => this.#draining,
+      pool: this.readBuffers,
+      now: opts.now,
+    }, { maxSessions: config.fetchSessionCacheSlots });
     this.id = opts.id;
     this.role = opts.role ?? "broker";
     this.config = config;
@@ -742,6 +752,26 @@ export class Broker {
     );
     if (outcome === "closed" && replica.closing) return result;
     result = await replica.read(offset, opts.maxBytes, opts.alloc);
+    return result;
+  }
+
+  /**
+   * Fetches from many partitions with one wait (fetch_session.ts): HTTP multi-partition
+   * fetch, WebSocket push, the Kafka listener's Fetch and followers all read through it.
+   *
+   * @param req partitions, wait, sizes, optional session and follower identity
+   * @returns per-partition results and errors; call `release()` once done with the bytes
+   * @throws {RillError} INVALID_REQUEST, FETCH_SESSION_ID_NOT_FOUND,
+   *   INVALID_FETCH_SESSION_EPOCH (partition errors are in the results)
+   */
+  async fetchMany(req: FetchManyRequest): Promise<FetchManyResult> {
+    const result = await this.fetchSessions.fetch(req);
+    for (const p of result.partitions) {
+      if (p.bytes.length === 0) continue;
+      if (req.replicaId !== undefined) {
+        this.metrics.replicationOutBytes.inc({ topic: p.topic }, p.bytes.length);
+      } else this.metrics.fetched(p.topic, p.bytes.length, countBatchRecords(p.bytes));
+    }
     return result;
   }
 
