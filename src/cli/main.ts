@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { type CliIo, processIo, UsageError } from "./common.ts";
+import { type CliIo, didYouMean, processIo, UsageError } from "./common.ts";
 
 /**
  * The top-level help.
@@ -36,6 +36,7 @@ Client commands (each takes --broker URL, default $RILL_BROKER or http://127.0.0
   cluster    status
   auth       bootstrap | keys create|list|revoke | whoami     (brokers run with --auth)
   acls       add | list | remove
+  perf       produce | consume   load test: progress each second, a summary at the end
 
 Run "rill <command> --help" for a command's options.
 `;
@@ -62,6 +63,7 @@ const COMMANDS: Record<string, () => Promise<CommandModule>> = {
   groups: () => import("./groups.ts"),
   auth: () => import("./auth.ts"),
   acls: () => import("./acls.ts"),
+  perf: () => import("./perf.ts"),
 };
 
 /**
@@ -93,7 +95,14 @@ export async function runCli(args: string[], io: CliIo = processIo()): Promise<n
       return typeof result === "number" ? result : undefined;
     }
     const load = COMMANDS[command];
-    if (!load) throw new UsageError(`Unknown command "${command}"; run "rill --help"`);
+    if (!load) {
+      const hint = didYouMean(command, [...Object.keys(COMMANDS), "broker", "follower"]);
+      throw new UsageError(
+        `Unknown command "${command}"${
+          hint ? ` (did you mean "${hint}"?)` : ""
+        }; run "rill --help"`,
+      );
+    }
     const mod = await load();
     return await mod.run(rest, io);
   } catch (e) {
