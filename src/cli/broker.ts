@@ -68,6 +68,22 @@ ${SECURITY_HELP}${REPLICATION_HELP}${OBSERVE_HELP}  -h, --help             show 
 Stop it with Ctrl-C or SIGTERM: it finishes in-flight appends and closes its logs cleanly.
 `;
 
+/** The help text of `rill follower`. */
+export const FOLLOWER_HELP = BROKER_HELP
+  .replace(
+    /^Usage: rill broker \[options\]\n\nRuns a broker: [^\n]*\n/,
+    `Usage: rill follower [options]
+
+Runs an observer replica (for edge sites): copies the committed records of the topics it is
+given (--topics; default all) from their leaders into --data and serves reads of them (JSON,
+raw batches, SSE) close to consumers. It never leads, is never in an ISR, never counts
+toward acks=all and never becomes the controller; writes sent to it are refused with
+NOT_LEADER_OR_FOLLOWER naming the leader, which clients follow. It needs the cluster's KV
+(--kv) like a broker, and with --auth the cluster secret.
+`,
+  )
+  .replaceAll("rill broker", "rill follower");
+
 /** Parsed `rill broker` options. */
 export interface BrokerArgs {
   id: number;
@@ -177,9 +193,7 @@ export async function runBroker(args: string[], role: BrokerRole = "broker"): Pr
   const opts = parseBrokerArgs(args);
   if (opts.help) {
     await Deno.stdout.write(
-      new TextEncoder().encode(
-        role === "broker" ? BROKER_HELP : BROKER_HELP.replaceAll("rill broker", "rill follower"),
-      ),
+      new TextEncoder().encode(role === "broker" ? BROKER_HELP : FOLLOWER_HELP),
     );
     return;
   }
