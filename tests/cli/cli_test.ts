@@ -350,8 +350,8 @@ Deno.test("rill CLI against a broker process", async (t) => {
     );
     assertOneLineError(await rill(["produce", "lines", "--bogus"], { env }), /bogus/);
     assertOneLineError(
-      await rill(["consume", "lines", "--offset", "3"], { env }),
-      /--offset needs --partition/,
+      await rill(["consume", "lines", "--offset", "3", "--from-beginning"], { env }),
+      /--offset, --from-timestamp and --from-beginning cannot be combined/,
     );
     assertOneLineError(
       await rill(["produce", "lines", "--key-separator", ":"], { env, stdin: "no separator\n" }),
