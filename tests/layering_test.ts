@@ -1,6 +1,7 @@
 /**
  * The client and the protocol layer never import server code (ARCHITECTURE.md's layers):
- * reads every import specifier of mod.ts, src/client/ and src/protocol/ and resolves it.
+ * reads every import specifier of mod.ts, src/client/ and src/protocol/ and resolves it. Their
+ * packages are pinned npm: specifiers (the client travels without the import map).
  */
 import assert from "node:assert/strict";
 
@@ -57,8 +58,15 @@ Deno.test("mod.ts, src/client and src/protocol import no server code", async () 
     const source = await Deno.readTextFile(url);
     for (const spec of importSpecifiers(source)) {
       if (!spec.startsWith(".") && !spec.startsWith("/")) {
-        // Bare specifiers: only the import map's client-safe packages and node: built-ins.
-        if (spec !== "hash-wasm") violations.push(`${file} imports package "${spec}"`);
+        // Packages: full, pinned npm: specifiers only, so that the client resolves without
+        // this repository's import map (a bare name does not) and runs in browsers (node:
+        // built-ins do not).
+        if (!/^npm:(@[^/@]+\/)?[^/@]+@\d+\.\d+\.\d+(\/|$)/.test(spec)) {
+          violations.push(
+            `${file} imports "${spec}": the client may import only pinned npm: specifiers ` +
+              `(npm:name@1.2.3), since it must load without the import map and in browsers`,
+          );
+        }
         continue;
       }
       const target = new URL(spec, url).pathname.slice(ROOT.pathname.length);
@@ -76,4 +84,31 @@ Deno.test("src/client uses no Deno-only API, so it runs wherever fetch exists", 
     const code = source.replace(/\/\*[\s\S]*?\*\//g, "").replace(/\/\/.*$/gm, "");
     assert.doesNotMatch(code, /\bDeno\./, `${file} uses Deno.*`);
   }
+});
+
+Deno.test("src/ws is a skin over the broker: of src/http it imports only the shared security state", async () => {
+  const allowed = new Set(["src/http/auth.ts", "src/http/security.ts", "src/http/quotas.ts"]);
+  const violations: string[] = [];
+  for (const file of await filesUnder("src/ws/")) {
+    const url = new URL(file, ROOT);
+    for (const spec of importSpecifiers(await Deno.readTextFile(url))) {
+      if (!spec.startsWith(".")) continue;
+      const target = new URL(spec, url).pathname.slice(ROOT.pathname.length);
+      if (target.startsWith("src/http/") && !allowed.has(target)) {
+        violations.push(`${file} imports ${target}`);
+      }
+      if (target.startsWith("src/cli/") || target === "cli.ts") {
+        violations.push(`${file} imports ${target}`);
+      }
+    }
+  }
+  for (const file of await filesUnder("src/http/")) {
+    const url = new URL(file, ROOT);
+    for (const spec of importSpecifiers(await Deno.readTextFile(url))) {
+      if (!spec.startsWith(".")) continue;
+      const target = new URL(spec, url).pathname.slice(ROOT.pathname.length);
+      if (target.startsWith("src/ws/")) violations.push(`${file} imports ${target}`);
+    }
+  }
+  assert.deepEqual(violations, []);
 });

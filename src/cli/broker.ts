@@ -4,6 +4,7 @@
  * ```
  * rill broker [--id N] [--data DIR] [--kv PATH|URL] [--listen HOST:PORT] [--advertised-url URL]
  *             [--request-body-timeout-ms N]
+ *             [--kafka-listen HOST:PORT] [--kafka-advertised HOST:PORT] [--no-kafka]
  *             [--auth] [--tls-cert FILE --tls-key FILE] [--cluster-secret S] [quota flags]
  * ```
  *
@@ -11,7 +12,8 @@
  *
  * When it is ready it prints exactly one line to stdout,
  * `rill broker <id> listening on http://<host>:<port>` (tests read the port from it when
- * listening on port 0); everything else goes to stderr. SIGINT or SIGTERM stops it
+ * listening on port 0), preceded by `rill broker <id> kafka listening on <host>:<port>` when
+ * the Kafka listener runs; everything else goes to stderr. SIGINT or SIGTERM stops it
  * gracefully: no new requests, in-flight appends finish, logs close with their
  * clean-shutdown marker, and the process exits 0. A second signal exits at once (status 130).
  *
@@ -20,7 +22,10 @@
 import { parseArgs } from "node:util";
 import { Broker } from "../broker/broker.ts";
 import type { BrokerRole } from "../coordination/cluster.ts";
-import { createApp } from "../http/app.ts";
+import { createApp, securityOf } from "../http/app.ts";
+import { buildSecurity } from "../http/security.ts";
+import { KafkaListener } from "../kafka/listener.ts";
+import { wsEndpoint } from "../ws/endpoint.ts";
 import { installNativeCrc32c } from "../protocol/native_crc32c.ts";
 import { tuneMalloc } from "../broker/malloc_tuning.ts";
 import {
@@ -63,6 +68,13 @@ Options:
                          (default http://HOST:PORT of --listen)
   --request-body-timeout-ms N  a request body must arrive within N ms of being read,
                          else 408 REQUEST_BODY_TIMEOUT (default 30000)
+  --kafka-listen HOST:PORT  Kafka wire-protocol listener for Kafka clients (kcat,
+                         librdkafka, kafkajs); default the --listen host with port + 1000
+                         (127.0.0.1:9092 by default; port 0 when --listen has port 0);
+                         TLS (SASL_SSL) with --tls-cert, SASL/PLAIN required with --auth
+  --kafka-advertised HOST:PORT  address Kafka clients are told to connect to
+                         (default: the --kafka-listen address)
+  --no-kafka             do not listen for Kafka clients
 ${SECURITY_HELP}${REPLICATION_HELP}${OBSERVE_HELP}  -h, --help             show this help
 
 Stop it with Ctrl-C or SIGTERM: it finishes in-flight appends and closes its logs cleanly.
@@ -84,6 +96,8 @@ NOT_LEADER_OR_FOLLOWER naming the leader, which clients follow. It needs the clu
   )
   .replaceAll("rill broker", "rill follower");
 
+const HOST_PORT = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/;
+
 /** Parsed `rill broker` options. */
 export interface BrokerArgs {
   id: number;
@@ -92,6 +106,8 @@ export interface BrokerArgs {
   hostname: string;
   port: number;
   advertisedUrl?: string;
+  /** the Kafka listener's address, or null when it is off */
+  kafka: { hostname: string; port: number; advertised?: string } | null;
   help: boolean;
   /** --auth, TLS, cluster secret and quota flags */
   security: SecurityArgs;
@@ -124,6 +140,9 @@ export function parseBrokerArgs(args: string[]): BrokerArgs {
         listen: { type: "string" },
         "advertised-url": { type: "string" },
         "request-body-timeout-ms": { type: "string" },
+        "kafka-listen": { type: "string" },
+        "kafka-advertised": { type: "string" },
+        "no-kafka": { type: "boolean" },
         help: { type: "boolean", short: "h" },
         ...SECURITY_OPTIONS,
         ...REPLICATION_OPTIONS,
@@ -140,7 +159,7 @@ export function parseBrokerArgs(args: string[]): BrokerArgs {
     throw new UsageError(`--id must be a non-negative integer, got "${idText}"`);
   }
   const listen = values.listen ?? "127.0.0.1:8092";
-  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(listen);
+  const m = HOST_PORT.exec(listen);
   if (!m || Number(m[3]) > 65535) {
     throw new UsageError(`--listen must be HOST:PORT (e.g. 127.0.0.1:8092), got "${listen}"`);
   }
@@ -159,13 +178,45 @@ export function parseBrokerArgs(args: string[]): BrokerArgs {
     }
     replication.config.requestBodyTimeoutMs = Number(bodyTimeout);
   }
+  const hostname = m[1] ?? (m[2] || "0.0.0.0");
+  const port = Number(m[3]);
+  let kafka: BrokerArgs["kafka"] = null;
+  if (values["no-kafka"]) {
+    if (values["kafka-listen"] !== undefined || values["kafka-advertised"] !== undefined) {
+      throw new UsageError(
+        `--no-kafka cannot be combined with --kafka-listen or --kafka-advertised`,
+      );
+    }
+  } else {
+    const kl = values["kafka-listen"];
+    if (kl === undefined) {
+      kafka = { hostname, port: port === 0 || port + 1000 > 65535 ? 0 : port + 1000 };
+    } else {
+      const km = HOST_PORT.exec(kl);
+      if (!km || Number(km[3]) > 65535) {
+        throw new UsageError(`--kafka-listen must be HOST:PORT (e.g. 127.0.0.1:9092), got "${kl}"`);
+      }
+      kafka = { hostname: km[1] ?? (km[2] || "0.0.0.0"), port: Number(km[3]) };
+    }
+    const ka = values["kafka-advertised"];
+    if (ka !== undefined) {
+      const am = HOST_PORT.exec(ka);
+      if (!am || am[1] === undefined && !am[2] || Number(am[3]) > 65535 || Number(am[3]) === 0) {
+        throw new UsageError(
+          `--kafka-advertised must be HOST:PORT with a host and a port (e.g. kafka.example.com:9092), got "${ka}"`,
+        );
+      }
+      kafka.advertised = ka;
+    }
+  }
   return {
     id: Number(idText),
     dataDir: values.data ?? "./data",
     kv: values.kv,
-    hostname: m[1] ?? (m[2] || "0.0.0.0"),
-    port: Number(m[3]),
+    hostname,
+    port,
     advertisedUrl,
+    kafka,
     help: values.help ?? false,
     security: parseSecurityArgs(values),
     replication,
@@ -230,7 +281,10 @@ export async function runBroker(args: string[], role: BrokerRole = "broker"): Pr
     logger.addSecret(security.clusterSecret);
     broker.replication.requestHeaders = { "Rill-Cluster-Secret": security.clusterSecret };
   }
-  const app = createApp(broker, security);
+  // The HTTP app and the WebSocket endpoint share one security state (keys, ACLs, quotas).
+  const installed = buildSecurity(broker.kv, security);
+  const app = createApp(broker, security, installed);
+  const ws = wsEndpoint(broker, installed);
   const malloc = tuneMalloc();
   let server: Deno.HttpServer<Deno.NetAddr>;
   let addr: Deno.NetAddr;
@@ -240,7 +294,7 @@ export async function runBroker(args: string[], role: BrokerRole = "broker"): Pr
         server = Deno.serve(
           { hostname: opts.hostname, port: opts.port, onListen: resolve, ...tls },
           // The info's `completed` tells the fetch routes when an answer has been sent.
-          (req, info) => app.fetch(req, info),
+          (req, info) => ws(req) ?? app.fetch(req, info),
         );
       } catch (e) {
         reject(e);
@@ -283,7 +337,25 @@ export async function runBroker(args: string[], role: BrokerRole = "broker"): Pr
       throw new Error(`Cannot listen on ${hostname}:${port} for metrics: ${(e as Error).message}`);
     }
   }
-  await broker.register(advertised);
+  let kafka: KafkaListener | null = null;
+  if (opts.kafka) {
+    try {
+      kafka = KafkaListener.listen(broker, {
+        hostname: opts.kafka.hostname,
+        port: opts.kafka.port,
+        advertised: opts.kafka.advertised,
+        tls,
+        security: securityOf(app),
+      });
+    } catch (e) {
+      await (metricsServer as Deno.HttpServer<Deno.NetAddr> | null)?.shutdown();
+      await server!.shutdown();
+      await broker.close();
+      malloc.close();
+      throw e;
+    }
+  }
+  await broker.register(advertised, kafka?.advertised);
 
   let signalled: (name: string) => void = () => {};
   const stopped = new Promise<string>((resolve) => signalled = resolve);
@@ -296,13 +368,25 @@ export async function runBroker(args: string[], role: BrokerRole = "broker"): Pr
     Deno.addSignalListener(sig, handler);
     return { sig, handler };
   });
+  if (kafka) {
+    const k = kafka.addr;
+    console.log(
+      `rill ${role} ${opts.id} kafka listening on ${urlHost(k.hostname)}:${k.port}` +
+        (kafka.advertised !== `${urlHost(k.hostname)}:${k.port}`
+          ? ` (advertised ${kafka.advertised})`
+          : ""),
+    );
+  }
   console.log(`rill ${role} ${opts.id} listening on ${listenUrl}`);
 
   const sig = await stopped;
   logger.info(`${sig} received, shutting down`);
   broker.beginShutdown();
-  await server!.shutdown();
-  await (metricsServer as Deno.HttpServer<Deno.NetAddr> | null)?.shutdown();
+  await Promise.all([
+    server!.shutdown(),
+    kafka?.close(),
+    (metricsServer as Deno.HttpServer<Deno.NetAddr> | null)?.shutdown(),
+  ]);
   await broker.close();
   metrics.close();
   malloc.close();

@@ -9,6 +9,8 @@
  * /v1/cluster           routes/cluster.ts
  * /v1/topics            routes/topics.ts (admin) and routes/records.ts (produce, fetch, offsets)
  * /v1/groups            routes/groups.ts (consumer groups)
+ * /ui                   console.ts (the web console: static files, no credentials needed;
+ *                       its data comes from the API with the user's key)
  * ```
  *
  * CORS is open (`Access-Control-Allow-Origin: *`, no credentials) so browser code on any
@@ -28,21 +30,46 @@ import type { Broker } from "../broker/broker.ts";
 import { openCors, openCorsHeaders, type OpenCorsOptions } from "./cors.ts";
 import { notFound, onError } from "./errors.ts";
 import { bodyTimeout } from "./params.ts";
+import { recordLane } from "./record_lane.ts";
 import { replicaFetchLane } from "./replica_fetch_lane.ts";
 import { authRoutes } from "./routes/auth.ts";
-import { type AppSecurityOptions, useLimits, useSecurity } from "./security.ts";
+import {
+  type AppSecurityOptions,
+  type InstalledSecurity,
+  useLimits,
+  useSecurity,
+} from "./security.ts";
+import type { Security } from "./auth.ts";
+
+const securities = new WeakMap<Hono, Security>();
+
+/**
+ * The security state (keys, ACLs, audit) of an app made by {@linkcode createApp}, for other
+ * listeners of the same broker (the Kafka listener checks the same keys and ACLs).
+ *
+ * @param app the app
+ * @returns its security state
+ */
+export function securityOf(app: Hono): Security {
+  const s = securities.get(app);
+  if (!s) throw new Error("not an app made by createApp()");
+  return s;
+}
 import { clusterRoutes } from "./routes/cluster.ts";
+import { consoleRoutes } from "./console.ts";
 import { groupRoutes } from "./routes/groups.ts";
 import { producerRoutes } from "./routes/producers.ts";
 import { recordRoutes } from "./routes/records.ts";
 import { topicRoutes } from "./routes/topics.ts";
-import { metricsRoute, observeReplicaLane, observeRequests } from "./observe.ts";
+import { metricsRoute, observeRecordLane, observeReplicaLane, observeRequests } from "./observe.ts";
 
 /**
  * Builds the HTTP app of a broker.
  *
  * @param broker the broker it serves
  * @param security auth, cluster secret and quotas (security.ts); default: auth off
+ * @param installed the security state, when shared with the WebSocket endpoint (src/ws;
+ *   security.ts `buildSecurity`); default: built from `security`
  * @returns the Hono app (`app.fetch` is the handler for `Deno.serve`; give it the handler
  *   info too, as `app.fetch(req, info)`, so large fetch answers are sent without a copy)
  * @example
@@ -51,14 +78,19 @@ import { metricsRoute, observeReplicaLane, observeRequests } from "./observe.ts"
  * const res = await app.request("/healthz");
  * ```
  */
-export function createApp(broker: Broker, security: AppSecurityOptions = {}): Hono {
+export function createApp(
+  broker: Broker,
+  security: AppSecurityOptions = {},
+  installed?: InstalledSecurity,
+): Hono {
   const app = new Hono();
   app.onError(onError);
   app.notFound(notFound);
   // Metrics and the request log see every answer, the refused ones included (observe.ts).
   app.use("*", observeRequests(broker.metrics, broker.logger));
   // URL and header limits first; authentication and quotas after /healthz (security.ts).
-  const installed = useLimits(app, broker.kv, security);
+  const state = useLimits(app, broker.kv, security, installed);
+  securities.set(app, state.security);
   // Browsers on other origins may call the API (the client runs wherever fetch exists);
   // no cookies are involved, and the Rill-* fetch headers are readable.
   const cors: OpenCorsOptions = {
@@ -75,7 +107,7 @@ export function createApp(broker: Broker, security: AppSecurityOptions = {}): Ho
 
   app.get("/healthz", (c) =>
     c.json(
-      installed.security.auth
+      state.security.auth
         // With auth on, a liveness probe tells strangers nothing more.
         ? { status: broker.draining ? "shutting-down" : "ok" }
         : {
@@ -84,17 +116,18 @@ export function createApp(broker: Broker, security: AppSecurityOptions = {}): Ho
           role: broker.role,
         },
     ));
-  useSecurity(app, installed);
-  app.get("/metrics", metricsRoute(broker.metrics, installed.security.auth));
+  app.route("/", consoleRoutes());
+  useSecurity(app, state);
+  app.get("/metrics", metricsRoute(broker.metrics, state.security.auth));
   // One app per broker in production; tests may build several, the last one counts.
   broker.metrics.registry.removeSingleMetric("rill_streams_open");
   broker.metrics.gauge({
     name: "rill_streams_open",
     help: "Long polls (maxWaitMs > 0) and SSE streams open now.",
-    collect: (g) => g.set(installed.quotas.openStreams),
+    collect: (g) => g.set(state.quotas.openStreams),
   });
   app.use("*", bodyTimeout(broker.config.requestBodyTimeoutMs));
-  app.route("/v1/auth", authRoutes(installed.security));
+  app.route("/v1/auth", authRoutes(state.security));
   app.route("/v1/cluster", clusterRoutes(broker));
   app.route("/v1/producers", producerRoutes(broker));
   app.route("/v1/topics", recordRoutes(broker));
@@ -110,14 +143,20 @@ export function createApp(broker: Broker, security: AppSecurityOptions = {}): Ho
       onRebalance: (group) => broker.metrics.groupRebalances.inc({ group }),
     }),
   );
-  // Followers' fetches, the hottest requests between brokers, skip the middleware chain
-  // when it would let them through unchanged (replica_fetch_lane.ts).
-  const lane = replicaFetchLane(broker, installed, openCorsHeaders(cors));
+  // Followers' fetches, the hottest requests between brokers, and clients' raw-batch
+  // produce and fetch skip the middleware chain when it would let them through unchanged
+  // (replica_fetch_lane.ts, record_lane.ts).
+  const corsHeaders = openCorsHeaders(cors);
+  const lane = replicaFetchLane(broker, state, corsHeaders);
   const dispatch = app.fetch;
+  const records = recordLane(broker, state, corsHeaders, (req, env) => dispatch(req, env));
   app.fetch = (req, ...rest) => {
     const start = performance.now();
-    const answer = lane(req, rest[0]);
-    return answer ? observeReplicaLane(broker.metrics, answer, start) : dispatch(req, ...rest);
+    const replica = lane(req, rest[0]);
+    if (replica) return observeReplicaLane(broker.metrics, replica, start);
+    const record = records(req, rest[0]);
+    if (record) return observeRecordLane(broker.metrics, req, record, start);
+    return dispatch(req, ...rest);
   };
   return app;
 }

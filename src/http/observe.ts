@@ -115,10 +115,56 @@ export async function observeReplicaLane(
     (performance.now() - start) / 1000,
   );
   if (res.status >= 400) {
-    const code = res.status === 409 ? "FENCED_LEADER_EPOCH" : String(res.status);
-    metrics.requestErrors.inc({ api: "http", code });
+    metrics.requestErrors.inc({ api: "http", code: await answerCode(res) });
   }
   return res;
+}
+
+/**
+ * Counts a client's raw-batch produce or fetch answered by the record lane (record_lane.ts,
+ * which skips the middleware): the request, its latency (produce by acks) and its error.
+ *
+ * @param metrics the broker's metrics
+ * @param req the request
+ * @param answer the lane's answer
+ * @param start `performance.now()` when it arrived
+ * @returns the same answer
+ */
+export async function observeRecordLane(
+  metrics: Metrics,
+  req: Request,
+  answer: Promise<Response>,
+  start: number,
+): Promise<Response> {
+  const res = await answer;
+  const seconds = (performance.now() - start) / 1000;
+  const produce = req.method === "POST";
+  metrics.requests.inc({
+    api: "http",
+    route: produce ? PRODUCE_ROUTE : FETCH_ROUTE,
+    status: String(res.status),
+  });
+  if (produce) {
+    const acks = /[?&]acks=([^&#]*)/.exec(req.url)?.[1] ?? "all";
+    metrics.produceDuration.observe({ api: "http", acks: ACKS[acks] ?? "invalid" }, seconds);
+  } else metrics.fetchDuration.observe({ api: "http", kind: "consumer" }, seconds);
+  if (res.status >= 400) {
+    metrics.requestErrors.inc({ api: "http", code: await answerCode(res) });
+    if (res.status === 429) metrics.throttled.inc({ api: "http" });
+  }
+  return res;
+}
+
+/** The error code of a lane's error answer, read from its (small JSON) body. */
+async function answerCode(res: Response): Promise<string> {
+  try {
+    const body = await res.clone().json();
+    const code = body?.error?.code;
+    if (typeof code === "string") return code;
+  } catch {
+    // not a JSON error body
+  }
+  return res.status >= 500 ? "UNKNOWN_SERVER_ERROR" : "INVALID_REQUEST";
 }
 
 /**
