@@ -16,7 +16,9 @@ const SUITES: Record<string, () => Promise<Suite>> = {
   replication: () => import("./replication_bench.ts"),
   streams: () => import("./streams_bench.ts"),
   metrics: () => import("./metrics_bench.ts"),
+  kv: () => import("./kv_bench.ts"),
   kafka: () => import("./kafka_bench.ts"),
+  compression: () => import("./compression_bench.ts"),
 };
 
 const wanted = Deno.args.length > 0 ? Deno.args : Object.keys(SUITES);

@@ -15,6 +15,7 @@
  * @module
  */
 import { type Acks, Rill } from "../client/mod.ts";
+import { isCompressionType } from "../protocol/compression.ts";
 import {
   type CliIo,
   connection,
@@ -27,7 +28,7 @@ import {
 /** The help of `rill perf`. */
 export const HELP = `Usage:
   rill perf produce --topic T --records N --record-size B [--rate R] [--acks all|1|0]
-                    [--compression none] [--batch-bytes N] [--linger-ms N] [--json]
+                    [--compression CODEC] [--batch-bytes N] [--linger-ms N] [--json]
   rill perf consume --topic T [--group G] [--records N] [--timeout-ms T] [--json]
 
 Measures throughput and latency through the client library. Prints a progress line each
@@ -45,7 +46,7 @@ Options:
   --record-size B      the value size in bytes (produce)
   --rate R             at most R records a second (produce)
   --acks all|1|0       acknowledgement level (produce; default all)
-  --compression TYPE   batch compression (produce; only "none" is supported so far)
+  --compression CODEC  batch compression (produce): none (default), gzip, snappy, lz4, zstd
   --batch-bytes N      the producer's batch size (default 1048576)
   --linger-ms N        the producer's linger (default 5)
   --group G            consume as a member of group G
@@ -240,13 +241,14 @@ async function perfProduce(
     throw new UsageError(`--acks must be all, 1 or 0, got "${acks}"`);
   }
   const compression = str("compression") ?? "none";
-  if (compression !== "none") {
+  if (!isCompressionType(compression)) {
     throw new UsageError(
-      `--compression "${compression}" is not supported: the client sends uncompressed batches`,
+      `--compression must be none, gzip, snappy, lz4 or zstd, got "${compression}"`,
     );
   }
   const producer = rill.producer({
     acks: acks as Acks,
+    compression,
     batchBytes: intOption("--batch-bytes", str("batch-bytes"), 1) ?? 1 << 20,
     lingerMs: intOption("--linger-ms", str("linger-ms"), 0) ?? 5,
   });

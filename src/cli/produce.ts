@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { isCompressionType } from "../protocol/compression.ts";
 import { type Message, Rill } from "../client/mod.ts";
 import {
   type CliIo,
@@ -27,6 +28,7 @@ import {
 export const HELP = `Usage:
   rill produce TOPIC [--key-separator SEP] [--partition P] [--acks all|1|0]
                      [--file PATH] [--header K=V]… [--format text|json] [--verbose]
+                     [--compression none|gzip|snappy|lz4|zstd]
 
 Sends each line of stdin (or of --file) as one record (without its line ending). Keyed
 lines go to the partition of their key (Kafka's murmur2), keyless lines are spread over
@@ -42,6 +44,7 @@ Options:
                        {"key"?, "value", "headers"?: {"k": "v"}, "partition"?, "timestamp"?,
                        "keyEncoding"?/"valueEncoding"?: "base64"}
   --verbose            print "PARTITION OFFSET" of each record on stdout, in input order
+  --compression CODEC  compress batches with none (default), gzip, snappy, lz4 or zstd
   --broker URL         broker to talk to (default $RILL_BROKER or http://127.0.0.1:8092)
   --api-key KEY        API key (default $RILL_API_KEY)
   --ca-file PEM        CA certificate for https:// brokers (default $RILL_CA_FILE)
@@ -56,6 +59,7 @@ const OPTIONS = {
   header: { type: "string", multiple: true },
   format: { type: "string" },
   verbose: { type: "boolean" },
+  compression: { type: "string" },
 } as const;
 
 function fromBase64(text: string, what: string, lineNo: number): Uint8Array {
@@ -258,8 +262,17 @@ export async function run(args: string[], io: CliIo): Promise<number> {
   if (acks !== "all" && acks !== "1" && acks !== "0" && acks !== "-1") {
     throw new UsageError(`--acks must be all, 1 or 0, got "${acks}"`);
   }
+  const compression = values.compression ?? "none";
+  if (!isCompressionType(compression)) {
+    throw new UsageError(
+      `--compression must be none, gzip, snappy, lz4 or zstd, got "${compression}"`,
+    );
+  }
   const rill = new Rill({ ...connection(values) });
-  const producer = rill.producer({ acks: acks === "-1" ? "all" : acks as "all" | "1" | "0" });
+  const producer = rill.producer({
+    acks: acks === "-1" ? "all" : acks as "all" | "1" | "0",
+    compression,
+  });
   const pending = new Set<Promise<unknown>>();
   let failure: unknown = undefined;
   let produced = 0;

@@ -3,8 +3,9 @@
  *
  * ```
  * GET /metrics          Prometheus text format (observe.ts; with auth on: describe on the cluster)
- * GET /healthz          {"status":"ok"|"shutting-down","brokerId","role"}   (always 200: a liveness probe;
- *                       with auth on, only {"status"} and no credentials needed)
+ * GET /healthz          {"status":"ok"|"shutting-down","brokerId","role","kv"}   (always 200: a liveness
+ *                       probe; "kv": {"reachable","unreachableSince","oldestPendingMs"}, see
+ *                       coordination/kv_health.ts; with auth on, only {"status"}, no credentials needed)
  * /v1/auth              routes/auth.ts (API keys and ACLs)
  * /v1/cluster           routes/cluster.ts
  * /v1/topics            routes/topics.ts (admin) and routes/records.ts (produce, fetch, offsets)
@@ -63,6 +64,18 @@ import { recordRoutes } from "./routes/records.ts";
 import { topicRoutes } from "./routes/topics.ts";
 import { metricsRoute, observeRecordLane, observeReplicaLane, observeRequests } from "./observe.ts";
 
+/** The KV's health as /healthz shows it. */
+function kvHealthJson(broker: Broker) {
+  const s = broker.kvHealth.status();
+  return {
+    reachable: s.reachable,
+    unreachableSince: s.unreachableSinceMs === null
+      ? null
+      : new Date(s.unreachableSinceMs).toISOString(),
+    oldestPendingMs: Math.round(s.oldestPendingMs),
+  };
+}
+
 /**
  * Builds the HTTP app of a broker.
  *
@@ -114,6 +127,7 @@ export function createApp(
           status: broker.draining ? "shutting-down" : "ok",
           brokerId: broker.id,
           role: broker.role,
+          kv: kvHealthJson(broker),
         },
     ));
   app.route("/", consoleRoutes());
@@ -141,6 +155,7 @@ export function createApp(
       logEndOffset: (topic, partition) => broker.logEndOffset(topic, partition),
       offsetForTimestamp: (topic, partition, ts) => broker.offsetForTimestamp(topic, partition, ts),
       onRebalance: (group) => broker.metrics.groupRebalances.inc({ group }),
+      liveness: broker.groupLiveness,
     }),
   );
   // Followers' fetches, the hottest requests between brokers, and clients' raw-batch

@@ -79,6 +79,25 @@ Deno.test("rill perf produces and consumes what it reports, with progress and JS
   const lag = await (await fetch(`${broker.url}/v1/groups/perf/offsets`)).json();
   assert.equal(lag.totalLag, 0, "the group committed what it read");
 
+  // Compressed batches: the records land all the same.
+  const zipped = await rill([
+    "perf",
+    "produce",
+    "--topic",
+    "load",
+    "--records",
+    "500",
+    "--record-size",
+    "100",
+    "--compression",
+    "gzip",
+    "--json",
+  ], env);
+  assert.equal(zipped.code, 0, zipped.stderr);
+  assert.equal(JSON.parse(zipped.stdout).records, 500);
+  const after = await rill(["perf", "consume", "--topic", "load", "--json"], env);
+  assert.equal(JSON.parse(after.stdout).records, 3500);
+
   const bad = await rill(["perf", "produce", "--topic", "load", "--records", "-5"], env);
   assert.equal(bad.code, 2);
   assert.equal(bad.stderr.trim(), "rill: --records must be at least 1, got -5");
