@@ -79,6 +79,8 @@ export interface ReplicaFetcherOptions {
    * (leader_fetcher.ts): one request per leader; absent, this fetcher polls on its own
    */
   shared?: LeaderFetcher;
+  /** told of the bytes of each fetch answer appended (for metrics) */
+  onCopied?: (bytes: number) => void;
 }
 
 /**
@@ -404,6 +406,7 @@ export class ReplicaFetcher {
     // A compacted leader log has offset gaps; the follower's log takes contiguous batches.
     const contiguous = fillOffsetGaps(bytes, offset, r.log.latestEpoch());
     await r.appendAsFollower(contiguous, Number.isSafeInteger(hw) ? hw : 0);
+    if (contiguous.length > 0) this.#o.onCopied?.(contiguous.length);
   }
 
   #sleep(ms: number): Promise<void> {
