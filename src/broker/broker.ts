@@ -43,6 +43,15 @@ import { BackgroundTasks } from "./background_tasks.ts";
 import { PartitionLookup } from "./partition_lookup.ts";
 import { TopicAdmin, type TopicDescription } from "./broker_topics.ts";
 import { ProducePath } from "./broker_produce.ts";
+import { ClusterAdmin } from "./cluster_admin.ts";
+import { MoveStore } from "../coordination/moves.ts";
+import {
+  encodeReport,
+  figuresKey,
+  readLeaderReports,
+  type ReportChunk,
+  type ReportedFigures,
+} from "../coordination/leader_reports.ts";
 import { type FetchOptions, FetchPath, type OffsetSpec } from "./broker_fetch.ts";
 
 export type { Acks, BatchAppendResult, ProduceRecord, RecordOffset } from "./produce.ts";
@@ -69,6 +78,8 @@ export interface BrokerOptions {
   log?: (line: string) => void;
   /** a follower (observer): the topics to copy (default: all) */
   observeTopics?: readonly string[];
+  /** the rack (zone) this broker is in: replicas of a partition spread over racks */
+  rack?: string;
 }
 
 /**
@@ -106,6 +117,10 @@ export class Broker {
   readonly controller: Controller | null;
   /** roles, replica fetchers and ISR writes */
   readonly replication: ReplicationManager;
+  /** rebalance, decommission, preferred leader election and cluster status */
+  readonly clusterAdmin: ClusterAdmin;
+  /** this broker's rack, if declared */
+  readonly rack: string | undefined;
   readonly #ownsKv: boolean;
   readonly #lock: Deno.FsFile;
   readonly #local: LocalTopics;
@@ -143,6 +158,7 @@ export class Broker {
     this.clusterId = clusterId;
     this.#log = opts.log ?? ((line) => console.error(`rill ${this.role} ${this.id}: ${line}`));
     this.#tasks = new BackgroundTasks(this.#log);
+    this.rack = opts.rack;
     this.topicStore = new TopicStore(kv);
     this.clusterStore = new ClusterStore(kv, config.sessionTimeoutMs, opts.now);
     this.partitionStates = new PartitionStateStore(kv);
@@ -187,6 +203,7 @@ export class Broker {
         if (force) this.#knownVersion = -1n;
         return this.refresh();
       },
+      decommissioned: () => this.clusterAdmin.decommissioned(),
     });
     this.#produce = new ProducePath({
       brokerId: opts.id,
@@ -202,8 +219,20 @@ export class Broker {
       draining: () => this.#draining,
       refresh: () => this.refresh(),
     });
+    const moves = new MoveStore(kv);
+    this.clusterAdmin = new ClusterAdmin({
+      kv,
+      cluster: this.clusterStore,
+      topics: this.topicStore,
+      states: this.partitionStates,
+      moves,
+      now: opts.now,
+    });
     this.controller = this.role === "broker"
       ? new Controller({
+        moves,
+        settings: config,
+        now: opts.now,
         brokerId: opts.id,
         lease: this.leaseStore,
         cluster: this.clusterStore,
@@ -293,11 +322,19 @@ export class Broker {
    */
   async register(url: string): Promise<void> {
     const first = this.#registration === null;
-    this.#registration = await this.clusterStore.register({ id: this.id, url, role: this.role });
+    this.#registration = await this.clusterStore.register({
+      id: this.id,
+      url,
+      role: this.role,
+      rack: this.rack,
+    });
     if (first) {
       this.#tasks.every(this.config.heartbeatIntervalMs, async () => {
         if (this.#registration) {
-          this.#registration = await this.clusterStore.heartbeat(this.#registration);
+          this.#registration = await this.clusterStore.heartbeat(
+            this.#registration,
+            this.role === "broker" ? this.#leaderReport() : undefined,
+          );
         }
       });
       if (this.role === "broker") {
@@ -521,6 +558,54 @@ export class Broker {
    */
   offsetForTimestamp(topic: string, partition: number, timestamp: number): Promise<number> {
     return this.listOffset(topic, partition, { timestamp });
+  }
+
+  /**
+   * A partition's log end offset as consumers see it (the high watermark) for lag, from
+   * any broker: live when this broker leads it, else the leader's latest report (written
+   * with its heartbeat), with the report's age.
+   *
+   * @param topic the topic
+   * @param partition the partition
+   * @returns the offset and its age in ms (0: live), or null when nobody reported it
+   * @throws {RillError} UNKNOWN_TOPIC_OR_PARTITION
+   */
+  async lagEndOffset(
+    topic: string,
+    partition: number,
+  ): Promise<{ offset: number; ageMs: number } | null> {
+    const state = await this.#lookup.topic(topic);
+    const r = state.replicas[partition];
+    if (r && r.role === "leader" && state.meta.partitions[partition]?.leader === this.id) {
+      return { offset: r.highWatermark, ageMs: 0 };
+    }
+    const now = Date.now();
+    if (this.#reports === null || now - this.#reports.readMs > 250) {
+      this.#reports = { readMs: now, figures: await readLeaderReports(this.kv) };
+    }
+    const f = this.#reports.figures.get(figuresKey(topic, partition));
+    return f ? { offset: f.highWatermark, ageMs: Math.max(0, now - f.atMs) } : null;
+  }
+
+  #reports: { readMs: number; figures: Map<string, ReportedFigures> } | null = null;
+
+  /** The figures of the partitions this broker leads, for its heartbeat (leader_reports.ts). */
+  #leaderReport(): ReportChunk[] {
+    const figures = [];
+    for (const t of this.#local.all()) {
+      for (const p of t.meta.partitions) {
+        const r = t.replicas[p.partition];
+        if (!r || r.role !== "leader" || p.leader !== this.id) continue;
+        figures.push({
+          topic: t.meta.name,
+          partition: p.partition,
+          highWatermark: r.highWatermark,
+          logEndOffset: r.logEndOffset,
+          bytes: r.log.size,
+        });
+      }
+    }
+    return encodeReport(Date.now(), figures);
   }
 
   // ---- background work and lifecycle ------------------------------------------------------

@@ -7,13 +7,38 @@
  * When the controller dies, its lease expires after the session timeout and another
  * broker takes over.
  *
+ * Healing and balancing ride on the same tick (no loop of their own, no extra KV reads
+ * when idle): preferred leader election every `leaderImbalanceCheckIntervalMs` when
+ * leadership is imbalanced (balance.ts, Kafka's auto.leader.rebalance), re-replication of
+ * the replicas of brokers dead longer than `replicaReplacementDelayMs`, and the pending
+ * moves of a rebalance or decommission (moves.ts), at most `maxConcurrentMoves` partitions
+ * moving at once.
+ *
  * @module
  */
-import type { ClusterStore } from "../coordination/cluster.ts";
+import type { BrokerStatus, ClusterStore } from "../coordination/cluster.ts";
 import type { LeaseStore } from "../coordination/leases.ts";
 import type { PartitionStateStore } from "../coordination/partition_states.ts";
-import type { TopicStore } from "../coordination/topics.ts";
-import { completeReassignment, electLeader } from "./election.ts";
+import type { TopicMetadata, TopicStore } from "../coordination/topics.ts";
+import type { MovePlanEntry, MoveStore } from "../coordination/moves.ts";
+import { completeReassignment, electLeader, startReassignment } from "./election.ts";
+import {
+  electPreferredLeader,
+  imbalancedPartitions,
+  type PlannedBroker,
+  replacementReplicas,
+} from "./balance.ts";
+import type { BrokerConfig } from "./config.ts";
+
+/** The settings the controller uses. */
+export type ControllerSettings = Pick<
+  BrokerConfig,
+  | "autoLeaderRebalanceEnable"
+  | "leaderImbalancePerBrokerPercentage"
+  | "leaderImbalanceCheckIntervalMs"
+  | "replicaReplacementDelayMs"
+  | "maxConcurrentMoves"
+>;
 
 /** What a {@linkcode Controller} needs. */
 export interface ControllerOptions {
@@ -31,6 +56,12 @@ export interface ControllerOptions {
   leaseTtlMs: number;
   /** where to report */
   log: (line: string) => void;
+  /** pending moves (rebalance, decommission); without it none are run */
+  moves?: MoveStore;
+  /** balancing settings (default: none of it runs) */
+  settings?: ControllerSettings;
+  /** the clock (ms since the epoch) */
+  now?: () => number;
 }
 
 /**
@@ -45,6 +76,9 @@ export interface ControllerOptions {
 export class Controller {
   readonly #o: ControllerOptions;
   #active = false;
+  #lastLeaderCheck = 0;
+  #planVersion = -1n;
+  #plan: MovePlanEntry = { plan: null, versionstamp: null };
 
   /** @param opts stores, lease and settings */
   constructor(opts: ControllerOptions) {
@@ -68,12 +102,17 @@ export class Controller {
     const was = this.#active;
     this.#active = lease !== null;
     if (!this.#active) return 0;
-    if (!was) o.log(`became the controller (lease epoch ${lease!.epoch})`);
-    const alive = new Set(
-      (await o.cluster.brokers()).filter((b) => b.alive && b.role === "broker").map((b) => b.id),
-    );
+    const now = (o.now ?? Date.now)();
+    if (!was) {
+      o.log(`became the controller (lease epoch ${lease!.epoch})`);
+      this.#lastLeaderCheck = now;
+      this.#planVersion = -1n;
+    }
+    const brokers = await o.cluster.brokers();
+    const alive = new Set(brokers.filter((b) => b.alive && b.role === "broker").map((b) => b.id));
+    const snapshot = await o.topics.snapshot();
     let changed = 0;
-    for (const topic of (await o.topics.snapshot()).topics) {
+    for (const topic of snapshot.topics) {
       const unclean = topic.configs["unclean.leader.election.enable"] === "true";
       for (const p of topic.partitions) {
         if (p.targetReplicas && completeReassignment(p) !== null) {
@@ -105,6 +144,124 @@ export class Controller {
         }
       }
     }
+    if (o.settings) changed += await this.#balance(snapshot, brokers, alive, now, o.settings);
+    return changed;
+  }
+
+  /** Preferred leaders, re-replication and pending moves (see the module doc). */
+  async #balance(
+    snapshot: { version: bigint; topics: TopicMetadata[] },
+    brokers: BrokerStatus[],
+    alive: ReadonlySet<number>,
+    now: number,
+    cfg: ControllerSettings,
+  ): Promise<number> {
+    const o = this.#o;
+    let changed = 0;
+    let moving = 0;
+    for (const t of snapshot.topics) for (const p of t.partitions) if (p.targetReplicas) moving++;
+    if (o.moves && snapshot.version !== this.#planVersion) {
+      this.#plan = await o.moves.get();
+      this.#planVersion = snapshot.version;
+    }
+    const decommissioned = new Set(this.#plan.plan?.decommissioned ?? []);
+    // Re-replication: replicas on brokers dead for longer than the delay move to live ones.
+    const gone = new Set(
+      brokers.filter((b) =>
+        b.role === "broker" && !b.alive && now - b.heartbeatMs >= cfg.replicaReplacementDelayMs
+      ).map((b) => b.id),
+    );
+    if (gone.size > 0 && moving < cfg.maxConcurrentMoves) {
+      const candidates: PlannedBroker[] = brokers
+        .filter((b) => alive.has(b.id) && !decommissioned.has(b.id))
+        .map((b) => ({ id: b.id, rack: b.rack }));
+      const counts = new Map<number, number>();
+      for (const t of snapshot.topics) {
+        for (const p of t.partitions) {
+          for (const id of p.replicas) counts.set(id, (counts.get(id) ?? 0) + 1);
+        }
+      }
+      for (const t of snapshot.topics) {
+        for (const p of t.partitions) {
+          if (moving >= cfg.maxConcurrentMoves) break;
+          if (p.targetReplicas || p.leader < 0 || !p.replicas.some((id) => gone.has(id))) continue;
+          const target = replacementReplicas(p.replicas, gone, candidates, counts);
+          if (target === null) continue;
+          const next = await o.states.update(
+            t.name,
+            p.partition,
+            (cur) => cur.targetReplicas ? null : startReassignment(cur, target),
+          );
+          if (next) {
+            moving++;
+            changed++;
+            o.log(
+              `re-replicating ${t.name}-${p.partition} from brokers ${p.replicas.join(",")} to ${
+                target.join(",")
+              } (brokers ${[...gone].join(",")} dead for over ${cfg.replicaReplacementDelayMs} ms)`,
+            );
+          }
+        }
+      }
+    }
+    // Pending moves of a rebalance or decommission.
+    const plan = this.#plan.plan;
+    if (o.moves && plan && plan.pending.length > 0 && moving < cfg.maxConcurrentMoves) {
+      const byName = new Map(snapshot.topics.map((t) => [t.name, t]));
+      const left = [];
+      for (const m of plan.pending) {
+        const p = byName.get(m.topic)?.partitions[m.partition];
+        if (!p) continue; // the topic or partition is gone
+        if (
+          moving >= cfg.maxConcurrentMoves || p.targetReplicas ||
+          !m.replicas.every((id) => alive.has(id))
+        ) {
+          left.push(m);
+          continue;
+        }
+        const next = await o.states.update(
+          m.topic,
+          m.partition,
+          (cur) => cur.targetReplicas ? null : startReassignment(cur, m.replicas),
+        );
+        if (next) {
+          moving++;
+          changed++;
+          o.log(
+            `moving ${m.topic}-${m.partition} to brokers ${m.replicas.join(",")} (${plan.kind})`,
+          );
+        } else if (!sameList(p.replicas, m.replicas)) left.push(m);
+      }
+      const updated = { ...plan, pending: left };
+      if (await o.moves.update(this.#plan, updated)) this.#plan = await o.moves.get();
+      else this.#planVersion = -1n;
+    }
+    // Preferred leaders, every check interval.
+    if (
+      cfg.autoLeaderRebalanceEnable &&
+      now - this.#lastLeaderCheck >= cfg.leaderImbalanceCheckIntervalMs
+    ) {
+      this.#lastLeaderCheck = now;
+      for (
+        const { topic, partition } of imbalancedPartitions(
+          snapshot.topics,
+          alive,
+          cfg.leaderImbalancePerBrokerPercentage,
+        )
+      ) {
+        const next = await o.states.update(
+          topic,
+          partition,
+          (cur) => electPreferredLeader(cur, alive),
+        );
+        if (next) {
+          changed++;
+          o.log(
+            `moved the leadership of ${topic}-${partition} back to its preferred leader ${next.leader} (epoch ${next.leaderEpoch})`,
+          );
+        }
+      }
+    }
     return changed;
   }
 
@@ -113,4 +270,8 @@ export class Controller {
     if (this.#active) await this.#o.lease.release(this.#o.brokerId);
     this.#active = false;
   }
+}
+
+function sameList(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((id, i) => id === b[i]);
 }

@@ -94,6 +94,7 @@ export function createApp(broker: Broker, security: AppSecurityOptions = {}): Ho
       partitionCount: (topic) => broker.partitionCount(topic),
       logStartOffset: (topic, partition) => broker.logStartOffset(topic, partition),
       logEndOffset: (topic, partition) => broker.logEndOffset(topic, partition),
+      lagEndOffset: (topic, partition) => broker.lagEndOffset(topic, partition),
       offsetForTimestamp: (topic, partition, ts) => broker.offsetForTimestamp(topic, partition, ts),
     }),
   );
