@@ -53,6 +53,7 @@ import {
   type ReportedFigures,
 } from "../coordination/leader_reports.ts";
 import { type FetchOptions, FetchPath, type OffsetSpec } from "./broker_fetch.ts";
+import { type FetchManyRequest, type FetchManyResult, FetchSessions } from "./fetch_session.ts";
 
 export type { Acks, BatchAppendResult, ProduceRecord, RecordOffset } from "./produce.ts";
 export type { FetchOptions, OffsetSpec } from "./broker_fetch.ts";
@@ -137,6 +138,8 @@ export class Broker {
   readonly #fetch: FetchPath;
   /** Read buffers for fetch answers, reused once each answer is made (read_buffers.ts). */
   readonly readBuffers: ReadBufferPool = new ReadBufferPool();
+  /** The fetch-session core (fetch_session.ts): every multi-partition fetch goes through it. */
+  readonly fetchSessions: FetchSessions;
   #draining = false;
   #closed: Promise<void> | null = null;
 
@@ -149,6 +152,14 @@ export class Broker {
     lock: Deno.FsFile,
   ) {
     this.#lock = lock;
+    this.fetchSessions = new FetchSessions({
+      readableReplica: (topic, partition) => this.readableReplica(topic, partition),
+      leaderReplica: (topic, partition, epoch) =>
+        this.#fetch.leaderReplica(topic, partition, epoch),
+      draining: () => this.#draining,
+      pool: this.readBuffers,
+      now: opts.now,
+    }, { maxSessions: config.fetchSessionCacheSlots });
     this.id = opts.id;
     this.role = opts.role ?? "broker";
     this.config = config;
@@ -470,6 +481,19 @@ export class Broker {
     opts: FetchOptions,
   ): Promise<FetchResult> {
     return this.#fetch.fetch(topic, partition, offset, opts);
+  }
+
+  /**
+   * Fetches from many partitions with one wait (fetch_session.ts): HTTP multi-partition
+   * fetch, WebSocket push, the Kafka listener's Fetch and followers all read through it.
+   *
+   * @param req partitions, wait, sizes, optional session and follower identity
+   * @returns per-partition results and errors; call `release()` once done with the bytes
+   * @throws {RillError} INVALID_REQUEST, FETCH_SESSION_ID_NOT_FOUND,
+   *   INVALID_FETCH_SESSION_EPOCH (partition errors are in the results)
+   */
+  fetchMany(req: FetchManyRequest): Promise<FetchManyResult> {
+    return this.fetchSessions.fetch(req);
   }
 
   /** The hosted replica of a partition, for reading (see {@linkcode PartitionLookup.replica}). */

@@ -122,7 +122,7 @@ export class FetchPath {
     req: { replicaId: number; offset: number; leaderEpoch: number },
     opts: FetchOptions,
   ): Promise<FetchResult> {
-    const replica = await this.#leaderReplica(topic, partition, req.leaderEpoch);
+    const replica = await this.leaderReplica(topic, partition, req.leaderEpoch);
     if (req.offset > replica.logEndOffset) {
       // A follower ahead of its leader must truncate first; it does not count as caught up.
       throw new RillError(
@@ -157,11 +157,21 @@ export class FetchPath {
     partition: number,
     epoch: number,
   ): Promise<{ epoch: number; endOffset: number; logEndOffset: number }> {
-    const replica = await this.#leaderReplica(topic, partition, -1);
+    const replica = await this.leaderReplica(topic, partition, -1);
     return { ...replica.epochEndOffset(epoch), logEndOffset: replica.logEndOffset };
   }
 
-  async #leaderReplica(topic: string, partition: number, epoch: number): Promise<Replica> {
+  /**
+   * The replica a follower fetches from: this broker's leader replica of the partition, at
+   * the follower's leader epoch (any epoch when `epoch` < 0).
+   *
+   * @param topic the topic
+   * @param partition the partition
+   * @param epoch the follower's leader epoch, or -1
+   * @returns the replica
+   * @throws {RillError} NOT_LEADER_OR_FOLLOWER, FENCED_LEADER_EPOCH
+   */
+  async leaderReplica(topic: string, partition: number, epoch: number): Promise<Replica> {
     const state = await this.#c.lookup.topic(topic);
     const count = state.meta.partitions.length;
     if (partition >= count) throw unknownPartition(topic, partition, count);
