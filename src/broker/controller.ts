@@ -168,7 +168,8 @@ export class Controller {
     // Re-replication: replicas on brokers dead for longer than the delay move to live ones.
     const gone = new Set(
       brokers.filter((b) =>
-        b.role === "broker" && !b.alive && now - b.heartbeatMs >= cfg.replicaReplacementDelayMs
+        b.role === "broker" && !b.alive &&
+        now - b.heartbeatMs >= o.cluster.sessionTimeoutMs + cfg.replicaReplacementDelayMs
       ).map((b) => b.id),
     );
     if (gone.size > 0 && moving < cfg.maxConcurrentMoves) {
@@ -198,7 +199,9 @@ export class Controller {
             o.log(
               `re-replicating ${t.name}-${p.partition} from brokers ${p.replicas.join(",")} to ${
                 target.join(",")
-              } (brokers ${[...gone].join(",")} dead for over ${cfg.replicaReplacementDelayMs} ms)`,
+              } (brokers ${
+                [...gone].join(",")
+              } dead for over ${cfg.replicaReplacementDelayMs} ms past the session timeout)`,
             );
           }
         }
