@@ -137,7 +137,7 @@ export function parseReplicationArgs(
   const topics = values.topics;
   return {
     config,
-    rack: typeof rack === "string" ? rack : undefined,
+    ...(typeof rack === "string" ? { rack } : {}),
     topics: typeof topics === "string"
       ? topics.split(",").map((t) => t.trim()).filter((t) => t !== "")
       : undefined,
