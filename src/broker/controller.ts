@@ -172,7 +172,7 @@ export class Controller {
         now - b.heartbeatMs >= o.cluster.sessionTimeoutMs + cfg.replicaReplacementDelayMs
       ).map((b) => b.id),
     );
-    if (gone.size > 0 && moving < cfg.maxConcurrentMoves) {
+    if (gone.size > 0) {
       const candidates: PlannedBroker[] = brokers
         .filter((b) => alive.has(b.id) && !decommissioned.has(b.id))
         .map((b) => ({ id: b.id, rack: b.rack }));
@@ -184,6 +184,30 @@ export class Controller {
       }
       for (const t of snapshot.topics) {
         for (const p of t.partitions) {
+          // A move whose target broker died for good goes to a live broker instead.
+          const stuck = p.targetReplicas?.some((id) => gone.has(id)) && p.leader >= 0;
+          const retarget = stuck
+            ? replacementReplicas(p.targetReplicas!, gone, candidates, counts)
+            : null;
+          if (retarget) {
+            const next = await o.states.update(t.name, p.partition, (cur) => {
+              if (!cur.targetReplicas || !sameList(cur.targetReplicas, p.targetReplicas!)) {
+                return null;
+              }
+              const replicas = [...cur.replicas];
+              for (const id of retarget) if (!replicas.includes(id)) replicas.push(id);
+              return { ...cur, replicas, targetReplicas: retarget };
+            });
+            if (next) {
+              changed++;
+              o.log(
+                `re-targeting the move of ${t.name}-${p.partition} to brokers ${
+                  retarget.join(",")
+                } (a target broker is dead)`,
+              );
+            }
+            continue;
+          }
           if (moving >= cfg.maxConcurrentMoves) break;
           if (p.targetReplicas || p.leader < 0 || !p.replicas.some((id) => gone.has(id))) continue;
           const target = replacementReplicas(p.replicas, gone, candidates, counts);

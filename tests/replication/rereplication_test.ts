@@ -5,6 +5,7 @@
  * dead broker returns, its stale replicas are deleted, not resurrected.
  */
 import assert from "node:assert/strict";
+import { Rill } from "../../mod.ts";
 import { Cluster, FAST_FLAGS } from "./_cluster.ts";
 import { ackedLoad, assertNoLoss } from "./_load.ts";
 
@@ -52,5 +53,54 @@ Deno.test("replicas of a broker dead past the replacement delay are rebuilt; on 
     assert.ok(after.every((p) => !p.replicas.includes(victim)), "nothing comes back to it");
     await load.stop();
     await assertNoLoss(cluster, "heal", load);
+  });
+});
+
+Deno.test("a move whose target broker dies for good is re-targeted to a live broker", async () => {
+  await using cluster = await Cluster.start(3, [
+    ...FAST_FLAGS,
+    "--replica-replacement-delay-ms",
+    "1500",
+    "--replication-throttle-bytes",
+    "200000",
+  ]);
+  await cluster.explain(async () => {
+    await cluster.createTopic("retarget", 6, 2);
+    await cluster.waitFor("retarget", (ps) => ps.every((p) => p.isr.length === 2), "ISR");
+    const producer = new Rill({ brokers: cluster.urls() }).producer();
+    const value = "y".repeat(1000);
+    for (let p = 0; p < 6; p++) {
+      for (let i = 0; i < 4; i++) {
+        await producer.send({
+          topic: "retarget",
+          acks: "all",
+          messages: [...Array(100)].map(() => ({ partition: p, value })),
+        });
+      }
+    }
+    await cluster.startBroker(4);
+    // sizes reach KV with the leaders' heartbeats; then the plan moves replicas onto 4
+    await new Promise((r) => setTimeout(r, 1000));
+    const plan = await new Rill({ brokers: [cluster.url(1)] }).cluster().rebalance({
+      execute: true,
+    });
+    assert.ok(plan.moves.some((m) => m.replicas.includes(4)), "moves onto broker 4");
+    await cluster.waitFor(
+      "retarget",
+      (ps) => ps.some((p) => (p as { targetReplicas?: number[] }).targetReplicas?.includes(4)),
+      "a move onto broker 4 under way",
+    );
+    await cluster.kill(4);
+    const healed = await cluster.waitFor(
+      "retarget",
+      (ps) =>
+        ps.every((p) =>
+          !("targetReplicas" in p) && p.replicas.length === 2 && !p.replicas.includes(4) &&
+          p.isr.length === 2
+        ),
+      "every move finished on live brokers",
+      40_000,
+    );
+    for (const p of healed) assert.equal(new Set(p.replicas).size, 2);
   });
 });
