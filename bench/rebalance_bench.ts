@@ -7,7 +7,9 @@
  *   is back to 2 in-sync replicas on live brokers, and the rate at which the dead broker's
  *   bytes were rebuilt (its bytes / time from the first move's start to the last one's
  *   end), with the throttle
- *   off and at `RILL_BENCH_THROTTLE_MBPS` (default 50) MB/s per receiving broker. Baseline measured in the same
+ *   off, at `RILL_BENCH_THROTTLE_MBPS` (default 50) MB/s per receiving broker, and at
+ *   `RILL_BENCH_THROTTLE_LOW_MBPS` (default 8, below this machine's copy rate, so that the
+ *   throttle binds). Baseline measured in the same
  *   run: copying the same partition directories with `Deno.copyFile` (the disk's floor
  *   for moving those bytes), as a ratio;
  * - produce p99 before, during and after a rebalance: acks=all 1 KiB records, one request
@@ -24,6 +26,8 @@ import { type BrokerProcess, startBroker } from "../tests/_helpers/broker_proces
 const SUITE = "rebalance";
 const MB = Number(Deno.env.get("RILL_BENCH_REBALANCE_MB") ?? "256");
 const THROTTLE_MBPS = Number(Deno.env.get("RILL_BENCH_THROTTLE_MBPS") ?? "50");
+/** a throttle below this machine's copy rate, to show it binds */
+const THROTTLE_LOW_MBPS = Number(Deno.env.get("RILL_BENCH_THROTTLE_LOW_MBPS") ?? "8");
 const PHASE_SECONDS = Number(Deno.env.get("RILL_BENCH_SECONDS") ?? "3");
 const PARTITIONS = 6;
 const SESSION_MS = 1200;
@@ -295,7 +299,7 @@ async function rebalanceLatency(report: Reporter): Promise<void> {
  * @param report receives the figures
  */
 export async function run(report: Reporter): Promise<void> {
-  for (const throttle of [0, THROTTLE_MBPS]) {
+  for (const throttle of [0, THROTTLE_MBPS, THROTTLE_LOW_MBPS]) {
     const r = await rereplicate(throttle);
     const copySeconds = Math.max(0.001, r.copySeconds);
     const label = throttle === 0 ? "throttle off" : `throttle ${throttle} MB/s per broker`;
