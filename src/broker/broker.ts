@@ -244,6 +244,7 @@ export class Broker {
         moves,
         settings: config,
         now: opts.now,
+        rebalance: async () => (await this.clusterAdmin.rebalance(true)).moves.length,
         brokerId: opts.id,
         lease: this.leaseStore,
         cluster: this.clusterStore,

@@ -261,7 +261,8 @@ export class ClusterAdmin {
     const before = loadOf(assignment, ids, sizes);
     for (const m of moves) assignment.set(partitionKeyOf(m.topic, m.partition), m.replicas);
     const after = loadOf(assignment, ids, sizes);
-    if (execute) {
+    // A rebalance with nothing to move stores nothing (no metadata version bump).
+    if (execute && (kind === "decommission" || moves.length > 0)) {
       const rf = new Map(snapshot.topics.map((t) => [t.name, t.replicationFactor]));
       if (moves.some((m) => m.replicas.length !== rf.get(m.topic))) {
         throw new RillError(

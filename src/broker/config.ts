@@ -59,6 +59,8 @@ export interface BrokerConfig {
   replicationThrottleBytes: number;
   /** the most partition moves the controller runs at once; 5 */
   maxConcurrentMoves: number;
+  /** continuous balancing: plan and run a rebalance this often when nothing moves (0: off); 0 */
+  autoRebalanceIntervalMs: number;
 }
 
 /** The defaults of {@linkcode BrokerConfig}. */
@@ -88,6 +90,7 @@ export const DEFAULT_BROKER_CONFIG: Readonly<BrokerConfig> = Object.freeze({
   replicaReplacementDelayMs: 600_000,
   replicationThrottleBytes: 0,
   maxConcurrentMoves: 5,
+  autoRebalanceIntervalMs: 0,
 });
 
 /**

@@ -38,6 +38,7 @@ export type ControllerSettings = Pick<
   | "leaderImbalanceCheckIntervalMs"
   | "replicaReplacementDelayMs"
   | "maxConcurrentMoves"
+  | "autoRebalanceIntervalMs"
 >;
 
 /** What a {@linkcode Controller} needs. */
@@ -62,6 +63,8 @@ export interface ControllerOptions {
   settings?: ControllerSettings;
   /** the clock (ms since the epoch) */
   now?: () => number;
+  /** continuous balancing: plans and stores a rebalance, returning its move count */
+  rebalance?: () => Promise<number>;
 }
 
 /**
@@ -77,6 +80,7 @@ export class Controller {
   readonly #o: ControllerOptions;
   #active = false;
   #lastLeaderCheck = 0;
+  #lastAutoRebalance = 0;
   #planVersion = -1n;
   #plan: MovePlanEntry = { plan: null, versionstamp: null };
 
@@ -106,6 +110,7 @@ export class Controller {
     if (!was) {
       o.log(`became the controller (lease epoch ${lease!.epoch})`);
       this.#lastLeaderCheck = now;
+      this.#lastAutoRebalance = now;
       this.#planVersion = -1n;
     }
     const brokers = await o.cluster.brokers();
@@ -262,6 +267,19 @@ export class Controller {
       const updated = { ...plan, pending: left };
       if (await o.moves.update(this.#plan, updated)) this.#plan = await o.moves.get();
       else this.#planVersion = -1n;
+    }
+    // Continuous balancing (e.g. a new broker gets its share): only while nothing moves and
+    // every registered broker is alive (a dead one is re-replication's, after its delay).
+    if (
+      o.rebalance && cfg.autoRebalanceIntervalMs > 0 &&
+      now - this.#lastAutoRebalance >= cfg.autoRebalanceIntervalMs
+    ) {
+      this.#lastAutoRebalance = now;
+      const idle = moving === 0 && (this.#plan.plan?.pending.length ?? 0) === 0;
+      if (idle && brokers.every((b) => b.role !== "broker" || b.alive)) {
+        const planned = await o.rebalance();
+        if (planned > 0) o.log(`continuous balancing planned ${planned} move(s)`);
+      }
     }
     // Preferred leaders, every check interval.
     if (

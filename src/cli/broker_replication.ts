@@ -23,6 +23,7 @@ export const REPLICATION_OPTIONS = {
   "replica-replacement-delay-ms": { type: "string" },
   "replication-throttle-bytes": { type: "string" },
   "max-concurrent-moves": { type: "string" },
+  "auto-rebalance-interval-seconds": { type: "string" },
   rack: { type: "string" },
 } as const;
 
@@ -45,6 +46,8 @@ export const REPLICATION_HELP =
   --replication-throttle-bytes N  byte rate per second for copying moving replicas
                              (default 0: unthrottled)
   --max-concurrent-moves N   partitions the controller moves at once (default 5)
+  --auto-rebalance-interval-seconds N  continuous balancing: plan and run a rebalance
+                             this often while nothing moves (default 0: off)
 `;
 
 /** Parsed replication flags. */
@@ -128,6 +131,8 @@ export function parseReplicationArgs(
   if (throttle !== undefined) config.replicationThrottleBytes = throttle;
   const moves = int("max-concurrent-moves", 1);
   if (moves !== undefined) config.maxConcurrentMoves = moves;
+  const autoRebalance = int("auto-rebalance-interval-seconds", 0);
+  if (autoRebalance !== undefined) config.autoRebalanceIntervalMs = autoRebalance * 1000;
   const rack = values.rack;
   if (rack !== undefined && (typeof rack !== "string" || !/^[\w.:-]{1,64}$/.test(rack))) {
     throw new UsageError(

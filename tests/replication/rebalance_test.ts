@@ -206,3 +206,26 @@ Deno.test("a controller killed while moves run: the next one finishes them, no I
     assert.ok(after.some((p) => p.replicas.includes(4)), "broker 4 got replicas");
   });
 });
+
+Deno.test("continuous balancing: a new broker gets its share without an operator", async () => {
+  await using cluster = await Cluster.start(3, [
+    ...FAST_FLAGS,
+    "--auto-rebalance-interval-seconds",
+    "1",
+  ]);
+  await cluster.explain(async () => {
+    await cluster.createTopic("auto", 8, 2);
+    await cluster.waitFor("auto", (ps) => ps.every((p) => p.isr.length === 2), "ISR");
+    await cluster.startBroker(4);
+    const done = await waitStatus(
+      cluster,
+      1,
+      (s) =>
+        settled(s) && s.underReplicated === 0 &&
+        Math.max(...s.brokers.map((b) => b.replicas)) -
+              Math.min(...s.brokers.map((b) => b.replicas)) <= 1,
+      "broker 4 to get its share",
+    );
+    assert.equal(done.brokers.find((b) => b.id === 4)!.replicas, 4);
+  });
+});
