@@ -264,9 +264,12 @@ export class Controller {
           );
         } else if (!sameList(p.replicas, m.replicas)) left.push(m);
       }
-      const updated = { ...plan, pending: left };
-      if (await o.moves.update(this.#plan, updated)) this.#plan = await o.moves.get();
-      else this.#planVersion = -1n;
+      // Written only when a move started or went away (no KV write while all wait).
+      if (left.length !== plan.pending.length) {
+        const updated = { ...plan, pending: left };
+        if (await o.moves.update(this.#plan, updated)) this.#plan = await o.moves.get();
+        else this.#planVersion = -1n;
+      }
     }
     // Continuous balancing (e.g. a new broker gets its share): only while nothing moves and
     // every registered broker is alive (a dead one is re-replication's, after its delay).
