@@ -45,13 +45,7 @@ import { TopicAdmin, type TopicDescription } from "./broker_topics.ts";
 import { ProducePath } from "./broker_produce.ts";
 import { ClusterAdmin } from "./cluster_admin.ts";
 import { MoveStore } from "../coordination/moves.ts";
-import {
-  encodeReport,
-  figuresKey,
-  readLeaderReports,
-  type ReportChunk,
-  type ReportedFigures,
-} from "../coordination/leader_reports.ts";
+import { LeaderFigures } from "./leader_figures.ts";
 import { type FetchOptions, FetchPath, type OffsetSpec } from "./broker_fetch.ts";
 import { type FetchManyRequest, type FetchManyResult, FetchSessions } from "./fetch_session.ts";
 
@@ -136,6 +130,7 @@ export class Broker {
   readonly #admin: TopicAdmin;
   readonly #produce: ProducePath;
   readonly #fetch: FetchPath;
+  readonly #figures: LeaderFigures;
   /** Read buffers for fetch answers, reused once each answer is made (read_buffers.ts). */
   readonly readBuffers: ReadBufferPool = new ReadBufferPool();
   /** The fetch-session core (fetch_session.ts): every multi-partition fetch goes through it. */
@@ -229,6 +224,12 @@ export class Broker {
       lookup: this.#lookup,
       draining: () => this.#draining,
       refresh: () => this.refresh(),
+    });
+    this.#figures = new LeaderFigures({
+      brokerId: opts.id,
+      kv,
+      local: this.#local,
+      lookup: this.#lookup,
     });
     const moves = new MoveStore(kv);
     this.clusterAdmin = new ClusterAdmin({
@@ -331,21 +332,23 @@ export class Broker {
    * Registers this broker in the cluster with its URL and starts heartbeating.
    *
    * @param url the advertised URL
+   * @param kafka host:port of its Kafka listener, if any
    */
-  async register(url: string): Promise<void> {
+  async register(url: string, kafka?: string): Promise<void> {
     const first = this.#registration === null;
     this.#registration = await this.clusterStore.register({
       id: this.id,
       url,
       role: this.role,
-      rack: this.rack,
+      ...(this.rack === undefined ? {} : { rack: this.rack }),
+      ...(kafka ? { kafka } : {}),
     });
     if (first) {
       this.#tasks.every(this.config.heartbeatIntervalMs, async () => {
         if (this.#registration) {
           this.#registration = await this.clusterStore.heartbeat(
             this.#registration,
-            this.role === "broker" ? this.#leaderReport() : undefined,
+            this.role === "broker" ? this.#figures.report() : undefined,
           );
         }
       });
@@ -586,51 +589,19 @@ export class Broker {
   }
 
   /**
-   * A partition's log end offset as consumers see it (the high watermark) for lag, from
-   * any broker: live when this broker leads it, else the leader's latest report (written
-   * with its heartbeat), with the report's age.
+   * A partition's log end offset as consumers see it, for lag, from any broker (see
+   * {@linkcode LeaderFigures.lagEndOffset}).
    *
    * @param topic the topic
    * @param partition the partition
    * @returns the offset and its age in ms (0: live), or null when nobody reported it
    * @throws {RillError} UNKNOWN_TOPIC_OR_PARTITION
    */
-  async lagEndOffset(
+  lagEndOffset(
     topic: string,
     partition: number,
   ): Promise<{ offset: number; ageMs: number } | null> {
-    const state = await this.#lookup.topic(topic);
-    const r = state.replicas[partition];
-    if (r && r.role === "leader" && state.meta.partitions[partition]?.leader === this.id) {
-      return { offset: r.highWatermark, ageMs: 0 };
-    }
-    const now = Date.now();
-    if (this.#reports === null || now - this.#reports.readMs > 250) {
-      this.#reports = { readMs: now, figures: await readLeaderReports(this.kv) };
-    }
-    const f = this.#reports.figures.get(figuresKey(topic, partition));
-    return f ? { offset: f.highWatermark, ageMs: Math.max(0, now - f.atMs) } : null;
-  }
-
-  #reports: { readMs: number; figures: Map<string, ReportedFigures> } | null = null;
-
-  /** The figures of the partitions this broker leads, for its heartbeat (leader_reports.ts). */
-  #leaderReport(): ReportChunk[] {
-    const figures = [];
-    for (const t of this.#local.all()) {
-      for (const p of t.meta.partitions) {
-        const r = t.replicas[p.partition];
-        if (!r || r.role !== "leader" || p.leader !== this.id) continue;
-        figures.push({
-          topic: t.meta.name,
-          partition: p.partition,
-          highWatermark: r.highWatermark,
-          logEndOffset: r.logEndOffset,
-          bytes: r.log.size,
-        });
-      }
-    }
-    return encodeReport(Date.now(), figures);
+    return this.#figures.lagEndOffset(topic, partition);
   }
 
   // ---- background work and lifecycle ------------------------------------------------------

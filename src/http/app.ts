@@ -8,6 +8,8 @@
  * /v1/cluster           routes/cluster.ts
  * /v1/topics            routes/topics.ts (admin) and routes/records.ts (produce, fetch, offsets)
  * /v1/groups            routes/groups.ts (consumer groups)
+ * /ui                   console.ts (the web console: static files, no credentials needed;
+ *                       its data comes from the API with the user's key)
  * ```
  *
  * CORS is open (`Access-Control-Allow-Origin: *`, no credentials) so browser code on any
@@ -30,7 +32,24 @@ import { bodyTimeout } from "./params.ts";
 import { replicaFetchLane } from "./replica_fetch_lane.ts";
 import { authRoutes } from "./routes/auth.ts";
 import { type AppSecurityOptions, useLimits, useSecurity } from "./security.ts";
+import type { Security } from "./auth.ts";
+
+const securities = new WeakMap<Hono, Security>();
+
+/**
+ * The security state (keys, ACLs, audit) of an app made by {@linkcode createApp}, for other
+ * listeners of the same broker (the Kafka listener checks the same keys and ACLs).
+ *
+ * @param app the app
+ * @returns its security state
+ */
+export function securityOf(app: Hono): Security {
+  const s = securities.get(app);
+  if (!s) throw new Error("not an app made by createApp()");
+  return s;
+}
 import { clusterRoutes } from "./routes/cluster.ts";
+import { consoleRoutes } from "./console.ts";
 import { groupRoutes } from "./routes/groups.ts";
 import { producerRoutes } from "./routes/producers.ts";
 import { recordRoutes } from "./routes/records.ts";
@@ -55,6 +74,7 @@ export function createApp(broker: Broker, security: AppSecurityOptions = {}): Ho
   app.notFound(notFound);
   // URL and header limits first; authentication and quotas after /healthz (security.ts).
   const installed = useLimits(app, broker.kv, security);
+  securities.set(app, installed.security);
   // Browsers on other origins may call the API (the client runs wherever fetch exists);
   // no cookies are involved, and the Rill-* fetch headers are readable.
   const cors: OpenCorsOptions = {
@@ -80,6 +100,7 @@ export function createApp(broker: Broker, security: AppSecurityOptions = {}): Ho
           role: broker.role,
         },
     ));
+  app.route("/", consoleRoutes());
   useSecurity(app, installed);
   app.use("*", bodyTimeout(broker.config.requestBodyTimeoutMs));
   app.route("/v1/auth", authRoutes(installed.security));
