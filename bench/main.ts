@@ -10,11 +10,13 @@ const SUITES: Record<string, () => Promise<Suite>> = {
   storage: () => import("./storage_bench.ts"),
   broker: () => import("./broker_bench.ts"),
   client: () => import("./client_bench.ts"),
+  clients: () => import("./clients_bench.ts"),
   groups: () => import("./groups_bench.ts"),
   security: () => import("./security_bench.ts"),
   replication: () => import("./replication_bench.ts"),
   rebalance: () => import("./rebalance_bench.ts"),
   streams: () => import("./streams_bench.ts"),
+  kv: () => import("./kv_bench.ts"),
   kafka: () => import("./kafka_bench.ts"),
 };
 

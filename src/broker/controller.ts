@@ -10,14 +10,31 @@
  * Healing and balancing ride on the same tick (no loop of their own, no extra KV reads
  * when idle): preferred leader election every `leaderImbalanceCheckIntervalMs` when
  * leadership is imbalanced (balance.ts, Kafka's auto.leader.rebalance), re-replication of
- * the replicas of brokers dead longer than `replicaReplacementDelayMs`, and the pending
- * moves of a rebalance or decommission (moves.ts), at most `maxConcurrentMoves` partitions
- * moving at once.
+ * the replicas of brokers dead longer than `replicaReplacementDelayMs` past the session
+ * timeout, the pending moves of a rebalance or decommission (moves.ts), at most
+ * `maxConcurrentMoves` partitions moving at once, and optionally continuous balancing.
+ *
+ * **KV cost** (a hosted KV bills every request). A tick that finds nothing to do touches
+ * the KV only when something may have changed: the holder renews its lease once half of
+ * it has run out, with one write checked on its own last versionstamp; the other brokers
+ * read the lease only once the copy they read says it expired; the broker registrations
+ * are read again only when the first of the known heartbeats would reach the session
+ * timeout (a broker cannot be found dead earlier); topic metadata comes from the broker's
+ * cache (`metadata`), and partitions are looked at only when that version or the set of
+ * live brokers moved, or an election or a reassignment is still pending.
+ *
+ * **Fencing.** Every election is written with a check on the lease entry this controller
+ * last wrote: a controller that lost its lease (paused, cut off) cannot change a partition.
+ *
+ * **After a KV outage** every heartbeat looks stale, because nobody could write one. A tick
+ * that starts more than half a session timeout (at least 3 s) after the previous one (the KV
+ * held it up, or the process was paused) opens a grace period of one session timeout during which no
+ * broker is judged dead, so that live brokers heartbeat again first.
  *
  * @module
  */
-import type { BrokerStatus, ClusterStore } from "../coordination/cluster.ts";
-import type { LeaseStore } from "../coordination/leases.ts";
+import type { BrokerRegistration, ClusterStore } from "../coordination/cluster.ts";
+import type { HeldLease, Lease, LeaseStore } from "../coordination/leases.ts";
 import type { PartitionStateStore } from "../coordination/partition_states.ts";
 import type { TopicMetadata, TopicStore } from "../coordination/topics.ts";
 import type { MovePlanEntry, MoveStore } from "../coordination/moves.ts";
@@ -57,15 +74,21 @@ export interface ControllerOptions {
   leaseTtlMs: number;
   /** where to report */
   log: (line: string) => void;
+  /**
+   * The topic metadata as the broker last read it (its cache, refreshed when the metadata
+   * version moves); default: a fresh `topics.snapshot()` when the version moved.
+   */
+  metadata?: () => Promise<{ version: bigint; topics: TopicMetadata[] }>;
   /** pending moves (rebalance, decommission); without it none are run */
   moves?: MoveStore;
   /** balancing settings (default: none of it runs) */
   settings?: ControllerSettings;
-  /** the clock (ms since the epoch) */
-  now?: () => number;
   /** continuous balancing: plans and stores a rebalance, returning its move count */
   rebalance?: () => Promise<number>;
 }
+
+/** A tick held up this long (at least; half the session timeout if longer) opens a grace. */
+export const STALL_MS = 3000;
 
 /**
  * The controller role of one broker: call {@linkcode tick} periodically.
@@ -79,6 +102,15 @@ export interface ControllerOptions {
 export class Controller {
   readonly #o: ControllerOptions;
   #active = false;
+  #lease: HeldLease | null = null;
+  #seenLease: Lease | null = null;
+  #registrations: BrokerRegistration[] | null = null;
+  #recheckBrokersAt = 0;
+  #lastTickStart: number | null = null;
+  #graceUntil = 0;
+  #lastVersion: bigint | null = null;
+  #lastAlive = "";
+  #pendingWork = true;
   #lastLeaderCheck = 0;
   #lastAutoRebalance = 0;
   #planVersion = -1n;
@@ -102,26 +134,76 @@ export class Controller {
    */
   async tick(): Promise<number> {
     const o = this.#o;
-    const lease = await o.lease.acquire(o.brokerId, o.leaseTtlMs);
-    const was = this.#active;
-    this.#active = lease !== null;
-    if (!this.#active) return 0;
-    const now = (o.now ?? Date.now)();
-    if (!was) {
-      o.log(`became the controller (lease epoch ${lease!.epoch})`);
-      this.#lastLeaderCheck = now;
-      this.#lastAutoRebalance = now;
-      this.#planVersion = -1n;
+    const started = performance.now();
+    const stall = Math.max(o.leaseTtlMs / 2, STALL_MS);
+    if (this.#lastTickStart !== null && started - this.#lastTickStart > stall) {
+      // The previous tick was held up (KV outage, paused process): heartbeats look stale.
+      this.#graceUntil = started + o.leaseTtlMs;
+      this.#registrations = null;
     }
-    const brokers = await o.cluster.brokers();
-    const alive = new Set(brokers.filter((b) => b.alive && b.role === "broker").map((b) => b.id));
-    const snapshot = await o.topics.snapshot();
-    let changed = 0;
-    for (const topic of snapshot.topics) {
+    this.#lastTickStart = started;
+
+    if (!(await this.#holdLease())) return 0;
+    let readNow = false;
+    const readRegistrations = async () => {
+      const now = o.cluster.clock();
+      const regs = await o.cluster.brokers();
+      this.#registrations = regs;
+      readNow = true;
+      const deadlines = regs.filter((b) => b.alive).map((b) => o.cluster.deadline(b));
+      // Read again when the first known heartbeat would expire (and at least every ttl).
+      this.#recheckBrokersAt = Math.min(now + o.leaseTtlMs, ...deadlines);
+    };
+    if (this.#registrations === null || o.cluster.clock() >= this.#recheckBrokersAt) {
+      await readRegistrations();
+    }
+    if (performance.now() - started > stall) {
+      // This tick itself waited on the KV that long: what it read may follow an outage.
+      this.#graceUntil = performance.now() + o.leaseTtlMs;
+    }
+    const aliveNow = () => {
+      const inGrace = performance.now() < this.#graceUntil;
+      return new Set(
+        this.#registrations!
+          .filter((b) => b.role === "broker" && !b.stopped)
+          .filter((b) => inGrace || o.cluster.status(b).alive)
+          .map((b) => b.id),
+      );
+    };
+    let alive = aliveNow();
+    const { version, topics } = await this.#metadata();
+    // A leader missing from registrations read earlier may have registered since: an
+    // election is decided on registrations read in this tick.
+    const suspect = topics.some((t) => t.partitions.some((p) => !alive.has(p.leader)));
+    if (suspect && !readNow) {
+      await readRegistrations();
+      alive = aliveNow();
+    }
+    const aliveKey = [...alive].sort((a, b) => a - b).join(",");
+    const fence = { key: o.lease.key, versionstamp: this.#lease!.versionstamp };
+    const balanced = o.settings
+      ? await this.#balance(version, topics, alive, o.cluster.clock(), o.settings, fence)
+      : 0;
+    if (!this.#pendingWork && version === this.#lastVersion && aliveKey === this.#lastAlive) {
+      return balanced;
+    }
+    this.#lastVersion = version;
+    this.#lastAlive = aliveKey;
+    this.#pendingWork = false;
+    let changed = balanced;
+    for (const topic of topics) {
       const unclean = topic.configs["unclean.leader.election.enable"] === "true";
       for (const p of topic.partitions) {
-        if (p.targetReplicas && completeReassignment(p) !== null) {
-          const done = await o.states.update(topic.name, p.partition, completeReassignment);
+        if (p.targetReplicas) {
+          // A reassignment completes once the new replicas are in sync: look again later.
+          this.#pendingWork = true;
+          if (completeReassignment(p) === null) continue;
+          const done = await o.states.update(
+            topic.name,
+            p.partition,
+            completeReassignment,
+            fence,
+          );
           if (done) {
             changed++;
             o.log(
@@ -138,6 +220,7 @@ export class Controller {
           topic.name,
           p.partition,
           (cur) => electLeader(cur, alive, unclean),
+          fence,
         );
         if (next) {
           changed++;
@@ -146,22 +229,31 @@ export class Controller {
               next.isr.join(",")
             }; broker ${p.leader} is not alive)`,
           );
+        } else {
+          // Refused (the state or the lease moved): decide again at the next tick.
+          this.#pendingWork = true;
         }
       }
     }
-    if (o.settings) changed += await this.#balance(snapshot, brokers, alive, now, o.settings);
     return changed;
   }
 
-  /** Preferred leaders, re-replication and pending moves (see the module doc). */
+  /**
+   * Preferred leaders, re-replication, pending moves and continuous balancing (see the
+   * module doc). Touches the KV only when there is something to do (the plan is read again
+   * only when the metadata version moved).
+   */
   async #balance(
-    snapshot: { version: bigint; topics: TopicMetadata[] },
-    brokers: BrokerStatus[],
+    version: bigint,
+    topics: TopicMetadata[],
     alive: ReadonlySet<number>,
     now: number,
     cfg: ControllerSettings,
+    fence: Deno.AtomicCheck,
   ): Promise<number> {
     const o = this.#o;
+    const snapshot = { version, topics };
+    const brokers = (this.#registrations ?? []).map((b) => ({ ...b, alive: alive.has(b.id) }));
     let changed = 0;
     let moving = 0;
     for (const t of snapshot.topics) for (const p of t.partitions) if (p.targetReplicas) moving++;
@@ -202,7 +294,7 @@ export class Controller {
               const replicas = [...cur.replicas];
               for (const id of retarget) if (!replicas.includes(id)) replicas.push(id);
               return { ...cur, replicas, targetReplicas: retarget };
-            });
+            }, fence);
             if (next) {
               changed++;
               o.log(
@@ -221,6 +313,7 @@ export class Controller {
             t.name,
             p.partition,
             (cur) => cur.targetReplicas ? null : startReassignment(cur, target),
+            fence,
           );
           if (next) {
             moving++;
@@ -255,6 +348,7 @@ export class Controller {
           m.topic,
           m.partition,
           (cur) => cur.targetReplicas ? null : startReassignment(cur, m.replicas),
+          fence,
         );
         if (next) {
           moving++;
@@ -301,6 +395,7 @@ export class Controller {
           topic,
           partition,
           (cur) => electPreferredLeader(cur, alive),
+          fence,
         );
         if (next) {
           changed++;
@@ -317,7 +412,47 @@ export class Controller {
   async resign(): Promise<void> {
     if (this.#active) await this.#o.lease.release(this.#o.brokerId);
     this.#active = false;
+    this.#lease = null;
   }
+
+  /** Takes or renews the lease, touching the KV only when the lease needs it. */
+  async #holdLease(): Promise<boolean> {
+    const o = this.#o;
+    const now = o.cluster.clock();
+    const mine = this.#lease;
+    if (mine && mine.expiresMs - now > o.leaseTtlMs / 2) return this.#active = true;
+    const other = this.#seenLease;
+    if (!mine && other && other.holder !== o.brokerId && other.expiresMs > now) {
+      return this.#active = false;
+    }
+    const was = this.#active;
+    const r = await o.lease.tryAcquire(o.brokerId, o.leaseTtlMs, mine);
+    this.#lease = r.held;
+    this.#seenLease = r.current;
+    this.#active = r.held !== null;
+    if (this.#active && !was) {
+      o.log(`became the controller (lease epoch ${r.held!.epoch})`);
+      const now = o.cluster.clock();
+      this.#lastLeaderCheck = now;
+      this.#lastAutoRebalance = now;
+      this.#planVersion = -1n;
+      // A new controller looks at every partition once.
+      this.#pendingWork = true;
+    }
+    return this.#active;
+  }
+
+  async #metadata(): Promise<{ version: bigint; topics: TopicMetadata[] }> {
+    const o = this.#o;
+    if (o.metadata) return await o.metadata();
+    const version = await o.topics.version();
+    if (version === this.#lastVersion && this.#cached) return { version, topics: this.#cached };
+    const snap = await o.topics.snapshot();
+    this.#cached = snap.topics;
+    return snap;
+  }
+
+  #cached: TopicMetadata[] | null = null;
 }
 
 function sameList(a: readonly number[], b: readonly number[]): boolean {

@@ -101,6 +101,8 @@ export class PartitionFetches {
   /** the error that stopped the consumer */
   error: unknown = undefined;
   readonly #t: Transport;
+  /** the consumer's share of the transport's WebSocket connections, while it runs */
+  #streams: (() => void) | undefined;
   readonly #admin: Admin;
   readonly #opts: FetchSettings;
   readonly #ready: Chunk[] = [];
@@ -201,8 +203,16 @@ export class PartitionFetches {
     s.spaceWaiter = null;
   }
 
+  /** Gives the share of the WebSocket connections back once the consumer stopped. */
+  #releaseStreams(): void {
+    if (this.running) return;
+    this.#streams?.();
+    this.#streams = undefined;
+  }
+
   /** Halts every partition, drops every chunk and wakes the delivery waiting for one. */
   haltAll(): void {
+    this.#releaseStreams();
     for (const s of this.states.values()) this.halt(s);
     this.#ready.length = 0;
     this.#readyWaiter?.();
@@ -219,6 +229,8 @@ export class PartitionFetches {
     if (this.paused.has(key(s.topic, s.partition))) return;
     const o = this.#opts;
     let failures = 0;
+    // Fetches go over the client's WebSocket connections while the consumer runs.
+    if (this.running) this.#streams ??= this.#t.useStreams();
     while (this.running && s.loop === loop) {
       if (s.buffered >= o.maxBufferedBatches) {
         await new Promise<void>((resolve) => (s.spaceWaiter = resolve));
@@ -300,6 +312,7 @@ export class PartitionFetches {
   fail(e: unknown): void {
     if (this.error === undefined) this.error = e;
     this.running = false;
+    this.#releaseStreams();
     for (const s of this.states.values()) this.halt(s);
     this.#readyWaiter?.();
   }

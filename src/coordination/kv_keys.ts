@@ -10,6 +10,7 @@
  * | `["rill", "partitions", <name>, <p>]` | `StoredPartition` (leader, replicas, ISR, leader epoch) | topics.ts |
  * | `["rill", "metadata", "version"]`     | `Deno.KvU64`, bumped by every topic change | topics.ts |
  * | `["rill", "controller"]`              | `Lease` (holder broker id, expiry, epoch) | leases.ts |
+ * | `["rill", "group_changes"]`           | `true`; its versionstamp moves with every group meta/member write | group_liveness.ts |
  * | `["rill", "offsets", <id>, <chunk>]`  | a broker's report of the offsets and sizes of the partitions it leads, written with its heartbeat | leader_reports.ts |
  * | `["rill", "moves"]`                   | the pending partition moves of a rebalance or decommission | moves.ts |
  *
@@ -174,6 +175,20 @@ export function groupsPrefix(): Deno.KvKey {
  */
 export function controllerKey(): Deno.KvKey {
   return [ROOT, "controller"];
+}
+
+/**
+ * The group change marker: set by every write of group meta or member records, so that a
+ * broker can tell from its versionstamp whether any group changed (group_liveness.ts).
+ *
+ * @returns the key
+ * @example
+ * ```ts
+ * groupChangesKey(); // ["rill", "group_changes"]
+ * ```
+ */
+export function groupChangesKey(): Deno.KvKey {
+  return [ROOT, "group_changes"];
 }
 
 /**

@@ -2,8 +2,9 @@
  * The broker's HTTP API (HTTP_API.md): one Hono app with the error mapping of errors.ts.
  *
  * ```
- * GET /healthz          {"status":"ok"|"shutting-down","brokerId","role"}   (always 200: a liveness probe;
- *                       with auth on, only {"status"} and no credentials needed)
+ * GET /healthz          {"status":"ok"|"shutting-down","brokerId","role","kv"}   (always 200: a liveness
+ *                       probe; "kv": {"reachable","unreachableSince","oldestPendingMs"}, see
+ *                       coordination/kv_health.ts; with auth on, only {"status"}, no credentials needed)
  * /v1/auth              routes/auth.ts (API keys and ACLs)
  * /v1/cluster           routes/cluster.ts
  * /v1/topics            routes/topics.ts (admin) and routes/records.ts (produce, fetch, offsets)
@@ -29,9 +30,15 @@ import type { Broker } from "../broker/broker.ts";
 import { openCors, openCorsHeaders, type OpenCorsOptions } from "./cors.ts";
 import { notFound, onError } from "./errors.ts";
 import { bodyTimeout } from "./params.ts";
+import { recordLane } from "./record_lane.ts";
 import { replicaFetchLane } from "./replica_fetch_lane.ts";
 import { authRoutes } from "./routes/auth.ts";
-import { type AppSecurityOptions, useLimits, useSecurity } from "./security.ts";
+import {
+  type AppSecurityOptions,
+  type InstalledSecurity,
+  useLimits,
+  useSecurity,
+} from "./security.ts";
 import type { Security } from "./auth.ts";
 
 const securities = new WeakMap<Hono, Security>();
@@ -55,11 +62,25 @@ import { producerRoutes } from "./routes/producers.ts";
 import { recordRoutes } from "./routes/records.ts";
 import { topicRoutes } from "./routes/topics.ts";
 
+/** The KV's health as /healthz shows it. */
+function kvHealthJson(broker: Broker) {
+  const s = broker.kvHealth.status();
+  return {
+    reachable: s.reachable,
+    unreachableSince: s.unreachableSinceMs === null
+      ? null
+      : new Date(s.unreachableSinceMs).toISOString(),
+    oldestPendingMs: Math.round(s.oldestPendingMs),
+  };
+}
+
 /**
  * Builds the HTTP app of a broker.
  *
  * @param broker the broker it serves
  * @param security auth, cluster secret and quotas (security.ts); default: auth off
+ * @param installed the security state, when shared with the WebSocket endpoint (src/ws;
+ *   security.ts `buildSecurity`); default: built from `security`
  * @returns the Hono app (`app.fetch` is the handler for `Deno.serve`; give it the handler
  *   info too, as `app.fetch(req, info)`, so large fetch answers are sent without a copy)
  * @example
@@ -68,13 +89,17 @@ import { topicRoutes } from "./routes/topics.ts";
  * const res = await app.request("/healthz");
  * ```
  */
-export function createApp(broker: Broker, security: AppSecurityOptions = {}): Hono {
+export function createApp(
+  broker: Broker,
+  security: AppSecurityOptions = {},
+  installed?: InstalledSecurity,
+): Hono {
   const app = new Hono();
   app.onError(onError);
   app.notFound(notFound);
   // URL and header limits first; authentication and quotas after /healthz (security.ts).
-  const installed = useLimits(app, broker.kv, security);
-  securities.set(app, installed.security);
+  const state = useLimits(app, broker.kv, security, installed);
+  securities.set(app, state.security);
   // Browsers on other origins may call the API (the client runs wherever fetch exists);
   // no cookies are involved, and the Rill-* fetch headers are readable.
   const cors: OpenCorsOptions = {
@@ -91,19 +116,20 @@ export function createApp(broker: Broker, security: AppSecurityOptions = {}): Ho
 
   app.get("/healthz", (c) =>
     c.json(
-      installed.security.auth
+      state.security.auth
         // With auth on, a liveness probe tells strangers nothing more.
         ? { status: broker.draining ? "shutting-down" : "ok" }
         : {
           status: broker.draining ? "shutting-down" : "ok",
           brokerId: broker.id,
           role: broker.role,
+          kv: kvHealthJson(broker),
         },
     ));
   app.route("/", consoleRoutes());
-  useSecurity(app, installed);
+  useSecurity(app, state);
   app.use("*", bodyTimeout(broker.config.requestBodyTimeoutMs));
-  app.route("/v1/auth", authRoutes(installed.security));
+  app.route("/v1/auth", authRoutes(state.security));
   app.route("/v1/cluster", clusterRoutes(broker));
   app.route("/v1/producers", producerRoutes(broker));
   app.route("/v1/topics", recordRoutes(broker));
@@ -117,12 +143,17 @@ export function createApp(broker: Broker, security: AppSecurityOptions = {}): Ho
       logEndOffset: (topic, partition) => broker.logEndOffset(topic, partition),
       lagEndOffset: (topic, partition) => broker.lagEndOffset(topic, partition),
       offsetForTimestamp: (topic, partition, ts) => broker.offsetForTimestamp(topic, partition, ts),
+      liveness: broker.groupLiveness,
     }),
   );
-  // Followers' fetches, the hottest requests between brokers, skip the middleware chain
-  // when it would let them through unchanged (replica_fetch_lane.ts).
-  const lane = replicaFetchLane(broker, installed, openCorsHeaders(cors));
+  // Followers' fetches, the hottest requests between brokers, and clients' raw-batch
+  // produce and fetch skip the middleware chain when it would let them through unchanged
+  // (replica_fetch_lane.ts, record_lane.ts).
+  const corsHeaders = openCorsHeaders(cors);
+  const lane = replicaFetchLane(broker, state, corsHeaders);
   const dispatch = app.fetch;
-  app.fetch = (req, ...rest) => lane(req, rest[0]) ?? dispatch(req, ...rest);
+  const records = recordLane(broker, state, corsHeaders, (req, env) => dispatch(req, env));
+  app.fetch = (req, ...rest) =>
+    lane(req, rest[0]) ?? records(req, rest[0]) ?? dispatch(req, ...rest);
   return app;
 }

@@ -145,6 +145,9 @@ function isNotFound(e: unknown): boolean {
   return e instanceof Deno.errors.NotFound;
 }
 
+/** Appends of at most this many bytes are written with writeSync (see LogSegment.append). */
+const SYNC_WRITE_BYTES = 64 * 1024;
+
 /**
  * A segment: its files, its size, its indexes and the state needed to append to it.
  *
@@ -624,10 +627,21 @@ export class LogSegment {
     this.#ensureIndexes();
     if (!this.#writer) this.#writer = Deno.openSync(this.logPath, { append: true });
     const start = this.#size;
+    const parts = bytes instanceof Uint8Array ? [bytes] : bytes;
+    let total = 0;
+    for (const part of parts) total += part.length;
+    // A small append is written synchronously: an async write goes through Deno's blocking
+    // thread pool, ~20–45 µs of CPU and ~50–100 µs of latency more for a 1 KiB write than
+    // writeSync's ~4 µs (measured here). Both are one write(2) into the page cache.
+    const sync = total <= SYNC_WRITE_BYTES;
     let written = 0;
-    for (const part of bytes instanceof Uint8Array ? [bytes] : bytes) {
+    for (const part of parts) {
       let n = 0;
-      while (n < part.length) n += await this.#writer.write(part.subarray(n));
+      while (n < part.length) {
+        n += sync
+          ? this.#writer.writeSync(part.subarray(n))
+          : await this.#writer.write(part.subarray(n));
+      }
       written += n;
     }
     for (const b of batches) {

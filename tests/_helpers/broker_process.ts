@@ -26,6 +26,10 @@ export interface StartBrokerOptions {
   extraArgs?: string[];
   /** "broker" (default) or "follower" */
   role?: "broker" | "follower";
+  /** more environment variables (e.g. `DENO_KV_ACCESS_TOKEN` for a KV URL) */
+  env?: Record<string, string>;
+  /** the checkout whose cli.ts runs (default: this one; benchmarks compare with another) */
+  repo?: string;
 }
 
 /** A running broker process. */
@@ -65,7 +69,7 @@ export async function startBroker(opts: StartBrokerOptions = {}): Promise<Broker
   const args = [
     "run",
     "-A",
-    `${REPO}cli.ts`,
+    `${opts.repo ?? REPO}cli.ts`,
     opts.role ?? "broker",
     "--listen",
     "127.0.0.1:0",
@@ -78,11 +82,11 @@ export async function startBroker(opts: StartBrokerOptions = {}): Promise<Broker
   args.push(...opts.extraArgs ?? []);
   const child = new Deno.Command(Deno.execPath(), {
     args,
-    cwd: REPO,
+    cwd: opts.repo ?? REPO,
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
-    env: { NO_COLOR: "1" },
+    env: { NO_COLOR: "1", ...opts.env },
   }).spawn();
 
   let errText = "";

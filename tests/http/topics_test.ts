@@ -139,7 +139,12 @@ Deno.test("topic routes: a body over max.request.bytes gets 413 RECORD_LIST_TOO_
 Deno.test("GET /healthz and /v1/cluster describe the broker", async () => {
   await using t = await openTestBroker();
   let res = await t.call("GET", "/healthz");
-  assert.deepEqual(res.body, { status: "ok", brokerId: 1, role: "broker" });
+  assert.deepEqual(res.body, {
+    status: "ok",
+    brokerId: 1,
+    role: "broker",
+    kv: { reachable: true, unreachableSince: null, oldestPendingMs: 0 },
+  });
   res = await t.call("GET", "/v1/cluster");
   assert.equal(res.body.clusterId, t.broker.clusterId);
   assert.equal(res.body.controllerId, 1);
