@@ -86,6 +86,8 @@ export interface ClusterStatus {
   nonPreferredLeaders: number;
   /** partitions with fewer in-sync replicas than replicas */
   underReplicated: number;
+  /** partitions whose size no leader has reported yet (counted as 0 bytes) */
+  unknownSizes: number;
 }
 
 /** Balancing operations (see the module doc). */
@@ -220,6 +222,7 @@ export class ClusterAdmin {
         : null,
       nonPreferredLeaders: nonPreferred,
       underReplicated: under,
+      unknownSizes: [...assignment.keys()].filter((k) => !sizes.has(k)).length,
     };
   }
 

@@ -76,6 +76,8 @@ export interface ClusterStatus {
   nonPreferredLeaders: number;
   /** partitions with fewer in-sync replicas than replicas */
   underReplicated: number;
+  /** partitions whose size no leader has reported yet (counted as 0 bytes) */
+  unknownSizes: number;
 }
 
 function malformed(what: string): RillError {
