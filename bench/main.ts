@@ -16,8 +16,10 @@ const SUITES: Record<string, () => Promise<Suite>> = {
   replication: () => import("./replication_bench.ts"),
   rebalance: () => import("./rebalance_bench.ts"),
   streams: () => import("./streams_bench.ts"),
+  metrics: () => import("./metrics_bench.ts"),
   kv: () => import("./kv_bench.ts"),
   kafka: () => import("./kafka_bench.ts"),
+  compression: () => import("./compression_bench.ts"),
 };
 
 const wanted = Deno.args.length > 0 ? Deno.args : Object.keys(SUITES);

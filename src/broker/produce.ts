@@ -14,6 +14,7 @@
  *
  * @module
  */
+import { compressBatch } from "../protocol/compression.ts";
 import { RillError } from "../protocol/errors.ts";
 import { BATCH_HEADER_SIZE, encodeBatch, type RecordHeader } from "../protocol/record_batch.ts";
 import { stampLogAppendTime } from "./batch_checks.ts";
@@ -140,8 +141,11 @@ export function encodeRecords(
     }),
     { now },
   );
-  if (state.logAppendTime) stampLogAppendTime(batch, now);
-  return batch;
+  const stored = state.compression === "producer" || state.compression === "none"
+    ? batch
+    : compressBatch(batch, state.compression);
+  if (state.logAppendTime) stampLogAppendTime(stored, now);
+  return stored;
 }
 
 /**

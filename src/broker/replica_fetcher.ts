@@ -79,6 +79,8 @@ export interface ReplicaFetcherOptions {
    * null (replication_throttle.ts)
    */
   throttle?: () => ReplicationThrottle | null;
+  /** told of the bytes of each fetch answer appended (for metrics) */
+  onCopied?: (bytes: number) => void;
 }
 
 /**
@@ -305,6 +307,7 @@ export class ReplicaFetcher {
       const wait = throttle.take(res.body.length);
       if (wait > 0) await this.#sleep(wait);
     }
+    if (contiguous.length > 0) o.onCopied?.(contiguous.length);
   }
 
   #sleep(ms: number): Promise<void> {

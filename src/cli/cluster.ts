@@ -34,7 +34,10 @@ export const HELP = `Usage:
                                            move every replica off broker N
 
 Options:
+  --format text|json  text (default) or JSON
   --broker URL   broker to talk to (default $RILL_BROKER or http://127.0.0.1:8092)
+  --api-key KEY  API key (default $RILL_API_KEY)
+  --ca-file PEM  CA certificate for https:// brokers (default $RILL_CA_FILE)
   -h, --help     show this help
 `;
 
@@ -43,6 +46,7 @@ const OPTIONS = {
   "dry-run": { type: "boolean" },
   execute: { type: "boolean" },
   id: { type: "string" },
+  format: { type: "string" },
 } as const;
 
 /**
@@ -76,7 +80,22 @@ export async function run(args: string[], io: CliIo): Promise<number> {
   if (values["dry-run"] && values.execute) {
     throw new UsageError("--dry-run and --execute cannot go together");
   }
+  const format = values.format ?? "text";
+  if (format !== "text" && format !== "json") {
+    throw new UsageError(`--format must be text or json, got "${format}"`);
+  }
   const rill = new Rill({ ...connection(values), retry: { retries: 2 } });
+  if (format === "json") {
+    const answer = sub === "status"
+      ? { ...await rill.admin().describeCluster(), balance: await rill.cluster().status() }
+      : sub === "elect-leaders"
+      ? await rill.cluster().electLeaders(values.topic)
+      : sub === "rebalance"
+      ? await rill.cluster().rebalance({ execute: values.execute === true })
+      : await decommission(rill, values.id, !values["dry-run"]);
+    await io.out(JSON.stringify(answer) + "\n");
+    return 0;
+  }
   switch (sub) {
     case "status":
       await io.out(await status(rill));
@@ -100,13 +119,16 @@ export async function run(args: string[], io: CliIo): Promise<number> {
       return 0;
     }
     default: {
-      const id = intOption("id", values.id);
-      if (id === undefined) throw new UsageError("decommission needs --id N");
-      const plan = await rill.cluster().decommission(id, { execute: !values["dry-run"] });
-      await io.out(describePlan(plan));
+      await io.out(describePlan(await decommission(rill, values.id, !values["dry-run"])));
       return 0;
     }
   }
+}
+
+function decommission(rill: Rill, raw: string | undefined, execute: boolean) {
+  const id = intOption("id", raw);
+  if (id === undefined) throw new UsageError("decommission needs --id N");
+  return rill.cluster().decommission(id, { execute });
 }
 
 async function status(rill: Rill): Promise<string> {
@@ -117,7 +139,9 @@ async function status(rill: Rill): Promise<string> {
   const loads = new Map(s.brokers.map((b) => [b.id, b]));
   for (const b of c.brokers) {
     const l = loads.get(b.id);
-    out += `\tBroker: ${b.id}\tRole: ${b.role}\tURL: ${b.url}\tAlive: ${b.alive ? "yes" : "no"}`;
+    out += `\tBroker: ${b.id}\tRole: ${b.role}\tURL: ${b.url}\tAlive: ${b.alive ? "yes" : "no"}${
+      b.kafka ? `\tKafka: ${b.kafka}` : ""
+    }`;
     if (l) {
       out += `\tRack: ${l.rack ?? "-"}\tReplicas: ${l.replicas}\tLeaders: ${l.leaders}` +
         `\tPreferred: ${l.preferredLeaders}\tBytes: ${l.bytes}`;

@@ -20,7 +20,13 @@
  */
 import type { ProduceRecord } from "../broker/produce.ts";
 import { RillError } from "../protocol/errors.ts";
-import { decodeBatch, type RecordHeader, splitBatches } from "../protocol/record_batch.ts";
+import {
+  decodeBatch,
+  nextOffsetOf,
+  readBatchHeader,
+  type RecordHeader,
+  splitBatches,
+} from "../protocol/record_batch.ts";
 
 const encoder = new TextEncoder();
 const strictDecoder = new TextDecoder("utf-8", { fatal: true });
@@ -211,6 +217,8 @@ export function batchesToJson(
 ): JsonRecord[] {
   const out: JsonRecord[] = [];
   for (const batch of splitBatches(bytes)) {
+    // Skip a batch wholly before the offset without decoding (or decompressing) it.
+    if (nextOffsetOf(readBatchHeader(batch)) <= fromOffset) continue;
     for (const r of decodeBatch(batch).records) {
       if (r.offset < fromOffset) continue;
       out.push(recordToJson(r.offset, r.timestamp, r.key, r.value, r.headers, forceBase64));

@@ -17,7 +17,6 @@
  */
 import { crc32c } from "../protocol/crc32c.ts";
 import {
-  ATTR,
   BATCH_HEADER_SIZE,
   decodeBatch,
   LOG_OVERHEAD,
@@ -861,10 +860,6 @@ export class LogSegment {
     let answer: number | null = null;
     this.#walk(from, this.#size, Infinity, undefined, (b) => {
       if (b.lastOffset < minOffset || b.maxTimestamp < timestamp) return true;
-      if ((b.attributes & ATTR.compressionMask) !== 0) {
-        answer = Math.max(b.baseOffset, minOffset);
-        return false;
-      }
       const { records } = decodeBatch(this.readAt(b.position, b.size));
       for (const r of records) {
         if (r.offset >= minOffset && r.timestamp >= timestamp) {
