@@ -312,6 +312,18 @@ export class Broker {
       topics: () => this.#local.all(),
       controller: () => this.controller?.active ?? false,
       now: opts.now ?? Date.now,
+      kvReachable: () => this.kvHealth.status().reachable,
+    });
+    // Whether the KV answers (kv_health.ts), as /healthz shows it.
+    this.metrics.gauge({
+      name: "rill_kv_reachable",
+      help: "1 while the KV answers, 0 while some KV call has been pending past the stall bound.",
+      collect: (g) => g.set(this.kvHealth.status().reachable ? 1 : 0),
+    });
+    this.metrics.gauge({
+      name: "rill_kv_oldest_pending_seconds",
+      help: "Age of the oldest KV call still waiting for an answer (0 when none).",
+      collect: (g) => g.set(this.kvHealth.status().oldestPendingMs / 1000),
     });
   }
 
