@@ -47,6 +47,9 @@ import { BackgroundTasks } from "./background_tasks.ts";
 import { PartitionLookup } from "./partition_lookup.ts";
 import { TopicAdmin, type TopicDescription } from "./broker_topics.ts";
 import { ProducePath } from "./broker_produce.ts";
+import { ClusterAdmin } from "./cluster_admin.ts";
+import { MoveStore } from "../coordination/moves.ts";
+import { LeaderFigures } from "./leader_figures.ts";
 import { type FetchOptions, FetchPath, type OffsetSpec } from "./broker_fetch.ts";
 import { type FetchManyRequest, type FetchManyResult, FetchSessions } from "./fetch_session.ts";
 import { instrumentKv } from "../coordination/kv_instrument.ts";
@@ -82,6 +85,8 @@ export interface BrokerOptions {
   metrics?: Metrics;
   /** a follower (observer): the topics to copy (default: all) */
   observeTopics?: readonly string[];
+  /** the rack (zone) this broker is in: replicas of a partition spread over racks */
+  rack?: string;
 }
 
 /**
@@ -123,6 +128,10 @@ export class Broker {
   readonly controller: Controller | null;
   /** roles, replica fetchers and ISR writes */
   readonly replication: ReplicationManager;
+  /** rebalance, decommission, preferred leader election and cluster status */
+  readonly clusterAdmin: ClusterAdmin;
+  /** this broker's rack, if declared */
+  readonly rack: string | undefined;
   readonly #ownsKv: boolean;
   readonly #lock: Deno.FsFile;
   readonly #local: LocalTopics;
@@ -143,6 +152,7 @@ export class Broker {
   readonly #admin: TopicAdmin;
   readonly #produce: ProducePath;
   readonly #fetch: FetchPath;
+  readonly #figures: LeaderFigures;
   /** Read buffers for fetch answers, reused once each answer is made (read_buffers.ts). */
   readonly readBuffers: ReadBufferPool = new ReadBufferPool();
   /** The fetch-session core (fetch_session.ts): every multi-partition fetch goes through it. */
@@ -192,6 +202,7 @@ export class Broker {
     kv = watchKvHealth(kv, this.kvHealth);
     this.kv = kv;
     this.#tasks = new BackgroundTasks(this.#log);
+    this.rack = opts.rack;
     this.topicStore = new TopicStore(kv);
     this.clusterStore = new ClusterStore(kv, config.sessionTimeoutMs, opts.now);
     this.partitionStates = new PartitionStateStore(kv);
@@ -246,6 +257,7 @@ export class Broker {
         if (force) this.#knownVersion = -1n;
         return this.refresh();
       },
+      decommissioned: () => this.clusterAdmin.decommissioned(),
     });
     this.#produce = new ProducePath({
       brokerId: opts.id,
@@ -262,8 +274,26 @@ export class Broker {
       draining: () => this.#draining,
       refresh: () => this.refresh(),
     });
+    this.#figures = new LeaderFigures({
+      brokerId: opts.id,
+      kv,
+      local: this.#local,
+      lookup: this.#lookup,
+    });
+    const moves = new MoveStore(kv);
+    this.clusterAdmin = new ClusterAdmin({
+      kv,
+      cluster: this.clusterStore,
+      topics: this.topicStore,
+      states: this.partitionStates,
+      moves,
+      now: opts.now,
+    });
     this.controller = this.role === "broker"
       ? new Controller({
+        moves,
+        settings: config,
+        rebalance: async () => (await this.clusterAdmin.rebalance(true)).moves.length,
         brokerId: opts.id,
         lease: this.leaseStore,
         cluster: this.clusterStore,
@@ -388,12 +418,16 @@ export class Broker {
       id: this.id,
       url,
       role: this.role,
+      ...(this.rack === undefined ? {} : { rack: this.rack }),
       ...(kafka ? { kafka } : {}),
     });
     if (first) {
       this.#tasks.every(this.config.heartbeatIntervalMs, async () => {
         if (this.#registration) {
-          this.#registration = await this.clusterStore.heartbeat(this.#registration);
+          this.#registration = await this.clusterStore.heartbeat(
+            this.#registration,
+            this.role === "broker" ? this.#figures.report() : undefined,
+          );
         }
       });
       if (this.role === "broker") {
@@ -653,6 +687,22 @@ export class Broker {
    */
   offsetForTimestamp(topic: string, partition: number, timestamp: number): Promise<number> {
     return this.listOffset(topic, partition, { timestamp });
+  }
+
+  /**
+   * A partition's log end offset as consumers see it, for lag, from any broker (see
+   * {@linkcode LeaderFigures.lagEndOffset}).
+   *
+   * @param topic the topic
+   * @param partition the partition
+   * @returns the offset and its age in ms (0: live), or null when nobody reported it
+   * @throws {RillError} UNKNOWN_TOPIC_OR_PARTITION
+   */
+  lagEndOffset(
+    topic: string,
+    partition: number,
+  ): Promise<{ offset: number; ageMs: number } | null> {
+    return this.#figures.lagEndOffset(topic, partition);
   }
 
   // ---- background work and lifecycle ------------------------------------------------------

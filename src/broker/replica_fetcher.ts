@@ -39,6 +39,7 @@ import type { Replica } from "./replica.ts";
 import { LeaderConnection } from "./replica_client.ts";
 import { fillOffsetGaps } from "./follower_gaps.ts";
 import type { LeaderFetcher } from "./leader_fetcher.ts";
+import type { ReplicationThrottle } from "./replication_throttle.ts";
 
 const BATCH_MEDIA_TYPE = "application/vnd.rill.batch";
 const decoder = new TextDecoder();
@@ -79,6 +80,11 @@ export interface ReplicaFetcherOptions {
    * (leader_fetcher.ts): one request per leader; absent, this fetcher polls on its own
    */
   shared?: LeaderFetcher;
+  /**
+   * the replication throttle while this replica is moving here (not in the ISR yet), else
+   * null (replication_throttle.ts)
+   */
+  throttle?: () => ReplicationThrottle | null;
   /** told of the bytes of each fetch answer appended (for metrics) */
   onCopied?: (bytes: number) => void;
 }
@@ -384,7 +390,9 @@ export class ReplicaFetcher {
     const o = this.#o;
     const r = o.replica;
     const offset = r.logEndOffset;
-    let q = `offset=${offset}&maxWaitMs=${o.maxWaitMs}&maxBytes=${o.maxBytes}`;
+    const throttle = o.throttle?.() ?? null;
+    const maxBytes = throttle ? throttle.fetchBytes(o.maxBytes) : o.maxBytes;
+    let q = `offset=${offset}&maxWaitMs=${o.maxWaitMs}&maxBytes=${maxBytes}`;
     if (!o.observer) {
       q += `&replicaId=${o.brokerId}&leaderEpoch=${o.leaderEpoch}`;
     }
@@ -395,6 +403,7 @@ export class ReplicaFetcher {
 
   async #append(offset: number, bytes: Uint8Array, hw: number): Promise<void> {
     const r = this.#o.replica;
+    const throttle = this.#o.throttle?.() ?? null;
     if (this.#abort.signal.aborted || r.closing) return;
     this.fetches++;
     // A fetch starts at the batch holding `offset`; skip a batch we already have.
@@ -406,6 +415,10 @@ export class ReplicaFetcher {
     // A compacted leader log has offset gaps; the follower's log takes contiguous batches.
     const contiguous = fillOffsetGaps(bytes, offset, r.log.latestEpoch());
     await r.appendAsFollower(contiguous, Number.isSafeInteger(hw) ? hw : 0);
+    if (throttle && bytes.length > 0) {
+      const wait = throttle.take(bytes.length);
+      if (wait > 0) await this.#sleep(wait);
+    }
     if (contiguous.length > 0) this.#o.onCopied?.(contiguous.length);
   }
 

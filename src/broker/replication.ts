@@ -21,6 +21,7 @@ import type { TopicState } from "./local_topics.ts";
 import type { Replica } from "./replica.ts";
 import { ReplicaFetcher } from "./replica_fetcher.ts";
 import { LeaderFetcher } from "./leader_fetcher.ts";
+import { ReplicationThrottle } from "./replication_throttle.ts";
 import { RillError } from "../protocol/errors.ts";
 
 /** What a {@linkcode ReplicationManager} needs. */
@@ -68,6 +69,9 @@ export class ReplicationManager {
   #urls = new Map<number, string>();
   #closed = false;
   #enabled = false;
+  /** the follower replicas moving here (a move's target, not in the ISR yet) */
+  readonly #moving = new Set<Replica>();
+  readonly #throttle: ReplicationThrottle | null;
   /**
    * headers for requests to leaders (the cluster secret when security is on: followers
    * authenticate as the inter-broker principal)
@@ -77,6 +81,8 @@ export class ReplicationManager {
   /** @param opts ids, stores and settings */
   constructor(opts: ReplicationOptions) {
     this.#o = opts;
+    const rate = opts.config.replicationThrottleBytes;
+    this.#throttle = rate > 0 ? new ReplicationThrottle(rate) : null;
   }
 
   /**
@@ -103,6 +109,9 @@ export class ReplicationManager {
         const r = t.replicas[p.partition];
         if (!r || r.closing) continue;
         seen.add(r);
+        const me = this.#o.brokerId;
+        if (p.targetReplicas?.includes(me) && !p.isr.includes(me)) this.#moving.add(r);
+        else this.#moving.delete(r);
         const role = !this.#o.observer && p.leader === this.#o.brokerId ? "leader" : "follower";
         const cur = this.#assigned.get(r);
         if (cur && cur.role === role && cur.epoch === p.leaderEpoch && cur.leaderId === p.leader) {
@@ -136,9 +145,12 @@ export class ReplicationManager {
               },
               log: this.#o.log,
               headers: () => this.requestHeaders,
-              shared: this.#o.config.replicaFetchSessions
+              // A replica moving here (throttled) copies on its own, so its throttle never
+              // holds up the other partitions of the leader's shared fetch.
+              shared: this.#o.config.replicaFetchSessions && !this.#moving.has(r)
                 ? this.#leaderFetcher(p.leader)
                 : undefined,
+              throttle: () => this.#moving.has(r) ? this.#throttle : null,
             });
             next.fetcher.start();
           }
@@ -149,6 +161,7 @@ export class ReplicationManager {
     for (const [r, a] of [...this.#assigned]) {
       if (!seen.has(r)) {
         this.#assigned.delete(r);
+        this.#moving.delete(r);
         await a.fetcher?.stop();
       }
     }
