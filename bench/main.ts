@@ -14,6 +14,7 @@ const SUITES: Record<string, () => Promise<Suite>> = {
   security: () => import("./security_bench.ts"),
   replication: () => import("./replication_bench.ts"),
   streams: () => import("./streams_bench.ts"),
+  hostile: () => import("./hostile_bench.ts"),
 };
 
 const wanted = Deno.args.length > 0 ? Deno.args : Object.keys(SUITES);

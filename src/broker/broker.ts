@@ -45,6 +45,7 @@ import type { AppendResult } from "../storage/partition_log.ts";
 import type { ReadBuffer } from "../storage/segment.ts";
 import { ReadBufferPool } from "./read_buffers.ts";
 import { checkBatchKeys, checkRecordKeys } from "./compaction_checks.ts";
+import { TimeSlice } from "./time_slice.ts";
 import {
   type Acks,
   assignPartitions,
@@ -539,8 +540,9 @@ export class Broker {
     const leaders = new Map<number, Replica>();
     for (const p of groups.keys()) leaders.set(p, await this.#leader(state, p, acks));
     const now = Date.now();
+    const slice = new TimeSlice();
     const work = [...groups].map(async ([p, indexes]) => {
-      const batch = encodeRecords(state, records, indexes, now);
+      const batch = await encodeRecords(state, records, indexes, now, slice);
       const leader = leaders.get(p)!;
       const result = await leader.append(batch);
       if (acks === -1) {
