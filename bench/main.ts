@@ -15,6 +15,7 @@ const SUITES: Record<string, () => Promise<Suite>> = {
   replication: () => import("./replication_bench.ts"),
   streams: () => import("./streams_bench.ts"),
   hostile: () => import("./hostile_bench.ts"),
+  faults: () => import("./fault_bench.ts"),
 };
 
 const wanted = Deno.args.length > 0 ? Deno.args : Object.keys(SUITES);

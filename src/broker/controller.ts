@@ -3,7 +3,10 @@
  * brokers' heartbeats and moves the leadership of partitions whose leader died, with the
  * decisions of election.ts, each written as one checked KV update of the partition state
  * (a new leader epoch). Brokers learn of the change through the metadata version and switch
- * roles. It also completes replica reassignments once the new replicas are in sync.
+ * roles. A broker whose session expired leaves the ISR of every partition at once
+ * (election.ts `fenceFromIsr`), so acks=all waits for the session timeout and no longer for
+ * the leader's lag limit on top. It also completes replica reassignments once the new
+ * replicas are in sync.
  * When the controller dies, its lease expires after the session timeout and another
  * broker takes over.
  *
@@ -13,7 +16,7 @@ import type { ClusterStore } from "../coordination/cluster.ts";
 import type { LeaseStore } from "../coordination/leases.ts";
 import type { PartitionStateStore } from "../coordination/partition_states.ts";
 import type { TopicStore } from "../coordination/topics.ts";
-import { completeReassignment, electLeader } from "./election.ts";
+import { completeReassignment, electLeader, fenceFromIsr } from "./election.ts";
 
 /** What a {@linkcode Controller} needs. */
 export interface ControllerOptions {
@@ -58,9 +61,10 @@ export class Controller {
 
   /**
    * Takes or renews the lease; as controller, elects a new leader for every partition whose
-   * leader is not alive.
+   * leader is not alive, and fences brokers whose session expired out of the other
+   * partitions' ISRs.
    *
-   * @returns how many partitions changed leader
+   * @returns how many partitions changed leader or ISR
    */
   async tick(): Promise<number> {
     const o = this.#o;
@@ -69,9 +73,9 @@ export class Controller {
     this.#active = lease !== null;
     if (!this.#active) return 0;
     if (!was) o.log(`became the controller (lease epoch ${lease!.epoch})`);
-    const alive = new Set(
-      (await o.cluster.brokers()).filter((b) => b.alive && b.role === "broker").map((b) => b.id),
-    );
+    const brokers = await o.cluster.brokers();
+    const alive = new Set(brokers.filter((b) => b.alive && b.role === "broker").map((b) => b.id));
+    const aliveAny = new Set(brokers.filter((b) => b.alive).map((b) => b.id));
     let changed = 0;
     for (const topic of (await o.topics.snapshot()).topics) {
       const unclean = topic.configs["unclean.leader.election.enable"] === "true";
@@ -88,7 +92,25 @@ export class Controller {
           }
           continue;
         }
-        if (p.leader >= 0 && alive.has(p.leader)) continue;
+        if (p.leader >= 0 && alive.has(p.leader)) {
+          if (fenceFromIsr(p, aliveAny) === null) continue;
+          const fenced = await o.states.update(
+            topic.name,
+            p.partition,
+            (cur) => fenceFromIsr(cur, aliveAny),
+          );
+          if (fenced) {
+            changed++;
+            o.log(
+              `fenced broker(s) ${
+                p.isr.filter((id) => !fenced.isr.includes(id)).join(",")
+              } out of the isr of ${topic.name}-${p.partition} (session expired; isr ${
+                fenced.isr.join(",")
+              })`,
+            );
+          }
+          continue;
+        }
         if (electLeader(p, alive, unclean) === null) continue;
         const next = await o.states.update(
           topic.name,
