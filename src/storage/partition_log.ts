@@ -59,7 +59,7 @@ import {
   installCleaned,
   planCleaning,
 } from "./log_cleaner.ts";
-import { loadLogState, loadProducerState, lockDir } from "./log_state_loader.ts";
+import { loadLogState, loadProducerState, lockDir, unlockDir } from "./log_state_loader.ts";
 import {
   DEFAULT_PRODUCER_ID_EXPIRATION_MS,
   type ProducerBatch,
@@ -398,7 +398,7 @@ export class PartitionLog {
       }
       return new PartitionLog(dir, full, now, loaded, { ...state, lock });
     } catch (e) {
-      lock.close();
+      unlockDir(lock);
       throw e;
     }
   }
@@ -1364,7 +1364,7 @@ export class PartitionLog {
           await syncDir(this.dir);
         }
       } finally {
-        this.#lock.close(); // releases the flock
+        unlockDir(this.#lock); // releases the flock before close() resolves
       }
     });
   }
