@@ -46,6 +46,7 @@ import type { ReadBuffer } from "../storage/segment.ts";
 import { ReadBufferPool } from "./read_buffers.ts";
 import { checkBatchKeys, checkRecordKeys } from "./compaction_checks.ts";
 import { TimeSlice } from "./time_slice.ts";
+import { DiskGuard } from "./disk_space.ts";
 import {
   type Acks,
   assignPartitions,
@@ -56,7 +57,7 @@ import {
   unknownPartition,
 } from "./produce.ts";
 import { type BrokerConfig, DEFAULT_BROKER_CONFIG } from "./config.ts";
-import { checkMetaProperties, join, lockDataDir } from "./data_dir.ts";
+import { checkMetaProperties, join, lockDataDir, unlockDataDir } from "./data_dir.ts";
 import { LocalTopics, type TopicState } from "./local_topics.ts";
 import type { FetchResult, Replica } from "./replica.ts";
 
@@ -102,12 +103,23 @@ export interface FetchOptions {
   alloc?: ReadBuffer;
 }
 
+/** The least free space at which a log that failed is reopened, even with no floor set. */
+const REOPEN_MIN_FREE_BYTES = 4 * 1024 * 1024;
+
 /** A topic's description: metadata plus the offsets of the replicas hosted here. */
 export interface TopicDescription {
   /** the metadata */
   meta: TopicMetadata;
   /** per partition: its offsets when hosted here, else null */
-  offsets: ({ logStartOffset: number; highWatermark: number; logEndOffset: number } | null)[];
+  offsets: (
+    {
+      logStartOffset: number;
+      highWatermark: number;
+      logEndOffset: number;
+      /** why the log failed and takes no writes (I/O error; paths left out), else null */
+      logFailure: string | null;
+    } | null
+  )[];
 }
 
 /** Where a list-offsets request points. */
@@ -166,6 +178,8 @@ export class Broker {
   readonly readBuffers: ReadBufferPool = new ReadBufferPool();
   #draining = false;
   #closed: Promise<void> | null = null;
+  /** the free-space floor and the KV reserve (disk_space.ts); null until open() sets it */
+  #disk: DiskGuard | null = null;
 
   private constructor(
     opts: BrokerOptions,
@@ -246,7 +260,7 @@ export class Broker {
         ? opts.kv
         : await Deno.openKv(opts.kv ?? join(opts.dataDir, "meta.kv"));
     } catch (e) {
-      lock.close();
+      unlockDataDir(lock);
       throw e;
     }
     let broker: Broker | null = null;
@@ -254,6 +268,20 @@ export class Broker {
       const clusterId = await new ClusterStore(kv).ensureClusterId();
       await checkMetaProperties(opts.dataDir, clusterId, opts.id);
       broker = new Broker(opts, kv, ownsKv, clusterId, config, lock);
+      const kvPath = typeof opts.kv === "object"
+        ? undefined
+        : opts.kv === undefined
+        ? join(opts.dataDir, "meta.kv")
+        : URL.canParse(opts.kv) && /^https?:/.test(opts.kv)
+        ? undefined
+        : opts.kv;
+      broker.#disk = await DiskGuard.open({
+        dataDir: opts.dataDir,
+        kvPath: kvPath === ":memory:" ? undefined : kvPath,
+        brokerId: opts.id,
+        minFreeBytes: config.minFreeBytes,
+        reserveBytes: config.kvReserveBytes,
+      });
       await broker.refresh();
       await broker.#local.removeStrays((await broker.topicStore.snapshot()).topics);
       let clean = 0, recovered = 0;
@@ -268,12 +296,13 @@ export class Broker {
       broker.#every(config.metadataPollMs, () => broker!.refresh());
       broker.#every(config.retentionCheckIntervalMs, () => broker!.applyRetention());
       broker.#every(config.logCleanerBackoffMs, () => broker!.cleanLogs());
+      broker.#every(config.metadataPollMs, () => broker!.#recoverStorage());
       return broker;
     } catch (e) {
       if (broker) await broker.close().catch(() => {});
       else {
         if (ownsKv) kv.close();
-        lock.close();
+        unlockDataDir(lock);
       }
       throw e;
     }
@@ -407,6 +436,7 @@ export class Broker {
             logStartOffset: r.logStartOffset,
             highWatermark: r.highWatermark,
             logEndOffset: r.logEndOffset,
+            logFailure: r.log.failure?.replace(/\/[^\s'"]*/g, "…") ?? null,
           }
           : null;
       }),
@@ -534,6 +564,7 @@ export class Broker {
     acks: Acks,
   ): Promise<RecordOffset[] | null> {
     this.#checkAccepting();
+    this.#disk?.check();
     const state = await this.#topic(topic);
     if (state.compacted) checkRecordKeys(topic, records);
     const groups = assignPartitions(state, records);
@@ -592,6 +623,7 @@ export class Broker {
     acks: Acks,
   ): Promise<BatchAppendResult | null> {
     this.#checkAccepting();
+    this.#disk?.check();
     const state = await this.#topic(topic);
     const count = state.meta.partitions.length;
     if (partition >= count) throw unknownPartition(topic, partition, count);
@@ -961,8 +993,9 @@ export class Broker {
           this.#log(`could not mark the registration stopped: ${e}`)
         );
       }
+      this.#disk?.close();
       if (this.#ownsKv) this.kv.close();
-      this.#lock.close();
+      unlockDataDir(this.#lock);
     })();
     return this.#closed;
   }
@@ -970,6 +1003,27 @@ export class Broker {
   /** Same as {@linkcode close}, for `await using`. */
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
+  }
+
+  /**
+   * Storage upkeep, every metadata poll: writes the KV reserve again once there is room, and
+   * — when the disk is above the free-space floor — reopens through recovery the logs that
+   * failed on an I/O error such as ENOSPC (local_topics.ts `reopenFailed`), then re-applies
+   * the metadata so they get their roles back.
+   */
+  async #recoverStorage(): Promise<void> {
+    await this.#disk?.maintain();
+    let failed = false;
+    for (const r of this.#local.replicas()) if (r.log.failure !== null) failed = true;
+    if (!failed) return;
+    // Space is back when the disk is above the floor (and has a few MiB even without one).
+    const free = this.#disk?.floor.free(true) ?? null;
+    if (free !== null && free < Math.max(this.config.minFreeBytes, REOPEN_MIN_FREE_BYTES)) return;
+    const reopened = await this.#local.reopenFailed();
+    if (reopened.length > 0) {
+      this.#knownVersion = -1n;
+      await this.refresh();
+    }
   }
 
   #every(intervalMs: number, fn: () => Promise<unknown>): void {

@@ -408,6 +408,15 @@ export class PartitionLog {
     return this.#logStartOffset;
   }
 
+  /**
+   * Why the log failed and takes no more writes (an I/O error such as ENOSPC: a write may
+   * have been cut short, so only a reopen through recovery makes it writable again), or null.
+   */
+  get failure(): string | null {
+    if (this.#failure === null) return null;
+    return (this.#failure as Error)?.message ?? String(this.#failure);
+  }
+
   /** The offset the next appended record will get. */
   get logEndOffset(): number {
     return this.#segments.last()!.nextOffset;

@@ -22,6 +22,7 @@ Deno.test("topic routes: create, list, describe, alter, delete", async () => {
     logStartOffset: 0,
     highWatermark: 0,
     logEndOffset: 0,
+    logFailure: null,
   });
 
   res = await t.call("POST", "/v1/topics", { name: "audit" });
