@@ -60,6 +60,7 @@ import { type BrokerConfig, DEFAULT_BROKER_CONFIG } from "./config.ts";
 import { checkMetaProperties, join, lockDataDir, unlockDataDir } from "./data_dir.ts";
 import { LocalTopics, type TopicState } from "./local_topics.ts";
 import type { FetchResult, Replica } from "./replica.ts";
+import { type FetchManyRequest, type FetchManyResult, FetchSessions } from "./fetch_session.ts";
 
 export type { Acks, BatchAppendResult, ProduceRecord, RecordOffset } from "./produce.ts";
 
@@ -176,6 +177,8 @@ export class Broker {
   readonly #holds = new SequenceHolds();
   /** Read buffers for fetch answers, reused once each answer is made (read_buffers.ts). */
   readonly readBuffers: ReadBufferPool = new ReadBufferPool();
+  /** The fetch-session core (fetch_session.ts): every multi-partition fetch goes through it. */
+  readonly fetchSessions: FetchSessions;
   #draining = false;
   #closed: Promise<void> | null = null;
   /** the free-space floor and the KV reserve (disk_space.ts); null until open() sets it */
@@ -190,6 +193,13 @@ export class Broker {
     lock: Deno.FsFile,
   ) {
     this.#lock = lock;
+    this.fetchSessions = new FetchSessions({
+      readableReplica: (topic, partition) => this.readableReplica(topic, partition),
+      leaderReplica: (topic, partition, epoch) => this.#leaderReplica(topic, partition, epoch),
+      draining: () => this.#draining,
+      pool: this.readBuffers,
+      now: opts.now,
+    }, { maxSessions: config.fetchSessionCacheSlots });
     this.id = opts.id;
     this.role = opts.role ?? "broker";
     this.config = config;
@@ -732,6 +742,19 @@ export class Broker {
     if (outcome === "closed" && replica.closing) return result;
     result = await replica.read(offset, opts.maxBytes, opts.alloc);
     return result;
+  }
+
+  /**
+   * Fetches from many partitions with one wait (fetch_session.ts): HTTP multi-partition
+   * fetch, WebSocket push, the Kafka listener's Fetch and followers all read through it.
+   *
+   * @param req partitions, wait, sizes, optional session and follower identity
+   * @returns per-partition results and errors; call `release()` once done with the bytes
+   * @throws {RillError} INVALID_REQUEST, FETCH_SESSION_ID_NOT_FOUND,
+   *   INVALID_FETCH_SESSION_EPOCH (partition errors are in the results)
+   */
+  fetchMany(req: FetchManyRequest): Promise<FetchManyResult> {
+    return this.fetchSessions.fetch(req);
   }
 
   /**

@@ -42,6 +42,8 @@ export interface BrokerConfig {
   fetchMaxBytesLimit: number;
   /** the longest `maxWaitMs` a fetch may ask for; 5 min */
   fetchMaxWaitLimitMs: number;
+  /** the most fetch sessions kept (Kafka's max.incremental.fetch.session.cache.slots); 1000 */
+  fetchSessionCacheSlots: number;
   /** the interval of keep-alive comments on an idle server-sent-event stream; 15 s */
   sseKeepAliveMs: number;
   /** a follower not caught up for this long leaves the ISR (Kafka's replica.lag.time.max.ms); 10 s */
@@ -73,6 +75,7 @@ export const DEFAULT_BROKER_CONFIG: Readonly<BrokerConfig> = Object.freeze({
   fetchDefaultMaxBytes: 1024 * 1024,
   fetchMaxBytesLimit: 64 * 1024 * 1024,
   fetchMaxWaitLimitMs: 300_000,
+  fetchSessionCacheSlots: 1000,
   sseKeepAliveMs: 15_000,
   replicaLagTimeMaxMs: 10_000,
   replicaFetchMaxWaitMs: 500,

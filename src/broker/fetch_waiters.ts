@@ -11,9 +11,26 @@
 /** Why a wait ended. */
 export type WaitOutcome = "data" | "timeout" | "aborted" | "closed";
 
-interface Waiter {
-  remaining: number;
-  resolve: (outcome: WaitOutcome) => void;
+/**
+ * Something woken by a partition's commits: a single-partition wait, or a fetch session
+ * waiting on many partitions at once (fetch_session.ts), which sums the bytes itself.
+ */
+export interface WaitListener {
+  /** `bytes` more bytes became readable */
+  onBytes(bytes: number): void;
+  /** the partition is closing, or the broker wakes everyone (draining) */
+  onClose(): void;
+}
+
+class Waiter implements WaitListener {
+  constructor(public remaining: number, public resolve: (outcome: WaitOutcome) => void) {}
+  onBytes(bytes: number): void {
+    this.remaining -= bytes;
+    if (this.remaining <= 0) this.resolve("data");
+  }
+  onClose(): void {
+    this.resolve("closed");
+  }
 }
 
 /**
@@ -28,8 +45,13 @@ interface Waiter {
  * ```
  */
 export class FetchWaiters {
-  #waiters = new Set<Waiter>();
+  #waiters = new Set<WaitListener>();
   #closed = false;
+
+  /** Whether the partition closed (no more waits are taken). */
+  get closed(): boolean {
+    return this.#closed;
+  }
 
   /** How many fetches are waiting. */
   get size(): number {
@@ -51,10 +73,7 @@ export class FetchWaiters {
     if (timeoutMs <= 0) return Promise.resolve("timeout");
     return new Promise<WaitOutcome>((resolve) => {
       const onAbort = () => finish("aborted");
-      const waiter: Waiter = {
-        remaining: Math.max(1, minBytes),
-        resolve: (outcome) => finish(outcome),
-      };
+      const waiter = new Waiter(Math.max(1, minBytes), (outcome) => finish(outcome));
       const timer = setTimeout(() => finish("timeout"), timeoutMs);
       const finish = (outcome: WaitOutcome) => {
         if (!this.#waiters.delete(waiter)) return;
@@ -68,6 +87,29 @@ export class FetchWaiters {
   }
 
   /**
+   * Adds a listener, woken by {@linkcode notify}, {@linkcode close} and {@linkcode wakeAll}
+   * until {@linkcode unlisten}. A closed partition calls `onClose` at once.
+   *
+   * @param listener the listener
+   */
+  listen(listener: WaitListener): void {
+    if (this.#closed) {
+      listener.onClose();
+      return;
+    }
+    this.#waiters.add(listener);
+  }
+
+  /**
+   * Removes a listener added by {@linkcode listen}.
+   *
+   * @param listener the listener
+   */
+  unlisten(listener: WaitListener): void {
+    this.#waiters.delete(listener);
+  }
+
+  /**
    * Tells the waiters that `bytes` more bytes became readable; wakes those that have
    * enough.
    *
@@ -75,20 +117,18 @@ export class FetchWaiters {
    */
   notify(bytes: number): void {
     if (this.#waiters.size === 0) return;
-    for (const w of this.#waiters) {
-      w.remaining -= bytes;
-      if (w.remaining <= 0) w.resolve("data");
-    }
+    // Deleting the current element while iterating a Set is safe: no copy on this path.
+    for (const w of this.#waiters) w.onBytes(bytes);
   }
 
   /** Wakes every waiter with "closed" and refuses new waits (the partition is going away). */
   close(): void {
     this.#closed = true;
-    for (const w of [...this.#waiters]) w.resolve("closed");
+    for (const w of [...this.#waiters]) w.onClose();
   }
 
   /** Wakes every waiter with "closed" but keeps accepting waits (e.g. a server draining). */
   wakeAll(): void {
-    for (const w of [...this.#waiters]) w.resolve("closed");
+    for (const w of [...this.#waiters]) w.onClose();
   }
 }

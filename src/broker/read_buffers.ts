@@ -104,3 +104,79 @@ export class ReadBufferPool {
     this.#idleBytes += buf.length;
   }
 }
+
+/** The size of the chunks a {@linkcode ReadArena} takes from the pool. */
+const ARENA_CHUNK_BYTES = 1024 * 1024;
+
+/**
+ * Many reads of one request (a multi-partition fetch, fetch_session.ts) in buffers lent by
+ * the pool: each read gets its own region of a lent chunk (1 MiB, or one as large as the
+ * read), so their bytes stay valid together until {@linkcode ReadArena.release}.
+ *
+ * @example
+ * ```ts
+ * const arena = new ReadArena(broker.readBuffers);
+ * const a = arena.alloc(100), b = arena.alloc(200); // distinct regions
+ * arena.release(); // once the answer no longer reads them
+ * ```
+ */
+export class ReadArena {
+  readonly #pool: ReadBufferPool;
+  readonly #chunks: { lent: LentBuffer; buf: Uint8Array }[] = [];
+  #current = 0;
+  #cursor = 0;
+  #released = false;
+
+  /** @param pool where the chunks come from */
+  constructor(pool: ReadBufferPool) {
+    this.#pool = pool;
+  }
+
+  /** A region of at least `length` bytes, distinct from every other since the last reset. */
+  readonly alloc: ReadBuffer = (length) => {
+    for (;;) {
+      const chunk = this.#chunks[this.#current];
+      if (chunk !== undefined && chunk.buf.length - this.#cursor >= length) {
+        const region = chunk.buf.subarray(this.#cursor, this.#cursor + length);
+        this.#cursor += length;
+        return region;
+      }
+      if (chunk !== undefined && this.#current + 1 < this.#chunks.length) {
+        this.#current++;
+        this.#cursor = 0;
+        continue;
+      }
+      if (length > MAX_POOLED_BYTES) return new Uint8Array(length);
+      const lent = this.#pool.lend();
+      const buf = lent.alloc(Math.max(length, ARENA_CHUNK_BYTES));
+      this.#chunks.push({ lent, buf });
+      this.#current = this.#chunks.length - 1;
+      this.#cursor = 0;
+    }
+  };
+
+  /** Where the next region starts (for {@linkcode rollback}). */
+  mark(): { chunk: number; cursor: number } {
+    return { chunk: this.#current, cursor: this.#cursor };
+  }
+
+  /** Forgets the regions given since `mark` (a read that was dropped). */
+  rollback(mark: { chunk: number; cursor: number }): void {
+    this.#current = mark.chunk;
+    this.#cursor = mark.cursor;
+  }
+
+  /** Forgets every region (the request reads again); the chunks are kept. */
+  reset(): void {
+    this.#current = 0;
+    this.#cursor = 0;
+  }
+
+  /** Gives the chunks back to the pool; the regions must no longer be read. */
+  release(): void {
+    if (this.#released) return;
+    this.#released = true;
+    for (const c of this.#chunks) c.lent.release();
+    this.#chunks.length = 0;
+  }
+}

@@ -5,7 +5,12 @@
  * followers) checked byte for byte against the log.
  */
 import assert from "node:assert/strict";
-import { MAX_IDLE_BYTES, MAX_POOLED_BYTES, ReadBufferPool } from "../../src/broker/read_buffers.ts";
+import {
+  MAX_IDLE_BYTES,
+  MAX_POOLED_BYTES,
+  ReadArena,
+  ReadBufferPool,
+} from "../../src/broker/read_buffers.ts";
 import { encodeBatch, readBatchHeader, splitBatches } from "../../src/protocol/record_batch.ts";
 import { openTestBroker } from "../http/_app.ts";
 
@@ -141,4 +146,26 @@ Deno.test("large raw fetches served by Deno.serve keep their bytes until they ar
     // On a failure, let the server finish (its shutdown waits for the held answer).
     if (!held.bodyUsed) await held.body?.cancel();
   }
+});
+
+Deno.test("ReadArena gives distinct regions until reset, takes them back on rollback, returns its chunks on release", () => {
+  const pool = new ReadBufferPool();
+  const arena = new ReadArena(pool);
+  const a = arena.alloc(100);
+  const b = arena.alloc(200);
+  a.fill(1);
+  b.fill(2);
+  assert.ok(a.every((x) => x === 1), "b did not overwrite a");
+  const mark = arena.mark();
+  const dropped = arena.alloc(300);
+  arena.rollback(mark);
+  const c = arena.alloc(300);
+  assert.equal(c.byteOffset, dropped.byteOffset, "a rolled back region is given again");
+  const big = arena.alloc(3 * 1024 * 1024);
+  assert.equal(big.length, 3 * 1024 * 1024, "a read larger than a chunk gets a chunk its size");
+  arena.reset();
+  assert.equal(arena.alloc(10).byteOffset, a.byteOffset, "reset starts over in the first chunk");
+  assert.equal(pool.idleBytes, 0);
+  arena.release();
+  assert.ok(pool.idleBytes >= 4 * 1024 * 1024, "both chunks went back");
 });

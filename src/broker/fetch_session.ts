@@ -1,0 +1,605 @@
+/**
+ * The fetch-session core: one fetch over many partitions with one wait, used by every skin
+ * that reads (HTTP multi-partition fetch, WebSocket push, the Kafka listener's Fetch,
+ * followers). Long-poll wake-ups, byte limits, per-partition errors and fairness live here
+ * and nowhere else.
+ *
+ * A request names partitions (topic, partition, offset, maxBytes each), one `maxWaitMs` and
+ * `minBytes`, and optionally a total `maxBytes` (Kafka's `fetch.max.bytes`). It is answered
+ * as soon as the bytes available over all its partitions reach `minBytes`, a partition has
+ * an error, or `maxWaitMs` passes. The wait is woken by the appends and high-watermark moves
+ * themselves (fetch_waiters.ts listeners): no timer on the wake path, no polling. Each
+ * partition gets its own result or its own error; one bad partition fails no other.
+ *
+ * Byte limits follow Kafka (KIP-74): each partition returns at most its `maxBytes`, the whole
+ * answer at most the total, except that the first batch of the first partition with data is
+ * returned whole even when larger, so a consumer always progresses.
+ *
+ * Sessions (Kafka's KIP-227): a full request with `session: {id: 0, epoch: 0}` opens one; the
+ * broker remembers the partition set (and the replicas it resolved), and later requests with
+ * `{id, epoch: n}` send only the partitions whose offset or size changed, plus `forgotten`.
+ * An incremental answer carries only partitions with something new (bytes, an error, or a
+ * moved high watermark or log start offset). Partitions that returned bytes move to the end
+ * of the session's order, so a busy partition cannot take the whole total `maxBytes` turn
+ * after turn (fairness). `{id, epoch: -1}` closes a session. The cache holds at most
+ * `maxSessions`; a new session evicts the least recently used one, and sessions idle for
+ * `sessionIdleMs` are dropped.
+ *
+ * Followers (`replicaId` set) read up to the log end offset, report their fetch offset (which
+ * moves the high watermark and the ISR), are fenced by `leaderEpoch`, and are woken by data
+ * only, as {@linkcode Broker.replicaFetch}.
+ *
+ * @module
+ */
+import { RillError } from "../protocol/errors.ts";
+import type { FetchResult, Replica } from "./replica.ts";
+import type { WaitListener } from "./fetch_waiters.ts";
+import { ReadArena, type ReadBufferPool } from "./read_buffers.ts";
+
+/** One partition of a fetch request. */
+export interface FetchPartitionRequest {
+  /** the topic */
+  topic: string;
+  /** the partition */
+  partition: number;
+  /** the first offset wanted */
+  offset: number;
+  /** the most bytes of this partition (the first batch of the answer is whole regardless) */
+  maxBytes: number;
+  /** a follower's leader epoch of the partition (-1 or absent: not checked) */
+  leaderEpoch?: number;
+}
+
+/** A partition named without a position (a session's `forgotten` list). */
+export interface TopicPartition {
+  /** the topic */
+  topic: string;
+  /** the partition */
+  partition: number;
+}
+
+/** A fetch session as a request names it, or as an answer tells the next request. */
+export interface FetchSessionRef {
+  /** the session id (0: none / open a new one) */
+  id: number;
+  /** the request's epoch: 0 opens, n ≥ 1 continues, -1 closes (an answer: the next epoch) */
+  epoch: number;
+}
+
+/** A fetch over many partitions (see the module description). */
+export interface FetchManyRequest {
+  /** the partitions (in an incremental session request: only added or changed ones) */
+  partitions: readonly FetchPartitionRequest[];
+  /** how long to wait for `minBytes` (0 answers at once) */
+  maxWaitMs: number;
+  /** the bytes, over all partitions, to wait for */
+  minBytes: number;
+  /** the most bytes of the whole answer (Kafka's fetch.max.bytes); default no limit */
+  maxBytes?: number;
+  /** ends the wait early (the client went away) */
+  signal?: AbortSignal;
+  /** set by a follower or observer: its broker id (reads to the log end offset) */
+  replicaId?: number;
+  /** the session (KIP-227); absent: a one-off fetch */
+  session?: FetchSessionRef;
+  /** partitions to drop from the session */
+  forgotten?: readonly TopicPartition[];
+}
+
+/** One partition of a fetch answer. */
+export interface PartitionFetchResult {
+  /** the topic */
+  topic: string;
+  /** the partition */
+  partition: number;
+  /** whole batches (the first may start before the offset asked); empty on error */
+  bytes: Uint8Array;
+  /** the offset to fetch next (≥ the offset asked) */
+  nextOffset: number;
+  /** the partition's high watermark (-1 when unknown: error) */
+  highWatermark: number;
+  /** the partition's log start offset (-1 when unknown: error) */
+  logStartOffset: number;
+  /** the last stable offset (Rill has no transactions: the high watermark) */
+  lastStableOffset: number;
+  /** why this partition has no answer, or null */
+  error: RillError | null;
+}
+
+/** A fetch answer. */
+export interface FetchManyResult {
+  /** the session and the epoch the next request must name, or null (no session) */
+  session: FetchSessionRef | null;
+  /** per partition (an incremental answer: only those with something new) */
+  partitions: PartitionFetchResult[];
+  /** the bytes of all partitions */
+  totalBytes: number;
+  /** gives the read buffers back: call once the answer no longer reads the bytes */
+  release(): void;
+}
+
+/** What the core needs of the broker. */
+export interface FetchSource {
+  /** the replica a consumer may read (leader here, or an observer's copy) */
+  readableReplica(topic: string, partition: number): Promise<Replica>;
+  /** the leader replica for a follower, fenced by `leaderEpoch` (-1: not checked) */
+  leaderReplica(topic: string, partition: number, leaderEpoch: number): Promise<Replica>;
+  /** true once the broker drains (no more waiting) */
+  draining(): boolean;
+  /** the broker's read buffers */
+  readonly pool: ReadBufferPool;
+  /** the clock */
+  now?: () => number;
+}
+
+/** Limits of the session cache. */
+export interface FetchSessionLimits {
+  /** the most sessions kept; 1000 (Kafka's max.incremental.fetch.session.cache.slots) */
+  maxSessions: number;
+  /** a session unused for this long is dropped; 120 s */
+  sessionIdleMs: number;
+}
+
+/** The default {@linkcode FetchSessionLimits}. */
+export const DEFAULT_FETCH_SESSION_LIMITS: Readonly<FetchSessionLimits> = Object.freeze({
+  maxSessions: 1000,
+  sessionIdleMs: 120_000,
+});
+
+const EMPTY = new Uint8Array(0);
+
+/** A partition a fetch reads: the request's position plus what the session remembers. */
+interface Slot {
+  topic: string;
+  partition: number;
+  key: string;
+  offset: number;
+  maxBytes: number;
+  leaderEpoch: number;
+  /** the resolved replica (kept by a session while still valid) */
+  replica: Replica | null;
+  /** what the last answer of the session told about it (-2: never answered) */
+  sentHw: number;
+  sentLso: number;
+  sentError: boolean;
+  /** the high watermark (consumers) or log end offset (followers) at the last read */
+  seen: number;
+}
+
+class Session {
+  readonly slots = new Map<string, Slot>();
+  epoch = 1;
+  lastUsed: number;
+  constructor(readonly id: number, readonly replicaId: number, now: number) {
+    this.lastUsed = now;
+  }
+}
+
+function keyOf(topic: string, partition: number): string {
+  return `${partition}:${topic}`;
+}
+
+function newSlot(p: FetchPartitionRequest): Slot {
+  return {
+    topic: p.topic,
+    partition: p.partition,
+    key: keyOf(p.topic, p.partition),
+    offset: p.offset,
+    maxBytes: p.maxBytes,
+    leaderEpoch: p.leaderEpoch ?? -1,
+    replica: null,
+    sentHw: -2,
+    sentLso: -2,
+    sentError: false,
+    seen: -1,
+  };
+}
+
+function checkPartitionRequest(p: FetchPartitionRequest): void {
+  if (typeof p.topic !== "string" || p.topic.length === 0) {
+    throw new RillError("INVALID_REQUEST", "Each fetched partition needs a topic name");
+  }
+  if (!Number.isSafeInteger(p.partition) || p.partition < 0) {
+    throw new RillError(
+      "INVALID_REQUEST",
+      `The partition of topic "${p.topic.slice(0, 100)}" must be an integer ≥ 0`,
+    );
+  }
+  if (!Number.isSafeInteger(p.offset) || p.offset < 0) {
+    throw new RillError(
+      "INVALID_REQUEST",
+      `The offset of ${p.topic.slice(0, 100)}-${p.partition} must be an integer ≥ 0`,
+    );
+  }
+  if (!Number.isSafeInteger(p.maxBytes) || p.maxBytes < 1) {
+    throw new RillError(
+      "INVALID_REQUEST",
+      `The maxBytes of ${p.topic.slice(0, 100)}-${p.partition} must be an integer ≥ 1`,
+    );
+  }
+}
+
+/**
+ * The broker's fetch sessions and the multi-partition fetch itself.
+ *
+ * @example
+ * ```ts
+ * const answer = await broker.fetchMany({
+ *   partitions: [{ topic: "t", partition: 0, offset: 0, maxBytes: 1 << 20 }],
+ *   maxWaitMs: 500,
+ *   minBytes: 1,
+ * });
+ * try {
+ *   for (const p of answer.partitions) console.log(p.topic, p.partition, p.bytes.length, p.error);
+ * } finally {
+ *   answer.release();
+ * }
+ * ```
+ */
+export class FetchSessions {
+  readonly #source: FetchSource;
+  readonly #limits: FetchSessionLimits;
+  readonly #sessions = new Map<number, Session>();
+  readonly #now: () => number;
+
+  /**
+   * @param source the broker's side
+   * @param limits the session cache limits
+   */
+  constructor(source: FetchSource, limits: Partial<FetchSessionLimits> = {}) {
+    this.#source = source;
+    this.#limits = { ...DEFAULT_FETCH_SESSION_LIMITS, ...limits };
+    this.#now = source.now ?? Date.now;
+  }
+
+  /** How many sessions are cached. */
+  get size(): number {
+    return this.#sessions.size;
+  }
+
+  /** Drops every session (the broker closes). */
+  clear(): void {
+    this.#sessions.clear();
+  }
+
+  /**
+   * Fetches from many partitions with one wait.
+   *
+   * @param req the request
+   * @returns per-partition results (call `release()` once done with the bytes)
+   * @throws {RillError} INVALID_REQUEST (malformed request), FETCH_SESSION_ID_NOT_FOUND,
+   *   INVALID_FETCH_SESSION_EPOCH; partition errors are in the results, not thrown
+   */
+  async fetch(req: FetchManyRequest): Promise<FetchManyResult> {
+    const replicaId = req.replicaId ?? -1;
+    const { slots, session, incremental } = this.#slotsOf(req, replicaId);
+    const arena = new ReadArena(this.#source.pool);
+    try {
+      const totalMax = req.maxBytes ?? Infinity;
+      let results = await this.#readAll(slots, replicaId, arena, totalMax, true);
+      let total = sumBytes(results);
+      if (
+        total < req.minBytes && req.maxWaitMs > 0 && !results.some((r) => r.error !== null) &&
+        !this.#source.draining()
+      ) {
+        const woken = await this.#wait(slots, replicaId, req.minBytes - total, req);
+        if (woken) {
+          arena.reset();
+          results = await this.#readAll(slots, replicaId, arena, totalMax, false);
+          total = sumBytes(results);
+        }
+      }
+      const answered = session ? this.#account(session, slots, results, incremental) : results;
+      return {
+        session: session ? { id: session.id, epoch: session.epoch } : null,
+        partitions: answered,
+        totalBytes: total,
+        release: () => arena.release(),
+      };
+    } catch (e) {
+      arena.release();
+      throw e;
+    }
+  }
+
+  /** The slots a request reads, in order, and its session (created, continued or none). */
+  #slotsOf(
+    req: FetchManyRequest,
+    replicaId: number,
+  ): { slots: Slot[]; session: Session | null; incremental: boolean } {
+    if (!Array.isArray(req.partitions)) {
+      throw new RillError("INVALID_REQUEST", "A fetch needs a list of partitions");
+    }
+    const seen = new Set<string>();
+    for (const p of req.partitions) {
+      checkPartitionRequest(p);
+      const key = keyOf(p.topic, p.partition);
+      if (seen.has(key)) {
+        throw new RillError(
+          "INVALID_REQUEST",
+          `Partition ${p.topic.slice(0, 100)}-${p.partition} is named twice in one fetch`,
+        );
+      }
+      seen.add(key);
+    }
+    if (req.maxBytes !== undefined && !(req.maxBytes >= 1)) {
+      throw new RillError("INVALID_REQUEST", "A fetch's total maxBytes must be ≥ 1");
+    }
+    const ref = req.session;
+    const fresh = () => req.partitions.map(newSlot);
+    if (ref === undefined || (ref.id === 0 && ref.epoch === -1)) {
+      return { slots: fresh(), session: null, incremental: false };
+    }
+    if (!Number.isSafeInteger(ref.id) || !Number.isSafeInteger(ref.epoch) || ref.epoch < -1) {
+      throw new RillError("INVALID_REQUEST", "A fetch session needs an integer id and epoch ≥ -1");
+    }
+    const now = this.#now();
+    if (ref.id === 0) {
+      if (ref.epoch !== 0) {
+        throw new RillError(
+          "INVALID_FETCH_SESSION_EPOCH",
+          `A new fetch session starts at epoch 0, not ${ref.epoch}`,
+        );
+      }
+      const session = this.#open(replicaId, now);
+      for (const s of fresh()) session.slots.set(s.key, s);
+      return { slots: [...session.slots.values()], session, incremental: false };
+    }
+    const session = this.#sessions.get(ref.id);
+    if (session === undefined || session.replicaId !== replicaId) {
+      throw new RillError(
+        "FETCH_SESSION_ID_NOT_FOUND",
+        `Fetch session ${ref.id} is not known to this broker (expired or evicted): open a new one`,
+      );
+    }
+    if (ref.epoch === -1) {
+      this.#sessions.delete(ref.id);
+      return { slots: fresh(), session: null, incremental: false };
+    }
+    if (ref.epoch !== session.epoch) {
+      throw new RillError(
+        "INVALID_FETCH_SESSION_EPOCH",
+        `Fetch session ${ref.id} expects epoch ${session.epoch}, got ${ref.epoch}`,
+      );
+    }
+    session.epoch++;
+    session.lastUsed = now;
+    // Most recently used last: eviction takes the first.
+    this.#sessions.delete(session.id);
+    this.#sessions.set(session.id, session);
+    for (const f of req.forgotten ?? []) session.slots.delete(keyOf(f.topic, f.partition));
+    for (const p of req.partitions) {
+      const key = keyOf(p.topic, p.partition);
+      const slot = session.slots.get(key);
+      if (slot === undefined) session.slots.set(key, newSlot(p));
+      else {
+        slot.offset = p.offset;
+        slot.maxBytes = p.maxBytes;
+        const epoch = p.leaderEpoch ?? -1;
+        if (epoch !== slot.leaderEpoch) slot.replica = null;
+        slot.leaderEpoch = epoch;
+      }
+    }
+    return { slots: [...session.slots.values()], session, incremental: true };
+  }
+
+  #open(replicaId: number, now: number): Session {
+    for (const [id, s] of this.#sessions) {
+      if (now - s.lastUsed < this.#limits.sessionIdleMs) break;
+      this.#sessions.delete(id);
+    }
+    while (this.#sessions.size >= this.#limits.maxSessions && this.#sessions.size > 0) {
+      const oldest = this.#sessions.keys().next().value!;
+      this.#sessions.delete(oldest);
+    }
+    let id = 0;
+    const word = new Uint32Array(1);
+    while (id === 0 || this.#sessions.has(id)) {
+      crypto.getRandomValues(word);
+      id = word[0] & 0x7fffffff;
+    }
+    const session = new Session(id, replicaId, now);
+    this.#sessions.set(id, session);
+    return session;
+  }
+
+  /** Whether a replica kept by a slot still serves this kind of fetch. */
+  #valid(r: Replica, slot: Slot, replicaId: number): boolean {
+    if (r.closing) return false;
+    if (replicaId < 0) return r.role !== "follower";
+    return r.role === "leader" && (slot.leaderEpoch < 0 || slot.leaderEpoch === r.leaderEpoch);
+  }
+
+  async #resolve(slot: Slot, replicaId: number): Promise<Replica> {
+    if (slot.replica !== null && this.#valid(slot.replica, slot, replicaId)) return slot.replica;
+    slot.replica = null;
+    const r = replicaId < 0
+      ? await this.#source.readableReplica(slot.topic, slot.partition)
+      : await this.#source.leaderReplica(slot.topic, slot.partition, slot.leaderEpoch);
+    if (r.closing) {
+      throw new RillError(
+        "NOT_LEADER_OR_FOLLOWER",
+        `Partition ${r.name} is closing on this broker`,
+      );
+    }
+    slot.replica = r;
+    return r;
+  }
+
+  /** Reads every slot once, within the total byte budget. */
+  async #readAll(
+    slots: readonly Slot[],
+    replicaId: number,
+    arena: ReadArena,
+    totalMax: number,
+    first: boolean,
+  ): Promise<PartitionFetchResult[]> {
+    const out: PartitionFetchResult[] = [];
+    let remaining = totalMax;
+    let gotData = false;
+    for (const slot of slots) {
+      let result: PartitionFetchResult;
+      try {
+        const replica = await this.#resolve(slot, replicaId);
+        let read: FetchResult;
+        const budget = Math.min(slot.maxBytes, remaining);
+        if (replicaId >= 0) {
+          if (slot.offset > replica.logEndOffset) {
+            throw new RillError(
+              "OFFSET_OUT_OF_RANGE",
+              `Fetch offset ${slot.offset} of ${replica.name} is past the leader's log end offset ${replica.logEndOffset}`,
+              { logStartOffset: replica.logStartOffset, logEndOffset: replica.logEndOffset },
+            );
+          }
+          if (first) replica.recordFollowerFetch(replicaId, slot.offset);
+          slot.seen = replica.logEndOffset;
+        } else {
+          slot.seen = replica.highWatermark;
+          replica.checkOffset(slot.offset);
+        }
+        if (budget <= 0) read = this.#nothing(replica, slot);
+        else {
+          const mark = arena.mark();
+          read = replicaId >= 0
+            ? await replica.readForFollower(slot.offset, budget, arena.alloc)
+            : await replica.read(slot.offset, budget, arena.alloc);
+          if (gotData && read.bytes.length > remaining) {
+            // Only the answer's first batch may exceed the total.
+            arena.rollback(mark);
+            read = this.#nothing(replica, slot);
+          }
+        }
+        if (read.bytes.length > 0) {
+          gotData = true;
+          remaining -= read.bytes.length;
+        }
+        result = {
+          topic: slot.topic,
+          partition: slot.partition,
+          bytes: read.bytes,
+          nextOffset: Math.max(slot.offset, read.nextOffset),
+          highWatermark: read.highWatermark,
+          logStartOffset: read.logStartOffset,
+          lastStableOffset: read.highWatermark,
+          error: null,
+        };
+      } catch (e) {
+        const error = e instanceof RillError
+          ? e
+          : new RillError("UNKNOWN_SERVER_ERROR", `Reading ${slot.topic}-${slot.partition} failed`);
+        if (!(e instanceof RillError)) console.error(e);
+        slot.replica = null;
+        result = {
+          topic: slot.topic,
+          partition: slot.partition,
+          bytes: EMPTY,
+          nextOffset: slot.offset,
+          highWatermark: -1,
+          logStartOffset: -1,
+          lastStableOffset: -1,
+          error,
+        };
+      }
+      out.push(result);
+    }
+    return out;
+  }
+
+  #nothing(replica: Replica, slot: Slot): FetchResult {
+    return {
+      bytes: EMPTY,
+      nextOffset: slot.offset,
+      highWatermark: replica.highWatermark,
+      logStartOffset: replica.logStartOffset,
+    };
+  }
+
+  /**
+   * Waits until `needed` more bytes are committed over the slots' partitions (appended, for
+   * followers), a partition closes, `maxWaitMs` passes or the signal aborts.
+   *
+   * @returns whether to read again (false: timed out or aborted with nothing new)
+   */
+  #wait(
+    slots: readonly Slot[],
+    replicaId: number,
+    needed: number,
+    req: FetchManyRequest,
+  ): Promise<boolean> {
+    const follower = replicaId >= 0;
+    const replicas: Replica[] = [];
+    for (const s of slots) {
+      const r = s.replica;
+      if (r === null) continue;
+      // Data that arrived between the read and now: read again at once.
+      if ((follower ? r.logEndOffset : r.highWatermark) !== s.seen || r.closing) {
+        return Promise.resolve(true);
+      }
+      replicas.push(r);
+    }
+    if (replicas.length === 0 || req.signal?.aborted) return Promise.resolve(false);
+    return new Promise<boolean>((resolve) => {
+      let remaining = needed;
+      let done = false;
+      const finish = (again: boolean) => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        req.signal?.removeEventListener("abort", onAbort);
+        for (const r of replicas) (follower ? r.replicaWaiters : r.waiters).unlisten(listener);
+        resolve(again);
+      };
+      const listener: WaitListener = {
+        onBytes(bytes) {
+          remaining -= bytes;
+          if (remaining <= 0) finish(true);
+        },
+        onClose() {
+          finish(true);
+        },
+      };
+      const onAbort = () => finish(false);
+      const timer = setTimeout(() => finish(true), req.maxWaitMs);
+      req.signal?.addEventListener("abort", onAbort, { once: true });
+      for (const r of replicas) {
+        (follower ? r.replicaWaiters : r.waiters).listen(listener);
+        if (done) break;
+      }
+    });
+  }
+
+  /**
+   * Records what a session's answer told each partition, keeps in an incremental answer only
+   * the partitions with something new, and moves those that returned bytes to the end of the
+   * session's order.
+   */
+  #account(
+    session: Session,
+    slots: readonly Slot[],
+    results: PartitionFetchResult[],
+    incremental: boolean,
+  ): PartitionFetchResult[] {
+    const out: PartitionFetchResult[] = [];
+    for (let i = 0; i < slots.length; i++) {
+      const slot = slots[i];
+      const r = results[i];
+      const changed = r.bytes.length > 0 || r.error !== null || slot.sentError ||
+        r.highWatermark !== slot.sentHw || r.logStartOffset !== slot.sentLso;
+      slot.sentHw = r.highWatermark;
+      slot.sentLso = r.logStartOffset;
+      slot.sentError = r.error !== null;
+      if (!incremental || changed) out.push(r);
+      if (r.bytes.length > 0 && session.slots.get(slot.key) === slot) {
+        session.slots.delete(slot.key);
+        session.slots.set(slot.key, slot);
+      }
+    }
+    return out;
+  }
+}
+
+function sumBytes(results: readonly PartitionFetchResult[]): number {
+  let n = 0;
+  for (const r of results) n += r.bytes.length;
+  return n;
+}
