@@ -17,3 +17,8 @@ export * from "./src/client/mod.ts";
 export { type ErrorCode, RillError } from "./src/protocol/errors.ts";
 export type { RecordHeader } from "./src/protocol/record_batch.ts";
 export { partitionForKey } from "./src/protocol/murmur2.ts";
+export {
+  type Crc32cImplementation,
+  crc32cImplementation,
+  portableCrc32cReady,
+} from "./src/protocol/crc32c.ts";

@@ -1,6 +1,7 @@
 /**
  * The client and the protocol layer never import server code (ARCHITECTURE.md's layers):
- * reads every import specifier of mod.ts, src/client/ and src/protocol/ and resolves it.
+ * reads every import specifier of mod.ts, src/client/ and src/protocol/ and resolves it. Their
+ * packages are pinned npm: specifiers (the client travels without the import map).
  */
 import assert from "node:assert/strict";
 
@@ -57,8 +58,15 @@ Deno.test("mod.ts, src/client and src/protocol import no server code", async () 
     const source = await Deno.readTextFile(url);
     for (const spec of importSpecifiers(source)) {
       if (!spec.startsWith(".") && !spec.startsWith("/")) {
-        // Bare specifiers: only the import map's client-safe packages and node: built-ins.
-        if (spec !== "hash-wasm") violations.push(`${file} imports package "${spec}"`);
+        // Packages: full, pinned npm: specifiers only, so that the client resolves without
+        // this repository's import map (a bare name does not) and runs in browsers (node:
+        // built-ins do not).
+        if (!/^npm:(@[^/@]+\/)?[^/@]+@\d+\.\d+\.\d+(\/|$)/.test(spec)) {
+          violations.push(
+            `${file} imports "${spec}": the client may import only pinned npm: specifiers ` +
+              `(npm:name@1.2.3), since it must load without the import map and in browsers`,
+          );
+        }
         continue;
       }
       const target = new URL(spec, url).pathname.slice(ROOT.pathname.length);

@@ -1,28 +1,68 @@
 /**
  * CRC-32C (Castagnoli), the checksum of Kafka's RecordBatch v2.
  *
- * The portable implementation is hash-wasm's WebAssembly CRC-32 with the Castagnoli
- * polynomial (~1.2 GB/s here), which runs wherever the client runs (Deno, browsers, Node).
- * A server process may install a faster one with {@linkcode useCrc32cImplementation}; the
- * broker installs the SSE4.2 one of `@node-rs/crc32` (~3.8 GB/s here) when it loads.
+ * Three implementations, fastest available first:
+ * - native: a server process installs one with {@linkcode useCrc32cImplementation}; the
+ *   broker installs the SSE4.2 one of `@node-rs/crc32` (~3.8 GB/s here) when it loads.
+ * - wasm: hash-wasm's WebAssembly CRC-32 with the Castagnoli polynomial (~1.2 GB/s here).
+ *   It is compiled in the background when this module loads and takes over once ready.
+ * - js: SheetJS `crc-32`'s table-driven CRC-32C (~0.9 GB/s here), pure JavaScript, in use
+ *   from the first call and kept wherever WebAssembly is refused (a page whose
+ *   Content-Security-Policy lacks `'wasm-unsafe-eval'`).
+ *
+ * The module has no top-level await, so it loads under `require()` and in strict-CSP pages,
+ * and its imports are full `npm:` specifiers, so it resolves without the repository's
+ * import map.
  *
  * @module
  */
-import { createCRC32 } from "hash-wasm";
-
-const hasher = await createCRC32(0x82F63B78);
+// Full npm: specifiers: the client must resolve without the repository's import map.
+// deno-lint-ignore no-import-prefix
+import CRC32C from "npm:crc-32@1.2.2/crc32c.js";
+// deno-lint-ignore no-import-prefix
+import { createCRC32 } from "npm:hash-wasm@4.13.0";
 
 /** A CRC-32C function: bytes in, unsigned 32-bit checksum out. */
 export type Crc32cFunction = (data: Uint8Array) => number;
 
-function wasmCrc32c(data: Uint8Array): number {
-  hasher.init();
-  hasher.update(data);
-  const d = hasher.digest("binary");
-  return ((d[0] << 24) | (d[1] << 16) | (d[2] << 8) | d[3]) >>> 0;
+/** Which implementation {@linkcode crc32c} runs on. */
+export type Crc32cImplementation = "native" | "wasm" | "js";
+
+/**
+ * The pure-JavaScript implementation (SheetJS `crc-32`), what the others are checked against.
+ *
+ * @param data the bytes to checksum
+ * @returns the checksum as an unsigned 32-bit integer
+ */
+export function jsCrc32c(data: Uint8Array): number {
+  return CRC32C.buf(data, 0) >>> 0;
 }
 
-let implementation: Crc32cFunction = wasmCrc32c;
+let implementation: Crc32cFunction = jsCrc32c;
+let implementationName: Crc32cImplementation = "js";
+let portable: Crc32cFunction = jsCrc32c;
+
+/**
+ * Settles once the WebAssembly implementation is in use or was refused; resolves to the
+ * portable implementation's name ("wasm" or "js").
+ */
+const wasmAttempt: Promise<"wasm" | "js"> = createCRC32(0x82F63B78).then(
+  (hasher) => {
+    const wasm: Crc32cFunction = (data) => {
+      hasher.init();
+      hasher.update(data);
+      const d = hasher.digest("binary");
+      return ((d[0] << 24) | (d[1] << 16) | (d[2] << 8) | d[3]) >>> 0;
+    };
+    portable = wasm;
+    if (implementationName === "js") {
+      implementation = wasm;
+      implementationName = "wasm";
+    }
+    return "wasm" as const;
+  },
+  () => "js" as const,
+);
 
 /**
  * Computes the CRC-32C of `data`.
@@ -38,8 +78,34 @@ export function crc32c(data: Uint8Array): number {
   return implementation(data);
 }
 
-/** The portable (WebAssembly) implementation, always available. */
-export const portableCrc32c: Crc32cFunction = wasmCrc32c;
+/**
+ * The portable implementation: WebAssembly once compiled, else pure JavaScript. Always
+ * available, on every runtime.
+ *
+ * @param data the bytes to checksum
+ * @returns the checksum as an unsigned 32-bit integer
+ */
+export function portableCrc32c(data: Uint8Array): number {
+  return portable(data);
+}
+
+/**
+ * The implementation {@linkcode crc32c} runs on now.
+ *
+ * @returns "native", "wasm" or "js"
+ */
+export function crc32cImplementation(): Crc32cImplementation {
+  return implementationName;
+}
+
+/**
+ * Waits until the WebAssembly implementation has been compiled or refused.
+ *
+ * @returns the portable implementation in use: "wasm", or "js" where WebAssembly is refused
+ */
+export function portableCrc32cReady(): Promise<"wasm" | "js"> {
+  return wasmAttempt;
+}
 
 /**
  * Replaces the implementation behind {@linkcode crc32c}, after checking it against the
@@ -56,7 +122,7 @@ export function useCrc32cImplementation(fn: Crc32cFunction): void {
   ];
   for (const probe of probes) {
     const got = fn(probe) >>> 0;
-    const want = wasmCrc32c(probe);
+    const want = jsCrc32c(probe);
     if (got !== want) {
       throw new TypeError(
         `CRC-32C implementation gave 0x${got.toString(16)} instead of 0x${want.toString(16)}`,
@@ -64,4 +130,5 @@ export function useCrc32cImplementation(fn: Crc32cFunction): void {
     }
   }
   implementation = fn;
+  implementationName = "native";
 }

@@ -20,13 +20,20 @@ const NATIVE_MODULE = "npm:@node-rs/crc32@1.10.8";
 
 let installed: Promise<boolean> | undefined;
 
+/** The part of the `Deno` global this module reads (typed here so that tsc needs no Deno types). */
+interface DenoPermissionsLike {
+  permissions?: {
+    querySync?: (desc: { name: "ffi" | "read" | "env" }) => { state: string };
+  };
+}
+
 /**
  * Whether this is Deno with what loading a Node-API module needs already granted: FFI, and
  * read and env access (the loader reads the `.node` file and `NAPI_RS_*` variables).
  * Queried, never requested, so that it never prompts.
  */
 function ffiGranted(): boolean {
-  const deno = (globalThis as { Deno?: typeof Deno }).Deno;
+  const deno = (globalThis as { Deno?: DenoPermissionsLike }).Deno;
   try {
     const query = deno?.permissions?.querySync;
     if (query === undefined) return false;

@@ -1,6 +1,13 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { crc32c, portableCrc32c, useCrc32cImplementation } from "../../src/protocol/crc32c.ts";
+import {
+  crc32c,
+  crc32cImplementation,
+  jsCrc32c,
+  portableCrc32c,
+  portableCrc32cReady,
+  useCrc32cImplementation,
+} from "../../src/protocol/crc32c.ts";
 import { installNativeCrc32c } from "../../src/protocol/native_crc32c.ts";
 
 const text = (s: string) => new TextEncoder().encode(s);
@@ -11,6 +18,16 @@ Deno.test("crc32c() gives the standard CRC-32C check values", () => {
   // RFC 3720 (iSCSI) B.4: 32 bytes of zeros, and of 0xff.
   assert.equal(crc32c(new Uint8Array(32)), 0x8a9136aa);
   assert.equal(crc32c(new Uint8Array(32).fill(0xff)), 0x62a8ab43);
+});
+
+Deno.test("the WebAssembly and pure-JS CRC-32C agree on any bytes", async () => {
+  assert.equal(await portableCrc32cReady(), "wasm", "Deno compiles WebAssembly");
+  assert.notEqual(crc32cImplementation(), "js", "the WebAssembly one takes over once ready");
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 5000 }), (bytes) => {
+      assert.equal(portableCrc32c(bytes), jsCrc32c(bytes));
+    }),
+  );
 });
 
 Deno.test("the native CRC-32C agrees with the portable one on any bytes", async () => {

@@ -52,7 +52,16 @@ function decodeText(b: Uint8Array): string {
  * builder.stream<string, { user: string }>("clicks", { keySerde: Serdes.string, valueSerde: Serdes.json() });
  * ```
  */
-export const Serdes = {
+export const Serdes: {
+  /** UTF-8 text */
+  readonly string: Serde<string>;
+  /** raw bytes */
+  readonly bytes: Serde<Uint8Array>;
+  /** a number as decimal text ("42") */
+  readonly number: Serde<number>;
+  /** JSON text of any value */
+  json<T>(): Serde<T>;
+} = {
   /** UTF-8 text */
   string: {
     serialize: (s: string) => s,

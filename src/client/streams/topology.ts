@@ -109,7 +109,7 @@ export class Topology {
   /** sinks, for creating and describing topics */
   readonly sinks: SinkDef[] = [];
   /** stores by name */
-  readonly stores = new Map<string, StoreDef>();
+  readonly stores: Map<string, StoreDef> = new Map();
   #nextId = 0;
 
   /** @returns a fresh node id */
