@@ -8,6 +8,8 @@
  *   `/healthz` answer while it ran (polled back to back), the broker's RSS before, at its peak
  *   and 2 s after; the baseline is the same figures for a same-size body of 1 KiB records
  *   (7,000 records), sent in the same run;
+ * - `POST /v1/topics` with 8 MB of empty JSON objects (a control-plane body under the request
+ *   limit): request time and longest `/healthz` answer;
  * - a 5 MB JSON produce of 100-byte records: the largest batch stored (against the topic's
  *   `max.message.bytes`), and the size of a JSON fetch answer with `maxBytes=1048576`.
  *
@@ -37,7 +39,17 @@ interface Run {
 }
 
 /** Sends `bodies` at once while polling /healthz and RSS until all are answered. */
-async function during(url: string, pid: number, bodies: string[]): Promise<Run> {
+function during(url: string, pid: number, bodies: string[]): Promise<Run> {
+  return duringPost(url, pid, "/v1/topics/h/records?acks=1", ...bodies);
+}
+
+/** POSTs `bodies` to `path` at once while polling /healthz and RSS until all are answered. */
+async function duringPost(
+  url: string,
+  pid: number,
+  path: string,
+  ...bodies: string[]
+): Promise<Run> {
   let done = false;
   let healthzMaxMs = 0;
   let healthzCount = 0;
@@ -59,7 +71,7 @@ async function during(url: string, pid: number, bodies: string[]): Promise<Run> 
   })();
   const t = performance.now();
   const statuses = await Promise.all(bodies.map(async (body) => {
-    const res = await fetch(`${url}/v1/topics/h/records?acks=1`, {
+    const res = await fetch(`${url}${path}`, {
       method: "POST",
       body,
       headers: { "content-type": "application/json" },
@@ -147,6 +159,31 @@ export async function run(report: Reporter): Promise<void> {
     value: await rssMiB(broker.pid),
     unit: "MiB",
     baseline: `before: ${before.toFixed(0)} MiB`,
+  });
+
+  // A control-plane JSON body of empty objects (POST /v1/topics), under the request limit.
+  const objects = `{"name":"objects","configs":{"x":[${
+    new Array(2_700_000).fill("{}").join(",")
+  }]}}`;
+  const ctl = await duringPost(url, broker.pid, "/v1/topics", objects);
+  report({
+    suite: SUITE,
+    name: `POST /v1/topics with ${
+      (objects.length / 1e6).toFixed(1)
+    } MB of empty objects: request time (answer ${ctl.statuses[0]})`,
+    value: ctl.ms,
+    unit: "ms",
+    ratio: ctl.ms / base1.ms,
+    baseline: "JSON produce of a same-size body of 1 KiB records",
+  });
+  report({
+    suite: SUITE,
+    name:
+      `POST /v1/topics with empty objects: longest /healthz answer during it (${ctl.healthzCount} polls)`,
+    value: ctl.healthzMaxMs,
+    unit: "ms",
+    ratio: ctl.healthzMaxMs / base1.healthzMaxMs,
+    baseline: "JSON produce of a same-size body of 1 KiB records",
   });
 
   // D2: batch sizes of a JSON produce, and a JSON fetch's answer size.
