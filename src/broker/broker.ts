@@ -577,11 +577,11 @@ export class Broker {
     this.#disk?.check();
     const state = await this.#topic(topic);
     if (state.compacted) checkRecordKeys(topic, records);
-    const groups = assignPartitions(state, records);
+    const slice = new TimeSlice();
+    const groups = await assignPartitions(state, records, slice);
     const leaders = new Map<number, Replica>();
     for (const p of groups.keys()) leaders.set(p, await this.#leader(state, p, acks));
     const now = Date.now();
-    const slice = new TimeSlice();
     const work = [...groups].map(async ([p, indexes]) => {
       const batch = await encodeRecords(state, records, indexes, now, slice);
       const leader = leaders.get(p)!;
@@ -603,6 +603,7 @@ export class Broker {
     const out = new Array<RecordOffset>(records.length);
     for (const { p, indexes, baseOffset } of await all) {
       for (let j = 0; j < indexes.length; j++) {
+        if ((j & 1023) === 0 && slice.due) await slice.yield();
         const i = indexes[j];
         out[i] = {
           partition: p,

@@ -68,23 +68,26 @@ export interface BatchAppendResult {
  *
  * @param state the topic
  * @param records the records, in request order
+ * @param slice the work's turns on the event loop
  * @returns partition → indexes of its records, in request order
  * @throws {RillError} UNKNOWN_TOPIC_OR_PARTITION for a partition beyond the count,
  *   MESSAGE_TOO_LARGE for a record over `max.message.bytes`
  * @example
  * ```ts
- * assignPartitions(state, [{ key: null, value: null, headers: [] }]); // Map { 2 => [0] }
+ * await assignPartitions(state, [{ key: null, value: null, headers: [] }]); // Map { 2 => [0] }
  * ```
  */
-export function assignPartitions(
+export async function assignPartitions(
   state: TopicState,
   records: readonly ProduceRecord[],
-): Map<number, number[]> {
+  slice: TimeSlice = new TimeSlice(),
+): Promise<Map<number, number[]>> {
   const topic = state.meta.name;
   const count = state.meta.partitions.length;
   const groups = new Map<number, number[]>();
   let keyless = -1;
   for (let i = 0; i < records.length; i++) {
+    if ((i & 1023) === 0 && slice.due) await slice.yield();
     const r = records[i];
     let p: number;
     if (r.partition !== undefined) {
