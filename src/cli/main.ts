@@ -36,6 +36,7 @@ Client commands (each takes --broker URL, default $RILL_BROKER or http://127.0.0
   cluster    status
   auth       bootstrap | keys create|list|revoke | whoami     (brokers run with --auth)
   acls       add | list | remove
+  console    serve the web console for a broker on its own address (every broker also serves it at /ui)
 
 Run "rill <command> --help" for a command's options.
 `;
@@ -62,6 +63,7 @@ const COMMANDS: Record<string, () => Promise<CommandModule>> = {
   groups: () => import("./groups.ts"),
   auth: () => import("./auth.ts"),
   acls: () => import("./acls.ts"),
+  console: () => import("./console.ts"),
 };
 
 /**

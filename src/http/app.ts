@@ -8,6 +8,8 @@
  * /v1/cluster           routes/cluster.ts
  * /v1/topics            routes/topics.ts (admin) and routes/records.ts (produce, fetch, offsets)
  * /v1/groups            routes/groups.ts (consumer groups)
+ * /ui                   console.ts (the web console: static files, no credentials needed;
+ *                       its data comes from the API with the user's key)
  * ```
  *
  * CORS is open (`Access-Control-Allow-Origin: *`, no credentials) so browser code on any
@@ -31,6 +33,7 @@ import { replicaFetchLane } from "./replica_fetch_lane.ts";
 import { authRoutes } from "./routes/auth.ts";
 import { type AppSecurityOptions, useLimits, useSecurity } from "./security.ts";
 import { clusterRoutes } from "./routes/cluster.ts";
+import { consoleRoutes } from "./console.ts";
 import { groupRoutes } from "./routes/groups.ts";
 import { producerRoutes } from "./routes/producers.ts";
 import { recordRoutes } from "./routes/records.ts";
@@ -80,6 +83,7 @@ export function createApp(broker: Broker, security: AppSecurityOptions = {}): Ho
           role: broker.role,
         },
     ));
+  app.route("/", consoleRoutes());
   useSecurity(app, installed);
   app.use("*", bodyTimeout(broker.config.requestBodyTimeoutMs));
   app.route("/v1/auth", authRoutes(installed.security));
