@@ -337,10 +337,16 @@ export class Broker {
    * Registers this broker in the cluster with its URL and starts heartbeating.
    *
    * @param url the advertised URL
+   * @param kafka host:port of its Kafka listener, if any
    */
-  async register(url: string): Promise<void> {
+  async register(url: string, kafka?: string): Promise<void> {
     const first = this.#registration === null;
-    this.#registration = await this.clusterStore.register({ id: this.id, url, role: this.role });
+    this.#registration = await this.clusterStore.register({
+      id: this.id,
+      url,
+      role: this.role,
+      ...(kafka ? { kafka } : {}),
+    });
     if (first) {
       this.#every(this.config.heartbeatIntervalMs, async () => {
         if (this.#registration) {

@@ -4,6 +4,7 @@
  * ```
  * rill broker [--id N] [--data DIR] [--kv PATH|URL] [--listen HOST:PORT] [--advertised-url URL]
  *             [--request-body-timeout-ms N] [--min-free-bytes N] [--kv-reserve-bytes N]
+ *             [--kafka-listen HOST:PORT] [--kafka-advertised HOST:PORT] [--no-kafka]
  *             [--auth] [--tls-cert FILE --tls-key FILE] [--cluster-secret S] [quota flags]
  * ```
  *
@@ -11,7 +12,8 @@
  *
  * When it is ready it prints exactly one line to stdout,
  * `rill broker <id> listening on http://<host>:<port>` (tests read the port from it when
- * listening on port 0); everything else goes to stderr. SIGINT or SIGTERM stops it
+ * listening on port 0), preceded by `rill broker <id> kafka listening on <host>:<port>` when
+ * the Kafka listener runs; everything else goes to stderr. SIGINT or SIGTERM stops it
  * gracefully: no new requests, in-flight appends finish, logs close with their
  * clean-shutdown marker, and the process exits 0. A second signal exits at once (status 130).
  *
@@ -20,7 +22,8 @@
 import { parseArgs } from "node:util";
 import { Broker } from "../broker/broker.ts";
 import type { BrokerRole } from "../coordination/cluster.ts";
-import { createApp } from "../http/app.ts";
+import { createApp, securityOf } from "../http/app.ts";
+import { KafkaListener } from "../kafka/listener.ts";
 import { installNativeCrc32c } from "../protocol/native_crc32c.ts";
 import { tuneMalloc } from "../broker/malloc_tuning.ts";
 import {
@@ -57,10 +60,19 @@ Options:
                          write finds the disk full (default 8388608; 0 = none)
   --request-body-timeout-ms N  a request body must arrive within N ms of being read,
                          else 408 REQUEST_BODY_TIMEOUT (default 30000)
+  --kafka-listen HOST:PORT  Kafka wire-protocol listener for Kafka clients (kcat,
+                         librdkafka, kafkajs); default the --listen host with port + 1000
+                         (127.0.0.1:9092 by default; port 0 when --listen has port 0);
+                         TLS (SASL_SSL) with --tls-cert, SASL/PLAIN required with --auth
+  --kafka-advertised HOST:PORT  address Kafka clients are told to connect to
+                         (default: the --kafka-listen address)
+  --no-kafka             do not listen for Kafka clients
 ${SECURITY_HELP}${REPLICATION_HELP}  -h, --help             show this help
 
 Stop it with Ctrl-C or SIGTERM: it finishes in-flight appends and closes its logs cleanly.
 `;
+
+const HOST_PORT = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/;
 
 /** Parsed `rill broker` options. */
 export interface BrokerArgs {
@@ -70,6 +82,8 @@ export interface BrokerArgs {
   hostname: string;
   port: number;
   advertisedUrl?: string;
+  /** the Kafka listener's address, or null when it is off */
+  kafka: { hostname: string; port: number; advertised?: string } | null;
   help: boolean;
   /** --auth, TLS, cluster secret and quota flags */
   security: SecurityArgs;
@@ -102,6 +116,9 @@ export function parseBrokerArgs(args: string[]): BrokerArgs {
         "request-body-timeout-ms": { type: "string" },
         "min-free-bytes": { type: "string" },
         "kv-reserve-bytes": { type: "string" },
+        "kafka-listen": { type: "string" },
+        "kafka-advertised": { type: "string" },
+        "no-kafka": { type: "boolean" },
         help: { type: "boolean", short: "h" },
         ...SECURITY_OPTIONS,
         ...REPLICATION_OPTIONS,
@@ -117,7 +134,7 @@ export function parseBrokerArgs(args: string[]): BrokerArgs {
     throw new UsageError(`--id must be a non-negative integer, got "${idText}"`);
   }
   const listen = values.listen ?? "127.0.0.1:8092";
-  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(listen);
+  const m = HOST_PORT.exec(listen);
   if (!m || Number(m[3]) > 65535) {
     throw new UsageError(`--listen must be HOST:PORT (e.g. 127.0.0.1:8092), got "${listen}"`);
   }
@@ -149,13 +166,45 @@ export function parseBrokerArgs(args: string[]): BrokerArgs {
     }
     replication.config[key] = Number(v);
   }
+  const hostname = m[1] ?? (m[2] || "0.0.0.0");
+  const port = Number(m[3]);
+  let kafka: BrokerArgs["kafka"] = null;
+  if (values["no-kafka"]) {
+    if (values["kafka-listen"] !== undefined || values["kafka-advertised"] !== undefined) {
+      throw new UsageError(
+        `--no-kafka cannot be combined with --kafka-listen or --kafka-advertised`,
+      );
+    }
+  } else {
+    const kl = values["kafka-listen"];
+    if (kl === undefined) {
+      kafka = { hostname, port: port === 0 || port + 1000 > 65535 ? 0 : port + 1000 };
+    } else {
+      const km = HOST_PORT.exec(kl);
+      if (!km || Number(km[3]) > 65535) {
+        throw new UsageError(`--kafka-listen must be HOST:PORT (e.g. 127.0.0.1:9092), got "${kl}"`);
+      }
+      kafka = { hostname: km[1] ?? (km[2] || "0.0.0.0"), port: Number(km[3]) };
+    }
+    const ka = values["kafka-advertised"];
+    if (ka !== undefined) {
+      const am = HOST_PORT.exec(ka);
+      if (!am || am[1] === undefined && !am[2] || Number(am[3]) > 65535 || Number(am[3]) === 0) {
+        throw new UsageError(
+          `--kafka-advertised must be HOST:PORT with a host and a port (e.g. kafka.example.com:9092), got "${ka}"`,
+        );
+      }
+      kafka.advertised = ka;
+    }
+  }
   return {
     id: Number(idText),
     dataDir: values.data ?? "./data",
     kv: values.kv,
-    hostname: m[1] ?? (m[2] || "0.0.0.0"),
-    port: Number(m[3]),
+    hostname,
+    port,
     advertisedUrl,
+    kafka,
     help: values.help ?? false,
     security: parseSecurityArgs(values),
     replication,
@@ -238,7 +287,24 @@ export async function runBroker(args: string[], role: BrokerRole = "broker"): Pr
     (addr.hostname === "0.0.0.0" || addr.hostname === "::"
       ? `${scheme}://${urlHost(Deno.hostname())}:${addr.port}`
       : listenUrl);
-  await broker.register(advertised);
+  let kafka: KafkaListener | null = null;
+  if (opts.kafka) {
+    try {
+      kafka = KafkaListener.listen(broker, {
+        hostname: opts.kafka.hostname,
+        port: opts.kafka.port,
+        advertised: opts.kafka.advertised,
+        tls,
+        security: securityOf(app),
+      });
+    } catch (e) {
+      await server!.shutdown();
+      await broker.close();
+      malloc.close();
+      throw e;
+    }
+  }
+  await broker.register(advertised, kafka?.advertised);
 
   let signalled: (name: string) => void = () => {};
   const stopped = new Promise<string>((resolve) => signalled = resolve);
@@ -251,12 +317,21 @@ export async function runBroker(args: string[], role: BrokerRole = "broker"): Pr
     Deno.addSignalListener(sig, handler);
     return { sig, handler };
   });
+  if (kafka) {
+    const k = kafka.addr;
+    console.log(
+      `rill ${role} ${opts.id} kafka listening on ${urlHost(k.hostname)}:${k.port}` +
+        (kafka.advertised !== `${urlHost(k.hostname)}:${k.port}`
+          ? ` (advertised ${kafka.advertised})`
+          : ""),
+    );
+  }
   console.log(`rill ${role} ${opts.id} listening on ${listenUrl}`);
 
   const sig = await stopped;
   console.error(`rill ${role} ${opts.id}: ${sig} received, shutting down`);
   broker.beginShutdown();
-  await server!.shutdown();
+  await Promise.all([server!.shutdown(), kafka?.close()]);
   await broker.close();
   malloc.close();
   for (const { sig, handler } of handlers) Deno.removeSignalListener(sig, handler);

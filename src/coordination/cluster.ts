@@ -19,6 +19,8 @@ export interface BrokerRegistration {
   url: string;
   /** "broker" (may lead) or "follower" (observer, never leads) */
   role: BrokerRole;
+  /** host:port of its Kafka listener, when it has one */
+  kafka?: string;
   /** last heartbeat, ms since the epoch */
   heartbeatMs: number;
   /** when this incarnation started, ms since the epoch */
@@ -86,11 +88,11 @@ export class ClusterStore {
   /**
    * Registers (or re-registers) a broker and records a first heartbeat.
    *
-   * @param reg id, URL and role
+   * @param reg id, URL, role and Kafka address
    * @returns the stored registration
    */
   async register(
-    reg: Pick<BrokerRegistration, "id" | "url" | "role">,
+    reg: Pick<BrokerRegistration, "id" | "url" | "role" | "kafka">,
   ): Promise<BrokerRegistration> {
     const now = this.now();
     const value: BrokerRegistration = {

@@ -62,6 +62,11 @@ export interface GroupMeta {
   partitionCounts: Record<string, number>;
   /** when the group was created */
   createdAtMs: number;
+  /**
+   * set while Kafka clients use the group (classic protocol, group_classic.ts): their
+   * protocol type and chosen assignor; the target is then the Kafka leader's assignment
+   */
+  kafka?: { protocolType: string; protocolName: string };
 }
 
 /** A member's hot record: written by each of its heartbeats. */

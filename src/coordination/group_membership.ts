@@ -229,6 +229,13 @@ export class GroupMembership {
       const live = liveStates(snap, expired);
       for (const id of expired) delete meta.members[id];
       const others = [...live.keys()].filter((id) => id !== memberId);
+      if (meta.kafka && others.length > 0) {
+        throw new RillError(
+          "INCONSISTENT_GROUP_PROTOCOL",
+          `Group "${groupId}" is in use by ${others.length} Kafka client(s); a group is used by one protocol at a time`,
+        );
+      }
+      delete meta.kafka;
       if (req.assignor !== undefined && req.assignor !== meta.assignor) {
         if (others.length > 0) {
           throw new RillError(

@@ -32,6 +32,22 @@ import { bodyTimeout } from "./params.ts";
 import { replicaFetchLane } from "./replica_fetch_lane.ts";
 import { authRoutes } from "./routes/auth.ts";
 import { type AppSecurityOptions, useLimits, useSecurity } from "./security.ts";
+import type { Security } from "./auth.ts";
+
+const securities = new WeakMap<Hono, Security>();
+
+/**
+ * The security state (keys, ACLs, audit) of an app made by {@linkcode createApp}, for other
+ * listeners of the same broker (the Kafka listener checks the same keys and ACLs).
+ *
+ * @param app the app
+ * @returns its security state
+ */
+export function securityOf(app: Hono): Security {
+  const s = securities.get(app);
+  if (!s) throw new Error("not an app made by createApp()");
+  return s;
+}
 import { clusterRoutes } from "./routes/cluster.ts";
 import { consoleRoutes } from "./console.ts";
 import { groupRoutes } from "./routes/groups.ts";
@@ -58,6 +74,7 @@ export function createApp(broker: Broker, security: AppSecurityOptions = {}): Ho
   app.notFound(notFound);
   // URL and header limits first; authentication and quotas after /healthz (security.ts).
   const installed = useLimits(app, broker.kv, security);
+  securities.set(app, installed.security);
   // Browsers on other origins may call the API (the client runs wherever fetch exists);
   // no cookies are involved, and the Rill-* fetch headers are readable.
   const cors: OpenCorsOptions = {

@@ -35,6 +35,7 @@ export const ERROR_CODES = {
   UNKNOWN_MEMBER_ID: { status: 409, retriable: false },
   FENCED_LEADER_EPOCH: { status: 409, retriable: true },
   NON_EMPTY_GROUP: { status: 409, retriable: false },
+  INCONSISTENT_GROUP_PROTOCOL: { status: 409, retriable: false },
   FETCH_SESSION_ID_NOT_FOUND: { status: 409, retriable: false },
   INVALID_FETCH_SESSION_EPOCH: { status: 409, retriable: false },
   INVALID_PRODUCER_EPOCH: { status: 409, retriable: false },

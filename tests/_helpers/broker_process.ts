@@ -12,6 +12,7 @@
 
 const REPO = new URL("../../", import.meta.url).pathname;
 const READY = /^rill (?:broker|follower) (\d+) listening on (https?:\/\/\S+)$/;
+const KAFKA_READY = /^rill (?:broker|follower) \d+ kafka listening on (\S+)/;
 
 /** Options of {@linkcode startBroker}. */
 export interface StartBrokerOptions {
@@ -31,6 +32,8 @@ export interface StartBrokerOptions {
 export interface BrokerProcess extends AsyncDisposable {
   /** the URL it listens on */
   url: string;
+  /** host:port of its Kafka listener, or null when it has none */
+  kafka: string | null;
   /** its data directory */
   dataDir: string;
   /** its process id */
@@ -92,6 +95,7 @@ export async function startBroker(opts: StartBrokerOptions = {}): Promise<Broker
   const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
   let buffered = "";
   let url: string | null = null;
+  let kafka: string | null = null;
   // A broker that neither gets ready nor exits would hang the test: give up after a minute.
   let timedOut = false;
   const guard = setTimeout(() => {
@@ -108,6 +112,8 @@ export async function startBroker(opts: StartBrokerOptions = {}): Promise<Broker
       buffered = buffered.slice(nl + 1);
       const m = READY.exec(line);
       if (m) url = m[2];
+      const k = KAFKA_READY.exec(line);
+      if (k) kafka = k[1];
     }
   }
   clearTimeout(guard);
@@ -143,6 +149,7 @@ export async function startBroker(opts: StartBrokerOptions = {}): Promise<Broker
   };
   return {
     url,
+    kafka,
     dataDir,
     pid: child.pid,
     exited,

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { parseBrokerArgs } from "../../src/cli/broker.ts";
 import { UsageError } from "../../src/cli/common.ts";
 
-Deno.test("rill broker: defaults serve 127.0.0.1:8092 with data under ./data", () => {
+Deno.test("rill broker: defaults serve 127.0.0.1:8092 (Kafka 127.0.0.1:9092) with data under ./data", () => {
   assert.deepEqual(parseBrokerArgs([]), {
     id: 1,
     dataDir: "./data",
@@ -10,6 +10,7 @@ Deno.test("rill broker: defaults serve 127.0.0.1:8092 with data under ./data", (
     hostname: "127.0.0.1",
     port: 8092,
     advertisedUrl: undefined,
+    kafka: { hostname: "127.0.0.1", port: 9092 },
     help: false,
     security: {
       auth: false,
@@ -43,6 +44,36 @@ Deno.test("rill broker: flags change id, data, KV, listen address and advertised
   assert.equal(a.advertisedUrl, "http://broker-3:8092");
   assert.equal(parseBrokerArgs(["--listen", ":9000"]).hostname, "0.0.0.0");
   assert.equal(parseBrokerArgs(["-h"]).help, true);
+});
+
+Deno.test("rill broker: the Kafka listener follows --listen, or --kafka-listen, or is off", () => {
+  assert.deepEqual(parseBrokerArgs(["--listen", "127.0.0.1:0"]).kafka, {
+    hostname: "127.0.0.1",
+    port: 0,
+  });
+  assert.deepEqual(parseBrokerArgs(["--listen", "0.0.0.0:8093"]).kafka, {
+    hostname: "0.0.0.0",
+    port: 9093,
+  });
+  assert.deepEqual(
+    parseBrokerArgs(["--kafka-listen", "[::1]:19092", "--kafka-advertised", "kafka.example:9092"])
+      .kafka,
+    { hostname: "::1", port: 19092, advertised: "kafka.example:9092" },
+  );
+  assert.equal(parseBrokerArgs(["--no-kafka"]).kafka, null);
+  for (
+    const [args, pattern] of [
+      [["--kafka-listen", "9092"], /--kafka-listen/],
+      [["--kafka-advertised", "host"], /--kafka-advertised/],
+      [["--kafka-advertised", "host:0"], /--kafka-advertised/],
+      [["--no-kafka", "--kafka-listen", "h:1"], /--no-kafka/],
+    ] as [string[], RegExp][]
+  ) {
+    assert.throws(
+      () => parseBrokerArgs(args),
+      (e: Error) => e instanceof UsageError && pattern.test(e.message),
+    );
+  }
 });
 
 Deno.test("rill broker: a bad command line is a usage error naming the flag", () => {

@@ -39,6 +39,7 @@ export function clusterRoutes(broker: Broker): Hono {
         id: b.id,
         url: b.url,
         role: b.role,
+        kafka: b.kafka ?? null,
         alive: b.alive,
         heartbeatMs: b.heartbeatMs,
         startedMs: b.startedMs,

@@ -1,0 +1,229 @@
+/**
+ * One Kafka connection: frames (int32 size + body) are cut from the byte stream, each
+ * request is handed to the dispatcher as soon as it is complete (so pipelined requests run
+ * concurrently), and answers leave strictly in request order.
+ *
+ * Limits, so that one slow or hostile peer costs only its own connection:
+ * - a frame larger than `maxFrameBytes` (Kafka's `socket.request.max.bytes`, 100 MiB), or
+ *   with a negative size, closes the connection at once; a frame's buffer grows with the
+ *   bytes that actually arrived, not with the size it claims;
+ * - a frame must arrive completely within `frameTimeoutMs` once it started;
+ * - at most `maxInFlight` requests wait for their answer; beyond that the connection stops
+ *   reading (TCP pushes back on the peer) until the oldest answer has been written;
+ * - a request that does not decode (the dispatcher throws {@linkcode KafkaDecodeError})
+ *   closes the connection after the answers before it were written.
+ *
+ * @module
+ */
+import { KafkaDecodeError, Reader } from "./wire.ts";
+import { concatBytes } from "../protocol/bytes.ts";
+
+/** A request header (v1/v2) and the reader positioned at its body. */
+export interface RequestFrame {
+  /** the API key */
+  apiKey: number;
+  /** the API version */
+  apiVersion: number;
+  /** echoed in the answer */
+  correlationId: number;
+  /** the client id (null when absent) */
+  clientId: string | null;
+  /** the whole frame, reader at the start of the header's tagged fields or the body */
+  reader: Reader;
+  /** the frame's size */
+  size: number;
+}
+
+/**
+ * An answer's chunks (size prefix included); `closeAfter` closes the connection after it;
+ * `written` is called once it was written or dropped (lent buffers go back).
+ */
+export type Answer = Uint8Array[] & { closeAfter?: string; written?: () => void };
+
+/**
+ * What a connection asks of the protocol layer for each request: the answer, or null when
+ * none is owed (a Produce with acks=0).
+ */
+export type Dispatch = (req: RequestFrame) => Promise<Answer | null>;
+
+/** Settings of a connection. */
+export interface ConnectionOptions {
+  /** the largest request frame (default 100 MiB) */
+  maxFrameBytes?: number;
+  /** a started frame must be complete within this (default 30 s) */
+  frameTimeoutMs?: number;
+  /** pipelined requests waiting for answers at most (default 64) */
+  maxInFlight?: number;
+  /** where one-line reports go */
+  log?: (line: string) => void;
+}
+
+/** Kafka's socket.request.max.bytes default. */
+export const MAX_FRAME_BYTES = 100 * 1024 * 1024;
+
+const READ_CHUNK = 64 * 1024;
+const COALESCE_BYTES = 64 * 1024;
+
+/**
+ * Serves one connection until the peer closes it, a frame is bad, or `signal` aborts.
+ *
+ * @param conn the connection
+ * @param dispatch answers one request
+ * @param opts limits and the log
+ * @param signal aborts the connection (listener shutdown)
+ */
+export async function serveConnection(
+  conn: Deno.Conn,
+  dispatch: Dispatch,
+  opts: ConnectionOptions,
+  signal: AbortSignal,
+): Promise<void> {
+  const maxFrame = opts.maxFrameBytes ?? MAX_FRAME_BYTES;
+  const frameTimeoutMs = opts.frameTimeoutMs ?? 30_000;
+  const maxInFlight = opts.maxInFlight ?? 64;
+  const log = opts.log ?? (() => {});
+  const peer = describePeer(conn);
+  // Answers are written whole: no Nagle delay behind the peer's delayed ACK.
+  if ("setNoDelay" in conn) (conn as Deno.TcpConn).setNoDelay(true);
+  let closed = false;
+  const close = (why?: string) => {
+    if (closed) return;
+    closed = true;
+    if (why) log(`kafka: closing the connection from ${peer}: ${why}`);
+    try {
+      conn.close();
+    } catch { /* already closed */ }
+  };
+  // A bad frame stops reading; the answers owed before it are still written, then it closes.
+  let stopping: string | null = null;
+  const stop = (why: string) => {
+    stopping ??= why;
+  };
+  const onAbort = () => close();
+  signal.addEventListener("abort", onAbort, { once: true });
+
+  // Answers in request order: a chain of writes, each waiting for its own answer.
+  const pending: Promise<void>[] = [];
+  let writeChain: Promise<void> = Promise.resolve();
+  const enqueue = (answer: Promise<Answer | null>) => {
+    const done = writeChain = writeChain.then(async () => {
+      let chunks: Answer | null;
+      try {
+        chunks = await answer;
+      } catch (e) {
+        close(e instanceof KafkaDecodeError ? e.message : `internal error: ${e}`);
+        return;
+      }
+      if (chunks === null) return;
+      try {
+        if (!closed) {
+          // Small answers go out in one write (one segment); large ones chunk by chunk.
+          const total = chunks.reduce((n, c) => n + c.length, 0);
+          if (chunks.length > 1 && total <= COALESCE_BYTES) {
+            await writeAll(conn, concatBytes(chunks, total));
+          } else for (const c of chunks) await writeAll(conn, c);
+        }
+      } catch {
+        close();
+      } finally {
+        chunks.written?.();
+      }
+      if (chunks.closeAfter) close(chunks.closeAfter);
+    });
+    pending.push(done);
+    done.finally(() => {
+      const i = pending.indexOf(done);
+      if (i >= 0) pending.splice(i, 1);
+    });
+  };
+
+  let buf = new Uint8Array(READ_CHUNK);
+  let start = 0; // first unconsumed byte
+  let end = 0; // end of the bytes read
+  let frameTimer: ReturnType<typeof setTimeout> | null = null;
+  const clearFrameTimer = () => {
+    if (frameTimer !== null) clearTimeout(frameTimer);
+    frameTimer = null;
+  };
+  try {
+    while (!closed) {
+      // Cut every complete frame out of the buffer.
+      for (;;) {
+        if (end - start < 4) break;
+        const size = (buf[start] << 24) | (buf[start + 1] << 16) | (buf[start + 2] << 8) |
+          buf[start + 3];
+        if (size < 8 || size > maxFrame) {
+          stop(
+            size > maxFrame
+              ? `a request of ${size} bytes exceeds the ${maxFrame}-byte limit`
+              : `a request size of ${size} bytes is not a Kafka request`,
+          );
+          break;
+        }
+        if (end - start - 4 < size) {
+          // Not complete yet: the buffer grows (below) as the rest arrives.
+          frameTimer ??= setTimeout(
+            () => close(`a request did not arrive within ${frameTimeoutMs} ms`),
+            frameTimeoutMs,
+          );
+          break;
+        }
+        clearFrameTimer();
+        // One frame: copy it out so the read buffer can be reused.
+        const frame = buf.slice(start + 4, start + 4 + size);
+        start += 4 + size;
+        let req: RequestFrame;
+        try {
+          const r = new Reader(frame);
+          const apiKey = r.int16();
+          const apiVersion = r.int16();
+          const correlationId = r.int32();
+          const clientId = r.string(false);
+          req = { apiKey, apiVersion, correlationId, clientId, reader: r, size };
+        } catch (e) {
+          stop(e instanceof Error ? e.message : String(e));
+          break;
+        }
+        enqueue(dispatch(req));
+        while (pending.length >= maxInFlight && !closed) await pending[0];
+      }
+      if (closed || stopping !== null) break;
+      if (start === end) start = end = 0;
+      else if (end === buf.length) {
+        // Keep the partial frame, drop what was consumed.
+        if (start > 0) {
+          buf.copyWithin(0, start, end);
+          end -= start;
+          start = 0;
+        } else {
+          const next = new Uint8Array(buf.length * 2);
+          next.set(buf.subarray(0, end));
+          buf = next;
+        }
+      }
+      let n: number | null;
+      try {
+        n = await conn.read(buf.subarray(end));
+      } catch {
+        n = null;
+      }
+      if (n === null) break;
+      end += n;
+    }
+  } finally {
+    clearFrameTimer();
+    signal.removeEventListener("abort", onAbort);
+    await writeChain.catch(() => {});
+    close(stopping ?? undefined);
+  }
+}
+
+async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
+  let off = 0;
+  while (off < bytes.length) off += await conn.write(bytes.subarray(off));
+}
+
+function describePeer(conn: Deno.Conn): string {
+  const a = conn.remoteAddr as Deno.NetAddr;
+  return a && "hostname" in a ? `${a.hostname}:${a.port}` : "a peer";
+}

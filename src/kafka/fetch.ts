@@ -1,0 +1,226 @@
+/**
+ * Fetch (API 1), ListOffsets (API 2) and OffsetForLeaderEpoch (API 23): reads through the
+ * broker (committed batches up to the high watermark, whole batches served byte for byte,
+ * long-polling on max wait / min bytes), per-partition errors from the RillError codes.
+ * There are no transactions, so the last stable offset is the high watermark and no
+ * transaction is ever aborted.
+ *
+ * @module
+ */
+import type { FetchManyResult, FetchPartitionRequest } from "../broker/fetch_session.ts";
+import { RillError } from "../protocol/errors.ts";
+import { allowed, type KafkaContext, type Session } from "./context.ts";
+import { KAFKA_ERROR, kafkaCode } from "./errors.ts";
+
+interface FetchPartitionReq {
+  partition: number;
+  fetchOffset: number;
+  partitionMaxBytes: number;
+}
+
+/** Set on an answer body whose bytes are lent: called once the answer was written. */
+export const RELEASE: unique symbol = Symbol("release");
+
+/**
+ * Fetch, on the broker's fetch-session core (`Broker.fetchMany`): one wait over all the
+ * partitions, per-partition byte limits and the request's total, KIP-227 sessions when the
+ * client opens one (session id 0 with epoch −1 is a one-off full fetch).
+ *
+ * @param ctx the context
+ * @param s the session
+ * @param _version the request version
+ * @param req the decoded request
+ * @returns the answer body (its bytes are lent until {@linkcode RELEASE} is called)
+ */
+export async function handleFetch(
+  ctx: KafkaContext,
+  s: Session,
+  _version: number,
+  // deno-lint-ignore no-explicit-any
+  req: any,
+): Promise<Record<string, unknown>> {
+  const broker = ctx.broker;
+  const topics = req.topics as { topic: string; partitions: FetchPartitionReq[] }[];
+  const denied: { topic: string; partition: number }[] = [];
+  const partitions: FetchPartitionRequest[] = [];
+  for (const t of topics) {
+    const mayRead = allowed(ctx, s, { type: "topic", name: t.topic }, "read");
+    for (const p of t.partitions) {
+      if (!mayRead) denied.push({ topic: t.topic, partition: p.partition });
+      else {
+        partitions.push({
+          topic: t.topic,
+          partition: p.partition,
+          offset: p.fetchOffset,
+          maxBytes: Math.max(1, p.partitionMaxBytes),
+        });
+      }
+    }
+  }
+  const sessionId = req.sessionId as number, sessionEpoch = req.sessionEpoch as number;
+  const session = sessionId === 0 && sessionEpoch === -1
+    ? undefined
+    : { id: sessionId, epoch: sessionEpoch };
+  let result: FetchManyResult;
+  try {
+    result = await broker.fetchMany({
+      partitions,
+      maxWaitMs: Math.max(0, Math.min(req.maxWaitMs as number, broker.config.fetchMaxWaitLimitMs)),
+      minBytes: Math.max(0, req.minBytes as number),
+      maxBytes: Math.max(1, Math.min(req.maxBytes as number, broker.config.fetchMaxBytesLimit)),
+      session,
+      forgotten: (req.forgottenTopicsData as { topic: string; partitions: number[] }[]).flatMap((
+        t,
+      ) => t.partitions.map((partition) => ({ topic: t.topic, partition }))),
+    });
+  } catch (e) {
+    if (!(e instanceof RillError)) ctx.log(`kafka: fetch failed: ${e}`);
+    return { throttleTimeMs: 0, errorCode: kafkaCode(e), sessionId: 0, responses: [] };
+  }
+  const byTopic = new Map<string, unknown[]>();
+  const add = (topic: string, part: unknown) => {
+    let list = byTopic.get(topic);
+    if (!list) byTopic.set(topic, list = []);
+    list.push(part);
+  };
+  for (const d of denied) {
+    add(d.topic, {
+      partitionIndex: d.partition,
+      errorCode: KAFKA_ERROR.TOPIC_AUTHORIZATION_FAILED,
+      highWatermark: -1,
+      lastStableOffset: -1,
+      logStartOffset: -1,
+      abortedTransactions: null,
+      preferredReadReplica: -1,
+      records: EMPTY,
+    });
+  }
+  for (const p of result.partitions) {
+    if (p.error && !(p.error instanceof RillError)) {
+      ctx.log(`kafka: fetch of ${p.topic}-${p.partition} failed: ${p.error}`);
+    }
+    add(p.topic, {
+      partitionIndex: p.partition,
+      errorCode: p.error ? kafkaCode(p.error) : 0,
+      highWatermark: p.highWatermark,
+      lastStableOffset: p.lastStableOffset,
+      logStartOffset: p.logStartOffset,
+      abortedTransactions: null,
+      preferredReadReplica: -1,
+      records: p.bytes,
+    });
+  }
+  return {
+    throttleTimeMs: 0,
+    errorCode: 0,
+    sessionId: result.session?.id ?? 0,
+    responses: [...byTopic].map(([topic, partitions]) => ({ topic, partitions })),
+    [RELEASE]: () => result.release(),
+  };
+}
+
+const EMPTY = new Uint8Array(0);
+
+/**
+ * ListOffsets: timestamp −2 is the log start offset, −1 the high watermark, else the first
+ * offset whose timestamp is at or after it (the high watermark when none is that recent).
+ *
+ * @param ctx the context
+ * @param s the session
+ * @param _version the request version
+ * @param req the decoded request
+ * @returns the answer body
+ */
+export async function handleListOffsets(
+  ctx: KafkaContext,
+  s: Session,
+  _version: number,
+  // deno-lint-ignore no-explicit-any
+  req: any,
+): Promise<Record<string, unknown>> {
+  const topics = [];
+  for (
+    const t of req.topics as {
+      name: string;
+      partitions: { partitionIndex: number; timestamp: number }[];
+    }[]
+  ) {
+    const mayDescribe = allowed(ctx, s, { type: "topic", name: t.name }, "describe");
+    const partitions = [];
+    for (const p of t.partitions) {
+      const out = {
+        partitionIndex: p.partitionIndex,
+        errorCode: 0,
+        oldStyleOffsets: [] as number[],
+        timestamp: -1,
+        offset: -1,
+        leaderEpoch: -1,
+      };
+      if (!mayDescribe) out.errorCode = KAFKA_ERROR.TOPIC_AUTHORIZATION_FAILED;
+      else {
+        try {
+          const at = p.timestamp === -2
+            ? "earliest"
+            : p.timestamp === -1
+            ? "latest"
+            : { timestamp: p.timestamp };
+          out.offset = await ctx.broker.listOffset(t.name, p.partitionIndex, at);
+          out.oldStyleOffsets = [out.offset];
+          const replica = await ctx.broker.readableReplica(t.name, p.partitionIndex);
+          out.leaderEpoch = replica.leaderEpoch;
+          if (typeof at === "object") out.timestamp = p.timestamp;
+        } catch (e) {
+          out.errorCode = kafkaCode(e);
+        }
+      }
+      partitions.push(out);
+    }
+    topics.push({ name: t.name, partitions });
+  }
+  return { throttleTimeMs: 0, topics };
+}
+
+/**
+ * OffsetForLeaderEpoch: the largest epoch ≤ the asked one the leader knows, and where it
+ * ends (clients use it to detect log truncation after a leader change).
+ *
+ * @param ctx the context
+ * @param s the session
+ * @param _version the request version
+ * @param req the decoded request
+ * @returns the answer body
+ */
+export async function handleOffsetForLeaderEpoch(
+  ctx: KafkaContext,
+  s: Session,
+  _version: number,
+  // deno-lint-ignore no-explicit-any
+  req: any,
+): Promise<Record<string, unknown>> {
+  const topics = [];
+  for (
+    const t of req.topics as {
+      topic: string;
+      partitions: { partition: number; leaderEpoch: number }[];
+    }[]
+  ) {
+    const mayDescribe = allowed(ctx, s, { type: "topic", name: t.topic }, "describe");
+    const partitions = [];
+    for (const p of t.partitions) {
+      const out = { errorCode: 0, partition: p.partition, leaderEpoch: -1, endOffset: -1 };
+      if (!mayDescribe) out.errorCode = KAFKA_ERROR.TOPIC_AUTHORIZATION_FAILED;
+      else {
+        try {
+          const r = await ctx.broker.epochEndOffset(t.topic, p.partition, p.leaderEpoch);
+          out.leaderEpoch = r.epoch;
+          out.endOffset = r.endOffset;
+        } catch (e) {
+          out.errorCode = kafkaCode(e);
+        }
+      }
+      partitions.push(out);
+    }
+    topics.push({ topic: t.topic, partitions });
+  }
+  return { throttleTimeMs: 0, topics };
+}

@@ -1,0 +1,472 @@
+/**
+ * The group APIs: FindCoordinator (10), JoinGroup (11), Heartbeat (12), LeaveGroup (13),
+ * SyncGroup (14), OffsetCommit (8), OffsetFetch (9), DescribeGroups (15), ListGroups (16).
+ * Membership and rebalances run in group_coordinator.ts on the group's coordinator (one
+ * live broker per group, picked by a hash of the group id); committed offsets are the KV
+ * group store's, shared with Rill consumers.
+ *
+ * @module
+ */
+import { commitClassicOffsets, readCommittedOffsets } from "../coordination/group_classic.ts";
+import { GroupMembership } from "../coordination/group_membership.ts";
+import { RillError } from "../protocol/errors.ts";
+import { allowed, type KafkaContext, type Session } from "./context.ts";
+import { KAFKA_ERROR, kafkaCode, kafkaMessage } from "./errors.ts";
+import { type KafkaNode, kafkaNodes } from "./metadata.ts";
+
+// deno-lint-ignore no-explicit-any
+type Body = any;
+
+function fnv1a(text: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    h ^= text.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h;
+}
+
+/**
+ * The coordinator of a group: one of the live brokers (not followers) with a Kafka
+ * listener, by a hash of the group id.
+ *
+ * @param ctx the context
+ * @param groupId the group
+ * @returns the node, or null when there is none
+ */
+export async function coordinatorOf(ctx: KafkaContext, groupId: string): Promise<KafkaNode | null> {
+  const nodes = (await kafkaNodes(ctx)).filter((n) => n.role === "broker");
+  if (nodes.length === 0) return null;
+  return nodes[fnv1a(groupId) % nodes.length];
+}
+
+async function isCoordinator(ctx: KafkaContext, groupId: string): Promise<boolean> {
+  return (await coordinatorOf(ctx, groupId))?.nodeId === ctx.broker.id;
+}
+
+/**
+ * FindCoordinator: groups only (transactions are not supported).
+ *
+ * @param ctx the context
+ * @param s the session
+ * @param version the request version
+ * @param req the decoded request
+ * @returns the answer body
+ */
+export async function handleFindCoordinator(
+  ctx: KafkaContext,
+  s: Session,
+  version: number,
+  req: Body,
+): Promise<Record<string, unknown>> {
+  const keys: string[] = version >= 4 ? req.coordinatorKeys : [req.key];
+  const coordinators = [];
+  for (const key of keys) {
+    const out = {
+      key,
+      nodeId: -1,
+      host: "",
+      port: -1,
+      errorCode: 0,
+      errorMessage: null as string | null,
+    };
+    if (req.keyType !== 0) {
+      out.errorCode = KAFKA_ERROR.COORDINATOR_NOT_AVAILABLE;
+      out.errorMessage = "Transactions are not supported";
+    } else if (!allowed(ctx, s, { type: "group", name: key }, "describe")) {
+      out.errorCode = KAFKA_ERROR.GROUP_AUTHORIZATION_FAILED;
+      out.errorMessage = `Not authorized to use group "${key}"`;
+    } else {
+      const node = await coordinatorOf(ctx, key);
+      if (!node) out.errorCode = KAFKA_ERROR.COORDINATOR_NOT_AVAILABLE;
+      else Object.assign(out, { nodeId: node.nodeId, host: node.host, port: node.port });
+    }
+    coordinators.push(out);
+  }
+  return { throttleTimeMs: 0, ...coordinators[0], coordinators };
+}
+
+/**
+ * JoinGroup.
+ *
+ * @param ctx the context
+ * @param s the session
+ * @param _version the request version
+ * @param req the decoded request
+ * @returns the answer body
+ */
+export async function handleJoinGroup(
+  ctx: KafkaContext,
+  s: Session,
+  _version: number,
+  req: Body,
+): Promise<Record<string, unknown>> {
+  const fail = (errorCode: number) => ({
+    throttleTimeMs: 0,
+    errorCode,
+    generationId: -1,
+    protocolType: null,
+    protocolName: null,
+    leader: "",
+    memberId: req.memberId,
+    members: [],
+  });
+  if (!allowed(ctx, s, { type: "group", name: req.groupId }, "read")) {
+    return fail(KAFKA_ERROR.GROUP_AUTHORIZATION_FAILED);
+  }
+  if (!(await isCoordinator(ctx, req.groupId))) return fail(KAFKA_ERROR.NOT_COORDINATOR);
+  const a = await ctx.groups.join({
+    groupId: req.groupId,
+    memberId: req.memberId,
+    clientId: s.clientId,
+    clientHost: s.peer,
+    sessionTimeoutMs: req.sessionTimeoutMs,
+    rebalanceTimeoutMs: req.rebalanceTimeoutMs,
+    protocolType: req.protocolType,
+    protocols: req.protocols,
+  });
+  return { throttleTimeMs: 0, ...a };
+}
+
+/**
+ * SyncGroup.
+ *
+ * @param ctx the context
+ * @param s the session
+ * @param _version the request version
+ * @param req the decoded request
+ * @returns the answer body
+ */
+export async function handleSyncGroup(
+  ctx: KafkaContext,
+  s: Session,
+  _version: number,
+  req: Body,
+): Promise<Record<string, unknown>> {
+  if (!allowed(ctx, s, { type: "group", name: req.groupId }, "read")) {
+    return { errorCode: KAFKA_ERROR.GROUP_AUTHORIZATION_FAILED, assignment: new Uint8Array(0) };
+  }
+  if (!(await isCoordinator(ctx, req.groupId))) {
+    return { errorCode: KAFKA_ERROR.NOT_COORDINATOR, assignment: new Uint8Array(0) };
+  }
+  return { throttleTimeMs: 0, ...await ctx.groups.sync(req) };
+}
+
+/**
+ * Heartbeat.
+ *
+ * @param ctx the context
+ * @param s the session
+ * @param _version the request version
+ * @param req the decoded request
+ * @returns the answer body
+ */
+export async function handleHeartbeat(
+  ctx: KafkaContext,
+  s: Session,
+  _version: number,
+  req: Body,
+): Promise<Record<string, unknown>> {
+  if (!allowed(ctx, s, { type: "group", name: req.groupId }, "read")) {
+    return { throttleTimeMs: 0, errorCode: KAFKA_ERROR.GROUP_AUTHORIZATION_FAILED };
+  }
+  if (!ctx.groups.get(req.groupId) && !(await isCoordinator(ctx, req.groupId))) {
+    return { throttleTimeMs: 0, errorCode: KAFKA_ERROR.NOT_COORDINATOR };
+  }
+  return {
+    throttleTimeMs: 0,
+    errorCode: ctx.groups.heartbeat(req.groupId, req.memberId, req.generationId),
+  };
+}
+
+/**
+ * LeaveGroup (v0–2 one member, v3+ a list).
+ *
+ * @param ctx the context
+ * @param s the session
+ * @param version the request version
+ * @param req the decoded request
+ * @returns the answer body
+ */
+export async function handleLeaveGroup(
+  ctx: KafkaContext,
+  s: Session,
+  version: number,
+  req: Body,
+): Promise<Record<string, unknown>> {
+  if (!allowed(ctx, s, { type: "group", name: req.groupId }, "read")) {
+    return { throttleTimeMs: 0, errorCode: KAFKA_ERROR.GROUP_AUTHORIZATION_FAILED, members: [] };
+  }
+  if (!ctx.groups.get(req.groupId) && !(await isCoordinator(ctx, req.groupId))) {
+    return { throttleTimeMs: 0, errorCode: KAFKA_ERROR.NOT_COORDINATOR, members: [] };
+  }
+  if (version < 3) {
+    return { throttleTimeMs: 0, errorCode: ctx.groups.leave(req.groupId, req.memberId) };
+  }
+  const members = (req.members as { memberId: string; groupInstanceId: string | null }[]).map(
+    (m) => ({
+      memberId: m.memberId,
+      groupInstanceId: m.groupInstanceId,
+      errorCode: ctx.groups.leave(req.groupId, m.memberId),
+    }),
+  );
+  return { throttleTimeMs: 0, errorCode: 0, members };
+}
+
+/**
+ * OffsetCommit: fenced by the coordinator (member, generation), written to the shared
+ * offset records.
+ *
+ * @param ctx the context
+ * @param s the session
+ * @param _version the request version
+ * @param req the decoded request
+ * @returns the answer body
+ */
+export async function handleOffsetCommit(
+  ctx: KafkaContext,
+  s: Session,
+  _version: number,
+  req: Body,
+): Promise<Record<string, unknown>> {
+  const topics = req.topics as {
+    name: string;
+    partitions: {
+      partitionIndex: number;
+      committedOffset: number;
+      committedMetadata: string | null;
+    }[];
+  }[];
+  const answer = (code: (topic: string, partition: number) => number) => ({
+    throttleTimeMs: 0,
+    topics: topics.map((t) => ({
+      name: t.name,
+      partitions: t.partitions.map((p) => ({
+        partitionIndex: p.partitionIndex,
+        errorCode: code(t.name, p.partitionIndex),
+      })),
+    })),
+  });
+  if (!allowed(ctx, s, { type: "group", name: req.groupId }, "read")) {
+    return answer(() => KAFKA_ERROR.GROUP_AUTHORIZATION_FAILED);
+  }
+  if (!ctx.groups.get(req.groupId) && !(await isCoordinator(ctx, req.groupId))) {
+    return answer(() => KAFKA_ERROR.NOT_COORDINATOR);
+  }
+  const fenced = ctx.groups.checkCommit(req.groupId, req.memberId, req.generationId);
+  if (fenced !== 0) return answer(() => fenced);
+  const errors = new Map<string, number>();
+  const offsets = [];
+  for (const t of topics) {
+    const mayRead = allowed(ctx, s, { type: "topic", name: t.name }, "read");
+    const count = mayRead ? await ctx.broker.partitionCount(t.name) : null;
+    for (const p of t.partitions) {
+      const k = `${t.name}\u0000${p.partitionIndex}`;
+      if (!mayRead) errors.set(k, KAFKA_ERROR.TOPIC_AUTHORIZATION_FAILED);
+      else if (count === null || p.partitionIndex < 0 || p.partitionIndex >= count) {
+        errors.set(k, KAFKA_ERROR.UNKNOWN_TOPIC_OR_PARTITION);
+      } else {
+        offsets.push({
+          topic: t.name,
+          partition: p.partitionIndex,
+          offset: p.committedOffset,
+          metadata: (p.committedMetadata ?? "").slice(0, 4096),
+        });
+      }
+    }
+  }
+  let failure = 0;
+  if (offsets.length > 0) {
+    try {
+      for (let i = 0; i < offsets.length; i += 500) {
+        await commitClassicOffsets(
+          ctx.broker.kv,
+          req.groupId,
+          offsets.slice(i, i + 500),
+          req.generationId >= 0 ? { memberId: req.memberId, generation: req.generationId } : null,
+          Date.now(),
+        );
+      }
+    } catch (e) {
+      failure = kafkaCode(e);
+      if (!(e instanceof RillError)) ctx.log(`kafka: offset commit failed: ${e}`);
+    }
+  }
+  return answer((topic, partition) => errors.get(`${topic}\u0000${partition}`) ?? failure);
+}
+
+/**
+ * OffsetFetch (v0–7: one group): the committed offsets, −1 where none.
+ *
+ * @param ctx the context
+ * @param s the session
+ * @param _version the request version
+ * @param req the decoded request
+ * @returns the answer body
+ */
+export async function handleOffsetFetch(
+  ctx: KafkaContext,
+  s: Session,
+  _version: number,
+  req: Body,
+): Promise<Record<string, unknown>> {
+  if (!allowed(ctx, s, { type: "group", name: req.groupId }, "describe")) {
+    return { throttleTimeMs: 0, topics: [], errorCode: KAFKA_ERROR.GROUP_AUTHORIZATION_FAILED };
+  }
+  if (!ctx.groups.get(req.groupId) && !(await isCoordinator(ctx, req.groupId))) {
+    return { throttleTimeMs: 0, topics: [], errorCode: KAFKA_ERROR.NOT_COORDINATOR };
+  }
+  const wanted = req.topics as { name: string; partitionIndexes: number[] }[] | null;
+  const committed = await readCommittedOffsets(
+    ctx.broker.kv,
+    req.groupId,
+    wanted === null ? null : wanted.map((t) => ({ topic: t.name, partitions: t.partitionIndexes })),
+  );
+  const list = wanted ?? groupByTopic([...committed.keys()]);
+  const topics = list.map((t) => {
+    const mayRead = allowed(ctx, s, { type: "topic", name: t.name }, "describe");
+    return {
+      name: t.name,
+      partitions: t.partitionIndexes.map((p) => {
+        const c = mayRead ? committed.get(`${t.name}\u0000${p}`) : undefined;
+        return {
+          partitionIndex: p,
+          committedOffset: c?.offset ?? -1,
+          committedLeaderEpoch: -1,
+          metadata: c?.metadata ?? "",
+          errorCode: mayRead ? 0 : KAFKA_ERROR.TOPIC_AUTHORIZATION_FAILED,
+        };
+      }),
+    };
+  });
+  return { throttleTimeMs: 0, topics, errorCode: 0 };
+}
+
+function groupByTopic(keys: string[]): { name: string; partitionIndexes: number[] }[] {
+  const m = new Map<string, number[]>();
+  for (const k of keys) {
+    const [topic, p] = k.split("\u0000");
+    m.set(topic, [...(m.get(topic) ?? []), Number(p)]);
+  }
+  return [...m].map(([name, partitionIndexes]) => ({ name, partitionIndexes }));
+}
+
+const STATE_NAMES: Record<string, string> = {
+  Empty: "Empty",
+  PreparingRebalance: "PreparingRebalance",
+  CompletingRebalance: "CompletingRebalance",
+  Stable: "Stable",
+  Reconciling: "PreparingRebalance",
+};
+
+/**
+ * DescribeGroups: a Kafka group from its coordinator's memory; a Rill group from the KV
+ * store (protocol type "rill", no member metadata).
+ *
+ * @param ctx the context
+ * @param s the session
+ * @param _version the request version
+ * @param req the decoded request
+ * @returns the answer body
+ */
+export async function handleDescribeGroups(
+  ctx: KafkaContext,
+  s: Session,
+  _version: number,
+  req: Body,
+): Promise<Record<string, unknown>> {
+  const groups = [];
+  for (const groupId of req.groups as string[]) {
+    const out = {
+      errorCode: 0,
+      groupId,
+      groupState: "Dead",
+      protocolType: "",
+      protocolData: "",
+      members: [] as unknown[],
+      authorizedOperations: -2147483648,
+    };
+    if (!allowed(ctx, s, { type: "group", name: groupId }, "describe")) {
+      out.errorCode = KAFKA_ERROR.GROUP_AUTHORIZATION_FAILED;
+    } else if (!(await isCoordinator(ctx, groupId)) && !ctx.groups.get(groupId)) {
+      out.errorCode = KAFKA_ERROR.NOT_COORDINATOR;
+    } else {
+      const g = ctx.groups.get(groupId);
+      if (g && g.members.size > 0) {
+        out.groupState = g.state;
+        out.protocolType = g.protocolType ?? "";
+        out.protocolData = g.protocolName ?? "";
+        out.members = [...g.members.values()].map((m) => ({
+          memberId: m.memberId,
+          groupInstanceId: null,
+          clientId: m.clientId,
+          clientHost: m.clientHost,
+          memberMetadata: m.protocols.find((p) => p.name === g.protocolName)?.metadata ??
+            new Uint8Array(0),
+          memberAssignment: m.assignment,
+        }));
+      } else {
+        try {
+          const d = await membership(ctx).describe(groupId);
+          out.groupState = STATE_NAMES[d.state] ?? d.state;
+          out.protocolType = d.members.length > 0 ? "rill" : "consumer";
+          out.protocolData = d.assignor;
+          out.members = d.members.map((m) => ({
+            memberId: m.memberId,
+            groupInstanceId: null,
+            clientId: m.clientId,
+            clientHost: "",
+            memberMetadata: new Uint8Array(0),
+            memberAssignment: new Uint8Array(0),
+          }));
+        } catch (e) {
+          if (e instanceof RillError && e.code === "GROUP_ID_NOT_FOUND") out.groupState = "Dead";
+          else {
+            out.errorCode = kafkaCode(e);
+            ctx.log(`kafka: describe group "${groupId}": ${kafkaMessage(e)}`);
+          }
+        }
+      }
+    }
+    groups.push(out);
+  }
+  return { throttleTimeMs: 0, groups };
+}
+
+function membership(ctx: KafkaContext): GroupMembership {
+  return new GroupMembership({
+    kv: ctx.broker.kv,
+    partitionCount: (t) => ctx.broker.partitionCount(t),
+  });
+}
+
+/**
+ * ListGroups: every group of the store (Kafka's and Rill's).
+ *
+ * @param ctx the context
+ * @param s the session
+ * @param _version the request version
+ * @param _req the decoded request
+ * @returns the answer body
+ */
+export async function handleListGroups(
+  ctx: KafkaContext,
+  s: Session,
+  _version: number,
+  _req: Body,
+): Promise<Record<string, unknown>> {
+  const list = await membership(ctx).list();
+  return {
+    throttleTimeMs: 0,
+    errorCode: 0,
+    groups: list.filter((g) =>
+      allowed(ctx, s, { type: "group", name: g.groupId }, "describe", false)
+    )
+      .map((g) => ({
+        groupId: g.groupId,
+        protocolType: "consumer",
+        groupState: STATE_NAMES[g.state] ?? g.state,
+        groupType: "classic",
+      })),
+  };
+}

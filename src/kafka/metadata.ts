@@ -1,0 +1,169 @@
+/**
+ * Metadata (API 3): the live brokers' Kafka addresses, and per topic its partitions'
+ * leader, replicas, ISR and leader epoch, from the broker's metadata cache. Topics the
+ * principal may not describe are left out of "all topics" and answered
+ * TOPIC_AUTHORIZATION_FAILED when named. Unknown topics are not created (Rill creates
+ * topics only on request).
+ *
+ * @module
+ */
+import type { TopicMetadata } from "../coordination/topics.ts";
+import { allowed, type KafkaContext, type Session } from "./context.ts";
+import { KAFKA_ERROR } from "./errors.ts";
+import { splitHostPort } from "./listener.ts";
+
+/** A broker as Metadata and FindCoordinator give it. */
+export interface KafkaNode {
+  /** the broker id */
+  nodeId: number;
+  /** the host */
+  host: string;
+  /** the port */
+  port: number;
+  /** "broker" (may coordinate groups) or "follower" */
+  role: "broker" | "follower";
+}
+
+/**
+ * The live brokers with a Kafka listener (this one always included).
+ *
+ * @param ctx the context
+ * @returns nodes sorted by id
+ */
+export async function kafkaNodes(ctx: KafkaContext): Promise<KafkaNode[]> {
+  const self: KafkaNode = {
+    nodeId: ctx.broker.id,
+    host: ctx.advertisedHost,
+    port: ctx.advertisedPort,
+    role: ctx.broker.role,
+  };
+  const out: KafkaNode[] = [];
+  for (const b of await ctx.broker.brokers()) {
+    if (b.id === self.nodeId) continue;
+    if (!b.alive || !b.kafka) continue;
+    try {
+      const [host, port] = splitHostPort(b.kafka);
+      out.push({ nodeId: b.id, host, port, role: b.role });
+    } catch {
+      // a malformed registration is skipped
+    }
+  }
+  out.push(self);
+  return out.sort((a, b) => a.nodeId - b.nodeId);
+}
+
+/**
+ * Parses a topic id ("xxxxxxxx-xxxx-…") into 16 bytes.
+ *
+ * @param id the uuid text
+ * @returns the bytes (zeros when it does not parse)
+ */
+export function uuidBytes(id: string): Uint8Array {
+  const hex = id.replaceAll("-", "");
+  const out = new Uint8Array(16);
+  if (!/^[0-9a-fA-F]{32}$/.test(hex)) return out;
+  for (let i = 0; i < 16; i++) out[i] = parseInt(hex.slice(2 * i, 2 * i + 2), 16);
+  return out;
+}
+
+/** A topic as a follower presents it: itself the leader of each partition it copies. */
+async function ownCopies(ctx: KafkaContext, meta: TopicMetadata): Promise<TopicMetadata> {
+  const id = ctx.broker.id;
+  const partitions = await Promise.all(meta.partitions.map(async (p) => {
+    try {
+      await ctx.broker.readableReplica(meta.name, p.partition);
+      return { ...p, leader: id, replicas: [id], isr: [id] };
+    } catch {
+      return { ...p, leader: -1, replicas: [], isr: [] };
+    }
+  }));
+  return { ...meta, partitions };
+}
+
+function topicAnswer(meta: TopicMetadata, nodes: Set<number>) {
+  return {
+    errorCode: 0,
+    name: meta.name,
+    topicId: uuidBytes(meta.topicId),
+    isInternal: false,
+    partitions: meta.partitions.map((p) => ({
+      errorCode: p.leader < 0 || !nodes.has(p.leader) ? KAFKA_ERROR.LEADER_NOT_AVAILABLE : 0,
+      partitionIndex: p.partition,
+      leaderId: p.leader,
+      leaderEpoch: p.leaderEpoch,
+      replicaNodes: p.replicas,
+      isrNodes: p.isr,
+      offlineReplicas: p.replicas.filter((r) => !nodes.has(r)),
+    })),
+    topicAuthorizedOperations: -2147483648,
+  };
+}
+
+/**
+ * Metadata.
+ *
+ * @param ctx the context
+ * @param s the session
+ * @param version the request version
+ * @param req the decoded request
+ * @returns the answer body
+ */
+export async function handleMetadata(
+  ctx: KafkaContext,
+  s: Session,
+  version: number,
+  // deno-lint-ignore no-explicit-any
+  req: any,
+): Promise<Record<string, unknown>> {
+  const follower = ctx.broker.role === "follower";
+  // A follower (observer) is read-only: it lists itself alone, as the leader of the copies it
+  // serves, so consumers fetch from it; produce requests get NOT_LEADER_OR_FOLLOWER.
+  const nodes = follower
+    ? (await kafkaNodes(ctx)).filter((n) => n.nodeId === ctx.broker.id)
+    : await kafkaNodes(ctx);
+  const live = new Set(nodes.map((n) => n.nodeId));
+  let all = await ctx.broker.listTopics();
+  if (follower) all = await Promise.all(all.map((t) => ownCopies(ctx, t)));
+  const byName = new Map(all.map((t) => [t.name, t]));
+  const wanted: { name: string | null; topicId: Uint8Array | null }[] | null = req.topics;
+  const topics = [];
+  if (wanted === null || (version === 0 && wanted.length === 0)) {
+    for (const t of all) {
+      if (allowed(ctx, s, { type: "topic", name: t.name }, "describe", false)) {
+        topics.push(topicAnswer(t, live));
+      }
+    }
+  } else {
+    for (const w of wanted) {
+      let meta = w.name !== null ? byName.get(w.name) : undefined;
+      if (w.name === null && w.topicId) {
+        const hex = [...w.topicId].map((b) => b.toString(16).padStart(2, "0")).join("");
+        meta = all.find((t) => t.topicId.replaceAll("-", "") === hex);
+      }
+      const name = meta?.name ?? w.name ?? "";
+      if (!allowed(ctx, s, { type: "topic", name }, "describe")) {
+        topics.push({
+          errorCode: KAFKA_ERROR.TOPIC_AUTHORIZATION_FAILED,
+          name,
+          topicId: w.topicId,
+          partitions: [],
+        });
+      } else if (!meta) {
+        topics.push({
+          errorCode: KAFKA_ERROR.UNKNOWN_TOPIC_OR_PARTITION,
+          name: w.name,
+          topicId: w.topicId,
+          partitions: [],
+        });
+      } else topics.push(topicAnswer(meta, live));
+    }
+  }
+  return {
+    throttleTimeMs: 0,
+    brokers: nodes.map((n) => ({ nodeId: n.nodeId, host: n.host, port: n.port, rack: null })),
+    clusterId: ctx.broker.clusterId,
+    controllerId: nodes[0]?.nodeId ?? ctx.broker.id,
+    topics,
+    clusterAuthorizedOperations: -2147483648,
+  };
+}

@@ -1,0 +1,126 @@
+/**
+ * The Kafka listener with `--auth` and TLS: kcat must authenticate with SASL/PLAIN (an API
+ * key's id and secret) over TLS (SASL_SSL), and every operation is checked against the same
+ * ACLs as the HTTP API.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { startBroker } from "../_helpers/broker_process.ts";
+import { hasOpenssl, makeCertificates } from "../_helpers/tls_certificates.ts";
+import { cli } from "../_helpers/cli_in_process.ts";
+import { KCAT, run } from "./_kafka.ts";
+
+Deno.test({
+  name:
+    "--auth with TLS: SASL/PLAIN with an API key over SASL_SSL, then the key's ACLs per operation",
+  ignore: !KCAT || !hasOpenssl(),
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "rill-kafka-tls-" });
+    try {
+      const pem = await makeCertificates(dir);
+      await using broker = await startBroker({
+        extraArgs: ["--auth", "--tls-cert", pem.cert, "--tls-key", pem.key],
+      });
+      const boot = await cli("auth", "bootstrap", "--data", broker.dataDir);
+      assert.equal(boot.code, 0, boot.err);
+      const admin = boot.out.trim();
+      const client = Deno.createHttpClient({ caCerts: [await Deno.readTextFile(pem.ca)] });
+      const call = async (method: string, path: string, body: unknown) => {
+        const res = await fetch(`${broker.url}${path}`, {
+          method,
+          client,
+          headers: { authorization: `Bearer ${admin}`, "content-type": "application/json" },
+          body: JSON.stringify(body),
+        });
+        const text = await res.text();
+        assert.ok(res.ok, `${path}: ${res.status} ${text}`);
+        return JSON.parse(text);
+      };
+      await call("POST", "/v1/topics", { name: "sec", partitions: 1 });
+      const alice: string = (await call("POST", "/v1/auth/keys", { principal: "alice" })).token;
+      for (const operation of ["write", "describe"]) {
+        await call("POST", "/v1/auth/acls", {
+          principal: "alice",
+          resourceType: "topic",
+          resourceName: "sec",
+          operation,
+        });
+      }
+      client.close();
+      const sasl = (token: string) => {
+        const dot = token.indexOf(".");
+        return [
+          "-X",
+          "security.protocol=SASL_SSL",
+          "-X",
+          "sasl.mechanisms=PLAIN",
+          "-X",
+          `sasl.username=${token.slice(0, dot)}`,
+          "-X",
+          `sasl.password=${token.slice(dot + 1)}`,
+          "-X",
+          `ssl.ca.location=${pem.ca}`,
+        ];
+      };
+      const b = ["-b", broker.kafka!];
+      // TLS without SASL: the broker closes the connection; nothing is listed.
+      const anonymous = await run("kcat", [
+        ...b,
+        "-L",
+        "-X",
+        "security.protocol=SSL",
+        "-X",
+        `ssl.ca.location=${pem.ca}`,
+        "-m",
+        "3",
+      ]);
+      assert.notEqual(anonymous.code, 0);
+      assert.doesNotMatch(anonymous.stdout, /topic "sec"/);
+      // A wrong secret fails authentication.
+      const wrong = await run("kcat", [...b, "-L", ...sasl(alice + "x"), "-m", "3"]);
+      assert.notEqual(wrong.code, 0);
+      assert.match(wrong.stderr, /Authentication failed|SASL authentication error/i);
+      // alice may write and describe "sec" ...
+      const listed = await run("kcat", [...b, "-L", ...sasl(alice)]);
+      assert.equal(listed.code, 0, listed.stderr);
+      assert.match(listed.stdout, /topic "sec" with 1 partitions/);
+      const produced = await run("kcat", [...b, "-P", "-t", "sec", ...sasl(alice)], {
+        stdin: "one\ntwo\n",
+      });
+      assert.equal(produced.code, 0, produced.stderr);
+      // ... but not read it.
+      const denied = await run("kcat", [
+        ...b,
+        "-C",
+        "-t",
+        "sec",
+        "-o",
+        "beginning",
+        "-e",
+        ...sasl(alice),
+      ]);
+      assert.notEqual(denied.code, 0);
+      assert.match(denied.stderr, /Topic authorization failed|TOPIC_AUTHORIZATION_FAILED/i);
+      // The superuser reads what alice wrote.
+      const read = await run("kcat", [
+        ...b,
+        "-C",
+        "-t",
+        "sec",
+        "-o",
+        "beginning",
+        "-e",
+        "-f",
+        "%s\n",
+        ...sasl(admin),
+      ]);
+      assert.equal(read.code, 0, read.stderr);
+      assert.equal(read.stdout, "one\ntwo\n");
+      assert.match(broker.stderr(), /authentication_failed/);
+      assert.match(broker.stderr(), /authorization_denied.*alice/);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});

@@ -1,0 +1,245 @@
+/**
+ * The Kafka listener at the byte level, over real sockets to an in-process broker: the
+ * ApiVersions fallback, pipelining order, a corrupt batch, acks=0, and hostile input
+ * (lying sizes, oversized frames, unknown APIs and versions, garbage after a request,
+ * stalled partial frames) that closes only the offending connection and writes nothing.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { openTestBroker } from "../http/_app.ts";
+import { KafkaListener } from "../../src/kafka/listener.ts";
+import { API, SCHEMAS } from "../../src/kafka/messages.ts";
+import { decode, encode } from "../../src/kafka/schema.ts";
+import { Reader, Writer } from "../../src/kafka/wire.ts";
+import { encodeBatch } from "../../src/protocol/record_batch.ts";
+
+async function setup(opts: { frameTimeoutMs?: number; maxFrameBytes?: number } = {}) {
+  const tb = await openTestBroker();
+  const logs: string[] = [];
+  const kafka = KafkaListener.listen(tb.broker, {
+    hostname: "127.0.0.1",
+    port: 0,
+    log: (l) => logs.push(l),
+    ...opts,
+  });
+  await tb.broker.createTopic({ name: "t", partitions: 1 });
+  return {
+    broker: tb.broker,
+    kafka,
+    logs,
+    connect: () => Deno.connect({ hostname: "127.0.0.1", port: kafka.addr.port }),
+    async [Symbol.asyncDispose]() {
+      await kafka.close();
+      await tb[Symbol.asyncDispose]();
+    },
+  };
+}
+
+/** One request frame: header v1 (v2 for flexible versions) + body. */
+function request(
+  apiKey: number,
+  version: number,
+  correlationId: number,
+  body: Record<string, unknown>,
+): Uint8Array {
+  const schema = SCHEMAS[apiKey];
+  const w = new Writer().int16(apiKey).int16(version).int32(correlationId).string("test", false);
+  if (version >= schema.req.flexible) w.noTags();
+  encode(schema.req, version, w, body);
+  return concat(w.frame());
+}
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
+
+/** Reads one answer frame; null when the connection closed instead. */
+async function readFrame(conn: Deno.Conn): Promise<Uint8Array | null> {
+  const head = await readN(conn, 4);
+  if (head === null) return null;
+  const size = new DataView(head.buffer).getInt32(0);
+  return await readN(conn, size);
+}
+
+async function readN(conn: Deno.Conn, n: number): Promise<Uint8Array | null> {
+  const out = new Uint8Array(n);
+  let got = 0;
+  while (got < n) {
+    let r: number | null;
+    try {
+      r = await conn.read(out.subarray(got));
+    } catch {
+      return null;
+    }
+    if (r === null) return null;
+    got += r;
+  }
+  return out;
+}
+
+// deno-lint-ignore no-explicit-any
+function answer(frame: Uint8Array, apiKey: number, version: number): { corr: number; body: any } {
+  const r = new Reader(frame);
+  const corr = r.int32();
+  if (version >= SCHEMAS[apiKey].res.flexible && apiKey !== API.ApiVersions) r.skipTags();
+  return { corr, body: decode(SCHEMAS[apiKey].res, version, r) };
+}
+
+async function write(conn: Deno.Conn, bytes: Uint8Array) {
+  let o = 0;
+  while (o < bytes.length) o += await conn.write(bytes.subarray(o));
+}
+
+function produceBody(records: Uint8Array, acks = -1) {
+  return {
+    transactionalId: null,
+    acks,
+    timeoutMs: 5000,
+    topicData: [{ name: "t", partitionData: [{ index: 0, records }] }],
+  };
+}
+
+Deno.test("ApiVersions: v3 is answered flexibly; an unknown version gets error 35 in the v0 format, then v0 works on the same connection", async () => {
+  await using s = await setup();
+  using conn = await s.connect();
+  await write(
+    conn,
+    request(API.ApiVersions, 3, 1, { clientSoftwareName: "t", clientSoftwareVersion: "1" }),
+  );
+  const v3 = answer((await readFrame(conn))!, API.ApiVersions, 3);
+  assert.equal(v3.corr, 1);
+  assert.equal(v3.body.errorCode, 0);
+  const keys = new Map(
+    v3.body.apiKeys.map((k: { apiKey: number; minVersion: number; maxVersion: number }) => [
+      k.apiKey,
+      [k.minVersion, k.maxVersion],
+    ]),
+  );
+  // The librdkafka 2.0.2 group-feature trap: the five group APIs advertise min 0.
+  for (
+    const k of [API.FindCoordinator, API.JoinGroup, API.SyncGroup, API.Heartbeat, API.LeaveGroup]
+  ) {
+    assert.equal((keys.get(k) as number[])[0], 0);
+  }
+  await write(conn, request(API.ApiVersions, 9, 2, {}));
+  const fallback = answer((await readFrame(conn))!, API.ApiVersions, 0);
+  assert.equal(fallback.corr, 2);
+  assert.equal(fallback.body.errorCode, 35);
+  assert.ok(fallback.body.apiKeys.length > 10);
+  await write(conn, request(API.ApiVersions, 0, 3, {}));
+  const v0 = answer((await readFrame(conn))!, API.ApiVersions, 0);
+  assert.equal(v0.corr, 3);
+  assert.equal(v0.body.errorCode, 0);
+});
+
+Deno.test("pipelined requests are answered in request order, acks=0 produce gets no answer", async () => {
+  await using s = await setup();
+  using conn = await s.connect();
+  const batch = encodeBatch([{ value: new TextEncoder().encode("x") }]);
+  // A slow request (a long-poll fetch) first, then fast ones: answers still in order.
+  const frames = [
+    request(API.Fetch, 11, 10, {
+      maxWaitMs: 300,
+      minBytes: 1,
+      maxBytes: 1 << 20,
+      topics: [{
+        topic: "t",
+        partitions: [{ partition: 0, fetchOffset: 0, partitionMaxBytes: 1 << 20 }],
+      }],
+    }),
+    request(API.Metadata, 4, 11, { topics: null }),
+    request(API.Produce, 7, 12, produceBody(batch, 0)),
+    request(API.ApiVersions, 2, 13, {}),
+  ];
+  await write(conn, concat(frames));
+  const first = answer((await readFrame(conn))!, API.Fetch, 11);
+  assert.equal(first.corr, 10);
+  assert.equal(answer((await readFrame(conn))!, API.Metadata, 4).corr, 11);
+  assert.equal(answer((await readFrame(conn))!, API.ApiVersions, 2).corr, 13);
+  assert.equal(s.broker.listOffset("t", 0, "latest") instanceof Promise, true);
+  assert.equal(await s.broker.listOffset("t", 0, "latest"), 1); // the acks=0 record landed
+});
+
+Deno.test("a batch with a bad CRC is refused with CORRUPT_MESSAGE and nothing is written", async () => {
+  await using s = await setup();
+  using conn = await s.connect();
+  const batch = encodeBatch([{ value: new TextEncoder().encode("hello") }]);
+  batch[batch.length - 1] ^= 0xff;
+  await write(conn, request(API.Produce, 7, 1, produceBody(batch)));
+  const a = answer((await readFrame(conn))!, API.Produce, 7);
+  assert.equal(a.body.responses[0].partitionResponses[0].errorCode, 2);
+  assert.equal(await s.broker.listOffset("t", 0, "latest"), 0);
+  // A good one on the same connection goes through.
+  const good = encodeBatch([{ value: new TextEncoder().encode("hello") }]);
+  await write(conn, request(API.Produce, 7, 2, produceBody(good)));
+  const b = answer((await readFrame(conn))!, API.Produce, 7);
+  assert.equal(b.body.responses[0].partitionResponses[0].errorCode, 0);
+  assert.equal(b.body.responses[0].partitionResponses[0].baseOffset, 0);
+});
+
+Deno.test("hostile frames close only their own connection and write nothing", async (t) => {
+  await using s = await setup({ frameTimeoutMs: 300, maxFrameBytes: 1 << 20 });
+  using bystander = await s.connect();
+  // A connection that sends half a frame and stalls must not block the bystander.
+  using staller = await s.connect();
+  const half = request(API.Metadata, 4, 1, { topics: null });
+  await write(staller, half.subarray(0, 7));
+  const cases: [string, Uint8Array][] = [
+    ["a negative size", new Uint8Array([0xff, 0xff, 0xff, 0xf0, 1, 2, 3, 4])],
+    ["a size over the frame limit", new Uint8Array([0x7f, 0, 0, 0, 0, 0, 0, 0])],
+    ["an unknown API key", request(API.ApiVersions, 0, 1, {}).map((b, i) => i === 5 ? 99 : b)],
+    ["an unsupported Produce version", request(API.Produce, 2, 1, produceBody(new Uint8Array(0)))],
+    [
+      "a lying record-set length",
+      (() => {
+        const f = request(
+          API.Produce,
+          7,
+          1,
+          produceBody(encodeBatch([{ value: new Uint8Array(3) }])),
+        );
+        // the records length (just before the batch) claims more bytes than the frame has
+        const at = f.length - encodeBatch([{ value: new Uint8Array(3) }]).length - 4;
+        new DataView(f.buffer).setInt32(at, 1_000_000);
+        return f;
+      })(),
+    ],
+    [
+      "random bytes",
+      crypto.getRandomValues(new Uint8Array(64)).map((b, i) => i < 4 ? [0, 0, 0, 60][i] : b),
+    ],
+  ];
+  for (const [name, bytes] of cases) {
+    await t.step(name, async () => {
+      using conn = await s.connect();
+      await write(conn, bytes);
+      assert.equal(await readFrame(conn), null, "the connection is closed without an answer");
+    });
+  }
+  await t.step(
+    "garbage after a valid request: the request is answered, then the connection closes",
+    async () => {
+      using conn = await s.connect();
+      const valid = request(API.ApiVersions, 2, 7, {});
+      await write(conn, concat([valid, new Uint8Array([0xde, 0xad, 0xbe, 0xef, 0, 0, 0, 0])]));
+      assert.equal(answer((await readFrame(conn))!, API.ApiVersions, 2).corr, 7);
+      assert.equal(await readFrame(conn), null);
+    },
+  );
+  await t.step("the stalled partial frame is closed after the frame timeout", async () => {
+    assert.equal(await readFrame(staller), null);
+  });
+  await write(bystander, request(API.Metadata, 4, 42, { topics: null }));
+  const m = answer((await readFrame(bystander))!, API.Metadata, 4);
+  assert.equal(m.corr, 42);
+  assert.equal(m.body.topics[0]?.name, "t", JSON.stringify(m.body));
+  assert.equal(await s.broker.listOffset("t", 0, "latest"), 0, "nothing was written");
+  assert.ok(s.logs.some((l) => /exceeds the 1048576-byte limit/.test(l)), s.logs.join("\n"));
+});
