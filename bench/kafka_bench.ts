@@ -9,9 +9,10 @@
  *   to 1 MiB): records/s and the broker's CPU per MB produced (from /proc utime+stime),
  *   with the Kafka/HTTP CPU ratio (target ≤ 1.1×) and kcat's 1 KiB rate (target ≥ 200,000/s);
  * - consume them back: kcat (`-C -e`), kafkajs (eachBatch), Rill's client: records/s;
- * - end-to-end latency at 2,000 records/s through Kafka (kafkajs producer awaiting each
- *   single-record send, kafkajs consumer in the same process): p50/p99 (target p99 ≤ 5 ms),
- *   and the same through Rill's client over HTTP as the baseline.
+ * - end-to-end latency at 2,000 records/s through Kafka: librdkafka (confluent-kafka-python,
+ *   linger 0, a consumer polling in the same process) and kafkajs (awaiting each single-record
+ *   send, consumer in the same process): p50/p99 (target p99 ≤ 5 ms), and the same through
+ *   Rill's client over HTTP as the baseline.
  *
  * kcat must be installed (Debian `kcat`); without it its figures are skipped with a note.
  * `RILL_BENCH_SECONDS` (default 3) sets the length of each timed phase.
@@ -34,6 +35,18 @@ function hasKcat(): boolean {
   try {
     return new Deno.Command("kcat", { args: ["-V"], stdout: "null", stderr: "null" }).outputSync()
       .success;
+  } catch {
+    return false;
+  }
+}
+
+function hasConfluent(): boolean {
+  try {
+    return new Deno.Command("/usr/bin/python3", {
+      args: ["-c", "import confluent_kafka"],
+      stdout: "null",
+      stderr: "null",
+    }).outputSync().success;
   } catch {
     return false;
   }
@@ -334,6 +347,45 @@ export async function run(report: Reporter): Promise<void> {
     }
     await settle();
   }
+
+  // End-to-end latency at 2,000 records/s through Kafka with librdkafka (confluent-kafka-python:
+  // linger 0, acks=1, a consumer polling in the same process).
+  if (hasConfluent()) {
+    await createTopic(broker.url, "e2e-rdkafka");
+    const out = await new Deno.Command("/usr/bin/python3", {
+      args: [
+        new URL("../tests/kafka/confluent_client.py", import.meta.url).pathname,
+        "e2e",
+        bootstrap,
+        "e2e-rdkafka",
+        "2000",
+        String(SECONDS),
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const m = /E2E (\d+) ([\d.]+) ([\d.]+)/.exec(new TextDecoder().decode(out.stdout));
+    if (m) {
+      report({
+        suite: SUITE,
+        name: "e2e p50 at 2,000 records/s, Kafka (librdkafka)",
+        value: Number(m[2]),
+        unit: "ms",
+      });
+      report({
+        suite: SUITE,
+        name: "e2e p99 at 2,000 records/s, Kafka (librdkafka)",
+        value: Number(m[3]),
+        unit: "ms",
+        target: "<= 5 ms",
+        met: Number(m[3]) <= 5,
+      });
+    } else {console.error(
+        `kafka bench: the librdkafka e2e run failed: ${new TextDecoder().decode(out.stderr)}`,
+      );}
+  } else {console.error(
+      "kafka bench: python3-confluent-kafka is not installed; librdkafka e2e skipped",
+    );}
 
   // End-to-end latency at 2,000 records/s: through Kafka (kafkajs both ends) and HTTP.
   {

@@ -10,6 +10,7 @@ const SUITES: Record<string, () => Promise<Suite>> = {
   storage: () => import("./storage_bench.ts"),
   broker: () => import("./broker_bench.ts"),
   client: () => import("./client_bench.ts"),
+  clients: () => import("./clients_bench.ts"),
   groups: () => import("./groups_bench.ts"),
   security: () => import("./security_bench.ts"),
   replication: () => import("./replication_bench.ts"),

@@ -85,3 +85,30 @@ Deno.test("src/client uses no Deno-only API, so it runs wherever fetch exists", 
     assert.doesNotMatch(code, /\bDeno\./, `${file} uses Deno.*`);
   }
 });
+
+Deno.test("src/ws is a skin over the broker: of src/http it imports only the shared security state", async () => {
+  const allowed = new Set(["src/http/auth.ts", "src/http/security.ts", "src/http/quotas.ts"]);
+  const violations: string[] = [];
+  for (const file of await filesUnder("src/ws/")) {
+    const url = new URL(file, ROOT);
+    for (const spec of importSpecifiers(await Deno.readTextFile(url))) {
+      if (!spec.startsWith(".")) continue;
+      const target = new URL(spec, url).pathname.slice(ROOT.pathname.length);
+      if (target.startsWith("src/http/") && !allowed.has(target)) {
+        violations.push(`${file} imports ${target}`);
+      }
+      if (target.startsWith("src/cli/") || target === "cli.ts") {
+        violations.push(`${file} imports ${target}`);
+      }
+    }
+  }
+  for (const file of await filesUnder("src/http/")) {
+    const url = new URL(file, ROOT);
+    for (const spec of importSpecifiers(await Deno.readTextFile(url))) {
+      if (!spec.startsWith(".")) continue;
+      const target = new URL(spec, url).pathname.slice(ROOT.pathname.length);
+      if (target.startsWith("src/ws/")) violations.push(`${file} imports ${target}`);
+    }
+  }
+  assert.deepEqual(violations, []);
+});

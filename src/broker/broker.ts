@@ -25,44 +25,31 @@ import {
   type BrokerStatus,
   ClusterStore,
 } from "../coordination/cluster.ts";
-import { type TopicConfigs, validateTopicConfigs } from "../coordination/topic_configs.ts";
+import type { TopicConfigs } from "../coordination/topic_configs.ts";
 import { type TopicMetadata, TopicStore } from "../coordination/topics.ts";
 import { LeaseStore } from "../coordination/leases.ts";
 import { PartitionStateStore } from "../coordination/partition_states.ts";
 import { Controller } from "./controller.ts";
-import { resignLeader, startReassignment } from "./election.ts";
+import { resignStaleLeadership } from "./restart_handover.ts";
 import { ReplicationManager } from "./replication.ts";
 import { RillError } from "../protocol/errors.ts";
-import { checkProducedBatches, stampLogAppendTime } from "./batch_checks.ts";
-import {
-  expectedSequence,
-  isAheadOfSequence,
-  SEQUENCE_HOLD_MS,
-  SequenceHolds,
-} from "./sequence_holds.ts";
-import { readBatchHeader } from "../protocol/record_batch.ts";
-import type { AppendResult } from "../storage/partition_log.ts";
-import type { ReadBuffer } from "../storage/segment.ts";
 import { ReadBufferPool } from "./read_buffers.ts";
-import { checkBatchKeys, checkRecordKeys } from "./compaction_checks.ts";
-import { TimeSlice } from "./time_slice.ts";
-import { DiskGuard } from "./disk_space.ts";
-import {
-  type Acks,
-  assignPartitions,
-  type BatchAppendResult,
-  encodeRecords,
-  type ProduceRecord,
-  type RecordOffset,
-  unknownPartition,
-} from "./produce.ts";
+import type { Acks, BatchAppendResult, ProduceRecord, RecordOffset } from "./produce.ts";
 import { type BrokerConfig, DEFAULT_BROKER_CONFIG } from "./config.ts";
 import { checkMetaProperties, join, lockDataDir, unlockDataDir } from "./data_dir.ts";
-import { LocalTopics, type TopicState } from "./local_topics.ts";
+import { DiskGuard } from "./disk_space.ts";
+import { LocalTopics } from "./local_topics.ts";
 import type { FetchResult, Replica } from "./replica.ts";
+import { BackgroundTasks } from "./background_tasks.ts";
+import { PartitionLookup } from "./partition_lookup.ts";
+import { TopicAdmin, type TopicDescription } from "./broker_topics.ts";
+import { ProducePath } from "./broker_produce.ts";
+import { type FetchOptions, FetchPath, type OffsetSpec } from "./broker_fetch.ts";
 import { type FetchManyRequest, type FetchManyResult, FetchSessions } from "./fetch_session.ts";
 
 export type { Acks, BatchAppendResult, ProduceRecord, RecordOffset } from "./produce.ts";
+export type { FetchOptions, OffsetSpec } from "./broker_fetch.ts";
+export type { TopicDescription } from "./broker_topics.ts";
 
 /** What {@linkcode Broker.open} needs. */
 export interface BrokerOptions {
@@ -86,45 +73,8 @@ export interface BrokerOptions {
   observeTopics?: readonly string[];
 }
 
-/** Options of {@linkcode Broker.fetch}. */
-export interface FetchOptions {
-  /** the most bytes to return (at least one batch is returned if any) */
-  maxBytes: number;
-  /** how long to wait for `minBytes` (0 answers at once) */
-  maxWaitMs: number;
-  /** the bytes to wait for */
-  minBytes: number;
-  /** aborts the wait (the client went away) */
-  signal?: AbortSignal;
-  /**
-   * where the fetch reads its bytes (segment.ts's ReadBuffer, e.g. lent by
-   * {@linkcode Broker.readBuffers}): the answer may be a view of a buffer it gave; default a
-   * new buffer
-   */
-  alloc?: ReadBuffer;
-}
-
 /** The least free space at which a log that failed is reopened, even with no floor set. */
 const REOPEN_MIN_FREE_BYTES = 4 * 1024 * 1024;
-
-/** A topic's description: metadata plus the offsets of the replicas hosted here. */
-export interface TopicDescription {
-  /** the metadata */
-  meta: TopicMetadata;
-  /** per partition: its offsets when hosted here, else null */
-  offsets: (
-    {
-      logStartOffset: number;
-      highWatermark: number;
-      logEndOffset: number;
-      /** why the log failed and takes no writes (I/O error; paths left out), else null */
-      logFailure: string | null;
-    } | null
-  )[];
-}
-
-/** Where a list-offsets request points. */
-export type OffsetSpec = "earliest" | "latest" | { timestamp: number };
 
 /**
  * A broker.
@@ -170,19 +120,19 @@ export class Broker {
   #knownVersion = -1n;
   #refreshQueued: Promise<void> | null = null;
   #refreshRunning: Promise<void> | null = null;
-  readonly #timers = new Set<ReturnType<typeof setTimeout>>();
-  readonly #loopRuns = new Set<Promise<void>>();
-  readonly #inflight = new Set<Promise<unknown>>();
-  /** idempotent batches that arrived before their predecessor (see sequence_holds.ts) */
-  readonly #holds = new SequenceHolds();
+  readonly #tasks: BackgroundTasks;
+  readonly #lookup: PartitionLookup;
+  readonly #admin: TopicAdmin;
+  /** the free-space floor and the KV reserve (disk_space.ts); null until open() sets it */
+  #disk: DiskGuard | null = null;
+  readonly #produce: ProducePath;
+  readonly #fetch: FetchPath;
   /** Read buffers for fetch answers, reused once each answer is made (read_buffers.ts). */
   readonly readBuffers: ReadBufferPool = new ReadBufferPool();
   /** The fetch-session core (fetch_session.ts): every multi-partition fetch goes through it. */
   readonly fetchSessions: FetchSessions;
   #draining = false;
   #closed: Promise<void> | null = null;
-  /** the free-space floor and the KV reserve (disk_space.ts); null until open() sets it */
-  #disk: DiskGuard | null = null;
 
   private constructor(
     opts: BrokerOptions,
@@ -195,7 +145,8 @@ export class Broker {
     this.#lock = lock;
     this.fetchSessions = new FetchSessions({
       readableReplica: (topic, partition) => this.readableReplica(topic, partition),
-      leaderReplica: (topic, partition, epoch) => this.#leaderReplica(topic, partition, epoch),
+      leaderReplica: (topic, partition, epoch) =>
+        this.#fetch.leaderReplica(topic, partition, epoch),
       draining: () => this.#draining,
       pool: this.readBuffers,
       now: opts.now,
@@ -208,6 +159,7 @@ export class Broker {
     this.#ownsKv = ownsKv;
     this.clusterId = clusterId;
     this.#log = opts.log ?? ((line) => console.error(`rill ${this.role} ${this.id}: ${line}`));
+    this.#tasks = new BackgroundTasks(this.#log);
     this.topicStore = new TopicStore(kv);
     this.clusterStore = new ClusterStore(kv, config.sessionTimeoutMs, opts.now);
     this.partitionStates = new PartitionStateStore(kv);
@@ -233,6 +185,40 @@ export class Broker {
         this.refresh().catch((e) => this.#log(`metadata refresh failed: ${e}`));
       },
       log: this.#log,
+    });
+    this.#lookup = new PartitionLookup({
+      brokerId: opts.id,
+      local: this.#local,
+      cluster: this.clusterStore,
+      refresh: () => this.refresh(),
+    });
+    this.#admin = new TopicAdmin({
+      brokerId: opts.id,
+      role: this.role,
+      topics: this.topicStore,
+      cluster: this.clusterStore,
+      states: this.partitionStates,
+      local: this.#local,
+      lookup: this.#lookup,
+      refresh: (force) => {
+        if (force) this.#knownVersion = -1n;
+        return this.refresh();
+      },
+    });
+    this.#produce = new ProducePath({
+      brokerId: opts.id,
+      config,
+      lookup: this.#lookup,
+      draining: () => this.#draining,
+      track: (p) => this.#tasks.track(p),
+      log: this.#log,
+      checkDisk: () => this.#disk?.check(),
+    });
+    this.#fetch = new FetchPath({
+      brokerId: opts.id,
+      lookup: this.#lookup,
+      draining: () => this.#draining,
+      refresh: () => this.refresh(),
     });
     this.controller = this.role === "broker"
       ? new Controller({
@@ -303,10 +289,10 @@ export class Broker {
         `opened ${clean + recovered} partition log(s): ${clean} clean, ${recovered} recovered`,
       );
       if (opts.advertisedUrl !== undefined) await broker.register(opts.advertisedUrl);
-      broker.#every(config.metadataPollMs, () => broker!.refresh());
-      broker.#every(config.retentionCheckIntervalMs, () => broker!.applyRetention());
-      broker.#every(config.logCleanerBackoffMs, () => broker!.cleanLogs());
-      broker.#every(config.metadataPollMs, () => broker!.#recoverStorage());
+      broker.#tasks.every(config.metadataPollMs, () => broker!.refresh());
+      broker.#tasks.every(config.retentionCheckIntervalMs, () => broker!.applyRetention());
+      broker.#tasks.every(config.logCleanerBackoffMs, () => broker!.cleanLogs());
+      broker.#tasks.every(config.metadataPollMs, () => broker!.#recoverStorage());
       return broker;
     } catch (e) {
       if (broker) await broker.close().catch(() => {});
@@ -348,21 +334,32 @@ export class Broker {
       ...(kafka ? { kafka } : {}),
     });
     if (first) {
-      this.#every(this.config.heartbeatIntervalMs, async () => {
+      this.#tasks.every(this.config.heartbeatIntervalMs, async () => {
         if (this.#registration) {
           this.#registration = await this.clusterStore.heartbeat(this.#registration);
         }
       });
-      if (this.role === "broker") await this.#resignStaleLeadership();
+      if (this.role === "broker") {
+        const changed = await resignStaleLeadership(this.id, {
+          cluster: this.clusterStore,
+          topics: this.topicStore,
+          states: this.partitionStates,
+        });
+        if (changed > 0) {
+          this.#log(
+            `handed over or renewed the leadership of ${changed} partition(s) after a restart`,
+          );
+        }
+      }
       this.replication.enable();
       this.#knownVersion = -1n;
       await this.refresh();
       const controller = this.controller;
       if (controller) {
         await controller.tick().catch((e) => this.#log(`controller: ${e}`));
-        this.#every(this.config.controllerIntervalMs, () => controller.tick());
+        this.#tasks.every(this.config.controllerIntervalMs, () => controller.tick());
       }
-      this.#every(
+      this.#tasks.every(
         Math.max(50, Math.min(1000, Math.floor(this.config.replicaLagTimeMaxMs / 4))),
         () => Promise.resolve(this.replication.checkIsr()),
       );
@@ -397,157 +394,42 @@ export class Broker {
     return next;
   }
 
-  /**
-   * Creates a topic, placing its partitions on the live brokers.
-   *
-   * @param req name, partitions (default 1), replication factor (default 1), configs
-   * @returns the topic's metadata
-   * @throws {RillError} TOPIC_ALREADY_EXISTS, INVALID_TOPIC_EXCEPTION, INVALID_PARTITIONS,
-   *   INVALID_REPLICATION_FACTOR, INVALID_CONFIG
-   */
-  async createTopic(
+  /** Creates a topic (see {@linkcode TopicAdmin.createTopic}). */
+  createTopic(
     req: { name: string; partitions?: number; replicationFactor?: number; configs?: TopicConfigs },
   ): Promise<TopicMetadata> {
-    const configs = validateTopicConfigs(req.configs) as TopicConfigs;
-    const replicationFactor = req.replicationFactor ?? 1;
-    const meta = await this.topicStore.create({
-      name: req.name,
-      partitions: req.partitions ?? 1,
-      replicationFactor,
-      configs,
-      brokerIds: await this.#eligibleBrokers(),
-    });
-    await this.refresh();
-    return meta;
+    return this.#admin.createTopic(req);
   }
 
-  /**
-   * Lists the topics (refreshing the cache first if the metadata changed).
-   *
-   * @returns every topic, sorted by name
-   */
-  async listTopics(): Promise<TopicMetadata[]> {
-    await this.refresh();
-    return [...this.#local.all()].map((t) => t.meta).sort((a, b) =>
-      a.name < b.name ? -1 : a.name > b.name ? 1 : 0
-    );
+  /** Lists the topics, sorted by name (see {@linkcode TopicAdmin.listTopics}). */
+  listTopics(): Promise<TopicMetadata[]> {
+    return this.#admin.listTopics();
   }
 
-  /**
-   * Describes a topic with the offsets of its partitions hosted here.
-   *
-   * @param name the topic
-   * @returns metadata and offsets
-   * @throws {RillError} UNKNOWN_TOPIC_OR_PARTITION
-   */
-  async describeTopic(name: string): Promise<TopicDescription> {
-    await this.refresh();
-    const state = await this.#topic(name);
-    return {
-      meta: state.meta,
-      offsets: state.meta.partitions.map((p) => {
-        const r = state.replicas[p.partition];
-        return r
-          ? {
-            logStartOffset: r.logStartOffset,
-            highWatermark: r.highWatermark,
-            logEndOffset: r.logEndOffset,
-            logFailure: r.log.failure?.replace(/\/[^\s'"]*/g, "…") ?? null,
-          }
-          : null;
-      }),
-    };
+  /** Describes a topic with the offsets of the partitions hosted here (see {@linkcode TopicAdmin.describeTopic}). */
+  describeTopic(name: string): Promise<TopicDescription> {
+    return this.#admin.describeTopic(name);
   }
 
-  /**
-   * Adds partitions to a topic and/or changes its configs (null removes one).
-   *
-   * @param name the topic
-   * @param req the changes
-   * @returns the new metadata
-   * @throws {RillError} UNKNOWN_TOPIC_OR_PARTITION, INVALID_PARTITIONS, INVALID_CONFIG
-   */
-  async alterTopic(
+  /** Adds partitions and/or changes configs (see {@linkcode TopicAdmin.alterTopic}). */
+  alterTopic(
     name: string,
     req: { partitions?: number; configs?: Record<string, string | null> },
   ): Promise<TopicMetadata> {
-    const configs = req.configs === undefined ? undefined : validateTopicConfigs(req.configs, true);
-    const meta = await this.topicStore.alter(name, {
-      partitions: req.partitions,
-      configs,
-      brokerIds: await this.#eligibleBrokers(),
-    });
-    await this.refresh();
-    return meta;
+    return this.#admin.alterTopic(name, req);
   }
 
-  /**
-   * Starts moving partitions to other brokers (Kafka's partition reassignment): the new
-   * replicas copy the partition from its leader, and once all of them are in the ISR the
-   * controller makes them the replicas (moving leadership if needed) and the replicas left
-   * behind are deleted.
-   *
-   * @param name the topic
-   * @param moves per partition, the brokers it should live on (preferred leader first)
-   * @returns the metadata once the move has started
-   * @throws {RillError} UNKNOWN_TOPIC_OR_PARTITION, INVALID_REQUEST (a broker that is not a
-   *   live broker, a repeated id, a wrong count)
-   */
-  async reassignPartitions(
+  /** Starts moving partitions to other brokers (see {@linkcode TopicAdmin.reassignPartitions}). */
+  reassignPartitions(
     name: string,
     moves: readonly { partition: number; replicas: number[] }[],
   ): Promise<TopicMetadata> {
-    await this.refresh();
-    const state = await this.#topic(name);
-    const live = new Set(
-      (await this.clusterStore.brokers()).filter((b) => b.alive && b.role === "broker").map((b) =>
-        b.id
-      ),
-    );
-    const rf = state.meta.replicationFactor;
-    const seen = new Set<number>();
-    for (const m of moves) {
-      const count = state.meta.partitions.length;
-      if (m.partition >= count) throw unknownPartition(name, m.partition, count);
-      if (seen.has(m.partition)) {
-        throw new RillError("INVALID_REQUEST", `Partition ${m.partition} is listed twice`);
-      }
-      seen.add(m.partition);
-      if (m.replicas.length !== rf || new Set(m.replicas).size !== rf) {
-        throw new RillError(
-          "INVALID_REQUEST",
-          `Partition ${m.partition} needs ${rf} distinct broker ids (the replication factor), got [${m.replicas}]`,
-        );
-      }
-      const dead = m.replicas.find((id) => !live.has(id));
-      if (dead !== undefined) {
-        throw new RillError(
-          "INVALID_REQUEST",
-          `Broker ${dead} is not a live broker that may hold replicas`,
-        );
-      }
-    }
-    for (const m of moves) {
-      await this.partitionStates.update(
-        name,
-        m.partition,
-        (cur) => startReassignment(cur, m.replicas),
-      );
-    }
-    this.#knownVersion = -1n;
-    await this.refresh();
-    return (await this.#topic(name)).meta;
+    return this.#admin.reassignPartitions(name, moves);
   }
 
-  /**
-   * Deletes a topic; its data here is removed at once, on other brokers at their next poll.
-   *
-   * @param name the topic
-   * @throws {RillError} UNKNOWN_TOPIC_OR_PARTITION
-   */
-  async deleteTopic(name: string): Promise<void> {
-    await this.topicStore.delete(name);
-    await this.refresh();
+  /** Deletes a topic (see {@linkcode TopicAdmin.deleteTopic}). */
+  deleteTopic(name: string): Promise<void> {
+    return this.#admin.deleteTopic(name);
   }
 
   /**
@@ -561,194 +443,35 @@ export class Broker {
 
   // ---- produce ----------------------------------------------------------------------------
 
-  /**
-   * Produces JSON-born records: picks partitions (explicit, murmur2 of the key, or one
-   * round-robin partition for the request's keyless records), encodes one batch per
-   * partition and appends each atomically.
-   *
-   * @param topic the topic
-   * @param records the records, in request order
-   * @param acks 0, 1 or -1 (all)
-   * @returns one offset per record in request order, or null for acks=0 (appended in the
-   *   background after the request was validated)
-   * @throws {RillError} UNKNOWN_TOPIC_OR_PARTITION, MESSAGE_TOO_LARGE, NOT_ENOUGH_REPLICAS,
-   *   NOT_LEADER_OR_FOLLOWER, BROKER_NOT_AVAILABLE (shutting down); nothing is appended
-   */
-  async produceRecords(
+  /** Produces JSON-born records (see {@linkcode ProducePath.produceRecords}). */
+  produceRecords(
     topic: string,
     records: readonly ProduceRecord[],
     acks: Acks,
   ): Promise<RecordOffset[] | null> {
-    this.#checkAccepting();
-    this.#disk?.check();
-    const state = await this.#topic(topic);
-    if (state.compacted) checkRecordKeys(topic, records);
-    const slice = new TimeSlice();
-    const groups = await assignPartitions(state, records, slice);
-    const leaders = new Map<number, Replica>();
-    for (const p of groups.keys()) leaders.set(p, await this.#leader(state, p, acks));
-    const now = Date.now();
-    const work = [...groups].map(async ([p, indexes]) => {
-      const batch = await encodeRecords(state, records, indexes, now, slice);
-      const leader = leaders.get(p)!;
-      const result = await leader.append(batch);
-      if (acks === -1) {
-        await leader.waitForCommit(
-          result.lastOffset,
-          this.config.ackTimeoutMs,
-          state.minInsyncReplicas,
-        );
-      }
-      return { p, indexes, baseOffset: result.baseOffset };
-    });
-    const all = this.#track(Promise.all(work));
-    if (acks === 0) {
-      all.catch((e) => this.#log(`a produce with acks=0 to ${topic} failed: ${e}`));
-      return null;
-    }
-    const out = new Array<RecordOffset>(records.length);
-    for (const { p, indexes, baseOffset } of await all) {
-      for (let j = 0; j < indexes.length; j++) {
-        if ((j & 1023) === 0 && slice.due) await slice.yield();
-        const i = indexes[j];
-        out[i] = {
-          partition: p,
-          offset: baseOffset + j,
-          timestamp: state.logAppendTime ? now : records[i].timestamp ?? now,
-        };
-      }
-    }
-    return out;
+    return this.#produce.produceRecords(topic, records, acks);
   }
 
-  /**
-   * Produces a body of raw RecordBatch v2 (as the client sends them) to one partition:
-   * checked (CRC, layout, limits), then appended as is, all batches or none.
-   *
-   * @param topic the topic
-   * @param partition the partition
-   * @param body one or more concatenated batches (offsets are written into it in place)
-   * @param acks 0, 1 or -1 (all)
-   * @returns the offsets assigned, or null for acks=0
-   * @throws {RillError} as {@linkcode produceRecords}, plus CORRUPT_MESSAGE, INVALID_RECORD,
-   *   UNSUPPORTED_COMPRESSION_TYPE
-   */
-  async produceBatches(
+  /** Produces raw RecordBatch v2 to one partition (see {@linkcode ProducePath.produceBatches}). */
+  produceBatches(
     topic: string,
     partition: number,
     body: Uint8Array,
     acks: Acks,
   ): Promise<BatchAppendResult | null> {
-    this.#checkAccepting();
-    this.#disk?.check();
-    const state = await this.#topic(topic);
-    const count = state.meta.partitions.length;
-    if (partition >= count) throw unknownPartition(topic, partition, count);
-    const leader = await this.#leader(state, partition, acks);
-    const checked = checkProducedBatches(body, state.maxMessageBytes);
-    if (state.compacted) checkBatchKeys(topic, checked.batches);
-    let logAppendTime = -1;
-    if (state.logAppendTime) {
-      logAppendTime = Date.now();
-      for (const b of checked.batches) stampLogAppendTime(b, logAppendTime);
-    }
-    const header = checked.batches.length === 1 ? readBatchHeader(checked.batches[0]) : null;
-    const append = this.#track(
-      header !== null && header.producerId >= 0 && header.baseSequence >= 0
-        ? this.#appendInSequence(leader, body, topic, partition, header)
-        : leader.append(body),
-    );
-    if (acks === 0) {
-      append.catch((e) => this.#log(`a produce with acks=0 to ${topic} failed: ${e}`));
-      return null;
-    }
-    const result = await append;
-    if (acks === -1) {
-      await leader.waitForCommit(
-        result.lastOffset,
-        this.config.ackTimeoutMs,
-        state.minInsyncReplicas,
-      );
-    }
-    return {
-      partition,
-      baseOffset: result.baseOffset,
-      lastOffset: result.lastOffset,
-      recordCount: checked.recordCount,
-      logAppendTime,
-    };
-  }
-
-  /**
-   * Appends an idempotent batch; one that arrived ahead of its predecessor (its sequence is
-   * past the expected one, same epoch) is held until another batch of its producer lands
-   * on the partition, or at most {@linkcode SEQUENCE_HOLD_MS}, and then checked again
-   * (see sequence_holds.ts). Other appends to the partition go on meanwhile.
-   */
-  async #appendInSequence(
-    leader: Replica,
-    body: Uint8Array,
-    topic: string,
-    partition: number,
-    batch: { producerId: number; producerEpoch: number; baseSequence: number },
-  ): Promise<AppendResult> {
-    const key = SequenceHolds.key(topic, partition, batch.producerId);
-    const deadline = Date.now() + SEQUENCE_HOLD_MS;
-    for (;;) {
-      try {
-        const result = await leader.append(body);
-        if (!result.duplicate) this.#holds.appended(key);
-        return result;
-      } catch (e) {
-        const left = deadline - Date.now();
-        if (left <= 0 || this.#draining || !isAheadOfSequence(e, batch.baseSequence)) throw e;
-        // A batch of the producer may have landed since the check: if so, try again now.
-        const expected = expectedSequence(
-          leader.log.producerState(batch.producerId),
-          batch.producerEpoch,
-        );
-        if (expected !== (e as RillError).details.expectedSequence) continue;
-        const woken = this.#holds.wait(key, left);
-        if (woken === null) throw e;
-        await woken;
-      }
-    }
+    return this.#produce.produceBatches(topic, partition, body, acks);
   }
 
   // ---- fetch ------------------------------------------------------------------------------
 
-  /**
-   * Fetches committed batches from `offset`, waiting up to `maxWaitMs` for `minBytes`
-   * (answered the moment an append brings enough).
-   *
-   * @param topic the topic
-   * @param partition the partition
-   * @param offset the first offset wanted
-   * @param opts size and long-poll settings
-   * @returns whole batches (the first may start before `offset`), nextOffset, high
-   *   watermark and log start offset
-   * @throws {RillError} UNKNOWN_TOPIC_OR_PARTITION, NOT_LEADER_OR_FOLLOWER,
-   *   OFFSET_OUT_OF_RANGE (with both bounds)
-   */
-  async fetch(
+  /** Fetches committed batches, long-polling (see {@linkcode FetchPath.fetch}). */
+  fetch(
     topic: string,
     partition: number,
     offset: number,
     opts: FetchOptions,
   ): Promise<FetchResult> {
-    const replica = await this.readableReplica(topic, partition);
-    let result = await replica.read(offset, opts.maxBytes, opts.alloc);
-    if (opts.maxWaitMs <= 0 || result.bytes.length >= opts.minBytes || this.#draining) {
-      return result;
-    }
-    const outcome = await replica.waiters.wait(
-      opts.minBytes - result.bytes.length,
-      opts.maxWaitMs,
-      opts.signal,
-    );
-    if (outcome === "closed" && replica.closing) return result;
-    result = await replica.read(offset, opts.maxBytes, opts.alloc);
-    return result;
+    return this.#fetch.fetch(topic, partition, offset, opts);
   }
 
   /**
@@ -764,134 +487,38 @@ export class Broker {
     return this.fetchSessions.fetch(req);
   }
 
-  /**
-   * The hosted replica of a partition, for reading.
-   *
-   * @param topic the topic
-   * @param partition the partition
-   * @returns the replica
-   * @throws {RillError} UNKNOWN_TOPIC_OR_PARTITION, NOT_LEADER_OR_FOLLOWER
-   */
-  async replica(topic: string, partition: number): Promise<Replica> {
-    const state = await this.#topic(topic);
-    const count = state.meta.partitions.length;
-    if (partition >= count) throw unknownPartition(topic, partition, count);
-    const replica = state.replicas[partition];
-    if (!replica) throw await this.#notLeader(state, partition);
-    return replica;
+  /** The hosted replica of a partition, for reading (see {@linkcode PartitionLookup.replica}). */
+  replica(topic: string, partition: number): Promise<Replica> {
+    return this.#lookup.replica(topic, partition);
   }
 
-  /**
-   * The replica a consumer may read: the partition's leader here, or this observer's copy.
-   * A broker's follower replica refuses consumers (its high watermark lags the leader's).
-   *
-   * @param topic the topic
-   * @param partition the partition
-   * @returns the replica
-   * @throws {RillError} UNKNOWN_TOPIC_OR_PARTITION, NOT_LEADER_OR_FOLLOWER with the
-   *   leader's id and URL
-   */
-  async readableReplica(topic: string, partition: number): Promise<Replica> {
-    const replica = await this.replica(topic, partition);
-    if (replica.role === "follower") {
-      throw await this.#notLeader(await this.#topic(topic), partition);
-    }
-    return replica;
+  /** The replica a consumer may read (see {@linkcode FetchPath.readableReplica}). */
+  readableReplica(topic: string, partition: number): Promise<Replica> {
+    return this.#fetch.readableReplica(topic, partition);
   }
 
-  /**
-   * A follower's fetch (Kafka's replica fetch): records the follower's position (its fetch
-   * offset), which may advance the high watermark and the ISR, then answers batches up to
-   * the log end offset, long-polling until there is data.
-   *
-   * @param topic the topic
-   * @param partition the partition
-   * @param req the follower's id, fetch offset and leader epoch
-   * @param opts size and wait
-   * @returns batches, high watermark and log start offset
-   * @throws {RillError} NOT_LEADER_OR_FOLLOWER, FENCED_LEADER_EPOCH, OFFSET_OUT_OF_RANGE
-   */
-  async replicaFetch(
+  /** A follower's fetch (see {@linkcode FetchPath.replicaFetch}). */
+  replicaFetch(
     topic: string,
     partition: number,
     req: { replicaId: number; offset: number; leaderEpoch: number },
     opts: FetchOptions,
   ): Promise<FetchResult> {
-    const replica = await this.#leaderReplica(topic, partition, req.leaderEpoch);
-    if (req.offset > replica.logEndOffset) {
-      // A follower ahead of its leader must truncate first; it does not count as caught up.
-      throw new RillError(
-        "OFFSET_OUT_OF_RANGE",
-        `Fetch offset ${req.offset} of ${replica.name} is past the leader's log end offset ${replica.logEndOffset}`,
-        { logStartOffset: replica.logStartOffset, logEndOffset: replica.logEndOffset },
-      );
-    }
-    replica.recordFollowerFetch(req.replicaId, req.offset);
-    let result = await replica.readForFollower(req.offset, opts.maxBytes, opts.alloc);
-    // Only data wakes a follower: the high watermark reaches it with the next answer (as in
-    // Kafka), so followers do not ping-pong empty fetches after every advance.
-    if (result.bytes.length > 0 || opts.maxWaitMs <= 0 || this.#draining) return result;
-    await replica.replicaWaiters.wait(1, opts.maxWaitMs, opts.signal);
-    if (replica.closing || replica.role !== "leader") return result;
-    result = await replica.readForFollower(req.offset, opts.maxBytes, opts.alloc);
-    return result;
+    return this.#fetch.replicaFetch(topic, partition, req, opts);
   }
 
-  /**
-   * Kafka's OffsetsForLeaderEpoch, answered by the leader: the largest epoch ≤ `epoch` it
-   * knows and where that epoch ends in its log.
-   *
-   * @param topic the topic
-   * @param partition the partition
-   * @param epoch the follower's latest epoch
-   * @returns the epoch, its end offset, and the leader's log end offset
-   * @throws {RillError} NOT_LEADER_OR_FOLLOWER
-   */
-  async epochEndOffset(
+  /** Kafka's OffsetsForLeaderEpoch, answered by the leader (see {@linkcode FetchPath.epochEndOffset}). */
+  epochEndOffset(
     topic: string,
     partition: number,
     epoch: number,
   ): Promise<{ epoch: number; endOffset: number; logEndOffset: number }> {
-    const replica = await this.#leaderReplica(topic, partition, -1);
-    return { ...replica.epochEndOffset(epoch), logEndOffset: replica.logEndOffset };
+    return this.#fetch.epochEndOffset(topic, partition, epoch);
   }
 
-  async #leaderReplica(topic: string, partition: number, epoch: number): Promise<Replica> {
-    const state = await this.#topic(topic);
-    const count = state.meta.partitions.length;
-    if (partition >= count) throw unknownPartition(topic, partition, count);
-    const replica = state.replicas[partition];
-    if (
-      !replica || replica.role !== "leader" || state.meta.partitions[partition].leader !== this.id
-    ) {
-      throw await this.#notLeader(state, partition);
-    }
-    if (epoch >= 0 && epoch !== replica.leaderEpoch) {
-      // A follower ahead of us means our metadata is stale: look again.
-      if (epoch > replica.leaderEpoch) this.refresh().catch(() => {});
-      throw new RillError(
-        "FENCED_LEADER_EPOCH",
-        `The fetch of ${replica.name} names leader epoch ${epoch}; the leader is at epoch ${replica.leaderEpoch}`,
-        { leaderEpoch: replica.leaderEpoch },
-      );
-    }
-    return replica;
-  }
-
-  /**
-   * Resolves an offset spec: the log start offset, the high watermark, or the first offset
-   * whose timestamp is at or after a time (the high watermark when none is that recent).
-   *
-   * @param topic the topic
-   * @param partition the partition
-   * @param at earliest, latest or a timestamp
-   * @returns the offset
-   */
-  async listOffset(topic: string, partition: number, at: OffsetSpec): Promise<number> {
-    const replica = await this.readableReplica(topic, partition);
-    if (at === "earliest") return replica.logStartOffset;
-    if (at === "latest") return replica.highWatermark;
-    return await replica.offsetForTimestamp(at.timestamp);
+  /** Resolves an offset spec (see {@linkcode FetchPath.listOffset}). */
+  listOffset(topic: string, partition: number, at: OffsetSpec): Promise<number> {
+    return this.#fetch.listOffset(topic, partition, at);
   }
 
   // ---- what consumer groups need ----------------------------------------------------------
@@ -904,7 +531,7 @@ export class Broker {
    */
   async partitionCount(topic: string): Promise<number | null> {
     try {
-      return (await this.#topic(topic)).meta.partitions.length;
+      return (await this.#lookup.topic(topic)).meta.partitions.length;
     } catch (e) {
       if (e instanceof RillError && e.code === "UNKNOWN_TOPIC_OR_PARTITION") return null;
       throw e;
@@ -1010,13 +637,11 @@ export class Broker {
   close(): Promise<void> {
     this.#closed ??= (async () => {
       this.beginShutdown();
-      for (const t of this.#timers) clearTimeout(t);
-      this.#timers.clear();
-      await Promise.allSettled([...this.#loopRuns]);
+      await this.#tasks.stop();
       await Promise.allSettled([this.#refreshRunning, this.#refreshQueued]);
       await this.replication.close().catch((e) => this.#log(`stopping replication: ${e}`));
       await this.controller?.resign().catch(() => {});
-      await Promise.allSettled([...this.#inflight]);
+      await this.#tasks.settleInflight();
       await this.#local.closeAll();
       if (this.#registration) {
         await this.clusterStore.deregister(this.#registration).catch((e) =>
@@ -1028,11 +653,6 @@ export class Broker {
       unlockDataDir(this.#lock);
     })();
     return this.#closed;
-  }
-
-  /** Same as {@linkcode close}, for `await using`. */
-  [Symbol.asyncDispose](): Promise<void> {
-    return this.close();
   }
 
   /**
@@ -1056,120 +676,8 @@ export class Broker {
     }
   }
 
-  #every(intervalMs: number, fn: () => Promise<unknown>): void {
-    const schedule = () => {
-      if (this.#closed) return;
-      const t = setTimeout(() => {
-        this.#timers.delete(t);
-        const run = fn().then(
-          () => {},
-          (e) => this.#log(`background task failed: ${e instanceof Error ? e.message : e}`),
-        ).finally(() => {
-          this.#loopRuns.delete(run);
-          schedule();
-        });
-        this.#loopRuns.add(run);
-      }, intervalMs);
-      this.#timers.add(t);
-    };
-    schedule();
-  }
-
-  #track<T>(p: Promise<T>): Promise<T> {
-    this.#inflight.add(p);
-    const done = () => this.#inflight.delete(p);
-    p.then(done, done);
-    return p;
-  }
-
-  #checkAccepting(): void {
-    if (this.#draining) {
-      throw new RillError("BROKER_NOT_AVAILABLE", `Broker ${this.id} is shutting down`);
-    }
-  }
-
-  async #topic(name: string): Promise<TopicState> {
-    let state = this.#local.get(name);
-    if (state) return state;
-    await this.refresh();
-    state = this.#local.get(name);
-    if (!state) {
-      throw new RillError("UNKNOWN_TOPIC_OR_PARTITION", `Topic "${name}" does not exist`);
-    }
-    return state;
-  }
-
-  async #leader(state: TopicState, partition: number, acks: Acks): Promise<Replica> {
-    const p = state.meta.partitions[partition];
-    const replica = state.replicas[partition];
-    if (!replica || p.leader !== this.id || replica.role !== "leader") {
-      throw await this.#notLeader(state, partition);
-    }
-    const isr = replica.isr.length;
-    if (acks === -1 && isr < state.minInsyncReplicas) {
-      throw new RillError(
-        "NOT_ENOUGH_REPLICAS",
-        `Partition ${replica.name} has ${isr} in-sync replica(s), fewer than min.insync.replicas (${state.minInsyncReplicas})`,
-        { isr: [...replica.isr], minInsyncReplicas: state.minInsyncReplicas },
-      );
-    }
-    return replica;
-  }
-
-  async #notLeader(state: TopicState, partition: number): Promise<RillError> {
-    const leaderId = state.meta.partitions[partition].leader;
-    const leader = (await this.clusterStore.brokers()).find((b) => b.id === leaderId);
-    if (leaderId < 0) {
-      return new RillError(
-        "LEADER_NOT_AVAILABLE",
-        `Partition ${state.meta.name}-${partition} has no leader: no in-sync replica is alive`,
-        { leaderId, leaderUrl: null },
-      );
-    }
-    return new RillError(
-      "NOT_LEADER_OR_FOLLOWER",
-      `Broker ${this.id} does not lead partition ${state.meta.name}-${partition}; its leader is broker ${leaderId}${
-        leader ? ` at ${leader.url}` : ""
-      }`,
-      { leaderId, leaderUrl: leader?.alive ? leader.url : null },
-    );
-  }
-
-  /**
-   * After a restart, hands over the leadership this broker still holds in KV (its
-   * followers' positions and the high watermark died with the old process): another live
-   * ISR member takes it with a new epoch, or this broker keeps it with a new epoch.
-   */
-  async #resignStaleLeadership(): Promise<void> {
-    const alive = new Set(
-      (await this.clusterStore.brokers()).filter((b) => b.alive && b.role === "broker").map((b) =>
-        b.id
-      ),
-    );
-    alive.add(this.id);
-    let changed = 0;
-    for (const t of (await this.topicStore.snapshot()).topics) {
-      if (t.replicationFactor < 2) continue;
-      for (const p of t.partitions) {
-        if (p.leader !== this.id) continue;
-        const next = await this.partitionStates.update(
-          t.name,
-          p.partition,
-          (cur) => resignLeader(cur, this.id, alive),
-        );
-        if (next) changed++;
-      }
-    }
-    if (changed > 0) {
-      this.#log(`handed over or renewed the leadership of ${changed} partition(s) after a restart`);
-    }
-  }
-
-  async #eligibleBrokers(): Promise<number[]> {
-    const ids = (await this.clusterStore.brokers())
-      .filter((b) => b.alive && b.role === "broker")
-      .map((b) => b.id);
-    if (this.role === "broker" && !ids.includes(this.id)) ids.push(this.id);
-    return ids;
+  /** Same as {@linkcode close}, for `await using`. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
   }
 }

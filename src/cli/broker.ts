@@ -23,7 +23,9 @@ import { parseArgs } from "node:util";
 import { Broker } from "../broker/broker.ts";
 import type { BrokerRole } from "../coordination/cluster.ts";
 import { createApp, securityOf } from "../http/app.ts";
+import { buildSecurity } from "../http/security.ts";
 import { KafkaListener } from "../kafka/listener.ts";
+import { wsEndpoint } from "../ws/endpoint.ts";
 import { installNativeCrc32c } from "../protocol/native_crc32c.ts";
 import { tuneMalloc } from "../broker/malloc_tuning.ts";
 import {
@@ -257,7 +259,10 @@ export async function runBroker(args: string[], role: BrokerRole = "broker"): Pr
   if (security.clusterSecret) {
     broker.replication.requestHeaders = { "Rill-Cluster-Secret": security.clusterSecret };
   }
-  const app = createApp(broker, security);
+  // The HTTP app and the WebSocket endpoint share one security state (keys, ACLs, quotas).
+  const installed = buildSecurity(broker.kv, security);
+  const app = createApp(broker, security, installed);
+  const ws = wsEndpoint(broker, installed);
   const malloc = tuneMalloc();
   let server: Deno.HttpServer<Deno.NetAddr>;
   let addr: Deno.NetAddr;
@@ -267,7 +272,7 @@ export async function runBroker(args: string[], role: BrokerRole = "broker"): Pr
         server = Deno.serve(
           { hostname: opts.hostname, port: opts.port, onListen: resolve, ...tls },
           // The info's `completed` tells the fetch routes when an answer has been sent.
-          (req, info) => app.fetch(req, info),
+          (req, info) => ws(req) ?? app.fetch(req, info),
         );
       } catch (e) {
         reject(e);

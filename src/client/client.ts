@@ -44,6 +44,13 @@ export interface RillConfig {
   /** a broker to read partitions from, e.g. an observer (`rill follower`) near this client */
   readFrom?: string;
   /**
+   * how producers talk to brokers: `"ws"` over one WebSocket connection per broker
+   * (pipelined requests, README.md "WebSocket protocol"), `"http"` one request per batch.
+   * Default: WebSocket where the runtime has it and no `fetch`/`httpClient` is given,
+   * falling back to HTTP for a broker that refuses it (a proxy, an older broker)
+   */
+  transport?: "http" | "ws";
+  /**
    * use the hardware CRC-32C of `npm:@node-rs/crc32` for batch checksums when this runs in
    * Deno with FFI, read and env access granted (default true; never requested). Elsewhere, or when
    * false, checksums use the portable WebAssembly implementation (about 3× slower).

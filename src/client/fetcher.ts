@@ -88,6 +88,31 @@ export async function fetchPartition(
   offset: number,
   options: FetchOptions,
 ): Promise<FetchResult> {
+  // Over the WebSocket connection when the consumer has one (transport.ts).
+  const streamed = transport.fetchPartition(topic, partition, offset, options);
+  const signal = options.signal;
+  // Abandoned on abort: its answer (or the connection's failure) is then nobody's business.
+  streamed.catch(() => {});
+  const fetched = await (signal === undefined ? streamed : Promise.race([
+    streamed,
+    new Promise<never>((_, reject) => {
+      const abort = () => reject(signal.reason ?? new DOMException("Aborted", "AbortError"));
+      if (signal.aborted) abort();
+      else signal.addEventListener("abort", abort, { once: true });
+    }),
+  ]));
+  if (fetched !== null) {
+    return decodeFetched(
+      topic,
+      partition,
+      offset,
+      fetched.bytes,
+      options.checkCrcs,
+      fetched.highWatermark,
+      fetched.logStartOffset,
+      fetched.nextOffset,
+    );
+  }
   const res = await transport.request(
     "GET",
     `${topicPath(topic)}/partitions/${partition}/records`,
@@ -110,10 +135,27 @@ export async function fetchPartition(
   const hw = brokerOffset(res.headers.get("Rill-High-Watermark"), "Rill-High-Watermark");
   const start = brokerOffset(res.headers.get("Rill-Log-Start-Offset"), "Rill-Log-Start-Offset");
   const nextHeader = res.headers.get("Rill-Next-Offset");
+  const next = nextHeader !== null && nextHeader !== ""
+    ? brokerOffset(nextHeader, "Rill-Next-Offset")
+    : offset;
+  return decodeFetched(topic, partition, offset, bytes, options.checkCrcs, hw, start, next);
+}
+
+/** Checks and decodes the batches of a fetch answer. */
+function decodeFetched(
+  topic: string,
+  partition: number,
+  offset: number,
+  bytes: Uint8Array,
+  checkCrcs: boolean | undefined,
+  hw: number,
+  start: number,
+  brokerNext: number,
+): FetchResult {
   const messages: ConsumedMessage[] = [];
   let next = offset;
   for (const batch of splitBatches(bytes)) {
-    if (options.checkCrcs !== false) {
+    if (checkCrcs !== false) {
       const crc = crc32c(batch.subarray(POS.attributes));
       const stored = new DataView(batch.buffer, batch.byteOffset + POS.crc, 4).getUint32(0);
       if (crc !== stored) {
@@ -127,9 +169,7 @@ export async function fetchPartition(
     decodeMessages(batch, header, topic, partition, offset, messages);
     next = Math.max(next, nextOffsetOf(header));
   }
-  if (nextHeader !== null && nextHeader !== "") {
-    next = Math.max(next, brokerOffset(nextHeader, "Rill-Next-Offset"));
-  }
+  next = Math.max(next, brokerNext);
   return { messages, nextOffset: next, highWatermark: hw, logStartOffset: start };
 }
 

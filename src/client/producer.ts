@@ -4,9 +4,11 @@
  * Each message is given a partition (explicit, murmur2 of the key, or the sticky
  * partition), joins its partition's open batch in the {@linkcode RecordAccumulator}, and
  * resolves once the batch that carries it is acknowledged. The sender encodes each batch
- * as one RecordBatch v2 and POSTs it as `application/vnd.rill.batch` to
- * `/v1/topics/{topic}/records?partition=P&acks=A`; up to `maxInFlightRequests` requests are
- * in flight. Retriable failures are retried with backoff and jitter.
+ * as one RecordBatch v2 and sends it to the partition's leader: over the client's WebSocket
+ * connection to that broker (pipelined; README.md, "WebSocket protocol"), or as
+ * `POST /v1/topics/{topic}/records?partition=P&acks=A` (`application/vnd.rill.batch`)
+ * with `transport: "http"` or where WebSocket is refused; up to `maxInFlightRequests` requests
+ * are in flight. Retriable failures are retried with backoff and jitter.
  *
  * **Idempotence** (on by default, as in Kafka since 3.0; the rules are atop idempotence.ts):
  * the producer gets a producer id and epoch from the cluster (`POST /v1/producers`, on
@@ -37,7 +39,7 @@ import { Partitioner } from "./partitioner.ts";
 import { type BatchSequence, IdempotentProducer } from "./idempotence.ts";
 import { withRetry } from "./retry.ts";
 import { utf8 } from "./utf8.ts";
-import { BATCH_MEDIA_TYPE, readJson, topicPath, type Transport } from "./transport.ts";
+import type { Transport } from "./transport.ts";
 
 /**
  * Text or bytes; text is sent as its UTF-8 bytes.
@@ -270,6 +272,8 @@ export class Producer {
   #timerAt = Infinity;
   #idle: (() => void)[] = [];
   #closed = false;
+  /** this producer's share of the transport's WebSocket connections, once it sent */
+  #streams: (() => void) | undefined;
   /** per partition, its idempotent batches in flight, in stamping order */
   readonly #chains = new Map<string, InFlightChain>();
 
@@ -480,6 +484,8 @@ export class Producer {
   async disconnect(): Promise<void> {
     await this.flush();
     this.#closed = true;
+    this.#streams?.();
+    this.#streams = undefined;
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timer = undefined;
   }
@@ -556,21 +562,10 @@ export class Producer {
         link = this.#link(batch, seq);
       }
       const body = batch.builder.build(seq ?? undefined);
-      const path = `${topicPath(batch.topic)}/records`;
+      this.#streams ??= this.#t.useStreams();
       const post = () =>
         withRetry(
-          async () => {
-            const res = await this.#t.request("POST", path, {
-              query: { partition: batch.partition, acks: batch.acks },
-              headers: { "Content-Type": BATCH_MEDIA_TYPE },
-              body: body as Uint8Array<ArrayBuffer>,
-            });
-            if (res.status === 204 || batch.acks === "0") {
-              await res.body?.cancel();
-              return null;
-            }
-            return await readJson(res);
-          },
+          () => this.#t.produce(batch.topic, batch.partition, batch.acks, body),
           this.#t.retry,
           {
             onRetry: (e) => {

@@ -10,6 +10,15 @@
 import { errorFromBody, RillError } from "../protocol/errors.ts";
 import { resolveRetry, type RetryOptions, withRetry } from "./retry.ts";
 import { LeaderRoutes } from "./leader_routes.ts";
+import {
+  WsConnection,
+  type WsFetchAnswer,
+  type WsFetchRequest,
+  WsRefused,
+} from "./ws_connection.ts";
+
+/** How long a broker that refused a WebSocket connection is spoken to over HTTP. */
+const WS_RETRY_AFTER_MS = 30_000;
 
 /**
  * A `fetch`-compatible function (the global one, or a wrapper for tests and metrics).
@@ -54,6 +63,13 @@ export interface TransportOptions {
    * still goes to each partition's leader (KIP-392's fetch from follower)
    */
   readFrom?: string;
+  /**
+   * how produce requests travel: `"ws"` over one WebSocket connection per broker (pipelined,
+   * see README.md), `"http"` one HTTP request per batch. Default: WebSocket where the
+   * runtime has it and neither `fetch` nor `httpClient` is given, falling back to HTTP for
+   * a broker that refuses the connection (a proxy, an older broker)
+   */
+  transport?: "http" | "ws";
 }
 
 /**
@@ -102,6 +118,13 @@ export class Transport {
   readonly #headers: Record<string, string>;
   #current = 0;
   readonly #routes: LeaderRoutes;
+  readonly #streamMode: "auto" | "http" | "ws";
+  readonly #token: string | undefined;
+  readonly #clientId: string | undefined;
+  readonly #streams = new Map<string, Promise<WsConnection>>();
+  /** brokers that refused a WebSocket (auto mode), and until when HTTP is used for them */
+  readonly #httpUntil = new Map<string, number>();
+  #streamUsers = 0;
   /** The complete retry policy. */
   readonly retry: Required<RetryOptions>;
 
@@ -135,6 +158,208 @@ export class Transport {
     }
     this.retry = resolveRetry(options.retry);
     this.#routes = new LeaderRoutes(options.readFrom);
+    const transport = options.transport;
+    if (transport !== undefined && transport !== "http" && transport !== "ws") {
+      throw new TypeError(`transport must be "http" or "ws", got ${JSON.stringify(transport)}`);
+    }
+    if (transport === "ws" && typeof globalThis.WebSocket !== "function") {
+      throw new TypeError('transport "ws" needs a runtime with WebSocket');
+    }
+    this.#streamMode = transport ??
+      (typeof globalThis.WebSocket === "function" && options.fetch === undefined &&
+          options.httpClient === undefined
+        ? "auto"
+        : "http");
+    this.#token = options.auth === undefined
+      ? undefined
+      : typeof options.auth === "string"
+      ? options.auth.trim()
+      : `${options.auth.keyId}.${options.auth.secret}`;
+    this.#clientId = options.clientId;
+  }
+
+  /**
+   * Takes a share of the transport's WebSocket connections (a producer does, until it
+   * disconnects); once every share is given back, the connections close.
+   *
+   * @returns gives the share back (once)
+   */
+  useStreams(): () => void {
+    this.#streamUsers++;
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      if (--this.#streamUsers > 0) return;
+      const streams = [...this.#streams.values()];
+      this.#streams.clear();
+      for (const s of streams) s.then((c) => c.close(), () => {});
+    };
+  }
+
+  /**
+   * Produces raw RecordBatch v2 bytes to a partition's leader: over its WebSocket connection
+   * when there is one (see {@linkcode TransportOptions.transport}), else as
+   * `POST /v1/topics/{topic}/records?partition=P&acks=A`. No retry (the producer retries).
+   *
+   * @param topic the topic
+   * @param partition the partition
+   * @param acks "all", "1" or "0"
+   * @param body the batch bytes
+   * @returns the broker's answer (`{partition, baseOffset, lastOffset, …}`), or null for
+   *   acks=0
+   * @throws {RillError} the broker's error; BROKER_NOT_AVAILABLE (retriable) when it cannot
+   *   be reached
+   */
+  async produce(
+    topic: string,
+    partition: number,
+    acks: string,
+    body: Uint8Array,
+  ): Promise<unknown | null> {
+    const path = `${topicPath(topic)}/records`;
+    const query = { partition, acks };
+    const route = this.#routes.keyOf("POST", path, query)!;
+    for (let hop = 0;; hop++) {
+      const routed = this.#routes.base(route);
+      const base = routed ?? this.broker;
+      try {
+        const conn = await this.#stream(base, routed !== undefined);
+        if (conn !== null) {
+          const acksNumber = acks === "all" ? -1 : Number(acks);
+          const { header } = await conn.request(
+            { op: "produce", topic, partition, acks: acksNumber },
+            body,
+          );
+          return acks === "0" ? null : header;
+        }
+        const res = await this.#request(base, "POST", path, {
+          query,
+          headers: { "Content-Type": BATCH_MEDIA_TYPE },
+          body: body as Uint8Array<ArrayBuffer>,
+        }, routed !== undefined);
+        if (res.status === 204 || acks === "0") {
+          await res.body?.cancel();
+          return null;
+        }
+        return await readJson(res);
+      } catch (e) {
+        if (!(e instanceof RillError) || hop >= 2) throw e;
+        if (e.code === "BROKER_NOT_AVAILABLE" && routed !== undefined) {
+          this.#routes.forget(route);
+          continue;
+        }
+        if (!this.#routes.learn(route, e, base)) throw e;
+      }
+    }
+  }
+
+  /**
+   * Fetches many partitions from one broker in one long poll over its WebSocket connection
+   * (the broker's fetch-session core), for a consumer's fetch loop. The caller holds a share
+   * of the connections ({@linkcode useStreams}).
+   *
+   * @param base the broker's base URL (a partition's leader, or `readFrom`)
+   * @param req the partitions and the wait
+   * @returns the answer, or null when that broker is not spoken to over WebSocket (use HTTP)
+   * @throws {RillError} an error of the whole request; BROKER_NOT_AVAILABLE (retriable) when
+   *   the connection fails
+   */
+  async fetchMany(base: string, req: WsFetchRequest): Promise<WsFetchAnswer | null> {
+    const conn = await this.#stream(base.replace(/\/+$/, ""), true);
+    return conn === null ? null : await conn.fetch(req);
+  }
+
+  /**
+   * Fetches one partition over the WebSocket connection to its leader (or `readFrom`), as
+   * {@linkcode request} would route its HTTP fetch; for the consumer's fetch loop, which holds
+   * a share of the connections ({@linkcode useStreams}).
+   *
+   * @param topic the topic
+   * @param partition the partition
+   * @param offset the first offset wanted
+   * @param opts sizes and long-poll wait
+   * @returns the batches and positions, or null when HTTP is to be used
+   * @throws {RillError} the partition's error; BROKER_NOT_AVAILABLE when the connection fails
+   */
+  async fetchPartition(
+    topic: string,
+    partition: number,
+    offset: number,
+    opts: { maxBytes: number; maxWaitMs: number; minBytes: number },
+  ): Promise<
+    { bytes: Uint8Array; nextOffset: number; highWatermark: number; logStartOffset: number } | null
+  > {
+    if (this.#streamMode === "http" || this.#streamUsers === 0) return null;
+    const route = this.#routes.keyOf("GET", `${topicPath(topic)}/partitions/${partition}/records`)!;
+    for (let hop = 0;; hop++) {
+      const routed = this.#routes.base(route);
+      const base = routed ?? this.broker;
+      try {
+        const conn = await this.#stream(base, routed !== undefined);
+        if (conn === null) return null;
+        const answer = await conn.fetch({
+          partitions: [{ topic, partition, offset, maxBytes: opts.maxBytes }],
+          maxWaitMs: opts.maxWaitMs,
+          minBytes: opts.minBytes,
+        });
+        const p = answer.partitions.find((x) => x.topic === topic && x.partition === partition);
+        if (p === undefined) {
+          throw new RillError(
+            "UNKNOWN_SERVER_ERROR",
+            `The broker's fetch answer has no ${topic}-${partition}`,
+          );
+        }
+        if (p.error !== undefined) throw p.error;
+        return p;
+      } catch (e) {
+        if (!(e instanceof RillError) || hop >= 2) throw e;
+        if (e.code === "BROKER_NOT_AVAILABLE" && routed !== undefined) {
+          this.#routes.forget(route);
+          continue;
+        }
+        if (!this.#routes.learn(route, e, base)) throw e;
+      }
+    }
+  }
+
+  /** The open WebSocket connection to `base`, opening it; null when HTTP is to be used. */
+  async #stream(base: string, routed: boolean): Promise<WsConnection | null> {
+    if (this.#streamMode === "http") return null;
+    const until = this.#httpUntil.get(base);
+    if (until !== undefined) {
+      if (Date.now() < until) return null;
+      this.#httpUntil.delete(base);
+    }
+    let opening = this.#streams.get(base);
+    if (opening === undefined) {
+      opening = WsConnection.open(base, { auth: this.#token, clientId: this.#clientId });
+      const mine = opening;
+      this.#streams.set(base, mine);
+      mine.then((conn) => {
+        conn.onClose = () => {
+          if (this.#streams.get(base) === mine) this.#streams.delete(base);
+        };
+        // Given back while it opened: close it.
+        if (this.#streamUsers === 0) conn.close();
+      }, () => {
+        if (this.#streams.get(base) === mine) this.#streams.delete(base);
+      });
+    }
+    try {
+      const conn = await opening;
+      if (conn.open) return conn;
+      throw new RillError("BROKER_NOT_AVAILABLE", `The connection to ${base} closed`);
+    } catch (e) {
+      if (!(e instanceof WsRefused)) throw e;
+      if (this.#streamMode === "auto") {
+        // A proxy or an older broker: HTTP for a while (it reports bad credentials too).
+        this.#httpUntil.set(base, Date.now() + WS_RETRY_AFTER_MS);
+        return null;
+      }
+      if (!routed) this.#current = (this.#brokers.indexOf(base) + 1) % this.#brokers.length;
+      throw new RillError("BROKER_NOT_AVAILABLE", e.message);
+    }
   }
 
   /** The broker URL requests currently go to. */

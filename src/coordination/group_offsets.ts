@@ -17,7 +17,8 @@
  * group (Empty) if needed.
  *
  * **Atomicity.** All partitions of one commit are one atomic KV write (at most
- * {@linkcode MAX_COMMIT_PARTITIONS}).
+ * {@linkcode MAX_COMMIT_PARTITIONS}); commits arriving while a write is in flight share the
+ * next one (offset_commits.ts), each still fenced on its own.
  *
  * **Reset** (earliest, latest, an offset clamped to the log's bounds, or the first offset at
  * or after a timestamp, else the log end) and **delete** are allowed only while the group has
@@ -37,13 +38,14 @@ import {
 import { type GroupMembership, groupNotFound, unknownMember } from "./group_membership.ts";
 import { has, type TopicPartition, tpKey } from "./group_partitions.ts";
 import { revocationTimedOut } from "./group_reconcile.ts";
+import { CommitCoalescer, type CommitPlan, type CommitStats } from "./offset_commits.ts";
 import {
   checkAll,
   commitAtomic,
   CONFLICT,
+  type GroupSnapshot,
   isExpired,
   newMeta,
-  readGroup,
   withConflictRetry,
 } from "./group_store.ts";
 
@@ -118,16 +120,19 @@ export class GroupOffsets {
   readonly #kv: Deno.Kv;
   readonly #now: () => number;
   readonly #membership: GroupMembership;
+  readonly #commits: CommitCoalescer<CommitRequest>;
 
   /**
    * @param deps KV, clock and log bounds
    * @param membership the membership of the same KV (for lazy expiry)
+   * @param coalesce false: each commit reads and writes KV alone (offset_commits.ts)
    */
-  constructor(deps: GroupOffsetsDeps, membership: GroupMembership) {
+  constructor(deps: GroupOffsetsDeps, membership: GroupMembership, coalesce = true) {
     this.#deps = deps;
     this.#kv = deps.kv;
     this.#now = deps.now ?? Date.now;
     this.#membership = membership;
+    this.#commits = new CommitCoalescer(this.#kv, planCommit, this.#now, coalesce);
   }
 
   /**
@@ -160,76 +165,12 @@ export class GroupOffsets {
       seen.add(k);
       await this.#checkPartition(o.topic, o.partition);
     }
-    await withConflictRetry("commit offsets", async () => {
-      const snap = await readGroup(this.#kv, groupId);
-      const now = this.#now();
-      const value = (o: OffsetCommit): CommittedOffset => ({
-        offset: o.offset,
-        metadata: o.metadata ?? "",
-        commitTimestampMs: now,
-        memberId: req.memberId ?? null,
-        generation: req.generation ?? null,
-      });
-      if (req.memberId === undefined) {
-        const live = [...snap.members].filter(([id, m]) =>
-          !isExpired(snap.meta!, id, m.state, now)
-        );
-        if (live.length > 0) {
-          throw new RillError(
-            "UNKNOWN_MEMBER_ID",
-            `Group "${groupId}" has ${live.length} live member(s): a commit must name "memberId" and "generation"`,
-          );
-        }
-        const ok = await commitAtomic(() => {
-          const op = checkAll(this.#kv.atomic(), snap);
-          if (!snap.meta) op.set(groupMetaKey(groupId), newMeta(groupId, now));
-          for (const o of req.offsets) {
-            op.set(groupOffsetKey(groupId, o.topic, o.partition), value(o));
-          }
-          return op;
-        });
-        return ok ? true : CONFLICT;
-      }
-      const own = snap.members.get(req.memberId);
-      if (!snap.meta || !own) throw unknownMember(groupId, req.memberId);
-      if (isExpired(snap.meta, req.memberId, own.state, now)) {
-        throw unknownMember(groupId, req.memberId, "its session expired");
-      }
-      if (req.generation !== own.state.generation) {
-        throw new RillError(
-          "ILLEGAL_GENERATION",
-          `Member "${req.memberId}" of group "${groupId}" is at generation ${own.state.generation}, not ${req.generation}; nothing was committed`,
-          { generation: own.state.generation },
-        );
-      }
-      // a revocation left unconfirmed past the timeout is no longer the member's
-      const revoking = revocationTimedOut(snap.meta, req.memberId, own.state, now)
-        ? {}
-        : own.state.pendingRevocation;
-      const notOwned = req.offsets.filter((o) =>
-        !has(own.state.assignment, o.topic, o.partition) && !has(revoking, o.topic, o.partition)
-      ).map(({ topic, partition }) => ({ topic, partition }));
-      if (notOwned.length > 0) {
-        const names = notOwned.slice(0, 5).map((tp) => `${tp.topic}-${tp.partition}`).join(", ");
-        throw new RillError(
-          "ILLEGAL_GENERATION",
-          `Member "${req.memberId}" does not own ${names}${
-            notOwned.length > 5 ? ", …" : ""
-          } in generation ${req.generation}; nothing was committed`,
-          { generation: own.state.generation, notOwned },
-        );
-      }
-      const ok = await commitAtomic(() => {
-        const op = this.#kv.atomic()
-          .check({ key: groupMetaKey(groupId), versionstamp: snap.metaVersionstamp })
-          .check({ key: groupMemberKey(groupId, req.memberId!), versionstamp: own.versionstamp });
-        for (const o of req.offsets) {
-          op.set(groupOffsetKey(groupId, o.topic, o.partition), value(o));
-        }
-        return op;
-      });
-      return ok ? true : CONFLICT;
-    });
+    await this.#commits.commit(groupId, req);
+  }
+
+  /** What the commits of this broker did (coalescing; offset_commits.ts). */
+  get commitStats(): CommitStats {
+    return this.#commits.stats;
   }
 
   /**
@@ -413,4 +354,86 @@ function nonEmpty(groupId: string, n: number, what: string): RillError {
     "NON_EMPTY_GROUP",
     `Group "${groupId}" has ${n} member(s); it must be empty to ${what}`,
   );
+}
+
+/**
+ * Decides one commit on a snapshot of its group (the fencing rules atop this file): what it
+ * writes and the versionstamps the decision relied on.
+ *
+ * @param groupId the group
+ * @param req the validated request
+ * @param snap the group's state
+ * @param now the broker's clock
+ * @returns the plan
+ * @throws {RillError} UNKNOWN_MEMBER_ID, ILLEGAL_GENERATION (with `notOwned`)
+ */
+export function planCommit(
+  groupId: string,
+  req: CommitRequest,
+  snap: GroupSnapshot,
+  now: number,
+): CommitPlan {
+  const sets: CommitPlan["sets"] = req.offsets.map((o) => [
+    groupOffsetKey(groupId, o.topic, o.partition),
+    {
+      offset: o.offset,
+      metadata: o.metadata ?? "",
+      commitTimestampMs: now,
+      memberId: req.memberId ?? null,
+      generation: req.generation ?? null,
+    },
+  ]);
+  if (req.memberId === undefined) {
+    const live = [...snap.members].filter(([id, m]) => !isExpired(snap.meta!, id, m.state, now));
+    if (live.length > 0) {
+      throw new RillError(
+        "UNKNOWN_MEMBER_ID",
+        `Group "${groupId}" has ${live.length} live member(s): a commit must name "memberId" and "generation"`,
+      );
+    }
+    const checks: Deno.AtomicCheck[] = [
+      { key: groupMetaKey(groupId), versionstamp: snap.metaVersionstamp },
+    ];
+    for (const [id, m] of snap.members) {
+      checks.push({ key: groupMemberKey(groupId, id), versionstamp: m.versionstamp });
+    }
+    return { checks, meta: snap.meta ? null : newMeta(groupId, now), sets };
+  }
+  const own = snap.members.get(req.memberId);
+  if (!snap.meta || !own) throw unknownMember(groupId, req.memberId);
+  if (isExpired(snap.meta, req.memberId, own.state, now)) {
+    throw unknownMember(groupId, req.memberId, "its session expired");
+  }
+  if (req.generation !== own.state.generation) {
+    throw new RillError(
+      "ILLEGAL_GENERATION",
+      `Member "${req.memberId}" of group "${groupId}" is at generation ${own.state.generation}, not ${req.generation}; nothing was committed`,
+      { generation: own.state.generation },
+    );
+  }
+  // a revocation left unconfirmed past the timeout is no longer the member's
+  const revoking = revocationTimedOut(snap.meta, req.memberId, own.state, now)
+    ? {}
+    : own.state.pendingRevocation;
+  const notOwned = req.offsets.filter((o) =>
+    !has(own.state.assignment, o.topic, o.partition) && !has(revoking, o.topic, o.partition)
+  ).map(({ topic, partition }) => ({ topic, partition }));
+  if (notOwned.length > 0) {
+    const names = notOwned.slice(0, 5).map((tp) => `${tp.topic}-${tp.partition}`).join(", ");
+    throw new RillError(
+      "ILLEGAL_GENERATION",
+      `Member "${req.memberId}" does not own ${names}${
+        notOwned.length > 5 ? ", …" : ""
+      } in generation ${req.generation}; nothing was committed`,
+      { generation: own.state.generation, notOwned },
+    );
+  }
+  return {
+    checks: [
+      { key: groupMetaKey(groupId), versionstamp: snap.metaVersionstamp },
+      { key: groupMemberKey(groupId, req.memberId), versionstamp: own.versionstamp },
+    ],
+    meta: null,
+    sets,
+  };
 }

@@ -29,9 +29,15 @@ import type { Broker } from "../broker/broker.ts";
 import { openCors, openCorsHeaders, type OpenCorsOptions } from "./cors.ts";
 import { notFound, onError } from "./errors.ts";
 import { bodyTimeout } from "./params.ts";
+import { recordLane } from "./record_lane.ts";
 import { replicaFetchLane } from "./replica_fetch_lane.ts";
 import { authRoutes } from "./routes/auth.ts";
-import { type AppSecurityOptions, useLimits, useSecurity } from "./security.ts";
+import {
+  type AppSecurityOptions,
+  type InstalledSecurity,
+  useLimits,
+  useSecurity,
+} from "./security.ts";
 import type { Security } from "./auth.ts";
 
 const securities = new WeakMap<Hono, Security>();
@@ -60,6 +66,8 @@ import { topicRoutes } from "./routes/topics.ts";
  *
  * @param broker the broker it serves
  * @param security auth, cluster secret and quotas (security.ts); default: auth off
+ * @param installed the security state, when shared with the WebSocket endpoint (src/ws;
+ *   security.ts `buildSecurity`); default: built from `security`
  * @returns the Hono app (`app.fetch` is the handler for `Deno.serve`; give it the handler
  *   info too, as `app.fetch(req, info)`, so large fetch answers are sent without a copy)
  * @example
@@ -68,13 +76,17 @@ import { topicRoutes } from "./routes/topics.ts";
  * const res = await app.request("/healthz");
  * ```
  */
-export function createApp(broker: Broker, security: AppSecurityOptions = {}): Hono {
+export function createApp(
+  broker: Broker,
+  security: AppSecurityOptions = {},
+  installed?: InstalledSecurity,
+): Hono {
   const app = new Hono();
   app.onError(onError);
   app.notFound(notFound);
   // URL and header limits first; authentication and quotas after /healthz (security.ts).
-  const installed = useLimits(app, broker.kv, security);
-  securities.set(app, installed.security);
+  const state = useLimits(app, broker.kv, security, installed);
+  securities.set(app, state.security);
   // Browsers on other origins may call the API (the client runs wherever fetch exists);
   // no cookies are involved, and the Rill-* fetch headers are readable.
   const cors: OpenCorsOptions = {
@@ -91,7 +103,7 @@ export function createApp(broker: Broker, security: AppSecurityOptions = {}): Ho
 
   app.get("/healthz", (c) =>
     c.json(
-      installed.security.auth
+      state.security.auth
         // With auth on, a liveness probe tells strangers nothing more.
         ? { status: broker.draining ? "shutting-down" : "ok" }
         : {
@@ -101,9 +113,9 @@ export function createApp(broker: Broker, security: AppSecurityOptions = {}): Ho
         },
     ));
   app.route("/", consoleRoutes());
-  useSecurity(app, installed);
+  useSecurity(app, state);
   app.use("*", bodyTimeout(broker.config.requestBodyTimeoutMs));
-  app.route("/v1/auth", authRoutes(installed.security));
+  app.route("/v1/auth", authRoutes(state.security));
   app.route("/v1/cluster", clusterRoutes(broker));
   app.route("/v1/producers", producerRoutes(broker));
   app.route("/v1/topics", recordRoutes(broker));
@@ -118,10 +130,14 @@ export function createApp(broker: Broker, security: AppSecurityOptions = {}): Ho
       offsetForTimestamp: (topic, partition, ts) => broker.offsetForTimestamp(topic, partition, ts),
     }),
   );
-  // Followers' fetches, the hottest requests between brokers, skip the middleware chain
-  // when it would let them through unchanged (replica_fetch_lane.ts).
-  const lane = replicaFetchLane(broker, installed, openCorsHeaders(cors));
+  // Followers' fetches, the hottest requests between brokers, and clients' raw-batch
+  // produce and fetch skip the middleware chain when it would let them through unchanged
+  // (replica_fetch_lane.ts, record_lane.ts).
+  const corsHeaders = openCorsHeaders(cors);
+  const lane = replicaFetchLane(broker, state, corsHeaders);
   const dispatch = app.fetch;
-  app.fetch = (req, ...rest) => lane(req, rest[0]) ?? dispatch(req, ...rest);
+  const records = recordLane(broker, state, corsHeaders, (req, env) => dispatch(req, env));
+  app.fetch = (req, ...rest) =>
+    lane(req, rest[0]) ?? records(req, rest[0]) ?? dispatch(req, ...rest);
   return app;
 }

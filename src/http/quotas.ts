@@ -238,9 +238,9 @@ export class Quotas {
   }
 
   /**
-   * What {@linkcode middleware} does for a follower's fetch (a GET of a partition's records
-   * with `query`), for the replica fetch lane (replica_fetch_lane.ts): takes the stream slot
-   * of a long poll. Null when the middleware would do more than that (request or fetch byte
+   * What {@linkcode middleware} does for a fetch (a GET of a partition's records with
+   * `query`), for the lanes that answer without it (replica_fetch_lane.ts, record_lane.ts):
+   * takes the stream slot of a long poll. Null when the middleware would do more than that (request or fetch byte
    * rates are configured) or would refuse it (a stream limit is reached): the request must
    * then go through the middleware, which answers as usual.
    *
@@ -249,7 +249,7 @@ export class Quotas {
    * @param query the request's query string
    * @returns a function that frees the slot (call it once the response is made), or null
    */
-  holdFollowerFetch(
+  holdFetch(
     principal: string,
     perPrincipalStreams: boolean,
     query: string,
@@ -261,6 +261,100 @@ export class Quotas {
     if (this.#streams >= c.maxStreams) return null;
     if (perPrincipalStreams && s.streams >= c.maxStreamsPerPrincipal) return null;
     return this.#hold(s);
+  }
+
+  /**
+   * What {@linkcode middleware} does for a produce whose body declares `declared` bytes,
+   * for the record lane (record_lane.ts): reserves the body against
+   * `maxBodyBytesInFlight`. Null when the middleware would do more (request or produce byte
+   * rates are configured) or would refuse it (the reservation does not fit): the request
+   * must then go through the middleware, which answers as usual.
+   *
+   * @param declared the body's Content-Length (NaN when there is none)
+   * @returns a function that gives the reservation back (call it once the handler is done),
+   *   or null
+   */
+  holdProduce(declared: number): (() => void) | null {
+    const c = this.config;
+    if (c.requestsPerSec > 0 || c.produceBytesPerSec > 0) return null;
+    const reserved = declared >= 0 ? Math.min(declared, c.unknownBodyBytes) : c.unknownBodyBytes;
+    return this.reserveBody(reserved);
+  }
+
+  /**
+   * Reserves `bytes` of request bodies held at once against `maxBodyBytesInFlight`, as the
+   * middleware does for each body it lets in (the WebSocket skin does it for each produce
+   * frame it holds).
+   *
+   * @param bytes the body's size
+   * @returns a function that gives the reservation back, or null when it does not fit
+   */
+  reserveBody(bytes: number): (() => void) | null {
+    const reserved = bytes;
+    if (reserved > 0 && this.#bodyBytes + reserved > this.config.maxBodyBytesInFlight) {
+      return null;
+    }
+    this.#bodyBytes += reserved;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.#bodyBytes -= reserved;
+    };
+  }
+
+  /**
+   * Charges one request of `principal`, with `produceBytes` produced or `fetchBytes` about to
+   * be fetched, against its request and byte rates, as the middleware does for an HTTP
+   * request (for the WebSocket skin, src/ws, which charges each frame).
+   *
+   * @param principal the authenticated principal
+   * @param produceBytes bytes produced by the request
+   * @param fetch whether it fetches (checked against the fetch byte rate)
+   * @returns 0 when admitted (and charged); else the milliseconds until it would be, and a
+   *   message for THROTTLING_QUOTA_EXCEEDED (nothing charged)
+   */
+  admit(
+    principal: string,
+    produceBytes: number,
+    fetch: boolean,
+  ): { waitMs: 0 } | { waitMs: number; message: string } {
+    const c = this.config;
+    if (c.requestsPerSec === 0 && c.produceBytesPerSec === 0 && c.fetchBytesPerSec === 0) {
+      return { waitMs: 0 };
+    }
+    const s = this.#state(principal);
+    const requestWait = s.requests?.waitMs() ?? 0;
+    if (requestWait > 0) {
+      return { waitMs: requestWait, message: `Principal "${principal}" is over its request rate` };
+    }
+    if (produceBytes > 0 && s.produce) {
+      const wait = s.produce.waitMs();
+      if (wait > 0) {
+        return { waitMs: wait, message: `Principal "${principal}" is over its produce byte rate` };
+      }
+    }
+    if (fetch && s.fetch) {
+      const wait = s.fetch.waitMs();
+      if (wait > 0) {
+        return { waitMs: wait, message: `Principal "${principal}" is over its fetch byte rate` };
+      }
+    }
+    s.requests?.charge(1);
+    if (produceBytes > 0) s.produce?.charge(produceBytes);
+    return { waitMs: 0 };
+  }
+
+  /**
+   * Charges fetched bytes of `principal` against its fetch byte rate (as the middleware does
+   * when an answer is sent).
+   *
+   * @param principal the principal
+   * @param bytes the bytes sent
+   */
+  chargeFetched(principal: string, bytes: number): void {
+    if (this.config.fetchBytesPerSec === 0) return;
+    this.#state(principal).fetch?.charge(bytes);
   }
 
   /** Counts a long poll or stream of `s` as open; returns the function that ends it. */

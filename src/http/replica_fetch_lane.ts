@@ -22,7 +22,7 @@
  *   right, or auth off with no cluster secret (auth.ts's `isTrustedReplica`); the principal
  *   is then a superuser, so `authorize()` allows it;
  * - with no request or fetch byte rates configured and a long-poll slot free (quotas.ts
- *   `holdFollowerFetch`, which takes the slot as the quota middleware does).
+ *   `holdFetch`, which takes the slot as the quota middleware does).
  *
  * Anything else returns null and goes through the app, which answers (and audits, or
  * throttles) as it always did. What the lane answers is what the app would: the same
@@ -94,7 +94,7 @@ export function replicaFetchLane(
       principal = ANONYMOUS;
     } else return null;
     if (quotas.limitRefusal(req) !== null) return null;
-    const release = quotas.holdFollowerFetch(principal, security.auth, query);
+    const release = quotas.holdFetch(principal, security.auth, query);
     if (release === null) return null;
     // The leader reads the batches into a pooled buffer (read_buffers.ts), lent until the
     // answer is sent (lentBatchAnswer).

@@ -46,12 +46,37 @@ export interface InstalledSecurity {
 }
 
 /**
- * Builds the security state and mounts the URL/header limits (call before the routes and
- * before CORS).
+ * Builds the security state of a broker (shared by its HTTP app and its WebSocket endpoint,
+ * src/ws, so both see the same keys, ACLs and quota buckets).
+ *
+ * @param kv the KV holding keys and ACLs
+ * @param opts the settings
+ * @returns the state
+ * @example
+ * ```ts
+ * const installed = buildSecurity(broker.kv, { auth: true });
+ * const app = createApp(broker, { auth: true }, installed);
+ * ```
+ */
+export function buildSecurity(kv: Deno.Kv, opts: AppSecurityOptions = {}): InstalledSecurity {
+  const security = new Security(kv, {
+    auth: opts.auth ?? false,
+    clusterSecret: opts.clusterSecret ?? null,
+    audit: opts.audit,
+    auditPerSecond: opts.auditPerSecond,
+    pollMs: opts.pollMs,
+  });
+  return { security, quotas: new Quotas(opts.quotas) };
+}
+
+/**
+ * Builds the security state (unless given) and mounts the URL/header limits (call before
+ * the routes and before CORS).
  *
  * @param app the app
  * @param kv the KV holding keys and ACLs
  * @param opts the settings
+ * @param installed state built already by {@linkcode buildSecurity}
  * @returns the state, for {@linkcode useSecurity}
  * @example
  * ```ts
@@ -62,17 +87,10 @@ export function useLimits(
   app: Hono,
   kv: Deno.Kv,
   opts: AppSecurityOptions = {},
+  installed: InstalledSecurity = buildSecurity(kv, opts),
 ): InstalledSecurity {
-  const security = new Security(kv, {
-    auth: opts.auth ?? false,
-    clusterSecret: opts.clusterSecret ?? null,
-    audit: opts.audit,
-    auditPerSecond: opts.auditPerSecond,
-    pollMs: opts.pollMs,
-  });
-  const quotas = new Quotas(opts.quotas);
-  app.use("*", quotas.limits());
-  return { security, quotas };
+  app.use("*", installed.quotas.limits());
+  return installed;
 }
 
 /**

@@ -123,6 +123,7 @@ export class ClassicGroups {
   readonly #log: (line: string) => void;
   readonly #groups = new Map<string, ClassicGroup>();
   readonly #sweeper: ReturnType<typeof setInterval>;
+  #closed = false;
   /** the clock (tests may replace it) */
   now: () => number = Date.now;
 
@@ -139,9 +140,11 @@ export class ClassicGroups {
 
   /** Stops the session sweeper and answers every waiting request. */
   close(): void {
+    this.#closed = true;
     clearInterval(this.#sweeper);
     for (const g of this.#groups.values()) {
       if (g.rebalanceTimer) clearTimeout(g.rebalanceTimer);
+      g.rebalanceTimer = null;
       for (const m of g.members.values()) {
         m.joinWaiter?.(joinError(KAFKA_ERROR.COORDINATOR_NOT_AVAILABLE, m.memberId));
         m.syncWaiter?.(syncError(KAFKA_ERROR.COORDINATOR_NOT_AVAILABLE));
@@ -181,6 +184,7 @@ export class ClassicGroups {
     protocolType: string;
     protocols: { name: string; metadata: Uint8Array }[];
   }): Promise<JoinAnswer> {
+    if (this.#closed) return joinError(KAFKA_ERROR.COORDINATOR_NOT_AVAILABLE, req.memberId);
     if (req.groupId === "") return joinError(KAFKA_ERROR.INVALID_GROUP_ID, req.memberId);
     if (req.sessionTimeoutMs < 1000 || req.sessionTimeoutMs > 1_800_000) {
       return joinError(KAFKA_ERROR.INVALID_SESSION_TIMEOUT, req.memberId);
@@ -266,6 +270,7 @@ export class ClassicGroups {
     memberId: string;
     assignments: { memberId: string; assignment: Uint8Array }[];
   }): Promise<SyncAnswer> {
+    if (this.#closed) return syncError(KAFKA_ERROR.COORDINATOR_NOT_AVAILABLE);
     const g = this.#groups.get(req.groupId);
     const m = g?.members.get(req.memberId);
     if (!g || !m) return syncError(KAFKA_ERROR.UNKNOWN_MEMBER_ID);

@@ -147,9 +147,11 @@ export class KafkaListener {
       this.#listener.close();
     } catch { /* already closed */ }
     this.#abort.abort();
+    // Waiting JoinGroup/SyncGroup requests are answered now (COORDINATOR_NOT_AVAILABLE), so
+    // no connection waits out a rebalance timeout while the broker stops.
+    this.ctx.groups.close();
     await this.#accepting;
     await Promise.allSettled([...this.#connections]);
-    this.ctx.groups.close();
   }
 }
 

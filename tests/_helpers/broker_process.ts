@@ -26,6 +26,8 @@ export interface StartBrokerOptions {
   extraArgs?: string[];
   /** "broker" (default) or "follower" */
   role?: "broker" | "follower";
+  /** the checkout whose cli.ts runs (default: this one; benchmarks compare with another) */
+  repo?: string;
 }
 
 /** A running broker process. */
@@ -65,7 +67,7 @@ export async function startBroker(opts: StartBrokerOptions = {}): Promise<Broker
   const args = [
     "run",
     "-A",
-    `${REPO}cli.ts`,
+    `${opts.repo ?? REPO}cli.ts`,
     opts.role ?? "broker",
     "--listen",
     "127.0.0.1:0",
@@ -78,7 +80,7 @@ export async function startBroker(opts: StartBrokerOptions = {}): Promise<Broker
   args.push(...opts.extraArgs ?? []);
   const child = new Deno.Command(Deno.execPath(), {
     args,
-    cwd: REPO,
+    cwd: opts.repo ?? REPO,
     stdin: "null",
     stdout: "piped",
     stderr: "piped",

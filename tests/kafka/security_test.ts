@@ -1,7 +1,7 @@
 /**
- * The Kafka listener with `--auth` and TLS: kcat must authenticate with SASL/PLAIN (an API
- * key's id and secret) over TLS (SASL_SSL), and every operation is checked against the same
- * ACLs as the HTTP API.
+ * The Kafka listener with `--auth`: kcat must authenticate with SASL/PLAIN (an API key's id
+ * and secret) over TLS (SASL_SSL), and every operation is checked against the same ACLs as
+ * the HTTP API; kafkajs authenticates with SASL/PLAIN over plaintext (SASL_PLAINTEXT).
  *
  * @module
  */
@@ -10,6 +10,7 @@ import { startBroker } from "../_helpers/broker_process.ts";
 import { hasOpenssl, makeCertificates } from "../_helpers/tls_certificates.ts";
 import { cli } from "../_helpers/cli_in_process.ts";
 import { KCAT, run } from "./_kafka.ts";
+import { Kafka, logLevel } from "kafkajs";
 
 Deno.test({
   name:
@@ -122,5 +123,40 @@ Deno.test({
     } finally {
       await Deno.remove(dir, { recursive: true });
     }
+  },
+});
+
+Deno.test({
+  name:
+    "--auth without TLS: kafkajs with SASL/PLAIN (SASL_PLAINTEXT) creates a topic and produces (read back over HTTP); a bad secret is refused",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    await using broker = await startBroker({ extraArgs: ["--auth"] });
+    const boot = await cli("auth", "bootstrap", "--data", broker.dataDir);
+    assert.equal(boot.code, 0, boot.err);
+    const token = boot.out.trim();
+    const dot = token.indexOf(".");
+    const kafka = (password: string) =>
+      new Kafka({
+        brokers: [broker.kafka!],
+        logLevel: logLevel.NOTHING,
+        retry: { retries: 1, initialRetryTime: 100 },
+        sasl: { mechanism: "plain", username: token.slice(0, dot), password },
+      });
+    const bad = kafka("wrong").admin();
+    await assert.rejects(bad.connect(), /SASL|authentication/i);
+    const admin = kafka(token.slice(dot + 1)).admin();
+    await admin.connect();
+    assert.equal(await admin.createTopics({ topics: [{ topic: "s", numPartitions: 1 }] }), true);
+    await admin.disconnect();
+    const producer = kafka(token.slice(dot + 1)).producer();
+    await producer.connect();
+    await producer.send({ topic: "s", messages: [{ value: "hello" }] });
+    await producer.disconnect();
+    const res = await fetch(`${broker.url}/v1/topics/s/partitions/0/records?offset=0`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
+    assert.equal((await res.json()).records[0].value, "hello");
   },
 });

@@ -1,0 +1,31 @@
+/**
+ * The floors of the clients benchmark (bench/clients_bench.ts), as their own process so that
+ * their CPU is measured apart from the client's:
+ *
+ * - HTTP: a bare `Deno.serve` that reads each POST body and answers a small JSON object, the
+ *   least any HTTP broker on Deno does per request (no routing, no checks, no storage);
+ * - WebSocket: `GET /ws` upgrades, and each binary message is echoed back as it came.
+ *
+ * ```sh
+ * deno run -A bench/_clients_floor_server.ts    # prints "listening on <port>", serves until killed
+ * ```
+ *
+ * @module
+ */
+const ANSWER = JSON.stringify({ partition: 0, baseOffset: 0, lastOffset: 0 });
+
+const server = Deno.serve({
+  hostname: "127.0.0.1",
+  port: 0,
+  onListen: ({ port }) => console.log(`listening on ${port}`),
+}, async (req) => {
+  if (req.headers.get("upgrade") === "websocket") {
+    const { socket, response } = Deno.upgradeWebSocket(req);
+    socket.binaryType = "arraybuffer";
+    socket.onmessage = (e) => socket.send(e.data);
+    return response;
+  }
+  if (req.method === "POST") await req.arrayBuffer();
+  return new Response(ANSWER, { headers: { "content-type": "application/json" } });
+});
+await server.finished;

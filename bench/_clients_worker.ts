@@ -1,0 +1,257 @@
+/**
+ * One client process of the clients benchmark (bench/clients_bench.ts): runs one bounded
+ * workload against a broker or a floor server and prints one JSON line with what it measured
+ * (records, seconds, latency percentiles in ms, this process's CPU in ms).
+ *
+ * ```sh
+ * deno run -A bench/_clients_worker.ts '<JSON settings>'
+ * ```
+ *
+ * Workloads (`mode`):
+ * - `send`: `producers` producers (each its own client, so its own connection), each awaiting
+ *   every single-record send of `size` bytes, for `seconds`;
+ * - `floor-http` / `floor-ws`: the same shape with bare `fetch` POSTs, or bare WebSocket
+ *   round trips of `size` bytes, against bench/_clients_floor_server.ts;
+ * - `e2e`: one producer sending single records at `rate` a second, one consumer long-polling
+ *   the partition; latency from send to delivery (one clock: both in this process);
+ * - `crowd`: `clients` clients connected at once (`consumers` of them consumers that
+ *   long-poll, the rest producers sending one record each `intervalMs`), connecting spread
+ *   over `rampMs`, then all of them for `seconds`.
+ *
+ * @module
+ */
+import { Rill } from "../mod.ts";
+
+interface Settings {
+  mode: "send" | "floor-http" | "floor-ws" | "e2e" | "crowd";
+  url: string;
+  topic?: string;
+  transport?: "http" | "ws";
+  producers?: number;
+  size?: number;
+  seconds: number;
+  rate?: number;
+  clients?: number;
+  consumers?: number;
+  intervalMs?: number;
+  partitions?: number;
+  rampMs?: number;
+}
+
+const s: Settings = JSON.parse(Deno.args[0]);
+const until = () => performance.now() < end;
+let end = 0;
+
+function cpuMs(): number {
+  const stat = Deno.readTextFileSync("/proc/self/stat");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
+function percentile(sorted: number[], p: number): number {
+  return sorted.length === 0
+    ? NaN
+    : sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))];
+}
+
+const latencies: number[] = [];
+/** e2e: each send's acknowledgement latency */
+const acks: number[] = [];
+let records = 0;
+let errors = 0;
+const cpu0 = cpuMs();
+let t0 = performance.now();
+
+if (s.mode === "send") {
+  const value = new Uint8Array(s.size ?? 1024).fill(120);
+  const producers = Array.from(
+    { length: s.producers ?? 1 },
+    () => new Rill({ brokers: [s.url], transport: s.transport }).producer({ acks: 1 }),
+  );
+  // Warm up: connections open, producer ids known, code compiled.
+  await Promise.all(producers.map(async (p, i) => {
+    for (let j = 0; j < 20; j++) {
+      await p.send({ topic: s.topic!, messages: [{ value, partition: i % (s.partitions ?? 1) }] });
+    }
+  }));
+  t0 = performance.now();
+  end = t0 + s.seconds * 1000;
+  await Promise.all(producers.map(async (p, i) => {
+    const partition = i % (s.partitions ?? 1);
+    while (until()) {
+      const t = performance.now();
+      try {
+        await p.send({ topic: s.topic!, messages: [{ value, partition }] });
+        latencies.push(performance.now() - t);
+        records++;
+      } catch {
+        errors++;
+      }
+    }
+  }));
+  await Promise.all(producers.map((p) => p.disconnect()));
+} else if (s.mode === "floor-http") {
+  const body = new Uint8Array(s.size ?? 1024).fill(120);
+  const one = async () => {
+    const res = await fetch(`${s.url}/p`, { method: "POST", body });
+    await res.arrayBuffer();
+  };
+  for (let j = 0; j < 20 * (s.producers ?? 1); j++) await one();
+  t0 = performance.now();
+  end = t0 + s.seconds * 1000;
+  await Promise.all(Array.from({ length: s.producers ?? 1 }, async () => {
+    while (until()) {
+      const t = performance.now();
+      await one();
+      latencies.push(performance.now() - t);
+      records++;
+    }
+  }));
+} else if (s.mode === "floor-ws") {
+  const message = new Uint8Array(s.size ?? 1024).fill(120);
+  const sockets = await Promise.all(Array.from({ length: s.producers ?? 1 }, async () => {
+    const socket = new WebSocket(`${s.url.replace("http", "ws")}/ws`);
+    socket.binaryType = "arraybuffer";
+    await new Promise((r) => socket.onopen = r);
+    return socket;
+  }));
+  const roundTrip = (socket: WebSocket) =>
+    new Promise<void>((resolve) => {
+      socket.onmessage = () => resolve();
+      socket.send(message);
+    });
+  for (const socket of sockets) for (let j = 0; j < 20; j++) await roundTrip(socket);
+  t0 = performance.now();
+  end = t0 + s.seconds * 1000;
+  await Promise.all(sockets.map(async (socket) => {
+    while (until()) {
+      const t = performance.now();
+      await roundTrip(socket);
+      latencies.push(performance.now() - t);
+      records++;
+    }
+  }));
+  for (const socket of sockets) socket.close();
+} else if (s.mode === "e2e") {
+  const rill = new Rill({ brokers: [s.url], transport: s.transport });
+  const producer = rill.producer({ acks: 1 });
+  await producer.send({ topic: s.topic!, messages: [{ value: "warm" }] });
+  const consumer = new Rill({ brokers: [s.url], transport: s.transport }).consumer({
+    maxWaitMs: 1000,
+  });
+  await consumer.assign([{ topic: s.topic!, partition: 0, offset: "latest" }]);
+  let counting = false;
+  await consumer.run({
+    eachMessage: ({ message }) => {
+      const sent = Number(message.valueString());
+      if (counting && sent > 0) {
+        latencies.push(performance.now() - sent);
+        records++;
+      }
+    },
+  });
+  // Warm up half a second, then count.
+  const rate = s.rate ?? 2000;
+  const sendFor = async (ms: number) => {
+    const start = performance.now();
+    let n = 0;
+    const pending = new Set<Promise<unknown>>();
+    while (performance.now() - start < ms) {
+      const due = start + n * 1000 / rate;
+      const wait = due - performance.now();
+      if (wait > 1) {
+        await new Promise((r) => setTimeout(r, wait - 0.5));
+        continue;
+      }
+      const sent = performance.now();
+      const p = producer.send({ topic: s.topic!, messages: [{ value: String(sent) }] })
+        .then(() => counting && acks.push(performance.now() - sent))
+        .catch(() => errors++).finally(() => pending.delete(p));
+      pending.add(p);
+      n++;
+    }
+    await Promise.all(pending);
+  };
+  await sendFor(500);
+  counting = true;
+  t0 = performance.now();
+  await sendFor(s.seconds * 1000);
+  const settleUntil = performance.now() + 2000;
+  while (records < (s.seconds * rate) * 0.99 && performance.now() < settleUntil) {
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  counting = false;
+  await producer.disconnect();
+  await consumer.disconnect();
+} else if (s.mode === "crowd") {
+  const clients = s.clients ?? 1000;
+  const consumers = s.consumers ?? 0;
+  const partitions = s.partitions ?? 1;
+  const value = new Uint8Array(100).fill(120);
+  end = performance.now() + (s.rampMs ?? 0) + s.seconds * 1000;
+  const tasks: Promise<void>[] = [];
+  const rampMs = s.rampMs ?? 0;
+  for (let i = 0; i < clients; i++) {
+    // Clients connect spread over the ramp, as a fleet of devices does.
+    if (rampMs > 0) {
+      const due = t0 + (i / clients) * rampMs;
+      const wait = due - performance.now();
+      if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+    }
+    const rill = new Rill({ brokers: [s.url], transport: s.transport });
+    if (i < consumers) {
+      tasks.push(
+        (async () => {
+          const consumer = rill.consumer({ maxWaitMs: 2000 });
+          await consumer.assign([{ topic: s.topic!, partition: i % partitions, offset: "latest" }]);
+          await consumer.run({
+            eachMessage: () => {
+              records++;
+            },
+          });
+          while (until()) await new Promise((r) => setTimeout(r, 200));
+          await consumer.disconnect();
+        })().catch(() => {
+          errors++;
+        }),
+      );
+    } else {
+      tasks.push((async () => {
+        const producer = rill.producer({ acks: 1, idempotent: false });
+        // Spread the sends over the interval.
+        await new Promise((r) => setTimeout(r, Math.random() * (s.intervalMs ?? 1000)));
+        while (until()) {
+          const t = performance.now();
+          try {
+            await producer.send({
+              topic: s.topic!,
+              messages: [{ value, partition: i % partitions }],
+            });
+            latencies.push(performance.now() - t);
+          } catch {
+            errors++;
+          }
+          await new Promise((r) => setTimeout(r, s.intervalMs ?? 1000));
+        }
+        await producer.disconnect();
+      })());
+    }
+  }
+  console.error(`crowd: ${clients} clients started`);
+  await Promise.all(tasks);
+}
+
+const seconds = (performance.now() - t0) / 1000;
+latencies.sort((a, b) => a - b);
+console.log(JSON.stringify({
+  records,
+  errors,
+  seconds,
+  rate: records / seconds,
+  p50: percentile(latencies, 0.5),
+  p99: percentile(latencies, 0.99),
+  cpuMs: cpuMs() - cpu0,
+  sends: latencies.length,
+  ackP50: acks.length > 0 ? acks.sort((a, b) => a - b)[acks.length >> 1] : undefined,
+}));
+Deno.exit(0);

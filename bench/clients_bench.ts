@@ -1,0 +1,428 @@
+/**
+ * Issue 15's benchmark, `deno task bench clients`: many small clients, each request one
+ * record, over HTTP and over the WebSocket connection side by side, each workload with its
+ * floor measured in the same run:
+ *
+ * - the HTTP floor: bare `fetch` to a bare `Deno.serve` that reads the body and answers a small
+ *   JSON object (bench/_clients_floor_server.ts; no routing, checks or storage);
+ * - the WebSocket floor: bare WebSocket round trips of the same size to a bare echo.
+ *
+ * Workloads, each client in a process of its own (bench/_clients_worker.ts) so that client and
+ * broker CPU are measured apart (from /proc, 10 ms ticks):
+ *
+ * 1. one producer awaiting each single-record 1 KiB send (acks=1): records/s, p50/p99,
+ *    broker CPU per record; the HTTP floor, HTTP, WS and the WS floor run in interleaved
+ *    rounds and the ratios are medians of each round's ratio (the machine is shared);
+ * 2. 50 producers, each its own client and connection, awaiting single 100 B sends:
+ *    records/s total and p99, against 50 concurrent floor callers;
+ * 3. end to end at 2,000 records/s: a producer of single records and a long-polling consumer
+ *    in one process: p50/p99 from send to delivery;
+ * 4. broker CPU per single-record produce, from workload 1, against the floor server's CPU
+ *    per request;
+ * 5. 5,000 clients connected at once (4,100 WebSocket producers sending a 100 B record a
+ *    second, 900 long-polling consumers), in 5 processes, connecting over 8 s: broker RSS and
+ *    `/healthz` latency sampled every 100 ms, the latter reported once all are connected
+ *    (and its worst while they connect).
+ *
+ * `RILL_BENCH_SECONDS` (default 3) sets the length of each timed phase.
+ * `RILL_CLIENTS_BROKER_REPO=/path/to/checkout/` runs that checkout's broker instead (the
+ * clients stay this checkout's), with `RILL_CLIENTS_HTTP_ONLY=1` for a broker without the
+ * WebSocket endpoint: how a "before" is measured on the same machine.
+ *
+ * @module
+ */
+import { median, pairedRatio, type Reporter } from "./_report.ts";
+import { type BrokerProcess, startBroker } from "../tests/_helpers/broker_process.ts";
+import { commitBench } from "./_commit_bench.ts";
+
+const SUITE = "clients";
+const SECONDS = Math.max(0.5, Number(Deno.env.get("RILL_BENCH_SECONDS") ?? "3") || 3);
+const ROUNDS = 3;
+const WORKER = new URL("./_clients_worker.ts", import.meta.url).pathname;
+const FLOOR = new URL("./_clients_floor_server.ts", import.meta.url).pathname;
+const BROKER_REPO = Deno.env.get("RILL_CLIENTS_BROKER_REPO");
+const HTTP_ONLY = Deno.env.get("RILL_CLIENTS_HTTP_ONLY") === "1";
+
+interface WorkerResult {
+  records: number;
+  errors: number;
+  seconds: number;
+  rate: number;
+  p50: number;
+  p99: number;
+  cpuMs: number;
+}
+
+/** A phase's result with the server's CPU over it. */
+interface Measured extends WorkerResult {
+  /** server CPU µs per record */
+  serverUs: number;
+  /** client CPU µs per record */
+  clientUs: number;
+}
+
+function procCpuMs(pid: number): number {
+  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
+function procMemMiB(pid: number, field: "VmRSS" | "VmHWM"): number {
+  const status = Deno.readTextFileSync(`/proc/${pid}/status`);
+  const kb = Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status)?.[1] ?? NaN);
+  return kb / 1024;
+}
+
+async function worker(settings: Record<string, unknown>): Promise<WorkerResult> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", WORKER, JSON.stringify(settings)],
+    stdout: "piped",
+    stderr: "inherit",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout).trim().split("\n").pop() ?? "";
+  if (!out.success) throw new Error(`worker ${JSON.stringify(settings)} failed: ${text}`);
+  return JSON.parse(text);
+}
+
+async function measured(pid: number, settings: Record<string, unknown>): Promise<Measured> {
+  const c0 = procCpuMs(pid);
+  const r = await worker(settings);
+  const serverMs = procCpuMs(pid) - c0;
+  return {
+    ...r,
+    serverUs: serverMs * 1000 / Math.max(1, r.records),
+    clientUs: r.cpuMs * 1000 / Math.max(1, r.records),
+  };
+}
+
+async function startFloor(): Promise<{ url: string; pid: number } & AsyncDisposable> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", FLOOR],
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let out = "";
+  let port: string | undefined;
+  while (port === undefined) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error("the floor server exited before it listened");
+    out += value;
+    port = /listening on (\d+)/.exec(out)?.[1];
+  }
+  void (async () => {
+    while (!(await reader.read()).done) { /* drain */ }
+  })();
+  return {
+    url: `http://127.0.0.1:${port}`,
+    pid: child.pid,
+    async [Symbol.asyncDispose]() {
+      child.kill("SIGKILL");
+      await child.status;
+    },
+  };
+}
+
+async function createTopic(url: string, name: string, partitions: number): Promise<void> {
+  const res = await fetch(`${url}/v1/topics`, {
+    method: "POST",
+    body: JSON.stringify({ name, partitions }),
+    headers: { "content-type": "application/json" },
+  });
+  if (res.status !== 201) throw new Error(`create topic ${name}: ${await res.text()}`);
+  await res.body?.cancel();
+}
+
+const fmt = (n: number) => (n >= 100 ? Math.round(n).toString() : n.toPrecision(3));
+
+/**
+ * Runs the suite.
+ *
+ * @param report receives the figures
+ */
+export async function run(report: Reporter): Promise<void> {
+  await using broker = await startBroker({ repo: BROKER_REPO });
+  await using floor = await startFloor();
+  const b = broker.url;
+  let topics = 0;
+  const topic = async (partitions: number) => {
+    const name = `clients-${topics++}`;
+    await createTopic(b, name, partitions);
+    return name;
+  };
+
+  // ---- 1 and 4: one producer, single 1 KiB sends awaited -----------------------------------
+  const seq: Record<"floorHttp" | "http" | "ws" | "floorWs", Measured[]> = {
+    floorHttp: [],
+    http: [],
+    ws: [],
+    floorWs: [],
+  };
+  for (let round = 0; round < ROUNDS; round++) {
+    const order = (HTTP_ONLY ? ["floorHttp", "http"] : ["floorHttp", "http", "ws", "floorWs"]) as (
+      "floorHttp" | "http" | "ws" | "floorWs"
+    )[];
+    for (const name of round % 2 === 0 ? order : [...order].reverse()) {
+      const settings = { seconds: SECONDS, size: 1024, producers: 1 };
+      seq[name].push(
+        name === "floorHttp"
+          ? await measured(floor.pid, { ...settings, mode: "floor-http", url: floor.url })
+          : name === "floorWs"
+          ? await measured(floor.pid, { ...settings, mode: "floor-ws", url: floor.url })
+          : await measured(broker.pid, {
+            ...settings,
+            mode: "send",
+            url: b,
+            transport: name,
+            topic: await topic(1),
+          }),
+      );
+    }
+    console.error(
+      `${SUITE}: round ${round}: ` +
+        Object.entries(seq).filter(([, v]) => v.length > 0).map(([k, v]) => {
+          const m = v[v.length - 1];
+          return `${k} ${fmt(m.rate)}/s p50 ${fmt(m.p50)} ms server ${fmt(m.serverUs)} µs`;
+        }).join("; "),
+    );
+  }
+  const rate = (xs: Measured[]) => xs.map((x) => x.rate);
+  const serverUs = (xs: Measured[]) => xs.map((x) => x.serverUs);
+  const httpRatio = pairedRatio(rate(seq.http), rate(seq.floorHttp));
+  const wsRatio = pairedRatio(rate(seq.ws), rate(seq.floorWs));
+  for (
+    const [name, xs, ratio, floorName, target, goal] of [
+      ["HTTP", seq.http, httpRatio, "HTTP floor", ">= 0.8x floor", 0.8],
+      ["WS", seq.ws, wsRatio, "WS echo floor", ">= 0.75x floor", 0.75],
+    ] as const
+  ) {
+    if (xs.length === 0) continue;
+    report({
+      suite: SUITE,
+      name: `${name}: one producer, single 1 KiB sends awaited`,
+      value: median(rate(xs)),
+      unit: "records/s",
+      ratio,
+      baseline: floorName,
+      target,
+      met: ratio >= goal,
+    });
+    report({
+      suite: SUITE,
+      name: `${name}: one producer 1 KiB, p50 / p99 ms`,
+      value: median(xs.map((x) => x.p50)),
+      unit: `ms p50, p99 ${fmt(median(xs.map((x) => x.p99)))} ms`,
+    });
+    report({
+      suite: SUITE,
+      name: `${name}: client CPU per record (one producer)`,
+      value: median(xs.map((x) => x.clientUs)),
+      unit: "µs",
+    });
+  }
+  for (
+    const [name, xs] of [["HTTP floor", seq.floorHttp], ["WS echo floor", seq.floorWs]] as const
+  ) {
+    report({
+      suite: SUITE,
+      name: `${name}: sequential 1 KiB round trips`,
+      value: median(rate(xs)),
+      unit: `req/s, p50 ${fmt(median(xs.map((x) => x.p50)))} ms, server ${
+        fmt(median(serverUs(xs)))
+      } µs/req`,
+    });
+  }
+  const cpuRatio = pairedRatio(serverUs(seq.http), serverUs(seq.floorHttp));
+  report({
+    suite: SUITE,
+    name: "HTTP: broker CPU per single-record produce",
+    value: median(serverUs(seq.http)),
+    unit: "µs",
+    ratio: cpuRatio,
+    baseline: "floor server CPU per request",
+    target: "<= 1.5x floor",
+    met: cpuRatio <= 1.5,
+  });
+  const wsCpuRatio = pairedRatio(serverUs(seq.ws), serverUs(seq.floorWs));
+  if (!HTTP_ONLY) {
+    report({
+      suite: SUITE,
+      name: "WS: broker CPU per single-record produce",
+      value: median(serverUs(seq.ws)),
+      unit: "µs",
+      ratio: wsCpuRatio,
+      baseline: "echo floor CPU per message",
+    });
+  }
+
+  // ---- 2: 50 producers, single 100 B sends awaited -------------------------------------------
+  const many: Record<string, Measured[]> = { floorHttp: [], http: [], ws: [], floorWs: [] };
+  for (let round = 0; round < 2; round++) {
+    for (const name of HTTP_ONLY ? ["floorHttp", "http"] : ["floorHttp", "http", "ws", "floorWs"]) {
+      const settings = { seconds: SECONDS, size: 100, producers: 50 };
+      many[name].push(
+        name === "floorHttp"
+          ? await measured(floor.pid, { ...settings, mode: "floor-http", url: floor.url })
+          : name === "floorWs"
+          ? await measured(floor.pid, { ...settings, mode: "floor-ws", url: floor.url })
+          : await measured(broker.pid, {
+            ...settings,
+            mode: "send",
+            url: b,
+            transport: name,
+            topic: await topic(4),
+            partitions: 4,
+          }),
+      );
+    }
+  }
+  for (
+    const [name, key, floorKey, target, met] of [
+      ["HTTP", "http", "floorHttp", undefined, undefined],
+      [
+        "WS",
+        "ws",
+        "floorWs",
+        ">= 40,000 records/s, p99 <= 5 ms",
+        (m: Measured[]) => median(rate(m)) >= 40_000 && median(m.map((x) => x.p99)) <= 5,
+      ],
+    ] as const
+  ) {
+    const xs = many[key];
+    if (xs.length === 0) continue;
+    report({
+      suite: SUITE,
+      name: `${name}: 50 producers, single 100 B sends awaited`,
+      value: median(rate(xs)),
+      unit: `records/s, p50 ${fmt(median(xs.map((x) => x.p50)))} ms, p99 ${
+        fmt(median(xs.map((x) => x.p99)))
+      } ms, broker ${fmt(median(serverUs(xs)))} µs/rec, client ${
+        fmt(median(xs.map((x) => x.clientUs)))
+      } µs/rec`,
+      ratio: pairedRatio(rate(xs), rate(many[floorKey])),
+      baseline: `${floorKey === "floorHttp" ? "HTTP" : "WS echo"} floor, 50 callers`,
+      target,
+      met: met?.(xs),
+    });
+  }
+  for (const [name, key] of [["HTTP floor", "floorHttp"], ["WS echo floor", "floorWs"]] as const) {
+    const xs = many[key];
+    if (xs.length === 0) continue;
+    report({
+      suite: SUITE,
+      name: `${name}: 50 concurrent callers, 100 B`,
+      value: median(rate(xs)),
+      unit: `req/s, p99 ${fmt(median(xs.map((x) => x.p99)))} ms`,
+    });
+  }
+
+  // ---- 3: end to end at 2,000 records/s ------------------------------------------------------
+  for (const [name, transport, p50Goal] of [["HTTP", "http", 0.5], ["WS", "ws", 0.3]] as const) {
+    if (HTTP_ONLY && transport === "ws") continue;
+    const r = await measured(broker.pid, {
+      mode: "e2e",
+      url: b,
+      transport,
+      topic: await topic(1),
+      rate: 2000,
+      seconds: SECONDS,
+    });
+    report({
+      suite: SUITE,
+      name: `${name} producer → long-polling consumer at 2,000 records/s, e2e p50`,
+      value: r.p50,
+      unit: `ms, p99 ${fmt(r.p99)} ms, ${fmt(r.rate)} records/s delivered`,
+      target: `p50 <= ${p50Goal} ms, p99 <= 3 ms`,
+      met: r.p50 <= p50Goal && r.p99 <= 3,
+    });
+  }
+
+  // ---- offset commits ------------------------------------------------------------------------
+  await commitBench(report, SUITE, SECONDS);
+
+  // ---- 5: 5,000 connected clients --------------------------------------------------------------
+  await crowd(report, broker, await topic(8));
+}
+
+async function crowd(report: Reporter, broker: BrokerProcess, topic: string): Promise<void> {
+  const processes = 5;
+  const perProcess = 1000;
+  const consumersPer = 180;
+  const rampMs = 8000;
+  const seconds = Math.max(10, SECONDS * 3);
+  const rss0 = procMemMiB(broker.pid, "VmRSS");
+  // /healthz and RSS every 100 ms: while clients connect, and once all are connected.
+  const samples: { at: number; ms: number }[] = [];
+  let sampling = true;
+  let maxRss = 0;
+  const t0 = performance.now();
+  const sampler = (async () => {
+    while (sampling) {
+      const t = performance.now();
+      try {
+        const res = await fetch(`${broker.url}/healthz`);
+        await res.body?.cancel();
+        samples.push({ at: t - t0, ms: performance.now() - t });
+      } catch {
+        samples.push({ at: t - t0, ms: Infinity });
+      }
+      maxRss = Math.max(maxRss, procMemMiB(broker.pid, "VmRSS"));
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  })();
+  const c0 = procCpuMs(broker.pid);
+  const results = await Promise.all(
+    Array.from({ length: processes }, () =>
+      worker({
+        mode: "crowd",
+        url: broker.url,
+        topic,
+        transport: HTTP_ONLY ? "http" : "ws",
+        clients: perProcess,
+        consumers: consumersPer,
+        intervalMs: 1000,
+        rampMs,
+        seconds,
+        partitions: 8,
+      })),
+  );
+  const cpuMs = procCpuMs(broker.pid) - c0;
+  sampling = false;
+  await sampler;
+  const sends = results.reduce((n, r) => n + (r as unknown as { sends: number }).sends, 0);
+  const errors = results.reduce((n, r) => n + r.errors, 0);
+  const hwm = procMemMiB(broker.pid, "VmHWM");
+  // Steady: from 2 s after the ramp to the end of the run.
+  const steady = samples.filter((x) => x.at >= rampMs + 2000).map((x) => x.ms).sort((a, b) =>
+    a - b
+  );
+  const all = samples.map((x) => x.ms).sort((a, b) => a - b);
+  const total = processes * perProcess;
+  report({
+    suite: SUITE,
+    name: `${total} connected clients (${
+      processes * consumersPer
+    } long-polling consumers, the rest ${
+      HTTP_ONLY ? "HTTP" : "WS"
+    } producers at 1 record/s): broker RSS`,
+    value: maxRss,
+    unit: `MiB (before ${fmt(rss0)} MiB, VmHWM ${fmt(hwm)} MiB), ${
+      fmt(sends / (seconds + rampMs / 2000))
+    } sends/s, ${errors} errors, broker ${fmt(cpuMs * 1000 / Math.max(1, sends))} µs/send`,
+    target: "<= 500 MiB",
+    met: maxRss <= 500,
+  });
+  const worst = steady[steady.length - 1];
+  report({
+    suite: SUITE,
+    name: `${total} connected clients: /healthz worst latency once all connected`,
+    value: worst,
+    unit: `ms (p99 ${
+      fmt(steady[Math.floor(steady.length * 0.99)] ?? NaN)
+    } ms, ${steady.length} samples; while ${total} connected over ${rampMs / 1000} s: worst ${
+      fmt(all[all.length - 1])
+    } ms)`,
+    target: "<= 50 ms",
+    met: worst <= 50,
+  });
+}

@@ -1,0 +1,73 @@
+/**
+ * The broker's background work: loops that run a task every so often (metadata polling,
+ * retention, the log cleaner, heartbeats, the controller, ISR checks), each run after the
+ * previous one finished, and the in-flight appends that closing waits for.
+ *
+ * @module
+ */
+
+/** Periodic tasks and tracked in-flight work of one broker. */
+export class BackgroundTasks {
+  readonly #log: (line: string) => void;
+  readonly #timers = new Set<ReturnType<typeof setTimeout>>();
+  readonly #loopRuns = new Set<Promise<void>>();
+  readonly #inflight = new Set<Promise<unknown>>();
+  #stopped = false;
+
+  /** @param log where a failed run is reported */
+  constructor(log: (line: string) => void) {
+    this.#log = log;
+  }
+
+  /**
+   * Runs `fn` every `intervalMs` (counted from the end of the previous run) until
+   * {@linkcode stop}; a failed run is reported and the loop goes on.
+   *
+   * @param intervalMs the pause between runs
+   * @param fn the task
+   */
+  every(intervalMs: number, fn: () => Promise<unknown>): void {
+    const schedule = () => {
+      if (this.#stopped) return;
+      const t = setTimeout(() => {
+        this.#timers.delete(t);
+        const run = fn().then(
+          () => {},
+          (e) => this.#log(`background task failed: ${e instanceof Error ? e.message : e}`),
+        ).finally(() => {
+          this.#loopRuns.delete(run);
+          schedule();
+        });
+        this.#loopRuns.add(run);
+      }, intervalMs);
+      this.#timers.add(t);
+    };
+    schedule();
+  }
+
+  /**
+   * Keeps `p` in the in-flight set until it settles (see {@linkcode settleInflight}).
+   *
+   * @param p the work
+   * @returns `p`
+   */
+  track<T>(p: Promise<T>): Promise<T> {
+    this.#inflight.add(p);
+    const done = () => this.#inflight.delete(p);
+    p.then(done, done);
+    return p;
+  }
+
+  /** Stops every loop: no new run starts; resolves once the running ones have ended. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    for (const t of this.#timers) clearTimeout(t);
+    this.#timers.clear();
+    await Promise.allSettled([...this.#loopRuns]);
+  }
+
+  /** Resolves once every tracked piece of work has settled. */
+  async settleInflight(): Promise<void> {
+    await Promise.allSettled([...this.#inflight]);
+  }
+}

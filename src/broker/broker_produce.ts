@@ -1,0 +1,240 @@
+/**
+ * The broker's produce path: JSON-born records (partitioned and encoded here) and raw
+ * RecordBatch v2 bodies (checked, then appended as they are), each appended by the
+ * partition's leader replica, waiting for the high watermark with `acks=all`; idempotent
+ * batches that arrive ahead of their predecessor are held a while (sequence_holds.ts).
+ *
+ * @module
+ */
+import { RillError } from "../protocol/errors.ts";
+import { checkProducedBatches, stampLogAppendTime } from "./batch_checks.ts";
+import {
+  expectedSequence,
+  isAheadOfSequence,
+  SEQUENCE_HOLD_MS,
+  SequenceHolds,
+} from "./sequence_holds.ts";
+import { readBatchHeader } from "../protocol/record_batch.ts";
+import type { AppendResult } from "../storage/partition_log.ts";
+import { checkBatchKeys, checkRecordKeys } from "./compaction_checks.ts";
+import {
+  type Acks,
+  assignPartitions,
+  type BatchAppendResult,
+  encodeRecords,
+  type ProduceRecord,
+  type RecordOffset,
+  unknownPartition,
+} from "./produce.ts";
+import type { BrokerConfig } from "./config.ts";
+import type { TopicState } from "./local_topics.ts";
+import { TimeSlice } from "./time_slice.ts";
+import type { PartitionLookup } from "./partition_lookup.ts";
+import type { Replica } from "./replica.ts";
+
+/** What {@linkcode ProducePath} needs from its broker. */
+export interface ProducePathContext {
+  /** this broker's id */
+  brokerId: number;
+  /** the broker settings (ackTimeoutMs) */
+  config: BrokerConfig;
+  /** finds topics and replicas */
+  lookup: PartitionLookup;
+  /** whether the broker is shutting down */
+  draining: () => boolean;
+  /** keeps an append in flight until it settles (close waits for it) */
+  track: <T>(p: Promise<T>) => Promise<T>;
+  /** reports a line */
+  log: (line: string) => void;
+  /** refuses a produce while the disk is below its free-space floor (disk_space.ts) */
+  checkDisk: () => void;
+}
+
+/** Appends what producers send to the partitions this broker leads. */
+export class ProducePath {
+  readonly #c: ProducePathContext;
+  /** idempotent batches that arrived before their predecessor (see sequence_holds.ts) */
+  readonly #holds = new SequenceHolds();
+
+  constructor(context: ProducePathContext) {
+    this.#c = context;
+  }
+
+  /**
+   * Produces JSON-born records: picks partitions (explicit, murmur2 of the key, or one
+   * round-robin partition for the request's keyless records), encodes each partition's
+   * records into batches within max.message.bytes and appends them together, atomically.
+   *
+   * @param topic the topic
+   * @param records the records, in request order
+   * @param acks 0, 1 or -1 (all)
+   * @returns one offset per record in request order, or null for acks=0 (appended in the
+   *   background after the request was validated)
+   * @throws {RillError} UNKNOWN_TOPIC_OR_PARTITION, MESSAGE_TOO_LARGE, NOT_ENOUGH_REPLICAS,
+   *   NOT_LEADER_OR_FOLLOWER, BROKER_NOT_AVAILABLE (shutting down); nothing is appended
+   */
+  async produceRecords(
+    topic: string,
+    records: readonly ProduceRecord[],
+    acks: Acks,
+  ): Promise<RecordOffset[] | null> {
+    this.#checkAccepting();
+    this.#c.checkDisk();
+    const state = await this.#c.lookup.topic(topic);
+    if (state.compacted) checkRecordKeys(topic, records);
+    // A request may hold 100,000 records: its work runs in turns on the event loop.
+    const slice = new TimeSlice();
+    const groups = await assignPartitions(state, records, slice);
+    const leaders = new Map<number, Replica>();
+    for (const p of groups.keys()) leaders.set(p, await this.#leader(state, p, acks));
+    const now = Date.now();
+    const work = [...groups].map(async ([p, indexes]) => {
+      const batch = await encodeRecords(state, records, indexes, now, slice);
+      const leader = leaders.get(p)!;
+      const result = await leader.append(batch);
+      if (acks === -1) {
+        await leader.waitForCommit(
+          result.lastOffset,
+          this.#c.config.ackTimeoutMs,
+          state.minInsyncReplicas,
+        );
+      }
+      return { p, indexes, baseOffset: result.baseOffset };
+    });
+    const all = this.#c.track(Promise.all(work));
+    if (acks === 0) {
+      all.catch((e) => this.#c.log(`a produce with acks=0 to ${topic} failed: ${e}`));
+      return null;
+    }
+    const out = new Array<RecordOffset>(records.length);
+    for (const { p, indexes, baseOffset } of await all) {
+      for (let j = 0; j < indexes.length; j++) {
+        if ((j & 1023) === 0 && slice.due) await slice.yield();
+        const i = indexes[j];
+        out[i] = {
+          partition: p,
+          offset: baseOffset + j,
+          timestamp: state.logAppendTime ? now : records[i].timestamp ?? now,
+        };
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Produces a body of raw RecordBatch v2 (as the client sends them) to one partition:
+   * checked (CRC, layout, limits), then appended as is, all batches or none.
+   *
+   * @param topic the topic
+   * @param partition the partition
+   * @param body one or more concatenated batches (offsets are written into it in place)
+   * @param acks 0, 1 or -1 (all)
+   * @returns the offsets assigned, or null for acks=0
+   * @throws {RillError} as {@linkcode produceRecords}, plus CORRUPT_MESSAGE, INVALID_RECORD,
+   *   UNSUPPORTED_COMPRESSION_TYPE
+   */
+  async produceBatches(
+    topic: string,
+    partition: number,
+    body: Uint8Array,
+    acks: Acks,
+  ): Promise<BatchAppendResult | null> {
+    this.#checkAccepting();
+    this.#c.checkDisk();
+    const state = await this.#c.lookup.topic(topic);
+    const count = state.meta.partitions.length;
+    if (partition >= count) throw unknownPartition(topic, partition, count);
+    const leader = await this.#leader(state, partition, acks);
+    const checked = checkProducedBatches(body, state.maxMessageBytes);
+    if (state.compacted) checkBatchKeys(topic, checked.batches);
+    let logAppendTime = -1;
+    if (state.logAppendTime) {
+      logAppendTime = Date.now();
+      for (const b of checked.batches) stampLogAppendTime(b, logAppendTime);
+    }
+    const header = checked.batches.length === 1 ? readBatchHeader(checked.batches[0]) : null;
+    const append = this.#c.track(
+      header !== null && header.producerId >= 0 && header.baseSequence >= 0
+        ? this.#appendInSequence(leader, body, topic, partition, header)
+        : leader.append(body),
+    );
+    if (acks === 0) {
+      append.catch((e) => this.#c.log(`a produce with acks=0 to ${topic} failed: ${e}`));
+      return null;
+    }
+    const result = await append;
+    if (acks === -1) {
+      await leader.waitForCommit(
+        result.lastOffset,
+        this.#c.config.ackTimeoutMs,
+        state.minInsyncReplicas,
+      );
+    }
+    return {
+      partition,
+      baseOffset: result.baseOffset,
+      lastOffset: result.lastOffset,
+      recordCount: checked.recordCount,
+      logAppendTime,
+    };
+  }
+
+  /**
+   * Appends an idempotent batch; one that arrived ahead of its predecessor (its sequence is
+   * past the expected one, same epoch) is held until another batch of its producer lands
+   * on the partition, or at most {@linkcode SEQUENCE_HOLD_MS}, and then checked again
+   * (see sequence_holds.ts). Other appends to the partition go on meanwhile.
+   */
+  async #appendInSequence(
+    leader: Replica,
+    body: Uint8Array,
+    topic: string,
+    partition: number,
+    batch: { producerId: number; producerEpoch: number; baseSequence: number },
+  ): Promise<AppendResult> {
+    const key = SequenceHolds.key(topic, partition, batch.producerId);
+    const deadline = Date.now() + SEQUENCE_HOLD_MS;
+    for (;;) {
+      try {
+        const result = await leader.append(body);
+        if (!result.duplicate) this.#holds.appended(key);
+        return result;
+      } catch (e) {
+        const left = deadline - Date.now();
+        if (left <= 0 || this.#c.draining() || !isAheadOfSequence(e, batch.baseSequence)) throw e;
+        // A batch of the producer may have landed since the check: if so, try again now.
+        const expected = expectedSequence(
+          leader.log.producerState(batch.producerId),
+          batch.producerEpoch,
+        );
+        if (expected !== (e as RillError).details.expectedSequence) continue;
+        const woken = this.#holds.wait(key, left);
+        if (woken === null) throw e;
+        await woken;
+      }
+    }
+  }
+
+  async #leader(state: TopicState, partition: number, acks: Acks): Promise<Replica> {
+    const p = state.meta.partitions[partition];
+    const replica = state.replicas[partition];
+    if (!replica || p.leader !== this.#c.brokerId || replica.role !== "leader") {
+      throw await this.#c.lookup.notLeader(state, partition);
+    }
+    const isr = replica.isr.length;
+    if (acks === -1 && isr < state.minInsyncReplicas) {
+      throw new RillError(
+        "NOT_ENOUGH_REPLICAS",
+        `Partition ${replica.name} has ${isr} in-sync replica(s), fewer than min.insync.replicas (${state.minInsyncReplicas})`,
+        { isr: [...replica.isr], minInsyncReplicas: state.minInsyncReplicas },
+      );
+    }
+    return replica;
+  }
+
+  #checkAccepting(): void {
+    if (this.#c.draining()) {
+      throw new RillError("BROKER_NOT_AVAILABLE", `Broker ${this.#c.brokerId} is shutting down`);
+    }
+  }
+}

@@ -1,0 +1,385 @@
+/**
+ * The consumer's partition fetches: the state of each assigned partition (fetch offset,
+ * position, epochs), one fetch loop per partition (long-polling fetches from the fetch
+ * offset, at most `maxBufferedBatches` results waiting, offset reset on
+ * OFFSET_OUT_OF_RANGE, retries), and the queue of fetched chunks waiting for delivery.
+ *
+ * @module
+ */
+import { RillError } from "../protocol/errors.ts";
+import type { Admin } from "./admin.ts";
+import type { ConsumerOptions, TopicPartitionOffset } from "./consumer_types.ts";
+import { fetchPartition } from "./fetcher.ts";
+import type { ConsumedMessage } from "./message.ts";
+import { toOffset } from "./offsets.ts";
+import { delay, isRetriable, retryDelay } from "./retry.ts";
+import type { Transport } from "./transport.ts";
+
+/** One assigned partition's fetch and delivery state. */
+export interface PartitionState {
+  topic: string;
+  partition: number;
+  /** next offset to fetch */
+  fetchOffset: number;
+  /** next offset to deliver (the consumer's position) */
+  position: number;
+  /** bumped by seek/unassign: results of an older epoch are dropped */
+  epoch: number;
+  /** bumped whenever a fetch loop starts or must end: only the newest loop runs */
+  loop: number;
+  abort: AbortController | null;
+  buffered: number;
+  spaceWaiter: (() => void) | null;
+  assigned: boolean;
+  /** a handler call on this partition in progress (groups wait for it before handing over) */
+  busy: { promise: Promise<void>; resolve: () => void } | null;
+}
+
+/**
+ * A partition's fetch state when it is (re)assigned, fetching from `offset`.
+ *
+ * @param topic the topic
+ * @param partition the partition
+ * @param offset where fetching and delivery start
+ * @returns the state
+ */
+export function newPartitionState(
+  topic: string,
+  partition: number,
+  offset: number,
+): PartitionState {
+  return {
+    topic,
+    partition,
+    fetchOffset: offset,
+    position: offset,
+    epoch: 0,
+    loop: 0,
+    abort: null,
+    buffered: 0,
+    spaceWaiter: null,
+    assigned: true,
+    busy: null,
+  };
+}
+
+/** One fetch result waiting for (or in) delivery. */
+export interface Chunk {
+  state: PartitionState;
+  epoch: number;
+  loop: number;
+  messages: ConsumedMessage[];
+  highWatermark: number;
+  index: number;
+}
+
+/** The fetch settings of a consumer (its options with their defaults). */
+export type FetchSettings = Required<
+  Pick<
+    ConsumerOptions,
+    "maxWaitMs" | "minBytes" | "maxBytes" | "maxBufferedBatches" | "checkCrcs" | "autoOffsetReset"
+  >
+>;
+
+/**
+ * The map key of a partition.
+ *
+ * @param topic the topic
+ * @param partition the partition
+ * @returns the key
+ */
+export const key = (topic: string, partition: number): string => topic + "\u0000" + partition;
+
+/** The assigned partitions, their fetch loops and the fetched chunks. */
+export class PartitionFetches {
+  /** the assigned partitions by {@linkcode key} */
+  readonly states: Map<string, PartitionState> = new Map();
+  /** partitions paused by `pause()` */
+  readonly paused: Set<string> = new Set();
+  /** whether fetch loops run (the consumer runs) */
+  running = false;
+  /** the error that stopped the consumer */
+  error: unknown = undefined;
+  readonly #t: Transport;
+  /** the consumer's share of the transport's WebSocket connections, while it runs */
+  #streams: (() => void) | undefined;
+  readonly #admin: Admin;
+  readonly #opts: FetchSettings;
+  readonly #ready: Chunk[] = [];
+  #readyWaiter: (() => void) | null = null;
+
+  /**
+   * @param transport the client's transport
+   * @param admin offset lookups
+   * @param opts fetch settings
+   */
+  constructor(transport: Transport, admin: Admin, opts: FetchSettings) {
+    this.#t = transport;
+    this.#admin = admin;
+    this.#opts = opts;
+  }
+
+  /**
+   * An assigned partition's state.
+   *
+   * @param topic the topic
+   * @param partition the partition
+   * @returns the state
+   * @throws {RillError} UNKNOWN_TOPIC_OR_PARTITION if it is not assigned
+   */
+  state(topic: string, partition: number): PartitionState {
+    const s = this.states.get(key(topic, partition));
+    if (!s) {
+      throw new RillError(
+        "UNKNOWN_TOPIC_OR_PARTITION",
+        `Partition "${topic}-${partition}" is not assigned to this consumer`,
+      );
+    }
+    return s;
+  }
+
+  /**
+   * Where an assignment or seek starts: its offset, or "earliest"/"latest"/a timestamp
+   * looked up.
+   *
+   * @param p the partition and its start
+   * @returns the offset
+   */
+  async resolveStart(p: TopicPartitionOffset): Promise<number> {
+    if (typeof p.topic !== "string" || !Number.isInteger(p.partition) || p.partition < 0) {
+      throw new TypeError("Each assignment needs a topic and a non-negative integer partition");
+    }
+    if (p.timestamp !== undefined) {
+      if (!Number.isSafeInteger(p.timestamp)) {
+        throw new RangeError(`timestamp must be an integer, got ${p.timestamp}`);
+      }
+      return await this.#admin.fetchOffset(p.topic, p.partition, { timestamp: p.timestamp });
+    }
+    const o = p.offset ?? "latest";
+    if (o === "earliest" || o === "latest") {
+      return await this.#admin.fetchOffset(p.topic, p.partition, o);
+    }
+    return toOffset(o);
+  }
+
+  /**
+   * Moves a partition to an offset: its fetched records are dropped and its loop restarts.
+   *
+   * @param s the partition
+   * @param offset the new fetch offset and position
+   */
+  moveTo(s: PartitionState, offset: number): void {
+    this.invalidate(s);
+    s.fetchOffset = offset;
+    s.position = offset;
+    if (this.running && s.assigned) this.fetchLoop(s);
+  }
+
+  /**
+   * Drops a partition's fetched records and aborts its fetch; its loop ends. A handler in
+   * progress sees the batch as stale.
+   *
+   * @param s the partition
+   */
+  invalidate(s: PartitionState): void {
+    s.epoch++;
+    this.halt(s);
+  }
+
+  /**
+   * Ends a partition's fetch loop and drops its fetched records (stop()).
+   *
+   * @param s the partition
+   */
+  halt(s: PartitionState): void {
+    s.loop++;
+    s.abort?.abort();
+    s.abort = null;
+    for (let i = this.#ready.length - 1; i >= 0; i--) {
+      if (this.#ready[i].state === s) this.#ready.splice(i, 1);
+    }
+    s.buffered = 0;
+    s.spaceWaiter?.();
+    s.spaceWaiter = null;
+  }
+
+  /** Gives the share of the WebSocket connections back once the consumer stopped. */
+  #releaseStreams(): void {
+    if (this.running) return;
+    this.#streams?.();
+    this.#streams = undefined;
+  }
+
+  /** Halts every partition, drops every chunk and wakes the delivery waiting for one. */
+  haltAll(): void {
+    this.#releaseStreams();
+    for (const s of this.states.values()) this.halt(s);
+    this.#ready.length = 0;
+    this.#readyWaiter?.();
+  }
+
+  /**
+   * One loop per partition and epoch: fetch, hand over, repeat.
+   *
+   * @param s the partition
+   */
+  async fetchLoop(s: PartitionState): Promise<void> {
+    const epoch = s.epoch;
+    const loop = ++s.loop;
+    if (this.paused.has(key(s.topic, s.partition))) return;
+    const o = this.#opts;
+    let failures = 0;
+    // Fetches go over the client's WebSocket connections while the consumer runs.
+    if (this.running) this.#streams ??= this.#t.useStreams();
+    while (this.running && s.loop === loop) {
+      if (s.buffered >= o.maxBufferedBatches) {
+        await new Promise<void>((resolve) => (s.spaceWaiter = resolve));
+        continue;
+      }
+      const abort = new AbortController();
+      s.abort = abort;
+      const started = Date.now();
+      try {
+        const r = await fetchPartition(this.#t, s.topic, s.partition, s.fetchOffset, {
+          maxBytes: o.maxBytes,
+          maxWaitMs: o.maxWaitMs,
+          minBytes: o.minBytes,
+          checkCrcs: o.checkCrcs,
+          signal: abort.signal,
+        });
+        if (s.loop !== loop || !this.running) return;
+        failures = 0;
+        s.fetchOffset = r.nextOffset;
+        if (r.messages.length > 0) {
+          s.buffered++;
+          this.#ready.push({
+            state: s,
+            epoch,
+            loop,
+            messages: r.messages,
+            highWatermark: r.highWatermark,
+            index: 0,
+          });
+          const w = this.#readyWaiter;
+          this.#readyWaiter = null;
+          w?.();
+        } else if (Date.now() - started < o.maxWaitMs / 2 || o.maxWaitMs === 0) {
+          // The broker answered an empty fetch early: do not spin.
+          await delay(Math.min(100, Math.max(10, o.maxWaitMs / 2)));
+        }
+      } catch (e) {
+        if (s.loop !== loop || !this.running) return;
+        let err: unknown = e;
+        if (
+          e instanceof RillError && e.code === "OFFSET_OUT_OF_RANGE" && o.autoOffsetReset !== "none"
+        ) {
+          const start = Number(e.details.logStartOffset);
+          const end = Number(e.details.highWatermark);
+          let to = -1;
+          if (Number.isSafeInteger(start) && Number.isSafeInteger(end)) {
+            to = o.autoOffsetReset === "latest" ? end : start;
+          } else {
+            try {
+              to = await this.#admin.fetchOffset(s.topic, s.partition, o.autoOffsetReset);
+            } catch (e2) {
+              err = e2;
+            }
+          }
+          if (to >= 0) {
+            if (s.loop !== loop) return;
+            s.fetchOffset = to;
+            s.position = to;
+            continue;
+          }
+        }
+        if (isRetriable(err) && failures < this.#t.retry.retries) {
+          await delay(retryDelay(failures++, this.#t.retry));
+          continue;
+        }
+        this.fail(err);
+        return;
+      } finally {
+        if (s.abort === abort) s.abort = null;
+      }
+    }
+  }
+
+  /**
+   * Stops the consumer with an error (the first one is kept).
+   *
+   * @param e the error
+   */
+  fail(e: unknown): void {
+    if (this.error === undefined) this.error = e;
+    this.running = false;
+    this.#releaseStreams();
+    for (const s of this.states.values()) this.halt(s);
+    this.#readyWaiter?.();
+  }
+
+  /**
+   * The next chunk to deliver, waiting for one while running.
+   *
+   * @returns the chunk, or null once stopped
+   */
+  nextChunk(): Promise<Chunk | null> | Chunk | null {
+    while (this.#ready.length > 0) {
+      const c = this.#ready.shift()!;
+      if (c.epoch === c.state.epoch) return c;
+    }
+    if (!this.running) return null;
+    return new Promise<void>((resolve) => (this.#readyWaiter = resolve)).then(() =>
+      this.nextChunk()
+    );
+  }
+
+  /**
+   * A delivered chunk frees its place: its partition's loop may fetch again.
+   *
+   * @param chunk the chunk
+   */
+  release(chunk: Chunk): void {
+    const s = chunk.state;
+    if (chunk.loop !== s.loop) return;
+    s.buffered--;
+    const w = s.spaceWaiter;
+    s.spaceWaiter = null;
+    w?.();
+  }
+
+  /**
+   * Whether a partition's records may be delivered (assigned and not paused).
+   *
+   * @param s the partition
+   * @returns true if so
+   */
+  deliverable(s: PartitionState): boolean {
+    return s.assigned && (this.paused.size === 0 || !this.paused.has(key(s.topic, s.partition)));
+  }
+
+  /**
+   * The keys `pause()`/`resume()` name: the listed partitions, or the topic's assigned ones.
+   *
+   * @param topics the topics and partitions
+   * @returns partition keys
+   * @throws {TypeError} on a bad argument
+   */
+  expand(topics: { topic: string; partitions?: number[] }[]): string[] {
+    if (!Array.isArray(topics)) {
+      throw new TypeError("pause()/resume() take [{ topic, partitions? }]");
+    }
+    const out: string[] = [];
+    for (const t of topics) {
+      if (!t || typeof t.topic !== "string") {
+        throw new TypeError("pause()/resume() take [{ topic, partitions? }]");
+      }
+      if (t.partitions) { for (const p of t.partitions) out.push(key(t.topic, p)); }
+      else {
+        for (const s of this.states.values()) {
+          if (s.topic === t.topic) out.push(key(s.topic, s.partition));
+        }
+      }
+    }
+    return out;
+  }
+}

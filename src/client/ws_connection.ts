@@ -1,0 +1,337 @@
+/**
+ * The client's WebSocket connection to one broker (`/v1/ws`, frames of
+ * src/protocol/ws_frames.ts, described in README.md): requests are pipelined, each answered
+ * by the frame carrying its `id`.
+ *
+ * The API key travels in the subprotocol `rill.auth.<base64url key>` (browsers cannot set
+ * headers on a WebSocket). A connection that cannot be opened (a proxy that refuses the
+ * upgrade, a broker without the endpoint, bad credentials) rejects {@linkcode WsConnection.open}
+ * with {@linkcode WsRefused}; the transport then uses HTTP, which reports what is wrong.
+ *
+ * Flow control: produce payload bytes unanswered are kept within the window the broker
+ * announces in its `hello` answer (`maxInFlightBytes`); a request that would pass it waits.
+ *
+ * Uses only the standard `WebSocket`, so it runs in browsers, Deno and Node 22+.
+ *
+ * @module
+ */
+import { errorFromBody, RillError } from "../protocol/errors.ts";
+import {
+  decodeFrame,
+  encodeFrame,
+  type Frame,
+  frameParts,
+  WS_AUTH_SUBPROTOCOL_PREFIX,
+  WS_PART_BYTES,
+  WS_PATH,
+  WS_SUBPROTOCOL,
+} from "../protocol/ws_frames.ts";
+
+/**
+ * Whether frames over 1 KiB go in parts (ws_frames.ts): in Deno, whose WebSocket client
+ * would otherwise hold their payload for the broker's delayed ACK.
+ */
+const SEND_IN_PARTS = "Deno" in globalThis;
+
+/** The WebSocket connection could not be opened (use HTTP instead). */
+export class WsRefused extends Error {
+  /** @param message why */
+  constructor(message: string) {
+    super(message);
+    this.name = "WsRefused";
+  }
+}
+
+/** A fetch over the WebSocket connection (README.md, "WebSocket protocol"). */
+export interface WsFetchRequest {
+  /** the partitions, each from its offset (`maxBytes` default: the broker's, 1 MiB) */
+  partitions: { topic: string; partition: number; offset: number; maxBytes?: number }[];
+  /** how long the broker waits for `minBytes` (0: answer at once) */
+  maxWaitMs?: number;
+  /** the bytes over all partitions to wait for (default 1) */
+  minBytes?: number;
+  /** the most bytes of the answer */
+  maxBytes?: number;
+  /** an incremental fetch session (KIP-227): `{id: 0, epoch: 0}` opens one */
+  session?: { id: number; epoch: number };
+}
+
+/** One partition of a fetch answer: its batches and positions, or its error. */
+export type WsFetchedPartition =
+  | {
+    topic: string;
+    partition: number;
+    /** whole RecordBatch v2 (the first may start before the offset asked) */
+    bytes: Uint8Array;
+    nextOffset: number;
+    highWatermark: number;
+    logStartOffset: number;
+    error?: undefined;
+  }
+  | { topic: string; partition: number; error: RillError };
+
+/** A fetch answer. */
+export interface WsFetchAnswer {
+  /** the session and the epoch to name next, or null */
+  session: { id: number; epoch: number } | null;
+  /** per partition (with a session: only those with something new) */
+  partitions: WsFetchedPartition[];
+}
+
+interface Pending {
+  resolve: (frame: Frame) => void;
+  reject: (e: unknown) => void;
+  bytes: number;
+}
+
+/**
+ * One open connection.
+ *
+ * @example
+ * ```ts
+ * const conn = await WsConnection.open("http://127.0.0.1:8092", { auth: "rk_1.s3cr3t" });
+ * const { header } = await conn.request({ op: "produce", topic: "t", partition: 0, acks: 1 }, batch);
+ * conn.close();
+ * ```
+ */
+export class WsConnection {
+  readonly #socket: WebSocket;
+  readonly #pending = new Map<number, Pending>();
+  #nextId = 1;
+  #maxInFlightBytes = 8 * 1024 * 1024;
+  #inFlightBytes = 0;
+  #windowWaiters: (() => void)[] = [];
+  #closedError: RillError | null = null;
+  readonly #base: string;
+  /** called once when the connection closes */
+  onClose: () => void = () => {};
+
+  private constructor(socket: WebSocket, base: string) {
+    this.#socket = socket;
+    this.#base = base;
+    socket.binaryType = "arraybuffer";
+    socket.addEventListener("message", (e) => this.#message(e.data));
+    socket.addEventListener("close", (e) => {
+      this.#fail(
+        new RillError(
+          "BROKER_NOT_AVAILABLE",
+          `The WebSocket connection to ${base} closed (${e.code}${e.reason ? ` ${e.reason}` : ""})`,
+        ),
+      );
+    });
+  }
+
+  /**
+   * Opens a connection and says hello.
+   *
+   * @param base the broker's base URL (`http://` or `https://`)
+   * @param opts the API key (`<keyId>.<secret>`), and a client id
+   * @returns the connection, once the broker answered its hello
+   * @throws {WsRefused} when it cannot be opened
+   * @throws {RillError} the broker's refusal of the hello
+   */
+  static async open(
+    base: string,
+    opts: { auth?: string; clientId?: string } = {},
+  ): Promise<WsConnection> {
+    const url = base.replace(/^http/, "ws") + WS_PATH;
+    const protocols = [WS_SUBPROTOCOL];
+    if (opts.auth !== undefined) protocols.push(WS_AUTH_SUBPROTOCOL_PREFIX + base64Url(opts.auth));
+    let socket: WebSocket;
+    try {
+      socket = new WebSocket(url, protocols);
+    } catch (e) {
+      throw new WsRefused(`Cannot open ${url}: ${e instanceof Error ? e.message : e}`);
+    }
+    await new Promise<void>((resolve, reject) => {
+      const failed = () => {
+        cleanup();
+        reject(new WsRefused(`The broker at ${base} refused a WebSocket connection`));
+      };
+      const opened = () => {
+        cleanup();
+        resolve();
+      };
+      const cleanup = () => {
+        socket.removeEventListener("open", opened);
+        socket.removeEventListener("error", failed);
+        socket.removeEventListener("close", failed);
+      };
+      socket.addEventListener("open", opened);
+      socket.addEventListener("error", failed);
+      socket.addEventListener("close", failed);
+    });
+    const conn = new WsConnection(socket, base);
+    try {
+      const { header } = await conn.request({ op: "hello", clientId: opts.clientId });
+      const max = header.maxInFlightBytes;
+      if (typeof max === "number" && max > 0) conn.#maxInFlightBytes = max;
+    } catch (e) {
+      conn.close();
+      // Closed before its hello was answered: something between refuses WebSocket.
+      if (e instanceof RillError && e.code === "BROKER_NOT_AVAILABLE") {
+        throw new WsRefused(`The connection to ${base} closed before the broker said hello`);
+      }
+      throw e;
+    }
+    return conn;
+  }
+
+  /** The broker's base URL. */
+  get base(): string {
+    return this.#base;
+  }
+
+  /** Whether the connection can still carry requests. */
+  get open(): boolean {
+    return this.#closedError === null;
+  }
+
+  /** Requests sent and not answered yet. */
+  get pending(): number {
+    return this.#pending.size;
+  }
+
+  /**
+   * Sends a request and waits for its answer. A produce payload waits first until it fits
+   * in the in-flight window.
+   *
+   * @param header the header (its `id` is set here)
+   * @param payload the payload, if any
+   * @returns the answer frame
+   * @throws {RillError} the broker's error answer; BROKER_NOT_AVAILABLE (retriable) when the
+   *   connection closes first
+   */
+  async request(header: Record<string, unknown>, payload?: Uint8Array): Promise<Frame> {
+    const bytes = payload?.byteLength ?? 0;
+    while (
+      this.#closedError === null && this.#inFlightBytes > 0 &&
+      this.#inFlightBytes + bytes > this.#maxInFlightBytes
+    ) {
+      await new Promise<void>((resolve) => this.#windowWaiters.push(resolve));
+    }
+    if (this.#closedError !== null) throw this.#closedError;
+    const id = this.#nextId++;
+    header.id = id;
+    this.#inFlightBytes += bytes;
+    const answer = new Promise<Frame>((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject, bytes });
+    });
+    const frame = encodeFrame(header, payload === undefined ? [] : [payload]);
+    try {
+      if (SEND_IN_PARTS && frame.byteLength > WS_PART_BYTES) {
+        for (const part of frameParts(frame)) this.#socket.send(part);
+      } else {
+        this.#socket.send(frame);
+      }
+    } catch (e) {
+      // The socket is closing: fail as a closed connection does.
+      this.#fail(
+        new RillError(
+          "BROKER_NOT_AVAILABLE",
+          `The WebSocket connection to ${this.#base} failed: ${e instanceof Error ? e.message : e}`,
+        ),
+      );
+    }
+    return answer;
+  }
+
+  /**
+   * Fetches many partitions in one request (the broker's fetch-session core): answered once
+   * `minBytes` over all partitions are there, or after `maxWaitMs`.
+   *
+   * @param req the partitions and the wait
+   * @returns per partition its batches and positions, or its error; the session to name next
+   * @throws {RillError} an error of the whole request (bad request, authorization, session)
+   */
+  async fetch(req: WsFetchRequest): Promise<WsFetchAnswer> {
+    const { header, payload } = await this.request({ op: "fetch", ...req });
+    const parts = header.partitions as Record<string, unknown>[];
+    let pos = 0;
+    const partitions: WsFetchedPartition[] = parts.map((p) => {
+      const topic = String(p.topic);
+      const partition = Number(p.partition);
+      if (p.error !== undefined) {
+        return { topic, partition, error: errorFromBody(500, { error: p.error }) };
+      }
+      const n = Number(p.bytes);
+      const bytes = payload.subarray(pos, pos + n);
+      pos += n;
+      return {
+        topic,
+        partition,
+        bytes,
+        nextOffset: Number(p.nextOffset),
+        highWatermark: Number(p.highWatermark),
+        logStartOffset: Number(p.logStartOffset),
+      };
+    });
+    return { session: (header.session as WsFetchAnswer["session"]) ?? null, partitions };
+  }
+
+  /** Closes the connection; requests still pending fail with BROKER_NOT_AVAILABLE. */
+  close(): void {
+    this.#fail(new RillError("BROKER_NOT_AVAILABLE", `The connection to ${this.#base} was closed`));
+    try {
+      this.#socket.close(1000);
+    } catch {
+      // closing already
+    }
+  }
+
+  #message(data: unknown): void {
+    if (!(data instanceof ArrayBuffer)) return;
+    let frame: Frame;
+    try {
+      frame = decodeFrame(new Uint8Array(data));
+    } catch {
+      return;
+    }
+    const id = frame.header.id;
+    if (typeof id !== "number") {
+      // An error about no request in particular (a frame the broker could not read).
+      if (frame.header.op === "error") {
+        this.#fail(errorOf(frame.header));
+        try {
+          this.#socket.close(1000);
+        } catch { /* closing */ }
+      }
+      return;
+    }
+    const pending = this.#pending.get(id);
+    if (pending === undefined) return;
+    this.#pending.delete(id);
+    this.#settled(pending.bytes);
+    if (frame.header.op === "error") pending.reject(errorOf(frame.header));
+    else pending.resolve(frame);
+  }
+
+  #settled(bytes: number): void {
+    if (bytes === 0) return;
+    this.#inFlightBytes -= bytes;
+    const waiters = this.#windowWaiters;
+    this.#windowWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  #fail(e: RillError): void {
+    if (this.#closedError !== null) return;
+    this.#closedError = e;
+    for (const p of this.#pending.values()) p.reject(e);
+    this.#pending.clear();
+    this.#inFlightBytes = 0;
+    for (const w of this.#windowWaiters.splice(0)) w();
+    this.onClose();
+  }
+}
+
+function errorOf(header: Record<string, unknown>): RillError {
+  return errorFromBody(500, header);
+}
+
+function base64Url(text: string): string {
+  const bytes = new TextEncoder().encode(text);
+  let bin = "";
+  for (const b of bytes) bin += String.fromCharCode(b);
+  return btoa(bin).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}

@@ -1,0 +1,144 @@
+/**
+ * The frames of Rill's WebSocket protocol (`GET /v1/ws`, subprotocol `rill.v1`), shared by
+ * the broker (src/ws) and the client (src/client/ws_connection.ts). README.md describes the
+ * protocol; this is its codec.
+ *
+ * Every frame is one binary WebSocket message:
+ *
+ * ```
+ * u32 big-endian   H, the length of the header
+ * H bytes          the header: a UTF-8 JSON object with an "op" field (and "id" for requests)
+ * the rest         the payload: RecordBatch v2 bytes (produce, records), or nothing
+ * ```
+ *
+ * A client may send a frame as several messages ("parts"), each at most
+ * {@linkcode WS_PART_BYTES} long: every part but the last starts with the u32
+ * {@linkcode WS_PART_MORE}, the last with {@linkcode WS_PART_LAST}; the frame is the
+ * concatenation of what follows those markers. The broker answers each part but the last
+ * with an empty message. This is for Deno's WebSocket client, which writes a message longer
+ * than 1 KiB in two writes (its header, then its payload) without TCP_NODELAY: the payload
+ * then waits for the broker's delayed ACK, ~40 ms. Parts of at most 1 KiB go out in one
+ * write each, and the empty answer to each carries the ACK that lets the next one go.
+ * Browsers and Node set TCP_NODELAY on WebSockets and send frames whole.
+ *
+ * @module
+ */
+
+/** The largest message Deno's WebSocket client writes in one write. */
+export const WS_PART_BYTES = 1024;
+
+/** The marker of a part that more parts follow (a header length no frame can have). */
+export const WS_PART_MORE = 0xffffffff;
+
+/** The marker of the last part of a frame sent in parts. */
+export const WS_PART_LAST = 0xfffffffe;
+
+/**
+ * Splits a frame into parts of at most {@linkcode WS_PART_BYTES} (see the module comment).
+ *
+ * @param frame the frame bytes (longer than WS_PART_BYTES)
+ * @returns the part messages
+ * @example
+ * ```ts
+ * for (const part of frameParts(encodeFrame(header, [batch]))) socket.send(part);
+ * ```
+ */
+export function frameParts(frame: Uint8Array): Uint8Array<ArrayBuffer>[] {
+  const room = WS_PART_BYTES - 4;
+  const parts: Uint8Array<ArrayBuffer>[] = [];
+  for (let pos = 0; pos < frame.byteLength; pos += room) {
+    const chunk = frame.subarray(pos, Math.min(frame.byteLength, pos + room));
+    const part = new Uint8Array(4 + chunk.byteLength);
+    const last = pos + room >= frame.byteLength;
+    new DataView(part.buffer).setUint32(0, last ? WS_PART_LAST : WS_PART_MORE);
+    part.set(chunk, 4);
+    parts.push(part);
+  }
+  return parts;
+}
+
+/** The WebSocket subprotocol of this frame format. */
+export const WS_SUBPROTOCOL = "rill.v1";
+
+/**
+ * The prefix of a second subprotocol that carries an API key where a client cannot set
+ * headers (browsers): `rill.auth.<base64url of "<keyId>.<secret>">`.
+ */
+export const WS_AUTH_SUBPROTOCOL_PREFIX = "rill.auth.";
+
+/** The path of the WebSocket endpoint. */
+export const WS_PATH = "/v1/ws";
+
+/** A decoded frame: its JSON header and its payload (a view into the message). */
+export interface Frame {
+  /** the header object */
+  header: Record<string, unknown>;
+  /** the payload bytes (empty when there are none) */
+  payload: Uint8Array;
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * Encodes a frame.
+ *
+ * @param header the header object (JSON-serializable)
+ * @param payload payload bytes (one or more, written one after the other), if any
+ * @returns the message bytes
+ * @example
+ * ```ts
+ * socket.send(encodeFrame({ op: "produce", id: 1, topic: "t", partition: 0, acks: 1 }, [batch]));
+ * ```
+ */
+export function encodeFrame(
+  header: Record<string, unknown>,
+  payload: readonly Uint8Array[] = [],
+): Uint8Array<ArrayBuffer> {
+  const json = JSON.stringify(header);
+  // UTF-8 takes at most 3 bytes per UTF-16 unit.
+  let size = 4 + json.length * 3;
+  for (const p of payload) size += p.byteLength;
+  const out = new Uint8Array(size);
+  const { written } = encoder.encodeInto(json, out.subarray(4));
+  new DataView(out.buffer).setUint32(0, written);
+  let pos = 4 + written;
+  for (const p of payload) {
+    out.set(p, pos);
+    pos += p.byteLength;
+  }
+  return pos === size ? out : out.subarray(0, pos);
+}
+
+/**
+ * Decodes a frame.
+ *
+ * @param message the message bytes
+ * @returns the header and payload
+ * @throws {TypeError} when the message is not a frame: too short, a header length past its
+ *   end, a header that is not UTF-8 JSON of an object with a string "op"
+ * @example
+ * ```ts
+ * const { header, payload } = decodeFrame(new Uint8Array(event.data));
+ * ```
+ */
+export function decodeFrame(message: Uint8Array): Frame {
+  if (message.byteLength < 4) throw new TypeError("A frame is at least 4 bytes long");
+  const length = new DataView(message.buffer, message.byteOffset, 4).getUint32(0);
+  if (length > message.byteLength - 4) {
+    throw new TypeError(`The frame's header length ${length} is past its end`);
+  }
+  let header: unknown;
+  try {
+    header = JSON.parse(decoder.decode(message.subarray(4, 4 + length)));
+  } catch {
+    throw new TypeError("The frame's header is not UTF-8 JSON");
+  }
+  if (
+    header === null || typeof header !== "object" || Array.isArray(header) ||
+    typeof (header as { op?: unknown }).op !== "string"
+  ) {
+    throw new TypeError('The frame\'s header must be a JSON object with a string "op"');
+  }
+  return { header: header as Record<string, unknown>, payload: message.subarray(4 + length) };
+}

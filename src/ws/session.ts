@@ -1,0 +1,481 @@
+/**
+ * One WebSocket connection of the broker's endpoint (endpoint.ts): decodes frames
+ * (src/protocol/ws_frames.ts), checks them as the HTTP routes check their requests (the
+ * same parameter checks, ACLs, quotas and error codes), calls the broker, and answers.
+ *
+ * Requests are handled as they arrive and answered as they complete (pipelined), each answer
+ * carrying its request's `id`. Flow control per connection:
+ *
+ * - produce: the payload bytes of unanswered produce requests are bounded by
+ *   `maxInFlightBytes`; a request past it is answered THROTTLING_QUOTA_EXCEEDED at once
+ *   (retriable) and not held. A well-behaved client keeps within the window it is told in
+ *   the `hello` answer;
+ * - fetch: a fetch is started only while the bytes queued on the socket are below
+ *   `maxUnsentBytes`; past it, fetches wait for the socket to drain, so a client that does
+ *   not read cannot make the broker buffer more than about that per connection.
+ *
+ * @module
+ */
+import type { Broker } from "../broker/broker.ts";
+import type { FetchPartitionRequest } from "../broker/fetch_session.ts";
+import type { Acks } from "../broker/produce.ts";
+import { validateTopicName } from "../coordination/topics.ts";
+import type { Operation } from "../coordination/acls.ts";
+import { RillError } from "../protocol/errors.ts";
+import { concatBytes } from "../protocol/bytes.ts";
+import { decodeFrame, encodeFrame, WS_PART_LAST, WS_PART_MORE } from "../protocol/ws_frames.ts";
+import type { Principal } from "../http/auth.ts";
+import type { InstalledSecurity } from "../http/security.ts";
+import type { WsLimits } from "./endpoint.ts";
+
+const EMPTY = new Uint8Array(0);
+/**
+ * Fetches a connection may have waiting at once (a consumer long-polls each partition it
+ * reads from a broker).
+ */
+const MAX_FETCHES = 64;
+/** Partitions one fetch may name. */
+const MAX_FETCH_PARTITIONS = 1000;
+
+const FAILED_CODE = {
+  topic: "TOPIC_AUTHORIZATION_FAILED",
+  group: "GROUP_AUTHORIZATION_FAILED",
+  cluster: "CLUSTER_AUTHORIZATION_FAILED",
+} as const;
+
+/** The state of one connection. */
+export class WsSession {
+  readonly #broker: Broker;
+  readonly #installed: InstalledSecurity;
+  readonly #limits: WsLimits;
+  readonly #socket: WebSocket;
+  #principal: Principal | null;
+  /** a hello being authenticated: frames that arrive meanwhile wait for it, in order */
+  #gate: Promise<void> | null = null;
+  #inFlightBytes = 0;
+  #closed = false;
+  /** fetches started and not answered */
+  #fetches = 0;
+  /** ends the waits of this connection's fetches when it closes */
+  readonly #abort = new AbortController();
+  /** the last fetch answer queued to go out */
+  #answers: Promise<void> = Promise.resolve();
+  /** the parts of a frame sent in parts, so far */
+  #parts: Uint8Array[] = [];
+  #partBytes = 0;
+  /** fetches waiting for the socket to drain */
+  #drainWaiters: (() => void)[] = [];
+  #drainTimer: ReturnType<typeof setInterval> | undefined;
+
+  /**
+   * @param broker the broker
+   * @param installed the security state
+   * @param limits the connection's limits
+   * @param socket the upgraded socket
+   * @param principal who authenticated in the handshake, or null until a `hello` does
+   */
+  constructor(
+    broker: Broker,
+    installed: InstalledSecurity,
+    limits: WsLimits,
+    socket: WebSocket,
+    principal: Principal | null,
+  ) {
+    this.#broker = broker;
+    this.#installed = installed;
+    this.#limits = limits;
+    this.#socket = socket;
+    this.#principal = principal;
+    socket.binaryType = "arraybuffer";
+    socket.addEventListener("message", (e) => this.#message(e.data));
+  }
+
+  /** Called once the socket closed: pending answers are dropped, waits end. */
+  closed(): void {
+    this.#closed = true;
+    this.#abort.abort();
+    if (this.#drainTimer !== undefined) clearInterval(this.#drainTimer);
+    for (const w of this.#drainWaiters.splice(0)) w();
+  }
+
+  #message(data: unknown): void {
+    if (!(data instanceof ArrayBuffer)) {
+      this.#error(null, new RillError("INVALID_REQUEST", "Frames are binary messages, not text"));
+      return;
+    }
+    let message: Uint8Array = new Uint8Array(data);
+    if (message.byteLength >= 4) {
+      const marker = new DataView(data).getUint32(0);
+      if (marker === WS_PART_MORE || marker === WS_PART_LAST) {
+        const joined = this.#part(message, marker === WS_PART_LAST);
+        if (joined === null) return;
+        message = joined;
+      }
+    }
+    let header: Record<string, unknown>;
+    let payload: Uint8Array;
+    try {
+      ({ header, payload } = decodeFrame(message));
+    } catch (e) {
+      this.#error(null, new RillError("INVALID_REQUEST", (e as Error).message));
+      return;
+    }
+    if (this.#gate !== null) {
+      this.#gate.then(() => this.#dispatch(header, payload));
+      return;
+    }
+    this.#dispatch(header, payload);
+  }
+
+  /**
+   * Takes a part of a frame sent in parts (ws_frames.ts): answers a part that more follow
+   * with an empty message; returns the whole frame with the last part.
+   */
+  #part(message: Uint8Array, last: boolean): Uint8Array | null {
+    const data = message.subarray(4);
+    this.#partBytes += data.byteLength;
+    if (this.#partBytes > this.#broker.config.maxRequestBytes + 65536) {
+      this.#parts = [];
+      this.#partBytes = 0;
+      this.#error(
+        null,
+        new RillError(
+          "RECORD_LIST_TOO_LARGE",
+          "A frame sent in parts is larger than the request limit",
+        ),
+      );
+      this.#socket.close(1009, "frame too large");
+      return null;
+    }
+    this.#parts.push(data);
+    if (!last) {
+      if (this.#socket.readyState === WebSocket.OPEN) this.#socket.send(EMPTY);
+      return null;
+    }
+    const frame = concatBytes(this.#parts, this.#partBytes);
+    this.#parts = [];
+    this.#partBytes = 0;
+    return frame;
+  }
+
+  #dispatch(header: Record<string, unknown>, payload: Uint8Array): void {
+    const id = header.id;
+    if (!Number.isSafeInteger(id)) {
+      this.#error(null, new RillError("INVALID_REQUEST", 'A request needs an integer "id"'));
+      return;
+    }
+    try {
+      switch (header.op) {
+        case "hello":
+          return this.#hello(id as number, header);
+        case "produce":
+          return this.#produce(id as number, header, payload);
+        case "fetch":
+          return this.#fetch(id as number, header);
+        default:
+          throw new RillError(
+            "INVALID_REQUEST",
+            `Unknown op "${String(header.op).slice(0, 50)}"; known: hello, produce, fetch`,
+          );
+      }
+    } catch (e) {
+      this.#error(id as number, e);
+    }
+  }
+
+  #hello(id: number, header: Record<string, unknown>): void {
+    const answer = () =>
+      this.#send({
+        op: "hello",
+        id,
+        brokerId: this.#broker.id,
+        maxInFlightBytes: this.#limits.maxInFlightBytes,
+        maxUnsentBytes: this.#limits.maxUnsentBytes,
+      });
+    const { security } = this.#installed;
+    if (!security.auth || header.auth === undefined) {
+      if (security.auth && this.#principal === null) {
+        throw new RillError("UNAUTHENTICATED", "Missing or bad credentials");
+      }
+      return answer();
+    }
+    if (typeof header.auth !== "string") {
+      throw new RillError("INVALID_REQUEST", '"auth" must be an API key "<keyId>.<secret>"');
+    }
+    const gate = security.authenticate(`Bearer ${header.auth}`).then((who) => {
+      if ("error" in who) {
+        security.auditDenied({
+          audit: "authentication_failed",
+          reason: who.error,
+          keyId: who.keyId ?? null,
+          method: "WS",
+          path: "/v1/ws hello",
+        });
+        this.#error(id, new RillError("UNAUTHENTICATED", "Missing or bad credentials"));
+        return;
+      }
+      this.#principal = who;
+      answer();
+    }).finally(() => {
+      if (this.#gate === gate) this.#gate = null;
+    });
+    this.#gate = gate;
+  }
+
+  #produce(id: number, h: Record<string, unknown>, payload: Uint8Array): void {
+    const principal = this.#authenticated();
+    if (typeof h.topic !== "string") {
+      throw new RillError("INVALID_REQUEST", 'A produce needs a string "topic"');
+    }
+    this.#authorize(principal, h.topic, "write");
+    const topic = validateTopicName(h.topic);
+    const partition = intField(h.partition, "partition", 0, 0x7fffffff);
+    const acks = acksOf(h.acks);
+    const size = payload.byteLength;
+    const cfg = this.#broker.config;
+    if (size > cfg.maxRequestBytes) {
+      throw new RillError(
+        "RECORD_LIST_TOO_LARGE",
+        `The produce payload is larger than the limit of ${cfg.maxRequestBytes} bytes`,
+        { maxBytes: cfg.maxRequestBytes },
+      );
+    }
+    const { quotas } = this.#installed;
+    const admitted = quotas.admit(principal.name, size, false);
+    if (admitted.waitMs > 0) {
+      throw new RillError("THROTTLING_QUOTA_EXCEEDED", (admitted as { message: string }).message, {
+        retryAfterMs: admitted.waitMs,
+      });
+    }
+    if (this.#inFlightBytes + size > this.#limits.maxInFlightBytes && this.#inFlightBytes > 0) {
+      throw new RillError(
+        "THROTTLING_QUOTA_EXCEEDED",
+        `The connection has ${this.#inFlightBytes} produce bytes unanswered; its limit is ${this.#limits.maxInFlightBytes}`,
+        { retryAfterMs: 10 },
+      );
+    }
+    const release = quotas.reserveBody(size);
+    if (release === null) {
+      throw new RillError(
+        "THROTTLING_QUOTA_EXCEEDED",
+        "The broker is holding too many request bodies at once",
+        { retryAfterMs: 1000 },
+      );
+    }
+    this.#inFlightBytes += size;
+    this.#broker.produceBatches(topic, partition, payload, acks).then(
+      (result) =>
+        this.#send(result === null ? { op: "produced", id } : { op: "produced", id, ...result }),
+      (e) => this.#error(id, e),
+    ).finally(() => {
+      this.#inFlightBytes -= size;
+      release();
+    });
+  }
+
+  #fetch(id: number, h: Record<string, unknown>): void {
+    const principal = this.#authenticated();
+    const cfg = this.#broker.config;
+    // An incremental session request may name no partition (nothing changed).
+    const incremental = (h.session as { epoch?: unknown } | null | undefined)?.epoch;
+    if (
+      !Array.isArray(h.partitions) ||
+      (h.partitions.length === 0 && !(typeof incremental === "number" && incremental > 0))
+    ) {
+      throw new RillError("INVALID_REQUEST", '"partitions" must list at least one partition');
+    }
+    if (h.partitions.length > MAX_FETCH_PARTITIONS) {
+      throw new RillError(
+        "INVALID_REQUEST",
+        `One fetch may name at most ${MAX_FETCH_PARTITIONS} partitions, got ${h.partitions.length}`,
+      );
+    }
+    const partitions: FetchPartitionRequest[] = h.partitions.map((raw: unknown, i: number) => {
+      const p = raw as Record<string, unknown> | null;
+      if (p === null || typeof p !== "object" || typeof p.topic !== "string") {
+        throw new RillError("INVALID_REQUEST", `partitions[${i}] needs a string "topic"`);
+      }
+      const topic = validateTopicName(p.topic);
+      return {
+        topic,
+        partition: intField(p.partition, `partitions[${i}].partition`, 0, 0x7fffffff),
+        offset: intField(p.offset, `partitions[${i}].offset`, -Number.MAX_SAFE_INTEGER),
+        maxBytes: Math.min(
+          p.maxBytes === undefined
+            ? cfg.fetchDefaultMaxBytes
+            : intField(p.maxBytes, `partitions[${i}].maxBytes`, 1),
+          cfg.fetchMaxBytesLimit,
+        ),
+      };
+    });
+    for (const topic of new Set(partitions.map((p) => p.topic))) {
+      this.#authorize(principal, topic, "read");
+    }
+    const maxWaitMs = h.maxWaitMs === undefined
+      ? 0
+      : intField(h.maxWaitMs, "maxWaitMs", 0, cfg.fetchMaxWaitLimitMs);
+    const minBytes = h.minBytes === undefined ? 1 : intField(h.minBytes, "minBytes", 0);
+    // An answer is at most a quarter of the connection's unsent-data bound (its first batch
+    // whole): answers read and waiting to go out are at most MAX_FETCHES of them.
+    const maxBytes = Math.min(
+      h.maxBytes === undefined ? Infinity : intField(h.maxBytes, "maxBytes", 1),
+      Math.max(1, this.#limits.maxUnsentBytes >> 2),
+    );
+    let session: { id: number; epoch: number } | undefined;
+    if (h.session !== undefined) {
+      const raw = h.session as Record<string, unknown> | null;
+      session = {
+        id: intField(raw?.id, "session.id", 0),
+        epoch: intField(raw?.epoch, "session.epoch", -1),
+      };
+    }
+    if (this.#fetches >= MAX_FETCHES) {
+      throw new RillError(
+        "THROTTLING_QUOTA_EXCEEDED",
+        `The connection has ${this.#fetches} fetches waiting; its limit is ${MAX_FETCHES}`,
+        { retryAfterMs: 100 },
+      );
+    }
+    const admitted = this.#installed.quotas.admit(principal.name, 0, true);
+    if (admitted.waitMs > 0) {
+      throw new RillError("THROTTLING_QUOTA_EXCEEDED", (admitted as { message: string }).message, {
+        retryAfterMs: admitted.waitMs,
+      });
+    }
+    this.#fetches++;
+    (async () => {
+      await this.waitForDrain();
+      if (this.#closed) return;
+      const result = await this.#broker.fetchMany({
+        partitions,
+        maxWaitMs,
+        minBytes,
+        maxBytes,
+        session,
+        signal: this.#abort.signal,
+      });
+      try {
+        // One answer at a time goes out, each once the socket has drained below the bound.
+        const turn = this.#answers.then(() => this.waitForDrain());
+        this.#answers = turn;
+        await turn;
+        const payload: Uint8Array[] = [];
+        const parts = result.partitions.map((p) => {
+          if (p.error !== null) {
+            return { topic: p.topic, partition: p.partition, error: p.error.toJSON().error };
+          }
+          payload.push(p.bytes);
+          return {
+            topic: p.topic,
+            partition: p.partition,
+            nextOffset: p.nextOffset,
+            highWatermark: p.highWatermark,
+            logStartOffset: p.logStartOffset,
+            bytes: p.bytes.byteLength,
+          };
+        });
+        this.#send({ op: "records", id, session: result.session, partitions: parts }, payload);
+        this.#installed.quotas.chargeFetched(principal.name, result.totalBytes);
+      } finally {
+        result.release();
+      }
+    })().catch((e) => this.#error(id, e)).finally(() => this.#fetches--);
+  }
+
+  #authenticated(): Principal {
+    if (this.#principal === null) {
+      throw new RillError(
+        "UNAUTHENTICATED",
+        "Missing or bad credentials: send an API key in the handshake or a hello frame first",
+      );
+    }
+    return this.#principal;
+  }
+
+  #authorize(principal: Principal, topic: string, operation: Operation): void {
+    const { security } = this.#installed;
+    const resource = { type: "topic" as const, name: topic };
+    if (security.allowed(principal, resource, operation)) return;
+    security.auditDenied({
+      audit: "authorization_denied",
+      principal: principal.name,
+      keyId: principal.keyId,
+      resourceType: "topic",
+      resourceName: topic.slice(0, 255),
+      operation,
+      method: "WS",
+      path: "/v1/ws",
+    });
+    throw new RillError(
+      FAILED_CODE.topic,
+      `Principal "${principal.name}" is not authorized to ${operation} topic "${
+        topic.slice(0, 255)
+      }"`,
+    );
+  }
+
+  /**
+   * Waits until the bytes queued on the socket are below `maxUnsentBytes` (a fetch starts
+   * only then). The socket has no drain event: a 5 ms check runs while someone waits.
+   */
+  waitForDrain(): Promise<void> {
+    if (this.#closed || this.#socket.bufferedAmount < this.#limits.maxUnsentBytes) {
+      return Promise.resolve();
+    }
+    this.#drainTimer ??= setInterval(() => {
+      if (!this.#closed && this.#socket.bufferedAmount >= this.#limits.maxUnsentBytes) return;
+      clearInterval(this.#drainTimer);
+      this.#drainTimer = undefined;
+      for (const w of this.#drainWaiters.splice(0)) w();
+    }, 5);
+    return new Promise((resolve) => this.#drainWaiters.push(resolve));
+  }
+
+  #send(header: Record<string, unknown>, payload?: Uint8Array[]): void {
+    if (this.#closed || this.#socket.readyState !== WebSocket.OPEN) return;
+    this.#socket.send(encodeFrame(header, payload));
+  }
+
+  #error(id: number | null, e: unknown): void {
+    let err: RillError;
+    if (e instanceof RillError) err = e;
+    else {
+      console.error("Unhandled error on a WebSocket request:", e);
+      err = new RillError("UNKNOWN_SERVER_ERROR", "The broker failed to handle the request");
+    }
+    this.#send({ op: "error", id, ...err.toJSON() });
+  }
+}
+
+function acksOf(raw: unknown): Acks {
+  switch (raw) {
+    case undefined:
+    case -1:
+    case "all":
+    case "-1":
+      return -1;
+    case 1:
+    case "1":
+      return 1;
+    case 0:
+    case "0":
+      return 0;
+    default:
+      throw new RillError(
+        "INVALID_REQUEST",
+        `"acks" must be all, -1, 1 or 0, got ${JSON.stringify(raw)?.slice(0, 50)}`,
+      );
+  }
+}
+
+function intField(raw: unknown, name: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  if (!Number.isSafeInteger(raw) || (raw as number) < min || (raw as number) > max) {
+    throw new RillError(
+      "INVALID_REQUEST",
+      `"${name}" must be an integer from ${min} to ${max}, got ${
+        JSON.stringify(raw)?.slice(0, 50)
+      }`,
+    );
+  }
+  return raw as number;
+}

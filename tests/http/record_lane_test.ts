@@ -1,0 +1,151 @@
+/**
+ * The record lane (src/http/record_lane.ts) answers a client's raw-batch produce and fetch
+ * exactly as the app does through its middleware chain. A query parameter the lane does not
+ * know (`x=1`, ignored by the records route) sends the same request through the app, for
+ * comparison.
+ */
+import assert from "node:assert/strict";
+import { createApp } from "../../src/http/app.ts";
+import { encodeBatch } from "../../src/protocol/mod.ts";
+import { openTestBroker } from "./_app.ts";
+import { openSecureBroker } from "../security/_secure_app.ts";
+
+const enc = new TextEncoder();
+const BATCH = "application/vnd.rill.batch";
+
+/** Status, headers and body of an answer, with offsets blanked (they differ by one append). */
+async function snapshot(res: Response) {
+  const text = new TextDecoder().decode(await res.arrayBuffer());
+  return {
+    status: res.status,
+    headers: [...res.headers].filter(([k]) => k !== "content-length"),
+    body: text.replace(/"(baseOffset|lastOffset)":\d+/g, '"$1":N'),
+  };
+}
+
+Deno.test("record lane: a produce gets the same answers as through the app", async () => {
+  await using t = await openTestBroker();
+  assert.equal((await t.call("POST", "/v1/topics", { name: "t", partitions: 2 })).status, 201);
+  const batch = () =>
+    encodeBatch([{ key: null, value: enc.encode("v") }]) as Uint8Array<ArrayBuffer>;
+  const cases: [string, Uint8Array<ArrayBuffer>][] = [
+    ["partition=0&acks=1", batch()],
+    ["partition=1", batch()], // acks=all
+    ["partition=0&acks=0", batch()], // 204
+    ["partition=2&acks=1", batch()], // UNKNOWN_TOPIC_OR_PARTITION
+    ["partition=x&acks=1", batch()], // INVALID_REQUEST
+    ["partition=0&acks=2", batch()], // INVALID_REQUEST
+    ["partition=0&acks=1", new Uint8Array([1, 2, 3])], // CORRUPT_MESSAGE / INVALID_RECORD
+  ];
+  for (const [q, body] of cases) {
+    const init = () => ({ method: "POST", body: body.slice(), headers: { "content-type": BATCH } });
+    const lane = await snapshot(await t.app.request(`/v1/topics/t/records?${q}`, init()));
+    const app = await snapshot(await t.app.request(`/v1/topics/t/records?${q}&x=1`, init()));
+    assert.deepEqual(lane, app, q);
+  }
+  for (const topic of ["nope", "bad name"]) {
+    const path = `/v1/topics/${encodeURIComponent(topic)}/records?partition=0&acks=1`;
+    const init = () => ({ method: "POST", body: batch(), headers: { "content-type": BATCH } });
+    const lane = await snapshot(await t.app.request(path, init()));
+    const app = await snapshot(await t.app.request(`${path}&x=1`, init()));
+    assert.deepEqual(lane, app, topic);
+  }
+  // Both paths appended: 2 (p0, acks=1) + 2 (p0, acks=0) on partition 0.
+  const end = await t.call("GET", "/v1/topics/t/partitions/0/offsets?at=latest");
+  assert.equal(end.body.offset, 4);
+});
+
+Deno.test("record lane: a consumer's raw fetch gets the same answers as through the app", async () => {
+  await using t = await openTestBroker();
+  await t.call("POST", "/v1/topics", { name: "t", partitions: 1 });
+  for (let i = 0; i < 3; i++) {
+    const batch = encodeBatch([{ key: null, value: enc.encode(`v${i}`) }]);
+    await t.call("POST", "/v1/topics/t/records?acks=1&partition=0", batch, {
+      "content-type": BATCH,
+    });
+  }
+  const base = "/v1/topics/t/partitions/0/records";
+  for (
+    const q of [
+      "offset=0",
+      "offset=1&maxBytes=1&maxWaitMs=0&minBytes=1",
+      "offset=3",
+      "offset=9", // OFFSET_OUT_OF_RANGE
+      "offset=0&maxBytes=0",
+      "offset=x",
+    ]
+  ) {
+    const init = { headers: { accept: `${BATCH}, application/json;q=0.5` } };
+    const lane = await snapshot(await t.app.request(`${base}?${q}`, init));
+    const app = await snapshot(await t.app.request(`${base}?${q}&x=1`, init));
+    assert.deepEqual(lane, app, q);
+  }
+});
+
+Deno.test("record lane: a long poll waits for the append, holding a stream slot", async () => {
+  await using t = await openTestBroker();
+  await t.call("POST", "/v1/topics", { name: "t", partitions: 1 });
+  const app = createApp(t.broker, { quotas: { maxStreams: 1 } });
+  const poll = app.request("/v1/topics/t/partitions/0/records?offset=0&maxWaitMs=5000", {
+    headers: { accept: BATCH },
+  });
+  // The slot is taken: a second long poll goes through the app, which throttles it.
+  let second: Response;
+  do {
+    second = await app.request("/v1/topics/t/partitions/0/records?offset=0&maxWaitMs=10", {
+      headers: { accept: BATCH },
+    });
+    if (second.status !== 429) await second.body?.cancel();
+  } while (second.status !== 429);
+  assert.equal((await second.json()).error.code, "THROTTLING_QUOTA_EXCEEDED");
+  const produced = await app.request("/v1/topics/t/records?partition=0&acks=1", {
+    method: "POST",
+    body: encodeBatch([{ key: null, value: enc.encode("late") }]) as Uint8Array<ArrayBuffer>,
+    headers: { "content-type": BATCH },
+  });
+  assert.equal(produced.status, 200);
+  await produced.body?.cancel();
+  const res = await poll;
+  assert.equal(res.status, 200);
+  assert.equal(res.headers.get("rill-next-offset"), "1");
+  assert.ok((await res.arrayBuffer()).byteLength > 0);
+});
+
+Deno.test("record lane: with auth on, credentials and ACLs are checked as by the app", async () => {
+  await using s = await openSecureBroker();
+  await s.call("POST", "/v1/topics", s.admin, { name: "t", partitions: 1 });
+  const writer = await s.key("writer");
+  const reader = await s.key("reader");
+  await s.allow("writer", "topic", "t", "write");
+  await s.allow("reader", "topic", "t", "read");
+  const produce = (token: string | undefined) =>
+    s.app.request("/v1/topics/t/records?partition=0&acks=1", {
+      method: "POST",
+      body: encodeBatch([{ key: null, value: enc.encode("v") }]) as Uint8Array<ArrayBuffer>,
+      headers: {
+        "content-type": BATCH,
+        ...(token ? { authorization: `Bearer ${token}` } : {}),
+      },
+    });
+  const fetchAs = (token: string) =>
+    s.app.request("/v1/topics/t/partitions/0/records?offset=0", {
+      headers: { accept: BATCH, authorization: `Bearer ${token}` },
+    });
+  const none = await produce(undefined);
+  assert.equal(none.status, 401);
+  await none.body?.cancel();
+  const denied = await produce(reader);
+  assert.equal(denied.status, 403);
+  assert.equal((await denied.json()).error.code, "TOPIC_AUTHORIZATION_FAILED");
+  assert.ok(s.audit.some((l) => l.includes("authorization_denied") && l.includes("reader")));
+  const ok = await produce(writer);
+  assert.equal(ok.status, 200);
+  assert.equal((await ok.json()).baseOffset, 0);
+  const notReader = await fetchAs(writer);
+  assert.equal(notReader.status, 403);
+  await notReader.body?.cancel();
+  const read = await fetchAs(reader);
+  assert.equal(read.status, 200);
+  assert.equal(read.headers.get("rill-next-offset"), "1");
+  await read.body?.cancel();
+});

@@ -1,0 +1,186 @@
+/**
+ * Fetches over the WebSocket connection on the broker's fetch-session core: many partitions
+ * in one long poll woken by an append, per-partition errors, ACLs, sessions, and the
+ * connection's bounds.
+ */
+import assert from "node:assert/strict";
+import { Rill } from "../../mod.ts";
+import { WsConnection } from "../../src/client/ws_connection.ts";
+import { RillError } from "../../src/protocol/errors.ts";
+import { readBatchHeader } from "../../src/protocol/record_batch.ts";
+import { serveBroker } from "./_served.ts";
+
+Deno.test("ws fetch: many partitions, one long poll woken by an append, errors per partition", async () => {
+  await using s = await serveBroker();
+  await s.topic("a", 2);
+  await s.topic("b", 1);
+  const producer = new Rill({ brokers: [s.url] }).producer({ acks: 1 });
+  await producer.send({ topic: "a", messages: [{ value: "a0", partition: 0 }] });
+  await producer.send({ topic: "b", messages: [{ value: "b0", partition: 0 }] });
+  const conn = await WsConnection.open(s.url);
+  try {
+    const first = await conn.fetch({
+      partitions: [
+        { topic: "a", partition: 0, offset: 0 },
+        { topic: "a", partition: 1, offset: 0 },
+        { topic: "b", partition: 0, offset: 0 },
+        { topic: "a", partition: 9, offset: 0 },
+      ],
+    });
+    const byKey = new Map(first.partitions.map((p) => [`${p.topic}-${p.partition}`, p]));
+    const a0 = byKey.get("a-0")!;
+    assert.ok(a0.error === undefined);
+    assert.equal(a0.nextOffset, 1);
+    assert.equal(readBatchHeader(a0.bytes).lastOffsetDelta, 0);
+    const a1 = byKey.get("a-1")!;
+    assert.ok(a1.error === undefined && a1.bytes.byteLength === 0 && a1.nextOffset === 0);
+    assert.equal(byKey.get("b-0")!.error, undefined);
+    const missing = byKey.get("a-9")!;
+    assert.ok(missing.error instanceof RillError);
+    assert.equal(missing.error.code, "UNKNOWN_TOPIC_OR_PARTITION");
+
+    // A long poll on two partitions is answered by an append to either.
+    const t0 = performance.now();
+    const poll = conn.fetch({
+      partitions: [{ topic: "a", partition: 1, offset: 0 }, {
+        topic: "b",
+        partition: 0,
+        offset: 1,
+      }],
+      maxWaitMs: 10_000,
+    });
+    await producer.send({ topic: "b", messages: [{ value: "b1", partition: 0 }] });
+    const woken = await poll;
+    assert.ok(performance.now() - t0 < 9_000, "answered by the append, not the wait");
+    const b0 = woken.partitions.find((p) => p.topic === "b")!;
+    assert.ok(b0.error === undefined && b0.nextOffset === 2 && b0.bytes.byteLength > 0);
+
+    // Bad requests are refused whole, with clear errors.
+    for (
+      const [req, code] of [
+        [{ partitions: [] }, "INVALID_REQUEST"],
+        [{ partitions: [{ topic: "a", partition: -1, offset: 0 }] }, "INVALID_REQUEST"],
+        [
+          { partitions: [{ topic: "a", partition: 0, offset: 0 }], maxWaitMs: -5 },
+          "INVALID_REQUEST",
+        ],
+        [{ partitions: [{ topic: "no/pe", partition: 0, offset: 0 }] }, "INVALID_TOPIC_EXCEPTION"],
+      ] as const
+    ) {
+      await assert.rejects(
+        conn.fetch(req as never),
+        (e: unknown) => e instanceof RillError && e.code === code,
+        JSON.stringify(req),
+      );
+    }
+    // An incremental session: the second request names nothing new and gets what moved.
+    const opened = await conn.fetch({
+      partitions: [{ topic: "a", partition: 0, offset: 1 }],
+      session: { id: 0, epoch: 0 },
+    });
+    assert.ok(opened.session !== null && opened.session.id > 0);
+    const next = conn.fetch({ partitions: [], session: opened.session!, maxWaitMs: 10_000 });
+    await producer.send({ topic: "a", messages: [{ value: "a1", partition: 0 }] });
+    const moved = await next;
+    assert.deepEqual(
+      moved.partitions.map((p) => [p.topic, p.partition, p.error ?? p.nextOffset]),
+      [["a", 0, 2]],
+    );
+    assert.equal(moved.session!.epoch, opened.session!.epoch + 1);
+  } finally {
+    conn.close();
+    await producer.disconnect();
+  }
+});
+
+Deno.test("ws fetch: reading needs the read ACL of every topic named", async () => {
+  await using s = await serveBroker({ security: { auth: true } });
+  await s.topic("t");
+  const headers = { "content-type": "application/json", authorization: `Bearer ${s.admin}` };
+  const res = await fetch(`${s.url}/v1/auth/keys`, {
+    method: "POST",
+    body: JSON.stringify({ principal: "reader" }),
+    headers,
+  });
+  const { token } = await res.json();
+  const conn = await WsConnection.open(s.url, { auth: token });
+  try {
+    await assert.rejects(
+      conn.fetch({ partitions: [{ topic: "t", partition: 0, offset: 0 }] }),
+      (e: unknown) => e instanceof RillError && e.code === "TOPIC_AUTHORIZATION_FAILED",
+    );
+    const acl = await fetch(`${s.url}/v1/auth/acls`, {
+      method: "POST",
+      body: JSON.stringify({
+        principal: "reader",
+        resourceType: "topic",
+        resourceName: "t",
+        operation: "read",
+      }),
+      headers,
+    });
+    assert.equal(acl.status, 201);
+    await acl.body?.cancel();
+    // ACLs are cached for up to a second: wait for the reload.
+    let answer;
+    for (let i = 0; i < 100 && answer === undefined; i++) {
+      answer = await conn.fetch({ partitions: [{ topic: "t", partition: 0, offset: 0 }] })
+        .catch(() => undefined);
+      if (answer === undefined) await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.ok(answer !== undefined);
+    assert.equal(answer.partitions[0].error, undefined);
+  } finally {
+    conn.close();
+  }
+});
+
+Deno.test("ws fetch: a connection may have at most 64 fetches waiting", async () => {
+  await using s = await serveBroker();
+  await s.topic("t");
+  const conn = await WsConnection.open(s.url);
+  try {
+    const polls = Array.from(
+      { length: 65 },
+      () =>
+        conn.fetch({ partitions: [{ topic: "t", partition: 0, offset: 0 }], maxWaitMs: 3000 })
+          .then(() => null, (e) => e),
+    );
+    const results = await Promise.all(polls);
+    const refused = results.filter((r) => r instanceof RillError);
+    assert.equal(refused.length, 1);
+    assert.equal((refused[0] as RillError).code, "THROTTLING_QUOTA_EXCEEDED");
+  } finally {
+    conn.close();
+  }
+});
+
+Deno.test("ws fetch: the consumer long-polls over the client's WebSocket, and closes it when stopped", async () => {
+  await using s = await serveBroker();
+  await s.topic("t", 2);
+  const rill = new Rill({ brokers: [s.url] });
+  const consumer = rill.consumer({ maxWaitMs: 5000 });
+  await consumer.assign([
+    { topic: "t", partition: 0, offset: "earliest" },
+    { topic: "t", partition: 1, offset: "earliest" },
+  ]);
+  const seen: string[] = [];
+  let done!: () => void;
+  const all = new Promise<void>((r) => done = r);
+  await consumer.run({
+    eachMessage: ({ message }) => {
+      seen.push(message.valueString()!);
+      if (seen.length === 4) done();
+    },
+  });
+  const producer = new Rill({ brokers: [s.url], transport: "http" }).producer({ acks: 1 });
+  for (let i = 0; i < 4; i++) {
+    await producer.send({ topic: "t", messages: [{ value: `v${i}`, partition: i % 2 }] });
+  }
+  await all;
+  assert.equal(s.ws!.connections, 1);
+  await consumer.disconnect();
+  await producer.disconnect();
+  assert.deepEqual(seen.sort(), ["v0", "v1", "v2", "v3"]);
+  while (s.ws!.connections > 0) await new Promise((r) => setTimeout(r, 5));
+});
