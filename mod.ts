@@ -16,6 +16,7 @@
 export * from "./src/client/mod.ts";
 export { type ErrorCode, RillError } from "./src/protocol/errors.ts";
 export type { RecordHeader } from "./src/protocol/record_batch.ts";
+export { COMPRESSION_TYPES, type CompressionType } from "./src/protocol/compression.ts";
 export { partitionForKey } from "./src/protocol/murmur2.ts";
 export {
   type Crc32cImplementation,

@@ -1,10 +1,21 @@
 /**
  * Checks of record batches that arrive from producers before the leader appends them as
- * they are (never re-encoded), and the one in-place change a topic may ask for:
- * `message.timestamp.type=LogAppendTime`.
+ * they are (never re-encoded), and the changes a topic may ask for:
+ * `message.timestamp.type=LogAppendTime` (in place) and `compression.type` (recompressed).
+ *
+ * A compressed batch is checked like any other (CRC over the compressed bytes, header
+ * fields), and its records are decompressed, within a limit, and walked as an uncompressed
+ * batch's are: the record count and offset deltas must agree with the header, and a
+ * compacted topic's keys are read from them.
  *
  * @module
  */
+import {
+  compressBatch,
+  type CompressionType,
+  inflateBatch,
+  inflateLimitFor,
+} from "../protocol/compression.ts";
 import { crc32c } from "../protocol/crc32c.ts";
 import { MALFORMED_VARINT, varintCursor, zigZagAt } from "../protocol/varint.ts";
 import { RillError } from "../protocol/errors.ts";
@@ -24,6 +35,9 @@ export const NO_TIMESTAMP = -1;
 export interface ProducedBatches {
   /** the whole batches, as views into the body */
   batches: Uint8Array[];
+  /** the same batches uncompressed: the batch itself if it is not compressed, else a
+   * decompressed copy (codec bits cleared, CRC field stale) */
+  plain: Uint8Array[];
   /** records in all batches */
   recordCount: number;
   /** the largest record timestamp */
@@ -33,14 +47,17 @@ export interface ProducedBatches {
 /**
  * Checks a body of one or more concatenated RecordBatch v2 as a producer sent it: whole
  * batches with nothing after them, each within `maxMessageBytes`, magic 2, CRC-32C right,
- * records that decode exactly, uncompressed, not transactional or control, not empty, each
- * with a timestamp of 0 or more or -1 (Kafka's NO_TIMESTAMP; the rule of JSON records too).
+ * records that decode exactly (decompressed first, within `inflateLimit`, for a compressed
+ * batch), not transactional or control, not empty, each with a timestamp of 0 or more or -1
+ * (Kafka's NO_TIMESTAMP; the rule of JSON records too).
  *
  * @param body the request body
  * @param maxMessageBytes the topic's `max.message.bytes`
+ * @param inflateLimit the most bytes a compressed batch's records may inflate to
  * @returns the batches and their record count
- * @throws {RillError} INVALID_RECORD, CORRUPT_MESSAGE, MESSAGE_TOO_LARGE, INVALID_TIMESTAMP or
- *   UNSUPPORTED_COMPRESSION_TYPE with a sentence saying which batch and why
+ * @throws {RillError} INVALID_RECORD, CORRUPT_MESSAGE, MESSAGE_TOO_LARGE, INVALID_TIMESTAMP,
+ *   RECORD_LIST_TOO_LARGE (a decompression bomb) or UNSUPPORTED_COMPRESSION_TYPE (codec
+ *   bits 5-7) with a sentence saying which batch and why
  * @example
  * ```ts
  * const { recordCount } = checkProducedBatches(encodeBatch([{ value: null }]), 1048588);
@@ -49,12 +66,14 @@ export interface ProducedBatches {
 export function checkProducedBatches(
   body: Uint8Array,
   maxMessageBytes: number,
+  inflateLimit: number = inflateLimitFor(maxMessageBytes),
 ): ProducedBatches {
   if (body.length === 0) {
     throw new RillError("INVALID_RECORD", "The request body holds no record batch");
   }
   const view = new DataView(body.buffer, body.byteOffset, body.byteLength);
   const batches: Uint8Array[] = [];
+  const plain: Uint8Array[] = [];
   let recordCount = 0;
   let maxTimestamp = -1;
   let pos = 0;
@@ -82,12 +101,12 @@ export function checkProducedBatches(
     }
     const batch = body.subarray(pos, pos + size);
     const attributes = view.getInt16(pos + POS.attributes);
-    if ((attributes & ATTR.compressionMask) !== 0) {
+    if ((attributes & ATTR.compressionMask) > 4) {
       throw new RillError(
         "UNSUPPORTED_COMPRESSION_TYPE",
-        `Batch ${batches.length} is compressed (codec ${
+        `Batch ${batches.length} names compression codec ${
           attributes & ATTR.compressionMask
-        }); send uncompressed batches`,
+        }, which does not exist (0 none, 1 gzip, 2 snappy, 3 lz4, 4 zstd)`,
       );
     }
     if ((attributes & (ATTR.transactional | ATTR.control)) !== 0) {
@@ -115,13 +134,81 @@ export function checkProducedBatches(
         `${which} has lastOffsetDelta ${header.lastOffsetDelta} but holds ${header.recordCount} records`,
       );
     }
-    checkRecords(batch, header.recordCount, header.baseTimestamp, which);
+    const records = (attributes & ATTR.compressionMask) === 0
+      ? batch
+      : inflateBatch(batch, inflateLimit);
+    checkRecords(records, header.recordCount, header.baseTimestamp, which);
     recordCount += header.recordCount;
     if (header.maxTimestamp > maxTimestamp) maxTimestamp = header.maxTimestamp;
     batches.push(batch);
+    plain.push(records);
     pos += size;
   }
-  return { batches, recordCount, maxTimestamp };
+  return { batches, plain, recordCount, maxTimestamp };
+}
+
+/** A topic's `compression.type`: keep the producer's codec, or store batches with this one. */
+export type StoredCompression = CompressionType | "producer";
+
+/**
+ * Parses a topic's `compression.type` (validated when it was set).
+ *
+ * @param value the config value (undefined: `producer`)
+ * @returns "producer", or the codec batches are stored with ("none" for `uncompressed`)
+ * @example
+ * ```ts
+ * storedCompressionOf("uncompressed"); // "none"
+ * ```
+ */
+export function storedCompressionOf(value: string | undefined): StoredCompression {
+  if (value === undefined || value === "producer") return "producer";
+  if (value === "uncompressed") return "none";
+  return value as CompressionType;
+}
+
+/**
+ * Applies a topic's `compression.type` to checked batches, as a Kafka broker does: a batch
+ * whose codec differs from the topic's is decompressed and compressed again with the
+ * topic's codec (header fields kept, CRC rewritten). Call before stamping LogAppendTime.
+ *
+ * @param checked what {@linkcode checkProducedBatches} returned (its `batches` are replaced)
+ * @param target the topic's `compression.type`
+ * @returns the body to append: the original if nothing changed, else the new batches
+ * @example
+ * ```ts
+ * body = applyTopicCompression(checked, body, state.compression);
+ * ```
+ */
+export function applyTopicCompression(
+  checked: ProducedBatches,
+  body: Uint8Array,
+  target: StoredCompression,
+): Uint8Array {
+  if (target === "producer") return body;
+  const targetId = ["none", "gzip", "snappy", "lz4", "zstd"].indexOf(target);
+  let changed = false;
+  const out = checked.batches.map((batch, i) => {
+    const view = new DataView(batch.buffer, batch.byteOffset, batch.byteLength);
+    if ((view.getInt16(POS.attributes) & ATTR.compressionMask) === targetId) return batch;
+    changed = true;
+    const plain = checked.plain[i] === batch ? batch : checked.plain[i];
+    if (target !== "none") return compressBatch(plain, target);
+    const pv = new DataView(plain.buffer, plain.byteOffset, plain.byteLength);
+    pv.setUint32(POS.crc, crc32c(plain.subarray(POS.attributes)));
+    return plain;
+  });
+  if (!changed) return body;
+  let total = 0;
+  for (const b of out) total += b.length;
+  const next = new Uint8Array(total);
+  let at = 0;
+  for (let i = 0; i < out.length; i++) {
+    next.set(out[i], at);
+    out[i] = next.subarray(at, at + out[i].length);
+    at += out[i].length;
+  }
+  checked.batches = out;
+  return next;
 }
 
 function corrupt(message: string): RillError {

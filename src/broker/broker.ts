@@ -28,12 +28,16 @@ import {
 import type { TopicConfigs } from "../coordination/topic_configs.ts";
 import { type TopicMetadata, TopicStore } from "../coordination/topics.ts";
 import { LeaseStore } from "../coordination/leases.ts";
+import { KvHealth, watchKvHealth } from "../coordination/kv_health.ts";
+import { GroupLiveness } from "../coordination/group_liveness.ts";
+import { groupChangesKey, metadataVersionKey } from "../coordination/kv_keys.ts";
 import { PartitionStateStore } from "../coordination/partition_states.ts";
 import { Controller } from "./controller.ts";
 import { resignStaleLeadership } from "./restart_handover.ts";
 import { ReplicationManager } from "./replication.ts";
 import { RillError } from "../protocol/errors.ts";
 import { ReadBufferPool } from "./read_buffers.ts";
+import { installNativeCodecs } from "./native_codecs.ts";
 import type { Acks, BatchAppendResult, ProduceRecord, RecordOffset } from "./produce.ts";
 import { type BrokerConfig, DEFAULT_BROKER_CONFIG } from "./config.ts";
 import { checkMetaProperties, join, lockDataDir, unlockDataDir } from "./data_dir.ts";
@@ -95,8 +99,12 @@ export class Broker {
   readonly config: BrokerConfig;
   /** the data directory */
   readonly dataDir: string;
-  /** the KV shared with the other brokers of the cluster */
+  /** the KV shared with the other brokers of the cluster (every call timed by `kvHealth`) */
   readonly kv: Deno.Kv;
+  /** whether the KV answers (kv_health.ts): shown by /healthz, logged once per change */
+  readonly kvHealth: KvHealth;
+  /** liveness of the group members this broker vouches for, and group snapshots */
+  readonly groupLiveness: GroupLiveness;
   /** the cluster id */
   readonly clusterId: string;
   /** topic metadata in KV */
@@ -118,6 +126,8 @@ export class Broker {
   readonly #shutdown = new AbortController();
   #registration: BrokerRegistration | null = null;
   #knownVersion = -1n;
+  /** the topic metadata as last read (the controller decides on it) */
+  #snapshot: { version: bigint; topics: TopicMetadata[] } | null = null;
   #refreshQueued: Promise<void> | null = null;
   #refreshRunning: Promise<void> | null = null;
   readonly #tasks: BackgroundTasks;
@@ -142,6 +152,7 @@ export class Broker {
     config: BrokerConfig,
     lock: Deno.FsFile,
   ) {
+    installNativeCodecs();
     this.#lock = lock;
     this.fetchSessions = new FetchSessions({
       readableReplica: (topic, partition) => this.readableReplica(topic, partition),
@@ -155,15 +166,34 @@ export class Broker {
     this.role = opts.role ?? "broker";
     this.config = config;
     this.dataDir = opts.dataDir;
-    this.kv = kv;
     this.#ownsKv = ownsKv;
     this.clusterId = clusterId;
     this.#log = opts.log ?? ((line) => console.error(`rill ${this.role} ${this.id}: ${line}`));
+    this.kvHealth = new KvHealth({
+      onChange: (s) =>
+        this.#log(
+          s.reachable
+            ? "the KV answers again: coordination resumes"
+            : `the KV has not answered for ${
+              Math.round(s.oldestPendingMs / 1000)
+            } s: produce and fetch go on, leader changes, group changes and commits wait for it`,
+        ),
+    });
+    kv = watchKvHealth(kv, this.kvHealth);
+    this.kv = kv;
     this.#tasks = new BackgroundTasks(this.#log);
     this.topicStore = new TopicStore(kv);
     this.clusterStore = new ClusterStore(kv, config.sessionTimeoutMs, opts.now);
     this.partitionStates = new PartitionStateStore(kv);
     this.leaseStore = new LeaseStore(kv, undefined, opts.now);
+    this.groupLiveness = new GroupLiveness({
+      brokerId: opts.id,
+      incarnation: () => this.#registration?.incarnation ?? null,
+      registrations: () => this.clusterStore.brokers(),
+      brokerSessionTimeoutMs: config.sessionTimeoutMs,
+      now: opts.now,
+      reachableForMs: () => this.kvHealth.reachableForMs(),
+    });
     const observed = opts.observeTopics ? new Set(opts.observeTopics) : null;
     this.#local = new LocalTopics({
       brokerId: opts.id,
@@ -229,6 +259,7 @@ export class Broker {
         states: this.partitionStates,
         leaseTtlMs: config.sessionTimeoutMs,
         log: this.#log,
+        metadata: async () => this.#snapshot ?? await this.topicStore.snapshot(),
       })
       : null;
   }
@@ -290,6 +321,11 @@ export class Broker {
       );
       if (opts.advertisedUrl !== undefined) await broker.register(opts.advertisedUrl);
       broker.#tasks.every(config.metadataPollMs, () => broker!.refresh());
+      // Members this broker vouches for that went silent: in memory, KV only to remove them.
+      broker.#tasks.every(
+        Math.min(500, config.metadataPollMs),
+        () => broker!.groupLiveness.sweep(),
+      );
       broker.#tasks.every(config.retentionCheckIntervalMs, () => broker!.applyRetention());
       broker.#tasks.every(config.logCleanerBackoffMs, () => broker!.cleanLogs());
       broker.#tasks.every(config.metadataPollMs, () => broker!.#recoverStorage());
@@ -380,9 +416,17 @@ export class Broker {
       this.#refreshRunning = next;
       try {
         if (this.#closed) return;
-        const version = await this.topicStore.version();
+        // One read for both change markers: topic metadata, and group state (for the
+        // group snapshots of group_liveness.ts).
+        const [v, groups] = await this.kv.getMany<[Deno.KvU64, unknown]>([
+          metadataVersionKey(),
+          groupChangesKey(),
+        ]);
+        this.groupLiveness.observe(groups.versionstamp);
+        const version = v.value?.value ?? 0n;
         if (version === this.#knownVersion) return;
         const snapshot = await this.topicStore.snapshot();
+        this.#snapshot = snapshot;
         await this.#local.apply(snapshot.topics);
         await this.replication.sync(this.#local.all());
         this.#knownVersion = snapshot.version;
@@ -649,6 +693,7 @@ export class Broker {
         );
       }
       this.#disk?.close();
+      this.kvHealth.close();
       if (this.#ownsKv) this.kv.close();
       unlockDataDir(this.#lock);
     })();

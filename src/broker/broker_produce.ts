@@ -7,7 +7,7 @@
  * @module
  */
 import { RillError } from "../protocol/errors.ts";
-import { checkProducedBatches, stampLogAppendTime } from "./batch_checks.ts";
+import { applyTopicCompression, checkProducedBatches, stampLogAppendTime } from "./batch_checks.ts";
 import {
   expectedSequence,
   isAheadOfSequence,
@@ -146,7 +146,8 @@ export class ProducePath {
     if (partition >= count) throw unknownPartition(topic, partition, count);
     const leader = await this.#leader(state, partition, acks);
     const checked = checkProducedBatches(body, state.maxMessageBytes);
-    if (state.compacted) checkBatchKeys(topic, checked.batches);
+    if (state.compacted) checkBatchKeys(topic, checked.plain);
+    body = applyTopicCompression(checked, body, state.compression);
     let logAppendTime = -1;
     if (state.logAppendTime) {
       logAppendTime = Date.now();

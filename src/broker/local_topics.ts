@@ -21,6 +21,7 @@ import {
   removeDir,
   writePartitionTopicId,
 } from "./data_dir.ts";
+import { type StoredCompression, storedCompressionOf } from "./batch_checks.ts";
 import { TopicPartitioner } from "./partitioner.ts";
 import { Replica } from "./replica.ts";
 
@@ -40,6 +41,8 @@ export interface TopicState {
   logAppendTime: boolean;
   /** `cleanup.policy` includes `compact`: records need a key */
   compacted: boolean;
+  /** `compression.type`: "producer" keeps batches as sent, else the codec to store with */
+  compression: StoredCompression;
 }
 
 /** What {@linkcode LocalTopics} needs. */
@@ -156,6 +159,7 @@ export class LocalTopics {
       minInsyncReplicas: minInsyncReplicasOf(meta.configs),
       logAppendTime: meta.configs["message.timestamp.type"] === "LogAppendTime",
       compacted: parseCleanupPolicy(meta.configs["cleanup.policy"])?.compact ?? false,
+      compression: storedCompressionOf(meta.configs["compression.type"]),
     };
     this.#topics.set(meta.name, next);
   }

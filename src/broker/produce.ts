@@ -15,6 +15,7 @@
  *
  * @module
  */
+import { compressBatch } from "../protocol/compression.ts";
 import { RillError } from "../protocol/errors.ts";
 import { BATCH_HEADER_SIZE, encodeBatch, type RecordHeader } from "../protocol/record_batch.ts";
 import { stampLogAppendTime } from "./batch_checks.ts";
@@ -167,18 +168,21 @@ export async function encodeRecords(
       }),
       { now },
     );
-    if (batch.length > state.maxMessageBytes) {
+    const stored = state.compression === "producer" || state.compression === "none"
+      ? batch
+      : compressBatch(batch, state.compression);
+    if (stored.length > state.maxMessageBytes) {
       throw new RillError(
         "MESSAGE_TOO_LARGE",
         `Record ${
           indexes[from]
-        } is ${batch.length} bytes as a batch, larger than max.message.bytes (${state.maxMessageBytes})`,
+        } is ${stored.length} bytes as a batch, larger than max.message.bytes (${state.maxMessageBytes})`,
         { maxMessageBytes: state.maxMessageBytes },
       );
     }
-    if (state.logAppendTime) stampLogAppendTime(batch, now);
-    batches.push(batch);
-    total += batch.length;
+    if (state.logAppendTime) stampLogAppendTime(stored, now);
+    batches.push(stored);
+    total += stored.length;
     from = to;
   }
   return batches.length === 1 ? batches[0] : concatBytes(batches, total);

@@ -54,7 +54,9 @@ export async function run(args: string[], io: CliIo): Promise<number> {
   let out =
     `Cluster: ${c.clusterId}\tController: ${c.controllerId}\tBrokers: ${c.brokers.length}\n`;
   for (const b of c.brokers) {
-    out += `\tBroker: ${b.id}\tRole: ${b.role}\tURL: ${b.url}\tAlive: ${b.alive ? "yes" : "no"}\n`;
+    out += `\tBroker: ${b.id}\tRole: ${b.role}\tURL: ${b.url}\tAlive: ${b.alive ? "yes" : "no"}${
+      b.kafka ? `\tKafka: ${b.kafka}` : ""
+    }\n`;
   }
   await io.out(out);
   return 0;

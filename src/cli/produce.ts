@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { isCompressionType } from "../protocol/compression.ts";
 import { type Message, Rill } from "../client/mod.ts";
 import {
   type CliIo,
@@ -24,6 +25,7 @@ import {
  */
 export const HELP = `Usage:
   rill produce TOPIC [--key-separator SEP] [--partition P] [--acks all|1|0]
+                     [--compression none|gzip|snappy|lz4|zstd]
 
 Sends each line of stdin as one record (without its line ending). Keyed lines go to the
 partition of their key (Kafka's murmur2), keyless lines are spread over the partitions.
@@ -32,6 +34,7 @@ Options:
   --key-separator SEP  split each line at the first SEP into key and value
   --partition P        send every record to partition P
   --acks all|1|0       acknowledgement level (default all)
+  --compression CODEC  compress batches with none (default), gzip, snappy, lz4 or zstd
   --broker URL         broker to talk to (default $RILL_BROKER or http://127.0.0.1:8092)
   -h, --help           show this help
 `;
@@ -40,6 +43,7 @@ const OPTIONS = {
   "key-separator": { type: "string" },
   partition: { type: "string" },
   acks: { type: "string" },
+  compression: { type: "string" },
 } as const;
 
 /** Lines are sent in chunks of this many, several chunks in flight. */
@@ -132,8 +136,17 @@ export async function run(args: string[], io: CliIo): Promise<number> {
   if (acks !== "all" && acks !== "1" && acks !== "0" && acks !== "-1") {
     throw new UsageError(`--acks must be all, 1 or 0, got "${acks}"`);
   }
+  const compression = values.compression ?? "none";
+  if (!isCompressionType(compression)) {
+    throw new UsageError(
+      `--compression must be none, gzip, snappy, lz4 or zstd, got "${compression}"`,
+    );
+  }
   const rill = new Rill({ ...connection(values) });
-  const producer = rill.producer({ acks: acks === "-1" ? "all" : acks as "all" | "1" | "0" });
+  const producer = rill.producer({
+    acks: acks === "-1" ? "all" : acks as "all" | "1" | "0",
+    compression,
+  });
   const pending = new Set<Promise<unknown>>();
   let failure: unknown = undefined;
   const send = (messages: Message[]) => {

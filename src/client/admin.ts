@@ -106,8 +106,8 @@ export interface ClusterDescription {
   clusterId: string;
   /** the broker currently acting as controller */
   controllerId: number;
-  /** the brokers */
-  brokers: { id: number; url: string; role: string; alive: boolean }[];
+  /** the brokers (`kafka`: host:port of the broker's Kafka listener, null when it has none) */
+  brokers: { id: number; url: string; role: string; alive: boolean; kafka?: string | null }[];
 }
 
 /**

@@ -27,8 +27,18 @@
  * (at-least-once), and a partition has one request in flight at a time: HTTP requests may
  * overtake each other, and nothing else would keep the order.
  *
+ * **Compression** (`compression: "gzip" | "snappy" | "lz4" | "zstd"`, default "none"): a
+ * batch's records are compressed once, when it is sent for the first time (Kafka's codec
+ * bits, byte-compatible with Kafka clients); retries resend those same bytes.
+ *
  * @module
  */
+import {
+  compressBatch,
+  compressionId,
+  type CompressionType,
+  prepareCompression,
+} from "../protocol/compression.ts";
 import { RillError } from "../protocol/errors.ts";
 import type { RecordHeader } from "../protocol/record_batch.ts";
 import { type ProducerBatch, RecordAccumulator, type RecordSink } from "./accumulator.ts";
@@ -153,6 +163,9 @@ export interface ProducerOptions {
   /** a stable name for this producer's identity: the same key gets the same producer id
    * with a newer epoch, which fences an older instance using the key */
   producerKey?: string;
+  /** the codec batches are compressed with: "none" (default), "gzip", "snappy", "lz4" or
+   * "zstd" (Kafka's `compression.type`); a topic may still store them otherwise */
+  compression?: CompressionType;
 }
 
 /** The most batches an idempotent producer may have in flight (the broker's window). */
@@ -264,6 +277,9 @@ export class Producer {
   readonly #maxInFlight: number;
   readonly #acks: string;
   readonly #lingerMs: number;
+  readonly #compression: CompressionType;
+  /** resolves once the codec can compress (zstd loads its WebAssembly module) */
+  readonly #codecReady: Promise<void> | undefined;
   readonly #idem: IdempotentProducer | null;
   #inFlight = 0;
   #flushing = 0;
@@ -296,6 +312,11 @@ export class Producer {
       throw new RangeError(`maxInFlightRequests must be an integer >= 1, got ${maxInFlight}`);
     }
     this.#lingerMs = lingerMs;
+    this.#compression = options.compression ?? "none";
+    compressionId(this.#compression); // a clear error for an unknown codec, now
+    this.#codecReady = this.#compression === "none"
+      ? undefined
+      : prepareCompression(this.#compression);
     this.#maxInFlight = maxInFlight;
     this.#acks = acksParam(options.acks);
     this.#idem = options.idempotent === false
@@ -561,7 +582,11 @@ export class Producer {
           await idem.assign(batch.topic, batch.partition, count);
         link = this.#link(batch, seq);
       }
-      const body = batch.builder.build(seq ?? undefined);
+      let body = batch.builder.build(seq ?? undefined);
+      if (this.#codecReady !== undefined) {
+        await this.#codecReady;
+        body = compressBatch(body, this.#compression);
+      }
       this.#streams ??= this.#t.useStreams();
       const post = () =>
         withRetry(

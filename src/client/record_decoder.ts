@@ -11,7 +11,8 @@
  * @module
  */
 import { RillError } from "../protocol/errors.ts";
-import { ATTR, type BatchHeader, POS } from "../protocol/record_batch.ts";
+import { inflateBatch } from "../protocol/compression.ts";
+import { ATTR, type BatchHeader, POS, readBatchHeader } from "../protocol/record_batch.ts";
 import { ConsumedMessage } from "./message.ts";
 
 let at = 0;
@@ -43,7 +44,8 @@ function corrupt(what: string): RillError {
  * @param partition the partition, for the messages
  * @param minOffset records below it are skipped
  * @param out where the messages go
- * @throws {RillError} CORRUPT_MESSAGE on a malformed record; UNSUPPORTED_COMPRESSION_TYPE
+ * @throws {RillError} CORRUPT_MESSAGE on a malformed record or compressed data;
+ *   UNSUPPORTED_COMPRESSION_TYPE for codec bits 5-7
  * @example
  * ```ts
  * const out: ConsumedMessage[] = [];
@@ -58,15 +60,12 @@ export function decodeMessages(
   minOffset: number,
   out: ConsumedMessage[],
 ): void {
-  if ((h.attributes & ATTR.compressionMask) !== 0) {
-    throw new RillError(
-      "UNSUPPORTED_COMPRESSION_TYPE",
-      `Batch at offset ${h.baseOffset} is compressed (codec ${
-        h.attributes & 7
-      }); this client cannot decode it`,
-    );
-  }
   if (h.lastOffsetDelta + h.baseOffset < minOffset) return;
+  if ((h.attributes & ATTR.compressionMask) !== 0) {
+    // The messages then view the decompressed copy (the CRC was checked on the original).
+    batch = inflateBatch(batch.subarray(0, h.batchLength + 12));
+    h = readBatchHeader(batch);
+  }
   const logAppend = (h.attributes & ATTR.logAppendTime) !== 0;
   const end = Math.min(batch.length, h.batchLength + 12);
   at = POS.records;

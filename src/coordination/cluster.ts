@@ -141,13 +141,36 @@ export class ClusterStore {
    * @returns brokers sorted by id
    */
   async brokers(): Promise<BrokerStatus[]> {
-    const now = this.now();
     const out: BrokerStatus[] = [];
     for await (const e of this.kv.list<BrokerRegistration>({ prefix: brokersPrefix() })) {
-      const r = e.value;
-      out.push({ ...r, alive: !r.stopped && now - r.heartbeatMs < this.sessionTimeoutMs });
+      out.push(this.status(e.value));
     }
     out.sort((a, b) => a.id - b.id);
     return out;
+  }
+
+  /**
+   * The liveness of a registration read earlier, judged now.
+   *
+   * @param reg the registration
+   * @returns it with `alive`
+   */
+  status(reg: BrokerRegistration): BrokerStatus {
+    return { ...reg, alive: !reg.stopped && this.now() - reg.heartbeatMs < this.sessionTimeoutMs };
+  }
+
+  /**
+   * When a registration read earlier stops counting as alive unless it heartbeats again.
+   *
+   * @param reg the registration
+   * @returns ms since the epoch, on this store's clock
+   */
+  deadline(reg: BrokerRegistration): number {
+    return reg.heartbeatMs + this.sessionTimeoutMs;
+  }
+
+  /** This store's clock, ms since the epoch. */
+  clock(): number {
+    return this.now();
   }
 }

@@ -25,6 +25,7 @@ import {
   commitAtomic,
   CONFLICT,
   expiredMembers,
+  markGroupsChanged,
   newMeta,
   readGroup,
   withConflictRetry,
@@ -125,7 +126,8 @@ export async function mirrorClassicGroup(
     };
     const ids = new Set(g.members.map((m) => m.memberId));
     const ok = await commitAtomic(() => {
-      const op = checkAll(kv.atomic(), snap);
+      // Rill brokers' group snapshots (group_liveness.ts) must see this change.
+      const op = markGroupsChanged(checkAll(kv.atomic(), snap));
       op.set(groupMetaKey(g.groupId), meta);
       for (const m of g.members) {
         op.set(groupMemberKey(g.groupId, m.memberId), {
@@ -211,7 +213,7 @@ export async function commitClassicOffsets(
         key: groupMetaKey(groupId),
         versionstamp: snap.metaVersionstamp,
       });
-      if (!snap.meta) op.set(groupMetaKey(groupId), newMeta(groupId, now));
+      if (!snap.meta) markGroupsChanged(op).set(groupMetaKey(groupId), newMeta(groupId, now));
       for (const o of offsets) {
         op.set(
           groupOffsetKey(groupId, o.topic, o.partition),

@@ -17,8 +17,9 @@
  *   each member's subscription and session timeout, and the target assignment of the
  *   generation. Every change bumps `generation` under an `atomic().check()` on its
  *   versionstamp, so two brokers racing cannot both decide one.
- * - **member** records are small and hot: one write per heartbeat (last heartbeat time, the
- *   member's generation, the partitions it may work on and those it must still give up).
+ * - **member** records are small: written when the member's state changes (its generation,
+ *   the partitions it may work on and those it must still give up, the broker vouching for
+ *   its liveness, group_liveness.ts), not per heartbeat once a broker vouches for it.
  * - **offset** entries hold the committed offset (the next offset to read, as in Kafka).
  *
  * Values are structured-cloned plain objects; a partition set is a
@@ -81,6 +82,11 @@ export interface MemberState {
   lastHeartbeatMs: number;
   /** when the current `pendingRevocation` was first told to the member; null when none */
   revocationStartedMs?: number | null;
+  /**
+   * the broker that keeps this member's liveness in memory (group_liveness.ts); absent:
+   * `lastHeartbeatMs` alone tells
+   */
+  vouchedBy?: { broker: number; incarnation: string };
 }
 
 /** A committed offset of one partition. */

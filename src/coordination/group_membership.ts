@@ -18,7 +18,9 @@
  * the group's generation), Stable. They are computed from the records, not stored.
  *
  * **Expiry** is lazy: a join, heartbeat, leave or describe of a group first removes members
- * silent for longer than their session timeout (time from the injectable `now()`). A member
+ * silent for longer than their session timeout (time from the injectable `now()`); a member
+ * vouched for by a broker is silent when that broker says so (its own sweep) or when that
+ * broker is dead (group_liveness.ts). A member
  * that heartbeats after its session expired is removed and answered UNKNOWN_MEMBER_ID.
  *
  * **Why two brokers cannot double-grant.** Within one meta version a partition has a single
@@ -33,8 +35,12 @@
  * brokers sharing a group should keep their clocks in sync (NTP): skew between brokers eats
  * into the session timeout's safety margin.
  *
- * **KV cost.** A heartbeat of a Stable group is one `list()` (meta + member records) and one
- * atomic write that checks the meta and the member's own record and sets that record.
+ * **KV cost.** With a broker's {@linkcode GroupLiveness} (group_liveness.ts), a heartbeat that
+ * changes nothing costs no KV call: the broker vouches for the member's liveness in memory and
+ * answers from its snapshot of the group while the group change marker has not moved. A
+ * heartbeat after a change elsewhere reads the group once (one `list()`) and writes only if
+ * the member's record changes. Without it (in-process uses), a heartbeat is one `list()` and
+ * one atomic write that checks the meta and the member's own record and sets that record.
  *
  * Answers ({@linkcode MemberAnswer}) carry, beyond the contract's `generation`,
  * `assignment` and `heartbeatIntervalMs`: `memberId`, `pendingRevocation`,
@@ -61,18 +67,21 @@ import { reconcileMember } from "./group_reconcile.ts";
 import {
   bumpGeneration,
   checkAll,
-  commitAtomic,
   CONFLICT,
   expiredMembers,
   type GroupSnapshot,
   groupState,
   type GroupStateName,
+  type LivenessJudge,
+  markGroupsChanged,
   MAX_GROUP_MEMBERS,
   newMeta,
   readGroup,
   withConflictRetry,
 } from "./group_store.ts";
 import { groupsPrefix } from "./kv_keys.ts";
+import { kvRetry } from "./kv_retry.ts";
+import type { GroupLiveness } from "./group_liveness.ts";
 
 /** Default session timeout (Kafka's consumer default is 45 s; Rill's issue asks 10 s). */
 export const DEFAULT_SESSION_TIMEOUT_MS = 10_000;
@@ -93,6 +102,11 @@ export interface GroupMembershipDeps {
   now?: () => number;
   /** a topic's partition count, or null when the topic does not exist */
   partitionCount(topic: string): Promise<number | null>;
+  /**
+   * member liveness kept by this broker (group_liveness.ts): heartbeats that change nothing
+   * are answered without the KV; without it every heartbeat reads and writes the KV
+   */
+  liveness?: GroupLiveness;
 }
 
 /** A join request (validated). */
@@ -191,12 +205,64 @@ export class GroupMembership {
   readonly #kv: Deno.Kv;
   readonly #now: () => number;
   readonly #partitionCount: (topic: string) => Promise<number | null>;
+  readonly #liveness: GroupLiveness | null;
+  /** judges members a broker vouches for; undefined without liveness */
+  readonly judge: LivenessJudge | undefined;
 
-  /** @param deps KV, clock and partition counts */
+  /** @param deps KV, clock, partition counts and liveness */
   constructor(deps: GroupMembershipDeps) {
     this.#kv = deps.kv;
     this.#now = deps.now ?? Date.now;
     this.#partitionCount = deps.partitionCount;
+    const lv = this.#liveness = deps.liveness ?? null;
+    this.judge = lv
+      ? (g, m, state, timeout) => lv.alive(state.vouchedBy!, g, m, timeout, state.lastHeartbeatMs)
+      : undefined;
+    lv?.setExpirer((g) => this.expire(g));
+  }
+
+  /**
+   * Reads a group, noting which change marker the read is at least as new as, and makes
+   * sure vouchers in it can be judged.
+   */
+  async #read(groupId: string): Promise<{ snap: GroupSnapshot; asOf: string | null | undefined }> {
+    const asOf = this.#liveness?.changes;
+    const snap = await readGroup(this.#kv, groupId);
+    await this.prepare(snap);
+    return { snap, asOf };
+  }
+
+  /**
+   * Refreshes what judging the snapshot's vouched members needs (a no-op without liveness).
+   *
+   * @param snap the snapshot
+   */
+  async prepare(snap: GroupSnapshot): Promise<void> {
+    await this.#liveness?.prepare(snap);
+  }
+
+  /**
+   * Commits a group write that changes meta or member records, marking the change; keeps
+   * the snapshot it leaves behind when it succeeds.
+   *
+   * @returns whether it committed
+   */
+  async #commit(
+    build: () => Deno.AtomicOperation,
+    after: (versionstamp: string) => GroupSnapshot,
+  ): Promise<boolean> {
+    const r = await kvRetry(() => markGroupsChanged(build()).commit());
+    if (!r.ok) return false;
+    this.#liveness?.remember(after(r.versionstamp), r.versionstamp);
+    return true;
+  }
+
+  /** A member's record as this broker writes it: vouched for by this broker. */
+  #vouch(meta: GroupMeta, memberId: string, state: MemberState): MemberState {
+    const me = this.#liveness?.me();
+    if (!me) return state;
+    this.#liveness!.touch(meta.groupId, memberId, meta.members[memberId].sessionTimeoutMs);
+    return { ...state, vouchedBy: me };
   }
 
   /**
@@ -222,9 +288,9 @@ export class GroupMembership {
     const memberId = req.memberId ?? crypto.randomUUID();
     const sessionTimeoutMs = req.sessionTimeoutMs ?? DEFAULT_SESSION_TIMEOUT_MS;
     return await withConflictRetry("join the group", async () => {
-      const snap = await readGroup(this.#kv, groupId);
+      const { snap } = await this.#read(groupId);
       const now = this.#now();
-      const expired = expiredMembers(snap, now);
+      const expired = expiredMembers(snap, now, this.judge);
       let meta: GroupMeta = structuredClone(snap.meta ?? newMeta(groupId, now));
       const live = liveStates(snap, expired);
       for (const id of expired) delete meta.members[id];
@@ -274,18 +340,19 @@ export class GroupMembership {
       }
       if (bump) meta = bumpGeneration(meta);
       const r = reconcileMember(meta, live, memberId, null, now);
+      r.state = this.#vouch(meta, memberId, r.state);
       live.set(memberId, r.state);
-      const ok = await commitAtomic(() => {
+      // a re-join that changes nothing leaves the meta (and others' heartbeats) alone
+      const writeMeta = bump || JSON.stringify(meta) !== JSON.stringify(snap.meta);
+      const ok = await this.#commit(() => {
         const op = checkAll(this.#kv.atomic(), snap);
-        // a re-join that changes nothing leaves the meta (and others' heartbeats) alone
-        if (bump || JSON.stringify(meta) !== JSON.stringify(snap.meta)) {
-          op.set(groupMetaKey(groupId), meta);
-        }
+        if (writeMeta) op.set(groupMetaKey(groupId), meta);
         op.set(groupMemberKey(groupId, memberId), r.state);
         for (const id of expired) if (id !== memberId) op.delete(groupMemberKey(groupId, id));
         return op;
-      });
+      }, (vs) => after(snap, writeMeta ? meta : null, vs, expired, memberId, r.state));
       if (!ok) return CONFLICT;
+      for (const id of expired) this.#liveness?.forget(groupId, id);
       return answer(meta, memberId, r.state, r.pendingAssignment, live);
     });
   }
@@ -302,12 +369,17 @@ export class GroupMembership {
    *   ILLEGAL_GENERATION (a generation it was never given), REBALANCE_IN_PROGRESS
    */
   async heartbeat(groupId: string, memberId: string, generation: number): Promise<MemberAnswer> {
+    const cached = this.#liveness?.snapshot(groupId);
+    if (cached) {
+      const quiet = await this.#quietHeartbeat(cached, memberId, generation);
+      if (quiet) return quiet;
+    }
     return await withConflictRetry("heartbeat", async () => {
-      const snap = await readGroup(this.#kv, groupId);
+      const { snap, asOf } = await this.#read(groupId);
       const now = this.#now();
       const own = snap.members.get(memberId);
       if (!snap.meta || !own) throw unknownMember(groupId, memberId);
-      const expired = expiredMembers(snap, now);
+      const expired = expiredMembers(snap, now, this.judge);
       if (expired.includes(memberId)) {
         if (!(await this.#remove(snap, expired))) return CONFLICT;
         throw unknownMember(groupId, memberId, "its session expired");
@@ -334,8 +406,14 @@ export class GroupMembership {
       if (metaChanged) meta = bumpGeneration(meta);
       const live = liveStates(snap, expired);
       const r = reconcileMember(meta, live, memberId, generation, now);
+      r.state = this.#vouch(meta, memberId, r.state);
       live.set(memberId, r.state);
-      const ok = await commitAtomic(() => {
+      if (!metaChanged && !r.granted && this.#liveness && sameState(r.state, own.state)) {
+        // Nothing changes and this broker already vouches for the member: no write.
+        this.#liveness.remember(snap, asOf);
+        return answer(meta, memberId, own.state, r.pendingAssignment, live);
+      }
+      const ok = await this.#commit(() => {
         const op = this.#kv.atomic();
         if (metaChanged || r.granted) checkAll(op, snap);
         else {
@@ -346,10 +424,41 @@ export class GroupMembership {
         op.set(groupMemberKey(groupId, memberId), r.state);
         for (const id of expired) op.delete(groupMemberKey(groupId, id));
         return op;
-      });
+      }, (vs) => after(snap, metaChanged ? meta : null, vs, expired, memberId, r.state));
       if (!ok) return CONFLICT;
+      for (const id of expired) this.#liveness?.forget(groupId, id);
       return answer(meta, memberId, r.state, r.pendingAssignment, live);
     });
+  }
+
+  /**
+   * A heartbeat answered from this broker's snapshot of the group, when it would change
+   * nothing: the member's record is vouched for by this broker, nobody expired, the topics'
+   * partition counts are as the meta has them, and the member's state stays as it is.
+   *
+   * @returns the answer, or null when the heartbeat must go to the KV
+   */
+  async #quietHeartbeat(
+    snap: GroupSnapshot,
+    memberId: string,
+    generation: number,
+  ): Promise<MemberAnswer | null> {
+    const lv = this.#liveness!;
+    const me = lv.me();
+    const own = snap.members.get(memberId);
+    const meta = snap.meta;
+    if (!me || !meta || !own || generation !== own.state.generation) return null;
+    const v = own.state.vouchedBy;
+    if (!v || v.broker !== me.broker || v.incarnation !== me.incarnation) return null;
+    await lv.prepare(snap, false);
+    const now = this.#now();
+    if (expiredMembers(snap, now, this.judge).length > 0) return null;
+    if (!sameCounts(await this.#counts(meta), meta.partitionCounts)) return null;
+    const live = liveStates(snap, []);
+    const r = reconcileMember(meta, live, memberId, generation, now);
+    if (r.granted || !sameState({ ...r.state, vouchedBy: v }, own.state)) return null;
+    lv.touch(snap.groupId, memberId, meta.members[memberId].sessionTimeoutMs);
+    return answer(meta, memberId, own.state, r.pendingAssignment, live);
   }
 
   /**
@@ -362,10 +471,10 @@ export class GroupMembership {
    */
   async leave(groupId: string, memberId: string): Promise<void> {
     await withConflictRetry("leave the group", async () => {
-      const snap = await readGroup(this.#kv, groupId);
+      const { snap } = await this.#read(groupId);
       if (!snap.meta) throw groupNotFound(groupId);
       if (!snap.members.has(memberId)) throw unknownMember(groupId, memberId);
-      const ids = new Set([...expiredMembers(snap, this.#now()), memberId]);
+      const ids = new Set([...expiredMembers(snap, this.#now(), this.judge), memberId]);
       return (await this.#remove(snap, [...ids])) ? true : CONFLICT;
     });
   }
@@ -379,8 +488,8 @@ export class GroupMembership {
    */
   async expire(groupId: string): Promise<GroupSnapshot> {
     return await withConflictRetry("expire members", async () => {
-      const snap = await readGroup(this.#kv, groupId);
-      const expired = expiredMembers(snap, this.#now());
+      const { snap } = await this.#read(groupId);
+      const expired = expiredMembers(snap, this.#now(), this.judge);
       if (expired.length === 0) return snap;
       return (await this.#remove(snap, expired)) ? await readGroup(this.#kv, groupId) : CONFLICT;
     });
@@ -433,9 +542,9 @@ export class GroupMembership {
         groupId = String(e.key[2]);
       }
       if (groupId === null) break;
-      const snap = await readGroup(this.#kv, groupId);
+      const { snap } = await this.#read(groupId);
       if (snap.meta) {
-        const live = liveStates(snap, expiredMembers(snap, now));
+        const live = liveStates(snap, expiredMembers(snap, now, this.judge));
         out.push({
           groupId,
           state: groupState(snap.meta, live),
@@ -453,12 +562,14 @@ export class GroupMembership {
     const meta = structuredClone(snap.meta!);
     for (const id of ids) delete meta.members[id];
     const next = bumpGeneration(meta);
-    return await commitAtomic(() => {
+    const ok = await this.#commit(() => {
       const op = checkAll(this.#kv.atomic(), snap);
       op.set(groupMetaKey(snap.groupId), next);
       for (const id of ids) op.delete(groupMemberKey(snap.groupId, id));
       return op;
-    });
+    }, (vs) => after(snap, next, vs, ids, null, null));
+    if (ok) { for (const id of ids) this.#liveness?.forget(snap.groupId, id); }
+    return ok;
   }
 
   /** Current partition counts of every topic the members subscribe to (0 when deleted). */
@@ -479,6 +590,39 @@ function liveStates(snap: GroupSnapshot, expired: string[]): Map<string, MemberS
   const out = new Map<string, MemberState>();
   for (const [id, m] of snap.members) if (!expired.includes(id)) out.set(id, m.state);
   return out;
+}
+
+/** Whether two member records say the same, whatever their heartbeat times. */
+function sameState(a: MemberState, b: MemberState): boolean {
+  const norm = (s: MemberState) =>
+    JSON.stringify({
+      ...s,
+      lastHeartbeatMs: 0,
+      revocationStartedMs: s.revocationStartedMs ?? null,
+    });
+  return norm(a) === norm(b);
+}
+
+/** The group as a committed write leaves it (for the broker's snapshot). */
+function after(
+  snap: GroupSnapshot,
+  meta: GroupMeta | null,
+  versionstamp: string,
+  removed: string[],
+  memberId: string | null,
+  state: MemberState | null,
+): GroupSnapshot {
+  const members = new Map(snap.members);
+  for (const id of removed) members.delete(id);
+  if (memberId !== null && state !== null) members.set(memberId, { state, versionstamp });
+  const m = meta ?? snap.meta;
+  if (m) { for (const id of [...members.keys()]) if (!m.members[id]) members.delete(id); }
+  return {
+    groupId: snap.groupId,
+    meta: m,
+    metaVersionstamp: meta ? versionstamp : snap.metaVersionstamp,
+    members,
+  };
 }
 
 function sameCounts(a: Record<string, number>, b: Record<string, number>): boolean {

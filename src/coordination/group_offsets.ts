@@ -45,6 +45,7 @@ import {
   CONFLICT,
   type GroupSnapshot,
   isExpired,
+  markGroupsChanged,
   newMeta,
   withConflictRetry,
 } from "./group_store.ts";
@@ -262,7 +263,7 @@ export class GroupOffsets {
       const now = this.#now();
       const ok = await commitAtomic(() => {
         const op = checkAll(this.#kv.atomic(), snap);
-        if (!snap.meta) op.set(groupMetaKey(groupId), newMeta(groupId, now));
+        if (!snap.meta) markGroupsChanged(op).set(groupMetaKey(groupId), newMeta(groupId, now));
         for (const o of offsets) {
           op.set(
             groupOffsetKey(groupId, o.topic, o.partition),
@@ -312,7 +313,7 @@ export class GroupOffsets {
         if (!ok) return CONFLICT;
       }
       const ok = await commitAtomic(() =>
-        checkAll(this.#kv.atomic(), snap).delete(groupMetaKey(groupId))
+        markGroupsChanged(checkAll(this.#kv.atomic(), snap)).delete(groupMetaKey(groupId))
       );
       return ok ? true : CONFLICT;
     });

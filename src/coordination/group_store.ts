@@ -22,6 +22,7 @@ import {
 } from "./group_keys.ts";
 import { equal } from "./group_partitions.ts";
 import { kvRetry } from "./kv_retry.ts";
+import { groupChangesKey } from "./kv_keys.ts";
 
 /** How many times a conflicting read-decide-write is re-run before giving up. */
 export const MAX_CONFLICT_ATTEMPTS = 30;
@@ -130,6 +131,8 @@ export async function commitAtomic(build: () => Deno.AtomicOperation): Promise<b
  * @param memberId the member
  * @param state its record
  * @param now the broker's clock
+ * @param alive judges members a broker vouches for (group_liveness.ts); without it such a
+ *   member counts as alive; for a record no broker vouches for, `lastHeartbeatMs` tells
  * @returns true when it has been silent for longer than its session timeout
  */
 export function isExpired(
@@ -137,9 +140,16 @@ export function isExpired(
   memberId: string,
   state: MemberState,
   now: number,
+  alive?: LivenessJudge,
 ): boolean {
   const info = meta.members[memberId];
-  return !info || now - state.lastHeartbeatMs > info.sessionTimeoutMs;
+  if (!info) return true;
+  if (state.vouchedBy) {
+    // Its broker keeps its liveness (group_liveness.ts): without that broker's word, assume
+    // alive rather than take a live member's partitions on a stale heartbeat time.
+    return alive ? !alive(meta.groupId, memberId, state, info.sessionTimeoutMs) : false;
+  }
+  return now - state.lastHeartbeatMs > info.sessionTimeoutMs;
 }
 
 /**
@@ -147,13 +157,39 @@ export function isExpired(
  *
  * @param snap the snapshot
  * @param now the broker's clock
+ * @param alive judges members a broker vouches for (group_liveness.ts)
  * @returns the expired member ids
  */
-export function expiredMembers(snap: GroupSnapshot, now: number): string[] {
+export function expiredMembers(snap: GroupSnapshot, now: number, alive?: LivenessJudge): string[] {
   if (!snap.meta) return [];
-  return [...snap.members].filter(([id, m]) => isExpired(snap.meta!, id, m.state, now)).map(
-    ([id]) => id,
-  );
+  return [...snap.members].filter(([id, m]) => isExpired(snap.meta!, id, m.state, now, alive))
+    .map(([id]) => id);
+}
+
+/**
+ * Whether a member some broker vouches for is alive (group_liveness.ts).
+ *
+ * @param groupId the group
+ * @param memberId the member
+ * @param state its record (with `vouchedBy`)
+ * @param sessionTimeoutMs its session timeout
+ */
+export type LivenessJudge = (
+  groupId: string,
+  memberId: string,
+  state: MemberState,
+  sessionTimeoutMs: number,
+) => boolean;
+
+/**
+ * Marks that group meta or member records change in this write: brokers' group snapshots
+ * (group_liveness.ts) are then read again.
+ *
+ * @param op the atomic operation
+ * @returns the same operation
+ */
+export function markGroupsChanged(op: Deno.AtomicOperation): Deno.AtomicOperation {
+  return op.set(groupChangesKey(), true);
 }
 
 /**

@@ -10,6 +10,7 @@
  * | `["rill", "partitions", <name>, <p>]` | `StoredPartition` (leader, replicas, ISR, leader epoch) | topics.ts |
  * | `["rill", "metadata", "version"]`     | `Deno.KvU64`, bumped by every topic change | topics.ts |
  * | `["rill", "controller"]`              | `Lease` (holder broker id, expiry, epoch) | leases.ts |
+ * | `["rill", "group_changes"]`           | `true`; its versionstamp moves with every group meta/member write | group_liveness.ts |
  *
  * Each partition's state has its own key so that a later leader or ISR change is one small
  * atomic write checked on that partition alone. A topic is created or deleted with its
@@ -172,4 +173,18 @@ export function groupsPrefix(): Deno.KvKey {
  */
 export function controllerKey(): Deno.KvKey {
   return [ROOT, "controller"];
+}
+
+/**
+ * The group change marker: set by every write of group meta or member records, so that a
+ * broker can tell from its versionstamp whether any group changed (group_liveness.ts).
+ *
+ * @returns the key
+ * @example
+ * ```ts
+ * groupChangesKey(); // ["rill", "group_changes"]
+ * ```
+ */
+export function groupChangesKey(): Deno.KvKey {
+  return [ROOT, "group_changes"];
 }

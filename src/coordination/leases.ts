@@ -21,6 +21,12 @@ export interface Lease {
   epoch: number;
 }
 
+/** A lease this process holds, with the versionstamp of its last write (its fence). */
+export interface HeldLease extends Lease {
+  /** the versionstamp of the lease entry as this holder last wrote it */
+  versionstamp: string;
+}
+
 /**
  * One named lease in KV.
  *
@@ -50,20 +56,62 @@ export class LeaseStore {
    * @returns the lease when `holder` holds it after the call, else null
    */
   async acquire(holder: number, ttlMs: number): Promise<Lease | null> {
+    const { held } = await this.tryAcquire(holder, ttlMs);
+    return held === null
+      ? null
+      : { holder: held.holder, expiresMs: held.expiresMs, epoch: held.epoch };
+  }
+
+  /**
+   * Takes, or renews, the lease; also says who holds it when `holder` does not, so that a
+   * caller can leave the KV alone until that lease expires.
+   *
+   * With `known` (what this holder last wrote), a renewal is one checked write and no read;
+   * when the check fails (the lease changed meanwhile), it reads and decides again.
+   *
+   * @param holder the broker id asking
+   * @param ttlMs how long the lease lasts from now
+   * @param known the lease this holder last wrote, if any
+   * @returns `held`: the lease when `holder` holds it after the call; `current`: the lease
+   *   as last read or written (null when none is stored)
+   */
+  async tryAcquire(
+    holder: number,
+    ttlMs: number,
+    known?: HeldLease | null,
+  ): Promise<{ held: HeldLease | null; current: Lease | null }> {
+    if (known && known.holder === holder) {
+      const next: Lease = { holder, expiresMs: this.now() + ttlMs, epoch: known.epoch };
+      const res = await kvRetry(() =>
+        this.kv.atomic().check({ key: this.key, versionstamp: known.versionstamp })
+          .set(this.key, next).commit()
+      );
+      if (res.ok) {
+        const held = { ...next, versionstamp: res.versionstamp };
+        return { held, current: held };
+      }
+    }
+    let current: Lease | null = null;
     for (let attempt = 0; attempt < 5; attempt++) {
       const entry = await this.kv.get<Lease>(this.key);
       const now = this.now();
       const cur = entry.value;
-      if (cur !== null && cur.holder !== holder && cur.expiresMs > now) return null;
+      current = cur;
+      if (cur !== null && cur.holder !== holder && cur.expiresMs > now) {
+        return { held: null, current: cur };
+      }
       const next: Lease = {
         holder,
         expiresMs: now + ttlMs,
         epoch: cur === null ? 1 : cur.holder === holder ? cur.epoch : cur.epoch + 1,
       };
       const res = await kvRetry(() => this.kv.atomic().check(entry).set(this.key, next).commit());
-      if (res.ok) return next;
+      if (res.ok) {
+        const held = { ...next, versionstamp: res.versionstamp };
+        return { held, current: held };
+      }
     }
-    return null;
+    return { held: null, current };
   }
 
   /**

@@ -22,6 +22,7 @@ import {
   commitAtomic,
   CONFLICT,
   type GroupSnapshot,
+  markGroupsChanged,
   readGroup,
   withConflictRetry,
 } from "./group_store.ts";
@@ -189,7 +190,7 @@ export class CommitCoalescer<R extends { offsets: readonly unknown[] }> {
         for (const [q, plan] of planned) {
           if (plan.meta !== null && !metas.has(q.groupId)) {
             metas.add(q.groupId);
-            op.set(groupMetaKey(q.groupId), plan.meta);
+            markGroupsChanged(op).set(groupMetaKey(q.groupId), plan.meta);
           }
           for (const [key, value] of plan.sets) op.set(key, value);
         }
@@ -219,7 +220,7 @@ export class CommitCoalescer<R extends { offsets: readonly unknown[] }> {
         const ok = await commitAtomic(() => {
           const op = this.#kv.atomic();
           for (const c of plan.checks) op.check(c);
-          if (plan.meta !== null) op.set(groupMetaKey(q.groupId), plan.meta);
+          if (plan.meta !== null) markGroupsChanged(op).set(groupMetaKey(q.groupId), plan.meta);
           for (const [key, value] of plan.sets) op.set(key, value);
           return op;
         });

@@ -50,30 +50,41 @@ export class PartitionStateStore {
    * @param topic the topic
    * @param partition the partition
    * @param fn computes the new state (null: no change)
-   * @returns the state written, or null when `fn` declined or the partition is gone
+   * @param fence a KV entry that must still be as read (the controller's lease): a writer
+   *   that lost it changes nothing
+   * @returns the state written, or null when `fn` declined, the partition is gone or the
+   *   fence moved
    */
   async update(
     topic: string,
     partition: number,
     fn: PartitionUpdate,
+    fence?: Deno.AtomicCheck,
   ): Promise<PartitionState | null> {
     for (let attempt = 0; attempt < 20; attempt++) {
-      const entry = await this.kv.get<StoredPartition>(partitionKey(topic, partition));
-      if (entry.value === null) return null;
+      // One strong read of both entries (one KV request on a hosted KV).
+      const [entry, topicEntry] = await this.kv.getMany<[StoredPartition, unknown]>([
+        partitionKey(topic, partition),
+        topicKey(topic),
+      ]);
+      if (entry.value === null || topicEntry.value === null) return null;
       const next = fn(entry.value);
       if (next === null) return null;
       const stored: StoredPartition = { ...next, topicId: entry.value.topicId };
-      const topicEntry = await this.kv.get(topicKey(topic));
-      if (topicEntry.value === null) return null;
-      const res = await kvRetry(() =>
-        this.kv.atomic()
+      const res = await kvRetry(() => {
+        const op = this.kv.atomic()
           .check(entry)
           .check(topicEntry)
           .set(partitionKey(topic, partition), stored)
-          .sum(metadataVersionKey(), 1n)
-          .commit()
-      );
+          .sum(metadataVersionKey(), 1n);
+        if (fence) op.check(fence);
+        return op.commit();
+      });
       if (res.ok) return next;
+      if (fence) {
+        const now = await this.kv.get(fence.key);
+        if (now.versionstamp !== fence.versionstamp) return null;
+      }
     }
     return null;
   }

@@ -19,6 +19,7 @@
  * | `flush.messages`            | `1`: fsync after every append            | (OS flushes)    |
  * | `flush.ms`                  | integer ≥ 0: fsync at most this long after an append (0 = every append) | (OS flushes) |
  * | `unclean.leader.election.enable` | `true`: a replica outside the ISR may lead when no ISR member is alive | false |
+ * | `compression.type`          | `producer` (store batches as sent), `uncompressed`, `gzip`, `snappy`, `lz4`, `zstd` (the broker recompresses) | producer |
  *
  * `cleanup.policy=compact` keeps, per key, only the latest record (see
  * `src/storage/log_cleaner.ts`); such a topic takes only records with a key. Without
@@ -99,6 +100,7 @@ const CHECKS: Record<string, Check> = {
   },
   "flush.ms": integer(0),
   "unclean.leader.election.enable": oneOf("true", "false"),
+  "compression.type": oneOf("producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"),
 };
 
 /** A parsed `cleanup.policy`: which of Kafka's two policies apply. */

@@ -2,8 +2,9 @@
  * The broker's HTTP API (HTTP_API.md): one Hono app with the error mapping of errors.ts.
  *
  * ```
- * GET /healthz          {"status":"ok"|"shutting-down","brokerId","role"}   (always 200: a liveness probe;
- *                       with auth on, only {"status"} and no credentials needed)
+ * GET /healthz          {"status":"ok"|"shutting-down","brokerId","role","kv"}   (always 200: a liveness
+ *                       probe; "kv": {"reachable","unreachableSince","oldestPendingMs"}, see
+ *                       coordination/kv_health.ts; with auth on, only {"status"}, no credentials needed)
  * /v1/auth              routes/auth.ts (API keys and ACLs)
  * /v1/cluster           routes/cluster.ts
  * /v1/topics            routes/topics.ts (admin) and routes/records.ts (produce, fetch, offsets)
@@ -61,6 +62,18 @@ import { producerRoutes } from "./routes/producers.ts";
 import { recordRoutes } from "./routes/records.ts";
 import { topicRoutes } from "./routes/topics.ts";
 
+/** The KV's health as /healthz shows it. */
+function kvHealthJson(broker: Broker) {
+  const s = broker.kvHealth.status();
+  return {
+    reachable: s.reachable,
+    unreachableSince: s.unreachableSinceMs === null
+      ? null
+      : new Date(s.unreachableSinceMs).toISOString(),
+    oldestPendingMs: Math.round(s.oldestPendingMs),
+  };
+}
+
 /**
  * Builds the HTTP app of a broker.
  *
@@ -110,6 +123,7 @@ export function createApp(
           status: broker.draining ? "shutting-down" : "ok",
           brokerId: broker.id,
           role: broker.role,
+          kv: kvHealthJson(broker),
         },
     ));
   app.route("/", consoleRoutes());
@@ -128,6 +142,7 @@ export function createApp(
       logStartOffset: (topic, partition) => broker.logStartOffset(topic, partition),
       logEndOffset: (topic, partition) => broker.logEndOffset(topic, partition),
       offsetForTimestamp: (topic, partition, ts) => broker.offsetForTimestamp(topic, partition, ts),
+      liveness: broker.groupLiveness,
     }),
   );
   // Followers' fetches, the hottest requests between brokers, and clients' raw-batch

@@ -20,7 +20,13 @@
  */
 import type { ProduceRecord, RecordOffset } from "../broker/produce.ts";
 import { RillError } from "../protocol/errors.ts";
-import { decodeBatch, type RecordHeader, splitBatches } from "../protocol/record_batch.ts";
+import {
+  decodeBatch,
+  nextOffsetOf,
+  readBatchHeader,
+  type RecordHeader,
+  splitBatches,
+} from "../protocol/record_batch.ts";
 import { TimeSlice } from "../broker/time_slice.ts";
 import { NO_TIMESTAMP } from "../broker/batch_checks.ts";
 
@@ -464,6 +470,8 @@ export function batchesToJson(
 ): JsonRecord[] {
   const out: JsonRecord[] = [];
   for (const batch of splitBatches(bytes)) {
+    // Skip a batch wholly before the offset without decoding (or decompressing) it.
+    if (nextOffsetOf(readBatchHeader(batch)) <= fromOffset) continue;
     for (const r of decodeBatch(batch).records) {
       if (r.offset < fromOffset) continue;
       out.push(recordToJson(r.offset, r.timestamp, r.key, r.value, r.headers, forceBase64));
@@ -510,6 +518,8 @@ export function jsonRecordsWithin(
   let size = 2;
   let nextOffset = fromOffset;
   outer: for (const batch of splitBatches(bytes)) {
+    // Skip a batch wholly before the offset without decoding (or decompressing) it.
+    if (nextOffsetOf(readBatchHeader(batch)) <= fromOffset) continue;
     for (const r of decodeBatch(batch).records) {
       if (r.offset < fromOffset) continue;
       const json = JSON.stringify(

@@ -46,6 +46,8 @@ export interface KafkaListenerOptions {
   maxFrameBytes?: number;
   /** a request must arrive within this once started (default 30 s) */
   frameTimeoutMs?: number;
+  /** connections served at once; more are closed as they arrive (default 4096) */
+  maxConnections?: number;
   /** where one-line reports go (default: stderr) */
   log?: (line: string) => void;
 }
@@ -62,6 +64,8 @@ export class KafkaListener {
   readonly #abort = new AbortController();
   readonly #connections = new Set<Promise<void>>();
   readonly #accepting: Promise<void>;
+  readonly #maxConnections: number;
+  #refusedLogged = 0;
 
   private constructor(
     broker: Broker,
@@ -69,6 +73,7 @@ export class KafkaListener {
     opts: KafkaListenerOptions,
   ) {
     this.#listener = listener;
+    this.#maxConnections = opts.maxConnections ?? 4096;
     this.addr = listener.addr as Deno.NetAddr;
     const log = opts.log ?? ((line: string) => console.error(`rill broker ${broker.id}: ${line}`));
     this.advertised = opts.advertised ?? advertisedFor(this.addr);
@@ -97,6 +102,18 @@ export class KafkaListener {
         conn = await this.#listener.accept();
       } catch {
         return; // closed
+      }
+      if (this.#connections.size >= this.#maxConnections) {
+        // Over the limit: closed at once (one log line a second at most).
+        const now = Date.now();
+        if (now - this.#refusedLogged >= 1000) {
+          this.#refusedLogged = now;
+          log(`kafka: refusing connections beyond ${this.#maxConnections} at once`);
+        }
+        try {
+          conn.close();
+        } catch { /* gone */ }
+        continue;
       }
       const session: Session = {
         principal: null,

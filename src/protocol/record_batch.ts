@@ -30,6 +30,7 @@
  *
  * @module
  */
+import { CLIENT_INFLATE_LIMIT, inflateBatch } from "./compression.ts";
 import { crc32c } from "./crc32c.ts";
 import { RillError } from "./errors.ts";
 import { readVarint, varintSize, writeVarint } from "./varint.ts";
@@ -285,14 +286,20 @@ export function readBatchHeader(bytes: Uint8Array, pos = 0): BatchHeader {
 }
 
 /**
- * Checks one whole batch: length, magic, CRC-32C, and (for uncompressed batches) that the
- * records decode exactly to the end with offset deltas 0..count-1.
+ * Checks one whole batch: length, magic, CRC-32C, and that the records (decompressed first
+ * if the batch is compressed) decode exactly to the end with offset deltas 0..count-1.
  *
  * @param batch exactly one batch
+ * @param inflateLimit the most bytes a compressed batch's records may inflate to
  * @returns the header
- * @throws {RillError} CORRUPT_MESSAGE naming what is wrong
+ * @throws {RillError} CORRUPT_MESSAGE naming what is wrong; RECORD_LIST_TOO_LARGE if the
+ *   records inflate past the limit; UNSUPPORTED_COMPRESSION_TYPE for codec bits 5-7
  */
-export function validateBatch(batch: Uint8Array): BatchHeader {
+export function validateBatch(batch: Uint8Array, inflateLimit = CLIENT_INFLATE_LIMIT): BatchHeader {
+  return checkedBatch(batch, inflateLimit).header;
+}
+
+function checkedBatch(batch: Uint8Array, inflateLimit: number): DecodedBatch {
   if (batch.length < BATCH_HEADER_SIZE) {
     throw corrupt(
       `Batch is ${batch.length} bytes, shorter than the ${BATCH_HEADER_SIZE}-byte header`,
@@ -315,22 +322,20 @@ export function validateBatch(batch: Uint8Array): BatchHeader {
   }
   if (h.recordCount < 0) throw corrupt(`Batch record count is negative (${h.recordCount})`);
   if (h.lastOffsetDelta < 0) throw corrupt(`Batch lastOffsetDelta is negative`);
-  if ((h.attributes & ATTR.compressionMask) === 0) {
-    const records = decodeRecords(batch, h);
-    if (records.length > 0 && h.lastOffsetDelta !== records.length - 1) {
+  const records = decodeAny(batch, h, inflateLimit);
+  if (records.length > 0 && h.lastOffsetDelta !== records.length - 1) {
+    throw corrupt(
+      `Batch lastOffsetDelta is ${h.lastOffsetDelta} but it holds ${records.length} records`,
+    );
+  }
+  for (let i = 0; i < records.length; i++) {
+    if (records[i].offset !== h.baseOffset + i) {
       throw corrupt(
-        `Batch lastOffsetDelta is ${h.lastOffsetDelta} but it holds ${records.length} records`,
+        `Record ${i} of the batch has offset delta ${records[i].offset - h.baseOffset}`,
       );
     }
-    for (let i = 0; i < records.length; i++) {
-      if (records[i].offset !== h.baseOffset + i) {
-        throw corrupt(
-          `Record ${i} of the batch has offset delta ${records[i].offset - h.baseOffset}`,
-        );
-      }
-    }
   }
-  return h;
+  return { header: h, records };
 }
 
 /** A decoded batch: its header and its records. */
@@ -340,29 +345,34 @@ export interface DecodedBatch {
 }
 
 /**
- * Decodes one batch into its records (views into `batch`, no copies). Checks the CRC only
- * when `verify` is set.
+ * Decodes one batch into its records, decompressing them first if the batch is compressed
+ * (then the records are views into the decompressed copy; otherwise into `batch`). Checks
+ * the batch as {@linkcode validateBatch} does only when `verify` is set.
  *
  * @param batch exactly one batch
- * @param verify check length, magic and CRC first
+ * @param verify check length, magic, CRC and record framing first
+ * @param inflateLimit the most bytes a compressed batch's records may inflate to
  * @returns header and records
- * @throws {RillError} CORRUPT_MESSAGE if the batch is malformed,
- *   UNSUPPORTED_COMPRESSION_TYPE if it is compressed
+ * @throws {RillError} CORRUPT_MESSAGE if the batch is malformed; RECORD_LIST_TOO_LARGE if
+ *   its records inflate past the limit; UNSUPPORTED_COMPRESSION_TYPE for codec bits 5-7
  */
-export function decodeBatch(batch: Uint8Array, verify = false): DecodedBatch {
-  const header = verify ? validateBatch(batch) : readBatchHeader(batch);
-  return { header, records: decodeRecords(batch, header) };
+export function decodeBatch(
+  batch: Uint8Array,
+  verify = false,
+  inflateLimit = CLIENT_INFLATE_LIMIT,
+): DecodedBatch {
+  if (verify) return checkedBatch(batch, inflateLimit);
+  const header = readBatchHeader(batch);
+  return { header, records: decodeAny(batch, header, inflateLimit) };
+}
+
+function decodeAny(batch: Uint8Array, h: BatchHeader, inflateLimit: number): DecodedRecord[] {
+  if ((h.attributes & ATTR.compressionMask) === 0) return decodeRecords(batch, h);
+  const plain = inflateBatch(batch.subarray(0, h.batchLength + LOG_OVERHEAD), inflateLimit);
+  return decodeRecords(plain, readBatchHeader(plain));
 }
 
 function decodeRecords(batch: Uint8Array, h: BatchHeader): DecodedRecord[] {
-  if ((h.attributes & ATTR.compressionMask) !== 0) {
-    throw new RillError(
-      "UNSUPPORTED_COMPRESSION_TYPE",
-      `Batch at offset ${h.baseOffset} is compressed (codec ${
-        h.attributes & 7
-      }); Rill stores it as is but cannot decode it`,
-    );
-  }
   const end = Math.min(batch.length, h.batchLength + LOG_OVERHEAD);
   const records: DecodedRecord[] = new Array(h.recordCount);
   let pos: number = POS.records;

@@ -27,7 +27,9 @@
  * with no record is dropped, except (as empty batches) the last batch of each group (so that
  * a segment still ends where the next begins) and the last batch of an idempotent producer
  * the log still has state for (as Kafka, for the producer's sequence state); an empty batch
- * no longer needed goes at the next pass. Compressed and control batches are kept whole. Readers skip gaps: a read from a removed offset returns
+ * no longer needed goes at the next pass. A compressed batch is read decompressed and what it
+ * keeps is compressed again with its codec; control batches are kept whole. Readers skip
+ * gaps: a read from a removed offset returns
  * the next batch (`LogSegment.read` finds the first batch ending at or after the offset).
  *
  * **Files and crash safety** (as Kafka's `replaceSegments`). A group is written as
@@ -44,6 +46,13 @@
  *
  * @module
  */
+import {
+  compressBatch,
+  compressionOf,
+  type CompressionType,
+  inflateBatch,
+  prepareCompression,
+} from "../protocol/compression.ts";
 import { concatBytes } from "../protocol/bytes.ts";
 import { crc32c } from "../protocol/crc32c.ts";
 import { RillError } from "../protocol/errors.ts";
@@ -303,7 +312,12 @@ function forEachRecord(batch: Uint8Array, visit: (r: RecordSpan) => void): void 
 
 function isCompactable(batch: Uint8Array): boolean {
   const attributes = (batch[POS.attributes] << 8) | batch[POS.attributes + 1];
-  return (attributes & (ATTR.compressionMask | ATTR.control)) === 0;
+  return (attributes & ATTR.control) === 0;
+}
+
+/** The codec of a stored batch ("none" if it is not compressed). */
+function codecOf(batch: Uint8Array): CompressionType {
+  return compressionOf((batch[POS.attributes] << 8) | batch[POS.attributes + 1]);
 }
 
 // ---------------------------------------------------------------------------- planning
@@ -387,7 +401,7 @@ export async function buildOffsetMap(
   for (const segment of segments) {
     for (const { batch } of segmentBatches(segment, aborted)) {
       if (isCompactable(batch)) {
-        forEachRecord(batch, (r) => {
+        forEachRecord(inflateBatch(batch), (r) => {
           if (r.key !== null && r.offset >= from && r.offset < to) map.set(r.key, r.offset);
         });
       }
@@ -535,7 +549,11 @@ export async function cleanGroup(
         if (isCompactable(batch)) {
           const kept: RecordSpan[] = [];
           let total = 0;
-          forEachRecord(batch, (r) => {
+          // A compressed batch is walked decompressed; what it keeps is compressed again
+          // with its own codec (as Kafka's cleaner does).
+          const codec = codecOf(batch);
+          const plain = codec === "none" ? batch : inflateBatch(batch);
+          forEachRecord(plain, (r) => {
             total++;
             if (r.key === null) return;
             const latest = map.get(r.key);
@@ -546,9 +564,16 @@ export async function cleanGroup(
           if (kept.length < total || total === 0) {
             const last = lastSource && position + batch.length === segment.size;
             const producerId = readI64(view, POS.producerId);
-            if (kept.length > 0) out = rebuildBatch(batch, kept);
-            else if (last || (producerId >= 0 && options.isProducerTail(producerId, lastOffset))) {
-              if (total > 0) out = rebuildBatch(batch, []);
+            if (kept.length > 0) {
+              out = rebuildBatch(plain, kept);
+              if (codec !== "none") {
+                await prepareCompression(codec);
+                out = compressBatch(out, codec);
+              }
+            } else if (
+              last || (producerId >= 0 && options.isProducerTail(producerId, lastOffset))
+            ) {
+              if (total > 0) out = rebuildBatch(plain, []);
             } else {
               // Nothing left and nothing needs it (an empty batch too: an earlier pass's, or
               // a follower's gap filler).

@@ -17,7 +17,6 @@
  */
 import { crc32c } from "../protocol/crc32c.ts";
 import {
-  ATTR,
   BATCH_HEADER_SIZE,
   decodeBatch,
   LOG_OVERHEAD,
@@ -144,6 +143,9 @@ function readI64(view: DataView, pos: number): number {
 function isNotFound(e: unknown): boolean {
   return e instanceof Deno.errors.NotFound;
 }
+
+/** Appends of at most this many bytes are written with writeSync (see LogSegment.append). */
+const SYNC_WRITE_BYTES = 64 * 1024;
 
 /**
  * A segment: its files, its size, its indexes and the state needed to append to it.
@@ -624,10 +626,21 @@ export class LogSegment {
     this.#ensureIndexes();
     if (!this.#writer) this.#writer = Deno.openSync(this.logPath, { append: true });
     const start = this.#size;
+    const parts = bytes instanceof Uint8Array ? [bytes] : bytes;
+    let total = 0;
+    for (const part of parts) total += part.length;
+    // A small append is written synchronously: an async write goes through Deno's blocking
+    // thread pool, ~20–45 µs of CPU and ~50–100 µs of latency more for a 1 KiB write than
+    // writeSync's ~4 µs (measured here). Both are one write(2) into the page cache.
+    const sync = total <= SYNC_WRITE_BYTES;
     let written = 0;
-    for (const part of bytes instanceof Uint8Array ? [bytes] : bytes) {
+    for (const part of parts) {
       let n = 0;
-      while (n < part.length) n += await this.#writer.write(part.subarray(n));
+      while (n < part.length) {
+        n += sync
+          ? this.#writer.writeSync(part.subarray(n))
+          : await this.#writer.write(part.subarray(n));
+      }
       written += n;
     }
     for (const b of batches) {
@@ -847,10 +860,6 @@ export class LogSegment {
     let answer: number | null = null;
     this.#walk(from, this.#size, Infinity, undefined, (b) => {
       if (b.lastOffset < minOffset || b.maxTimestamp < timestamp) return true;
-      if ((b.attributes & ATTR.compressionMask) !== 0) {
-        answer = Math.max(b.baseOffset, minOffset);
-        return false;
-      }
       const { records } = decodeBatch(this.readAt(b.position, b.size));
       for (const r of records) {
         if (r.offset >= minOffset && r.timestamp >= timestamp) {

@@ -26,6 +26,8 @@ export interface StartBrokerOptions {
   extraArgs?: string[];
   /** "broker" (default) or "follower" */
   role?: "broker" | "follower";
+  /** more environment variables (e.g. `DENO_KV_ACCESS_TOKEN` for a KV URL) */
+  env?: Record<string, string>;
   /** the checkout whose cli.ts runs (default: this one; benchmarks compare with another) */
   repo?: string;
 }
@@ -84,7 +86,7 @@ export async function startBroker(opts: StartBrokerOptions = {}): Promise<Broker
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
-    env: { NO_COLOR: "1" },
+    env: { NO_COLOR: "1", ...opts.env },
   }).spawn();
 
   let errText = "";

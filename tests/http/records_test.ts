@@ -248,8 +248,8 @@ Deno.test("records routes: every bad request gets its status and code and append
   const badCrc = good.slice();
   badCrc[badCrc.length - 1] ^= 0xff;
   const truncated = good.slice(0, good.length - 2);
-  const compressed = good.slice();
-  new DataView(compressed.buffer).setInt16(POS.attributes, 1);
+  const compressed = good.slice(); // codec bits 7: no such codec (1-4 are Kafka's)
+  new DataView(compressed.buffer).setInt16(POS.attributes, 7);
   new DataView(compressed.buffer).setUint32(POS.crc, crc32c(compressed.subarray(POS.attributes)));
   const trailing = new Uint8Array([...good, 1, 2, 3]);
   const empty = encodeBatch([]);

@@ -161,7 +161,12 @@ Deno.test("topic and group routes: a legal-size body of too many JSON objects ge
 Deno.test("GET /healthz and /v1/cluster describe the broker", async () => {
   await using t = await openTestBroker();
   let res = await t.call("GET", "/healthz");
-  assert.deepEqual(res.body, { status: "ok", brokerId: 1, role: "broker" });
+  assert.deepEqual(res.body, {
+    status: "ok",
+    brokerId: 1,
+    role: "broker",
+    kv: { reachable: true, unreachableSince: null, oldestPendingMs: 0 },
+  });
   res = await t.call("GET", "/v1/cluster");
   assert.equal(res.body.clusterId, t.broker.clusterId);
   assert.equal(res.body.controllerId, 1);

@@ -23,6 +23,16 @@ Deno.test({
     // The cluster listing tells the same address.
     const cluster = await (await fetch(`${broker.url}/v1/cluster`)).json();
     assert.equal(cluster.brokers[0].kafka, broker.kafka);
+    const status = await run(Deno.execPath(), [
+      "run",
+      "-A",
+      new URL("../../cli.ts", import.meta.url).pathname,
+      "cluster",
+      "status",
+      "--broker",
+      broker.url,
+    ]);
+    assert.match(status.stdout, new RegExp(`Broker: 1\\t.*\\tKafka: ${broker.kafka}\\n`));
     const t = meta.topics.find((x: { topic: string }) => x.topic === "orders");
     assert.equal(t.partitions.length, 3);
     for (const p of t.partitions) {

@@ -243,3 +243,46 @@ Deno.test("hostile frames close only their own connection and write nothing", as
   assert.equal(await s.broker.listOffset("t", 0, "latest"), 0, "nothing was written");
   assert.ok(s.logs.some((l) => /exceeds the 1048576-byte limit/.test(l)), s.logs.join("\n"));
 });
+
+Deno.test("connections beyond the listener's limit are closed at once; a freed slot is served again", async () => {
+  const tb = await openTestBroker();
+  const logs: string[] = [];
+  const kafka = KafkaListener.listen(tb.broker, {
+    hostname: "127.0.0.1",
+    port: 0,
+    maxConnections: 2,
+    log: (l) => logs.push(l),
+  });
+  try {
+    const connect = () => Deno.connect({ hostname: "127.0.0.1", port: kafka.addr.port });
+    const ask = async (conn: Deno.Conn, corr: number) => {
+      try {
+        await write(conn, request(API.ApiVersions, 2, corr, {}));
+      } catch {
+        return null; // closed (reset) before the request could be written
+      }
+      const f = await readFrame(conn);
+      return f === null ? null : answer(f, API.ApiVersions, 2).corr;
+    };
+    const a = await connect(), b = await connect();
+    assert.equal(await ask(a, 1), 1);
+    assert.equal(await ask(b, 2), 2);
+    const c = await connect();
+    assert.equal(await ask(c, 3), null, "the third is closed");
+    c.close();
+    assert.ok(logs.some((l) => /refusing connections beyond 2/.test(l)));
+    a.close();
+    // a's slot frees once the listener sees it closed; a new connection is then served
+    let served: number | null = null;
+    for (let i = 0; i < 50 && served === null; i++) {
+      const d = await connect();
+      served = await ask(d, 4);
+      d.close();
+    }
+    assert.equal(served, 4);
+    b.close();
+  } finally {
+    await kafka.close();
+    await tb[Symbol.asyncDispose]();
+  }
+});

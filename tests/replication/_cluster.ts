@@ -9,6 +9,7 @@
 import { type BrokerProcess, startBroker } from "../_helpers/broker_process.ts";
 import { encodeBatch } from "../../src/protocol/record_batch.ts";
 import { PartitionLog } from "../../src/storage/mod.ts";
+import type { KvConnectEndpoint } from "../_helpers/kv_connect_server.ts";
 
 /** Short timeouts so failover takes a second or two. */
 export const FAST_FLAGS = [
@@ -31,17 +32,35 @@ export interface PartitionJson {
   logStartOffset: number | null;
 }
 
+/** Options of {@linkcode Cluster.start}. */
+export interface ClusterOptions {
+  /**
+   * A KV Connect endpoint (tests/_helpers/kv_connect_server.ts) to coordinate through
+   * instead of a shared KV file: every broker gets `--kv <its URL>` and its own access token
+   * `broker-<id>` (which the endpoint must accept), so usage is counted per broker.
+   */
+  kv?: KvConnectEndpoint;
+}
+
+/** The access token broker `id` uses with a KV Connect endpoint. */
+export function brokerToken(id: number): string {
+  return `broker-${id}`;
+}
+
 /** A running cluster. */
 export class Cluster implements AsyncDisposable {
   readonly procs = new Map<number, BrokerProcess>();
   readonly ports = new Map<number, number>();
   readonly dir: string;
+  /** the `--kv` of every broker: the shared file, or the endpoint's URL */
   readonly kvPath: string;
   readonly flags: string[];
+  readonly kvEndpoint: KvConnectEndpoint | null;
 
-  private constructor(dir: string, flags: string[]) {
+  private constructor(dir: string, flags: string[], opts: ClusterOptions) {
     this.dir = dir;
-    this.kvPath = `${dir}/meta.kv`;
+    this.kvEndpoint = opts.kv ?? null;
+    this.kvPath = opts.kv?.url ?? `${dir}/meta.kv`;
     this.flags = flags;
   }
 
@@ -50,10 +69,15 @@ export class Cluster implements AsyncDisposable {
    *
    * @param n how many
    * @param flags extra flags for every broker
+   * @param opts a KV Connect endpoint to use instead of a shared file
    * @returns the cluster
    */
-  static async start(n: number, flags: string[] = FAST_FLAGS): Promise<Cluster> {
-    const c = new Cluster(await Deno.makeTempDir({ prefix: "rill-repl-" }), flags);
+  static async start(
+    n: number,
+    flags: string[] = FAST_FLAGS,
+    opts: ClusterOptions = {},
+  ): Promise<Cluster> {
+    const c = new Cluster(await Deno.makeTempDir({ prefix: "rill-repl-" }), flags, opts);
     for (let id = 1; id <= n; id++) await c.startBroker(id);
     return c;
   }
@@ -85,6 +109,7 @@ export class Cluster implements AsyncDisposable {
           kvPath: this.kvPath,
           dataDir: `${this.dir}/b${id}`,
           extraArgs: args,
+          env: this.kvEndpoint ? { DENO_KV_ACCESS_TOKEN: brokerToken(id) } : {},
         });
       } catch (e) {
         if (attempt >= 3 || !/address is in use/.test(String(e))) throw e;

@@ -70,6 +70,7 @@ import {
 import { authorize, authorizeAll, canDescribe, visibleOffsets } from "../auth.ts";
 import { notFound, onError } from "../errors.ts";
 import { intField, readJsonObject } from "../params.ts";
+import type { GroupLiveness } from "../../coordination/group_liveness.ts";
 
 /** What the group routes need from the broker. */
 export interface GroupRouteDeps {
@@ -89,6 +90,8 @@ export interface GroupRouteDeps {
   logEndOffset(topic: string, partition: number): Promise<number> | number;
   /** the first offset whose timestamp is >= ts, or null when there is none */
   offsetForTimestamp(topic: string, partition: number, ts: number): Promise<number | null>;
+  /** member liveness kept by the broker (quiet heartbeats need no KV); optional */
+  liveness?: GroupLiveness;
 }
 
 const BODY_LIMIT = 1024 * 1024;
