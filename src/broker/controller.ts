@@ -150,7 +150,11 @@ export class Controller {
     const { version, topics } = await this.#metadata();
     // A leader missing from registrations read earlier may have registered since: an
     // election is decided on registrations read in this tick.
-    const suspect = topics.some((t) => t.partitions.some((p) => !alive.has(p.leader)));
+    // Likewise for an ISR member to be fenced out (fenceFromIsr): it may have just registered.
+    const aliveAnyRead = aliveAnyNow();
+    const suspect = topics.some((t) =>
+      t.partitions.some((p) => !alive.has(p.leader) || p.isr.some((id) => !aliveAnyRead.has(id)))
+    );
     if (suspect && !readNow) {
       await readRegistrations();
       alive = aliveNow();
