@@ -17,6 +17,7 @@ const SUITES: Record<string, () => Promise<Suite>> = {
   streams: () => import("./streams_bench.ts"),
   hostile: () => import("./hostile_bench.ts"),
   faults: () => import("./fault_bench.ts"),
+  metrics: () => import("./metrics_bench.ts"),
   kv: () => import("./kv_bench.ts"),
   kafka: () => import("./kafka_bench.ts"),
   compression: () => import("./compression_bench.ts"),

@@ -48,6 +48,8 @@ export interface ProducePathContext {
   log: (line: string) => void;
   /** refuses a produce while the disk is below its free-space floor (disk_space.ts) */
   checkDisk: () => void;
+  /** told of each batch appended as leader (bytes, records), for metrics */
+  onAppend?: (topic: string, bytes: number, records: number) => void;
 }
 
 /** Appends what producers send to the partitions this broker leads. */
@@ -92,6 +94,7 @@ export class ProducePath {
       const batch = await encodeRecords(state, records, indexes, now, slice);
       const leader = leaders.get(p)!;
       const result = await leader.append(batch);
+      this.#c.onAppend?.(topic, batch.length, indexes.length);
       if (acks === -1) {
         await leader.waitForCommit(
           result.lastOffset,
@@ -158,7 +161,10 @@ export class ProducePath {
       header !== null && header.producerId >= 0 && header.baseSequence >= 0
         ? this.#appendInSequence(leader, body, topic, partition, header)
         : leader.append(body),
-    );
+    ).then((r) => {
+      if (!r.duplicate) this.#c.onAppend?.(topic, body.length, checked.recordCount);
+      return r;
+    });
     if (acks === 0) {
       append.catch((e) => this.#c.log(`a produce with acks=0 to ${topic} failed: ${e}`));
       return null;

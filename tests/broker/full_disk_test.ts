@@ -195,6 +195,8 @@ Deno.test({
       // The failure shows in the description (and in `rill topics describe`).
       const described = await call(url, "GET", "/v1/topics/log");
       assert.match(String(described.body.partitions[0].logFailure), /No space left on device/);
+      const metrics = await (await fetch(`${url}/metrics`)).text();
+      assert.match(metrics, /rill_partition_log_failed\{[^}]*topic="log"[^}]*\} 1/);
       const again = await call(url, "POST", "/v1/topics/log/records?partition=0&acks=1", batch);
       assert.equal(again.status, 500, "still failed while the disk is full");
 
@@ -210,6 +212,8 @@ Deno.test({
       assert.equal(back, acked + 1, "every acknowledged record is kept, nothing else");
       const ok = await call(url, "GET", "/v1/topics/log");
       assert.equal(ok.body.partitions[0].logFailure, null);
+      const after = await (await fetch(`${url}/metrics`)).text();
+      assert.match(after, /rill_partition_log_failed\{[^}]*topic="log"[^}]*\} 0/);
       assert.match(broker.stderr(), /reopened log-0 through recovery/);
     } finally {
       await unmount(dir);
