@@ -14,6 +14,7 @@ const SUITES: Record<string, () => Promise<Suite>> = {
   groups: () => import("./groups_bench.ts"),
   security: () => import("./security_bench.ts"),
   replication: () => import("./replication_bench.ts"),
+  rebalance: () => import("./rebalance_bench.ts"),
   streams: () => import("./streams_bench.ts"),
   hostile: () => import("./hostile_bench.ts"),
   faults: () => import("./fault_bench.ts"),

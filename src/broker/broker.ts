@@ -48,6 +48,9 @@ import { BackgroundTasks } from "./background_tasks.ts";
 import { PartitionLookup } from "./partition_lookup.ts";
 import { TopicAdmin, type TopicDescription } from "./broker_topics.ts";
 import { ProducePath } from "./broker_produce.ts";
+import { ClusterAdmin } from "./cluster_admin.ts";
+import { MoveStore } from "../coordination/moves.ts";
+import { LeaderFigures } from "./leader_figures.ts";
 import { type FetchOptions, FetchPath, type OffsetSpec } from "./broker_fetch.ts";
 import { type FetchManyRequest, type FetchManyResult, FetchSessions } from "./fetch_session.ts";
 import { instrumentKv } from "../coordination/kv_instrument.ts";
@@ -83,6 +86,8 @@ export interface BrokerOptions {
   metrics?: Metrics;
   /** a follower (observer): the topics to copy (default: all) */
   observeTopics?: readonly string[];
+  /** the rack (zone) this broker is in: replicas of a partition spread over racks */
+  rack?: string;
 }
 
 /** The least free space at which a log that failed is reopened, even with no floor set. */
@@ -127,6 +132,10 @@ export class Broker {
   readonly controller: Controller | null;
   /** roles, replica fetchers and ISR writes */
   readonly replication: ReplicationManager;
+  /** rebalance, decommission, preferred leader election and cluster status */
+  readonly clusterAdmin: ClusterAdmin;
+  /** this broker's rack, if declared */
+  readonly rack: string | undefined;
   readonly #ownsKv: boolean;
   readonly #lock: Deno.FsFile;
   readonly #local: LocalTopics;
@@ -149,6 +158,7 @@ export class Broker {
   #disk: DiskGuard | null = null;
   readonly #produce: ProducePath;
   readonly #fetch: FetchPath;
+  readonly #figures: LeaderFigures;
   /** Read buffers for fetch answers, reused once each answer is made (read_buffers.ts). */
   readonly readBuffers: ReadBufferPool = new ReadBufferPool();
   /** The fetch-session core (fetch_session.ts): every multi-partition fetch goes through it. */
@@ -198,6 +208,7 @@ export class Broker {
     kv = watchKvHealth(kv, this.kvHealth);
     this.kv = kv;
     this.#tasks = new BackgroundTasks(this.#log);
+    this.rack = opts.rack;
     this.topicStore = new TopicStore(kv);
     this.clusterStore = new ClusterStore(kv, config.sessionTimeoutMs, opts.now);
     this.partitionStates = new PartitionStateStore(kv);
@@ -252,6 +263,7 @@ export class Broker {
         if (force) this.#knownVersion = -1n;
         return this.refresh();
       },
+      decommissioned: () => this.clusterAdmin.decommissioned(),
     });
     this.#produce = new ProducePath({
       brokerId: opts.id,
@@ -269,8 +281,26 @@ export class Broker {
       draining: () => this.#draining,
       refresh: () => this.refresh(),
     });
+    this.#figures = new LeaderFigures({
+      brokerId: opts.id,
+      kv,
+      local: this.#local,
+      lookup: this.#lookup,
+    });
+    const moves = new MoveStore(kv);
+    this.clusterAdmin = new ClusterAdmin({
+      kv,
+      cluster: this.clusterStore,
+      topics: this.topicStore,
+      states: this.partitionStates,
+      moves,
+      now: opts.now,
+    });
     this.controller = this.role === "broker"
       ? new Controller({
+        moves,
+        settings: config,
+        rebalance: async () => (await this.clusterAdmin.rebalance(true)).moves.length,
         brokerId: opts.id,
         lease: this.leaseStore,
         cluster: this.clusterStore,
@@ -289,6 +319,18 @@ export class Broker {
       topics: () => this.#local.all(),
       controller: () => this.controller?.active ?? false,
       now: opts.now ?? Date.now,
+      kvReachable: () => this.kvHealth.status().reachable,
+    });
+    // Whether the KV answers (kv_health.ts), as /healthz shows it.
+    this.metrics.gauge({
+      name: "rill_kv_reachable",
+      help: "1 while the KV answers, 0 while some KV call has been pending past the stall bound.",
+      collect: (g) => g.set(this.kvHealth.status().reachable ? 1 : 0),
+    });
+    this.metrics.gauge({
+      name: "rill_kv_oldest_pending_seconds",
+      help: "Age of the oldest KV call still waiting for an answer (0 when none).",
+      collect: (g) => g.set(this.kvHealth.status().oldestPendingMs / 1000),
     });
   }
 
@@ -398,12 +440,16 @@ export class Broker {
       id: this.id,
       url,
       role: this.role,
+      ...(this.rack === undefined ? {} : { rack: this.rack }),
       ...(kafka ? { kafka } : {}),
     });
     if (first) {
       this.#tasks.every(this.config.heartbeatIntervalMs, async () => {
         if (this.#registration) {
-          this.#registration = await this.clusterStore.heartbeat(this.#registration);
+          this.#registration = await this.clusterStore.heartbeat(
+            this.#registration,
+            this.role === "broker" ? this.#figures.report() : undefined,
+          );
         }
       });
       if (this.role === "broker") {
@@ -663,6 +709,22 @@ export class Broker {
    */
   offsetForTimestamp(topic: string, partition: number, timestamp: number): Promise<number> {
     return this.listOffset(topic, partition, { timestamp });
+  }
+
+  /**
+   * A partition's log end offset as consumers see it, for lag, from any broker (see
+   * {@linkcode LeaderFigures.lagEndOffset}).
+   *
+   * @param topic the topic
+   * @param partition the partition
+   * @returns the offset and its age in ms (0: live), or null when nobody reported it
+   * @throws {RillError} UNKNOWN_TOPIC_OR_PARTITION
+   */
+  lagEndOffset(
+    topic: string,
+    partition: number,
+  ): Promise<{ offset: number; ageMs: number } | null> {
+    return this.#figures.lagEndOffset(topic, partition);
   }
 
   // ---- background work and lifecycle ------------------------------------------------------

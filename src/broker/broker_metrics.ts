@@ -28,6 +28,11 @@ export interface BrokerMetricsSource {
   controller(): boolean;
   /** the clock */
   now(): number;
+  /**
+   * whether the KV answers (kv_health.ts): while it does not, the group lag gauge, which
+   * reads committed offsets from KV, is left out so that a scrape does not wait on the KV
+   */
+  kvReachable?(): boolean;
 }
 
 /**
@@ -201,7 +206,7 @@ export function installBrokerGauges(metrics: Metrics, src: BrokerMetricsSource):
       for (const t of src.topics()) {
         if (t.replicas.some((r) => r?.role === "leader")) leaders.set(t.meta.name, t);
       }
-      if (leaders.size === 0) return;
+      if (leaders.size === 0 || src.kvReachable?.() === false) return;
       // ["rill", "groups", <group>, "offset", <topic>, <partition>]
       for await (const e of src.kv.list<CommittedOffset>({ prefix: groupsPrefix() })) {
         const [, , group, kind, topic, partition] = e.key;

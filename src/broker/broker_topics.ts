@@ -48,6 +48,8 @@ export interface TopicAdminContext {
   lookup: PartitionLookup;
   /** refreshes the metadata cache (`force`: even if the KV version looks unchanged) */
   refresh: (force?: boolean) => Promise<void>;
+  /** the brokers being decommissioned (they get no replicas of new partitions) */
+  decommissioned?: () => Promise<Set<number>>;
 }
 
 /** Topic administration through one broker. */
@@ -220,10 +222,13 @@ export class TopicAdmin {
   }
 
   async #eligibleBrokers(): Promise<number[]> {
+    const out = this.#c.decommissioned ? await this.#c.decommissioned() : new Set<number>();
     const ids = (await this.#c.cluster.brokers())
-      .filter((b) => b.alive && b.role === "broker")
+      .filter((b) => b.alive && b.role === "broker" && !out.has(b.id))
       .map((b) => b.id);
-    if (this.#c.role === "broker" && !ids.includes(this.#c.brokerId)) ids.push(this.#c.brokerId);
+    if (
+      this.#c.role === "broker" && !ids.includes(this.#c.brokerId) && !out.has(this.#c.brokerId)
+    ) ids.push(this.#c.brokerId);
     return ids;
   }
 }

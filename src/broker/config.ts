@@ -56,6 +56,20 @@ export interface BrokerConfig {
   controllerIntervalMs: number;
   /** how long an `acks=all` produce waits for the ISR (Kafka's request.timeout.ms); 30 s */
   ackTimeoutMs: number;
+  /** move leadership back to preferred leaders (Kafka's auto.leader.rebalance.enable); true */
+  autoLeaderRebalanceEnable: boolean;
+  /** a broker whose share of non-preferred leaders is above this % gets them back (leader.imbalance.per.broker.percentage); 10 */
+  leaderImbalancePerBrokerPercentage: number;
+  /** how often the controller checks the leader balance (leader.imbalance.check.interval.seconds); 300 s */
+  leaderImbalanceCheckIntervalMs: number;
+  /** a broker dead this long has its replicas rebuilt on live brokers; 10 min */
+  replicaReplacementDelayMs: number;
+  /** the byte rate at which replicas moving here are copied (0: unthrottled) */
+  replicationThrottleBytes: number;
+  /** the most partition moves the controller runs at once; 5 */
+  maxConcurrentMoves: number;
+  /** continuous balancing: plan and run a rebalance this often when nothing moves (0: off); 0 */
+  autoRebalanceIntervalMs: number;
 }
 
 /** The defaults of {@linkcode BrokerConfig}. */
@@ -82,6 +96,13 @@ export const DEFAULT_BROKER_CONFIG: Readonly<BrokerConfig> = Object.freeze({
   replicaFetchMaxBytes: 8 * 1024 * 1024,
   controllerIntervalMs: 500,
   ackTimeoutMs: 30_000,
+  autoLeaderRebalanceEnable: true,
+  leaderImbalancePerBrokerPercentage: 10,
+  leaderImbalanceCheckIntervalMs: 300_000,
+  replicaReplacementDelayMs: 600_000,
+  replicationThrottleBytes: 0,
+  maxConcurrentMoves: 5,
+  autoRebalanceIntervalMs: 0,
 });
 
 /**

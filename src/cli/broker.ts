@@ -284,6 +284,7 @@ export async function runBroker(args: string[], role: BrokerRole = "broker"): Pr
     role,
     config: opts.replication.config,
     observeTopics: opts.replication.topics,
+    rack: opts.replication.rack,
     logger,
     metrics,
   });
