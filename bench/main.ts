@@ -17,6 +17,8 @@ const SUITES: Record<string, () => Promise<Suite>> = {
   rebalance: () => import("./rebalance_bench.ts"),
   streams: () => import("./streams_bench.ts"),
   fetch: () => import("./fetch_bench.ts"),
+  hostile: () => import("./hostile_bench.ts"),
+  faults: () => import("./fault_bench.ts"),
   metrics: () => import("./metrics_bench.ts"),
   kv: () => import("./kv_bench.ts"),
   kafka: () => import("./kafka_bench.ts"),

@@ -40,7 +40,8 @@ import { ReadBufferPool } from "./read_buffers.ts";
 import { installNativeCodecs } from "./native_codecs.ts";
 import type { Acks, BatchAppendResult, ProduceRecord, RecordOffset } from "./produce.ts";
 import { type BrokerConfig, DEFAULT_BROKER_CONFIG } from "./config.ts";
-import { checkMetaProperties, join, lockDataDir } from "./data_dir.ts";
+import { checkMetaProperties, join, lockDataDir, unlockDataDir } from "./data_dir.ts";
+import { DiskGuard } from "./disk_space.ts";
 import { LocalTopics } from "./local_topics.ts";
 import type { FetchResult, Replica } from "./replica.ts";
 import { BackgroundTasks } from "./background_tasks.ts";
@@ -88,6 +89,9 @@ export interface BrokerOptions {
   /** the rack (zone) this broker is in: replicas of a partition spread over racks */
   rack?: string;
 }
+
+/** The least free space at which a log that failed is reopened, even with no floor set. */
+const REOPEN_MIN_FREE_BYTES = 4 * 1024 * 1024;
 
 /**
  * A broker.
@@ -150,6 +154,8 @@ export class Broker {
   readonly #tasks: BackgroundTasks;
   readonly #lookup: PartitionLookup;
   readonly #admin: TopicAdmin;
+  /** the free-space floor and the KV reserve (disk_space.ts); null until open() sets it */
+  #disk: DiskGuard | null = null;
   readonly #produce: ProducePath;
   readonly #fetch: FetchPath;
   readonly #figures: LeaderFigures;
@@ -266,6 +272,7 @@ export class Broker {
       draining: () => this.#draining,
       track: (p) => this.#tasks.track(p),
       log: this.#log,
+      checkDisk: () => this.#disk?.check(),
       onAppend: (topic, bytes, records) => this.metrics.produced(topic, bytes, records),
     });
     this.#fetch = new FetchPath({
@@ -350,7 +357,7 @@ export class Broker {
         ? opts.kv
         : await Deno.openKv(opts.kv ?? join(opts.dataDir, "meta.kv"));
     } catch (e) {
-      lock.close();
+      unlockDataDir(lock);
       throw e;
     }
     // Every KV call of the broker is counted here (kv_instrument.ts).
@@ -361,6 +368,20 @@ export class Broker {
       const clusterId = await new ClusterStore(kv).ensureClusterId();
       await checkMetaProperties(opts.dataDir, clusterId, opts.id);
       broker = new Broker(opts, kv, ownsKv, clusterId, config, lock);
+      const kvPath = typeof opts.kv === "object"
+        ? undefined
+        : opts.kv === undefined
+        ? join(opts.dataDir, "meta.kv")
+        : URL.canParse(opts.kv) && /^https?:/.test(opts.kv)
+        ? undefined
+        : opts.kv;
+      broker.#disk = await DiskGuard.open({
+        dataDir: opts.dataDir,
+        kvPath: kvPath === ":memory:" ? undefined : kvPath,
+        brokerId: opts.id,
+        minFreeBytes: config.minFreeBytes,
+        reserveBytes: config.kvReserveBytes,
+      });
       await broker.refresh();
       await broker.#local.removeStrays((await broker.topicStore.snapshot()).topics);
       let clean = 0, recovered = 0;
@@ -380,12 +401,13 @@ export class Broker {
       );
       broker.#tasks.every(config.retentionCheckIntervalMs, () => broker!.applyRetention());
       broker.#tasks.every(config.logCleanerBackoffMs, () => broker!.cleanLogs());
+      broker.#tasks.every(config.metadataPollMs, () => broker!.#recoverStorage());
       return broker;
     } catch (e) {
       if (broker) await broker.close().catch(() => {});
       else {
         if (ownsKv) kv.close();
-        lock.close();
+        unlockDataDir(lock);
       }
       throw e;
     }
@@ -778,11 +800,33 @@ export class Broker {
           this.#log(`could not mark the registration stopped: ${e}`)
         );
       }
+      this.#disk?.close();
       this.kvHealth.close();
       if (this.#ownsKv) this.kv.close();
-      this.#lock.close();
+      unlockDataDir(this.#lock);
     })();
     return this.#closed;
+  }
+
+  /**
+   * Storage upkeep, every metadata poll: writes the KV reserve again once there is room, and
+   * — when the disk is above the free-space floor — reopens through recovery the logs that
+   * failed on an I/O error such as ENOSPC (local_topics.ts `reopenFailed`), then re-applies
+   * the metadata so they get their roles back.
+   */
+  async #recoverStorage(): Promise<void> {
+    await this.#disk?.maintain();
+    let failed = false;
+    for (const r of this.#local.replicas()) if (r.log.failure !== null) failed = true;
+    if (!failed) return;
+    // Space is back when the disk is above the floor (and has a few MiB even without one).
+    const free = this.#disk?.floor.free(true) ?? null;
+    if (free !== null && free < Math.max(this.config.minFreeBytes, REOPEN_MIN_FREE_BYTES)) return;
+    const reopened = await this.#local.reopenFailed();
+    if (reopened.length > 0) {
+      this.#knownVersion = -1n;
+      await this.refresh();
+    }
   }
 
   /** Same as {@linkcode close}, for `await using`. */

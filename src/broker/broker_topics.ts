@@ -19,7 +19,15 @@ export interface TopicDescription {
   /** the metadata */
   meta: TopicMetadata;
   /** per partition: its offsets when hosted here, else null */
-  offsets: ({ logStartOffset: number; highWatermark: number; logEndOffset: number } | null)[];
+  offsets: (
+    {
+      logStartOffset: number;
+      highWatermark: number;
+      logEndOffset: number;
+      /** why the log failed and takes no writes (I/O error; paths left out), else null */
+      logFailure: string | null;
+    } | null
+  )[];
 }
 
 /** What {@linkcode TopicAdmin} needs from its broker. */
@@ -107,6 +115,7 @@ export class TopicAdmin {
             logStartOffset: r.logStartOffset,
             highWatermark: r.highWatermark,
             logEndOffset: r.logEndOffset,
+            logFailure: r.log.failure?.replace(/\/[^\s'"]*/g, "…") ?? null,
           }
           : null;
       }),

@@ -11,6 +11,15 @@ import { parseCleanupPolicy, type TopicConfigs } from "../coordination/topic_con
 export interface BrokerConfig {
   /** largest request body accepted (Kafka's socket.request.max.bytes); 8 MiB */
   maxRequestBytes: number;
+  /** the most records one JSON or NDJSON produce request may hold (then 413); 100,000 */
+  maxRequestRecords: number;
+  /**
+   * produce is refused (KAFKA_STORAGE_ERROR) while the disk of the data directory or the KV
+   * file has less free space than this; 0 turns it off; 64 MiB (broker/disk_space.ts)
+   */
+  minFreeBytes: number;
+  /** size of the reserve file kept next to a local KV file for KV writes on a full disk; 8 MiB */
+  kvReserveBytes: number;
   /** how long a request body may take to arrive once a route reads it (then 408); 30 s */
   requestBodyTimeoutMs: number;
   /** default of the topic config `max.message.bytes`: largest record batch; 1048588 as Kafka */
@@ -69,6 +78,9 @@ export interface BrokerConfig {
 /** The defaults of {@linkcode BrokerConfig}. */
 export const DEFAULT_BROKER_CONFIG: Readonly<BrokerConfig> = Object.freeze({
   maxRequestBytes: 8 * 1024 * 1024,
+  maxRequestRecords: 100_000,
+  minFreeBytes: 64 * 1024 * 1024,
+  kvReserveBytes: 8 * 1024 * 1024,
   requestBodyTimeoutMs: 30_000,
   maxMessageBytes: 1048588,
   metadataPollMs: 1000,

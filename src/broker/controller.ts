@@ -5,7 +5,10 @@
  * (a new leader epoch). Brokers learn of the change through the metadata version and switch
  * roles. It also completes replica reassignments once the new replicas are in sync.
  * When the controller dies, its lease expires after the session timeout and another
- * broker takes over.
+ * broker takes over. A broker whose session expired leaves the ISR of every partition at
+ * once (election.ts `fenceFromIsr`, as Kafka's controller fences a broker whose heartbeats
+ * stopped), so acks=all waits for the session timeout only, not for the leader's
+ * `replica.lag.time.max.ms` on top.
  *
  * Healing and balancing ride on the same tick (no loop of their own, no extra KV reads
  * when idle): preferred leader election every `leaderImbalanceCheckIntervalMs` when
@@ -38,7 +41,7 @@ import type { HeldLease, Lease, LeaseStore } from "../coordination/leases.ts";
 import type { PartitionStateStore } from "../coordination/partition_states.ts";
 import type { TopicMetadata, TopicStore } from "../coordination/topics.ts";
 import type { MovePlanEntry, MoveStore } from "../coordination/moves.ts";
-import { completeReassignment, electLeader, startReassignment } from "./election.ts";
+import { completeReassignment, electLeader, fenceFromIsr, startReassignment } from "./election.ts";
 import {
   electPreferredLeader,
   imbalancedPartitions,
@@ -170,11 +173,24 @@ export class Controller {
           .map((b) => b.id),
       );
     };
+    // Brokers of any role whose session holds: the others leave every ISR (fenceFromIsr).
+    const aliveAnyNow = () => {
+      const inGrace = performance.now() < this.#graceUntil;
+      return new Set(
+        this.#registrations!
+          .filter((b) => !b.stopped && (inGrace || o.cluster.status(b).alive))
+          .map((b) => b.id),
+      );
+    };
     let alive = aliveNow();
     const { version, topics } = await this.#metadata();
     // A leader missing from registrations read earlier may have registered since: an
     // election is decided on registrations read in this tick.
-    const suspect = topics.some((t) => t.partitions.some((p) => !alive.has(p.leader)));
+    // Likewise for an ISR member to be fenced out (fenceFromIsr): it may have just registered.
+    const aliveAnyRead = aliveAnyNow();
+    const suspect = topics.some((t) =>
+      t.partitions.some((p) => !alive.has(p.leader) || p.isr.some((id) => !aliveAnyRead.has(id)))
+    );
     if (suspect && !readNow) {
       await readRegistrations();
       alive = aliveNow();
@@ -214,7 +230,29 @@ export class Controller {
           }
           continue;
         }
-        if (p.leader >= 0 && alive.has(p.leader)) continue;
+        if (p.leader >= 0 && alive.has(p.leader)) {
+          const aliveAny = aliveAnyNow();
+          if (fenceFromIsr(p, aliveAny) === null) continue;
+          const fenced = await o.states.update(
+            topic.name,
+            p.partition,
+            (cur) => fenceFromIsr(cur, aliveAny),
+            fence,
+          );
+          if (fenced) {
+            changed++;
+            o.log(
+              `fenced broker(s) ${
+                p.isr.filter((id) => !fenced.isr.includes(id)).join(",")
+              } out of the isr of ${topic.name}-${p.partition} (session expired; isr ${
+                fenced.isr.join(",")
+              })`,
+            );
+          } else {
+            this.#pendingWork = true;
+          }
+          continue;
+        }
         if (electLeader(p, alive, unclean) === null) continue;
         const next = await o.states.update(
           topic.name,

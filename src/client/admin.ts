@@ -49,6 +49,11 @@ export interface PartitionMetadata {
   logStartOffset: number;
   /** the offset after the last committed record */
   highWatermark: number;
+  /**
+   * why the answering broker's log of the partition failed and takes no writes (an I/O error
+   * such as a full disk; it reopens itself once space is back), null when it is fine
+   */
+  logFailure?: string | null;
 }
 
 /**
