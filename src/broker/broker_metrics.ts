@@ -134,6 +134,11 @@ export function installBrokerGauges(metrics: Metrics, src: BrokerMetricsSource):
     (t, p) => replica(t, p).log.segmentCount,
   );
   led(
+    "rill_partition_log_failed",
+    "1 while the log of a partition this broker leads failed on an I/O error (ENOSPC) and takes no writes; it reopens through recovery once space is back.",
+    (t, p) => replica(t, p).log.failure === null ? 0 : 1,
+  );
+  led(
     "rill_partition_replicas",
     "Assigned replicas of a partition this broker leads.",
     (t, p) => t.meta.partitions[p]?.replicas.length ?? 0,
