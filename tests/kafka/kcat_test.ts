@@ -34,7 +34,7 @@ Deno.test({
       "--broker",
       broker.url,
     ]);
-    assert.match(status.stdout, new RegExp(`Broker: 1\\t.*\\tKafka: ${broker.kafka}\\n`));
+    assert.match(status.stdout, new RegExp(`Broker: 1\\t.*\\tKafka: ${broker.kafka}[\\t\\n]`));
     const t = meta.topics.find((x: { topic: string }) => x.topic === "orders");
     assert.equal(t.partitions.length, 3);
     for (const p of t.partitions) {
