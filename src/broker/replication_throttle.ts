@@ -6,8 +6,9 @@
  * consumers keep their latency while data moves. Replicas already in the ISR are never
  * throttled.
  *
- * A token bucket holding at most one second of bytes: each fetch answer takes its bytes,
- * and the next fetch of a throttled replica waits until the debt is paid.
+ * A token bucket that starts empty and holds at most a quarter second of bytes (one
+ * throttled fetch): each fetch answer takes its bytes, and the next fetch of a throttled
+ * replica waits until the debt is paid, so no burst outruns the rate.
  *
  * @module
  */
@@ -28,7 +29,7 @@ export class ReplicationThrottle {
     if (!(bytesPerSecond > 0)) throw new RangeError(`The throttle needs a positive rate`);
     this.rate = bytesPerSecond;
     this.#now = now;
-    this.#tokens = bytesPerSecond;
+    this.#tokens = 0;
     this.#at = now();
   }
 
@@ -51,7 +52,7 @@ export class ReplicationThrottle {
    */
   take(bytes: number): number {
     const now = this.#now();
-    this.#tokens = Math.min(this.rate, this.#tokens + (now - this.#at) * this.rate / 1000);
+    this.#tokens = Math.min(this.rate / 4, this.#tokens + (now - this.#at) * this.rate / 1000);
     this.#at = now;
     this.#tokens -= bytes;
     return this.#tokens >= 0 ? 0 : Math.ceil(-this.#tokens * 1000 / this.rate);
