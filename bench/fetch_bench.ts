@@ -25,6 +25,14 @@ const PARTITIONS = 64;
 const VALUE_BYTES = 100;
 /** records per send: each send is one batch of one partition, the partitions in turn */
 const SEND_RECORDS = 200;
+/**
+ * `RILL_BENCH_FETCH_TRANSPORT=http|ws`: how the client speaks to the broker (default: the
+ * client's default, WebSocket in Deno; `http` is the client before the WebSocket transport).
+ */
+const TRANSPORT = (Deno.env.get("RILL_BENCH_FETCH_TRANSPORT") || undefined) as
+  | "http"
+  | "ws"
+  | undefined;
 /** USER_HZ, the unit of /proc CPU times. */
 const CLOCK_TICKS = 100;
 
@@ -52,7 +60,7 @@ async function tailRound(
   topic: string,
   fetchSessions: boolean,
 ): Promise<TailRound> {
-  const rill = new Rill({ brokers: [url] });
+  const rill = new Rill({ brokers: [url], transport: TRANSPORT });
   const consumer = rill.consumer({ maxWaitMs: 500, fetchSessions, checkCrcs: true });
   await consumer.assign(
     Array.from({ length: PARTITIONS }, (_, p) => ({ topic, partition: p, offset: "latest" })),

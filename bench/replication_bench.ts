@@ -46,6 +46,10 @@ const WARMUP_SECONDS = Number(Deno.env.get("RILL_BENCH_WARMUP_SECONDS") ?? "1");
 const QUIET_MS = Number(Deno.env.get("RILL_BENCH_QUIET_MS") ?? "1000");
 const ROUNDS = Math.max(1, Number(Deno.env.get("RILL_BENCH_ROUNDS") ?? "3") || 3);
 const FLOOR = Deno.env.get("RILL_BENCH_REPLICATION_FLOOR") !== "0";
+/** `RILL_BENCH_REPLICA_FETCH=partition`: followers poll each partition (before issue 17) */
+const REPLICA_FETCH_FLAGS = Deno.env.get("RILL_BENCH_REPLICA_FETCH") === "partition"
+  ? ["--replica-fetch", "partition"]
+  : [];
 const BATCH_BYTES = 256 * 1024;
 /** USER_HZ, the unit of /proc CPU times (100 on Linux). */
 const CLOCK_TICKS = 100;
@@ -69,7 +73,7 @@ interface PartitionJson {
 class Nodes {
   readonly procs = new Map<number, BrokerProcess>();
   readonly ports = new Map<number, number>();
-  constructor(readonly dir: string, readonly flags: string[] = []) {}
+  constructor(readonly dir: string, readonly flags: string[] = REPLICA_FETCH_FLAGS) {}
 
   async start(id: number): Promise<void> {
     const port = this.ports.get(id);
