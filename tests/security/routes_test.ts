@@ -128,7 +128,12 @@ Deno.test("every route refuses missing, wrong, malformed, revoked and unauthoriz
   await b.call("POST", "/v1/topics/t/records", b.admin, {
     records: [{ value: "a", partition: 0 }, { value: "b", partition: 1 }],
   });
-  const joined = await b.call("POST", "/v1/groups/g/members", b.admin, { topics: ["t"] });
+  // The member never heartbeats: the longest session the broker allows keeps it (and so the
+  // group the snapshots compare) in place however slow the machine makes this test.
+  const joined = await b.call("POST", "/v1/groups/g/members", b.admin, {
+    topics: ["t"],
+    sessionTimeoutMs: 1_800_000,
+  });
   assert.equal(joined.status, 200, JSON.stringify(joined.body));
   await b.call("POST", "/v1/groups/g/offsets", b.admin, {
     memberId: joined.body.memberId,
