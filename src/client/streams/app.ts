@@ -339,11 +339,13 @@ export class StreamsApp {
     await consumer.run({
       autoCommit: false, // offsets are committed once the outputs of their records are acked
       eachBatch: async ({ batch }) => {
+        if (this.#failed !== undefined) throw this.#failed; // never process after a failure
+        // The consumer delivers a partition's records only after onAssigned (which built its
+        // task) returned and before onRevoked (which drops it) is called.
         const entry = this.#tasks.get(batch.partition);
         if (!entry) {
           throw new RillError("UNKNOWN_SERVER_ERROR", `No task for partition ${batch.partition}`);
         }
-        if (this.#failed !== undefined) throw this.#failed; // never process after a failure
         if (batch.messages.length === 0) return;
         const { task, producer } = entry;
         try {
@@ -424,7 +426,12 @@ export class StreamsApp {
       fresh.map(([p, topics]) => this.#newTask(p, topics, committedList)),
     );
     const failed = settled.find((r) => r.status === "rejected");
-    if (failed) throw failed.reason;
+    if (failed) {
+      // A task that could not be set up cannot process its records: stop with the cause
+      // (the consumer would otherwise deliver them to no task).
+      this.#fail(failed.reason);
+      throw failed.reason;
+    }
     if (this.#cfg.stopAtEnd) queueMicrotask(() => this.#checkDone());
   }
 
