@@ -15,6 +15,7 @@ const SUITES: Record<string, () => Promise<Suite>> = {
   security: () => import("./security_bench.ts"),
   replication: () => import("./replication_bench.ts"),
   streams: () => import("./streams_bench.ts"),
+  metrics: () => import("./metrics_bench.ts"),
   kv: () => import("./kv_bench.ts"),
   kafka: () => import("./kafka_bench.ts"),
   compression: () => import("./compression_bench.ts"),

@@ -49,6 +49,10 @@ import { TopicAdmin, type TopicDescription } from "./broker_topics.ts";
 import { ProducePath } from "./broker_produce.ts";
 import { type FetchOptions, FetchPath, type OffsetSpec } from "./broker_fetch.ts";
 import { type FetchManyRequest, type FetchManyResult, FetchSessions } from "./fetch_session.ts";
+import { instrumentKv } from "../coordination/kv_instrument.ts";
+import { countBatchRecords, Metrics } from "../observability/metrics.ts";
+import { type LogFields, Logger } from "../observability/log.ts";
+import { installBrokerGauges } from "./broker_metrics.ts";
 
 export type { Acks, BatchAppendResult, ProduceRecord, RecordOffset } from "./produce.ts";
 export type { FetchOptions, OffsetSpec } from "./broker_fetch.ts";
@@ -71,7 +75,11 @@ export interface BrokerOptions {
   /** the clock (for tests) */
   now?: () => number;
   /** where one-line reports go (default: stderr) */
-  log?: (line: string) => void;
+  log?: (line: string, fields?: LogFields) => void;
+  /** the structured logger (default: text lines on stderr, info level) */
+  logger?: Logger;
+  /** the metrics registry (default: a new one without process metrics) */
+  metrics?: Metrics;
   /** a follower (observer): the topics to copy (default: all) */
   observeTopics?: readonly string[];
 }
@@ -118,7 +126,11 @@ export class Broker {
   readonly #ownsKv: boolean;
   readonly #lock: Deno.FsFile;
   readonly #local: LocalTopics;
-  readonly #log: (line: string) => void;
+  readonly #log: (line: string, fields?: LogFields) => void;
+  /** the Prometheus metrics (`GET /metrics`) */
+  readonly metrics: Metrics;
+  /** the structured logger */
+  readonly logger: Logger;
   readonly #shutdown = new AbortController();
   #registration: BrokerRegistration | null = null;
   #knownVersion = -1n;
@@ -162,7 +174,11 @@ export class Broker {
     this.dataDir = opts.dataDir;
     this.#ownsKv = ownsKv;
     this.clusterId = clusterId;
-    this.#log = opts.log ?? ((line) => console.error(`rill ${this.role} ${this.id}: ${line}`));
+    this.metrics = opts.metrics ?? new Metrics({ process: false });
+    this.logger = opts.logger ?? new Logger({ brokerId: this.id, role: this.role });
+    this.#log = opts.log ??
+      ((line, fields) =>
+        this.logger.log(/fail|could not|cannot/i.test(line) ? "warn" : "info", line, fields));
     this.kvHealth = new KvHealth({
       onChange: (s) =>
         this.#log(
@@ -209,6 +225,8 @@ export class Broker {
         this.refresh().catch((e) => this.#log(`metadata refresh failed: ${e}`));
       },
       log: this.#log,
+      onCopied: (topic, bytes) => this.metrics.replicationInBytes.inc({ topic }, bytes),
+      onIsrChange: (shrunk) => (shrunk ? this.metrics.isrShrinks : this.metrics.isrExpands).inc(),
     });
     this.#lookup = new PartitionLookup({
       brokerId: opts.id,
@@ -236,6 +254,7 @@ export class Broker {
       draining: () => this.#draining,
       track: (p) => this.#tasks.track(p),
       log: this.#log,
+      onAppend: (topic, bytes, records) => this.metrics.produced(topic, bytes, records),
     });
     this.#fetch = new FetchPath({
       brokerId: opts.id,
@@ -255,6 +274,15 @@ export class Broker {
         metadata: async () => this.#snapshot ?? await this.topicStore.snapshot(),
       })
       : null;
+    installBrokerGauges(this.metrics, {
+      id: this.id,
+      role: this.role,
+      clusterId,
+      kv,
+      topics: () => this.#local.all(),
+      controller: () => this.controller?.active ?? false,
+      now: opts.now ?? Date.now,
+    });
   }
 
   /**
@@ -283,6 +311,9 @@ export class Broker {
       lock.close();
       throw e;
     }
+    // Every KV call of the broker is counted here (kv_instrument.ts).
+    opts = { ...opts, metrics: opts.metrics ?? new Metrics({ process: false }) };
+    kv = instrumentKv(kv, opts.metrics!.kvObserver);
     let broker: Broker | null = null;
     try {
       const clusterId = await new ClusterStore(kv).ensureClusterId();
@@ -493,7 +524,10 @@ export class Broker {
     offset: number,
     opts: FetchOptions,
   ): Promise<FetchResult> {
-    return this.#fetch.fetch(topic, partition, offset, opts);
+    return this.#fetch.fetch(topic, partition, offset, opts).then((result) => {
+      this.metrics.fetched(topic, result.bytes.length, countBatchRecords(result.bytes));
+      return result;
+    });
   }
 
   /**
@@ -505,8 +539,15 @@ export class Broker {
    * @throws {RillError} INVALID_REQUEST, FETCH_SESSION_ID_NOT_FOUND,
    *   INVALID_FETCH_SESSION_EPOCH (partition errors are in the results)
    */
-  fetchMany(req: FetchManyRequest): Promise<FetchManyResult> {
-    return this.fetchSessions.fetch(req);
+  async fetchMany(req: FetchManyRequest): Promise<FetchManyResult> {
+    const result = await this.fetchSessions.fetch(req);
+    for (const p of result.partitions) {
+      if (p.bytes.length === 0) continue;
+      if (req.replicaId !== undefined) {
+        this.metrics.replicationOutBytes.inc({ topic: p.topic }, p.bytes.length);
+      } else this.metrics.fetched(p.topic, p.bytes.length, countBatchRecords(p.bytes));
+    }
+    return result;
   }
 
   /** The hosted replica of a partition, for reading (see {@linkcode PartitionLookup.replica}). */
@@ -526,7 +567,12 @@ export class Broker {
     req: { replicaId: number; offset: number; leaderEpoch: number },
     opts: FetchOptions,
   ): Promise<FetchResult> {
-    return this.#fetch.replicaFetch(topic, partition, req, opts);
+    return this.#fetch.replicaFetch(topic, partition, req, opts).then((result) => {
+      if (result.bytes.length > 0) {
+        this.metrics.replicationOutBytes.inc({ topic }, result.bytes.length);
+      }
+      return result;
+    });
   }
 
   /** Kafka's OffsetsForLeaderEpoch, answered by the leader (see {@linkcode FetchPath.epochEndOffset}). */

@@ -45,6 +45,8 @@ export interface ProducePathContext {
   track: <T>(p: Promise<T>) => Promise<T>;
   /** reports a line */
   log: (line: string) => void;
+  /** told of each batch appended as leader (bytes, records), for metrics */
+  onAppend?: (topic: string, bytes: number, records: number) => void;
 }
 
 /** Appends what producers send to the partitions this broker leads. */
@@ -86,6 +88,7 @@ export class ProducePath {
       const batch = encodeRecords(state, records, indexes, now);
       const leader = leaders.get(p)!;
       const result = await leader.append(batch);
+      this.#c.onAppend?.(topic, batch.length, indexes.length);
       if (acks === -1) {
         await leader.waitForCommit(
           result.lastOffset,
@@ -150,7 +153,10 @@ export class ProducePath {
       header !== null && header.producerId >= 0 && header.baseSequence >= 0
         ? this.#appendInSequence(leader, body, topic, partition, header)
         : leader.append(body),
-    );
+    ).then((r) => {
+      if (!r.duplicate) this.#c.onAppend?.(topic, body.length, checked.recordCount);
+      return r;
+    });
     if (acks === 0) {
       append.catch((e) => this.#c.log(`a produce with acks=0 to ${topic} failed: ${e}`));
       return null;

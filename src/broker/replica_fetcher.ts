@@ -73,6 +73,8 @@ export interface ReplicaFetcherOptions {
   log: (line: string) => void;
   /** extra headers for requests to the leader (e.g. credentials) */
   headers?: () => Record<string, string>;
+  /** told of the bytes of each fetch answer appended (for metrics) */
+  onCopied?: (bytes: number) => void;
 }
 
 /**
@@ -293,6 +295,7 @@ export class ReplicaFetcher {
     // A compacted leader log has offset gaps; the follower's log takes contiguous batches.
     const contiguous = fillOffsetGaps(bytes, offset, r.log.latestEpoch());
     await r.appendAsFollower(contiguous, Number.isSafeInteger(hw) ? hw : 0);
+    if (contiguous.length > 0) o.onCopied?.(contiguous.length);
   }
 
   #sleep(ms: number): Promise<void> {

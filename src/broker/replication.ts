@@ -18,6 +18,7 @@ import type { BrokerConfig } from "./config.ts";
 import type { TopicState } from "./local_topics.ts";
 import type { Replica } from "./replica.ts";
 import { ReplicaFetcher } from "./replica_fetcher.ts";
+import { RillError } from "../protocol/errors.ts";
 
 /** What a {@linkcode ReplicationManager} needs. */
 export interface ReplicationOptions {
@@ -34,7 +35,11 @@ export interface ReplicationOptions {
   /** asks the broker to re-read metadata */
   refresh: () => void;
   /** where to report */
-  log: (line: string) => void;
+  log: (line: string, fields?: { topic?: string; partition?: number; code?: string }) => void;
+  /** told of each ISR change this leader wrote (for metrics) */
+  onIsrChange?: (shrunk: boolean) => void;
+  /** told of the bytes a follower replica copied from its leader (for metrics) */
+  onCopied?: (topic: string, bytes: number) => void;
 }
 
 interface Assignment {
@@ -120,6 +125,7 @@ export class ReplicationManager {
               leaderUrl: (id) => this.#leaderUrl(id),
               maxWaitMs: this.#o.config.replicaFetchMaxWaitMs,
               maxBytes: this.#o.config.replicaFetchMaxBytes,
+              onCopied: (bytes) => this.#o.onCopied?.(r.topic, bytes),
               onStale: () => {
                 this.#urls = new Map();
                 this.#o.refresh();
@@ -184,13 +190,19 @@ export class ReplicationManager {
 
   #writeIsr(r: Replica, isr: number[], epoch: number): void {
     const me = this.#o.brokerId;
+    let before = 0;
     this.#o.states.update(r.topic, r.partition, (cur) => {
       if (cur.leader !== me || cur.leaderEpoch !== epoch) return null;
       const same = cur.isr.length === isr.length && cur.isr.every((id) => isr.includes(id));
+      before = cur.isr.length;
       return same ? null : { ...cur, isr };
     }).then(async (written) => {
       if (written) {
-        this.#o.log(`${r.name} isr is now ${isr.join(",")} (epoch ${epoch})`);
+        this.#o.onIsrChange?.(written.isr.length < before);
+        this.#o.log(`${r.name} isr is now ${isr.join(",")} (epoch ${epoch})`, {
+          topic: r.topic,
+          partition: r.partition,
+        });
         r.isrChanged(written.isr, epoch);
         return;
       }
@@ -203,7 +215,11 @@ export class ReplicationManager {
       }
     }).catch((e) => {
       r.isrChanged(null, epoch);
-      this.#o.log(`could not write the isr of ${r.name}: ${e}`);
+      this.#o.log(`could not write the isr of ${r.name}: ${e}`, {
+        topic: r.topic,
+        partition: r.partition,
+        code: e instanceof RillError ? e.code : undefined,
+      });
     });
   }
 }

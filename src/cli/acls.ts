@@ -31,7 +31,8 @@ Operations: read, write, create, delete, alter, describe, all, and idempotent_wr
 wins over allow; with --auth on, what no ACL allows is denied. --prefixed makes the name a
 prefix.
 
-Options: --broker URL, --api-key KEY (default $RILL_API_KEY), --ca-file PEM
+Options: --format text|json (list), --broker URL, --api-key KEY (default $RILL_API_KEY),
+         --ca-file PEM
 `;
 
 interface Acl {
@@ -79,6 +80,7 @@ export async function run(args: string[], io: CliIo): Promise<number> {
     operation: { type: "string" },
     deny: { type: "boolean" },
     id: { type: "string" },
+    format: { type: "string" },
   });
   if (values.help || positionals.length === 0) {
     await io.out(ACLS_HELP);
@@ -121,7 +123,16 @@ export async function run(args: string[], io: CliIo): Promise<number> {
       const { acls } = await t.json<{ acls: Acl[] }>("GET", "/v1/auth/acls", {
         query: { principal: values.principal, resourceType, resourceName, patternType },
       });
-      for (const a of acls) await io.out(`${aclLine(a)}\n`);
+      if (values.format === "json") {
+        await io.out(JSON.stringify({ acls }) + "\n");
+      } else if (values.format !== undefined && values.format !== "text") {
+        throw new UsageError(`--format must be text or json, got "${values.format}"`);
+      } else {
+        await io.out(
+          "PERMISSION\tPRINCIPAL\tOPERATION\tRESOURCE-TYPE\tPATTERN\tRESOURCE\tID\n" +
+            acls.map((a) => `${aclLine(a)}\n`).join(""),
+        );
+      }
       return 0;
     }
     case "remove": {

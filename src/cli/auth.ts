@@ -43,7 +43,8 @@ Commands:
 
 The token of a new key is printed once on stdout; pass it as --api-key or $RILL_API_KEY.
 
-Options: --broker URL (default $RILL_BROKER), --api-key KEY (default $RILL_API_KEY),
+Options: --format text|json (keys list), --broker URL (default $RILL_BROKER),
+         --api-key KEY (default $RILL_API_KEY),
          --ca-file PEM (for https brokers with a private CA)
 `;
 
@@ -79,6 +80,7 @@ export async function run(args: string[], io: CliIo): Promise<number> {
     superuser: { type: "boolean" },
     "expires-in-ms": { type: "string" },
     description: { type: "string" },
+    format: { type: "string" },
   });
   if (values.help || positionals.length === 0) {
     await io.out(AUTH_HELP);
@@ -125,7 +127,16 @@ export async function run(args: string[], io: CliIo): Promise<number> {
       expectPositionals(more, []);
       const { keys } = await t.json<{ keys: ApiKeyInfo[] }>("GET", "/v1/auth/keys");
       const now = Date.now();
-      for (const k of keys) await io.out(`${keyLine(k, now)}\n`);
+      if (values.format === "json") {
+        await io.out(JSON.stringify({ keys }) + "\n");
+      } else if (values.format !== undefined && values.format !== "text") {
+        throw new UsageError(`--format must be text or json, got "${values.format}"`);
+      } else {
+        await io.out(
+          "KEY-ID\tPRINCIPAL\tSUPERUSER\tSTATUS\tEXPIRES\tDESCRIPTION\n" +
+            keys.map((k) => `${keyLine(k, now)}\n`).join(""),
+        );
+      }
       return 0;
     }
     case "revoke": {

@@ -38,6 +38,16 @@ import {
 } from "./broker_security.ts";
 import { UsageError } from "./common.ts";
 import {
+  OBSERVE_HELP,
+  OBSERVE_OPTIONS,
+  type ObserveArgs,
+  parseObserveArgs,
+} from "./broker_observe.ts";
+import { Logger } from "../observability/log.ts";
+import { Metrics } from "../observability/metrics.ts";
+import { establishedConnections } from "../observability/connections.ts";
+import { metricsHandler } from "../http/observe.ts";
+import {
   parseReplicationArgs,
   REPLICATION_HELP,
   REPLICATION_OPTIONS,
@@ -65,10 +75,26 @@ Options:
   --kafka-advertised HOST:PORT  address Kafka clients are told to connect to
                          (default: the --kafka-listen address)
   --no-kafka             do not listen for Kafka clients
-${SECURITY_HELP}${REPLICATION_HELP}  -h, --help             show this help
+${SECURITY_HELP}${REPLICATION_HELP}${OBSERVE_HELP}  -h, --help             show this help
 
 Stop it with Ctrl-C or SIGTERM: it finishes in-flight appends and closes its logs cleanly.
 `;
+
+/** The help text of `rill follower`. */
+export const FOLLOWER_HELP = BROKER_HELP
+  .replace(
+    /^Usage: rill broker \[options\]\n\nRuns a broker: [^\n]*\n/,
+    `Usage: rill follower [options]
+
+Runs an observer replica (for edge sites): copies the committed records of the topics it is
+given (--topics; default all) from their leaders into --data and serves reads of them (JSON,
+raw batches, SSE) close to consumers. It never leads, is never in an ISR, never counts
+toward acks=all and never becomes the controller; writes sent to it are refused with
+NOT_LEADER_OR_FOLLOWER naming the leader, which clients follow. It needs the cluster's KV
+(--kv) like a broker, and with --auth the cluster secret.
+`,
+  )
+  .replaceAll("rill broker", "rill follower");
 
 const HOST_PORT = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/;
 
@@ -87,6 +113,8 @@ export interface BrokerArgs {
   security: SecurityArgs;
   /** timing overrides and the observer's topics */
   replication: ReplicationArgs;
+  /** log format and level, metrics address */
+  observe: ObserveArgs;
 }
 
 /**
@@ -118,6 +146,7 @@ export function parseBrokerArgs(args: string[]): BrokerArgs {
         help: { type: "boolean", short: "h" },
         ...SECURITY_OPTIONS,
         ...REPLICATION_OPTIONS,
+        ...OBSERVE_OPTIONS,
       },
       allowPositionals: false,
       strict: true,
@@ -191,6 +220,7 @@ export function parseBrokerArgs(args: string[]): BrokerArgs {
     help: values.help ?? false,
     security: parseSecurityArgs(values),
     replication,
+    observe: parseObserveArgs(values),
   };
 }
 
@@ -214,14 +244,20 @@ export async function runBroker(args: string[], role: BrokerRole = "broker"): Pr
   const opts = parseBrokerArgs(args);
   if (opts.help) {
     await Deno.stdout.write(
-      new TextEncoder().encode(
-        role === "broker" ? BROKER_HELP : BROKER_HELP.replaceAll("rill broker", "rill follower"),
-      ),
+      new TextEncoder().encode(role === "broker" ? BROKER_HELP : FOLLOWER_HELP),
     );
     return;
   }
   await installNativeCrc32c();
   const tls = await readTls(opts.security);
+  const logger = new Logger({
+    format: opts.observe.logFormat,
+    level: opts.observe.logLevel,
+    brokerId: opts.id,
+    role,
+  });
+  if (opts.security.clusterSecret) logger.addSecret(opts.security.clusterSecret);
+  const metrics = new Metrics();
   const broker = await Broker.open({
     id: opts.id,
     dataDir: opts.dataDir,
@@ -229,15 +265,20 @@ export async function runBroker(args: string[], role: BrokerRole = "broker"): Pr
     role,
     config: opts.replication.config,
     observeTopics: opts.replication.topics,
+    logger,
+    metrics,
   });
   const security = await prepareSecurity(
     broker.kv,
     opts.security,
     opts.hostname,
-    (l) => console.error(l),
+    // The bootstrap token notice is the one line that carries a secret on purpose: the
+    // operator needs it once. It is written as is, not as a log event.
+    (l) => /bootstrap token/.test(l) ? console.error(l) : logger.warn(l),
   );
   // Followers fetch from leaders as the inter-broker principal.
   if (security.clusterSecret) {
+    logger.addSecret(security.clusterSecret);
     broker.replication.requestHeaders = { "Rill-Cluster-Secret": security.clusterSecret };
   }
   // The HTTP app and the WebSocket endpoint share one security state (keys, ACLs, quotas).
@@ -273,6 +314,29 @@ export async function runBroker(args: string[], role: BrokerRole = "broker"): Pr
     (addr.hostname === "0.0.0.0" || addr.hostname === "::"
       ? `${scheme}://${urlHost(Deno.hostname())}:${addr.port}`
       : listenUrl);
+  metrics.gauge({
+    name: "rill_http_connections",
+    help: "Established TCP connections to the broker's listener (Linux; absent elsewhere).",
+    collect: async (g) => {
+      const n = await establishedConnections(addr.port);
+      if (n !== null) g.set(n);
+    },
+  });
+  let metricsServer: Deno.HttpServer<Deno.NetAddr> | null = null;
+  if (opts.observe.metricsListen) {
+    const { hostname, port } = opts.observe.metricsListen;
+    try {
+      const at = await new Promise<Deno.NetAddr>((resolve) => {
+        metricsServer = Deno.serve({ hostname, port, onListen: resolve }, metricsHandler(metrics));
+      });
+      logger.info(`metrics on http://${urlHost(at.hostname)}:${at.port}/metrics`);
+    } catch (e) {
+      await server!.shutdown();
+      await broker.close();
+      malloc.close();
+      throw new Error(`Cannot listen on ${hostname}:${port} for metrics: ${(e as Error).message}`);
+    }
+  }
   let kafka: KafkaListener | null = null;
   if (opts.kafka) {
     try {
@@ -284,6 +348,7 @@ export async function runBroker(args: string[], role: BrokerRole = "broker"): Pr
         security: securityOf(app),
       });
     } catch (e) {
+      await (metricsServer as Deno.HttpServer<Deno.NetAddr> | null)?.shutdown();
       await server!.shutdown();
       await broker.close();
       malloc.close();
@@ -315,13 +380,18 @@ export async function runBroker(args: string[], role: BrokerRole = "broker"): Pr
   console.log(`rill ${role} ${opts.id} listening on ${listenUrl}`);
 
   const sig = await stopped;
-  console.error(`rill ${role} ${opts.id}: ${sig} received, shutting down`);
+  logger.info(`${sig} received, shutting down`);
   broker.beginShutdown();
-  await Promise.all([server!.shutdown(), kafka?.close()]);
+  await Promise.all([
+    server!.shutdown(),
+    kafka?.close(),
+    (metricsServer as Deno.HttpServer<Deno.NetAddr> | null)?.shutdown(),
+  ]);
   await broker.close();
+  metrics.close();
   malloc.close();
   for (const { sig, handler } of handlers) Deno.removeSignalListener(sig, handler);
-  console.error(`rill ${role} ${opts.id}: stopped`);
+  logger.info(`stopped`);
 }
 
 if (import.meta.main) {

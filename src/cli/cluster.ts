@@ -18,7 +18,10 @@ export const HELP = `Usage:
   rill cluster status
 
 Options:
+  --format text|json  text (default) or JSON
   --broker URL   broker to talk to (default $RILL_BROKER or http://127.0.0.1:8092)
+  --api-key KEY  API key (default $RILL_API_KEY)
+  --ca-file PEM  CA certificate for https:// brokers (default $RILL_CA_FILE)
   -h, --help     show this help
 `;
 
@@ -35,7 +38,7 @@ Options:
  * ```
  */
 export async function run(args: string[], io: CliIo): Promise<number> {
-  const { values, positionals } = parseCommand(args, {});
+  const { values, positionals } = parseCommand(args, { format: { type: "string" } });
   const [sub, ...rest] = positionals;
   if (values.help || sub === "help") {
     await io.out(HELP);
@@ -49,8 +52,16 @@ export async function run(args: string[], io: CliIo): Promise<number> {
     );
   }
   expectPositionals(rest, []);
+  const format = values.format ?? "text";
+  if (format !== "text" && format !== "json") {
+    throw new UsageError(`--format must be text or json, got "${format}"`);
+  }
   const admin = new Rill({ ...connection(values), retry: { retries: 2 } }).admin();
   const c = await admin.describeCluster();
+  if (format === "json") {
+    await io.out(JSON.stringify(c) + "\n");
+    return 0;
+  }
   let out =
     `Cluster: ${c.clusterId}\tController: ${c.controllerId}\tBrokers: ${c.brokers.length}\n`;
   for (const b of c.brokers) {

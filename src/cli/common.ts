@@ -76,19 +76,109 @@ export function parseCommand<O extends NonNullable<ParseArgsConfig["options"]>>(
   args: string[],
   options: O,
 ): ParsedCommand<ReturnType<typeof parseArgs<{ options: O; allowPositionals: true }>>["values"]> {
+  const all = { ...COMMON_OPTIONS, ...options };
   try {
     const parsed = parseArgs({
-      args,
-      options: { ...COMMON_OPTIONS, ...options },
+      args: joinNegativeValues(args, all),
+      options: all,
       allowPositionals: true,
       strict: true,
     });
     // deno-lint-ignore no-explicit-any
     return parsed as any;
   } catch (e) {
-    const message = e instanceof Error ? e.message.split("\n")[0] : String(e);
-    throw new UsageError(message);
+    throw new UsageError(rewordParseError(e, Object.keys(all)));
   }
+}
+
+/**
+ * `--offset -5` as `--offset=-5`: parseArgs takes a value starting with `-` for an option,
+ * so a negative number reaches the command's own check (and its message).
+ */
+function joinNegativeValues(
+  args: string[],
+  options: NonNullable<ParseArgsConfig["options"]>,
+): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    const next = args[i + 1];
+    if (
+      a.startsWith("--") && !a.includes("=") && options[a.slice(2)]?.type === "string" &&
+      next !== undefined && /^-\d/.test(next)
+    ) {
+      out.push(`${a}=${next}`);
+      i++;
+    } else out.push(a);
+  }
+  return out;
+}
+
+/**
+ * The edit distance of two short strings (for "did you mean").
+ *
+ * @param a one string
+ * @param b the other
+ * @returns the Levenshtein distance
+ * @example
+ * ```ts
+ * editDistance("topcis", "topics"); // 2
+ * ```
+ */
+export function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) {
+      cur[j] = Math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    prev = cur;
+  }
+  return prev[b.length];
+}
+
+/**
+ * The closest of `candidates` to a mistyped word, if one is close enough.
+ *
+ * @param word what was typed
+ * @param candidates the known words
+ * @returns the suggestion, or undefined
+ * @example
+ * ```ts
+ * didYouMean("prodcue", ["produce", "consume"]); // "produce"
+ * ```
+ */
+export function didYouMean(word: string, candidates: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Infinity;
+  for (const c of candidates) {
+    const d = editDistance(word, c);
+    if (d < bestDistance) {
+      best = c;
+      bestDistance = d;
+    }
+  }
+  const limit = Math.max(1, Math.floor(word.length / 3));
+  return bestDistance <= limit || (best !== undefined && best.startsWith(word) && word.length >= 3)
+    ? best
+    : undefined;
+}
+
+/** parseArgs' errors in Rill's words. */
+function rewordParseError(e: unknown, optionNames: string[]): string {
+  const raw = e instanceof Error ? e.message : String(e);
+  const option = /Option '(-{1,2}[^' ]+)/.exec(raw)?.[1] ??
+    /option '(-{1,2}[^' ]+)'/i.exec(raw)?.[1];
+  if (/^Unknown option/.test(raw) && option) {
+    const hint = option.startsWith("--") ? didYouMean(option.slice(2), optionNames) : undefined;
+    return `Unknown option ${option}${hint ? `; did you mean --${hint}?` : ""} (see --help)`;
+  }
+  if (/argument missing/.test(raw) && option) return `${option} needs a value`;
+  if (/does not take an argument/.test(raw) && option) return `${option} takes no value`;
+  if (/argument is ambiguous/.test(raw) && option) {
+    return `${option} needs a value (a value starting with "-" must be written ${option}=VALUE)`;
+  }
+  return raw.split("\n")[0];
 }
 
 /**

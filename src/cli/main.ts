@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { type CliIo, processIo, UsageError } from "./common.ts";
+import { type CliIo, didYouMean, processIo, UsageError } from "./common.ts";
 
 /**
  * The top-level help.
@@ -37,6 +37,7 @@ Client commands (each takes --broker URL, default $RILL_BROKER or http://127.0.0
   auth       bootstrap | keys create|list|revoke | whoami     (brokers run with --auth)
   acls       add | list | remove
   console    serve the web console for a broker on its own address (every broker also serves it at /ui)
+  perf       produce | consume   load test: progress each second, a summary at the end
 
 Run "rill <command> --help" for a command's options.
 `;
@@ -64,6 +65,7 @@ const COMMANDS: Record<string, () => Promise<CommandModule>> = {
   auth: () => import("./auth.ts"),
   acls: () => import("./acls.ts"),
   console: () => import("./console.ts"),
+  perf: () => import("./perf.ts"),
 };
 
 /**
@@ -95,7 +97,14 @@ export async function runCli(args: string[], io: CliIo = processIo()): Promise<n
       return typeof result === "number" ? result : undefined;
     }
     const load = COMMANDS[command];
-    if (!load) throw new UsageError(`Unknown command "${command}"; run "rill --help"`);
+    if (!load) {
+      const hint = didYouMean(command, [...Object.keys(COMMANDS), "broker", "follower"]);
+      throw new UsageError(
+        `Unknown command "${command}"${
+          hint ? ` (did you mean "${hint}"?)` : ""
+        }; run "rill --help"`,
+      );
+    }
     const mod = await load();
     return await mod.run(rest, io);
   } catch (e) {

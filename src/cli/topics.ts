@@ -34,7 +34,10 @@ export const HELP = `Usage:
                  move partition P to those brokers (preferred leader first)
 
 Options:
+  --format text|json  list and describe: text (default) or JSON
   --broker URL   broker to talk to (default $RILL_BROKER or http://127.0.0.1:8092)
+  --api-key KEY  API key (default $RILL_API_KEY)
+  --ca-file PEM  CA certificate for https:// brokers (default $RILL_CA_FILE)
   -h, --help     show this help
 `;
 
@@ -43,6 +46,7 @@ const OPTIONS = {
   "replication-factor": { type: "string" },
   config: { type: "string", multiple: true },
   replicas: { type: "string", multiple: true },
+  format: { type: "string" },
 } as const;
 
 /**
@@ -65,6 +69,11 @@ export async function run(args: string[], io: CliIo): Promise<number> {
     return 0;
   }
   if (sub === undefined) throw new UsageError('Missing subcommand; run "rill topics --help"');
+  const format = values.format ?? "text";
+  if (format !== "text" && format !== "json") {
+    throw new UsageError(`--format must be text or json, got "${format}"`);
+  }
+  const json = format === "json";
   const admin = new Rill({ ...connection(values), retry: { retries: 2 } }).admin();
   const onlyFor = (allowed: string[]) => {
     for (const k of ["partitions", "replication-factor", "config"] as const) {
@@ -96,13 +105,16 @@ export async function run(args: string[], io: CliIo): Promise<number> {
       expectPositionals(rest, []);
       const topics = await admin.listTopicSummaries();
       topics.sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
-      await io.out(topics.map((t) => `${t.name}\n`).join(""));
+      await io.out(
+        json ? JSON.stringify({ topics }) + "\n" : topics.map((t) => `${t.name}\n`).join(""),
+      );
       return 0;
     }
     case "describe": {
       onlyFor([]);
       const [name] = expectPositionals(rest, ["NAME"]);
-      await io.out(formatDescription(await admin.describeTopic(name)));
+      const d = await admin.describeTopic(name);
+      await io.out(json ? JSON.stringify(d) + "\n" : formatDescription(d));
       return 0;
     }
     case "alter": {

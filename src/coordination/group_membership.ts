@@ -102,6 +102,8 @@ export interface GroupMembershipDeps {
   now?: () => number;
   /** a topic's partition count, or null when the topic does not exist */
   partitionCount(topic: string): Promise<number | null>;
+  /** told of each generation bump this process committed (a rebalance; for metrics) */
+  onRebalance?: (groupId: string) => void;
   /**
    * member liveness kept by this broker (group_liveness.ts): heartbeats that change nothing
    * are answered without the KV; without it every heartbeat reads and writes the KV
@@ -205,6 +207,7 @@ export class GroupMembership {
   readonly #kv: Deno.Kv;
   readonly #now: () => number;
   readonly #partitionCount: (topic: string) => Promise<number | null>;
+  readonly #onRebalance: (groupId: string) => void;
   readonly #liveness: GroupLiveness | null;
   /** judges members a broker vouches for; undefined without liveness */
   readonly judge: LivenessJudge | undefined;
@@ -214,6 +217,7 @@ export class GroupMembership {
     this.#kv = deps.kv;
     this.#now = deps.now ?? Date.now;
     this.#partitionCount = deps.partitionCount;
+    this.#onRebalance = deps.onRebalance ?? (() => {});
     const lv = this.#liveness = deps.liveness ?? null;
     this.judge = lv
       ? (g, m, state, timeout) => lv.alive(state.vouchedBy!, g, m, timeout, state.lastHeartbeatMs)
@@ -352,6 +356,7 @@ export class GroupMembership {
         return op;
       }, (vs) => after(snap, writeMeta ? meta : null, vs, expired, memberId, r.state));
       if (!ok) return CONFLICT;
+      if (bump) this.#onRebalance(groupId);
       for (const id of expired) this.#liveness?.forget(groupId, id);
       return answer(meta, memberId, r.state, r.pendingAssignment, live);
     });
@@ -426,6 +431,7 @@ export class GroupMembership {
         return op;
       }, (vs) => after(snap, metaChanged ? meta : null, vs, expired, memberId, r.state));
       if (!ok) return CONFLICT;
+      if (metaChanged) this.#onRebalance(groupId);
       for (const id of expired) this.#liveness?.forget(groupId, id);
       return answer(meta, memberId, r.state, r.pendingAssignment, live);
     });
@@ -569,6 +575,7 @@ export class GroupMembership {
       return op;
     }, (vs) => after(snap, next, vs, ids, null, null));
     if (ok) { for (const id of ids) this.#liveness?.forget(snap.groupId, id); }
+    if (ok) this.#onRebalance(snap.groupId);
     return ok;
   }
 

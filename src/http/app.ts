@@ -2,6 +2,7 @@
  * The broker's HTTP API (HTTP_API.md): one Hono app with the error mapping of errors.ts.
  *
  * ```
+ * GET /metrics          Prometheus text format (observe.ts; with auth on: describe on the cluster)
  * GET /healthz          {"status":"ok"|"shutting-down","brokerId","role","kv"}   (always 200: a liveness
  *                       probe; "kv": {"reachable","unreachableSince","oldestPendingMs"}, see
  *                       coordination/kv_health.ts; with auth on, only {"status"}, no credentials needed)
@@ -61,6 +62,7 @@ import { groupRoutes } from "./routes/groups.ts";
 import { producerRoutes } from "./routes/producers.ts";
 import { recordRoutes } from "./routes/records.ts";
 import { topicRoutes } from "./routes/topics.ts";
+import { metricsRoute, observeRecordLane, observeReplicaLane, observeRequests } from "./observe.ts";
 
 /** The KV's health as /healthz shows it. */
 function kvHealthJson(broker: Broker) {
@@ -97,6 +99,8 @@ export function createApp(
   const app = new Hono();
   app.onError(onError);
   app.notFound(notFound);
+  // Metrics and the request log see every answer, the refused ones included (observe.ts).
+  app.use("*", observeRequests(broker.metrics, broker.logger));
   // URL and header limits first; authentication and quotas after /healthz (security.ts).
   const state = useLimits(app, broker.kv, security, installed);
   securities.set(app, state.security);
@@ -128,6 +132,14 @@ export function createApp(
     ));
   app.route("/", consoleRoutes());
   useSecurity(app, state);
+  app.get("/metrics", metricsRoute(broker.metrics, state.security.auth));
+  // One app per broker in production; tests may build several, the last one counts.
+  broker.metrics.registry.removeSingleMetric("rill_streams_open");
+  broker.metrics.gauge({
+    name: "rill_streams_open",
+    help: "Long polls (maxWaitMs > 0) and SSE streams open now.",
+    collect: (g) => g.set(state.quotas.openStreams),
+  });
   app.use("*", bodyTimeout(broker.config.requestBodyTimeoutMs));
   app.route("/v1/auth", authRoutes(state.security));
   app.route("/v1/cluster", clusterRoutes(broker));
@@ -142,6 +154,7 @@ export function createApp(
       logStartOffset: (topic, partition) => broker.logStartOffset(topic, partition),
       logEndOffset: (topic, partition) => broker.logEndOffset(topic, partition),
       offsetForTimestamp: (topic, partition, ts) => broker.offsetForTimestamp(topic, partition, ts),
+      onRebalance: (group) => broker.metrics.groupRebalances.inc({ group }),
       liveness: broker.groupLiveness,
     }),
   );
@@ -152,7 +165,13 @@ export function createApp(
   const lane = replicaFetchLane(broker, state, corsHeaders);
   const dispatch = app.fetch;
   const records = recordLane(broker, state, corsHeaders, (req, env) => dispatch(req, env));
-  app.fetch = (req, ...rest) =>
-    lane(req, rest[0]) ?? records(req, rest[0]) ?? dispatch(req, ...rest);
+  app.fetch = (req, ...rest) => {
+    const start = performance.now();
+    const replica = lane(req, rest[0]);
+    if (replica) return observeReplicaLane(broker.metrics, replica, start);
+    const record = records(req, rest[0]);
+    if (record) return observeRecordLane(broker.metrics, req, record, start);
+    return dispatch(req, ...rest);
+  };
   return app;
 }

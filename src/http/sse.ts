@@ -41,6 +41,8 @@ export interface SseOptions {
   keepAliveMs: number;
   /** ends the stream: the client disconnected or the broker is shutting down */
   signal: AbortSignal;
+  /** told of each read's batch bytes and record count (the broker's metrics) */
+  onRead?: (bytes: number, records: number) => void;
 }
 
 /**
@@ -70,7 +72,9 @@ export function sseResponse(replica: Replica, opts: SseOptions): Response {
         try {
           const result = await replica.read(offset, opts.maxBytes);
           if (result.bytes.length > 0) {
-            for (const r of batchesToJson(result.bytes, offset, opts.forceBase64)) {
+            const records = batchesToJson(result.bytes, offset, opts.forceBase64);
+            opts.onRead?.(result.bytes.length, records.length);
+            for (const r of records) {
               text += `id: ${r.offset}\ndata: ${JSON.stringify(r)}\n\n`;
             }
             offset = Math.max(offset, result.nextOffset);

@@ -20,7 +20,39 @@ Deno.test("rill broker: defaults serve 127.0.0.1:8092 (Kafka 127.0.0.1:9092) wit
       quotas: {},
     },
     replication: { config: {}, topics: undefined },
+    observe: { logFormat: "text", logLevel: "info", metricsListen: undefined },
   });
+});
+
+Deno.test("rill broker: log and metrics flags, with clear errors for bad values", () => {
+  const a = parseBrokerArgs([
+    "--log-format",
+    "json",
+    "--log-level",
+    "debug",
+    "--metrics-listen",
+    "127.0.0.1:0",
+  ]);
+  assert.deepEqual(a.observe, {
+    logFormat: "json",
+    logLevel: "debug",
+    metricsListen: { hostname: "127.0.0.1", port: 0 },
+  });
+  assert.throws(
+    () => parseBrokerArgs(["--log-format", "xml"]),
+    (e) =>
+      e instanceof UsageError && /--log-format must be text or json, got "xml"/.test(e.message),
+  );
+  assert.throws(
+    () => parseBrokerArgs(["--log-level", "loud"]),
+    (e) =>
+      e instanceof UsageError &&
+      /--log-level must be one of debug, info, warn, error/.test(e.message),
+  );
+  assert.throws(
+    () => parseBrokerArgs(["--metrics-listen", "9644"]),
+    (e) => e instanceof UsageError && /--metrics-listen must be HOST:PORT/.test(e.message),
+  );
 });
 
 Deno.test("rill broker: flags change id, data, KV, listen address and advertised URL", () => {

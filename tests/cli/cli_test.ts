@@ -79,7 +79,7 @@ Deno.test("rill CLI against a broker process", async (t) => {
         stdin: input.join("\n") + "\n",
       });
       assert.equal(produced.code, 0, produced.stderr);
-      assert.equal(produced.stderr, "");
+      assert.equal(produced.stderr, "Produced 1000 records to lines\n");
 
       const consumed = await rill(
         ["consume", "lines", "--from-beginning", "--max-messages", "1000", "--key-separator", ":"],
@@ -181,7 +181,14 @@ Deno.test("rill CLI against a broker process", async (t) => {
     });
     const list = await rill(["groups", "list"], { env });
     assert.equal(list.code, 0, list.stderr);
-    assert.match(list.stdout, /^billing\t\S+\tmembers=0$/m);
+    assert.match(list.stdout, /^GROUP\tSTATE\tMEMBERS\nbilling\t\S+\t0$/m);
+    const listJson = await rill(["groups", "list", "--format", "json"], { env });
+    assert.deepEqual(
+      JSON.parse(listJson.stdout).groups.map((g: { groupId: string }) => g.groupId),
+      [
+        "billing",
+      ],
+    );
     const described = await rill(["groups", "describe", "billing"], { env });
     assert.equal(described.code, 0, described.stderr);
     assert.match(described.stdout, /^Group: billing\t/);
@@ -190,22 +197,38 @@ Deno.test("rill CLI against a broker process", async (t) => {
       /\tTopic: lines\tPartition: 0\tOffset: 5\tLogEndOffset: \d+\tLag: \d+/,
     );
 
-    const reset = await rill(
-      [
-        "groups",
-        "reset-offsets",
-        "billing",
-        "--topic",
-        "lines",
-        "--to-offset",
-        "1",
-        "--partition",
-        "0",
-      ],
+    const args = ["groups", "reset-offsets", "billing", "--topic", "lines", "--partition", "0"];
+    const head = "GROUP\tTOPIC\tPARTITION\tCURRENT-OFFSET\tNEW-OFFSET\n";
+    // A dry run by default: shows the new offset, changes nothing.
+    const dry = await rill([...args, "--to-offset", "1"], { env });
+    assert.equal(dry.code, 0, dry.stderr);
+    assert.equal(dry.stdout, head + "billing\tlines\t0\t5\t1\n");
+    assert.match(dry.stderr, /Dry run: nothing was changed; add --execute/);
+    assert.match((await rill(["groups", "describe", "billing"], { env })).stdout, /\tOffset: 5\t/);
+    const reset = await rill([...args, "--to-offset", "1", "--execute"], { env });
+    assert.equal(reset.code, 0, reset.stderr);
+    assert.equal(reset.stdout, head + "billing\tlines\t0\t5\t1\n");
+    assert.equal(reset.stderr, "");
+    assert.match((await rill(["groups", "describe", "billing"], { env })).stdout, /\tOffset: 1\t/);
+    const shifted = await rill([...args, "--shift-by", "-5", "--execute", "--format", "json"], {
+      env,
+    });
+    assert.deepEqual(JSON.parse(shifted.stdout), {
+      group: "billing",
+      executed: true,
+      offsets: [{ topic: "lines", partition: 0, current: 1, target: 0 }],
+    });
+    const all = await rill(
+      ["groups", "reset-offsets", "billing", "--all-topics", "--by-duration", "PT1H"],
       { env },
     );
-    assert.equal(reset.code, 0, reset.stderr);
-    assert.equal(reset.stdout, "billing\tlines\t0\t1\n");
+    assert.equal(all.stdout, head + "billing\tlines\t0\t0\t0\n");
+    const future = await rill([...args, "--to-datetime", "2999-01-01T00:00:00Z"], { env });
+    assert.match(future.stdout, /^billing\tlines\t0\t0\t\d+$/m);
+    assertOneLineError(
+      await rill([...args, "--by-duration", "soon"], { env }),
+      /--by-duration must be like 30s, 15m, 2h, 1d or ISO 8601/,
+    );
     assertOneLineError(
       await rill(["groups", "reset-offsets", "billing", "--topic", "lines"], { env }),
       /exactly one of --to-earliest/,
@@ -287,16 +310,27 @@ Deno.test("rill CLI against a broker process", async (t) => {
       await member.run({ eachMessage: () => {} });
       await joined;
       assertOneLineError(
-        await rill(["groups", "reset-offsets", "cg", "--topic", "lines", "--to-earliest"], { env }),
+        await rill(
+          ["groups", "reset-offsets", "cg", "--topic", "lines", "--to-earliest", "--execute"],
+          { env },
+        ),
         /NON_EMPTY_GROUP/,
       );
       await member.disconnect();
       const reset = await rill(
-        ["groups", "reset-offsets", "cg", "--topic", "lines", "--to-earliest"],
+        ["groups", "reset-offsets", "cg", "--topic", "lines", "--to-earliest", "--execute"],
         { env },
       );
       assert.equal(reset.code, 0, reset.stderr);
-      assert.equal(reset.stdout, "cg\tlines\t0\t0\ncg\tlines\t1\t0\ncg\tlines\t2\t0\n");
+      assert.deepEqual(
+        reset.stdout.trim().split("\n").map((l) => l.split("\t").filter((_, i) => i !== 3)),
+        [
+          ["GROUP", "TOPIC", "PARTITION", "NEW-OFFSET"],
+          ["cg", "lines", "0", "0"],
+          ["cg", "lines", "1", "0"],
+          ["cg", "lines", "2", "0"],
+        ],
+      );
     },
   );
 
@@ -316,8 +350,8 @@ Deno.test("rill CLI against a broker process", async (t) => {
     );
     assertOneLineError(await rill(["produce", "lines", "--bogus"], { env }), /bogus/);
     assertOneLineError(
-      await rill(["consume", "lines", "--offset", "3"], { env }),
-      /--offset needs --partition/,
+      await rill(["consume", "lines", "--offset", "3", "--from-beginning"], { env }),
+      /--offset, --from-timestamp and --from-beginning cannot be combined/,
     );
     assertOneLineError(
       await rill(["produce", "lines", "--key-separator", ":"], { env, stdin: "no separator\n" }),
@@ -336,10 +370,50 @@ Deno.test("rill CLI against a broker process", async (t) => {
     for (const cmd of ["topics", "produce", "consume", "groups", "cluster", "broker", "follower"]) {
       assert.match(top.stdout, new RegExp(`\\n  ${cmd} `), `top-level help lists ${cmd}`);
     }
-    for (const cmd of ["topics", "produce", "consume", "groups", "cluster"]) {
+    for (
+      const cmd of ["topics", "produce", "consume", "groups", "cluster", "auth", "acls", "perf"]
+    ) {
       const r = await rill([cmd, "--help"]);
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stdout, /^Usage:/);
+      assert.match(r.stdout, /--api-key KEY/, `${cmd} --help lists --api-key`);
+      assert.match(r.stdout, /--ca-file PEM/, `${cmd} --help lists --ca-file`);
     }
+    const follower = await rill(["follower", "--help"]);
+    assert.match(follower.stdout, /^Usage: rill follower \[options\]\n\nRuns an observer replica/);
+    assert.match(follower.stdout, /--topics A,B/);
+    assertOneLineError(
+      await rill(["topcis", "list"]),
+      /Unknown command "topcis" \(did you mean "topics"\?\)/,
+    );
+    assertOneLineError(
+      await rill(["produce", "lines", "--parition", "1"]),
+      /Unknown option --parition; did you mean --partition\?/,
+    );
+    assertOneLineError(
+      await rill(["consume", "lines", "--max-messages", "-3"]),
+      /^rill: --max-messages must be at least 1, got -3$/,
+    );
+    assertOneLineError(
+      await rill(["consume", "lines", "--partition"]),
+      /--partition needs a value/,
+    );
+  });
+
+  await t.step("--format json on admin listings", async () => {
+    const topics = JSON.parse((await rill(["topics", "list", "--format", "json"], { env })).stdout);
+    assert.ok(topics.topics.some((t: { name: string }) => t.name === "lines"));
+    const described = JSON.parse(
+      (await rill(["topics", "describe", "lines", "--format", "json"], { env })).stdout,
+    );
+    assert.equal(described.partitions.length, 3);
+    const cluster = JSON.parse(
+      (await rill(["cluster", "status", "--format", "json"], { env })).stdout,
+    );
+    assert.equal(cluster.brokers.length, 1);
+    assertOneLineError(
+      await rill(["topics", "list", "--format", "yaml"], { env }),
+      /--format must be text or json, got "yaml"/,
+    );
   });
 });

@@ -93,7 +93,8 @@ Deno.test({
           "--api-key",
           admin,
         );
-        assert.equal(listed.out.trim().split("\n").length, 2, listed.out);
+        // a header line, then the two ACLs
+        assert.equal(listed.out.trim().split("\n").length, 3, listed.out);
         const keys = await cli("auth", "keys", "list", ...common, "--api-key", admin);
         assert.match(keys.out, /\talice\t-\tactive\t/);
         assert.ok(!keys.out.includes(alice.split(".")[1]), "no secret is listed");

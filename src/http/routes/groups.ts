@@ -84,6 +84,8 @@ export interface GroupRouteDeps {
    * serve it from the broker's in-memory metadata, not from KV.
    */
   partitionCount(topic: string): Promise<number | null>;
+  /** told of each generation bump (a rebalance) committed here, for metrics */
+  onRebalance?: (groupId: string) => void;
   /** a partition's log start offset */
   logStartOffset(topic: string, partition: number): Promise<number> | number;
   /** a partition's log end offset (for lag and resets) */

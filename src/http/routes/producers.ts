@@ -61,7 +61,9 @@ export function producerRoutes(broker: Broker): Hono {
     // A producer key is scoped to the principal asking (as Kafka guards a transactional id
     // with an ACL): another principal using the same key gets its own id and cannot fence
     // this one by bumping the epoch. With auth off every caller is the same principal.
-    return c.json(await store.allocate(key ?? undefined, principalOf(c).name));
+    const identity = await store.allocate(key ?? undefined, principalOf(c).name);
+    broker.metrics.producerIds.inc();
+    return c.json(identity);
   });
 
   app.get("/:producerId", async (c) => {

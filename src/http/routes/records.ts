@@ -290,6 +290,7 @@ export function recordRoutes(broker: Broker): Hono {
         forceBase64,
         keepAliveMs: cfg.sseKeepAliveMs,
         signal: broker.shutdownSignal,
+        onRead: (bytes, records) => broker.metrics.fetched(topic, bytes, records),
       });
     }
     // Not c.req.raw.signal: Deno.serve aborts it when a response completes (legacy behaviour),

@@ -1,0 +1,277 @@
+/**
+ * What metrics cost (issue 18): the client producer's and consumer's rates against one
+ * broker process with `GET /metrics` scraped every second (as a Prometheus would, 1 s being
+ * fifteen times its usual rate) against the same without scraping, in interleaved rounds on
+ * fresh topics, medians of paired ratios (target ≥ 0.97). On a machine shared with other
+ * work the rates swing from round to round, so the broker's CPU time per record (from /proc,
+ * which outside load disturbs far less) is reported alongside, as the ratio plain/scraped:
+ * the rate a CPU-bound broker would keep. Also: the broker CPU one scrape costs (50 scrapes
+ * of an idle broker), its size, and the cost of the per-request counting calls.
+ *
+ * `RILL_BENCH_SECONDS` (default 3) sets the length of each producer phase; `RILL_BENCH_ROUNDS`
+ * (default 6) the counted rounds.
+ *
+ * @module
+ */
+import { interleaved, logRounds, median, pairedRatio, type Reporter, settle } from "./_report.ts";
+import { startBroker } from "../tests/_helpers/broker_process.ts";
+import { type Admin, type Producer, Rill } from "../mod.ts";
+import { Metrics } from "../src/observability/metrics.ts";
+
+const SUITE = "metrics";
+const SECONDS = Math.max(0.5, Number(Deno.env.get("RILL_BENCH_SECONDS") ?? "3") || 3);
+const ROUNDS = Math.max(2, Number(Deno.env.get("RILL_BENCH_ROUNDS") ?? "6") || 6);
+const PARTITIONS = 4;
+const SEND_SIZE = 1000;
+/** USER_HZ, the unit of /proc CPU times. */
+const CLOCK_TICKS = 100;
+
+/** CPU seconds (user + system) a process has used, from /proc; 0 where there is none. */
+function cpuSeconds(pid: number): number {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(f[11]) + Number(f[12])) / CLOCK_TICKS;
+  } catch {
+    return 0;
+  }
+}
+const SENDS_IN_FLIGHT = 16;
+
+/** Scrapes `url` every second until stopped; returns each scrape's time (ms) and size. */
+function scraper(url: string): { stop(): Promise<{ ms: number[]; bytes: number }> } {
+  const ms: number[] = [];
+  let bytes = 0;
+  let stopped = false;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let inFlight: Promise<void> = Promise.resolve();
+  const scrape = () => {
+    inFlight = (async () => {
+      const t0 = performance.now();
+      const text = await (await fetch(url)).text();
+      ms.push(performance.now() - t0);
+      bytes = text.length;
+    })();
+    if (!stopped) timer = setTimeout(scrape, 1000);
+  };
+  scrape();
+  return {
+    async stop() {
+      stopped = true;
+      clearTimeout(timer);
+      await inFlight;
+      return { ms, bytes };
+    },
+  };
+}
+
+async function produceFor(producer: Producer, topic: string, value: Uint8Array) {
+  let acked = 0;
+  const t0 = performance.now();
+  const end = t0 + SECONDS * 1000;
+  const pending = new Set<Promise<void>>();
+  const messages = Array.from({ length: SEND_SIZE }, () => ({ value }));
+  while (performance.now() < end) {
+    const p: Promise<void> = producer.send({ topic, messages, acks: 1 }).then((r) => {
+      acked += r.length;
+      pending.delete(p);
+    });
+    pending.add(p);
+    if (pending.size >= SENDS_IN_FLIGHT) await Promise.race(pending);
+  }
+  await Promise.all(pending);
+  return { rate: acked / ((performance.now() - t0) / 1000), count: acked };
+}
+
+async function consumeAll(rill: Rill, topic: string, total: number): Promise<number> {
+  const consumer = rill.consumer({ maxWaitMs: 500 });
+  await consumer.assign(
+    Array.from({ length: PARTITIONS }, (_, p) => ({ topic, partition: p, offset: "earliest" })),
+  );
+  let n = 0;
+  let done!: () => void;
+  const finished = new Promise<void>((r) => (done = r));
+  const t0 = performance.now();
+  await consumer.run({
+    eachBatch: ({ batch }) => {
+      n += batch.messages.length;
+      if (n >= total) done();
+    },
+  });
+  await finished;
+  const rate = n / ((performance.now() - t0) / 1000);
+  await consumer.stop();
+  return rate;
+}
+
+async function fresh(admin: Admin, name: string, old: string[]): Promise<string> {
+  for (const t of old.splice(0)) await admin.deleteTopic(t);
+  await admin.createTopic({ topic: name, numPartitions: PARTITIONS });
+  old.push(name);
+  return name;
+}
+
+/**
+ * Runs the metrics benchmarks.
+ *
+ * @param report receives each figure
+ */
+export async function run(report: Reporter): Promise<void> {
+  await using broker = await startBroker();
+  const rill = new Rill({ brokers: [broker.url] });
+  const admin = rill.admin();
+  const producer = rill.producer({ batchBytes: 1 << 20 });
+  const value = new Uint8Array(1024).fill(7);
+  const scrapeMs: number[] = [];
+  let scrapeBytes = 0;
+  const withScraping = async <T>(fn: () => Promise<T>): Promise<T> => {
+    const s = scraper(`${broker.url}/metrics`);
+    try {
+      return await fn();
+    } finally {
+      const r = await s.stop();
+      scrapeMs.push(...r.ms);
+      scrapeBytes = r.bytes;
+    }
+  };
+
+  // Producer: plain and scraped rounds, each on a fresh topic; each then read back once by
+  // the consumer under the same condition (so the consumer reads what it just produced).
+  const old: string[] = [];
+  type Kind = "plain" | "scraped";
+  const consumed: Record<Kind, number[]> = { plain: [], scraped: [] };
+  // broker CPU microseconds per record, producing and consuming
+  const cpuIn: Record<Kind, number[]> = { plain: [], scraped: [] };
+  const cpuOut: Record<Kind, number[]> = { plain: [], scraped: [] };
+  const phase = (kind: Kind) => async (round: number) => {
+    const topic = await fresh(admin, `m-${kind}-${round + 1}`, old);
+    const wrap = kind === "scraped" ? withScraping : <T>(fn: () => Promise<T>) => fn();
+    let cpu0 = cpuSeconds(broker.pid);
+    const p = await wrap(() => produceFor(producer, topic, value));
+    const produceCpu = cpuSeconds(broker.pid) - cpu0;
+    await settle();
+    cpu0 = cpuSeconds(broker.pid);
+    const c = await wrap(() => consumeAll(rill, topic, p.count));
+    const consumeCpu = cpuSeconds(broker.pid) - cpu0;
+    if (round >= 0) {
+      consumed[kind].push(c);
+      cpuIn[kind].push((produceCpu / p.count) * 1e6);
+      cpuOut[kind].push((consumeCpu / p.count) * 1e6);
+    }
+    return p.rate;
+  };
+  const produced = await interleaved(
+    ROUNDS,
+    { plain: phase("plain"), scraped: phase("scraped") },
+    settle,
+  );
+  logRounds(SUITE, { "producer plain": produced.plain, "producer scraped": produced.scraped });
+  logRounds(SUITE, { "consumer plain": consumed.plain, "consumer scraped": consumed.scraped });
+  logRounds(SUITE, { "broker CPU µs/record in, plain": cpuIn.plain, "scraped": cpuIn.scraped });
+  logRounds(SUITE, {
+    "broker CPU µs/record out, plain": cpuOut.plain,
+    "scraped": cpuOut.scraped,
+  });
+  await producer.disconnect();
+
+  const pRatio = pairedRatio(produced.scraped, produced.plain);
+  const cRatio = pairedRatio(consumed.scraped, consumed.plain);
+  report({
+    suite: SUITE,
+    name: `client producer, 1 KiB records, acks=1, no scraping (median of ${ROUNDS})`,
+    value: median(produced.plain),
+    unit: "records/s",
+  });
+  report({
+    suite: SUITE,
+    name: "client producer, 1 KiB records, acks=1, /metrics scraped every 1 s",
+    value: median(produced.scraped),
+    unit: "records/s",
+    ratio: pRatio,
+    baseline: "no scraping (paired rounds)",
+    target: ">= 0.97",
+    met: pRatio >= 0.97,
+  });
+  report({
+    suite: SUITE,
+    name: `client consumer reading it back, no scraping (median of ${ROUNDS})`,
+    value: median(consumed.plain),
+    unit: "records/s",
+  });
+  report({
+    suite: SUITE,
+    name: "client consumer reading it back, /metrics scraped every 1 s",
+    value: median(consumed.scraped),
+    unit: "records/s",
+    ratio: cRatio,
+    baseline: "no scraping (paired rounds)",
+    target: ">= 0.97",
+    met: cRatio >= 0.97,
+  });
+  const cpuInRatio = pairedRatio(cpuIn.plain, cpuIn.scraped);
+  const cpuOutRatio = pairedRatio(cpuOut.plain, cpuOut.scraped);
+  report({
+    suite: SUITE,
+    name: "broker CPU per record produced, /metrics scraped every 1 s",
+    value: median(cpuIn.scraped),
+    unit: "µs/record",
+    ratio: cpuInRatio,
+    baseline: `no scraping (${median(cpuIn.plain).toFixed(2)} µs), as plain/scraped`,
+    target: ">= 0.97",
+    met: cpuInRatio >= 0.97,
+  });
+  report({
+    suite: SUITE,
+    name: "broker CPU per record consumed, /metrics scraped every 1 s",
+    value: median(cpuOut.scraped),
+    unit: "µs/record",
+    ratio: cpuOutRatio,
+    baseline: `no scraping (${median(cpuOut.plain).toFixed(2)} µs), as plain/scraped`,
+    target: ">= 0.97",
+    met: cpuOutRatio >= 0.97,
+  });
+  // One scrape's broker CPU, on the idle broker: 50 scrapes back to back.
+  const scrapes = 50;
+  const cpu0 = cpuSeconds(broker.pid);
+  for (let i = 0; i < scrapes; i++) await (await fetch(`${broker.url}/metrics`)).text();
+  const perScrape = ((cpuSeconds(broker.pid) - cpu0) / scrapes) * 1000;
+  report({
+    suite: SUITE,
+    name: `broker CPU of one scrape (idle broker, ${scrapes} scrapes)`,
+    value: perScrape,
+    unit: "ms",
+    ratio: perScrape / 1000,
+    baseline: "of one core at one scrape a second",
+  });
+  const sorted = [...scrapeMs].sort((a, b) => a - b);
+  report({
+    suite: SUITE,
+    name: `one scrape of /metrics under load (wall time), median of ${sorted.length} (${
+      (scrapeBytes / 1024).toFixed(1)
+    } KiB of text)`,
+    value: median(sorted),
+    unit: "ms",
+  });
+
+  // The counting calls of the hot path, in this process: one produce and one fetch count,
+  // as a request makes them, against an empty loop of the same shape.
+  const m = new Metrics({ process: false });
+  const n = 1_000_000;
+  const topics = ["orders", "payments", "clicks", "logs"];
+  let t0 = performance.now();
+  let sink = 0;
+  for (let i = 0; i < n; i++) sink += topics[i & 3].length + i;
+  const empty = performance.now() - t0;
+  t0 = performance.now();
+  for (let i = 0; i < n; i++) {
+    m.produced(topics[i & 3], 1_048_576, 1000);
+    m.fetched(topics[i & 3], 1_048_576, 1000);
+  }
+  const counted = performance.now() - t0;
+  report({
+    suite: SUITE,
+    name: `counting one produce and one fetch request (${sink > 0 ? "4 topics" : ""})`,
+    value: ((counted - empty) / n) * 1e6,
+    unit: "ns/request",
+  });
+}

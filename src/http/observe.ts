@@ -1,0 +1,208 @@
+/**
+ * What the HTTP skin tells the broker's metrics and logs about each request: one middleware,
+ * mounted first, that after the answer counts the request (route, status), its error code,
+ * a throttling, the produce latency by acks and the fetch latency by kind, and writes the
+ * request log line at debug level. One count per request, never per record.
+ *
+ * `GET /metrics` ({@linkcode metricsRoute}) renders the broker's metrics; with auth on it
+ * needs `describe` on the cluster (or a separate `rill broker --metrics-listen` address,
+ * {@linkcode metricsHandler}).
+ *
+ * @module
+ */
+import type { Context, MiddlewareHandler } from "hono";
+import { RillError } from "../protocol/errors.ts";
+import type { Metrics } from "../observability/metrics.ts";
+import type { Logger } from "../observability/log.ts";
+import { authorize } from "./auth.ts";
+import { CLUSTER_RESOURCE } from "../coordination/acls.ts";
+
+/** Routes whose requests have their own latency histograms. */
+export const PRODUCE_ROUTE = "/v1/topics/:topic/records";
+/** The consumer and replica fetch route. */
+export const FETCH_ROUTE = "/v1/topics/:topic/partitions/:partition/records";
+
+const ACKS: Record<string, string> = { all: "all", "-1": "all", "1": "1", "0": "0" };
+
+function errorCode(c: Context, status: number): string {
+  const err = c.error;
+  if (err instanceof RillError) return err.code;
+  switch (status) {
+    case 404:
+      return "NOT_FOUND";
+    case 429:
+      return "THROTTLING_QUOTA_EXCEEDED";
+    case 401:
+      return "UNAUTHENTICATED";
+    case 503:
+      return "BROKER_NOT_AVAILABLE";
+    default:
+      return status >= 500 ? "UNKNOWN_SERVER_ERROR" : "INVALID_REQUEST";
+  }
+}
+
+/**
+ * The metrics and request-log middleware. Mount it before every other middleware.
+ *
+ * @param metrics the broker's metrics
+ * @param logger the broker's logger (request lines at debug level)
+ * @returns the middleware
+ * @example
+ * ```ts
+ * app.use("*", observeRequests(broker.metrics, broker.logger));
+ * ```
+ */
+export function observeRequests(metrics: Metrics, logger: Logger): MiddlewareHandler {
+  return async (c, next) => {
+    const start = performance.now();
+    await next();
+    const seconds = (performance.now() - start) / 1000;
+    const status = c.res.status;
+    const route = status === 404 && !(c.error instanceof RillError) ? "unmatched" : c.req.routePath;
+    metrics.requests.inc({ api: "http", route, status: String(status) });
+    const method = c.req.method;
+    if (route === PRODUCE_ROUTE && method === "POST") {
+      metrics.produceDuration.observe(
+        { api: "http", acks: ACKS[c.req.query("acks") ?? "all"] ?? "invalid" },
+        seconds,
+      );
+    } else if (route === FETCH_ROUTE && method === "GET") {
+      const accept = c.req.header("accept") ?? "";
+      // An SSE answer is a stream that outlives the handler: counted, not timed.
+      if (!accept.includes("text/event-stream")) {
+        const kind = c.req.query("replicaId") !== undefined ? "replica" : "consumer";
+        metrics.fetchDuration.observe({ api: "http", kind }, seconds);
+      }
+    }
+    let code: string | undefined;
+    if (status >= 400) {
+      code = errorCode(c, status);
+      metrics.requestErrors.inc({ api: "http", code });
+      if (status === 429) metrics.throttled.inc({ api: "http" });
+    }
+    if (logger.enabled("debug")) {
+      const topic = c.req.param("topic");
+      const partition = c.req.param("partition");
+      logger.debug(`${method} ${c.req.path} ${status}`, {
+        durationMs: Math.round(seconds * 1e4) / 10,
+        topic,
+        partition: partition !== undefined && /^\d+$/.test(partition)
+          ? Number(partition)
+          : undefined,
+        code,
+      });
+    }
+  };
+}
+
+/**
+ * Counts a follower's fetch answered by the replica fetch lane (which skips the middleware).
+ *
+ * @param metrics the broker's metrics
+ * @param answer the lane's answer
+ * @param start `performance.now()` when it arrived
+ * @returns the same answer
+ */
+export async function observeReplicaLane(
+  metrics: Metrics,
+  answer: Promise<Response>,
+  start: number,
+): Promise<Response> {
+  const res = await answer;
+  metrics.requests.inc({ api: "http", route: FETCH_ROUTE, status: String(res.status) });
+  metrics.fetchDuration.observe(
+    { api: "http", kind: "replica" },
+    (performance.now() - start) / 1000,
+  );
+  if (res.status >= 400) {
+    metrics.requestErrors.inc({ api: "http", code: await answerCode(res) });
+  }
+  return res;
+}
+
+/**
+ * Counts a client's raw-batch produce or fetch answered by the record lane (record_lane.ts,
+ * which skips the middleware): the request, its latency (produce by acks) and its error.
+ *
+ * @param metrics the broker's metrics
+ * @param req the request
+ * @param answer the lane's answer
+ * @param start `performance.now()` when it arrived
+ * @returns the same answer
+ */
+export async function observeRecordLane(
+  metrics: Metrics,
+  req: Request,
+  answer: Promise<Response>,
+  start: number,
+): Promise<Response> {
+  const res = await answer;
+  const seconds = (performance.now() - start) / 1000;
+  const produce = req.method === "POST";
+  metrics.requests.inc({
+    api: "http",
+    route: produce ? PRODUCE_ROUTE : FETCH_ROUTE,
+    status: String(res.status),
+  });
+  if (produce) {
+    const acks = /[?&]acks=([^&#]*)/.exec(req.url)?.[1] ?? "all";
+    metrics.produceDuration.observe({ api: "http", acks: ACKS[acks] ?? "invalid" }, seconds);
+  } else metrics.fetchDuration.observe({ api: "http", kind: "consumer" }, seconds);
+  if (res.status >= 400) {
+    metrics.requestErrors.inc({ api: "http", code: await answerCode(res) });
+    if (res.status === 429) metrics.throttled.inc({ api: "http" });
+  }
+  return res;
+}
+
+/** The error code of a lane's error answer, read from its (small JSON) body. */
+async function answerCode(res: Response): Promise<string> {
+  try {
+    const body = await res.clone().json();
+    const code = body?.error?.code;
+    if (typeof code === "string") return code;
+  } catch {
+    // not a JSON error body
+  }
+  return res.status >= 500 ? "UNKNOWN_SERVER_ERROR" : "INVALID_REQUEST";
+}
+
+/**
+ * `GET /metrics`: the broker's metrics in the Prometheus text format. With auth on the
+ * caller needs `describe` on the cluster.
+ *
+ * @param metrics the broker's metrics
+ * @param auth whether authentication is on
+ * @returns the handler
+ */
+export function metricsRoute(
+  metrics: Metrics,
+  auth: boolean,
+): (c: Context) => Promise<Response> {
+  return async (c) => {
+    if (auth) authorize(c, { type: "cluster", name: CLUSTER_RESOURCE }, "describe");
+    return c.body(await metrics.render(), 200, { "content-type": metrics.contentType });
+  };
+}
+
+/**
+ * The handler of a separate metrics listener (`--metrics-listen`): `GET /metrics` without
+ * authentication (bind it to an address only the monitoring system reaches), 404 otherwise.
+ *
+ * @param metrics the broker's metrics
+ * @returns a `Deno.serve` handler
+ */
+export function metricsHandler(metrics: Metrics): (req: Request) => Promise<Response> {
+  return async (req) => {
+    const url = new URL(req.url);
+    if (url.pathname !== "/metrics" || (req.method !== "GET" && req.method !== "HEAD")) {
+      return Response.json(
+        new RillError("NOT_FOUND", `No route for ${req.method} ${url.pathname}`).toJSON(),
+        { status: 404 },
+      );
+    }
+    return new Response(await metrics.render(), {
+      headers: { "content-type": metrics.contentType },
+    });
+  };
+}

@@ -1,0 +1,458 @@
+/**
+ * A broker's Prometheus metrics: one {@linkcode Metrics} per broker, holding a prom-client
+ * registry (npm `prom-client`) and every metric the broker and its skins count. `GET /metrics`
+ * renders it in the Prometheus text format (`Metrics.render`).
+ *
+ * Rules (docs/metrics.md has the table; /work/METRICS_HOWTO.md-style notes are in
+ * docs/metrics.md's "Adding a metric"):
+ * - names start with `rill_`; counters end in `_total`, durations are `_seconds`, sizes
+ *   `_bytes` ({@linkcode checkMetricName} refuses others at registration);
+ * - the hot path counts once per request or batch, never per record: a record count is
+ *   added as one number;
+ * - what the broker already knows (offsets, sizes, ISR, lag) is read at scrape time by a
+ *   gauge's `collect` callback, never kept up to date on the hot path.
+ *
+ * Subsystems add their own metrics through {@linkcode Metrics.counter},
+ * {@linkcode Metrics.gauge} and {@linkcode Metrics.histogram} on the broker's instance
+ * (`broker.metrics`).
+ *
+ * @module
+ */
+import client from "prom-client";
+
+/** Latency buckets (seconds) for request histograms: 0.5 ms to 30 s. */
+export const LATENCY_BUCKETS: readonly number[] = [
+  0.0005,
+  0.001,
+  0.0025,
+  0.005,
+  0.01,
+  0.025,
+  0.05,
+  0.1,
+  0.25,
+  0.5,
+  1,
+  2.5,
+  5,
+  10,
+  30,
+];
+
+/** Latency buckets (seconds) for KV operations: 0.1 ms to 5 s. */
+export const KV_BUCKETS: readonly number[] = [
+  0.0001,
+  0.00025,
+  0.0005,
+  0.001,
+  0.0025,
+  0.005,
+  0.01,
+  0.025,
+  0.05,
+  0.1,
+  0.25,
+  1,
+  5,
+];
+
+/**
+ * Checks a metric name against Rill's conventions.
+ *
+ * @param name the metric name
+ * @param type the metric type
+ * @throws {Error} when the name lacks the `rill_` prefix, a counter lacks `_total`, or a
+ *   name is not a valid Prometheus name
+ * @example
+ * ```ts
+ * checkMetricName("rill_kafka_requests_total", "counter"); // fine
+ * ```
+ */
+export function checkMetricName(name: string, type: "counter" | "gauge" | "histogram"): void {
+  if (!/^rill_[a-z0-9_]+$/.test(name)) {
+    throw new Error(`Metric "${name}" must match rill_[a-z0-9_]+`);
+  }
+  if (type === "counter" && !name.endsWith("_total")) {
+    throw new Error(`Counter "${name}" must end in _total`);
+  }
+  if (type !== "counter" && name.endsWith("_total")) {
+    throw new Error(`Only counters end in _total, not the ${type} "${name}"`);
+  }
+}
+
+/** What a metric is declared with (prom-client's configuration, minus the registry). */
+export interface MetricSpec<L extends string> {
+  /** the name (`rill_…`) */
+  name: string;
+  /** one sentence: what it counts or measures, and its unit */
+  help: string;
+  /** the label names */
+  labelNames?: readonly L[];
+}
+
+/** A gauge read at scrape time. */
+export interface LazyGaugeSpec<L extends string> extends MetricSpec<L> {
+  /**
+   * Called at each scrape: set the gauge's values (`gauge.set(labels, v)`); the gauge was
+   * reset just before, so series that are gone disappear.
+   */
+  collect: (gauge: client.Gauge<L>) => void | Promise<void>;
+}
+
+/** A topic's traffic sums since the broker started. */
+interface TopicTraffic {
+  inBytes: number;
+  inRecords: number;
+  outBytes: number;
+  outRecords: number;
+}
+
+/** The labels of per-request counts. */
+export type Api = "http" | "kafka" | "ws";
+
+/**
+ * The metrics of one broker.
+ *
+ * @example
+ * ```ts
+ * const m = new Metrics();
+ * m.produced("orders", 1024, 10);
+ * const text = await m.render();
+ * ```
+ */
+export class Metrics {
+  /** the prom-client registry (one per broker: several brokers may share a process) */
+  readonly registry: client.Registry = new client.Registry();
+
+  // ---- traffic (counted once per request or batch) ----
+  // rill_topic_{in,out}_{bytes,records}_total: see produced() and fetched()
+  /** bytes sent to followers, per topic */
+  readonly replicationOutBytes: client.Counter<"topic">;
+  /** bytes this broker copied from leaders as a follower, per topic */
+  readonly replicationInBytes: client.Counter<"topic">;
+  /** produce requests by API and acks (count and latency) */
+  readonly produceDuration: client.Histogram<"api" | "acks">;
+  /** fetch requests by API and kind (consumer or replica), including the long-poll wait */
+  readonly fetchDuration: client.Histogram<"api" | "kind">;
+  /** every request by API, route and status */
+  readonly requests: client.Counter<"api" | "route" | "status">;
+  /** failed requests by API and error code */
+  readonly requestErrors: client.Counter<"api" | "code">;
+  /** requests refused by a quota or the stream caps */
+  readonly throttled: client.Counter<"api">;
+
+  // ---- coordination ----
+  /** KV operations by kind (count and latency) */
+  readonly kvDuration: client.Histogram<"op">;
+  /** KV operations that failed, by kind and reason */
+  readonly kvErrors: client.Counter<"op" | "reason">;
+  /** atomic KV commits refused by a check (another broker changed the entry first) */
+  readonly kvConflicts: client.Counter;
+  /** ISR shrinks decided by this broker as leader */
+  readonly isrShrinks: client.Counter;
+  /** ISR expands decided by this broker as leader */
+  readonly isrExpands: client.Counter;
+  /** consumer group generation bumps this broker committed */
+  readonly groupRebalances: client.Counter<"group">;
+  /** producer ids handed out by this broker */
+  readonly producerIds: client.Counter;
+
+  /** per-topic traffic sums, added to per request and read into the counters at scrape */
+  readonly #traffic = new Map<string, TopicTraffic>();
+  #gcCycles = 0;
+  #gcRegistry: FinalizationRegistry<number> | null = null;
+
+  /**
+   * Declares the metrics and the process metrics (prom-client's default metrics with the
+   * `rill_` prefix, plus a GC cycle count).
+   *
+   * @param opts `process: false` leaves out the process metrics (tests making many)
+   */
+  constructor(opts: { process?: boolean } = {}) {
+    const c = <L extends string>(name: string, help: string, labelNames: L[] = []) =>
+      this.counter({ name, help, labelNames });
+    // The hot path adds to plain per-topic sums; the counters read them at scrape time.
+    const traffic = (name: string, help: string, field: keyof TopicTraffic) => {
+      const sums = this.#traffic;
+      return this.counter<"topic">({
+        name,
+        help,
+        labelNames: ["topic"],
+        collect(this: client.Counter<"topic">) {
+          this.reset();
+          for (const [topic, t] of sums) if (t[field] > 0) this.inc({ topic }, t[field]);
+        },
+      });
+    };
+    traffic("rill_topic_in_bytes_total", "Bytes appended as leader.", "inBytes");
+    traffic(
+      "rill_topic_in_records_total",
+      "Records appended as leader.",
+      "inRecords",
+    );
+    traffic(
+      "rill_topic_out_bytes_total",
+      "Bytes fetched by consumers.",
+      "outBytes",
+    );
+    traffic(
+      "rill_topic_out_records_total",
+      "Records in the batches fetched by consumers.",
+      "outRecords",
+    );
+    this.replicationOutBytes = c(
+      "rill_replication_out_bytes_total",
+      "Bytes fetched by followers from this leader.",
+      ["topic"],
+    );
+    this.replicationInBytes = c(
+      "rill_replication_in_bytes_total",
+      "Bytes this broker copied from leaders as a follower.",
+      ["topic"],
+    );
+    this.produceDuration = this.histogram({
+      name: "rill_produce_request_duration_seconds",
+      help: "Produce requests: time from the request to its answer, by API and acks.",
+      labelNames: ["api", "acks"],
+      buckets: LATENCY_BUCKETS,
+    });
+    this.fetchDuration = this.histogram({
+      name: "rill_fetch_request_duration_seconds",
+      help: "Fetch requests (consumer or replica), including the long-poll wait.",
+      labelNames: ["api", "kind"],
+      buckets: LATENCY_BUCKETS,
+    });
+    this.requests = c(
+      "rill_requests_total",
+      "Requests answered, by API, route and HTTP status.",
+      ["api", "route", "status"],
+    );
+    this.requestErrors = c(
+      "rill_request_errors_total",
+      "Requests answered with an error, by API and error code.",
+      ["api", "code"],
+    );
+    this.throttled = c(
+      "rill_throttled_requests_total",
+      "Requests refused by a quota or the long-poll/stream caps (429).",
+      ["api"],
+    );
+    this.kvDuration = this.histogram({
+      name: "rill_kv_operation_duration_seconds",
+      help: "Deno KV operations by kind (get, get_many, list, set, delete, commit, watch).",
+      labelNames: ["op"],
+      buckets: KV_BUCKETS,
+    });
+    this.kvErrors = c(
+      "rill_kv_errors_total",
+      "Deno KV operations that threw, by kind and reason (locked, other).",
+      ["op", "reason"],
+    );
+    this.kvConflicts = c(
+      "rill_kv_commit_conflicts_total",
+      "Atomic KV commits refused because a checked entry had changed.",
+    );
+    this.isrShrinks = c("rill_isr_shrinks_total", "ISR shrinks requested by this leader.");
+    this.isrExpands = c("rill_isr_expands_total", "ISR expands requested by this leader.");
+    this.groupRebalances = c(
+      "rill_group_rebalances_total",
+      "Consumer group generation bumps committed by this broker.",
+      ["group"],
+    );
+    this.producerIds = c("rill_producer_ids_total", "Producer ids handed out by this broker.");
+    if (opts.process !== false) this.#processMetrics();
+  }
+
+  // ---- declaring metrics (for every subsystem) ----
+
+  /**
+   * Declares a counter on this broker's registry.
+   *
+   * @param spec name (`rill_…_total`), help and label names
+   * @returns the counter
+   * @example
+   * ```ts
+   * const frames = broker.metrics.counter({ name: "rill_ws_frames_total", help: "…", labelNames: ["dir"] });
+   * frames.inc({ dir: "in" }, n);
+   * ```
+   */
+  counter<L extends string = never>(
+    spec: MetricSpec<L> & { collect?: (this: client.Counter<L>) => void },
+  ): client.Counter<L> {
+    checkMetricName(spec.name, "counter");
+    return new client.Counter<L>({
+      name: spec.name,
+      help: spec.help,
+      labelNames: spec.labelNames ?? [],
+      registers: [this.registry],
+      collect: spec.collect,
+    });
+  }
+
+  /**
+   * Declares a histogram on this broker's registry.
+   *
+   * @param spec name (`rill_…_seconds` or `_bytes`), help, label names and buckets
+   * @returns the histogram
+   */
+  histogram<L extends string = never>(
+    spec: MetricSpec<L> & { buckets?: readonly number[] },
+  ): client.Histogram<L> {
+    checkMetricName(spec.name, "histogram");
+    return new client.Histogram<L>({
+      name: spec.name,
+      help: spec.help,
+      labelNames: spec.labelNames ?? [],
+      buckets: [...(spec.buckets ?? LATENCY_BUCKETS)],
+      registers: [this.registry],
+    });
+  }
+
+  /**
+   * Declares a gauge read at scrape time: `collect` sets its values from what the broker
+   * already knows, so nothing is kept up to date on the hot path.
+   *
+   * @param spec name, help, label names and the collect callback
+   * @returns the gauge
+   * @example
+   * ```ts
+   * broker.metrics.gauge({ name: "rill_ws_connections", help: "…", collect: (g) => g.set(open.size) });
+   * ```
+   */
+  gauge<L extends string = never>(spec: LazyGaugeSpec<L>): client.Gauge<L> {
+    checkMetricName(spec.name, "gauge");
+    const read = spec.collect;
+    return new client.Gauge<L>({
+      name: spec.name,
+      help: spec.help,
+      labelNames: spec.labelNames ?? [],
+      registers: [this.registry],
+      collect(this: client.Gauge<L>) {
+        this.reset();
+        return read(this);
+      },
+    });
+  }
+
+  // ---- counting (once per request or batch) ----
+
+  /**
+   * Counts an append as leader.
+   *
+   * @param topic the topic
+   * @param bytes the batch bytes
+   * @param records the records in them
+   */
+  produced(topic: string, bytes: number, records: number): void {
+    const t = this.#topic(topic);
+    t.inBytes += bytes;
+    t.inRecords += records;
+  }
+
+  /**
+   * Counts a fetch answer.
+   *
+   * @param topic the topic
+   * @param bytes the batch bytes returned
+   * @param records the records in them
+   */
+  fetched(topic: string, bytes: number, records: number): void {
+    if (bytes === 0) return;
+    const t = this.#topic(topic);
+    t.outBytes += bytes;
+    t.outRecords += records;
+  }
+
+  #topic(topic: string): TopicTraffic {
+    let t = this.#traffic.get(topic);
+    if (t === undefined) {
+      t = { inBytes: 0, inRecords: 0, outBytes: 0, outRecords: 0 };
+      this.#traffic.set(topic, t);
+    }
+    return t;
+  }
+
+  /**
+   * Counts one KV operation (the observer given to coordination's `instrumentKv`).
+   *
+   * @param op the kind (get, get_many, list, set, delete, commit, watch, enqueue)
+   * @param seconds how long it took
+   * @param outcome ok, conflict (an atomic check failed), locked (database is locked) or error
+   */
+  readonly kvObserver = (op: string, seconds: number, outcome: string): void => {
+    this.kvDuration.observe({ op }, seconds);
+    if (outcome === "conflict") this.kvConflicts.inc();
+    else if (outcome !== "ok") this.kvErrors.inc({ op, reason: outcome });
+  };
+
+  /** The number of GC cycles seen (a sentinel object collected), for tests. */
+  get gcCycles(): number {
+    return this.#gcCycles;
+  }
+
+  /**
+   * Renders every metric in the Prometheus text format (version 0.0.4).
+   *
+   * @returns the exposition text
+   */
+  render(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  /** The Content-Type of {@linkcode render}'s text. */
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  /** Stops the GC sentinel. */
+  close(): void {
+    this.#gcRegistry = null;
+  }
+
+  #processMetrics(): void {
+    client.collectDefaultMetrics({ register: this.registry, prefix: "rill_" });
+    // Deno emits no "gc" performance entries, so prom-client's GC histogram stays empty:
+    // drop it and count GC cycles with a sentinel object instead (below).
+    this.registry.removeSingleMetric("rill_nodejs_gc_duration_seconds");
+    const cycles = this.counter({
+      name: "rill_process_gc_cycles_total",
+      help:
+        "Garbage collections seen: a young sentinel object was collected (at most one a cycle).",
+    });
+    this.#gcRegistry = new FinalizationRegistry<number>(() => {
+      this.#gcCycles++;
+      cycles.inc();
+      this.#gcSentinel();
+    });
+    this.#gcSentinel();
+  }
+
+  #gcSentinel(): void {
+    // An unreachable young object: collected by the next scavenge, whose finalizer makes
+    // the next one.
+    this.#gcRegistry?.register({}, 0);
+  }
+}
+
+/**
+ * Counts the records of a run of RecordBatch v2 bytes from their headers (one read per
+ * batch, not per record).
+ *
+ * @param bytes whole batches back to back
+ * @returns the number of records they hold
+ * @example
+ * ```ts
+ * countBatchRecords(result.bytes);
+ * ```
+ */
+export function countBatchRecords(bytes: Uint8Array): number {
+  let n = 0;
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  for (let pos = 0; pos + 61 <= bytes.byteLength;) {
+    const length = view.getInt32(pos + 8);
+    if (length <= 0) break;
+    n += view.getInt32(pos + 57);
+    pos += 12 + length;
+  }
+  return n;
+}
