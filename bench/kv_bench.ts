@@ -27,7 +27,11 @@
  */
 import type { Reporter } from "./_report.ts";
 import { median } from "./_report.ts";
-import { KvConnectEndpoint, type KvUsage } from "../tests/_helpers/kv_connect_server.ts";
+import {
+  KvConnectEndpoint,
+  type KvUsage,
+  openRemoteKv,
+} from "../tests/_helpers/kv_connect_server.ts";
 import { brokerToken, Cluster, FAST_FLAGS } from "../tests/replication/_cluster.ts";
 import { Rill } from "../mod.ts";
 
@@ -246,9 +250,8 @@ async function latencies(report: Reporter): Promise<void> {
     jitterMs: 10,
   });
   // Baseline: one KV round trip through the endpoint.
-  Deno.env.set("DENO_KV_ACCESS_TOKEN", "probe");
   {
-    using kv = await Deno.openKv(endpoint.url);
+    using kv = await openRemoteKv(endpoint.url, "probe");
     await kv.get(["warm"]);
     const rtts: number[] = [];
     for (let i = 0; i < 20; i++) {

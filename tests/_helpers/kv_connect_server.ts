@@ -682,6 +682,29 @@ export class KvConnectEndpoint implements AsyncDisposable {
   }
 }
 
+/**
+ * Opens a remote KV with an access token. Deno reads the token from the process-wide
+ * `DENO_KV_ACCESS_TOKEN` when a KV is opened, and test files run in parallel in one process:
+ * the variable is set and read under a file lock, so two openings cannot mix tokens.
+ *
+ * @param url the endpoint's URL
+ * @param token the access token
+ * @returns the KV
+ */
+export async function openRemoteKv(url: string, token: string): Promise<Deno.Kv> {
+  const lock = await Deno.open(`${Deno.env.get("TMPDIR") ?? "/tmp"}/rill-kv-token.lock`, {
+    create: true,
+    write: true,
+  });
+  try {
+    await lock.lock(true);
+    Deno.env.set("DENO_KV_ACCESS_TOKEN", token);
+    return await Deno.openKv(url);
+  } finally {
+    lock.close();
+  }
+}
+
 function samePart(a: Deno.KvKeyPart, b: Deno.KvKeyPart): boolean {
   if (a instanceof Uint8Array && b instanceof Uint8Array) return compareBytes(a, b) === 0;
   return a === b || (typeof a === "number" && typeof b === "number" && Object.is(a, b));

@@ -4,15 +4,14 @@
  * give the same transcript.
  */
 import assert from "node:assert/strict";
-import { KvConnectEndpoint } from "../_helpers/kv_connect_server.ts";
+import { KvConnectEndpoint, openRemoteKv } from "../_helpers/kv_connect_server.ts";
 import { packKey, unpackKey } from "../_helpers/kv_connect/key_codec.ts";
 import { tempDir } from "../_helpers/temp_dir.ts";
 
 const TOKEN = "rill-test-token";
 
 async function openRemote(endpoint: KvConnectEndpoint, token = TOKEN): Promise<Deno.Kv> {
-  Deno.env.set("DENO_KV_ACCESS_TOKEN", token);
-  return await Deno.openKv(endpoint.url);
+  return await openRemoteKv(endpoint.url, token);
 }
 
 /** Replaces versionstamps by their rank among all seen, so two databases compare. */

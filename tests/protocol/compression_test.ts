@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import * as zlib from "node:zlib";
 import fc from "fast-check";
 import {
+  CodecError,
   compressBatch,
   type CompressionType,
   decodeBatch,
@@ -267,6 +268,34 @@ Deno.test("decompression bombs are refused at the limit, whatever the codec", ()
       codeOf(() => validateBatch(batch, limit)),
       /^RECORD_LIST_TOO_LARGE: Batch at offset 0 \(\w+, \d+ bytes\) inflates to more than 16777216 bytes/,
       name,
+    );
+  }
+});
+
+Deno.test("damaged compressed data never hangs or escapes the limit: a CodecError or bytes", () => {
+  const json = te.encode(logEvents(400).map((b) => td.decode(b)).join("\n"));
+  for (const name of CODECS) {
+    const codec = PORTABLE_CODECS[name];
+    const good = codec.compress(json);
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), {
+          minLength: 1,
+          maxLength: 8,
+        }),
+        fc.nat(),
+        (flips, cut) => {
+          const bad = good.slice(0, Math.max(1, good.length - (cut % 64)));
+          for (const [at, byte] of flips) bad[at % bad.length] = byte;
+          try {
+            const out = codec.decompress(bad, json.length + 1024);
+            assert.ok(out.length <= json.length + 1024, `${name}: ${out.length} bytes`);
+          } catch (e) {
+            assert.ok(e instanceof CodecError, `${name} threw ${e}`);
+          }
+        },
+      ),
+      { numRuns: 150 },
     );
   }
 });

@@ -21,6 +21,20 @@ export const FAST_FLAGS = [
   "100",
 ];
 
+/**
+ * Timeouts for clusters over a KV 30 ± 10 ms away (the KV Connect tests): short enough for
+ * failover in a few seconds, long enough that a loaded machine (several suites at once)
+ * does not make brokers miss heartbeats.
+ */
+export const KV_FLAGS = [
+  "--session-timeout-ms",
+  "3000",
+  "--replica-lag-time-max-ms",
+  "3000",
+  "--metadata-poll-ms",
+  "200",
+];
+
 /** A partition's state as `GET /v1/topics/{t}` describes it. */
 export interface PartitionJson {
   partition: number;

@@ -15,10 +15,10 @@ import assert from "node:assert/strict";
 import { Transport } from "../../src/client/transport.ts";
 import { Rill } from "../../mod.ts";
 import { decodeBatch, splitBatches } from "../../src/protocol/record_batch.ts";
-import { KvConnectEndpoint } from "../_helpers/kv_connect_server.ts";
+import { KvConnectEndpoint, openRemoteKv } from "../_helpers/kv_connect_server.ts";
 import { Member, produceNumbered, Watch } from "../groups/_group_helpers.ts";
 import { openSecureBroker } from "../security/_secure_app.ts";
-import { batchOf, brokerToken, Cluster, FAST_FLAGS } from "./_cluster.ts";
+import { batchOf, brokerToken, Cluster, KV_FLAGS } from "./_cluster.ts";
 
 const LATENCY = { latencyMs: 30, jitterMs: 10 };
 
@@ -28,7 +28,7 @@ async function endpointFor(ids: number[]): Promise<KvConnectEndpoint> {
 
 Deno.test("over hosted KV (30±10 ms): a SIGKILLed leader is replaced, acks=all resumes, nothing acknowledged is lost", async () => {
   await using endpoint = await endpointFor([1, 2, 3]);
-  await using cluster = await Cluster.start(3, FAST_FLAGS, { kv: endpoint });
+  await using cluster = await Cluster.start(3, KV_FLAGS, { kv: endpoint });
   await cluster.explain(async () => {
     await cluster.createTopic("kvc", 2, 3, { "min.insync.replicas": "2" });
     await cluster.waitFor("kvc", (ps) => ps.every((p) => p.isr.length === 3), "a full ISR");
@@ -112,7 +112,7 @@ Deno.test("over hosted KV (30±10 ms): a SIGKILLed leader is replaced, acks=all 
 
 Deno.test("over hosted KV (30±10 ms): a group over two brokers hands a leaving member's partitions over at the committed offsets", async () => {
   await using endpoint = await endpointFor([1, 2]);
-  await using cluster = await Cluster.start(2, FAST_FLAGS, { kv: endpoint });
+  await using cluster = await Cluster.start(2, KV_FLAGS, { kv: endpoint });
   await cluster.explain(async () => {
     await cluster.createTopic("kvg", 4, 2);
     await cluster.waitFor("kvg", (ps) => ps.every((p) => p.isr.length === 2), "a full ISR");
@@ -120,8 +120,8 @@ Deno.test("over hosted KV (30±10 ms): a group over two brokers hands a leaving 
     const two = new Rill({ brokers: [cluster.url(2)] });
     await produceNumbered(one, "kvg", 4, 20);
     const watch = new Watch();
-    const a = new Member(one, { groupId: "kvg", sessionTimeoutMs: 3000 }, watch);
-    const b = new Member(two, { groupId: "kvg", sessionTimeoutMs: 3000 }, watch);
+    const a = new Member(one, { groupId: "kvg", sessionTimeoutMs: 6000 }, watch);
+    const b = new Member(two, { groupId: "kvg", sessionTimeoutMs: 6000 }, watch);
     await a.start("kvg", { autoCommitInterval: 100 });
     await b.start("kvg", { autoCommitInterval: 100 });
     const handled = () => a.handled.length + b.handled.length;
@@ -153,10 +153,8 @@ Deno.test("over hosted KV (30±10 ms): a group over two brokers hands a leaving 
 
 Deno.test("over hosted KV (30±10 ms): an API key revoked on one broker is refused by the other", async () => {
   await using endpoint = await endpointFor([1, 2]);
-  Deno.env.set("DENO_KV_ACCESS_TOKEN", brokerToken(1));
-  const kv1 = await Deno.openKv(endpoint.url);
-  Deno.env.set("DENO_KV_ACCESS_TOKEN", brokerToken(2));
-  const kv2 = await Deno.openKv(endpoint.url);
+  const kv1 = await openRemoteKv(endpoint.url, brokerToken(1));
+  const kv2 = await openRemoteKv(endpoint.url, brokerToken(2));
   try {
     await using a = await openSecureBroker({ kv: kv1, id: 1 });
     await using b = await openSecureBroker({ kv: kv2, id: 2 });

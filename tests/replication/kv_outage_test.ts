@@ -10,7 +10,7 @@
 import assert from "node:assert/strict";
 import { Transport } from "../../src/client/transport.ts";
 import { KvConnectEndpoint } from "../_helpers/kv_connect_server.ts";
-import { batchOf, brokerToken, Cluster, FAST_FLAGS, type PartitionJson } from "./_cluster.ts";
+import { batchOf, brokerToken, Cluster, KV_FLAGS, type PartitionJson } from "./_cluster.ts";
 import { Rill } from "../../mod.ts";
 import { Member } from "../groups/_group_helpers.ts";
 
@@ -27,7 +27,7 @@ Deno.test("a 20 s outage of the hosted KV: produce and fetch go on, nothing is d
     latencyMs: 30,
     jitterMs: 10,
   });
-  await using cluster = await Cluster.start(3, FAST_FLAGS, { kv: endpoint });
+  await using cluster = await Cluster.start(3, KV_FLAGS, { kv: endpoint });
   await cluster.explain(async () => {
     await cluster.createTopic("out", 3, 3, { "min.insync.replicas": "2" });
     const before = await cluster.waitFor(
@@ -45,7 +45,7 @@ Deno.test("a 20 s outage of the hosted KV: produce and fetch go on, nothing is d
 
     // A group consumer (no commits in this window: commits need the KV and wait for it).
     const rill = new Rill({ brokers: [cluster.url(2)] });
-    const member = new Member(rill, { groupId: "og2", sessionTimeoutMs: 3000 });
+    const member = new Member(rill, { groupId: "og2", sessionTimeoutMs: 6000 });
     await member.start("out", { autoCommitInterval: 600_000 });
     await member.watch.until(() => member.held.size === 3, "the group member holds 3 partitions");
 

@@ -1,4 +1,4 @@
-// Produce → consume through the Rill client, as a user outside the repository would run it.
+// Produce (zstd-compressed) → consume through the Rill client, as a user outside the repository would run it.
 // Plain JavaScript that runs unchanged in Node and Deno; the import of mod.ts is replaced by
 // the test that copies it (a file URL of mod.ts, or the npm package's name).
 import { Rill } from "../../../mod.ts";
@@ -8,7 +8,8 @@ const topic = `travel-${Date.now()}-${Math.random().toString(36).slice(2, 8)}`;
 const rill = new Rill({ brokers: [url], clientId: "travel" });
 await rill.admin().createTopics({ topics: [{ topic, numPartitions: 2 }] });
 
-const producer = rill.producer();
+// zstd: compressing loads libzstd as WebAssembly, consuming decodes with pure JavaScript.
+const producer = rill.producer({ compression: "zstd" });
 const sent = await producer.send({
   topic,
   messages: Array.from({ length: 6 }, (_, i) => ({
