@@ -221,6 +221,15 @@ export class GroupSession {
     if (a.pendingRevocation.length > 0) this.#wakeHeartbeat(); // confirm at once
     const grants = a.assignment.filter((tp) => !f.states.has(key(tp.topic, tp.partition)));
     if (grants.length === 0 || !f.running) return;
+    if (!live() || this.#pendingAnswer !== null) return; // a newer answer decides
+    // onAssigned first, then the start offsets (Kafka's order): a listener that commits or
+    // sets up state from the committed offsets (the streams app restores its stores up to
+    // them) and the consumer then start from the same offsets. onAssigned may have waited
+    // for an earlier onRevoked (#emit), whose last commits moved them.
+    await this.#emit("assigned", grants.map(tpOf));
+    // Partitions the listener was given but that will not be worked: take them back.
+    const takeBack = () => this.#emit("revoked", grants.map(tpOf));
+    if (!live()) return await takeBack(); // all work was dropped (session lost, left) meanwhile
     let starts: number[];
     try {
       const committed = await this.member.committed();
@@ -242,16 +251,9 @@ export class GroupSession {
     } catch (e) {
       if (e instanceof RillError && e.code === "OFFSET_OUT_OF_RANGE") f.fail(e);
       // else: the next answer lists the same grants and tries again
-      return;
+      return await takeBack();
     }
-    if (!live() || this.#pendingAnswer !== null) return; // a newer answer decides
-    await this.#emit("assigned", grants.map(tpOf));
-    if (!live()) {
-      // All work was dropped (session lost, left) while onAssigned ran: these partitions
-      // were not among those it revoked, so take them back from the listener too.
-      await this.#emit("revoked", grants.map(tpOf));
-      return;
-    }
+    if (!live()) return await takeBack();
     // (A newer answer waiting revokes these through the usual path if it must.)
     grants.forEach((tp, i) => {
       const s = newPartitionState(tp.topic, tp.partition, starts[i]);

@@ -182,6 +182,8 @@ export class StreamsApp {
   /** per input partition: the chain of its chunks' acknowledgements, and how many wait */
   readonly #acks = new Map<string, { chain: Promise<void>; waiting: number }>();
   #commitTimer: ReturnType<typeof setInterval> | undefined;
+  /** the commit in progress (commits run one after another) */
+  #commitChain: Promise<void> = Promise.resolve();
   #failed: unknown = undefined;
   #checking = false;
   #recheck = false;
@@ -384,8 +386,18 @@ export class StreamsApp {
     if (this.#cfg.stopAtEnd) this.#checkDone();
   }
 
-  /** Commits the acked positions of `only` (default: every partition) that moved. */
-  async #commit(only?: Set<string>): Promise<void> {
+  /**
+   * Commits the acked positions of `only` (default: every partition) that moved, after the
+   * commit in progress: a revocation's commit is the last of its partitions, so no periodic
+   * commit lands after their next owner (maybe this instance again) read the offsets.
+   */
+  #commit(only?: Set<string>): Promise<void> {
+    const run = this.#commitChain.then(() => this.#commitNow(only));
+    this.#commitChain = run.catch(() => {});
+    return run;
+  }
+
+  async #commitNow(only?: Set<string>): Promise<void> {
     const consumer = this.#consumer;
     if (!consumer) return;
     const offsets: { topic: string; partition: number; offset: number }[] = [];
