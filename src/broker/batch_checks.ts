@@ -28,6 +28,9 @@ import {
   readBatchHeader,
 } from "../protocol/record_batch.ts";
 
+/** A record timestamp that says "no time known" (Kafka's `RecordBatch.NO_TIMESTAMP`). */
+export const NO_TIMESTAMP = -1;
+
 /** What {@linkcode checkProducedBatches} learned about a body. */
 export interface ProducedBatches {
   /** the whole batches, as views into the body */
@@ -45,13 +48,14 @@ export interface ProducedBatches {
  * Checks a body of one or more concatenated RecordBatch v2 as a producer sent it: whole
  * batches with nothing after them, each within `maxMessageBytes`, magic 2, CRC-32C right,
  * records that decode exactly (decompressed first, within `inflateLimit`, for a compressed
- * batch), not transactional or control, not empty.
+ * batch), not transactional or control, not empty, each with a timestamp of 0 or more or -1
+ * (Kafka's NO_TIMESTAMP; the rule of JSON records too).
  *
  * @param body the request body
  * @param maxMessageBytes the topic's `max.message.bytes`
  * @param inflateLimit the most bytes a compressed batch's records may inflate to
  * @returns the batches and their record count
- * @throws {RillError} INVALID_RECORD, CORRUPT_MESSAGE, MESSAGE_TOO_LARGE,
+ * @throws {RillError} INVALID_RECORD, CORRUPT_MESSAGE, MESSAGE_TOO_LARGE, INVALID_TIMESTAMP,
  *   RECORD_LIST_TOO_LARGE (a decompression bomb) or UNSUPPORTED_COMPRESSION_TYPE (codec
  *   bits 5-7) with a sentence saying which batch and why
  * @example
@@ -133,7 +137,7 @@ export function checkProducedBatches(
     const records = (attributes & ATTR.compressionMask) === 0
       ? batch
       : inflateBatch(batch, inflateLimit);
-    checkRecords(records, header.recordCount, which);
+    checkRecords(records, header.recordCount, header.baseTimestamp, which);
     recordCount += header.recordCount;
     if (header.maxTimestamp > maxTimestamp) maxTimestamp = header.maxTimestamp;
     batches.push(batch);
@@ -219,7 +223,12 @@ const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
  * names must be UTF-8, and the last record must end the batch. This is what
  * `validateBatch` checks, without an allocation per record (the produce fast path).
  */
-function checkRecords(batch: Uint8Array, count: number, which: string): void {
+function checkRecords(
+  batch: Uint8Array,
+  count: number,
+  baseTimestamp: number,
+  which: string,
+): void {
   const end = batch.length;
   let pos: number = POS.records;
   let i = 0;
@@ -231,7 +240,13 @@ function checkRecords(batch: Uint8Array, count: number, which: string): void {
       const recEnd = pos + len;
       if (len < 1 || recEnd > end) throw bad("runs past the end of the batch");
       pos++; // attributes
-      zigZagAt(batch, pos, recEnd); // timestamp delta
+      const timestamp = baseTimestamp + zigZagAt(batch, pos, recEnd);
+      if (timestamp < NO_TIMESTAMP) {
+        throw new RillError(
+          "INVALID_TIMESTAMP",
+          `${which} record ${i} has timestamp ${timestamp}; a timestamp is ms since the epoch (>= 0), or -1 for none`,
+        );
+      }
       const delta = zigZagAt(batch, varintCursor.next, recEnd);
       pos = varintCursor.next;
       if (delta !== i) throw bad(`has offset delta ${delta}, expected ${i}`);

@@ -40,13 +40,17 @@ import { ReadBufferPool } from "./read_buffers.ts";
 import { installNativeCodecs } from "./native_codecs.ts";
 import type { Acks, BatchAppendResult, ProduceRecord, RecordOffset } from "./produce.ts";
 import { type BrokerConfig, DEFAULT_BROKER_CONFIG } from "./config.ts";
-import { checkMetaProperties, join, lockDataDir } from "./data_dir.ts";
+import { checkMetaProperties, join, lockDataDir, unlockDataDir } from "./data_dir.ts";
+import { DiskGuard } from "./disk_space.ts";
 import { LocalTopics } from "./local_topics.ts";
 import type { FetchResult, Replica } from "./replica.ts";
 import { BackgroundTasks } from "./background_tasks.ts";
 import { PartitionLookup } from "./partition_lookup.ts";
 import { TopicAdmin, type TopicDescription } from "./broker_topics.ts";
 import { ProducePath } from "./broker_produce.ts";
+import { ClusterAdmin } from "./cluster_admin.ts";
+import { MoveStore } from "../coordination/moves.ts";
+import { LeaderFigures } from "./leader_figures.ts";
 import { type FetchOptions, FetchPath, type OffsetSpec } from "./broker_fetch.ts";
 import { type FetchManyRequest, type FetchManyResult, FetchSessions } from "./fetch_session.ts";
 import { instrumentKv } from "../coordination/kv_instrument.ts";
@@ -82,7 +86,12 @@ export interface BrokerOptions {
   metrics?: Metrics;
   /** a follower (observer): the topics to copy (default: all) */
   observeTopics?: readonly string[];
+  /** the rack (zone) this broker is in: replicas of a partition spread over racks */
+  rack?: string;
 }
+
+/** The least free space at which a log that failed is reopened, even with no floor set. */
+const REOPEN_MIN_FREE_BYTES = 4 * 1024 * 1024;
 
 /**
  * A broker.
@@ -123,6 +132,10 @@ export class Broker {
   readonly controller: Controller | null;
   /** roles, replica fetchers and ISR writes */
   readonly replication: ReplicationManager;
+  /** rebalance, decommission, preferred leader election and cluster status */
+  readonly clusterAdmin: ClusterAdmin;
+  /** this broker's rack, if declared */
+  readonly rack: string | undefined;
   readonly #ownsKv: boolean;
   readonly #lock: Deno.FsFile;
   readonly #local: LocalTopics;
@@ -141,8 +154,11 @@ export class Broker {
   readonly #tasks: BackgroundTasks;
   readonly #lookup: PartitionLookup;
   readonly #admin: TopicAdmin;
+  /** the free-space floor and the KV reserve (disk_space.ts); null until open() sets it */
+  #disk: DiskGuard | null = null;
   readonly #produce: ProducePath;
   readonly #fetch: FetchPath;
+  readonly #figures: LeaderFigures;
   /** Read buffers for fetch answers, reused once each answer is made (read_buffers.ts). */
   readonly readBuffers: ReadBufferPool = new ReadBufferPool();
   /** The fetch-session core (fetch_session.ts): every multi-partition fetch goes through it. */
@@ -192,6 +208,7 @@ export class Broker {
     kv = watchKvHealth(kv, this.kvHealth);
     this.kv = kv;
     this.#tasks = new BackgroundTasks(this.#log);
+    this.rack = opts.rack;
     this.topicStore = new TopicStore(kv);
     this.clusterStore = new ClusterStore(kv, config.sessionTimeoutMs, opts.now);
     this.partitionStates = new PartitionStateStore(kv);
@@ -246,6 +263,7 @@ export class Broker {
         if (force) this.#knownVersion = -1n;
         return this.refresh();
       },
+      decommissioned: () => this.clusterAdmin.decommissioned(),
     });
     this.#produce = new ProducePath({
       brokerId: opts.id,
@@ -254,6 +272,7 @@ export class Broker {
       draining: () => this.#draining,
       track: (p) => this.#tasks.track(p),
       log: this.#log,
+      checkDisk: () => this.#disk?.check(),
       onAppend: (topic, bytes, records) => this.metrics.produced(topic, bytes, records),
     });
     this.#fetch = new FetchPath({
@@ -262,8 +281,26 @@ export class Broker {
       draining: () => this.#draining,
       refresh: () => this.refresh(),
     });
+    this.#figures = new LeaderFigures({
+      brokerId: opts.id,
+      kv,
+      local: this.#local,
+      lookup: this.#lookup,
+    });
+    const moves = new MoveStore(kv);
+    this.clusterAdmin = new ClusterAdmin({
+      kv,
+      cluster: this.clusterStore,
+      topics: this.topicStore,
+      states: this.partitionStates,
+      moves,
+      now: opts.now,
+    });
     this.controller = this.role === "broker"
       ? new Controller({
+        moves,
+        settings: config,
+        rebalance: async () => (await this.clusterAdmin.rebalance(true)).moves.length,
         brokerId: opts.id,
         lease: this.leaseStore,
         cluster: this.clusterStore,
@@ -282,6 +319,18 @@ export class Broker {
       topics: () => this.#local.all(),
       controller: () => this.controller?.active ?? false,
       now: opts.now ?? Date.now,
+      kvReachable: () => this.kvHealth.status().reachable,
+    });
+    // Whether the KV answers (kv_health.ts), as /healthz shows it.
+    this.metrics.gauge({
+      name: "rill_kv_reachable",
+      help: "1 while the KV answers, 0 while some KV call has been pending past the stall bound.",
+      collect: (g) => g.set(this.kvHealth.status().reachable ? 1 : 0),
+    });
+    this.metrics.gauge({
+      name: "rill_kv_oldest_pending_seconds",
+      help: "Age of the oldest KV call still waiting for an answer (0 when none).",
+      collect: (g) => g.set(this.kvHealth.status().oldestPendingMs / 1000),
     });
   }
 
@@ -308,7 +357,7 @@ export class Broker {
         ? opts.kv
         : await Deno.openKv(opts.kv ?? join(opts.dataDir, "meta.kv"));
     } catch (e) {
-      lock.close();
+      unlockDataDir(lock);
       throw e;
     }
     // Every KV call of the broker is counted here (kv_instrument.ts).
@@ -319,6 +368,20 @@ export class Broker {
       const clusterId = await new ClusterStore(kv).ensureClusterId();
       await checkMetaProperties(opts.dataDir, clusterId, opts.id);
       broker = new Broker(opts, kv, ownsKv, clusterId, config, lock);
+      const kvPath = typeof opts.kv === "object"
+        ? undefined
+        : opts.kv === undefined
+        ? join(opts.dataDir, "meta.kv")
+        : URL.canParse(opts.kv) && /^https?:/.test(opts.kv)
+        ? undefined
+        : opts.kv;
+      broker.#disk = await DiskGuard.open({
+        dataDir: opts.dataDir,
+        kvPath: kvPath === ":memory:" ? undefined : kvPath,
+        brokerId: opts.id,
+        minFreeBytes: config.minFreeBytes,
+        reserveBytes: config.kvReserveBytes,
+      });
       await broker.refresh();
       await broker.#local.removeStrays((await broker.topicStore.snapshot()).topics);
       let clean = 0, recovered = 0;
@@ -338,12 +401,13 @@ export class Broker {
       );
       broker.#tasks.every(config.retentionCheckIntervalMs, () => broker!.applyRetention());
       broker.#tasks.every(config.logCleanerBackoffMs, () => broker!.cleanLogs());
+      broker.#tasks.every(config.metadataPollMs, () => broker!.#recoverStorage());
       return broker;
     } catch (e) {
       if (broker) await broker.close().catch(() => {});
       else {
         if (ownsKv) kv.close();
-        lock.close();
+        unlockDataDir(lock);
       }
       throw e;
     }
@@ -376,12 +440,16 @@ export class Broker {
       id: this.id,
       url,
       role: this.role,
+      ...(this.rack === undefined ? {} : { rack: this.rack }),
       ...(kafka ? { kafka } : {}),
     });
     if (first) {
       this.#tasks.every(this.config.heartbeatIntervalMs, async () => {
         if (this.#registration) {
-          this.#registration = await this.clusterStore.heartbeat(this.#registration);
+          this.#registration = await this.clusterStore.heartbeat(
+            this.#registration,
+            this.role === "broker" ? this.#figures.report() : undefined,
+          );
         }
       });
       if (this.role === "broker") {
@@ -643,6 +711,22 @@ export class Broker {
     return this.listOffset(topic, partition, { timestamp });
   }
 
+  /**
+   * A partition's log end offset as consumers see it, for lag, from any broker (see
+   * {@linkcode LeaderFigures.lagEndOffset}).
+   *
+   * @param topic the topic
+   * @param partition the partition
+   * @returns the offset and its age in ms (0: live), or null when nobody reported it
+   * @throws {RillError} UNKNOWN_TOPIC_OR_PARTITION
+   */
+  lagEndOffset(
+    topic: string,
+    partition: number,
+  ): Promise<{ offset: number; ageMs: number } | null> {
+    return this.#figures.lagEndOffset(topic, partition);
+  }
+
   // ---- background work and lifecycle ------------------------------------------------------
 
   /**
@@ -716,11 +800,33 @@ export class Broker {
           this.#log(`could not mark the registration stopped: ${e}`)
         );
       }
+      this.#disk?.close();
       this.kvHealth.close();
       if (this.#ownsKv) this.kv.close();
-      this.#lock.close();
+      unlockDataDir(this.#lock);
     })();
     return this.#closed;
+  }
+
+  /**
+   * Storage upkeep, every metadata poll: writes the KV reserve again once there is room, and
+   * — when the disk is above the free-space floor — reopens through recovery the logs that
+   * failed on an I/O error such as ENOSPC (local_topics.ts `reopenFailed`), then re-applies
+   * the metadata so they get their roles back.
+   */
+  async #recoverStorage(): Promise<void> {
+    await this.#disk?.maintain();
+    let failed = false;
+    for (const r of this.#local.replicas()) if (r.log.failure !== null) failed = true;
+    if (!failed) return;
+    // Space is back when the disk is above the floor (and has a few MiB even without one).
+    const free = this.#disk?.floor.free(true) ?? null;
+    if (free !== null && free < Math.max(this.config.minFreeBytes, REOPEN_MIN_FREE_BYTES)) return;
+    const reopened = await this.#local.reopenFailed();
+    if (reopened.length > 0) {
+      this.#knownVersion = -1n;
+      await this.refresh();
+    }
   }
 
   /** Same as {@linkcode close}, for `await using`. */

@@ -28,6 +28,11 @@ export interface BrokerMetricsSource {
   controller(): boolean;
   /** the clock */
   now(): number;
+  /**
+   * whether the KV answers (kv_health.ts): while it does not, the group lag gauge, which
+   * reads committed offsets from KV, is left out so that a scrape does not wait on the KV
+   */
+  kvReachable?(): boolean;
 }
 
 /**
@@ -129,6 +134,11 @@ export function installBrokerGauges(metrics: Metrics, src: BrokerMetricsSource):
     (t, p) => replica(t, p).log.segmentCount,
   );
   led(
+    "rill_partition_log_failed",
+    "1 while the log of a partition this broker leads failed on an I/O error (ENOSPC) and takes no writes; it reopens through recovery once space is back.",
+    (t, p) => replica(t, p).log.failure === null ? 0 : 1,
+  );
+  led(
     "rill_partition_replicas",
     "Assigned replicas of a partition this broker leads.",
     (t, p) => t.meta.partitions[p]?.replicas.length ?? 0,
@@ -196,7 +206,7 @@ export function installBrokerGauges(metrics: Metrics, src: BrokerMetricsSource):
       for (const t of src.topics()) {
         if (t.replicas.some((r) => r?.role === "leader")) leaders.set(t.meta.name, t);
       }
-      if (leaders.size === 0) return;
+      if (leaders.size === 0 || src.kvReachable?.() === false) return;
       // ["rill", "groups", <group>, "offset", <topic>, <partition>]
       for await (const e of src.kv.list<CommittedOffset>({ prefix: groupsPrefix() })) {
         const [, , group, kind, topic, partition] = e.key;

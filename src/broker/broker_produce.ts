@@ -28,6 +28,7 @@ import {
 } from "./produce.ts";
 import type { BrokerConfig } from "./config.ts";
 import type { TopicState } from "./local_topics.ts";
+import { TimeSlice } from "./time_slice.ts";
 import type { PartitionLookup } from "./partition_lookup.ts";
 import type { Replica } from "./replica.ts";
 
@@ -45,6 +46,8 @@ export interface ProducePathContext {
   track: <T>(p: Promise<T>) => Promise<T>;
   /** reports a line */
   log: (line: string) => void;
+  /** refuses a produce while the disk is below its free-space floor (disk_space.ts) */
+  checkDisk: () => void;
   /** told of each batch appended as leader (bytes, records), for metrics */
   onAppend?: (topic: string, bytes: number, records: number) => void;
 }
@@ -61,8 +64,8 @@ export class ProducePath {
 
   /**
    * Produces JSON-born records: picks partitions (explicit, murmur2 of the key, or one
-   * round-robin partition for the request's keyless records), encodes one batch per
-   * partition and appends each atomically.
+   * round-robin partition for the request's keyless records), encodes each partition's
+   * records into batches within max.message.bytes and appends them together, atomically.
    *
    * @param topic the topic
    * @param records the records, in request order
@@ -78,14 +81,17 @@ export class ProducePath {
     acks: Acks,
   ): Promise<RecordOffset[] | null> {
     this.#checkAccepting();
+    this.#c.checkDisk();
     const state = await this.#c.lookup.topic(topic);
     if (state.compacted) checkRecordKeys(topic, records);
-    const groups = assignPartitions(state, records);
+    // A request may hold 100,000 records: its work runs in turns on the event loop.
+    const slice = new TimeSlice();
+    const groups = await assignPartitions(state, records, slice);
     const leaders = new Map<number, Replica>();
     for (const p of groups.keys()) leaders.set(p, await this.#leader(state, p, acks));
     const now = Date.now();
     const work = [...groups].map(async ([p, indexes]) => {
-      const batch = encodeRecords(state, records, indexes, now);
+      const batch = await encodeRecords(state, records, indexes, now, slice);
       const leader = leaders.get(p)!;
       const result = await leader.append(batch);
       this.#c.onAppend?.(topic, batch.length, indexes.length);
@@ -106,6 +112,7 @@ export class ProducePath {
     const out = new Array<RecordOffset>(records.length);
     for (const { p, indexes, baseOffset } of await all) {
       for (let j = 0; j < indexes.length; j++) {
+        if ((j & 1023) === 0 && slice.due) await slice.yield();
         const i = indexes[j];
         out[i] = {
           partition: p,
@@ -136,6 +143,7 @@ export class ProducePath {
     acks: Acks,
   ): Promise<BatchAppendResult | null> {
     this.#checkAccepting();
+    this.#c.checkDisk();
     const state = await this.#c.lookup.topic(topic);
     const count = state.meta.partitions.length;
     if (partition >= count) throw unknownPartition(topic, partition, count);

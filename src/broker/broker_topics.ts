@@ -19,7 +19,15 @@ export interface TopicDescription {
   /** the metadata */
   meta: TopicMetadata;
   /** per partition: its offsets when hosted here, else null */
-  offsets: ({ logStartOffset: number; highWatermark: number; logEndOffset: number } | null)[];
+  offsets: (
+    {
+      logStartOffset: number;
+      highWatermark: number;
+      logEndOffset: number;
+      /** why the log failed and takes no writes (I/O error; paths left out), else null */
+      logFailure: string | null;
+    } | null
+  )[];
 }
 
 /** What {@linkcode TopicAdmin} needs from its broker. */
@@ -40,6 +48,8 @@ export interface TopicAdminContext {
   lookup: PartitionLookup;
   /** refreshes the metadata cache (`force`: even if the KV version looks unchanged) */
   refresh: (force?: boolean) => Promise<void>;
+  /** the brokers being decommissioned (they get no replicas of new partitions) */
+  decommissioned?: () => Promise<Set<number>>;
 }
 
 /** Topic administration through one broker. */
@@ -105,6 +115,7 @@ export class TopicAdmin {
             logStartOffset: r.logStartOffset,
             highWatermark: r.highWatermark,
             logEndOffset: r.logEndOffset,
+            logFailure: r.log.failure?.replace(/\/[^\s'"]*/g, "…") ?? null,
           }
           : null;
       }),
@@ -211,10 +222,13 @@ export class TopicAdmin {
   }
 
   async #eligibleBrokers(): Promise<number[]> {
+    const out = this.#c.decommissioned ? await this.#c.decommissioned() : new Set<number>();
     const ids = (await this.#c.cluster.brokers())
-      .filter((b) => b.alive && b.role === "broker")
+      .filter((b) => b.alive && b.role === "broker" && !out.has(b.id))
       .map((b) => b.id);
-    if (this.#c.role === "broker" && !ids.includes(this.#c.brokerId)) ids.push(this.#c.brokerId);
+    if (
+      this.#c.role === "broker" && !ids.includes(this.#c.brokerId) && !out.has(this.#c.brokerId)
+    ) ids.push(this.#c.brokerId);
     return ids;
   }
 }

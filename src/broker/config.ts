@@ -11,6 +11,15 @@ import { parseCleanupPolicy, type TopicConfigs } from "../coordination/topic_con
 export interface BrokerConfig {
   /** largest request body accepted (Kafka's socket.request.max.bytes); 8 MiB */
   maxRequestBytes: number;
+  /** the most records one JSON or NDJSON produce request may hold (then 413); 100,000 */
+  maxRequestRecords: number;
+  /**
+   * produce is refused (KAFKA_STORAGE_ERROR) while the disk of the data directory or the KV
+   * file has less free space than this; 0 turns it off; 64 MiB (broker/disk_space.ts)
+   */
+  minFreeBytes: number;
+  /** size of the reserve file kept next to a local KV file for KV writes on a full disk; 8 MiB */
+  kvReserveBytes: number;
   /** how long a request body may take to arrive once a route reads it (then 408); 30 s */
   requestBodyTimeoutMs: number;
   /** default of the topic config `max.message.bytes`: largest record batch; 1048588 as Kafka */
@@ -47,11 +56,28 @@ export interface BrokerConfig {
   controllerIntervalMs: number;
   /** how long an `acks=all` produce waits for the ISR (Kafka's request.timeout.ms); 30 s */
   ackTimeoutMs: number;
+  /** move leadership back to preferred leaders (Kafka's auto.leader.rebalance.enable); true */
+  autoLeaderRebalanceEnable: boolean;
+  /** a broker whose share of non-preferred leaders is above this % gets them back (leader.imbalance.per.broker.percentage); 10 */
+  leaderImbalancePerBrokerPercentage: number;
+  /** how often the controller checks the leader balance (leader.imbalance.check.interval.seconds); 300 s */
+  leaderImbalanceCheckIntervalMs: number;
+  /** a broker dead this long has its replicas rebuilt on live brokers; 10 min */
+  replicaReplacementDelayMs: number;
+  /** the byte rate at which replicas moving here are copied (0: unthrottled) */
+  replicationThrottleBytes: number;
+  /** the most partition moves the controller runs at once; 5 */
+  maxConcurrentMoves: number;
+  /** continuous balancing: plan and run a rebalance this often when nothing moves (0: off); 0 */
+  autoRebalanceIntervalMs: number;
 }
 
 /** The defaults of {@linkcode BrokerConfig}. */
 export const DEFAULT_BROKER_CONFIG: Readonly<BrokerConfig> = Object.freeze({
   maxRequestBytes: 8 * 1024 * 1024,
+  maxRequestRecords: 100_000,
+  minFreeBytes: 64 * 1024 * 1024,
+  kvReserveBytes: 8 * 1024 * 1024,
   requestBodyTimeoutMs: 30_000,
   maxMessageBytes: 1048588,
   metadataPollMs: 1000,
@@ -70,6 +96,13 @@ export const DEFAULT_BROKER_CONFIG: Readonly<BrokerConfig> = Object.freeze({
   replicaFetchMaxBytes: 8 * 1024 * 1024,
   controllerIntervalMs: 500,
   ackTimeoutMs: 30_000,
+  autoLeaderRebalanceEnable: true,
+  leaderImbalancePerBrokerPercentage: 10,
+  leaderImbalanceCheckIntervalMs: 300_000,
+  replicaReplacementDelayMs: 600_000,
+  replicationThrottleBytes: 0,
+  maxConcurrentMoves: 5,
+  autoRebalanceIntervalMs: 0,
 });
 
 /**

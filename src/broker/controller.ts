@@ -5,7 +5,17 @@
  * (a new leader epoch). Brokers learn of the change through the metadata version and switch
  * roles. It also completes replica reassignments once the new replicas are in sync.
  * When the controller dies, its lease expires after the session timeout and another
- * broker takes over.
+ * broker takes over. A broker whose session expired leaves the ISR of every partition at
+ * once (election.ts `fenceFromIsr`, as Kafka's controller fences a broker whose heartbeats
+ * stopped), so acks=all waits for the session timeout only, not for the leader's
+ * `replica.lag.time.max.ms` on top.
+ *
+ * Healing and balancing ride on the same tick (no loop of their own, no extra KV reads
+ * when idle): preferred leader election every `leaderImbalanceCheckIntervalMs` when
+ * leadership is imbalanced (balance.ts, Kafka's auto.leader.rebalance), re-replication of
+ * the replicas of brokers dead longer than `replicaReplacementDelayMs` past the session
+ * timeout, the pending moves of a rebalance or decommission (moves.ts), at most
+ * `maxConcurrentMoves` partitions moving at once, and optionally continuous balancing.
  *
  * **KV cost** (a hosted KV bills every request). A tick that finds nothing to do touches
  * the KV only when something may have changed: the holder renews its lease once half of
@@ -30,7 +40,26 @@ import type { BrokerRegistration, ClusterStore } from "../coordination/cluster.t
 import type { HeldLease, Lease, LeaseStore } from "../coordination/leases.ts";
 import type { PartitionStateStore } from "../coordination/partition_states.ts";
 import type { TopicMetadata, TopicStore } from "../coordination/topics.ts";
-import { completeReassignment, electLeader } from "./election.ts";
+import type { MovePlanEntry, MoveStore } from "../coordination/moves.ts";
+import { completeReassignment, electLeader, fenceFromIsr, startReassignment } from "./election.ts";
+import {
+  electPreferredLeader,
+  imbalancedPartitions,
+  type PlannedBroker,
+  replacementReplicas,
+} from "./balance.ts";
+import type { BrokerConfig } from "./config.ts";
+
+/** The settings the controller uses. */
+export type ControllerSettings = Pick<
+  BrokerConfig,
+  | "autoLeaderRebalanceEnable"
+  | "leaderImbalancePerBrokerPercentage"
+  | "leaderImbalanceCheckIntervalMs"
+  | "replicaReplacementDelayMs"
+  | "maxConcurrentMoves"
+  | "autoRebalanceIntervalMs"
+>;
 
 /** What a {@linkcode Controller} needs. */
 export interface ControllerOptions {
@@ -53,6 +82,12 @@ export interface ControllerOptions {
    * version moves); default: a fresh `topics.snapshot()` when the version moved.
    */
   metadata?: () => Promise<{ version: bigint; topics: TopicMetadata[] }>;
+  /** pending moves (rebalance, decommission); without it none are run */
+  moves?: MoveStore;
+  /** balancing settings (default: none of it runs) */
+  settings?: ControllerSettings;
+  /** continuous balancing: plans and stores a rebalance, returning its move count */
+  rebalance?: () => Promise<number>;
 }
 
 /** A tick held up this long (at least; half the session timeout if longer) opens a grace. */
@@ -79,6 +114,10 @@ export class Controller {
   #lastVersion: bigint | null = null;
   #lastAlive = "";
   #pendingWork = true;
+  #lastLeaderCheck = 0;
+  #lastAutoRebalance = 0;
+  #planVersion = -1n;
+  #plan: MovePlanEntry = { plan: null, versionstamp: null };
 
   /** @param opts stores, lease and settings */
   constructor(opts: ControllerOptions) {
@@ -134,24 +173,40 @@ export class Controller {
           .map((b) => b.id),
       );
     };
+    // Brokers of any role whose session holds: the others leave every ISR (fenceFromIsr).
+    const aliveAnyNow = () => {
+      const inGrace = performance.now() < this.#graceUntil;
+      return new Set(
+        this.#registrations!
+          .filter((b) => !b.stopped && (inGrace || o.cluster.status(b).alive))
+          .map((b) => b.id),
+      );
+    };
     let alive = aliveNow();
     const { version, topics } = await this.#metadata();
     // A leader missing from registrations read earlier may have registered since: an
     // election is decided on registrations read in this tick.
-    const suspect = topics.some((t) => t.partitions.some((p) => !alive.has(p.leader)));
+    // Likewise for an ISR member to be fenced out (fenceFromIsr): it may have just registered.
+    const aliveAnyRead = aliveAnyNow();
+    const suspect = topics.some((t) =>
+      t.partitions.some((p) => !alive.has(p.leader) || p.isr.some((id) => !aliveAnyRead.has(id)))
+    );
     if (suspect && !readNow) {
       await readRegistrations();
       alive = aliveNow();
     }
     const aliveKey = [...alive].sort((a, b) => a - b).join(",");
+    const fence = { key: o.lease.key, versionstamp: this.#lease!.versionstamp };
+    const balanced = o.settings
+      ? await this.#balance(version, topics, alive, o.cluster.clock(), o.settings, fence)
+      : 0;
     if (!this.#pendingWork && version === this.#lastVersion && aliveKey === this.#lastAlive) {
-      return 0;
+      return balanced;
     }
     this.#lastVersion = version;
     this.#lastAlive = aliveKey;
     this.#pendingWork = false;
-    const fence = { key: o.lease.key, versionstamp: this.#lease!.versionstamp };
-    let changed = 0;
+    let changed = balanced;
     for (const topic of topics) {
       const unclean = topic.configs["unclean.leader.election.enable"] === "true";
       for (const p of topic.partitions) {
@@ -175,7 +230,29 @@ export class Controller {
           }
           continue;
         }
-        if (p.leader >= 0 && alive.has(p.leader)) continue;
+        if (p.leader >= 0 && alive.has(p.leader)) {
+          const aliveAny = aliveAnyNow();
+          if (fenceFromIsr(p, aliveAny) === null) continue;
+          const fenced = await o.states.update(
+            topic.name,
+            p.partition,
+            (cur) => fenceFromIsr(cur, aliveAny),
+            fence,
+          );
+          if (fenced) {
+            changed++;
+            o.log(
+              `fenced broker(s) ${
+                p.isr.filter((id) => !fenced.isr.includes(id)).join(",")
+              } out of the isr of ${topic.name}-${p.partition} (session expired; isr ${
+                fenced.isr.join(",")
+              })`,
+            );
+          } else {
+            this.#pendingWork = true;
+          }
+          continue;
+        }
         if (electLeader(p, alive, unclean) === null) continue;
         const next = await o.states.update(
           topic.name,
@@ -193,6 +270,176 @@ export class Controller {
         } else {
           // Refused (the state or the lease moved): decide again at the next tick.
           this.#pendingWork = true;
+        }
+      }
+    }
+    return changed;
+  }
+
+  /**
+   * Preferred leaders, re-replication, pending moves and continuous balancing (see the
+   * module doc). Touches the KV only when there is something to do (the plan is read again
+   * only when the metadata version moved).
+   */
+  async #balance(
+    version: bigint,
+    topics: TopicMetadata[],
+    alive: ReadonlySet<number>,
+    now: number,
+    cfg: ControllerSettings,
+    fence: Deno.AtomicCheck,
+  ): Promise<number> {
+    const o = this.#o;
+    const snapshot = { version, topics };
+    const brokers = (this.#registrations ?? []).map((b) => ({ ...b, alive: alive.has(b.id) }));
+    let changed = 0;
+    let moving = 0;
+    for (const t of snapshot.topics) for (const p of t.partitions) if (p.targetReplicas) moving++;
+    if (o.moves && snapshot.version !== this.#planVersion) {
+      this.#plan = await o.moves.get();
+      this.#planVersion = snapshot.version;
+    }
+    const decommissioned = new Set(this.#plan.plan?.decommissioned ?? []);
+    // Re-replication: replicas on brokers dead for longer than the delay move to live ones.
+    const gone = new Set(
+      brokers.filter((b) =>
+        b.role === "broker" && !b.alive &&
+        now - b.heartbeatMs >= o.cluster.sessionTimeoutMs + cfg.replicaReplacementDelayMs
+      ).map((b) => b.id),
+    );
+    if (gone.size > 0) {
+      const candidates: PlannedBroker[] = brokers
+        .filter((b) => alive.has(b.id) && !decommissioned.has(b.id))
+        .map((b) => ({ id: b.id, rack: b.rack }));
+      const counts = new Map<number, number>();
+      for (const t of snapshot.topics) {
+        for (const p of t.partitions) {
+          for (const id of p.replicas) counts.set(id, (counts.get(id) ?? 0) + 1);
+        }
+      }
+      for (const t of snapshot.topics) {
+        for (const p of t.partitions) {
+          // A move whose target broker died for good goes to a live broker instead.
+          const stuck = p.targetReplicas?.some((id) => gone.has(id)) && p.leader >= 0;
+          const retarget = stuck
+            ? replacementReplicas(p.targetReplicas!, gone, candidates, counts)
+            : null;
+          if (retarget) {
+            const next = await o.states.update(t.name, p.partition, (cur) => {
+              if (!cur.targetReplicas || !sameList(cur.targetReplicas, p.targetReplicas!)) {
+                return null;
+              }
+              const replicas = [...cur.replicas];
+              for (const id of retarget) if (!replicas.includes(id)) replicas.push(id);
+              return { ...cur, replicas, targetReplicas: retarget };
+            }, fence);
+            if (next) {
+              changed++;
+              o.log(
+                `re-targeting the move of ${t.name}-${p.partition} to brokers ${
+                  retarget.join(",")
+                } (a target broker is dead)`,
+              );
+            }
+            continue;
+          }
+          if (moving >= cfg.maxConcurrentMoves) break;
+          if (p.targetReplicas || p.leader < 0 || !p.replicas.some((id) => gone.has(id))) continue;
+          const target = replacementReplicas(p.replicas, gone, candidates, counts);
+          if (target === null) continue;
+          const next = await o.states.update(
+            t.name,
+            p.partition,
+            (cur) => cur.targetReplicas ? null : startReassignment(cur, target),
+            fence,
+          );
+          if (next) {
+            moving++;
+            changed++;
+            o.log(
+              `re-replicating ${t.name}-${p.partition} from brokers ${p.replicas.join(",")} to ${
+                target.join(",")
+              } (brokers ${
+                [...gone].join(",")
+              } dead for over ${cfg.replicaReplacementDelayMs} ms past the session timeout)`,
+            );
+          }
+        }
+      }
+    }
+    // Pending moves of a rebalance or decommission.
+    const plan = this.#plan.plan;
+    if (o.moves && plan && plan.pending.length > 0 && moving < cfg.maxConcurrentMoves) {
+      const byName = new Map(snapshot.topics.map((t) => [t.name, t]));
+      const left = [];
+      for (const m of plan.pending) {
+        const p = byName.get(m.topic)?.partitions[m.partition];
+        if (!p) continue; // the topic or partition is gone
+        if (
+          moving >= cfg.maxConcurrentMoves || p.targetReplicas ||
+          !m.replicas.every((id) => alive.has(id))
+        ) {
+          left.push(m);
+          continue;
+        }
+        const next = await o.states.update(
+          m.topic,
+          m.partition,
+          (cur) => cur.targetReplicas ? null : startReassignment(cur, m.replicas),
+          fence,
+        );
+        if (next) {
+          moving++;
+          changed++;
+          o.log(
+            `moving ${m.topic}-${m.partition} to brokers ${m.replicas.join(",")} (${plan.kind})`,
+          );
+        } else if (!sameList(p.replicas, m.replicas)) left.push(m);
+      }
+      // Written only when a move started or went away (no KV write while all wait).
+      if (left.length !== plan.pending.length) {
+        const updated = { ...plan, pending: left };
+        if (await o.moves.update(this.#plan, updated)) this.#plan = await o.moves.get();
+        else this.#planVersion = -1n;
+      }
+    }
+    // Continuous balancing (e.g. a new broker gets its share): only while nothing moves and
+    // every registered broker is alive (a dead one is re-replication's, after its delay).
+    if (
+      o.rebalance && cfg.autoRebalanceIntervalMs > 0 &&
+      now - this.#lastAutoRebalance >= cfg.autoRebalanceIntervalMs
+    ) {
+      this.#lastAutoRebalance = now;
+      const idle = moving === 0 && (this.#plan.plan?.pending.length ?? 0) === 0;
+      if (idle && brokers.every((b) => b.role !== "broker" || b.alive)) {
+        const planned = await o.rebalance();
+        if (planned > 0) o.log(`continuous balancing planned ${planned} move(s)`);
+      }
+    }
+    // Preferred leaders, every check interval.
+    if (
+      cfg.autoLeaderRebalanceEnable &&
+      now - this.#lastLeaderCheck >= cfg.leaderImbalanceCheckIntervalMs
+    ) {
+      this.#lastLeaderCheck = now;
+      for (
+        const { topic, partition } of imbalancedPartitions(
+          snapshot.topics,
+          alive,
+          cfg.leaderImbalancePerBrokerPercentage,
+        )
+      ) {
+        const next = await o.states.update(
+          topic,
+          partition,
+          (cur) => electPreferredLeader(cur, alive),
+          fence,
+        );
+        if (next) {
+          changed++;
+          o.log(
+            `moved the leadership of ${topic}-${partition} back to its preferred leader ${next.leader} (epoch ${next.leaderEpoch})`,
+          );
         }
       }
     }
@@ -223,6 +470,10 @@ export class Controller {
     this.#active = r.held !== null;
     if (this.#active && !was) {
       o.log(`became the controller (lease epoch ${r.held!.epoch})`);
+      const now = o.cluster.clock();
+      this.#lastLeaderCheck = now;
+      this.#lastAutoRebalance = now;
+      this.#planVersion = -1n;
       // A new controller looks at every partition once.
       this.#pendingWork = true;
     }
@@ -240,4 +491,8 @@ export class Controller {
   }
 
   #cached: TopicMetadata[] | null = null;
+}
+
+function sameList(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((id, i) => id === b[i]);
 }

@@ -238,3 +238,22 @@ export async function removeDir(dir: string): Promise<void> {
     if (!(e instanceof Deno.errors.NotFound)) throw e;
   }
 }
+
+/**
+ * Releases the lock of a data directory: unlocks, then closes (closing alone could leave the
+ * `flock` held for a moment by a child process being spawned, which shares the descriptor
+ * until it execs; see storage/log_state_loader.ts `unlockDir`).
+ *
+ * @param lock what {@linkcode lockDataDir} returned
+ * @example
+ * ```ts
+ * unlockDataDir(await lockDataDir("./data"));
+ * ```
+ */
+export function unlockDataDir(lock: Deno.FsFile): void {
+  try {
+    lock.unlockSync();
+  } finally {
+    lock.close();
+  }
+}

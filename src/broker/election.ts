@@ -7,6 +7,12 @@
  *   epoch is bumped, and dead brokers leave the ISR. With no live ISR member, the partition
  *   stays leaderless (epoch bumped, ISR kept so that a returning member is elected) unless
  *   unclean election is enabled, which takes any live replica and resets the ISR to it.
+ * - {@linkcode fenceFromIsr}: a partition whose leader is alive loses from its ISR every
+ *   broker whose session expired, at once, as Kafka's controller fences a broker whose
+ *   heartbeats stopped (rather than after the leader's `replica.lag.time.max.ms` on top):
+ *   `acks=all` traffic waits for the session timeout only. The leader epoch is kept (the
+ *   leader learns the ISR from the metadata, replica.ts `syncIsr`); a fenced broker that
+ *   comes back rejoins the ISR as any follower does, once caught up.
  * - {@linkcode resignLeader}: a restarted broker that is still recorded as leader hands
  *   leadership to another live ISR member (its followers' positions and the high watermark
  *   were lost with the process), or keeps it with a new epoch when it is the only one.
@@ -57,6 +63,28 @@ export function electLeader(
   if (p.leader === -1) return null;
   // Nobody can lead: fence the old leader and wait for an ISR member to come back.
   return { ...p, leader: -1, leaderEpoch: p.leaderEpoch + 1 };
+}
+
+/**
+ * The new state of a partition whose ISR holds brokers whose session expired.
+ *
+ * @param p the current state
+ * @param alive ids of the live brokers (of any role)
+ * @returns the state without them in the ISR (the leader stays), or null when nothing changes
+ * @example
+ * ```ts
+ * fenceFromIsr({ partition: 0, leader: 1, replicas: [1, 2, 3], isr: [1, 2, 3], leaderEpoch: 4 },
+ *   new Set([1, 2]));
+ * // { partition: 0, leader: 1, replicas: [1, 2, 3], isr: [1, 2], leaderEpoch: 4 }
+ * ```
+ */
+export function fenceFromIsr(
+  p: PartitionState,
+  alive: ReadonlySet<number>,
+): PartitionState | null {
+  if (p.leader < 0 || !alive.has(p.leader)) return null;
+  const isr = p.isr.filter((id) => id === p.leader || alive.has(id));
+  return isr.length === p.isr.length ? null : { ...p, isr };
 }
 
 /**

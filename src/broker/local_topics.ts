@@ -192,6 +192,36 @@ export class LocalTopics {
     return removed;
   }
 
+  /**
+   * Reopens, through recovery, every hosted log that failed on an I/O error (ENOSPC, say):
+   * the failed replica is closed — without a clean-shutdown marker, so the open recovers and
+   * cuts off a write that was cut short — and a new one takes its place, which the broker's
+   * replication manager then gives its role again, as after a restart. A log that cannot be
+   * reopened yet is left out (`undefined`): the next metadata apply opens it.
+   *
+   * @returns the partitions reopened (`topic-partition`)
+   */
+  async reopenFailed(): Promise<string[]> {
+    const reopened: string[] = [];
+    for (const state of this.#topics.values()) {
+      for (const [p, r] of state.replicas.entries()) {
+        if (!r || r.closing || r.log.failure === null) continue;
+        const why = r.log.failure;
+        await r.close().catch(() => {}); // its appends failed already
+        state.replicas[p] = undefined;
+        try {
+          const meta = state.meta;
+          state.replicas[p] = await this.#openReplica(meta, p, meta.partitions[p].leaderEpoch);
+          reopened.push(r.name);
+          this.#opts.log?.(`reopened ${r.name} through recovery after its log failed (${why})`);
+        } catch (e) {
+          this.#opts.log?.(`could not reopen ${r.name} yet: ${e}`);
+        }
+      }
+    }
+    return reopened;
+  }
+
   /** Closes every hosted replica (each waits for its in-flight appends). */
   async closeAll(): Promise<void> {
     const closing: Promise<void>[] = [];

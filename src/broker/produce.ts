@@ -2,7 +2,8 @@
  * The produce path's pure parts: where each JSON-born record goes (explicit partition,
  * Kafka's murmur2 of the key, or one round-robin partition for a request's keyless
  * records), the `max.message.bytes` check per record, and the encoding of each partition's
- * records into one RecordBatch v2 (appended atomically by the leader).
+ * records into RecordBatch v2 within `max.message.bytes` (appended together, atomically, by
+ * the leader).
  *
  * Idempotent batches (raw `application/vnd.rill.batch` bodies whose producerId and
  * baseSequence are ≥ 0; ids come from `POST /v1/producers`) need nothing here: the partition
@@ -19,6 +20,8 @@ import { RillError } from "../protocol/errors.ts";
 import { BATCH_HEADER_SIZE, encodeBatch, type RecordHeader } from "../protocol/record_batch.ts";
 import { stampLogAppendTime } from "./batch_checks.ts";
 import type { TopicState } from "./local_topics.ts";
+import { TimeSlice } from "./time_slice.ts";
+import { concatBytes } from "../protocol/bytes.ts";
 
 /** `acks` of a produce: 0 (no wait), 1 (leader appended), -1 (`all`: committed). */
 export type Acks = 0 | 1 | -1;
@@ -66,23 +69,26 @@ export interface BatchAppendResult {
  *
  * @param state the topic
  * @param records the records, in request order
+ * @param slice the work's turns on the event loop
  * @returns partition → indexes of its records, in request order
  * @throws {RillError} UNKNOWN_TOPIC_OR_PARTITION for a partition beyond the count,
  *   MESSAGE_TOO_LARGE for a record over `max.message.bytes`
  * @example
  * ```ts
- * assignPartitions(state, [{ key: null, value: null, headers: [] }]); // Map { 2 => [0] }
+ * await assignPartitions(state, [{ key: null, value: null, headers: [] }]); // Map { 2 => [0] }
  * ```
  */
-export function assignPartitions(
+export async function assignPartitions(
   state: TopicState,
   records: readonly ProduceRecord[],
-): Map<number, number[]> {
+  slice: TimeSlice = new TimeSlice(),
+): Promise<Map<number, number[]>> {
   const topic = state.meta.name;
   const count = state.meta.partitions.length;
   const groups = new Map<number, number[]>();
   let keyless = -1;
   for (let i = 0; i < records.length; i++) {
+    if ((i & 1023) === 0 && slice.due) await slice.yield();
     const r = records[i];
     let p: number;
     if (r.partition !== undefined) {
@@ -109,43 +115,86 @@ export function assignPartitions(
   return groups;
 }
 
+/** The most records {@linkcode encodeRecords} puts in one batch (bounds one encode call). */
+export const MAX_RECORDS_PER_BATCH = 4096;
+
 /**
- * Encodes some records of a request into one batch (stamped with the append time for
- * LogAppendTime topics).
+ * Encodes some records of a request into batches of at most `max.message.bytes` and
+ * {@linkcode MAX_RECORDS_PER_BATCH} records each, in order (stamped with the append time for
+ * LogAppendTime topics), letting the event loop turn between batches once the work has run
+ * for its budget. The batches are returned concatenated: the leader appends them at once,
+ * all or none, as a raw body of several batches.
  *
  * @param state the topic
  * @param records all records of the request
  * @param indexes which of them, in order
  * @param now the append time
- * @returns the batch
+ * @param slice the work's turns on the event loop
+ * @returns the batches, concatenated
+ * @throws {RillError} MESSAGE_TOO_LARGE for a record that alone makes a batch over the limit
  * @example
  * ```ts
- * const batch = encodeRecords(state, records, [0, 2], Date.now());
+ * const batches = await encodeRecords(state, records, [0, 2], Date.now());
  * ```
  */
-export function encodeRecords(
+export async function encodeRecords(
   state: TopicState,
   records: readonly ProduceRecord[],
   indexes: readonly number[],
   now: number,
-): Uint8Array {
-  const batch = encodeBatch(
-    indexes.map((i) => {
-      const r = records[i];
-      return {
-        key: r.key,
-        value: r.value,
-        headers: r.headers,
-        timestamp: state.logAppendTime ? now : r.timestamp,
-      };
-    }),
-    { now },
-  );
-  const stored = state.compression === "producer" || state.compression === "none"
-    ? batch
-    : compressBatch(batch, state.compression);
-  if (state.logAppendTime) stampLogAppendTime(stored, now);
-  return stored;
+  slice: TimeSlice = new TimeSlice(),
+): Promise<Uint8Array> {
+  const batches: Uint8Array[] = [];
+  let total = 0;
+  for (let from = 0; from < indexes.length;) {
+    if (slice.due) await slice.yield();
+    let size = BATCH_HEADER_SIZE;
+    let to = from;
+    while (to < indexes.length && to - from < MAX_RECORDS_PER_BATCH) {
+      const bound = recordSizeBound(records[indexes[to]]);
+      if (to > from && size + bound > state.maxMessageBytes) break;
+      size += bound;
+      to++;
+    }
+    const batch = encodeBatch(
+      indexes.slice(from, to).map((i) => {
+        const r = records[i];
+        return {
+          key: r.key,
+          value: r.value,
+          headers: r.headers,
+          timestamp: state.logAppendTime ? now : r.timestamp,
+        };
+      }),
+      { now },
+    );
+    const stored = state.compression === "producer" || state.compression === "none"
+      ? batch
+      : compressBatch(batch, state.compression);
+    if (stored.length > state.maxMessageBytes) {
+      throw new RillError(
+        "MESSAGE_TOO_LARGE",
+        `Record ${
+          indexes[from]
+        } is ${stored.length} bytes as a batch, larger than max.message.bytes (${state.maxMessageBytes})`,
+        { maxMessageBytes: state.maxMessageBytes },
+      );
+    }
+    if (state.logAppendTime) stampLogAppendTime(stored, now);
+    batches.push(stored);
+    total += stored.length;
+    from = to;
+  }
+  return batches.length === 1 ? batches[0] : concatBytes(batches, total);
+}
+
+/**
+ * An upper bound of the bytes a record takes inside a batch (every varint at its widest).
+ */
+function recordSizeBound(r: ProduceRecord): number {
+  let size = 36 + (r.key?.length ?? 0) + (r.value?.length ?? 0);
+  for (const h of r.headers) size += 10 + h.key.length * 3 + (h.value?.length ?? 0);
+  return size;
 }
 
 /**

@@ -38,6 +38,7 @@ import { LOG_OVERHEAD, readBatchHeader } from "../protocol/record_batch.ts";
 import type { Replica } from "./replica.ts";
 import { LeaderConnection } from "./replica_client.ts";
 import { fillOffsetGaps } from "./follower_gaps.ts";
+import type { ReplicationThrottle } from "./replication_throttle.ts";
 
 const BATCH_MEDIA_TYPE = "application/vnd.rill.batch";
 const decoder = new TextDecoder();
@@ -73,6 +74,11 @@ export interface ReplicaFetcherOptions {
   log: (line: string) => void;
   /** extra headers for requests to the leader (e.g. credentials) */
   headers?: () => Record<string, string>;
+  /**
+   * the replication throttle while this replica is moving here (not in the ISR yet), else
+   * null (replication_throttle.ts)
+   */
+  throttle?: () => ReplicationThrottle | null;
   /** told of the bytes of each fetch answer appended (for metrics) */
   onCopied?: (bytes: number) => void;
 }
@@ -276,7 +282,9 @@ export class ReplicaFetcher {
     const o = this.#o;
     const r = o.replica;
     const offset = r.logEndOffset;
-    let q = `offset=${offset}&maxWaitMs=${o.maxWaitMs}&maxBytes=${o.maxBytes}`;
+    const throttle = o.throttle?.() ?? null;
+    const maxBytes = throttle ? throttle.fetchBytes(o.maxBytes) : o.maxBytes;
+    let q = `offset=${offset}&maxWaitMs=${o.maxWaitMs}&maxBytes=${maxBytes}`;
     if (!o.observer) {
       q += `&replicaId=${o.brokerId}&leaderEpoch=${o.leaderEpoch}`;
     }
@@ -295,6 +303,10 @@ export class ReplicaFetcher {
     // A compacted leader log has offset gaps; the follower's log takes contiguous batches.
     const contiguous = fillOffsetGaps(bytes, offset, r.log.latestEpoch());
     await r.appendAsFollower(contiguous, Number.isSafeInteger(hw) ? hw : 0);
+    if (throttle && res.body.length > 0) {
+      const wait = throttle.take(res.body.length);
+      if (wait > 0) await this.#sleep(wait);
+    }
     if (contiguous.length > 0) o.onCopied?.(contiguous.length);
   }
 

@@ -18,6 +18,7 @@ import type { BrokerConfig } from "./config.ts";
 import type { TopicState } from "./local_topics.ts";
 import type { Replica } from "./replica.ts";
 import { ReplicaFetcher } from "./replica_fetcher.ts";
+import { ReplicationThrottle } from "./replication_throttle.ts";
 import { RillError } from "../protocol/errors.ts";
 
 /** What a {@linkcode ReplicationManager} needs. */
@@ -64,6 +65,9 @@ export class ReplicationManager {
   #urls = new Map<number, string>();
   #closed = false;
   #enabled = false;
+  /** the follower replicas moving here (a move's target, not in the ISR yet) */
+  readonly #moving = new Set<Replica>();
+  readonly #throttle: ReplicationThrottle | null;
   /**
    * headers for requests to leaders (the cluster secret when security is on: followers
    * authenticate as the inter-broker principal)
@@ -73,6 +77,8 @@ export class ReplicationManager {
   /** @param opts ids, stores and settings */
   constructor(opts: ReplicationOptions) {
     this.#o = opts;
+    const rate = opts.config.replicationThrottleBytes;
+    this.#throttle = rate > 0 ? new ReplicationThrottle(rate) : null;
   }
 
   /**
@@ -99,6 +105,9 @@ export class ReplicationManager {
         const r = t.replicas[p.partition];
         if (!r || r.closing) continue;
         seen.add(r);
+        const me = this.#o.brokerId;
+        if (p.targetReplicas?.includes(me) && !p.isr.includes(me)) this.#moving.add(r);
+        else this.#moving.delete(r);
         const role = !this.#o.observer && p.leader === this.#o.brokerId ? "leader" : "follower";
         const cur = this.#assigned.get(r);
         if (cur && cur.role === role && cur.epoch === p.leaderEpoch && cur.leaderId === p.leader) {
@@ -132,6 +141,7 @@ export class ReplicationManager {
               },
               log: this.#o.log,
               headers: () => this.requestHeaders,
+              throttle: () => this.#moving.has(r) ? this.#throttle : null,
             });
             next.fetcher.start();
           }
@@ -142,6 +152,7 @@ export class ReplicationManager {
     for (const [r, a] of [...this.#assigned]) {
       if (!seen.has(r)) {
         this.#assigned.delete(r);
+        this.#moving.delete(r);
         await a.fetcher?.stop();
       }
     }

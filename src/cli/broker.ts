@@ -3,7 +3,7 @@
  *
  * ```
  * rill broker [--id N] [--data DIR] [--kv PATH|URL] [--listen HOST:PORT] [--advertised-url URL]
- *             [--request-body-timeout-ms N]
+ *             [--request-body-timeout-ms N] [--min-free-bytes N] [--kv-reserve-bytes N]
  *             [--kafka-listen HOST:PORT] [--kafka-advertised HOST:PORT] [--no-kafka]
  *             [--auth] [--tls-cert FILE --tls-key FILE] [--cluster-secret S] [quota flags]
  * ```
@@ -66,6 +66,10 @@ Options:
   --listen HOST:PORT     address to listen on (default 127.0.0.1:8092; port 0 picks one)
   --advertised-url URL   URL clients and brokers reach this broker at
                          (default http://HOST:PORT of --listen)
+  --min-free-bytes N     refuse produce (KAFKA_STORAGE_ERROR) while the disk of --data or
+                         --kv has less than N bytes free (default 67108864; 0 = off)
+  --kv-reserve-bytes N   a file of N bytes kept next to the --kv file and deleted when a KV
+                         write finds the disk full (default 8388608; 0 = none)
   --request-body-timeout-ms N  a request body must arrive within N ms of being read,
                          else 408 REQUEST_BODY_TIMEOUT (default 30000)
   --kafka-listen HOST:PORT  Kafka wire-protocol listener for Kafka clients (kcat,
@@ -140,6 +144,8 @@ export function parseBrokerArgs(args: string[]): BrokerArgs {
         listen: { type: "string" },
         "advertised-url": { type: "string" },
         "request-body-timeout-ms": { type: "string" },
+        "min-free-bytes": { type: "string" },
+        "kv-reserve-bytes": { type: "string" },
         "kafka-listen": { type: "string" },
         "kafka-advertised": { type: "string" },
         "no-kafka": { type: "boolean" },
@@ -177,6 +183,19 @@ export function parseBrokerArgs(args: string[]): BrokerArgs {
       );
     }
     replication.config.requestBodyTimeoutMs = Number(bodyTimeout);
+  }
+  for (
+    const [flag, key] of [
+      ["min-free-bytes", "minFreeBytes"],
+      ["kv-reserve-bytes", "kvReserveBytes"],
+    ] as const
+  ) {
+    const v = values[flag];
+    if (v === undefined) continue;
+    if (!/^\d{1,15}$/.test(v)) {
+      throw new UsageError(`--${flag} must be a non-negative integer of bytes, got "${v}"`);
+    }
+    replication.config[key] = Number(v);
   }
   const hostname = m[1] ?? (m[2] || "0.0.0.0");
   const port = Number(m[3]);
@@ -265,6 +284,7 @@ export async function runBroker(args: string[], role: BrokerRole = "broker"): Pr
     role,
     config: opts.replication.config,
     observeTopics: opts.replication.topics,
+    rack: opts.replication.rack,
     logger,
     metrics,
   });

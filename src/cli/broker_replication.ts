@@ -17,6 +17,14 @@ export const REPLICATION_OPTIONS = {
   "metadata-poll-ms": { type: "string" },
   "retention-check-ms": { type: "string" },
   "log-cleaner-backoff-ms": { type: "string" },
+  "auto-leader-rebalance-enable": { type: "string" },
+  "leader-imbalance-per-broker-percentage": { type: "string" },
+  "leader-imbalance-check-interval-seconds": { type: "string" },
+  "replica-replacement-delay-ms": { type: "string" },
+  "replication-throttle-bytes": { type: "string" },
+  "max-concurrent-moves": { type: "string" },
+  "auto-rebalance-interval-seconds": { type: "string" },
+  rack: { type: "string" },
 } as const;
 
 /** The help lines of the replication flags. */
@@ -28,6 +36,18 @@ export const REPLICATION_HELP =
   --metadata-poll-ms N       how often metadata changes are polled (default 1000)
   --retention-check-ms N     how often retention is applied to every log (default 60000)
   --log-cleaner-backoff-ms N  the pause between compaction passes (default 15000)
+  --rack NAME                the rack (zone) of this broker: replicas spread over racks
+  --auto-leader-rebalance-enable true|false  move leadership back to preferred leaders
+                             when imbalanced (default true)
+  --leader-imbalance-per-broker-percentage N  imbalance that triggers it (default 10)
+  --leader-imbalance-check-interval-seconds N  how often it is checked (default 300)
+  --replica-replacement-delay-ms N  rebuild the replicas of a broker dead this long on
+                             live brokers (default 600000)
+  --replication-throttle-bytes N  byte rate per second for copying moving replicas
+                             (default 0: unthrottled)
+  --max-concurrent-moves N   partitions the controller moves at once (default 5)
+  --auto-rebalance-interval-seconds N  continuous balancing: plan and run a rebalance
+                             this often while nothing moves (default 0: off)
 `;
 
 /** Parsed replication flags. */
@@ -36,6 +56,8 @@ export interface ReplicationArgs {
   topics?: string[];
   /** broker setting overrides */
   config: Partial<BrokerConfig>;
+  /** `--rack` */
+  rack?: string;
 }
 
 /**
@@ -77,9 +99,50 @@ export function parseReplicationArgs(
   if (retentionCheck !== undefined) config.retentionCheckIntervalMs = retentionCheck;
   const cleanerBackoff = ms("log-cleaner-backoff-ms");
   if (cleanerBackoff !== undefined) config.logCleanerBackoffMs = cleanerBackoff;
+  const int = (name: string, min: number): number | undefined => {
+    const v = values[name];
+    if (v === undefined) return undefined;
+    if (typeof v !== "string" || !/^\d{1,15}$/.test(v) || Number(v) < min) {
+      throw new UsageError(`--${name} must be an integer of at least ${min}, got "${v}"`);
+    }
+    return Number(v);
+  };
+  const auto = values["auto-leader-rebalance-enable"];
+  if (auto !== undefined) {
+    if (auto !== "true" && auto !== "false") {
+      throw new UsageError(`--auto-leader-rebalance-enable must be true or false, got "${auto}"`);
+    }
+    config.autoLeaderRebalanceEnable = auto === "true";
+  }
+  const pct = int("leader-imbalance-per-broker-percentage", 0);
+  if (pct !== undefined) {
+    if (pct > 100) {
+      throw new UsageError(
+        `--leader-imbalance-per-broker-percentage must be at most 100, got "${pct}"`,
+      );
+    }
+    config.leaderImbalancePerBrokerPercentage = pct;
+  }
+  const check = int("leader-imbalance-check-interval-seconds", 1);
+  if (check !== undefined) config.leaderImbalanceCheckIntervalMs = check * 1000;
+  const delay = int("replica-replacement-delay-ms", 1);
+  if (delay !== undefined) config.replicaReplacementDelayMs = delay;
+  const throttle = int("replication-throttle-bytes", 0);
+  if (throttle !== undefined) config.replicationThrottleBytes = throttle;
+  const moves = int("max-concurrent-moves", 1);
+  if (moves !== undefined) config.maxConcurrentMoves = moves;
+  const autoRebalance = int("auto-rebalance-interval-seconds", 0);
+  if (autoRebalance !== undefined) config.autoRebalanceIntervalMs = autoRebalance * 1000;
+  const rack = values.rack;
+  if (rack !== undefined && (typeof rack !== "string" || !/^[\w.:-]{1,64}$/.test(rack))) {
+    throw new UsageError(
+      `--rack must be 1-64 letters, digits or ".", ":", "-", "_", got "${rack}"`,
+    );
+  }
   const topics = values.topics;
   return {
     config,
+    ...(typeof rack === "string" ? { rack } : {}),
     topics: typeof topics === "string"
       ? topics.split(",").map((t) => t.trim()).filter((t) => t !== "")
       : undefined,

@@ -364,7 +364,7 @@ export function formatGroup(d: GroupDescription): string {
   for (const o of d.offsets) {
     out += `\tTopic: ${o.topic}\tPartition: ${o.partition}\tOffset: ${o.offset}\tLogEndOffset: ${
       o.logEndOffset ?? ""
-    }\tLag: ${o.lag ?? ""}\n`;
+    }\tLag: ${o.lag ?? ""}${o.logEndOffsetAgeMs ? `\tAgeMs: ${o.logEndOffsetAgeMs}` : ""}\n`;
   }
   return out;
 }

@@ -174,7 +174,9 @@ export function formatDescription(d: TopicDescription): string {
       (p.replicas ?? []).join(",")
     }\tIsr: ${
       (p.isr ?? []).join(",")
-    }\tLogStartOffset: ${p.logStartOffset}\tHighWatermark: ${p.highWatermark}\n`;
+    }\tLogStartOffset: ${p.logStartOffset}\tHighWatermark: ${p.highWatermark}${
+      p.logFailure ? `\tLog: FAILED (${p.logFailure})` : ""
+    }\n`;
   }
   return out;
 }

@@ -49,6 +49,11 @@ export interface PartitionMetadata {
   logStartOffset: number;
   /** the offset after the last committed record */
   highWatermark: number;
+  /**
+   * why the answering broker's log of the partition failed and takes no writes (an I/O error
+   * such as a full disk; it reopens itself once space is back), null when it is fine
+   */
+  logFailure?: string | null;
 }
 
 /**
@@ -163,6 +168,8 @@ export interface GroupPartitionOffset {
   logEndOffset?: number;
   /** logEndOffset - offset (absent with logEndOffset) */
   lag?: number;
+  /** how old logEndOffset is, ms (0: live from the leader; else the leader's last report) */
+  logEndOffsetAgeMs?: number;
   /** the metadata committed with the offset */
   metadata?: string;
 }
@@ -615,6 +622,7 @@ function checkGroupOffsets(offsets: GroupPartitionOffset[]): GroupPartitionOffse
     o.offset = brokerOffset(o.offset, "offset");
     // null: the serving broker does not hold that partition's log (another broker leads it)
     if (o.logEndOffset === null) o.logEndOffset = o.lag = undefined;
+    if (o.logEndOffsetAgeMs === null) o.logEndOffsetAgeMs = undefined;
     if (o.logEndOffset !== undefined) o.logEndOffset = brokerOffset(o.logEndOffset, "logEndOffset");
   }
   return offsets;

@@ -5,6 +5,7 @@
  * @module
  */
 import { installNativeCrc32c } from "../protocol/native_crc32c.ts";
+import { ClusterOperations } from "./cluster_ops.ts";
 import { Admin } from "./admin.ts";
 import { Consumer, type ConsumerOptions } from "./consumer.ts";
 import { Metadata } from "./metadata.ts";
@@ -99,6 +100,19 @@ export class Rill {
    */
   admin(): Admin {
     return new Admin(this.#transport);
+  }
+
+  /**
+   * Balancing operations: preferred leader election, rebalance, decommission, status.
+   *
+   * @returns the operations
+   * @example
+   * ```ts
+   * await rill.cluster().electLeaders();
+   * ```
+   */
+  cluster(): ClusterOperations {
+    return new ClusterOperations(this.#transport);
   }
 
   /**

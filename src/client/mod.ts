@@ -45,6 +45,14 @@ export {
   type SubscribeOptions,
   type TopicPartitionOffset,
 } from "./consumer.ts";
+export {
+  type BrokerLoad,
+  ClusterOperations,
+  type ClusterStatus,
+  type ElectLeadersResult,
+  type MovePlanResult,
+  type PartitionMove,
+} from "./cluster_ops.ts";
 export { ConsumedMessage } from "./message.ts";
 export { DEFAULT_RETRY, type RetryOptions } from "./retry.ts";
 export { BATCH_MEDIA_TYPE, type FetchFn } from "./transport.ts";

@@ -6,7 +6,8 @@
  * @module
  */
 import { kvRetry } from "./kv_retry.ts";
-import { brokerKey, brokersPrefix, clusterIdKey } from "./kv_keys.ts";
+import { brokerKey, brokersPrefix, clusterIdKey, leaderReportKey } from "./kv_keys.ts";
+import type { ReportChunk } from "./leader_reports.ts";
 
 /** The role a broker process plays. */
 export type BrokerRole = "broker" | "follower";
@@ -29,6 +30,8 @@ export interface BrokerRegistration {
   incarnation: string;
   /** set by a graceful shutdown: the broker is gone without waiting for the timeout */
   stopped?: boolean;
+  /** the rack (zone) the broker declared with `--rack`; replicas of a partition spread over racks */
+  rack?: string;
 }
 
 /** A registration with its liveness, as `GET /v1/cluster` reports it. */
@@ -47,6 +50,8 @@ export interface BrokerStatus extends BrokerRegistration {
  * ```
  */
 export class ClusterStore {
+  /** how many report chunks each broker wrote last (to delete the extra ones) */
+  readonly #reportChunks = new Map<number, number>();
   /**
    * @param kv the shared KV
    * @param sessionTimeoutMs how long after its last heartbeat a broker counts as dead
@@ -92,11 +97,12 @@ export class ClusterStore {
    * @returns the stored registration
    */
   async register(
-    reg: Pick<BrokerRegistration, "id" | "url" | "role" | "kafka">,
+    reg: Pick<BrokerRegistration, "id" | "url" | "role" | "rack" | "kafka">,
   ): Promise<BrokerRegistration> {
     const now = this.now();
     const value: BrokerRegistration = {
       ...reg,
+      ...(reg.rack === undefined ? {} : { rack: reg.rack }),
       heartbeatMs: now,
       startedMs: now,
       incarnation: crypto.randomUUID(),
@@ -111,9 +117,22 @@ export class ClusterStore {
    * @param reg the registration returned by {@linkcode register}
    * @returns the updated registration
    */
-  async heartbeat(reg: BrokerRegistration): Promise<BrokerRegistration> {
+  async heartbeat(reg: BrokerRegistration, report?: ReportChunk[]): Promise<BrokerRegistration> {
     const value = { ...reg, heartbeatMs: this.now() };
-    await kvRetry(() => this.kv.set(brokerKey(reg.id), value));
+    if (report === undefined) {
+      await kvRetry(() => this.kv.set(brokerKey(reg.id), value));
+      return value;
+    }
+    // The offset report rides in the heartbeat's commit (leader_reports.ts): no extra
+    // KV operation. Chunks left over from a longer earlier report are deleted.
+    const before = this.#reportChunks.get(reg.id) ?? 1;
+    await kvRetry(() => {
+      const op = this.kv.atomic().set(brokerKey(reg.id), value);
+      report.forEach((chunk, i) => op.set(leaderReportKey(reg.id, i), chunk));
+      for (let i = report.length; i < before; i++) op.delete(leaderReportKey(reg.id, i));
+      return op.commit();
+    });
+    this.#reportChunks.set(reg.id, report.length);
     return value;
   }
 

@@ -67,6 +67,14 @@ export interface GroupOffsetsDeps {
   logStartOffset(topic: string, partition: number): Promise<number> | number;
   /** a partition's log end offset (the next offset to be written) */
   logEndOffset(topic: string, partition: number): Promise<number> | number;
+  /**
+   * the log end offset for lag from any broker: live when it leads the partition, else the
+   * leader's latest report and its age (null: unknown); default {@linkcode logEndOffset}
+   */
+  lagEndOffset?(
+    topic: string,
+    partition: number,
+  ): Promise<{ offset: number; ageMs: number } | null>;
   /** the first offset whose timestamp is >= ts, or null when there is none */
   offsetForTimestamp(topic: string, partition: number, ts: number): Promise<number | null>;
 }
@@ -102,6 +110,11 @@ export interface OffsetLag extends TopicPartition {
   logEndOffset: number | null;
   /** `logEndOffset - offset` (never negative), or null when `logEndOffset` is */
   lag: number | null;
+  /**
+   * how old the log end offset is, ms: 0 when the answering broker leads the partition,
+   * else the age of the leader's latest report; null when `logEndOffset` is
+   */
+  logEndOffsetAgeMs: number | null;
 }
 
 /** Where a reset moves the committed offsets. */
@@ -197,8 +210,11 @@ export class GroupOffsets {
       const count = await this.#deps.partitionCount(topic);
       let logEndOffset: number | null = null;
       let lag: number | null = null;
+      let logEndOffsetAgeMs: number | null = null;
       if (count !== null && partition < count) {
-        logEndOffset = await this.#logEndOffsetOrNull(topic, partition);
+        const end = await this.#lagEndOffsetOrNull(topic, partition);
+        logEndOffset = end?.offset ?? null;
+        logEndOffsetAgeMs = end?.ageMs ?? null;
         if (logEndOffset !== null) {
           lag = Math.max(0, logEndOffset - e.value.offset);
           totalLag += lag;
@@ -211,6 +227,7 @@ export class GroupOffsets {
         metadata: e.value.metadata,
         logEndOffset,
         lag,
+        logEndOffsetAgeMs,
       });
     }
     return { offsets, totalLag };
@@ -317,6 +334,23 @@ export class GroupOffsets {
       );
       return ok ? true : CONFLICT;
     });
+  }
+
+  /** The log end offset for lag and its age, or null when nobody can tell. */
+  async #lagEndOffsetOrNull(
+    topic: string,
+    partition: number,
+  ): Promise<{ offset: number; ageMs: number } | null> {
+    if (!this.#deps.lagEndOffset) {
+      const offset = await this.#logEndOffsetOrNull(topic, partition);
+      return offset === null ? null : { offset, ageMs: 0 };
+    }
+    try {
+      return await this.#deps.lagEndOffset(topic, partition);
+    } catch (e) {
+      if (e instanceof RillError && UNKNOWN_END_CODES.has(e.code)) return null;
+      throw e;
+    }
   }
 
   /** The log end offset, or null when this broker cannot tell (not hosting it, gone). */

@@ -11,6 +11,8 @@
  * | `["rill", "metadata", "version"]`     | `Deno.KvU64`, bumped by every topic change | topics.ts |
  * | `["rill", "controller"]`              | `Lease` (holder broker id, expiry, epoch) | leases.ts |
  * | `["rill", "group_changes"]`           | `true`; its versionstamp moves with every group meta/member write | group_liveness.ts |
+ * | `["rill", "offsets", <id>, <chunk>]`  | a broker's report of the offsets and sizes of the partitions it leads, written with its heartbeat | leader_reports.ts |
+ * | `["rill", "moves"]`                   | the pending partition moves of a rebalance or decommission | moves.ts |
  *
  * Each partition's state has its own key so that a later leader or ISR change is one small
  * atomic write checked on that partition alone. A topic is created or deleted with its
@@ -187,4 +189,45 @@ export function controllerKey(): Deno.KvKey {
  */
 export function groupChangesKey(): Deno.KvKey {
   return [ROOT, "group_changes"];
+}
+
+/**
+ * Prefix of the offset reports of every broker (written with each heartbeat).
+ *
+ * @returns the key
+ * @example
+ * ```ts
+ * leaderReportsPrefix(); // ["rill", "offsets"]
+ * ```
+ */
+export function leaderReportsPrefix(): Deno.KvKey {
+  return [ROOT, "offsets"];
+}
+
+/**
+ * Key of one chunk of a broker's offset report.
+ *
+ * @param brokerId the reporting broker
+ * @param chunk the chunk index (reports over one KV value's size are split)
+ * @returns the key
+ * @example
+ * ```ts
+ * leaderReportKey(1, 0); // ["rill", "offsets", 1, 0]
+ * ```
+ */
+export function leaderReportKey(brokerId: number, chunk: number): Deno.KvKey {
+  return [ROOT, "offsets", brokerId, chunk];
+}
+
+/**
+ * Key of the cluster's pending partition moves (rebalance, decommission).
+ *
+ * @returns the key
+ * @example
+ * ```ts
+ * movesKey(); // ["rill", "moves"]
+ * ```
+ */
+export function movesKey(): Deno.KvKey {
+  return [ROOT, "moves"];
 }

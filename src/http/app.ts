@@ -153,6 +153,7 @@ export function createApp(
       partitionCount: (topic) => broker.partitionCount(topic),
       logStartOffset: (topic, partition) => broker.logStartOffset(topic, partition),
       logEndOffset: (topic, partition) => broker.logEndOffset(topic, partition),
+      lagEndOffset: (topic, partition) => broker.lagEndOffset(topic, partition),
       offsetForTimestamp: (topic, partition, ts) => broker.offsetForTimestamp(topic, partition, ts),
       onRebalance: (group) => broker.metrics.groupRebalances.inc({ group }),
       liveness: broker.groupLiveness,

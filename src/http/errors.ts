@@ -7,6 +7,7 @@
  */
 import type { Context } from "hono";
 import { RillError } from "../protocol/errors.ts";
+import { isDiskFullError } from "../coordination/kv_retry.ts";
 
 /**
  * Hono `onError` handler for every Rill app and sub-app.
@@ -48,6 +49,16 @@ export function errorAnswer(
     return {
       status,
       body: new RillError(code, (err as Error).message || "The request is invalid").toJSON(),
+    };
+  }
+  if (isDiskFullError(err)) {
+    console.error(`${method} ${path}: the disk is full: ${(err as Error)?.message ?? err}`);
+    return {
+      status: 500,
+      body: new RillError(
+        "KAFKA_STORAGE_ERROR",
+        "The broker's disk is full: free space on it (delete topics, lower retention) and retry",
+      ).toJSON(),
     };
   }
   console.error(`Unhandled error on ${method} ${path}:`, err);

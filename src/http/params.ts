@@ -100,13 +100,38 @@ export function bodyTimeout(ms: number): MiddlewareHandler {
   };
 }
 
+/** The most objects and arrays a control-plane JSON body may hold (see readJsonObject). */
+export const MAX_JSON_CONTAINERS = 50_000;
+
+/**
+ * Refuses a JSON body of more than {@linkcode MAX_JSON_CONTAINERS} objects and arrays before
+ * `JSON.parse` builds them: parsing is one uninterruptible call whose cost grows with the
+ * number of values, not the bytes (8 MiB of `{},` held the event loop 2–5 s here), and no
+ * admin, group or auth body needs that many. Brackets inside strings count too (a bound, not
+ * a parse).
+ */
+function checkJsonContainers(text: string): void {
+  if (text.length < MAX_JSON_CONTAINERS) return;
+  let n = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if ((c === 0x7b || c === 0x5b) && ++n > MAX_JSON_CONTAINERS) {
+      throw new RillError(
+        "RECORD_LIST_TOO_LARGE",
+        `The request body holds more than ${MAX_JSON_CONTAINERS} JSON objects and arrays`,
+      );
+    }
+  }
+}
+
 /**
  * Reads the request body as a JSON object.
  *
  * @param c the request context
  * @param maxBytes the largest body accepted
  * @returns the parsed object
- * @throws {RillError} UNSUPPORTED_MEDIA_TYPE, RECORD_LIST_TOO_LARGE or INVALID_REQUEST
+ * @throws {RillError} UNSUPPORTED_MEDIA_TYPE, RECORD_LIST_TOO_LARGE (over `maxBytes`, or more
+ *   than {@linkcode MAX_JSON_CONTAINERS} objects and arrays) or INVALID_REQUEST
  * @example
  * ```ts
  * const body = await readJsonObject(c, 1024 * 1024);
@@ -124,6 +149,7 @@ export async function readJsonObject(
     );
   }
   const text = await readBodyText(c, maxBytes);
+  checkJsonContainers(text);
   let body: unknown;
   try {
     body = JSON.parse(text === "" ? "{}" : text);

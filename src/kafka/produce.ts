@@ -21,14 +21,14 @@ interface PartitionData {
  *
  * @param ctx the context
  * @param s the session
- * @param _version the request version
+ * @param version the request version (v0–v2 are refused per partition)
  * @param req the decoded request
  * @returns the answer body, or null for acks=0
  */
 export async function handleProduce(
   ctx: KafkaContext,
   s: Session,
-  _version: number,
+  version: number,
   // deno-lint-ignore no-explicit-any
   req: any,
 ): Promise<Record<string, unknown> | null> {
@@ -52,6 +52,13 @@ export async function handleProduce(
           return fail(
             KAFKA_ERROR.TOPIC_AUTHORIZATION_FAILED,
             `Not authorized to write topic "${t.name}"`,
+          );
+        }
+        if (version < 3) {
+          // Advertised only so that librdkafka < 2.11 compresses (versions.ts).
+          return fail(
+            KAFKA_ERROR.UNSUPPORTED_FOR_MESSAGE_FORMAT,
+            `Produce v${version} carries message format v0/v1; Rill takes RecordBatch v2 (Produce v3+)`,
           );
         }
         if (!validAcks) {

@@ -10,7 +10,10 @@ import { API } from "./messages.ts";
 /** [min, max] per API key, in ApiVersions order. */
 export const SUPPORTED: ReadonlyMap<number, readonly [number, number]> = new Map(
   [
-    [API.Produce, [3, 9]],
+    // Produce from 0, though v0–v2 (message format v0/v1) are answered with
+    // UNSUPPORTED_FOR_MESSAGE_FORMAT: librdkafka < 2.11 compresses with gzip, snappy or lz4
+    // only for a broker whose Produce range includes v0 (the compression trap, docs/kafka.md).
+    [API.Produce, [0, 9]],
     [API.Fetch, [4, 12]],
     [API.ListOffsets, [1, 6]],
     [API.Metadata, [0, 12]],

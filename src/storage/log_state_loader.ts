@@ -166,3 +166,24 @@ export function lockDir(dir: string): Deno.FsFile {
   }
   return file;
 }
+
+/**
+ * Releases a lock taken by {@linkcode lockDir}: unlocks, then closes. Closing alone is not
+ * enough: a `flock` belongs to the open file description, which a child process being
+ * spawned by any thread holds a copy of until it execs, so the lock could outlive the close
+ * by that moment and a reopen right after `close()` found the log "already open".
+ *
+ * @param lock the lock file
+ * @example
+ * ```ts
+ * const lock = lockDir(dir);
+ * unlockDir(lock);
+ * ```
+ */
+export function unlockDir(lock: Deno.FsFile): void {
+  try {
+    lock.unlockSync();
+  } finally {
+    lock.close();
+  }
+}

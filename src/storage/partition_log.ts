@@ -51,7 +51,7 @@ import {
 import type { EpochEndOffset, EpochEntry } from "./leader_epoch_cache.ts";
 import { loadLog, type RecoveryReport } from "./log_loader.ts";
 import type { CleanResult } from "./log_cleaner.ts";
-import { loadLogState, lockDir } from "./log_state_loader.ts";
+import { loadLogState, lockDir, unlockDir } from "./log_state_loader.ts";
 import type { ProducerStateEntry } from "./producer_state.ts";
 import { checkConfig, DEFAULT_LOG_CONFIG, type LogConfig } from "./log_config.ts";
 import { LogState } from "./log_state.ts";
@@ -154,7 +154,7 @@ export class PartitionLog {
       }
       return new PartitionLog(dir, full, now, loaded, { ...state, lock });
     } catch (e) {
-      lock.close();
+      unlockDir(lock);
       throw e;
     }
   }
@@ -162,6 +162,16 @@ export class PartitionLog {
   /** The first offset that may be read. */
   get logStartOffset(): number {
     return this.#s.logStartOffset;
+  }
+
+  /**
+   * Why the log failed and takes no more writes (an I/O error such as ENOSPC: a write may
+   * have been cut short, so only a reopen through recovery makes it writable again), or null.
+   */
+  get failure(): string | null {
+    const f = this.#s.failure;
+    if (f === null) return null;
+    return (f as Error)?.message ?? String(f);
   }
 
   /** The offset the next appended record will get. */
@@ -490,7 +500,7 @@ export class PartitionLog {
           await syncDir(this.dir);
         }
       } finally {
-        this.#lock.close(); // releases the flock
+        unlockDir(this.#lock); // releases the flock before close() resolves
       }
     });
   }

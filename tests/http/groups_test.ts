@@ -635,8 +635,24 @@ Deno.test("describe, list, lag, reset and delete", async () => {
     "/g/offsets",
   );
   assert.deepEqual(lag.offsets, [
-    { topic: "orders", partition: 0, offset: 4, metadata: "m", logEndOffset: 10, lag: 6 },
-    { topic: "orders", partition: 2, offset: 30, metadata: "", logEndOffset: 30, lag: 0 },
+    {
+      topic: "orders",
+      partition: 0,
+      offset: 4,
+      metadata: "m",
+      logEndOffset: 10,
+      lag: 6,
+      logEndOffsetAgeMs: 0,
+    },
+    {
+      topic: "orders",
+      partition: 2,
+      offset: 30,
+      metadata: "",
+      logEndOffset: 30,
+      lag: 0,
+      logEndOffsetAgeMs: 0,
+    },
   ]);
   assert.equal(lag.totalLag, 6);
   const d = await ok<Record<string, unknown>>(w.app, "GET", "/g");

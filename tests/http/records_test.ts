@@ -254,6 +254,7 @@ Deno.test("records routes: every bad request gets its status and code and append
   const trailing = new Uint8Array([...good, 1, 2, 3]);
   const empty = encodeBatch([]);
   const bigBatch = encodeBatch([{ value: new Uint8Array(1500) }]);
+  const earlyBatch = encodeBatch([{ value: enc.encode("x"), timestamp: -1000 }]);
   const offsetLimit = "9".repeat(20);
 
   const cases: [string, string, unknown, Record<string, string> | undefined, number, string][] = [
@@ -385,7 +386,7 @@ Deno.test("records routes: every bad request gets its status and code and append
       { records: [{ value: "x", timestamp: -5 }] },
       undefined,
       400,
-      "INVALID_REQUEST",
+      "INVALID_TIMESTAMP",
     ],
     [
       "POST",
@@ -454,6 +455,7 @@ Deno.test("records routes: every bad request gets its status and code and append
       "UNSUPPORTED_COMPRESSION_TYPE",
     ],
     ["POST", "/v1/topics/t/records?partition=0", bigBatch, BATCH, 413, "MESSAGE_TOO_LARGE"],
+    ["POST", "/v1/topics/t/records?partition=0", earlyBatch, BATCH, 400, "INVALID_TIMESTAMP"],
     [
       "GET",
       "/v1/topics/nope/partitions/0/records?offset=0",

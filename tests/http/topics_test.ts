@@ -22,6 +22,7 @@ Deno.test("topic routes: create, list, describe, alter, delete", async () => {
     logStartOffset: 0,
     highWatermark: 0,
     logEndOffset: 0,
+    logFailure: null,
   });
 
   res = await t.call("POST", "/v1/topics", { name: "audit" });
@@ -134,6 +135,27 @@ Deno.test("topic routes: a body over max.request.bytes gets 413 RECORD_LIST_TOO_
   assert.equal(res.status, 413);
   assert.equal(res.body.error.code, "RECORD_LIST_TOO_LARGE");
   assert.equal((await t.call("GET", "/v1/topics")).body.topics.length, 0);
+});
+
+Deno.test("topic and group routes: a legal-size body of too many JSON objects gets 413 before it is parsed (issue 14)", async () => {
+  await using t = await openTestBroker();
+  // 4 MiB of empty objects, under max.request.bytes: JSON.parse of it held the loop for seconds.
+  const many = `{"name":"many","configs":{"x":[${new Array(1_000_000).fill("{}").join(",")}]}}`;
+  const res = await t.call("POST", "/v1/topics", many, { "content-type": "application/json" });
+  assert.equal(res.status, 413, JSON.stringify(res.body));
+  assert.equal(res.body.error.code, "RECORD_LIST_TOO_LARGE");
+  assert.match(res.body.error.message, /more than 50000 JSON objects and arrays/);
+  assert.equal((await t.call("GET", "/v1/topics")).body.topics.length, 0);
+  const commit = await t.call(
+    "POST",
+    "/v1/groups/g/offsets",
+    `{"offsets":[${new Array(60_000).fill('{"topic":"t","partition":0,"offset":1}').join(",")}]}`,
+    { "content-type": "application/json" },
+  );
+  assert.equal(commit.status, 413, JSON.stringify(commit.body).slice(0, 200));
+  // A body with fewer containers is parsed as before.
+  const ok = await t.call("POST", "/v1/topics", { name: "fine", configs: {} });
+  assert.equal(ok.status, 201);
 });
 
 Deno.test("GET /healthz and /v1/cluster describe the broker", async () => {

@@ -34,13 +34,16 @@ function lossyProxy(target: string, every: number) {
       await res.body?.cancel();
       // Alternately a 503, and a response whose body breaks off (the connection fails).
       if (dropped++ % 2 === 0) return new Response("lost", { status: 503 });
+      // The body ends short of its declared length, so the server drops the connection
+      // (no JS error is raised, so a passing run prints no stack trace).
       return new Response(
         new ReadableStream({
           start(c) {
-            c.error(new Error("connection lost"));
+            c.enqueue(new TextEncoder().encode('{"partition":'));
+            c.close();
           },
         }),
-        { status: 200, headers: { "content-type": "application/json" } },
+        { status: 200, headers: { "content-type": "application/json", "content-length": "64" } },
       );
     }
     return new Response(res.body, { status: res.status, headers: res.headers });

@@ -184,6 +184,17 @@ Deno.test("a batch with a bad CRC is refused with CORRUPT_MESSAGE and nothing is
   assert.equal(b.body.responses[0].partitionResponses[0].baseOffset, 0);
 });
 
+Deno.test("Produce v0-v2 (advertised for librdkafka's compression check) is refused per partition and writes nothing", async () => {
+  await using s = await setup();
+  using conn = await s.connect();
+  const batch = encodeBatch([{ value: new TextEncoder().encode("old format") }]);
+  await write(conn, request(API.Produce, 2, 1, produceBody(batch)));
+  const a = answer((await readFrame(conn))!, API.Produce, 2);
+  const p = a.body.responses[0].partitionResponses[0];
+  assert.equal(p.errorCode, 43, "UNSUPPORTED_FOR_MESSAGE_FORMAT");
+  assert.equal(await s.broker.listOffset("t", 0, "latest"), 0);
+});
+
 Deno.test("hostile frames close only their own connection and write nothing", async (t) => {
   await using s = await setup({ frameTimeoutMs: 300, maxFrameBytes: 1 << 20 });
   using bystander = await s.connect();
@@ -195,7 +206,7 @@ Deno.test("hostile frames close only their own connection and write nothing", as
     ["a negative size", new Uint8Array([0xff, 0xff, 0xff, 0xf0, 1, 2, 3, 4])],
     ["a size over the frame limit", new Uint8Array([0x7f, 0, 0, 0, 0, 0, 0, 0])],
     ["an unknown API key", request(API.ApiVersions, 0, 1, {}).map((b, i) => i === 5 ? 99 : b)],
-    ["an unsupported Produce version", request(API.Produce, 2, 1, produceBody(new Uint8Array(0)))],
+    ["an unsupported Produce version", request(API.Produce, 10, 1, produceBody(new Uint8Array(0)))],
     [
       "a lying record-set length",
       (() => {

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { Controller } from "../../src/broker/controller.ts";
-import { electLeader, resignLeader } from "../../src/broker/election.ts";
+import { electLeader, fenceFromIsr, resignLeader } from "../../src/broker/election.ts";
 import { ClusterStore } from "../../src/coordination/cluster.ts";
 import { LeaseStore } from "../../src/coordination/leases.ts";
 import { PartitionStateStore } from "../../src/coordination/partition_states.ts";
@@ -102,12 +102,13 @@ Deno.test("controller: elects a new leader when the leader's heartbeat stops, on
   await cluster.heartbeat(regs[2]);
   const led = before.filter((p) => p.leader === 1).length;
   assert.ok(led > 0);
-  assert.equal(await c2.tick(), led);
+  // Partitions broker 1 led get a new leader; the others lose it from their ISR at once.
+  assert.equal(await c2.tick(), before.length);
   assert.equal(await c2.tick(), 0, "an election happens once");
   const after = (await topics.get("t"))!.partitions;
   for (const [i, p] of after.entries()) {
     if (before[i].leader !== 1) {
-      assert.deepEqual(p, before[i]);
+      assert.deepEqual(p, { ...before[i], isr: before[i].isr.filter((id) => id !== 1) });
       continue;
     }
     assert.notEqual(p.leader, 1);
@@ -116,6 +117,10 @@ Deno.test("controller: elects a new leader when the leader's heartbeat stops, on
     assert.equal(p.isr.includes(p.leader), true);
   }
   assert.ok(lines.some((l) => /elected broker \d leader of t-\d/.test(l)));
+  assert.ok(
+    lines.some((l) => /fenced broker\(s\) 1 out of the isr of t-\d/.test(l)),
+    lines.join("\n"),
+  );
 
   // A leader change the controller did not expect (a concurrent write) is not overwritten.
   const p0 = after[0];
@@ -147,4 +152,12 @@ Deno.test("rill broker/follower replication flags: timeouts for tests, the obser
     () => parseBrokerArgs(["--session-timeout-ms", "soon"]),
     /--session-timeout-ms must be a positive integer of milliseconds, got "soon"/,
   );
+});
+
+Deno.test("fenceFromIsr() drops brokers whose session expired from a live leader's ISR, keeps the epoch", () => {
+  const p = { partition: 0, leader: 1, replicas: [1, 2, 3], isr: [1, 2, 3], leaderEpoch: 4 };
+  assert.deepEqual(fenceFromIsr(p, new Set([1, 2])), { ...p, isr: [1, 2] });
+  assert.equal(fenceFromIsr(p, new Set([1, 2, 3])), null, "nobody to fence");
+  assert.equal(fenceFromIsr(p, new Set([2, 3])), null, "a dead leader is electLeader's case");
+  assert.deepEqual(fenceFromIsr({ ...p, isr: [1] }, new Set([1])), null);
 });

@@ -5,7 +5,7 @@
  * after it (no broker is found dead because nobody could heartbeat, so no leader changes;
  * one leader per partition and epoch; committed offsets are still there); a group consumer
  * keeps its partitions and goes on reading (its heartbeats need no KV while nothing changes);
- * each broker logs the outage once, and /healthz shows it while it lasts.
+ * each broker logs the outage once, and /healthz and /metrics show it while it lasts.
  */
 import assert from "node:assert/strict";
 import { Transport } from "../../src/client/transport.ts";
@@ -117,6 +117,10 @@ Deno.test("a 20 s outage of the hosted KV: produce and fetch go on, nothing is d
       "/healthz to show the outage on every broker",
       OUTAGE_MS - 2000,
     );
+    const metrics = await (await fetch(`${cluster.url(1)}/metrics`, {
+      signal: AbortSignal.timeout(10_000),
+    })).text();
+    assert.match(metrics, /^rill_kv_reachable 0$/m, "/metrics shows the outage");
     const ackedAtOutage = total(acked);
     const readAtOutage = total(read);
     const groupReadAtOutage = member.handled.length;

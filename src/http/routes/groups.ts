@@ -12,7 +12,7 @@
  * DELETE /{group}/members/{id}           204 | 404 GROUP_ID_NOT_FOUND | 409 UNKNOWN_MEMBER_ID
  * POST   /{group}/offsets                {"memberId"?,"generation"?,"offsets":[{"topic","partition","offset","metadata"?}]}
  *                                        → 200 {"offsets":[{"topic","partition","offset"}]}
- * GET    /{group}/offsets                {"offsets":[{"topic","partition","offset","metadata","logEndOffset","lag"}],"totalLag"}
+ * GET    /{group}/offsets                {"offsets":[{"topic","partition","offset","metadata","logEndOffset","lag","logEndOffsetAgeMs"}],"totalLag"}
  * POST   /{group}/offsets/reset          {"topic","to":"earliest"|"latest"|{"offset"}|{"timestamp"},"partitions"?}
  *                                        → 200 {"offsets":[…]} | 409 NON_EMPTY_GROUP
  * ```
@@ -90,6 +90,11 @@ export interface GroupRouteDeps {
   logStartOffset(topic: string, partition: number): Promise<number> | number;
   /** a partition's log end offset (for lag and resets) */
   logEndOffset(topic: string, partition: number): Promise<number> | number;
+  /** the log end offset for lag from any broker, with its age (null: unknown) */
+  lagEndOffset?(
+    topic: string,
+    partition: number,
+  ): Promise<{ offset: number; ageMs: number } | null>;
   /** the first offset whose timestamp is >= ts, or null when there is none */
   offsetForTimestamp(topic: string, partition: number, ts: number): Promise<number | null>;
   /** member liveness kept by the broker (quiet heartbeats need no KV); optional */

@@ -26,7 +26,6 @@
  * @module
  */
 import { Hono } from "hono";
-import type { Context } from "hono";
 import type { Broker } from "../../broker/broker.ts";
 import type { FetchResult } from "../../broker/replica.ts";
 import type { BrokerConfig } from "../../broker/config.ts";
@@ -34,15 +33,14 @@ import { validateTopicName } from "../../coordination/topics.ts";
 import { RillError } from "../../protocol/errors.ts";
 import { authorize, requireTrustedReplica } from "../auth.ts";
 import { onError } from "../errors.ts";
+import { acksQuery, intQuery, offsetQuery, partitionParam, readBodyBytes } from "../params.ts";
 import {
-  acksQuery,
-  intQuery,
-  offsetQuery,
-  partitionParam,
-  readBodyBytes,
-  readJsonObject,
-} from "../params.ts";
-import { batchesToJson, parseJsonRecords, parseNdjsonRecords } from "../record_json.ts";
+  jsonRecordsWithin,
+  offsetsToJson,
+  parseJsonRecords,
+  parseNdjsonRecords,
+} from "../record_json.ts";
+import { TimeSlice } from "../../broker/time_slice.ts";
 import { sseResponse } from "../sse.ts";
 import type { ReadBufferPool } from "../../broker/read_buffers.ts";
 import type { ReadBuffer } from "../../storage/segment.ts";
@@ -50,7 +48,7 @@ import type { ReadBuffer } from "../../storage/segment.ts";
 /** The media type of raw RecordBatch v2 bodies. */
 export const BATCH_MEDIA_TYPE = "application/vnd.rill.batch";
 
-const strictDecoder = new TextDecoder("utf-8", { fatal: true });
+const JSON_TYPE = { "content-type": "application/json" };
 
 /**
  * A fetch's size and wait parameters (`maxBytes`, `maxWaitMs`, `minBytes`), checked and
@@ -230,11 +228,16 @@ export function recordRoutes(broker: Broker): Hono {
         `Query parameter "partition" applies only to ${BATCH_MEDIA_TYPE} bodies; set "partition" on each record`,
       );
     }
+    // Parsed record by record in turns of a few ms, so a body of many small records cannot
+    // hold the event loop (heartbeats, /healthz) for long: see time_slice.ts.
+    const slice = new TimeSlice();
     let records;
     if (type.startsWith("application/x-ndjson") || type.startsWith("application/ndjson")) {
-      records = parseNdjsonRecords(await readText(c, cfg.maxRequestBytes));
+      const body = await readBodyBytes(c, cfg.maxRequestBytes);
+      records = await parseNdjsonRecords(body, cfg.maxRequestRecords, slice);
     } else if (type.startsWith("application/json")) {
-      records = parseJsonRecords(await readJsonObject(c, cfg.maxRequestBytes));
+      const body = await readBodyBytes(c, cfg.maxRequestBytes);
+      records = await parseJsonRecords(body, cfg.maxRequestRecords, slice);
     } else {
       throw new RillError(
         "UNSUPPORTED_MEDIA_TYPE",
@@ -245,7 +248,7 @@ export function recordRoutes(broker: Broker): Hono {
     }
     const offsets = await broker.produceRecords(topic, records, acks);
     if (offsets === null) return c.body(null, 204);
-    return c.json({ offsets });
+    return c.body(`{"offsets":${await offsetsToJson(offsets, slice)}}`, 200, JSON_TYPE);
   });
 
   app.get("/:topic/partitions/:partition/records", async (c) => {
@@ -304,13 +307,17 @@ export function recordRoutes(broker: Broker): Hono {
       );
     }
     const result = await broker.fetch(topic, partition, offset, { maxBytes, maxWaitMs, minBytes });
-    const nextOffset = Math.max(offset, result.nextOffset);
-    return c.json({
-      records: batchesToJson(result.bytes, offset, forceBase64),
-      nextOffset,
-      highWatermark: result.highWatermark,
-      logStartOffset: result.logStartOffset,
-    });
+    // The JSON answer stays within maxBytes (but for its first record): records left out of
+    // it are fetched next, from nextOffset.
+    const records = jsonRecordsWithin(result.bytes, offset, maxBytes, forceBase64);
+    const nextOffset = records.count > 0 && records.nextOffset < result.nextOffset
+      ? records.nextOffset
+      : Math.max(offset, result.nextOffset);
+    return c.body(
+      `{"records":${records.text},"nextOffset":${nextOffset},"highWatermark":${result.highWatermark},"logStartOffset":${result.logStartOffset}}`,
+      200,
+      JSON_TYPE,
+    );
   });
 
   app.get("/:topic/partitions/:partition/epoch-end-offset", async (c) => {
@@ -343,13 +350,4 @@ export function recordRoutes(broker: Broker): Hono {
   });
 
   return app;
-}
-
-async function readText(c: Context, maxBytes: number): Promise<string> {
-  const bytes = await readBodyBytes(c, maxBytes);
-  try {
-    return strictDecoder.decode(bytes);
-  } catch {
-    throw new RillError("INVALID_REQUEST", "The request body is not valid UTF-8");
-  }
 }

@@ -12,7 +12,8 @@
  * ```
  *
  * A description: `{"name","topicId","replicationFactor","configs","partitions":[{"partition",
- * "leader","replicas","isr","leaderEpoch","logStartOffset","highWatermark","logEndOffset"}]}`;
+ * "leader","replicas","isr","leaderEpoch","logStartOffset","highWatermark","logEndOffset",
+ * "logFailure"}]}` (`logFailure`: why this broker's log of the partition failed, else null);
  * the offsets are those of this broker's replica (null where it hosts none): a follower's
  * lag behind its leader shows as the difference of their logEndOffsets.
  *
@@ -71,6 +72,7 @@ export function describeJson(d: TopicDescription): Record<string, unknown> {
       logStartOffset: d.offsets[i]?.logStartOffset ?? null,
       highWatermark: d.offsets[i]?.highWatermark ?? null,
       logEndOffset: d.offsets[i]?.logEndOffset ?? null,
+      logFailure: d.offsets[i]?.logFailure ?? null,
     })),
   };
 }

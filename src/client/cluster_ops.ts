@@ -1,0 +1,160 @@
+/**
+ * The client side of the cluster's balancing operations (`/v1/cluster/…`): preferred
+ * leader election, rebalance plans (dry run or executed), decommissioning a broker, and
+ * the balance and move status. `rill cluster …` uses it. Get one from `rill.cluster()`.
+ *
+ * @module
+ */
+import { RillError } from "../protocol/errors.ts";
+import type { Transport } from "./transport.ts";
+
+/** Per broker: replicas, preferred leaderships and bytes. */
+export interface BrokerLoad {
+  /** the broker id */
+  id: number;
+  /** replicas held */
+  replicas: number;
+  /** partitions whose preferred leader it is */
+  preferredLeaders: number;
+  /** bytes of the partitions it holds (the leaders' latest reported sizes) */
+  bytes: number;
+}
+
+/** A partition move. */
+export interface PartitionMove {
+  /** the topic */
+  topic: string;
+  /** the partition */
+  partition: number;
+  /** the replicas it ends with, preferred leader first */
+  replicas: number[];
+}
+
+/** A rebalance or decommission plan. */
+export interface MovePlanResult {
+  /** the moves */
+  moves: PartitionMove[];
+  /** load per broker now */
+  before: BrokerLoad[];
+  /** load per broker once the moves are done */
+  after: BrokerLoad[];
+  /** whether the controller runs it (false: dry run) */
+  executed: boolean;
+}
+
+/** A preferred leader election's outcome. */
+export interface ElectLeadersResult {
+  /** partitions whose leadership moved back to the preferred leader */
+  elected: { topic: string; partition: number; leader: number; leaderEpoch: number }[];
+  /** partitions whose preferred leader cannot lead now (dead, out of the ISR, moving) */
+  notEligible: { topic: string; partition: number; preferred: number; leader: number }[];
+}
+
+/** The cluster's balance and moves. */
+export interface ClusterStatus {
+  /** per broker */
+  brokers: (BrokerLoad & {
+    alive: boolean;
+    rack: string | null;
+    leaders: number;
+    decommissioned: boolean;
+    safeToStop: boolean;
+  })[];
+  /** partitions moving now */
+  moving: {
+    topic: string;
+    partition: number;
+    replicas: number[];
+    target: number[];
+    isr: number[];
+  }[];
+  /** moves planned, not started */
+  pending: number;
+  /** the current plan */
+  plan: { kind: string; total: number; createdMs: number } | null;
+  /** partitions not led by their preferred leader */
+  nonPreferredLeaders: number;
+  /** partitions with fewer in-sync replicas than replicas */
+  underReplicated: number;
+  /** partitions whose size no leader has reported yet (counted as 0 bytes) */
+  unknownSizes: number;
+}
+
+function malformed(what: string): RillError {
+  return new RillError("UNKNOWN_SERVER_ERROR", `The broker's answer to ${what} is malformed`);
+}
+
+/**
+ * Balancing operations.
+ *
+ * @example
+ * ```ts
+ * const plan = await rill.cluster().rebalance({ execute: false });
+ * console.log(plan.moves.length, "moves");
+ * ```
+ */
+export class ClusterOperations {
+  readonly #t: Transport;
+
+  /** @param transport the client's transport */
+  constructor(transport: Transport) {
+    this.#t = transport;
+  }
+
+  /**
+   * Moves leadership back to preferred leaders wherever they are alive and in sync.
+   *
+   * @param topic only this topic (default: all)
+   * @returns what moved and what could not
+   */
+  async electLeaders(topic?: string): Promise<ElectLeadersResult> {
+    const body = await this.#t.json<ElectLeadersResult>("POST", "/v1/cluster/elect-leaders", {
+      json: topic === undefined ? {} : { topic },
+    });
+    if (!body || !Array.isArray(body.elected)) throw malformed("POST /v1/cluster/elect-leaders");
+    return body;
+  }
+
+  /**
+   * Plans a rebalance; with `execute`, the controller carries it out.
+   *
+   * @param options `execute` (default false: a dry run)
+   * @returns the plan
+   */
+  async rebalance(options: { execute?: boolean } = {}): Promise<MovePlanResult> {
+    const body = await this.#t.json<MovePlanResult>("POST", "/v1/cluster/rebalance", {
+      json: { execute: options.execute ?? false },
+    });
+    if (!body || !Array.isArray(body.moves)) throw malformed("POST /v1/cluster/rebalance");
+    return body;
+  }
+
+  /**
+   * Decommissions a broker: every replica moves off it.
+   *
+   * @param brokerId the broker
+   * @param options `execute` (default true)
+   * @returns the plan
+   */
+  async decommission(
+    brokerId: number,
+    options: { execute?: boolean } = {},
+  ): Promise<MovePlanResult> {
+    const body = await this.#t.json<MovePlanResult>("POST", "/v1/cluster/decommission", {
+      json: { brokerId, execute: options.execute ?? true },
+    });
+    if (!body || !Array.isArray(body.moves)) throw malformed("POST /v1/cluster/decommission");
+    return body;
+  }
+
+  /**
+   * The cluster's balance and move progress.
+   *
+   * @returns the status
+   */
+  async status(): Promise<ClusterStatus> {
+    const body = await this.#t.json<ClusterStatus>("GET", "/v1/cluster/status");
+    if (!body || !Array.isArray(body.brokers)) throw malformed("GET /v1/cluster/status");
+    return body;
+  }
+}

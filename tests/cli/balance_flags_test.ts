@@ -1,0 +1,53 @@
+import assert from "node:assert/strict";
+import { parseReplicationArgs } from "../../src/cli/broker_replication.ts";
+import { UsageError } from "../../src/cli/common.ts";
+import { run as clusterCli } from "../../src/cli/cluster.ts";
+
+Deno.test("rill broker: the balancing flags set the broker config and the rack", () => {
+  const r = parseReplicationArgs({
+    "auto-leader-rebalance-enable": "false",
+    "leader-imbalance-per-broker-percentage": "25",
+    "leader-imbalance-check-interval-seconds": "2",
+    "replica-replacement-delay-ms": "5000",
+    "replication-throttle-bytes": "1048576",
+    "max-concurrent-moves": "3",
+    rack: "eu-1a",
+  });
+  assert.deepEqual(r.config, {
+    autoLeaderRebalanceEnable: false,
+    leaderImbalancePerBrokerPercentage: 25,
+    leaderImbalanceCheckIntervalMs: 2000,
+    replicaReplacementDelayMs: 5000,
+    replicationThrottleBytes: 1048576,
+    maxConcurrentMoves: 3,
+  });
+  assert.equal(r.rack, "eu-1a");
+});
+
+Deno.test("rill broker: bad balancing flags are usage errors", () => {
+  for (
+    const bad of [
+      { "auto-leader-rebalance-enable": "yes" },
+      { "leader-imbalance-per-broker-percentage": "101" },
+      { "leader-imbalance-check-interval-seconds": "0" },
+      { "replica-replacement-delay-ms": "-1" },
+      { "replication-throttle-bytes": "1.5" },
+      { "max-concurrent-moves": "0" },
+      { rack: "has space" },
+    ]
+  ) {
+    assert.throws(() => parseReplicationArgs(bad), UsageError, JSON.stringify(bad));
+  }
+});
+
+Deno.test("rill cluster: bad command lines are usage errors before any request", async () => {
+  const io = {
+    out: () => Promise.resolve(),
+    err: () => Promise.resolve(),
+    stdin: () => new ReadableStream<Uint8Array>(),
+  };
+  const url = ["--broker", "http://127.0.0.1:9"];
+  await assert.rejects(clusterCli(["rebalance", "--dry-run", "--execute", ...url], io), UsageError);
+  await assert.rejects(clusterCli(["decommission", ...url], io), /needs --id/);
+  await assert.rejects(clusterCli(["shrink", ...url], io), /Unknown subcommand/);
+});
