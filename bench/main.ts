@@ -16,6 +16,7 @@ const SUITES: Record<string, () => Promise<Suite>> = {
   replication: () => import("./replication_bench.ts"),
   rebalance: () => import("./rebalance_bench.ts"),
   streams: () => import("./streams_bench.ts"),
+  fetch: () => import("./fetch_bench.ts"),
   hostile: () => import("./hostile_bench.ts"),
   faults: () => import("./fault_bench.ts"),
   metrics: () => import("./metrics_bench.ts"),

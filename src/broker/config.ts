@@ -52,6 +52,9 @@ export interface BrokerConfig {
   replicaFetchMaxWaitMs: number;
   /** the most bytes a follower's fetch asks for; 8 MiB */
   replicaFetchMaxBytes: number;
+  /** followers fetch all the partitions of a leader with one request (`POST /v1/fetch`);
+   * true (false: one long poll per partition, as before) */
+  replicaFetchSessions: boolean;
   /** how often the controller checks leaders (and renews its lease); 500 ms */
   controllerIntervalMs: number;
   /** how long an `acks=all` produce waits for the ISR (Kafka's request.timeout.ms); 30 s */
@@ -94,6 +97,7 @@ export const DEFAULT_BROKER_CONFIG: Readonly<BrokerConfig> = Object.freeze({
   replicaLagTimeMaxMs: 10_000,
   replicaFetchMaxWaitMs: 500,
   replicaFetchMaxBytes: 8 * 1024 * 1024,
+  replicaFetchSessions: true,
   controllerIntervalMs: 500,
   ackTimeoutMs: 30_000,
   autoLeaderRebalanceEnable: true,

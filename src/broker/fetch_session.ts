@@ -92,6 +92,8 @@ export interface PartitionFetchResult {
   topic: string;
   /** the partition */
   partition: number;
+  /** the offset the request asked for (records below it in the first batch are not wanted) */
+  fetchOffset: number;
   /** whole batches (the first may start before the offset asked); empty on error */
   bytes: Uint8Array;
   /** the offset to fetch next (≥ the offset asked) */
@@ -476,6 +478,7 @@ export class FetchSessions {
         result = {
           topic: slot.topic,
           partition: slot.partition,
+          fetchOffset: slot.offset,
           bytes: read.bytes,
           nextOffset: Math.max(slot.offset, read.nextOffset),
           highWatermark: read.highWatermark,
@@ -492,6 +495,7 @@ export class FetchSessions {
         result = {
           topic: slot.topic,
           partition: slot.partition,
+          fetchOffset: slot.offset,
           bytes: EMPTY,
           nextOffset: slot.offset,
           highWatermark: -1,

@@ -81,10 +81,38 @@ export class LeaderConnection {
    * @returns status, headers and body (a view valid until the next request)
    * @throws {Error} when the leader cannot be reached or the connection breaks
    */
-  async get(pathAndQuery: string, headers: Record<string, string>): Promise<LeaderResponse> {
-    let head = `GET ${pathAndQuery} HTTP/1.1\r\nhost: ${this.#host}\r\n`;
+  get(pathAndQuery: string, headers: Record<string, string>): Promise<LeaderResponse> {
+    return this.send("GET", pathAndQuery, headers);
+  }
+
+  /**
+   * Sends a request (a GET, or a POST with a body, e.g. a multi-partition fetch) and reads
+   * the whole response. Retried once on a new connection when the kept-alive one had gone
+   * stale before any byte of the answer.
+   *
+   * @param method the HTTP method
+   * @param pathAndQuery the path with its query string
+   * @param headers request headers
+   * @param body the request body
+   * @returns status, headers and body (a view valid until the next request)
+   * @throws {Error} when the leader cannot be reached or the connection breaks
+   */
+  async send(
+    method: string,
+    pathAndQuery: string,
+    headers: Record<string, string>,
+    body?: Uint8Array,
+  ): Promise<LeaderResponse> {
+    let head = `${method} ${pathAndQuery} HTTP/1.1\r\nhost: ${this.#host}\r\n`;
     for (const k in headers) head += `${k}: ${headers[k]}\r\n`;
-    const request = encoder.encode(head + "\r\n");
+    if (body !== undefined) head += `content-length: ${body.length}\r\n`;
+    const headBytes = encoder.encode(head + "\r\n");
+    let request = headBytes;
+    if (body !== undefined) {
+      request = new Uint8Array(headBytes.length + body.length);
+      request.set(headBytes);
+      request.set(body, headBytes.length);
+    }
     const reused = this.#conn !== null;
     try {
       return await this.#exchange(request);

@@ -38,13 +38,14 @@ import { LOG_OVERHEAD, readBatchHeader } from "../protocol/record_batch.ts";
 import type { Replica } from "./replica.ts";
 import { LeaderConnection } from "./replica_client.ts";
 import { fillOffsetGaps } from "./follower_gaps.ts";
+import type { LeaderFetcher } from "./leader_fetcher.ts";
 import type { ReplicationThrottle } from "./replication_throttle.ts";
 
 const BATCH_MEDIA_TYPE = "application/vnd.rill.batch";
 const decoder = new TextDecoder();
 
 /** A leader's answer, however it was read. */
-interface Answer {
+export interface Answer {
   status: number;
   header: (name: string) => string | null;
   body: Uint8Array;
@@ -75,6 +76,11 @@ export interface ReplicaFetcherOptions {
   /** extra headers for requests to the leader (e.g. credentials) */
   headers?: () => Record<string, string>;
   /**
+   * the leader's fetch session shared by all partitions this broker copies from it
+   * (leader_fetcher.ts): one request per leader; absent, this fetcher polls on its own
+   */
+  shared?: LeaderFetcher;
+  /**
    * the replication throttle while this replica is moving here (not in the ISR yet), else
    * null (replication_throttle.ts)
    */
@@ -102,10 +108,33 @@ export class ReplicaFetcher {
   #connOrigin = "";
   /** fetches answered since start (for tests and metrics) */
   fetches = 0;
+  /** shared fetching: whether the log was checked against the leader under this epoch */
+  #truncated: boolean;
+  #failures = 0;
+  /** shared fetching: no fetch before this time (backoff) */
+  retryAt = 0;
+  /** shared fetching: the append or error handling in progress */
+  #busy: Promise<void> = Promise.resolve();
 
   /** @param opts the replica, the leader and the fetch settings */
   constructor(opts: ReplicaFetcherOptions) {
     this.#o = opts;
+    this.#truncated = opts.observer;
+  }
+
+  /** The local replica. */
+  get replica(): Replica {
+    return this.#o.replica;
+  }
+
+  /** Whether it copies as an observer (committed batches only, no replica id). */
+  get observer(): boolean {
+    return this.#o.observer;
+  }
+
+  /** Whether it was stopped. */
+  get stopped(): boolean {
+    return this.#abort.signal.aborted;
   }
 
   /** The leader epoch this fetcher follows. */
@@ -120,6 +149,10 @@ export class ReplicaFetcher {
 
   /** Starts the copy loop. */
   start(): void {
+    if (this.#o.shared) {
+      this.#o.shared.add(this);
+      return;
+    }
     this.#done = this.#run().catch((e) => {
       if (!this.#abort.signal.aborted) this.#o.log(`replica fetcher stopped: ${e}`);
     });
@@ -132,6 +165,11 @@ export class ReplicaFetcher {
    */
   async stop(): Promise<void> {
     this.#abort.abort();
+    if (this.#o.shared) {
+      this.#o.shared.remove(this);
+      await this.#busy;
+      return;
+    }
     // Closing the connection ends a long poll in progress.
     this.#conn?.close();
     await this.#done;
@@ -183,6 +221,73 @@ export class ReplicaFetcher {
   }
 
   /**
+   * Shared fetching, before this partition joins a request: checks the log against the
+   * leader once per epoch (truncation), through the shared connection's `request`.
+   *
+   * @param url the leader's URL
+   * @param request sends a GET to the leader
+   * @returns false when the partition must sit this round out (it failed and backs off)
+   */
+  async prepare(url: string, request: (url: string) => Promise<Answer>): Promise<boolean> {
+    if (this.#truncated) return true;
+    try {
+      await this.#truncate(url, request);
+      this.#truncated = true;
+      return true;
+    } catch (e) {
+      await this.#handle(e);
+      return false;
+    }
+  }
+
+  /**
+   * Shared fetching: this partition's answer, appended before the next request.
+   *
+   * @param offset the fetch offset sent
+   * @param bytes the batches (a view valid until the next request)
+   * @param hw the leader's high watermark
+   */
+  apply(offset: number, bytes: Uint8Array, hw: number): Promise<void> {
+    this.#busy = this.#append(offset, bytes, hw).then(() => {
+      this.#failures = 0;
+    }, (e) => this.#handle(e));
+    return this.#busy;
+  }
+
+  /**
+   * Shared fetching: this partition's error (from its answer, or its truncation): restart
+   * behind the leader's log start, truncate again, or back off and look up the metadata.
+   *
+   * @param e the error
+   */
+  failed(e: unknown): Promise<void> {
+    this.#busy = this.#handle(e);
+    return this.#busy;
+  }
+
+  async #handle(e: unknown): Promise<void> {
+    const o = this.#o;
+    const r = o.replica;
+    if (this.stopped || r.closing) return;
+    if (await this.#restartIfBehindLeaderStart(e)) {
+      this.#truncated = true;
+      this.#failures = 0;
+      return;
+    }
+    this.#failures++;
+    if (e instanceof RillError) {
+      if (e.code === "OFFSET_OUT_OF_RANGE" && !o.observer) this.#truncated = false;
+      else if (e.code !== "BROKER_NOT_AVAILABLE") o.onStale();
+      if (this.#failures === 1 || this.#failures % 50 === 0) {
+        o.log(`fetching ${r.name} from broker ${o.leaderId}: ${e.code}: ${e.message}`);
+      }
+    } else if (this.#failures === 1 || this.#failures % 50 === 0) {
+      o.log(`fetching ${r.name} from broker ${o.leaderId} failed: ${e}`);
+    }
+    this.retryAt = Date.now() + Math.min(500, 50 * this.#failures);
+  }
+
+  /**
    * One GET to the leader: over this fetcher's kept-alive connection for an `http:` leader
    * (replica_client.ts), through `fetch()` otherwise.
    *
@@ -224,12 +329,15 @@ export class ReplicaFetcher {
     return answer;
   }
 
-  async #truncate(url: string): Promise<void> {
+  async #truncate(
+    url: string,
+    request: (url: string) => Promise<Answer> = (u) => this.#request(u),
+  ): Promise<void> {
     const r = this.#o.replica;
     const leo = r.logEndOffset;
     const latest = r.log.latestEpoch();
     if (leo === r.logStartOffset) return;
-    const res = await this.#request(
+    const res = await request(
       `${url}${partitionPath(r)}/epoch-end-offset?epoch=${latest}`,
     );
     const body = JSON.parse(decoder.decode(res.body)) as {
@@ -290,8 +398,12 @@ export class ReplicaFetcher {
     }
     const res = await this.#request(`${url}${partitionPath(r)}/records?${q}`);
     // A view of the connection's buffer: appended (awaited) before the next request.
-    let bytes = res.body;
-    const hw = Number(res.header("rill-high-watermark"));
+    await this.#append(offset, res.body, Number(res.header("rill-high-watermark")));
+  }
+
+  async #append(offset: number, bytes: Uint8Array, hw: number): Promise<void> {
+    const r = this.#o.replica;
+    const throttle = this.#o.throttle?.() ?? null;
     if (this.#abort.signal.aborted || r.closing) return;
     this.fetches++;
     // A fetch starts at the batch holding `offset`; skip a batch we already have.
@@ -303,11 +415,11 @@ export class ReplicaFetcher {
     // A compacted leader log has offset gaps; the follower's log takes contiguous batches.
     const contiguous = fillOffsetGaps(bytes, offset, r.log.latestEpoch());
     await r.appendAsFollower(contiguous, Number.isSafeInteger(hw) ? hw : 0);
-    if (throttle && res.body.length > 0) {
-      const wait = throttle.take(res.body.length);
+    if (throttle && bytes.length > 0) {
+      const wait = throttle.take(bytes.length);
       if (wait > 0) await this.#sleep(wait);
     }
-    if (contiguous.length > 0) o.onCopied?.(contiguous.length);
+    if (contiguous.length > 0) this.#o.onCopied?.(contiguous.length);
   }
 
   #sleep(ms: number): Promise<void> {

@@ -5,7 +5,9 @@
  *   names this broker, else follower of the named leader; an observer broker copies as an
  *   observer); a new leader epoch or leader switches it (become leader: serve with the new
  *   epoch; become follower: stop, truncate against the new leader, fetch);
- * - one {@linkcode ReplicaFetcher} per follower replica;
+ * - one {@linkcode ReplicaFetcher} per follower replica; with `replicaFetchSessions` (default)
+ *   they share one {@linkcode LeaderFetcher} per leader broker: one fetch per leader for all
+ *   the partitions copied from it;
  * - ISR changes the leaders propose are written to KV with a check on the partition state
  *   (leader and epoch unchanged), as Kafka's AlterPartition;
  * - periodically, leaders look for followers that fell behind `replica.lag.time.max.ms`.
@@ -18,6 +20,7 @@ import type { BrokerConfig } from "./config.ts";
 import type { TopicState } from "./local_topics.ts";
 import type { Replica } from "./replica.ts";
 import { ReplicaFetcher } from "./replica_fetcher.ts";
+import { LeaderFetcher } from "./leader_fetcher.ts";
 import { ReplicationThrottle } from "./replication_throttle.ts";
 import { RillError } from "../protocol/errors.ts";
 
@@ -62,6 +65,7 @@ interface Assignment {
 export class ReplicationManager {
   readonly #o: ReplicationOptions;
   readonly #assigned = new Map<Replica, Assignment>();
+  readonly #leaders = new Map<number, LeaderFetcher>();
   #urls = new Map<number, string>();
   #closed = false;
   #enabled = false;
@@ -141,6 +145,11 @@ export class ReplicationManager {
               },
               log: this.#o.log,
               headers: () => this.requestHeaders,
+              // A replica moving here (throttled) copies on its own, so its throttle never
+              // holds up the other partitions of the leader's shared fetch.
+              shared: this.#o.config.replicaFetchSessions && !this.#moving.has(r)
+                ? this.#leaderFetcher(p.leader)
+                : undefined,
               throttle: () => this.#moving.has(r) ? this.#throttle : null,
             });
             next.fetcher.start();
@@ -188,6 +197,31 @@ export class ReplicationManager {
     const all = [...this.#assigned.values()];
     this.#assigned.clear();
     await Promise.all(all.map((a) => a.fetcher?.stop()));
+    const leaders = [...this.#leaders.values()];
+    this.#leaders.clear();
+    await Promise.all(leaders.map((l) => l.close()));
+  }
+
+  /** The shared fetch loop of a leader (created on first use). */
+  #leaderFetcher(leaderId: number): LeaderFetcher {
+    let l = this.#leaders.get(leaderId);
+    if (l === undefined) {
+      l = new LeaderFetcher({
+        leaderId,
+        brokerId: this.#o.brokerId,
+        leaderUrl: (id) => this.#leaderUrl(id),
+        maxWaitMs: this.#o.config.replicaFetchMaxWaitMs,
+        maxBytes: this.#o.config.replicaFetchMaxBytes,
+        onStale: () => {
+          this.#urls = new Map();
+          this.#o.refresh();
+        },
+        log: this.#o.log,
+        headers: () => this.requestHeaders,
+      });
+      this.#leaders.set(leaderId, l);
+    }
+    return l;
   }
 
   async #leaderUrl(id: number): Promise<string | null> {

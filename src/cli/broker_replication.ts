@@ -17,6 +17,7 @@ export const REPLICATION_OPTIONS = {
   "metadata-poll-ms": { type: "string" },
   "retention-check-ms": { type: "string" },
   "log-cleaner-backoff-ms": { type: "string" },
+  "replica-fetch": { type: "string" },
   "auto-leader-rebalance-enable": { type: "string" },
   "leader-imbalance-per-broker-percentage": { type: "string" },
   "leader-imbalance-check-interval-seconds": { type: "string" },
@@ -36,6 +37,8 @@ export const REPLICATION_HELP =
   --metadata-poll-ms N       how often metadata changes are polled (default 1000)
   --retention-check-ms N     how often retention is applied to every log (default 60000)
   --log-cleaner-backoff-ms N  the pause between compaction passes (default 15000)
+  --replica-fetch session|partition  one fetch per leader for all copied partitions
+                             (default session), or one long poll per partition
   --rack NAME                the rack (zone) of this broker: replicas spread over racks
   --auto-leader-rebalance-enable true|false  move leadership back to preferred leaders
                              when imbalanced (default true)
@@ -99,6 +102,13 @@ export function parseReplicationArgs(
   if (retentionCheck !== undefined) config.retentionCheckIntervalMs = retentionCheck;
   const cleanerBackoff = ms("log-cleaner-backoff-ms");
   if (cleanerBackoff !== undefined) config.logCleanerBackoffMs = cleanerBackoff;
+  const mode = values["replica-fetch"];
+  if (mode !== undefined) {
+    if (mode !== "session" && mode !== "partition") {
+      throw new UsageError(`--replica-fetch must be "session" or "partition", got "${mode}"`);
+    }
+    config.replicaFetchSessions = mode === "session";
+  }
   const int = (name: string, min: number): number | undefined => {
     const v = values[name];
     if (v === undefined) return undefined;

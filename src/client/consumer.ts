@@ -43,7 +43,7 @@
  */
 import type { Admin } from "./admin.ts";
 import { consumerScopeOwner, runAsConsumer } from "./consumer_scope.ts";
-import { key, newPartitionState, PartitionFetches } from "./consumer_fetches.ts";
+import { key, newPartitionState, PartitionFetches, TURN_RECORDS } from "./consumer_fetches.ts";
 import { GroupSession } from "./consumer_group_session.ts";
 import { deliverBatch, deliverMessages, type DeliveryContext } from "./consumer_delivery.ts";
 import type {
@@ -125,8 +125,18 @@ export class Consumer {
       maxBufferedBatches: options.maxBufferedBatches ?? 2,
       checkCrcs: options.checkCrcs ?? true,
       autoOffsetReset: options.autoOffsetReset ?? "earliest",
+      fetchMaxBytes: options.fetchMaxBytes ?? 8 << 20,
+      fetchSessions: options.fetchSessions ?? true,
     };
-    for (const k of ["maxWaitMs", "minBytes", "maxBytes", "maxBufferedBatches"] as const) {
+    for (
+      const k of [
+        "maxWaitMs",
+        "minBytes",
+        "maxBytes",
+        "maxBufferedBatches",
+        "fetchMaxBytes",
+      ] as const
+    ) {
       const v = opts[k];
       if (!Number.isInteger(v) || v < (k === "maxWaitMs" || k === "minBytes" ? 0 : 1)) {
         throw new RangeError(
@@ -427,6 +437,7 @@ export class Consumer {
         while (
           chunk.index < messages.length && chunk.epoch === state.epoch && this.#f.deliverable(state)
         ) {
+          if (++chunk.turn > TURN_RECORDS && this.#f.yieldTurn(chunk)) break;
           const m = messages[chunk.index++];
           if (!this.#group) {
             state.position = m.offset + 1;
@@ -570,6 +581,7 @@ export class Consumer {
     // A run() loop still finishing the handler that called stop() stays "run", so that a
     // stop() from outside meanwhile still waits for it.
     if (!fromInside || this.#mode !== "run") this.#mode = "idle";
+    if (!fromInside) await this.#f.fetcherStopped;
   }
 
   /**
@@ -628,6 +640,7 @@ export class Consumer {
             busy.resolve();
           }
           if (this.#group && options.eachBatch) await this.#group.commits.maybeCommit();
+          if (chunk.turn >= TURN_RECORDS && this.#f.yieldTurn(chunk)) break;
         }
         this.#f.release(chunk);
       }

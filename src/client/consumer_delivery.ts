@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { Chunk, PartitionFetches } from "./consumer_fetches.ts";
+import { type Chunk, type PartitionFetches, TURN_RECORDS } from "./consumer_fetches.ts";
 import type { GroupSession } from "./consumer_group_session.ts";
 import type { Batch, RunOptions } from "./consumer_types.ts";
 
@@ -61,6 +61,8 @@ export async function deliverMessages(
       c.group.commits.resolved();
       await c.group.commits.maybeCommit();
     }
+    // Bounded work per partition per turn (fairness): the run loop gives the turn away.
+    if (++chunk.turn >= TURN_RECORDS && c.fetches.othersWaiting(state)) return;
   }
 }
 

@@ -10,6 +10,8 @@ import { RillError } from "../protocol/errors.ts";
 import type { Admin } from "./admin.ts";
 import type { ConsumerOptions, TopicPartitionOffset } from "./consumer_types.ts";
 import { fetchPartition } from "./fetcher.ts";
+import { decodePartition } from "./multi_fetch.ts";
+import { SessionFetcher, type SessionFetcherHost } from "./session_fetcher.ts";
 import type { ConsumedMessage } from "./message.ts";
 import { toOffset } from "./offsets.ts";
 import { delay, isRetriable, retryDelay } from "./retry.ts";
@@ -33,6 +35,9 @@ export interface PartitionState {
   assigned: boolean;
   /** a handler call on this partition in progress (groups wait for it before handing over) */
   busy: { promise: Promise<void>; resolve: () => void } | null;
+  /** session fetcher: consecutive failed fetches, and no fetch before this time */
+  failures: number;
+  retryAt: number;
 }
 
 /**
@@ -60,6 +65,8 @@ export function newPartitionState(
     spaceWaiter: null,
     assigned: true,
     busy: null,
+    failures: 0,
+    retryAt: 0,
   };
 }
 
@@ -71,13 +78,30 @@ export interface Chunk {
   messages: ConsumedMessage[];
   highWatermark: number;
   index: number;
+  /** records delivered in this turn (fairness, {@linkcode TURN_RECORDS}) */
+  turn: number;
+  /** put back in the queue by {@linkcode PartitionFetches.yieldTurn}: not released yet */
+  requeued: boolean;
 }
+
+/**
+ * The most records of one partition delivered in a row while other partitions' records wait
+ * (issue 14, D5: a 4,000-record chunk must not hold a quiet partition back).
+ */
+export const TURN_RECORDS = 100;
 
 /** The fetch settings of a consumer (its options with their defaults). */
 export type FetchSettings = Required<
   Pick<
     ConsumerOptions,
-    "maxWaitMs" | "minBytes" | "maxBytes" | "maxBufferedBatches" | "checkCrcs" | "autoOffsetReset"
+    | "maxWaitMs"
+    | "minBytes"
+    | "maxBytes"
+    | "maxBufferedBatches"
+    | "checkCrcs"
+    | "autoOffsetReset"
+    | "fetchMaxBytes"
+    | "fetchSessions"
   >
 >;
 
@@ -107,6 +131,10 @@ export class PartitionFetches {
   readonly #opts: FetchSettings;
   readonly #ready: Chunk[] = [];
   #readyWaiter: (() => void) | null = null;
+  /** one long poll per broker (session_fetcher.ts) while running with `fetchSessions` */
+  #fetcher: SessionFetcher<PartitionState> | null = null;
+  /** settles once the stopped fetcher closed its sessions */
+  fetcherStopped: Promise<void> = Promise.resolve();
 
   /**
    * @param transport the client's transport
@@ -206,6 +234,10 @@ export class PartitionFetches {
   /** Gives the share of the WebSocket connections back once the consumer stopped. */
   #releaseStreams(): void {
     if (this.running) return;
+    if (this.#fetcher !== null) {
+      this.fetcherStopped = this.#fetcher.stop();
+      this.#fetcher = null;
+    }
     this.#streams?.();
     this.#streams = undefined;
   }
@@ -228,6 +260,19 @@ export class PartitionFetches {
     const loop = ++s.loop;
     if (this.paused.has(key(s.topic, s.partition))) return;
     const o = this.#opts;
+    // Fetches go over the client's WebSocket connections while the consumer runs.
+    if (this.running) this.#streams ??= this.#t.useStreams();
+    if (o.fetchSessions && this.running) {
+      // One long poll per broker for all partitions (session_fetcher.ts).
+      this.#fetcher ??= new SessionFetcher(this.#t, {
+        maxWaitMs: o.maxWaitMs,
+        minBytes: o.minBytes,
+        maxBytes: o.maxBytes,
+        fetchMaxBytes: o.fetchMaxBytes,
+      }, this.#fetchHost());
+      this.#fetcher.add(s, loop);
+      return;
+    }
     let failures = 0;
     // Fetches go over the client's WebSocket connections while the consumer runs.
     if (this.running) this.#streams ??= this.#t.useStreams();
@@ -259,6 +304,8 @@ export class PartitionFetches {
             messages: r.messages,
             highWatermark: r.highWatermark,
             index: 0,
+            turn: 0,
+            requeued: false,
           });
           const w = this.#readyWaiter;
           this.#readyWaiter = null;
@@ -322,9 +369,40 @@ export class PartitionFetches {
    *
    * @returns the chunk, or null once stopped
    */
+  /**
+   * Whether records of another partition than `s` wait for delivery.
+   *
+   * @param s the partition being delivered
+   * @returns true if so
+   */
+  othersWaiting(s: PartitionState): boolean {
+    return this.#ready.some((c) => c.state !== s);
+  }
+
+  /**
+   * Ends a chunk's turn when another partition's records wait (fairness: a hot partition's
+   * backlog cannot hold a quiet one back for more than {@linkcode TURN_RECORDS} records): the
+   * chunk goes to the back of the queue, with its partition's later chunks behind it.
+   *
+   * @param chunk the chunk being delivered
+   * @returns true when the turn was given away (do not release the chunk)
+   */
+  yieldTurn(chunk: Chunk): boolean {
+    if (chunk.index >= chunk.messages.length || !this.othersWaiting(chunk.state)) return false;
+    const later = this.#ready.filter((c) => c.state === chunk.state);
+    for (let i = this.#ready.length - 1; i >= 0; i--) {
+      if (this.#ready[i].state === chunk.state) this.#ready.splice(i, 1);
+    }
+    chunk.turn = 0;
+    chunk.requeued = true;
+    this.#ready.push(chunk, ...later);
+    return true;
+  }
+
   nextChunk(): Promise<Chunk | null> | Chunk | null {
     while (this.#ready.length > 0) {
       const c = this.#ready.shift()!;
+      c.requeued = false;
       if (c.epoch === c.state.epoch) return c;
     }
     if (!this.running) return null;
@@ -340,11 +418,95 @@ export class PartitionFetches {
    */
   release(chunk: Chunk): void {
     const s = chunk.state;
-    if (chunk.loop !== s.loop) return;
+    if (chunk.requeued || chunk.loop !== s.loop) return;
     s.buffered--;
     const w = s.spaceWaiter;
     s.spaceWaiter = null;
     w?.();
+    if (s.buffered === this.#opts.maxBufferedBatches - 1) this.#fetcher?.wake();
+  }
+
+  /** What the session fetcher asks of the consumer (session_fetcher.ts). */
+  #fetchHost(): SessionFetcherHost<PartitionState> {
+    const o = this.#opts;
+    return {
+      fetchOffset: (s, token) => {
+        if (!this.running || s.loop !== token) return "gone";
+        if (s.buffered >= o.maxBufferedBatches || Date.now() < s.retryAt) return "skip";
+        return s.fetchOffset;
+      },
+      heldBack: (s) => s.buffered >= o.maxBufferedBatches,
+      deliver: (s, token, answer, offset) => {
+        if (s.loop !== token || !this.running) return; // halted, moved or stopped meanwhile
+        let messages;
+        try {
+          messages = decodePartition(answer, offset, o.checkCrcs);
+        } catch (e) {
+          this.#fetchFailed(s, token, e);
+          return;
+        }
+        s.failures = 0;
+        s.fetchOffset = Math.max(
+          answer.nextOffset,
+          messages.length > 0 ? messages[messages.length - 1].offset + 1 : 0,
+        );
+        if (messages.length === 0) return;
+        s.buffered++;
+        this.#ready.push({
+          state: s,
+          epoch: s.epoch,
+          loop: token,
+          messages,
+          highWatermark: answer.highWatermark,
+          index: 0,
+          turn: 0,
+          requeued: false,
+        });
+        const w = this.#readyWaiter;
+        this.#readyWaiter = null;
+        w?.();
+      },
+      partitionError: (s, token, e) => this.#fetchFailed(s, token, e),
+      fail: (e) => this.fail(e),
+    };
+  }
+
+  /** A partition's fetch error under the session fetcher: reset, back off, or fail. */
+  async #fetchFailed(s: PartitionState, token: number, e: unknown): Promise<void> {
+    const o = this.#opts;
+    let err = e;
+    if (
+      e instanceof RillError && e.code === "OFFSET_OUT_OF_RANGE" && o.autoOffsetReset !== "none"
+    ) {
+      const start = Number(e.details.logStartOffset);
+      const end = Number(e.details.highWatermark);
+      let to = -1;
+      if (Number.isSafeInteger(start) && Number.isSafeInteger(end)) {
+        to = o.autoOffsetReset === "latest" ? end : start;
+      } else {
+        try {
+          to = await this.#admin.fetchOffset(s.topic, s.partition, o.autoOffsetReset);
+        } catch (e2) {
+          err = e2;
+        }
+      }
+      if (to >= 0) {
+        if (s.loop !== token) return;
+        s.fetchOffset = to;
+        s.position = to;
+        this.#fetcher?.wake();
+        return;
+      }
+    }
+    if (s.loop !== token || !this.running) return;
+    if (isRetriable(err) && s.failures < this.#t.retry.retries) {
+      const wait = retryDelay(s.failures++, this.#t.retry);
+      s.retryAt = Date.now() + wait;
+      await delay(wait);
+      this.#fetcher?.wake();
+      return;
+    }
+    this.fail(err);
   }
 
   /**

@@ -38,6 +38,13 @@ export interface ConsumerOptions {
   maxBytes?: number;
   /** fetch results buffered per partition ahead of the application (default 2) */
   maxBufferedBatches?: number;
+  /** the most bytes of one fetch answer over all the partitions of a broker (Kafka's
+   * `fetch.max.bytes`; default 8 MiB; a first batch larger than it still comes whole) */
+  fetchMaxBytes?: number;
+  /** fetch all the partitions a broker serves with one long poll in a fetch session
+   * (`POST /v1/fetch`; default true); false: one long poll per partition (over the
+   * transport's WebSocket connection where it has one) */
+  fetchSessions?: boolean;
   /** check each batch's CRC-32C (default true) */
   checkCrcs?: boolean;
   /** what to do when the position falls outside the log (e.g. deleted by retention), as

@@ -141,6 +141,34 @@ export async function fetchPartition(
   return decodeFetched(topic, partition, offset, bytes, options.checkCrcs, hw, start, next);
 }
 
+/**
+ * Decodes raw RecordBatch v2 bytes of one partition into messages, checking each batch's
+ * CRC-32C, and leaving out the records of the first batch below `offset` (the
+ * multi-partition fetch's answers, multi_fetch.ts).
+ *
+ * @param bytes whole batches
+ * @param topic the topic
+ * @param partition the partition
+ * @param offset the offset fetched from
+ * @param checkCrcs check each batch's CRC-32C
+ * @returns the messages and the offset after the last batch (at least `offset`)
+ * @throws {RillError} CORRUPT_MESSAGE on a bad CRC
+ * @example
+ * ```ts
+ * const { messages, nextOffset } = decodeBatches(bytes, "orders", 0, 42, true);
+ * ```
+ */
+export function decodeBatches(
+  bytes: Uint8Array,
+  topic: string,
+  partition: number,
+  offset: number,
+  checkCrcs: boolean,
+): { messages: ConsumedMessage[]; nextOffset: number } {
+  const r = decodeFetched(topic, partition, offset, bytes, checkCrcs, -1, -1, offset);
+  return { messages: r.messages, nextOffset: r.nextOffset };
+}
+
 /** Checks and decodes the batches of a fetch answer. */
 function decodeFetched(
   topic: string,

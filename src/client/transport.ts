@@ -398,6 +398,61 @@ export class Transport {
     }
   }
 
+  /**
+   * The broker a partition's reads go to: its known leader or the `readFrom` broker, else the
+   * current bootstrap broker (which names the leader in its answer).
+   *
+   * @param topic the topic
+   * @param partition the partition
+   * @returns the broker's base URL
+   */
+  readBase(topic: string, partition: number): string {
+    return this.#routes.base(readRoute(topic, partition)) ?? this.broker;
+  }
+
+  /**
+   * Learns from a partition's error in a multi-partition fetch answer (the same rules as a
+   * single-partition request's NOT_LEADER_OR_FOLLOWER).
+   *
+   * @param topic the topic
+   * @param partition the partition
+   * @param e the partition's error
+   * @param base the broker that answered
+   * @returns true when the partition's reads now go to another broker
+   */
+  learnRead(topic: string, partition: number, e: RillError, base: string): boolean {
+    return this.#routes.learn(readRoute(topic, partition), e, base);
+  }
+
+  /**
+   * Forgets where a partition's reads go (its broker could not be reached).
+   *
+   * @param topic the topic
+   * @param partition the partition
+   */
+  forgetRead(topic: string, partition: number): void {
+    this.#routes.forget(readRoute(topic, partition));
+  }
+
+  /**
+   * Sends one request to a given broker (no leader routing, no retry).
+   *
+   * @param base the broker's base URL
+   * @param method the HTTP method
+   * @param path the path
+   * @param options query, body, headers, signal
+   * @returns the response, body unread
+   * @throws {RillError} the broker's error for a non-2xx answer; BROKER_NOT_AVAILABLE
+   */
+  requestAt(
+    base: string,
+    method: string,
+    path: string,
+    options: RequestOptions = {},
+  ): Promise<Response> {
+    return this.#request(base, method, path, options, base !== this.broker);
+  }
+
   async #request(
     base: string,
     method: string,
@@ -601,6 +656,10 @@ export async function errorOf(res: Response): Promise<RillError> {
     // not JSON: errorFromBody falls back to the status
   }
   return errorFromBody(res.status, body);
+}
+
+function readRoute(topic: string, partition: number): { key: string; read: boolean } {
+  return { key: `${encodeURIComponent(topic)}/${partition}`, read: true };
 }
 
 /**

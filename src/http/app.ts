@@ -61,6 +61,7 @@ import { consoleRoutes } from "./console.ts";
 import { groupRoutes } from "./routes/groups.ts";
 import { producerRoutes } from "./routes/producers.ts";
 import { recordRoutes } from "./routes/records.ts";
+import { fetchRoutes } from "./routes/fetch.ts";
 import { topicRoutes } from "./routes/topics.ts";
 import { metricsRoute, observeRecordLane, observeReplicaLane, observeRequests } from "./observe.ts";
 
@@ -145,6 +146,7 @@ export function createApp(
   app.route("/v1/cluster", clusterRoutes(broker));
   app.route("/v1/producers", producerRoutes(broker));
   app.route("/v1/topics", recordRoutes(broker));
+  app.route("/v1/fetch", fetchRoutes(broker));
   app.route("/v1/topics", topicRoutes(broker));
   app.route(
     "/v1/groups",

@@ -28,6 +28,14 @@
  * principal (or key id), resource, operation, method and path — never a secret — at most
  * 100 lines a second (the rest are counted in a `suppressed` line).
  *
+ * Stream tickets: a browser's `EventSource` cannot send an `Authorization` header, and an API
+ * key must never travel in a URL. `POST /v1/auth/tickets` with `{"topic"}` and the key gives a
+ * ticket: random, stored in KV (as its SHA-256) for {@linkcode TICKET_MS}, usable on any
+ * broker of the cluster. `?ticket=` then authenticates a server-sent-event GET of that topic's
+ * records (`/v1/topics/{t}/records` or `/v1/topics/{t}/partitions/{p}/records` with
+ * `Accept: text/event-stream`) as the key's principal, limited to reading that topic; a
+ * stream started in time runs on. Any other use of a ticket is a 401.
+ *
  * Inter-broker trust: a request carrying the cluster secret in `Rill-Cluster-Secret`
  * (compared in constant time) is the broker principal `rill-broker`, a superuser, with no
  * API key needed; a wrong secret is a 401. {@linkcode isTrustedReplica} says whether a
@@ -112,7 +120,13 @@ export interface AuthFailure {
 interface RequestAuth {
   security: Security;
   principal: Principal;
+  /** a stream ticket's limit: reading this topic only */
+  onlyReadTopic?: string;
 }
+
+/** How long a stream ticket may start streams: 60 s. */
+export const TICKET_MS = 60_000;
+const TICKET_PATH = /^\/v1\/topics\/([^/]+)\/(?:partitions\/[^/]+\/)?records$/;
 
 const requests = new WeakMap<object, RequestAuth>();
 const encoder = new TextEncoder();
@@ -160,6 +174,7 @@ export class Security {
   readonly #audit: (line: string) => void;
   readonly #auditPerSecond: number;
   readonly #now: () => number;
+  readonly #kv: Deno.Kv;
   #keys = new Map<string, StoredApiKey>();
   #aclsByPrincipal = new Map<string, StoredAcl[]>();
   #version = -1n;
@@ -181,6 +196,7 @@ export class Security {
    * @param opts auth switch, cluster secret, cache timing, audit sink
    */
   constructor(kv: Deno.Kv, opts: SecurityOptions) {
+    this.#kv = kv;
     this.auth = opts.auth;
     this.#now = opts.now ?? Date.now;
     this.keys = new ApiKeyStore(kv, this.#now);
@@ -215,6 +231,29 @@ export class Security {
         });
         return await next();
       }
+      const ticket = c.req.query("ticket");
+      if (ticket !== undefined) {
+        const scoped = await this.#ticketPrincipal(c, ticket);
+        if ("error" in scoped) {
+          this.#auditLine({
+            audit: "authentication_failed",
+            reason: scoped.error,
+            keyId: null,
+            method: c.req.method,
+            path: path.slice(0, 300),
+          });
+          return c.json(
+            new RillError("UNAUTHENTICATED", `The stream ticket ${scoped.error}`).toJSON(),
+            401,
+          );
+        }
+        requests.set(c.req, {
+          security: this,
+          principal: scoped.principal,
+          onlyReadTopic: scoped.topic,
+        });
+        return await next();
+      }
       const presentedSecret = c.req.header(CLUSTER_SECRET_HEADER);
       const result = presentedSecret !== undefined
         ? this.#brokerPrincipal(presentedSecret)
@@ -238,6 +277,82 @@ export class Security {
       }
       requests.set(c.req, { security: this, principal: result });
       return await next();
+    };
+  }
+
+  /**
+   * Issues a stream ticket (see the module description) for a principal already allowed to
+   * read `topic`.
+   *
+   * @param principal who asks (the ticket acts as them)
+   * @param topic the topic the ticket may stream
+   * @returns the ticket and when it stops starting streams
+   */
+  async issueTicket(
+    principal: Principal,
+    topic: string,
+  ): Promise<{ ticket: string; topic: string; expiresMs: number }> {
+    const bytes = crypto.getRandomValues(new Uint8Array(24));
+    const ticket = "rt_" + btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-")
+      .replace(/\//g, "_").replace(/=+$/, "");
+    const expiresMs = this.#now() + TICKET_MS;
+    if (hasher === null) await hasherReady;
+    await this.#kv.set(
+      ["rill", "stream_tickets", sha256Hex(ticket)],
+      {
+        principal: principal.name,
+        superuser: principal.superuser,
+        keyId: principal.keyId,
+        topic,
+        expiresMs,
+      },
+      { expireIn: TICKET_MS },
+    );
+    return { ticket, topic, expiresMs };
+  }
+
+  async #ticketPrincipal(
+    c: Context,
+    ticket: string,
+  ): Promise<{ principal: Principal; topic: string } | { error: string }> {
+    const m = TICKET_PATH.exec(c.req.path);
+    if (
+      c.req.method !== "GET" || m === null ||
+      !(c.req.header("accept") ?? "").includes("text/event-stream")
+    ) {
+      return { error: "only starts a server-sent-event stream of a topic's records" };
+    }
+    if (ticket.length > 200 || !ticket.startsWith("rt_")) return { error: "is malformed" };
+    if (hasher === null) await hasherReady;
+    const entry = await this.#kv.get<
+      {
+        principal: string;
+        superuser: boolean;
+        keyId: string | null;
+        topic: string;
+        expiresMs: number;
+      }
+    >(["rill", "stream_tickets", sha256Hex(ticket)]);
+    const v = entry.value;
+    if (v === null || v.expiresMs < this.#now()) return { error: "is unknown or expired" };
+    let topic: string;
+    try {
+      topic = decodeURIComponent(m[1]);
+    } catch {
+      return { error: "does not match the path" };
+    }
+    if (topic !== v.topic) return { error: `is for topic "${v.topic.slice(0, 100)}"` };
+    // A key revoked since the ticket was issued: the ticket dies with it.
+    await this.#fresh();
+    if (v.keyId !== null) {
+      const key = this.#keys.get(v.keyId);
+      if (!key || !keyUsable(key, this.#now())) {
+        return { error: "belongs to a key no longer valid" };
+      }
+    }
+    return {
+      principal: { name: v.principal, superuser: v.superuser, keyId: v.keyId },
+      topic: v.topic,
     };
   }
 
@@ -474,7 +589,9 @@ export function principalOf(c: Context): Principal {
  */
 export function authorize(c: Context, resource: Resource, operation: Operation): void {
   const r = requests.get(c.req);
-  if (r === undefined || r.security.allowed(r.principal, resource, operation)) return;
+  const inScope = r?.onlyReadTopic === undefined ||
+    (resource.type === "topic" && resource.name === r.onlyReadTopic && operation === "read");
+  if (r === undefined || (inScope && r.security.allowed(r.principal, resource, operation))) return;
   r.security.auditDenied({
     audit: "authorization_denied",
     principal: r.principal.name,

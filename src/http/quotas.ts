@@ -122,6 +122,7 @@ interface PrincipalState {
 
 const PRODUCE_PATH = /^\/v1\/topics\/[^/]+\/records$/;
 const FETCH_PATH = /^\/v1\/topics\/[^/]+\/partitions\/[^/]+\/records$/;
+const MULTI_FETCH_PATH = "/v1/fetch";
 const LONG_POLL = /(?:^|&)maxWaitMs=0*[1-9]/;
 
 function throttled(c: Context, waitMs: number, message: string): Response {
@@ -455,7 +456,11 @@ export class Quotas {
       }
       return await next();
     }
-    if (method !== "GET" || !FETCH_PATH.test(path)) return await next();
+    // A multi-partition fetch (routes/fetch.ts) counts as a long poll (it usually is one), a
+    // topic's event stream (sse_many.ts) as a stream.
+    const multi = (method === "POST" && path === MULTI_FETCH_PATH) ||
+      (method === "GET" && PRODUCE_PATH.test(path));
+    if (!multi && (method !== "GET" || !FETCH_PATH.test(path))) return await next();
     if (s.fetch) {
       const wait = s.fetch.waitMs();
       if (wait > 0) {
@@ -464,7 +469,7 @@ export class Quotas {
     }
     const query = c.req.raw.url.slice(c.req.raw.url.indexOf("?") + 1);
     const sse = (c.req.header("accept") ?? "").includes("text/event-stream");
-    const holds = sse || (c.req.raw.url.includes("?") && LONG_POLL.test(query));
+    const holds = multi || sse || (c.req.raw.url.includes("?") && LONG_POLL.test(query));
     if (holds) {
       if (this.#streams >= this.config.maxStreams) {
         return throttled(c, 1000, "The broker has too many open long polls and streams");

@@ -28,6 +28,8 @@ export interface AppSecurityOptions {
   auditPerSecond?: number;
   /** how often keys and ACLs are re-checked in KV (default 1000 ms) */
   pollMs?: number;
+  /** the clock (tests: key and stream-ticket expiry) */
+  now?: () => number;
 }
 
 /**
@@ -65,6 +67,7 @@ export function buildSecurity(kv: Deno.Kv, opts: AppSecurityOptions = {}): Insta
     audit: opts.audit,
     auditPerSecond: opts.auditPerSecond,
     pollMs: opts.pollMs,
+    now: opts.now,
   });
   return { security, quotas: new Quotas(opts.quotas) };
 }

@@ -10,6 +10,7 @@
  * POST   /acls          {"principal","resourceType","patternType"?,"resourceName","operation","permission"?} → 201 {"acl"}
  * GET    /acls?principal=&resourceType=&patternType=&resourceName=&operation=&permission=   {"acls":[…]}
  * DELETE /acls?id=…|same filters   200 {"removed":[…]}
+ * POST   /tickets       {"topic"} → 201 {"ticket","topic","expiresMs"}   a short-lived stream ticket (auth.ts)
  * ```
  *
  * Keys and ACL changes need `alter` on the cluster, listing them `describe`; only a
@@ -28,6 +29,7 @@ import {
   RESOURCE_TYPES,
 } from "../../coordination/acls.ts";
 import { validatePrincipal } from "../../coordination/auth_keys.ts";
+import { validateTopicName } from "../../coordination/topics.ts";
 import { RillError } from "../../protocol/errors.ts";
 import { authorize, principalOf, type Security } from "../auth.ts";
 import { onError } from "../errors.ts";
@@ -125,6 +127,24 @@ export function authRoutes(security: Security): Hono {
   app.get("/whoami", (c) => {
     const p = principalOf(c);
     return c.json({ principal: p.name, superuser: p.superuser, keyId: p.keyId });
+  });
+
+  app.post("/tickets", async (c) => {
+    const body = await readJsonObject(c, LIMIT);
+    for (const k in body) {
+      if (k !== "topic") {
+        throw new RillError(
+          "INVALID_REQUEST",
+          `Unknown field "${k.slice(0, 50)}" in a ticket request`,
+        );
+      }
+    }
+    if (typeof body.topic !== "string") {
+      throw new RillError("INVALID_REQUEST", `"topic" must be a topic name`);
+    }
+    const topic = validateTopicName(body.topic);
+    authorize(c, { type: "topic", name: topic }, "read");
+    return c.json(await security.issueTicket(principalOf(c), topic), 201);
   });
 
   app.post("/keys", async (c) => {

@@ -42,6 +42,7 @@ import {
 } from "../record_json.ts";
 import { TimeSlice } from "../../broker/time_slice.ts";
 import { sseResponse } from "../sse.ts";
+import { manySseResponse, parsePositions } from "../sse_many.ts";
 import type { ReadBufferPool } from "../../broker/read_buffers.ts";
 import type { ReadBuffer } from "../../storage/segment.ts";
 
@@ -259,7 +260,9 @@ export function recordRoutes(broker: Broker): Hono {
     const accept = c.req.header("accept") ?? "";
     const lastEventId = c.req.header("last-event-id");
     const sse = accept.includes("text/event-stream");
-    const offset = sse && lastEventId !== undefined && c.req.query("offset") === undefined
+    // A reconnecting EventSource sends Last-Event-ID to the URL it first opened, ?offset
+    // included: the id wins, so nothing is delivered twice.
+    const offset = sse && lastEventId !== undefined
       ? offsetQuery(lastEventId, "Last-Event-ID") + 1
       : offsetQuery(c.req.query("offset"));
     const { maxBytes, maxWaitMs, minBytes } = fetchSizes((name) => c.req.query(name), cfg);
@@ -320,6 +323,57 @@ export function recordRoutes(broker: Broker): Hono {
     );
   });
 
+  app.get("/:topic/records", async (c) => {
+    authorize(c, { type: "topic", name: c.req.param("topic") }, "read");
+    const topic = validateTopicName(c.req.param("topic"));
+    if (!(c.req.header("accept") ?? "").includes("text/event-stream")) {
+      throw new RillError(
+        "INVALID_REQUEST",
+        "GET /v1/topics/{topic}/records streams server-sent events (Accept: text/event-stream); fetch many partitions with POST /v1/fetch",
+      );
+    }
+    const count = await broker.partitionCount(topic);
+    if (count === null) {
+      throw new RillError("UNKNOWN_TOPIC_OR_PARTITION", `Topic "${topic}" does not exist`);
+    }
+    const selected = partitionList(c.req.query("partitions"), count);
+    const lastEventId = c.req.header("last-event-id");
+    const offsets = c.req.query("offsets");
+    let positions: Map<number, number>;
+    if (lastEventId !== undefined && lastEventId !== "") {
+      positions = parsePositions(lastEventId, "Last-Event-ID");
+    } else if (offsets !== undefined) {
+      positions = parsePositions(offsets, `Query parameter "offsets"`);
+    } else {
+      const at = c.req.query("offset") ?? "latest";
+      positions = new Map();
+      for (const p of selected) {
+        positions.set(
+          p,
+          at === "earliest" || at === "latest"
+            ? await broker.listOffset(topic, p, at)
+            : offsetQuery(at),
+        );
+      }
+    }
+    for (const p of positions.keys()) {
+      if (!selected.includes(p)) positions.delete(p);
+    }
+    for (const p of selected) {
+      if (!positions.has(p)) positions.set(p, await broker.listOffset(topic, p, "latest"));
+    }
+    const { maxBytes } = fetchSizes((name) => c.req.query(name), cfg);
+    const encoding = c.req.query("encoding");
+    return manySseResponse(broker, {
+      topic,
+      positions,
+      maxBytes,
+      forceBase64: encoding === "base64",
+      keepAliveMs: cfg.sseKeepAliveMs,
+      signal: broker.shutdownSignal,
+    });
+  });
+
   app.get("/:topic/partitions/:partition/epoch-end-offset", async (c) => {
     authorize(c, { type: "topic", name: c.req.param("topic") }, "describe");
     const topic = validateTopicName(c.req.param("topic"));
@@ -350,4 +404,21 @@ export function recordRoutes(broker: Broker): Hono {
   });
 
   return app;
+}
+
+/** The `partitions` query parameter (e.g. "0,2,5"), or every partition of the topic. */
+function partitionList(raw: string | undefined, count: number): number[] {
+  if (raw === undefined || raw === "") return Array.from({ length: count }, (_, p) => p);
+  const out: number[] = [];
+  for (const part of raw.split(",")) {
+    const p = partitionParam(part.trim());
+    if (p >= count) {
+      throw new RillError(
+        "UNKNOWN_TOPIC_OR_PARTITION",
+        `Partition ${p} does not exist; the topic has ${count} partitions`,
+      );
+    }
+    if (!out.includes(p)) out.push(p);
+  }
+  return out;
 }

@@ -1,0 +1,141 @@
+/**
+ * The consumer's fetching through fetch sessions (src/client/session_fetcher.ts): one long
+ * poll per broker for all its partitions, and fair delivery across partitions (issue 14,
+ * D5: a hot partition's backlog must not hold a quiet partition back).
+ */
+import assert from "node:assert/strict";
+import { type FetchFn, Rill } from "../../mod.ts";
+import { TURN_RECORDS } from "../../src/client/consumer_fetches.ts";
+import { encodeBatch } from "../../src/protocol/record_batch.ts";
+import { openTestBroker, type TestBroker } from "../http/_app.ts";
+
+const enc = new TextEncoder();
+
+/** Serves a test broker's app on a loopback port. */
+function serve(t: TestBroker): { url: string; [Symbol.asyncDispose](): Promise<void> } {
+  const ac = new AbortController();
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, signal: ac.signal, onListen: () => {} },
+    (req, info) => t.app.fetch(req, info),
+  );
+  return {
+    url: `http://127.0.0.1:${server.addr.port}`,
+    async [Symbol.asyncDispose]() {
+      ac.abort();
+      await server.finished;
+    },
+  };
+}
+
+/** Counts fetch requests in flight at once, by kind. */
+function countingFetch(): {
+  fetch: FetchFn;
+  maxInFlight: () => number;
+  perPartition: () => number;
+} {
+  let inFlight = 0;
+  let max = 0;
+  let perPartition = 0;
+  return {
+    fetch: async (input, init) => {
+      const url = String(input);
+      const multi = url.endsWith("/v1/fetch") && init?.method === "POST";
+      if (/\/partitions\/\d+\/records/.test(url) && (init?.method ?? "GET") === "GET") {
+        perPartition++;
+      }
+      // The session's closing request (epoch -1) may overlap the aborted long poll.
+      if (!multi || String(init?.body).includes('"epoch":-1')) return await fetch(input, init);
+      inFlight++;
+      max = Math.max(max, inFlight);
+      try {
+        const res = await fetch(input, init);
+        const body = new Uint8Array(await res.arrayBuffer());
+        return new Response(body, { status: res.status, headers: res.headers });
+      } finally {
+        inFlight--;
+      }
+    },
+    maxInFlight: () => max,
+    perPartition: () => perPartition,
+  };
+}
+
+Deno.test("a consumer of 12 partitions holds one long poll to its broker, and reads every record once, in order", async () => {
+  await using t = await openTestBroker();
+  await using server = serve(t);
+  await t.broker.createTopic({ name: "wide", partitions: 12 });
+  for (let p = 0; p < 12; p++) {
+    const records = Array.from({ length: 50 }, (_, i) => ({ value: enc.encode(`${p}:${i}`) }));
+    await t.broker.produceBatches("wide", p, encodeBatch(records), 1);
+  }
+  const counter = countingFetch();
+  const rill = new Rill({ brokers: [server.url], fetch: counter.fetch });
+  const consumer = rill.consumer({ maxWaitMs: 200 });
+  await consumer.assign(
+    Array.from({ length: 12 }, (_, p) => ({ topic: "wide", partition: p, offset: "earliest" })),
+  );
+  const seen = new Map<number, number[]>();
+  let total = 0;
+  let late = false;
+  for await (const m of consumer) {
+    const list = seen.get(m.partition) ?? [];
+    list.push(m.offset);
+    seen.set(m.partition, list);
+    total++;
+    if (total === 600 && !late) {
+      // One more record after the backlog: the waiting long poll delivers it.
+      late = true;
+      await t.broker.produceBatches("wide", 7, encodeBatch([{ value: enc.encode("late") }]), 1);
+    }
+    if (total === 601) break;
+  }
+  for (let p = 0; p < 12; p++) {
+    const want = Array.from({ length: p === 7 ? 51 : 50 }, (_, i) => i);
+    assert.deepEqual(seen.get(p), want, `partition ${p}: each record once, in order`);
+  }
+  assert.equal(counter.maxInFlight(), 1, "one fetch in flight to the broker at a time");
+  assert.equal(counter.perPartition(), 0, "no per-partition long polls");
+  assert.ok(t.broker.fetchSessions.size <= 1, "the session is closed or the only one");
+});
+
+Deno.test("D5: a hot partition's 4,000-record chunk does not hold a quiet partition back", async () => {
+  await using t = await openTestBroker();
+  await using server = serve(t);
+  await t.broker.createTopic({ name: "skew", partitions: 2 });
+  for (let b = 0; b < 4; b++) {
+    const records = Array.from({ length: 1000 }, (_, i) => ({
+      value: enc.encode(`hot-${b * 1000 + i}`),
+    }));
+    await t.broker.produceBatches("skew", 0, encodeBatch(records), 1);
+  }
+  await t.broker.produceBatches("skew", 1, encodeBatch([{ value: enc.encode("quiet") }]), 1);
+  // One fetch answers both partitions, so both chunks are queued before delivery starts.
+  {
+    const consumer = new Rill({ brokers: [server.url] }).consumer({ maxWaitMs: 100 });
+    await consumer.assign([
+      { topic: "skew", partition: 0, offset: "earliest" },
+      { topic: "skew", partition: 1, offset: "earliest" },
+    ]);
+    const order: string[] = [];
+    let quietAt = -1;
+    const done = Promise.withResolvers<void>();
+    await consumer.run({
+      eachMessage: async ({ partition, message }) => {
+        order.push(`${partition}:${message.offset}`);
+        if (partition === 1) quietAt = order.length - 1;
+        if (order.length === 4001) done.resolve();
+        await Promise.resolve();
+      },
+    });
+    await done.promise;
+    await consumer.stop();
+    assert.ok(quietAt >= 0, "the quiet record came");
+    const hot = order.filter((o) => o.startsWith("0:")).map((o) => Number(o.slice(2)));
+    assert.deepEqual(hot, Array.from({ length: 4000 }, (_, i) => i), "hot records in order, once");
+    // The hot partition's records were fetched as one 4,000-record chunk beside the quiet one.
+    assert.ok(
+      quietAt <= TURN_RECORDS,
+      `the quiet record came after ${quietAt} hot records (at most ${TURN_RECORDS})`,
+    );
+  }
+});
