@@ -18,9 +18,10 @@
  *   the last answer fully processed.
  * - An answer's `pendingRevocation` partitions are stopped (no new handler call; a handler
  *   in progress is awaited), their positions committed with the answer's generation,
- *   `onRevoked` called, then a heartbeat is sent at once to confirm. Newly assigned
- *   partitions start at their committed offset (else `fromBeginning`/`autoOffsetReset`),
- *   then `onAssigned` is called.
+ *   `onRevoked` called, then a heartbeat is sent at once to confirm. For newly assigned
+ *   partitions `onAssigned` is called, then they start at their committed offset (else
+ *   `fromBeginning`/`autoOffsetReset`). Rebalance listener calls never overlap: an
+ *   `onAssigned` waits for every `onRevoked` begun before it.
  * - Session rule: when no heartbeat sent in the last `sessionTimeoutMs` has been answered,
  *   all work stops (`onRevoked` with every partition) before anything else; the next
  *   answer starts over from the committed offsets.

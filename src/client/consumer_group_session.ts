@@ -71,6 +71,8 @@ export class GroupSession {
   #leaving: Promise<void> | null = null;
   /** bumped when all work is dropped (session lost, rejoin, leave): stale processing stops */
   #groupEpoch = 0;
+  /** the rebalance listener calls in progress: each waits for the one before it */
+  #listenerChain: Promise<void> = Promise.resolve();
 
   /**
    * @param transport the client's transport
@@ -128,8 +130,13 @@ export class GroupSession {
     };
   }
 
-  /** Joins (or rejoins) the group and processes the first answer. */
-  async join(): Promise<void> {
+  /**
+   * Joins (or rejoins) the group and processes the first answer.
+   *
+   * @param waitProcessed resolve once the answer is processed (its `onAssigned` returned);
+   *   false for the heartbeat loop's rejoin, which must keep heartbeating meanwhile
+   */
+  async join(waitProcessed = true): Promise<void> {
     if (!this.topics) throw new TypeError("Call subscribe({ topics }) before run() or iterating");
     const sentAt = Date.now();
     const answer = await this.member.join({
@@ -154,7 +161,9 @@ export class GroupSession {
         Math.max(10, Math.min(250, Math.floor(this.#sessionMs / 10))),
       );
     }
-    await this.#accept(answer);
+    const processed = this.#accept(answer);
+    if (waitProcessed) await processed;
+    else processed.catch((e) => console.error(`rill consumer: rebalance failed: ${e}`));
   }
 
   /** Queues an answer for the serial processor; resolves once the queue is drained. */
@@ -212,6 +221,15 @@ export class GroupSession {
     if (a.pendingRevocation.length > 0) this.#wakeHeartbeat(); // confirm at once
     const grants = a.assignment.filter((tp) => !f.states.has(key(tp.topic, tp.partition)));
     if (grants.length === 0 || !f.running) return;
+    if (!live() || this.#pendingAnswer !== null) return; // a newer answer decides
+    // onAssigned first, then the start offsets (Kafka's order): a listener that commits or
+    // sets up state from the committed offsets (the streams app restores its stores up to
+    // them) and the consumer then start from the same offsets. onAssigned may have waited
+    // for an earlier onRevoked (#emit), whose last commits moved them.
+    await this.#emit("assigned", grants.map(tpOf));
+    // Partitions the listener was given but that will not be worked: take them back.
+    const takeBack = () => this.#emit("revoked", grants.map(tpOf));
+    if (!live()) return await takeBack(); // all work was dropped (session lost, left) meanwhile
     let starts: number[];
     try {
       const committed = await this.member.committed();
@@ -233,11 +251,10 @@ export class GroupSession {
     } catch (e) {
       if (e instanceof RillError && e.code === "OFFSET_OUT_OF_RANGE") f.fail(e);
       // else: the next answer lists the same grants and tries again
-      return;
+      return await takeBack();
     }
-    if (!live() || this.#pendingAnswer !== null) return; // a newer answer decides
-    await this.#emit("assigned", grants.map(tpOf));
-    if (!live() || this.#pendingAnswer !== null) return;
+    if (!live()) return await takeBack();
+    // (A newer answer waiting revokes these through the usual path if it must.)
     grants.forEach((tp, i) => {
       const s = newPartitionState(tp.topic, tp.partition, starts[i]);
       f.states.set(key(tp.topic, tp.partition), s);
@@ -263,7 +280,7 @@ export class GroupSession {
       if (!this.#active) break;
       if (this.#memberId === null) {
         try {
-          await this.join();
+          await this.join(false);
         } catch {
           if (!this.#active) break;
           await delay(Math.min(this.#heartbeatMs, 500));
@@ -392,17 +409,28 @@ export class GroupSession {
     return this.#leaving;
   }
 
-  async #emit(
+  /**
+   * Calls the listeners of an event, after every listener call begun before has returned:
+   * a revocation that stops all work (the session rule fires outside the answer processor)
+   * may still be running its `onRevoked` when the next answer grants the same partitions,
+   * and their `onAssigned` (and so their records) must come after it, never alongside.
+   */
+  #emit(
     event: "assigned" | "revoked",
     partitions: { topic: string; partition: number }[],
   ): Promise<void> {
-    for (const fn of [...this.#listeners[event]]) {
-      try {
-        await fn(partitions);
-      } catch (e) {
-        console.error(`rill consumer: an "${event}" listener threw: ${e}`);
+    const listeners = [...this.#listeners[event]];
+    const call = this.#listenerChain.then(async () => {
+      for (const fn of listeners) {
+        try {
+          await fn(partitions);
+        } catch (e) {
+          console.error(`rill consumer: an "${event}" listener threw: ${e}`);
+        }
       }
-    }
+    });
+    this.#listenerChain = call;
+    return call;
   }
 }
 

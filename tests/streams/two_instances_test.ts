@@ -31,18 +31,26 @@ Deno.test("two instances split four partitions; killing one moves its state and 
   const [ta, tb] = await Promise.all([tasksOf(a), tasksOf(b)]);
   assert.deepEqual([...ta, ...tb].sort(), [0, 1, 2, 3], "each instance runs two of the four tasks");
   const firstCounts = countWords(first);
-  await waitFor(async () => {
-    const got = await latestPerKey(broker.url, "totals");
-    return [...firstCounts].every(([w, n]) => got.get(w) === n);
-  }, "the first half counted by both instances");
+  await waitFor(
+    async () => {
+      const got = await latestPerKey(broker.url, "totals");
+      return [...firstCounts].every(([w, n]) => got.get(w) === n);
+    },
+    "the first half counted by both instances",
+    120_000,
+  ); // hang guards, not speed checks
 
   a.kill("SIGKILL");
   await a.status;
   await producer.send({ topic: "text", messages: second.map((value) => ({ value })) });
   await b.waitLine((l) => l === "tasks 0,1,2,3", 30_000);
   const all = countWords([...first, ...second]);
-  await waitFor(async () => {
-    const got = await latestPerKey(broker.url, "totals");
-    return got.size === all.size && [...all].every(([w, n]) => got.get(w) === n);
-  }, "the counts over both halves, by the survivor");
+  await waitFor(
+    async () => {
+      const got = await latestPerKey(broker.url, "totals");
+      return got.size === all.size && [...all].every(([w, n]) => got.get(w) === n);
+    },
+    "the counts over both halves, by the survivor",
+    120_000,
+  );
 });

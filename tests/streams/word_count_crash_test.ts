@@ -31,7 +31,11 @@ Deno.test("word count survives two SIGKILLs mid-stream with exact counts and no 
   for (const killAt of [60_000, 180_000]) {
     await using child = spawnLines(CHILD, args);
     await child.waitLine(/^started$/);
-    await child.waitLine((l) => l.startsWith("processed ") && Number(l.slice(10)) >= killAt);
+    // A hang guard only (a loaded machine processes slowly), not a speed assertion.
+    await child.waitLine(
+      (l) => l.startsWith("processed ") && Number(l.slice(10)) >= killAt,
+      180_000,
+    );
     child.kill("SIGKILL");
     const status = await child.status;
     assert.equal(status.signal, "SIGKILL");

@@ -182,6 +182,8 @@ export class StreamsApp {
   /** per input partition: the chain of its chunks' acknowledgements, and how many wait */
   readonly #acks = new Map<string, { chain: Promise<void>; waiting: number }>();
   #commitTimer: ReturnType<typeof setInterval> | undefined;
+  /** the commit in progress (commits run one after another) */
+  #commitChain: Promise<void> = Promise.resolve();
   #failed: unknown = undefined;
   #checking = false;
   #recheck = false;
@@ -339,11 +341,13 @@ export class StreamsApp {
     await consumer.run({
       autoCommit: false, // offsets are committed once the outputs of their records are acked
       eachBatch: async ({ batch }) => {
+        if (this.#failed !== undefined) throw this.#failed; // never process after a failure
+        // The consumer delivers a partition's records only after onAssigned (which built its
+        // task) returned and before onRevoked (which drops it) is called.
         const entry = this.#tasks.get(batch.partition);
         if (!entry) {
           throw new RillError("UNKNOWN_SERVER_ERROR", `No task for partition ${batch.partition}`);
         }
-        if (this.#failed !== undefined) throw this.#failed; // never process after a failure
         if (batch.messages.length === 0) return;
         const { task, producer } = entry;
         try {
@@ -382,8 +386,18 @@ export class StreamsApp {
     if (this.#cfg.stopAtEnd) this.#checkDone();
   }
 
-  /** Commits the acked positions of `only` (default: every partition) that moved. */
-  async #commit(only?: Set<string>): Promise<void> {
+  /**
+   * Commits the acked positions of `only` (default: every partition) that moved, after the
+   * commit in progress: a revocation's commit is the last of its partitions, so no periodic
+   * commit lands after their next owner (maybe this instance again) read the offsets.
+   */
+  #commit(only?: Set<string>): Promise<void> {
+    const run = this.#commitChain.then(() => this.#commitNow(only));
+    this.#commitChain = run.catch(() => {});
+    return run;
+  }
+
+  async #commitNow(only?: Set<string>): Promise<void> {
     const consumer = this.#consumer;
     if (!consumer) return;
     const offsets: { topic: string; partition: number; offset: number }[] = [];
@@ -424,7 +438,12 @@ export class StreamsApp {
       fresh.map(([p, topics]) => this.#newTask(p, topics, committedList)),
     );
     const failed = settled.find((r) => r.status === "rejected");
-    if (failed) throw failed.reason;
+    if (failed) {
+      // A task that could not be set up cannot process its records: stop with the cause
+      // (the consumer would otherwise deliver them to no task).
+      this.#fail(failed.reason);
+      throw failed.reason;
+    }
     if (this.#cfg.stopAtEnd) queueMicrotask(() => this.#checkDone());
   }
 
