@@ -1,6 +1,6 @@
 /**
  * `deno compile` needs a `denort` download that this machine cannot reach, so this test
- * checks what can be checked here: `deno task compile:check` (scripts/compile.ts with
+ * checks what can be checked here: `deno task compile:check` (.ci/compile.ts with
  * DENORT_BIN pointed at the deno binary) compiles the whole module graph of cli.ts (every role and
  * command) into one executable. The output is a plain deno binary and is not run.
  */

@@ -2,8 +2,8 @@
  * `deno task compile` and `deno task compile:check`: one `rill` binary from cli.ts.
  *
  * ```
- * deno run -A scripts/compile.ts [--output PATH]   the binary (default ./rill); downloads denort
- * deno run -A scripts/compile.ts --check [--output PATH]
+ * deno run -A .ci/compile.ts [--output PATH]   the binary (default ./rill); downloads denort
+ * deno run -A .ci/compile.ts --check [--output PATH]
  *     compiles against the running deno binary instead (DENORT_BIN): checks the module graph,
  *     permissions and embedded files where denort cannot be downloaded; the output does not
  *     run (default /tmp/rill-compile-check)
