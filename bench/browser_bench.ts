@@ -17,7 +17,7 @@
  * - `sessions, ws` (the browser client's default transport);
  * - `per-partition polls, http` (`fetchSessions: false`: the client before issue 17).
  *
- * Rounds alternate the order (A B C D, D C B A); latencies are pooled over rounds. Each
+ * Rounds alternate the order (A B C D, D C B A, …); latencies are pooled over rounds. Each
  * shape sends at most {@linkcode SENDS} records a round (after {@linkcode WARMUP_SENDS}
  * untimed ones), and stops earlier after `RILL_BENCH_SECONDS` × 4 s (default 12 s), so
  * per-partition polling ends by itself: a send still waiting then is counted with the time
@@ -36,10 +36,14 @@ import { Rill } from "../mod.ts";
 
 const SUITE = "browser";
 const SECONDS = Math.max(1, Number(Deno.env.get("RILL_BENCH_SECONDS") ?? "3") || 3);
-const ROUNDS = 2;
+const ROUNDS = 3;
 const PARTITIONS = 12;
 const SENDS = 250;
-const WARMUP_SENDS = 10;
+/**
+ * untimed sends first: two to each partition, so Chromium has cached the CORS preflight of
+ * every partition's produce URL (and the connections are open) before timing starts
+ */
+const WARMUP_SENDS = 2 * PARTITIONS;
 const GAP_MS = 10;
 
 type Shape = "floor" | "http" | "ws" | "partition";

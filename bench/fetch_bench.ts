@@ -24,8 +24,12 @@ const SECONDS = Math.max(0.5, Number(Deno.env.get("RILL_BENCH_SECONDS") ?? "3") 
 const ROUNDS = 4;
 const PARTITIONS = 64;
 const VALUE_BYTES = 100;
-/** records per partition pre-produced (1 s of RILL_BENCH_SECONDS: 2,500 a partition) */
-const RECORDS_PER_PARTITION = Math.round(2500 * SECONDS);
+/**
+ * records per partition pre-produced (1 s of RILL_BENCH_SECONDS: 15,000 a partition, 96 MB of
+ * values over the topic): a round lasts about a second or more, so /proc's 10 ms CPU ticks
+ * are fine enough
+ */
+const RECORDS_PER_PARTITION = Math.round(15_000 * SECONDS);
 /** records per send while filling: each send is one batch of one partition */
 const SEND_RECORDS = 500;
 /**
