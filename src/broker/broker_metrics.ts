@@ -33,6 +33,8 @@ export interface BrokerMetricsSource {
    * reads committed offsets from KV, is left out so that a scrape does not wait on the KV
    */
   kvReachable?(): boolean;
+  /** the age of the oldest KV call still waiting for an answer, in ms (0 when none) */
+  kvOldestPendingMs?(): number;
 }
 
 /**
@@ -46,6 +48,17 @@ export interface BrokerMetricsSource {
  * ```
  */
 export function installBrokerGauges(metrics: Metrics, src: BrokerMetricsSource): void {
+  // Whether the KV answers (kv_health.ts), as /healthz shows it.
+  metrics.gauge({
+    name: "rill_kv_reachable",
+    help: "1 while the KV answers, 0 while some KV call has been pending past the stall bound.",
+    collect: (g) => g.set(src.kvReachable?.() === false ? 0 : 1),
+  });
+  metrics.gauge({
+    name: "rill_kv_oldest_pending_seconds",
+    help: "Age of the oldest KV call still waiting for an answer (0 when none).",
+    collect: (g) => g.set((src.kvOldestPendingMs?.() ?? 0) / 1000),
+  });
   metrics.gauge({
     name: "rill_broker_info",
     help: "Always 1; the labels tell the broker id, role and cluster id.",
