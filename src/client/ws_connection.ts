@@ -11,7 +11,11 @@
  * Flow control: produce payload bytes unanswered are kept within the window the broker
  * announces in its `hello` answer (`maxInFlightBytes`); a request that would pass it waits.
  *
- * Uses only the standard `WebSocket`, so it runs in browsers, Deno and Node 22+.
+ * Uses the standard `WebSocket` in browsers and Node 22+ (both set TCP_NODELAY on it). In
+ * Deno it uses the `ws` package over `node:net`, which sets TCP_NODELAY: Deno's own
+ * WebSocket client writes a message longer than 1 KiB as two writes without it, and the
+ * second then waits ~40 ms for the broker's delayed ACK. Where `ws` cannot be loaded, Deno's
+ * WebSocket is used and frames over 1 KiB go in parts (ws_frames.ts `frameParts`).
  *
  * @module
  */
@@ -27,11 +31,43 @@ import {
   WS_SUBPROTOCOL,
 } from "../protocol/ws_frames.ts";
 
+/** Opens a socket to `url` offering the rill subprotocol, with an API key if given. */
+type SocketOpener = (url: string, auth: string | undefined) => WebSocket;
+
+/** The standard WebSocket: the key goes in a second subprotocol (browsers set no headers). */
+const openStandard: SocketOpener = (url, auth) => {
+  const protocols = [WS_SUBPROTOCOL];
+  if (auth !== undefined) protocols.push(WS_AUTH_SUBPROTOCOL_PREFIX + base64Url(auth));
+  return new WebSocket(url, protocols);
+};
+
+let nodeOpener: Promise<SocketOpener | null> | undefined;
+
 /**
- * Whether frames over 1 KiB go in parts (ws_frames.ts): in Deno, whose WebSocket client
- * would otherwise hold their payload for the broker's delayed ACK.
+ * How connections are opened and whether frames over 1 KiB go in parts: in Deno with the
+ * `ws` package (TCP_NODELAY, frames whole; the key in an `Authorization` header), else (or
+ * where it cannot be loaded) with the standard WebSocket, in parts in Deno (see the module
+ * comment).
  */
-const SEND_IN_PARTS = "Deno" in globalThis;
+async function socketOpener(): Promise<{ open: SocketOpener; inParts: boolean }> {
+  if (!("Deno" in globalThis)) return { open: openStandard, inParts: false };
+  nodeOpener ??= (async () => {
+    try {
+      // @ts-ignore: the npm build has no declarations for ws (only Deno runs this import)
+      // deno-lint-ignore no-import-prefix
+      const { WebSocket: NodeSocket } = await import("npm:ws@8.23.0");
+      return (url: string, auth: string | undefined) =>
+        new NodeSocket(url, [WS_SUBPROTOCOL], {
+          perMessageDeflate: false,
+          headers: auth === undefined ? {} : { authorization: `Bearer ${auth}` },
+        }) as unknown as WebSocket;
+    } catch {
+      return null;
+    }
+  })();
+  const open = await nodeOpener;
+  return open === null ? { open: openStandard, inParts: true } : { open, inParts: false };
+}
 
 /** The WebSocket connection could not be opened (use HTTP instead). */
 export class WsRefused extends Error {
@@ -103,14 +139,19 @@ export class WsConnection {
   #windowWaiters: (() => void)[] = [];
   #closedError: RillError | null = null;
   readonly #base: string;
+  /** whether frames over WS_PART_BYTES go in parts */
+  readonly #inParts: boolean;
   /** called once when the connection closes */
   onClose: () => void = () => {};
 
-  private constructor(socket: WebSocket, base: string) {
+  private constructor(socket: WebSocket, base: string, inParts: boolean) {
     this.#socket = socket;
     this.#base = base;
+    this.#inParts = inParts;
     socket.binaryType = "arraybuffer";
     socket.addEventListener("message", (e) => this.#message(e.data));
+    // A close event follows an error (the `ws` package must have an error listener).
+    socket.addEventListener("error", () => {});
     socket.addEventListener("close", (e) => {
       this.#fail(
         new RillError(
@@ -135,11 +176,10 @@ export class WsConnection {
     opts: { auth?: string; clientId?: string } = {},
   ): Promise<WsConnection> {
     const url = base.replace(/^http/, "ws") + WS_PATH;
-    const protocols = [WS_SUBPROTOCOL];
-    if (opts.auth !== undefined) protocols.push(WS_AUTH_SUBPROTOCOL_PREFIX + base64Url(opts.auth));
+    const { open, inParts } = await socketOpener();
     let socket: WebSocket;
     try {
-      socket = new WebSocket(url, protocols);
+      socket = open(url, opts.auth);
     } catch (e) {
       throw new WsRefused(`Cannot open ${url}: ${e instanceof Error ? e.message : e}`);
     }
@@ -161,7 +201,7 @@ export class WsConnection {
       socket.addEventListener("error", failed);
       socket.addEventListener("close", failed);
     });
-    const conn = new WsConnection(socket, base);
+    const conn = new WsConnection(socket, base, inParts);
     try {
       const { header } = await conn.request({ op: "hello", clientId: opts.clientId });
       const max = header.maxInFlightBytes;
@@ -219,7 +259,7 @@ export class WsConnection {
     });
     const frame = encodeFrame(header, payload === undefined ? [] : [payload]);
     try {
-      if (SEND_IN_PARTS && frame.byteLength > WS_PART_BYTES) {
+      if (this.#inParts && frame.byteLength > WS_PART_BYTES) {
         for (const part of frameParts(frame)) this.#socket.send(part);
       } else {
         this.#socket.send(frame);
