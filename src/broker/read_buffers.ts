@@ -114,6 +114,8 @@ const ARENA_CHUNK_BYTES = 1024 * 1024;
  * ~110 MiB at each append (made, zero-filled, then garbage past the pool's idle bound).
  */
 const ARENA_FIRST_CHUNK_BYTES = 16 * 1024;
+/** The largest chunk an arena makes of its own; larger ones come from the pool. */
+const ARENA_OWN_CHUNK_MAX_BYTES = 128 * 1024;
 
 /**
  * Many reads of one request (a multi-partition fetch, fetch_session.ts) in buffers lent by
@@ -155,8 +157,9 @@ export class ReadArena {
       }
       if (length > MAX_POOLED_BYTES) return new Uint8Array(length);
       // Small chunks first (not pooled), growing to the pool's 1 MiB ones.
-      const small = ARENA_FIRST_CHUNK_BYTES << this.#chunks.length;
-      if (length <= small && small < ARENA_CHUNK_BYTES) {
+      let small = ARENA_FIRST_CHUNK_BYTES << this.#chunks.length;
+      while (small < length) small *= 2;
+      if (small <= ARENA_OWN_CHUNK_MAX_BYTES) {
         this.#chunks.push({ lent: null, buf: new Uint8Array(small) });
       } else {
         const lent = this.#pool.lend();
