@@ -46,6 +46,11 @@ export interface PartitionState {
    * new until every target replica is in the ISR; the controller then completes the move)
    */
   targetReplicas?: number[];
+  /**
+   * during a reassignment: the replicas the partition had before it started (what a
+   * cancelled move rolls back to)
+   */
+  previousReplicas?: number[];
 }
 
 /** A topic's metadata. */
@@ -393,6 +398,7 @@ function toMetadata(topic: StoredTopic, partitions: StoredPartition[]): TopicMet
         leaderEpoch: p.leaderEpoch,
       };
       if (p.targetReplicas) states[p.partition].targetReplicas = p.targetReplicas;
+      if (p.previousReplicas) states[p.partition].previousReplicas = p.previousReplicas;
     }
   }
   for (let i = 0; i < states.length; i++) {
