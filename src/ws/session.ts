@@ -58,8 +58,8 @@ export class WsSession {
   #closed = false;
   /** fetches started and not answered */
   #fetches = 0;
-  /** ends the waits of this connection's fetches when it closes */
-  readonly #abort = new AbortController();
+  /** ends the waits of this connection's fetches when it closes (made at its first fetch) */
+  #abort: AbortController | null = null;
   /** the last fetch answer queued to go out */
   #answers: Promise<void> = Promise.resolve();
   /** the parts of a frame sent in parts, so far */
@@ -98,7 +98,7 @@ export class WsSession {
   /** Called once the socket closed: pending answers are dropped, waits end. */
   closed(): void {
     this.#closed = true;
-    this.#abort.abort();
+    this.#abort?.abort();
     if (this.#drainTimer !== undefined) clearInterval(this.#drainTimer);
     for (const w of this.#drainWaiters.splice(0)) w();
   }
@@ -368,7 +368,7 @@ export class WsSession {
         minBytes,
         maxBytes,
         session,
-        signal: this.#abort.signal,
+        signal: (this.#abort ??= new AbortController()).signal,
       });
       try {
         // One answer at a time goes out, each once the socket has drained below the bound.

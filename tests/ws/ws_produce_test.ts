@@ -47,10 +47,12 @@ Deno.test("ws: the producer sends over one WebSocket by default, records land in
   const producer = rill.producer({ acks: 1 });
   const metas = [];
   for (let i = 0; i < 20; i++) {
-    // 1 KiB values: frames over 1 KiB, whole (the ws package in Deno).
+    // 1 KiB values: frames over 1 KiB, whole (the ws package's socket in Deno).
     const value = `${i}:`.padEnd(1024, "x");
     metas.push(...await producer.send({ topic: "t", messages: [{ value, partition: i % 2 }] }));
   }
+  // The first frame over 1 KiB moved the connection to another socket; the first closes.
+  while (s.ws!.connections > 1) await new Promise((r) => setTimeout(r, 5));
   assert.equal(s.ws!.connections, 1);
   // A 200 KiB batch, and many pipelined sends.
   await producer.send({ topic: "t", messages: [{ value: "y".repeat(200 * 1024), partition: 0 }] });
@@ -71,6 +73,25 @@ Deno.test("ws: the producer sends over one WebSocket by default, records land in
   assert.deepEqual(p1.slice(10).map((r) => r.value), many.map((_, i) => `m${i}`));
   // Disconnected: the connection is closed.
   while (s.ws!.connections > 0) await new Promise((r) => setTimeout(r, 5));
+});
+
+Deno.test("ws: small sends, then a large one, pipelined: the records land in the order sent", async () => {
+  await using s = await serveBroker();
+  await s.topic("t");
+  const producer = new Rill({ brokers: [s.url] }).producer({ acks: 1, idempotent: false });
+  await producer.send({ topic: "t", messages: [{ value: "first" }] });
+  // Small frames go on Deno's socket; the large one moves the connection to the ws package's
+  // socket once the small ones before it are answered.
+  const values = Array.from({ length: 21 }, (_, i) => i === 10 ? "L".repeat(4000) : `s${i}`);
+  const sends = [];
+  for (const value of values) {
+    sends.push(producer.send({ topic: "t", messages: [{ value }] }));
+    await Promise.resolve();
+  }
+  await Promise.all(sends);
+  await producer.disconnect();
+  const records = await readPartition(s.url, "t", 0);
+  assert.deepEqual(records.map((r) => r.value), ["first", ...values]);
 });
 
 Deno.test("ws: a frame sent in parts (Deno's own WebSocket client) is produced whole", async () => {
@@ -158,25 +179,22 @@ Deno.test("ws: API keys in the subprotocol or a hello frame, ACLs as over HTTP",
   });
   assert.equal(acl.status, 201);
   await acl.body?.cancel();
-  // The key in the handshake: in an Authorization header (the client in Deno)...
+  // The key in the handshake: in a subprotocol, as a browser sends it...
   const conn = await WsConnection.open(s.url, { auth: token });
+  assert.equal(conn.inParts, true, "Deno's own WebSocket first");
   const batch = encodeBatch([{ key: null, value: enc.encode("v") }]);
   const { header } = await conn.request(
     { op: "produce", topic: "t", partition: 0, acks: 1 },
     batch,
   );
   assert.equal(header.baseOffset, 0);
+  // ...or in an Authorization header: a frame over 1 KiB moves the client in Deno to the ws
+  // package's socket, which sends it so.
+  const big = encodeBatch([{ key: null, value: enc.encode("b".repeat(2000)) }]);
+  const moved = await conn.request({ op: "produce", topic: "t", partition: 0, acks: 1 }, big);
+  assert.equal(moved.header.baseOffset, 1);
+  assert.equal(conn.inParts, false, "the ws package's socket was opened with the key");
   conn.close();
-  // ...or in a subprotocol, as a browser sends it.
-  const b64 = btoa(token).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
-  const viaProtocol = await openRaw(s.url, ["rill.v1", `rill.auth.${b64}`]);
-  viaProtocol.send(
-    encodeFrame({ op: "produce", id: 1, topic: "t", partition: 0, acks: 1 }, [batch]),
-  );
-  const viaProtocolAnswer = await nextFrame(viaProtocol);
-  assert.equal(viaProtocolAnswer.header.op, "produced");
-  assert.equal(viaProtocolAnswer.header.baseOffset, 1);
-  await closeRaw(viaProtocol);
   // A bad key is refused in the handshake (401), so the client can fall back to HTTP,
   // which reports it.
   const bad = new Rill({ brokers: [s.url], auth: "rk_nope.secret", retry: { retries: 0 } })
