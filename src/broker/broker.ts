@@ -42,6 +42,7 @@ import type { Acks, BatchAppendResult, ProduceRecord, RecordOffset } from "./pro
 import { type BrokerConfig, DEFAULT_BROKER_CONFIG } from "./config.ts";
 import { checkMetaProperties, join, lockDataDir, unlockDataDir } from "./data_dir.ts";
 import { DiskGuard } from "./disk_space.ts";
+import { LogUpkeep } from "./log_upkeep.ts";
 import { LocalTopics } from "./local_topics.ts";
 import type { FetchResult, Replica } from "./replica.ts";
 import { BackgroundTasks } from "./background_tasks.ts";
@@ -89,9 +90,6 @@ export interface BrokerOptions {
   /** the rack (zone) this broker is in: replicas of a partition spread over racks */
   rack?: string;
 }
-
-/** The least free space at which a log that failed is reopened, even with no floor set. */
-const REOPEN_MIN_FREE_BYTES = 4 * 1024 * 1024;
 
 /**
  * A broker.
@@ -159,6 +157,7 @@ export class Broker {
   readonly #produce: ProducePath;
   readonly #fetch: FetchPath;
   readonly #figures: LeaderFigures;
+  readonly #upkeep: LogUpkeep;
   /** Read buffers for fetch answers, reused once each answer is made (read_buffers.ts). */
   readonly readBuffers: ReadBufferPool = new ReadBufferPool();
   /** The fetch-session core (fetch_session.ts): every multi-partition fetch goes through it. */
@@ -281,6 +280,16 @@ export class Broker {
       draining: () => this.#draining,
       refresh: () => this.refresh(),
     });
+    this.#upkeep = new LogUpkeep({
+      local: this.#local,
+      disk: () => this.#disk,
+      config,
+      reapplyMetadata: () => {
+        this.#knownVersion = -1n;
+        return this.refresh();
+      },
+      log: this.#log,
+    });
     this.#figures = new LeaderFigures({
       brokerId: opts.id,
       kv,
@@ -320,17 +329,7 @@ export class Broker {
       controller: () => this.controller?.active ?? false,
       now: opts.now ?? Date.now,
       kvReachable: () => this.kvHealth.status().reachable,
-    });
-    // Whether the KV answers (kv_health.ts), as /healthz shows it.
-    this.metrics.gauge({
-      name: "rill_kv_reachable",
-      help: "1 while the KV answers, 0 while some KV call has been pending past the stall bound.",
-      collect: (g) => g.set(this.kvHealth.status().reachable ? 1 : 0),
-    });
-    this.metrics.gauge({
-      name: "rill_kv_oldest_pending_seconds",
-      help: "Age of the oldest KV call still waiting for an answer (0 when none).",
-      collect: (g) => g.set(this.kvHealth.status().oldestPendingMs / 1000),
+      kvOldestPendingMs: () => this.kvHealth.status().oldestPendingMs,
     });
   }
 
@@ -401,7 +400,7 @@ export class Broker {
       );
       broker.#tasks.every(config.retentionCheckIntervalMs, () => broker!.applyRetention());
       broker.#tasks.every(config.logCleanerBackoffMs, () => broker!.cleanLogs());
-      broker.#tasks.every(config.metadataPollMs, () => broker!.#recoverStorage());
+      broker.#tasks.every(config.metadataPollMs, () => broker!.#upkeep.recoverStorage());
       return broker;
     } catch (e) {
       if (broker) await broker.close().catch(() => {});
@@ -735,36 +734,19 @@ export class Broker {
    *
    * @returns how many segments were deleted
    */
-  async applyRetention(): Promise<number> {
-    let deleted = 0;
-    for (const r of [...this.#local.replicas()]) {
-      try {
-        deleted += await r.applyRetention();
-      } catch (e) {
-        if (!r.closing) this.#log(`retention of ${r.name} failed: ${e}`);
-      }
-    }
-    return deleted;
+  applyRetention(): Promise<number> {
+    return this.#upkeep.applyRetention();
   }
 
   /**
-   * Runs one log cleaner pass (`log_cleaner.ts`) over each hosted log whose topic has
-   * `cleanup.policy` with `compact`, one log after another, each bounded to
-   * `logCleanerMaxDirtyBytes` and to its high watermark (the background loop calls this
-   * every `logCleanerBackoffMs`).
+   * Runs one log cleaner pass over each hosted compacted log (see
+   * {@linkcode LogUpkeep.cleanLogs}; the background loop calls this every
+   * `logCleanerBackoffMs`).
    *
    * @returns how many records the pass removed
    */
-  async cleanLogs(): Promise<number> {
-    let removed = 0;
-    for (const r of [...this.#local.replicas()]) {
-      try {
-        removed += (await r.cleanLog(this.config.logCleanerMaxDirtyBytes))?.recordsRemoved ?? 0;
-      } catch (e) {
-        if (!r.closing) this.#log(`compaction of ${r.name} failed: ${e}`);
-      }
-    }
-    return removed;
+  cleanLogs(): Promise<number> {
+    return this.#upkeep.cleanLogs();
   }
 
   /**
@@ -806,27 +788,6 @@ export class Broker {
       unlockDataDir(this.#lock);
     })();
     return this.#closed;
-  }
-
-  /**
-   * Storage upkeep, every metadata poll: writes the KV reserve again once there is room, and
-   * — when the disk is above the free-space floor — reopens through recovery the logs that
-   * failed on an I/O error such as ENOSPC (local_topics.ts `reopenFailed`), then re-applies
-   * the metadata so they get their roles back.
-   */
-  async #recoverStorage(): Promise<void> {
-    await this.#disk?.maintain();
-    let failed = false;
-    for (const r of this.#local.replicas()) if (r.log.failure !== null) failed = true;
-    if (!failed) return;
-    // Space is back when the disk is above the floor (and has a few MiB even without one).
-    const free = this.#disk?.floor.free(true) ?? null;
-    if (free !== null && free < Math.max(this.config.minFreeBytes, REOPEN_MIN_FREE_BYTES)) return;
-    const reopened = await this.#local.reopenFailed();
-    if (reopened.length > 0) {
-      this.#knownVersion = -1n;
-      await this.refresh();
-    }
   }
 
   /** Same as {@linkcode close}, for `await using`. */

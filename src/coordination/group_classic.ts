@@ -180,14 +180,30 @@ export interface ClassicOffset {
 }
 
 /**
+ * Versionstamps of Kafka group metas (groupId → versionstamp) seen by
+ * {@linkcode commitClassicOffsets}: while a group's meta is unchanged, a commit is one
+ * conditional KV write instead of a read and a write. Bounded: it starts afresh past
+ * {@linkcode META_HINTS_MAX} groups.
+ */
+export type ClassicMetaHints = Map<string, string>;
+
+/** The most groups a {@linkcode ClassicMetaHints} remembers. */
+export const META_HINTS_MAX = 10_000;
+
+/**
  * Writes committed offsets of a Kafka group (already fenced by the coordinator's
  * generation and member checks) into the shared offset records.
+ *
+ * With `hints`, a group whose meta was read before as a Kafka group's is written with one
+ * conditional write (the meta's versionstamp checked, as the full path does); when the meta
+ * changed since (a rebalance, or Rill consumers took the group) the full path runs.
  *
  * @param kv the KV
  * @param groupId the group
  * @param offsets the offsets
  * @param member the committing member and generation, or null for a simple commit
  * @param now the clock
+ * @param hints the meta versionstamps seen so far (kept by the caller)
  * @throws {RillError} INCONSISTENT_GROUP_PROTOCOL when Rill consumers hold the group
  */
 export async function commitClassicOffsets(
@@ -196,7 +212,31 @@ export async function commitClassicOffsets(
   offsets: ClassicOffset[],
   member: { memberId: string; generation: number } | null,
   now: number,
+  hints?: ClassicMetaHints,
 ): Promise<void> {
+  const setOffsets = (op: Deno.AtomicOperation) => {
+    for (const o of offsets) {
+      op.set(
+        groupOffsetKey(groupId, o.topic, o.partition),
+        {
+          offset: o.offset,
+          metadata: o.metadata,
+          commitTimestampMs: now,
+          memberId: member?.memberId ?? null,
+          generation: member?.generation ?? null,
+        } satisfies CommittedOffset,
+      );
+    }
+    return op;
+  };
+  const known = hints?.get(groupId);
+  if (known !== undefined) {
+    const ok = await commitAtomic(() =>
+      setOffsets(kv.atomic().check({ key: groupMetaKey(groupId), versionstamp: known }))
+    );
+    if (ok) return;
+    hints!.delete(groupId);
+  }
   await withConflictRetry("commit offsets", async () => {
     const snap = await readGroup(kv, groupId);
     if (snap.meta && !snap.meta.kafka) {
@@ -214,20 +254,12 @@ export async function commitClassicOffsets(
         versionstamp: snap.metaVersionstamp,
       });
       if (!snap.meta) markGroupsChanged(op).set(groupMetaKey(groupId), newMeta(groupId, now));
-      for (const o of offsets) {
-        op.set(
-          groupOffsetKey(groupId, o.topic, o.partition),
-          {
-            offset: o.offset,
-            metadata: o.metadata,
-            commitTimestampMs: now,
-            memberId: member?.memberId ?? null,
-            generation: member?.generation ?? null,
-          } satisfies CommittedOffset,
-        );
-      }
-      return op;
+      return setOffsets(op);
     });
+    if (ok && hints && snap.meta?.kafka && snap.metaVersionstamp !== null) {
+      if (hints.size >= META_HINTS_MAX) hints.clear();
+      hints.set(groupId, snap.metaVersionstamp);
+    }
     return ok ? true : CONFLICT;
   });
 }

@@ -17,6 +17,7 @@
 import type { Broker } from "../broker/broker.ts";
 import {
   checkNotRillGroup,
+  type ClassicMetaHints,
   mirrorClassicGroup,
   touchClassicMember,
 } from "../coordination/group_classic.ts";
@@ -124,6 +125,8 @@ export class ClassicGroups {
   readonly #groups = new Map<string, ClassicGroup>();
   readonly #sweeper: ReturnType<typeof setInterval>;
   #closed = false;
+  /** Kafka group metas seen by offset commits (one KV write a commit while unchanged) */
+  readonly metaHints: ClassicMetaHints = new Map();
   /** the clock (tests may replace it) */
   now: () => number = Date.now;
 

@@ -285,6 +285,7 @@ export async function handleOffsetCommit(
           offsets.slice(i, i + 500),
           req.generationId >= 0 ? { memberId: req.memberId, generation: req.generationId } : null,
           Date.now(),
+          ctx.groups.metaHints,
         );
       }
     } catch (e) {

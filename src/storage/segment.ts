@@ -15,18 +15,22 @@
  *
  * @module
  */
-import { crc32c } from "../protocol/crc32c.ts";
+import { BATCH_HEADER_SIZE, decodeBatch, LOG_OVERHEAD, POS } from "../protocol/record_batch.ts";
 import {
-  BATCH_HEADER_SIZE,
-  decodeBatch,
-  LOG_OVERHEAD,
-  MAGIC_V2,
-  POS,
-} from "../protocol/record_batch.ts";
+  type BatchHeaderFields,
+  type BatchPosition,
+  readI64,
+  walkBatches,
+  type WalkResult,
+} from "./batch_walk.ts";
 import { syncDirSync } from "./checkpoint.ts";
+import { planHops, type ReadBuffer, readFullyAtSync, wholeBatches } from "./segment_read_plan.ts";
 import { INDEX_SUFFIX, LOG_SUFFIX, segmentFilePath, TIME_INDEX_SUFFIX } from "./file_names.ts";
 import { OffsetIndex } from "./offset_index.ts";
 import { TimeIndex } from "./time_index.ts";
+
+export type { BatchHeaderFields, BatchPosition, WalkResult } from "./batch_walk.ts";
+export { type ReadBuffer, readFullyAtSync } from "./segment_read_plan.ts";
 
 /** Kafka's "no timestamp". */
 export const NO_TIMESTAMP = -1;
@@ -35,50 +39,6 @@ export const NO_TIMESTAMP = -1;
 export interface SegmentSettings {
   /** bytes appended between two offset index entries */
   indexIntervalBytes: number;
-}
-
-/** The header fields of one batch found in a segment. */
-export interface BatchPosition {
-  /** where the batch starts in the `.log` */
-  position: number;
-  /** its size in bytes, header included */
-  size: number;
-  /** offset of its first record */
-  baseOffset: number;
-  /** offset of its last record */
-  lastOffset: number;
-  /** its maxTimestamp field */
-  maxTimestamp: number;
-  /** its attributes field */
-  attributes: number;
-}
-
-/** A batch's header fields that the log's state (leader epochs, producers) is rebuilt from. */
-export interface BatchHeaderFields {
-  /** offset of its first record */
-  baseOffset: number;
-  /** offset of its last record */
-  lastOffset: number;
-  /** its maxTimestamp field */
-  maxTimestamp: number;
-  /** the leader epoch it was appended in (-1 if none) */
-  partitionLeaderEpoch: number;
-  /** its producer id (-1 if none) */
-  producerId: number;
-  /** its producer epoch (-1 if none) */
-  producerEpoch: number;
-  /** the sequence number of its first record (-1 if none) */
-  baseSequence: number;
-}
-
-/** What a walk over a segment's batches found. */
-export interface WalkResult {
-  /** the position after the last batch accepted */
-  end: number;
-  /** why the walk stopped early on a bad batch; absent if it reached the end cleanly */
-  error?: string;
-  /** bytes whose CRC was checked */
-  verifiedBytes: number;
 }
 
 /** The outcome of {@linkcode LogSegment.recover}. */
@@ -94,50 +54,9 @@ export interface SegmentRecovery {
 }
 
 const EMPTY = new Uint8Array(0);
-const HEADER_WALK_CHUNK = 8192;
-const VERIFY_WALK_CHUNK = 1 << 20;
-/** Batches at least this big are found by their headers before a fetch reads them. */
-const HOP_MIN_BATCH = 64 * 1024;
-/** The batch header {@linkcode LogSegment} reads hop through (reads are synchronous). */
-const hopHeader = new Uint8Array(BATCH_HEADER_SIZE);
-
-/**
- * Gives the buffer a read fills: at least `length` bytes (the read uses the first
- * `length`). A caller that reuses buffers must be done with a read's bytes before it gives
- * the same buffer to another read.
- */
-export type ReadBuffer = (length: number) => Uint8Array;
 
 function newBuffer(length: number): Uint8Array {
   return new Uint8Array(length);
-}
-
-/**
- * Reads `buf.length` bytes of `file` at `position` into `buf`, or fewer where the file ends.
- *
- * @param file an open file
- * @param position where to read
- * @param buf where the bytes go
- * @returns how many bytes were read
- * @example
- * ```ts
- * const header = new Uint8Array(BATCH_HEADER_SIZE);
- * if (readFullyAtSync(file, 0, header) < header.length) throw new Error("torn");
- * ```
- */
-export function readFullyAtSync(file: Deno.FsFile, position: number, buf: Uint8Array): number {
-  file.seekSync(position, Deno.SeekMode.Start);
-  let n = 0;
-  while (n < buf.length) {
-    const got = file.readSync(buf.subarray(n));
-    if (got === null || got === 0) break;
-    n += got;
-  }
-  return n;
-}
-
-function readI64(view: DataView, pos: number): number {
-  return view.getInt32(pos) * 4294967296 + view.getUint32(pos + 4);
 }
 
 function isNotFound(e: unknown): boolean {
@@ -410,11 +329,7 @@ export class LogSegment {
 
   // ---------------------------------------------------------------- walking
 
-  /**
-   * Walks the batches in [from, to), checking length, magic, offset continuity and, for
-   * batches whose base offset is ≥ verifyFromOffset, the CRC-32C. `visit` returns false to
-   * stop before a batch.
-   */
+  /** Walks this segment's batches (see {@linkcode walkBatches}). */
   #walk(
     from: number,
     to: number,
@@ -422,84 +337,14 @@ export class LogSegment {
     expectedBaseOffset: number | undefined,
     visit: (batch: BatchPosition, view: DataView, at: number) => boolean,
   ): WalkResult {
-    let chunk: Uint8Array = EMPTY;
-    let chunkStart = from;
-    let view = new DataView(chunk.buffer);
-    let pos = from;
-    let expected = expectedBaseOffset;
-    let verifiedBytes = 0;
-    const chunkSize = verifyFromOffset === Infinity ? HEADER_WALK_CHUNK : VERIFY_WALK_CHUNK;
-    const ensure = (at: number, len: number) => {
-      if (at >= chunkStart && at + len <= chunkStart + chunk.length) return;
-      chunk = this.readAt(at, Math.min(Math.max(len, chunkSize), to - at));
-      chunkStart = at;
-      view = new DataView(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-    };
-    while (pos < to) {
-      const remain = to - pos;
-      if (remain < BATCH_HEADER_SIZE) {
-        return { end: pos, verifiedBytes, error: `a torn batch header at position ${pos}` };
-      }
-      ensure(pos, BATCH_HEADER_SIZE);
-      let off = pos - chunkStart;
-      const size = view.getInt32(off + POS.batchLength) + LOG_OVERHEAD;
-      if (size < BATCH_HEADER_SIZE) {
-        return { end: pos, verifiedBytes, error: `batch at position ${pos} has length ${size}` };
-      }
-      if (size > remain) {
-        return {
-          end: pos,
-          verifiedBytes,
-          error: `a torn batch at position ${pos}: it needs ${size} bytes, ${remain} remain`,
-        };
-      }
-      if (chunk[off + POS.magic] !== MAGIC_V2) {
-        return {
-          end: pos,
-          verifiedBytes,
-          error: `batch at position ${pos} has magic ${chunk[off + POS.magic]}`,
-        };
-      }
-      const baseOffset = readI64(view, off + POS.baseOffset);
-      const lastOffsetDelta = view.getInt32(off + POS.lastOffsetDelta);
-      // A compacted segment has gaps between batches (see log_cleaner.ts): offsets must only
-      // increase.
-      if (lastOffsetDelta < 0 || (expected !== undefined && baseOffset < expected)) {
-        return {
-          end: pos,
-          verifiedBytes,
-          error: `batch at position ${pos} has offsets ${baseOffset}..${
-            baseOffset + lastOffsetDelta
-          }, expected to start at or after ${expected}`,
-        };
-      }
-      if (baseOffset >= verifyFromOffset) {
-        ensure(pos, size);
-        off = pos - chunkStart;
-        const stored = view.getUint32(off + POS.crc);
-        const actual = crc32c(chunk.subarray(off + POS.attributes, off + size));
-        if (stored !== actual) {
-          return {
-            end: pos,
-            verifiedBytes,
-            error: `batch at position ${pos} (offset ${baseOffset}) fails its CRC`,
-          };
-        }
-        verifiedBytes += size;
-      }
-      const batch: BatchPosition = {
-        position: pos,
-        size,
-        baseOffset,
-        lastOffset: baseOffset + lastOffsetDelta,
-        maxTimestamp: readI64(view, off + POS.maxTimestamp),
-        attributes: view.getInt16(off + POS.attributes),
-      };
-      if (!visit(batch, view, off)) return { end: pos, verifiedBytes };
-      expected = batch.lastOffset + 1;
-      pos += size;
-    }
-    return { end: pos, verifiedBytes };
+    return walkBatches(
+      (position, length) => this.readAt(position, length),
+      from,
+      to,
+      verifyFromOffset,
+      expectedBaseOffset,
+      visit,
+    );
   }
 
   /**
@@ -540,31 +385,15 @@ export class LogSegment {
    * @returns what was scanned, cut and rebuilt
    */
   recover(recoveryPoint: number): SegmentRecovery {
-    let rebuilt = false;
-    let message: string | undefined;
-    if (!this.#offsetIndex) {
-      const reason = this.#tryLoadIndexFiles();
-      if (reason !== undefined) {
-        rebuilt = true;
-        message = reason;
-        this.rebuildReason = reason;
-        this.#offsetIndex = new OffsetIndex(this.baseOffset);
-        this.#timeIndex = new TimeIndex(this.baseOffset);
-      }
-    }
-    this.#offsetIndex!.truncateToOffset(recoveryPoint);
-    this.#timeIndex!.truncateToOffset(recoveryPoint);
-    const before = this.#size;
-    const result = this.#restoreTailState(this.#size, recoveryPoint);
-    let truncatedBytes = 0;
-    if (result.end < before) {
-      truncatedBytes = before - result.end;
-      this.#cutFile(result.end);
-      message = message ? `${message}; ${result.error}` : result.error;
-    }
+    const repair = this.#repairTail(recoveryPoint);
     this.#offsetIndex!.persist(this.indexPath, true);
     this.#timeIndex!.persist(this.timeIndexPath, true);
-    return { scannedBytes: result.verifiedBytes, truncatedBytes, rebuiltIndexes: rebuilt, message };
+    return {
+      scannedBytes: repair.verifiedBytes,
+      truncatedBytes: repair.truncatedBytes,
+      rebuiltIndexes: repair.rebuilt,
+      message: repair.message,
+    };
   }
 
   /**
@@ -574,6 +403,25 @@ export class LogSegment {
    * @returns bytes cut and why, if any
    */
   loadActive(): { truncatedBytes: number; rebuilt: boolean; message?: string } {
+    const { truncatedBytes, rebuilt, message } = this.#repairTail(Infinity);
+    if (rebuilt || truncatedBytes > 0) {
+      this.#offsetIndex!.persist(this.indexPath, true);
+      this.#timeIndex!.persist(this.timeIndexPath, true);
+    }
+    return { truncatedBytes, rebuilt, message };
+  }
+
+  /**
+   * Loads the index files (starting empty ones if they are unusable), drops index entries
+   * at or past `verifyFromOffset`, walks the tail from the last entry left (CRC-checking
+   * batches at or past `verifyFromOffset`) and cuts the file at the first bad batch.
+   */
+  #repairTail(verifyFromOffset: number): {
+    truncatedBytes: number;
+    rebuilt: boolean;
+    verifiedBytes: number;
+    message?: string;
+  } {
     let rebuilt = false;
     let message: string | undefined;
     const reason = this.#offsetIndex ? undefined : this.#tryLoadIndexFiles();
@@ -584,19 +432,19 @@ export class LogSegment {
       this.#offsetIndex = new OffsetIndex(this.baseOffset);
       this.#timeIndex = new TimeIndex(this.baseOffset);
     }
+    if (verifyFromOffset !== Infinity) {
+      this.#offsetIndex!.truncateToOffset(verifyFromOffset);
+      this.#timeIndex!.truncateToOffset(verifyFromOffset);
+    }
     const before = this.#size;
-    const result = this.#restoreTailState(this.#size);
+    const result = this.#restoreTailState(this.#size, verifyFromOffset);
     let truncatedBytes = 0;
     if (result.end < before) {
       truncatedBytes = before - result.end;
       this.#cutFile(result.end);
       message = message ? `${message}; ${result.error}` : result.error;
     }
-    if (rebuilt || truncatedBytes > 0) {
-      this.#offsetIndex!.persist(this.indexPath, true);
-      this.#timeIndex!.persist(this.timeIndexPath, true);
-    }
-    return { truncatedBytes, rebuilt, message };
+    return { truncatedBytes, rebuilt, verifiedBytes: result.verifiedBytes, message };
   }
 
   #cutFile(size: number): void {
@@ -768,7 +616,7 @@ export class LogSegment {
     }
     const available = this.#size - start;
     if (available < BATCH_HEADER_SIZE) return null;
-    const planned = this.#planRead(start, maxBytes, maxOffset, available);
+    const planned = planHops((p, b) => this.#readInto(p, b), start, maxBytes, maxOffset, available);
     if (planned !== null) {
       const { end, nextOffset } = planned;
       if (end === 0) return { bytes: EMPTY, nextOffset: offset };
@@ -787,56 +635,12 @@ export class LogSegment {
       buf = this.readAt(start, Math.min(firstSize, available), alloc);
       view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
     }
-    let end = 0;
-    let nextOffset = offset;
-    while (buf.length - end >= BATCH_HEADER_SIZE) {
-      const size = view.getInt32(end + POS.batchLength) + LOG_OVERHEAD;
-      if (size < BATCH_HEADER_SIZE || end + size > buf.length) break;
-      const last = readI64(view, end + POS.baseOffset) + view.getInt32(end + POS.lastOffsetDelta);
-      if (last >= maxOffset) break;
-      end += size;
-      nextOffset = last + 1;
-    }
+    const { end, nextOffset } = wholeBatches(buf, view, offset, maxOffset);
     if (end > 0) {
       this.#hintOffset = nextOffset;
       this.#hintPosition = start + end;
     }
     return { bytes: end === buf.length ? buf : buf.subarray(0, end), nextOffset };
-  }
-
-  /**
-   * Where {@linkcode read} should stop, found by hopping from batch header to batch header
-   * (one small read each) when batches are large, so that exactly the bytes returned are
-   * read: a bulk read of `maxBytes` would read (and allocate) up to one batch more than it
-   * returns. Gives up (null: read in bulk) at the first batch under {@linkcode HOP_MIN_BATCH},
-   * where hops would cost more than the bytes they save. Same rules as the bulk path: the
-   * first batch whole if it is in the file, the others while they fit in `maxBytes`, none
-   * whose last offset is ≥ `maxOffset`, and a malformed or torn header ends the read.
-   */
-  #planRead(
-    start: number,
-    maxBytes: number,
-    maxOffset: number,
-    available: number,
-  ): { end: number; nextOffset: number } | null {
-    const limit = Math.min(Math.max(maxBytes, BATCH_HEADER_SIZE), available);
-    const head = hopHeader;
-    const view = new DataView(head.buffer);
-    let end = 0;
-    let nextOffset = -1;
-    for (;;) {
-      const bound = end === 0 ? available : limit;
-      if (bound - end < BATCH_HEADER_SIZE) break;
-      if (this.#readInto(start + end, head) < BATCH_HEADER_SIZE) break;
-      const size = view.getInt32(POS.batchLength) + LOG_OVERHEAD;
-      if (size < BATCH_HEADER_SIZE || end + size > bound) break;
-      if (size < HOP_MIN_BATCH) return null;
-      const last = readI64(view, POS.baseOffset) + view.getInt32(POS.lastOffsetDelta);
-      if (last >= maxOffset) break;
-      end += size;
-      nextOffset = last + 1;
-    }
-    return { end, nextOffset };
   }
 
   /** Reads `buf.length` bytes at `position` into `buf`; returns how many were read. */

@@ -29,7 +29,8 @@ import { partitionForKey } from "../../protocol/murmur2.ts";
 import type { ConsumedMessage } from "../message.ts";
 import { keyBytes } from "../batch_builder.ts";
 import type { Message } from "../producer.ts";
-import { taskNode, windowedSerde } from "./builder.ts";
+import { windowedSerde } from "./ktable.ts";
+import { taskNode } from "./task_nodes.ts";
 import type { Serde } from "./serdes.ts";
 import {
   type SinkDef,
