@@ -92,6 +92,8 @@ export interface CreateTopicRequest {
   configs: TopicConfigs;
   /** brokers that may hold replicas */
   brokerIds: readonly number[];
+  /** the racks of the brokers that declared one (replicas spread over racks) */
+  racks?: ReadonlyMap<number, string>;
 }
 
 /** What {@linkcode TopicStore.alter} changes. */
@@ -102,6 +104,8 @@ export interface AlterTopicRequest {
   configs?: Record<string, string | null>;
   /** brokers that may hold replicas of new partitions */
   brokerIds: readonly number[];
+  /** the racks of the brokers that declared one */
+  racks?: ReadonlyMap<number, string>;
 }
 
 const TOPIC_NAME = /^[a-zA-Z0-9._-]{1,249}$/;
@@ -181,6 +185,7 @@ export class TopicStore {
       req.replicationFactor,
       req.brokerIds,
       start,
+      req.racks,
     );
     const topic: StoredTopic = {
       name: req.name,
@@ -294,6 +299,7 @@ export class TopicStore {
           topic.replicationFactor,
           req.brokerIds,
           hashName(name),
+          req.racks,
         );
         for (const a of placement) {
           added.push({

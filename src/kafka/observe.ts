@@ -11,7 +11,7 @@
  *
  * @module
  */
-import type { Metrics } from "../observability/metrics.ts";
+import type { CounterSeries, HistogramSeries, Metrics } from "../observability/metrics.ts";
 import { KafkaDecodeError } from "./wire.ts";
 import { API } from "./messages.ts";
 import { KAFKA_ERROR } from "./errors.ts";
@@ -24,17 +24,19 @@ const ERROR_NAMES: Record<number, string> = Object.fromEntries(
 );
 const ACKS: Record<number, string> = { [-1]: "all", 1: "1", 0: "0" };
 
-/** Label sets made once per API key (no label object is built per request). */
-interface RouteLabels {
-  ok: { api: "kafka"; route: string; status: string };
-  error: { api: "kafka"; route: string; status: string };
-  closed: { api: "kafka"; route: string; status: string };
+/** The series of one API key, bound once (a request adds to them without a lookup). */
+interface RouteSeries {
+  ok: CounterSeries;
+  error: CounterSeries;
+  closed: CounterSeries;
 }
 
 /** The Kafka listener's meter: one per listener. */
 export class KafkaMeter {
   readonly #metrics: Metrics;
-  readonly #routes = new Map<number, RouteLabels>();
+  readonly #routes: (RouteSeries | undefined)[] = [];
+  readonly #produce: Record<string, HistogramSeries> = {};
+  readonly #fetch: Record<string, HistogramSeries>;
 
   /**
    * @param metrics the broker's metrics
@@ -42,6 +44,13 @@ export class KafkaMeter {
    */
   constructor(metrics: Metrics, connections: () => number) {
     this.#metrics = metrics;
+    for (const acks of ["all", "1", "0", "invalid"]) {
+      this.#produce[acks] = metrics.produceDuration.series({ api: "kafka", acks });
+    }
+    this.#fetch = {
+      consumer: metrics.fetchDuration.series({ api: "kafka", kind: "consumer" }),
+      replica: metrics.fetchDuration.series({ api: "kafka", kind: "replica" }),
+    };
     // One listener per broker in production; tests may start several, the last one counts.
     metrics.registry.removeSingleMetric("rill_kafka_connections");
     metrics.gauge({
@@ -51,16 +60,18 @@ export class KafkaMeter {
     });
   }
 
-  #labels(apiKey: number): RouteLabels {
-    let l = this.#routes.get(apiKey);
+  #series(apiKey: number): RouteSeries {
+    const known = apiKey >= 0 && apiKey < 1024;
+    let l = known ? this.#routes[apiKey] : undefined;
     if (l === undefined) {
       const route = API_NAMES[apiKey] ?? `API ${apiKey}`;
+      const r = this.#metrics.requests;
       l = {
-        ok: { api: "kafka", route, status: "ok" },
-        error: { api: "kafka", route, status: "error" },
-        closed: { api: "kafka", route, status: "closed" },
+        ok: r.series({ api: "kafka", route, status: "ok" }),
+        error: r.series({ api: "kafka", route, status: "error" }),
+        closed: r.series({ api: "kafka", route, status: "closed" }),
       };
-      this.#routes.set(apiKey, l);
+      if (known) this.#routes[apiKey] = l;
     }
     return l;
   }
@@ -82,19 +93,18 @@ export class KafkaMeter {
     const m = this.#metrics;
     const seconds = (performance.now() - start) / 1000;
     const code = answer === null ? 0 : errorIn(answer);
-    const labels = this.#labels(apiKey);
-    m.requests.inc(code === 0 ? labels.ok : labels.error);
+    const series = this.#series(apiKey);
+    (code === 0 ? series.ok : series.error).value++;
     if (code !== 0) {
       const name = ERROR_NAMES[code] ?? `KAFKA_ERROR_${code}`;
       m.requestErrors.inc({ api: "kafka", code: name });
       if (code === KAFKA_ERROR.THROTTLING_QUOTA_EXCEEDED) m.throttled.inc({ api: "kafka" });
     }
     if (apiKey === API.Produce) {
-      const acks = ACKS[body?.acks as number] ?? "invalid";
-      m.produceDuration.observe({ api: "kafka", acks }, seconds);
+      this.#produce[ACKS[body?.acks as number] ?? "invalid"].observe(seconds);
     } else if (apiKey === API.Fetch) {
-      const kind = ((body?.replicaId as number | undefined) ?? -1) >= 0 ? "replica" : "consumer";
-      m.fetchDuration.observe({ api: "kafka", kind }, seconds);
+      const replica = ((body?.replicaId as number | undefined) ?? -1) >= 0;
+      (replica ? this.#fetch.replica : this.#fetch.consumer).observe(seconds);
     }
   }
 
@@ -105,7 +115,7 @@ export class KafkaMeter {
    * @param error what was thrown
    */
   closed(apiKey: number, error: unknown): void {
-    this.#metrics.requests.inc(this.#labels(apiKey).closed);
+    this.#series(apiKey).closed.value++;
     this.#metrics.requestErrors.inc({
       api: "kafka",
       code: error instanceof KafkaDecodeError ? "INVALID_REQUEST" : "UNKNOWN_SERVER_ERROR",

@@ -24,6 +24,11 @@
  */
 import client from "prom-client";
 import { EventLoopDelay } from "./event_loop.ts";
+import { labelText, renderTable, type TableSpec } from "./metrics_text.ts";
+import { FastCounter, FastHistogram } from "./fast_series.ts";
+
+export { escapeLabelValue, labelText, type TableSpec } from "./metrics_text.ts";
+export type { CounterSeries, HistogramSeries } from "./fast_series.ts";
 
 /** Latency buckets (seconds) for request histograms: 0.5 ms to 30 s. */
 export const LATENCY_BUCKETS: readonly number[] = [
@@ -104,63 +109,6 @@ export interface LazyGaugeSpec<L extends string> extends MetricSpec<L> {
   collect: (gauge: client.Gauge<L>) => void | Promise<void>;
 }
 
-/**
- * Families rendered straight to text at scrape time, sharing one label set: each row gives
- * its labels (already formatted with {@linkcode labelText}) and one value per family.
- */
-export interface TableSpec {
-  /** "gauge" (default) or "counter" (names then end in `_total`) */
-  type?: "gauge" | "counter";
-  /** the families, each with its name (`rill_…`) and help */
-  families: readonly { name: string; help: string }[];
-  /**
-   * Called at each scrape: calls `row` once per series set, with the labels' text and a
-   * value for each family (in `families`' order; NaN leaves that family's series out).
-   */
-  collect: (
-    row: (labels: string, values: ArrayLike<number>) => void,
-  ) => void | Promise<void>;
-}
-
-/**
- * Formats a label set as the exposition format writes it: `{a="x",b="y"}` (values escaped).
- *
- * @param names the label names
- * @param values their values, in the same order
- * @returns the text, "" for no labels
- * @example
- * ```ts
- * labelText(["topic", "partition"], ["orders", "0"]); // '{topic="orders",partition="0"}'
- * ```
- */
-export function labelText(names: readonly string[], values: readonly string[]): string {
-  if (names.length === 0) return "";
-  let out = "{";
-  for (let i = 0; i < names.length; i++) {
-    if (i > 0) out += ",";
-    out += `${names[i]}="${escapeLabelValue(values[i])}"`;
-  }
-  return out + "}";
-}
-
-const NEEDS_ESCAPE = /[\\"\n]/;
-
-/**
- * Escapes a label value (backslash, double quote, newline), as the text format needs.
- *
- * @param value the value
- * @returns the escaped value
- */
-export function escapeLabelValue(value: string): string {
-  if (!NEEDS_ESCAPE.test(value)) return value;
-  return value.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");
-}
-
-function valueText(v: number): string {
-  if (Number.isFinite(v)) return String(v);
-  return Number.isNaN(v) ? "NaN" : v > 0 ? "+Inf" : "-Inf";
-}
-
 /** A topic's traffic sums since the broker started. */
 interface TopicTraffic {
   inBytes: number;
@@ -189,23 +137,23 @@ export class Metrics {
   // ---- traffic (counted once per request or batch) ----
   // rill_topic_{in,out}_{bytes,records}_total: see produced() and fetched()
   /** bytes sent to followers, per topic */
-  readonly replicationOutBytes: client.Counter<"topic">;
+  readonly replicationOutBytes: FastCounter<"topic">;
   /** bytes this broker copied from leaders as a follower, per topic */
-  readonly replicationInBytes: client.Counter<"topic">;
+  readonly replicationInBytes: FastCounter<"topic">;
   /** produce requests by API and acks (count and latency) */
-  readonly produceDuration: client.Histogram<"api" | "acks">;
+  readonly produceDuration: FastHistogram<"api" | "acks">;
   /** fetch requests by API and kind (consumer or replica), including the long-poll wait */
-  readonly fetchDuration: client.Histogram<"api" | "kind">;
+  readonly fetchDuration: FastHistogram<"api" | "kind">;
   /** every request by API, route and status */
-  readonly requests: client.Counter<"api" | "route" | "status">;
+  readonly requests: FastCounter<"api" | "route" | "status">;
   /** failed requests by API and error code */
-  readonly requestErrors: client.Counter<"api" | "code">;
+  readonly requestErrors: FastCounter<"api" | "code">;
   /** requests refused by a quota or the stream caps */
-  readonly throttled: client.Counter<"api">;
+  readonly throttled: FastCounter<"api">;
 
   // ---- coordination ----
   /** KV operations by kind (count and latency) */
-  readonly kvDuration: client.Histogram<"op">;
+  readonly kvDuration: FastHistogram<"op">;
   /** KV operations that failed, by kind and reason */
   readonly kvErrors: client.Counter<"op" | "reason">;
   /** atomic KV commits refused by a check (another broker changed the entry first) */
@@ -221,8 +169,8 @@ export class Metrics {
 
   /** per-topic traffic sums, added to per request and read into the counters at scrape */
   readonly #traffic = new Map<string, TopicTraffic>();
-  /** the families rendered straight to text (see {@linkcode table}) */
-  readonly #tables: TableSpec[] = [];
+  /** what is written straight to text after prom-client's registry ({@linkcode table}s, …) */
+  readonly #texts: (() => string | Promise<string>)[] = [];
   readonly #tableNames = new Set<string>();
   #eventLoop: EventLoopDelay | null = null;
   #gcCycles = 0;
@@ -237,6 +185,11 @@ export class Metrics {
   constructor(opts: { process?: boolean } = {}) {
     const c = <L extends string>(name: string, help: string, labelNames: L[] = []) =>
       this.counter({ name, help, labelNames });
+    // Per-request series: counted with plain numbers, written at scrape (fast_series.ts).
+    const fc = <L extends string>(name: string, help: string, labelNames: L[]) =>
+      this.#fast(name, "counter", new FastCounter<L>(name, help, labelNames));
+    const fh = <L extends string>(name: string, help: string, labelNames: L[], b: number[]) =>
+      this.#fast(name, "histogram", new FastHistogram<L>(name, help, labelNames, b));
     // The hot path adds to plain per-topic sums; the counters read them at scrape time.
     const sums = this.#traffic;
     this.table({
@@ -262,49 +215,49 @@ export class Metrics {
         }
       },
     });
-    this.replicationOutBytes = c(
+    this.replicationOutBytes = fc(
       "rill_replication_out_bytes_total",
       "Bytes fetched by followers from this leader.",
       ["topic"],
     );
-    this.replicationInBytes = c(
+    this.replicationInBytes = fc(
       "rill_replication_in_bytes_total",
       "Bytes this broker copied from leaders as a follower.",
       ["topic"],
     );
-    this.produceDuration = this.histogram({
-      name: "rill_produce_request_duration_seconds",
-      help: "Produce requests: time from the request to its answer, by API and acks.",
-      labelNames: ["api", "acks"],
-      buckets: LATENCY_BUCKETS,
-    });
-    this.fetchDuration = this.histogram({
-      name: "rill_fetch_request_duration_seconds",
-      help: "Fetch requests (consumer or replica), including the long-poll wait.",
-      labelNames: ["api", "kind"],
-      buckets: LATENCY_BUCKETS,
-    });
-    this.requests = c(
+    this.produceDuration = fh(
+      "rill_produce_request_duration_seconds",
+      "Produce requests: time from the request to its answer, by API and acks.",
+      ["api", "acks"],
+      [...LATENCY_BUCKETS],
+    );
+    this.fetchDuration = fh(
+      "rill_fetch_request_duration_seconds",
+      "Fetch requests (consumer or replica), including the long-poll wait.",
+      ["api", "kind"],
+      [...LATENCY_BUCKETS],
+    );
+    this.requests = fc(
       "rill_requests_total",
       "Requests answered, by API, route and HTTP status.",
       ["api", "route", "status"],
     );
-    this.requestErrors = c(
+    this.requestErrors = fc(
       "rill_request_errors_total",
       "Requests answered with an error, by API and error code.",
       ["api", "code"],
     );
-    this.throttled = c(
+    this.throttled = fc(
       "rill_throttled_requests_total",
       "Requests refused by a quota or the long-poll/stream caps (429).",
       ["api"],
     );
-    this.kvDuration = this.histogram({
-      name: "rill_kv_operation_duration_seconds",
-      help: "Deno KV operations by kind (get, get_many, list, set, delete, commit, watch).",
-      labelNames: ["op"],
-      buckets: KV_BUCKETS,
-    });
+    this.kvDuration = fh(
+      "rill_kv_operation_duration_seconds",
+      "Deno KV operations by kind (get, get_many, list, set, delete, commit, watch).",
+      ["op"],
+      [...KV_BUCKETS],
+    );
     this.kvErrors = c(
       "rill_kv_errors_total",
       "Deno KV operations that threw, by kind and reason (locked, other).",
@@ -420,7 +373,19 @@ export class Metrics {
       this.#unique(f.name);
     }
     for (const f of spec.families) this.#tableNames.add(f.name);
-    this.#tables.push(spec);
+    this.#texts.push(() => renderTable(spec));
+  }
+
+  #fast<T extends { render(): string }>(
+    name: string,
+    type: "counter" | "histogram",
+    series: T,
+  ): T {
+    checkMetricName(name, type);
+    this.#unique(name);
+    this.#tableNames.add(name);
+    this.#texts.push(() => series.render());
+    return series;
   }
 
   #unique(name: string): void {
@@ -492,7 +457,7 @@ export class Metrics {
    */
   async render(): Promise<string> {
     let text = await this.registry.metrics();
-    for (const t of this.#tables) text += await renderTable(t);
+    for (const t of this.#texts) text += await t();
     return text;
   }
 
@@ -593,31 +558,6 @@ const EVENT_LOOP_NAMES = [
   "eventloop_lag_seconds",
   ...["min", "max", "mean", "stddev", "p50", "p90", "p99"].map((k) => `eventloop_lag_${k}_seconds`),
 ];
-
-async function renderTable(t: TableSpec): Promise<string> {
-  const type = t.type ?? "gauge";
-  const n = t.families.length;
-  // Rows first (labels and a flat run of values), then each family's lines joined once:
-  // about 80 ns a series, a quarter of appending to strings as rows come.
-  const labels: string[] = [];
-  const values: number[] = [];
-  await t.collect((l, v) => {
-    labels.push(l);
-    for (let i = 0; i < n; i++) values.push(v[i]);
-  });
-  const out: string[] = [];
-  for (let i = 0; i < n; i++) {
-    const { name, help } = t.families[i];
-    out.push(`# HELP ${name} ${help}\n# TYPE ${name} ${type}\n`);
-    const lines: string[] = [];
-    for (let r = 0, at = i; r < labels.length; r++, at += n) {
-      const v = values[at];
-      if (v === v) lines.push(name + labels[r] + " " + valueText(v) + "\n");
-    }
-    out.push(lines.join(""));
-  }
-  return out.join("");
-}
 
 /**
  * Counts the records of a run of RecordBatch v2 bytes from their headers (one read per

@@ -8,7 +8,7 @@
  *
  * @module
  */
-import type { Metrics } from "../observability/metrics.ts";
+import type { CounterSeries, HistogramSeries, Metrics } from "../observability/metrics.ts";
 import type { RillError } from "../protocol/errors.ts";
 
 /** The route label of a frame: its op, or `invalid` for a frame that did not decode. */
@@ -45,8 +45,10 @@ function acksLabel(raw: unknown): string {
 /** The WebSocket endpoint's meter: one per endpoint. */
 export class WsMeter {
   readonly #metrics: Metrics;
-  /** label sets of the answers that succeed, made once */
-  readonly #ok: Record<string, { api: "ws"; route: string; status: "200" }> = {};
+  /** the series of the answers that succeed, and of the latencies, bound once */
+  readonly #ok: Record<string, CounterSeries> = {};
+  readonly #produce: Record<string, HistogramSeries> = {};
+  readonly #fetch: HistogramSeries;
 
   /**
    * @param metrics the broker's metrics
@@ -55,8 +57,12 @@ export class WsMeter {
   constructor(metrics: Metrics, connections: () => number) {
     this.#metrics = metrics;
     for (const route of ["hello", "produce", "fetch", "subscribe", "credit", "unsubscribe"]) {
-      this.#ok[route] = { api: "ws", route, status: "200" };
+      this.#ok[route] = metrics.requests.series({ api: "ws", route, status: "200" });
     }
+    for (const acks of ["all", "1", "0", "invalid"]) {
+      this.#produce[acks] = metrics.produceDuration.series({ api: "ws", acks });
+    }
+    this.#fetch = metrics.fetchDuration.series({ api: "ws", kind: "consumer" });
     // One endpoint per broker in production; tests may make several, the last one counts.
     metrics.registry.removeSingleMetric("rill_ws_connections");
     metrics.gauge({
@@ -76,18 +82,19 @@ export class WsMeter {
    */
   answered(route: WsRoute, start: number, error: RillError | null, acks?: unknown): void {
     const m = this.#metrics;
-    if (error === null) m.requests.inc(this.#ok[route] ?? { api: "ws", route, status: "200" });
-    else {
+    if (error === null) {
+      const ok = this.#ok[route];
+      if (ok !== undefined) ok.value++;
+      else m.requests.inc({ api: "ws", route, status: "200" });
+    } else {
       m.requests.inc({ api: "ws", route, status: String(error.status) });
       m.requestErrors.inc({ api: "ws", code: error.code });
       if (error.code === "THROTTLING_QUOTA_EXCEEDED") m.throttled.inc({ api: "ws" });
     }
     if (route === "produce") {
-      const seconds = (performance.now() - start) / 1000;
-      m.produceDuration.observe({ api: "ws", acks: acksLabel(acks) }, seconds);
+      this.#produce[acksLabel(acks)].observe((performance.now() - start) / 1000);
     } else if (route === "fetch") {
-      const seconds = (performance.now() - start) / 1000;
-      m.fetchDuration.observe({ api: "ws", kind: "consumer" }, seconds);
+      this.#fetch.observe((performance.now() - start) / 1000);
     }
   }
 }

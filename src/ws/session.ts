@@ -323,7 +323,17 @@ export class WsSession {
       ? 0
       : intField(h.maxWaitMs, "maxWaitMs", 0, cfg.fetchMaxWaitLimitMs);
     const minBytes = h.minBytes === undefined ? 1 : intField(h.minBytes, "minBytes", 0);
-    const maxBytes = this.#answerBytes(h);
+    // An answer is at most a quarter of the connection's unsent-data bound (its first batch
+    // whole): answers read and waiting to go out are at most MAX_FETCHES of them. The
+    // connection's only fetch (a consumer's fetch session: one per broker) may fill the whole
+    // bound, so a many-partition consumer gets 4 times fewer, larger answers.
+    const share = this.#fetches === 0
+      ? this.#limits.maxUnsentBytes
+      : this.#limits.maxUnsentBytes >> 2;
+    const maxBytes = Math.min(
+      h.maxBytes === undefined ? Infinity : intField(h.maxBytes, "maxBytes", 1),
+      Math.max(1, share),
+    );
     let session: { id: number; epoch: number } | undefined;
     if (h.session !== undefined) {
       const raw = h.session as Record<string, unknown> | null;
