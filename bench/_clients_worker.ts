@@ -16,14 +16,16 @@
  *   the partition; latency from send to delivery (one clock: both in this process);
  * - `crowd`: `clients` clients connected at once (`consumers` of them consumers that
  *   long-poll, the rest producers sending one record each `intervalMs`), connecting spread
- *   over `rampMs`, then all of them for `seconds`.
+ *   over `rampMs`, then all of them for `seconds`;
+ * - `crowd-floor`: the same connections as bare WebSockets to the floor's echo: the producers'
+ *   sends (100 B each `intervalMs`) are echoed, the consumers' connections stay idle.
  *
  * @module
  */
 import { Rill } from "../mod.ts";
 
 interface Settings {
-  mode: "send" | "floor-http" | "floor-ws" | "e2e" | "crowd";
+  mode: "send" | "floor-http" | "floor-ws" | "e2e" | "crowd" | "crowd-floor";
   url: string;
   topic?: string;
   transport?: "http" | "ws";
@@ -238,6 +240,49 @@ if (s.mode === "send") {
     }
   }
   console.error(`crowd: ${clients} clients started`);
+  await Promise.all(tasks);
+} else if (s.mode === "crowd-floor") {
+  const clients = s.clients ?? 1000;
+  const consumers = s.consumers ?? 0;
+  const message = new Uint8Array(100).fill(120);
+  const rampMs = s.rampMs ?? 0;
+  end = performance.now() + rampMs + s.seconds * 1000;
+  const tasks: Promise<void>[] = [];
+  for (let i = 0; i < clients; i++) {
+    if (rampMs > 0) {
+      const wait = t0 + (i / clients) * rampMs - performance.now();
+      if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+    }
+    tasks.push(
+      (async () => {
+        const socket = new WebSocket(`${s.url.replace("http", "ws")}/ws`);
+        socket.binaryType = "arraybuffer";
+        await new Promise((r, j) => {
+          socket.onopen = r;
+          socket.onerror = j;
+        });
+        if (i >= consumers) {
+          await new Promise((r) => setTimeout(r, Math.random() * (s.intervalMs ?? 1000)));
+          while (until()) {
+            const t = performance.now();
+            await new Promise<void>((resolve) => {
+              socket.onmessage = () => resolve();
+              socket.send(message);
+            });
+            latencies.push(performance.now() - t);
+            await new Promise((r) => setTimeout(r, s.intervalMs ?? 1000));
+          }
+        } else {
+          while (until()) await new Promise((r) => setTimeout(r, 200));
+        }
+        const closed = new Promise((r) => socket.onclose = r);
+        socket.close();
+        await closed;
+      })().catch(() => {
+        errors++;
+      }),
+    );
+  }
   await Promise.all(tasks);
 }
 

@@ -24,7 +24,12 @@
  *    `/healthz` latency sampled every 100 ms, the latter reported once all are connected
  *    (and its worst while they connect).
  *
+ * 6. the floor of 5: a bare `Deno.serve` WebSocket echo (bench/_clients_floor_server.ts)
+ *    holding the same 5,000 connections (the producers' sends echoed, the consumers' connections
+ *    idle): its RSS and the latency of a plain GET to it, sampled the same way.
+ *
  * `RILL_BENCH_SECONDS` (default 3) sets the length of each timed phase.
+ * `RILL_CLIENTS_PARTS` (default all: `seq,many,e2e,commits,crowd`) runs only the workloads named.
  * `RILL_CLIENTS_BROKER_REPO=/path/to/checkout/` runs that checkout's broker instead (the
  * clients stay this checkout's), with `RILL_CLIENTS_HTTP_ONLY=1` for a broker without the
  * WebSocket endpoint: how a "before" is measured on the same machine.
@@ -42,6 +47,9 @@ const WORKER = new URL("./_clients_worker.ts", import.meta.url).pathname;
 const FLOOR = new URL("./_clients_floor_server.ts", import.meta.url).pathname;
 const BROKER_REPO = Deno.env.get("RILL_CLIENTS_BROKER_REPO");
 const HTTP_ONLY = Deno.env.get("RILL_CLIENTS_HTTP_ONLY") === "1";
+const PARTS = new Set(
+  (Deno.env.get("RILL_CLIENTS_PARTS") ?? "seq,many,e2e,commits,crowd").split(","),
+);
 
 interface WorkerResult {
   records: number;
@@ -133,6 +141,8 @@ async function createTopic(url: string, name: string, partitions: number): Promi
   await res.body?.cancel();
 }
 
+const rate = (xs: Measured[]) => xs.map((x) => x.rate);
+const serverUs = (xs: Measured[]) => xs.map((x) => x.serverUs);
 const fmt = (n: number) => (n >= 100 ? Math.round(n).toString() : n.toPrecision(3));
 
 /**
@@ -151,6 +161,28 @@ export async function run(report: Reporter): Promise<void> {
     return name;
   };
 
+  if (PARTS.has("seq")) await sequential(report, broker, floor, topic);
+  if (PARTS.has("many")) await manyProducers(report, broker, floor, topic);
+  if (PARTS.has("e2e")) await endToEnd(report, broker, topic);
+  // ---- offset commits ------------------------------------------------------------------------
+  if (PARTS.has("commits")) await commitBench(report, SUITE, SECONDS);
+  // ---- 5 and 6: 5,000 connected clients, and the echo floor holding as many -----------------
+  if (PARTS.has("crowd")) {
+    const total = await crowd(report, broker, await topic(8));
+    await crowdFloor(report, floor, total);
+  }
+}
+
+type Topic = (partitions: number) => Promise<string>;
+type Floor = { url: string; pid: number };
+
+async function sequential(
+  report: Reporter,
+  broker: BrokerProcess,
+  floor: Floor,
+  topic: Topic,
+): Promise<void> {
+  const b = broker.url;
   // ---- 1 and 4: one producer, single 1 KiB sends awaited -----------------------------------
   const seq: Record<"floorHttp" | "http" | "ws" | "floorWs", Measured[]> = {
     floorHttp: [],
@@ -186,8 +218,6 @@ export async function run(report: Reporter): Promise<void> {
         }).join("; "),
     );
   }
-  const rate = (xs: Measured[]) => xs.map((x) => x.rate);
-  const serverUs = (xs: Measured[]) => xs.map((x) => x.serverUs);
   const httpRatio = pairedRatio(rate(seq.http), rate(seq.floorHttp));
   const wsRatio = pairedRatio(rate(seq.ws), rate(seq.floorWs));
   for (
@@ -254,7 +284,15 @@ export async function run(report: Reporter): Promise<void> {
       baseline: "echo floor CPU per message",
     });
   }
+}
 
+async function manyProducers(
+  report: Reporter,
+  broker: BrokerProcess,
+  floor: Floor,
+  topic: Topic,
+): Promise<void> {
+  const b = broker.url;
   // ---- 2: 50 producers, single 100 B sends awaited -------------------------------------------
   const many: Record<string, Measured[]> = { floorHttp: [], http: [], ws: [], floorWs: [] };
   for (let round = 0; round < 2; round++) {
@@ -315,7 +353,10 @@ export async function run(report: Reporter): Promise<void> {
       unit: `req/s, p99 ${fmt(median(xs.map((x) => x.p99)))} ms`,
     });
   }
+}
 
+async function endToEnd(report: Reporter, broker: BrokerProcess, topic: Topic): Promise<void> {
+  const b = broker.url;
   // ---- 3: end to end at 2,000 records/s ------------------------------------------------------
   for (const [name, transport, p50Goal] of [["HTTP", "http", 0.5], ["WS", "ws", 0.3]] as const) {
     if (HTTP_ONLY && transport === "ws") continue;
@@ -336,22 +377,14 @@ export async function run(report: Reporter): Promise<void> {
       met: r.p50 <= p50Goal && r.p99 <= 3,
     });
   }
-
-  // ---- offset commits ------------------------------------------------------------------------
-  await commitBench(report, SUITE, SECONDS);
-
-  // ---- 5: 5,000 connected clients --------------------------------------------------------------
-  await crowd(report, broker, await topic(8));
 }
 
-async function crowd(report: Reporter, broker: BrokerProcess, topic: string): Promise<void> {
-  const processes = 5;
-  const perProcess = 1000;
-  const consumersPer = 180;
-  const rampMs = 8000;
-  const seconds = Math.max(10, SECONDS * 3);
-  const rss0 = procMemMiB(broker.pid, "VmRSS");
-  // /healthz and RSS every 100 ms: while clients connect, and once all are connected.
+/** RSS and GET latency of a server, sampled every 100 ms while `work` runs. */
+async function sampled<T>(
+  pid: number,
+  getUrl: string,
+  work: () => Promise<T>,
+): Promise<{ result: T; samples: { at: number; ms: number }[]; maxRss: number; cpuMs: number }> {
   const samples: { at: number; ms: number }[] = [];
   let sampling = true;
   let maxRss = 0;
@@ -360,43 +393,71 @@ async function crowd(report: Reporter, broker: BrokerProcess, topic: string): Pr
     while (sampling) {
       const t = performance.now();
       try {
-        const res = await fetch(`${broker.url}/healthz`);
+        const res = await fetch(getUrl);
         await res.body?.cancel();
         samples.push({ at: t - t0, ms: performance.now() - t });
       } catch {
         samples.push({ at: t - t0, ms: Infinity });
       }
-      maxRss = Math.max(maxRss, procMemMiB(broker.pid, "VmRSS"));
+      maxRss = Math.max(maxRss, procMemMiB(pid, "VmRSS"));
       await new Promise((r) => setTimeout(r, 100));
     }
   })();
-  const c0 = procCpuMs(broker.pid);
-  const results = await Promise.all(
-    Array.from({ length: processes }, () =>
-      worker({
-        mode: "crowd",
-        url: broker.url,
-        topic,
-        transport: HTTP_ONLY ? "http" : "ws",
-        clients: perProcess,
-        consumers: consumersPer,
-        intervalMs: 1000,
-        rampMs,
-        seconds,
-        partitions: 8,
-      })),
-  );
-  const cpuMs = procCpuMs(broker.pid) - c0;
+  const c0 = procCpuMs(pid);
+  const result = await work();
+  const cpuMs = procCpuMs(pid) - c0;
   sampling = false;
   await sampler;
+  return { result, samples, maxRss, cpuMs };
+}
+
+const CROWD = {
+  processes: 5,
+  perProcess: 1000,
+  consumersPer: 180,
+  rampMs: 8000,
+  seconds: Math.max(10, SECONDS * 3),
+};
+
+/** Sorted latencies from 2 s after the ramp to the end, and all of them. */
+function crowdLatencies(samples: { at: number; ms: number }[]) {
+  const steady = samples.filter((x) => x.at >= CROWD.rampMs + 2000).map((x) => x.ms).sort((
+    a,
+    b,
+  ) => a - b);
+  const all = samples.map((x) => x.ms).sort((a, b) => a - b);
+  return { steady, all };
+}
+
+async function crowd(report: Reporter, broker: BrokerProcess, topic: string): Promise<number> {
+  const { processes, perProcess, consumersPer, rampMs, seconds } = CROWD;
+  const rss0 = procMemMiB(broker.pid, "VmRSS");
+  // /healthz and RSS every 100 ms: while clients connect, and once all are connected.
+  const { result: results, samples, maxRss, cpuMs } = await sampled(
+    broker.pid,
+    `${broker.url}/healthz`,
+    () =>
+      Promise.all(
+        Array.from({ length: processes }, () =>
+          worker({
+            mode: "crowd",
+            url: broker.url,
+            topic,
+            transport: HTTP_ONLY ? "http" : "ws",
+            clients: perProcess,
+            consumers: consumersPer,
+            intervalMs: 1000,
+            rampMs,
+            seconds,
+            partitions: 8,
+          })),
+      ),
+  );
   const sends = results.reduce((n, r) => n + (r as unknown as { sends: number }).sends, 0);
   const errors = results.reduce((n, r) => n + r.errors, 0);
+  const delivered = results.reduce((n, r) => n + r.records, 0);
   const hwm = procMemMiB(broker.pid, "VmHWM");
-  // Steady: from 2 s after the ramp to the end of the run.
-  const steady = samples.filter((x) => x.at >= rampMs + 2000).map((x) => x.ms).sort((a, b) =>
-    a - b
-  );
-  const all = samples.map((x) => x.ms).sort((a, b) => a - b);
+  const { steady, all } = crowdLatencies(samples);
   const total = processes * perProcess;
   report({
     suite: SUITE,
@@ -408,7 +469,9 @@ async function crowd(report: Reporter, broker: BrokerProcess, topic: string): Pr
     value: maxRss,
     unit: `MiB (before ${fmt(rss0)} MiB, VmHWM ${fmt(hwm)} MiB), ${
       fmt(sends / (seconds + rampMs / 2000))
-    } sends/s, ${errors} errors, broker ${fmt(cpuMs * 1000 / Math.max(1, sends))} µs/send`,
+    } sends/s, ${
+      fmt(delivered / (seconds + rampMs / 2000))
+    } deliveries/s, ${errors} errors, broker ${fmt(cpuMs * 1000 / Math.max(1, sends))} µs/send`,
     target: "<= 500 MiB",
     met: maxRss <= 500,
   });
@@ -424,5 +487,47 @@ async function crowd(report: Reporter, broker: BrokerProcess, topic: string): Pr
     } ms)`,
     target: "<= 50 ms",
     met: worst <= 50,
+  });
+  return total;
+}
+
+/** The floor of the crowd: the echo server holding as many connections, sampled alike. */
+async function crowdFloor(report: Reporter, floor: Floor, total: number): Promise<void> {
+  const { processes, perProcess, consumersPer, rampMs, seconds } = CROWD;
+  const rss0 = procMemMiB(floor.pid, "VmRSS");
+  const { result: results, samples, maxRss, cpuMs } = await sampled(
+    floor.pid,
+    `${floor.url}/healthz`,
+    () =>
+      Promise.all(
+        Array.from({ length: processes }, () =>
+          worker({
+            mode: "crowd-floor",
+            url: floor.url,
+            clients: perProcess,
+            consumers: consumersPer,
+            intervalMs: 1000,
+            rampMs,
+            seconds,
+          })),
+      ),
+  );
+  const sends = results.reduce((n, r) => n + (r as unknown as { sends: number }).sends, 0);
+  const { steady, all } = crowdLatencies(samples);
+  report({
+    suite: SUITE,
+    name: `${total} connected clients, WS echo floor (the same connections, sends echoed): RSS`,
+    value: maxRss,
+    unit: `MiB (before ${fmt(rss0)} MiB), ${
+      fmt(sends / (seconds + rampMs / 2000))
+    } sends/s, server ${fmt(cpuMs * 1000 / Math.max(1, sends))} µs/send`,
+  });
+  report({
+    suite: SUITE,
+    name: `${total} connected clients, WS echo floor: GET worst latency once all connected`,
+    value: steady[steady.length - 1],
+    unit: `ms (p99 ${
+      fmt(steady[Math.floor(steady.length * 0.99)] ?? NaN)
+    } ms; while connecting: worst ${fmt(all[all.length - 1])} ms)`,
   });
 }

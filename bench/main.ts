@@ -23,6 +23,7 @@ const SUITES: Record<string, () => Promise<Suite>> = {
   kv: () => import("./kv_bench.ts"),
   kafka: () => import("./kafka_bench.ts"),
   compression: () => import("./compression_bench.ts"),
+  browser: () => import("./browser_bench.ts"),
 };
 
 const wanted = Deno.args.length > 0 ? Deno.args : Object.keys(SUITES);

@@ -3,7 +3,9 @@
  *
  * - produce 1 KiB records (256 KiB batches, `RILL_BENCH_IN_FLIGHT` (default 5, Kafka's
  *   `max.in.flight.requests.per.connection`) requests in flight per partition, 3
- *   partitions) with acks=all to a 3-broker cluster with replication factor 3, against
+ *   partitions) with acks=all to a 3-broker cluster with replication factor 3 (two such
+ *   clusters: followers in fetch sessions, the default, and followers polling each partition,
+ *   `--replica-fetch partition`, as before issue 17), against
  *   acks=1 on one broker with replication factor 1, measured in the same run
  *   (target ≥ 0.5 of the baseline): both clusters stay up and the two phases alternate
  *   for `RILL_BENCH_ROUNDS` (default 3) rounds after an uncounted one; the ratio is the
@@ -46,9 +48,14 @@ const WARMUP_SECONDS = Number(Deno.env.get("RILL_BENCH_WARMUP_SECONDS") ?? "1");
 const QUIET_MS = Number(Deno.env.get("RILL_BENCH_QUIET_MS") ?? "1000");
 const ROUNDS = Math.max(1, Number(Deno.env.get("RILL_BENCH_ROUNDS") ?? "3") || 3);
 const FLOOR = Deno.env.get("RILL_BENCH_REPLICATION_FLOOR") !== "0";
-/** `RILL_BENCH_REPLICA_FETCH=partition`: followers poll each partition (before issue 17) */
+/** followers that poll each partition (`--replica-fetch partition`, before issue 17) */
+const PER_PARTITION_FLAGS = ["--replica-fetch", "partition"];
+/**
+ * `RILL_BENCH_REPLICA_FETCH=partition`: the failover and catch-up clusters' followers poll
+ * each partition (the throughput phases measure both shapes in every run).
+ */
 const REPLICA_FETCH_FLAGS = Deno.env.get("RILL_BENCH_REPLICA_FETCH") === "partition"
-  ? ["--replica-fetch", "partition"]
+  ? PER_PARTITION_FLAGS
   : [];
 const BATCH_BYTES = 256 * 1024;
 /** USER_HZ, the unit of /proc CPU times (100 on Linux). */
@@ -263,7 +270,11 @@ function rillTarget(urlOf: (p: number) => string, acks: string): (p: number) => 
 
 async function throughput(report: Reporter): Promise<void> {
   const single = new Nodes(await Deno.makeTempDir({ prefix: "rill-bench-rf1-" }));
-  const three = new Nodes(await Deno.makeTempDir({ prefix: "rill-bench-rf3-" }));
+  const three = new Nodes(await Deno.makeTempDir({ prefix: "rill-bench-rf3-" }), []);
+  const threeP = new Nodes(
+    await Deno.makeTempDir({ prefix: "rill-bench-rf3p-" }),
+    PER_PARTITION_FLAGS,
+  );
   const floors: FloorCluster[] = [];
   try {
     await single.start(1);
@@ -271,11 +282,16 @@ async function throughput(report: Reporter): Promise<void> {
     for (const id of [1, 2, 3]) await three.start(id);
     await three.create("bench", PARTITIONS, 3, { "min.insync.replicas": "2" });
     const ps = await three.until("bench", (ps) => ps.every((p) => p.isr.length === 3));
+    for (const id of [1, 2, 3]) await threeP.start(id);
+    await threeP.create("bench", PARTITIONS, 3, { "min.insync.replicas": "2" });
+    const psP = await threeP.until("bench", (ps) => ps.every((p) => p.isr.length === 3));
     const rf1Pids = [...single.procs.values()].map((p) => p.pid);
     const rf3Pids = [...three.procs.values()].map((p) => p.pid);
+    const rf3pPids = [...threeP.procs.values()].map((p) => p.pid);
     const phases: Record<string, () => Promise<Phase>> = {
       rf1: () => produceRate(rillTarget(() => single.url(1), "1"), rf1Pids),
       rf3: () => produceRate(rillTarget((p) => three.url(ps[p].leader), "all"), rf3Pids),
+      rf3p: () => produceRate(rillTarget((p) => threeP.url(psP[p].leader), "all"), rf3pPids),
     };
     if (FLOOR) {
       const f1 = await startFloorCluster(1);
@@ -307,7 +323,7 @@ async function throughput(report: Reporter): Promise<void> {
     });
     report({
       suite: SUITE,
-      name: "produce 1 KiB, RF 3, acks=all, 3 brokers",
+      name: "produce 1 KiB, RF 3, acks=all, 3 brokers, follower fetch sessions",
       value: median(rates.rf3),
       unit: "records/s",
       ratio,
@@ -317,11 +333,31 @@ async function throughput(report: Reporter): Promise<void> {
     });
     report({
       suite: SUITE,
+      name: "produce 1 KiB, RF 3, acks=all, 3 brokers, followers poll each partition",
+      value: median(rates.rf3p),
+      unit: "records/s",
+      ratio: pairedRatio(rates.rf3p, rates.rf1),
+      baseline: `RF 1 acks=1 (median of ${ROUNDS} paired rounds)`,
+    });
+    report({
+      suite: SUITE,
+      name: "RF 3 acks=all: follower fetch sessions against per-partition polls",
+      value: pairedRatio(rates.rf3, rates.rf3p),
+      unit: "x",
+    });
+    report({
+      suite: SUITE,
       name: "produce 1 KiB, RF 3, acks=all (bytes)",
       value: med("rf3", "mbps"),
       unit: "MB/s",
     });
-    for (const [name, label] of [["rf1", "RF 1 acks=1"], ["rf3", "RF 3 acks=all"]]) {
+    for (
+      const [name, label] of [
+        ["rf1", "RF 1 acks=1"],
+        ["rf3", "RF 3 acks=all, sessions"],
+        ["rf3p", "RF 3 acks=all, per-partition"],
+      ]
+    ) {
       report({
         suite: SUITE,
         name: `CPU per MB produced, ${label} (client + brokers, diagnostic)`,
@@ -367,6 +403,7 @@ async function throughput(report: Reporter): Promise<void> {
     });
   } finally {
     for (const f of floors) await f[Symbol.asyncDispose]();
+    await threeP.dispose();
     await three.dispose();
     await single.dispose();
   }

@@ -9,7 +9,7 @@
  */
 import { groupsPrefix } from "../coordination/kv_keys.ts";
 import type { CommittedOffset } from "../coordination/group_keys.ts";
-import type { Metrics } from "../observability/metrics.ts";
+import { labelText, type Metrics } from "../observability/metrics.ts";
 import type { TopicState } from "./local_topics.ts";
 
 /** What the collectors read from the broker. */
@@ -104,122 +104,117 @@ export function installBrokerGauges(metrics: Metrics, src: BrokerMetricsSource):
     },
   });
 
-  type P = "topic" | "partition";
-  const led = (name: string, help: string, value: (t: TopicState, p: number) => number) =>
-    metrics.gauge<P>({
-      name,
-      help,
-      labelNames: ["topic", "partition"],
-      collect: (g) => {
-        for (const t of src.topics()) {
-          t.replicas.forEach((r, p) => {
-            if (r?.role === "leader" && !r.closing) {
-              g.set({ topic: t.meta.name, partition: String(p) }, value(t, p));
-            }
-          });
-        }
+  // Per partition led and per follower: tables (metrics.ts), one label text per row shared
+  // by every family, no per-series objects.
+  const P = ["topic", "partition"];
+  metrics.table({
+    families: [
+      {
+        name: "rill_partition_log_start_offset",
+        help: "First offset still in the log of a partition this broker leads.",
       },
-    });
-  const replica = (t: TopicState, p: number) => t.replicas[p]!;
-  led(
-    "rill_partition_log_start_offset",
-    "First offset still in the log of a partition this broker leads.",
-    (t, p) => replica(t, p).logStartOffset,
-  );
-  led(
-    "rill_partition_log_end_offset",
-    "Offset after the last record appended to a partition this broker leads.",
-    (t, p) => replica(t, p).logEndOffset,
-  );
-  led(
-    "rill_partition_high_watermark",
-    "High watermark (offset after the last committed record) of a partition this broker leads.",
-    (t, p) => replica(t, p).highWatermark,
-  );
-  led(
-    "rill_partition_size_bytes",
-    "Bytes on disk of the segments of a partition this broker leads.",
-    (t, p) => replica(t, p).log.size,
-  );
-  led(
-    "rill_partition_segments",
-    "Segments of a partition this broker leads.",
-    (t, p) => replica(t, p).log.segmentCount,
-  );
-  led(
-    "rill_partition_log_failed",
-    "1 while the log of a partition this broker leads failed on an I/O error (ENOSPC) and takes no writes; it reopens through recovery once space is back.",
-    (t, p) => replica(t, p).log.failure === null ? 0 : 1,
-  );
-  led(
-    "rill_partition_replicas",
-    "Assigned replicas of a partition this broker leads.",
-    (t, p) => t.meta.partitions[p]?.replicas.length ?? 0,
-  );
-  led(
-    "rill_partition_isr",
-    "In-sync replicas of a partition this broker leads.",
-    (t, p) => replica(t, p).isr.length,
-  );
-  led(
-    "rill_partition_under_replicated",
-    "1 when a partition this broker leads has fewer in-sync replicas than replicas.",
-    (t, p) => replica(t, p).isr.length < (t.meta.partitions[p]?.replicas.length ?? 0) ? 1 : 0,
-  );
-  led(
-    "rill_partition_under_min_isr",
-    "1 when a partition this broker leads has fewer in-sync replicas than min.insync.replicas.",
-    (t, p) => replica(t, p).isr.length < t.minInsyncReplicas ? 1 : 0,
-  );
-
-  type F = "topic" | "partition" | "follower";
-  const followers = (
-    name: string,
-    help: string,
-    value: (leo: number, f: { leo: number; lastCaughtUpMs: number }, now: number) => number,
-  ) =>
-    metrics.gauge<F>({
-      name,
-      help,
-      labelNames: ["topic", "partition", "follower"],
-      collect: (g) => {
-        const now = src.now();
-        for (const t of src.topics()) {
-          t.replicas.forEach((r, p) => {
-            if (r?.role !== "leader" || r.closing) return;
-            const leo = r.logEndOffset;
-            for (const [id, f] of r.followers()) {
-              g.set(
-                { topic: t.meta.name, partition: String(p), follower: String(id) },
-                value(leo, f, now),
-              );
-            }
-          });
-        }
+      {
+        name: "rill_partition_log_end_offset",
+        help: "Offset after the last record appended to a partition this broker leads.",
       },
-    });
-  followers(
-    "rill_follower_lag_records",
-    "Records a follower is behind this leader's log end (as of its last fetch).",
-    (leo, f) => Math.max(0, leo - Math.max(0, f.leo)),
-  );
-  followers(
-    "rill_follower_lag_seconds",
-    "Time since a follower was last caught up with this leader (0 while it is).",
-    (leo, f, now) => f.leo >= leo ? 0 : Math.max(0, now - f.lastCaughtUpMs) / 1000,
-  );
+      {
+        name: "rill_partition_high_watermark",
+        help:
+          "High watermark (offset after the last committed record) of a partition this broker leads.",
+      },
+      {
+        name: "rill_partition_size_bytes",
+        help: "Bytes on disk of the segments of a partition this broker leads.",
+      },
+      { name: "rill_partition_segments", help: "Segments of a partition this broker leads." },
+      {
+        name: "rill_partition_log_failed",
+        help:
+          "1 while the log of a partition this broker leads failed on an I/O error (ENOSPC) and takes no writes; it reopens through recovery once space is back.",
+      },
+      {
+        name: "rill_partition_replicas",
+        help: "Assigned replicas of a partition this broker leads.",
+      },
+      { name: "rill_partition_isr", help: "In-sync replicas of a partition this broker leads." },
+      {
+        name: "rill_partition_under_replicated",
+        help: "1 when a partition this broker leads has fewer in-sync replicas than replicas.",
+      },
+      {
+        name: "rill_partition_under_min_isr",
+        help:
+          "1 when a partition this broker leads has fewer in-sync replicas than min.insync.replicas.",
+      },
+    ],
+    collect: (row) => {
+      const v = new Array<number>(10);
+      for (const t of src.topics()) {
+        const replicas = t.replicas;
+        for (let p = 0; p < replicas.length; p++) {
+          const r = replicas[p];
+          if (r?.role !== "leader" || r.closing) continue;
+          const assigned = t.meta.partitions[p]?.replicas.length ?? 0;
+          const isr = r.isr.length;
+          v[0] = r.logStartOffset;
+          v[1] = r.logEndOffset;
+          v[2] = r.highWatermark;
+          v[3] = r.log.size;
+          v[4] = r.log.segmentCount;
+          v[5] = r.log.failure === null ? 0 : 1;
+          v[6] = assigned;
+          v[7] = isr;
+          v[8] = isr < assigned ? 1 : 0;
+          v[9] = isr < t.minInsyncReplicas ? 1 : 0;
+          row(labelText(P, [t.meta.name, String(p)]), v);
+        }
+      }
+    },
+  });
 
-  metrics.gauge<"group" | "topic" | "partition">({
-    name: "rill_group_lag_records",
-    help:
-      "Records between a group's committed offset and the high watermark, for partitions this broker leads.",
-    labelNames: ["group", "topic", "partition"],
-    collect: async (g) => {
+  const F = ["topic", "partition", "follower"];
+  metrics.table({
+    families: [
+      {
+        name: "rill_follower_lag_records",
+        help: "Records a follower is behind this leader's log end (as of its last fetch).",
+      },
+      {
+        name: "rill_follower_lag_seconds",
+        help: "Time since a follower was last caught up with this leader (0 while it is).",
+      },
+    ],
+    collect: (row) => {
+      const now = src.now();
+      const v = [0, 0];
+      for (const t of src.topics()) {
+        t.replicas.forEach((r, p) => {
+          if (r?.role !== "leader" || r.closing) return;
+          const leo = r.logEndOffset;
+          for (const [id, f] of r.followers()) {
+            v[0] = Math.max(0, leo - Math.max(0, f.leo));
+            v[1] = f.leo >= leo ? 0 : Math.max(0, now - f.lastCaughtUpMs) / 1000;
+            row(labelText(F, [t.meta.name, String(p), String(id)]), v);
+          }
+        });
+      }
+    },
+  });
+
+  const G = ["group", "topic", "partition"];
+  metrics.table({
+    families: [{
+      name: "rill_group_lag_records",
+      help:
+        "Records between a group's committed offset and the high watermark, for partitions this broker leads.",
+    }],
+    collect: async (row) => {
       const leaders = new Map<string, TopicState>();
       for (const t of src.topics()) {
         if (t.replicas.some((r) => r?.role === "leader")) leaders.set(t.meta.name, t);
       }
       if (leaders.size === 0 || src.kvReachable?.() === false) return;
+      const v = [0];
       // ["rill", "groups", <group>, "offset", <topic>, <partition>]
       for await (const e of src.kv.list<CommittedOffset>({ prefix: groupsPrefix() })) {
         const [, , group, kind, topic, partition] = e.key;
@@ -228,10 +223,8 @@ export function installBrokerGauges(metrics: Metrics, src: BrokerMetricsSource):
         }
         const r = leaders.get(topic)?.replicas[partition];
         if (r?.role !== "leader" || r.closing) continue;
-        g.set(
-          { group: String(group), topic, partition: String(partition) },
-          Math.max(0, r.highWatermark - e.value.offset),
-        );
+        v[0] = Math.max(0, r.highWatermark - e.value.offset);
+        row(labelText(G, [String(group), topic, String(partition)]), v);
       }
     },
   });

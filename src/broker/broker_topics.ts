@@ -78,7 +78,7 @@ export class TopicAdmin {
       partitions: req.partitions ?? 1,
       replicationFactor,
       configs,
-      brokerIds: await this.#eligibleBrokers(),
+      ...await this.#eligibleBrokers(),
     });
     await this.#c.refresh();
     return meta;
@@ -138,7 +138,7 @@ export class TopicAdmin {
     const meta = await this.#c.topics.alter(name, {
       partitions: req.partitions,
       configs,
-      brokerIds: await this.#eligibleBrokers(),
+      ...await this.#eligibleBrokers(),
     });
     await this.#c.refresh();
     return meta;
@@ -221,14 +221,16 @@ export class TopicAdmin {
     return this.#c.cluster.brokers();
   }
 
-  async #eligibleBrokers(): Promise<number[]> {
+  async #eligibleBrokers(): Promise<{ brokerIds: number[]; racks: Map<number, string> }> {
     const out = this.#c.decommissioned ? await this.#c.decommissioned() : new Set<number>();
-    const ids = (await this.#c.cluster.brokers())
-      .filter((b) => b.alive && b.role === "broker" && !out.has(b.id))
-      .map((b) => b.id);
+    const eligible = (await this.#c.cluster.brokers())
+      .filter((b) => b.alive && b.role === "broker" && !out.has(b.id));
+    const ids = eligible.map((b) => b.id);
     if (
       this.#c.role === "broker" && !ids.includes(this.#c.brokerId) && !out.has(this.#c.brokerId)
     ) ids.push(this.#c.brokerId);
-    return ids;
+    const racks = new Map<number, string>();
+    for (const b of eligible) if (b.rack !== undefined) racks.set(b.id, b.rack);
+    return { brokerIds: ids, racks };
   }
 }

@@ -1,10 +1,16 @@
 /**
  * Cluster-wide balancing operations any broker answers (the HTTP routes under
  * `/v1/cluster`): preferred leader election on demand, rebalance plans (dry run or
- * executed), decommissioning a broker, and the cluster's balance and move status. Plans
- * are computed here (balance.ts) from the metadata, the live brokers and the leaders'
- * reported sizes (leader_reports.ts); executing one stores it in KV (moves.ts), and the
- * controller runs it a few partitions at a time.
+ * executed), decommissioning a broker and taking that back (recommission), cancelling the
+ * moves under way, and the cluster's balance and move status. Plans are computed here
+ * (balance.ts) from the metadata, the live brokers and the leaders' reported sizes
+ * (leader_reports.ts); executing one stores it in KV (moves.ts), and the controller runs
+ * it a few partitions at a time.
+ *
+ * Cancelling first empties the plan's pending moves (the controller starts a move only
+ * with a check on the plan it read, so none starts after that), then rolls every move
+ * under way back with one checked partition update each (election.ts
+ * `cancelReassignment`): a move the controller completes first stays completed.
  *
  * @module
  */
@@ -14,6 +20,7 @@ import type { MovePlan, MoveStore } from "../coordination/moves.ts";
 import type { PartitionStateStore } from "../coordination/partition_states.ts";
 import type { TopicMetadata, TopicStore } from "../coordination/topics.ts";
 import { RillError } from "../protocol/errors.ts";
+import { cancelReassignment } from "./election.ts";
 import {
   type BrokerLoad,
   electPreferredLeader,
@@ -59,6 +66,21 @@ export interface PlanResult {
   executed: boolean;
 }
 
+/** What cancelling moves did (`cancel-moves`, `recommission`). */
+export interface CancelResult {
+  /** planned moves dropped before they started */
+  dropped: { topic: string; partition: number; replicas: number[] }[];
+  /** moves under way rolled back: the partition has its previous replicas again */
+  rolledBack: { topic: string; partition: number; replicas: number[]; leader: number }[];
+  /**
+   * moves under way that could not be rolled back (no previous replica alive and in sync:
+   * only the new replicas hold the data) or that completed first; they finish
+   */
+  notRolledBack: { topic: string; partition: number; target: number[]; reason: string }[];
+  /** brokers still being decommissioned */
+  decommissioned: number[];
+}
+
 /** The cluster's balance and move progress. */
 export interface ClusterStatus {
   /** per broker: liveness, rack, load and leaders now */
@@ -76,6 +98,8 @@ export interface ClusterStatus {
     partition: number;
     replicas: number[];
     target: number[];
+    /** the replicas before the move (what cancelling it returns to) */
+    previous: number[] | null;
     isr: number[];
   }[];
   /** moves planned but not started */
@@ -170,6 +194,109 @@ export class ClusterAdmin {
   }
 
   /**
+   * Cancels every move: planned moves are dropped, moves under way roll back to the
+   * partition's previous replicas (their new, partial replicas are deleted by the brokers
+   * that held them), as far as that loses no acknowledged record (`rill cluster
+   * cancel-moves`). Brokers being decommissioned stay so (see {@linkcode recommission}).
+   *
+   * @returns what was dropped and rolled back
+   */
+  async cancelMoves(): Promise<CancelResult> {
+    const { before, after } = await this.#o.moves.change((plan) =>
+      plan === null || plan.pending.length === 0
+        ? undefined
+        : plan.decommissioned.length === 0
+        ? null
+        : { ...plan, pending: [] }
+    );
+    return await this.#rollBack(
+      before?.pending ?? [],
+      () => true,
+      after?.decommissioned ?? [],
+    );
+  }
+
+  /**
+   * Takes a decommission back (`rill cluster recommission --id N`): the broker may hold
+   * replicas again, the planned moves off it are dropped, and the moves off it under way
+   * roll back. Replicas already moved off stay where they are (a rebalance gives the
+   * broker its share again).
+   *
+   * @param brokerId the broker
+   * @returns what was dropped and rolled back
+   * @throws {RillError} INVALID_REQUEST when the broker is not being decommissioned
+   */
+  async recommission(brokerId: number): Promise<CancelResult> {
+    const o = this.#o;
+    const snapshot = await o.topics.snapshot();
+    const replicasNow = new Map<string, number[]>();
+    for (const t of snapshot.topics) {
+      for (const p of t.partitions) {
+        replicasNow.set(partitionKeyOf(t.name, p.partition), p.previousReplicas ?? p.replicas);
+      }
+    }
+    // a planned move off the broker: it holds the partition now, and not afterwards
+    const off = (m: { topic: string; partition: number; replicas: number[] }) =>
+      (replicasNow.get(partitionKeyOf(m.topic, m.partition)) ?? []).includes(brokerId) &&
+      !m.replicas.includes(brokerId);
+    let dropped: PartitionMove[] = [];
+    const { after } = await o.moves.change((plan) => {
+      if (!plan?.decommissioned.includes(brokerId)) {
+        throw new RillError(
+          "INVALID_REQUEST",
+          `Broker ${brokerId} is not being decommissioned`,
+        );
+      }
+      dropped = plan.pending.filter(off);
+      const decommissioned = plan.decommissioned.filter((id) => id !== brokerId);
+      const pending = plan.pending.filter((m) => !off(m));
+      return decommissioned.length === 0 && pending.length === 0
+        ? null
+        : { ...plan, pending, decommissioned };
+    });
+    return await this.#rollBack(dropped, off, after?.decommissioned ?? []);
+  }
+
+  /** Rolls back the moves under way that `which` selects (by their target). */
+  async #rollBack(
+    dropped: PartitionMove[],
+    which: (m: { topic: string; partition: number; replicas: number[] }) => boolean,
+    decommissioned: number[],
+  ): Promise<CancelResult> {
+    const o = this.#o;
+    const [snapshot, alive] = await Promise.all([o.topics.snapshot(), this.#alive()]);
+    const out: CancelResult = { dropped, rolledBack: [], notRolledBack: [], decommissioned };
+    for (const t of snapshot.topics) {
+      for (const p of t.partitions) {
+        const target = p.targetReplicas;
+        if (!target || !which({ topic: t.name, partition: p.partition, replicas: target })) {
+          continue;
+        }
+        let why = "it completed first";
+        const next = await o.states.update(t.name, p.partition, (cur) => {
+          if (!cur.targetReplicas) return null;
+          const back = cancelReassignment(cur, alive, t.replicationFactor);
+          if (back === null) {
+            why = "no replica it had before is alive and in sync: it finishes instead";
+          }
+          return back;
+        });
+        if (next) {
+          out.rolledBack.push({
+            topic: t.name,
+            partition: p.partition,
+            replicas: next.replicas,
+            leader: next.leader,
+          });
+        } else {
+          out.notRolledBack.push({ topic: t.name, partition: p.partition, target, reason: why });
+        }
+      }
+    }
+    return out;
+  }
+
+  /**
    * The cluster's balance and move progress (`rill cluster status`).
    *
    * @returns the status
@@ -199,6 +326,7 @@ export class ClusterAdmin {
             partition: p.partition,
             replicas: p.replicas,
             target: p.targetReplicas,
+            previous: p.previousReplicas ?? null,
             isr: p.isr,
           });
         }

@@ -41,6 +41,7 @@ import type { HeldLease, Lease, LeaseStore } from "../coordination/leases.ts";
 import type { PartitionStateStore } from "../coordination/partition_states.ts";
 import type { TopicMetadata, TopicStore } from "../coordination/topics.ts";
 import type { MovePlanEntry, MoveStore } from "../coordination/moves.ts";
+import { movesKey } from "../coordination/kv_keys.ts";
 import { completeReassignment, electLeader, fenceFromIsr, startReassignment } from "./election.ts";
 import {
   electPreferredLeader,
@@ -382,11 +383,12 @@ export class Controller {
           left.push(m);
           continue;
         }
+        // Checked on the plan as read too: a plan cancelled meanwhile starts nothing.
         const next = await o.states.update(
           m.topic,
           m.partition,
           (cur) => cur.targetReplicas ? null : startReassignment(cur, m.replicas),
-          fence,
+          [fence, { key: movesKey(), versionstamp: this.#plan.versionstamp }],
         );
         if (next) {
           moving++;

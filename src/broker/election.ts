@@ -20,6 +20,11 @@
  *   Kafka does: first the partition is replicated to old and new brokers alike; once every
  *   target replica is in the ISR, the replicas become the target, the ISR loses the
  *   others, and leadership moves (new epoch) if the leader is not among the targets.
+ * - {@linkcode cancelReassignment}: rolling a move back (`rill cluster cancel-moves`,
+ *   `recommission`): the replicas and ISR return to the replicas the partition had before,
+ *   with a new leader epoch; leadership stays with (or goes to) a previous replica in the
+ *   ISR, which holds every acknowledged record. Refused when no previous replica is in
+ *   the ISR and alive (only the new replicas have the data: the move must finish).
  *
  * @module
  */
@@ -119,7 +124,7 @@ export function resignLeader(
  * @example
  * ```ts
  * startReassignment({ partition: 0, leader: 1, replicas: [1, 2], isr: [1, 2], leaderEpoch: 0 }, [2, 3]);
- * // { ..., replicas: [1, 2, 3], targetReplicas: [2, 3] }
+ * // { ..., replicas: [1, 2, 3], targetReplicas: [2, 3], previousReplicas: [1, 2] }
  * ```
  */
 export function startReassignment(
@@ -130,7 +135,48 @@ export function startReassignment(
   if (same && !p.targetReplicas) return null;
   const replicas = [...p.replicas];
   for (const id of target) if (!replicas.includes(id)) replicas.push(id);
-  return { ...p, replicas, targetReplicas: [...target] };
+  // A move re-targeted while under way still rolls back to where it began.
+  const previousReplicas = [...(p.targetReplicas ? p.previousReplicas ?? p.replicas : p.replicas)];
+  return { ...p, replicas, targetReplicas: [...target], previousReplicas };
+}
+
+/**
+ * Rolls a reassignment back to the replicas the partition had before it started.
+ *
+ * @param p the current state
+ * @param alive ids of the live brokers that may lead
+ * @param replicationFactor the topic's (for a move started before `previousReplicas` was
+ *   recorded: the previous replicas are then the first ones)
+ * @returns the new state, or null when no move is under way or no previous replica is
+ *   alive and in the ISR
+ * @example
+ * ```ts
+ * cancelReassignment({ partition: 0, leader: 1, replicas: [1, 2, 3], isr: [1, 2, 3],
+ *   leaderEpoch: 0, targetReplicas: [2, 3], previousReplicas: [1, 2] }, new Set([1, 2, 3]), 2);
+ * // { partition: 0, leader: 1, replicas: [1, 2], isr: [1, 2], leaderEpoch: 1 }
+ * ```
+ */
+export function cancelReassignment(
+  p: PartitionState,
+  alive: ReadonlySet<number>,
+  replicationFactor: number,
+): PartitionState | null {
+  if (!p.targetReplicas) return null;
+  const previous = p.previousReplicas ?? p.replicas.slice(0, replicationFactor);
+  const isr = p.isr.filter((id) => previous.includes(id));
+  const leader = previous.includes(p.leader) && isr.includes(p.leader) && alive.has(p.leader)
+    ? p.leader
+    : previous.find((id) => isr.includes(id) && alive.has(id));
+  if (leader === undefined) return null;
+  // A new epoch even when the leader stays: an ISR change the leader computed from the
+  // moving replica set is refused rather than written over the rolled-back one.
+  return {
+    partition: p.partition,
+    leader,
+    replicas: [...previous],
+    isr,
+    leaderEpoch: p.leaderEpoch + 1,
+  };
 }
 
 /**

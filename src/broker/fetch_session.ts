@@ -13,7 +13,9 @@
  *
  * Byte limits follow Kafka (KIP-74): each partition returns at most its `maxBytes`, the whole
  * answer at most the total, except that the first batch of the first partition with data is
- * returned whole even when larger, so a consumer always progresses.
+ * returned whole even when larger, so a consumer always progresses. Once a partition's next
+ * batch does not fit in what the answer has left, the partitions after it are not read for
+ * this answer (no file reads whose bytes would be thrown away); they are read first next time.
  *
  * Sessions (Kafka's KIP-227): a full request with `session: {id: 0, epoch: 0}` opens one; the
  * broker remembers the partition set (and the replicas it resolved), and later requests with
@@ -439,6 +441,10 @@ export class FetchSessions {
     const out: PartitionFetchResult[] = [];
     let remaining = totalMax;
     let gotData = false;
+    // Set once a partition's next batch did not fit in what the answer had left: the later
+    // partitions are not read (their batches would likely not fit either, and each such read
+    // is a wasted file read); they come first in the next fetch, as they returned nothing.
+    let full = false;
     for (const slot of slots) {
       let result: PartitionFetchResult;
       try {
@@ -459,7 +465,7 @@ export class FetchSessions {
           slot.seen = replica.highWatermark;
           replica.checkOffset(slot.offset);
         }
-        if (budget <= 0) read = this.#nothing(replica, slot);
+        if (budget <= 0 || full) read = this.#nothing(replica, slot);
         else {
           const mark = arena.mark();
           read = replicaId >= 0
@@ -469,6 +475,7 @@ export class FetchSessions {
             // Only the answer's first batch may exceed the total.
             arena.rollback(mark);
             read = this.#nothing(replica, slot);
+            full = true;
           }
         }
         if (read.bytes.length > 0) {

@@ -107,6 +107,15 @@ export class ReadBufferPool {
 
 /** The size of the chunks a {@linkcode ReadArena} takes from the pool. */
 const ARENA_CHUNK_BYTES = 1024 * 1024;
+/**
+ * The first chunk of an arena whose first read is small: a chunk of its own of this size
+ * (each next one twice the last) rather than a pooled 1 MiB one. A long poll woken by one
+ * small record would otherwise take 1 MiB for it: 900 consumers waiting on 8 partitions took
+ * ~110 MiB at each append (made, zero-filled, then garbage past the pool's idle bound).
+ */
+const ARENA_FIRST_CHUNK_BYTES = 4 * 1024;
+/** The largest chunk an arena makes of its own; larger ones come from the pool. */
+const ARENA_OWN_CHUNK_MAX_BYTES = 128 * 1024;
 
 /**
  * Many reads of one request (a multi-partition fetch, fetch_session.ts) in buffers lent by
@@ -122,7 +131,7 @@ const ARENA_CHUNK_BYTES = 1024 * 1024;
  */
 export class ReadArena {
   readonly #pool: ReadBufferPool;
-  readonly #chunks: { lent: LentBuffer; buf: Uint8Array }[] = [];
+  readonly #chunks: { lent: LentBuffer | null; buf: Uint8Array }[] = [];
   #current = 0;
   #cursor = 0;
   #released = false;
@@ -147,9 +156,15 @@ export class ReadArena {
         continue;
       }
       if (length > MAX_POOLED_BYTES) return new Uint8Array(length);
-      const lent = this.#pool.lend();
-      const buf = lent.alloc(Math.max(length, ARENA_CHUNK_BYTES));
-      this.#chunks.push({ lent, buf });
+      // Small chunks first (not pooled), growing to the pool's 1 MiB ones.
+      let small = ARENA_FIRST_CHUNK_BYTES << this.#chunks.length;
+      while (small < length) small *= 2;
+      if (small <= ARENA_OWN_CHUNK_MAX_BYTES) {
+        this.#chunks.push({ lent: null, buf: new Uint8Array(small) });
+      } else {
+        const lent = this.#pool.lend();
+        this.#chunks.push({ lent, buf: lent.alloc(Math.max(length, ARENA_CHUNK_BYTES)) });
+      }
       this.#current = this.#chunks.length - 1;
       this.#cursor = 0;
     }
@@ -176,7 +191,7 @@ export class ReadArena {
   release(): void {
     if (this.#released) return;
     this.#released = true;
-    for (const c of this.#chunks) c.lent.release();
+    for (const c of this.#chunks) c.lent?.release();
     this.#chunks.length = 0;
   }
 }

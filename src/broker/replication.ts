@@ -238,13 +238,15 @@ export class ReplicationManager {
     let before = 0;
     this.#o.states.update(r.topic, r.partition, (cur) => {
       if (cur.leader !== me || cur.leaderEpoch !== epoch) return null;
-      const same = cur.isr.length === isr.length && cur.isr.every((id) => isr.includes(id));
+      // Only brokers holding a replica now (a move may have ended since this was computed).
+      const next = isr.filter((id) => cur.replicas.includes(id));
+      const same = cur.isr.length === next.length && cur.isr.every((id) => next.includes(id));
       before = cur.isr.length;
-      return same ? null : { ...cur, isr };
+      return same ? null : { ...cur, isr: next };
     }).then(async (written) => {
       if (written) {
         this.#o.onIsrChange?.(written.isr.length < before);
-        this.#o.log(`${r.name} isr is now ${isr.join(",")} (epoch ${epoch})`, {
+        this.#o.log(`${r.name} isr is now ${written.isr.join(",")} (epoch ${epoch})`, {
           topic: r.topic,
           partition: r.partition,
         });

@@ -45,7 +45,7 @@ import {
 } from "./broker_observe.ts";
 import { Logger } from "../observability/log.ts";
 import { Metrics } from "../observability/metrics.ts";
-import { establishedConnections } from "../observability/connections.ts";
+import { connectionCounter } from "../observability/connections.ts";
 import { metricsHandler } from "../http/observe.ts";
 import {
   parseReplicationArgs,
@@ -334,11 +334,13 @@ export async function runBroker(args: string[], role: BrokerRole = "broker"): Pr
     (addr.hostname === "0.0.0.0" || addr.hostname === "::"
       ? `${scheme}://${urlHost(Deno.hostname())}:${addr.port}`
       : listenUrl);
+  const httpConnections = connectionCounter(addr.port);
   metrics.gauge({
     name: "rill_http_connections",
-    help: "Established TCP connections to the broker's listener (Linux; absent elsewhere).",
+    help:
+      "Established TCP connections to the broker's listener, WebSocket ones included (Linux; absent elsewhere; read at most every 10 s).",
     collect: async (g) => {
-      const n = await establishedConnections(addr.port);
+      const n = await httpConnections();
       if (n !== null) g.set(n);
     },
   });

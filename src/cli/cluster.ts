@@ -1,12 +1,13 @@
 /**
  * `rill cluster …`: the cluster id, the controller and every broker with its liveness and
- * load (`status`), preferred leader election (`elect-leaders`), rebalancing (`rebalance`)
- * and decommissioning a broker (`decommission`).
+ * load (`status`), preferred leader election (`elect-leaders`), rebalancing (`rebalance`),
+ * decommissioning a broker (`decommission`) and taking it back (`recommission`), and
+ * cancelling the moves under way (`cancel-moves`).
  *
  * @module
  */
 import { Rill } from "../client/mod.ts";
-import type { BrokerLoad, MovePlanResult } from "../client/cluster_ops.ts";
+import type { BrokerLoad, CancelMovesResult, MovePlanResult } from "../client/cluster_ops.ts";
 import {
   type CliIo,
   connection,
@@ -32,6 +33,10 @@ export const HELP = `Usage:
                                            (default --dry-run: print the plan only)
   rill cluster decommission --id N [--dry-run]
                                            move every replica off broker N
+  rill cluster recommission --id N         take a decommission back: N may hold replicas
+                                           again; moves off it stop (under way: rolled back)
+  rill cluster cancel-moves                drop planned moves and roll back moves under
+                                           way (partitions keep their previous replicas)
 
 Options:
   --format text|json  text (default) or JSON
@@ -68,7 +73,14 @@ export async function run(args: string[], io: CliIo): Promise<number> {
     await io.out(HELP);
     return 0;
   }
-  const known = ["status", "elect-leaders", "rebalance", "decommission"];
+  const known = [
+    "status",
+    "elect-leaders",
+    "rebalance",
+    "decommission",
+    "recommission",
+    "cancel-moves",
+  ];
   if (sub === undefined || !known.includes(sub)) {
     throw new UsageError(
       sub === undefined
@@ -79,6 +91,12 @@ export async function run(args: string[], io: CliIo): Promise<number> {
   expectPositionals(rest, []);
   if (values["dry-run"] && values.execute) {
     throw new UsageError("--dry-run and --execute cannot go together");
+  }
+  if (sub === "cancel-moves" || sub === "recommission") {
+    const given: Record<string, unknown> = values;
+    const stray = ["topic", "dry-run", "execute", ...(sub === "cancel-moves" ? ["id"] : [])]
+      .find((k) => given[k] !== undefined);
+    if (stray !== undefined) throw new UsageError(`cluster ${sub} takes no --${stray}`);
   }
   const format = values.format ?? "text";
   if (format !== "text" && format !== "json") {
@@ -92,6 +110,10 @@ export async function run(args: string[], io: CliIo): Promise<number> {
       ? await rill.cluster().electLeaders(values.topic)
       : sub === "rebalance"
       ? await rill.cluster().rebalance({ execute: values.execute === true })
+      : sub === "recommission"
+      ? await rill.cluster().recommission(brokerIdOption(sub, values.id))
+      : sub === "cancel-moves"
+      ? await rill.cluster().cancelMoves()
       : await decommission(rill, values.id, !values["dry-run"]);
     await io.out(JSON.stringify(answer) + "\n");
     return 0;
@@ -118,6 +140,18 @@ export async function run(args: string[], io: CliIo): Promise<number> {
       await io.out(describePlan(plan));
       return 0;
     }
+    case "recommission": {
+      const id = brokerIdOption(sub, values.id);
+      await io.out(
+        `Broker ${id} is no longer decommissioned.\n` +
+          describeCancel(await rill.cluster().recommission(id)) +
+          'Replicas already moved off stay where they are: run "rill cluster rebalance" to even out.\n',
+      );
+      return 0;
+    }
+    case "cancel-moves":
+      await io.out(describeCancel(await rill.cluster().cancelMoves()));
+      return 0;
     default: {
       await io.out(describePlan(await decommission(rill, values.id, !values["dry-run"])));
       return 0;
@@ -126,9 +160,29 @@ export async function run(args: string[], io: CliIo): Promise<number> {
 }
 
 function decommission(rill: Rill, raw: string | undefined, execute: boolean) {
+  return rill.cluster().decommission(brokerIdOption("decommission", raw), { execute });
+}
+
+function brokerIdOption(sub: string, raw: string | undefined): number {
   const id = intOption("id", raw);
-  if (id === undefined) throw new UsageError("decommission needs --id N");
-  return rill.cluster().decommission(id, { execute });
+  if (id === undefined) throw new UsageError(`${sub} needs --id N`);
+  return id;
+}
+
+function describeCancel(r: CancelMovesResult): string {
+  let out = `Dropped: ${r.dropped.length} planned move(s)\tRolled back: ${r.rolledBack.length}` +
+    `\tNot rolled back: ${r.notRolledBack.length}\n`;
+  for (const m of r.rolledBack) {
+    out += `\t${m.topic}-${m.partition}\tback to [${m.replicas}]\tLeader: ${m.leader}\n`;
+  }
+  for (const m of r.notRolledBack) {
+    out += `\t${m.topic}-${m.partition}\t-> [${m.target}] goes on: ${m.reason}\n`;
+  }
+  if (r.decommissioned.length > 0) {
+    out += `Still decommissioned: ${r.decommissioned.join(", ")}` +
+      ` (rill cluster recommission --id N takes that back)\n`;
+  }
+  return out;
 }
 
 async function status(rill: Rill): Promise<string> {

@@ -1,7 +1,7 @@
 /**
  * The client side of the cluster's balancing operations (`/v1/cluster/…`): preferred
- * leader election, rebalance plans (dry run or executed), decommissioning a broker, and
- * the balance and move status. `rill cluster …` uses it. Get one from `rill.cluster()`.
+ * leader election, rebalance plans (dry run or executed), decommissioning a broker and
+ * taking that back, cancelling the moves under way, and the balance and move status. `rill cluster …` uses it. Get one from `rill.cluster()`.
  *
  * @module
  */
@@ -66,6 +66,8 @@ export interface ClusterStatus {
     partition: number;
     replicas: number[];
     target: number[];
+    /** the replicas before the move (what cancelling it returns to) */
+    previous: number[] | null;
     isr: number[];
   }[];
   /** moves planned, not started */
@@ -78,6 +80,21 @@ export interface ClusterStatus {
   underReplicated: number;
   /** partitions whose size no leader has reported yet (counted as 0 bytes) */
   unknownSizes: number;
+}
+
+/** What cancelling moves did (`cancelMoves`, `recommission`). */
+export interface CancelMovesResult {
+  /** planned moves dropped before they started */
+  dropped: PartitionMove[];
+  /** moves under way rolled back: the partition has its previous replicas again */
+  rolledBack: { topic: string; partition: number; replicas: number[]; leader: number }[];
+  /**
+   * moves under way that could not be rolled back (no previous replica alive and in sync)
+   * or that completed first; they finish
+   */
+  notRolledBack: { topic: string; partition: number; target: number[]; reason: string }[];
+  /** brokers still being decommissioned */
+  decommissioned: number[];
 }
 
 function malformed(what: string): RillError {
@@ -148,6 +165,36 @@ export class ClusterOperations {
   }
 
   /**
+   * Cancels every move: planned moves are dropped and moves under way roll back to the
+   * partitions' previous replicas (the partial new replicas are deleted). Brokers being
+   * decommissioned stay so.
+   *
+   * @returns what was dropped and rolled back
+   */
+  async cancelMoves(): Promise<CancelMovesResult> {
+    return checkCancel(
+      await this.#t.json<CancelMovesResult>("POST", "/v1/cluster/cancel-moves", { json: {} }),
+      "POST /v1/cluster/cancel-moves",
+    );
+  }
+
+  /**
+   * Takes a decommission back: the broker may hold replicas again, and the moves off it
+   * (planned or under way) are cancelled.
+   *
+   * @param brokerId the broker
+   * @returns what was dropped and rolled back
+   */
+  async recommission(brokerId: number): Promise<CancelMovesResult> {
+    return checkCancel(
+      await this.#t.json<CancelMovesResult>("POST", "/v1/cluster/recommission", {
+        json: { brokerId },
+      }),
+      "POST /v1/cluster/recommission",
+    );
+  }
+
+  /**
    * The cluster's balance and move progress.
    *
    * @returns the status
@@ -157,4 +204,11 @@ export class ClusterOperations {
     if (!body || !Array.isArray(body.brokers)) throw malformed("GET /v1/cluster/status");
     return body;
   }
+}
+
+function checkCancel(body: CancelMovesResult | null, what: string): CancelMovesResult {
+  if (!body || !Array.isArray(body.rolledBack) || !Array.isArray(body.dropped)) {
+    throw malformed(what);
+  }
+  return body;
 }

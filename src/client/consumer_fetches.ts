@@ -10,7 +10,7 @@ import { RillError } from "../protocol/errors.ts";
 import type { Admin } from "./admin.ts";
 import type { ConsumerOptions, TopicPartitionOffset } from "./consumer_types.ts";
 import { fetchPartition } from "./fetcher.ts";
-import { decodePartition } from "./multi_fetch.ts";
+import { decodePartition, type RawPartitionAnswer } from "./multi_fetch.ts";
 import { SessionFetcher, type SessionFetcherHost } from "./session_fetcher.ts";
 import type { ConsumedMessage } from "./message.ts";
 import { toOffset } from "./offsets.ts";
@@ -76,6 +76,11 @@ export interface Chunk {
   epoch: number;
   loop: number;
   messages: ConsumedMessage[];
+  /**
+   * batches fetched and not decoded yet (the session fetcher's answers: decoded when the chunk
+   * is taken for delivery, so the next fetch is on the wire meanwhile), or null
+   */
+  raw: { answer: RawPartitionAnswer; offset: number } | null;
   highWatermark: number;
   index: number;
   /** records delivered in this turn (fairness, {@linkcode TURN_RECORDS}) */
@@ -302,6 +307,7 @@ export class PartitionFetches {
             epoch,
             loop,
             messages: r.messages,
+            raw: null,
             highWatermark: r.highWatermark,
             index: 0,
             turn: 0,
@@ -403,7 +409,9 @@ export class PartitionFetches {
     while (this.#ready.length > 0) {
       const c = this.#ready.shift()!;
       c.requeued = false;
-      if (c.epoch === c.state.epoch) return c;
+      if (c.epoch !== c.state.epoch) continue;
+      if (c.raw !== null && !this.#decode(c)) continue;
+      return c;
     }
     if (!this.running) return null;
     return new Promise<void>((resolve) => (this.#readyWaiter = resolve)).then(() =>
@@ -426,6 +434,35 @@ export class PartitionFetches {
     if (s.buffered === this.#opts.maxBufferedBatches - 1) this.#fetcher?.wake();
   }
 
+  /**
+   * Decodes a chunk the session fetcher handed over undecoded.
+   *
+   * @returns false when it has nothing to deliver (released) or its batches are corrupt (the
+   *   consumer fails: no later record of the partition may be delivered past them)
+   */
+  #decode(c: Chunk): boolean {
+    const { answer, offset } = c.raw!;
+    c.raw = null;
+    const s = c.state;
+    try {
+      c.messages = decodePartition(answer, offset, this.#opts.checkCrcs);
+    } catch (e) {
+      if (c.loop === s.loop && this.running) this.fail(e);
+      return false;
+    }
+    if (c.messages.length === 0) {
+      this.release(c);
+      return false;
+    }
+    const after = c.messages[c.messages.length - 1].offset + 1;
+    if (c.loop === s.loop && after > s.fetchOffset) {
+      // Batches past the broker's next offset (not expected): fetch after them.
+      s.fetchOffset = after;
+      this.#fetcher?.wake();
+    }
+    return true;
+  }
+
   /** What the session fetcher asks of the consumer (session_fetcher.ts). */
   #fetchHost(): SessionFetcherHost<PartitionState> {
     const o = this.#opts;
@@ -438,25 +475,20 @@ export class PartitionFetches {
       heldBack: (s) => s.buffered >= o.maxBufferedBatches,
       deliver: (s, token, answer, offset) => {
         if (s.loop !== token || !this.running) return; // halted, moved or stopped meanwhile
-        let messages;
-        try {
-          messages = decodePartition(answer, offset, o.checkCrcs);
-        } catch (e) {
-          this.#fetchFailed(s, token, e);
-          return;
-        }
+        // An answer to a position left meanwhile (the fetch was sent before it moved).
+        if (offset !== s.fetchOffset) return;
         s.failures = 0;
-        s.fetchOffset = Math.max(
-          answer.nextOffset,
-          messages.length > 0 ? messages[messages.length - 1].offset + 1 : 0,
-        );
-        if (messages.length === 0) return;
+        s.fetchOffset = Math.max(offset, answer.nextOffset);
+        if (answer.bytes.length === 0) return;
+        // Decoded when taken for delivery (nextChunk): the session fetcher sends its next
+        // request first, so the broker reads while this side decodes.
         s.buffered++;
         this.#ready.push({
           state: s,
           epoch: s.epoch,
           loop: token,
-          messages,
+          messages: [],
+          raw: { answer, offset },
           highWatermark: answer.highWatermark,
           index: 0,
           turn: 0,

@@ -47,6 +47,7 @@ export {
 } from "./consumer.ts";
 export {
   type BrokerLoad,
+  type CancelMovesResult,
   ClusterOperations,
   type ClusterStatus,
   type ElectLeadersResult,

@@ -11,7 +11,17 @@
  * Flow control: produce payload bytes unanswered are kept within the window the broker
  * announces in its `hello` answer (`maxInFlightBytes`); a request that would pass it waits.
  *
- * Uses only the standard `WebSocket`, so it runs in browsers, Deno and Node 22+.
+ * Uses the standard `WebSocket`, so it runs in browsers, Deno and Node 22+. Browsers and Node
+ * set TCP_NODELAY on it and send frames whole. Deno's own WebSocket client writes a message
+ * longer than 1 KiB as two writes without TCP_NODELAY, and the second then waits ~40 ms for
+ * the broker's delayed ACK; so in Deno a frame over 1 KiB goes in parts (ws_frames.ts
+ * `frameParts`), which costs a second round trip. At the first such frame, a connection in
+ * Deno moves to a socket of the `ws` package (over `node:net`, with TCP_NODELAY; the API key
+ * in an `Authorization` header), which sends frames whole: requests wait while it opens and
+ * while produce requests sent on the old socket are unanswered, so order is kept; the old
+ * socket closes once its last answer is in. Small frames stay on Deno's socket, whose sends
+ * cost the client less CPU (measured: 50 producers of single 100 B records, 52 vs 82 µs per
+ * record); where `ws` cannot be loaded, frames go in parts.
  *
  * @module
  */
@@ -27,11 +37,70 @@ import {
   WS_SUBPROTOCOL,
 } from "../protocol/ws_frames.ts";
 
-/**
- * Whether frames over 1 KiB go in parts (ws_frames.ts): in Deno, whose WebSocket client
- * would otherwise hold their payload for the broker's delayed ACK.
- */
-const SEND_IN_PARTS = "Deno" in globalThis;
+/** Opens a socket to `url` offering the rill subprotocol, with an API key if given. */
+type SocketOpener = (url: string, auth: string | undefined) => WebSocket;
+
+/** The standard WebSocket: the key goes in a second subprotocol (browsers set no headers). */
+const openStandard: SocketOpener = (url, auth) => {
+  const protocols = [WS_SUBPROTOCOL];
+  if (auth !== undefined) protocols.push(WS_AUTH_SUBPROTOCOL_PREFIX + base64Url(auth));
+  return new WebSocket(url, protocols);
+};
+
+let nodeOpener: Promise<SocketOpener | null> | undefined;
+
+/** The `ws` package's sockets (TCP_NODELAY), for Deno; null where it cannot be loaded. */
+function wsPackageOpener(): Promise<SocketOpener | null> {
+  nodeOpener ??= (async () => {
+    try {
+      // @ts-ignore: the npm build has no declarations for ws (only Deno runs this import)
+      // deno-lint-ignore no-import-prefix
+      const { WebSocket: NodeSocket } = await import("npm:ws@8.23.0");
+      return (url: string, auth: string | undefined) =>
+        new NodeSocket(url, [WS_SUBPROTOCOL], {
+          perMessageDeflate: false,
+          headers: auth === undefined ? {} : { authorization: `Bearer ${auth}` },
+        }) as unknown as WebSocket;
+    } catch {
+      return null;
+    }
+  })();
+  return nodeOpener;
+}
+
+/** Opens a socket and waits until it is open. */
+async function openSocket(
+  open: SocketOpener,
+  base: string,
+  auth: string | undefined,
+): Promise<WebSocket> {
+  const url = base.replace(/^http/, "ws") + WS_PATH;
+  let socket: WebSocket;
+  try {
+    socket = open(url, auth);
+  } catch (e) {
+    throw new WsRefused(`Cannot open ${url}: ${e instanceof Error ? e.message : e}`);
+  }
+  await new Promise<void>((resolve, reject) => {
+    const failed = () => {
+      cleanup();
+      reject(new WsRefused(`The broker at ${base} refused a WebSocket connection`));
+    };
+    const opened = () => {
+      cleanup();
+      resolve();
+    };
+    const cleanup = () => {
+      socket.removeEventListener("open", opened);
+      socket.removeEventListener("error", failed);
+      socket.removeEventListener("close", failed);
+    };
+    socket.addEventListener("open", opened);
+    socket.addEventListener("error", failed);
+    socket.addEventListener("close", failed);
+  });
+  return socket;
+}
 
 /** The WebSocket connection could not be opened (use HTTP instead). */
 export class WsRefused extends Error {
@@ -82,6 +151,8 @@ interface Pending {
   resolve: (frame: Frame) => void;
   reject: (e: unknown) => void;
   bytes: number;
+  /** the socket it was sent on */
+  socket: WebSocket;
 }
 
 /**
@@ -95,7 +166,10 @@ interface Pending {
  * ```
  */
 export class WsConnection {
-  readonly #socket: WebSocket;
+  /** where requests go */
+  #socket: WebSocket;
+  /** Deno's socket after the move to the `ws` package's, until its last answer is in */
+  #retired: WebSocket | null = null;
   readonly #pending = new Map<number, Pending>();
   #nextId = 1;
   #maxInFlightBytes = 8 * 1024 * 1024;
@@ -103,21 +177,48 @@ export class WsConnection {
   #windowWaiters: (() => void)[] = [];
   #closedError: RillError | null = null;
   readonly #base: string;
+  readonly #auth: string | undefined;
+  /** whether frames over WS_PART_BYTES go in parts on #socket (Deno's own WebSocket) */
+  #inParts: boolean;
+  /** whether the move to the `ws` package's socket was tried (it is tried once) */
+  #moveTried = false;
+  /** the move to the `ws` package's socket, while it happens; requests wait for it */
+  #moving: Promise<void> | null = null;
   /** called once when the connection closes */
   onClose: () => void = () => {};
 
-  private constructor(socket: WebSocket, base: string) {
+  private constructor(socket: WebSocket, base: string, auth: string | undefined) {
     this.#socket = socket;
     this.#base = base;
+    this.#auth = auth;
+    this.#inParts = "Deno" in globalThis;
+    this.#attach(socket);
+  }
+
+  #attach(socket: WebSocket): void {
     socket.binaryType = "arraybuffer";
     socket.addEventListener("message", (e) => this.#message(e.data));
+    // A close event follows an error (the `ws` package must have an error listener).
+    socket.addEventListener("error", () => {});
     socket.addEventListener("close", (e) => {
-      this.#fail(
-        new RillError(
-          "BROKER_NOT_AVAILABLE",
-          `The WebSocket connection to ${base} closed (${e.code}${e.reason ? ` ${e.reason}` : ""})`,
-        ),
+      const error = new RillError(
+        "BROKER_NOT_AVAILABLE",
+        `The WebSocket connection to ${this.#base} closed (${e.code}${
+          e.reason ? ` ${e.reason}` : ""
+        })`,
       );
+      if (socket === this.#socket) {
+        this.#fail(error);
+        return;
+      }
+      // The retired socket: what it still carried fails.
+      if (socket === this.#retired) this.#retired = null;
+      for (const [id, p] of this.#pending) {
+        if (p.socket !== socket) continue;
+        this.#pending.delete(id);
+        this.#settled(p.bytes);
+        p.reject(error);
+      }
     });
   }
 
@@ -134,34 +235,8 @@ export class WsConnection {
     base: string,
     opts: { auth?: string; clientId?: string } = {},
   ): Promise<WsConnection> {
-    const url = base.replace(/^http/, "ws") + WS_PATH;
-    const protocols = [WS_SUBPROTOCOL];
-    if (opts.auth !== undefined) protocols.push(WS_AUTH_SUBPROTOCOL_PREFIX + base64Url(opts.auth));
-    let socket: WebSocket;
-    try {
-      socket = new WebSocket(url, protocols);
-    } catch (e) {
-      throw new WsRefused(`Cannot open ${url}: ${e instanceof Error ? e.message : e}`);
-    }
-    await new Promise<void>((resolve, reject) => {
-      const failed = () => {
-        cleanup();
-        reject(new WsRefused(`The broker at ${base} refused a WebSocket connection`));
-      };
-      const opened = () => {
-        cleanup();
-        resolve();
-      };
-      const cleanup = () => {
-        socket.removeEventListener("open", opened);
-        socket.removeEventListener("error", failed);
-        socket.removeEventListener("close", failed);
-      };
-      socket.addEventListener("open", opened);
-      socket.addEventListener("error", failed);
-      socket.addEventListener("close", failed);
-    });
-    const conn = new WsConnection(socket, base);
+    const socket = await openSocket(openStandard, base, opts.auth);
+    const conn = new WsConnection(socket, base, opts.auth);
     try {
       const { header } = await conn.request({ op: "hello", clientId: opts.clientId });
       const max = header.maxInFlightBytes;
@@ -177,6 +252,51 @@ export class WsConnection {
     return conn;
   }
 
+  /**
+   * Moves to a socket of the `ws` package (see the module comment): opens it, waits until no
+   * produce request is unanswered, then sends everything on it. Stays in parts where it
+   * cannot be opened.
+   */
+  async #move(): Promise<void> {
+    try {
+      const open = await wsPackageOpener();
+      if (open === null) return;
+      const socket = await openSocket(open, this.#base, this.#auth).catch(() => null);
+      if (socket === null) return;
+      if (this.#closedError !== null) {
+        socket.close(1000);
+        return;
+      }
+      while (this.#closedError === null && this.#inFlightBytes > 0) {
+        await new Promise<void>((resolve) => this.#windowWaiters.push(resolve));
+      }
+      if (this.#closedError !== null) {
+        socket.close(1000);
+        return;
+      }
+      this.#attach(socket);
+      this.#retired = this.#socket;
+      this.#socket = socket;
+      this.#retireIfIdle();
+      this.#inParts = false;
+    } finally {
+      this.#moving = null;
+    }
+  }
+
+  /** Closes the retired socket once no answer is awaited on it. */
+  #retireIfIdle(): void {
+    const retired = this.#retired;
+    if (retired === null) return;
+    for (const p of this.#pending.values()) if (p.socket === retired) return;
+    this.#retired = null;
+    try {
+      retired.close(1000);
+    } catch {
+      // closing already
+    }
+  }
+
   /** The broker's base URL. */
   get base(): string {
     return this.#base;
@@ -185,6 +305,14 @@ export class WsConnection {
   /** Whether the connection can still carry requests. */
   get open(): boolean {
     return this.#closedError === null;
+  }
+
+  /**
+   * Whether frames over 1 KiB go in parts (Deno's own WebSocket, before the move to the `ws`
+   * package's socket, or where that cannot be opened).
+   */
+  get inParts(): boolean {
+    return this.#inParts;
   }
 
   /** Requests sent and not answered yet. */
@@ -204,6 +332,11 @@ export class WsConnection {
    */
   async request(header: Record<string, unknown>, payload?: Uint8Array): Promise<Frame> {
     const bytes = payload?.byteLength ?? 0;
+    if (this.#inParts && !this.#moveTried && bytes + 256 > WS_PART_BYTES) {
+      this.#moveTried = true;
+      this.#moving = this.#move();
+    }
+    while (this.#moving !== null) await this.#moving;
     while (
       this.#closedError === null && this.#inFlightBytes > 0 &&
       this.#inFlightBytes + bytes > this.#maxInFlightBytes
@@ -214,15 +347,16 @@ export class WsConnection {
     const id = this.#nextId++;
     header.id = id;
     this.#inFlightBytes += bytes;
+    const socket = this.#socket;
     const answer = new Promise<Frame>((resolve, reject) => {
-      this.#pending.set(id, { resolve, reject, bytes });
+      this.#pending.set(id, { resolve, reject, bytes, socket });
     });
     const frame = encodeFrame(header, payload === undefined ? [] : [payload]);
     try {
-      if (SEND_IN_PARTS && frame.byteLength > WS_PART_BYTES) {
-        for (const part of frameParts(frame)) this.#socket.send(part);
+      if (this.#inParts && frame.byteLength > WS_PART_BYTES) {
+        for (const part of frameParts(frame)) socket.send(part);
       } else {
-        this.#socket.send(frame);
+        socket.send(frame);
       }
     } catch (e) {
       // The socket is closing: fail as a closed connection does.
@@ -272,11 +406,14 @@ export class WsConnection {
   /** Closes the connection; requests still pending fail with BROKER_NOT_AVAILABLE. */
   close(): void {
     this.#fail(new RillError("BROKER_NOT_AVAILABLE", `The connection to ${this.#base} was closed`));
-    try {
-      this.#socket.close(1000);
-    } catch {
-      // closing already
+    for (const socket of [this.#socket, this.#retired]) {
+      try {
+        socket?.close(1000);
+      } catch {
+        // closing already
+      }
     }
+    this.#retired = null;
   }
 
   #message(data: unknown): void {
@@ -302,6 +439,7 @@ export class WsConnection {
     if (pending === undefined) return;
     this.#pending.delete(id);
     this.#settled(pending.bytes);
+    if (this.#retired !== null && pending.socket === this.#retired) this.#retireIfIdle();
     if (frame.header.op === "error") pending.reject(errorOf(frame.header));
     else pending.resolve(frame);
   }

@@ -6,7 +6,8 @@
  * move under way lives in its partition's state (`targetReplicas`), so a new controller
  * carries on where a dead one stopped.
  *
- * Writing a new plan bumps the metadata version, which is how the controller notices it.
+ * Writing a new plan (or cancelling one, {@linkcode MoveStore.change}) bumps the metadata
+ * version, which is how the controller notices it.
  *
  * @module
  */
@@ -85,5 +86,30 @@ export class MoveStore {
         .set(movesKey(), plan).commit()
     );
     return res.ok;
+  }
+
+  /**
+   * Changes the plan with a check on what was read, retried while another writer (the
+   * controller's progress) wins; bumps the metadata version so the controller re-reads it.
+   *
+   * @param fn the new plan from the current one (null: remove it; undefined: no change)
+   * @returns the plan before and after the change
+   */
+  async change(
+    fn: (current: MovePlan | null) => MovePlan | null | undefined,
+  ): Promise<{ before: MovePlan | null; after: MovePlan | null }> {
+    for (let attempt = 0; attempt < 20; attempt++) {
+      const entry = await this.get();
+      const next = fn(entry.plan);
+      if (next === undefined) return { before: entry.plan, after: entry.plan };
+      const res = await kvRetry(() => {
+        const op = this.kv.atomic().check({ key: movesKey(), versionstamp: entry.versionstamp });
+        if (next === null) op.delete(movesKey());
+        else op.set(movesKey(), next);
+        return op.sum(metadataVersionKey(), 1n).commit();
+      });
+      if (res.ok) return { before: entry.plan, after: next };
+    }
+    throw new Error("The move plan kept changing under 20 attempts to update it");
   }
 }

@@ -50,17 +50,18 @@ export class PartitionStateStore {
    * @param topic the topic
    * @param partition the partition
    * @param fn computes the new state (null: no change)
-   * @param fence a KV entry that must still be as read (the controller's lease): a writer
-   *   that lost it changes nothing
-   * @returns the state written, or null when `fn` declined, the partition is gone or the
+   * @param fence KV entries that must still be as read (the controller's lease; the move
+   *   plan a move was started from): a writer that lost one changes nothing
+   * @returns the state written, or null when `fn` declined, the partition is gone or a
    *   fence moved
    */
   async update(
     topic: string,
     partition: number,
     fn: PartitionUpdate,
-    fence?: Deno.AtomicCheck,
+    fence?: Deno.AtomicCheck | readonly Deno.AtomicCheck[],
   ): Promise<PartitionState | null> {
+    const fences = fence === undefined ? [] : "key" in fence ? [fence] : fence;
     for (let attempt = 0; attempt < 20; attempt++) {
       // One strong read of both entries (one KV request on a hosted KV).
       const [entry, topicEntry] = await this.kv.getMany<[StoredPartition, unknown]>([
@@ -77,13 +78,13 @@ export class PartitionStateStore {
           .check(topicEntry)
           .set(partitionKey(topic, partition), stored)
           .sum(metadataVersionKey(), 1n);
-        if (fence) op.check(fence);
+        if (fences.length > 0) op.check(...fences);
         return op.commit();
       });
       if (res.ok) return next;
-      if (fence) {
-        const now = await this.kv.get(fence.key);
-        if (now.versionstamp !== fence.versionstamp) return null;
+      if (fences.length > 0) {
+        const now = await this.kv.getMany(fences.map((f) => f.key));
+        if (now.some((e, i) => e.versionstamp !== fences[i].versionstamp)) return null;
       }
     }
     return null;

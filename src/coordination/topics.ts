@@ -46,6 +46,11 @@ export interface PartitionState {
    * new until every target replica is in the ISR; the controller then completes the move)
    */
   targetReplicas?: number[];
+  /**
+   * during a reassignment: the replicas the partition had before it started (what a
+   * cancelled move rolls back to)
+   */
+  previousReplicas?: number[];
 }
 
 /** A topic's metadata. */
@@ -87,6 +92,8 @@ export interface CreateTopicRequest {
   configs: TopicConfigs;
   /** brokers that may hold replicas */
   brokerIds: readonly number[];
+  /** the racks of the brokers that declared one (replicas spread over racks) */
+  racks?: ReadonlyMap<number, string>;
 }
 
 /** What {@linkcode TopicStore.alter} changes. */
@@ -97,6 +104,8 @@ export interface AlterTopicRequest {
   configs?: Record<string, string | null>;
   /** brokers that may hold replicas of new partitions */
   brokerIds: readonly number[];
+  /** the racks of the brokers that declared one */
+  racks?: ReadonlyMap<number, string>;
 }
 
 const TOPIC_NAME = /^[a-zA-Z0-9._-]{1,249}$/;
@@ -176,6 +185,7 @@ export class TopicStore {
       req.replicationFactor,
       req.brokerIds,
       start,
+      req.racks,
     );
     const topic: StoredTopic = {
       name: req.name,
@@ -289,6 +299,7 @@ export class TopicStore {
           topic.replicationFactor,
           req.brokerIds,
           hashName(name),
+          req.racks,
         );
         for (const a of placement) {
           added.push({
@@ -393,6 +404,7 @@ function toMetadata(topic: StoredTopic, partitions: StoredPartition[]): TopicMet
         leaderEpoch: p.leaderEpoch,
       };
       if (p.targetReplicas) states[p.partition].targetReplicas = p.targetReplicas;
+      if (p.previousReplicas) states[p.partition].previousReplicas = p.previousReplicas;
     }
   }
   for (let i = 0; i < states.length; i++) {

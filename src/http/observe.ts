@@ -95,6 +95,29 @@ export function observeRequests(metrics: Metrics, logger: Logger): MiddlewareHan
   };
 }
 
+/** The route label of the multi-partition fetch (routes/fetch.ts). */
+export const MULTI_FETCH_ROUTE = "/v1/fetch";
+
+/**
+ * Counts a follower's multi-partition fetch answered by the session fetch lane
+ * (session_fetch_lane.ts, which skips the middleware), as the app counts that route.
+ *
+ * @param metrics the broker's metrics
+ * @param answer the lane's answer
+ * @returns the same answer
+ */
+export async function observeSessionLane(
+  metrics: Metrics,
+  answer: Promise<Response>,
+): Promise<Response> {
+  const res = await answer;
+  metrics.requests.inc({ api: "http", route: MULTI_FETCH_ROUTE, status: String(res.status) });
+  if (res.status >= 400) {
+    metrics.requestErrors.inc({ api: "http", code: await answerCode(res) });
+  }
+  return res;
+}
+
 /**
  * Counts a follower's fetch answered by the replica fetch lane (which skips the middleware).
  *

@@ -148,7 +148,29 @@ export async function readJsonObject(
       `Content-Type must be application/json, got "${type.slice(0, 100)}"`,
     );
   }
-  const text = await readBodyText(c, maxBytes);
+  return parseJsonObject(await readBodyBytes(c, maxBytes));
+}
+
+/**
+ * {@linkcode readJsonObject}'s checks of a body already read (the session fetch lane,
+ * session_fetch_lane.ts, reads it with {@linkcode readRequestBytes}).
+ *
+ * @param bytes the body
+ * @returns the parsed object
+ * @throws {RillError} RECORD_LIST_TOO_LARGE (more than {@linkcode MAX_JSON_CONTAINERS}
+ *   objects and arrays) or INVALID_REQUEST (not UTF-8, not JSON, not an object)
+ * @example
+ * ```ts
+ * const body = parseJsonObject(new TextEncoder().encode('{"a":1}'));
+ * ```
+ */
+export function parseJsonObject(bytes: Uint8Array): Record<string, unknown> {
+  let text: string;
+  try {
+    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    throw new RillError("INVALID_REQUEST", "The request body is not valid UTF-8");
+  }
   checkJsonContainers(text);
   let body: unknown;
   try {
@@ -335,15 +357,6 @@ async function underDeadline<T>(
     unreadable(e);
   } finally {
     deadlines.end(read);
-  }
-}
-
-async function readBodyText(c: Context, maxBytes: number): Promise<string> {
-  const bytes = await readBodyBytes(c, maxBytes);
-  try {
-    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
-  } catch {
-    throw new RillError("INVALID_REQUEST", "The request body is not valid UTF-8");
   }
 }
 

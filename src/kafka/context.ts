@@ -10,6 +10,7 @@ import type { Operation, Resource, ResourceType } from "../coordination/acls.ts"
 import { CLUSTER_RESOURCE } from "../coordination/acls.ts";
 import { RillError } from "../protocol/errors.ts";
 import type { ClassicGroups } from "./group_coordinator.ts";
+import type { KafkaMeter } from "./observe.ts";
 
 /** An authenticated caller (the same shape the HTTP API uses). */
 export interface Principal {
@@ -52,6 +53,8 @@ export interface KafkaContext {
   groups: ClassicGroups;
   /** where one-line reports go */
   log: (line: string) => void;
+  /** counts requests into the broker's metrics (observe.ts) */
+  meter?: KafkaMeter;
 }
 
 /** One connection's state. */

@@ -29,6 +29,7 @@ import { HANDLERS } from "./handlers.ts";
 import { KAFKA_ERROR } from "./errors.ts";
 import { ClassicGroups } from "./group_coordinator.ts";
 import { RELEASE } from "./fetch.ts";
+import { KafkaMeter } from "./observe.ts";
 
 /** Settings of {@linkcode KafkaListener.listen}. */
 export interface KafkaListenerOptions {
@@ -85,6 +86,7 @@ export class KafkaListener {
       security: opts.security ?? null,
       groups: new ClassicGroups(broker, log),
       log,
+      meter: new KafkaMeter(broker.metrics, () => this.#connections.size),
     };
     const limits: ConnectionOptions = {
       maxFrameBytes: opts.maxFrameBytes ?? MAX_FRAME_BYTES,
@@ -124,7 +126,12 @@ export class KafkaListener {
       if (this.ctx.security === null || !this.ctx.security.auth) {
         session.principal = { name: "ANONYMOUS", superuser: true, keyId: null };
       }
-      const dispatch: Dispatch = (req) => dispatchRequest(this.ctx, session, req);
+      const meter = this.ctx.meter!;
+      const dispatch: Dispatch = (req) => {
+        const answer = dispatchRequest(this.ctx, session, req);
+        answer.catch((e) => meter.closed(req.apiKey, e));
+        return answer;
+      };
       const run = serveConnection(conn, dispatch, limits, this.#abort.signal).catch((e) =>
         log(`kafka: connection from ${session.peer} failed: ${e}`)
       );
@@ -187,6 +194,7 @@ export async function dispatchRequest(
   session: Session,
   req: RequestFrame,
 ): Promise<Answer | null> {
+  const start = performance.now();
   const { apiKey, apiVersion } = req;
   session.clientId = req.clientId ?? "";
   const schema = SCHEMAS[apiKey];
@@ -194,10 +202,9 @@ export async function dispatchRequest(
     if (apiKey === API.ApiVersions) {
       // The v0 answer any client can read: error 35 and our ranges (librdkafka retries v0).
       const w = new Writer().int32(req.correlationId);
-      encode(SCHEMAS[API.ApiVersions].res, 0, w, {
-        ...apiVersionsBody(),
-        errorCode: KAFKA_ERROR.UNSUPPORTED_VERSION,
-      });
+      const fallback = { ...apiVersionsBody(), errorCode: KAFKA_ERROR.UNSUPPORTED_VERSION };
+      encode(SCHEMAS[API.ApiVersions].res, 0, w, fallback);
+      ctx.meter?.answered(apiKey, null, fallback, start);
       return w.frame();
     }
     throw new KafkaDecodeError(
@@ -229,6 +236,7 @@ export async function dispatchRequest(
   }
   const handler = HANDLERS[apiKey];
   const answer = await handler(ctx, session, apiVersion, body);
+  ctx.meter?.answered(apiKey, body, answer, start);
   if (answer === null) return null;
   const release = (answer as { [RELEASE]?: () => void })[RELEASE];
   const w = new Writer().int32(req.correlationId);

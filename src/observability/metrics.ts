@@ -10,7 +10,11 @@
  * - the hot path counts once per request or batch, never per record: a record count is
  *   added as one number;
  * - what the broker already knows (offsets, sizes, ISR, lag) is read at scrape time by a
- *   gauge's `collect` callback, never kept up to date on the hot path.
+ *   gauge's `collect` callback, never kept up to date on the hot path;
+ * - series that grow with the partitions (per topic, per partition, per follower, per group)
+ *   are {@linkcode Metrics.table}s: rendered straight to text at scrape time, without
+ *   prom-client's per-series label objects, hashing and formatting, which made a scrape of a
+ *   broker with 1,000 partitions cost about 30 ms of CPU.
  *
  * Subsystems add their own metrics through {@linkcode Metrics.counter},
  * {@linkcode Metrics.gauge} and {@linkcode Metrics.histogram} on the broker's instance
@@ -19,6 +23,12 @@
  * @module
  */
 import client from "prom-client";
+import { EventLoopDelay } from "./event_loop.ts";
+import { labelText, renderTable, type TableSpec } from "./metrics_text.ts";
+import { FastCounter, FastHistogram } from "./fast_series.ts";
+
+export { escapeLabelValue, labelText, type TableSpec } from "./metrics_text.ts";
+export type { CounterSeries, HistogramSeries } from "./fast_series.ts";
 
 /** Latency buckets (seconds) for request histograms: 0.5 ms to 30 s. */
 export const LATENCY_BUCKETS: readonly number[] = [
@@ -127,23 +137,23 @@ export class Metrics {
   // ---- traffic (counted once per request or batch) ----
   // rill_topic_{in,out}_{bytes,records}_total: see produced() and fetched()
   /** bytes sent to followers, per topic */
-  readonly replicationOutBytes: client.Counter<"topic">;
+  readonly replicationOutBytes: FastCounter<"topic">;
   /** bytes this broker copied from leaders as a follower, per topic */
-  readonly replicationInBytes: client.Counter<"topic">;
+  readonly replicationInBytes: FastCounter<"topic">;
   /** produce requests by API and acks (count and latency) */
-  readonly produceDuration: client.Histogram<"api" | "acks">;
+  readonly produceDuration: FastHistogram<"api" | "acks">;
   /** fetch requests by API and kind (consumer or replica), including the long-poll wait */
-  readonly fetchDuration: client.Histogram<"api" | "kind">;
+  readonly fetchDuration: FastHistogram<"api" | "kind">;
   /** every request by API, route and status */
-  readonly requests: client.Counter<"api" | "route" | "status">;
+  readonly requests: FastCounter<"api" | "route" | "status">;
   /** failed requests by API and error code */
-  readonly requestErrors: client.Counter<"api" | "code">;
+  readonly requestErrors: FastCounter<"api" | "code">;
   /** requests refused by a quota or the stream caps */
-  readonly throttled: client.Counter<"api">;
+  readonly throttled: FastCounter<"api">;
 
   // ---- coordination ----
   /** KV operations by kind (count and latency) */
-  readonly kvDuration: client.Histogram<"op">;
+  readonly kvDuration: FastHistogram<"op">;
   /** KV operations that failed, by kind and reason */
   readonly kvErrors: client.Counter<"op" | "reason">;
   /** atomic KV commits refused by a check (another broker changed the entry first) */
@@ -159,6 +169,10 @@ export class Metrics {
 
   /** per-topic traffic sums, added to per request and read into the counters at scrape */
   readonly #traffic = new Map<string, TopicTraffic>();
+  /** what is written straight to text after prom-client's registry ({@linkcode table}s, …) */
+  readonly #texts: (() => string | Promise<string>)[] = [];
+  readonly #tableNames = new Set<string>();
+  #eventLoop: EventLoopDelay | null = null;
   #gcCycles = 0;
   #gcRegistry: FinalizationRegistry<number> | null = null;
 
@@ -171,78 +185,79 @@ export class Metrics {
   constructor(opts: { process?: boolean } = {}) {
     const c = <L extends string>(name: string, help: string, labelNames: L[] = []) =>
       this.counter({ name, help, labelNames });
+    // Per-request series: counted with plain numbers, written at scrape (fast_series.ts).
+    const fc = <L extends string>(name: string, help: string, labelNames: L[]) =>
+      this.#fast(name, "counter", new FastCounter<L>(name, help, labelNames));
+    const fh = <L extends string>(name: string, help: string, labelNames: L[], b: number[]) =>
+      this.#fast(name, "histogram", new FastHistogram<L>(name, help, labelNames, b));
     // The hot path adds to plain per-topic sums; the counters read them at scrape time.
-    const traffic = (name: string, help: string, field: keyof TopicTraffic) => {
-      const sums = this.#traffic;
-      return this.counter<"topic">({
-        name,
-        help,
-        labelNames: ["topic"],
-        collect(this: client.Counter<"topic">) {
-          this.reset();
-          for (const [topic, t] of sums) if (t[field] > 0) this.inc({ topic }, t[field]);
+    const sums = this.#traffic;
+    this.table({
+      type: "counter",
+      families: [
+        { name: "rill_topic_in_bytes_total", help: "Bytes appended as leader." },
+        { name: "rill_topic_in_records_total", help: "Records appended as leader." },
+        { name: "rill_topic_out_bytes_total", help: "Bytes fetched by consumers." },
+        {
+          name: "rill_topic_out_records_total",
+          help: "Records in the batches fetched by consumers.",
         },
-      });
-    };
-    traffic("rill_topic_in_bytes_total", "Bytes appended as leader.", "inBytes");
-    traffic(
-      "rill_topic_in_records_total",
-      "Records appended as leader.",
-      "inRecords",
-    );
-    traffic(
-      "rill_topic_out_bytes_total",
-      "Bytes fetched by consumers.",
-      "outBytes",
-    );
-    traffic(
-      "rill_topic_out_records_total",
-      "Records in the batches fetched by consumers.",
-      "outRecords",
-    );
-    this.replicationOutBytes = c(
+      ],
+      collect(row) {
+        const v = [0, 0, 0, 0];
+        for (const [topic, t] of sums) {
+          // A series appears once it counted something (as prom-client's counters did).
+          v[0] = t.inBytes > 0 ? t.inBytes : NaN;
+          v[1] = t.inRecords > 0 ? t.inRecords : NaN;
+          v[2] = t.outBytes > 0 ? t.outBytes : NaN;
+          v[3] = t.outRecords > 0 ? t.outRecords : NaN;
+          row(labelText(["topic"], [topic]), v);
+        }
+      },
+    });
+    this.replicationOutBytes = fc(
       "rill_replication_out_bytes_total",
       "Bytes fetched by followers from this leader.",
       ["topic"],
     );
-    this.replicationInBytes = c(
+    this.replicationInBytes = fc(
       "rill_replication_in_bytes_total",
       "Bytes this broker copied from leaders as a follower.",
       ["topic"],
     );
-    this.produceDuration = this.histogram({
-      name: "rill_produce_request_duration_seconds",
-      help: "Produce requests: time from the request to its answer, by API and acks.",
-      labelNames: ["api", "acks"],
-      buckets: LATENCY_BUCKETS,
-    });
-    this.fetchDuration = this.histogram({
-      name: "rill_fetch_request_duration_seconds",
-      help: "Fetch requests (consumer or replica), including the long-poll wait.",
-      labelNames: ["api", "kind"],
-      buckets: LATENCY_BUCKETS,
-    });
-    this.requests = c(
+    this.produceDuration = fh(
+      "rill_produce_request_duration_seconds",
+      "Produce requests: time from the request to its answer, by API and acks.",
+      ["api", "acks"],
+      [...LATENCY_BUCKETS],
+    );
+    this.fetchDuration = fh(
+      "rill_fetch_request_duration_seconds",
+      "Fetch requests (consumer or replica), including the long-poll wait.",
+      ["api", "kind"],
+      [...LATENCY_BUCKETS],
+    );
+    this.requests = fc(
       "rill_requests_total",
       "Requests answered, by API, route and HTTP status.",
       ["api", "route", "status"],
     );
-    this.requestErrors = c(
+    this.requestErrors = fc(
       "rill_request_errors_total",
       "Requests answered with an error, by API and error code.",
       ["api", "code"],
     );
-    this.throttled = c(
+    this.throttled = fc(
       "rill_throttled_requests_total",
       "Requests refused by a quota or the long-poll/stream caps (429).",
       ["api"],
     );
-    this.kvDuration = this.histogram({
-      name: "rill_kv_operation_duration_seconds",
-      help: "Deno KV operations by kind (get, get_many, list, set, delete, commit, watch).",
-      labelNames: ["op"],
-      buckets: KV_BUCKETS,
-    });
+    this.kvDuration = fh(
+      "rill_kv_operation_duration_seconds",
+      "Deno KV operations by kind (get, get_many, list, set, delete, commit, watch).",
+      ["op"],
+      [...KV_BUCKETS],
+    );
     this.kvErrors = c(
       "rill_kv_errors_total",
       "Deno KV operations that threw, by kind and reason (locked, other).",
@@ -280,6 +295,7 @@ export class Metrics {
     spec: MetricSpec<L> & { collect?: (this: client.Counter<L>) => void },
   ): client.Counter<L> {
     checkMetricName(spec.name, "counter");
+    this.#unique(spec.name);
     return new client.Counter<L>({
       name: spec.name,
       help: spec.help,
@@ -299,6 +315,7 @@ export class Metrics {
     spec: MetricSpec<L> & { buckets?: readonly number[] },
   ): client.Histogram<L> {
     checkMetricName(spec.name, "histogram");
+    this.#unique(spec.name);
     return new client.Histogram<L>({
       name: spec.name,
       help: spec.help,
@@ -321,6 +338,7 @@ export class Metrics {
    */
   gauge<L extends string = never>(spec: LazyGaugeSpec<L>): client.Gauge<L> {
     checkMetricName(spec.name, "gauge");
+    this.#unique(spec.name);
     const read = spec.collect;
     return new client.Gauge<L>({
       name: spec.name,
@@ -332,6 +350,48 @@ export class Metrics {
         return read(this);
       },
     });
+  }
+
+  /**
+   * Declares families rendered straight to text at scrape time: for series that grow with
+   * the partitions (per topic, partition, follower or group). No prom-client object is kept
+   * per series: `collect` is called at each scrape and hands out rows.
+   *
+   * @param spec the type, the families and the collect callback
+   * @throws {Error} when a name breaks the conventions or is taken
+   * @example
+   * ```ts
+   * broker.metrics.table({
+   *   families: [{ name: "rill_partition_log_end_offset", help: "…" }],
+   *   collect: (row) => row(labelText(["topic", "partition"], ["t", "0"]), [42]),
+   * });
+   * ```
+   */
+  table(spec: TableSpec): void {
+    for (const f of spec.families) {
+      checkMetricName(f.name, spec.type ?? "gauge");
+      this.#unique(f.name);
+    }
+    for (const f of spec.families) this.#tableNames.add(f.name);
+    this.#texts.push(() => renderTable(spec));
+  }
+
+  #fast<T extends { render(): string }>(
+    name: string,
+    type: "counter" | "histogram",
+    series: T,
+  ): T {
+    checkMetricName(name, type);
+    this.#unique(name);
+    this.#tableNames.add(name);
+    this.#texts.push(() => series.render());
+    return series;
+  }
+
+  #unique(name: string): void {
+    if (this.#tableNames.has(name) || this.registry.getSingleMetric(name) !== undefined) {
+      throw new Error(`A metric named ${name} is declared already`);
+    }
   }
 
   // ---- counting (once per request or batch) ----
@@ -395,8 +455,10 @@ export class Metrics {
    *
    * @returns the exposition text
    */
-  render(): Promise<string> {
-    return this.registry.metrics();
+  async render(): Promise<string> {
+    let text = await this.registry.metrics();
+    for (const t of this.#texts) text += await t();
+    return text;
   }
 
   /** The Content-Type of {@linkcode render}'s text. */
@@ -404,16 +466,60 @@ export class Metrics {
     return this.registry.contentType;
   }
 
-  /** Stops the GC sentinel. */
+  /** Stops the GC sentinel and the event-loop sampler. */
   close(): void {
     this.#gcRegistry = null;
+    this.#eventLoop?.stop();
+    this.#eventLoop = null;
   }
 
   #processMetrics(): void {
-    client.collectDefaultMetrics({ register: this.registry, prefix: "rill_" });
+    // prom-client's process metrics, but its event-loop lag: under Deno its monitor is a
+    // 10 ms JavaScript timer and reading it costs more than the rest of a scrape
+    // (event_loop.ts). A precision of a day leaves that monitor asleep; its gauges are
+    // dropped and replaced below with a cheaper sampler under the same names.
+    client.collectDefaultMetrics({
+      register: this.registry,
+      prefix: "rill_",
+      eventLoopMonitoringPrecision: 86_400_000,
+    });
+    for (const name of EVENT_LOOP_NAMES) this.registry.removeSingleMetric(`rill_nodejs_${name}`);
+    // Its open-file count lists /proc/self/fd at every scrape: 3 ms of CPU with the 2,000
+    // files of 1,000 partitions. Counted at most every OPEN_FDS_MAX_AGE_MS instead.
+    if (this.registry.getSingleMetric("rill_process_open_fds") !== undefined) {
+      this.registry.removeSingleMetric("rill_process_open_fds");
+      let counted = -Infinity;
+      let fds = 0;
+      this.gauge({
+        name: "rill_process_open_fds",
+        help: `Open file descriptors (counted at most every ${OPEN_FDS_MAX_AGE_MS / 1000} s).`,
+        collect: (g) => {
+          const now = performance.now();
+          if (now - counted >= OPEN_FDS_MAX_AGE_MS) {
+            fds = countOpenFds();
+            counted = now;
+          }
+          if (fds >= 0) g.set(fds);
+        },
+      });
+    }
     // Deno emits no "gc" performance entries, so prom-client's GC histogram stays empty:
     // drop it and count GC cycles with a sentinel object instead (below).
     this.registry.removeSingleMetric("rill_nodejs_gc_duration_seconds");
+    const loop = this.#eventLoop = new EventLoopDelay();
+    this.table({
+      families: [
+        { name: "rill_nodejs_eventloop_lag_seconds", help: "Event-loop delay, last sample." },
+        ...(["min", "max", "mean", "stddev", "p50", "p90", "p99"] as const).map((k) => ({
+          name: `rill_nodejs_eventloop_lag_${k}_seconds`,
+          help: `Event-loop delay since the previous scrape: ${k} of the samples (every 50 ms).`,
+        })),
+      ],
+      collect(row) {
+        const d = loop.read();
+        row("", [d.last, d.min, d.max, d.mean, d.stddev, d.p50, d.p90, d.p99]);
+      },
+    });
     const cycles = this.counter({
       name: "rill_process_gc_cycles_total",
       help:
@@ -433,6 +539,25 @@ export class Metrics {
     this.#gcRegistry?.register({}, 0);
   }
 }
+
+/** How old the open-file count may be (it is costly with many files open). */
+const OPEN_FDS_MAX_AGE_MS = 10_000;
+
+/** Counts the process's open files (Linux), -1 where /proc/self/fd cannot be listed. */
+function countOpenFds(): number {
+  try {
+    let n = 0;
+    for (const _ of Deno.readDirSync("/proc/self/fd")) n++;
+    return n - 1; // less the descriptor of the listing itself
+  } catch {
+    return -1;
+  }
+}
+
+const EVENT_LOOP_NAMES = [
+  "eventloop_lag_seconds",
+  ...["min", "max", "mean", "stddev", "p50", "p90", "p99"].map((k) => `eventloop_lag_${k}_seconds`),
+];
 
 /**
  * Counts the records of a run of RecordBatch v2 bytes from their headers (one read per

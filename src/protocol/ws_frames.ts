@@ -19,7 +19,9 @@
  * than 1 KiB in two writes (its header, then its payload) without TCP_NODELAY: the payload
  * then waits for the broker's delayed ACK, ~40 ms. Parts of at most 1 KiB go out in one
  * write each, and the empty answer to each carries the ACK that lets the next one go.
- * Browsers and Node set TCP_NODELAY on WebSockets and send frames whole.
+ * Browsers and Node set TCP_NODELAY on WebSockets and send frames whole; so does the client in
+ * Deno once it moved a connection to the `ws` package's socket at its first frame over 1 KiB
+ * (src/client/ws_connection.ts); it sends parts only where that cannot be loaded.
  *
  * @module
  */

@@ -18,6 +18,7 @@ import { WS_AUTH_SUBPROTOCOL_PREFIX, WS_PATH, WS_SUBPROTOCOL } from "../protocol
 import { ANONYMOUS, type Principal } from "../http/auth.ts";
 import type { InstalledSecurity } from "../http/security.ts";
 import { WsSession } from "./session.ts";
+import { WsMeter } from "./observe.ts";
 
 /** Per-connection and per-broker limits of the endpoint. */
 export interface WsLimits {
@@ -65,6 +66,7 @@ export function wsEndpoint(
   const { security, quotas } = installed;
   const lim: WsLimits = { ...DEFAULT_WS_LIMITS, ...limits };
   let open = 0;
+  const meter = new WsMeter(broker.metrics, () => open);
 
   const handler = (req: Request): Promise<Response> | null => {
     if (req.method !== "GET") return null;
@@ -74,6 +76,11 @@ export function wsEndpoint(
     if (url.slice(pathStart, end < 0 ? undefined : end) !== WS_PATH) return null;
     if ((req.headers.get("upgrade") ?? "").toLowerCase() !== "websocket") return null;
     return accept(req);
+  };
+  // A handshake refused before the upgrade is counted as route "upgrade".
+  const refusal = (status: number, error: RillError): Response => {
+    meter.answered("upgrade", 0, error);
+    return refusalResponse(status, error);
   };
 
   async function accept(req: Request): Promise<Response> {
@@ -135,7 +142,7 @@ export function wsEndpoint(
       protocol: offered.includes(WS_SUBPROTOCOL) ? WS_SUBPROTOCOL : undefined,
     });
     open++;
-    const session = new WsSession(broker, installed, lim, socket, principal);
+    const session = new WsSession(broker, installed, lim, socket, principal, meter);
     socket.addEventListener("close", () => {
       open--;
       session.closed();
@@ -147,7 +154,7 @@ export function wsEndpoint(
   return handler as WsEndpoint;
 }
 
-function refusal(status: number, error: RillError): Response {
+function refusalResponse(status: number, error: RillError): Response {
   return new Response(JSON.stringify(error.toJSON()), {
     status,
     headers: { "content-type": "application/json", "access-control-allow-origin": "*" },

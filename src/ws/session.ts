@@ -27,6 +27,7 @@ import { decodeFrame, encodeFrame, WS_PART_LAST, WS_PART_MORE } from "../protoco
 import type { Principal } from "../http/auth.ts";
 import type { InstalledSecurity } from "../http/security.ts";
 import type { WsLimits } from "./endpoint.ts";
+import type { WsMeter, WsRoute } from "./observe.ts";
 
 const EMPTY = new Uint8Array(0);
 /**
@@ -49,6 +50,7 @@ export class WsSession {
   readonly #installed: InstalledSecurity;
   readonly #limits: WsLimits;
   readonly #socket: WebSocket;
+  readonly #meter: WsMeter | null;
   #principal: Principal | null;
   /** a hello being authenticated: frames that arrive meanwhile wait for it, in order */
   #gate: Promise<void> | null = null;
@@ -56,8 +58,8 @@ export class WsSession {
   #closed = false;
   /** fetches started and not answered */
   #fetches = 0;
-  /** ends the waits of this connection's fetches when it closes */
-  readonly #abort = new AbortController();
+  /** ends the waits of this connection's fetches when it closes (made at its first fetch) */
+  #abort: AbortController | null = null;
   /** the last fetch answer queued to go out */
   #answers: Promise<void> = Promise.resolve();
   /** the parts of a frame sent in parts, so far */
@@ -73,6 +75,7 @@ export class WsSession {
    * @param limits the connection's limits
    * @param socket the upgraded socket
    * @param principal who authenticated in the handshake, or null until a `hello` does
+   * @param meter counts each frame into the broker's metrics (observe.ts)
    */
   constructor(
     broker: Broker,
@@ -80,8 +83,10 @@ export class WsSession {
     limits: WsLimits,
     socket: WebSocket,
     principal: Principal | null,
+    meter: WsMeter | null = null,
   ) {
     this.#broker = broker;
+    this.#meter = meter;
     this.#installed = installed;
     this.#limits = limits;
     this.#socket = socket;
@@ -93,14 +98,16 @@ export class WsSession {
   /** Called once the socket closed: pending answers are dropped, waits end. */
   closed(): void {
     this.#closed = true;
-    this.#abort.abort();
+    this.#abort?.abort();
     if (this.#drainTimer !== undefined) clearInterval(this.#drainTimer);
     for (const w of this.#drainWaiters.splice(0)) w();
   }
 
   #message(data: unknown): void {
+    const start = performance.now();
     if (!(data instanceof ArrayBuffer)) {
-      this.#error(null, new RillError("INVALID_REQUEST", "Frames are binary messages, not text"));
+      const err = new RillError("INVALID_REQUEST", "Frames are binary messages, not text");
+      this.#meter?.answered("invalid", start, this.#error(null, err));
       return;
     }
     let message: Uint8Array = new Uint8Array(data);
@@ -117,14 +124,15 @@ export class WsSession {
     try {
       ({ header, payload } = decodeFrame(message));
     } catch (e) {
-      this.#error(null, new RillError("INVALID_REQUEST", (e as Error).message));
+      const err = new RillError("INVALID_REQUEST", (e as Error).message);
+      this.#meter?.answered("invalid", start, this.#error(null, err));
       return;
     }
     if (this.#gate !== null) {
-      this.#gate.then(() => this.#dispatch(header, payload));
+      this.#gate.then(() => this.#dispatch(header, payload, start));
       return;
     }
-    this.#dispatch(header, payload);
+    this.#dispatch(header, payload, start);
   }
 
   /**
@@ -158,20 +166,24 @@ export class WsSession {
     return frame;
   }
 
-  #dispatch(header: Record<string, unknown>, payload: Uint8Array): void {
+  #dispatch(header: Record<string, unknown>, payload: Uint8Array, start: number): void {
     const id = header.id;
+    const op = header.op;
+    const route: WsRoute = op === "hello" || op === "produce" || op === "fetch" ? op : "unknown";
+    // Called once the frame is answered (null: with success).
+    const done = (err: RillError | null) => this.#meter?.answered(route, start, err, header.acks);
     if (!Number.isSafeInteger(id)) {
-      this.#error(null, new RillError("INVALID_REQUEST", 'A request needs an integer "id"'));
+      done(this.#error(null, new RillError("INVALID_REQUEST", 'A request needs an integer "id"')));
       return;
     }
     try {
-      switch (header.op) {
+      switch (op) {
         case "hello":
-          return this.#hello(id as number, header);
+          return this.#hello(id as number, header, done);
         case "produce":
-          return this.#produce(id as number, header, payload);
+          return this.#produce(id as number, header, payload, done);
         case "fetch":
-          return this.#fetch(id as number, header);
+          return this.#fetch(id as number, header, done);
         default:
           throw new RillError(
             "INVALID_REQUEST",
@@ -179,12 +191,13 @@ export class WsSession {
           );
       }
     } catch (e) {
-      this.#error(id as number, e);
+      done(this.#error(id as number, e));
     }
   }
 
-  #hello(id: number, header: Record<string, unknown>): void {
-    const answer = () =>
+  #hello(id: number, header: Record<string, unknown>, done: Done): void {
+    const answer = () => {
+      done(null);
       this.#send({
         op: "hello",
         id,
@@ -192,6 +205,7 @@ export class WsSession {
         maxInFlightBytes: this.#limits.maxInFlightBytes,
         maxUnsentBytes: this.#limits.maxUnsentBytes,
       });
+    };
     const { security } = this.#installed;
     if (!security.auth || header.auth === undefined) {
       if (security.auth && this.#principal === null) {
@@ -211,7 +225,7 @@ export class WsSession {
           method: "WS",
           path: "/v1/ws hello",
         });
-        this.#error(id, new RillError("UNAUTHENTICATED", "Missing or bad credentials"));
+        done(this.#error(id, new RillError("UNAUTHENTICATED", "Missing or bad credentials")));
         return;
       }
       this.#principal = who;
@@ -222,7 +236,7 @@ export class WsSession {
     this.#gate = gate;
   }
 
-  #produce(id: number, h: Record<string, unknown>, payload: Uint8Array): void {
+  #produce(id: number, h: Record<string, unknown>, payload: Uint8Array, done: Done): void {
     const principal = this.#authenticated();
     if (typeof h.topic !== "string") {
       throw new RillError("INVALID_REQUEST", 'A produce needs a string "topic"');
@@ -264,16 +278,18 @@ export class WsSession {
     }
     this.#inFlightBytes += size;
     this.#broker.produceBatches(topic, partition, payload, acks).then(
-      (result) =>
-        this.#send(result === null ? { op: "produced", id } : { op: "produced", id, ...result }),
-      (e) => this.#error(id, e),
+      (result) => {
+        done(null);
+        this.#send(result === null ? { op: "produced", id } : { op: "produced", id, ...result });
+      },
+      (e) => done(this.#error(id, e)),
     ).finally(() => {
       this.#inFlightBytes -= size;
       release();
     });
   }
 
-  #fetch(id: number, h: Record<string, unknown>): void {
+  #fetch(id: number, h: Record<string, unknown>, done: Done): void {
     const principal = this.#authenticated();
     const cfg = this.#broker.config;
     // An incremental session request may name no partition (nothing changed).
@@ -316,10 +332,15 @@ export class WsSession {
       : intField(h.maxWaitMs, "maxWaitMs", 0, cfg.fetchMaxWaitLimitMs);
     const minBytes = h.minBytes === undefined ? 1 : intField(h.minBytes, "minBytes", 0);
     // An answer is at most a quarter of the connection's unsent-data bound (its first batch
-    // whole): answers read and waiting to go out are at most MAX_FETCHES of them.
+    // whole): answers read and waiting to go out are at most MAX_FETCHES of them. The
+    // connection's only fetch (a consumer's fetch session: one per broker) may fill the whole
+    // bound, so a many-partition consumer gets 4 times fewer, larger answers.
+    const share = this.#fetches === 0
+      ? this.#limits.maxUnsentBytes
+      : this.#limits.maxUnsentBytes >> 2;
     const maxBytes = Math.min(
       h.maxBytes === undefined ? Infinity : intField(h.maxBytes, "maxBytes", 1),
-      Math.max(1, this.#limits.maxUnsentBytes >> 2),
+      Math.max(1, share),
     );
     let session: { id: number; epoch: number } | undefined;
     if (h.session !== undefined) {
@@ -352,7 +373,7 @@ export class WsSession {
         minBytes,
         maxBytes,
         session,
-        signal: this.#abort.signal,
+        signal: (this.#abort ??= new AbortController()).signal,
       });
       try {
         // One answer at a time goes out, each once the socket has drained below the bound.
@@ -374,12 +395,13 @@ export class WsSession {
             bytes: p.bytes.byteLength,
           };
         });
+        done(null);
         this.#send({ op: "records", id, session: result.session, partitions: parts }, payload);
         this.#installed.quotas.chargeFetched(principal.name, result.totalBytes);
       } finally {
         result.release();
       }
-    })().catch((e) => this.#error(id, e)).finally(() => this.#fetches--);
+    })().catch((e) => done(this.#error(id, e))).finally(() => this.#fetches--);
   }
 
   #authenticated(): Principal {
@@ -436,7 +458,8 @@ export class WsSession {
     this.#socket.send(encodeFrame(header, payload));
   }
 
-  #error(id: number | null, e: unknown): void {
+  /** Answers with an error; returns the error answered with. */
+  #error(id: number | null, e: unknown): RillError {
     let err: RillError;
     if (e instanceof RillError) err = e;
     else {
@@ -444,8 +467,12 @@ export class WsSession {
       err = new RillError("UNKNOWN_SERVER_ERROR", "The broker failed to handle the request");
     }
     this.#send({ op: "error", id, ...err.toJSON() });
+    return err;
   }
 }
+
+/** Reports a frame's outcome to the meter (null: answered with success). */
+type Done = (err: RillError | null) => void;
 
 function acksOf(raw: unknown): Acks {
   switch (raw) {

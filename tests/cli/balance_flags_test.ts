@@ -50,4 +50,14 @@ Deno.test("rill cluster: bad command lines are usage errors before any request",
   await assert.rejects(clusterCli(["rebalance", "--dry-run", "--execute", ...url], io), UsageError);
   await assert.rejects(clusterCli(["decommission", ...url], io), /needs --id/);
   await assert.rejects(clusterCli(["shrink", ...url], io), /Unknown subcommand/);
+  await assert.rejects(clusterCli(["recommission", ...url], io), /recommission needs --id/);
+  await assert.rejects(clusterCli(["recommission", "--id", "x", ...url], io), UsageError);
+  await assert.rejects(
+    clusterCli(["cancel-moves", "--id", "2", ...url], io),
+    /cancel-moves takes no --id/,
+  );
+  await assert.rejects(
+    clusterCli(["recommission", "--id", "2", "--execute", ...url], io),
+    /takes no --execute/,
+  );
 });

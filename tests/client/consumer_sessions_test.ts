@@ -139,3 +139,51 @@ Deno.test("D5: a hot partition's 4,000-record chunk does not hold a quiet partit
     );
   }
 });
+
+Deno.test("a batch that fails its CRC stops a session consumer: records before it are delivered, none after it", async () => {
+  await using t = await openTestBroker();
+  await using server = serve(t);
+  await t.broker.createTopic({ name: "damaged", partitions: 2 });
+  const batchOf = (from: number) =>
+    encodeBatch(Array.from({ length: 3 }, (_, i) => ({ value: enc.encode(`r${from + i}`) })));
+  const a = batchOf(0);
+  const b = batchOf(3);
+  await t.broker.produceBatches("damaged", 0, a, 1);
+  await t.broker.produceBatches("damaged", 0, b, 1);
+  await t.broker.produceBatches("damaged", 0, batchOf(6), 1);
+  await t.broker.produceBatches("damaged", 1, batchOf(0), 1);
+  // Flip one byte of the second batch's last record, on disk.
+  const path = `${t.dataDir}/damaged-0/00000000000000000000.log`;
+  const file = await Deno.open(path, { read: true, write: true });
+  try {
+    const at = a.length + b.length - 1;
+    const byte = new Uint8Array(1);
+    await file.seek(at, Deno.SeekMode.Start);
+    await file.read(byte);
+    byte[0] ^= 0xff;
+    await file.seek(at, Deno.SeekMode.Start);
+    await file.write(byte);
+  } finally {
+    file.close();
+  }
+  // One batch a fetch (maxBytes 1: the first batch whole), so the damaged batch comes alone,
+  // with the next fetch on the wire while it is decoded.
+  const consumer = new Rill({ brokers: [server.url] }).consumer({ maxWaitMs: 100, maxBytes: 1 });
+  await consumer.assign([
+    { topic: "damaged", partition: 0, offset: "earliest" },
+    { topic: "damaged", partition: 1, offset: "earliest" },
+  ]);
+  const got: string[] = [];
+  await assert.rejects(
+    async () => {
+      for await (const m of consumer) {
+        got.push(`${m.partition}:${m.valueString()}`);
+        // A record past the damaged batch: the consumer went on (the assertion below fails).
+        if (m.partition === 0 && m.offset >= 3) break;
+      }
+    },
+    (e: Error & { code?: string }) => e.code === "CORRUPT_MESSAGE",
+  );
+  const zero = got.filter((g) => g.startsWith("0:"));
+  assert.deepEqual(zero, ["0:r0", "0:r1", "0:r2"], "partition 0 stops before the damaged batch");
+});

@@ -206,3 +206,29 @@ Deno.test("placeReplicas spreads replicas over distinct brokers", () => {
     (e) => code(e) === "INVALID_REPLICATION_FACTOR",
   );
 });
+
+Deno.test("placeReplicas with racks: every partition spans racks, replicas and leaders stay even", () => {
+  const racks = new Map([[1, "a"], [2, "a"], [3, "b"], [4, "b"], [5, "c"], [6, "c"]]);
+  const placed = placeReplicas(0, 12, 3, [1, 2, 3, 4, 5, 6], 0, racks);
+  for (const a of placed) {
+    assert.equal(new Set(a.replicas.map((id) => racks.get(id))).size, 3, `${a.replicas}`);
+  }
+  const count = (pick: (a: { replicas: number[] }) => number[]) =>
+    [1, 2, 3, 4, 5, 6].map((id) => placed.filter((a) => pick(a).includes(id)).length);
+  assert.deepEqual(count((a) => a.replicas), [6, 6, 6, 6, 6, 6]);
+  assert.deepEqual(count((a) => [a.replicas[0]]), [2, 2, 2, 2, 2, 2]);
+  // two racks, RF 2: one replica on each; more replicas than racks: distinct brokers still
+  const two = new Map([[1, "a"], [2, "a"], [3, "b"], [4, "b"]]);
+  for (const a of placeReplicas(0, 8, 2, [1, 2, 3, 4], 1, two)) {
+    assert.notEqual(two.get(a.replicas[0]), two.get(a.replicas[1]), `${a.replicas}`);
+  }
+  for (const a of placeReplicas(0, 4, 3, [1, 2, 3, 4], 0, two)) {
+    assert.equal(new Set(a.replicas).size, 3);
+    assert.equal(new Set(a.replicas.map((id) => two.get(id))).size, 2);
+  }
+  // no racks declared: the plain order, as before
+  assert.deepEqual(
+    placeReplicas(0, 2, 2, [1, 2, 3], 0, new Map()),
+    placeReplicas(0, 2, 2, [1, 2, 3]),
+  );
+});

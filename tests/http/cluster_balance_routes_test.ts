@@ -27,6 +27,9 @@ Deno.test("cluster balancing routes: status, dry run, and bad requests that chan
       ["/v1/cluster/decommission", { brokerId: 7 }, "INVALID_REQUEST"],
       ["/v1/cluster/elect-leaders", { topic: 3 }, "INVALID_REQUEST"],
       ["/v1/cluster/elect-leaders", { topic: "nope" }, "UNKNOWN_TOPIC_OR_PARTITION"],
+      ["/v1/cluster/recommission", {}, "INVALID_REQUEST"],
+      ["/v1/cluster/recommission", { brokerId: 1 }, "INVALID_REQUEST"],
+      ["/v1/cluster/cancel-moves", { all: true }, "INVALID_REQUEST"],
     ] as const
   ) {
     const r = await t.call("POST", path, body);
@@ -43,4 +46,16 @@ Deno.test("cluster balancing routes: status, dry run, and bad requests that chan
   const elect = await t.call("POST", "/v1/cluster/elect-leaders", {});
   assert.equal(elect.status, 200);
   assert.deepEqual(elect.body, { elected: [], notEligible: [] });
+
+  // nothing moving: cancelling changes nothing
+  const cancel = await t.call("POST", "/v1/cluster/cancel-moves", {});
+  assert.equal(cancel.status, 200);
+  assert.deepEqual(cancel.body, {
+    dropped: [],
+    rolledBack: [],
+    notRolledBack: [],
+    decommissioned: [],
+  });
+  const recommission = await t.call("POST", "/v1/cluster/recommission", { brokerId: 1 });
+  assert.match(recommission.body.error.message, /Broker 1 is not being decommissioned/);
 });

@@ -5,8 +5,14 @@
  */
 import assert from "node:assert/strict";
 import { instrumentKv } from "../../src/coordination/kv_instrument.ts";
-import { checkMetricName, countBatchRecords, Metrics } from "../../src/observability/metrics.ts";
+import {
+  checkMetricName,
+  countBatchRecords,
+  labelText,
+  Metrics,
+} from "../../src/observability/metrics.ts";
 import { Logger, redact } from "../../src/observability/log.ts";
+import { connectionCounter, establishedConnections } from "../../src/observability/connections.ts";
 import { encodeBatch } from "../../src/protocol/record_batch.ts";
 import { openTestBroker } from "../http/_app.ts";
 
@@ -51,6 +57,73 @@ Deno.test("metric names follow rill_ / _total / unit conventions", () => {
   assert.throws(() => checkMetricName("rill_open_total", "gauge"), /Only counters/);
   const m = new Metrics({ process: false });
   assert.throws(() => m.counter({ name: "rill_bad", help: "x" }), /_total/);
+});
+
+Deno.test("a table renders its rows as text: escaped labels, NaN left out, names unique", async () => {
+  const m = new Metrics({ process: false });
+  const rows: [string, string, number, number][] = [
+    ['we"ird\\name\n', "0", 5, NaN],
+    ["plain", "1", 7, 1.5],
+  ];
+  m.table({
+    families: [
+      { name: "rill_test_a", help: "A." },
+      { name: "rill_test_b", help: "B." },
+    ],
+    collect: (row) => {
+      for (const [g, p, a, b] of rows) row(labelText(["group", "partition"], [g, p]), [a, b]);
+    },
+  });
+  const text = await m.render();
+  assert.ok(text.includes("# HELP rill_test_a A.\n# TYPE rill_test_a gauge\n"));
+  assert.ok(text.includes('rill_test_a{group="we\\"ird\\\\name\\n",partition="0"} 5\n'));
+  assert.ok(text.includes('rill_test_b{group="plain",partition="1"} 1.5\n'));
+  assert.equal(text.match(/^rill_test_b/gm)?.length, 1, "the NaN series is left out");
+  assert.throws(() => m.gauge({ name: "rill_test_a", help: "x", collect: () => {} }), /declared/);
+  assert.throws(() => m.table({ families: [{ name: "rill_requests_total", help: "x" }] } as never));
+  // A row that disappears is gone at the next scrape.
+  rows.pop();
+  assert.ok(!(await m.render()).includes('group="plain"'));
+});
+
+Deno.test("process metrics: the event-loop delay gauges show a blocked loop", async () => {
+  const m = new Metrics();
+  try {
+    await m.render(); // starts a new window
+    const until = performance.now() + 250;
+    while (performance.now() < until) { /* block the event loop */ }
+    // The sampler's next tick comes after the block: wait for one sampling period.
+    await new Promise((r) => setTimeout(r, 60));
+    const text = await m.render();
+    const value = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, "m").exec(text)?.[1]);
+    assert.ok(value("rill_nodejs_eventloop_lag_max_seconds") >= 0.2, text);
+    assert.ok(value("rill_process_open_fds") > 2);
+    assert.ok(value("rill_process_resident_memory_bytes") > 1e6);
+  } finally {
+    m.close();
+  }
+});
+
+Deno.test({
+  name: "establishedConnections counts the accepted sockets of a port; the counter caches it",
+  ignore: Deno.build.os !== "linux",
+  async fn() {
+    const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = (l.addr as Deno.NetAddr).port;
+    const count = connectionCounter(port, 60_000);
+    assert.equal(await count(), 0);
+    const clients = await Promise.all(
+      [1, 2, 3].map(() => Deno.connect({ hostname: "127.0.0.1", port })),
+    );
+    const accepted = await Promise.all(clients.map(() => l.accept()));
+    try {
+      assert.equal(await establishedConnections(port), 3);
+      assert.equal(await count(), 0, "the cached count is kept until it is 60 s old");
+    } finally {
+      for (const c of [...clients, ...accepted]) c.close();
+      l.close();
+    }
+  },
 });
 
 Deno.test("countBatchRecords reads record counts from batch headers", () => {

@@ -5,11 +5,20 @@
  */
 import assert from "node:assert/strict";
 import { Controller } from "../../src/broker/controller.ts";
-import { electLeader, fenceFromIsr, resignLeader } from "../../src/broker/election.ts";
+import {
+  cancelReassignment,
+  completeReassignment,
+  electLeader,
+  fenceFromIsr,
+  resignLeader,
+  startReassignment,
+} from "../../src/broker/election.ts";
 import { ClusterStore } from "../../src/coordination/cluster.ts";
 import { LeaseStore } from "../../src/coordination/leases.ts";
 import { PartitionStateStore } from "../../src/coordination/partition_states.ts";
-import { TopicStore } from "../../src/coordination/topics.ts";
+import { type PartitionState, TopicStore } from "../../src/coordination/topics.ts";
+import { MoveStore } from "../../src/coordination/moves.ts";
+import { movesKey } from "../../src/coordination/kv_keys.ts";
 
 const state = (leader: number, isr: number[], epoch = 3) => ({
   partition: 0,
@@ -160,4 +169,77 @@ Deno.test("fenceFromIsr() drops brokers whose session expired from a live leader
   assert.equal(fenceFromIsr(p, new Set([1, 2, 3])), null, "nobody to fence");
   assert.equal(fenceFromIsr(p, new Set([2, 3])), null, "a dead leader is electLeader's case");
   assert.deepEqual(fenceFromIsr({ ...p, isr: [1] }, new Set([1])), null);
+});
+
+Deno.test("cancelReassignment() returns to the previous replicas with an in-sync previous leader, or refuses", () => {
+  const start = { partition: 0, leader: 1, replicas: [1, 2], isr: [1, 2], leaderEpoch: 3 };
+  const moving = startReassignment(start, [3, 4])!;
+  assert.deepEqual(moving.previousReplicas, [1, 2]);
+  const all = new Set([1, 2, 3, 4]);
+  // the new replicas caught up partly: rolled back, leader kept, epoch bumped
+  assert.deepEqual(cancelReassignment({ ...moving, isr: [1, 2, 3] }, all, 2), {
+    partition: 0,
+    leader: 1,
+    replicas: [1, 2],
+    isr: [1, 2],
+    leaderEpoch: 4,
+  });
+  // re-targeted while moving: still rolls back to where it began
+  const retargeted = startReassignment({ ...moving, isr: [1, 2, 3] }, [3, 5])!;
+  assert.deepEqual(retargeted.previousReplicas, [1, 2]);
+  assert.deepEqual(cancelReassignment(retargeted, all, 2)?.replicas, [1, 2]);
+  // the leader moved to a new replica after a failover: back to an in-sync previous one
+  assert.deepEqual(
+    cancelReassignment({ ...moving, leader: 3, isr: [2, 3, 4] }, new Set([2, 3, 4]), 2),
+    { partition: 0, leader: 2, replicas: [1, 2], isr: [2], leaderEpoch: 4 },
+  );
+  // only new replicas are in sync: rolling back would lose records
+  assert.equal(cancelReassignment({ ...moving, leader: 3, isr: [3, 4] }, all, 2), null);
+  // a previous replica in the ISR but dead cannot lead either
+  assert.equal(cancelReassignment({ ...moving, leader: 3, isr: [1, 3] }, new Set([3, 4]), 2), null);
+  // no move, nothing to cancel; a move started before previousReplicas existed: the first rf
+  assert.equal(cancelReassignment(start, all, 2), null);
+  const legacy = { ...moving, previousReplicas: undefined };
+  assert.deepEqual(cancelReassignment(legacy, all, 2)?.replicas, [1, 2]);
+  // completing drops the bookkeeping
+  assert.equal(
+    "previousReplicas" in completeReassignment({ ...moving, isr: [1, 2, 3, 4] })!,
+    false,
+  );
+});
+
+Deno.test("a partition update fenced on the lease and the move plan writes nothing once the plan moved", async () => {
+  using kv = await Deno.openKv(":memory:");
+  const topics = new TopicStore(kv);
+  const states = new PartitionStateStore(kv);
+  const moves = new MoveStore(kv);
+  await topics.create({
+    name: "t",
+    partitions: 1,
+    replicationFactor: 2,
+    configs: {},
+    brokerIds: [1, 2],
+  });
+  await moves.put({
+    kind: "rebalance",
+    createdMs: 0,
+    pending: [{ topic: "t", partition: 0, replicas: [3, 1] }],
+    total: 1,
+    decommissioned: [],
+  });
+  const read = await moves.get(); // what the controller read
+  await kv.set(["test-lease"], 1);
+  const lease = await kv.get(["test-lease"]);
+  const fences = (plan: { versionstamp: string | null }) => [
+    { key: lease.key, versionstamp: lease.versionstamp },
+    { key: movesKey(), versionstamp: plan.versionstamp },
+  ];
+  const start = (cur: PartitionState) => startReassignment(cur, [3, 1]);
+  // the plan is cancelled between the controller's read and its start of the move
+  await moves.change(() => null);
+  assert.equal(await states.update("t", 0, start, fences(read)), null);
+  assert.equal((await states.get("t", 0))!.targetReplicas, undefined, "no move started");
+  // checked on the plan as it is now: written
+  const now = await moves.get();
+  assert.deepEqual((await states.update("t", 0, start, fences(now)))?.targetReplicas, [3, 1]);
 });

@@ -104,3 +104,35 @@ Deno.test("a move whose target broker dies for good is re-targeted to a live bro
     for (const p of healed) assert.equal(new Set(p.replicas).size, 2);
   });
 });
+
+Deno.test("racks: a new topic spans both racks, and so does every partition rebuilt after a loss", async () => {
+  await using cluster = await Cluster.start(0, [
+    ...FAST_FLAGS,
+    "--replica-replacement-delay-ms",
+    "1000",
+  ]);
+  const racks = new Map([[1, "a"], [2, "a"], [3, "b"], [4, "b"]]);
+  for (const [id, rack] of racks) await cluster.startBroker(id, "broker", ["--rack", rack]);
+  await cluster.explain(async () => {
+    const spansRacks = (p: { replicas: number[] }) =>
+      new Set(p.replicas.map((id) => racks.get(id))).size === 2;
+    await cluster.createTopic("zones", 8, 2);
+    const full = await cluster.waitFor("zones", (ps) => ps.every((p) => p.isr.length === 2), "ISR");
+    for (const p of full) assert.ok(spansRacks(p), `zones-${p.partition} on ${p.replicas}`);
+    const load = ackedLoad(cluster, "zones", 8, 20);
+    await load.progress(20);
+    await cluster.kill(1);
+    const healed = await cluster.waitFor(
+      "zones",
+      (ps) =>
+        ps.every((p) => !("targetReplicas" in p) && !p.replicas.includes(1) && p.isr.length === 2),
+      "every partition back to 2 in-sync replicas on live brokers",
+      40_000,
+    );
+    // broker 1's replicas went to broker 2, the only other broker of rack a
+    for (const p of healed) assert.ok(spansRacks(p), `zones-${p.partition} on ${p.replicas}`);
+    await load.progress(20);
+    await load.stop();
+    await assertNoLoss(cluster, "zones", load);
+  });
+});

@@ -8,7 +8,7 @@ import { Rill } from "../../mod.ts";
 import { WsConnection } from "../../src/client/ws_connection.ts";
 import { RillError } from "../../src/protocol/errors.ts";
 import { encodeBatch } from "../../src/protocol/record_batch.ts";
-import { decodeFrame, encodeFrame } from "../../src/protocol/ws_frames.ts";
+import { decodeFrame, encodeFrame, frameParts } from "../../src/protocol/ws_frames.ts";
 import { readPartition } from "../_helpers/read_records.ts";
 import { serveBroker } from "./_served.ts";
 
@@ -24,8 +24,8 @@ function nextFrame(socket: WebSocket) {
   });
 }
 
-async function openRaw(url: string): Promise<WebSocket> {
-  const socket = new WebSocket(url.replace("http", "ws") + "/v1/ws", ["rill.v1"]);
+async function openRaw(url: string, protocols = ["rill.v1"]): Promise<WebSocket> {
+  const socket = new WebSocket(url.replace("http", "ws") + "/v1/ws", protocols);
   socket.binaryType = "arraybuffer";
   await new Promise((resolve, reject) => {
     socket.onopen = resolve;
@@ -47,12 +47,14 @@ Deno.test("ws: the producer sends over one WebSocket by default, records land in
   const producer = rill.producer({ acks: 1 });
   const metas = [];
   for (let i = 0; i < 20; i++) {
-    // 1 KiB values: frames over 1 KiB go in parts from Deno (ws_frames.ts).
+    // 1 KiB values: frames over 1 KiB, whole (the ws package's socket in Deno).
     const value = `${i}:`.padEnd(1024, "x");
     metas.push(...await producer.send({ topic: "t", messages: [{ value, partition: i % 2 }] }));
   }
+  // The first frame over 1 KiB moved the connection to another socket; the first closes.
+  while (s.ws!.connections > 1) await new Promise((r) => setTimeout(r, 5));
   assert.equal(s.ws!.connections, 1);
-  // A 200 KiB batch, sent in parts, and many pipelined sends.
+  // A 200 KiB batch, and many pipelined sends.
   await producer.send({ topic: "t", messages: [{ value: "y".repeat(200 * 1024), partition: 0 }] });
   const many = await Promise.all(
     Array.from(
@@ -71,6 +73,54 @@ Deno.test("ws: the producer sends over one WebSocket by default, records land in
   assert.deepEqual(p1.slice(10).map((r) => r.value), many.map((_, i) => `m${i}`));
   // Disconnected: the connection is closed.
   while (s.ws!.connections > 0) await new Promise((r) => setTimeout(r, 5));
+});
+
+Deno.test("ws: small sends, then a large one, pipelined: the records land in the order sent", async () => {
+  await using s = await serveBroker();
+  await s.topic("t");
+  const producer = new Rill({ brokers: [s.url] }).producer({ acks: 1, idempotent: false });
+  await producer.send({ topic: "t", messages: [{ value: "first" }] });
+  // Small frames go on Deno's socket; the large one moves the connection to the ws package's
+  // socket once the small ones before it are answered.
+  const values = Array.from({ length: 21 }, (_, i) => i === 10 ? "L".repeat(4000) : `s${i}`);
+  const sends = [];
+  for (const value of values) {
+    sends.push(producer.send({ topic: "t", messages: [{ value }] }));
+    await Promise.resolve();
+  }
+  await Promise.all(sends);
+  await producer.disconnect();
+  const records = await readPartition(s.url, "t", 0);
+  assert.deepEqual(records.map((r) => r.value), ["first", ...values]);
+});
+
+Deno.test("ws: a frame sent in parts (Deno's own WebSocket client) is produced whole", async () => {
+  await using s = await serveBroker();
+  await s.topic("t");
+  const raw = await openRaw(s.url);
+  const value = enc.encode("z".repeat(5000));
+  const parts = frameParts(
+    encodeFrame({ op: "produce", id: 1, topic: "t", partition: 0, acks: 1 }, [
+      encodeBatch([{ key: null, value }]),
+    ]),
+  );
+  assert.ok(parts.length > 1);
+  let empties = 0;
+  const answered = new Promise<ReturnType<typeof decodeFrame>>((resolve) => {
+    raw.addEventListener("message", (e) => {
+      const bytes = new Uint8Array(e.data as ArrayBuffer);
+      if (bytes.byteLength === 0) empties++;
+      else resolve(decodeFrame(bytes));
+    });
+  });
+  for (const part of parts) raw.send(part);
+  const { header } = await answered;
+  assert.equal(header.op, "produced");
+  assert.equal(empties, parts.length - 1);
+  await closeRaw(raw);
+  const records = await readPartition(s.url, "t", 0);
+  assert.equal(records.length, 1);
+  assert.equal(records[0].value?.length, 5000);
 });
 
 Deno.test("ws: transport http sends no WebSocket; a broker without it is reached over HTTP", async () => {
@@ -129,14 +179,21 @@ Deno.test("ws: API keys in the subprotocol or a hello frame, ACLs as over HTTP",
   });
   assert.equal(acl.status, 201);
   await acl.body?.cancel();
-  // The key in the handshake (subprotocol), as a browser sends it.
+  // The key in the handshake: in a subprotocol, as a browser sends it...
   const conn = await WsConnection.open(s.url, { auth: token });
+  assert.equal(conn.inParts, true, "Deno's own WebSocket first");
   const batch = encodeBatch([{ key: null, value: enc.encode("v") }]);
   const { header } = await conn.request(
     { op: "produce", topic: "t", partition: 0, acks: 1 },
     batch,
   );
   assert.equal(header.baseOffset, 0);
+  // ...or in an Authorization header: a frame over 1 KiB moves the client in Deno to the ws
+  // package's socket, which sends it so.
+  const big = encodeBatch([{ key: null, value: enc.encode("b".repeat(2000)) }]);
+  const moved = await conn.request({ op: "produce", topic: "t", partition: 0, acks: 1 }, big);
+  assert.equal(moved.header.baseOffset, 1);
+  assert.equal(conn.inParts, false, "the ws package's socket was opened with the key");
   conn.close();
   // A bad key is refused in the handshake (401), so the client can fall back to HTTP,
   // which reports it.
@@ -158,7 +215,7 @@ Deno.test("ws: API keys in the subprotocol or a hello frame, ACLs as over HTTP",
   assert.equal((await nextFrame(raw)).header.op, "hello");
   const produced = await nextFrame(raw);
   assert.equal(produced.header.id, 3);
-  assert.equal(produced.header.baseOffset, 1);
+  assert.equal(produced.header.baseOffset, 2);
   await closeRaw(raw);
 });
 

@@ -7,6 +7,8 @@
  * POST /elect-leaders    {"topic"?}             → {"elected":[…],"notEligible":[…]}
  * POST /rebalance        {"execute"?: boolean}  → {"moves","before","after","executed"}
  * POST /decommission     {"brokerId","execute"?} → the same
+ * POST /cancel-moves     {}                     → {"dropped","rolledBack","notRolledBack","decommissioned"}
+ * POST /recommission     {"brokerId"}           → the same
  * ```
  *
  * The POSTs need `alter` on the cluster; `status` needs `describe`.
@@ -38,7 +40,9 @@ function onlyFields(body: Record<string, unknown>, allowed: string[]): void {
   if (extra !== undefined) {
     throw new RillError(
       "INVALID_REQUEST",
-      `Unknown field "${extra}"; expected ${allowed.join(", ")}`,
+      allowed.length === 0
+        ? `Unknown field "${extra}"; this request takes no fields`
+        : `Unknown field "${extra}"; expected ${allowed.join(", ")}`,
     );
   }
 }
@@ -103,6 +107,23 @@ export function clusterRoutes(broker: Broker): Hono {
     const id = intField(body.brokerId, "brokerId", { min: 0 });
     const execute = body.execute === undefined ? true : bool(body.execute, "execute");
     return c.json(await broker.clusterAdmin.decommission(id, execute));
+  });
+  app.post("/cancel-moves", async (c) => {
+    authorize(c, { type: "cluster", name: CLUSTER_RESOURCE }, "alter");
+    const body = await readJsonObject(c, BODY_LIMIT);
+    onlyFields(body, []);
+    const result = await broker.clusterAdmin.cancelMoves();
+    await broker.refresh();
+    return c.json(result);
+  });
+  app.post("/recommission", async (c) => {
+    authorize(c, { type: "cluster", name: CLUSTER_RESOURCE }, "alter");
+    const body = await readJsonObject(c, BODY_LIMIT);
+    onlyFields(body, ["brokerId"]);
+    const id = intField(body.brokerId, "brokerId", { min: 0 });
+    const result = await broker.clusterAdmin.recommission(id);
+    await broker.refresh();
+    return c.json(result);
   });
   return app;
 }
