@@ -72,7 +72,7 @@ function answer(apiKey: number, version: number, r: Reader): Record<string, any>
   }
 }
 
-async function serve(conn: Deno.Conn): Promise<void> {
+async function serve(conn: Deno.TcpConn): Promise<void> {
   conn.setNoDelay(true);
   let buf = new Uint8Array(4 << 20);
   let start = 0, end = 0;
