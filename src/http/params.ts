@@ -212,6 +212,8 @@ export function readBodyBytes(c: Context, maxBytes: number): Promise<Uint8Array>
  * @param req the request
  * @param maxBytes the largest body accepted
  * @param deadlines the body timeout the read runs under
+ * @param declared its Content-Length as a number (NaN when it has none), when the caller
+ *   has read it already
  * @returns the body bytes, in a buffer of their own
  * @throws {RillError} as {@linkcode readBodyBytes}
  * @example
@@ -223,8 +225,8 @@ export async function readRequestBytes(
   req: Request,
   maxBytes: number,
   deadlines: BodyDeadlines,
+  declared = Number(req.headers.get("content-length") ?? NaN),
 ): Promise<Uint8Array> {
-  const declared = Number(req.headers.get("content-length") ?? NaN);
   if (declared > maxBytes) throw tooLarge(maxBytes);
   const body = req.body;
   if (!body || declared === 0) return new Uint8Array(0);
@@ -253,16 +255,13 @@ async function readSmall(
   declared: number,
   deadlines: BodyDeadlines,
 ): Promise<Uint8Array> {
-  let expire!: () => void;
-  const expired = new Promise<never>((_, reject) => {
-    expire = () => reject(timedOut(deadlines.timeoutMs));
-  });
-  const read = deadlines.start(expire);
-  const bytes = req.bytes();
-  // Past the deadline, the read is abandoned: its end is nobody's business.
-  bytes.catch(() => {});
+  // One promise settled by the read or by the deadline, whichever comes first; past the
+  // deadline, the read is abandoned: its end is nobody's business.
+  const { promise, resolve, reject } = Promise.withResolvers<Uint8Array>();
+  const read = deadlines.start(() => reject(timedOut(deadlines.timeoutMs)));
+  req.bytes().then(resolve, reject);
   try {
-    const body = await Promise.race([bytes, expired]);
+    const body = await promise;
     if (body.length !== declared) throw unreadableBody();
     return body;
   } catch (e) {
