@@ -33,6 +33,7 @@ import { notFound, onError } from "./errors.ts";
 import { bodyTimeout } from "./params.ts";
 import { recordLane } from "./record_lane.ts";
 import { replicaFetchLane } from "./replica_fetch_lane.ts";
+import { sessionFetchLane } from "./session_fetch_lane.ts";
 import { authRoutes } from "./routes/auth.ts";
 import {
   type AppSecurityOptions,
@@ -63,7 +64,13 @@ import { producerRoutes } from "./routes/producers.ts";
 import { recordRoutes } from "./routes/records.ts";
 import { fetchRoutes } from "./routes/fetch.ts";
 import { topicRoutes } from "./routes/topics.ts";
-import { metricsRoute, observeRecordLane, observeReplicaLane, observeRequests } from "./observe.ts";
+import {
+  metricsRoute,
+  observeRecordLane,
+  observeReplicaLane,
+  observeRequests,
+  observeSessionLane,
+} from "./observe.ts";
 
 /** The KV's health as /healthz shows it. */
 function kvHealthJson(broker: Broker) {
@@ -163,15 +170,18 @@ export function createApp(
   );
   // Followers' fetches, the hottest requests between brokers, and clients' raw-batch
   // produce and fetch skip the middleware chain when it would let them through unchanged
-  // (replica_fetch_lane.ts, record_lane.ts).
+  // (replica_fetch_lane.ts, session_fetch_lane.ts, record_lane.ts).
   const corsHeaders = openCorsHeaders(cors);
   const lane = replicaFetchLane(broker, state, corsHeaders);
+  const sessions = sessionFetchLane(broker, state, corsHeaders);
   const dispatch = app.fetch;
   const records = recordLane(broker, state, corsHeaders, (req, env) => dispatch(req, env));
   app.fetch = (req, ...rest) => {
     const start = performance.now();
     const replica = lane(req, rest[0]);
     if (replica) return observeReplicaLane(broker.metrics, replica, start);
+    const session = sessions(req, rest[0]);
+    if (session) return observeSessionLane(broker.metrics, session);
     const record = records(req, rest[0]);
     if (record) return observeRecordLane(broker.metrics, req, record, start);
     return dispatch(req, ...rest);

@@ -95,6 +95,29 @@ export function observeRequests(metrics: Metrics, logger: Logger): MiddlewareHan
   };
 }
 
+/** The route label of the multi-partition fetch (routes/fetch.ts). */
+export const MULTI_FETCH_ROUTE = "/v1/fetch";
+
+/**
+ * Counts a follower's multi-partition fetch answered by the session fetch lane
+ * (session_fetch_lane.ts, which skips the middleware), as the app counts that route.
+ *
+ * @param metrics the broker's metrics
+ * @param answer the lane's answer
+ * @returns the same answer
+ */
+export async function observeSessionLane(
+  metrics: Metrics,
+  answer: Promise<Response>,
+): Promise<Response> {
+  const res = await answer;
+  metrics.requests.inc({ api: "http", route: MULTI_FETCH_ROUTE, status: String(res.status) });
+  if (res.status >= 400) {
+    metrics.requestErrors.inc({ api: "http", code: await answerCode(res) });
+  }
+  return res;
+}
+
 /**
  * Counts a follower's fetch answered by the replica fetch lane (which skips the middleware).
  *
@@ -130,29 +153,32 @@ export async function observeReplicaLane(
  * @param start `performance.now()` when it arrived
  * @returns the same answer
  */
-export async function observeRecordLane(
+export function observeRecordLane(
   metrics: Metrics,
   req: Request,
   answer: Promise<Response>,
   start: number,
 ): Promise<Response> {
-  const res = await answer;
-  const seconds = (performance.now() - start) / 1000;
-  const produce = req.method === "POST";
-  metrics.requests.inc({
-    api: "http",
-    route: produce ? PRODUCE_ROUTE : FETCH_ROUTE,
-    status: String(res.status),
+  return answer.then((res) => {
+    const seconds = (performance.now() - start) / 1000;
+    const produce = req.method === "POST";
+    const status = res.status;
+    metrics.requests.inc({
+      api: "http",
+      route: produce ? PRODUCE_ROUTE : FETCH_ROUTE,
+      status: String(status),
+    });
+    if (produce) {
+      const acks = /[?&]acks=([^&#]*)/.exec(req.url)?.[1] ?? "all";
+      metrics.produceDuration.observe({ api: "http", acks: ACKS[acks] ?? "invalid" }, seconds);
+    } else metrics.fetchDuration.observe({ api: "http", kind: "consumer" }, seconds);
+    if (status < 400) return res;
+    return answerCode(res).then((code) => {
+      metrics.requestErrors.inc({ api: "http", code });
+      if (status === 429) metrics.throttled.inc({ api: "http" });
+      return res;
+    });
   });
-  if (produce) {
-    const acks = /[?&]acks=([^&#]*)/.exec(req.url)?.[1] ?? "all";
-    metrics.produceDuration.observe({ api: "http", acks: ACKS[acks] ?? "invalid" }, seconds);
-  } else metrics.fetchDuration.observe({ api: "http", kind: "consumer" }, seconds);
-  if (res.status >= 400) {
-    metrics.requestErrors.inc({ api: "http", code: await answerCode(res) });
-    if (res.status === 429) metrics.throttled.inc({ api: "http" });
-  }
-  return res;
 }
 
 /** The error code of a lane's error answer, read from its (small JSON) body. */

@@ -148,7 +148,29 @@ export async function readJsonObject(
       `Content-Type must be application/json, got "${type.slice(0, 100)}"`,
     );
   }
-  const text = await readBodyText(c, maxBytes);
+  return parseJsonObject(await readBodyBytes(c, maxBytes));
+}
+
+/**
+ * {@linkcode readJsonObject}'s checks of a body already read (the session fetch lane,
+ * session_fetch_lane.ts, reads it with {@linkcode readRequestBytes}).
+ *
+ * @param bytes the body
+ * @returns the parsed object
+ * @throws {RillError} RECORD_LIST_TOO_LARGE (more than {@linkcode MAX_JSON_CONTAINERS}
+ *   objects and arrays) or INVALID_REQUEST (not UTF-8, not JSON, not an object)
+ * @example
+ * ```ts
+ * const body = parseJsonObject(new TextEncoder().encode('{"a":1}'));
+ * ```
+ */
+export function parseJsonObject(bytes: Uint8Array): Record<string, unknown> {
+  let text: string;
+  try {
+    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    throw new RillError("INVALID_REQUEST", "The request body is not valid UTF-8");
+  }
   checkJsonContainers(text);
   let body: unknown;
   try {
@@ -190,6 +212,8 @@ export function readBodyBytes(c: Context, maxBytes: number): Promise<Uint8Array>
  * @param req the request
  * @param maxBytes the largest body accepted
  * @param deadlines the body timeout the read runs under
+ * @param declared its Content-Length as a number (NaN when it has none), when the caller
+ *   has read it already
  * @returns the body bytes, in a buffer of their own
  * @throws {RillError} as {@linkcode readBodyBytes}
  * @example
@@ -201,8 +225,8 @@ export async function readRequestBytes(
   req: Request,
   maxBytes: number,
   deadlines: BodyDeadlines,
+  declared = Number(req.headers.get("content-length") ?? NaN),
 ): Promise<Uint8Array> {
-  const declared = Number(req.headers.get("content-length") ?? NaN);
   if (declared > maxBytes) throw tooLarge(maxBytes);
   const body = req.body;
   if (!body || declared === 0) return new Uint8Array(0);
@@ -231,16 +255,13 @@ async function readSmall(
   declared: number,
   deadlines: BodyDeadlines,
 ): Promise<Uint8Array> {
-  let expire!: () => void;
-  const expired = new Promise<never>((_, reject) => {
-    expire = () => reject(timedOut(deadlines.timeoutMs));
-  });
-  const read = deadlines.start(expire);
-  const bytes = req.bytes();
-  // Past the deadline, the read is abandoned: its end is nobody's business.
-  bytes.catch(() => {});
+  // One promise settled by the read or by the deadline, whichever comes first; past the
+  // deadline, the read is abandoned: its end is nobody's business.
+  const { promise, resolve, reject } = Promise.withResolvers<Uint8Array>();
+  const read = deadlines.start(() => reject(timedOut(deadlines.timeoutMs)));
+  req.bytes().then(resolve, reject);
   try {
-    const body = await Promise.race([bytes, expired]);
+    const body = await promise;
     if (body.length !== declared) throw unreadableBody();
     return body;
   } catch (e) {
@@ -335,15 +356,6 @@ async function underDeadline<T>(
     unreadable(e);
   } finally {
     deadlines.end(read);
-  }
-}
-
-async function readBodyText(c: Context, maxBytes: number): Promise<string> {
-  const bytes = await readBodyBytes(c, maxBytes);
-  try {
-    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
-  } catch {
-    throw new RillError("INVALID_REQUEST", "The request body is not valid UTF-8");
   }
 }
 

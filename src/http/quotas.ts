@@ -218,16 +218,28 @@ export class Quotas {
    * @returns the status and error to answer, or null when it is within the limits
    */
   limitRefusal(req: Request): { status: 414 | 431; error: RillError } | null {
+    let size = 0;
+    for (const [k, v] of req.headers) size += k.length + v.length + 4;
+    return this.limitRefusalOf(req.url, size);
+  }
+
+  /**
+   * {@linkcode limitRefusal} for a caller that has already summed the headers (the record
+   * lane, which reads them all in one pass).
+   *
+   * @param url the request's URL
+   * @param headerBytes the sum over its headers of name and value lengths, plus 4 each
+   * @returns the status and error to answer, or null when it is within the limits
+   */
+  limitRefusalOf(url: string, headerBytes: number): { status: 414 | 431; error: RillError } | null {
     const { maxUrlBytes, maxHeaderBytes } = this.config;
-    const url = req.url;
     // The origin is ours, not the client's: count from the path.
     const pathStart = url.indexOf("/", url.indexOf("//") + 2);
     if (url.length - pathStart > maxUrlBytes) {
       const error = new RillError("INVALID_REQUEST", `The URL is longer than ${maxUrlBytes} bytes`);
       return { status: 414, error };
     }
-    let size = 0;
-    for (const [k, v] of req.headers) size += k.length + v.length + 4;
+    const size = headerBytes;
     if (size > maxHeaderBytes) {
       const error = new RillError(
         "INVALID_REQUEST",

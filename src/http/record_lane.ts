@@ -51,15 +51,113 @@ import type { InstalledSecurity } from "./security.ts";
 
 const PRODUCE_PATH = /^\/v1\/topics\/([^/%]+)\/records$/;
 const FETCH_PATH = /^\/v1\/topics\/([^/%]+)\/partitions\/([^/%]+)\/records$/;
-const PRODUCE_PARAMS = new Set(["partition", "acks"]);
-const FETCH_PARAMS = new Set(["offset", "maxWaitMs", "maxBytes", "minBytes"]);
-/** Values the lane leaves to the app: anything percent- or plus-encoded. */
-const ENCODED = /[%+]/;
 const ANONYMOUS_PRINCIPAL: Principal = { name: ANONYMOUS, superuser: true, keyId: null };
 const BROKER: Principal = { name: BROKER_PRINCIPAL, superuser: true, keyId: null };
+/** The content type, given at construction (the one header that is cheap there). */
+const JSON_TYPE = { "content-type": "application/json" };
 
 /** A lane's handler: an answer, or null to leave the request to the app. */
 export type Lane = (req: Request, env?: unknown) => Promise<Response> | null;
+
+/** What the lane reads of a request's query: the values, or null when it leaves it to the app. */
+interface LaneQuery {
+  partition?: string;
+  acks?: string;
+  offset?: string;
+  maxWaitMs?: string;
+  maxBytes?: string;
+  minBytes?: string;
+}
+
+/**
+ * The query of a produce or fetch, when the lane may take it: only the parameters of its
+ * route, each at most once, none percent- or plus-encoded (those go through the app, whose
+ * decoding the lane does not repeat). One scan, no intermediate arrays or maps.
+ */
+function laneQuery(query: string, produce: boolean): LaneQuery | null {
+  const q: LaneQuery = {};
+  let at = 0;
+  while (at <= query.length) {
+    let end = query.indexOf("&", at);
+    if (end < 0) end = query.length;
+    const eq = query.indexOf("=", at);
+    if (eq < 0 || eq > end) return null;
+    const value = query.slice(eq + 1, end);
+    for (let i = 0; i < value.length; i++) {
+      const ch = value.charCodeAt(i);
+      if (ch === 37 /* % */ || ch === 43 /* + */) return null;
+    }
+    const name = query.slice(at, eq);
+    if (produce) {
+      if (name === "partition") {
+        if (q.partition !== undefined) return null;
+        q.partition = value;
+      } else if (name === "acks") {
+        if (q.acks !== undefined) return null;
+        q.acks = value;
+      } else return null;
+    } else if (name === "offset") {
+      if (q.offset !== undefined) return null;
+      q.offset = value;
+    } else if (name === "maxWaitMs") {
+      if (q.maxWaitMs !== undefined) return null;
+      q.maxWaitMs = value;
+    } else if (name === "maxBytes") {
+      if (q.maxBytes !== undefined) return null;
+      q.maxBytes = value;
+    } else if (name === "minBytes") {
+      if (q.minBytes !== undefined) return null;
+      q.minBytes = value;
+    } else return null;
+    at = end + 1;
+  }
+  return q;
+}
+
+/** The headers the lane reads, from one pass over them (each `get` would scan them again). */
+interface LaneHeaders {
+  /** the sum of name and value lengths plus 4 each (quotas.ts `limitRefusal`) */
+  bytes: number;
+  type: string | null;
+  length: string | null;
+  accept: string | null;
+  authorization: string | null;
+  secret: string | null;
+}
+
+const SECRET_HEADER = CLUSTER_SECRET_HEADER.toLowerCase();
+
+function laneHeaders(headers: Headers): LaneHeaders {
+  const h: LaneHeaders = {
+    bytes: 0,
+    type: null,
+    length: null,
+    accept: null,
+    authorization: null,
+    secret: null,
+  };
+  // Names come lower-cased, and repeated ones combined, as `get` gives them.
+  headers.forEach((value, name) => {
+    h.bytes += name.length + value.length + 4;
+    switch (name) {
+      case "content-type":
+        h.type = value;
+        break;
+      case "content-length":
+        h.length = value;
+        break;
+      case "accept":
+        h.accept = value;
+        break;
+      case "authorization":
+        h.authorization = value;
+        break;
+      case SECRET_HEADER:
+        h.secret = value;
+    }
+  });
+  return h;
+}
 
 /**
  * Makes the record lane of an app.
@@ -85,7 +183,19 @@ export function recordLane(
   const { security, quotas } = installed;
   const cfg = broker.config;
   const deadlines = new BodyDeadlines(cfg.requestBodyTimeoutMs);
-  const jsonHeaders = { "content-type": "application/json", ...cors };
+  const corsEntries = Object.entries(cors);
+  /**
+   * A response with the CORS headers. Headers set on a made response cost a fraction of
+   * those given to the constructor (Deno 2.9.6: ~0.6 µs against ~5 µs for a small JSON
+   * answer with the two CORS headers).
+   */
+  const withCors = (res: Response): Response => {
+    const headers = res.headers;
+    for (const [name, value] of corsEntries) headers.set(name, value);
+    return res;
+  };
+  const json = (text: string, status: number) =>
+    withCors(new Response(text, { status, headers: JSON_TYPE }));
 
   return (req, env) => {
     const method = req.method;
@@ -99,33 +209,25 @@ export function recordLane(
     const match = (produce ? PRODUCE_PATH : FETCH_PATH).exec(path);
     if (match === null) return null;
     const query = url.slice(queryStart + 1);
-    const params = new Map<string, string>();
-    const allowed = produce ? PRODUCE_PARAMS : FETCH_PARAMS;
-    for (const pair of query.split("&")) {
-      const eq = pair.indexOf("=");
-      if (eq < 0) return null;
-      const name = pair.slice(0, eq);
-      const value = pair.slice(eq + 1);
-      if (!allowed.has(name) || params.has(name) || ENCODED.test(value)) return null;
-      params.set(name, value);
-    }
-    const headers = req.headers;
+    const params = laneQuery(query, produce);
+    if (params === null) return null;
+    const headers = laneHeaders(req.headers);
     if (produce) {
-      if (!params.has("partition")) return null;
-      const type = headers.get("content-type");
+      if (params.partition === undefined) return null;
+      const type = headers.type;
       if (type === null || !type.toLowerCase().startsWith(BATCH_MEDIA_TYPE)) return null;
     } else {
-      const accept = headers.get("accept");
+      const accept = headers.accept;
       if (accept === null || !accept.includes(BATCH_MEDIA_TYPE)) return null;
       if (accept.includes("text/event-stream")) return null;
     }
-    if (quotas.limitRefusal(req) !== null) return null;
+    if (quotas.limitRefusalOf(url, headers.bytes) !== null) return null;
     const topicRaw = match[1];
     const operation: Operation = produce ? "write" : "read";
     if (!security.auth) return hold(ANONYMOUS_PRINCIPAL);
-    const secret = headers.get(CLUSTER_SECRET_HEADER);
+    const secret = headers.secret;
     if (secret !== null) return security.clusterSecretMatches(secret) ? hold(BROKER) : null;
-    return security.authenticate(headers.get("authorization") ?? undefined).then((who) =>
+    return security.authenticate(headers.authorization ?? undefined).then((who) =>
       "error" in who || !security.allowed(who, { type: "topic", name: topicRaw }, operation)
         ? app(req, env) // the app answers 401 or 403, and audits it
         : hold(who) ?? app(req, env)
@@ -134,45 +236,54 @@ export function recordLane(
     // What the quota middleware does (a body reservation, a long-poll slot), then the answer;
     // null when the middleware would do more or refuse it.
     function hold(who: Principal): Promise<Response> | null {
+      const declared = Number(headers.length ?? NaN);
       const release = produce
-        ? quotas.holdProduce(Number(headers.get("content-length") ?? NaN))
+        ? quotas.holdProduce(declared)
         : quotas.holdFetch(who.name, security.auth, query);
       if (release === null) return null;
       const work = produce
-        ? produceAnswer(req, topicRaw, params)
-        : fetchAnswer(topicRaw, match![2], params, serveCompleted(env));
-      return work.catch((e) => {
+        ? produceAnswer(req, topicRaw, params!, declared)
+        : fetchAnswer(topicRaw, match![2], params!, serveCompleted(env));
+      return work.then((res) => {
+        release();
+        return res;
+      }, (e) => {
+        release();
         const { status, body } = errorAnswer(e, method, path);
-        return new Response(JSON.stringify(body), { status, headers: jsonHeaders });
-      }).finally(release);
+        return json(JSON.stringify(body), status);
+      });
     }
   };
 
   async function produceAnswer(
     req: Request,
     topicRaw: string,
-    params: Map<string, string>,
+    params: LaneQuery,
+    declared: number,
   ): Promise<Response> {
     // The checks of routes/records.ts, in its order.
     const topic = validateTopicName(topicRaw);
-    const acks = acksQuery(params.get("acks"));
-    const partition = partitionParam(params.get("partition")!);
-    const body = await readRequestBytes(req, cfg.maxRequestBytes, deadlines);
+    const acks = acksQuery(params.acks);
+    const partition = partitionParam(params.partition!);
+    const body = await readRequestBytes(req, cfg.maxRequestBytes, deadlines, declared);
     const result = await broker.produceBatches(topic, partition, body, acks);
-    if (result === null) return new Response(null, { status: 204, headers: cors });
-    return new Response(JSON.stringify(result), { headers: jsonHeaders });
+    if (result === null) return withCors(new Response(null, { status: 204 }));
+    return json(
+      `{"partition":${result.partition},"baseOffset":${result.baseOffset},"lastOffset":${result.lastOffset},"recordCount":${result.recordCount},"logAppendTime":${result.logAppendTime}}`,
+      200,
+    );
   }
 
   async function fetchAnswer(
     topicRaw: string,
     partitionRaw: string,
-    params: Map<string, string>,
+    params: LaneQuery,
     completed: Promise<void> | undefined,
   ): Promise<Response> {
     const topic = validateTopicName(topicRaw);
     const partition = partitionParam(partitionRaw);
-    const offset = offsetQuery(params.get("offset"));
-    const sizes = fetchSizes((name) => params.get(name), cfg);
+    const offset = offsetQuery(params.offset);
+    const sizes = fetchSizes((name) => params[name as keyof LaneQuery], cfg);
     return await lentBatchAnswer(
       broker.readBuffers,
       completed,

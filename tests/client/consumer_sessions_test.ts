@@ -176,7 +176,11 @@ Deno.test("a batch that fails its CRC stops a session consumer: records before i
   const got: string[] = [];
   await assert.rejects(
     async () => {
-      for await (const m of consumer) got.push(`${m.partition}:${m.valueString()}`);
+      for await (const m of consumer) {
+        got.push(`${m.partition}:${m.valueString()}`);
+        // A record past the damaged batch: the consumer went on (the assertion below fails).
+        if (m.partition === 0 && m.offset >= 3) break;
+      }
     },
     (e: Error & { code?: string }) => e.code === "CORRUPT_MESSAGE",
   );

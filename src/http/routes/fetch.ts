@@ -187,12 +187,18 @@ function headerEntry(p: PartitionFetchResult): Record<string, unknown> {
  * @param result the core's answer (released here, now or once delivered)
  * @param denied partitions refused before the core (authorization)
  * @param completed settles when Deno.serve delivered the response
+ * @param extraHeaders more headers (the session fetch lane's CORS headers)
  * @returns the response
+ * @example
+ * ```ts
+ * return framedAnswer(await broker.fetchMany(req), [], serveCompleted(c.env));
+ * ```
  */
-function framedAnswer(
+export function framedAnswer(
   result: FetchManyResult,
   denied: PartitionFetchResult[],
   completed: Promise<void> | undefined,
+  extraHeaders: Record<string, string> = {},
 ): Response {
   const parts = [...result.partitions, ...denied];
   const header = encoder.encode(JSON.stringify({
@@ -234,7 +240,11 @@ function framedAnswer(
   }
   flush();
   const length = chunks.reduce((n, c) => n + c.length, 0);
-  const headers = { "content-type": FETCH_MEDIA_TYPE, "content-length": String(length) };
+  const headers = {
+    ...extraHeaders,
+    "content-type": FETCH_MEDIA_TYPE,
+    "content-length": String(length),
+  };
   if (!lent) {
     result.release();
     return new Response(chunks.length === 1 ? chunks[0] : concat(chunks, length), { headers });
