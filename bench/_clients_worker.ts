@@ -162,9 +162,9 @@ if (s.mode === "send") {
     const conn = await WsConnection.open(s.url);
     const decoder = new TextDecoder();
     // Pushes may come before subscribe() resolves: credit owed until then.
-    let sub: WsSubscription | undefined;
+    const held: { sub?: WsSubscription } = {};
     let owed = 0;
-    sub = await conn.subscribe(
+    const sub = await conn.subscribe(
       { partitions: [{ topic: s.topic!, partition: 0, offset: 0 }], credit: 16 },
       (answer) => {
         for (const p of answer.partitions) {
@@ -173,10 +173,11 @@ if (s.mode === "send") {
             for (const r of decodeBatch(b).records) seen(decoder.decode(r.value!));
           }
         }
-        if (sub === undefined) owed++;
-        else sub.grant(1);
+        if (held.sub === undefined) owed++;
+        else held.sub.grant(1);
       },
     );
+    held.sub = sub;
     if (owed > 0) sub.grant(owed);
     const subscription = sub;
     stop = async () => {
