@@ -16,6 +16,8 @@
  *   round trips of `size` bytes, against bench/_clients_floor_server.ts;
  * - `e2e`: one producer sending single records at `rate` a second, one consumer long-polling
  *   the partition; latency from send to delivery (one clock: both in this process);
+ * - `e2e-push`: the same, the records pushed to a push subscription of the WebSocket
+ *   connection (`WsConnection.subscribe`, credit granted back per push) instead;
  * - `crowd`: `clients` clients connected at once (`consumers` of them consumers that
  *   long-poll, the rest producers sending one record each `intervalMs`), connecting spread
  *   over `rampMs`, then all of them for `seconds`;
@@ -25,10 +27,19 @@
  * @module
  */
 import { Rill } from "../mod.ts";
-import { encodeBatch } from "../src/protocol/record_batch.ts";
+import { WsConnection, type WsSubscription } from "../src/client/ws_connection.ts";
+import { decodeBatch, encodeBatch, splitBatches } from "../src/protocol/record_batch.ts";
 
 interface Settings {
-  mode: "send" | "floor-http" | "floor-append" | "floor-ws" | "e2e" | "crowd" | "crowd-floor";
+  mode:
+    | "send"
+    | "floor-http"
+    | "floor-append"
+    | "floor-ws"
+    | "e2e"
+    | "e2e-push"
+    | "crowd"
+    | "crowd-floor";
   url: string;
   topic?: string;
   transport?: "http" | "ws";
@@ -143,24 +154,53 @@ if (s.mode === "send") {
     }
   }));
   for (const socket of sockets) socket.close();
-} else if (s.mode === "e2e") {
+} else if (s.mode === "e2e" || s.mode === "e2e-push") {
   const rill = new Rill({ brokers: [s.url], transport: s.transport });
   const producer = rill.producer({ acks: 1 });
   await producer.send({ topic: s.topic!, messages: [{ value: "warm" }] });
-  const consumer = new Rill({ brokers: [s.url], transport: s.transport }).consumer({
-    maxWaitMs: 1000,
-  });
-  await consumer.assign([{ topic: s.topic!, partition: 0, offset: "latest" }]);
   let counting = false;
-  await consumer.run({
-    eachMessage: ({ message }) => {
-      const sent = Number(message.valueString());
-      if (counting && sent > 0) {
-        latencies.push(performance.now() - sent);
-        records++;
-      }
-    },
-  });
+  const seen = (value: string) => {
+    const sent = Number(value);
+    if (counting && sent > 0) {
+      latencies.push(performance.now() - sent);
+      records++;
+    }
+  };
+  let stop: () => Promise<void>;
+  if (s.mode === "e2e") {
+    const consumer = new Rill({ brokers: [s.url], transport: s.transport }).consumer({
+      maxWaitMs: 1000,
+    });
+    await consumer.assign([{ topic: s.topic!, partition: 0, offset: "latest" }]);
+    await consumer.run({ eachMessage: ({ message }) => seen(message.valueString() ?? "") });
+    stop = () => consumer.disconnect();
+  } else {
+    const conn = await WsConnection.open(s.url);
+    const decoder = new TextDecoder();
+    // Pushes may come before subscribe() resolves: credit owed until then.
+    const held: { sub?: WsSubscription } = {};
+    let owed = 0;
+    const sub = await conn.subscribe(
+      { partitions: [{ topic: s.topic!, partition: 0, offset: 0 }], credit: 16 },
+      (answer) => {
+        for (const p of answer.partitions) {
+          if (p.error !== undefined) continue;
+          for (const b of splitBatches(p.bytes)) {
+            for (const r of decodeBatch(b).records) seen(decoder.decode(r.value!));
+          }
+        }
+        if (held.sub === undefined) owed++;
+        else held.sub.grant(1);
+      },
+    );
+    held.sub = sub;
+    if (owed > 0) sub.grant(owed);
+    const subscription = sub;
+    stop = async () => {
+      await subscription.cancel();
+      conn.close();
+    };
+  }
   // Warm up half a second, then count.
   const rate = s.rate ?? 2000;
   const sendFor = async (ms: number) => {
@@ -193,7 +233,7 @@ if (s.mode === "send") {
   }
   counting = false;
   await producer.disconnect();
-  await consumer.disconnect();
+  await stop();
 } else if (s.mode === "crowd") {
   const clients = s.clients ?? 1000;
   const consumers = s.consumers ?? 0;

@@ -16,7 +16,8 @@
  * 2. 50 producers, each its own client and connection, awaiting single 100 B sends:
  *    records/s total and p99, against 50 concurrent floor callers;
  * 3. end to end at 2,000 records/s: a producer of single records and a long-polling consumer
- *    in one process: p50/p99 from send to delivery;
+ *    in one process: p50/p99 from send to delivery; and the same with the records pushed to a
+ *    push subscription of the WebSocket connection (`WsConnection.subscribe`);
  * 4. broker CPU per single-record produce, from workload 1, against the floor server's CPU
  *    per request;
  * 5. 5,000 clients connected at once (4,100 WebSocket producers sending a 100 B record a
@@ -393,10 +394,16 @@ async function manyProducers(
 async function endToEnd(report: Reporter, broker: BrokerProcess, topic: Topic): Promise<void> {
   const b = broker.url;
   // ---- 3: end to end at 2,000 records/s ------------------------------------------------------
-  for (const [name, transport, p50Goal] of [["HTTP", "http", 0.5], ["WS", "ws", 0.3]] as const) {
+  for (
+    const [name, transport, p50Goal, mode] of [
+      ["HTTP", "http", 0.5, "e2e"],
+      ["WS", "ws", 0.3, "e2e"],
+      ["WS push subscription", "ws", 0.3, "e2e-push"],
+    ] as const
+  ) {
     if (HTTP_ONLY && transport === "ws") continue;
     const r = await measured(broker.pid, {
-      mode: "e2e",
+      mode,
       url: b,
       transport,
       topic: await topic(1),
@@ -405,7 +412,9 @@ async function endToEnd(report: Reporter, broker: BrokerProcess, topic: Topic): 
     });
     report({
       suite: SUITE,
-      name: `${name} producer → long-polling consumer at 2,000 records/s, e2e p50`,
+      name: `${name}: producer → ${
+        mode === "e2e" ? "long-polling consumer" : "pushed records"
+      } at 2,000 records/s, e2e p50`,
       value: r.p50,
       unit: `ms, p99 ${fmt(r.p99)} ms, ${fmt(r.rate)} records/s delivered`,
       target: `p50 <= ${p50Goal} ms, p99 <= 3 ms`,

@@ -3,16 +3,20 @@
  * own client over HTTP with the same batching, on one broker process (spawned in a temp
  * dir, loopback):
  *
- * - produce 1 KiB and 100 B records: kcat (librdkafka 2.0.2; `-P -l` from a file, linger
- *   5 ms, batches up to 1 MB, acks=1), kafkajs 2.2.4 (1,000-record sends, 16 in flight,
+ * - produce 1 KiB and 100 B records: kcat (librdkafka 2.0.2; `-P -l` from a file, with
+ *   {@linkcode KCAT_PRODUCE_SETTINGS}), kafkajs 2.2.4 (1,000-record sends, 16 in flight,
  *   acks=1), Rill's client over HTTP (1,000-record sends, 16 in flight, acks=1, batches up
  *   to 1 MiB): records/s and the broker's CPU per MB produced (from /proc utime+stime),
  *   with the Kafka/HTTP CPU ratio (target ≤ 1.1×) and kcat's 1 KiB rate (target ≥ 200,000/s);
+ * - the floor of kcat's figures: kcat producing the same file with the same settings into
+ *   bench/_kafka_floor_server.ts, which reads each frame and answers without checks or
+ *   storage (the broker's rate is reported as a ratio of it);
  * - consume them back: kcat (`-C -e`), kafkajs (eachBatch), Rill's client: records/s;
  * - end-to-end latency at 2,000 records/s through Kafka: librdkafka (confluent-kafka-python,
  *   linger 0, a consumer polling in the same process) and kafkajs (awaiting each single-record
- *   send, consumer in the same process): p50/p99 (target p99 ≤ 5 ms), and the same through
- *   Rill's client over HTTP as the baseline.
+ *   send, consumer in the same process): p50/p99 (target p99 ≤ 5 ms); kafkajs again with
+ *   `autoCommit: false`, since by default it commits after every batch and fetches only once
+ *   that commit is answered; and the same through Rill's client over HTTP as the baseline.
  *
  * kcat must be installed (Debian `kcat`); without it its figures are skipped with a note.
  * `RILL_BENCH_SECONDS` (default 3) sets the length of each timed phase.
@@ -94,51 +98,86 @@ async function createTopic(url: string, name: string): Promise<void> {
   if (!res.ok) throw new Error(`create ${name}: ${res.status}`);
 }
 
-async function kcatProduce(bootstrap: string, topic: string, size: number, n: number) {
+/**
+ * kcat's producer settings, as a user tuning librdkafka 2.0.2 for throughput sets them:
+ * batches up to 1 MB (Kafka's default `message.max.bytes` caps a request there), a 5 ms
+ * linger to fill them, a queue deep enough never to block `-l`, no compression, acks=1.
+ */
+export const KCAT_PRODUCE_SETTINGS = [
+  "linger.ms=5",
+  "batch.size=1000000",
+  "batch.num.messages=100000",
+  "queue.buffering.max.messages=1000000",
+  "queue.buffering.max.kbytes=1048576",
+  "compression.codec=none",
+  "acks=1",
+];
+
+/** Writes `n` (rounded up to 10,000) records of `size` bytes, one a line, for `kcat -P -l`. */
+async function kcatInput(size: number, n: number): Promise<{ file: string; records: number }> {
   const file = await Deno.makeTempFile({ prefix: "rill-kafka-bench-" });
+  const line = value(size, 0) + "\n";
+  const bytes = new TextEncoder().encode(line.repeat(10_000));
+  const f = await Deno.open(file, { write: true });
   try {
-    const line = value(size, 0) + "\n";
-    const block = line.repeat(10_000);
-    const f = await Deno.open(file, { write: true });
-    const bytes = new TextEncoder().encode(block);
     for (let i = 0; i < n; i += 10_000) {
       let o = 0;
       while (o < bytes.length) o += await f.write(bytes.subarray(o));
     }
-    f.close();
-    return async () => {
-      const out = await new Deno.Command("kcat", {
-        args: [
-          "-b",
-          bootstrap,
-          "-P",
-          "-t",
-          topic,
-          "-l",
-          "-X",
-          "linger.ms=5",
-          "-X",
-          "batch.size=1000000",
-          "-X",
-          "acks=1",
-          "-X",
-          "queue.buffering.max.messages=1000000",
-          "-X",
-          "queue.buffering.max.kbytes=1048576",
-          file,
-        ],
-        stdout: "null",
-        stderr: "piped",
-      }).output();
-      if (!out.success) throw new Error(`kcat -P failed: ${new TextDecoder().decode(out.stderr)}`);
-      return Math.ceil(n / 10_000) * 10_000;
-    };
-  } catch (e) {
-    await Deno.remove(file).catch(() => {});
-    throw e;
   } finally {
-    setTimeout(() => Deno.remove(file).catch(() => {}), 60_000);
+    f.close();
   }
+  return { file, records: Math.ceil(n / 10_000) * 10_000 };
+}
+
+async function kcatProduce(bootstrap: string, topic: string, file: string): Promise<void> {
+  const out = await new Deno.Command("kcat", {
+    args: [
+      "-b",
+      bootstrap,
+      "-P",
+      "-t",
+      topic,
+      "-l",
+      ...KCAT_PRODUCE_SETTINGS.flatMap((x) => ["-X", x]),
+      file,
+    ],
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  if (!out.success) throw new Error(`kcat -P failed: ${new TextDecoder().decode(out.stderr)}`);
+}
+
+/** Starts the produce floor (bench/_kafka_floor_server.ts) in its own process. */
+async function startFloor(): Promise<AsyncDisposable & { bootstrap: string; pid: number }> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      new URL("./_kafka_floor_server.ts", import.meta.url).pathname,
+      String(PARTITIONS),
+    ],
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  let m: RegExpExecArray | null = null;
+  while (!(m = /listening on (\d+)/.exec(text))) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error("the Kafka floor server exited before listening");
+    text += value;
+  }
+  reader.releaseLock();
+  return {
+    bootstrap: `127.0.0.1:${m[1]}`,
+    pid: child.pid,
+    async [Symbol.asyncDispose]() {
+      child.kill();
+      await child.status;
+      await child.stdout.cancel().catch(() => {});
+    },
+  };
 }
 
 async function kcatConsume(bootstrap: string, topic: string, n: number): Promise<number> {
@@ -169,10 +208,63 @@ async function timedSends(send: (base: number) => Promise<number>): Promise<numb
   return acked;
 }
 
+/**
+ * kafkajs at both ends at 2,000 records/s: a group consumer (default fetch settings,
+ * maxWaitTimeInMs 5000) and a producer awaiting each single-record send (acks=1), in this
+ * process; from send to the consumer's eachBatch.
+ */
+async function kafkajsE2e(
+  kafka: Kafka,
+  url: string,
+  topic: string,
+  total: number,
+  autoCommit: boolean,
+): Promise<{ p50: number; p99: number }> {
+  await createTopic(url, topic);
+  const consumer = kafka.consumer({ groupId: topic, maxWaitTimeInMs: 5000 });
+  await consumer.connect();
+  await consumer.subscribe({ topic, fromBeginning: false });
+  const sentAt = new Map<string, number>();
+  const lat: number[] = [];
+  const joined = Promise.withResolvers<void>();
+  consumer.on(consumer.events.GROUP_JOIN, () => joined.resolve());
+  await consumer.run({
+    autoCommit,
+    eachBatch: ({ batch }) => {
+      const now = performance.now();
+      for (const m of batch.messages) {
+        const t = sentAt.get(m.value!.toString());
+        if (t !== undefined) lat.push(now - t);
+      }
+      return Promise.resolve();
+    },
+  });
+  await joined.promise;
+  const producer = kafka.producer();
+  await producer.connect();
+  const t0 = performance.now();
+  for (let i = 0; i < total; i++) {
+    const wait = t0 + (i * 1000) / 2000 - performance.now();
+    if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+    const id = String(i);
+    sentAt.set(id, performance.now());
+    await producer.send({ topic, messages: [{ value: id, partition: 0 }], acks: 1 });
+  }
+  const end = performance.now() + 2000;
+  while (lat.length < sentAt.size && performance.now() < end) {
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  await producer.disconnect();
+  await consumer.disconnect();
+  lat.sort((a, b) => a - b);
+  return { p50: percentile(lat, 0.5), p99: percentile(lat, 0.99) };
+}
+
 /** Runs the suite. */
 export async function run(report: Reporter): Promise<void> {
   const load0 = Deno.loadavg()[0];
   await using broker = await startBroker();
+  await using floor = await startFloor();
   const pid = broker.pid;
   const bootstrap = broker.kafka!;
   const kcat = hasKcat();
@@ -213,36 +305,60 @@ export async function run(report: Reporter): Promise<void> {
       });
     }
     await settle();
-    // kcat (librdkafka)
+    // kcat (librdkafka), then the same records into the floor server
     if (kcat) {
       const topic = `kcat-${size}`;
       await createTopic(broker.url, topic);
       // about as many records as the HTTP client produced in its phase, at least 100k
-      const n = Math.max(100_000, produced[`http ${label}`].records);
-      const go = await kcatProduce(bootstrap, topic, size, n);
-      const ph = await measured(pid, go);
-      produced[`kcat ${label}`] = { records: ph.records, topic };
-      cpuPerMb[`kcat ${label}`] = ph.cpu * 1000 / (ph.records * size / MB);
-      report({
-        suite: SUITE,
-        name: `kcat (librdkafka) produce ${label}`,
-        value: ph.records / ph.seconds,
-        unit: "records/s",
-        ...(size === 1024
-          ? { target: ">= 200,000/s", met: ph.records / ph.seconds >= 200_000 }
-          : {}),
-      });
-      const ratio = cpuPerMb[`kcat ${label}`] / cpuPerMb[`http ${label}`];
-      report({
-        suite: SUITE,
-        name: `broker CPU per MB, Kafka (kcat) produce ${label}`,
-        value: cpuPerMb[`kcat ${label}`],
-        unit: "ms/MB",
-        ratio,
-        baseline: "HTTP produce",
-        target: "<= 1.1x HTTP",
-        met: ratio <= 1.1,
-      });
+      const input = await kcatInput(size, Math.max(100_000, produced[`http ${label}`].records));
+      try {
+        const ph = await measured(pid, async () => {
+          await kcatProduce(bootstrap, topic, input.file);
+          return input.records;
+        });
+        const fl = await measured(floor.pid, async () => {
+          await kcatProduce(floor.bootstrap, topic, input.file);
+          return input.records;
+        });
+        produced[`kcat ${label}`] = { records: ph.records, topic };
+        cpuPerMb[`kcat ${label}`] = ph.cpu * 1000 / (ph.records * size / MB);
+        const rate = ph.records / ph.seconds, floorRate = fl.records / fl.seconds;
+        report({
+          suite: SUITE,
+          name: `kcat (librdkafka) produce ${label} into the floor server`,
+          value: floorRate,
+          unit: "records/s",
+          baseline: "reads each frame, answers without checks or storage",
+        });
+        report({
+          suite: SUITE,
+          name: `kcat (librdkafka) produce ${label}`,
+          value: rate,
+          unit: "records/s",
+          ratio: rate / floorRate,
+          baseline: "kcat into the floor server",
+          ...(size === 1024 ? { target: ">= 200,000/s", met: rate >= 200_000 } : {}),
+        });
+        const ratio = cpuPerMb[`kcat ${label}`] / cpuPerMb[`http ${label}`];
+        report({
+          suite: SUITE,
+          name: `broker CPU per MB, Kafka (kcat) produce ${label}`,
+          value: cpuPerMb[`kcat ${label}`],
+          unit: "ms/MB",
+          ratio,
+          baseline: "HTTP produce",
+          target: "<= 1.1x HTTP",
+          met: ratio <= 1.1,
+        });
+        report({
+          suite: SUITE,
+          name: `floor server CPU per MB, kcat produce ${label}`,
+          value: fl.cpu * 1000 / (fl.records * size / MB),
+          unit: "ms/MB",
+        });
+      } finally {
+        await Deno.remove(input.file).catch(() => {});
+      }
       await settle();
     }
     // kafkajs
@@ -389,44 +505,8 @@ export async function run(report: Reporter): Promise<void> {
 
   // End-to-end latency at 2,000 records/s: through Kafka (kafkajs both ends) and HTTP.
   {
-    await createTopic(broker.url, "e2e-kafka");
-    const consumer = kafka.consumer({ groupId: "e2e", maxWaitTimeInMs: 5000 });
-    await consumer.connect();
-    await consumer.subscribe({ topic: "e2e-kafka", fromBeginning: false });
-    const sentAt = new Map<string, number>();
-    const lat: number[] = [];
-    const joined = Promise.withResolvers<void>();
-    consumer.on(consumer.events.GROUP_JOIN, () => joined.resolve());
-    await consumer.run({
-      eachBatch: ({ batch }) => {
-        const now = performance.now();
-        for (const m of batch.messages) {
-          const t = sentAt.get(m.value!.toString());
-          if (t !== undefined) lat.push(now - t);
-        }
-        return Promise.resolve();
-      },
-    });
-    await joined.promise;
-    const producer = kafka.producer();
-    await producer.connect();
     const total = Math.floor(2000 * SECONDS);
-    const t0 = performance.now();
-    for (let i = 0; i < total; i++) {
-      const wait = t0 + (i * 1000) / 2000 - performance.now();
-      if (wait > 1) await new Promise((r) => setTimeout(r, wait));
-      const id = String(i);
-      sentAt.set(id, performance.now());
-      await producer.send({ topic: "e2e-kafka", messages: [{ value: id, partition: 0 }], acks: 1 });
-    }
-    const end = performance.now() + 2000;
-    while (lat.length < sentAt.size && performance.now() < end) {
-      await new Promise((r) => setTimeout(r, 5));
-    }
-    await producer.disconnect();
-    await consumer.disconnect();
-    lat.sort((a, b) => a - b);
-    const p50 = percentile(lat, 0.5), p99 = percentile(lat, 0.99);
+    const { p50, p99 } = await kafkajsE2e(kafka, broker.url, "e2e-kafka", total, true);
     report({
       suite: SUITE,
       name: "e2e p50 at 2,000 records/s, Kafka (kafkajs)",
@@ -440,6 +520,16 @@ export async function run(report: Reporter): Promise<void> {
       unit: "ms",
       target: "<= 5 ms",
       met: p99 <= 5,
+    });
+    // kafkajs commits after every batch (autoCommit) and fetches again only once the commit
+    // is answered: the same run without those commits shows what they add.
+    const plain = await kafkajsE2e(kafka, broker.url, "e2e-kafka-nocommit", total, false);
+    report({
+      suite: SUITE,
+      name: "e2e p99 at 2,000 records/s, Kafka (kafkajs, autoCommit: false)",
+      value: plain.p99,
+      unit: "ms",
+      baseline: `p50 ${plain.p50.toFixed(2)} ms; no OffsetCommit between fetches`,
     });
     // The HTTP baseline, measured the same way with Rill's client.
     await createTopic(broker.url, "e2e-http");

@@ -306,11 +306,11 @@ export async function run(report: Reporter): Promise<void> {
         (wall / 1000).toFixed(1)
       } s, ${(idle * 1000).toFixed(0)} ms idle CPU over as long subtracted; ${
         (bytes / 1024).toFixed(0)
-      } KiB; load average ${loadAverage().toFixed(1)})`,
+      } KiB; load average ${loadAverage().toFixed(1)}): ${
+        (perScrape / 10).toFixed(2)
+      } % of one core at one scrape a second`,
       value: perScrape,
       unit: "ms",
-      ratio: perScrape / 1000,
-      baseline: "of one core at one scrape a second",
     });
   };
   await scrapeCpu(`${PARTITIONS} partitions`);

@@ -113,7 +113,7 @@ const ARENA_CHUNK_BYTES = 1024 * 1024;
  * small record would otherwise take 1 MiB for it: 900 consumers waiting on 8 partitions took
  * ~110 MiB at each append (made, zero-filled, then garbage past the pool's idle bound).
  */
-const ARENA_FIRST_CHUNK_BYTES = 4 * 1024;
+const ARENA_FIRST_CHUNK_BYTES = 512;
 /** The largest chunk an arena makes of its own; larger ones come from the pool. */
 const ARENA_OWN_CHUNK_MAX_BYTES = 128 * 1024;
 

@@ -155,6 +155,47 @@ interface Pending {
   socket: WebSocket;
 }
 
+/** A push subscription (see {@linkcode WsConnection.subscribe}). */
+export interface WsSubscription {
+  /** grants `n` more pushes */
+  grant(n: number): void;
+  /** ends the subscription; no push is delivered once it resolves */
+  cancel(): Promise<void>;
+}
+
+interface SubscriptionState {
+  id: number;
+  /** the socket it lives on (credit and unsubscribe go there) */
+  socket: WebSocket;
+  onRecords: (answer: WsFetchAnswer) => void;
+  onEnd: (error: RillError) => void;
+}
+
+/** A `records` frame as a fetch answer. */
+function fetchAnswerOf({ header, payload }: Frame): WsFetchAnswer {
+  const parts = header.partitions as Record<string, unknown>[];
+  let pos = 0;
+  const partitions: WsFetchedPartition[] = parts.map((p) => {
+    const topic = String(p.topic);
+    const partition = Number(p.partition);
+    if (p.error !== undefined) {
+      return { topic, partition, error: errorFromBody(500, { error: p.error }) };
+    }
+    const n = Number(p.bytes);
+    const bytes = payload.subarray(pos, pos + n);
+    pos += n;
+    return {
+      topic,
+      partition,
+      bytes,
+      nextOffset: Number(p.nextOffset),
+      highWatermark: Number(p.highWatermark),
+      logStartOffset: Number(p.logStartOffset),
+    };
+  });
+  return { session: (header.session as WsFetchAnswer["session"]) ?? null, partitions };
+}
+
 /**
  * One open connection.
  *
@@ -171,6 +212,8 @@ export class WsConnection {
   /** Deno's socket after the move to the `ws` package's, until its last answer is in */
   #retired: WebSocket | null = null;
   readonly #pending = new Map<number, Pending>();
+  /** push subscriptions by the id of their subscribe frame */
+  readonly #subs = new Map<number, SubscriptionState>();
   #nextId = 1;
   #maxInFlightBytes = 8 * 1024 * 1024;
   #inFlightBytes = 0;
@@ -218,6 +261,11 @@ export class WsConnection {
         this.#pending.delete(id);
         this.#settled(p.bytes);
         p.reject(error);
+      }
+      for (const [id, sub] of this.#subs) {
+        if (sub.socket !== socket) continue;
+        this.#subs.delete(id);
+        sub.onEnd(error);
       }
     });
   }
@@ -289,6 +337,7 @@ export class WsConnection {
     const retired = this.#retired;
     if (retired === null) return;
     for (const p of this.#pending.values()) if (p.socket === retired) return;
+    for (const sub of this.#subs.values()) if (sub.socket === retired) return;
     this.#retired = null;
     try {
       retired.close(1000);
@@ -344,16 +393,34 @@ export class WsConnection {
       await new Promise<void>((resolve) => this.#windowWaiters.push(resolve));
     }
     if (this.#closedError !== null) throw this.#closedError;
+    return this.#sendOn(this.#socket, header, payload);
+  }
+
+  /**
+   * Sends a request on `socket` and waits for its answer; with `sub`, the `records` frames
+   * carrying its id go to that subscription.
+   */
+  #sendOn(
+    socket: WebSocket,
+    header: Record<string, unknown>,
+    payload?: Uint8Array,
+    sub?: SubscriptionState,
+  ): Promise<Frame> {
+    if (this.#closedError !== null) return Promise.reject(this.#closedError);
+    const bytes = payload?.byteLength ?? 0;
     const id = this.#nextId++;
     header.id = id;
     this.#inFlightBytes += bytes;
-    const socket = this.#socket;
+    if (sub !== undefined) {
+      sub.id = id;
+      this.#subs.set(id, sub);
+    }
     const answer = new Promise<Frame>((resolve, reject) => {
       this.#pending.set(id, { resolve, reject, bytes, socket });
     });
     const frame = encodeFrame(header, payload === undefined ? [] : [payload]);
     try {
-      if (this.#inParts && frame.byteLength > WS_PART_BYTES) {
+      if (socket === this.#socket && this.#inParts && frame.byteLength > WS_PART_BYTES) {
         for (const part of frameParts(frame)) socket.send(part);
       } else {
         socket.send(frame);
@@ -379,28 +446,59 @@ export class WsConnection {
    * @throws {RillError} an error of the whole request (bad request, authorization, session)
    */
   async fetch(req: WsFetchRequest): Promise<WsFetchAnswer> {
-    const { header, payload } = await this.request({ op: "fetch", ...req });
-    const parts = header.partitions as Record<string, unknown>[];
-    let pos = 0;
-    const partitions: WsFetchedPartition[] = parts.map((p) => {
-      const topic = String(p.topic);
-      const partition = Number(p.partition);
-      if (p.error !== undefined) {
-        return { topic, partition, error: errorFromBody(500, { error: p.error }) };
-      }
-      const n = Number(p.bytes);
-      const bytes = payload.subarray(pos, pos + n);
-      pos += n;
-      return {
-        topic,
-        partition,
-        bytes,
-        nextOffset: Number(p.nextOffset),
-        highWatermark: Number(p.highWatermark),
-        logStartOffset: Number(p.logStartOffset),
-      };
-    });
-    return { session: (header.session as WsFetchAnswer["session"]) ?? null, partitions };
+    return fetchAnswerOf(await this.request({ op: "fetch", ...req }));
+  }
+
+  /**
+   * Subscribes to partitions (docs/http-api.md, "Push subscriptions"): the broker sends their records as
+   * they come, each push once the client granted credit for it, advancing each partition past
+   * what it sent. `onRecords` gets each push; `onEnd` gets the error that ended the
+   * subscription (the connection closed, or an error of the whole read).
+   *
+   * @param req the partitions, each from its offset; `credit`: the pushes granted up front
+   *   (default 1); `maxBytes`: the most bytes of one push
+   * @param onRecords called with each push (per partition its batches, or its error, after
+   *   which the partition leaves the subscription); the first may come before the returned
+   *   promise resolves
+   * @param onEnd called once if the subscription ends other than by `cancel`
+   * @returns the subscription: `grant(n)` grants n more pushes; `cancel()` ends it
+   * @throws {RillError} the broker's refusal (bad request, authorization, too many waiting)
+   */
+  async subscribe(
+    req: {
+      partitions: WsFetchRequest["partitions"];
+      credit?: number;
+      maxBytes?: number;
+    },
+    onRecords: (answer: WsFetchAnswer) => void,
+    onEnd: (error: RillError) => void = () => {},
+  ): Promise<WsSubscription> {
+    while (this.#moving !== null) await this.#moving;
+    const socket = this.#socket;
+    const state: SubscriptionState = { id: -1, socket, onRecords, onEnd };
+    await this.#sendOn(socket, { op: "subscribe", ...req }, undefined, state);
+    return {
+      grant: (n: number) => {
+        if (this.#subs.get(state.id) !== state || this.#closedError !== null) return;
+        try {
+          socket.send(
+            encodeFrame({ op: "credit", id: this.#nextId++, subscription: state.id, n }),
+          );
+        } catch {
+          // closing: onEnd follows
+        }
+      },
+      cancel: async () => {
+        if (this.#subs.get(state.id) !== state) return;
+        this.#subs.delete(state.id);
+        try {
+          await this.#sendOn(socket, { op: "unsubscribe", subscription: state.id });
+        } catch {
+          // closed: nothing more comes anyway
+        }
+        this.#retireIfIdle();
+      },
+    };
   }
 
   /** Closes the connection; requests still pending fail with BROKER_NOT_AVAILABLE. */
@@ -435,13 +533,32 @@ export class WsConnection {
       }
       return;
     }
+    if (frame.header.op === "records") {
+      const sub = this.#subs.get(id);
+      if (sub !== undefined) {
+        sub.onRecords(fetchAnswerOf(frame));
+        return;
+      }
+    }
     const pending = this.#pending.get(id);
-    if (pending === undefined) return;
+    if (pending === undefined) {
+      // An error ending a subscription.
+      const sub = this.#subs.get(id);
+      if (sub !== undefined && frame.header.op === "error") {
+        this.#subs.delete(id);
+        sub.onEnd(errorOf(frame.header));
+        this.#retireIfIdle();
+      }
+      return;
+    }
     this.#pending.delete(id);
     this.#settled(pending.bytes);
     if (this.#retired !== null && pending.socket === this.#retired) this.#retireIfIdle();
-    if (frame.header.op === "error") pending.reject(errorOf(frame.header));
-    else pending.resolve(frame);
+    if (frame.header.op === "error") {
+      // A refused subscribe frame: no subscription.
+      this.#subs.delete(id);
+      pending.reject(errorOf(frame.header));
+    } else pending.resolve(frame);
   }
 
   #settled(bytes: number): void {
@@ -457,6 +574,9 @@ export class WsConnection {
     this.#closedError = e;
     for (const p of this.#pending.values()) p.reject(e);
     this.#pending.clear();
+    const subs = [...this.#subs.values()];
+    this.#subs.clear();
+    for (const sub of subs) sub.onEnd(e);
     this.#inFlightBytes = 0;
     for (const w of this.#windowWaiters.splice(0)) w();
     this.onClose();

@@ -63,6 +63,7 @@ export const MAX_FRAME_BYTES = 100 * 1024 * 1024;
 
 const READ_CHUNK = 64 * 1024;
 const COALESCE_BYTES = 64 * 1024;
+const OWN_START = 1024 * 1024;
 
 /**
  * Serves one connection until the peer closes it, a frame is bad, or `signal` aborts.
@@ -140,13 +141,67 @@ export async function serveConnection(
   let buf = new Uint8Array(READ_CHUNK);
   let start = 0; // first unconsumed byte
   let end = 0; // end of the bytes read
+  // A frame larger than the read buffer is read straight into a buffer of its own, not
+  // copied out of the read buffer: produce requests are that big, and the copy cost more
+  // broker CPU than the CRC. It starts at 1 MiB (or twice what arrived) and grows with the
+  // bytes that arrive, never past the frame's size.
+  let own: Uint8Array | null = null;
+  let ownFilled = 0;
+  let ownSize = 0;
   let frameTimer: ReturnType<typeof setTimeout> | null = null;
   const clearFrameTimer = () => {
     if (frameTimer !== null) clearTimeout(frameTimer);
     frameTimer = null;
   };
+  const startFrameTimer = () => {
+    frameTimer ??= setTimeout(
+      () => close(`a request did not arrive within ${frameTimeoutMs} ms`),
+      frameTimeoutMs,
+    );
+  };
+  /** Hands one whole frame to the dispatcher; false when the connection must stop. */
+  const take = async (frame: Uint8Array): Promise<boolean> => {
+    clearFrameTimer();
+    let req: RequestFrame;
+    try {
+      const r = new Reader(frame);
+      const apiKey = r.int16();
+      const apiVersion = r.int16();
+      const correlationId = r.int32();
+      const clientId = r.string(false);
+      req = { apiKey, apiVersion, correlationId, clientId, reader: r, size: frame.length };
+    } catch (e) {
+      stop(e instanceof Error ? e.message : String(e));
+      return false;
+    }
+    enqueue(dispatch(req));
+    while (pending.length >= maxInFlight && !closed) await pending[0];
+    return true;
+  };
   try {
     while (!closed) {
+      if (own !== null) {
+        // The rest of a large frame, read into its own buffer.
+        let into: Uint8Array = own;
+        if (ownFilled === into.length) {
+          const grown = new Uint8Array(Math.min(ownSize, into.length * 2));
+          grown.set(into);
+          own = into = grown;
+        }
+        let n: number | null;
+        try {
+          n = await conn.read(into.subarray(ownFilled));
+        } catch {
+          n = null;
+        }
+        if (n === null) break;
+        ownFilled += n;
+        if (ownFilled === ownSize) {
+          own = null;
+          if (!(await take(into))) break;
+        }
+        continue;
+      }
       // Cut every complete frame out of the buffer.
       for (;;) {
         if (end - start < 4) break;
@@ -160,34 +215,29 @@ export async function serveConnection(
           );
           break;
         }
-        if (end - start - 4 < size) {
-          // Not complete yet: the buffer grows (below) as the rest arrives.
-          frameTimer ??= setTimeout(
-            () => close(`a request did not arrive within ${frameTimeoutMs} ms`),
-            frameTimeoutMs,
-          );
+        const have = end - start - 4;
+        if (have < size) {
+          startFrameTimer();
+          if (size > READ_CHUNK) {
+            // Large: the rest goes straight into the frame's own buffer (above).
+            own = new Uint8Array(Math.min(size, Math.max(OWN_START, 2 * have)));
+            own.set(buf.subarray(start + 4, end));
+            ownFilled = have;
+            ownSize = size;
+            start = end = 0;
+          }
+          // Else the read buffer grows (below) as the rest arrives.
           break;
         }
-        clearFrameTimer();
-        // One frame: copy it out so the read buffer can be reused.
-        const frame = buf.slice(start + 4, start + 4 + size);
+        // One frame: copied out so the read buffer can be reused (`new` + `set`: V8's
+        // TypedArray `slice` copied ~6x slower here).
+        const frame = new Uint8Array(size);
+        frame.set(buf.subarray(start + 4, start + 4 + size));
         start += 4 + size;
-        let req: RequestFrame;
-        try {
-          const r = new Reader(frame);
-          const apiKey = r.int16();
-          const apiVersion = r.int16();
-          const correlationId = r.int32();
-          const clientId = r.string(false);
-          req = { apiKey, apiVersion, correlationId, clientId, reader: r, size };
-        } catch (e) {
-          stop(e instanceof Error ? e.message : String(e));
-          break;
-        }
-        enqueue(dispatch(req));
-        while (pending.length >= maxInFlight && !closed) await pending[0];
+        if (!(await take(frame))) break;
       }
       if (closed || stopping !== null) break;
+      if (own !== null) continue;
       if (start === end) start = end = 0;
       else if (end === buf.length) {
         // Keep the partial frame, drop what was consumed.

@@ -1,20 +1,25 @@
 /**
- * Event-loop delay, sampled cheaply: a timer every {@linkcode SAMPLE_MS} notes how late it
- * fired, and a scrape reads the samples since the previous one (last, min, max, mean,
+ * Event-loop delay, sampled cheaply: an interval timer every {@linkcode SAMPLE_MS} notes how
+ * late it fired, and a scrape reads the samples since the previous one (last, min, max, mean,
  * standard deviation, p50/p90/p99).
  *
  * Why not prom-client's own (`collectDefaultMetrics`' event-loop lag, built on
  * `perf_hooks.monitorEventLoopDelay`): under Deno that histogram is a JavaScript timer every
- * 10 ms (about 5 ms of CPU a second on an idle broker), and reading its percentiles and
+ * 10 ms (5-10 ms of CPU a second on an idle broker), and reading its percentiles and
  * resetting it cost 0.3–1.2 ms of CPU at each scrape, more than the rest of a small broker's
  * scrape together (measured with `bench/metrics_bench.ts`, docs/metrics.md).
  *
  * @module
  */
 
-/** The sampling period (ms): a delay shorter than this is seen only when a sample falls in it. */
-export const SAMPLE_MS = 50;
-/** Samples kept between two scrapes (older ones are dropped: 100 s at 50 ms). */
+/**
+ * The sampling period (ms): a delay longer than this is always seen, a shorter one when a
+ * sample falls in it. Each wake-up of an idle Deno process costs about 0.2 ms of CPU, so
+ * the period is a trade: 100 ms costs about 2 ms of CPU a second on an idle broker (less on
+ * a busy one, whose loop is awake anyway).
+ */
+export const SAMPLE_MS = 100;
+/** Samples kept between two scrapes (older ones are dropped: 200 s at 100 ms). */
 const CAPACITY = 2048;
 
 /** What one scrape reads, in seconds. */
@@ -46,26 +51,23 @@ export class EventLoopDelay {
   readonly #samples = new Float64Array(CAPACITY);
   #count = 0;
   #last = 0;
-  #timer: ReturnType<typeof setTimeout> | undefined;
-  #expected = 0;
+  #timer: ReturnType<typeof setInterval> | undefined;
+  #previous = performance.now();
 
   constructor() {
-    this.#schedule();
-  }
-
-  #schedule(): void {
-    this.#expected = performance.now() + SAMPLE_MS;
-    const timer = setTimeout(this.#tick, SAMPLE_MS);
+    // One interval timer (re-arming a timeout each tick costs more).
+    const timer = setInterval(this.#tick, SAMPLE_MS);
     Deno.unrefTimer(timer);
     this.#timer = timer;
   }
 
   readonly #tick = (): void => {
-    const late = Math.max(0, performance.now() - this.#expected) / 1000;
+    const now = performance.now();
+    const late = Math.max(0, now - this.#previous - SAMPLE_MS) / 1000;
+    this.#previous = now;
     this.#last = late;
     this.#samples[this.#count % CAPACITY] = late;
     this.#count++;
-    this.#schedule();
   };
 
   /**
@@ -101,7 +103,7 @@ export class EventLoopDelay {
 
   /** Stops the timer. */
   stop(): void {
-    clearTimeout(this.#timer);
+    clearInterval(this.#timer);
     this.#timer = undefined;
   }
 }

@@ -512,7 +512,7 @@ export class Metrics {
         { name: "rill_nodejs_eventloop_lag_seconds", help: "Event-loop delay, last sample." },
         ...(["min", "max", "mean", "stddev", "p50", "p90", "p99"] as const).map((k) => ({
           name: `rill_nodejs_eventloop_lag_${k}_seconds`,
-          help: `Event-loop delay since the previous scrape: ${k} of the samples (every 50 ms).`,
+          help: `Event-loop delay since the previous scrape: ${k} of the samples (every 100 ms).`,
         })),
       ],
       collect(row) {

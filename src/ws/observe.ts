@@ -12,7 +12,16 @@ import type { CounterSeries, HistogramSeries, Metrics } from "../observability/m
 import type { RillError } from "../protocol/errors.ts";
 
 /** The route label of a frame: its op, or `invalid` for a frame that did not decode. */
-export type WsRoute = "hello" | "produce" | "fetch" | "invalid" | "unknown" | "upgrade";
+export type WsRoute =
+  | "hello"
+  | "produce"
+  | "fetch"
+  | "subscribe"
+  | "credit"
+  | "unsubscribe"
+  | "invalid"
+  | "unknown"
+  | "upgrade";
 
 /** The acks label of a produce frame's raw `acks` (absent: all, as the protocol says). */
 function acksLabel(raw: unknown): string {
@@ -47,7 +56,7 @@ export class WsMeter {
    */
   constructor(metrics: Metrics, connections: () => number) {
     this.#metrics = metrics;
-    for (const route of ["hello", "produce", "fetch"]) {
+    for (const route of ["hello", "produce", "fetch", "subscribe", "credit", "unsubscribe"]) {
       this.#ok[route] = metrics.requests.series({ api: "ws", route, status: "200" });
     }
     for (const acks of ["all", "1", "0", "invalid"]) {

@@ -12,7 +12,9 @@
  *   the `hello` answer;
  * - fetch: a fetch is started only while the bytes queued on the socket are below
  *   `maxUnsentBytes`; past it, fetches wait for the socket to drain, so a client that does
- *   not read cannot make the broker buffer more than about that per connection.
+ *   not read cannot make the broker buffer more than about that per connection;
+ * - push subscriptions (subscription.ts): each push spends a credit the client granted, and
+ *   waits for the socket to drain as fetch answers do.
  *
  * @module
  */
@@ -28,6 +30,7 @@ import type { Principal } from "../http/auth.ts";
 import type { InstalledSecurity } from "../http/security.ts";
 import type { WsLimits } from "./endpoint.ts";
 import type { WsMeter, WsRoute } from "./observe.ts";
+import { Subscription } from "./subscription.ts";
 
 const EMPTY = new Uint8Array(0);
 /**
@@ -37,6 +40,8 @@ const EMPTY = new Uint8Array(0);
 const MAX_FETCHES = 64;
 /** Partitions one fetch may name. */
 const MAX_FETCH_PARTITIONS = 1000;
+/** The most credit a subscription may be granted at once. */
+const MAX_CREDIT = 1024;
 
 const FAILED_CODE = {
   topic: "TOPIC_AUTHORIZATION_FAILED",
@@ -56,8 +61,10 @@ export class WsSession {
   #gate: Promise<void> | null = null;
   #inFlightBytes = 0;
   #closed = false;
-  /** fetches started and not answered */
+  /** fetches started and not answered, and subscriptions (each counts as one) */
   #fetches = 0;
+  /** push subscriptions by the id of their `subscribe` frame (subscription.ts) */
+  readonly #subs = new Map<number, Subscription>();
   /** ends the waits of this connection's fetches when it closes (made at its first fetch) */
   #abort: AbortController | null = null;
   /** the last fetch answer queued to go out */
@@ -99,6 +106,7 @@ export class WsSession {
   closed(): void {
     this.#closed = true;
     this.#abort?.abort();
+    for (const sub of this.#subs.values()) sub.end();
     if (this.#drainTimer !== undefined) clearInterval(this.#drainTimer);
     for (const w of this.#drainWaiters.splice(0)) w();
   }
@@ -169,7 +177,10 @@ export class WsSession {
   #dispatch(header: Record<string, unknown>, payload: Uint8Array, start: number): void {
     const id = header.id;
     const op = header.op;
-    const route: WsRoute = op === "hello" || op === "produce" || op === "fetch" ? op : "unknown";
+    const route: WsRoute = op === "hello" || op === "produce" || op === "fetch" ||
+        op === "subscribe" || op === "credit" || op === "unsubscribe"
+      ? op
+      : "unknown";
     // Called once the frame is answered (null: with success).
     const done = (err: RillError | null) => this.#meter?.answered(route, start, err, header.acks);
     if (!Number.isSafeInteger(id)) {
@@ -184,10 +195,17 @@ export class WsSession {
           return this.#produce(id as number, header, payload, done);
         case "fetch":
           return this.#fetch(id as number, header, done);
+        case "subscribe":
+          return this.#subscribe(id as number, header, done);
+        case "credit":
+        case "unsubscribe":
+          return this.#subscription(id as number, op, header, done);
         default:
           throw new RillError(
             "INVALID_REQUEST",
-            `Unknown op "${String(header.op).slice(0, 50)}"; known: hello, produce, fetch`,
+            `Unknown op "${
+              String(header.op).slice(0, 50)
+            }"; known: hello, produce, fetch, subscribe, credit, unsubscribe`,
           );
       }
     } catch (e) {
@@ -300,33 +318,7 @@ export class WsSession {
     ) {
       throw new RillError("INVALID_REQUEST", '"partitions" must list at least one partition');
     }
-    if (h.partitions.length > MAX_FETCH_PARTITIONS) {
-      throw new RillError(
-        "INVALID_REQUEST",
-        `One fetch may name at most ${MAX_FETCH_PARTITIONS} partitions, got ${h.partitions.length}`,
-      );
-    }
-    const partitions: FetchPartitionRequest[] = h.partitions.map((raw: unknown, i: number) => {
-      const p = raw as Record<string, unknown> | null;
-      if (p === null || typeof p !== "object" || typeof p.topic !== "string") {
-        throw new RillError("INVALID_REQUEST", `partitions[${i}] needs a string "topic"`);
-      }
-      const topic = validateTopicName(p.topic);
-      return {
-        topic,
-        partition: intField(p.partition, `partitions[${i}].partition`, 0, 0x7fffffff),
-        offset: intField(p.offset, `partitions[${i}].offset`, -Number.MAX_SAFE_INTEGER),
-        maxBytes: Math.min(
-          p.maxBytes === undefined
-            ? cfg.fetchDefaultMaxBytes
-            : intField(p.maxBytes, `partitions[${i}].maxBytes`, 1),
-          cfg.fetchMaxBytesLimit,
-        ),
-      };
-    });
-    for (const topic of new Set(partitions.map((p) => p.topic))) {
-      this.#authorize(principal, topic, "read");
-    }
+    const partitions = this.#partitionsOf(principal, h.partitions);
     const maxWaitMs = h.maxWaitMs === undefined
       ? 0
       : intField(h.maxWaitMs, "maxWaitMs", 0, cfg.fetchMaxWaitLimitMs);
@@ -350,19 +342,7 @@ export class WsSession {
         epoch: intField(raw?.epoch, "session.epoch", -1),
       };
     }
-    if (this.#fetches >= MAX_FETCHES) {
-      throw new RillError(
-        "THROTTLING_QUOTA_EXCEEDED",
-        `The connection has ${this.#fetches} fetches waiting; its limit is ${MAX_FETCHES}`,
-        { retryAfterMs: 100 },
-      );
-    }
-    const admitted = this.#installed.quotas.admit(principal.name, 0, true);
-    if (admitted.waitMs > 0) {
-      throw new RillError("THROTTLING_QUOTA_EXCEEDED", (admitted as { message: string }).message, {
-        retryAfterMs: admitted.waitMs,
-      });
-    }
+    this.#admitFetch(principal);
     this.#fetches++;
     (async () => {
       await this.waitForDrain();
@@ -402,6 +382,131 @@ export class WsSession {
         result.release();
       }
     })().catch((e) => done(this.#error(id, e))).finally(() => this.#fetches--);
+  }
+
+  /** Checks the partitions of a fetch or subscribe frame, and the read ACL of their topics. */
+  #partitionsOf(principal: Principal, raw: unknown[]): FetchPartitionRequest[] {
+    const cfg = this.#broker.config;
+    if (raw.length > MAX_FETCH_PARTITIONS) {
+      throw new RillError(
+        "INVALID_REQUEST",
+        `One fetch may name at most ${MAX_FETCH_PARTITIONS} partitions, got ${raw.length}`,
+      );
+    }
+    const partitions: FetchPartitionRequest[] = raw.map((entry: unknown, i: number) => {
+      const p = entry as Record<string, unknown> | null;
+      if (p === null || typeof p !== "object" || typeof p.topic !== "string") {
+        throw new RillError("INVALID_REQUEST", `partitions[${i}] needs a string "topic"`);
+      }
+      const topic = validateTopicName(p.topic);
+      return {
+        topic,
+        partition: intField(p.partition, `partitions[${i}].partition`, 0, 0x7fffffff),
+        offset: intField(p.offset, `partitions[${i}].offset`, -Number.MAX_SAFE_INTEGER),
+        maxBytes: Math.min(
+          p.maxBytes === undefined
+            ? cfg.fetchDefaultMaxBytes
+            : intField(p.maxBytes, `partitions[${i}].maxBytes`, 1),
+          cfg.fetchMaxBytesLimit,
+        ),
+      };
+    });
+    for (const topic of new Set(partitions.map((p) => p.topic))) {
+      this.#authorize(principal, topic, "read");
+    }
+    return partitions;
+  }
+
+  /**
+   * The most bytes of one answer: at most a quarter of the connection's unsent-data bound
+   * (its first batch whole), so answers read and waiting to go out are at most MAX_FETCHES
+   * of them.
+   */
+  #answerBytes(h: Record<string, unknown>): number {
+    return Math.min(
+      h.maxBytes === undefined ? Infinity : intField(h.maxBytes, "maxBytes", 1),
+      Math.max(1, this.#limits.maxUnsentBytes >> 2),
+    );
+  }
+
+  /** Admits one more fetch or subscription on the connection (its count, the fetch quota). */
+  #admitFetch(principal: Principal): void {
+    if (this.#fetches >= MAX_FETCHES) {
+      throw new RillError(
+        "THROTTLING_QUOTA_EXCEEDED",
+        `The connection has ${this.#fetches} fetches waiting; its limit is ${MAX_FETCHES}`,
+        { retryAfterMs: 100 },
+      );
+    }
+    const admitted = this.#installed.quotas.admit(principal.name, 0, true);
+    if (admitted.waitMs > 0) {
+      throw new RillError("THROTTLING_QUOTA_EXCEEDED", (admitted as { message: string }).message, {
+        retryAfterMs: admitted.waitMs,
+      });
+    }
+  }
+
+  /**
+   * Starts a push subscription (subscription.ts): answered `subscribed` at once, then
+   * `records` frames with the same id.
+   */
+  #subscribe(id: number, h: Record<string, unknown>, done: Done): void {
+    const principal = this.#authenticated();
+    if (!Array.isArray(h.partitions) || h.partitions.length === 0) {
+      throw new RillError("INVALID_REQUEST", '"partitions" must list at least one partition');
+    }
+    if (this.#subs.has(id)) {
+      throw new RillError("INVALID_REQUEST", `Subscription ${id} is already open`);
+    }
+    const partitions = this.#partitionsOf(principal, h.partitions);
+    const maxBytes = this.#answerBytes(h);
+    const credit = h.credit === undefined ? 1 : intField(h.credit, "credit", 1, MAX_CREDIT);
+    this.#admitFetch(principal);
+    this.#fetches++;
+    const sub = new Subscription(
+      {
+        broker: this.#broker,
+        closed: () => this.#closed,
+        waitForDrain: () => this.waitForDrain(),
+        push: (parts, payload, bytes) => {
+          this.#send({ op: "records", id, session: null, partitions: parts }, payload);
+          this.#installed.quotas.chargeFetched(principal.name, bytes);
+        },
+      },
+      partitions,
+      maxBytes,
+      credit,
+    );
+    this.#subs.set(id, sub);
+    done(null);
+    this.#send({ op: "subscribed", id });
+    sub.run().catch((e) => {
+      if (this.#subs.get(id) === sub) this.#error(id, e);
+    }).finally(() => {
+      if (this.#subs.get(id) === sub) this.#subs.delete(id);
+      this.#fetches--;
+    });
+  }
+
+  /** A `credit` (more pushes, unanswered) or `unsubscribe` frame for a subscription. */
+  #subscription(id: number, op: "credit" | "unsubscribe", h: Record<string, unknown>, done: Done) {
+    const subId = intField(h.subscription, "subscription", 0);
+    const sub = this.#subs.get(subId);
+    if (op === "credit") {
+      const n = intField(h.n, "n", 1, MAX_CREDIT);
+      if (sub === undefined) {
+        throw new RillError("INVALID_REQUEST", `No subscription ${subId} is open`);
+      }
+      sub.grant(n);
+      done(null);
+      return;
+    }
+    if (sub !== undefined) {
+      this.#subs.delete(subId);
+      sub.end();
+    }
+    done(null);
+    this.#send({ op: "unsubscribed", id, subscription: subId });
   }
 
   #authenticated(): Principal {

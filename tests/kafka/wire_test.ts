@@ -12,7 +12,18 @@ import { KafkaListener } from "../../src/kafka/listener.ts";
 import { API, SCHEMAS } from "../../src/kafka/messages.ts";
 import { decode, encode } from "../../src/kafka/schema.ts";
 import { Reader, Writer } from "../../src/kafka/wire.ts";
-import { encodeBatch } from "../../src/protocol/record_batch.ts";
+import { decodeBatch, encodeBatch } from "../../src/protocol/record_batch.ts";
+
+function decodeBatches(bytes: Uint8Array) {
+  const out = [];
+  for (let o = 0; o + 12 <= bytes.length;) {
+    const len = new DataView(bytes.buffer, bytes.byteOffset + o).getInt32(8);
+    if (o + 12 + len > bytes.length) break;
+    out.push(decodeBatch(bytes.subarray(o, o + 12 + len)));
+    o += 12 + len;
+  }
+  return out;
+}
 
 async function setup(opts: { frameTimeoutMs?: number; maxFrameBytes?: number } = {}) {
   const tb = await openTestBroker();
@@ -167,6 +178,40 @@ Deno.test("pipelined requests are answered in request order, acks=0 produce gets
   assert.equal(await s.broker.listOffset("t", 0, "latest"), 1); // the acks=0 record landed
 });
 
+Deno.test("a produce request of several MB, read into its own growing buffer, lands whole; the request behind it is answered next", async () => {
+  await using s = await setup();
+  using conn = await s.connect();
+  // Three ~900 KB batches back to back: a 2.7 MB frame, past the first 1 MiB of its buffer.
+  const value = (b: number, i: number) => new TextEncoder().encode(`${b}:${i}:`.padEnd(900, "v"));
+  const batches = [0, 1, 2].map((b) =>
+    encodeBatch(Array.from({ length: 1000 }, (_, i) => ({ value: value(b, i) })))
+  );
+  const big = request(API.Produce, 7, 1, produceBody(concat(batches)));
+  assert.ok(big.length > 2_500_000);
+  await write(conn, concat([big, request(API.ApiVersions, 2, 2, {})]));
+  const a = answer((await readFrame(conn))!, API.Produce, 7);
+  assert.equal(a.corr, 1);
+  assert.equal(a.body.responses[0].partitionResponses[0].errorCode, 0);
+  assert.equal(answer((await readFrame(conn))!, API.ApiVersions, 2).corr, 2);
+  assert.equal(await s.broker.listOffset("t", 0, "latest"), 3000);
+  // Every byte arrived in place: the last batch reads back with its records intact.
+  const fetched = request(API.Fetch, 11, 3, {
+    maxWaitMs: 0,
+    minBytes: 0,
+    maxBytes: 8 << 20,
+    topics: [{
+      topic: "t",
+      partitions: [{ partition: 0, fetchOffset: 2000, partitionMaxBytes: 8 << 20 }],
+    }],
+  });
+  await write(conn, fetched);
+  const f = answer((await readFrame(conn))!, API.Fetch, 11);
+  const bytes: Uint8Array = f.body.responses[0].partitions[0].records;
+  const last = decodeBatches(bytes).at(-1)!;
+  assert.equal(last.records.length, 1000);
+  assert.deepEqual(last.records[999].value, value(2, 999));
+});
+
 Deno.test("a batch with a bad CRC is refused with CORRUPT_MESSAGE and nothing is written", async () => {
   await using s = await setup();
   using conn = await s.connect();
@@ -202,6 +247,11 @@ Deno.test("hostile frames close only their own connection and write nothing", as
   using staller = await s.connect();
   const half = request(API.Metadata, 4, 1, { topics: null });
   await write(staller, half.subarray(0, 7));
+  // One that claims a large frame (read into a buffer of its own) and stalls after 1 KiB.
+  using bigStaller = await s.connect();
+  const claim = new Uint8Array(1024);
+  new DataView(claim.buffer).setInt32(0, 900_000);
+  await write(bigStaller, claim);
   const cases: [string, Uint8Array][] = [
     ["a negative size", new Uint8Array([0xff, 0xff, 0xff, 0xf0, 1, 2, 3, 4])],
     ["a size over the frame limit", new Uint8Array([0x7f, 0, 0, 0, 0, 0, 0, 0])],
@@ -246,6 +296,7 @@ Deno.test("hostile frames close only their own connection and write nothing", as
   );
   await t.step("the stalled partial frame is closed after the frame timeout", async () => {
     assert.equal(await readFrame(staller), null);
+    assert.equal(await readFrame(bigStaller), null);
   });
   await write(bystander, request(API.Metadata, 4, 42, { topics: null }));
   const m = answer((await readFrame(bystander))!, API.Metadata, 4);
