@@ -139,7 +139,9 @@ export class FetchPath {
     }
     replica.recordFollowerFetch(req.replicaId, req.offset);
     // A replica a move is adding reads at most the leader's sending rate (shared by all of
-    // them): its fetch waits until the bytes answered so far are paid for.
+    // them): its fetch waits until the bytes answered so far are paid for, then reserves
+    // what it may read (so fetches waiting together do not all read at once) and gives back
+    // what it did not read.
     const throttle = this.#c.sendThrottle?.(replica, req.replicaId) ?? null;
     let maxBytes = opts.maxBytes;
     if (throttle) {
@@ -148,15 +150,21 @@ export class FetchPath {
         throw new RillError("NOT_LEADER_OR_FOLLOWER", `${replica.name} is no longer led here`);
       }
       maxBytes = throttle.fetchBytes(maxBytes);
+      throttle.take(maxBytes);
     }
-    let result = await replica.readForFollower(req.offset, maxBytes, opts.alloc);
+    let result: FetchResult;
+    try {
+      result = await replica.readForFollower(req.offset, maxBytes, opts.alloc);
+    } finally {
+      throttle?.take(-maxBytes);
+    }
+    throttle?.take(result.bytes.length);
     // Only data wakes a follower: the high watermark reaches it with the next answer (as in
     // Kafka), so followers do not ping-pong empty fetches after every advance.
-    if (result.bytes.length === 0 && opts.maxWaitMs > 0 && !this.#c.draining()) {
-      await replica.replicaWaiters.wait(1, opts.maxWaitMs, opts.signal);
-      if (replica.closing || replica.role !== "leader") return result;
-      result = await replica.readForFollower(req.offset, maxBytes, opts.alloc);
-    }
+    if (result.bytes.length > 0 || opts.maxWaitMs <= 0 || this.#c.draining()) return result;
+    await replica.replicaWaiters.wait(1, opts.maxWaitMs, opts.signal);
+    if (replica.closing || replica.role !== "leader") return result;
+    result = await replica.readForFollower(req.offset, maxBytes, opts.alloc);
     throttle?.take(result.bytes.length);
     return result;
   }
