@@ -25,7 +25,7 @@
  * @module
  */
 import { Rill } from "../mod.ts";
-import { WsConnection } from "../src/client/ws_connection.ts";
+import { WsConnection, type WsSubscription } from "../src/client/ws_connection.ts";
 import { decodeBatch, splitBatches } from "../src/protocol/record_batch.ts";
 
 interface Settings {
@@ -161,6 +161,9 @@ if (s.mode === "send") {
   } else {
     const conn = await WsConnection.open(s.url);
     const decoder = new TextDecoder();
+    // Pushes may come before subscribe() resolves: credit owed until then.
+    const held: { sub?: WsSubscription } = {};
+    let owed = 0;
     const sub = await conn.subscribe(
       { partitions: [{ topic: s.topic!, partition: 0, offset: 0 }], credit: 16 },
       (answer) => {
@@ -170,11 +173,15 @@ if (s.mode === "send") {
             for (const r of decodeBatch(b).records) seen(decoder.decode(r.value!));
           }
         }
-        sub.grant(1);
+        if (held.sub === undefined) owed++;
+        else held.sub.grant(1);
       },
     );
+    held.sub = sub;
+    if (owed > 0) sub.grant(owed);
+    const subscription = sub;
     stop = async () => {
-      await sub.cancel();
+      await subscription.cancel();
       conn.close();
     };
   }
