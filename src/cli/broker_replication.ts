@@ -47,8 +47,8 @@ export const REPLICATION_HELP =
   --leader-imbalance-check-interval-seconds N  how often it is checked (default 300)
   --replica-replacement-delay-ms N  rebuild the replicas of a broker dead this long on
                              live brokers (default 600000)
-  --replication-throttle-bytes N  byte rate per second for copying moving replicas
-                             (default 0: unthrottled)
+  --replication-throttle-bytes N  byte rate per second a broker copies into moving
+                             replicas, and sends to them as leader (default 0: off)
   --max-concurrent-moves N   partitions the controller moves at once (default 5)
   --max-concurrent-moves-per-broker N  of those, the most any one broker takes part
                              in (as leader, or a replica moving onto or off it; default 1)
