@@ -10,6 +10,8 @@
  * Workloads (`mode`):
  * - `send`: `producers` producers (each its own client, so its own connection), each awaiting
  *   every single-record send of `size` bytes, for `seconds`;
+ * - `floor-append`: the same shape with bare `fetch` POSTs of a one-record batch to
+ *   bench/_http_floor_server.ts (body read, CRC check, PartitionLog append);
  * - `floor-http` / `floor-ws`: the same shape with bare `fetch` POSTs, or bare WebSocket
  *   round trips of `size` bytes, against bench/_clients_floor_server.ts;
  * - `e2e`: one producer sending single records at `rate` a second, one consumer long-polling
@@ -25,11 +27,19 @@
  * @module
  */
 import { Rill } from "../mod.ts";
-import { WsConnection } from "../src/client/ws_connection.ts";
-import { decodeBatch, splitBatches } from "../src/protocol/record_batch.ts";
+import { WsConnection, type WsSubscription } from "../src/client/ws_connection.ts";
+import { decodeBatch, encodeBatch, splitBatches } from "../src/protocol/record_batch.ts";
 
 interface Settings {
-  mode: "send" | "floor-http" | "floor-ws" | "e2e" | "e2e-push" | "crowd" | "crowd-floor";
+  mode:
+    | "send"
+    | "floor-http"
+    | "floor-append"
+    | "floor-ws"
+    | "e2e"
+    | "e2e-push"
+    | "crowd"
+    | "crowd-floor";
   url: string;
   topic?: string;
   transport?: "http" | "ws";
@@ -96,10 +106,16 @@ if (s.mode === "send") {
     }
   }));
   await Promise.all(producers.map((p) => p.disconnect()));
-} else if (s.mode === "floor-http") {
-  const body = new Uint8Array(s.size ?? 1024).fill(120);
+} else if (s.mode === "floor-http" || s.mode === "floor-append") {
+  // floor-append: one record of `size` bytes in a RecordBatch, to partition 0 of
+  // bench/_http_floor_server.ts, which checks its CRC and appends it to a PartitionLog.
+  const body = s.mode === "floor-http"
+    ? new Uint8Array(s.size ?? 1024).fill(120)
+    : encodeBatch([{ value: new Uint8Array(s.size ?? 1024).fill(120) }]) as Uint8Array<ArrayBuffer>;
+  const path = s.mode === "floor-http" ? "/p" : "/0";
   const one = async () => {
-    const res = await fetch(`${s.url}/p`, { method: "POST", body });
+    const res = await fetch(`${s.url}${path}`, { method: "POST", body });
+    if (!res.ok) throw new Error(`floor: ${res.status} ${await res.text()}`);
     await res.arrayBuffer();
   };
   for (let j = 0; j < 20 * (s.producers ?? 1); j++) await one();
@@ -161,6 +177,9 @@ if (s.mode === "send") {
   } else {
     const conn = await WsConnection.open(s.url);
     const decoder = new TextDecoder();
+    // Pushes may come before subscribe() resolves: credit owed until then.
+    const held: { sub?: WsSubscription } = {};
+    let owed = 0;
     const sub = await conn.subscribe(
       { partitions: [{ topic: s.topic!, partition: 0, offset: 0 }], credit: 16 },
       (answer) => {
@@ -170,11 +189,15 @@ if (s.mode === "send") {
             for (const r of decodeBatch(b).records) seen(decoder.decode(r.value!));
           }
         }
-        sub.grant(1);
+        if (held.sub === undefined) owed++;
+        else held.sub.grant(1);
       },
     );
+    held.sub = sub;
+    if (owed > 0) sub.grant(owed);
+    const subscription = sub;
     stop = async () => {
-      await sub.cancel();
+      await subscription.cancel();
       conn.close();
     };
   }

@@ -12,6 +12,10 @@
 
 /** A running floor server. */
 export interface FloorServer extends AsyncDisposable {
+  /** its URL, `POST {url}/{partition}` appends a body of batches */
+  url: string;
+  /** its process id (for its CPU time) */
+  pid: number;
   /**
    * Appends `batch` for `seconds`, `inFlight` requests at a time, spread over the
    * partitions in turn.
@@ -61,6 +65,8 @@ export async function startFloorServer(partitions: number): Promise<FloorServer>
   const base = `http://127.0.0.1:${port}`;
   let next = 0;
   return {
+    url: base,
+    pid: child.pid,
     async produce(batch, records, seconds, inFlight) {
       let appended = 0;
       const pending = new Set<Promise<void>>();

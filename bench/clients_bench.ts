@@ -40,6 +40,7 @@
 import { median, pairedRatio, type Reporter } from "./_report.ts";
 import { type BrokerProcess, startBroker } from "../tests/_helpers/broker_process.ts";
 import { commitBench } from "./_commit_bench.ts";
+import { startFloorServer } from "./_http_floor.ts";
 
 const SUITE = "clients";
 const SECONDS = Math.max(0.5, Number(Deno.env.get("RILL_BENCH_SECONDS") ?? "3") || 3);
@@ -184,22 +185,33 @@ async function sequential(
   topic: Topic,
 ): Promise<void> {
   const b = broker.url;
+  // The floor of the HTTP produce with the storage work in it: a bare Deno.serve that reads
+  // the body, checks the batch's CRC and appends it to a PartitionLog (_http_floor_server.ts).
+  await using appendFloor = await startFloorServer(1);
   // ---- 1 and 4: one producer, single 1 KiB sends awaited -----------------------------------
-  const seq: Record<"floorHttp" | "http" | "ws" | "floorWs", Measured[]> = {
+  type Seq = "floorHttp" | "floorAppend" | "http" | "ws" | "floorWs";
+  const seq: Record<Seq, Measured[]> = {
     floorHttp: [],
+    floorAppend: [],
     http: [],
     ws: [],
     floorWs: [],
   };
   for (let round = 0; round < ROUNDS; round++) {
-    const order = (HTTP_ONLY ? ["floorHttp", "http"] : ["floorHttp", "http", "ws", "floorWs"]) as (
-      "floorHttp" | "http" | "ws" | "floorWs"
-    )[];
+    const order: Seq[] = HTTP_ONLY
+      ? ["floorHttp", "floorAppend", "http"]
+      : ["floorHttp", "floorAppend", "http", "ws", "floorWs"];
     for (const name of round % 2 === 0 ? order : [...order].reverse()) {
       const settings = { seconds: SECONDS, size: 1024, producers: 1 };
       seq[name].push(
         name === "floorHttp"
           ? await measured(floor.pid, { ...settings, mode: "floor-http", url: floor.url })
+          : name === "floorAppend"
+          ? await measured(appendFloor.pid, {
+            ...settings,
+            mode: "floor-append",
+            url: appendFloor.url,
+          })
           : name === "floorWs"
           ? await measured(floor.pid, { ...settings, mode: "floor-ws", url: floor.url })
           : await measured(broker.pid, {
@@ -252,17 +264,40 @@ async function sequential(
     });
   }
   for (
-    const [name, xs] of [["HTTP floor", seq.floorHttp], ["WS echo floor", seq.floorWs]] as const
+    const [name, xs] of [
+      ["HTTP floor", seq.floorHttp],
+      ["HTTP append floor (body read, CRC, PartitionLog append)", seq.floorAppend],
+      ["WS echo floor", seq.floorWs],
+    ] as const
   ) {
+    if (xs.length === 0) continue;
     report({
       suite: SUITE,
       name: `${name}: sequential 1 KiB round trips`,
       value: median(rate(xs)),
       unit: `req/s, p50 ${fmt(median(xs.map((x) => x.p50)))} ms, server ${
         fmt(median(serverUs(xs)))
-      } µs/req`,
+      } µs/req, client ${fmt(median(xs.map((x) => x.clientUs)))} µs/req`,
     });
   }
+  // The same producer against the floor that does the storage work too: what no HTTP broker
+  // that appends before it answers can beat here.
+  report({
+    suite: SUITE,
+    name: "HTTP: one producer, single 1 KiB sends awaited, against the append floor",
+    value: median(rate(seq.http)),
+    unit: "records/s",
+    ratio: pairedRatio(rate(seq.http), rate(seq.floorAppend)),
+    baseline: "HTTP append floor",
+  });
+  report({
+    suite: SUITE,
+    name: "HTTP: broker CPU per single-record produce, against the append floor",
+    value: median(serverUs(seq.http)),
+    unit: "µs",
+    ratio: pairedRatio(serverUs(seq.http), serverUs(seq.floorAppend)),
+    baseline: "append floor server CPU per request",
+  });
   const cpuRatio = pairedRatio(serverUs(seq.http), serverUs(seq.floorHttp));
   report({
     suite: SUITE,

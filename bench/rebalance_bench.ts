@@ -14,7 +14,9 @@
  *   directories with `Deno.copyFile`: the disk's rate for moving those bytes; and serving
  *   the same files with a bare `Deno.serve` to a `fetch` over loopback that writes them: the
  *   rate of moving them over HTTP with no broker), against the
- *   throttle's cap (2 receiving brokers × the rate) and against the throttle-off round of
+ *   throttle's cap (2 receiving brokers × the rate: an upper bound; with the default
+ *   `--max-concurrent-moves-per-broker 1` the two survivors' moves share both brokers and
+ *   run one at a time, so about one rate's worth) and against the throttle-off round of
  *   the same run. Every wait is bounded (`RILL_BENCH_REBALANCE_TIMEOUT_S`, default 600 s
  *   per round) and the disk's free space is checked before filling.
  * - produce p99 before, during and after a rebalance: acks=all 1 KiB records, one request
@@ -23,8 +25,10 @@
  *   alternately, under the throttle, `RILL_BENCH_REBALANCE_ROUNDS` (default 4) times; each
  *   round measures the p99 just before its move and during it, and each kind's figure is
  *   the median of its rounds' during / before ratios (target ≤ 3), so that the drift of a
- *   shared machine's load cancels out. (The decommission copies onto 3 brokers at once,
- *   each at the throttle's rate: 3 times the rebalance's copy rate.) A latency is the time until the record is
+ *   shared machine's load cancels out. (Every move of both kinds involves broker 4, so with
+ *   the default `--max-concurrent-moves-per-broker 1` they run one at a time, each at most at
+ *   the throttle's rate; `RILL_BENCH_MOVES_PER_BROKER` sets that flag, e.g. 5 for the
+ *   decommission copying onto 3 brokers at once.) A latency is the time until the record is
  *   acknowledged, retries included (a leader that moved answers NOT_LEADER_OR_FOLLOWER and
  *   the record goes to the new one), as a client sees it.
  * - leaders after a restart: 3 brokers, RF 3, 12 partitions, an acks=all load; broker 1 is
@@ -47,6 +51,8 @@ const THROTTLES = (Deno.env.get("RILL_BENCH_REBALANCE_THROTTLES") ?? "0,50,8").s
   .map(Number);
 /** the throttle of the rebalance latency part */
 const THROTTLE_MBPS = Number(Deno.env.get("RILL_BENCH_THROTTLE_MBPS") ?? "50");
+/** `--max-concurrent-moves-per-broker` of the latency part (unset: the broker's default) */
+const MOVES_PER_BROKER = Deno.env.get("RILL_BENCH_MOVES_PER_BROKER");
 /** rounds of the latency part: moves onto a new broker and off it, alternately */
 const ROUNDS = Number(Deno.env.get("RILL_BENCH_REBALANCE_ROUNDS") ?? "4");
 const PARTS = (Deno.env.get("RILL_BENCH_REBALANCE_PARTS") ?? "copy,latency,leaders").split(",");
@@ -324,6 +330,7 @@ async function rebalanceLatency(report: Reporter): Promise<void> {
     "100",
     "--replication-throttle-bytes",
     String(Math.round(THROTTLE_MBPS * 1024 * 1024)),
+    ...(MOVES_PER_BROKER ? ["--max-concurrent-moves-per-broker", MOVES_PER_BROKER] : []),
   ]);
   const post = async (path: string, body: unknown) => {
     const res = await fetch(`${n.any()}/v1/cluster/${path}`, {
@@ -390,7 +397,9 @@ async function rebalanceLatency(report: Reporter): Promise<void> {
         suite: SUITE,
         name: `produce p99 during a ${kind} (median of ${rounds.length} round(s): ${
           d.toFixed(1)
-        } ms, before ${b.toFixed(1)} ms; throttle ${THROTTLE_MBPS} MB/s per receiving broker)`,
+        } ms, before ${b.toFixed(1)} ms; throttle ${THROTTLE_MBPS} MB/s per broker, ${
+          MOVES_PER_BROKER ?? "default"
+        } move(s) per broker)`,
         value: d,
         unit: "ms",
         ratio,

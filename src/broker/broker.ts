@@ -279,6 +279,7 @@ export class Broker {
       lookup: this.#lookup,
       draining: () => this.#draining,
       refresh: () => this.refresh(),
+      sendThrottle: (r, id) => this.replication.sendThrottle(r, id),
     });
     this.#upkeep = new LogUpkeep({
       local: this.#local,

@@ -11,6 +11,7 @@ import type { ReadBuffer } from "../storage/segment.ts";
 import type { PartitionLookup } from "./partition_lookup.ts";
 import { unknownPartition } from "./produce.ts";
 import type { FetchResult, Replica } from "./replica.ts";
+import type { ReplicationThrottle } from "./replication_throttle.ts";
 
 /** Options of {@linkcode FetchPath.fetch}. */
 export interface FetchOptions {
@@ -42,6 +43,11 @@ export interface FetchPathContext {
   draining: () => boolean;
   /** refreshes the metadata cache */
   refresh: () => Promise<void>;
+  /**
+   * the sender side of the replication throttle: the bucket a leader's answers to
+   * `replicaId` take from when a move is adding that replica, else null (replication.ts)
+   */
+  sendThrottle?: (replica: Replica, replicaId: number) => ReplicationThrottle | null;
 }
 
 /** Answers consumers' and followers' reads of the replicas hosted here. */
@@ -132,13 +138,34 @@ export class FetchPath {
       );
     }
     replica.recordFollowerFetch(req.replicaId, req.offset);
-    let result = await replica.readForFollower(req.offset, opts.maxBytes, opts.alloc);
+    // A replica a move is adding reads at most the leader's sending rate (shared by all of
+    // them): its fetch waits until the bytes answered so far are paid for, then reserves
+    // what it may read (so fetches waiting together do not all read at once) and gives back
+    // what it did not read.
+    const throttle = this.#c.sendThrottle?.(replica, req.replicaId) ?? null;
+    let maxBytes = opts.maxBytes;
+    if (throttle) {
+      await throttle.ready(opts.signal);
+      if (replica.closing || replica.role !== "leader") {
+        throw new RillError("NOT_LEADER_OR_FOLLOWER", `${replica.name} is no longer led here`);
+      }
+      maxBytes = throttle.fetchBytes(maxBytes);
+      throttle.take(maxBytes);
+    }
+    let result: FetchResult;
+    try {
+      result = await replica.readForFollower(req.offset, maxBytes, opts.alloc);
+    } finally {
+      throttle?.take(-maxBytes);
+    }
+    throttle?.take(result.bytes.length);
     // Only data wakes a follower: the high watermark reaches it with the next answer (as in
     // Kafka), so followers do not ping-pong empty fetches after every advance.
     if (result.bytes.length > 0 || opts.maxWaitMs <= 0 || this.#c.draining()) return result;
     await replica.replicaWaiters.wait(1, opts.maxWaitMs, opts.signal);
     if (replica.closing || replica.role !== "leader") return result;
-    result = await replica.readForFollower(req.offset, opts.maxBytes, opts.alloc);
+    result = await replica.readForFollower(req.offset, maxBytes, opts.alloc);
+    throttle?.take(result.bytes.length);
     return result;
   }
 

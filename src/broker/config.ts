@@ -71,6 +71,11 @@ export interface BrokerConfig {
   replicationThrottleBytes: number;
   /** the most partition moves the controller runs at once; 5 */
   maxConcurrentMoves: number;
+  /**
+   * the most of those moves any one live broker takes part in at once (as the leader that
+   * sends the copy, a broker a replica moves onto or off); 1
+   */
+  maxConcurrentMovesPerBroker: number;
   /** continuous balancing: plan and run a rebalance this often when nothing moves (0: off); 0 */
   autoRebalanceIntervalMs: number;
 }
@@ -106,6 +111,7 @@ export const DEFAULT_BROKER_CONFIG: Readonly<BrokerConfig> = Object.freeze({
   replicaReplacementDelayMs: 600_000,
   replicationThrottleBytes: 0,
   maxConcurrentMoves: 5,
+  maxConcurrentMovesPerBroker: 1,
   autoRebalanceIntervalMs: 0,
 });
 

@@ -15,7 +15,12 @@
  * leadership is imbalanced (balance.ts, Kafka's auto.leader.rebalance), re-replication of
  * the replicas of brokers dead longer than `replicaReplacementDelayMs` past the session
  * timeout, the pending moves of a rebalance or decommission (moves.ts), at most
- * `maxConcurrentMoves` partitions moving at once, and optionally continuous balancing.
+ * `maxConcurrentMoves` partitions moving at once and at most `maxConcurrentMovesPerBroker`
+ * of them involving any one live broker (as the leader that sends the copy, a broker a replica
+ * moves onto, or the broker it moves off: Cruise Control's
+ * `num.concurrent.partition.movements.per.broker`), so that with the replication throttle no
+ * broker sends or receives move traffic faster than the throttle's rate, and a decommission
+ * does not copy onto every other broker at once; and optionally continuous balancing.
  *
  * **KV cost** (a hosted KV bills every request). A tick that finds nothing to do touches
  * the KV only when something may have changed: the holder renews its lease once half of
@@ -59,6 +64,7 @@ export type ControllerSettings = Pick<
   | "leaderImbalanceCheckIntervalMs"
   | "replicaReplacementDelayMs"
   | "maxConcurrentMoves"
+  | "maxConcurrentMovesPerBroker"
   | "autoRebalanceIntervalMs"
 >;
 
@@ -295,7 +301,20 @@ export class Controller {
     const brokers = (this.#registrations ?? []).map((b) => ({ ...b, alive: alive.has(b.id) }));
     let changed = 0;
     let moving = 0;
-    for (const t of snapshot.topics) for (const p of t.partitions) if (p.targetReplicas) moving++;
+    // per live broker, the moves under way it takes part in (moveBrokers)
+    const busy = new Map<number, number>();
+    const take = (ids: number[]) => {
+      for (const id of ids) busy.set(id, (busy.get(id) ?? 0) + 1);
+    };
+    const free = (ids: number[]) =>
+      ids.every((id) => (busy.get(id) ?? 0) < cfg.maxConcurrentMovesPerBroker);
+    for (const t of snapshot.topics) {
+      for (const p of t.partitions) {
+        if (!p.targetReplicas) continue;
+        moving++;
+        take(moveBrokers(p.leader, p.previousReplicas ?? p.replicas, p.targetReplicas, alive));
+      }
+    }
     if (o.moves && snapshot.version !== this.#planVersion) {
       this.#plan = await o.moves.get();
       this.#planVersion = snapshot.version;
@@ -348,6 +367,8 @@ export class Controller {
           if (p.targetReplicas || p.leader < 0 || !p.replicas.some((id) => gone.has(id))) continue;
           const target = replacementReplicas(p.replicas, gone, candidates, counts);
           if (target === null) continue;
+          const involved = moveBrokers(p.leader, p.replicas, target, alive);
+          if (!free(involved)) continue;
           const next = await o.states.update(
             t.name,
             p.partition,
@@ -356,6 +377,7 @@ export class Controller {
           );
           if (next) {
             moving++;
+            take(involved);
             changed++;
             o.log(
               `re-replicating ${t.name}-${p.partition} from brokers ${p.replicas.join(",")} to ${
@@ -376,9 +398,10 @@ export class Controller {
       for (const m of plan.pending) {
         const p = byName.get(m.topic)?.partitions[m.partition];
         if (!p) continue; // the topic or partition is gone
+        const involved = moveBrokers(p.leader, p.replicas, m.replicas, alive);
         if (
           moving >= cfg.maxConcurrentMoves || p.targetReplicas ||
-          !m.replicas.every((id) => alive.has(id))
+          !m.replicas.every((id) => alive.has(id)) || !free(involved)
         ) {
           left.push(m);
           continue;
@@ -392,6 +415,7 @@ export class Controller {
         );
         if (next) {
           moving++;
+          take(involved);
           changed++;
           o.log(
             `moving ${m.topic}-${m.partition} to brokers ${m.replicas.join(",")} (${plan.kind})`,
@@ -497,4 +521,27 @@ export class Controller {
 
 function sameList(a: readonly number[], b: readonly number[]): boolean {
   return a.length === b.length && a.every((id, i) => id === b[i]);
+}
+
+/**
+ * The live brokers a move takes part in: the partition's leader (it sends the copy), the
+ * brokers the move adds and the brokers it removes.
+ *
+ * @param leader the partition's leader (-1: none)
+ * @param from the replicas before the move
+ * @param to the replicas after it
+ * @param alive the live brokers
+ * @returns their ids, each once
+ */
+export function moveBrokers(
+  leader: number,
+  from: readonly number[],
+  to: readonly number[],
+  alive: ReadonlySet<number>,
+): number[] {
+  const ids = new Set<number>();
+  if (leader >= 0) ids.add(leader);
+  for (const id of to) if (!from.includes(id)) ids.add(id);
+  for (const id of from) if (!to.includes(id)) ids.add(id);
+  return [...ids].filter((id) => alive.has(id));
 }

@@ -72,6 +72,10 @@ export class ReplicationManager {
   /** the follower replicas moving here (a move's target, not in the ISR yet) */
   readonly #moving = new Set<Replica>();
   readonly #throttle: ReplicationThrottle | null;
+  /** per partition led here, the replicas a move is adding (not in the ISR yet) */
+  readonly #adding = new Map<Replica, readonly number[]>();
+  /** the sender side: what this leader answers to the replicas moves are adding */
+  readonly #sendThrottle: ReplicationThrottle | null;
   /**
    * headers for requests to leaders (the cluster secret when security is on: followers
    * authenticate as the inter-broker principal)
@@ -83,6 +87,22 @@ export class ReplicationManager {
     this.#o = opts;
     const rate = opts.config.replicationThrottleBytes;
     this.#throttle = rate > 0 ? new ReplicationThrottle(rate) : null;
+    this.#sendThrottle = rate > 0 ? new ReplicationThrottle(rate) : null;
+  }
+
+  /**
+   * The sender side of the replication throttle (Kafka's `leader.replication.throttled.rate`,
+   * at the same `--replication-throttle-bytes`): the bucket this leader's answers to
+   * `replicaId` take from while a move is adding that replica, else null.
+   *
+   * @param r the partition's replica (led here)
+   * @param replicaId the fetching broker
+   * @returns the bucket, or null (not throttled)
+   */
+  sendThrottle(r: Replica, replicaId: number): ReplicationThrottle | null {
+    return this.#sendThrottle && this.#adding.get(r)?.includes(replicaId)
+      ? this.#sendThrottle
+      : null;
   }
 
   /**
@@ -112,6 +132,11 @@ export class ReplicationManager {
         const me = this.#o.brokerId;
         if (p.targetReplicas?.includes(me) && !p.isr.includes(me)) this.#moving.add(r);
         else this.#moving.delete(r);
+        const adding = p.leader === me && p.targetReplicas
+          ? p.targetReplicas.filter((id) => !p.isr.includes(id))
+          : [];
+        if (adding.length > 0) this.#adding.set(r, adding);
+        else this.#adding.delete(r);
         const role = !this.#o.observer && p.leader === this.#o.brokerId ? "leader" : "follower";
         const cur = this.#assigned.get(r);
         if (cur && cur.role === role && cur.epoch === p.leaderEpoch && cur.leaderId === p.leader) {
@@ -162,6 +187,7 @@ export class ReplicationManager {
       if (!seen.has(r)) {
         this.#assigned.delete(r);
         this.#moving.delete(r);
+        this.#adding.delete(r);
         await a.fetcher?.stop();
       }
     }

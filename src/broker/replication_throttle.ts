@@ -10,6 +10,11 @@
  * throttled fetch): each fetch answer takes its bytes, and the next fetch of a throttled
  * replica waits until the debt is paid, so no burst outruns the rate.
  *
+ * A leader keeps a second bucket of the same rate for the sender side (Kafka's
+ * `leader.replication.throttled.rate`): the bytes it answers to the fetches of replicas that
+ * a move is adding (not in the ISR yet), across every partition it leads; such a fetch
+ * waits until that bucket's debt is paid before it reads ({@linkcode ReplicationThrottle.ready}).
+ *
  * @module
  */
 
@@ -51,10 +56,40 @@ export class ReplicationThrottle {
    * @returns how long to wait (ms) before the next throttled fetch
    */
   take(bytes: number): number {
+    this.#refill();
+    this.#tokens -= bytes;
+    return this.debtMs();
+  }
+
+  /** @returns how long (ms) until the bytes taken so far are paid for (0: now) */
+  debtMs(): number {
+    this.#refill();
+    return this.#tokens >= 0 ? 0 : Math.ceil(-this.#tokens * 1000 / this.rate);
+  }
+
+  /**
+   * Resolves once the bytes taken so far are paid for (at once if they are), or when
+   * `signal` aborts.
+   *
+   * @param signal gives up the wait
+   */
+  async ready(signal?: AbortSignal): Promise<void> {
+    for (let ms = this.debtMs(); ms > 0 && !signal?.aborted; ms = this.debtMs()) {
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          clearTimeout(t);
+          signal?.removeEventListener("abort", done);
+          resolve();
+        };
+        const t = setTimeout(done, ms);
+        signal?.addEventListener("abort", done, { once: true });
+      });
+    }
+  }
+
+  #refill(): void {
     const now = this.#now();
     this.#tokens = Math.min(this.rate / 4, this.#tokens + (now - this.#at) * this.rate / 1000);
     this.#at = now;
-    this.#tokens -= bytes;
-    return this.#tokens >= 0 ? 0 : Math.ceil(-this.#tokens * 1000 / this.rate);
   }
 }

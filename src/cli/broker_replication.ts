@@ -24,6 +24,7 @@ export const REPLICATION_OPTIONS = {
   "replica-replacement-delay-ms": { type: "string" },
   "replication-throttle-bytes": { type: "string" },
   "max-concurrent-moves": { type: "string" },
+  "max-concurrent-moves-per-broker": { type: "string" },
   "auto-rebalance-interval-seconds": { type: "string" },
   rack: { type: "string" },
 } as const;
@@ -46,9 +47,11 @@ export const REPLICATION_HELP =
   --leader-imbalance-check-interval-seconds N  how often it is checked (default 300)
   --replica-replacement-delay-ms N  rebuild the replicas of a broker dead this long on
                              live brokers (default 600000)
-  --replication-throttle-bytes N  byte rate per second for copying moving replicas
-                             (default 0: unthrottled)
+  --replication-throttle-bytes N  byte rate per second a broker copies into moving
+                             replicas, and sends to them as leader (default 0: off)
   --max-concurrent-moves N   partitions the controller moves at once (default 5)
+  --max-concurrent-moves-per-broker N  of those, the most any one broker takes part
+                             in (as leader, or a replica moving onto or off it; default 1)
   --auto-rebalance-interval-seconds N  continuous balancing: plan and run a rebalance
                              this often while nothing moves (default 0: off)
 `;
@@ -141,6 +144,8 @@ export function parseReplicationArgs(
   if (throttle !== undefined) config.replicationThrottleBytes = throttle;
   const moves = int("max-concurrent-moves", 1);
   if (moves !== undefined) config.maxConcurrentMoves = moves;
+  const perBroker = int("max-concurrent-moves-per-broker", 1);
+  if (perBroker !== undefined) config.maxConcurrentMovesPerBroker = perBroker;
   const autoRebalance = int("auto-rebalance-interval-seconds", 0);
   if (autoRebalance !== undefined) config.autoRebalanceIntervalMs = autoRebalance * 1000;
   const rack = values.rack;

@@ -69,6 +69,8 @@ export class GroupSession {
   #pendingAnswer: GroupAnswer | null = null;
   #processing: Promise<void> | null = null;
   #leaving: Promise<void> | null = null;
+  /** bumped by each leave(): a join answered after it must not revive the session */
+  #leaves = 0;
   /** bumped when all work is dropped (session lost, rejoin, leave): stale processing stops */
   #groupEpoch = 0;
   /** the rebalance listener calls in progress: each waits for the one before it */
@@ -139,11 +141,21 @@ export class GroupSession {
   async join(waitProcessed = true): Promise<void> {
     if (!this.topics) throw new TypeError("Call subscribe({ topics }) before run() or iterating");
     const sentAt = Date.now();
+    const leaves = this.#leaves;
     const answer = await this.member.join({
       topics: this.topics,
       sessionTimeoutMs: this.#config.sessionTimeoutMs,
       assignor: this.#config.assignor,
     });
+    if (this.#leaves !== leaves) {
+      // The consumer left while this (heartbeat loop's) rejoin was on the wire: the member
+      // the broker just made must not stay, and nothing may start again (no heartbeat loop,
+      // no watchdog). leave() awaits the heartbeat loop, so this is done before it resolves.
+      await this.member.leave(answer.memberId).catch((e) =>
+        console.error(`rill consumer: leaving the group failed: ${e}`)
+      );
+      return;
+    }
     this.#groupEpoch++;
     this.#memberId = answer.memberId;
     this.#sessionMs = answer.sessionTimeoutMs;
@@ -379,6 +391,7 @@ export class GroupSession {
   leave(): Promise<void> {
     if (this.#leaving) return this.#leaving;
     if (!this.#active) return Promise.resolve();
+    this.#leaves++;
     this.#leaving = (async () => {
       this.#active = false;
       this.#groupEpoch++;

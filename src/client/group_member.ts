@@ -10,6 +10,14 @@ import { RillError } from "../protocol/errors.ts";
 import { readJson, type Transport } from "./transport.ts";
 
 /**
+ * The longest a group call (join, commit, leave, committed offsets) waits for the broker,
+ * retries included, before it fails with REQUEST_TIMED_OUT (Kafka's `request.timeout.ms`
+ * default): a broker or connection that stops answering cannot hold a consumer's
+ * `stop()`/`disconnect()` forever.
+ */
+export const GROUP_REQUEST_TIMEOUT_MS = 30_000;
+
+/**
  * A topic partition.
  *
  * @example
@@ -118,15 +126,22 @@ export class GroupMember {
    * Joins the group (retrying retriable failures).
    *
    * @param options the subscription and session timeout
+   * @param signal aborts the request
    * @returns the first answer
-   * @throws {RillError} INVALID_REQUEST, UNKNOWN_TOPIC_OR_PARTITION, …
+   * @throws {RillError} INVALID_REQUEST, UNKNOWN_TOPIC_OR_PARTITION, REQUEST_TIMED_OUT, …
    */
-  async join(options: JoinOptions): Promise<GroupAnswer> {
+  async join(options: JoinOptions, signal?: AbortSignal): Promise<GroupAnswer> {
     const json: Record<string, unknown> = { topics: options.topics };
     if (options.sessionTimeoutMs !== undefined) json.sessionTimeoutMs = options.sessionTimeoutMs;
     if (options.assignor !== undefined) json.assignor = options.assignor;
     if (options.clientId !== undefined) json.clientId = options.clientId;
-    return checkAnswer(await this.#t.json<GroupAnswer>("POST", `${this.#path}/members`, { json }));
+    return checkAnswer(
+      await this.#bounded(
+        "join",
+        signal,
+        (signal) => this.#t.json<GroupAnswer>("POST", `${this.#path}/members`, { json, signal }),
+      ),
+    );
   }
 
   /**
@@ -155,11 +170,19 @@ export class GroupMember {
    * Leaves the group; a member that is already gone is fine.
    *
    * @param memberId the member
-   * @throws {RillError} when the broker cannot be reached
+   * @param signal aborts the request
+   * @throws {RillError} when the broker cannot be reached or does not answer (REQUEST_TIMED_OUT)
    */
-  async leave(memberId: string): Promise<void> {
+  async leave(memberId: string, signal?: AbortSignal): Promise<void> {
     try {
-      await this.#t.json<void>("DELETE", `${this.#path}/members/${encodeURIComponent(memberId)}`);
+      await this.#bounded(
+        "leave",
+        signal,
+        (signal) =>
+          this.#t.json<void>("DELETE", `${this.#path}/members/${encodeURIComponent(memberId)}`, {
+            signal,
+          }),
+      );
     } catch (e) {
       if (
         e instanceof RillError &&
@@ -175,13 +198,25 @@ export class GroupMember {
    * @param memberId the member
    * @param generation the generation of the member's last answer
    * @param offsets the offsets
+   * @param signal aborts the request
    * @throws {RillError} ILLEGAL_GENERATION (with `details.notOwned`), UNKNOWN_MEMBER_ID,
-   *   REBALANCE_IN_PROGRESS (retried), INVALID_REQUEST, OFFSET_OUT_OF_RANGE
+   *   REBALANCE_IN_PROGRESS (retried), INVALID_REQUEST, OFFSET_OUT_OF_RANGE, REQUEST_TIMED_OUT
    */
-  async commit(memberId: string, generation: number, offsets: OffsetToCommit[]): Promise<void> {
-    await this.#t.json("POST", `${this.#path}/offsets`, {
-      json: { memberId, generation, offsets },
-    });
+  async commit(
+    memberId: string,
+    generation: number,
+    offsets: OffsetToCommit[],
+    signal?: AbortSignal,
+  ): Promise<void> {
+    await this.#bounded(
+      "commit",
+      signal,
+      (signal) =>
+        this.#t.json("POST", `${this.#path}/offsets`, {
+          json: { memberId, generation, offsets },
+          signal,
+        }),
+    );
   }
 
   /**
@@ -190,11 +225,15 @@ export class GroupMember {
    * @returns offset by `topic\0partition`
    */
   async committed(): Promise<Map<string, number>> {
-    const body = await this.#t.json<
-      { offsets?: { topic: string; partition: number; offset: number }[] }
-    >(
-      "GET",
-      `${this.#path}/offsets`,
+    const body = await this.#bounded(
+      "offsets",
+      undefined,
+      (signal) =>
+        this.#t.json<{ offsets?: { topic: string; partition: number; offset: number }[] }>(
+          "GET",
+          `${this.#path}/offsets`,
+          { signal },
+        ),
     );
     const out = new Map<string, number>();
     for (const o of body?.offsets ?? []) {
@@ -202,6 +241,28 @@ export class GroupMember {
       if (Number.isSafeInteger(offset) && offset >= 0) out.set(tpKey(o.topic, o.partition), offset);
     }
     return out;
+  }
+
+  /**
+   * Runs a group call with a deadline: {@linkcode GROUP_REQUEST_TIMEOUT_MS}, or `signal`'s
+   * (whichever comes first). A call the deadline cut off fails with REQUEST_TIMED_OUT; one
+   * `signal` aborted fails with its reason.
+   */
+  async #bounded<T>(
+    what: string,
+    signal: AbortSignal | undefined,
+    call: (signal: AbortSignal) => Promise<T>,
+  ): Promise<T> {
+    const deadline = AbortSignal.timeout(GROUP_REQUEST_TIMEOUT_MS);
+    try {
+      return await call(signal ? AbortSignal.any([signal, deadline]) : deadline);
+    } catch (e) {
+      if (!deadline.aborted || e instanceof RillError) throw e;
+      throw new RillError(
+        "REQUEST_TIMED_OUT",
+        `The broker did not answer the group ${what} request of "${this.groupId}" within ${GROUP_REQUEST_TIMEOUT_MS} ms`,
+      );
+    }
   }
 }
 

@@ -33,6 +33,13 @@ import type { Transport } from "./transport.ts";
 /** The longest wait of a fetch while some partition of its broker is held back by a full buffer. */
 export const BACKPRESSURE_WAIT_MS = 50;
 
+/**
+ * The longest `stop()` waits for a broker to answer the closing of a fetch session (answered
+ * at once normally): an unresponsive broker cannot hold a consumer's `stop()` forever; its
+ * session expires there by itself.
+ */
+export const CLOSE_SESSION_TIMEOUT_MS = 5_000;
+
 /** A partition as the fetcher sees it. */
 export interface FetchedPartition {
   /** the topic */
@@ -414,6 +421,6 @@ class BrokerLoop<S extends FetchedPartition> {
       maxWaitMs: 0,
       minBytes: 1,
       session: { id: session.id, epoch: -1 },
-    }).catch(() => {});
+    }, AbortSignal.timeout(CLOSE_SESSION_TIMEOUT_MS)).catch(() => {});
   }
 }

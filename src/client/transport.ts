@@ -116,6 +116,8 @@ export class Transport {
   readonly #brokers: string[];
   #fetch: FetchFn;
   readonly #headers: Record<string, string>;
+  /** the headers of a raw-batch produce */
+  readonly #produceHeaders: Record<string, string>;
   #current = 0;
   readonly #routes: LeaderRoutes;
   readonly #streamMode: "auto" | "http" | "ws";
@@ -151,6 +153,7 @@ export class Transport {
     this.#fetch = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
     this.#headers = options.clientId ? { "Rill-Client-Id": options.clientId } : {};
     if (options.auth !== undefined) this.#headers["Authorization"] = authorizationOf(options.auth);
+    this.#produceHeaders = { ...this.#headers, "Content-Type": BATCH_MEDIA_TYPE };
     if (options.httpClient !== undefined) {
       const fetchFn = this.#fetch;
       const client = options.httpClient;
@@ -217,14 +220,19 @@ export class Transport {
     acks: string,
     body: Uint8Array,
   ): Promise<unknown | null> {
-    const path = `${topicPath(topic)}/records`;
-    const query = { partition, acks };
-    const route = this.#routes.keyOf("POST", path, query)!;
+    // The path and route key as request() would make them, without its generic parsing.
+    const encoded = encodeURIComponent(topic);
+    const pathAndQuery = `/v1/topics/${encoded}/records?partition=${partition}&acks=${
+      encodeURIComponent(acks)
+    }`;
+    const route = { key: `${encoded}/${partition}`, read: false };
     for (let hop = 0;; hop++) {
       const routed = this.#routes.base(route);
       const base = routed ?? this.broker;
       try {
-        const conn = await this.#stream(base, routed !== undefined);
+        const conn = this.#streamMode === "http"
+          ? null
+          : await this.#stream(base, routed !== undefined);
         if (conn !== null) {
           const acksNumber = acks === "all" ? -1 : Number(acks);
           const { header } = await conn.request(
@@ -233,9 +241,9 @@ export class Transport {
           );
           return acks === "0" ? null : header;
         }
-        const res = await this.#request(base, "POST", path, {
-          query,
-          headers: { "Content-Type": BATCH_MEDIA_TYPE },
+        const res = await this.#send(base, base + pathAndQuery, {
+          method: "POST",
+          headers: this.#produceHeaders,
           body: body as Uint8Array<ArrayBuffer>,
         }, routed !== undefined);
         if (res.status === 204 || acks === "0") {
@@ -475,11 +483,16 @@ export class Transport {
       headers["Content-Type"] = "application/json";
       body = JSON.stringify(options.json);
     }
+    return await this.#send(base, url, { method, headers, body, signal: options.signal }, routed);
+  }
+
+  /** Sends one request to a URL of a broker; the error contract of {@linkcode request}. */
+  async #send(base: string, url: string, init: RequestInit, routed: boolean): Promise<Response> {
     let res: Response;
     try {
-      res = await this.#fetch(url, { method, headers, body, signal: options.signal });
+      res = await this.#fetch(url, init);
     } catch (e) {
-      if (options.signal?.aborted) throw e;
+      if (init.signal?.aborted) throw e;
       // A network failure: try the next bootstrap broker next time.
       if (!routed) this.#current = (this.#brokers.indexOf(base) + 1) % this.#brokers.length;
       throw new RillError(

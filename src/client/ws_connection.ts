@@ -458,7 +458,8 @@ export class WsConnection {
    * @param req the partitions, each from its offset; `credit`: the pushes granted up front
    *   (default 1); `maxBytes`: the most bytes of one push
    * @param onRecords called with each push (per partition its batches, or its error, after
-   *   which the partition leaves the subscription)
+   *   which the partition leaves the subscription); the first may come before the returned
+   *   promise resolves
    * @param onEnd called once if the subscription ends other than by `cancel`
    * @returns the subscription: `grant(n)` grants n more pushes; `cancel()` ends it
    * @throws {RillError} the broker's refusal (bad request, authorization, too many waiting)

@@ -64,7 +64,8 @@ export class KafkaMeter {
     const known = apiKey >= 0 && apiKey < 1024;
     let l = known ? this.#routes[apiKey] : undefined;
     if (l === undefined) {
-      const route = API_NAMES[apiKey] ?? `API ${apiKey}`;
+      // Keys the listener does not serve share one series: a peer cannot grow the label set.
+      const route = API_NAMES[apiKey] ?? "unknown";
       const r = this.#metrics.requests;
       l = {
         ok: r.series({ api: "kafka", route, status: "ok" }),

@@ -20,3 +20,21 @@ Deno.test("the replication throttle holds copies to its rate, without an initial
   assert.ok(t.take(250_000) >= 250, "the next fetch waits again");
   assert.throws(() => new ReplicationThrottle(0), RangeError);
 });
+
+Deno.test("a leader's sending bucket: a fetch waits for the debt, and not at all once paid", async () => {
+  let now = 0;
+  const t = new ReplicationThrottle(1_000_000, () => now);
+  assert.equal(t.debtMs(), 0);
+  t.take(500_000);
+  assert.equal(t.debtMs(), 500, "half a second of bytes owed");
+  now += 200;
+  assert.equal(t.debtMs(), 300);
+  now += 300;
+  assert.equal(t.debtMs(), 0);
+  await t.ready(); // paid: resolves at once
+  t.take(10_000_000);
+  const abort = new AbortController();
+  abort.abort();
+  await t.ready(abort.signal); // an aborted wait gives up at once
+  assert.equal(t.debtMs(), 10_000, "still owed");
+});

@@ -11,6 +11,7 @@ Deno.test("rill broker: the balancing flags set the broker config and the rack",
     "replica-replacement-delay-ms": "5000",
     "replication-throttle-bytes": "1048576",
     "max-concurrent-moves": "3",
+    "max-concurrent-moves-per-broker": "2",
     rack: "eu-1a",
   });
   assert.deepEqual(r.config, {
@@ -20,6 +21,7 @@ Deno.test("rill broker: the balancing flags set the broker config and the rack",
     replicaReplacementDelayMs: 5000,
     replicationThrottleBytes: 1048576,
     maxConcurrentMoves: 3,
+    maxConcurrentMovesPerBroker: 2,
   });
   assert.equal(r.rack, "eu-1a");
 });
@@ -33,6 +35,7 @@ Deno.test("rill broker: bad balancing flags are usage errors", () => {
       { "replica-replacement-delay-ms": "-1" },
       { "replication-throttle-bytes": "1.5" },
       { "max-concurrent-moves": "0" },
+      { "max-concurrent-moves-per-broker": "0" },
       { rack: "has space" },
     ]
   ) {

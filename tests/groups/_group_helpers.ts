@@ -43,6 +43,23 @@ export async function produceNumbered(
   await producer.disconnect();
 }
 
+/**
+ * Rejects with a labelled error when `p` has not settled within `ms`: a hang guard (a wait
+ * that never ends fails the test instead of holding CI), not an assertion of speed.
+ *
+ * @param p the promise
+ * @param ms the give-up time
+ * @param what what is awaited, for the error
+ * @returns `p`'s outcome
+ */
+export function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms`)), ms);
+  });
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}
+
 /** A waitable condition over a growing state. */
 export class Watch {
   #waiters: { check: () => boolean; resolve: () => void }[] = [];

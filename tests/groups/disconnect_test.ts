@@ -4,11 +4,13 @@
  * processed (the record in hand included) and leaves the group before it resolves, so the
  * broker shows the commit and an empty group the moment it does. Called from inside a
  * handler, even awaited, it does not deadlock: the consumer stops once the handler returns.
+ * Called while the consumer's rejoin is on the wire, it still resolves, and the member that
+ * late join made leaves too.
  */
 import assert from "node:assert/strict";
 import { Rill } from "../../mod.ts";
 import { startBroker } from "../_helpers/broker_process.ts";
-import { produceNumbered } from "./_group_helpers.ts";
+import { produceNumbered, within } from "./_group_helpers.ts";
 
 /** A promise with its resolve function. */
 function gate(): { promise: Promise<void>; open: () => void } {
@@ -156,6 +158,93 @@ Deno.test("consumer.disconnect() in a group against a broker process", async (t)
     await consumer.finished();
     assert.ok(inner !== null);
     assert.deepEqual(await brokerView("g-in-sync"), { offset: 2, members: 0 });
+  });
+
+  await t.step(
+    "while a rejoin is on the wire: resolves, and the member the late join made leaves too",
+    async () => {
+      await admin.createTopic({ topic: "rejoin", numPartitions: 1 });
+      await produceNumbered(rill, "rejoin", 1, 1);
+      // The consumer's own fetch (so it speaks HTTP): holds the answer of a join while
+      // `holdJoins`, until the test has called disconnect() and seen stop() close its fetch
+      // session (a request stop() sends before it leaves the group).
+      let holdJoins = false;
+      const joinOnWire = gate();
+      const releaseJoin = gate();
+      const stopping = gate();
+      const zrill = new Rill({
+        brokers: [broker.url],
+        fetch: async (input, init) => {
+          const url = String(input);
+          const join = holdJoins && init?.method === "POST" && url.endsWith("/members");
+          const closing = url.endsWith("/v1/fetch") && String(init?.body).includes('"epoch":-1');
+          const res = await fetch(input, init);
+          if (join) {
+            joinOnWire.open();
+            await releaseJoin.promise;
+          }
+          if (closing) stopping.open();
+          return res;
+        },
+      });
+      const seen = gate();
+      let revoked = 0;
+      const consumer = zrill.consumer({
+        groupId: "g-rejoin",
+        maxWaitMs: 200,
+        sessionTimeoutMs: 3000,
+        onRevoked: () => void revoked++,
+      });
+      await consumer.subscribe({ topics: ["rejoin"], fromBeginning: true });
+      await consumer.run({ eachMessage: () => seen.open() });
+      await within(seen.promise, 10_000, "the first record");
+      // The broker drops the member (as when its session expired): the next heartbeat is
+      // answered UNKNOWN_MEMBER_ID, and the consumer stops its work and joins again.
+      holdJoins = true;
+      const [{ memberId }] = (await admin.describeGroup("g-rejoin")).members;
+      const removed = await fetch(`${broker.url}/v1/groups/g-rejoin/members/${memberId}`, {
+        method: "DELETE",
+      });
+      await removed.body?.cancel();
+      assert.ok(removed.ok, `removing the member answered ${removed.status}`);
+      await within(joinOnWire.promise, 10_000, "the rejoin");
+      assert.equal(revoked, 1, "the dropped member's work stopped before it joined again");
+      const disconnected = consumer.disconnect();
+      await within(stopping.promise, 10_000, "stop() closing its fetch session");
+      releaseJoin.open(); // the join is answered after the consumer began to leave
+      await within(disconnected, 10_000, "disconnect() during a rejoin");
+      // (nothing committed: the dropped member's work stopped without a commit)
+      assert.deepEqual(await brokerView("g-rejoin"), { offset: undefined, members: 0 });
+    },
+  );
+
+  await t.step("while run()'s join is on the wire: resolves once that member left", async () => {
+    await admin.createTopic({ topic: "joining", numPartitions: 1 });
+    const joinOnWire = gate();
+    const releaseJoin = gate();
+    const zrill = new Rill({
+      brokers: [broker.url],
+      // the broker takes the join; its answer is held until released
+      fetch: async (input, init) => {
+        const join = init?.method === "POST" && String(input).endsWith("/members");
+        const res = await fetch(input, init);
+        if (join) {
+          joinOnWire.open();
+          await releaseJoin.promise;
+        }
+        return res;
+      },
+    });
+    const consumer = zrill.consumer({ groupId: "g-joining", maxWaitMs: 200 });
+    await consumer.subscribe({ topics: ["joining"], fromBeginning: true });
+    const running = consumer.run({ eachMessage: () => {} });
+    await within(joinOnWire.promise, 10_000, "the join");
+    assert.equal((await brokerView("g-joining")).members, 1);
+    const disconnected = consumer.disconnect();
+    releaseJoin.open();
+    await within(disconnected, 10_000, "disconnect() during run()'s join");
+    assert.equal((await brokerView("g-joining")).members, 0);
+    await within(running, 10_000, "run()");
   });
 
   await t.step("from a revocation listener during disconnect(): no deadlock", async () => {

@@ -8,7 +8,14 @@ import assert from "node:assert/strict";
 import { Rill, RillError } from "../../mod.ts";
 import { startBroker } from "../_helpers/broker_process.ts";
 import { tempDir } from "../_helpers/temp_dir.ts";
-import { type Handled, Member, produceNumbered, startChild, Watch } from "./_group_helpers.ts";
+import {
+  type Handled,
+  Member,
+  produceNumbered,
+  startChild,
+  Watch,
+  within,
+} from "./_group_helpers.ts";
 
 /** Every record of `partitions` × `perPartition`, each once, in order per partition. */
 function assertExactlyOnceInOrder(all: Handled[][], partitions: number, perPartition: number) {
@@ -247,16 +254,24 @@ Deno.test("consumer groups against broker processes", async (t) => {
     const other = new Member(rill, { groupId: "g-zombie", sessionTimeoutMs: 3000 });
     await other.start("zombie");
     await other.watch.until(() => other.held.size === 1, "other took over");
-    await assert.rejects(
-      z.consumer.commitOffsets([{ topic: "zombie", partition: 0, offset: 2 }]),
-      (e) =>
-        e instanceof RillError &&
-        (e.code === "UNKNOWN_MEMBER_ID" || e.code === "ILLEGAL_GENERATION"),
+    // Every wait below is guarded: a wait that never ends fails the step, naming it.
+    await within(
+      assert.rejects(
+        z.consumer.commitOffsets([{ topic: "zombie", partition: 0, offset: 2 }]),
+        (e) =>
+          e instanceof RillError &&
+          (e.code === "UNKNOWN_MEMBER_ID" || e.code === "ILLEGAL_GENERATION"),
+      ),
+      30_000,
+      "the zombie's commit",
     );
-    assert.equal((await admin.fetchGroupOffsets("g-zombie"))[0].offset, 5);
+    const offsets = await within(admin.fetchGroupOffsets("g-zombie"), 30_000, "group offsets");
+    assert.equal(offsets[0].offset, 5);
     blocked = false;
-    await other.consumer.disconnect();
-    await z.consumer.disconnect();
+    // z's next heartbeat is answered UNKNOWN_MEMBER_ID and it joins again: its disconnect()
+    // may come while that join is on the wire (disconnect_test.ts has that case exactly).
+    await within(other.consumer.disconnect(), 30_000, "other's disconnect()");
+    await within(z.consumer.disconnect(), 30_000, "the zombie's disconnect()");
     assert.equal(other.handled.length, 0); // it started at the committed offset 5
   });
 

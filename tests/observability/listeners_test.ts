@@ -136,7 +136,7 @@ Deno.test({
     assert.equal(await conn.read(new Uint8Array(16)), null, "the broker closed the connection");
     conn.close();
     const after = await scrape(broker.url);
-    assert.equal(after('rill_requests_total{api="kafka",route="API 99",status="closed"}'), 1);
+    assert.equal(after('rill_requests_total{api="kafka",route="unknown",status="closed"}'), 1);
     assert.equal(after('rill_request_errors_total{api="kafka",code="INVALID_REQUEST"}'), 1);
 
     // A consumer that stays connected shows in the connections gauge until it leaves.
