@@ -91,6 +91,8 @@ export class Consumer {
   #loop: Promise<void> | null = null;
   #finished: { promise: Promise<void>; resolve: () => void; reject: (e: unknown) => void };
   #finishedObserved = false;
+  /** the group join of run() or an iteration while it is on the wire (settles, never rejects) */
+  #joining: Promise<void> | null = null;
   #inHandler = false;
   /** a handler's synchronous part is running (tells stop() it is called from there where
    * the runtime cannot trace calls across awaits: consumer_scope.ts) */
@@ -429,7 +431,7 @@ export class Consumer {
   async *[Symbol.asyncIterator](): AsyncGenerator<ConsumedMessage, void, undefined> {
     this.#start("iterate");
     try {
-      if (this.#group) await this.#group.join();
+      if (this.#group) await this.#join(this.#group);
       while (true) {
         const chunk = await this.#f.nextChunk();
         if (chunk === null) break;
@@ -512,16 +514,16 @@ export class Consumer {
     // work: stop() called from there must not wait for itself.
     await runAsConsumer(this, async () => {
       this.#start("run");
-      if (this.#group) {
-        try {
-          await this.#group.join();
-        } catch (e) {
-          this.#f.running = false;
-          this.#mode = "idle";
-          throw e;
-        }
+      if (!this.#group) {
+        this.#loop = this.#runLoop(options);
+        return;
       }
-      this.#loop = this.#runLoop(options);
+      const group = this.#group;
+      await this.#join(group, () => (this.#loop = this.#runLoop(options))).catch((e) => {
+        this.#f.running = false;
+        this.#mode = "idle";
+        throw e;
+      });
     });
   }
 
@@ -554,6 +556,10 @@ export class Consumer {
    * the runtime has `AsyncLocalStorage` (Deno, Node, Bun); elsewhere (browsers) only in the
    * handler's synchronous part, so there call it without awaiting it after an `await`.
    *
+   * Called while `run()` (or an iteration) is joining the group, it waits for the join, then
+   * stops and leaves. Group requests give up after 30 s (REQUEST_TIMED_OUT), so it ends even
+   * when the broker stops answering (after the handler call in progress returned).
+   *
    * @returns a promise that resolves once the consumer stopped (in a group: committed and
    *   left), or at once when called from inside a handler
    * @example
@@ -563,6 +569,10 @@ export class Consumer {
    */
   async stop(): Promise<void> {
     const fromInside = this.#inHandlerSync || consumerScopeOwner() === this;
+    // A join on the wire (run() or an iteration starting) is let finish (group calls are
+    // bounded), so that what it started is stopped and the member it made leaves before
+    // this resolves. Not from inside: the join waits for the listener calling this.
+    if (this.#joining !== null && !fromInside) await this.#joining;
     const runLoop = this.#mode === "run" && !fromInside ? this.#loop : null;
     if (!this.#f.running) {
       // Stopped already (by an error or an earlier call): a run() loop leaves by itself,
@@ -595,6 +605,22 @@ export class Consumer {
    */
   disconnect(): Promise<void> {
     return this.stop();
+  }
+
+  /**
+   * Joins the group, then calls `joined`; a stop() meanwhile waits until both are done (or
+   * the join failed).
+   */
+  async #join(group: GroupSession, joined: () => void = () => {}): Promise<void> {
+    const done = deferred();
+    this.#joining = done.promise;
+    try {
+      await group.join();
+      joined();
+    } finally {
+      if (this.#joining === done.promise) this.#joining = null;
+      done.resolve();
+    }
   }
 
   #start(mode: "run" | "iterate"): void {

@@ -218,6 +218,35 @@ Deno.test("consumer.disconnect() in a group against a broker process", async (t)
     },
   );
 
+  await t.step("while run()'s join is on the wire: resolves once that member left", async () => {
+    await admin.createTopic({ topic: "joining", numPartitions: 1 });
+    const joinOnWire = gate();
+    const releaseJoin = gate();
+    const zrill = new Rill({
+      brokers: [broker.url],
+      // the broker takes the join; its answer is held until released
+      fetch: async (input, init) => {
+        const join = init?.method === "POST" && String(input).endsWith("/members");
+        const res = await fetch(input, init);
+        if (join) {
+          joinOnWire.open();
+          await releaseJoin.promise;
+        }
+        return res;
+      },
+    });
+    const consumer = zrill.consumer({ groupId: "g-joining", maxWaitMs: 200 });
+    await consumer.subscribe({ topics: ["joining"], fromBeginning: true });
+    const running = consumer.run({ eachMessage: () => {} });
+    await within(joinOnWire.promise, 10_000, "the join");
+    assert.equal((await brokerView("g-joining")).members, 1);
+    const disconnected = consumer.disconnect();
+    releaseJoin.open();
+    await within(disconnected, 10_000, "disconnect() during run()'s join");
+    assert.equal((await brokerView("g-joining")).members, 0);
+    await within(running, 10_000, "run()");
+  });
+
   await t.step("from a revocation listener during disconnect(): no deadlock", async () => {
     await admin.createTopic({ topic: "in-listener", numPartitions: 1 });
     await produceNumbered(rill, "in-listener", 1, 3);
