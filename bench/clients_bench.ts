@@ -5,13 +5,17 @@
  *
  * - the HTTP floor: bare `fetch` to a bare `Deno.serve` that reads the body and answers a small
  *   JSON object (bench/_clients_floor_server.ts; no routing, checks or storage);
+ * - the HTTP append floor: the same with the storage work of a produce, a bare `Deno.serve`
+ *   that reads a one-record batch, checks its CRC and appends it to a PartitionLog
+ *   (bench/_http_floor_server.ts): what no HTTP broker that stores a record before it
+ *   answers can beat here (workload 1);
  * - the WebSocket floor: bare WebSocket round trips of the same size to a bare echo.
  *
  * Workloads, each client in a process of its own (bench/_clients_worker.ts) so that client and
  * broker CPU are measured apart (from /proc, 10 ms ticks):
  *
  * 1. one producer awaiting each single-record 1 KiB send (acks=1): records/s, p50/p99,
- *    broker CPU per record; the HTTP floor, HTTP, WS and the WS floor run in interleaved
+ *    broker CPU per record; the HTTP floors, HTTP, WS and the WS floor run in interleaved
  *    rounds and the ratios are medians of each round's ratio (the machine is shared);
  * 2. 50 producers, each its own client and connection, awaiting single 100 B sends:
  *    records/s total and p99, against 50 concurrent floor callers;

@@ -270,7 +270,8 @@ export async function run(report: Reporter): Promise<void> {
   const kcat = hasKcat();
   if (!kcat) console.error("kafka bench: kcat is not installed; its figures are skipped");
   const kafka = new Kafka({ clientId: "bench", brokers: [bootstrap], logLevel: logLevel.NOTHING });
-  const rill = new Rill({ brokers: [broker.url], clientId: "bench" });
+  // The rows it measures are labelled HTTP: the client speaks HTTP (its default is WebSocket).
+  const rill = new Rill({ brokers: [broker.url], clientId: "bench", transport: "http" });
   const produced: Record<string, { records: number; topic: string }> = {};
   const cpuPerMb: Record<string, number> = {};
 

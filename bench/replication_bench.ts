@@ -16,6 +16,12 @@
  *   of the client and the brokers per MB produced (from /proc), the CPU other processes
  *   used meanwhile (a busy machine makes the figures meaningless), and acks=1 on the same
  *   cluster;
+ * - the many-partition case: a `RILL_BENCH_MANY_PARTITIONS`-partition (default 12) topic
+ *   with replication factor 3 on the same two clusters (each leader leads a third of them,
+ *   so each follower copies several partitions from each leader), acks=all, with the same
+ *   requests in flight in all (spread over the partitions), against the same topic with
+ *   replication factor 1 on the single broker, in the same interleaved rounds: sessions
+ *   against per-partition polls, where a session has partitions to combine;
  * - the floor (bench/_replication_floor.ts; `RILL_BENCH_REPLICATION_FLOOR=0` skips it): the
  *   same two phases, interleaved with Rill's, against bare Deno processes that only append
  *   to files and pull each other's bytes over HTTP, with no Rill code: the RF 3 / RF 1
@@ -43,6 +49,12 @@ const SECONDS = Number(Deno.env.get("RILL_BENCH_SECONDS") ?? "3");
 const FAILOVER_ROUNDS = Number(Deno.env.get("RILL_BENCH_FAILOVER_ROUNDS") ?? "3");
 const CATCHUP_MB = Number(Deno.env.get("RILL_BENCH_CATCHUP_MB") ?? "256");
 const PARTITIONS = 3;
+/**
+ * The many-partition case (`RILL_BENCH_MANY_PARTITIONS`, default 12; 0 skips it): a second
+ * topic on the same clusters, so that each follower copies several partitions from each
+ * leader and a fetch session has something to combine.
+ */
+const MANY = Math.max(0, Number(Deno.env.get("RILL_BENCH_MANY_PARTITIONS") ?? "12") || 0);
 const IN_FLIGHT = Number(Deno.env.get("RILL_BENCH_IN_FLIGHT") ?? "5");
 const WARMUP_SECONDS = Number(Deno.env.get("RILL_BENCH_WARMUP_SECONDS") ?? "1");
 const QUIET_MS = Number(Deno.env.get("RILL_BENCH_QUIET_MS") ?? "1000");
@@ -218,12 +230,13 @@ function machineSeconds(): { busy: number } {
 async function produceRate(
   target: (p: number) => string,
   pids: readonly number[],
+  partitions = PARTITIONS,
 ): Promise<Phase> {
   await quiet();
-  if (WARMUP_SECONDS > 0) await produceFor(target, WARMUP_SECONDS);
+  if (WARMUP_SECONDS > 0) await produceFor(target, WARMUP_SECONDS, partitions);
   const procs0 = pids.reduce((a, pid) => a + cpuSeconds(pid), cpuSeconds("self"));
   const m0 = machineSeconds();
-  const r = await produceFor(target, SECONDS);
+  const r = await produceFor(target, SECONDS, partitions);
   const procs = pids.reduce((a, pid) => a + cpuSeconds(pid), cpuSeconds("self")) - procs0;
   const m1 = machineSeconds();
   const cores = (m1.busy - m0.busy) / r.seconds;
@@ -239,6 +252,7 @@ async function produceRate(
 async function produceFor(
   target: (p: number) => string,
   seconds: number,
+  partitions = PARTITIONS,
 ): Promise<{ rate: number; mbps: number; seconds: number }> {
   const { batch, records } = batchOf(1024);
   let n = 0;
@@ -246,8 +260,9 @@ async function produceFor(
   const t0 = performance.now();
   const end = t0 + seconds * 1000;
   await Promise.all(
-    Array.from({ length: PARTITIONS * IN_FLIGHT }, async (_, i) => {
-      const p = i % PARTITIONS;
+    // The same requests in flight whatever the partition count (spread over the partitions).
+    Array.from({ length: Math.max(PARTITIONS * IN_FLIGHT, partitions) }, async (_, i) => {
+      const p = i % partitions;
       while (performance.now() < end) {
         const res = await fetch(target(p), {
           method: "POST",
@@ -265,7 +280,15 @@ async function produceFor(
 }
 
 function rillTarget(urlOf: (p: number) => string, acks: string): (p: number) => string {
-  return (p) => `${urlOf(p)}/v1/topics/bench/records?partition=${p}&acks=${acks}`;
+  return rillTopicTarget("bench", urlOf, acks);
+}
+
+function rillTopicTarget(
+  topic: string,
+  urlOf: (p: number) => string,
+  acks: string,
+): (p: number) => string {
+  return (p) => `${urlOf(p)}/v1/topics/${topic}/records?partition=${p}&acks=${acks}`;
 }
 
 async function throughput(report: Reporter): Promise<void> {
@@ -285,6 +308,15 @@ async function throughput(report: Reporter): Promise<void> {
     for (const id of [1, 2, 3]) await threeP.start(id);
     await threeP.create("bench", PARTITIONS, 3, { "min.insync.replicas": "2" });
     const psP = await threeP.until("bench", (ps) => ps.every((p) => p.isr.length === 3));
+    let psM: PartitionJson[] = [];
+    let psMP: PartitionJson[] = [];
+    if (MANY > 0) {
+      await single.create("many", MANY, 1);
+      await three.create("many", MANY, 3, { "min.insync.replicas": "2" });
+      psM = await three.until("many", (ps) => ps.every((p) => p.isr.length === 3));
+      await threeP.create("many", MANY, 3, { "min.insync.replicas": "2" });
+      psMP = await threeP.until("many", (ps) => ps.every((p) => p.isr.length === 3));
+    }
     const rf1Pids = [...single.procs.values()].map((p) => p.pid);
     const rf3Pids = [...three.procs.values()].map((p) => p.pid);
     const rf3pPids = [...threeP.procs.values()].map((p) => p.pid);
@@ -293,6 +325,22 @@ async function throughput(report: Reporter): Promise<void> {
       rf3: () => produceRate(rillTarget((p) => three.url(ps[p].leader), "all"), rf3Pids),
       rf3p: () => produceRate(rillTarget((p) => threeP.url(psP[p].leader), "all"), rf3pPids),
     };
+    if (MANY > 0) {
+      phases.rf1m = () =>
+        produceRate(rillTopicTarget("many", () => single.url(1), "1"), rf1Pids, MANY);
+      phases.rf3m = () =>
+        produceRate(
+          rillTopicTarget("many", (p) => three.url(psM[p].leader), "all"),
+          rf3Pids,
+          MANY,
+        );
+      phases.rf3pm = () =>
+        produceRate(
+          rillTopicTarget("many", (p) => threeP.url(psMP[p].leader), "all"),
+          rf3pPids,
+          MANY,
+        );
+    }
     if (FLOOR) {
       const f1 = await startFloorCluster(1);
       floors.push(f1);
@@ -364,6 +412,45 @@ async function throughput(report: Reporter): Promise<void> {
         value: med(name, "cpuMsPerMb"),
         unit: "ms/MB",
       });
+    }
+    if (MANY > 0) {
+      const label = `${MANY} partitions`;
+      report({
+        suite: SUITE,
+        name: `produce 1 KiB, ${label}, RF 3, acks=all, 3 brokers, follower fetch sessions`,
+        value: median(rates.rf3m),
+        unit: "records/s",
+        ratio: pairedRatio(rates.rf3m, rates.rf1m),
+        baseline: `RF 1 acks=1, ${label} (median of ${ROUNDS} paired rounds)`,
+      });
+      report({
+        suite: SUITE,
+        name: `produce 1 KiB, ${label}, RF 3, acks=all, 3 brokers, followers poll each partition`,
+        value: median(rates.rf3pm),
+        unit: "records/s",
+        ratio: pairedRatio(rates.rf3pm, rates.rf1m),
+        baseline: `RF 1 acks=1, ${label} (median of ${ROUNDS} paired rounds)`,
+      });
+      report({
+        suite: SUITE,
+        name: `RF 3 acks=all, ${label}: follower fetch sessions against per-partition polls`,
+        value: pairedRatio(rates.rf3m, rates.rf3pm),
+        unit: "x",
+      });
+      for (
+        const [name, l] of [
+          ["rf1m", "RF 1 acks=1"],
+          ["rf3m", "RF 3 acks=all, sessions"],
+          ["rf3pm", "RF 3 acks=all, per-partition"],
+        ]
+      ) {
+        report({
+          suite: SUITE,
+          name: `CPU per MB produced, ${label}, ${l} (client + brokers, diagnostic)`,
+          value: med(name, "cpuMsPerMb"),
+          unit: "ms/MB",
+        });
+      }
     }
     if (FLOOR) {
       const floorRatio = pairedRatio(rates.floor3, rates.floor1);

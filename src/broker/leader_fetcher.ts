@@ -10,7 +10,18 @@
  *
  * (an observer sends no `replicaId` and no `leaderEpoch`: it reads committed batches, as a
  * consumer). The leader answers as soon as any of the partitions has data, so one long poll
- * per leader replaces one per partition. Each partition's part of the answer goes to its
+ * per leader replaces one per partition.
+ *
+ * The requests form an incremental fetch session (fetch_session.ts, Kafka's KIP-227): the
+ * first names every partition with `"session":{"id":0,"epoch":0}`; later ones name only the
+ * partitions whose offset moved (those that got data) or that joined, the ones that left in
+ * `forgotten`, and the session's id and next epoch. The leader keeps the partition set and
+ * the replicas it resolved, and answers only the partitions with something new (bytes, an
+ * error, a moved high watermark or log start offset), so the cost of a request follows the
+ * partitions that moved, not all those copied. Any failed or abandoned request drops the
+ * session (its epoch is then unknown): the next request is a full one again. A leader that
+ * forgot the session (restart, eviction) answers FETCH_SESSION_ID_NOT_FOUND or
+ * INVALID_FETCH_SESSION_EPOCH, and the next request, at once, is a full one. Each partition's part of the answer goes to its
  * {@linkcode ReplicaFetcher} (append, or error handling: truncation, restart behind the
  * leader's log start, backoff), all appended before the next request, which reuses the
  * connection's buffer. A partition checks its log against the leader (truncation) before
@@ -68,8 +79,14 @@ export class LeaderFetcher {
   #wake: (() => void) | null = null;
   #inFlight: { members: Set<ReplicaFetcher>; abort: AbortController } | null = null;
   #closed = false;
+  /** the fetch session with the leader (the next request's id and epoch), or null */
+  #session: { id: number; epoch: number } | null = null;
+  /** what the leader's session holds: each member's offset as last sent */
+  readonly #sent = new Map<ReplicaFetcher, number>();
   /** requests answered (for tests and metrics) */
   fetches = 0;
+  /** partition entries sent over all requests (for tests and metrics) */
+  partitionsSent = 0;
 
   /** @param opts the leader and the fetch settings */
   constructor(opts: LeaderFetcherOptions) {
@@ -172,21 +189,40 @@ export class LeaderFetcher {
     if (members.length === 0 || this.#closed) return;
     const offsets = new Map(members.map((m) => [m, m.replica.logEndOffset]));
     const observer = members[0].observer;
+    const session = this.#session;
+    // A full request opens a session; an incremental one names only what changed.
+    const named = session === null
+      ? members
+      : members.filter((m) => this.#sent.get(m) !== offsets.get(m));
+    const forgotten: { topic: string; partition: number }[] = [];
+    if (session !== null) {
+      for (const m of this.#sent.keys()) {
+        if (!offsets.has(m)) {
+          forgotten.push({ topic: m.replica.topic, partition: m.replica.partition });
+        }
+      }
+    }
     const body = {
       ...(observer ? {} : { replicaId: o.brokerId }),
       maxWaitMs: o.maxWaitMs,
       minBytes: 1,
       maxBytes: o.maxBytes,
-      partitions: members.map((m) => ({
+      session: session ?? { id: 0, epoch: 0 },
+      partitions: named.map((m) => ({
         topic: m.replica.topic,
         partition: m.replica.partition,
         offset: offsets.get(m)!,
         maxBytes: o.maxBytes,
         ...(observer ? {} : { leaderEpoch: m.leaderEpoch }),
       })),
+      ...(forgotten.length > 0 ? { forgotten } : {}),
     };
+    this.partitionsSent += named.length;
     const abort = new AbortController();
     this.#inFlight = { members: new Set(members), abort };
+    // Until an answer arrives, the leader's view of the session is unknown.
+    this.#session = null;
+    this.#sent.clear();
     let answer: Answer;
     try {
       answer = await this.#request(
@@ -197,6 +233,12 @@ export class LeaderFetcher {
     } catch (e) {
       if (this.#closed) return;
       if (abort.signal.aborted) return; // a partition joined: ask again with it
+      if (
+        session !== null && e instanceof RillError &&
+        (e.code === "FETCH_SESSION_ID_NOT_FOUND" || e.code === "INVALID_FETCH_SESSION_EPOCH")
+      ) {
+        return; // the leader forgot the session: a full request, at once
+      }
       state.failures++;
       if (e instanceof RillError && e.code !== "BROKER_NOT_AVAILABLE") o.onStale();
       if (state.failures === 1 || state.failures % 50 === 0) {
@@ -216,7 +258,12 @@ export class LeaderFetcher {
     this.fetches++;
     let parts;
     try {
-      parts = parseFrame(answer.body);
+      const frame = parseFrame(answer.body);
+      parts = frame.partitions;
+      if (frame.session !== null && frame.session.id > 0) {
+        this.#session = frame.session;
+        for (const [m, offset] of offsets) this.#sent.set(m, offset);
+      }
     } catch (e) {
       o.log(`fetching from broker ${o.leaderId}: ${e}`);
       state.url = null;
@@ -302,11 +349,14 @@ interface FramePart {
   error: RillError | null;
 }
 
-/** Splits a framed multi-partition answer (routes/fetch.ts) into its partitions. */
-function parseFrame(frame: Uint8Array): FramePart[] {
+/** Splits a framed multi-partition answer (routes/fetch.ts) into its session and partitions. */
+function parseFrame(
+  frame: Uint8Array,
+): { session: { id: number; epoch: number } | null; partitions: FramePart[] } {
   if (frame.length < 4) throw new Error("the leader's fetch answer is shorter than its prefix");
   const n = new DataView(frame.buffer, frame.byteOffset, 4).getUint32(0);
   const header = JSON.parse(decoder.decode(frame.subarray(4, 4 + n))) as {
+    session?: { id: number; epoch: number } | null;
     partitions: {
       topic: string;
       partition: number;
@@ -316,7 +366,8 @@ function parseFrame(frame: Uint8Array): FramePart[] {
     }[];
   };
   let at = 4 + n;
-  return header.partitions.map((p) => {
+  const session = header.session ?? null;
+  const partitions = header.partitions.map((p): FramePart => {
     if (p.error !== undefined) {
       return {
         topic: p.topic,
@@ -338,4 +389,5 @@ function parseFrame(frame: Uint8Array): FramePart[] {
       error: null,
     };
   });
+  return { session, partitions };
 }

@@ -51,6 +51,11 @@ Deno.test("a write-only producer and a read-only group consumer do their jobs an
     messages: [{ key: "a", value: "1" }, { key: "b", value: "2" }, { key: "c", value: "3" }],
   });
   await producer.disconnect();
+  // The same key over HTTP: its raw-batch produce carries the key (the record lane checks it).
+  const httpProducer = new Rill({ brokers: [broker.url], auth: producerKey, transport: "http" })
+    .producer();
+  await httpProducer.send({ topic: "orders", messages: [{ key: "d", value: "4" }] });
+  await httpProducer.disconnect();
 
   const rill = new Rill({ brokers: [broker.url], auth: consumerKey, retry: { retries: 1 } });
   const consumer = rill.consumer({ groupId: "billing", maxWaitMs: 200 });
@@ -61,16 +66,16 @@ Deno.test("a write-only producer and a read-only group consumer do their jobs an
   await consumer.run({
     eachMessage: ({ message }) => {
       seen.push(message.valueString()!);
-      if (seen.length === 3) done();
+      if (seen.length === 4) done();
     },
   });
   await all;
   await consumer.disconnect(); // commits what it read, then resolves
-  assert.deepEqual(seen.sort(), ["1", "2", "3"]);
+  assert.deepEqual(seen.sort(), ["1", "2", "3", "4"]);
   const adminRill = new Rill({ brokers: [broker.url], auth: admin });
   const committed = (await adminRill.admin().fetchGroupOffsets("billing"))
     .reduce((n, o) => n + o.offset, 0);
-  assert.equal(committed, 3, "the read-only consumer committed its offsets");
+  assert.equal(committed, 4, "the read-only consumer committed its offsets");
   assert.doesNotMatch(broker.stderr(), /"audit"/, "nothing of the normal work was denied");
 
   // Each is refused the other's work: without write on any topic, not even a producer id
