@@ -44,6 +44,8 @@ export interface PartitionJson {
   leaderEpoch: number;
   highWatermark: number | null;
   logStartOffset: number | null;
+  /** the log end offset of the replica on the broker asked (null: none there) */
+  logEndOffset?: number | null;
 }
 
 /** Options of {@linkcode Cluster.start}. */

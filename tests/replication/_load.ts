@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { Transport } from "../../src/client/transport.ts";
 import { RillError } from "../../src/protocol/errors.ts";
 import { decodeBatch, splitBatches } from "../../src/protocol/record_batch.ts";
-import { batchOf, type Cluster } from "./_cluster.ts";
+import { batchOf, type Cluster, type PartitionJson } from "./_cluster.ts";
 
 /** A running load. */
 export interface AckedLoad {
@@ -129,4 +129,42 @@ export async function assertNoLoss(
       );
     }
   }
+}
+
+/**
+ * For a failure message: each listed partition's leader, epoch, replicas and ISR, and each
+ * replica's log end offset and high watermark as its own broker reports them.
+ *
+ * @param cluster the cluster
+ * @param topic the topic
+ * @param lines a line per partition (what the consumer saw), in the order of `partitions`
+ * @param partitions the partitions
+ * @param brokers the brokers to ask
+ * @returns the text
+ */
+export async function deliveryReport(
+  cluster: Cluster,
+  topic: string,
+  lines: string[],
+  partitions: number[],
+  brokers: number[],
+): Promise<string> {
+  const out: string[] = [];
+  const meta = await cluster.describe(topic).catch(() => null);
+  const local = new Map<number, PartitionJson[] | null>();
+  for (const id of brokers) local.set(id, await cluster.describe(topic, id).catch(() => null));
+  partitions.forEach((p, i) => {
+    const m = meta?.[p];
+    out.push(
+      `${
+        lines[i]
+      }; leader ${m?.leader} epoch ${m?.leaderEpoch} replicas ${m?.replicas} isr ${m?.isr}`,
+    );
+    for (const [id, parts] of local) {
+      const d = parts?.[p];
+      if (d?.highWatermark == null) continue;
+      out.push(`  broker ${id}: log end ${d.logEndOffset} high watermark ${d.highWatermark}`);
+    }
+  });
+  return out.join("\n");
 }
