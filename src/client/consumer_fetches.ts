@@ -533,8 +533,13 @@ export class PartitionFetches {
     if (s.loop !== token || !this.running) return;
     if (isRetriable(err) && s.failures < this.#t.retry.retries) {
       const wait = retryDelay(s.failures++, this.#t.retry);
-      s.retryAt = Date.now() + wait;
+      const until = Date.now() + wait;
+      s.retryAt = until;
       await delay(wait);
+      // The backoff ends with this timer, not by the clock: a timer may fire a fraction of a
+      // millisecond before Date.now() reaches `retryAt` (the delay is fractional), and a broker
+      // loop that planned then would skip the partition and wait for a wake nobody sends.
+      if (s.retryAt === until) s.retryAt = 0;
       this.#fetcher?.wake();
       return;
     }
