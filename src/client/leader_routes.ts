@@ -84,8 +84,14 @@ export class LeaderRoutes {
       return false;
     }
     const clean = url.replace(/\/+$/, "");
+    if (clean === base) {
+      // A broker refusing while naming itself has stale metadata (its replica already
+      // follows): ask the bootstrap brokers next rather than it again.
+      this.#leaders.delete(route.key);
+      return false;
+    }
     this.#leaders.set(route.key, clean);
-    return clean !== base;
+    return true;
   }
 
   /**
