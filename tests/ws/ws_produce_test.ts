@@ -123,6 +123,35 @@ Deno.test("ws: a frame sent in parts (Deno's own WebSocket client) is produced w
   assert.equal(records[0].value?.length, 5000);
 });
 
+Deno.test("ws: a send while the connection's long poll waits moves it to a no-delay socket; the poll still answers", async () => {
+  // Deno's own WebSocket socket has Nagle on: a produce frame written while a long-poll fetch
+  // is unanswered would wait ~40 ms for the broker's delayed ACK (a client producing while
+  // its consumer long-polls on the same connection).
+  await using s = await serveBroker();
+  await s.topic("t");
+  const conn = await WsConnection.open(s.url);
+  assert.equal(conn.inParts, true, "Deno's own WebSocket first");
+  const poll = conn.fetch({
+    partitions: [{ topic: "t", partition: 0, offset: 0 }],
+    maxWaitMs: 20_000,
+  });
+  poll.catch(() => {}); // awaited below; a failed step must not leave it unhandled
+  assert.equal(conn.inParts, true, "a long poll alone does not move the connection");
+  // A produce while the long poll waits does, and is answered on the new socket.
+  const batch = encodeBatch([{ key: null, value: enc.encode("small") }]);
+  const { header } = await conn.request(
+    { op: "produce", topic: "t", partition: 0, acks: 1 },
+    batch,
+  );
+  assert.equal(header.baseOffset, 0);
+  assert.equal(conn.inParts, false, "moved to the ws package's socket");
+  // The long poll, still on the old socket, answers with the record.
+  const answer = await poll;
+  const part = answer.partitions[0];
+  assert.ok(part.error === undefined && part.nextOffset === 1, JSON.stringify(part));
+  conn.close();
+});
+
 Deno.test("ws: transport http sends no WebSocket; a broker without it is reached over HTTP", async () => {
   await using s = await serveBroker();
   await s.topic("t");
