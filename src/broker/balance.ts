@@ -24,27 +24,8 @@ export interface PlannedBroker {
   rack?: string;
 }
 
-/** One partition move: the replicas it should end with, preferred leader first. */
-export interface PartitionMove {
-  /** the topic */
-  topic: string;
-  /** the partition */
-  partition: number;
-  /** the target replicas */
-  replicas: number[];
-}
-
-/** Per broker: replicas, preferred leaderships and bytes. */
-export interface BrokerLoad {
-  /** the broker id */
-  id: number;
-  /** replicas held */
-  replicas: number;
-  /** partitions whose preferred leader it is */
-  preferredLeaders: number;
-  /** bytes of the partitions it holds (the leaders' sizes) */
-  bytes: number;
-}
+export type { BrokerLoad, PartitionMove } from "../protocol/cluster_admin_types.ts";
+import type { BrokerLoad, PartitionMove } from "../protocol/cluster_admin_types.ts";
 
 /**
  * The state after moving a partition's leadership back to its preferred leader.

@@ -19,6 +19,12 @@ import { readLeaderReports } from "../coordination/leader_reports.ts";
 import type { MovePlan, MoveStore } from "../coordination/moves.ts";
 import type { PartitionStateStore } from "../coordination/partition_states.ts";
 import type { TopicMetadata, TopicStore } from "../coordination/topics.ts";
+import type {
+  CancelMovesResult,
+  ClusterStatus,
+  ElectLeadersResult,
+  MovePlanResult,
+} from "../protocol/cluster_admin_types.ts";
 import { RillError } from "../protocol/errors.ts";
 import { cancelReassignment } from "./election.ts";
 import {
@@ -47,72 +53,12 @@ export interface ClusterAdminOptions {
 }
 
 /** A preferred leader election's outcome. */
-export interface ElectionResult {
-  /** partitions whose leadership moved to the preferred leader */
-  elected: { topic: string; partition: number; leader: number; leaderEpoch: number }[];
-  /** partitions whose preferred leader cannot lead now (dead, out of the ISR, moving) */
-  notEligible: { topic: string; partition: number; preferred: number; leader: number }[];
-}
-
+export type ElectionResult = ElectLeadersResult;
 /** A rebalance or decommission plan. */
-export interface PlanResult {
-  /** the moves, in the order the controller starts them */
-  moves: PartitionMove[];
-  /** load per broker now */
-  before: BrokerLoad[];
-  /** load per broker once the moves are done */
-  after: BrokerLoad[];
-  /** whether the plan was stored for the controller to run */
-  executed: boolean;
-}
-
+export type PlanResult = MovePlanResult;
 /** What cancelling moves did (`cancel-moves`, `recommission`). */
-export interface CancelResult {
-  /** planned moves dropped before they started */
-  dropped: { topic: string; partition: number; replicas: number[] }[];
-  /** moves under way rolled back: the partition has its previous replicas again */
-  rolledBack: { topic: string; partition: number; replicas: number[]; leader: number }[];
-  /**
-   * moves under way that could not be rolled back (no previous replica alive and in sync:
-   * only the new replicas hold the data) or that completed first; they finish
-   */
-  notRolledBack: { topic: string; partition: number; target: number[]; reason: string }[];
-  /** brokers still being decommissioned */
-  decommissioned: number[];
-}
-
-/** The cluster's balance and move progress. */
-export interface ClusterStatus {
-  /** per broker: liveness, rack, load and leaders now */
-  brokers: (BrokerLoad & {
-    alive: boolean;
-    rack: string | null;
-    leaders: number;
-    decommissioned: boolean;
-    /** decommissioned and holding no replica: it may be stopped */
-    safeToStop: boolean;
-  })[];
-  /** partitions moving now */
-  moving: {
-    topic: string;
-    partition: number;
-    replicas: number[];
-    target: number[];
-    /** the replicas before the move (what cancelling it returns to) */
-    previous: number[] | null;
-    isr: number[];
-  }[];
-  /** moves planned but not started */
-  pending: number;
-  /** the plan's kind and size, if any */
-  plan: { kind: string; total: number; createdMs: number } | null;
-  /** partitions not led by their preferred leader */
-  nonPreferredLeaders: number;
-  /** partitions with fewer in-sync replicas than replicas */
-  underReplicated: number;
-  /** partitions whose size no leader has reported yet (counted as 0 bytes) */
-  unknownSizes: number;
-}
+export type CancelResult = CancelMovesResult;
+export type { ClusterStatus } from "../protocol/cluster_admin_types.ts";
 
 /** Balancing operations (see the module doc). */
 export class ClusterAdmin {
