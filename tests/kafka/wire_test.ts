@@ -256,7 +256,7 @@ Deno.test("hostile frames close only their own connection and write nothing", as
     ["a negative size", new Uint8Array([0xff, 0xff, 0xff, 0xf0, 1, 2, 3, 4])],
     ["a size over the frame limit", new Uint8Array([0x7f, 0, 0, 0, 0, 0, 0, 0])],
     ["an unknown API key", request(API.ApiVersions, 0, 1, {}).map((b, i) => i === 5 ? 99 : b)],
-    ["an unsupported Produce version", request(API.Produce, 10, 1, produceBody(new Uint8Array(0)))],
+    ["an unsupported Produce version", request(API.Produce, 12, 1, produceBody(new Uint8Array(0)))],
     [
       "a lying record-set length",
       (() => {
