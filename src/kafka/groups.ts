@@ -72,7 +72,7 @@ export async function handleFindCoordinator(
     };
     if (req.keyType !== 0) {
       out.errorCode = KAFKA_ERROR.COORDINATOR_NOT_AVAILABLE;
-      out.errorMessage = "Transactions are not supported";
+      out.errorMessage = "Only consumer groups have coordinators (no transactions or share groups)";
     } else if (!allowed(ctx, s, { type: "group", name: key }, "describe")) {
       out.errorCode = KAFKA_ERROR.GROUP_AUTHORIZATION_FAILED;
       out.errorMessage = `Not authorized to use group "${key}"`;
@@ -297,30 +297,52 @@ export async function handleOffsetCommit(
 }
 
 /**
- * OffsetFetch (v0–7: one group): the committed offsets, −1 where none.
+ * OffsetFetch: the committed offsets, −1 where none; one group (v0–7) or several (v8+, each
+ * answered on its own: a group this broker does not coordinate gets NOT_COORDINATOR).
  *
  * @param ctx the context
  * @param s the session
- * @param _version the request version
+ * @param version the request version
  * @param req the decoded request
  * @returns the answer body
  */
 export async function handleOffsetFetch(
   ctx: KafkaContext,
   s: Session,
-  _version: number,
+  version: number,
   req: Body,
 ): Promise<Record<string, unknown>> {
-  if (!allowed(ctx, s, { type: "group", name: req.groupId }, "describe")) {
-    return { throttleTimeMs: 0, topics: [], errorCode: KAFKA_ERROR.GROUP_AUTHORIZATION_FAILED };
+  if (version < 8) {
+    const one = await offsetsOfGroup(ctx, s, req.groupId, req.topics);
+    return { throttleTimeMs: 0, topics: one.topics, errorCode: one.errorCode };
   }
-  if (!ctx.groups.get(req.groupId) && !(await isCoordinator(ctx, req.groupId))) {
-    return { throttleTimeMs: 0, topics: [], errorCode: KAFKA_ERROR.NOT_COORDINATOR };
+  const groups = [];
+  for (
+    const g of req.groups as {
+      groupId: string;
+      topics: { name: string; partitionIndexes: number[] }[] | null;
+    }[]
+  ) {
+    groups.push({ groupId: g.groupId, ...await offsetsOfGroup(ctx, s, g.groupId, g.topics) });
   }
-  const wanted = req.topics as { name: string; partitionIndexes: number[] }[] | null;
+  return { throttleTimeMs: 0, groups };
+}
+
+async function offsetsOfGroup(
+  ctx: KafkaContext,
+  s: Session,
+  groupId: string,
+  wanted: { name: string; partitionIndexes: number[] }[] | null,
+): Promise<{ topics: unknown[]; errorCode: number }> {
+  if (!allowed(ctx, s, { type: "group", name: groupId }, "describe")) {
+    return { topics: [], errorCode: KAFKA_ERROR.GROUP_AUTHORIZATION_FAILED };
+  }
+  if (!ctx.groups.get(groupId) && !(await isCoordinator(ctx, groupId))) {
+    return { topics: [], errorCode: KAFKA_ERROR.NOT_COORDINATOR };
+  }
   const committed = await readCommittedOffsets(
     ctx.broker.kv,
-    req.groupId,
+    groupId,
     wanted === null ? null : wanted.map((t) => ({ topic: t.name, partitions: t.partitionIndexes })),
   );
   const list = wanted ?? groupByTopic([...committed.keys()]);
@@ -340,7 +362,7 @@ export async function handleOffsetFetch(
       }),
     };
   });
-  return { throttleTimeMs: 0, topics, errorCode: 0 };
+  return { topics, errorCode: 0 };
 }
 
 function groupByTopic(keys: string[]): { name: string; partitionIndexes: number[] }[] {

@@ -20,8 +20,7 @@
  * then waits for the broker's delayed ACK, ~40 ms. Parts of at most 1 KiB go out in one
  * write each, and the empty answer to each carries the ACK that lets the next one go.
  * Browsers and Node set TCP_NODELAY on WebSockets and send frames whole; so does the client in
- * Deno once it moved a connection to the `ws` package's socket at its first frame over 1 KiB
- * (src/client/ws_connection.ts); it sends parts only where that cannot be loaded.
+ * Deno, over a TCP connection of its own (src/client/tcp_websocket.ts): it never sends parts.
  *
  * @module
  */
