@@ -5,7 +5,7 @@
  * a consumer group reads them back and a second member resumes at the committed offset,
  * the mod.ts client reads the same records over HTTP identically, the admin lists and
  * deletes the group, a topic keeps its id across a broker restart and its configs are
- * altered. A small TCP tap between the client and the broker (the broker
+ * altered; with `--auth` it authenticates with SASL/PLAIN. A small TCP tap between the client and the broker (the broker
  * advertises the tap's address) records the API versions on the wire.
  *
  * @module
@@ -21,6 +21,7 @@ import {
 } from "@platformatic/kafka";
 import { Rill } from "../../mod.ts";
 import { type BrokerProcess, startBroker } from "../_helpers/broker_process.ts";
+import { cli } from "../_helpers/cli_in_process.ts";
 import { API } from "../../src/kafka/messages.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
@@ -406,6 +407,65 @@ Deno.test({
       }
     } finally {
       await Deno.remove(dataDir, { recursive: true }).catch(() => {});
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "@platformatic/kafka with --auth: SASL/PLAIN with an API key creates and produces; a bad secret is refused",
+  ...opts,
+  async fn() {
+    await using broker = await startBroker({ extraArgs: ["--auth"] });
+    const boot = await cli("auth", "bootstrap", "--data", broker.dataDir);
+    assert.equal(boot.code, 0, boot.err);
+    const token = boot.out.trim();
+    const dot = token.indexOf(".");
+    const sasl = (password: string) => ({
+      mechanism: "PLAIN" as const,
+      username: token.slice(0, dot),
+      password,
+    });
+    const bootstrapBrokers = [broker.kafka!];
+    const bad = new Admin({
+      clientId: "plt-bad",
+      bootstrapBrokers,
+      sasl: sasl("wrong"),
+      retries: 0,
+    });
+    // The refusal is SaslAuthenticate's SASL_AUTHENTICATION_FAILED, deep in its error chain.
+    await assert.rejects(bad.listTopics(), (e: Error) => {
+      const ids: string[] = [];
+      const walk = (x: { apiId?: string; errors?: unknown[]; cause?: unknown }) => {
+        if (x.apiId) ids.push(x.apiId);
+        for (const y of x.errors ?? []) walk(y as typeof x);
+        if (x.cause) walk(x.cause as typeof x);
+      };
+      walk(e as typeof e & { apiId?: string });
+      return ids.includes("SASL_AUTHENTICATION_FAILED");
+    });
+    await bad.close().catch(() => {});
+    const admin = new Admin({
+      clientId: "plt-admin",
+      bootstrapBrokers,
+      sasl: sasl(token.slice(dot + 1)),
+    });
+    const producer = new Producer({
+      clientId: "plt-producer",
+      bootstrapBrokers,
+      serializers: stringSerializers,
+      sasl: sasl(token.slice(dot + 1)),
+    });
+    try {
+      await admin.createTopics({ topics: ["s"], partitions: 1, replicas: 1 });
+      await producer.send({ messages: [{ topic: "s", key: "k", value: "hello" }] });
+      const res = await fetch(`${broker.url}/v1/topics/s/partitions/0/records?offset=0`, {
+        headers: { authorization: `Bearer ${token}` },
+      });
+      assert.equal((await res.json()).records[0].value, "hello");
+    } finally {
+      await producer.close().catch(() => {});
+      await admin.close().catch(() => {});
     }
   },
 });
