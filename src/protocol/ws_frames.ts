@@ -81,11 +81,15 @@ export interface Frame {
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true });
 
+const newBytes = (size: number) => new Uint8Array(size);
+
 /**
  * Encodes a frame.
  *
  * @param header the header object (JSON-serializable)
  * @param payload payload bytes (one or more, written one after the other), if any
+ * @param alloc where the frame is written: a buffer of at least the size asked (default a
+ *   new one); a sender that copies the message at once may lend a reused one
  * @returns the message bytes
  * @example
  * ```ts
@@ -95,20 +99,21 @@ const decoder = new TextDecoder("utf-8", { fatal: true });
 export function encodeFrame(
   header: Record<string, unknown>,
   payload: readonly Uint8Array[] = [],
+  alloc: (size: number) => Uint8Array<ArrayBuffer> = newBytes,
 ): Uint8Array<ArrayBuffer> {
   const json = JSON.stringify(header);
   // UTF-8 takes at most 3 bytes per UTF-16 unit.
   let size = 4 + json.length * 3;
   for (const p of payload) size += p.byteLength;
-  const out = new Uint8Array(size);
+  const out = alloc(size);
   const { written } = encoder.encodeInto(json, out.subarray(4));
-  new DataView(out.buffer).setUint32(0, written);
+  new DataView(out.buffer, out.byteOffset).setUint32(0, written);
   let pos = 4 + written;
   for (const p of payload) {
     out.set(p, pos);
     pos += p.byteLength;
   }
-  return pos === size ? out : out.subarray(0, pos);
+  return pos === out.byteLength ? out : out.subarray(0, pos);
 }
 
 /**
