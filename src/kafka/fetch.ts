@@ -176,6 +176,7 @@ const EMPTY = new Uint8Array(0);
 /**
  * ListOffsets: timestamp −2 is the log start offset, −1 the high watermark, else the first
  * offset whose timestamp is at or after it (the high watermark when none is that recent).
+ * The special timestamps of ListOffsets 7+ (−3, −4, −5) answer UNSUPPORTED_VERSION.
  *
  * @param ctx the context
  * @param s the session
@@ -209,7 +210,11 @@ export async function handleListOffsets(
         leaderEpoch: -1,
       };
       if (!mayDescribe) out.errorCode = KAFKA_ERROR.TOPIC_AUTHORIZATION_FAILED;
-      else {
+      else if (p.timestamp < -2) {
+        // −3 max timestamp (v7+), −4 earliest local (v8+), −5 latest tiered (v9+): versions
+        // not served, so the spec is refused as Kafka refuses it below those versions.
+        out.errorCode = KAFKA_ERROR.UNSUPPORTED_VERSION;
+      } else {
         try {
           const at = p.timestamp === -2
             ? "earliest"

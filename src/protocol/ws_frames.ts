@@ -81,11 +81,15 @@ export interface Frame {
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true });
 
+const newBytes = (size: number) => new Uint8Array(size);
+
 /**
  * Encodes a frame.
  *
  * @param header the header object (JSON-serializable)
  * @param payload payload bytes (one or more, written one after the other), if any
+ * @param alloc where the frame is written: a buffer of at least the size asked (default a
+ *   new one); a sender that copies the message at once may lend a reused one
  * @returns the message bytes
  * @example
  * ```ts
@@ -95,6 +99,7 @@ const decoder = new TextDecoder("utf-8", { fatal: true });
 export function encodeFrame(
   header: Record<string, unknown>,
   payload: readonly Uint8Array[] = [],
+  alloc: (size: number) => Uint8Array<ArrayBuffer> = newBytes,
 ): Uint8Array<ArrayBuffer> {
   const json = JSON.stringify(header);
   const n = json.length;
@@ -102,14 +107,14 @@ export function encodeFrame(
   for (const p of payload) size += p.byteLength;
   // Headers are short and mostly ASCII: written here without a call into the runtime
   // (TextEncoder.encodeInto is one); anything else goes through TextEncoder.
-  let out = new Uint8Array(size);
+  let out = alloc(size);
   let written = n;
   for (let i = 0; i < n; i++) {
     const c = json.charCodeAt(i);
     if (c >= 0x80) {
       // UTF-8 takes at most 3 bytes per UTF-16 unit.
       size += n * 2;
-      out = new Uint8Array(size);
+      out = alloc(size);
       written = encoder.encodeInto(json, out.subarray(4)).written;
       break;
     }
@@ -124,7 +129,7 @@ export function encodeFrame(
     out.set(p, pos);
     pos += p.byteLength;
   }
-  return pos === size ? out : out.subarray(0, pos);
+  return pos === out.byteLength ? out : out.subarray(0, pos);
 }
 
 /**

@@ -467,3 +467,34 @@ Deno.test("OffsetCommit v9 then OffsetFetch v9 with two groups in one request: e
   assert.equal(b.groupId, "b");
   assert.equal(b.topics[0].partitions[0].committedOffset, -1, "nothing committed");
 });
+
+Deno.test("ListOffsets v6: -2 and -1 are the log start and the high watermark; the later versions' special timestamps get UNSUPPORTED_VERSION", async () => {
+  await using s = await setup();
+  using conn = await s.connect();
+  const batch = encodeBatch([{ value: new Uint8Array([1]) }, { value: new Uint8Array([2]) }]);
+  await write(conn, request(API.Produce, 7, 1, produceBody(batch)));
+  assert.equal(answer((await readFrame(conn))!, API.Produce, 7).corr, 1);
+  await write(
+    conn,
+    request(API.ListOffsets, 6, 2, {
+      replicaId: -1,
+      isolationLevel: 0,
+      topics: [{
+        name: "t",
+        partitions: [-2, -1, -3, -4, -5].map((timestamp) => ({
+          partitionIndex: 0,
+          currentLeaderEpoch: -1,
+          timestamp,
+        })),
+      }],
+    }),
+  );
+  const a = answer((await readFrame(conn))!, API.ListOffsets, 6);
+  assert.deepEqual(
+    a.body.topics[0].partitions.map((p: { errorCode: number; offset: number }) => [
+      p.errorCode,
+      p.offset,
+    ]),
+    [[0, 0], [0, 2], [35, -1], [35, -1], [35, -1]],
+  );
+});
