@@ -5,7 +5,8 @@
  * a consumer group reads them back and a second member resumes at the committed offset,
  * the mod.ts client reads the same records over HTTP identically, the admin lists and
  * deletes the group, a topic keeps its id across a broker restart and its configs are
- * altered; with `--auth` it authenticates with SASL/PLAIN. A small TCP tap between the client and the broker (the broker
+ * altered; with `--auth` it authenticates with SASL/PLAIN; on three brokers each gives the
+ * topic the same id and a group reads from every leader. A small TCP tap between the client and the broker (the broker
  * advertises the tap's address) records the API versions on the wire.
  *
  * @module
@@ -22,6 +23,7 @@ import {
 import { Rill } from "../../mod.ts";
 import { type BrokerProcess, startBroker } from "../_helpers/broker_process.ts";
 import { cli } from "../_helpers/cli_in_process.ts";
+import { Cluster, FAST_FLAGS } from "../replication/_cluster.ts";
 import { API } from "../../src/kafka/messages.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
@@ -466,6 +468,67 @@ Deno.test({
     } finally {
       await producer.close().catch(() => {});
       await admin.close().catch(() => {});
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "@platformatic/kafka on 3 brokers: every broker gives a topic the same id; a group reads what was produced from every leader",
+  ...opts,
+  async fn() {
+    await using cluster = await Cluster.start(3, FAST_FLAGS);
+    const kafkas = [...cluster.procs.values()].map((p) => p.kafka!);
+    const admin = new Admin({ clientId: "plt-admin", bootstrapBrokers: [kafkas[0]] });
+    const producer = new Producer({
+      clientId: "plt-producer",
+      bootstrapBrokers: kafkas,
+      serializers: stringSerializers,
+    });
+    const consumer = new Consumer({
+      groupId: "spread",
+      clientId: "plt-consumer",
+      bootstrapBrokers: [kafkas[2]],
+      deserializers: stringDeserializers,
+      maxWaitTime: 200,
+    });
+    const admins: Admin[] = [];
+    try {
+      const [{ id }] = await admin.createTopics({ topics: ["spread"], partitions: 3, replicas: 1 });
+      const leaders = new Set(
+        (await (await fetch(`${cluster.url(1)}/v1/topics/spread`)).json()).partitions.map((
+          p: { leader: number },
+        ) => p.leader),
+      );
+      assert.equal(leaders.size, 3, "one partition led by each broker");
+      for (const k of kafkas) {
+        const a = new Admin({ clientId: "plt-admin", bootstrapBrokers: [k] });
+        admins.push(a);
+        assert.equal((await a.metadata({ topics: ["spread"] })).topics.get("spread")!.id, id);
+      }
+      await producer.send({
+        messages: Array.from({ length: 9 }, (_, i) => ({
+          topic: "spread",
+          partition: i % 3,
+          key: `k${i}`,
+          value: `v${i}`,
+        })),
+      });
+      const stream = await consumer.consume({
+        topics: ["spread"],
+        mode: "earliest",
+        autocommit: false,
+      });
+      const got = await read(stream, 9);
+      await stream.close();
+      assert.deepEqual(
+        got.map((m) => `${m.partition}:${m.offset}:${m.key}:${m.value}`).sort(),
+        Array.from({ length: 9 }, (_, i) => `${i % 3}:${Math.floor(i / 3)}:k${i}:v${i}`).sort(),
+      );
+    } finally {
+      await consumer.close(true).catch(() => {});
+      await producer.close().catch(() => {});
+      for (const a of [admin, ...admins]) await a.close().catch(() => {});
     }
   },
 });
