@@ -12,6 +12,11 @@
  *   every single-record send of `size` bytes, for `seconds`;
  * - `floor-append`: the same shape with bare `fetch` POSTs of a one-record batch to
  *   bench/_http_floor_server.ts (body read, CRC check, PartitionLog append);
+ * - `floor-ws-append`: the same shape with bare WebSockets to bench/_http_floor_server.ts
+ *   (`GET /ws`), each message a u32 partition and a prebuilt one-record batch, each answer an
+ *   8-byte ack sent once the batch's CRC was checked and it was appended to a PartitionLog;
+ *   messages over 1 KiB go through the `ws` package's socket (TCP_NODELAY), as the client's
+ *   do (src/client/ws_connection.ts);
  * - `floor-http` / `floor-ws`: the same shape with bare `fetch` POSTs, or bare WebSocket
  *   round trips of `size` bytes, against bench/_clients_floor_server.ts;
  * - `e2e`: one producer sending single records at `rate` a second, one consumer long-polling
@@ -36,6 +41,7 @@ interface Settings {
     | "floor-http"
     | "floor-append"
     | "floor-ws"
+    | "floor-ws-append"
     | "e2e"
     | "e2e-push"
     | "crowd"
@@ -154,6 +160,56 @@ if (s.mode === "send") {
     }
   }));
   for (const socket of sockets) socket.close();
+} else if (s.mode === "floor-ws-append") {
+  const batch = encodeBatch([{ value: new Uint8Array(s.size ?? 1024).fill(120) }]);
+  const messages = Array.from({ length: s.partitions ?? 1 }, (_, p) => {
+    const m = new Uint8Array(4 + batch.byteLength);
+    new DataView(m.buffer).setUint32(0, p);
+    m.set(batch, 4);
+    return m;
+  });
+  // Deno's WebSocket writes a message over 1 KiB in two writes without TCP_NODELAY (see
+  // src/protocol/ws_frames.ts): such messages go through the `ws` package's socket, as the
+  // client's do.
+  let Socket: typeof WebSocket = WebSocket;
+  if (messages[0].byteLength > 1024) {
+    // @ts-ignore: ws has no declarations here
+    // deno-lint-ignore no-import-prefix
+    Socket = (await import("npm:ws@8.23.0")).WebSocket;
+  }
+  const sockets = await Promise.all(Array.from({ length: s.producers ?? 1 }, async () => {
+    const socket = new Socket(`${s.url.replace("http", "ws")}/ws`);
+    socket.binaryType = "arraybuffer";
+    await new Promise((r, j) => {
+      socket.onopen = r;
+      socket.onerror = j;
+    });
+    return socket;
+  }));
+  const roundTrip = (socket: WebSocket, message: Uint8Array) =>
+    new Promise<void>((resolve, reject) => {
+      socket.onmessage = () => resolve();
+      socket.onclose = (e) => reject(new Error(`floor: closed ${e.code} ${e.reason}`));
+      socket.send(message);
+    });
+  for (const [i, socket] of sockets.entries()) {
+    for (let j = 0; j < 20; j++) await roundTrip(socket, messages[i % messages.length]);
+  }
+  t0 = performance.now();
+  end = t0 + s.seconds * 1000;
+  await Promise.all(sockets.map(async (socket, i) => {
+    const message = messages[i % messages.length];
+    while (until()) {
+      const t = performance.now();
+      await roundTrip(socket, message);
+      latencies.push(performance.now() - t);
+      records++;
+    }
+  }));
+  for (const socket of sockets) {
+    socket.onclose = null;
+    socket.close();
+  }
 } else if (s.mode === "e2e" || s.mode === "e2e-push") {
   const rill = new Rill({ brokers: [s.url], transport: s.transport });
   const producer = rill.producer({ acks: 1 });

@@ -5,7 +5,14 @@
  * batch CRC-32C) reads each `POST /{partition}` body chunk by chunk into one buffer, checks the CRC of the one batch
  * it holds, appends it to that partition's PartitionLog (default flush policy) and answers
  * its base offset as JSON. Run as its own process, so that it has its own thread as the
- * broker does:
+ * broker does.
+ *
+ * The WebSocket append floor of the clients benchmark (bench/clients_bench.ts) is the same
+ * work over a bare `Deno.upgradeWebSocket`: `GET /ws` upgrades, and each binary message is a
+ * u32 big-endian partition followed by one batch, whose CRC is checked before it is appended
+ * to that partition's log; the answer is an 8-byte message, the base offset (f64
+ * big-endian). No frame header, no JSON, no auth, no metrics: what no broker that stores a
+ * record before it acknowledges it over a WebSocket can beat here.
  *
  * ```sh
  * deno run -A bench/_http_floor_server.ts <dataDir> <partitions>
@@ -31,6 +38,7 @@ const server = Deno.serve({
   port: 0,
   onListen: ({ port }) => console.log(`listening on ${port}`),
 }, async (req) => {
+  if (req.headers.get("upgrade") === "websocket") return appendOverWebSocket(req);
   const log = logs[Number(new URL(req.url).pathname.slice(1))];
   const body = await readBody(req);
   if (!log || crc32c(body.subarray(POS.attributes)) !== readBatchHeader(body).crc) {
@@ -40,6 +48,26 @@ const server = Deno.serve({
   return Response.json({ baseOffset });
 });
 await server.finished;
+
+/** The WebSocket append floor (see the module comment). */
+function appendOverWebSocket(req: Request): Response {
+  const { socket, response } = Deno.upgradeWebSocket(req);
+  socket.binaryType = "arraybuffer";
+  socket.onmessage = async (e) => {
+    const message = new Uint8Array(e.data as ArrayBuffer);
+    const log = logs[new DataView(e.data as ArrayBuffer).getUint32(0)];
+    const batch = message.subarray(4);
+    if (!log || crc32c(batch.subarray(POS.attributes)) !== readBatchHeader(batch).crc) {
+      socket.close(1003, "bad batch");
+      return;
+    }
+    const { baseOffset } = await log.append(batch);
+    const ack = new Uint8Array(8);
+    new DataView(ack.buffer).setFloat64(0, baseOffset);
+    socket.send(ack);
+  };
+  return response;
+}
 
 /** The body, read chunk by chunk (on Deno 2.9.6 faster than `req.bytes()`). */
 async function readBody(req: Request): Promise<Uint8Array> {

@@ -9,7 +9,12 @@
  *   that reads a one-record batch, checks its CRC and appends it to a PartitionLog
  *   (bench/_http_floor_server.ts): what no HTTP broker that stores a record before it
  *   answers can beat here (workload 1);
- * - the WebSocket floor: bare WebSocket round trips of the same size to a bare echo.
+ * - the WebSocket floor: bare WebSocket round trips of the same size to a bare echo;
+ * - the WebSocket append floor: bare WebSocket messages, each a prebuilt one-record batch, to
+ *   a bare `Deno.upgradeWebSocket` in the same server as the HTTP append floor, which checks
+ *   the CRC, appends the batch to a PartitionLog and answers an 8-byte ack: what no broker
+ *   that stores a record before it acknowledges it over a WebSocket can beat here
+ *   (workloads 1 and 2, printed beside the echo-floor ratio).
  *
  * Workloads, each client in a process of its own (bench/_clients_worker.ts) so that client and
  * broker CPU are measured apart (from /proc, 10 ms ticks):
@@ -193,18 +198,19 @@ async function sequential(
   // the body, checks the batch's CRC and appends it to a PartitionLog (_http_floor_server.ts).
   await using appendFloor = await startFloorServer(1);
   // ---- 1 and 4: one producer, single 1 KiB sends awaited -----------------------------------
-  type Seq = "floorHttp" | "floorAppend" | "http" | "ws" | "floorWs";
+  type Seq = "floorHttp" | "floorAppend" | "http" | "ws" | "floorWs" | "floorWsAppend";
   const seq: Record<Seq, Measured[]> = {
     floorHttp: [],
     floorAppend: [],
     http: [],
     ws: [],
     floorWs: [],
+    floorWsAppend: [],
   };
   for (let round = 0; round < ROUNDS; round++) {
     const order: Seq[] = HTTP_ONLY
       ? ["floorHttp", "floorAppend", "http"]
-      : ["floorHttp", "floorAppend", "http", "ws", "floorWs"];
+      : ["floorHttp", "floorAppend", "http", "ws", "floorWs", "floorWsAppend"];
     for (const name of round % 2 === 0 ? order : [...order].reverse()) {
       const settings = { seconds: SECONDS, size: 1024, producers: 1 };
       seq[name].push(
@@ -218,6 +224,12 @@ async function sequential(
           })
           : name === "floorWs"
           ? await measured(floor.pid, { ...settings, mode: "floor-ws", url: floor.url })
+          : name === "floorWsAppend"
+          ? await measured(appendFloor.pid, {
+            ...settings,
+            mode: "floor-ws-append",
+            url: appendFloor.url,
+          })
           : await measured(broker.pid, {
             ...settings,
             mode: "send",
@@ -272,6 +284,7 @@ async function sequential(
       ["HTTP floor", seq.floorHttp],
       ["HTTP append floor (body read, CRC, PartitionLog append)", seq.floorAppend],
       ["WS echo floor", seq.floorWs],
+      ["WS append floor (CRC, PartitionLog append, 8-byte ack)", seq.floorWsAppend],
     ] as const
   ) {
     if (xs.length === 0) continue;
@@ -323,6 +336,23 @@ async function sequential(
       ratio: wsCpuRatio,
       baseline: "echo floor CPU per message",
     });
+    // Beside the echo-floor ratios: the floor that does the storage work too.
+    report({
+      suite: SUITE,
+      name: "WS: one producer, single 1 KiB sends awaited, against the append floor",
+      value: median(rate(seq.ws)),
+      unit: "records/s",
+      ratio: pairedRatio(rate(seq.ws), rate(seq.floorWsAppend)),
+      baseline: "WS append floor",
+    });
+    report({
+      suite: SUITE,
+      name: "WS: broker CPU per single-record produce, against the append floor",
+      value: median(serverUs(seq.ws)),
+      unit: "µs",
+      ratio: pairedRatio(serverUs(seq.ws), serverUs(seq.floorWsAppend)),
+      baseline: "WS append floor server CPU per message",
+    });
   }
 }
 
@@ -334,15 +364,34 @@ async function manyProducers(
 ): Promise<void> {
   const b = broker.url;
   // ---- 2: 50 producers, single 100 B sends awaited -------------------------------------------
-  const many: Record<string, Measured[]> = { floorHttp: [], http: [], ws: [], floorWs: [] };
+  // The WebSocket append floor, with as many partitions as the broker's topic.
+  await using appendFloor = await startFloorServer(4);
+  const many: Record<string, Measured[]> = {
+    floorHttp: [],
+    http: [],
+    ws: [],
+    floorWs: [],
+    floorWsAppend: [],
+  };
   for (let round = 0; round < 2; round++) {
-    for (const name of HTTP_ONLY ? ["floorHttp", "http"] : ["floorHttp", "http", "ws", "floorWs"]) {
+    for (
+      const name of HTTP_ONLY
+        ? ["floorHttp", "http"]
+        : ["floorHttp", "http", "ws", "floorWs", "floorWsAppend"]
+    ) {
       const settings = { seconds: SECONDS, size: 100, producers: 50 };
       many[name].push(
         name === "floorHttp"
           ? await measured(floor.pid, { ...settings, mode: "floor-http", url: floor.url })
           : name === "floorWs"
           ? await measured(floor.pid, { ...settings, mode: "floor-ws", url: floor.url })
+          : name === "floorWsAppend"
+          ? await measured(appendFloor.pid, {
+            ...settings,
+            mode: "floor-ws-append",
+            url: appendFloor.url,
+            partitions: 4,
+          })
           : await measured(broker.pid, {
             ...settings,
             mode: "send",
@@ -383,14 +432,37 @@ async function manyProducers(
       met: met?.(xs),
     });
   }
-  for (const [name, key] of [["HTTP floor", "floorHttp"], ["WS echo floor", "floorWs"]] as const) {
+  if (many.ws.length > 0) {
+    // Beside the echo-floor ratio: the floor that does the storage work too.
+    report({
+      suite: SUITE,
+      name: "WS: 50 producers, single 100 B sends awaited, against the append floor",
+      value: median(rate(many.ws)),
+      unit: `records/s, broker ${fmt(median(serverUs(many.ws)))} µs/rec, append floor ${
+        fmt(median(serverUs(many.floorWsAppend)))
+      } µs/rec (broker CPU ratio ${
+        fmt(pairedRatio(serverUs(many.ws), serverUs(many.floorWsAppend)))
+      }x)`,
+      ratio: pairedRatio(rate(many.ws), rate(many.floorWsAppend)),
+      baseline: "WS append floor, 50 sockets, 4 partitions",
+    });
+  }
+  for (
+    const [name, key] of [
+      ["HTTP floor", "floorHttp"],
+      ["WS echo floor", "floorWs"],
+      ["WS append floor", "floorWsAppend"],
+    ] as const
+  ) {
     const xs = many[key];
     if (xs.length === 0) continue;
     report({
       suite: SUITE,
       name: `${name}: 50 concurrent callers, 100 B`,
       value: median(rate(xs)),
-      unit: `req/s, p99 ${fmt(median(xs.map((x) => x.p99)))} ms`,
+      unit: `req/s, p99 ${fmt(median(xs.map((x) => x.p99)))} ms, server ${
+        fmt(median(serverUs(xs)))
+      } µs/req`,
     });
   }
 }

@@ -675,6 +675,22 @@ export class Broker {
   }
 
   /**
+   * The id of a topic (the UUID it got at creation, kept with its metadata), from the
+   * metadata cache (refreshed once on a miss).
+   *
+   * @param topic the topic
+   * @returns the id, or null when the topic does not exist
+   */
+  async topicId(topic: string): Promise<string | null> {
+    try {
+      return (await this.#lookup.topic(topic)).meta.topicId;
+    } catch (e) {
+      if (e instanceof RillError && e.code === "UNKNOWN_TOPIC_OR_PARTITION") return null;
+      throw e;
+    }
+  }
+
+  /**
    * The log start offset of a partition.
    *
    * @param topic the topic

@@ -11,20 +11,12 @@
  * Flow control: produce payload bytes unanswered are kept within the window the broker
  * announces in its `hello` answer (`maxInFlightBytes`); a request that would pass it waits.
  *
- * Uses the standard `WebSocket`, so it runs in browsers, Deno and Node 22+. Browsers and Node
- * set TCP_NODELAY on it and send frames whole. Deno's own WebSocket client writes a message
- * longer than 1 KiB as two writes without TCP_NODELAY, and the second then waits ~40 ms for
- * the broker's delayed ACK; so in Deno a frame over 1 KiB goes in parts (ws_frames.ts
- * `frameParts`), which costs a second round trip. At the first such frame, a connection in
- * Deno moves to a socket of the `ws` package (over `node:net`, with TCP_NODELAY; the API key
- * in an `Authorization` header), which sends frames whole: requests wait while it opens and
- * while produce requests sent on the old socket are unanswered, so order is kept; the old
- * socket closes once its last answer is in. A request sent while a long-poll fetch is
- * unanswered moves it too: Deno's socket has Nagle's algorithm on, so that frame would wait
- * ~40 ms for the broker's delayed ACK of the fetch (a client producing while its consumer
- * long-polls on the same connection). Otherwise small frames stay on Deno's socket, whose sends
- * cost the client less CPU (measured: 50 producers of single 100 B records, 52 vs 82 µs per
- * record); where `ws` cannot be loaded, frames go in parts.
+ * In Deno the connection is a {@linkcode TcpWebSocket} (tcp_websocket.ts: RFC 6455 over
+ * `Deno.connect` with TCP_NODELAY, the API key in an `Authorization` header): Deno's own
+ * WebSocket client has Nagle's algorithm on and writes a message over 1 KiB in two writes, so
+ * such a frame, or one sent while a long-poll fetch is unanswered, would wait ~40 ms for the
+ * broker's delayed ACK. Elsewhere (browsers, Node 22+) it is the standard `WebSocket`, which
+ * sets TCP_NODELAY and sends frames whole.
  *
  * @module
  */
@@ -33,57 +25,54 @@ import {
   decodeFrame,
   encodeFrame,
   type Frame,
-  frameParts,
   WS_AUTH_SUBPROTOCOL_PREFIX,
-  WS_PART_BYTES,
   WS_PATH,
   WS_SUBPROTOCOL,
 } from "../protocol/ws_frames.ts";
+import { TcpWebSocket, tcpWebSocketAvailable, TcpWebSocketRefused } from "./tcp_websocket.ts";
 
-/** Opens a socket to `url` offering the rill subprotocol, with an API key if given. */
-type SocketOpener = (url: string, auth: string | undefined) => WebSocket;
-
-/** The standard WebSocket: the key goes in a second subprotocol (browsers set no headers). */
-const openStandard: SocketOpener = (url, auth) => {
-  const protocols = [WS_SUBPROTOCOL];
-  if (auth !== undefined) protocols.push(WS_AUTH_SUBPROTOCOL_PREFIX + base64Url(auth));
-  return new WebSocket(url, protocols);
-};
-
-let nodeOpener: Promise<SocketOpener | null> | undefined;
-
-/** The `ws` package's sockets (TCP_NODELAY), for Deno; null where it cannot be loaded. */
-function wsPackageOpener(): Promise<SocketOpener | null> {
-  nodeOpener ??= (async () => {
-    try {
-      // @ts-ignore: the npm build has no declarations for ws (only Deno runs this import)
-      // deno-lint-ignore no-import-prefix
-      const { WebSocket: NodeSocket } = await import("npm:ws@8.23.0");
-      return (url: string, auth: string | undefined) =>
-        new NodeSocket(url, [WS_SUBPROTOCOL], {
-          perMessageDeflate: false,
-          headers: auth === undefined ? {} : { authorization: `Bearer ${auth}` },
-        }) as unknown as WebSocket;
-    } catch {
-      return null;
-    }
-  })();
-  return nodeOpener;
+/** The socket under a connection: sends whole messages, reports messages and the close. */
+interface Link {
+  send(message: Uint8Array): void;
+  close(): void;
 }
 
-/** Opens a socket and waits until it is open. */
-async function openSocket(
-  open: SocketOpener,
+/** Where a link's messages and its close go. */
+interface LinkEvents {
+  onMessage(message: Uint8Array): void;
+  onClose(code: number, reason: string): void;
+}
+
+/** Opens the link to a broker's WebSocket endpoint (see the module comment). */
+async function openLink(
   base: string,
   auth: string | undefined,
-): Promise<WebSocket> {
+  events: LinkEvents,
+): Promise<Link> {
   const url = base.replace(/^http/, "ws") + WS_PATH;
+  if (tcpWebSocketAvailable()) {
+    try {
+      return await TcpWebSocket.open(
+        url,
+        [WS_SUBPROTOCOL],
+        auth === undefined ? {} : { authorization: `Bearer ${auth}` },
+        events,
+      );
+    } catch (e) {
+      if (!(e instanceof TcpWebSocketRefused)) throw e;
+      throw new WsRefused(`The broker at ${base} refused a WebSocket connection: ${e.message}`);
+    }
+  }
+  // The standard WebSocket: the key goes in a second subprotocol (browsers set no headers).
+  const protocols = [WS_SUBPROTOCOL];
+  if (auth !== undefined) protocols.push(WS_AUTH_SUBPROTOCOL_PREFIX + base64Url(auth));
   let socket: WebSocket;
   try {
-    socket = open(url, auth);
+    socket = new WebSocket(url, protocols);
   } catch (e) {
     throw new WsRefused(`Cannot open ${url}: ${e instanceof Error ? e.message : e}`);
   }
+  socket.binaryType = "arraybuffer";
   await new Promise<void>((resolve, reject) => {
     const failed = () => {
       cleanup();
@@ -102,7 +91,14 @@ async function openSocket(
     socket.addEventListener("error", failed);
     socket.addEventListener("close", failed);
   });
-  return socket;
+  socket.addEventListener("message", (e) => {
+    if (e.data instanceof ArrayBuffer) events.onMessage(new Uint8Array(e.data));
+  });
+  socket.addEventListener("close", (e) => events.onClose(e.code, e.reason));
+  return {
+    send: (message) => socket.send(message as Uint8Array<ArrayBuffer>),
+    close: () => socket.close(1000),
+  };
 }
 
 /** The WebSocket connection could not be opened (use HTTP instead). */
@@ -154,8 +150,6 @@ interface Pending {
   resolve: (frame: Frame) => void;
   reject: (e: unknown) => void;
   bytes: number;
-  /** the socket it was sent on */
-  socket: WebSocket;
 }
 
 /** A push subscription (see {@linkcode WsConnection.subscribe}). */
@@ -168,8 +162,6 @@ export interface WsSubscription {
 
 interface SubscriptionState {
   id: number;
-  /** the socket it lives on (credit and unsubscribe go there) */
-  socket: WebSocket;
   onRecords: (answer: WsFetchAnswer) => void;
   onEnd: (error: RillError) => void;
 }
@@ -210,10 +202,8 @@ function fetchAnswerOf({ header, payload }: Frame): WsFetchAnswer {
  * ```
  */
 export class WsConnection {
-  /** where requests go */
-  #socket: WebSocket;
-  /** Deno's socket after the move to the `ws` package's, until its last answer is in */
-  #retired: WebSocket | null = null;
+  /** where requests go (set once open) */
+  #link!: Link;
   readonly #pending = new Map<number, Pending>();
   /** push subscriptions by the id of their subscribe frame */
   readonly #subs = new Map<number, SubscriptionState>();
@@ -223,56 +213,27 @@ export class WsConnection {
   #windowWaiters: (() => void)[] = [];
   #closedError: RillError | null = null;
   readonly #base: string;
-  readonly #auth: string | undefined;
-  /** whether frames over WS_PART_BYTES go in parts on #socket (Deno's own WebSocket) */
-  #inParts: boolean;
-  /** whether the move to the `ws` package's socket was tried (it is tried once) */
-  #moveTried = false;
-  /** long-poll fetches sent and not answered yet */
-  #longPolls = 0;
-  /** the move to the `ws` package's socket, while it happens; requests wait for it */
-  #moving: Promise<void> | null = null;
   /** called once when the connection closes */
   onClose: () => void = () => {};
 
-  private constructor(socket: WebSocket, base: string, auth: string | undefined) {
-    this.#socket = socket;
+  private constructor(base: string) {
     this.#base = base;
-    this.#auth = auth;
-    this.#inParts = "Deno" in globalThis;
-    this.#attach(socket);
   }
 
-  #attach(socket: WebSocket): void {
-    socket.binaryType = "arraybuffer";
-    socket.addEventListener("message", (e) => this.#message(e.data));
-    // A close event follows an error (the `ws` package must have an error listener).
-    socket.addEventListener("error", () => {});
-    socket.addEventListener("close", (e) => {
-      const error = new RillError(
-        "BROKER_NOT_AVAILABLE",
-        `The WebSocket connection to ${this.#base} closed (${e.code}${
-          e.reason ? ` ${e.reason}` : ""
-        })`,
-      );
-      if (socket === this.#socket) {
-        this.#fail(error);
-        return;
-      }
-      // The retired socket: what it still carried fails.
-      if (socket === this.#retired) this.#retired = null;
-      for (const [id, p] of this.#pending) {
-        if (p.socket !== socket) continue;
-        this.#pending.delete(id);
-        this.#settled(p.bytes);
-        p.reject(error);
-      }
-      for (const [id, sub] of this.#subs) {
-        if (sub.socket !== socket) continue;
-        this.#subs.delete(id);
-        sub.onEnd(error);
-      }
-    });
+  /** The link's events: each message read, and its close. */
+  #events(): LinkEvents {
+    return {
+      onMessage: (message) => this.#message(message),
+      onClose: (code, reason) =>
+        this.#fail(
+          new RillError(
+            "BROKER_NOT_AVAILABLE",
+            `The WebSocket connection to ${this.#base} closed (${code}${
+              reason ? ` ${reason}` : ""
+            })`,
+          ),
+        ),
+    };
   }
 
   /**
@@ -288,8 +249,8 @@ export class WsConnection {
     base: string,
     opts: { auth?: string; clientId?: string } = {},
   ): Promise<WsConnection> {
-    const socket = await openSocket(openStandard, base, opts.auth);
-    const conn = new WsConnection(socket, base, opts.auth);
+    const conn = new WsConnection(base);
+    conn.#link = await openLink(base, opts.auth, conn.#events());
     try {
       const { header } = await conn.request({ op: "hello", clientId: opts.clientId });
       const max = header.maxInFlightBytes;
@@ -305,52 +266,6 @@ export class WsConnection {
     return conn;
   }
 
-  /**
-   * Moves to a socket of the `ws` package (see the module comment): opens it, waits until no
-   * produce request is unanswered, then sends everything on it. Stays in parts where it
-   * cannot be opened.
-   */
-  async #move(): Promise<void> {
-    try {
-      const open = await wsPackageOpener();
-      if (open === null) return;
-      const socket = await openSocket(open, this.#base, this.#auth).catch(() => null);
-      if (socket === null) return;
-      if (this.#closedError !== null) {
-        socket.close(1000);
-        return;
-      }
-      while (this.#closedError === null && this.#inFlightBytes > 0) {
-        await new Promise<void>((resolve) => this.#windowWaiters.push(resolve));
-      }
-      if (this.#closedError !== null) {
-        socket.close(1000);
-        return;
-      }
-      this.#attach(socket);
-      this.#retired = this.#socket;
-      this.#socket = socket;
-      this.#retireIfIdle();
-      this.#inParts = false;
-    } finally {
-      this.#moving = null;
-    }
-  }
-
-  /** Closes the retired socket once no answer is awaited on it. */
-  #retireIfIdle(): void {
-    const retired = this.#retired;
-    if (retired === null) return;
-    for (const p of this.#pending.values()) if (p.socket === retired) return;
-    for (const sub of this.#subs.values()) if (sub.socket === retired) return;
-    this.#retired = null;
-    try {
-      retired.close(1000);
-    } catch {
-      // closing already
-    }
-  }
-
   /** The broker's base URL. */
   get base(): string {
     return this.#base;
@@ -359,14 +274,6 @@ export class WsConnection {
   /** Whether the connection can still carry requests. */
   get open(): boolean {
     return this.#closedError === null;
-  }
-
-  /**
-   * Whether frames over 1 KiB go in parts (Deno's own WebSocket, before the move to the `ws`
-   * package's socket, or where that cannot be opened).
-   */
-  get inParts(): boolean {
-    return this.#inParts;
   }
 
   /** Requests sent and not answered yet. */
@@ -384,42 +291,31 @@ export class WsConnection {
    * @throws {RillError} the broker's error answer; BROKER_NOT_AVAILABLE (retriable) when the
    *   connection closes first
    */
-  async request(header: Record<string, unknown>, payload?: Uint8Array): Promise<Frame> {
+  request(header: Record<string, unknown>, payload?: Uint8Array): Promise<Frame> {
     const bytes = payload?.byteLength ?? 0;
-    const longPoll = header.op === "fetch" && Number(header.maxWaitMs) > 0;
-    // Deno's socket has Nagle on: a frame sent while a long poll is unanswered waits ~40 ms
-    // for the broker's delayed ACK (a client producing while its consumer long-polls), so
-    // that too moves the connection to the `ws` package's socket (TCP_NODELAY).
     if (
-      this.#inParts && !this.#moveTried &&
-      (bytes + 256 > WS_PART_BYTES || (!longPoll && this.#longPolls > 0))
-    ) {
-      this.#moveTried = true;
-      this.#moving = this.#move();
-    }
-    while (this.#moving !== null) await this.#moving;
+      this.#closedError === null && this.#inFlightBytes > 0 &&
+      this.#inFlightBytes + bytes > this.#maxInFlightBytes
+    ) return this.#requestWhenRoom(header, payload);
+    return this.#send(header, payload);
+  }
+
+  async #requestWhenRoom(header: Record<string, unknown>, payload?: Uint8Array): Promise<Frame> {
+    const bytes = payload?.byteLength ?? 0;
     while (
       this.#closedError === null && this.#inFlightBytes > 0 &&
       this.#inFlightBytes + bytes > this.#maxInFlightBytes
     ) {
       await new Promise<void>((resolve) => this.#windowWaiters.push(resolve));
     }
-    if (this.#closedError !== null) throw this.#closedError;
-    if (!longPoll) return this.#sendOn(this.#socket, header, payload);
-    this.#longPolls++;
-    try {
-      return await this.#sendOn(this.#socket, header, payload);
-    } finally {
-      this.#longPolls--;
-    }
+    return await this.#send(header, payload);
   }
 
   /**
-   * Sends a request on `socket` and waits for its answer; with `sub`, the `records` frames
-   * carrying its id go to that subscription.
+   * Sends a request and waits for its answer; with `sub`, the `records` frames carrying its id
+   * go to that subscription.
    */
-  #sendOn(
-    socket: WebSocket,
+  #send(
     header: Record<string, unknown>,
     payload?: Uint8Array,
     sub?: SubscriptionState,
@@ -434,15 +330,10 @@ export class WsConnection {
       this.#subs.set(id, sub);
     }
     const answer = new Promise<Frame>((resolve, reject) => {
-      this.#pending.set(id, { resolve, reject, bytes, socket });
+      this.#pending.set(id, { resolve, reject, bytes });
     });
-    const frame = encodeFrame(header, payload === undefined ? [] : [payload]);
     try {
-      if (socket === this.#socket && this.#inParts && frame.byteLength > WS_PART_BYTES) {
-        for (const part of frameParts(frame)) socket.send(part);
-      } else {
-        socket.send(frame);
-      }
+      this.#link.send(encodeFrame(header, payload === undefined ? [] : [payload]));
     } catch (e) {
       // The socket is closing: fail as a closed connection does.
       this.#fail(
@@ -491,15 +382,13 @@ export class WsConnection {
     onRecords: (answer: WsFetchAnswer) => void,
     onEnd: (error: RillError) => void = () => {},
   ): Promise<WsSubscription> {
-    while (this.#moving !== null) await this.#moving;
-    const socket = this.#socket;
-    const state: SubscriptionState = { id: -1, socket, onRecords, onEnd };
-    await this.#sendOn(socket, { op: "subscribe", ...req }, undefined, state);
+    const state: SubscriptionState = { id: -1, onRecords, onEnd };
+    await this.#send({ op: "subscribe", ...req }, undefined, state);
     return {
       grant: (n: number) => {
         if (this.#subs.get(state.id) !== state || this.#closedError !== null) return;
         try {
-          socket.send(
+          this.#link.send(
             encodeFrame({ op: "credit", id: this.#nextId++, subscription: state.id, n }),
           );
         } catch {
@@ -510,11 +399,10 @@ export class WsConnection {
         if (this.#subs.get(state.id) !== state) return;
         this.#subs.delete(state.id);
         try {
-          await this.#sendOn(socket, { op: "unsubscribe", subscription: state.id });
+          await this.#send({ op: "unsubscribe", subscription: state.id });
         } catch {
           // closed: nothing more comes anyway
         }
-        this.#retireIfIdle();
       },
     };
   }
@@ -522,21 +410,17 @@ export class WsConnection {
   /** Closes the connection; requests still pending fail with BROKER_NOT_AVAILABLE. */
   close(): void {
     this.#fail(new RillError("BROKER_NOT_AVAILABLE", `The connection to ${this.#base} was closed`));
-    for (const socket of [this.#socket, this.#retired]) {
-      try {
-        socket?.close(1000);
-      } catch {
-        // closing already
-      }
+    try {
+      this.#link?.close();
+    } catch {
+      // closing already
     }
-    this.#retired = null;
   }
 
-  #message(data: unknown): void {
-    if (!(data instanceof ArrayBuffer)) return;
+  #message(message: Uint8Array): void {
     let frame: Frame;
     try {
-      frame = decodeFrame(new Uint8Array(data));
+      frame = decodeFrame(message);
     } catch {
       return;
     }
@@ -546,7 +430,7 @@ export class WsConnection {
       if (frame.header.op === "error") {
         this.#fail(errorOf(frame.header));
         try {
-          this.#socket.close(1000);
+          this.#link.close();
         } catch { /* closing */ }
       }
       return;
@@ -565,13 +449,11 @@ export class WsConnection {
       if (sub !== undefined && frame.header.op === "error") {
         this.#subs.delete(id);
         sub.onEnd(errorOf(frame.header));
-        this.#retireIfIdle();
       }
       return;
     }
     this.#pending.delete(id);
     this.#settled(pending.bytes);
-    if (this.#retired !== null && pending.socket === this.#retired) this.#retireIfIdle();
     if (frame.header.op === "error") {
       // A refused subscribe frame: no subscription.
       this.#subs.delete(id);
@@ -582,6 +464,7 @@ export class WsConnection {
   #settled(bytes: number): void {
     if (bytes === 0) return;
     this.#inFlightBytes -= bytes;
+    if (this.#windowWaiters.length === 0) return;
     const waiters = this.#windowWaiters;
     this.#windowWaiters = [];
     for (const w of waiters) w();

@@ -10,6 +10,7 @@ import { ProducerIdStore } from "../coordination/producer_ids.ts";
 import { RillError } from "../protocol/errors.ts";
 import { allowed, CLUSTER, type KafkaContext, type Session } from "./context.ts";
 import { KAFKA_ERROR, kafkaCode, kafkaMessage } from "./errors.ts";
+import { topicIds, uuidBytes } from "./topic_ids.ts";
 
 // deno-lint-ignore no-explicit-any
 type Body = any;
@@ -36,6 +37,7 @@ export async function handleCreateTopics(
     const replicationFactor = t.replicationFactor === -1 ? 1 : t.replicationFactor;
     const out = {
       name: t.name,
+      topicId: null as Uint8Array | null,
       errorCode: 0,
       errorMessage: null as string | null,
       numPartitions: partitions,
@@ -65,7 +67,13 @@ export async function handleCreateTopics(
           throw new RillError("TOPIC_ALREADY_EXISTS", `Topic "${t.name}" already exists`);
         }
       } else {
-        await ctx.broker.createTopic({ name: t.name, partitions, replicationFactor, configs });
+        const meta = await ctx.broker.createTopic({
+          name: t.name,
+          partitions,
+          replicationFactor,
+          configs,
+        });
+        out.topicId = uuidBytes(meta.topicId); // v7+
       }
     } catch (e) {
       out.errorCode = kafkaCode(e);
@@ -77,24 +85,45 @@ export async function handleCreateTopics(
 }
 
 /**
- * DeleteTopics.
+ * DeleteTopics: by name (v0–5), or by name or id (v6+; an id no topic has is
+ * UNKNOWN_TOPIC_ID).
  *
  * @param ctx the context
  * @param s the session
- * @param _version the request version
+ * @param version the request version
  * @param req the decoded request
  * @returns the answer body
  */
 export async function handleDeleteTopics(
   ctx: KafkaContext,
   s: Session,
-  _version: number,
+  version: number,
   req: Body,
 ): Promise<Record<string, unknown>> {
+  const wanted: { name: string | null; topicId: Uint8Array | null }[] = version >= 6
+    ? req.topics
+    : (req.topicNames as string[]).map((name) => ({ name, topicId: null }));
+  const ids = topicIds(ctx.broker);
   const responses = [];
-  for (const name of req.topicNames as string[]) {
-    const out = { name, errorCode: 0, errorMessage: null as string | null };
+  for (const w of wanted) {
+    const out = {
+      name: w.name,
+      topicId: w.topicId,
+      errorCode: 0,
+      errorMessage: null as string | null,
+    };
     try {
+      let name = w.name;
+      if (name === null) {
+        name = await ids.name(w.topicId ?? new Uint8Array(16));
+        if (name === null) {
+          out.errorCode = KAFKA_ERROR.UNKNOWN_TOPIC_ID;
+          out.errorMessage = "No topic has this topic id";
+          responses.push(out);
+          continue;
+        }
+        out.name = name;
+      } else if (version >= 6) out.topicId = await ids.id(name);
       if (!allowed(ctx, s, { type: "topic", name }, "delete")) {
         throw new RillError("TOPIC_AUTHORIZATION_FAILED", `Not authorized to delete "${name}"`);
       }

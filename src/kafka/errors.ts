@@ -61,6 +61,7 @@ export const KAFKA_ERROR = {
   MEMBER_ID_REQUIRED: 79,
   INVALID_RECORD: 87,
   THROTTLING_QUOTA_EXCEEDED: 89,
+  UNKNOWN_TOPIC_ID: 100,
 } as const;
 
 /** Rill codes without a Kafka code of the same name. */

@@ -11,6 +11,7 @@ import type { FetchManyResult, FetchPartitionRequest } from "../broker/fetch_ses
 import { RillError } from "../protocol/errors.ts";
 import { allowed, type KafkaContext, type Session } from "./context.ts";
 import { KAFKA_ERROR, kafkaCode } from "./errors.ts";
+import { topicIds, uuidHex, ZERO_ID } from "./topic_ids.ts";
 
 interface FetchPartitionReq {
   partition: number;
@@ -24,37 +25,76 @@ export const RELEASE: unique symbol = Symbol("release");
 /**
  * Fetch, on the broker's fetch-session core (`Broker.fetchMany`): one wait over all the
  * partitions, per-partition byte limits and the request's total, KIP-227 sessions when the
- * client opens one (session id 0 with epoch −1 is a one-off full fetch).
+ * client opens one (session id 0 with epoch −1 is a one-off full fetch). From v13 topics are
+ * named by id (topic_ids.ts): an id no topic has answers UNKNOWN_TOPIC_ID for its partitions.
  *
  * @param ctx the context
  * @param s the session
- * @param _version the request version
+ * @param version the request version
  * @param req the decoded request
  * @returns the answer body (its bytes are lent until {@linkcode RELEASE} is called)
  */
 export async function handleFetch(
   ctx: KafkaContext,
   s: Session,
-  _version: number,
+  version: number,
   // deno-lint-ignore no-explicit-any
   req: any,
 ): Promise<Record<string, unknown>> {
   const broker = ctx.broker;
-  const topics = req.topics as { topic: string; partitions: FetchPartitionReq[] }[];
-  const denied: { topic: string; partition: number }[] = [];
+  const byId = version >= 13;
+  const ids = byId ? topicIds(broker) : null;
+  const topics = req.topics as {
+    topic: string;
+    topicId: Uint8Array | null;
+    partitions: FetchPartitionReq[];
+  }[];
+  const failed: { topic: string; partition: number; errorCode: number }[] = [];
+  const unknownIds: { topicId: Uint8Array; partitions: number[] }[] = [];
   const partitions: FetchPartitionRequest[] = [];
   for (const t of topics) {
-    const mayRead = allowed(ctx, s, { type: "topic", name: t.topic }, "read");
+    let name = t.topic;
+    if (ids) {
+      const found = await ids.name(t.topicId!);
+      if (found === null) {
+        unknownIds.push({
+          topicId: t.topicId!.slice(),
+          partitions: t.partitions.map((p) => p.partition),
+        });
+        continue;
+      }
+      name = found;
+    }
+    const mayRead = allowed(ctx, s, { type: "topic", name }, "read");
     for (const p of t.partitions) {
-      if (!mayRead) denied.push({ topic: t.topic, partition: p.partition });
-      else {
+      if (!mayRead) {
+        failed.push({
+          topic: name,
+          partition: p.partition,
+          errorCode: KAFKA_ERROR.TOPIC_AUTHORIZATION_FAILED,
+        });
+      } else {
         partitions.push({
-          topic: t.topic,
+          topic: name,
           partition: p.partition,
           offset: p.fetchOffset,
           maxBytes: Math.max(1, p.partitionMaxBytes),
         });
       }
+    }
+  }
+  const forgotten: { topic: string; partition: number }[] = [];
+  for (
+    const t of req.forgottenTopicsData as {
+      topic: string;
+      topicId: Uint8Array | null;
+      partitions: number[];
+    }[]
+  ) {
+    // A forgotten id no topic has any more: nothing of it is left to forget.
+    const name = ids ? await ids.name(t.topicId!) : t.topic;
+    if (name !== null) {
+      for (const partition of t.partitions) forgotten.push({ topic: name, partition });
     }
   }
   const sessionId = req.sessionId as number, sessionEpoch = req.sessionEpoch as number;
@@ -69,9 +109,7 @@ export async function handleFetch(
       minBytes: Math.max(0, req.minBytes as number),
       maxBytes: Math.max(1, Math.min(req.maxBytes as number, broker.config.fetchMaxBytesLimit)),
       session,
-      forgotten: (req.forgottenTopicsData as { topic: string; partitions: number[] }[]).flatMap((
-        t,
-      ) => t.partitions.map((partition) => ({ topic: t.topic, partition }))),
+      forgotten,
     });
   } catch (e) {
     if (!(e instanceof RillError)) ctx.log(`kafka: fetch failed: ${e}`);
@@ -83,18 +121,7 @@ export async function handleFetch(
     if (!list) byTopic.set(topic, list = []);
     list.push(part);
   };
-  for (const d of denied) {
-    add(d.topic, {
-      partitionIndex: d.partition,
-      errorCode: KAFKA_ERROR.TOPIC_AUTHORIZATION_FAILED,
-      highWatermark: -1,
-      lastStableOffset: -1,
-      logStartOffset: -1,
-      abortedTransactions: null,
-      preferredReadReplica: -1,
-      records: EMPTY,
-    });
-  }
+  for (const f of failed) add(f.topic, emptyPartition(f.partition, f.errorCode));
   for (const p of result.partitions) {
     if (p.error && !(p.error instanceof RillError)) {
       ctx.log(`kafka: fetch of ${p.topic}-${p.partition} failed: ${p.error}`);
@@ -110,12 +137,48 @@ export async function handleFetch(
       records: p.bytes,
     });
   }
+  const responses: { topic: string; topicId: Uint8Array | null; partitions: unknown[] }[] = [];
+  for (const [topic, parts] of byTopic) {
+    // v13+: the answer names topics by id (a session's partitions may be of earlier requests;
+    // those of a topic deleted since answer UNKNOWN_TOPIC_ID under the id it had).
+    let topicId: Uint8Array | null = null;
+    if (ids) {
+      topicId = await ids.id(topic);
+      if (uuidHex(topicId) === ZERO_ID) {
+        topicId = ids.formerId(topic) ?? topicId;
+        for (const p of parts as { errorCode: number }[]) {
+          p.errorCode = KAFKA_ERROR.UNKNOWN_TOPIC_ID;
+        }
+      }
+    }
+    responses.push({ topic, topicId, partitions: parts });
+  }
+  for (const u of unknownIds) {
+    responses.push({
+      topic: "",
+      topicId: u.topicId,
+      partitions: u.partitions.map((p) => emptyPartition(p, KAFKA_ERROR.UNKNOWN_TOPIC_ID)),
+    });
+  }
   return {
     throttleTimeMs: 0,
     errorCode: 0,
     sessionId: result.session?.id ?? 0,
-    responses: [...byTopic].map(([topic, partitions]) => ({ topic, partitions })),
+    responses,
     [RELEASE]: () => result.release(),
+  };
+}
+
+function emptyPartition(partition: number, errorCode: number) {
+  return {
+    partitionIndex: partition,
+    errorCode,
+    highWatermark: -1,
+    lastStableOffset: -1,
+    logStartOffset: -1,
+    abortedTransactions: null,
+    preferredReadReplica: -1,
+    records: EMPTY,
   };
 }
 
@@ -124,6 +187,7 @@ const EMPTY = new Uint8Array(0);
 /**
  * ListOffsets: timestamp −2 is the log start offset, −1 the high watermark, else the first
  * offset whose timestamp is at or after it (the high watermark when none is that recent).
+ * The special timestamps of ListOffsets 7+ (−3, −4, −5) answer UNSUPPORTED_VERSION.
  *
  * @param ctx the context
  * @param s the session
@@ -157,7 +221,11 @@ export async function handleListOffsets(
         leaderEpoch: -1,
       };
       if (!mayDescribe) out.errorCode = KAFKA_ERROR.TOPIC_AUTHORIZATION_FAILED;
-      else {
+      else if (p.timestamp < -2) {
+        // −3 max timestamp (v7+), −4 earliest local (v8+), −5 latest tiered (v9+): versions
+        // not served, so the spec is refused as Kafka refuses it below those versions.
+        out.errorCode = KAFKA_ERROR.UNSUPPORTED_VERSION;
+      } else {
         try {
           const at = p.timestamp === -2
             ? "earliest"

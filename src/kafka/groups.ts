@@ -1,6 +1,7 @@
 /**
  * The group APIs: FindCoordinator (10), JoinGroup (11), Heartbeat (12), LeaveGroup (13),
- * SyncGroup (14), OffsetCommit (8), OffsetFetch (9), DescribeGroups (15), ListGroups (16).
+ * SyncGroup (14), OffsetCommit (8), OffsetFetch (9), DescribeGroups (15), ListGroups (16),
+ * DeleteGroups (42).
  * Membership and rebalances run in group_coordinator.ts on the group's coordinator (one
  * live broker per group, picked by a hash of the group id); committed offsets are the KV
  * group store's, shared with Rill consumers.
@@ -9,6 +10,7 @@
  */
 import { commitClassicOffsets, readCommittedOffsets } from "../coordination/group_classic.ts";
 import { GroupMembership } from "../coordination/group_membership.ts";
+import { GroupOffsets } from "../coordination/group_offsets.ts";
 import { RillError } from "../protocol/errors.ts";
 import { allowed, type KafkaContext, type Session } from "./context.ts";
 import { KAFKA_ERROR, kafkaCode, kafkaMessage } from "./errors.ts";
@@ -72,7 +74,7 @@ export async function handleFindCoordinator(
     };
     if (req.keyType !== 0) {
       out.errorCode = KAFKA_ERROR.COORDINATOR_NOT_AVAILABLE;
-      out.errorMessage = "Transactions are not supported";
+      out.errorMessage = "Only consumer groups have coordinators (no transactions or share groups)";
     } else if (!allowed(ctx, s, { type: "group", name: key }, "describe")) {
       out.errorCode = KAFKA_ERROR.GROUP_AUTHORIZATION_FAILED;
       out.errorMessage = `Not authorized to use group "${key}"`;
@@ -297,30 +299,52 @@ export async function handleOffsetCommit(
 }
 
 /**
- * OffsetFetch (v0–7: one group): the committed offsets, −1 where none.
+ * OffsetFetch: the committed offsets, −1 where none; one group (v0–7) or several (v8+, each
+ * answered on its own: a group this broker does not coordinate gets NOT_COORDINATOR).
  *
  * @param ctx the context
  * @param s the session
- * @param _version the request version
+ * @param version the request version
  * @param req the decoded request
  * @returns the answer body
  */
 export async function handleOffsetFetch(
   ctx: KafkaContext,
   s: Session,
-  _version: number,
+  version: number,
   req: Body,
 ): Promise<Record<string, unknown>> {
-  if (!allowed(ctx, s, { type: "group", name: req.groupId }, "describe")) {
-    return { throttleTimeMs: 0, topics: [], errorCode: KAFKA_ERROR.GROUP_AUTHORIZATION_FAILED };
+  if (version < 8) {
+    const one = await offsetsOfGroup(ctx, s, req.groupId, req.topics);
+    return { throttleTimeMs: 0, topics: one.topics, errorCode: one.errorCode };
   }
-  if (!ctx.groups.get(req.groupId) && !(await isCoordinator(ctx, req.groupId))) {
-    return { throttleTimeMs: 0, topics: [], errorCode: KAFKA_ERROR.NOT_COORDINATOR };
+  const groups = [];
+  for (
+    const g of req.groups as {
+      groupId: string;
+      topics: { name: string; partitionIndexes: number[] }[] | null;
+    }[]
+  ) {
+    groups.push({ groupId: g.groupId, ...await offsetsOfGroup(ctx, s, g.groupId, g.topics) });
   }
-  const wanted = req.topics as { name: string; partitionIndexes: number[] }[] | null;
+  return { throttleTimeMs: 0, groups };
+}
+
+async function offsetsOfGroup(
+  ctx: KafkaContext,
+  s: Session,
+  groupId: string,
+  wanted: { name: string; partitionIndexes: number[] }[] | null,
+): Promise<{ topics: unknown[]; errorCode: number }> {
+  if (!allowed(ctx, s, { type: "group", name: groupId }, "describe")) {
+    return { topics: [], errorCode: KAFKA_ERROR.GROUP_AUTHORIZATION_FAILED };
+  }
+  if (!ctx.groups.get(groupId) && !(await isCoordinator(ctx, groupId))) {
+    return { topics: [], errorCode: KAFKA_ERROR.NOT_COORDINATOR };
+  }
   const committed = await readCommittedOffsets(
     ctx.broker.kv,
-    req.groupId,
+    groupId,
     wanted === null ? null : wanted.map((t) => ({ topic: t.name, partitions: t.partitionIndexes })),
   );
   const list = wanted ?? groupByTopic([...committed.keys()]);
@@ -340,7 +364,7 @@ export async function handleOffsetFetch(
       }),
     };
   });
-  return { throttleTimeMs: 0, topics, errorCode: 0 };
+  return { topics, errorCode: 0 };
 }
 
 function groupByTopic(keys: string[]): { name: string; partitionIndexes: number[] }[] {
@@ -470,4 +494,52 @@ export async function handleListGroups(
         groupType: "classic",
       })),
   };
+}
+
+/**
+ * DeleteGroups: a group with no members is deleted with its committed offsets (the same
+ * store operation as `DELETE /v1/groups/{g}`); one with members gets NON_EMPTY_GROUP, an
+ * unknown one GROUP_ID_NOT_FOUND.
+ *
+ * @param ctx the context
+ * @param s the session
+ * @param _version the request version
+ * @param req the decoded request
+ * @returns the answer body
+ */
+export async function handleDeleteGroups(
+  ctx: KafkaContext,
+  s: Session,
+  _version: number,
+  req: Body,
+): Promise<Record<string, unknown>> {
+  const broker = ctx.broker;
+  const m = membership(ctx);
+  const store = new GroupOffsets({
+    kv: broker.kv,
+    partitionCount: (t) => broker.partitionCount(t),
+    logStartOffset: (t, p) => broker.logStartOffset(t, p),
+    logEndOffset: (t, p) => broker.logEndOffset(t, p),
+    offsetForTimestamp: (t, p, ts) => broker.offsetForTimestamp(t, p, ts),
+  }, m);
+  const results = [];
+  for (const groupId of req.groupsNames as string[]) {
+    let errorCode = 0;
+    if (!allowed(ctx, s, { type: "group", name: groupId }, "delete")) {
+      errorCode = KAFKA_ERROR.GROUP_AUTHORIZATION_FAILED;
+    } else if (!ctx.groups.get(groupId) && !(await isCoordinator(ctx, groupId))) {
+      errorCode = KAFKA_ERROR.NOT_COORDINATOR;
+    } else if ((ctx.groups.get(groupId)?.members.size ?? 0) > 0) {
+      errorCode = KAFKA_ERROR.NON_EMPTY_GROUP;
+    } else {
+      try {
+        await store.deleteGroup(groupId);
+      } catch (e) {
+        errorCode = kafkaCode(e);
+        if (!(e instanceof RillError)) ctx.log(`kafka: deleting group ${groupId} failed: ${e}`);
+      }
+    }
+    results.push({ groupId, errorCode });
+  }
+  return { throttleTimeMs: 0, results };
 }

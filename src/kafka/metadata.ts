@@ -11,6 +11,7 @@ import type { TopicMetadata } from "../coordination/topics.ts";
 import { allowed, type KafkaContext, type Session } from "./context.ts";
 import { KAFKA_ERROR } from "./errors.ts";
 import { splitHostPort } from "./listener.ts";
+import { uuidBytes, uuidHex, ZERO_ID } from "./topic_ids.ts";
 
 /** A broker as Metadata and FindCoordinator give it. */
 export interface KafkaNode {
@@ -50,20 +51,6 @@ export async function kafkaNodes(ctx: KafkaContext): Promise<KafkaNode[]> {
   }
   out.push(self);
   return out.sort((a, b) => a.nodeId - b.nodeId);
-}
-
-/**
- * Parses a topic id ("xxxxxxxx-xxxx-…") into 16 bytes.
- *
- * @param id the uuid text
- * @returns the bytes (zeros when it does not parse)
- */
-export function uuidBytes(id: string): Uint8Array {
-  const hex = id.replaceAll("-", "");
-  const out = new Uint8Array(16);
-  if (!/^[0-9a-fA-F]{32}$/.test(hex)) return out;
-  for (let i = 0; i < 16; i++) out[i] = parseInt(hex.slice(2 * i, 2 * i + 2), 16);
-  return out;
 }
 
 /** A topic as a follower presents it: itself the leader of each partition it copies. */
@@ -136,12 +123,21 @@ export async function handleMetadata(
   } else {
     for (const w of wanted) {
       let meta = w.name !== null ? byName.get(w.name) : undefined;
-      if (w.name === null && w.topicId) {
-        const hex = [...w.topicId].map((b) => b.toString(16).padStart(2, "0")).join("");
-        meta = all.find((t) => t.topicId.replaceAll("-", "") === hex);
+      // v10+ may name a topic by id alone (name null); an id no topic has is UNKNOWN_TOPIC_ID.
+      const byId = w.name === null && w.topicId !== null && uuidHex(w.topicId) !== ZERO_ID;
+      if (byId) {
+        const hex = uuidHex(w.topicId!);
+        meta = all.find((t) => uuidHex(uuidBytes(t.topicId)) === hex);
       }
       const name = meta?.name ?? w.name ?? "";
-      if (!allowed(ctx, s, { type: "topic", name }, "describe")) {
+      if (byId && !meta) {
+        topics.push({
+          errorCode: KAFKA_ERROR.UNKNOWN_TOPIC_ID,
+          name: version >= 12 ? null : "", // nullable from v12
+          topicId: w.topicId,
+          partitions: [],
+        });
+      } else if (!allowed(ctx, s, { type: "topic", name }, "describe")) {
         topics.push({
           errorCode: KAFKA_ERROR.TOPIC_AUTHORIZATION_FAILED,
           name,

@@ -2,7 +2,8 @@
  * The Kafka listener at the byte level, over real sockets to an in-process broker: the
  * ApiVersions fallback, pipelining order, a corrupt batch, acks=0, and hostile input
  * (lying sizes, oversized frames, unknown APIs and versions, garbage after a request,
- * stalled partial frames) that closes only the offending connection and writes nothing.
+ * stalled partial frames) that closes only the offending connection and writes nothing;
+ * topic ids (Metadata v12, Fetch v17, DeleteTopics v6) and OffsetFetch v9 with several groups.
  *
  * @module
  */
@@ -371,7 +372,7 @@ Deno.test("hostile frames close only their own connection and write nothing", as
     ["a negative size", new Uint8Array([0xff, 0xff, 0xff, 0xf0, 1, 2, 3, 4])],
     ["a size over the frame limit", new Uint8Array([0x7f, 0, 0, 0, 0, 0, 0, 0])],
     ["an unknown API key", request(API.ApiVersions, 0, 1, {}).map((b, i) => i === 5 ? 99 : b)],
-    ["an unsupported Produce version", request(API.Produce, 10, 1, produceBody(new Uint8Array(0)))],
+    ["an unsupported Produce version", request(API.Produce, 12, 1, produceBody(new Uint8Array(0)))],
     [
       "a lying record-set length",
       (() => {
@@ -463,3 +464,186 @@ Deno.test("connections beyond the listener's limit are closed at once; a freed s
     await tb[Symbol.asyncDispose]();
   }
 });
+
+Deno.test("topic ids: Metadata v12 gives the stored id, Fetch v17 reads by it; an unknown or outdated id is UNKNOWN_TOPIC_ID; DeleteTopics v6 deletes by id", async () => {
+  await using s = await setup();
+  using conn = await s.connect();
+  let corr = 0;
+  const ask = async (apiKey: number, version: number, body: Record<string, unknown>) => {
+    await write(conn, request(apiKey, version, ++corr, body));
+    const a = answer((await readFrame(conn))!, apiKey, version);
+    assert.equal(a.corr, corr);
+    return a.body;
+  };
+  const hex = (b: Uint8Array) => [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
+  const batch = encodeBatch([{ key: new TextEncoder().encode("k"), value: new Uint8Array([7]) }]);
+  const produced = await ask(API.Produce, 11, produceBody(batch));
+  assert.equal(produced.responses[0].partitionResponses[0].errorCode, 0);
+
+  const meta = await ask(API.Metadata, 12, { topics: [{ topicId: null, name: "t" }] });
+  const id: Uint8Array = meta.topics[0].topicId.slice();
+  assert.equal(hex(id), (await s.broker.describeTopic("t")).meta.topicId.replaceAll("-", ""));
+  const fetchBy = (topicId: Uint8Array) =>
+    ask(API.Fetch, 17, {
+      maxWaitMs: 0,
+      minBytes: 0,
+      maxBytes: 1 << 20,
+      sessionId: 0,
+      sessionEpoch: -1,
+      topics: [{
+        topicId,
+        partitions: [{ partition: 0, fetchOffset: 0, partitionMaxBytes: 1 << 20 }],
+      }],
+    });
+  const f = await fetchBy(id);
+  assert.equal(hex(f.responses[0].topicId), hex(id));
+  assert.equal(f.responses[0].partitions[0].errorCode, 0);
+  assert.deepEqual(
+    decodeBatches(f.responses[0].partitions[0].records)[0].records[0].value,
+    new Uint8Array([7]),
+  );
+
+  const stranger = crypto.getRandomValues(new Uint8Array(16));
+  const u = await fetchBy(stranger);
+  assert.equal(hex(u.responses[0].topicId), hex(stranger));
+  assert.equal(u.responses[0].partitions[0].errorCode, 100, "UNKNOWN_TOPIC_ID");
+  const um = await ask(API.Metadata, 12, { topics: [{ topicId: stranger, name: null }] });
+  assert.equal(um.topics[0].errorCode, 100);
+
+  // Deleted and re-created under the same name: the old id names nothing any more.
+  await s.broker.deleteTopic("t");
+  await s.broker.createTopic({ name: "t", partitions: 1 });
+  assert.equal((await fetchBy(id)).responses[0].partitions[0].errorCode, 100);
+  const byOld = await ask(API.Metadata, 12, { topics: [{ topicId: id, name: null }] });
+  assert.equal(byOld.topics[0].errorCode, 100);
+  const del = await ask(API.DeleteTopics, 6, {
+    topics: [{ name: null, topicId: id }],
+    timeoutMs: 1000,
+  });
+  assert.equal(del.responses[0].errorCode, 100);
+  assert.notEqual(await s.broker.partitionCount("t"), null, "the new t is untouched");
+  const fresh = (await ask(API.Metadata, 12, { topics: [{ topicId: null, name: "t" }] })).topics[0];
+  assert.notEqual(hex(fresh.topicId), hex(id));
+  const del2 = await ask(API.DeleteTopics, 6, {
+    topics: [{ name: null, topicId: fresh.topicId.slice() }],
+    timeoutMs: 1000,
+  });
+  assert.equal(del2.responses[0].errorCode, 0);
+  assert.equal(del2.responses[0].name, "t");
+  assert.equal(await s.broker.partitionCount("t"), null);
+});
+
+Deno.test("OffsetCommit v9 then OffsetFetch v9 with two groups in one request: each group answered on its own", async () => {
+  await using s = await setup();
+  using conn = await s.connect();
+  await write(
+    conn,
+    request(API.OffsetCommit, 9, 1, {
+      groupId: "a",
+      generationId: -1,
+      memberId: "",
+      groupInstanceId: null,
+      topics: [{
+        name: "t",
+        partitions: [{ partitionIndex: 0, committedOffset: 5, committedMetadata: "m" }],
+      }],
+    }),
+  );
+  const c = answer((await readFrame(conn))!, API.OffsetCommit, 9);
+  assert.equal(c.body.topics[0].partitions[0].errorCode, 0);
+  await write(
+    conn,
+    request(API.OffsetFetch, 9, 2, {
+      groups: [
+        { groupId: "a", memberId: null, memberEpoch: -1, topics: null },
+        {
+          groupId: "b",
+          memberId: null,
+          memberEpoch: -1,
+          topics: [{ name: "t", partitionIndexes: [0] }],
+        },
+      ],
+      requireStable: false,
+    }),
+  );
+  const f = answer((await readFrame(conn))!, API.OffsetFetch, 9);
+  assert.equal(f.corr, 2);
+  const [a, b] = f.body.groups;
+  assert.equal(a.groupId, "a");
+  assert.equal(a.errorCode, 0);
+  assert.deepEqual(
+    a.topics.map((t: { name: string; partitions: { committedOffset: number }[] }) => [
+      t.name,
+      t.partitions.map((p) => p.committedOffset),
+    ]),
+    [["t", [5]]],
+  );
+  assert.equal(a.topics[0].partitions[0].metadata, "m");
+  assert.equal(b.groupId, "b");
+  assert.equal(b.topics[0].partitions[0].committedOffset, -1, "nothing committed");
+});
+
+Deno.test("ListOffsets v6: -2 and -1 are the log start and the high watermark; the later versions' special timestamps get UNSUPPORTED_VERSION", async () => {
+  await using s = await setup();
+  using conn = await s.connect();
+  const batch = encodeBatch([{ value: new Uint8Array([1]) }, { value: new Uint8Array([2]) }]);
+  await write(conn, request(API.Produce, 7, 1, produceBody(batch)));
+  assert.equal(answer((await readFrame(conn))!, API.Produce, 7).corr, 1);
+  await write(
+    conn,
+    request(API.ListOffsets, 6, 2, {
+      replicaId: -1,
+      isolationLevel: 0,
+      topics: [{
+        name: "t",
+        partitions: [-2, -1, -3, -4, -5].map((timestamp) => ({
+          partitionIndex: 0,
+          currentLeaderEpoch: -1,
+          timestamp,
+        })),
+      }],
+    }),
+  );
+  const a = answer((await readFrame(conn))!, API.ListOffsets, 6);
+  assert.deepEqual(
+    a.body.topics[0].partitions.map((p: { errorCode: number; offset: number }) => [
+      p.errorCode,
+      p.offset,
+    ]),
+    [[0, 0], [0, 2], [35, -1], [35, -1], [35, -1]],
+  );
+});
+
+Deno.test("Fetch v17 session: a topic deleted after it joined the session answers UNKNOWN_TOPIC_ID under its old id", async () => {
+  await using s = await setup();
+  using conn = await s.connect();
+  let corr = 0;
+  const fetch17 = async (body: Record<string, unknown>) => {
+    await write(
+      conn,
+      request(API.Fetch, 17, ++corr, { maxWaitMs: 0, minBytes: 0, maxBytes: 1 << 20, ...body }),
+    );
+    return answer((await readFrame(conn))!, API.Fetch, 17).body;
+  };
+  const id = uuidOf((await s.broker.describeTopic("t")).meta.topicId);
+  const opened = await fetch17({
+    sessionId: 0,
+    sessionEpoch: 0,
+    topics: [{
+      topicId: id,
+      partitions: [{ partition: 0, fetchOffset: 0, partitionMaxBytes: 1024 }],
+    }],
+  });
+  assert.notEqual(opened.sessionId, 0, "a session was opened");
+  assert.equal(opened.responses[0].partitions[0].errorCode, 0);
+  await s.broker.deleteTopic("t");
+  const next = await fetch17({ sessionId: opened.sessionId, sessionEpoch: 1, topics: [] });
+  assert.equal(next.responses.length, 1, JSON.stringify(next));
+  assert.deepEqual([...next.responses[0].topicId], [...id]);
+  assert.equal(next.responses[0].partitions[0].errorCode, 100, "UNKNOWN_TOPIC_ID");
+});
+
+function uuidOf(text: string): Uint8Array {
+  const hex = text.replaceAll("-", "");
+  return new Uint8Array(hex.match(/../g)!.map((h) => parseInt(h, 16)));
+}

@@ -1,0 +1,464 @@
+/**
+ * The client side of a WebSocket (RFC 6455) over a TCP connection of Deno's own
+ * (`Deno.connect`, or `Deno.connectTls` for `wss:`), with TCP_NODELAY set: the socket the
+ * client's WebSocket connection (ws_connection.ts) uses in Deno.
+ *
+ * Why not the runtime's WebSocket: Deno's own WebSocket client writes a message longer than
+ * 1 KiB as two writes with Nagle's algorithm on, so the second waits ~40 ms for the peer's
+ * delayed ACK (every 1 KiB record would take 40 ms), and a frame sent while an earlier one is
+ * unacknowledged waits the same way; nothing in its API sets TCP_NODELAY. The `ws` npm
+ * package sets it, but over `node:net` it cost the client ~80 µs more per produce round trip
+ * than this (measured: one producer awaiting 1 KiB sends, 123 vs ~45 µs of client CPU a
+ * record). This is the least of the protocol the broker's endpoint needs: the opening
+ * handshake (with the `Sec-WebSocket-Accept` check), masked binary frames out, binary
+ * messages in (fragments joined), ping answered with pong, the closing handshake. Text
+ * messages are ignored (Rill's frames are binary).
+ *
+ * Outside Deno (browsers, Node 22+) the standard `WebSocket` is used instead: they set
+ * TCP_NODELAY and write frames whole.
+ *
+ * @module
+ */
+
+/** The callbacks of a {@linkcode TcpWebSocket}. */
+export interface TcpWebSocketEvents {
+  /** a binary message (its own buffer, not reused) */
+  onMessage(data: Uint8Array<ArrayBuffer>): void;
+  /** the connection closed (once): the peer's close code and reason, or 1006 if it broke */
+  onClose(code: number, reason: string): void;
+}
+
+/** What of `Deno` this module uses (declared here: the npm build has no Deno types). */
+interface DenoTcp {
+  connect(o: { hostname: string; port: number }): Promise<DenoConn>;
+  connectTls(o: { hostname: string; port: number }): Promise<DenoConn>;
+}
+
+interface DenoConn {
+  read(p: Uint8Array): Promise<number | null>;
+  write(p: Uint8Array): Promise<number>;
+  close(): void;
+  setNoDelay?(on?: boolean): void;
+}
+
+const GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+const encoder = new TextEncoder();
+/** Bytes read at once; a message longer than half of it is read straight into its own buffer. */
+const READ_BYTES = 64 * 1024;
+/** The largest message accepted (the broker's answers are bounded far below this). */
+const MAX_MESSAGE = 256 * 1024 * 1024;
+
+/**
+ * Whether this runtime can open a {@linkcode TcpWebSocket} (Deno).
+ *
+ * @returns true in Deno
+ * @example
+ * ```ts
+ * if (tcpWebSocketAvailable()) await TcpWebSocket.open(url, [], {}, events);
+ * ```
+ */
+export function tcpWebSocketAvailable(): boolean {
+  const d = (globalThis as { Deno?: Partial<DenoTcp> }).Deno;
+  return typeof d?.connect === "function" && typeof d?.connectTls === "function";
+}
+
+/** The opening handshake was refused or broken. */
+export class TcpWebSocketRefused extends Error {
+  /** @param message why */
+  constructor(message: string) {
+    super(message);
+    this.name = "TcpWebSocketRefused";
+  }
+}
+
+function base64(bytes: Uint8Array): string {
+  let bin = "";
+  for (const b of bytes) bin += String.fromCharCode(b);
+  return btoa(bin);
+}
+
+/**
+ * One WebSocket connection over a Deno TCP (or TLS) connection.
+ *
+ * @example
+ * ```ts
+ * const socket = await TcpWebSocket.open("ws://127.0.0.1:8092/v1/ws", ["rill.v1"], {}, {
+ *   onMessage: (data) => console.log(data.byteLength),
+ *   onClose: (code) => console.log("closed", code),
+ * });
+ * socket.send(new Uint8Array([1, 2, 3]));
+ * socket.close(1000);
+ * ```
+ */
+export class TcpWebSocket {
+  readonly #conn: DenoConn;
+  readonly #events: TcpWebSocketEvents;
+  /** frames waiting while a write is under way */
+  #queue: Uint8Array[] = [];
+  #writing = false;
+  /** whether our close frame was queued (nothing may follow it) */
+  #closing = false;
+  #closed = false;
+  /** fragments of a message in progress */
+  #fragments: Uint8Array[] | null = null;
+  #fragmentBytes = 0;
+  #fragmentsText = false;
+
+  private constructor(conn: DenoConn, events: TcpWebSocketEvents) {
+    this.#conn = conn;
+    this.#events = events;
+  }
+
+  /**
+   * Connects and completes the opening handshake.
+   *
+   * @param url a `ws:` or `wss:` URL
+   * @param protocols subprotocols to offer (the server must pick the first, if any)
+   * @param headers more request headers (e.g. `Authorization`)
+   * @param events where messages and the close go
+   * @returns the open socket
+   * @throws {TcpWebSocketRefused} when the server does not switch protocols (a status other
+   *   than 101, a wrong accept key or subprotocol), or the connection fails
+   */
+  static async open(
+    url: string,
+    protocols: string[],
+    headers: Record<string, string>,
+    events: TcpWebSocketEvents,
+  ): Promise<TcpWebSocket> {
+    const u = new URL(url);
+    const tls = u.protocol === "wss:";
+    if (!tls && u.protocol !== "ws:") throw new TcpWebSocketRefused(`Not a ws: URL: ${url}`);
+    const hostname = u.hostname.replace(/^\[(.*)\]$/, "$1");
+    const port = u.port === "" ? (tls ? 443 : 80) : Number(u.port);
+    const deno = (globalThis as unknown as { Deno: DenoTcp }).Deno;
+    let conn: DenoConn;
+    try {
+      conn = await (tls ? deno.connectTls({ hostname, port }) : deno.connect({ hostname, port }));
+    } catch (e) {
+      throw new TcpWebSocketRefused(
+        `Cannot connect to ${u.host}: ${e instanceof Error ? e.message : e}`,
+      );
+    }
+    try {
+      conn.setNoDelay?.(true);
+      const key = base64(crypto.getRandomValues(new Uint8Array(16)));
+      let request = `GET ${u.pathname}${u.search} HTTP/1.1\r\nHost: ${u.host}\r\n` +
+        `Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\n` +
+        `Sec-WebSocket-Version: 13\r\n`;
+      if (protocols.length > 0) request += `Sec-WebSocket-Protocol: ${protocols.join(", ")}\r\n`;
+      for (const [name, value] of Object.entries(headers)) request += `${name}: ${value}\r\n`;
+      await writeAll(conn, encoder.encode(request + "\r\n"));
+      // The answer's head, and whatever frames followed it in the same reads.
+      let buf = new Uint8Array(4096);
+      let end = 0;
+      let headEnd = -1;
+      while (headEnd < 0) {
+        if (end === buf.length) {
+          if (buf.length >= 64 * 1024) {
+            throw new TcpWebSocketRefused("The answer's head is too long");
+          }
+          const bigger = new Uint8Array(buf.length * 2);
+          bigger.set(buf);
+          buf = bigger;
+        }
+        const n = await conn.read(buf.subarray(end));
+        if (n === null) throw new TcpWebSocketRefused("The server closed during the handshake");
+        end += n;
+        for (let i = Math.max(0, end - n - 3); i + 3 < end; i++) {
+          if (buf[i] === 13 && buf[i + 1] === 10 && buf[i + 2] === 13 && buf[i + 3] === 10) {
+            headEnd = i + 4;
+            break;
+          }
+        }
+      }
+      const head = new TextDecoder().decode(buf.subarray(0, headEnd)).split("\r\n");
+      const status = /^HTTP\/1\.1 (\d{3})/.exec(head[0])?.[1];
+      if (status !== "101") {
+        throw new TcpWebSocketRefused(`The server answered ${head[0]} instead of switching`);
+      }
+      const fields = new Map<string, string>();
+      for (const line of head.slice(1)) {
+        const colon = line.indexOf(":");
+        if (colon > 0) {
+          fields.set(line.slice(0, colon).trim().toLowerCase(), line.slice(colon + 1).trim());
+        }
+      }
+      const digest = await crypto.subtle.digest("SHA-1", encoder.encode(key + GUID));
+      if (fields.get("sec-websocket-accept") !== base64(new Uint8Array(digest))) {
+        throw new TcpWebSocketRefused("The server's Sec-WebSocket-Accept is wrong");
+      }
+      const chosen = fields.get("sec-websocket-protocol");
+      if (chosen !== undefined && !protocols.includes(chosen)) {
+        throw new TcpWebSocketRefused(`The server chose subprotocol ${chosen}, not offered`);
+      }
+      if (protocols.length > 0 && chosen === undefined) {
+        throw new TcpWebSocketRefused("The server chose no subprotocol");
+      }
+      const socket = new TcpWebSocket(conn, events);
+      const rest = new Uint8Array(Math.max(READ_BYTES, end - headEnd));
+      rest.set(buf.subarray(headEnd, end));
+      void socket.#readLoop(rest, end - headEnd);
+      return socket;
+    } catch (e) {
+      try {
+        conn.close();
+      } catch { /* closed already */ }
+      if (e instanceof TcpWebSocketRefused) throw e;
+      throw new TcpWebSocketRefused(
+        `The WebSocket handshake with ${u.host} failed: ${e instanceof Error ? e.message : e}`,
+      );
+    }
+  }
+
+  /**
+   * Sends one binary message (masked, as a client must). Frames go out in the order sent;
+   * a send after close is dropped.
+   *
+   * @param data the message
+   */
+  send(data: Uint8Array): void {
+    if (this.#closing) return;
+    this.#write(frameOf(0x2, data));
+  }
+
+  /**
+   * Starts the closing handshake: sends a close frame, then closes the TCP connection once
+   * it is written. `onClose` follows (with this code).
+   *
+   * @param code the close code (default 1000)
+   */
+  close(code = 1000): void {
+    if (this.#closing) return;
+    const payload = new Uint8Array([code >> 8, code & 0xff]);
+    this.#write(frameOf(0x8, payload));
+    this.#closing = true;
+    this.#finishWhenWritten(code, "");
+  }
+
+  #closeCode = 1000;
+  #closeReason = "";
+
+  #finishWhenWritten(code: number, reason: string): void {
+    this.#closeCode = code;
+    this.#closeReason = reason;
+    if (!this.#writing) this.#end(code, reason);
+  }
+
+  #write(frame: Uint8Array): void {
+    if (this.#closed) return;
+    if (this.#writing) {
+      this.#queue.push(frame);
+      return;
+    }
+    this.#writing = true;
+    this.#writeChunk(frame);
+  }
+
+  /** Writes `chunk`, then what was queued meanwhile (in one write), until nothing waits. */
+  #writeChunk(chunk: Uint8Array): void {
+    this.#conn.write(chunk).then((n) => {
+      if (n < chunk.byteLength) return this.#writeChunk(chunk.subarray(n));
+      const queue = this.#queue;
+      if (queue.length > 0) {
+        this.#queue = [];
+        return this.#writeChunk(queue.length === 1 ? queue[0] : concat(queue));
+      }
+      this.#writing = false;
+      if (this.#closing) this.#end(this.#closeCode, this.#closeReason);
+    }, () => {
+      this.#writing = false;
+      this.#end(1006, "");
+    });
+  }
+
+  /** Closes the TCP connection and reports the close, once. */
+  #end(code: number, reason: string): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#closing = true;
+    this.#queue = [];
+    try {
+      this.#conn.close();
+    } catch { /* closed already */ }
+    this.#events.onClose(code, reason);
+  }
+
+  async #readLoop(buf: Uint8Array, end: number): Promise<void> {
+    let start = 0;
+    try {
+      for (;;) {
+        // Every whole frame in the buffer.
+        for (;;) {
+          const avail = end - start;
+          if (avail < 2) break;
+          const b0 = buf[start];
+          const b1 = buf[start + 1];
+          if ((b1 & 0x80) !== 0) throw new Error("a masked frame from the server");
+          let len = b1 & 0x7f;
+          let p = start + 2;
+          if (len === 126) {
+            if (avail < 4) break;
+            len = (buf[p] << 8) | buf[p + 1];
+            p += 2;
+          } else if (len === 127) {
+            if (avail < 10) break;
+            const hi = (buf[p] << 24 | buf[p + 1] << 16 | buf[p + 2] << 8 | buf[p + 3]) >>> 0;
+            const lo = (buf[p + 4] << 24 | buf[p + 5] << 16 | buf[p + 6] << 8 | buf[p + 7]) >>> 0;
+            len = hi * 0x100000000 + lo;
+            p += 8;
+          }
+          if (len > MAX_MESSAGE) throw new Error(`a frame of ${len} bytes`);
+          const have = end - p;
+          if (have < len) {
+            if (len > READ_BYTES / 2) {
+              // A big frame: read it straight into its own buffer.
+              const payload = new Uint8Array(len);
+              payload.set(buf.subarray(p, end));
+              let filled = have;
+              while (filled < len) {
+                const n = await this.#conn.read(payload.subarray(filled));
+                if (n === null) throw new Error("closed mid-frame");
+                filled += n;
+              }
+              start = end = 0;
+              if (this.#frame(b0, payload)) return;
+              continue;
+            }
+            break;
+          }
+          start = p + len;
+          if (this.#frame(b0, buf.slice(p, p + len))) return;
+        }
+        if (start === end) start = end = 0;
+        else if (buf.length - end < READ_BYTES / 2) {
+          buf.copyWithin(0, start, end);
+          end -= start;
+          start = 0;
+        }
+        const n = await this.#conn.read(buf.subarray(end));
+        if (n === null) {
+          this.#end(this.#closing ? this.#closeCode : 1006, this.#closeReason);
+          return;
+        }
+        end += n;
+      }
+    } catch {
+      // A broken connection, or one closed by close(): reported once either way.
+      this.#end(this.#closing ? this.#closeCode : 1006, this.#closeReason);
+    }
+  }
+
+  /** Handles one frame; true once the connection is done. */
+  #frame(b0: number, payload: Uint8Array<ArrayBuffer>): boolean {
+    const fin = (b0 & 0x80) !== 0;
+    const opcode = b0 & 0x0f;
+    switch (opcode) {
+      case 0x1: // text (ignored: Rill's frames are binary)
+      case 0x2: // binary
+        if (this.#fragments !== null) throw new Error("a new message inside a fragmented one");
+        if (fin) {
+          if (opcode === 0x2) this.#events.onMessage(payload);
+        } else {
+          this.#fragments = [payload];
+          this.#fragmentBytes = payload.byteLength;
+          this.#fragmentsText = opcode === 0x1;
+        }
+        return false;
+      case 0x0: { // continuation
+        const fragments = this.#fragments;
+        if (fragments === null) throw new Error("a continuation of no message");
+        fragments.push(payload);
+        this.#fragmentBytes += payload.byteLength;
+        if (this.#fragmentBytes > MAX_MESSAGE) throw new Error("a message too long");
+        if (fin) {
+          this.#fragments = null;
+          if (!this.#fragmentsText) this.#events.onMessage(concat(fragments));
+        }
+        return false;
+      }
+      case 0x8: { // close
+        const code = payload.byteLength >= 2 ? (payload[0] << 8) | payload[1] : 1005;
+        const reason = payload.byteLength > 2 ? new TextDecoder().decode(payload.subarray(2)) : "";
+        if (!this.#closing) {
+          // Echo the close, then end once it is written.
+          this.#write(frameOf(0x8, payload.subarray(0, Math.min(2, payload.byteLength))));
+          this.#closing = true;
+        }
+        this.#finishWhenWritten(code, reason);
+        return true;
+      }
+      case 0x9: // ping
+        if (!this.#closing) this.#write(frameOf(0xa, payload));
+        return false;
+      default: // pong, reserved
+        return false;
+    }
+  }
+}
+
+async function writeAll(conn: DenoConn, bytes: Uint8Array): Promise<void> {
+  let off = 0;
+  while (off < bytes.byteLength) off += await conn.write(off === 0 ? bytes : bytes.subarray(off));
+}
+
+function concat(parts: Uint8Array[]): Uint8Array<ArrayBuffer> {
+  let n = 0;
+  for (const p of parts) n += p.byteLength;
+  const out = new Uint8Array(n);
+  let pos = 0;
+  for (const p of parts) {
+    out.set(p, pos);
+    pos += p.byteLength;
+  }
+  return out;
+}
+
+/** Random masking keys, fetched 1,024 at a time. */
+const keys = new Uint32Array(1024);
+let keyAt = keys.length;
+
+function maskKey(): number {
+  if (keyAt === keys.length) {
+    crypto.getRandomValues(keys);
+    keyAt = 0;
+  }
+  return keys[keyAt++];
+}
+
+/** A masked frame (FIN set) of `opcode` carrying `data`. */
+function frameOf(opcode: number, data: Uint8Array): Uint8Array {
+  const len = data.byteLength;
+  const head = len < 126 ? 2 : len < 0x10000 ? 4 : 10;
+  // The payload starts 16 bytes in (aligned), so it is masked 4 bytes at a time in place.
+  const whole = new Uint8Array(16 + len + 3);
+  const at = 16 - 4 - head;
+  const out = whole.subarray(at, 16 + len);
+  out[0] = 0x80 | opcode;
+  if (len < 126) out[1] = 0x80 | len;
+  else if (len < 0x10000) {
+    out[1] = 0x80 | 126;
+    out[2] = len >> 8;
+    out[3] = len & 0xff;
+  } else {
+    out[1] = 0x80 | 127;
+    const hi = Math.floor(len / 0x100000000);
+    out[2] = hi >>> 24;
+    out[3] = (hi >> 16) & 0xff;
+    out[4] = (hi >> 8) & 0xff;
+    out[5] = hi & 0xff;
+    out[6] = len >>> 24;
+    out[7] = (len >> 16) & 0xff;
+    out[8] = (len >> 8) & 0xff;
+    out[9] = len & 0xff;
+  }
+  // A fresh masking key per frame (RFC 6455 5.3), as 4 bytes before the payload.
+  const key = maskKey();
+  const words = new Uint32Array(whole.buffer, 12, (len + 3 + 4) >> 2);
+  words[0] = key;
+  whole.set(data, 16);
+  // The key's bytes repeat every 4 payload bytes: XOR whole words with it (the bytes past the
+  // payload are scratch).
+  for (let i = 1; i < words.length; i++) words[i] ^= key;
+  return out;
+}
