@@ -11,7 +11,7 @@ import type { FetchManyResult, FetchPartitionRequest } from "../broker/fetch_ses
 import { RillError } from "../protocol/errors.ts";
 import { allowed, type KafkaContext, type Session } from "./context.ts";
 import { KAFKA_ERROR, kafkaCode } from "./errors.ts";
-import { topicIds } from "./topic_ids.ts";
+import { topicIds, uuidHex, ZERO_ID } from "./topic_ids.ts";
 
 interface FetchPartitionReq {
   partition: number;
@@ -139,8 +139,19 @@ export async function handleFetch(
   }
   const responses: { topic: string; topicId: Uint8Array | null; partitions: unknown[] }[] = [];
   for (const [topic, parts] of byTopic) {
-    // v13+: the answer names topics by id (a session's partitions may be of earlier requests).
-    responses.push({ topic, topicId: ids ? await ids.id(topic) : null, partitions: parts });
+    // v13+: the answer names topics by id (a session's partitions may be of earlier requests;
+    // those of a topic deleted since answer UNKNOWN_TOPIC_ID under the id it had).
+    let topicId: Uint8Array | null = null;
+    if (ids) {
+      topicId = await ids.id(topic);
+      if (uuidHex(topicId) === ZERO_ID) {
+        topicId = ids.formerId(topic) ?? topicId;
+        for (const p of parts as { errorCode: number }[]) {
+          p.errorCode = KAFKA_ERROR.UNKNOWN_TOPIC_ID;
+        }
+      }
+    }
+    responses.push({ topic, topicId, partitions: parts });
   }
   for (const u of unknownIds) {
     responses.push({
