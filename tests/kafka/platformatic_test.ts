@@ -321,6 +321,7 @@ Deno.test({
       assert.equal(tap.max(API.OffsetCommit), 9);
       assert.equal(tap.max(API.Fetch), 17);
       assert.equal(tap.max(API.LeaveGroup), 5);
+      assert.equal(tap.max(API.DeleteGroups), 2);
     } finally {
       for (const c of consumers) await c.close(true).catch(() => {});
       await producer.close().catch(() => {});
@@ -402,6 +403,9 @@ Deno.test({
         );
         await admin.deleteTopics({ topics: ["kept"] });
         assert.deepEqual(await admin.listTopics(), []);
+        assert.equal(tap.max(API.IncrementalAlterConfigs), 1);
+        assert.equal(tap.max(API.AlterConfigs), 2);
+        assert.equal(tap.max(API.DeleteTopics), 6);
       } finally {
         await admin.close();
         await tap.close();
