@@ -112,6 +112,24 @@ export function encodeFrame(
 }
 
 /**
+ * Encodes a frame with no payload whose header is already JSON text, all ASCII (numbers and
+ * fixed names: what the broker writes out for its most frequent answers).
+ *
+ * @param json the header, JSON of an object, ASCII only
+ * @returns the message bytes
+ * @example
+ * ```ts
+ * socket.send(encodeAsciiFrame(`{"op":"produced","id":${id}}`));
+ * ```
+ */
+export function encodeAsciiFrame(json: string): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(4 + json.length);
+  new DataView(out.buffer).setUint32(0, json.length);
+  for (let i = 0; i < json.length; i++) out[4 + i] = json.charCodeAt(i);
+  return out;
+}
+
+/**
  * Decodes a frame.
  *
  * @param message the message bytes
