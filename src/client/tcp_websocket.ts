@@ -252,26 +252,24 @@ export class TcpWebSocket {
       return;
     }
     this.#writing = true;
-    void this.#writeLoop(frame);
+    this.#writeChunk(frame);
   }
 
-  async #writeLoop(first: Uint8Array): Promise<void> {
-    let chunk = first;
-    try {
-      for (;;) {
-        await writeAll(this.#conn, chunk);
-        const queue = this.#queue;
-        if (queue.length === 0) break;
-        // Frames sent meanwhile go in one write.
+  /** Writes `chunk`, then what was queued meanwhile (in one write), until nothing waits. */
+  #writeChunk(chunk: Uint8Array): void {
+    this.#conn.write(chunk).then((n) => {
+      if (n < chunk.byteLength) return this.#writeChunk(chunk.subarray(n));
+      const queue = this.#queue;
+      if (queue.length > 0) {
         this.#queue = [];
-        chunk = queue.length === 1 ? queue[0] : concat(queue);
+        return this.#writeChunk(queue.length === 1 ? queue[0] : concat(queue));
       }
       this.#writing = false;
       if (this.#closing) this.#end(this.#closeCode, this.#closeReason);
-    } catch {
+    }, () => {
       this.#writing = false;
       this.#end(1006, "");
-    }
+    });
   }
 
   /** Closes the TCP connection and reports the close, once. */

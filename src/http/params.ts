@@ -228,11 +228,15 @@ export async function readRequestBytes(
   declared = Number(req.headers.get("content-length") ?? NaN),
 ): Promise<Uint8Array> {
   if (declared > maxBytes) throw tooLarge(maxBytes);
-  const body = req.body;
-  if (!body || declared === 0) return new Uint8Array(0);
-  if (Number.isSafeInteger(declared) && declared <= SMALL_BODY_BYTES) {
+  if (declared === 0 || NO_BODY_METHODS.has(req.method)) return new Uint8Array(0);
+  if (Number.isSafeInteger(declared) && declared > 0 && declared <= SMALL_BODY_BYTES) {
+    // Without touching `req.body`: asked for first, it makes Deno.serve wrap the body it
+    // already holds in a ReadableStream that bytes() then drains, ~35 µs more CPU per
+    // request (Deno 2.9.6, a bare Deno.serve answering 1 KiB POSTs).
     return await readSmall(req, declared, deadlines);
   }
+  const body = req.body;
+  if (!body) return new Uint8Array(0);
   // Both loops read through a reader the deadline can cancel: Request.bytes() cannot be
   // stopped, and an abandoned bytes() keeps taking in what the client sends later.
   // Deno.serve gives a byte stream for a body still arriving from the socket; a body it
@@ -249,6 +253,9 @@ export async function readRequestBytes(
  * What an abandoned read may still take in after a 408 is bounded by the declared length.
  */
 const SMALL_BODY_BYTES = 64 * 1024;
+
+/** Methods whose requests Deno.serve gives no body (`req.body` is null). */
+const NO_BODY_METHODS = new Set(["GET", "HEAD", "CONNECT"]);
 
 async function readSmall(
   req: Request,

@@ -11,7 +11,7 @@ import type { FetchManyResult, FetchPartitionRequest } from "../broker/fetch_ses
 import { RillError } from "../protocol/errors.ts";
 import { allowed, type KafkaContext, type Session } from "./context.ts";
 import { KAFKA_ERROR, kafkaCode } from "./errors.ts";
-import { topicIds } from "./topic_ids.ts";
+import { topicIds, uuidHex, ZERO_ID } from "./topic_ids.ts";
 
 interface FetchPartitionReq {
   partition: number;
@@ -139,8 +139,19 @@ export async function handleFetch(
   }
   const responses: { topic: string; topicId: Uint8Array | null; partitions: unknown[] }[] = [];
   for (const [topic, parts] of byTopic) {
-    // v13+: the answer names topics by id (a session's partitions may be of earlier requests).
-    responses.push({ topic, topicId: ids ? await ids.id(topic) : null, partitions: parts });
+    // v13+: the answer names topics by id (a session's partitions may be of earlier requests;
+    // those of a topic deleted since answer UNKNOWN_TOPIC_ID under the id it had).
+    let topicId: Uint8Array | null = null;
+    if (ids) {
+      topicId = await ids.id(topic);
+      if (uuidHex(topicId) === ZERO_ID) {
+        topicId = ids.formerId(topic) ?? topicId;
+        for (const p of parts as { errorCode: number }[]) {
+          p.errorCode = KAFKA_ERROR.UNKNOWN_TOPIC_ID;
+        }
+      }
+    }
+    responses.push({ topic, topicId, partitions: parts });
   }
   for (const u of unknownIds) {
     responses.push({
@@ -176,6 +187,7 @@ const EMPTY = new Uint8Array(0);
 /**
  * ListOffsets: timestamp −2 is the log start offset, −1 the high watermark, else the first
  * offset whose timestamp is at or after it (the high watermark when none is that recent).
+ * The special timestamps of ListOffsets 7+ (−3, −4, −5) answer UNSUPPORTED_VERSION.
  *
  * @param ctx the context
  * @param s the session
@@ -209,7 +221,11 @@ export async function handleListOffsets(
         leaderEpoch: -1,
       };
       if (!mayDescribe) out.errorCode = KAFKA_ERROR.TOPIC_AUTHORIZATION_FAILED;
-      else {
+      else if (p.timestamp < -2) {
+        // −3 max timestamp (v7+), −4 earliest local (v8+), −5 latest tiered (v9+): versions
+        // not served, so the spec is refused as Kafka refuses it below those versions.
+        out.errorCode = KAFKA_ERROR.UNSUPPORTED_VERSION;
+      } else {
         try {
           const at = p.timestamp === -2
             ? "earliest"

@@ -1,6 +1,7 @@
 /**
  * The group APIs: FindCoordinator (10), JoinGroup (11), Heartbeat (12), LeaveGroup (13),
- * SyncGroup (14), OffsetCommit (8), OffsetFetch (9), DescribeGroups (15), ListGroups (16).
+ * SyncGroup (14), OffsetCommit (8), OffsetFetch (9), DescribeGroups (15), ListGroups (16),
+ * DeleteGroups (42).
  * Membership and rebalances run in group_coordinator.ts on the group's coordinator (one
  * live broker per group, picked by a hash of the group id); committed offsets are the KV
  * group store's, shared with Rill consumers.
@@ -9,6 +10,7 @@
  */
 import { commitClassicOffsets, readCommittedOffsets } from "../coordination/group_classic.ts";
 import { GroupMembership } from "../coordination/group_membership.ts";
+import { GroupOffsets } from "../coordination/group_offsets.ts";
 import { RillError } from "../protocol/errors.ts";
 import { allowed, type KafkaContext, type Session } from "./context.ts";
 import { KAFKA_ERROR, kafkaCode, kafkaMessage } from "./errors.ts";
@@ -492,4 +494,52 @@ export async function handleListGroups(
         groupType: "classic",
       })),
   };
+}
+
+/**
+ * DeleteGroups: a group with no members is deleted with its committed offsets (the same
+ * store operation as `DELETE /v1/groups/{g}`); one with members gets NON_EMPTY_GROUP, an
+ * unknown one GROUP_ID_NOT_FOUND.
+ *
+ * @param ctx the context
+ * @param s the session
+ * @param _version the request version
+ * @param req the decoded request
+ * @returns the answer body
+ */
+export async function handleDeleteGroups(
+  ctx: KafkaContext,
+  s: Session,
+  _version: number,
+  req: Body,
+): Promise<Record<string, unknown>> {
+  const broker = ctx.broker;
+  const m = membership(ctx);
+  const store = new GroupOffsets({
+    kv: broker.kv,
+    partitionCount: (t) => broker.partitionCount(t),
+    logStartOffset: (t, p) => broker.logStartOffset(t, p),
+    logEndOffset: (t, p) => broker.logEndOffset(t, p),
+    offsetForTimestamp: (t, p, ts) => broker.offsetForTimestamp(t, p, ts),
+  }, m);
+  const results = [];
+  for (const groupId of req.groupsNames as string[]) {
+    let errorCode = 0;
+    if (!allowed(ctx, s, { type: "group", name: groupId }, "delete")) {
+      errorCode = KAFKA_ERROR.GROUP_AUTHORIZATION_FAILED;
+    } else if (!ctx.groups.get(groupId) && !(await isCoordinator(ctx, groupId))) {
+      errorCode = KAFKA_ERROR.NOT_COORDINATOR;
+    } else if ((ctx.groups.get(groupId)?.members.size ?? 0) > 0) {
+      errorCode = KAFKA_ERROR.NON_EMPTY_GROUP;
+    } else {
+      try {
+        await store.deleteGroup(groupId);
+      } catch (e) {
+        errorCode = kafkaCode(e);
+        if (!(e instanceof RillError)) ctx.log(`kafka: deleting group ${groupId} failed: ${e}`);
+      }
+    }
+    results.push({ groupId, errorCode });
+  }
+  return { throttleTimeMs: 0, results };
 }

@@ -17,6 +17,7 @@ import {
   handleInitProducerId,
 } from "./admin.ts";
 import {
+  handleDeleteGroups,
   handleDescribeGroups,
   handleFindCoordinator,
   handleHeartbeat,
@@ -28,6 +29,7 @@ import {
   handleSyncGroup,
 } from "./groups.ts";
 import { handleSaslAuthenticate, handleSaslHandshake } from "./sasl.ts";
+import { handleAlterConfigs, handleIncrementalAlterConfigs } from "./alter_configs.ts";
 
 /** Answers a decoded request with an answer body (null: no answer is owed). */
 export type Handler = (
@@ -50,6 +52,9 @@ export const HANDLERS: Record<number, Handler> = {
   [API.DeleteTopics]: handleDeleteTopics,
   [API.CreatePartitions]: handleCreatePartitions,
   [API.DescribeConfigs]: handleDescribeConfigs,
+  [API.AlterConfigs]: handleAlterConfigs,
+  [API.IncrementalAlterConfigs]: handleIncrementalAlterConfigs,
+  [API.DeleteGroups]: handleDeleteGroups,
   [API.InitProducerId]: handleInitProducerId,
   [API.FindCoordinator]: handleFindCoordinator,
   [API.JoinGroup]: handleJoinGroup,

@@ -29,8 +29,11 @@ export const API = {
   InitProducerId: 22,
   OffsetForLeaderEpoch: 23,
   DescribeConfigs: 32,
+  AlterConfigs: 33,
   SaslAuthenticate: 36,
   CreatePartitions: 37,
+  DeleteGroups: 42,
+  IncrementalAlterConfigs: 44,
 } as const;
 
 /** A request schema and its response schema. */
@@ -499,6 +502,51 @@ export const SCHEMAS: Record<number, ApiSchema> = {
           f("documentation", "nstr", "3+"),
         ]),
       ]),
+    ]),
+  },
+  [API.AlterConfigs]: {
+    req: message(2, [
+      f("resources", [
+        f("resourceType", "i8"),
+        f("resourceName", "str"),
+        f("configs", [f("name", "str"), f("value", "nstr")]),
+      ]),
+      f("validateOnly", "bool"),
+    ]),
+    res: message(2, [
+      f("throttleTimeMs", "i32"),
+      f("responses", [
+        f("errorCode", "i16"),
+        f("errorMessage", "nstr"),
+        f("resourceType", "i8"),
+        f("resourceName", "str"),
+      ]),
+    ]),
+  },
+  [API.IncrementalAlterConfigs]: {
+    req: message(1, [
+      f("resources", [
+        f("resourceType", "i8"),
+        f("resourceName", "str"),
+        f("configs", [f("name", "str"), f("configOperation", "i8"), f("value", "nstr")]),
+      ]),
+      f("validateOnly", "bool"),
+    ]),
+    res: message(1, [
+      f("throttleTimeMs", "i32"),
+      f("responses", [
+        f("errorCode", "i16"),
+        f("errorMessage", "nstr"),
+        f("resourceType", "i8"),
+        f("resourceName", "str"),
+      ]),
+    ]),
+  },
+  [API.DeleteGroups]: {
+    req: message(2, [f("groupsNames", "[str]")]),
+    res: message(2, [
+      f("throttleTimeMs", "i32"),
+      f("results", [f("groupId", "str"), f("errorCode", "i16")]),
     ]),
   },
   [API.InitProducerId]: {

@@ -33,8 +33,11 @@ export const SUPPORTED: ReadonlyMap<number, readonly [number, number]> = new Map
     [API.InitProducerId, [0, 5]],
     [API.OffsetForLeaderEpoch, [0, 4]],
     [API.DescribeConfigs, [0, 4]],
+    [API.AlterConfigs, [0, 2]],
     [API.SaslAuthenticate, [0, 2]],
     [API.CreatePartitions, [0, 3]],
+    [API.DeleteGroups, [0, 2]],
+    [API.IncrementalAlterConfigs, [0, 1]],
   ] as const,
 );
 

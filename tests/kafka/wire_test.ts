@@ -467,3 +467,68 @@ Deno.test("OffsetCommit v9 then OffsetFetch v9 with two groups in one request: e
   assert.equal(b.groupId, "b");
   assert.equal(b.topics[0].partitions[0].committedOffset, -1, "nothing committed");
 });
+
+Deno.test("ListOffsets v6: -2 and -1 are the log start and the high watermark; the later versions' special timestamps get UNSUPPORTED_VERSION", async () => {
+  await using s = await setup();
+  using conn = await s.connect();
+  const batch = encodeBatch([{ value: new Uint8Array([1]) }, { value: new Uint8Array([2]) }]);
+  await write(conn, request(API.Produce, 7, 1, produceBody(batch)));
+  assert.equal(answer((await readFrame(conn))!, API.Produce, 7).corr, 1);
+  await write(
+    conn,
+    request(API.ListOffsets, 6, 2, {
+      replicaId: -1,
+      isolationLevel: 0,
+      topics: [{
+        name: "t",
+        partitions: [-2, -1, -3, -4, -5].map((timestamp) => ({
+          partitionIndex: 0,
+          currentLeaderEpoch: -1,
+          timestamp,
+        })),
+      }],
+    }),
+  );
+  const a = answer((await readFrame(conn))!, API.ListOffsets, 6);
+  assert.deepEqual(
+    a.body.topics[0].partitions.map((p: { errorCode: number; offset: number }) => [
+      p.errorCode,
+      p.offset,
+    ]),
+    [[0, 0], [0, 2], [35, -1], [35, -1], [35, -1]],
+  );
+});
+
+Deno.test("Fetch v17 session: a topic deleted after it joined the session answers UNKNOWN_TOPIC_ID under its old id", async () => {
+  await using s = await setup();
+  using conn = await s.connect();
+  let corr = 0;
+  const fetch17 = async (body: Record<string, unknown>) => {
+    await write(
+      conn,
+      request(API.Fetch, 17, ++corr, { maxWaitMs: 0, minBytes: 0, maxBytes: 1 << 20, ...body }),
+    );
+    return answer((await readFrame(conn))!, API.Fetch, 17).body;
+  };
+  const id = uuidOf((await s.broker.describeTopic("t")).meta.topicId);
+  const opened = await fetch17({
+    sessionId: 0,
+    sessionEpoch: 0,
+    topics: [{
+      topicId: id,
+      partitions: [{ partition: 0, fetchOffset: 0, partitionMaxBytes: 1024 }],
+    }],
+  });
+  assert.notEqual(opened.sessionId, 0, "a session was opened");
+  assert.equal(opened.responses[0].partitions[0].errorCode, 0);
+  await s.broker.deleteTopic("t");
+  const next = await fetch17({ sessionId: opened.sessionId, sessionEpoch: 1, topics: [] });
+  assert.equal(next.responses.length, 1, JSON.stringify(next));
+  assert.deepEqual([...next.responses[0].topicId], [...id]);
+  assert.equal(next.responses[0].partitions[0].errorCode, 100, "UNKNOWN_TOPIC_ID");
+});
+
+function uuidOf(text: string): Uint8Array {
+  const hex = text.replaceAll("-", "");
+  return new Uint8Array(hex.match(/../g)!.map((h) => parseInt(h, 16)));
+}
