@@ -268,6 +268,9 @@ Deno.test({
       // Its admin sees the group, refuses nothing it asks of an empty one, and deletes it.
       const groups = await admin.listGroups();
       assert.equal(groups.get("g")?.protocolType, "consumer");
+      // ListGroups v5 filters by state (the last member left: Empty).
+      assert.deepEqual([...(await admin.listGroups({ states: ["Empty"] })).keys()], ["g"]);
+      assert.deepEqual([...(await admin.listGroups({ states: ["Stable"] })).keys()], []);
       const offsets = await admin.listConsumerGroupOffsets({ groups: ["g"] });
       assert.deepEqual(
         offsets[0].topics.flatMap((t) =>
