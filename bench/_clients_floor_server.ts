@@ -17,6 +17,9 @@ const ANSWER = JSON.stringify({ partition: 0, baseOffset: 0, lastOffset: 0 });
 const server = Deno.serve({
   hostname: "127.0.0.1",
   port: 0,
+  // The broker's listen queue (src/cli/broker.ts), so that the crowd's connections queue
+  // alike on both.
+  tcpBacklog: 4096,
   onListen: ({ port }) => console.log(`listening on ${port}`),
 }, async (req) => {
   if (req.headers.get("upgrade") === "websocket") {

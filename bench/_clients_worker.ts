@@ -15,8 +15,8 @@
  * - `floor-ws-append`: the same shape with bare WebSockets to bench/_http_floor_server.ts
  *   (`GET /ws`), each message a u32 partition and a prebuilt one-record batch, each answer an
  *   8-byte ack sent once the batch's CRC was checked and it was appended to a PartitionLog;
- *   messages over 1 KiB go through the `ws` package's socket (TCP_NODELAY), as the client's
- *   do (src/client/ws_connection.ts);
+ *   over the client's own socket in Deno (src/client/tcp_websocket.ts, TCP_NODELAY), the
+ *   transport the producers use;
  * - `floor-http` / `floor-ws`: the same shape with bare `fetch` POSTs, or bare WebSocket
  *   round trips of `size` bytes, against bench/_clients_floor_server.ts;
  * - `e2e`: one producer sending single records at `rate` a second, one consumer long-polling
@@ -36,6 +36,7 @@
  */
 import { Rill } from "../mod.ts";
 import { WsConnection, type WsSubscription } from "../src/client/ws_connection.ts";
+import { TcpWebSocket } from "../src/client/tcp_websocket.ts";
 import { decodeBatch, encodeBatch, splitBatches } from "../src/protocol/record_batch.ts";
 
 interface Settings {
@@ -172,29 +173,23 @@ if (s.mode === "send") {
     m.set(batch, 4);
     return m;
   });
-  // Deno's WebSocket writes a message over 1 KiB in two writes without TCP_NODELAY (see
-  // src/protocol/ws_frames.ts): such messages go through the `ws` package's socket, as the
-  // client's do.
-  let Socket: typeof WebSocket = WebSocket;
-  if (messages[0].byteLength > 1024) {
-    // @ts-ignore: ws has no declarations here
-    // deno-lint-ignore no-import-prefix
-    Socket = (await import("npm:ws@8.23.0")).WebSocket;
-  }
+  // The client's own socket in Deno (TCP_NODELAY; Deno's WebSocket writes a message over
+  // 1 KiB in two writes that wait for a delayed ACK): the same transport as the producers'.
   const sockets = await Promise.all(Array.from({ length: s.producers ?? 1 }, async () => {
-    const socket = new Socket(`${s.url.replace("http", "ws")}/ws`);
-    socket.binaryType = "arraybuffer";
-    await new Promise((r, j) => {
-      socket.onopen = r;
-      socket.onerror = j;
+    const socket: { ack?: () => void; closed?: string } = {};
+    const ws = await TcpWebSocket.open(`${s.url.replace("http", "ws")}/ws`, [], {}, {
+      onMessage: () => socket.ack?.(),
+      onClose: (code, reason) => {
+        socket.closed = `floor: closed ${code} ${reason}`;
+        socket.ack?.();
+      },
     });
-    return socket;
+    return { ws, socket };
   }));
-  const roundTrip = (socket: WebSocket, message: Uint8Array) =>
+  const roundTrip = ({ ws, socket }: (typeof sockets)[number], message: Uint8Array) =>
     new Promise<void>((resolve, reject) => {
-      socket.onmessage = () => resolve();
-      socket.onclose = (e) => reject(new Error(`floor: closed ${e.code} ${e.reason}`));
-      socket.send(message);
+      socket.ack = () => socket.closed === undefined ? resolve() : reject(new Error(socket.closed));
+      ws.send(message);
     });
   for (const [i, socket] of sockets.entries()) {
     for (let j = 0; j < 20; j++) await roundTrip(socket, messages[i % messages.length]);
@@ -210,9 +205,9 @@ if (s.mode === "send") {
       records++;
     }
   }));
-  for (const socket of sockets) {
-    socket.onclose = null;
-    socket.close();
+  for (const { ws, socket } of sockets) {
+    socket.closed = "done";
+    ws.close(1000);
   }
 } else if (s.mode === "e2e" || s.mode === "e2e-push" || s.mode === "e2e-floor") {
   let send: (value: string) => Promise<unknown>;

@@ -28,7 +28,6 @@ import type {
 import { RillError } from "../protocol/errors.ts";
 import { cancelReassignment } from "./election.ts";
 import {
-  type BrokerLoad,
   electPreferredLeader,
   loadOf,
   partitionKeyOf,

@@ -9,7 +9,8 @@
  * So, on Linux with glibc and FFI granted (the broker runs with `-A`), it caps the arenas
  * at 2 (`M_ARENA_MAX`), pins the mmap threshold (`M_MMAP_THRESHOLD`) at 64 MiB, and returns
  * free heap pages to the OS (`malloc_trim`, checked every few seconds, run once resident
- * memory grew 64 MiB since the last trim), which keeps resident memory down. Pinning the threshold stops glibc from moving it on its own; 64 MiB (above
+ * memory grew 64 MiB since the last trim, on a thread of its own so that the event loop goes
+ * on meanwhile), which keeps resident memory down. Pinning the threshold stops glibc from moving it on its own; 64 MiB (above
  * `max.request.bytes` and a fetch's read) keeps request bodies, segment reads and response
  * copies in the heap, where freed memory is reused: a threshold of 256 KiB mapped and
  * unmapped every such buffer, ~500 page faults per MB fetched, and the consumer read at
@@ -28,6 +29,10 @@ const M_ARENA_MAX = -8;
 export interface MallocTuning {
   /** whether glibc was found and tuned */
   active: boolean;
+  /** the trims done so far */
+  readonly trims: number;
+  /** whether a trim is under way (on its own thread) */
+  readonly trimming: boolean;
   /** stops the periodic trim and closes the library */
   close(): void;
 }
@@ -57,42 +62,60 @@ export interface MallocTuningOptions {
  * ```
  */
 export function tuneMalloc(options: MallocTuningOptions = {}): MallocTuning {
-  const inactive: MallocTuning = { active: false, close() {} };
+  const inactive: MallocTuning = { active: false, trims: 0, trimming: false, close() {} };
   if (Deno.build.os !== "linux") return inactive;
   if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") return inactive;
   let lib;
   try {
     lib = Deno.dlopen("libc.so.6", {
       mallopt: { parameters: ["i32", "i32"], result: "i32" },
-      malloc_trim: { parameters: ["usize"], result: "i32" },
+      // On a thread of FFI's own (below).
+      malloc_trim: { parameters: ["usize"], result: "i32", nonblocking: true },
     });
   } catch {
     return inactive; // not glibc (musl, …)
   }
-  const { mallopt, malloc_trim } = lib.symbols;
+  const library = lib;
+  const { mallopt, malloc_trim } = library.symbols;
   mallopt(M_ARENA_MAX, options.arenaMax ?? 2);
   mallopt(M_MMAP_THRESHOLD, options.mmapThreshold ?? 64 * 1024 * 1024);
   const every = options.trimIntervalMs ?? 5000;
-  // A trim blocks the event loop for as long as it walks the heap: ~130 ms with 5,000
-  // connections open, every 5 s, and /healthz waited for it. So it runs only once resident
-  // memory grew since the last one (a burst), not while the broker holds steady.
+  // A trim walks the whole heap: ~130 ms with 5,000 connections open. Run on the event loop,
+  // it held every request for that long (a CPU profile of the 5,000-client crowd of
+  // `deno task bench clients` had ~600 ms of the main thread in it). So it runs on a thread
+  // of FFI's own (`nonblocking`), one at a time, and only once resident memory grew since
+  // the last one (a burst), not while the broker holds steady.
   const growth = options.trimGrowthBytes ?? 64 * 1024 * 1024;
   let trimmedAt = 0;
+  let trims = 0;
+  let running: Promise<number> | null = null;
+  let closed = false;
   const trim = () => {
-    if (Deno.memoryUsage().rss < trimmedAt + growth) return;
-    malloc_trim(0n);
-    trimmedAt = Deno.memoryUsage().rss;
+    if (running !== null || closed || Deno.memoryUsage().rss < trimmedAt + growth) return;
+    running = malloc_trim(0n);
+    running.finally(() => {
+      running = null;
+      trims++;
+      trimmedAt = Deno.memoryUsage().rss;
+      // Closed while it ran: the library closes now that no call uses it.
+      if (closed) library.close();
+    });
   };
   const timer = every > 0 ? setInterval(trim, every) : undefined;
   if (timer !== undefined) Deno.unrefTimer(timer);
-  let closed = false;
   return {
     active: true,
+    get trims() {
+      return trims;
+    },
+    get trimming() {
+      return running !== null;
+    },
     close() {
       if (closed) return;
       closed = true;
       if (timer !== undefined) clearInterval(timer);
-      lib.close();
+      if (running === null) library.close();
     },
   };
 }

@@ -21,6 +21,12 @@ import type { ReadBuffer } from "../storage/segment.ts";
 export const MAX_POOLED_BYTES = 16 * 1024 * 1024;
 /** The most bytes of idle buffers the pool keeps. */
 export const MAX_IDLE_BYTES = 16 * 1024 * 1024;
+/**
+ * The most bytes of idle small buffers (arenas' first chunks) the pool keeps. A new one per
+ * fetch answer was garbage as large as the answer (rounded up to a power of two), freed only
+ * at the next collection: 900 long polls woken at each append made tens of MiB of it.
+ */
+export const MAX_IDLE_SMALL_BYTES = 4 * 1024 * 1024;
 /** The smallest buffer the pool makes (smaller reads share its size class). */
 const MIN_BUFFER_BYTES = 256 * 1024;
 
@@ -50,10 +56,18 @@ export interface LentBuffer {
 export class ReadBufferPool {
   readonly #idle: Uint8Array[] = [];
   #idleBytes = 0;
+  /** idle small buffers of arenas by size */
+  readonly #small = new Map<number, Uint8Array[]>();
+  #smallBytes = 0;
 
   /** Bytes held in idle buffers. */
   get idleBytes(): number {
     return this.#idleBytes;
+  }
+
+  /** Bytes held in idle small buffers (arenas' first chunks). */
+  get idleSmallBytes(): number {
+    return this.#smallBytes;
   }
 
   /**
@@ -98,6 +112,27 @@ export class ReadBufferPool {
     return new Uint8Array(size);
   }
 
+  /**
+   * A small buffer of exactly `size` bytes (a power of two up to
+   * {@linkcode ARENA_OWN_CHUNK_MAX_BYTES}), from those given back if one is idle.
+   */
+  takeSmall(size: number): Uint8Array {
+    const idle = this.#small.get(size);
+    const buf = idle?.pop();
+    if (buf === undefined) return new Uint8Array(size);
+    this.#smallBytes -= size;
+    return buf;
+  }
+
+  /** Gives back a buffer of {@linkcode takeSmall}; kept while idle ones stay within bounds. */
+  giveBackSmall(buf: Uint8Array): void {
+    if (this.#smallBytes + buf.length > MAX_IDLE_SMALL_BYTES) return;
+    let idle = this.#small.get(buf.length);
+    if (idle === undefined) this.#small.set(buf.length, idle = []);
+    idle.push(buf);
+    this.#smallBytes += buf.length;
+  }
+
   #giveBack(buf: Uint8Array): void {
     if (this.#idleBytes + buf.length > MAX_IDLE_BYTES) return;
     this.#idle.push(buf);
@@ -108,8 +143,8 @@ export class ReadBufferPool {
 /** The size of the chunks a {@linkcode ReadArena} takes from the pool. */
 const ARENA_CHUNK_BYTES = 1024 * 1024;
 /**
- * The first chunk of an arena whose first read is small: a chunk of its own of this size
- * (each next one twice the last) rather than a pooled 1 MiB one. A long poll woken by one
+ * The first chunk of an arena whose first read is small: a small one of this size (each next
+ * one twice the last; reused through the pool's small buffers) rather than a 1 MiB one. A long poll woken by one
  * small record would otherwise take 1 MiB for it: 900 consumers waiting on 8 partitions took
  * ~110 MiB at each append (made, zero-filled, then garbage past the pool's idle bound).
  */
@@ -131,6 +166,7 @@ const ARENA_OWN_CHUNK_MAX_BYTES = 128 * 1024;
  */
 export class ReadArena {
   readonly #pool: ReadBufferPool;
+  /** each chunk: lent by the pool (large), or a small one of the pool's (`lent` null) */
   readonly #chunks: { lent: LentBuffer | null; buf: Uint8Array }[] = [];
   #current = 0;
   #cursor = 0;
@@ -160,7 +196,7 @@ export class ReadArena {
       let small = ARENA_FIRST_CHUNK_BYTES << this.#chunks.length;
       while (small < length) small *= 2;
       if (small <= ARENA_OWN_CHUNK_MAX_BYTES) {
-        this.#chunks.push({ lent: null, buf: new Uint8Array(small) });
+        this.#chunks.push({ lent: null, buf: this.#pool.takeSmall(small) });
       } else {
         const lent = this.#pool.lend();
         this.#chunks.push({ lent, buf: lent.alloc(Math.max(length, ARENA_CHUNK_BYTES)) });
@@ -191,7 +227,10 @@ export class ReadArena {
   release(): void {
     if (this.#released) return;
     this.#released = true;
-    for (const c of this.#chunks) c.lent?.release();
+    for (const c of this.#chunks) {
+      if (c.lent !== null) c.lent.release();
+      else this.#pool.giveBackSmall(c.buf);
+    }
     this.#chunks.length = 0;
   }
 }

@@ -55,6 +55,15 @@ import {
 } from "./broker_replication.ts";
 
 /** The help text of `rill broker`. */
+/**
+ * The listen queue of the broker's HTTP/WebSocket port. Deno's default, 511, overflowed when
+ * a fleet of clients connected at once (5,000 over 8 s in `deno task bench clients`: `ss`
+ * showed Recv-Q 512/511 for seconds); the kernel then drops the SYNs past it and each of
+ * those clients waits for its retransmission (1, 3, 7 s…), so the crowd's first sends took
+ * 8 s at the median. The kernel caps it at `net.core.somaxconn` (4096 on current Linux).
+ */
+const LISTEN_BACKLOG = 4096;
+
 export const BROKER_HELP = `Usage: rill broker [options]
 
 Runs a broker: stores partition logs under --data and serves the HTTP API.
@@ -312,7 +321,13 @@ export async function runBroker(args: string[], role: BrokerRole = "broker"): Pr
     addr = await new Promise<Deno.NetAddr>((resolve, reject) => {
       try {
         server = Deno.serve(
-          { hostname: opts.hostname, port: opts.port, onListen: resolve, ...tls },
+          {
+            hostname: opts.hostname,
+            port: opts.port,
+            tcpBacklog: LISTEN_BACKLOG,
+            onListen: resolve,
+            ...tls,
+          },
           // The info's `completed` tells the fetch routes when an answer has been sent.
           (req, info) => ws(req) ?? app.fetch(req, info),
         );

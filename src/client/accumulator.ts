@@ -66,6 +66,8 @@ export interface ProducerBatch {
   topic: string;
   /** the partition */
   partition: number;
+  /** `topic + "\u0000" + partition`, the partition's key in the producer's maps */
+  key: string;
   /** the acks of the request */
   acks: string;
   /** the batch being built */
@@ -122,9 +124,14 @@ export function recordSize(key: BytesLike, value: BytesLike, headers?: RecordHea
   return size;
 }
 
+/** The smallest batch buffer (also the smallest kept for reuse). */
+const MIN_BATCH_BUFFER = 4096;
+
 interface PartitionQueue {
   topic: string;
   partition: number;
+  /** `topic + "\u0000" + partition` */
+  id: string;
   batches: ProducerBatch[];
   /** requests of the partition in flight */
   inFlight: number;
@@ -185,7 +192,7 @@ export class RecordAccumulator {
     const id = topic + "\u0000" + partition;
     let q = this.#queues.get(id);
     if (q === undefined) {
-      q = { topic, partition, batches: [], inFlight: 0, exclusive: false, lastSize: 0 };
+      q = { topic, partition, id, batches: [], inFlight: 0, exclusive: false, lastSize: 0 };
       this.#queues.set(id, q);
       this.#order.push(q);
     }
@@ -230,11 +237,12 @@ export class RecordAccumulator {
       closed = last;
       const cap = Math.min(
         this.#batchBytes + 1024,
-        Math.max(4096, Math.ceil(q.lastSize * 1.1), size + 128),
+        Math.max(MIN_BATCH_BUFFER, Math.ceil(q.lastSize * 1.1), size + 128),
       );
       last = {
         topic,
         partition,
+        key: q.id,
         acks,
         builder: new BatchBuilder(cap, this.#takeSpare(cap)),
         runs: [],
@@ -294,13 +302,14 @@ export class RecordAccumulator {
 
   /**
    * Takes back the buffer of a batch whose request is over (acknowledged or failed for
-   * good), for a later batch to write into. Only big buffers are kept, a few at most.
+   * good), for a later batch to write into (no fresh zeroed memory, less garbage). A few are
+   * kept at most.
    *
    * @param batch the finished batch; it must not be used afterwards
    */
   recycle(batch: ProducerBatch): void {
     const buf = batch.builder.buffer;
-    if (buf.length >= 64 * 1024 && this.#spare.length < 8) this.#spare.push(buf);
+    if (buf.length >= MIN_BATCH_BUFFER && this.#spare.length < 8) this.#spare.push(buf);
   }
 
   /**
@@ -309,9 +318,10 @@ export class RecordAccumulator {
    *
    * @param topic the topic
    * @param partition the partition
+   * @param key `topic + "\u0000" + partition`, if at hand (a batch's `key`)
    */
-  unmute(topic: string, partition: number): void {
-    const q = this.#queues.get(topic + "\u0000" + partition);
+  unmute(topic: string, partition: number, key = topic + "\u0000" + partition): void {
+    const q = this.#queues.get(key);
     if (q && q.inFlight > 0 && --q.inFlight === 0) q.exclusive = false;
   }
 

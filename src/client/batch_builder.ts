@@ -228,19 +228,26 @@ export class BatchBuilder {
     const batch = this.#buf.subarray(0, this.#pos);
     const view = new DataView(batch.buffer, batch.byteOffset, batch.byteLength);
     const now = this.#count === 0 ? Date.now() : 0;
-    view.setBigInt64(POS.baseOffset, 0n);
+    setInt64(view, POS.baseOffset, 0);
     view.setInt32(POS.batchLength, batch.length - LOG_OVERHEAD);
     view.setInt32(POS.partitionLeaderEpoch, -1);
     batch[POS.magic] = MAGIC_V2;
     view.setInt16(POS.attributes, 0);
     view.setInt32(POS.lastOffsetDelta, Math.max(this.#count - 1, 0));
-    view.setBigInt64(POS.baseTimestamp, BigInt(this.#count === 0 ? now : this.#baseTimestamp));
-    view.setBigInt64(POS.maxTimestamp, BigInt(this.#count === 0 ? now : this.#maxTimestamp));
-    view.setBigInt64(POS.producerId, BigInt(producer?.producerId ?? -1));
+    setInt64(view, POS.baseTimestamp, this.#count === 0 ? now : this.#baseTimestamp);
+    setInt64(view, POS.maxTimestamp, this.#count === 0 ? now : this.#maxTimestamp);
+    setInt64(view, POS.producerId, producer?.producerId ?? -1);
     view.setInt16(POS.producerEpoch, producer?.producerEpoch ?? -1);
     view.setInt32(POS.baseSequence, producer?.baseSequence ?? -1);
     view.setInt32(POS.recordCount, this.#count);
     view.setUint32(POS.crc, crc32c(batch.subarray(POS.attributes)));
     return batch;
   }
+}
+
+/** Writes a safe integer as a big-endian int64 (no BigInt allocated). */
+function setInt64(view: DataView, at: number, v: number): void {
+  const hi = Math.floor(v / 0x100000000);
+  view.setInt32(at, hi);
+  view.setUint32(at + 4, v - hi * 0x100000000);
 }

@@ -17,12 +17,10 @@ export type {
   PartitionMove,
 } from "../protocol/cluster_admin_types.ts";
 import type {
-  BrokerLoad,
   CancelMovesResult,
   ClusterStatus,
   ElectLeadersResult,
   MovePlanResult,
-  PartitionMove,
 } from "../protocol/cluster_admin_types.ts";
 
 function malformed(what: string): RillError {

@@ -132,6 +132,7 @@ export class IdempotentProducer {
    * @param topic the topic
    * @param partition the partition
    * @param count the records in the batch
+   * @param key `topic + "\u0000" + partition`, if at hand
    * @returns the fields to build the batch with, or null if the identity is not known yet
    * @throws {RillError} when the producer was fenced
    * @example
@@ -139,10 +140,15 @@ export class IdempotentProducer {
    * const seq = idem.assignNow("orders", 0, 10) ?? await idem.assign("orders", 0, 10);
    * ```
    */
-  assignNow(topic: string, partition: number, count: number): BatchSequence | null {
+  assignNow(
+    topic: string,
+    partition: number,
+    count: number,
+    key = topic + "\u0000" + partition,
+  ): BatchSequence | null {
     this.checkNotFenced();
     const id = this.#current;
-    return id === null ? null : this.#take(id, topic, partition, count);
+    return id === null ? null : this.#take(id, topic, partition, count, key);
   }
 
   /**
@@ -152,14 +158,15 @@ export class IdempotentProducer {
    *
    * @param topic the topic
    * @param partition the partition
+   * @param key `topic + "\u0000" + partition`, if at hand
    * @returns true once a batch was acknowledged there
    * @example
    * ```ts
    * const limit = idem.warm("orders", 0) ? 5 : 1;
    * ```
    */
-  warm(topic: string, partition: number): boolean {
-    return this.#current !== null && this.#acked.has(topic + "\u0000" + partition);
+  warm(topic: string, partition: number, key = topic + "\u0000" + partition): boolean {
+    return this.#current !== null && this.#acked.has(key);
   }
 
   /**
@@ -168,11 +175,17 @@ export class IdempotentProducer {
    * @param topic the topic
    * @param partition the partition
    * @param seq the batch's producer fields
+   * @param key `topic + "\u0000" + partition`, if at hand
    */
-  acknowledged(topic: string, partition: number, seq: BatchSequence): void {
+  acknowledged(
+    topic: string,
+    partition: number,
+    seq: BatchSequence,
+    key = topic + "\u0000" + partition,
+  ): void {
     const id = this.#current;
     if (id !== null && id.producerId === seq.producerId && id.producerEpoch === seq.producerEpoch) {
-      this.#acked.add(topic + "\u0000" + partition);
+      this.#acked.add(key);
     }
   }
 
@@ -181,8 +194,8 @@ export class IdempotentProducer {
     topic: string,
     partition: number,
     count: number,
+    k = topic + "\u0000" + partition,
   ): BatchSequence {
-    const k = topic + "\u0000" + partition;
     const base = this.#next.get(k) ?? 0;
     const after = base + count;
     this.#next.set(k, after > INT32_MAX ? after - INT32_MAX - 1 : after);

@@ -47,7 +47,7 @@ import type { Metadata } from "./metadata.ts";
 import { brokerOffset } from "./offsets.ts";
 import { Partitioner } from "./partitioner.ts";
 import { type BatchSequence, IdempotentProducer } from "./idempotence.ts";
-import { withRetry } from "./retry.ts";
+import { retryAfter, type RetryHooks } from "./retry.ts";
 import { utf8 } from "./utf8.ts";
 import type { Transport } from "./transport.ts";
 
@@ -515,11 +515,11 @@ export class Producer {
   #partitionLimit(batch: ProducerBatch): number {
     const idem = this.#idem;
     if (idem === null || batch.acks === "0") return 1;
-    if (!idem.warm(batch.topic, batch.partition)) return 1;
+    if (!idem.warm(batch.topic, batch.partition, batch.key)) return 1;
     // The broker remembers a producer's last 5 batches: a batch still unresolved (perhaps
     // appended, its answer lost, to be retried) must stay among them, so batches already
     // acknowledged after the oldest unresolved one count against the limit too.
-    const chain = this.#chains.get(batch.topic + "\u0000" + batch.partition);
+    const chain = this.#chains.get(batch.key);
     if (chain === undefined) return this.#maxInFlight;
     const resolvedSince = chain.next - chain.links[0].index - chain.links.length;
     return this.#maxInFlight - resolvedSince;
@@ -543,11 +543,15 @@ export class Producer {
         const count = this.#meta.cached(batch.topic);
         if (count !== undefined) this.#partitioner.batchClosed(batch.topic, batch.partition, count);
       }
-      this.#sendBatch(batch).finally(() => {
+      const done = () => {
         this.#acc.recycle(batch);
         this.#inFlight--;
-        this.#acc.unmute(batch.topic, batch.partition);
+        this.#acc.unmute(batch.topic, batch.partition, batch.key);
         this.#drain();
+      };
+      this.#sendBatch(batch).then(done, (e) => {
+        done();
+        throw e;
       });
     }
     if (this.#acc.pendingRecords === 0 && this.#inFlight === 0) {
@@ -578,7 +582,7 @@ export class Producer {
     try {
       const count = batch.builder.count;
       if (idem) {
-        seq = idem.assignNow(batch.topic, batch.partition, count) ??
+        seq = idem.assignNow(batch.topic, batch.partition, count, batch.key) ??
           await idem.assign(batch.topic, batch.partition, count);
         link = this.#link(batch, seq);
       }
@@ -588,23 +592,16 @@ export class Producer {
         body = compressBatch(body, this.#compression);
       }
       this.#streams ??= this.#t.useStreams();
-      const post = () =>
-        withRetry(
-          () => this.#t.produce(batch.topic, batch.partition, batch.acks, body),
-          this.#t.retry,
-          {
-            onRetry: (e) => {
-              if (
-                e instanceof RillError &&
-                (e.code === "NOT_LEADER_OR_FOLLOWER" || e.code === "LEADER_NOT_AVAILABLE")
-              ) this.#meta.invalidate(batch.topic);
-            },
-          },
-        );
+      // The first attempt straight; the retry machinery only once it failed.
+      const produce = () => this.#t.produce(batch.topic, batch.partition, batch.acks, body);
       let answer: unknown;
       for (;;) {
         try {
-          answer = await post();
+          try {
+            answer = await produce();
+          } catch (first) {
+            answer = await retryAfter(first, produce, this.#t.retry, this.#retryHooks(batch));
+          }
           break;
         } catch (e) {
           // Refused as out of order while earlier batches of the partition are unresolved:
@@ -614,7 +611,7 @@ export class Producer {
             !(e instanceof RillError && e.code === "OUT_OF_ORDER_SEQUENCE_NUMBER") ||
             earlier.length === 0
           ) throw e;
-          const results = await Promise.all(earlier.map((l) => l.settled));
+          const results = await Promise.all(earlier.map(whenSettled));
           if (!results.every((r) => r)) {
             throw new RillError(
               "OUT_OF_ORDER_SEQUENCE_NUMBER",
@@ -627,7 +624,7 @@ export class Producer {
         }
       }
       const offsets = offsetsOf(answer, count, batch);
-      if (idem && seq) idem.acknowledged(batch.topic, batch.partition, seq);
+      if (idem && seq) idem.acknowledged(batch.topic, batch.partition, seq, batch.key);
       ok = true;
       let r = 0;
       for (const run of batch.runs) {
@@ -648,17 +645,33 @@ export class Producer {
     }
   }
 
+  /** How a batch's produce is retried: a refusal naming no leader refreshes the metadata. */
+  #retryHooks(batch: ProducerBatch): RetryHooks {
+    return {
+      onRetry: (e) => {
+        if (
+          e instanceof RillError &&
+          (e.code === "NOT_LEADER_OR_FOLLOWER" || e.code === "LEADER_NOT_AVAILABLE")
+        ) this.#meta.invalidate(batch.topic);
+      },
+    };
+  }
+
   /** Enters a stamped batch in its partition's chain of in-flight idempotent batches. */
   #link(batch: ProducerBatch, seq: BatchSequence): InFlightLink {
-    const key = batch.topic + "\u0000" + batch.partition;
+    const key = batch.key;
     let chain = this.#chains.get(key);
     if (chain === undefined) {
       chain = { next: 0, links: [] };
       this.#chains.set(key, chain);
     }
-    let settle!: (ok: boolean) => void;
-    const settled = new Promise<boolean>((resolve) => settle = resolve);
-    const link: InFlightLink = { key, index: chain.next++, seq, settled, settle };
+    const link: InFlightLink = {
+      key,
+      index: chain.next++,
+      seq,
+      result: undefined,
+      waiters: undefined,
+    };
     chain.links.push(link);
     return link;
   }
@@ -678,11 +691,20 @@ export class Producer {
   #unlink(link: InFlightLink, ok: boolean): void {
     const chain = this.#chains.get(link.key);
     if (chain !== undefined) {
-      const i = chain.links.indexOf(link);
-      if (i >= 0) chain.links.splice(i, 1);
-      if (chain.links.length === 0) this.#chains.delete(link.key);
+      const links = chain.links;
+      if (links.length === 1 && links[0] === link) this.#chains.delete(link.key);
+      else {
+        const i = links.indexOf(link);
+        if (i >= 0) links.splice(i, 1);
+        if (links.length === 0) this.#chains.delete(link.key);
+      }
     }
-    link.settle(ok);
+    link.result = ok;
+    const waiters = link.waiters;
+    if (waiters !== undefined) {
+      link.waiters = undefined;
+      for (const w of waiters) w(ok);
+    }
   }
 }
 
@@ -700,9 +722,16 @@ interface InFlightLink {
   /** its place in the chain's stamping order */
   index: number;
   seq: BatchSequence;
-  /** resolves true once the batch is acknowledged, false if it failed for good */
-  settled: Promise<boolean>;
-  settle: (ok: boolean) => void;
+  /** true once the batch is acknowledged, false if it failed for good; undefined until then */
+  result: boolean | undefined;
+  /** those waiting for the result (see {@linkcode whenSettled}) */
+  waiters: ((ok: boolean) => void)[] | undefined;
+}
+
+/** Resolves with a link's result: true once acknowledged, false if it failed for good. */
+function whenSettled(link: InFlightLink): Promise<boolean> {
+  if (link.result !== undefined) return Promise.resolve(link.result);
+  return new Promise((resolve) => (link.waiters ??= []).push(resolve));
 }
 
 /**

@@ -137,22 +137,69 @@ function stripUndefined<T extends object>(o: T): Partial<T> {
 export async function withRetry<T>(
   fn: (attempt: number) => Promise<T>,
   options: Required<RetryOptions>,
-  hooks: {
-    sleep?: (ms: number) => Promise<void>;
-    random?: () => number;
-    onRetry?: (error: unknown, attempt: number) => void | Promise<void>;
-    retriable?: (error: unknown) => boolean;
-  } = {},
+  hooks: RetryHooks = {},
+): Promise<T> {
+  try {
+    return await fn(0);
+  } catch (e) {
+    return await retryAfter(e, fn, options, hooks);
+  }
+}
+
+/**
+ * The hooks of {@linkcode withRetry}: `sleep` and `random` (injectable for tests), `onRetry` to
+ * react (e.g. refresh metadata) before the next attempt, `retriable` to choose what is retried.
+ *
+ * @example
+ * ```ts
+ * const hooks: RetryHooks = { onRetry: (e) => console.warn("retrying after", e) };
+ * ```
+ */
+export interface RetryHooks {
+  /** waits before an attempt (default: a timer) */
+  sleep?: (ms: number) => Promise<void>;
+  /** numbers in [0, 1) for the jitter (default Math.random) */
+  random?: () => number;
+  /** called before each retry */
+  onRetry?: (error: unknown, attempt: number) => void | Promise<void>;
+  /** whether an error is retried (default {@linkcode isRetriable}) */
+  retriable?: (error: unknown) => boolean;
+}
+
+/**
+ * Goes on as {@linkcode withRetry} does after its first attempt failed with `error`: retries
+ * `fn` (from attempt 1) while it throws a retriable error, at most `options.retries` times in
+ * all. For callers that make the first attempt themselves (no retry machinery on the path
+ * that succeeds).
+ *
+ * @param error what the first attempt threw
+ * @param fn the operation; receives the attempt number
+ * @param options complete retry options
+ * @param hooks as withRetry's
+ * @returns what `fn` returns
+ * @throws `error` or a later one, once it is not retriable or the retries are used up
+ * @example
+ * ```ts
+ * const answer = await send(0).catch((e) => retryAfter(e, send, resolveRetry()));
+ * ```
+ */
+export async function retryAfter<T>(
+  error: unknown,
+  fn: (attempt: number) => Promise<T>,
+  options: Required<RetryOptions>,
+  hooks: RetryHooks = {},
 ): Promise<T> {
   const sleep = hooks.sleep ?? delay;
   const retriable = hooks.retriable ?? isRetriable;
+  let e = error;
   for (let attempt = 0;; attempt++) {
+    if (attempt >= options.retries || !retriable(e)) throw e;
+    await hooks.onRetry?.(e, attempt);
+    await sleep(retryDelay(attempt, options, hooks.random));
     try {
-      return await fn(attempt);
-    } catch (e) {
-      if (attempt >= options.retries || !retriable(e)) throw e;
-      await hooks.onRetry?.(e, attempt);
-      await sleep(retryDelay(attempt, options, hooks.random));
+      return await fn(attempt + 1);
+    } catch (next) {
+      e = next;
     }
   }
 }

@@ -124,6 +124,10 @@ export class Transport {
   readonly #token: string | undefined;
   readonly #clientId: string | undefined;
   readonly #streams = new Map<string, Promise<WsConnection>>();
+  /** the connections of #streams that are open, by broker */
+  readonly #open = new Map<string, WsConnection>();
+  /** topics percent-encoded */
+  readonly #encodedTopics = new Map<string, string>();
   /** brokers that refused a WebSocket (auto mode), and until when HTTP is used for them */
   readonly #httpUntil = new Map<string, number>();
   #streamUsers = 0;
@@ -196,6 +200,7 @@ export class Transport {
       if (--this.#streamUsers > 0) return;
       const streams = [...this.#streams.values()];
       this.#streams.clear();
+      this.#open.clear();
       for (const s of streams) s.then((c) => c.close(), () => {});
     };
   }
@@ -214,22 +219,67 @@ export class Transport {
    * @throws {RillError} the broker's error; BROKER_NOT_AVAILABLE (retriable) when it cannot
    *   be reached
    */
-  async produce(
+  produce(
     topic: string,
     partition: number,
     acks: string,
     body: Uint8Array,
   ): Promise<unknown | null> {
+    if (this.#streamMode !== "http") {
+      // The common case, without the async machinery of the general path: the partition's
+      // broker has an open connection.
+      const route = { key: `${this.#encoded(topic)}/${partition}`, read: false };
+      const routed = this.#routes.base(route);
+      const base = routed ?? this.broker;
+      const conn = this.#open.get(base);
+      if (conn !== undefined && conn.open) {
+        return conn.request(
+          { op: "produce", topic, partition, acks: acks === "all" ? -1 : Number(acks) },
+          body,
+        ).then(
+          ({ header }) => acks === "0" ? null : header,
+          (error) => this.#produce(topic, partition, acks, body, { error, base, routed }),
+        );
+      }
+    }
+    return this.#produce(topic, partition, acks, body);
+  }
+
+  /** The topic percent-encoded for a path (remembered: producers name few topics). */
+  #encoded(topic: string): string {
+    let e = this.#encodedTopics.get(topic);
+    if (e === undefined) {
+      if (this.#encodedTopics.size >= 1024) this.#encodedTopics.clear();
+      e = encodeURIComponent(topic);
+      this.#encodedTopics.set(topic, e);
+    }
+    return e;
+  }
+
+  /** {@linkcode produce}'s general path; `failed`: a first attempt's error to go on from. */
+  async #produce(
+    topic: string,
+    partition: number,
+    acks: string,
+    body: Uint8Array,
+    failed?: { error: unknown; base: string; routed: string | undefined },
+  ): Promise<unknown | null> {
     // The path and route key as request() would make them, without its generic parsing.
-    const encoded = encodeURIComponent(topic);
+    const encoded = this.#encoded(topic);
     const pathAndQuery = `/v1/topics/${encoded}/records?partition=${partition}&acks=${
       encodeURIComponent(acks)
     }`;
     const route = { key: `${encoded}/${partition}`, read: false };
     for (let hop = 0;; hop++) {
-      const routed = this.#routes.base(route);
-      const base = routed ?? this.broker;
+      let routed = this.#routes.base(route);
+      let base = routed ?? this.broker;
       try {
+        if (failed !== undefined) {
+          ({ routed, base } = failed);
+          const { error } = failed;
+          failed = undefined;
+          throw error;
+        }
         const conn = this.#streamMode === "http"
           ? null
           : await this.#stream(base, routed !== undefined);
@@ -347,9 +397,11 @@ export class Transport {
       mine.then((conn) => {
         conn.onClose = () => {
           if (this.#streams.get(base) === mine) this.#streams.delete(base);
+          if (this.#open.get(base) === conn) this.#open.delete(base);
         };
         // Given back while it opened: close it.
         if (this.#streamUsers === 0) conn.close();
+        else if (conn.open && this.#streams.get(base) === mine) this.#open.set(base, conn);
       }, () => {
         if (this.#streams.get(base) === mine) this.#streams.delete(base);
       });

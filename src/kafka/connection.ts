@@ -13,10 +13,15 @@
  * - a request that does not decode (the dispatcher throws {@linkcode KafkaDecodeError})
  *   closes the connection after the answers before it were written.
  *
+ * Produce frames are read into buffers lent by a {@linkcode FramePool} (when the options
+ * give one), and the buffer goes back once the answer was written, if the dispatcher marked
+ * the request {@linkcode RequestFrame.reusable}.
+ *
  * @module
  */
 import { KafkaDecodeError, Reader } from "./wire.ts";
 import { concatBytes } from "../protocol/bytes.ts";
+import { classBytes, type FramePool, MAX_CLASS_BYTES } from "./frame_pool.ts";
 
 /** A request header (v1/v2) and the reader positioned at its body. */
 export interface RequestFrame {
@@ -32,6 +37,11 @@ export interface RequestFrame {
   reader: Reader;
   /** the frame's size */
   size: number;
+  /**
+   * Set by the dispatcher when nothing refers to the frame's bytes once the answer is
+   * written (a Produce with acks 1 or all), so that its buffer may be reused.
+   */
+  reusable?: boolean;
 }
 
 /**
@@ -56,6 +66,8 @@ export interface ConnectionOptions {
   maxInFlight?: number;
   /** where one-line reports go */
   log?: (line: string) => void;
+  /** lends buffers for Produce frames (none: each frame gets a new buffer) */
+  pool?: FramePool;
 }
 
 /** Kafka's socket.request.max.bytes default. */
@@ -64,6 +76,9 @@ export const MAX_FRAME_BYTES = 100 * 1024 * 1024;
 const READ_CHUNK = 64 * 1024;
 const COALESCE_BYTES = 64 * 1024;
 const OWN_START = 1024 * 1024;
+/** Produce frames at least this big use pooled buffers (when a pool is given). */
+const POOL_FROM_BYTES = 8 * 1024;
+const PRODUCE = 0;
 
 /**
  * Serves one connection until the peer closes it, a frame is bad, or `signal` aborts.
@@ -83,6 +98,7 @@ export async function serveConnection(
   const frameTimeoutMs = opts.frameTimeoutMs ?? 30_000;
   const maxInFlight = opts.maxInFlight ?? 64;
   const log = opts.log ?? (() => {});
+  const pool = opts.pool ?? null;
   const peer = describePeer(conn);
   // Answers are written whole: no Nagle delay behind the peer's delayed ACK.
   if ("setNoDelay" in conn) (conn as Deno.TcpConn).setNoDelay(true);
@@ -106,7 +122,11 @@ export async function serveConnection(
   // Answers in request order: a chain of writes, each waiting for its own answer.
   const pending: Promise<void>[] = [];
   let writeChain: Promise<void> = Promise.resolve();
-  const enqueue = (answer: Promise<Answer | null>) => {
+  const enqueue = (
+    answer: Promise<Answer | null>,
+    req: RequestFrame,
+    lent: Uint8Array | null,
+  ) => {
     const done = writeChain = writeChain.then(async () => {
       let chunks: Answer | null;
       try {
@@ -115,6 +135,8 @@ export async function serveConnection(
         close(e instanceof KafkaDecodeError ? e.message : `internal error: ${e}`);
         return;
       }
+      // The request is done with its bytes (the dispatcher says so): its buffer goes back.
+      if (lent !== null && req.reusable) pool!.give(lent);
       if (chunks === null) return;
       try {
         if (!closed) {
@@ -148,6 +170,9 @@ export async function serveConnection(
   let own: Uint8Array | null = null;
   let ownFilled = 0;
   let ownSize = 0;
+  // the most `own` grows to: the frame's size, or its pool class for a Produce frame
+  let ownCap = 0;
+  let ownPooled = false;
   let frameTimer: ReturnType<typeof setTimeout> | null = null;
   const clearFrameTimer = () => {
     if (frameTimer !== null) clearTimeout(frameTimer);
@@ -159,8 +184,11 @@ export async function serveConnection(
       frameTimeoutMs,
     );
   };
-  /** Hands one whole frame to the dispatcher; false when the connection must stop. */
-  const take = async (frame: Uint8Array): Promise<boolean> => {
+  /**
+   * Hands one whole frame to the dispatcher; false when the connection must stop. `lent`
+   * is the pool-class buffer the frame was read into, if any.
+   */
+  const take = async (frame: Uint8Array, lent: Uint8Array | null = null): Promise<boolean> => {
     clearFrameTimer();
     let req: RequestFrame;
     try {
@@ -174,7 +202,7 @@ export async function serveConnection(
       stop(e instanceof Error ? e.message : String(e));
       return false;
     }
-    enqueue(dispatch(req));
+    enqueue(dispatch(req), req, lent);
     while (pending.length >= maxInFlight && !closed) await pending[0];
     return true;
   };
@@ -184,13 +212,14 @@ export async function serveConnection(
         // The rest of a large frame, read into its own buffer.
         let into: Uint8Array = own;
         if (ownFilled === into.length) {
-          const grown = new Uint8Array(Math.min(ownSize, into.length * 2));
+          const grown = new Uint8Array(Math.min(ownCap, into.length * 2));
           grown.set(into);
           own = into = grown;
         }
         let n: number | null;
         try {
-          n = await conn.read(into.subarray(ownFilled));
+          // never past the frame: the next one starts in the read buffer
+          n = await conn.read(into.subarray(ownFilled, Math.min(into.length, ownSize)));
         } catch {
           n = null;
         }
@@ -198,7 +227,8 @@ export async function serveConnection(
         ownFilled += n;
         if (ownFilled === ownSize) {
           own = null;
-          if (!(await take(into))) break;
+          const lent = ownPooled && into.length === ownCap ? into : null;
+          if (!(await take(into.subarray(0, ownSize), lent))) break;
         }
         continue;
       }
@@ -216,11 +246,18 @@ export async function serveConnection(
           break;
         }
         const have = end - start - 4;
+        // A Produce frame (api key known once 2 bytes arrived) goes into a pooled buffer.
+        const pooled = pool !== null && size >= POOL_FROM_BYTES && size <= MAX_CLASS_BYTES &&
+          have >= 2 && ((buf[start + 4] << 8) | buf[start + 5]) === PRODUCE;
         if (have < size) {
           startFrameTimer();
           if (size > READ_CHUNK) {
-            // Large: the rest goes straight into the frame's own buffer (above).
-            own = new Uint8Array(Math.min(size, Math.max(OWN_START, 2 * have)));
+            // Large: the rest goes straight into the frame's own buffer (above), a free
+            // pooled one if there is one, else one that grows with the bytes that arrive.
+            ownPooled = pooled;
+            ownCap = pooled ? classBytes(size) : size;
+            own = (pooled ? pool.take(size) : null) ??
+              new Uint8Array(Math.min(ownCap, Math.max(OWN_START, 2 * have)));
             own.set(buf.subarray(start + 4, end));
             ownFilled = have;
             ownSize = size;
@@ -231,10 +268,11 @@ export async function serveConnection(
         }
         // One frame: copied out so the read buffer can be reused (`new` + `set`: V8's
         // TypedArray `slice` copied ~6x slower here).
-        const frame = new Uint8Array(size);
+        const lent = pooled ? pool.take(size) ?? new Uint8Array(classBytes(size)) : null;
+        const frame = lent !== null ? lent.subarray(0, size) : new Uint8Array(size);
         frame.set(buf.subarray(start + 4, start + 4 + size));
         start += 4 + size;
-        if (!(await take(frame))) break;
+        if (!(await take(frame, lent))) break;
       }
       if (closed || stopping !== null) break;
       if (own !== null) continue;

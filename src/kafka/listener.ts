@@ -30,6 +30,7 @@ import { KAFKA_ERROR } from "./errors.ts";
 import { ClassicGroups } from "./group_coordinator.ts";
 import { RELEASE } from "./fetch.ts";
 import { KafkaMeter } from "./observe.ts";
+import { FramePool } from "./frame_pool.ts";
 
 /** Settings of {@linkcode KafkaListener.listen}. */
 export interface KafkaListenerOptions {
@@ -61,6 +62,8 @@ export class KafkaListener {
   readonly advertised: string;
   /** the shared handler context */
   readonly ctx: KafkaContext;
+  /** the buffers Produce frames are read into, reused across connections */
+  readonly frames: FramePool = new FramePool();
   readonly #listener: Deno.Listener;
   readonly #abort = new AbortController();
   readonly #connections = new Set<Promise<void>>();
@@ -92,6 +95,7 @@ export class KafkaListener {
       maxFrameBytes: opts.maxFrameBytes ?? MAX_FRAME_BYTES,
       frameTimeoutMs: opts.frameTimeoutMs ?? broker.config.requestBodyTimeoutMs,
       log,
+      pool: this.frames,
     };
     this.#accepting = this.#acceptLoop(limits);
   }
@@ -236,6 +240,10 @@ export async function dispatchRequest(
   }
   const handler = HANDLERS[apiKey];
   const answer = await handler(ctx, session, apiVersion, body);
+  // A Produce with acks 1 or all was written (or refused) before its answer: nothing refers
+  // to its batches any more, so its frame buffer may be reused. acks=0 appends may still be
+  // queued when this returns.
+  if (apiKey === API.Produce && (body as { acks: number }).acks !== 0) req.reusable = true;
   ctx.meter?.answered(apiKey, body, answer, start);
   if (answer === null) return null;
   const release = (answer as { [RELEASE]?: () => void })[RELEASE];

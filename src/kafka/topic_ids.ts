@@ -93,6 +93,20 @@ export class TopicIds {
     return id === null ? new Uint8Array(16) : uuidBytes(id);
   }
 
+  /**
+   * The id a topic had when this map last saw it, for answering about a topic deleted since
+   * (a fetch session's partitions of a deleted topic get UNKNOWN_TOPIC_ID under that id).
+   *
+   * @param name the topic
+   * @returns its former 16 id bytes, or null when never seen
+   */
+  formerId(name: string): Uint8Array | null {
+    for (const [hex, n] of this.#byId) {
+      if (n === name) return uuidBytes(hex);
+    }
+    return null;
+  }
+
   async #has(name: string, hex: string): Promise<boolean> {
     const id = await this.#source.topicId(name);
     return id !== null && id.replaceAll("-", "").toLowerCase() === hex;

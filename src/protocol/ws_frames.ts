@@ -81,11 +81,15 @@ export interface Frame {
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true });
 
+const newBytes = (size: number) => new Uint8Array(size);
+
 /**
  * Encodes a frame.
  *
  * @param header the header object (JSON-serializable)
  * @param payload payload bytes (one or more, written one after the other), if any
+ * @param alloc where the frame is written: a buffer of at least the size asked (default a
+ *   new one); a sender that copies the message at once may lend a reused one
  * @returns the message bytes
  * @example
  * ```ts
@@ -95,20 +99,64 @@ const decoder = new TextDecoder("utf-8", { fatal: true });
 export function encodeFrame(
   header: Record<string, unknown>,
   payload: readonly Uint8Array[] = [],
+  alloc: (size: number) => Uint8Array<ArrayBuffer> = newBytes,
 ): Uint8Array<ArrayBuffer> {
   const json = JSON.stringify(header);
-  // UTF-8 takes at most 3 bytes per UTF-16 unit.
-  let size = 4 + json.length * 3;
+  const n = json.length;
+  let size = 4 + n;
   for (const p of payload) size += p.byteLength;
-  const out = new Uint8Array(size);
-  const { written } = encoder.encodeInto(json, out.subarray(4));
-  new DataView(out.buffer).setUint32(0, written);
+  // Headers are short and mostly ASCII: written here without a call into the runtime
+  // (TextEncoder.encodeInto is one); anything else goes through TextEncoder.
+  let out = alloc(size);
+  let written = n;
+  for (let i = 0; i < n; i++) {
+    const c = json.charCodeAt(i);
+    if (c >= 0x80) {
+      // UTF-8 takes at most 3 bytes per UTF-16 unit.
+      size += n * 2;
+      out = alloc(size);
+      written = encoder.encodeInto(json, out.subarray(4)).written;
+      break;
+    }
+    out[4 + i] = c;
+  }
+  out[0] = written >>> 24;
+  out[1] = (written >> 16) & 0xff;
+  out[2] = (written >> 8) & 0xff;
+  out[3] = written & 0xff;
   let pos = 4 + written;
   for (const p of payload) {
     out.set(p, pos);
     pos += p.byteLength;
   }
-  return pos === size ? out : out.subarray(0, pos);
+  return pos === out.byteLength ? out : out.subarray(0, pos);
+}
+
+/**
+ * Encodes a frame with no payload whose header is already JSON text, all ASCII (numbers and
+ * fixed names: what the broker writes out for its most frequent answers).
+ *
+ * @param json the header, JSON of an object, ASCII only
+ * @param alloc where the bytes are written (at least the size asked for; the message is its
+ *   start), as for {@linkcode encodeFrame}
+ * @returns the message bytes
+ * @example
+ * ```ts
+ * socket.send(encodeAsciiFrame(`{"op":"produced","id":${id}}`));
+ * ```
+ */
+export function encodeAsciiFrame(
+  json: string,
+  alloc: (size: number) => Uint8Array<ArrayBuffer> = newBytes,
+): Uint8Array<ArrayBuffer> {
+  const n = json.length;
+  const out = alloc(4 + n);
+  out[0] = n >>> 24;
+  out[1] = (n >> 16) & 0xff;
+  out[2] = (n >> 8) & 0xff;
+  out[3] = n & 0xff;
+  for (let i = 0; i < n; i++) out[4 + i] = json.charCodeAt(i);
+  return out.byteLength === 4 + n ? out : out.subarray(0, 4 + n);
 }
 
 /**
@@ -125,13 +173,13 @@ export function encodeFrame(
  */
 export function decodeFrame(message: Uint8Array): Frame {
   if (message.byteLength < 4) throw new TypeError("A frame is at least 4 bytes long");
-  const length = new DataView(message.buffer, message.byteOffset, 4).getUint32(0);
+  const length = (message[0] << 24 | message[1] << 16 | message[2] << 8 | message[3]) >>> 0;
   if (length > message.byteLength - 4) {
     throw new TypeError(`The frame's header length ${length} is past its end`);
   }
   let header: unknown;
   try {
-    header = JSON.parse(decoder.decode(message.subarray(4, 4 + length)));
+    header = JSON.parse(headerText(message, length));
   } catch {
     throw new TypeError("The frame's header is not UTF-8 JSON");
   }
@@ -142,4 +190,27 @@ export function decodeFrame(message: Uint8Array): Frame {
     throw new TypeError('The frame\'s header must be a JSON object with a string "op"');
   }
   return { header: header as Record<string, unknown>, payload: message.subarray(4 + length) };
+}
+
+/** Short headers up to this length are read as ASCII without a call into the runtime. */
+const SHORT_HEADER = 512;
+
+/** The header's text: ASCII read here when short, else (or if not ASCII) TextDecoder's. */
+function headerText(message: Uint8Array, length: number): string {
+  if (length <= SHORT_HEADER) {
+    let ascii = true;
+    for (let i = 4; i < 4 + length; i++) {
+      if (message[i] >= 0x80) {
+        ascii = false;
+        break;
+      }
+    }
+    if (ascii) {
+      return String.fromCharCode.apply(
+        null,
+        message.subarray(4, 4 + length) as unknown as number[],
+      );
+    }
+  }
+  return decoder.decode(message.subarray(4, 4 + length));
 }

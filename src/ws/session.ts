@@ -20,12 +20,18 @@
  */
 import type { Broker } from "../broker/broker.ts";
 import type { FetchPartitionRequest } from "../broker/fetch_session.ts";
-import type { Acks } from "../broker/produce.ts";
+import type { Acks, BatchAppendResult } from "../broker/produce.ts";
 import { validateTopicName } from "../coordination/topics.ts";
 import type { Operation } from "../coordination/acls.ts";
 import { RillError } from "../protocol/errors.ts";
 import { concatBytes } from "../protocol/bytes.ts";
-import { decodeFrame, encodeFrame, WS_PART_LAST, WS_PART_MORE } from "../protocol/ws_frames.ts";
+import {
+  decodeFrame,
+  encodeAsciiFrame,
+  encodeFrame,
+  WS_PART_LAST,
+  WS_PART_MORE,
+} from "../protocol/ws_frames.ts";
 import type { Principal } from "../http/auth.ts";
 import type { InstalledSecurity } from "../http/security.ts";
 import type { WsLimits } from "./endpoint.ts";
@@ -60,6 +66,8 @@ export class WsSession {
   /** a hello being authenticated: frames that arrive meanwhile wait for it, in order */
   #gate: Promise<void> | null = null;
   #inFlightBytes = 0;
+  /** the topic name of the last produce frame, checked by validateTopicName */
+  #lastTopic: string | null = null;
   #closed = false;
   /** fetches started and not answered, and subscriptions (each counts as one) */
   #fetches = 0;
@@ -260,7 +268,9 @@ export class WsSession {
       throw new RillError("INVALID_REQUEST", 'A produce needs a string "topic"');
     }
     this.#authorize(principal, h.topic, "write");
-    const topic = validateTopicName(h.topic);
+    // A producer names the same topic frame after frame: checked once while it does.
+    const topic = h.topic === this.#lastTopic ? h.topic : validateTopicName(h.topic);
+    this.#lastTopic = topic;
     const partition = intField(h.partition, "partition", 0, 0x7fffffff);
     const acks = acksOf(h.acks);
     const size = payload.byteLength;
@@ -297,14 +307,17 @@ export class WsSession {
     this.#inFlightBytes += size;
     this.#broker.produceBatches(topic, partition, payload, acks).then(
       (result) => {
+        this.#inFlightBytes -= size;
+        release();
         done(null);
-        this.#send(result === null ? { op: "produced", id } : { op: "produced", id, ...result });
+        this.#sendText(producedAnswer(id, result));
       },
-      (e) => done(this.#error(id, e)),
-    ).finally(() => {
-      this.#inFlightBytes -= size;
-      release();
-    });
+      (e) => {
+        this.#inFlightBytes -= size;
+        release();
+        done(this.#error(id, e));
+      },
+    );
   }
 
   #fetch(id: number, h: Record<string, unknown>, done: Done): void {
@@ -560,7 +573,13 @@ export class WsSession {
 
   #send(header: Record<string, unknown>, payload?: Uint8Array[]): void {
     if (this.#closed || this.#socket.readyState !== WebSocket.OPEN) return;
-    this.#socket.send(encodeFrame(header, payload));
+    this.#socket.send(encodeFrame(header, payload, lendScratch));
+  }
+
+  /** Sends a frame of an ASCII JSON header written as text, with no payload. */
+  #sendText(json: string): void {
+    if (this.#closed || this.#socket.readyState !== WebSocket.OPEN) return;
+    this.#socket.send(encodeAsciiFrame(json, lendScratch));
   }
 
   /** Answers with an error; returns the error answered with. */
@@ -574,6 +593,39 @@ export class WsSession {
     this.#send({ op: "error", id, ...err.toJSON() });
     return err;
   }
+}
+
+/**
+ * Frames up to this size are encoded into one buffer shared by every connection (below);
+ * larger ones get a buffer of their own.
+ */
+const SCRATCH_MAX_BYTES = 8 * 1024 * 1024;
+let scratch = new Uint8Array(64 * 1024);
+
+/**
+ * The buffer an answer is encoded into before it is sent: Deno's WebSocket copies a message
+ * at `send()`, so the same buffer serves every answer. A new buffer per answer was garbage
+ * the size of everything sent, freed only at the next collection: with 900 long polls
+ * answered, the broker's external memory reached ~200 MiB between collections.
+ */
+function lendScratch(size: number): Uint8Array<ArrayBuffer> {
+  if (size > SCRATCH_MAX_BYTES) return new Uint8Array(size);
+  if (scratch.byteLength < size) {
+    let n = scratch.byteLength;
+    while (n < size) n *= 2;
+    scratch = new Uint8Array(n);
+  }
+  return scratch;
+}
+
+/**
+ * The header of a `produced` answer, written out: a JSON.stringify of the same object cost
+ * ~1 µs of the ~70 µs a one-record produce frame took (profiled).
+ */
+function producedAnswer(id: number, r: BatchAppendResult | null): string {
+  return r === null
+    ? `{"op":"produced","id":${id}}`
+    : `{"op":"produced","id":${id},"partition":${r.partition},"baseOffset":${r.baseOffset},"lastOffset":${r.lastOffset},"recordCount":${r.recordCount},"logAppendTime":${r.logAppendTime}}`;
 }
 
 /** Reports a frame's outcome to the meter (null: answered with success). */

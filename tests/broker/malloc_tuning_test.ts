@@ -9,6 +9,29 @@ Deno.test("tuneMalloc tunes glibc on Linux and its close() stops the trim timer"
   tuning.close(); // twice is harmless; the test's sanitizer sees no leaked interval
 });
 
+Deno.test({
+  name: "tuneMalloc trims on a thread of its own: the event loop runs while a trim is under way",
+  ignore: Deno.build.os !== "linux",
+  async fn() {
+    const tuning = tuneMalloc({ trimIntervalMs: 1, trimGrowthBytes: 0 });
+    // A trim run on the event loop could never be seen under way from a timer.
+    let seen = false;
+    const until = performance.now() + 5000;
+    await new Promise<void>((resolve) => {
+      const t = setInterval(() => {
+        if (tuning.trimming) seen = true;
+        if ((seen && tuning.trims > 0) || performance.now() > until) {
+          clearInterval(t);
+          resolve();
+        }
+      }, 1);
+    });
+    assert.ok(seen, `no timer fired while a trim ran (${tuning.trims} trims)`);
+    tuning.close(); // a trim under way closes the library when it returns
+    while (tuning.trimming) await new Promise((r) => setTimeout(r, 1));
+  },
+});
+
 Deno.test("tuneMalloc does nothing, and never prompts, without FFI", async () => {
   const config = new URL("../../deno.json", import.meta.url).pathname;
   const module = new URL("../../src/broker/malloc_tuning.ts", import.meta.url).href;

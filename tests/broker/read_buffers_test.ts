@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import {
   MAX_IDLE_BYTES,
+  MAX_IDLE_SMALL_BYTES,
   MAX_POOLED_BYTES,
   ReadArena,
   ReadBufferPool,
@@ -172,4 +173,31 @@ Deno.test("ReadArena gives distinct regions until reset, takes them back on roll
   assert.equal(pool.idleBytes, 0);
   arena.release();
   assert.ok(pool.idleBytes >= 4 * 1024 * 1024, "the pooled chunk went back");
+});
+
+Deno.test("ReadArena's small chunks are reused by the next arena once released, never while held", () => {
+  const pool = new ReadBufferPool();
+  const first = new ReadArena(pool);
+  const a = first.alloc(100);
+  const held = new ReadArena(pool);
+  const b = held.alloc(100);
+  assert.notEqual(b.buffer, a.buffer, "two arenas in flight never share a chunk");
+  first.release();
+  first.release(); // twice is harmless: the chunk is not given back twice
+  const next = new ReadArena(pool);
+  const c = next.alloc(100);
+  assert.equal(c.buffer, a.buffer, "a released small chunk serves the next long poll");
+  const other = new ReadArena(pool);
+  assert.notEqual(other.alloc(100).buffer, c.buffer, "given once, lent once");
+  // Idle small chunks are bounded.
+  const many = Array.from({ length: 200 }, () => {
+    const arena = new ReadArena(pool);
+    arena.alloc(60 * 1024);
+    return arena;
+  });
+  for (const arena of many) arena.release();
+  assert.ok(pool.idleSmallBytes > 0);
+  assert.ok(pool.idleSmallBytes <= MAX_IDLE_SMALL_BYTES, `${pool.idleSmallBytes} idle`);
+  held.release();
+  next.release();
 });

@@ -5,7 +5,8 @@
  * a consumer group reads them back and a second member resumes at the committed offset,
  * the mod.ts client reads the same records over HTTP identically, the admin lists and
  * deletes the group, a topic keeps its id across a broker restart and its configs are
- * altered. A small TCP tap between the client and the broker (the broker
+ * altered; with `--auth` it authenticates with SASL/PLAIN; on three brokers each gives the
+ * topic the same id and a group reads from every leader. A small TCP tap between the client and the broker (the broker
  * advertises the tap's address) records the API versions on the wire.
  *
  * @module
@@ -21,6 +22,8 @@ import {
 } from "@platformatic/kafka";
 import { Rill } from "../../mod.ts";
 import { type BrokerProcess, startBroker } from "../_helpers/broker_process.ts";
+import { cli } from "../_helpers/cli_in_process.ts";
+import { Cluster, FAST_FLAGS } from "../replication/_cluster.ts";
 import { API } from "../../src/kafka/messages.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
@@ -265,6 +268,9 @@ Deno.test({
       // Its admin sees the group, refuses nothing it asks of an empty one, and deletes it.
       const groups = await admin.listGroups();
       assert.equal(groups.get("g")?.protocolType, "consumer");
+      // ListGroups v5 filters by state (the last member left: Empty).
+      assert.deepEqual([...(await admin.listGroups({ states: ["Empty"] })).keys()], ["g"]);
+      assert.deepEqual([...(await admin.listGroups({ states: ["Stable"] })).keys()], []);
       const offsets = await admin.listConsumerGroupOffsets({ groups: ["g"] });
       assert.deepEqual(
         offsets[0].topics.flatMap((t) =>
@@ -318,6 +324,7 @@ Deno.test({
       assert.equal(tap.max(API.OffsetCommit), 9);
       assert.equal(tap.max(API.Fetch), 17);
       assert.equal(tap.max(API.LeaveGroup), 5);
+      assert.equal(tap.max(API.DeleteGroups), 2);
     } finally {
       for (const c of consumers) await c.close(true).catch(() => {});
       await producer.close().catch(() => {});
@@ -399,6 +406,9 @@ Deno.test({
         );
         await admin.deleteTopics({ topics: ["kept"] });
         assert.deepEqual(await admin.listTopics(), []);
+        assert.equal(tap.max(API.IncrementalAlterConfigs), 1);
+        assert.equal(tap.max(API.AlterConfigs), 2);
+        assert.equal(tap.max(API.DeleteTopics), 6);
       } finally {
         await admin.close();
         await tap.close();
@@ -406,6 +416,126 @@ Deno.test({
       }
     } finally {
       await Deno.remove(dataDir, { recursive: true }).catch(() => {});
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "@platformatic/kafka with --auth: SASL/PLAIN with an API key creates and produces; a bad secret is refused",
+  ...opts,
+  async fn() {
+    await using broker = await startBroker({ extraArgs: ["--auth"] });
+    const boot = await cli("auth", "bootstrap", "--data", broker.dataDir);
+    assert.equal(boot.code, 0, boot.err);
+    const token = boot.out.trim();
+    const dot = token.indexOf(".");
+    const sasl = (password: string) => ({
+      mechanism: "PLAIN" as const,
+      username: token.slice(0, dot),
+      password,
+    });
+    const bootstrapBrokers = [broker.kafka!];
+    const bad = new Admin({
+      clientId: "plt-bad",
+      bootstrapBrokers,
+      sasl: sasl("wrong"),
+      retries: 0,
+    });
+    // The refusal is SaslAuthenticate's SASL_AUTHENTICATION_FAILED, deep in its error chain.
+    await assert.rejects(bad.listTopics(), (e: Error) => {
+      const ids: string[] = [];
+      const walk = (x: { apiId?: string; errors?: unknown[]; cause?: unknown }) => {
+        if (x.apiId) ids.push(x.apiId);
+        for (const y of x.errors ?? []) walk(y as typeof x);
+        if (x.cause) walk(x.cause as typeof x);
+      };
+      walk(e as typeof e & { apiId?: string });
+      return ids.includes("SASL_AUTHENTICATION_FAILED");
+    });
+    await bad.close().catch(() => {});
+    const admin = new Admin({
+      clientId: "plt-admin",
+      bootstrapBrokers,
+      sasl: sasl(token.slice(dot + 1)),
+    });
+    const producer = new Producer({
+      clientId: "plt-producer",
+      bootstrapBrokers,
+      serializers: stringSerializers,
+      sasl: sasl(token.slice(dot + 1)),
+    });
+    try {
+      await admin.createTopics({ topics: ["s"], partitions: 1, replicas: 1 });
+      await producer.send({ messages: [{ topic: "s", key: "k", value: "hello" }] });
+      const res = await fetch(`${broker.url}/v1/topics/s/partitions/0/records?offset=0`, {
+        headers: { authorization: `Bearer ${token}` },
+      });
+      assert.equal((await res.json()).records[0].value, "hello");
+    } finally {
+      await producer.close().catch(() => {});
+      await admin.close().catch(() => {});
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "@platformatic/kafka on 3 brokers: every broker gives a topic the same id; a group reads what was produced from every leader",
+  ...opts,
+  async fn() {
+    await using cluster = await Cluster.start(3, FAST_FLAGS);
+    const kafkas = [...cluster.procs.values()].map((p) => p.kafka!);
+    const admin = new Admin({ clientId: "plt-admin", bootstrapBrokers: [kafkas[0]] });
+    const producer = new Producer({
+      clientId: "plt-producer",
+      bootstrapBrokers: kafkas,
+      serializers: stringSerializers,
+    });
+    const consumer = new Consumer({
+      groupId: "spread",
+      clientId: "plt-consumer",
+      bootstrapBrokers: [kafkas[2]],
+      deserializers: stringDeserializers,
+      maxWaitTime: 200,
+    });
+    const admins: Admin[] = [];
+    try {
+      const [{ id }] = await admin.createTopics({ topics: ["spread"], partitions: 3, replicas: 1 });
+      const leaders = new Set(
+        (await (await fetch(`${cluster.url(1)}/v1/topics/spread`)).json()).partitions.map((
+          p: { leader: number },
+        ) => p.leader),
+      );
+      assert.equal(leaders.size, 3, "one partition led by each broker");
+      for (const k of kafkas) {
+        const a = new Admin({ clientId: "plt-admin", bootstrapBrokers: [k] });
+        admins.push(a);
+        assert.equal((await a.metadata({ topics: ["spread"] })).topics.get("spread")!.id, id);
+      }
+      await producer.send({
+        messages: Array.from({ length: 9 }, (_, i) => ({
+          topic: "spread",
+          partition: i % 3,
+          key: `k${i}`,
+          value: `v${i}`,
+        })),
+      });
+      const stream = await consumer.consume({
+        topics: ["spread"],
+        mode: "earliest",
+        autocommit: false,
+      });
+      const got = await read(stream, 9);
+      await stream.close();
+      assert.deepEqual(
+        got.map((m) => `${m.partition}:${m.offset}:${m.key}:${m.value}`).sort(),
+        Array.from({ length: 9 }, (_, i) => `${i % 3}:${Math.floor(i / 3)}:k${i}:v${i}`).sort(),
+      );
+    } finally {
+      await consumer.close(true).catch(() => {});
+      await producer.close().catch(() => {});
+      for (const a of [admin, ...admins]) await a.close().catch(() => {});
     }
   },
 });

@@ -10,6 +10,8 @@
 import assert from "node:assert/strict";
 import { openTestBroker } from "../http/_app.ts";
 import { KafkaListener } from "../../src/kafka/listener.ts";
+import { serveConnection } from "../../src/kafka/connection.ts";
+import { FramePool } from "../../src/kafka/frame_pool.ts";
 import { API, SCHEMAS } from "../../src/kafka/messages.ts";
 import { decode, encode } from "../../src/kafka/schema.ts";
 import { Reader, Writer } from "../../src/kafka/wire.ts";
@@ -211,6 +213,119 @@ Deno.test("a produce request of several MB, read into its own growing buffer, la
   const last = decodeBatches(bytes).at(-1)!;
   assert.equal(last.records.length, 1000);
   assert.deepEqual(last.records[999].value, value(2, 999));
+});
+
+Deno.test("pipelined produce requests, acks=1 and acks=0, reuse frame buffers and each lands with its own records", async () => {
+  await using s = await setup();
+  using conn = await s.connect();
+  // 24 frames of ~300 KB, distinct contents, every third with acks=0 (no answer, its append
+  // still queued when the next frame is read): a buffer handed back too early would have a
+  // later frame's bytes where an earlier one's records were.
+  const value = (f: number, i: number) => new TextEncoder().encode(`${f}:${i}:`.padEnd(1000, "v"));
+  const frames = Array.from({ length: 24 }, (_, f) =>
+    request(
+      API.Produce,
+      7,
+      f,
+      produceBody(
+        encodeBatch(Array.from({ length: 300 }, (_, i) => ({ value: value(f, i) }))),
+        f % 3 === 0 ? 0 : 1,
+      ),
+    ));
+  // Rounds of 3 pipelined frames (the first with acks=0): each round's frames go into the
+  // buffers the requests of the rounds before gave back.
+  const corrs = [];
+  for (let f = 0; f < frames.length; f += 3) {
+    const round = frames.slice(f, f + 3);
+    await write(conn, concat([...round, request(API.ApiVersions, 2, 99, {})]));
+    for (;;) {
+      const frame = (await readFrame(conn))!;
+      const corr = new DataView(frame.buffer).getInt32(0);
+      if (corr === 99) break;
+      const a = answer(frame, API.Produce, 7);
+      assert.equal(a.body.responses[0].partitionResponses[0].errorCode, 0);
+      corrs.push(corr);
+    }
+  }
+  assert.deepEqual(corrs, [...frames.keys()].filter((f) => f % 3 !== 0));
+  assert.ok(s.kafka.frames.reused > 0, "no frame buffer was reused");
+  // acks=0 appends may still be queued: wait for all 24 batches.
+  while (await s.broker.listOffset("t", 0, "latest") < 24 * 300) {
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  await write(
+    conn,
+    request(API.Fetch, 11, 100, {
+      maxWaitMs: 0,
+      minBytes: 0,
+      maxBytes: 16 << 20,
+      topics: [{
+        topic: "t",
+        partitions: [{ partition: 0, fetchOffset: 0, partitionMaxBytes: 16 << 20 }],
+      }],
+    }),
+  );
+  const f = answer((await readFrame(conn))!, API.Fetch, 11);
+  const batches = decodeBatches(f.body.responses[0].partitions[0].records);
+  assert.equal(batches.length, 24);
+  const seen = batches.map((b) => {
+    const first = new TextDecoder().decode(b.records[0].value!).split(":")[0];
+    b.records.forEach((r, i) => assert.deepEqual(r.value, value(Number(first), i)));
+    return Number(first);
+  });
+  assert.deepEqual(seen.sort((a, b) => a - b), [...frames.keys()]);
+});
+
+Deno.test("a Produce frame's buffer is reused only when its request says nothing refers to it any more", async () => {
+  const pool = new FramePool();
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const stop = new AbortController();
+  // Odd correlation ids keep their frame (as an acks=0 append does), even ones let it go.
+  const kept: { bytes: Uint8Array; copy: Uint8Array }[] = [];
+  const served = (async () => {
+    const conn = await listener.accept();
+    await serveConnection(
+      conn,
+      (req) => {
+        if (req.correlationId % 2 === 1) {
+          const bytes = req.reader.buf;
+          kept.push({ bytes, copy: bytes.slice() });
+        } else req.reusable = true;
+        const w = new Writer().int32(req.correlationId);
+        return Promise.resolve(w.frame());
+      },
+      { pool },
+      stop.signal,
+    );
+  })();
+  using conn = await Deno.connect({
+    hostname: "127.0.0.1",
+    port: (listener.addr as Deno.NetAddr).port,
+  });
+  const frame = (corr: number, size: number) => {
+    const body = new Uint8Array(size).fill(corr);
+    new DataView(body.buffer).setInt16(0, API.Produce);
+    new DataView(body.buffer).setInt32(4, corr);
+    const out = new Uint8Array(4 + size);
+    new DataView(out.buffer).setInt32(0, size);
+    out.set(body, 4);
+    return out;
+  };
+  // One at a time, large (own buffer) and small (copied out of the read buffer) in turn.
+  for (let corr = 0; corr < 12; corr++) {
+    await write(conn, frame(corr, corr % 4 < 2 ? 300_000 : 20_000));
+    assert.equal(new DataView((await readFrame(conn))!.buffer).getInt32(0), corr);
+  }
+  assert.ok(pool.reused >= 4, `reused ${pool.reused} buffers`);
+  assert.equal(kept.length, 6);
+  // (compared byte by byte: a diff of 300 KB arrays takes assert minutes to print)
+  for (const k of kept) {
+    assert.ok(k.bytes.every((b, i) => b === k.copy[i]), "a kept frame was overwritten");
+  }
+  conn.close();
+  await served;
+  stop.abort();
+  listener.close();
 });
 
 Deno.test("a batch with a bad CRC is refused with CORRUPT_MESSAGE and nothing is written", async () => {
@@ -467,3 +582,68 @@ Deno.test("OffsetCommit v9 then OffsetFetch v9 with two groups in one request: e
   assert.equal(b.groupId, "b");
   assert.equal(b.topics[0].partitions[0].committedOffset, -1, "nothing committed");
 });
+
+Deno.test("ListOffsets v6: -2 and -1 are the log start and the high watermark; the later versions' special timestamps get UNSUPPORTED_VERSION", async () => {
+  await using s = await setup();
+  using conn = await s.connect();
+  const batch = encodeBatch([{ value: new Uint8Array([1]) }, { value: new Uint8Array([2]) }]);
+  await write(conn, request(API.Produce, 7, 1, produceBody(batch)));
+  assert.equal(answer((await readFrame(conn))!, API.Produce, 7).corr, 1);
+  await write(
+    conn,
+    request(API.ListOffsets, 6, 2, {
+      replicaId: -1,
+      isolationLevel: 0,
+      topics: [{
+        name: "t",
+        partitions: [-2, -1, -3, -4, -5].map((timestamp) => ({
+          partitionIndex: 0,
+          currentLeaderEpoch: -1,
+          timestamp,
+        })),
+      }],
+    }),
+  );
+  const a = answer((await readFrame(conn))!, API.ListOffsets, 6);
+  assert.deepEqual(
+    a.body.topics[0].partitions.map((p: { errorCode: number; offset: number }) => [
+      p.errorCode,
+      p.offset,
+    ]),
+    [[0, 0], [0, 2], [35, -1], [35, -1], [35, -1]],
+  );
+});
+
+Deno.test("Fetch v17 session: a topic deleted after it joined the session answers UNKNOWN_TOPIC_ID under its old id", async () => {
+  await using s = await setup();
+  using conn = await s.connect();
+  let corr = 0;
+  const fetch17 = async (body: Record<string, unknown>) => {
+    await write(
+      conn,
+      request(API.Fetch, 17, ++corr, { maxWaitMs: 0, minBytes: 0, maxBytes: 1 << 20, ...body }),
+    );
+    return answer((await readFrame(conn))!, API.Fetch, 17).body;
+  };
+  const id = uuidOf((await s.broker.describeTopic("t")).meta.topicId);
+  const opened = await fetch17({
+    sessionId: 0,
+    sessionEpoch: 0,
+    topics: [{
+      topicId: id,
+      partitions: [{ partition: 0, fetchOffset: 0, partitionMaxBytes: 1024 }],
+    }],
+  });
+  assert.notEqual(opened.sessionId, 0, "a session was opened");
+  assert.equal(opened.responses[0].partitions[0].errorCode, 0);
+  await s.broker.deleteTopic("t");
+  const next = await fetch17({ sessionId: opened.sessionId, sessionEpoch: 1, topics: [] });
+  assert.equal(next.responses.length, 1, JSON.stringify(next));
+  assert.deepEqual([...next.responses[0].topicId], [...id]);
+  assert.equal(next.responses[0].partitions[0].errorCode, 100, "UNKNOWN_TOPIC_ID");
+});
+
+function uuidOf(text: string): Uint8Array {
+  const hex = text.replaceAll("-", "");
+  return new Uint8Array(hex.match(/../g)!.map((h) => parseInt(h, 16)));
+}

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { Rill } from "../../mod.ts";
 import { WsConnection } from "../../src/client/ws_connection.ts";
 import { RillError } from "../../src/protocol/errors.ts";
-import { readBatchHeader } from "../../src/protocol/record_batch.ts";
+import { decodeBatch, readBatchHeader, splitBatches } from "../../src/protocol/record_batch.ts";
 import { serveBroker } from "./_served.ts";
 
 Deno.test("ws fetch: many partitions, one long poll woken by an append, errors per partition", async () => {
@@ -183,4 +183,62 @@ Deno.test("ws fetch: the consumer long-polls over the client's WebSocket, and cl
   await producer.disconnect();
   assert.deepEqual(seen.sort(), ["v0", "v1", "v2", "v3"]);
   while (s.ws!.connections > 0) await new Promise((r) => setTimeout(r, 5));
+});
+
+Deno.test("ws fetch: long polls of many connections woken by one append each get their own bytes", async () => {
+  await using s = await serveBroker();
+  await s.topic("fan", 2);
+  const producer = new Rill({ brokers: [s.url], transport: "http" }).producer({ acks: 1 });
+  // Records of different sizes, so each answer's frame has its own length.
+  const values = Array.from({ length: 12 }, (_, i) => `r${i}-`.padEnd(100 + i * 900, "xyz"[i % 3]));
+  for (const [i, value] of values.entries()) {
+    await producer.send({ topic: "fan", messages: [{ value, partition: i % 2 }] });
+  }
+  const conns = await Promise.all(Array.from({ length: 6 }, () => WsConnection.open(s.url)));
+  try {
+    // Each connection long-polls its partition from the end; one append wakes them all.
+    const polls = conns.map((c, i) =>
+      c.fetch({ partitions: [{ topic: "fan", partition: i % 2, offset: 6 }], maxWaitMs: 10_000 })
+    );
+    const last = ["a", "b"].map((v, p) => `${v}-woken`.padEnd(3000 + p * 5000, v));
+    await producer.send({ topic: "fan", messages: [{ value: last[0], partition: 0 }] });
+    await producer.send({ topic: "fan", messages: [{ value: last[1], partition: 1 }] });
+    // And fetches from the start, of every size, all at once on every connection.
+    const reads = conns.flatMap((c) =>
+      Array.from(
+        { length: 6 },
+        (_, offset) =>
+          c.fetch({ partitions: [{ topic: "fan", partition: offset % 2, offset }] }).then((a) => ({
+            a,
+            partition: offset % 2,
+            offset,
+          })),
+      )
+    );
+    const decode = (bytes: Uint8Array) =>
+      splitBatches(bytes).flatMap((b) =>
+        decodeBatch(b).records.map((r) => new TextDecoder().decode(r.value!))
+      );
+    for (const [i, answer] of (await Promise.all(polls)).entries()) {
+      const p = answer.partitions[0];
+      assert.ok(p.error === undefined);
+      assert.deepEqual(decode(p.bytes), [last[i % 2]], `long poll ${i}`);
+    }
+    for (const { a, partition, offset } of await Promise.all(reads)) {
+      const p = a.partitions[0];
+      assert.ok(p.error === undefined);
+      const want = [...values.filter((_, i) => i % 2 === partition), last[partition]];
+      const got = decode(p.bytes);
+      // The first batch may start before the offset asked: compare from its start.
+      assert.deepEqual(
+        got,
+        want.slice(want.length - got.length),
+        `partition ${partition}@${offset}`,
+      );
+      assert.ok(got.length >= want.length - offset, `${got.length} records from ${offset}`);
+    }
+  } finally {
+    for (const c of conns) c.close();
+    await producer.disconnect();
+  }
 });

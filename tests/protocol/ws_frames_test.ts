@@ -1,0 +1,76 @@
+/**
+ * The WebSocket frame codec (src/protocol/ws_frames.ts): exactly the bytes of the documented
+ * layout (u32 header length, UTF-8 JSON header, payload) for any header, ASCII or not, and
+ * back; malformed frames are refused.
+ */
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import { decodeFrame, encodeFrame } from "../../src/protocol/ws_frames.ts";
+
+function reference(header: Record<string, unknown>, payload: Uint8Array[]): Uint8Array {
+  const json = new TextEncoder().encode(JSON.stringify(header));
+  const size = 4 + json.length + payload.reduce((n, p) => n + p.length, 0);
+  const out = new Uint8Array(size);
+  new DataView(out.buffer).setUint32(0, json.length);
+  out.set(json, 4);
+  let pos = 4 + json.length;
+  for (const p of payload) {
+    out.set(p, pos);
+    pos += p.length;
+  }
+  return out;
+}
+
+Deno.test("ws frames: any header and payload encode to the documented bytes and decode back", () => {
+  fc.assert(
+    fc.property(
+      fc.string({ unit: "binary", maxLength: 700 }),
+      fc.string({ maxLength: 20 }),
+      fc.integer(),
+      fc.array(fc.uint8Array({ maxLength: 300 }), { maxLength: 3 }),
+      (text, op, n, payload) => {
+        const header = { op, id: n, text };
+        const bytes = encodeFrame(header, payload);
+        assert.deepEqual(bytes, reference(header, payload));
+        const back = decodeFrame(bytes);
+        // JSON turns lone surrogates into U+FFFD through UTF-8, as TextEncoder does.
+        assert.deepEqual(
+          back.header,
+          JSON.parse(
+            new TextDecoder().decode(
+              bytes.subarray(4, 4 + (bytes[0] << 24 | bytes[1] << 16 | bytes[2] << 8 | bytes[3])),
+            ),
+          ),
+        );
+        assert.deepEqual(back.payload, reference({}, payload).subarray(6));
+      },
+    ),
+    { numRuns: 200 },
+  );
+  const { header, payload } = decodeFrame(encodeFrame({ op: "produce", topic: "é€😀" }, [
+    new Uint8Array([1, 2]),
+  ]));
+  assert.deepEqual(header, { op: "produce", topic: "é€😀" });
+  assert.deepEqual(payload, new Uint8Array([1, 2]));
+});
+
+Deno.test("ws frames: malformed frames are refused with a TypeError", () => {
+  const frame = (header: Uint8Array, length = header.length) => {
+    const out = new Uint8Array(4 + header.length);
+    new DataView(out.buffer).setUint32(0, length);
+    out.set(header, 4);
+    return out;
+  };
+  const enc = new TextEncoder();
+  for (
+    const bad of [
+      new Uint8Array(3),
+      frame(enc.encode('{"op":"x"}'), 99),
+      frame(new Uint8Array([0x7b, 0xff, 0x7d])), // not UTF-8
+      frame(enc.encode('{"op":"x"')), // not JSON
+      frame(enc.encode("[1]")),
+      frame(enc.encode('{"id":1}')), // no op
+      frame(enc.encode(`{"op":"x","pad":"${"é".repeat(600)}"`)), // long, not JSON
+    ]
+  ) assert.throws(() => decodeFrame(bad), TypeError);
+});
