@@ -26,7 +26,10 @@
  *    records/s total and p99, against 50 concurrent floor callers;
  * 3. end to end at 2,000 records/s: a producer of single records and a long-polling consumer
  *    in one process: p50/p99 from send to delivery; and the same with the records pushed to a
- *    push subscription of the WebSocket connection (`WsConnection.subscribe`);
+ *    push subscription of the WebSocket connection (`WsConnection.subscribe`). HTTP runs in
+ *    interleaved rounds with its floor: bare `fetch` POSTs of one-record batches and bare
+ *    long polls against the append floor server with a long poll added
+ *    (bench/_http_floor_server.ts);
  * 4. broker CPU per single-record produce, from workload 1, against the floor server's CPU
  *    per request;
  * 5. 5,000 clients connected at once (4,100 WebSocket producers sending a 100 B record a
@@ -470,9 +473,54 @@ async function manyProducers(
 async function endToEnd(report: Reporter, broker: BrokerProcess, topic: Topic): Promise<void> {
   const b = broker.url;
   // ---- 3: end to end at 2,000 records/s ------------------------------------------------------
+  // HTTP against its floor, in interleaved rounds (the latency swings with the machine's
+  // load): the append floor server with a long poll (_http_floor_server.ts), bare fetch for
+  // the producer's single-record POSTs and the consumer's long polls (_clients_worker.ts
+  // mode e2e-floor).
+  await using floor = await startFloorServer(1);
+  const e2e: Record<"http" | "floor", Measured[]> = { http: [], floor: [] };
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const name of round % 2 === 0 ? ["floor", "http"] as const : ["http", "floor"] as const) {
+      const settings = { rate: 2000, seconds: SECONDS };
+      e2e[name].push(
+        name === "floor"
+          ? await measured(floor.pid, { ...settings, mode: "e2e-floor", url: floor.url })
+          : await measured(broker.pid, {
+            ...settings,
+            mode: "e2e",
+            url: b,
+            transport: "http",
+            topic: await topic(1),
+          }),
+      );
+    }
+  }
+  const p50s = (xs: Measured[]) => xs.map((x) => x.p50);
+  const p99s = (xs: Measured[]) => xs.map((x) => x.p99);
+  report({
+    suite: SUITE,
+    name: "HTTP floor (bare fetch, bare Deno.serve long poll and append): producer → " +
+      "long-polling consumer at 2,000 records/s, e2e p50",
+    value: median(p50s(e2e.floor)),
+    unit: `ms, p99 ${fmt(median(p99s(e2e.floor)))} ms (medians of ${ROUNDS} rounds)`,
+  });
+  const http = e2e.http;
+  report({
+    suite: SUITE,
+    name: "HTTP: producer → long-polling consumer at 2,000 records/s, e2e p50",
+    value: median(p50s(http)),
+    unit: `ms, p99 ${fmt(median(p99s(http)))} ms (${
+      fmt(pairedRatio(p99s(http), p99s(e2e.floor)))
+    }x the floor's p99), ${fmt(median(rate(http)))} records/s delivered, broker ${
+      fmt(median(serverUs(http)))
+    } µs/record`,
+    ratio: pairedRatio(p50s(http), p50s(e2e.floor)),
+    baseline: "HTTP e2e floor p50",
+    target: "p50 <= 0.5 ms, p99 <= 3 ms",
+    met: median(p50s(http)) <= 0.5 && median(p99s(http)) <= 3,
+  });
   for (
     const [name, transport, p50Goal, mode] of [
-      ["HTTP", "http", 0.5, "e2e"],
       ["WS", "ws", 0.3, "e2e"],
       ["WS push subscription", "ws", 0.3, "e2e-push"],
     ] as const
