@@ -34,8 +34,9 @@
  *    per request;
  * 5. 5,000 clients connected at once (4,100 WebSocket producers sending a 100 B record a
  *    second, 900 long-polling consumers), in 5 processes, connecting over 8 s: broker RSS and
- *    `/healthz` latency sampled every 100 ms, the latter reported once all are connected
- *    (and its worst while they connect).
+ *    `/healthz` latency sampled every 100 ms, the latter judged once all are connected (from
+ *    2 s after the ramp until the clients stop), with its worst while they connect and while
+ *    they all disconnect at once reported beside it.
  *
  * 6. the floor of 5: a bare `Deno.serve` WebSocket echo (bench/_clients_floor_server.ts)
  *    holding the same 5,000 connections (the producers' sends echoed, the consumers' connections
@@ -587,15 +588,30 @@ const CROWD = {
   seconds: Math.max(10, SECONDS * 3),
 };
 
-/** Sorted latencies from 2 s after the ramp to the end, and all of them. */
+/**
+ * The latencies sampled, sorted: `steady` from 2 s after the ramp until the clients stop
+ * (all connected; the workers stop their clients at ramp + seconds after they start, which
+ * is later than that by their start-up), `closing` after it (every client disconnecting at
+ * once), and all of them.
+ */
 function crowdLatencies(samples: { at: number; ms: number }[]) {
-  const steady = samples.filter((x) => x.at >= CROWD.rampMs + 2000).map((x) => x.ms).sort((
-    a,
-    b,
-  ) => a - b);
-  const all = samples.map((x) => x.ms).sort((a, b) => a - b);
-  return { steady, all };
+  const stop = CROWD.rampMs + CROWD.seconds * 1000;
+  const sorted = (xs: { ms: number }[]) => xs.map((x) => x.ms).sort((a, b) => a - b);
+  return {
+    steady: sorted(samples.filter((x) => x.at >= CROWD.rampMs + 2000 && x.at < stop)),
+    closing: sorted(samples.filter((x) => x.at >= stop)),
+    all: sorted(samples),
+  };
 }
+
+/** The median, p99 and worst of sorted latencies, and the load average, as a unit text. */
+function latencyText(sorted: number[]): string {
+  return `p50 ${fmt(sorted[sorted.length >> 1] ?? NaN)} ms, p99 ${
+    fmt(sorted[Math.floor(sorted.length * 0.99)] ?? NaN)
+  } ms, ${sorted.length} samples`;
+}
+
+const loadText = () => `load average ${Deno.loadavg().map((x) => x.toFixed(1)).join(" ")}`;
 
 async function crowd(report: Reporter, broker: BrokerProcess, topic: string): Promise<number> {
   const { processes, perProcess, consumersPer, rampMs, seconds } = CROWD;
@@ -625,7 +641,7 @@ async function crowd(report: Reporter, broker: BrokerProcess, topic: string): Pr
   const errors = results.reduce((n, r) => n + r.errors, 0);
   const delivered = results.reduce((n, r) => n + r.records, 0);
   const hwm = procMemMiB(broker.pid, "VmHWM");
-  const { steady, all } = crowdLatencies(samples);
+  const { steady, closing, all } = crowdLatencies(samples);
   const total = processes * perProcess;
   report({
     suite: SUITE,
@@ -639,7 +655,9 @@ async function crowd(report: Reporter, broker: BrokerProcess, topic: string): Pr
       fmt(sends / (seconds + rampMs / 2000))
     } sends/s, ${
       fmt(delivered / (seconds + rampMs / 2000))
-    } deliveries/s, ${errors} errors, broker ${fmt(cpuMs * 1000 / Math.max(1, sends))} µs/send`,
+    } deliveries/s, ${errors} errors, broker ${
+      fmt(cpuMs * 1000 / Math.max(1, sends))
+    } µs/send, ${loadText()}`,
     target: "<= 500 MiB",
     met: maxRss <= 500,
   });
@@ -648,11 +666,11 @@ async function crowd(report: Reporter, broker: BrokerProcess, topic: string): Pr
     suite: SUITE,
     name: `${total} connected clients: /healthz worst latency once all connected`,
     value: worst,
-    unit: `ms (p99 ${
-      fmt(steady[Math.floor(steady.length * 0.99)] ?? NaN)
-    } ms, ${steady.length} samples; while ${total} connected over ${rampMs / 1000} s: worst ${
+    unit: `ms (${latencyText(steady)}; while ${total} connected over ${rampMs / 1000} s: worst ${
       fmt(all[all.length - 1])
-    } ms)`,
+    } ms; while all disconnect: worst ${
+      fmt(closing[closing.length - 1] ?? NaN)
+    } ms; ${loadText()})`,
     target: "<= 50 ms",
     met: worst <= 50,
   });
@@ -681,21 +699,23 @@ async function crowdFloor(report: Reporter, floor: Floor, total: number): Promis
       ),
   );
   const sends = results.reduce((n, r) => n + (r as unknown as { sends: number }).sends, 0);
-  const { steady, all } = crowdLatencies(samples);
+  const { steady, closing, all } = crowdLatencies(samples);
   report({
     suite: SUITE,
     name: `${total} connected clients, WS echo floor (the same connections, sends echoed): RSS`,
     value: maxRss,
     unit: `MiB (before ${fmt(rss0)} MiB), ${
       fmt(sends / (seconds + rampMs / 2000))
-    } sends/s, server ${fmt(cpuMs * 1000 / Math.max(1, sends))} µs/send`,
+    } sends/s, server ${fmt(cpuMs * 1000 / Math.max(1, sends))} µs/send, ${loadText()}`,
   });
   report({
     suite: SUITE,
     name: `${total} connected clients, WS echo floor: GET worst latency once all connected`,
     value: steady[steady.length - 1],
-    unit: `ms (p99 ${
-      fmt(steady[Math.floor(steady.length * 0.99)] ?? NaN)
-    } ms; while connecting: worst ${fmt(all[all.length - 1])} ms)`,
+    unit: `ms (${latencyText(steady)}; while connecting: worst ${
+      fmt(all[all.length - 1])
+    } ms; while all disconnect: worst ${
+      fmt(closing[closing.length - 1] ?? NaN)
+    } ms; ${loadText()})`,
   });
 }
