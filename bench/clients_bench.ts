@@ -503,7 +503,9 @@ async function endToEnd(report: Reporter, broker: BrokerProcess, topic: Topic): 
     name: "HTTP floor (bare fetch, bare Deno.serve long poll and append): producer → " +
       "long-polling consumer at 2,000 records/s, e2e p50",
     value: median(p50s(e2e.floor)),
-    unit: `ms, p99 ${fmt(median(p99s(e2e.floor)))} ms (medians of ${ROUNDS} rounds)`,
+    unit: `ms, p99 ${fmt(median(p99s(e2e.floor)))} ms (medians of ${ROUNDS} rounds), server ${
+      fmt(median(serverUs(e2e.floor)))
+    } µs/record`,
   });
   const http = e2e.http;
   report({
