@@ -89,6 +89,9 @@ export async function handleFetch(
       }
     }
   }
+  if (version >= 11 && typeof req.rackId === "string" && req.rackId !== "") {
+    s.clientRack = req.rackId;
+  }
   const redirected = await readReplicas(ctx, version, req.rackId, partitions);
   if (redirected.length > 0) {
     const moved = new Set(redirected.map((r) => `${r.partition}:${r.topic}`));

@@ -105,9 +105,14 @@ export async function handleMetadata(
   // deno-lint-ignore no-explicit-any
   req: any,
 ): Promise<Record<string, unknown>> {
-  const follower = ctx.broker.role === "follower";
   // A follower (observer) is read-only: it lists itself alone, as the leader of the copies it
-  // serves, so consumers fetch from it; produce requests get NOT_LEADER_OR_FOLLOWER.
+  // serves, so consumers bootstrapped at it fetch from it; produce requests get
+  // NOT_LEADER_OR_FOLLOWER. A connection whose fetches name the follower's rack is a KIP-392
+  // client the leader sent here (preferred read replica): it gets the cluster's Metadata, as
+  // from any broker, so it keeps the real leaders (librdkafka refreshes metadata from the
+  // connection it uses most, which is this one) and goes back to them when this copy lags.
+  const follower = ctx.broker.role === "follower" &&
+    !(s.clientRack !== undefined && s.clientRack === ctx.broker.rack);
   const nodes = follower
     ? (await kafkaNodes(ctx)).filter((n) => n.nodeId === ctx.broker.id)
     : await kafkaNodes(ctx);

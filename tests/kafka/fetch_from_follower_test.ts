@@ -14,28 +14,50 @@ import { API, SCHEMAS } from "../../src/kafka/messages.ts";
 import { decode, encode } from "../../src/kafka/schema.ts";
 import { Reader, Writer } from "../../src/kafka/wire.ts";
 
-/** The brokers a Metadata v12 request to `hostPort` lists: id → rack (kcat does not print racks). */
-async function metadataRacks(hostPort: string): Promise<Map<number, string | null>> {
-  const [hostname, port] = [
-    hostPort.slice(0, hostPort.lastIndexOf(":")),
-    hostPort.split(":").at(-1),
-  ];
-  using conn = await Deno.connect({ hostname, port: Number(port) });
-  const schema = SCHEMAS[API.Metadata];
-  const w = new Writer().int16(API.Metadata).int16(12).int32(1).string("test", false).noTags();
-  encode(schema.req, 12, w, { topics: [], allowAutoTopicCreation: false });
-  for (const part of w.frame()) await conn.write(part);
-  const head = new Uint8Array(4);
-  let got = 0;
-  while (got < 4) got += (await conn.read(head.subarray(got)))!;
-  const frame = new Uint8Array(new DataView(head.buffer).getInt32(0));
-  got = 0;
-  while (got < frame.length) got += (await conn.read(frame.subarray(got)))!;
-  const r = new Reader(frame);
-  r.int32();
-  r.skipTags();
-  const body = decode(schema.res, 12, r) as { brokers: { nodeId: number; rack: string | null }[] };
-  return new Map(body.brokers.map((b) => [b.nodeId, b.rack]));
+/** A raw Kafka connection: one request at a time, answers decoded by the listener's codec. */
+async function kafkaConnection(hostPort: string) {
+  const at = hostPort.lastIndexOf(":");
+  const conn = await Deno.connect({
+    hostname: hostPort.slice(0, at),
+    port: Number(hostPort.slice(at + 1)),
+  });
+  let corr = 0;
+  const readN = async (n: number) => {
+    const out = new Uint8Array(n);
+    for (let got = 0; got < n;) got += (await conn.read(out.subarray(got)))!;
+    return out;
+  };
+  return {
+    // deno-lint-ignore no-explicit-any
+    async ask(apiKey: number, version: number, body: Record<string, unknown>): Promise<any> {
+      const schema = SCHEMAS[apiKey];
+      const w = new Writer().int16(apiKey).int16(version).int32(++corr).string("test", false);
+      if (version >= schema.req.flexible) w.noTags();
+      encode(schema.req, version, w, body);
+      for (const part of w.frame()) await conn.write(part);
+      const frame = await readN(new DataView((await readN(4)).buffer).getInt32(0));
+      const r = new Reader(frame);
+      assert.equal(r.int32(), corr);
+      if (version >= schema.res.flexible) r.skipTags();
+      return decode(schema.res, version, r);
+    },
+    [Symbol.dispose]: () => conn.close(),
+  };
+}
+
+/** What a Metadata v12 answer on `conn` says: each broker's rack, and each partition's leader. */
+async function metadata(
+  conn: Awaited<ReturnType<typeof kafkaConnection>>,
+): Promise<{ racks: [number, string | null][]; leaders: number[] }> {
+  const body = await conn.ask(API.Metadata, 12, {
+    topics: [{ topicId: null, name: "near" }],
+    allowAutoTopicCreation: false,
+  });
+  return {
+    racks: body.brokers.map((b: { nodeId: number; rack: string | null }) => [b.nodeId, b.rack])
+      .sort(),
+    leaders: body.topics[0].partitions.map((p: { leaderId: number }) => p.leaderId),
+  };
 }
 
 /** The records a broker served to consumers of `topic` (`rill_topic_out_records_total`). */
@@ -97,10 +119,36 @@ Deno.test({
     assert.equal(p.code, 0, p.stderr);
 
     // Metadata gives each node's rack, the follower included.
-    assert.deepEqual(
-      [...(await metadataRacks(leader.kafka!))].sort(),
-      [[1, "core"], [9, "edge"]],
-    );
+    {
+      using conn = await kafkaConnection(leader.kafka!);
+      assert.deepEqual(await metadata(conn), {
+        racks: [[1, "core"], [9, "edge"]],
+        leaders: [1, 1],
+      });
+    }
+    // The follower presents itself as the leader of its copies (to clients bootstrapped at
+    // the edge), but to a connection that fetches naming its rack — a client the leader sent
+    // there — it gives the cluster's Metadata, so that client keeps the real leaders.
+    {
+      using conn = await kafkaConnection(follower.kafka!);
+      assert.deepEqual(await metadata(conn), { racks: [[9, "edge"]], leaders: [9, 9] });
+      const fetched = await conn.ask(API.Fetch, 11, {
+        maxWaitMs: 0,
+        minBytes: 0,
+        sessionEpoch: -1,
+        topics: [{
+          topic: "near",
+          partitions: [{ partition: 0, fetchOffset: 0, partitionMaxBytes: 1 }],
+        }],
+        forgottenTopicsData: [],
+        rackId: "edge",
+      });
+      assert.equal(fetched.responses[0].partitions[0].errorCode, 0);
+      assert.deepEqual(await metadata(conn), {
+        racks: [[1, "core"], [9, "edge"]],
+        leaders: [1, 1],
+      });
+    }
     const hwm = new Map<number, number>();
     for (const part of (await cluster.describe("near", 1))) {
       hwm.set(part.partition, part.highWatermark!);
