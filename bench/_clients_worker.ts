@@ -21,6 +21,9 @@
  *   round trips of `size` bytes, against bench/_clients_floor_server.ts;
  * - `e2e`: one producer sending single records at `rate` a second, one consumer long-polling
  *   the partition; latency from send to delivery (one clock: both in this process);
+ * - `e2e-floor`: the same shape with bare `fetch` against bench/_http_floor_server.ts: records
+ *   POSTed as a batch, one request in flight (those sent meanwhile go in the next), the
+ *   consumer long-polling `GET /0?offset=N`;
  * - `e2e-push`: the same, the records pushed to a push subscription of the WebSocket
  *   connection (`WsConnection.subscribe`, credit granted back per push) instead;
  * - `crowd`: `clients` clients connected at once (`consumers` of them consumers that
@@ -44,6 +47,7 @@ interface Settings {
     | "floor-ws"
     | "floor-ws-append"
     | "e2e"
+    | "e2e-floor"
     | "e2e-push"
     | "crowd"
     | "crowd-floor";
@@ -205,10 +209,47 @@ if (s.mode === "send") {
     socket.closed = "done";
     ws.close(1000);
   }
-} else if (s.mode === "e2e" || s.mode === "e2e-push") {
-  const rill = new Rill({ brokers: [s.url], transport: s.transport });
-  const producer = rill.producer({ acks: 1 });
-  await producer.send({ topic: s.topic!, messages: [{ value: "warm" }] });
+} else if (s.mode === "e2e" || s.mode === "e2e-push" || s.mode === "e2e-floor") {
+  let send: (value: string) => Promise<unknown>;
+  let stopProducer: () => Promise<void>;
+  if (s.mode === "e2e-floor") {
+    // One request in flight; records sent meanwhile go together in the next one. (Bare
+    // fetch with a request per record in flight at 2,000/s collapses: thousands pending,
+    // seconds each. The client producer bounds its requests in flight likewise.)
+    const encoder = new TextEncoder();
+    type Queued = { value: string; done: (e?: unknown, answer?: unknown) => void };
+    let queued: Queued[] = [];
+    let busy = false;
+    const flush = async () => {
+      busy = true;
+      while (queued.length > 0) {
+        const batch = queued;
+        queued = [];
+        try {
+          const records = batch.map((q) => ({ value: encoder.encode(q.value) }));
+          const body = encodeBatch(records) as Uint8Array<ArrayBuffer>;
+          const res = await fetch(`${s.url}/0`, { method: "POST", body });
+          if (!res.ok) throw new Error(`floor: ${res.status} ${await res.text()}`);
+          const answer = await res.json();
+          for (const q of batch) q.done(undefined, answer);
+        } catch (e) {
+          for (const q of batch) q.done(e);
+        }
+      }
+      busy = false;
+    };
+    send = (value) =>
+      new Promise((resolve, reject) => {
+        queued.push({ value, done: (e, answer) => e === undefined ? resolve(answer) : reject(e) });
+        if (!busy) void flush();
+      });
+    stopProducer = () => Promise.resolve();
+  } else {
+    const producer = new Rill({ brokers: [s.url], transport: s.transport }).producer({ acks: 1 });
+    send = (value) => producer.send({ topic: s.topic!, messages: [{ value }] });
+    stopProducer = () => producer.disconnect();
+  }
+  const warm = await send("warm");
   let counting = false;
   const seen = (value: string) => {
     const sent = Number(value);
@@ -225,6 +266,28 @@ if (s.mode === "send") {
     await consumer.assign([{ topic: s.topic!, partition: 0, offset: "latest" }]);
     await consumer.run({ eachMessage: ({ message }) => seen(message.valueString() ?? "") });
     stop = () => consumer.disconnect();
+  } else if (s.mode === "e2e-floor") {
+    const decoder = new TextDecoder();
+    const abort = new AbortController();
+    let offset = (warm as { baseOffset: number }).baseOffset + 1;
+    const polls = (async () => {
+      while (!abort.signal.aborted) {
+        const res = await fetch(`${s.url}/0?offset=${offset}`, { signal: abort.signal });
+        const bytes = new Uint8Array(await res.arrayBuffer());
+        for (const b of splitBatches(bytes)) {
+          for (const r of decodeBatch(b).records) {
+            if (r.offset >= offset) seen(decoder.decode(r.value!));
+          }
+        }
+        offset = Number(res.headers.get("rill-next-offset"));
+      }
+    })().catch((e) => {
+      if (!abort.signal.aborted) throw e;
+    });
+    stop = async () => {
+      abort.abort();
+      await polls;
+    };
   } else {
     const conn = await WsConnection.open(s.url);
     const decoder = new TextDecoder();
@@ -266,7 +329,7 @@ if (s.mode === "send") {
         continue;
       }
       const sent = performance.now();
-      const p = producer.send({ topic: s.topic!, messages: [{ value: String(sent) }] })
+      const p = send(String(sent))
         .then(() => counting && acks.push(performance.now() - sent))
         .catch(() => errors++).finally(() => pending.delete(p));
       pending.add(p);
@@ -283,7 +346,7 @@ if (s.mode === "send") {
     await new Promise((r) => setTimeout(r, 10));
   }
   counting = false;
-  await producer.disconnect();
+  await stopProducer();
   await stop();
 } else if (s.mode === "crowd") {
   const clients = s.clients ?? 1000;

@@ -324,7 +324,10 @@ export class Transport {
    *   the connection fails
    */
   async fetchMany(base: string, req: WsFetchRequest): Promise<WsFetchAnswer | null> {
-    const conn = await this.#stream(base.replace(/\/+$/, ""), true);
+    const clean = base.endsWith("/") ? base.replace(/\/+$/, "") : base;
+    // An open connection is used at once; otherwise it is opened (or HTTP is to be used).
+    const open = this.#open.get(clean);
+    const conn = open !== undefined && open.open ? open : await this.#stream(clean, true);
     return conn === null ? null : await conn.fetch(req);
   }
 

@@ -20,8 +20,9 @@ function events() {
       while (messages.length < n) await new Promise<void>((r) => onMessage = r);
     },
     handlers: {
-      onMessage: (data: Uint8Array) => {
-        messages.push(data);
+      onMessage: (data: Uint8Array, owned: boolean) => {
+        // A view is valid only during the call.
+        messages.push(owned ? data : data.slice());
         onMessage();
       },
       onClose: (code: number, reason: string) => closed({ code, reason }),
@@ -60,6 +61,30 @@ Deno.test("tcp websocket: messages of every length class echo back whole, masked
   await ev.count(sent.length);
   assert.deepEqual(received, sent);
   assert.deepEqual(ev.messages, sent);
+  // Built in place (the reused buffer while it is free, else fresh ones), several at once, and
+  // one shorter than the size asked, across a length class.
+  const built = [...sent, new Uint8Array([7, 7, 7])];
+  for (const m of sent) {
+    ws.sendBuilt((alloc) => {
+      const out = alloc(m.length);
+      out.set(m);
+      return out;
+    });
+  }
+  ws.sendBuilt((alloc) => alloc(200).subarray(0, 3).fill(7));
+  await ev.count(sent.length + built.length);
+  assert.deepEqual(received.slice(sent.length), built);
+  assert.deepEqual(ev.messages.slice(sent.length), built);
+  // One at a time: each reuses the buffer the one before was written from.
+  for (const m of sent.slice(0, 5)) {
+    ws.sendBuilt((alloc) => {
+      const out = alloc(m.length);
+      out.set(m);
+      return out;
+    });
+    await ev.count(ev.messages.length + 1);
+    assert.deepEqual(ev.messages.at(-1), m);
+  }
   ws.close(1000);
   assert.deepEqual(await ev.close, { code: 1000, reason: "" });
   assert.equal(await serverClose, 1000);
