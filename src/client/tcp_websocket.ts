@@ -7,9 +7,9 @@
  * 1 KiB as two writes with Nagle's algorithm on, so the second waits ~40 ms for the peer's
  * delayed ACK (every 1 KiB record would take 40 ms), and a frame sent while an earlier one is
  * unacknowledged waits the same way; nothing in its API sets TCP_NODELAY. The `ws` npm
- * package sets it, but over `node:net` it cost the client ~80 µs more per produce round trip
- * than this (measured: one producer awaiting 1 KiB sends, 123 vs ~45 µs of client CPU a
- * record). This is the least of the protocol the broker's endpoint needs: the opening
+ * package sets it, but over `node:net` it cost the client ~40 µs more per produce round trip
+ * than this (measured: one producer awaiting 1 KiB sends, 113 vs 75 µs of client CPU a record
+ * on a loaded machine, the same broker). This is the least of the protocol the broker's endpoint needs: the opening
  * handshake (with the `Sec-WebSocket-Accept` check), masked binary frames out, binary
  * messages in (fragments joined), ping answered with pong, the closing handshake. Text
  * messages are ignored (Rill's frames are binary).
