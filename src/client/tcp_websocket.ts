@@ -46,8 +46,11 @@ interface DenoConn {
 
 const GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 const encoder = new TextEncoder();
-/** Bytes read at once; a message longer than half of it is read straight into its own buffer. */
-const READ_BYTES = 64 * 1024;
+/**
+ * The read buffer's size (small: a client may hold thousands of idle connections); a frame
+ * longer than half of it is read straight into a buffer of its own.
+ */
+const READ_BYTES = 8 * 1024;
 /** The most bytes the reused send buffer grows to (bigger frames get their own). */
 const MAX_SCRATCH = 64 * 1024;
 /** The largest message accepted (the broker's answers are bounded far below this). */
@@ -105,7 +108,7 @@ export class TcpWebSocket {
   #closing = false;
   #closed = false;
   /** a buffer frames are built in, reused once its write is done (no garbage per frame) */
-  #scratch = new Uint8Array(4096);
+  #scratch = new Uint8Array(0);
   /** whether a frame built in #scratch is still being written */
   #scratchBusy = false;
   /** fragments of a message in progress */
@@ -252,7 +255,7 @@ export class TcpWebSocket {
       if (this.#scratchBusy || need > MAX_SCRATCH) whole = new Uint8Array(need);
       else if (need > this.#scratch.length) {
         whole = this.#scratch = new Uint8Array(
-          Math.min(MAX_SCRATCH, Math.max(need, this.#scratch.length * 2)),
+          Math.min(MAX_SCRATCH, Math.max(need, this.#scratch.length * 2, 1024)),
         );
       } else whole = this.#scratch;
       return whole.subarray(16, 16 + size);
