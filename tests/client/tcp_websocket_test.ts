@@ -55,7 +55,7 @@ Deno.test("tcp websocket: messages of every length class echo back whole, masked
   );
   assert.equal(protocol, "rill.v1");
   // 7-bit, 16-bit and 64-bit lengths; odd sizes so the masking's tail is covered.
-  const sizes = [0, 1, 125, 126, 1023, 1301, 65535, 65536, 200_003];
+  const sizes = [0, 1, 125, 126, 1023, 1301, 3000, 4096, 4097, 3001, 8200, 65535, 65536, 200_003];
   const sent = sizes.map((n) => Uint8Array.from({ length: n }, (_, i) => (i * 7 + n) & 0xff));
   for (const m of sent) ws.send(m);
   await ev.count(sent.length);
