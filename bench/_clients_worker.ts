@@ -15,12 +15,15 @@
  * - `floor-ws-append`: the same shape with bare WebSockets to bench/_http_floor_server.ts
  *   (`GET /ws`), each message a u32 partition and a prebuilt one-record batch, each answer an
  *   8-byte ack sent once the batch's CRC was checked and it was appended to a PartitionLog;
- *   messages over 1 KiB go through the `ws` package's socket (TCP_NODELAY), as the client's
- *   do (src/client/ws_connection.ts);
+ *   over the client's own socket in Deno (src/client/tcp_websocket.ts, TCP_NODELAY), the
+ *   transport the producers use;
  * - `floor-http` / `floor-ws`: the same shape with bare `fetch` POSTs, or bare WebSocket
  *   round trips of `size` bytes, against bench/_clients_floor_server.ts;
  * - `e2e`: one producer sending single records at `rate` a second, one consumer long-polling
  *   the partition; latency from send to delivery (one clock: both in this process);
+ * - `e2e-floor`: the same shape with bare `fetch` against bench/_http_floor_server.ts: records
+ *   POSTed as a batch, one request in flight (those sent meanwhile go in the next), the
+ *   consumer long-polling `GET /0?offset=N`;
  * - `e2e-push`: the same, the records pushed to a push subscription of the WebSocket
  *   connection (`WsConnection.subscribe`, credit granted back per push) instead;
  * - `crowd`: `clients` clients connected at once (`consumers` of them consumers that
@@ -33,6 +36,7 @@
  */
 import { Rill } from "../mod.ts";
 import { WsConnection, type WsSubscription } from "../src/client/ws_connection.ts";
+import { TcpWebSocket } from "../src/client/tcp_websocket.ts";
 import { decodeBatch, encodeBatch, splitBatches } from "../src/protocol/record_batch.ts";
 
 interface Settings {
@@ -43,6 +47,7 @@ interface Settings {
     | "floor-ws"
     | "floor-ws-append"
     | "e2e"
+    | "e2e-floor"
     | "e2e-push"
     | "crowd"
     | "crowd-floor";
@@ -168,29 +173,23 @@ if (s.mode === "send") {
     m.set(batch, 4);
     return m;
   });
-  // Deno's WebSocket writes a message over 1 KiB in two writes without TCP_NODELAY (see
-  // src/protocol/ws_frames.ts): such messages go through the `ws` package's socket, as the
-  // client's do.
-  let Socket: typeof WebSocket = WebSocket;
-  if (messages[0].byteLength > 1024) {
-    // @ts-ignore: ws has no declarations here
-    // deno-lint-ignore no-import-prefix
-    Socket = (await import("npm:ws@8.23.0")).WebSocket;
-  }
+  // The client's own socket in Deno (TCP_NODELAY; Deno's WebSocket writes a message over
+  // 1 KiB in two writes that wait for a delayed ACK): the same transport as the producers'.
   const sockets = await Promise.all(Array.from({ length: s.producers ?? 1 }, async () => {
-    const socket = new Socket(`${s.url.replace("http", "ws")}/ws`);
-    socket.binaryType = "arraybuffer";
-    await new Promise((r, j) => {
-      socket.onopen = r;
-      socket.onerror = j;
+    const socket: { ack?: () => void; closed?: string } = {};
+    const ws = await TcpWebSocket.open(`${s.url.replace("http", "ws")}/ws`, [], {}, {
+      onMessage: () => socket.ack?.(),
+      onClose: (code, reason) => {
+        socket.closed = `floor: closed ${code} ${reason}`;
+        socket.ack?.();
+      },
     });
-    return socket;
+    return { ws, socket };
   }));
-  const roundTrip = (socket: WebSocket, message: Uint8Array) =>
+  const roundTrip = ({ ws, socket }: (typeof sockets)[number], message: Uint8Array) =>
     new Promise<void>((resolve, reject) => {
-      socket.onmessage = () => resolve();
-      socket.onclose = (e) => reject(new Error(`floor: closed ${e.code} ${e.reason}`));
-      socket.send(message);
+      socket.ack = () => socket.closed === undefined ? resolve() : reject(new Error(socket.closed));
+      ws.send(message);
     });
   for (const [i, socket] of sockets.entries()) {
     for (let j = 0; j < 20; j++) await roundTrip(socket, messages[i % messages.length]);
@@ -206,14 +205,51 @@ if (s.mode === "send") {
       records++;
     }
   }));
-  for (const socket of sockets) {
-    socket.onclose = null;
-    socket.close();
+  for (const { ws, socket } of sockets) {
+    socket.closed = "done";
+    ws.close(1000);
   }
-} else if (s.mode === "e2e" || s.mode === "e2e-push") {
-  const rill = new Rill({ brokers: [s.url], transport: s.transport });
-  const producer = rill.producer({ acks: 1 });
-  await producer.send({ topic: s.topic!, messages: [{ value: "warm" }] });
+} else if (s.mode === "e2e" || s.mode === "e2e-push" || s.mode === "e2e-floor") {
+  let send: (value: string) => Promise<unknown>;
+  let stopProducer: () => Promise<void>;
+  if (s.mode === "e2e-floor") {
+    // One request in flight; records sent meanwhile go together in the next one. (Bare
+    // fetch with a request per record in flight at 2,000/s collapses: thousands pending,
+    // seconds each. The client producer bounds its requests in flight likewise.)
+    const encoder = new TextEncoder();
+    type Queued = { value: string; done: (e?: unknown, answer?: unknown) => void };
+    let queued: Queued[] = [];
+    let busy = false;
+    const flush = async () => {
+      busy = true;
+      while (queued.length > 0) {
+        const batch = queued;
+        queued = [];
+        try {
+          const records = batch.map((q) => ({ value: encoder.encode(q.value) }));
+          const body = encodeBatch(records) as Uint8Array<ArrayBuffer>;
+          const res = await fetch(`${s.url}/0`, { method: "POST", body });
+          if (!res.ok) throw new Error(`floor: ${res.status} ${await res.text()}`);
+          const answer = await res.json();
+          for (const q of batch) q.done(undefined, answer);
+        } catch (e) {
+          for (const q of batch) q.done(e);
+        }
+      }
+      busy = false;
+    };
+    send = (value) =>
+      new Promise((resolve, reject) => {
+        queued.push({ value, done: (e, answer) => e === undefined ? resolve(answer) : reject(e) });
+        if (!busy) void flush();
+      });
+    stopProducer = () => Promise.resolve();
+  } else {
+    const producer = new Rill({ brokers: [s.url], transport: s.transport }).producer({ acks: 1 });
+    send = (value) => producer.send({ topic: s.topic!, messages: [{ value }] });
+    stopProducer = () => producer.disconnect();
+  }
+  const warm = await send("warm");
   let counting = false;
   const seen = (value: string) => {
     const sent = Number(value);
@@ -230,6 +266,28 @@ if (s.mode === "send") {
     await consumer.assign([{ topic: s.topic!, partition: 0, offset: "latest" }]);
     await consumer.run({ eachMessage: ({ message }) => seen(message.valueString() ?? "") });
     stop = () => consumer.disconnect();
+  } else if (s.mode === "e2e-floor") {
+    const decoder = new TextDecoder();
+    const abort = new AbortController();
+    let offset = (warm as { baseOffset: number }).baseOffset + 1;
+    const polls = (async () => {
+      while (!abort.signal.aborted) {
+        const res = await fetch(`${s.url}/0?offset=${offset}`, { signal: abort.signal });
+        const bytes = new Uint8Array(await res.arrayBuffer());
+        for (const b of splitBatches(bytes)) {
+          for (const r of decodeBatch(b).records) {
+            if (r.offset >= offset) seen(decoder.decode(r.value!));
+          }
+        }
+        offset = Number(res.headers.get("rill-next-offset"));
+      }
+    })().catch((e) => {
+      if (!abort.signal.aborted) throw e;
+    });
+    stop = async () => {
+      abort.abort();
+      await polls;
+    };
   } else {
     const conn = await WsConnection.open(s.url);
     const decoder = new TextDecoder();
@@ -271,7 +329,7 @@ if (s.mode === "send") {
         continue;
       }
       const sent = performance.now();
-      const p = producer.send({ topic: s.topic!, messages: [{ value: String(sent) }] })
+      const p = send(String(sent))
         .then(() => counting && acks.push(performance.now() - sent))
         .catch(() => errors++).finally(() => pending.delete(p));
       pending.add(p);
@@ -288,7 +346,7 @@ if (s.mode === "send") {
     await new Promise((r) => setTimeout(r, 10));
   }
   counting = false;
-  await producer.disconnect();
+  await stopProducer();
   await stop();
 } else if (s.mode === "crowd") {
   const clients = s.clients ?? 1000;

@@ -2,9 +2,9 @@
  * The floor of the produce benchmarks (bench/client_bench.ts): the least any broker built on
  * Deno's HTTP server can do per produced batch, with no Rill code but the storage engine and
  * the checksum. A bare `Deno.serve` (no Hono, no routing, no auth, no checks beyond the
- * batch CRC-32C) reads each `POST /{partition}` body chunk by chunk into one buffer, checks the CRC of the one batch
- * it holds, appends it to that partition's PartitionLog (default flush policy) and answers
- * its base offset as JSON. Run as its own process, so that it has its own thread as the
+ * batch CRC-32C) reads each `POST /{partition}` body (as the broker does: `readBody`),
+ * checks the CRC of the one batch it holds, appends it to that partition's PartitionLog
+ * (default flush policy) and answers its base offset as JSON. Run as its own process, so that it has its own thread as the
  * broker does.
  *
  * The WebSocket append floor of the clients benchmark (bench/clients_bench.ts) is the same
@@ -13,6 +13,12 @@
  * to that partition's log; the answer is an 8-byte message, the base offset (f64
  * big-endian). No frame header, no JSON, no auth, no metrics: what no broker that stores a
  * record before it acknowledges it over a WebSocket can beat here.
+ *
+ * The end-to-end floor of the clients benchmark adds a long poll to it: `GET /{partition}?
+ * offset=N` answers the batches from offset N (`Rill-Next-Offset`: the offset after them) at
+ * once when there are some, else when the next append to that partition wakes it (or after
+ * 1 s, empty): the least a broker does to hand a record produced over HTTP to a waiting
+ * HTTP consumer, with no session, no JSON and no checks.
  *
  * ```sh
  * deno run -A bench/_http_floor_server.ts <dataDir> <partitions>
@@ -39,14 +45,44 @@ const server = Deno.serve({
   onListen: ({ port }) => console.log(`listening on ${port}`),
 }, async (req) => {
   if (req.headers.get("upgrade") === "websocket") return appendOverWebSocket(req);
-  const log = logs[Number(new URL(req.url).pathname.slice(1))];
+  const url = new URL(req.url);
+  const p = Number(url.pathname.slice(1));
+  const log = logs[p];
+  if (req.method === "GET") return await longPoll(p, Number(url.searchParams.get("offset")));
   const body = await readBody(req);
   if (!log || crc32c(body.subarray(POS.attributes)) !== readBatchHeader(body).crc) {
     return new Response("bad batch", { status: 400 });
   }
   const { baseOffset } = await log.append(body);
+  const waiting = waiters[p];
+  waiters[p] = [];
+  for (const wake of waiting) wake();
   return Response.json({ baseOffset });
 });
+
+/** Per partition, the long polls waiting for its next append. */
+const waiters: (() => void)[][] = logs.map(() => []);
+
+/** The batches of a partition from `offset`, at once or after its next append (≤ 1 s). */
+async function longPoll(p: number, offset: number): Promise<Response> {
+  const log = logs[p];
+  if (!log || !(offset >= 0)) return new Response("bad fetch", { status: 400 });
+  if (offset >= log.logEndOffset) {
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, 1000);
+      waiters[p].push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+  const { bytes, nextOffset } = offset < log.logEndOffset
+    ? await log.read(offset, 1 << 20)
+    : { bytes: new Uint8Array(0), nextOffset: offset };
+  return new Response(bytes as Uint8Array<ArrayBuffer>, {
+    headers: { "rill-next-offset": String(nextOffset) },
+  });
+}
 await server.finished;
 
 /** The WebSocket append floor (see the module comment). */
@@ -69,8 +105,15 @@ function appendOverWebSocket(req: Request): Response {
   return response;
 }
 
-/** The body, read chunk by chunk (on Deno 2.9.6 faster than `req.bytes()`). */
+/**
+ * The body: a small one (declared ≤ 64 KiB) with `req.bytes()`, as the broker reads it
+ * (params.ts `readRequestBytes`), a large one chunk by chunk (on Deno 2.9.6 faster than
+ * `req.bytes()` for 1 MiB bodies). `req.body` is not touched before `bytes()`: that would
+ * wrap a body Deno.serve already holds in a stream (~35 µs more per 1 KiB request).
+ */
 async function readBody(req: Request): Promise<Uint8Array> {
+  const declared = Number(req.headers.get("content-length") ?? NaN);
+  if (declared > 0 && declared <= 64 * 1024) return await req.bytes();
   const chunks: Uint8Array[] = [];
   let total = 0;
   for await (const chunk of req.body!) {

@@ -26,13 +26,17 @@
  *    records/s total and p99, against 50 concurrent floor callers;
  * 3. end to end at 2,000 records/s: a producer of single records and a long-polling consumer
  *    in one process: p50/p99 from send to delivery; and the same with the records pushed to a
- *    push subscription of the WebSocket connection (`WsConnection.subscribe`);
+ *    push subscription of the WebSocket connection (`WsConnection.subscribe`). HTTP runs in
+ *    interleaved rounds with its floor: bare `fetch` POSTs of one-record batches and bare
+ *    long polls against the append floor server with a long poll added
+ *    (bench/_http_floor_server.ts);
  * 4. broker CPU per single-record produce, from workload 1, against the floor server's CPU
  *    per request;
  * 5. 5,000 clients connected at once (4,100 WebSocket producers sending a 100 B record a
  *    second, 900 long-polling consumers), in 5 processes, connecting over 8 s: broker RSS and
- *    `/healthz` latency sampled every 100 ms, the latter reported once all are connected
- *    (and its worst while they connect).
+ *    `/healthz` latency sampled every 100 ms, the latter judged once all are connected (from
+ *    2 s after the ramp until the clients stop), with its worst while they connect and while
+ *    they all disconnect at once reported beside it.
  *
  * 6. the floor of 5: a bare `Deno.serve` WebSocket echo (bench/_clients_floor_server.ts)
  *    holding the same 5,000 connections (the producers' sends echoed, the consumers' connections
@@ -470,9 +474,56 @@ async function manyProducers(
 async function endToEnd(report: Reporter, broker: BrokerProcess, topic: Topic): Promise<void> {
   const b = broker.url;
   // ---- 3: end to end at 2,000 records/s ------------------------------------------------------
+  // HTTP against its floor, in interleaved rounds (the latency swings with the machine's
+  // load): the append floor server with a long poll (_http_floor_server.ts), bare fetch for
+  // the producer's single-record POSTs and the consumer's long polls (_clients_worker.ts
+  // mode e2e-floor).
+  await using floor = await startFloorServer(1);
+  const e2e: Record<"http" | "floor", Measured[]> = { http: [], floor: [] };
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const name of round % 2 === 0 ? ["floor", "http"] as const : ["http", "floor"] as const) {
+      const settings = { rate: 2000, seconds: SECONDS };
+      e2e[name].push(
+        name === "floor"
+          ? await measured(floor.pid, { ...settings, mode: "e2e-floor", url: floor.url })
+          : await measured(broker.pid, {
+            ...settings,
+            mode: "e2e",
+            url: b,
+            transport: "http",
+            topic: await topic(1),
+          }),
+      );
+    }
+  }
+  const p50s = (xs: Measured[]) => xs.map((x) => x.p50);
+  const p99s = (xs: Measured[]) => xs.map((x) => x.p99);
+  report({
+    suite: SUITE,
+    name: "HTTP floor (bare fetch, bare Deno.serve long poll and append): producer → " +
+      "long-polling consumer at 2,000 records/s, e2e p50",
+    value: median(p50s(e2e.floor)),
+    unit: `ms, p99 ${fmt(median(p99s(e2e.floor)))} ms (medians of ${ROUNDS} rounds), server ${
+      fmt(median(serverUs(e2e.floor)))
+    } µs/record`,
+  });
+  const http = e2e.http;
+  report({
+    suite: SUITE,
+    name: "HTTP: producer → long-polling consumer at 2,000 records/s, e2e p50",
+    value: median(p50s(http)),
+    unit: `ms, p99 ${fmt(median(p99s(http)))} ms (${
+      fmt(pairedRatio(p99s(http), p99s(e2e.floor)))
+    }x the floor's p99), ${fmt(median(rate(http)))} records/s delivered, broker ${
+      fmt(median(serverUs(http)))
+    } µs/record`,
+    ratio: pairedRatio(p50s(http), p50s(e2e.floor)),
+    baseline: "HTTP e2e floor p50",
+    target: "p50 <= 0.5 ms, p99 <= 3 ms",
+    met: median(p50s(http)) <= 0.5 && median(p99s(http)) <= 3,
+  });
   for (
     const [name, transport, p50Goal, mode] of [
-      ["HTTP", "http", 0.5, "e2e"],
       ["WS", "ws", 0.3, "e2e"],
       ["WS push subscription", "ws", 0.3, "e2e-push"],
     ] as const
@@ -539,15 +590,30 @@ const CROWD = {
   seconds: Math.max(10, SECONDS * 3),
 };
 
-/** Sorted latencies from 2 s after the ramp to the end, and all of them. */
+/**
+ * The latencies sampled, sorted: `steady` from 2 s after the ramp until the clients stop
+ * (all connected; the workers stop their clients at ramp + seconds after they start, which
+ * is later than that by their start-up), `closing` after it (every client disconnecting at
+ * once), and all of them.
+ */
 function crowdLatencies(samples: { at: number; ms: number }[]) {
-  const steady = samples.filter((x) => x.at >= CROWD.rampMs + 2000).map((x) => x.ms).sort((
-    a,
-    b,
-  ) => a - b);
-  const all = samples.map((x) => x.ms).sort((a, b) => a - b);
-  return { steady, all };
+  const stop = CROWD.rampMs + CROWD.seconds * 1000;
+  const sorted = (xs: { ms: number }[]) => xs.map((x) => x.ms).sort((a, b) => a - b);
+  return {
+    steady: sorted(samples.filter((x) => x.at >= CROWD.rampMs + 2000 && x.at < stop)),
+    closing: sorted(samples.filter((x) => x.at >= stop)),
+    all: sorted(samples),
+  };
 }
+
+/** The median, p99 and worst of sorted latencies, and the load average, as a unit text. */
+function latencyText(sorted: number[]): string {
+  return `p50 ${fmt(sorted[sorted.length >> 1] ?? NaN)} ms, p99 ${
+    fmt(sorted[Math.floor(sorted.length * 0.99)] ?? NaN)
+  } ms, ${sorted.length} samples`;
+}
+
+const loadText = () => `load average ${Deno.loadavg().map((x) => x.toFixed(1)).join(" ")}`;
 
 async function crowd(report: Reporter, broker: BrokerProcess, topic: string): Promise<number> {
   const { processes, perProcess, consumersPer, rampMs, seconds } = CROWD;
@@ -577,7 +643,7 @@ async function crowd(report: Reporter, broker: BrokerProcess, topic: string): Pr
   const errors = results.reduce((n, r) => n + r.errors, 0);
   const delivered = results.reduce((n, r) => n + r.records, 0);
   const hwm = procMemMiB(broker.pid, "VmHWM");
-  const { steady, all } = crowdLatencies(samples);
+  const { steady, closing, all } = crowdLatencies(samples);
   const total = processes * perProcess;
   report({
     suite: SUITE,
@@ -591,7 +657,9 @@ async function crowd(report: Reporter, broker: BrokerProcess, topic: string): Pr
       fmt(sends / (seconds + rampMs / 2000))
     } sends/s, ${
       fmt(delivered / (seconds + rampMs / 2000))
-    } deliveries/s, ${errors} errors, broker ${fmt(cpuMs * 1000 / Math.max(1, sends))} µs/send`,
+    } deliveries/s, ${errors} errors, broker ${
+      fmt(cpuMs * 1000 / Math.max(1, sends))
+    } µs/send, ${loadText()}`,
     target: "<= 500 MiB",
     met: maxRss <= 500,
   });
@@ -600,11 +668,11 @@ async function crowd(report: Reporter, broker: BrokerProcess, topic: string): Pr
     suite: SUITE,
     name: `${total} connected clients: /healthz worst latency once all connected`,
     value: worst,
-    unit: `ms (p99 ${
-      fmt(steady[Math.floor(steady.length * 0.99)] ?? NaN)
-    } ms, ${steady.length} samples; while ${total} connected over ${rampMs / 1000} s: worst ${
+    unit: `ms (${latencyText(steady)}; while ${total} connected over ${rampMs / 1000} s: worst ${
       fmt(all[all.length - 1])
-    } ms)`,
+    } ms; while all disconnect: worst ${
+      fmt(closing[closing.length - 1] ?? NaN)
+    } ms; ${loadText()})`,
     target: "<= 50 ms",
     met: worst <= 50,
   });
@@ -633,21 +701,23 @@ async function crowdFloor(report: Reporter, floor: Floor, total: number): Promis
       ),
   );
   const sends = results.reduce((n, r) => n + (r as unknown as { sends: number }).sends, 0);
-  const { steady, all } = crowdLatencies(samples);
+  const { steady, closing, all } = crowdLatencies(samples);
   report({
     suite: SUITE,
     name: `${total} connected clients, WS echo floor (the same connections, sends echoed): RSS`,
     value: maxRss,
     unit: `MiB (before ${fmt(rss0)} MiB), ${
       fmt(sends / (seconds + rampMs / 2000))
-    } sends/s, server ${fmt(cpuMs * 1000 / Math.max(1, sends))} µs/send`,
+    } sends/s, server ${fmt(cpuMs * 1000 / Math.max(1, sends))} µs/send, ${loadText()}`,
   });
   report({
     suite: SUITE,
     name: `${total} connected clients, WS echo floor: GET worst latency once all connected`,
     value: steady[steady.length - 1],
-    unit: `ms (p99 ${
-      fmt(steady[Math.floor(steady.length * 0.99)] ?? NaN)
-    } ms; while connecting: worst ${fmt(all[all.length - 1])} ms)`,
+    unit: `ms (${latencyText(steady)}; while connecting: worst ${
+      fmt(all[all.length - 1])
+    } ms; while all disconnect: worst ${
+      fmt(closing[closing.length - 1] ?? NaN)
+    } ms; ${loadText()})`,
   });
 }

@@ -22,6 +22,7 @@ import { RillError } from "../protocol/errors.ts";
 import {
   ATTR,
   BATCH_HEADER_SIZE,
+  type BatchHeader,
   LOG_OVERHEAD,
   MAGIC_V2,
   POS,
@@ -38,6 +39,8 @@ export interface ProducedBatches {
   /** the same batches uncompressed: the batch itself if it is not compressed, else a
    * decompressed copy (codec bits cleared, CRC field stale) */
   plain: Uint8Array[];
+  /** the header of each batch, as the producer sent it */
+  headers: BatchHeader[];
   /** records in all batches */
   recordCount: number;
   /** the largest record timestamp */
@@ -74,6 +77,7 @@ export function checkProducedBatches(
   const view = new DataView(body.buffer, body.byteOffset, body.byteLength);
   const batches: Uint8Array[] = [];
   const plain: Uint8Array[] = [];
+  const headers: BatchHeader[] = [];
   let recordCount = 0;
   let maxTimestamp = -1;
   let pos = 0;
@@ -142,9 +146,10 @@ export function checkProducedBatches(
     if (header.maxTimestamp > maxTimestamp) maxTimestamp = header.maxTimestamp;
     batches.push(batch);
     plain.push(records);
+    headers.push(header);
     pos += size;
   }
-  return { batches, plain, recordCount, maxTimestamp };
+  return { batches, plain, headers, recordCount, maxTimestamp };
 }
 
 /** A topic's `compression.type`: keep the producer's codec, or store batches with this one. */

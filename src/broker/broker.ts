@@ -611,7 +611,7 @@ export class Broker {
     const result = await this.fetchSessions.fetch(req);
     for (const p of result.partitions) {
       if (p.bytes.length === 0) continue;
-      if (req.replicaId !== undefined) {
+      if (req.replicaId !== undefined || req.observerId !== undefined) {
         this.metrics.replicationOutBytes.inc({ topic: p.topic }, p.bytes.length);
       } else this.metrics.fetched(p.topic, p.bytes.length, countBatchRecords(p.bytes));
     }

@@ -14,7 +14,6 @@ import {
   SEQUENCE_HOLD_MS,
   SequenceHolds,
 } from "./sequence_holds.ts";
-import { readBatchHeader } from "../protocol/record_batch.ts";
 import type { AppendResult } from "../storage/partition_log.ts";
 import { checkBatchKeys, checkRecordKeys } from "./compaction_checks.ts";
 import {
@@ -144,10 +143,14 @@ export class ProducePath {
   ): Promise<BatchAppendResult | null> {
     this.#checkAccepting();
     this.#c.checkDisk();
-    const state = await this.#c.lookup.topic(topic);
+    // A single-record produce costs tens of µs here (the WebSocket and HTTP record lanes):
+    // a topic in the cache and a partition led here are taken without a turn of the event
+    // loop each.
+    const state = this.#c.lookup.cached(topic) ?? await this.#c.lookup.topic(topic);
     const count = state.meta.partitions.length;
     if (partition >= count) throw unknownPartition(topic, partition, count);
-    const leader = await this.#leader(state, partition, acks);
+    const leader = this.#leaderHere(state, partition, acks) ??
+      await this.#leader(state, partition, acks);
     const checked = checkProducedBatches(body, state.maxMessageBytes);
     if (state.compacted) checkBatchKeys(topic, checked.plain);
     body = applyTopicCompression(checked, body, state.compression);
@@ -156,20 +159,25 @@ export class ProducePath {
       logAppendTime = Date.now();
       for (const b of checked.batches) stampLogAppendTime(b, logAppendTime);
     }
-    const header = checked.batches.length === 1 ? readBatchHeader(checked.batches[0]) : null;
+    // The header read by the checks (the fields read here are not changed by compression
+    // or the LogAppendTime stamp).
+    const header = checked.batches.length === 1 ? checked.headers[0] : null;
     const append = this.#c.track(
       header !== null && header.producerId >= 0 && header.baseSequence >= 0
         ? this.#appendInSequence(leader, body, topic, partition, header)
         : leader.append(body),
-    ).then((r) => {
-      if (!r.duplicate) this.#c.onAppend?.(topic, body.length, checked.recordCount);
-      return r;
-    });
+    );
     if (acks === 0) {
-      append.catch((e) => this.#c.log(`a produce with acks=0 to ${topic} failed: ${e}`));
+      append.then(
+        (r) => {
+          if (!r.duplicate) this.#c.onAppend?.(topic, body.length, checked.recordCount);
+        },
+        (e) => this.#c.log(`a produce with acks=0 to ${topic} failed: ${e}`),
+      );
       return null;
     }
     const result = await append;
+    if (!result.duplicate) this.#c.onAppend?.(topic, body.length, checked.recordCount);
     if (acks === -1) {
       await leader.waitForCommit(
         result.lastOffset,
@@ -192,34 +200,75 @@ export class ProducePath {
    * on the partition, or at most {@linkcode SEQUENCE_HOLD_MS}, and then checked again
    * (see sequence_holds.ts). Other appends to the partition go on meanwhile.
    */
-  async #appendInSequence(
+  #appendInSequence(
     leader: Replica,
     body: Uint8Array,
     topic: string,
     partition: number,
     batch: { producerId: number; producerEpoch: number; baseSequence: number },
   ): Promise<AppendResult> {
+    // The first try without the retry loop's frame (the usual case: in sequence).
+    return leader.append(body).then(
+      (result) => {
+        if (!result.duplicate) this.#landed(topic, partition, batch.producerId);
+        return result;
+      },
+      (e) => this.#retryInSequence(leader, body, topic, partition, batch, e),
+    );
+  }
+
+  /** Wakes the batches of a producer held on a partition, if any are held. */
+  #landed(topic: string, partition: number, producerId: number): void {
+    if (this.#holds.size > 0) this.#holds.appended(SequenceHolds.key(topic, partition, producerId));
+  }
+
+  /** {@linkcode #appendInSequence} after a first try failed with `first`. */
+  async #retryInSequence(
+    leader: Replica,
+    body: Uint8Array,
+    topic: string,
+    partition: number,
+    batch: { producerId: number; producerEpoch: number; baseSequence: number },
+    first: unknown,
+  ): Promise<AppendResult> {
     const key = SequenceHolds.key(topic, partition, batch.producerId);
     const deadline = Date.now() + SEQUENCE_HOLD_MS;
+    let failure: unknown = first;
     for (;;) {
-      try {
-        const result = await leader.append(body);
-        if (!result.duplicate) this.#holds.appended(key);
-        return result;
-      } catch (e) {
-        const left = deadline - Date.now();
-        if (left <= 0 || this.#c.draining() || !isAheadOfSequence(e, batch.baseSequence)) throw e;
-        // A batch of the producer may have landed since the check: if so, try again now.
-        const expected = expectedSequence(
-          leader.log.producerState(batch.producerId),
-          batch.producerEpoch,
-        );
-        if (expected !== (e as RillError).details.expectedSequence) continue;
-        const woken = this.#holds.wait(key, left);
-        if (woken === null) throw e;
-        await woken;
+      if (failure === undefined) {
+        try {
+          const result = await leader.append(body);
+          if (!result.duplicate) this.#holds.appended(key);
+          return result;
+        } catch (e) {
+          failure = e;
+        }
       }
+      const e = failure;
+      failure = undefined;
+      const left = deadline - Date.now();
+      if (left <= 0 || this.#c.draining() || !isAheadOfSequence(e, batch.baseSequence)) throw e;
+      // A batch of the producer may have landed since the check: if so, try again now.
+      const expected = expectedSequence(
+        leader.log.producerState(batch.producerId),
+        batch.producerEpoch,
+      );
+      if (expected !== (e as RillError).details.expectedSequence) continue;
+      const woken = this.#holds.wait(key, left);
+      if (woken === null) throw e;
+      await woken;
     }
+  }
+
+  /** The partition's replica when it leads here with enough in-sync replicas, else null. */
+  #leaderHere(state: TopicState, partition: number, acks: Acks): Replica | null {
+    const replica = state.replicas[partition];
+    if (
+      !replica || state.meta.partitions[partition].leader !== this.#c.brokerId ||
+      replica.role !== "leader" ||
+      (acks === -1 && replica.isr.length < state.minInsyncReplicas)
+    ) return null;
+    return replica;
   }
 
   async #leader(state: TopicState, partition: number, acks: Acks): Promise<Replica> {

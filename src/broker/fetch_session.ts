@@ -80,8 +80,13 @@ export interface FetchManyRequest {
   maxBytes?: number;
   /** ends the wait early (the client went away) */
   signal?: AbortSignal;
-  /** set by a follower or observer: its broker id (reads to the log end offset) */
+  /** set by a follower: its broker id (reads to the log end offset) */
   replicaId?: number;
+  /**
+   * set by an observer (`rill follower`): its broker id. It reads committed batches as a
+   * consumer does; the leader records how far its copy is (KIP-392 read replicas).
+   */
+  observerId?: number;
   /** the session (KIP-227); absent: a one-off fetch */
   session?: FetchSessionRef;
   /** partitions to drop from the session */
@@ -280,7 +285,7 @@ export class FetchSessions {
     const arena = new ReadArena(this.#source.pool);
     try {
       const totalMax = req.maxBytes ?? Infinity;
-      let results = await this.#readAll(slots, replicaId, arena, totalMax, true);
+      let results = await this.#readAll(slots, replicaId, arena, totalMax, true, req.observerId);
       let total = sumBytes(results);
       if (
         total < req.minBytes && req.maxWaitMs > 0 && !results.some((r) => r.error !== null) &&
@@ -437,6 +442,7 @@ export class FetchSessions {
     arena: ReadArena,
     totalMax: number,
     first: boolean,
+    observerId?: number,
   ): Promise<PartitionFetchResult[]> {
     const out: PartitionFetchResult[] = [];
     let remaining = totalMax;
@@ -463,6 +469,9 @@ export class FetchSessions {
           slot.seen = replica.logEndOffset;
         } else {
           slot.seen = replica.highWatermark;
+          if (first && observerId !== undefined) {
+            replica.recordObserverFetch(observerId, slot.offset);
+          }
           replica.checkOffset(slot.offset);
         }
         if (budget <= 0 || full) read = this.#nothing(replica, slot);

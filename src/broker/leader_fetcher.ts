@@ -8,8 +8,9 @@
  *    "partitions":[{"topic","partition","offset":<my log end offset>,"maxBytes","leaderEpoch"}]}
  * ```
  *
- * (an observer sends no `replicaId` and no `leaderEpoch`: it reads committed batches, as a
- * consumer). The leader answers as soon as any of the partitions has data, so one long poll
+ * (an observer sends `observerId` instead of `replicaId`, and no `leaderEpoch`: it reads
+ * committed batches, as a consumer, and the leader records how far its copy is, to send
+ * consumers of its rack to it: KIP-392). The leader answers as soon as any of the partitions has data, so one long poll
  * per leader replaces one per partition.
  *
  * The requests form an incremental fetch session (fetch_session.ts, Kafka's KIP-227): the
@@ -203,7 +204,7 @@ export class LeaderFetcher {
       }
     }
     const body = {
-      ...(observer ? {} : { replicaId: o.brokerId }),
+      ...(observer ? { observerId: o.brokerId } : { replicaId: o.brokerId }),
       maxWaitMs: o.maxWaitMs,
       minBytes: 1,
       maxBytes: o.maxBytes,

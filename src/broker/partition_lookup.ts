@@ -33,6 +33,16 @@ export class PartitionLookup {
   }
 
   /**
+   * A topic's cached state, without refreshing the cache.
+   *
+   * @param name the topic
+   * @returns its state, or undefined when the cache does not know it
+   */
+  cached(name: string): TopicState | undefined {
+    return this.#opts.local.get(name);
+  }
+
+  /**
    * A topic's cached state, refreshing the cache once when it is unknown.
    *
    * @param name the topic

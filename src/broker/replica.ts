@@ -124,6 +124,10 @@ export class Replica {
   #replicas: number[] = [];
   #isr: number[] = [];
   #followers = new Map<number, FollowerState>();
+  /** as leader: what it knows of the observers (edge followers) copying this partition */
+  #observers = new Map<number, FollowerState>();
+  /** as observer: the highest high watermark the leader reported */
+  #leaderHighWatermark = -1;
   #epochStartOffset = 0;
   #isrChangePending = false;
   /** appended but not yet committed: [offset after the batch, bytes], oldest first */
@@ -212,6 +216,32 @@ export class Replica {
   }
 
   /**
+   * What the leader knows of the observers (`rill follower`) copying this partition, from
+   * their fetches (empty unless leader): each one's copied offset and last caught-up time,
+   * "caught up" meaning its fetch reached the high watermark (observers copy committed
+   * batches only).
+   *
+   * @returns observer id → state
+   */
+  observers(): ReadonlyMap<number, FollowerState> {
+    return this.#observers;
+  }
+
+  /**
+   * Records an observer's fetch (its fetch offset is the end of its copy); used to choose a
+   * preferred read replica (KIP-392), never for the high watermark or the ISR.
+   *
+   * @param observerId the observer's broker id
+   * @param fetchOffset the offset it fetches from
+   */
+  recordObserverFetch(observerId: number, fetchOffset: number): void {
+    if (this.#role !== "leader") return;
+    let f = this.#observers.get(observerId);
+    if (!f) this.#observers.set(observerId, f = newFollower(this.#now()));
+    recordFetch(f, fetchOffset, this.#highWatermark, this.#now());
+  }
+
+  /**
    * Makes this replica the leader for `epoch`: appends from now on carry the epoch, the
    * followers' positions are unknown until they fetch (so the high watermark may lag, as in
    * Kafka), and the ISR is the one in KV.
@@ -228,6 +258,7 @@ export class Replica {
     this.#replicas = [...replicas];
     this.#isr = isr.includes(this.brokerId) ? [...isr] : [...isr, this.brokerId];
     this.#followers = new Map();
+    this.#observers = new Map();
     for (const id of replicas) if (id !== this.brokerId) this.#followers.set(id, newFollower(now));
     this.#epochStartOffset = this.log.logEndOffset;
     this.#isrChangePending = false;
@@ -247,6 +278,7 @@ export class Replica {
     this.#leaderId = leaderId;
     this.leaderEpoch = epoch;
     this.#followers = new Map();
+    this.#observers = new Map();
     this.#isr = [];
     this.#failCommitWaiters(
       new RillError(
@@ -447,6 +479,9 @@ export class Replica {
    * @param leaderHighWatermark the leader's high watermark
    */
   updateHighWatermark(leaderHighWatermark: number): void {
+    if (leaderHighWatermark > this.#leaderHighWatermark) {
+      this.#leaderHighWatermark = leaderHighWatermark;
+    }
     const hw = Math.min(leaderHighWatermark, this.log.logEndOffset);
     if (hw > this.#highWatermark) this.#setHighWatermark(hw);
   }
@@ -625,17 +660,28 @@ export class Replica {
   }
 
   /**
-   * Throws OFFSET_OUT_OF_RANGE unless `offset` is within [log start, high watermark].
+   * Throws OFFSET_OUT_OF_RANGE unless `offset` is within [log start, high watermark]; an
+   * observer asked for an offset it has not copied yet but the leader has committed throws
+   * OFFSET_NOT_AVAILABLE (retriable: Kafka clients go back to the leader, as KIP-392 wants).
    *
    * @param offset the offset to check
-   * @throws {RillError} OFFSET_OUT_OF_RANGE with `logStartOffset` and `highWatermark`
+   * @throws {RillError} OFFSET_OUT_OF_RANGE with `logStartOffset` and `highWatermark`;
+   *   OFFSET_NOT_AVAILABLE
    */
   checkOffset(offset: number): void {
     const start = this.log.logStartOffset;
     const hw = this.#highWatermark;
+    const end = Math.max(hw, this.log.logEndOffset);
+    if (this.#role === "observer" && offset > end && offset <= this.#leaderHighWatermark) {
+      throw new RillError(
+        "OFFSET_NOT_AVAILABLE",
+        `Offset ${offset} of partition ${this.name} is committed on its leader (broker ${this.#leaderId}) but not copied to this follower yet (it has up to ${end})`,
+        { leaderId: this.#leaderId, highWatermark: hw },
+      );
+    }
     // Between the high watermark and the log end offset the records exist but are not yet
     // committed (e.g. a new leader whose high watermark lags): the reader waits for them.
-    if (offset < start || offset > Math.max(hw, this.log.logEndOffset)) {
+    if (offset < start || offset > end) {
       throw new RillError(
         "OFFSET_OUT_OF_RANGE",
         offset < start

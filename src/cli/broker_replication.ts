@@ -40,7 +40,9 @@ export const REPLICATION_HELP =
   --log-cleaner-backoff-ms N  the pause between compaction passes (default 15000)
   --replica-fetch session|partition  one fetch per leader for all copied partitions
                              (default session), or one long poll per partition
-  --rack NAME                the rack (zone) of this broker: replicas spread over racks
+  --rack NAME                the rack (zone) of this broker: replicas spread over racks;
+                             of a follower: Kafka consumers with client.rack=NAME are
+                             sent to it to fetch (KIP-392)
   --auto-leader-rebalance-enable true|false  move leadership back to preferred leaders
                              when imbalanced (default true)
   --leader-imbalance-per-broker-percentage N  imbalance that triggers it (default 10)

@@ -345,6 +345,11 @@ export class PartitionFetches {
             continue;
           }
         }
+        if (notCopiedYet(err)) {
+          // A follower (readFrom) behind its leader: wait for its copy, as for an empty fetch.
+          await delay(retryDelay(0, this.#t.retry));
+          continue;
+        }
         if (isRetriable(err) && failures < this.#t.retry.retries) {
           await delay(retryDelay(failures++, this.#t.retry));
           continue;
@@ -531,8 +536,10 @@ export class PartitionFetches {
       }
     }
     if (s.loop !== token || !this.running) return;
-    if (isRetriable(err) && s.failures < this.#t.retry.retries) {
-      const wait = retryDelay(s.failures++, this.#t.retry);
+    // A follower (readFrom) behind its leader: wait for its copy without counting a failure.
+    const lagging = notCopiedYet(err);
+    if (lagging || (isRetriable(err) && s.failures < this.#t.retry.retries)) {
+      const wait = retryDelay(lagging ? 0 : s.failures++, this.#t.retry);
       const until = Date.now() + wait;
       s.retryAt = until;
       await delay(wait);
@@ -581,4 +588,9 @@ export class PartitionFetches {
     }
     return out;
   }
+}
+
+/** An edge follower's OFFSET_NOT_AVAILABLE: the offset is committed but not copied there yet. */
+function notCopiedYet(e: unknown): boolean {
+  return e instanceof RillError && e.code === "OFFSET_NOT_AVAILABLE";
 }

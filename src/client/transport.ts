@@ -324,8 +324,28 @@ export class Transport {
    *   the connection fails
    */
   async fetchMany(base: string, req: WsFetchRequest): Promise<WsFetchAnswer | null> {
-    const conn = await this.#stream(base.replace(/\/+$/, ""), true);
+    const clean = base.endsWith("/") ? base.replace(/\/+$/, "") : base;
+    // An open connection is used at once; otherwise it is opened (or HTTP is to be used).
+    const open = this.#open.get(clean);
+    const conn = open !== undefined && open.open ? open : await this.#stream(clean, true);
     return conn === null ? null : await conn.fetch(req);
+  }
+
+  /**
+   * Closes a fetch session over the broker's open WebSocket connection, if there is one: the
+   * request is sent before this returns, its answer is not awaited (errors are ignored: an
+   * unclosed session expires).
+   *
+   * @param base the broker's base URL
+   * @param sessionId the session to close
+   * @returns whether it was sent (else close it over HTTP)
+   */
+  closeFetchSession(base: string, sessionId: number): boolean {
+    const conn = this.#open.get(base.endsWith("/") ? base.replace(/\/+$/, "") : base);
+    if (conn === undefined || !conn.open) return false;
+    conn.fetch({ partitions: [], maxWaitMs: 0, session: { id: sessionId, epoch: -1 } })
+      .catch(() => {});
+    return true;
   }
 
   /**

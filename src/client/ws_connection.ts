@@ -31,15 +31,17 @@ import {
 } from "../protocol/ws_frames.ts";
 import { TcpWebSocket, tcpWebSocketAvailable, TcpWebSocketRefused } from "./tcp_websocket.ts";
 
-/** The socket under a connection: sends whole messages, reports messages and the close. */
+/** The socket under a connection: sends frames, reports messages and the close. */
 interface Link {
-  send(message: Uint8Array): void;
+  /** sends one frame (encoded by the link, into a buffer it may reuse) */
+  send(header: Record<string, unknown>, payload?: Uint8Array): void;
   close(): void;
 }
 
 /** Where a link's messages and its close go. */
 interface LinkEvents {
-  onMessage(message: Uint8Array): void;
+  /** a message: its own buffer with `owned`, else a view valid only during the call */
+  onMessage(message: Uint8Array, owned: boolean): void;
   onClose(code: number, reason: string): void;
 }
 
@@ -52,12 +54,19 @@ async function openLink(
   const url = base.replace(/^http/, "ws") + WS_PATH;
   if (tcpWebSocketAvailable()) {
     try {
-      return await TcpWebSocket.open(
+      const ws = await TcpWebSocket.open(
         url,
         [WS_SUBPROTOCOL],
         auth === undefined ? {} : { authorization: `Bearer ${auth}` },
         events,
       );
+      return {
+        send: (header, payload) =>
+          ws.sendBuilt((alloc) =>
+            encodeFrame(header, payload === undefined ? [] : [payload], alloc)
+          ),
+        close: () => ws.close(1000),
+      };
     } catch (e) {
       if (!(e instanceof TcpWebSocketRefused)) throw e;
       throw new WsRefused(`The broker at ${base} refused a WebSocket connection: ${e.message}`);
@@ -92,11 +101,12 @@ async function openLink(
     socket.addEventListener("close", failed);
   });
   socket.addEventListener("message", (e) => {
-    if (e.data instanceof ArrayBuffer) events.onMessage(new Uint8Array(e.data));
+    if (e.data instanceof ArrayBuffer) events.onMessage(new Uint8Array(e.data), true);
   });
   socket.addEventListener("close", (e) => events.onClose(e.code, e.reason));
   return {
-    send: (message) => socket.send(message as Uint8Array<ArrayBuffer>),
+    send: (header, payload) =>
+      socket.send(encodeFrame(header, payload === undefined ? [] : [payload])),
     close: () => socket.close(1000),
   };
 }
@@ -223,7 +233,7 @@ export class WsConnection {
   /** The link's events: each message read, and its close. */
   #events(): LinkEvents {
     return {
-      onMessage: (message) => this.#message(message),
+      onMessage: (message, owned) => this.#message(message, owned),
       onClose: (code, reason) =>
         this.#fail(
           new RillError(
@@ -333,7 +343,7 @@ export class WsConnection {
       this.#pending.set(id, { resolve, reject, bytes });
     });
     try {
-      this.#link.send(encodeFrame(header, payload === undefined ? [] : [payload]));
+      this.#link.send(header, payload);
     } catch (e) {
       // The socket is closing: fail as a closed connection does.
       this.#fail(
@@ -388,9 +398,7 @@ export class WsConnection {
       grant: (n: number) => {
         if (this.#subs.get(state.id) !== state || this.#closedError !== null) return;
         try {
-          this.#link.send(
-            encodeFrame({ op: "credit", id: this.#nextId++, subscription: state.id, n }),
-          );
+          this.#link.send({ op: "credit", id: this.#nextId++, subscription: state.id, n });
         } catch {
           // closing: onEnd follows
         }
@@ -417,12 +425,16 @@ export class WsConnection {
     }
   }
 
-  #message(message: Uint8Array): void {
+  #message(message: Uint8Array, owned: boolean): void {
     let frame: Frame;
     try {
       frame = decodeFrame(message);
     } catch {
       return;
+    }
+    // A view into the link's read buffer: what is kept (records) is copied out.
+    if (!owned && frame.payload.byteLength > 0) {
+      frame = { header: frame.header, payload: frame.payload.slice() };
     }
     const id = frame.header.id;
     if (typeof id !== "number") {

@@ -114,8 +114,11 @@ function laneQuery(query: string, produce: boolean): LaneQuery | null {
   return q;
 }
 
-/** The headers the lane reads, from one pass over them (each `get` would scan them again). */
-interface LaneHeaders {
+/**
+ * The headers the lanes read, from one pass over them (each `get` would scan them again, and
+ * the URL and header limits need them all: quotas.ts `limitRefusal` walks them sorted).
+ */
+export interface LaneHeaders {
   /** the sum of name and value lengths plus 4 each (quotas.ts `limitRefusal`) */
   bytes: number;
   type: string | null;
@@ -127,7 +130,18 @@ interface LaneHeaders {
 
 const SECRET_HEADER = CLUSTER_SECRET_HEADER.toLowerCase();
 
-function laneHeaders(headers: Headers): LaneHeaders {
+/**
+ * Reads a request's headers in one pass.
+ *
+ * @param headers the request's headers
+ * @returns the values the lanes read, and the size quotas.ts `limitRefusalOf` checks
+ * @example
+ * ```ts
+ * const h = laneHeaders(req.headers);
+ * if (quotas.limitRefusalOf(req.url, h.bytes) !== null) return null;
+ * ```
+ */
+export function laneHeaders(headers: Headers): LaneHeaders {
   const h: LaneHeaders = {
     bytes: 0,
     type: null,

@@ -37,11 +37,12 @@
  * @module
  */
 import type { Broker } from "../broker/broker.ts";
-import { ANONYMOUS, BROKER_PRINCIPAL, CLUSTER_SECRET_HEADER } from "./auth.ts";
+import { ANONYMOUS, BROKER_PRINCIPAL } from "./auth.ts";
 import { errorAnswer } from "./errors.ts";
 import { BodyDeadlines, parseJsonObject, readRequestBytes } from "./params.ts";
 import { FETCH_MEDIA_TYPE, framedAnswer, parseFetchBody } from "./routes/fetch.ts";
 import { serveCompleted } from "./routes/records.ts";
+import { laneHeaders } from "./record_lane.ts";
 import type { InstalledSecurity } from "./security.ts";
 
 const PATH = "/v1/fetch";
@@ -78,19 +79,19 @@ export function sessionFetchLane(
     if (pathStart < 0 || url.length - pathStart !== PATH.length || !url.endsWith(PATH)) {
       return null;
     }
-    const headers = req.headers;
-    if (!(headers.get("accept") ?? "").includes(FETCH_MEDIA_TYPE)) return null;
-    if (!JSON_TYPE.test(headers.get("content-type") ?? "")) return null;
+    const headers = laneHeaders(req.headers);
+    if (!(headers.accept ?? "").includes(FETCH_MEDIA_TYPE)) return null;
+    if (!JSON_TYPE.test(headers.type ?? "")) return null;
     let principal: string;
-    if (security.clusterSecretMatches(headers.get(CLUSTER_SECRET_HEADER) ?? undefined)) {
+    if (security.clusterSecretMatches(headers.secret ?? undefined)) {
       principal = security.auth ? BROKER_PRINCIPAL : ANONYMOUS;
     } else if (!security.auth && !security.hasClusterSecret) {
       principal = ANONYMOUS;
     } else return null;
-    if (quotas.limitRefusal(req) !== null) return null;
+    if (quotas.limitRefusalOf(url, headers.bytes) !== null) return null;
     const release = quotas.holdFetch(principal, security.auth, LONG_POLL_QUERY);
     if (release === null) return null;
-    return answer(req, serveCompleted(env)).catch((e) => {
+    return answer(req, serveCompleted(env), Number(headers.length ?? NaN)).catch((e) => {
       const { status, body } = errorAnswer(e, req.method, PATH);
       return new Response(JSON.stringify(body), {
         status,
@@ -99,8 +100,14 @@ export function sessionFetchLane(
     }).finally(release);
   };
 
-  async function answer(req: Request, completed: Promise<void> | undefined): Promise<Response> {
-    const body = parseJsonObject(await readRequestBytes(req, cfg.maxRequestBytes, deadlines));
+  async function answer(
+    req: Request,
+    completed: Promise<void> | undefined,
+    declared: number,
+  ): Promise<Response> {
+    const body = parseJsonObject(
+      await readRequestBytes(req, cfg.maxRequestBytes, deadlines, declared),
+    );
     const result = await broker.fetchMany(parseFetchBody(body, cfg));
     return framedAnswer(result, [], completed, cors);
   }

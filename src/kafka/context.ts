@@ -67,6 +67,11 @@ export interface Session {
   peer: string;
   /** the client id of the last request */
   clientId: string;
+  /**
+   * the rack (`client.rack`) the connection's last Fetch v11+ named, if any: a follower in that
+   * rack answers it Metadata as the cluster does (KIP-392, metadata.ts)
+   */
+  clientRack?: string;
   /** close the connection once the current answer is written (failed authentication) */
   closeAfterAnswer?: boolean;
 }

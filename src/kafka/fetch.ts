@@ -5,9 +5,15 @@
  * There are no transactions, so the last stable offset is the high watermark and no
  * transaction is ever aborted.
  *
+ * Fetch from follower (KIP-392): a Fetch v11+ to a partition's leader naming the consumer's
+ * rack (`client.rack`) gets, for each partition an observer in that rack can serve, no records
+ * and that observer as `preferred_read_replica` (read_replica.ts chooses), and the client
+ * fetches from it; an answer with such a partition does not wait (as Kafka's).
+ *
  * @module
  */
 import type { FetchManyResult, FetchPartitionRequest } from "../broker/fetch_session.ts";
+import { preferredReadReplica, type ReadReplicaNode } from "../broker/read_replica.ts";
 import { RillError } from "../protocol/errors.ts";
 import { allowed, type KafkaContext, type Session } from "./context.ts";
 import { KAFKA_ERROR, kafkaCode } from "./errors.ts";
@@ -83,6 +89,16 @@ export async function handleFetch(
       }
     }
   }
+  if (version >= 11 && typeof req.rackId === "string" && req.rackId !== "") {
+    s.clientRack = req.rackId;
+  }
+  const redirected = await readReplicas(ctx, version, req.rackId, partitions);
+  if (redirected.length > 0) {
+    const moved = new Set(redirected.map((r) => `${r.partition}:${r.topic}`));
+    const kept = partitions.filter((p) => !moved.has(`${p.partition}:${p.topic}`));
+    partitions.length = 0;
+    partitions.push(...kept);
+  }
   const forgotten: { topic: string; partition: number }[] = [];
   for (
     const t of req.forgottenTopicsData as {
@@ -105,7 +121,9 @@ export async function handleFetch(
   try {
     result = await broker.fetchMany({
       partitions,
-      maxWaitMs: Math.max(0, Math.min(req.maxWaitMs as number, broker.config.fetchMaxWaitLimitMs)),
+      maxWaitMs: redirected.length > 0
+        ? 0
+        : Math.max(0, Math.min(req.maxWaitMs as number, broker.config.fetchMaxWaitLimitMs)),
       minBytes: Math.max(0, req.minBytes as number),
       maxBytes: Math.max(1, Math.min(req.maxBytes as number, broker.config.fetchMaxBytesLimit)),
       session,
@@ -122,7 +140,23 @@ export async function handleFetch(
     list.push(part);
   };
   for (const f of failed) add(f.topic, emptyPartition(f.partition, f.errorCode));
+  const sent = new Set<string>();
+  for (const r of redirected) {
+    sent.add(`${r.partition}:${r.topic}`);
+    add(r.topic, {
+      partitionIndex: r.partition,
+      errorCode: 0,
+      highWatermark: r.highWatermark,
+      lastStableOffset: r.highWatermark,
+      logStartOffset: r.logStartOffset,
+      abortedTransactions: null,
+      preferredReadReplica: r.replicaId,
+      records: EMPTY,
+    });
+  }
   for (const p of result.partitions) {
+    // A session may still read a redirected partition: its redirect answers for it.
+    if (sent.size > 0 && sent.has(`${p.partition}:${p.topic}`)) continue;
     if (p.error && !(p.error instanceof RillError)) {
       ctx.log(`kafka: fetch of ${p.topic}-${p.partition} failed: ${p.error}`);
     }
@@ -167,6 +201,79 @@ export async function handleFetch(
     responses,
     [RELEASE]: () => result.release(),
   };
+}
+
+/** A partition a consumer is sent to another replica for. */
+interface Redirect {
+  topic: string;
+  partition: number;
+  replicaId: number;
+  highWatermark: number;
+  logStartOffset: number;
+}
+
+const NODES_TTL_MS = 1000;
+const nodeCache = new WeakMap<KafkaContext, { at: number; nodes: Map<number, ReadReplicaNode> }>();
+
+/** The registrations by id, read at most once a second per listener. */
+async function registrations(ctx: KafkaContext): Promise<Map<number, ReadReplicaNode>> {
+  const now = Date.now();
+  const cached = nodeCache.get(ctx);
+  if (cached && now - cached.at < NODES_TTL_MS) return cached.nodes;
+  const nodes = new Map<number, ReadReplicaNode>();
+  for (const b of await ctx.broker.brokers()) nodes.set(b.id, b);
+  nodeCache.set(ctx, { at: now, nodes });
+  return nodes;
+}
+
+/**
+ * The partitions led here that a consumer in `rack` should fetch from an observer in its
+ * rack (KIP-392): only for Fetch v11+ naming a rack other than this broker's.
+ */
+async function readReplicas(
+  ctx: KafkaContext,
+  version: number,
+  rack: unknown,
+  partitions: readonly FetchPartitionRequest[],
+): Promise<Redirect[]> {
+  const broker = ctx.broker;
+  if (
+    version < 11 || typeof rack !== "string" || rack === "" || broker.role !== "broker" ||
+    broker.rack === rack
+  ) return [];
+  const out: Redirect[] = [];
+  let nodes: Map<number, ReadReplicaNode> | null = null;
+  const now = Date.now();
+  for (const p of partitions) {
+    let replica;
+    try {
+      replica = await broker.replica(p.topic, p.partition);
+    } catch {
+      continue; // the fetch itself answers the error
+    }
+    if (replica.role !== "leader" || replica.observers().size === 0) continue;
+    // An offset out of range here is answered here (the client resets it, not a replica).
+    if (p.offset < replica.logStartOffset || p.offset > replica.highWatermark) continue;
+    nodes ??= await registrations(ctx);
+    const id = preferredReadReplica({
+      clientRack: rack,
+      fetchOffset: p.offset,
+      leaderRack: broker.rack,
+      observers: replica.observers(),
+      nodes,
+      now,
+      lagMaxMs: broker.config.replicaLagTimeMaxMs,
+    });
+    if (id === null) continue;
+    out.push({
+      topic: p.topic,
+      partition: p.partition,
+      replicaId: id,
+      highWatermark: replica.highWatermark,
+      logStartOffset: replica.logStartOffset,
+    });
+  }
+  return out;
 }
 
 function emptyPartition(partition: number, errorCode: number) {

@@ -466,34 +466,38 @@ function membership(ctx: KafkaContext): GroupMembership {
 }
 
 /**
- * ListGroups: every group of the store (Kafka's and Rill's).
+ * ListGroups: every group of the store (Kafka's and Rill's), or those in the states (v4+)
+ * and of the types (v5+) asked for.
  *
  * @param ctx the context
  * @param s the session
  * @param _version the request version
- * @param _req the decoded request
+ * @param req the decoded request
  * @returns the answer body
  */
 export async function handleListGroups(
   ctx: KafkaContext,
   s: Session,
   _version: number,
-  _req: Body,
+  req: Body,
 ): Promise<Record<string, unknown>> {
   const list = await membership(ctx).list();
-  return {
-    throttleTimeMs: 0,
-    errorCode: 0,
-    groups: list.filter((g) =>
-      allowed(ctx, s, { type: "group", name: g.groupId }, "describe", false)
-    )
-      .map((g) => ({
-        groupId: g.groupId,
-        protocolType: "consumer",
-        groupState: STATE_NAMES[g.state] ?? g.state,
-        groupType: "classic",
-      })),
-  };
+  // v4+ filters by state, v5+ by type (both case-insensitive, as Kafka's); empty: all.
+  const states = new Set((req.statesFilter as string[]).map((x) => x.toLowerCase()));
+  const types = new Set((req.typesFilter as string[]).map((x) => x.toLowerCase()));
+  const groups = list.filter((g) =>
+    allowed(ctx, s, { type: "group", name: g.groupId }, "describe", false)
+  ).map((g) => ({
+    groupId: g.groupId,
+    protocolType: "consumer",
+    // A group this broker coordinates: its state now (the store's copy is written after).
+    groupState: ctx.groups.get(g.groupId)?.state ?? STATE_NAMES[g.state] ?? g.state,
+    groupType: "classic",
+  })).filter((g) =>
+    (states.size === 0 || states.has(g.groupState.toLowerCase())) &&
+    (types.size === 0 || types.has(g.groupType))
+  );
+  return { throttleTimeMs: 0, errorCode: 0, groups };
 }
 
 /**
@@ -533,6 +537,8 @@ export async function handleDeleteGroups(
       errorCode = KAFKA_ERROR.NON_EMPTY_GROUP;
     } else {
       try {
+        // The last member's departure may still be on its way to the store.
+        await ctx.groups.get(groupId)?.mirror;
         await store.deleteGroup(groupId);
       } catch (e) {
         errorCode = kafkaCode(e);

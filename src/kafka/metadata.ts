@@ -1,6 +1,6 @@
 /**
- * Metadata (API 3): the live brokers' Kafka addresses, and per topic its partitions'
- * leader, replicas, ISR and leader epoch, from the broker's metadata cache. Topics the
+ * Metadata (API 3): the live brokers' Kafka addresses and racks (`--rack`, v1+), and per topic
+ * its partitions' leader, replicas, ISR and leader epoch, from the broker's metadata cache. Topics the
  * principal may not describe are left out of "all topics" and answered
  * TOPIC_AUTHORIZATION_FAILED when named. Unknown topics are not created (Rill creates
  * topics only on request).
@@ -23,6 +23,8 @@ export interface KafkaNode {
   port: number;
   /** "broker" (may coordinate groups) or "follower" */
   role: "broker" | "follower";
+  /** the rack (`--rack`) it declared, or null */
+  rack: string | null;
 }
 
 /**
@@ -37,6 +39,7 @@ export async function kafkaNodes(ctx: KafkaContext): Promise<KafkaNode[]> {
     host: ctx.advertisedHost,
     port: ctx.advertisedPort,
     role: ctx.broker.role,
+    rack: ctx.broker.rack ?? null,
   };
   const out: KafkaNode[] = [];
   for (const b of await ctx.broker.brokers()) {
@@ -44,7 +47,7 @@ export async function kafkaNodes(ctx: KafkaContext): Promise<KafkaNode[]> {
     if (!b.alive || !b.kafka) continue;
     try {
       const [host, port] = splitHostPort(b.kafka);
-      out.push({ nodeId: b.id, host, port, role: b.role });
+      out.push({ nodeId: b.id, host, port, role: b.role, rack: b.rack ?? null });
     } catch {
       // a malformed registration is skipped
     }
@@ -102,9 +105,14 @@ export async function handleMetadata(
   // deno-lint-ignore no-explicit-any
   req: any,
 ): Promise<Record<string, unknown>> {
-  const follower = ctx.broker.role === "follower";
   // A follower (observer) is read-only: it lists itself alone, as the leader of the copies it
-  // serves, so consumers fetch from it; produce requests get NOT_LEADER_OR_FOLLOWER.
+  // serves, so consumers bootstrapped at it fetch from it; produce requests get
+  // NOT_LEADER_OR_FOLLOWER. A connection whose fetches name the follower's rack is a KIP-392
+  // client the leader sent here (preferred read replica): it gets the cluster's Metadata, as
+  // from any broker, so it keeps the real leaders (librdkafka refreshes metadata from the
+  // connection it uses most, which is this one) and goes back to them when this copy lags.
+  const follower = ctx.broker.role === "follower" &&
+    !(s.clientRack !== undefined && s.clientRack === ctx.broker.rack);
   const nodes = follower
     ? (await kafkaNodes(ctx)).filter((n) => n.nodeId === ctx.broker.id)
     : await kafkaNodes(ctx);
@@ -156,7 +164,7 @@ export async function handleMetadata(
   }
   return {
     throttleTimeMs: 0,
-    brokers: nodes.map((n) => ({ nodeId: n.nodeId, host: n.host, port: n.port, rack: null })),
+    brokers: nodes.map((n) => ({ nodeId: n.nodeId, host: n.host, port: n.port, rack: n.rack })),
     clusterId: ctx.broker.clusterId,
     controllerId: nodes[0]?.nodeId ?? ctx.broker.id,
     topics,

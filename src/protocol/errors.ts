@@ -43,6 +43,7 @@ export const ERROR_CODES = {
   RECORD_LIST_TOO_LARGE: { status: 413, retriable: false },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, retriable: false },
   OFFSET_OUT_OF_RANGE: { status: 416, retriable: false },
+  OFFSET_NOT_AVAILABLE: { status: 503, retriable: true },
   THROTTLING_QUOTA_EXCEEDED: { status: 429, retriable: true },
   UNKNOWN_SERVER_ERROR: { status: 500, retriable: false },
   KAFKA_STORAGE_ERROR: { status: 500, retriable: true },

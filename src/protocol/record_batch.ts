@@ -143,6 +143,10 @@ function corrupt(message: string): RillError {
 }
 
 function readI64(view: DataView, pos: number): number {
+  // Without a BigInt where the value is safe (every field of a real batch): high words of
+  // -2^21 + 1 .. 2^21 - 1 give -(2^53 - 2^32) .. 2^53 - 1.
+  const high = view.getInt32(pos);
+  if (high > -0x200000 && high < 0x200000) return high * 4294967296 + view.getUint32(pos + 4);
   const v = view.getBigInt64(pos);
   if (v > BigInt(Number.MAX_SAFE_INTEGER) || v < BigInt(Number.MIN_SAFE_INTEGER)) {
     throw corrupt(`Batch field at byte ${pos} is ${v}, beyond 2^53`);

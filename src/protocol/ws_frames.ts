@@ -133,6 +133,33 @@ export function encodeFrame(
 }
 
 /**
+ * Encodes a frame with no payload whose header is already JSON text, all ASCII (numbers and
+ * fixed names: what the broker writes out for its most frequent answers).
+ *
+ * @param json the header, JSON of an object, ASCII only
+ * @param alloc where the bytes are written (at least the size asked for; the message is its
+ *   start), as for {@linkcode encodeFrame}
+ * @returns the message bytes
+ * @example
+ * ```ts
+ * socket.send(encodeAsciiFrame(`{"op":"produced","id":${id}}`));
+ * ```
+ */
+export function encodeAsciiFrame(
+  json: string,
+  alloc: (size: number) => Uint8Array<ArrayBuffer> = newBytes,
+): Uint8Array<ArrayBuffer> {
+  const n = json.length;
+  const out = alloc(4 + n);
+  out[0] = n >>> 24;
+  out[1] = (n >> 16) & 0xff;
+  out[2] = (n >> 8) & 0xff;
+  out[3] = n & 0xff;
+  for (let i = 0; i < n; i++) out[4 + i] = json.charCodeAt(i);
+  return out.byteLength === 4 + n ? out : out.subarray(0, 4 + n);
+}
+
+/**
  * Decodes a frame.
  *
  * @param message the message bytes

@@ -56,6 +56,8 @@ interface PendingOp {
 
 /** The most bytes one group commit writes with one call. */
 const MAX_GROUP_BYTES = 16 * 1024 * 1024;
+/** A group of at most this many bytes is copied into one buffer and written with one call. */
+const COALESCE_BYTES = 64 * 1024;
 const MAX_RELATIVE_OFFSET = 0x7fffffff;
 
 function corrupt(message: string): RillError {
@@ -361,13 +363,18 @@ export class LogWriter {
         parts = accepted[0].bytes;
         positions = accepted[0].batches;
       } else {
-        // Written one after the other, not copied into one buffer: a copy of a group of
-        // 1 MiB produce bodies cost more than the extra write calls.
-        parts = [];
+        // Large appends are written one after the other, not copied into one buffer: a copy
+        // of a group of 1 MiB produce bodies cost more than the extra write calls. Small
+        // ones (many producers' single records) are copied into one write: a write call
+        // costs more than copying a few KiB.
+        const coalesce = bytes <= COALESCE_BYTES;
+        const joined = coalesce ? new Uint8Array(bytes) : null;
+        parts = joined ?? [];
         positions = [];
         let at = 0;
         for (const a of accepted) {
-          parts.push(a.bytes);
+          if (joined !== null) joined.set(a.bytes, at);
+          else (parts as Uint8Array[]).push(a.bytes);
           for (const b of a.batches) positions.push({ ...b, position: b.position + at });
           at += a.bytes.length;
         }

@@ -185,7 +185,14 @@ export class ProducerStateTxn {
         batches: [],
       };
     } else if (this.changed.get(batch.producerId) === current) next = current;
-    else next = { ...current, batches: current.batches.slice() };
+    else {
+      next = {
+        producerId: current.producerId,
+        producerEpoch: current.producerEpoch,
+        lastSeen: current.lastSeen,
+        batches: current.batches.slice(),
+      };
+    }
     next.lastSeen = Math.max(next.lastSeen, now);
     next.batches.push({
       baseSequence: batch.baseSequence,

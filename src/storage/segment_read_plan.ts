@@ -36,6 +36,22 @@ export type ReadBuffer = (length: number) => Uint8Array;
  */
 export function readFullyAtSync(file: Deno.FsFile, position: number, buf: Uint8Array): number {
   file.seekSync(position, Deno.SeekMode.Start);
+  return readFullySync(file, buf);
+}
+
+/**
+ * Reads `buf.length` bytes of `file` from its current position into `buf`, or fewer where
+ * the file ends.
+ *
+ * @param file an open file
+ * @param buf where the bytes go
+ * @returns how many bytes were read
+ * @example
+ * ```ts
+ * const n = readFullySync(file, new Uint8Array(61));
+ * ```
+ */
+export function readFullySync(file: Deno.FsFile, buf: Uint8Array): number {
   let n = 0;
   while (n < buf.length) {
     const got = file.readSync(buf.subarray(n));
@@ -50,7 +66,8 @@ export function readFullyAtSync(file: Deno.FsFile, position: number, buf: Uint8A
  * (one small read each) when batches are large, so that exactly the bytes returned are
  * read: a bulk read of `maxBytes` would read (and allocate) up to one batch more than it
  * returns. Gives up (null: read in bulk) at the first batch under {@linkcode HOP_MIN_BATCH},
- * where hops would cost more than the bytes they save. Same rules as the bulk path: the
+ * where hops would cost more than the bytes they save, and at once when fewer bytes than that
+ * are available. Same rules as the bulk path: the
  * first batch whole if it is in the file, the others while they fit in `maxBytes`, none
  * whose last offset is ≥ `maxOffset`, and a malformed or torn header ends the read.
  *
@@ -72,6 +89,9 @@ export function planHops(
   maxOffset: number,
   available: number,
 ): { end: number; nextOffset: number } | null {
+  // No batch in fewer bytes is big enough to hop to (the tail of a log a consumer follows):
+  // the bulk read returns the same, without reading the first header apart.
+  if (available < HOP_MIN_BATCH) return null;
   const limit = Math.min(Math.max(maxBytes, BATCH_HEADER_SIZE), available);
   const head = hopHeader;
   const view = new DataView(head.buffer);

@@ -20,12 +20,18 @@
  */
 import type { Broker } from "../broker/broker.ts";
 import type { FetchPartitionRequest } from "../broker/fetch_session.ts";
-import type { Acks } from "../broker/produce.ts";
+import type { Acks, BatchAppendResult } from "../broker/produce.ts";
 import { validateTopicName } from "../coordination/topics.ts";
 import type { Operation } from "../coordination/acls.ts";
 import { RillError } from "../protocol/errors.ts";
 import { concatBytes } from "../protocol/bytes.ts";
-import { decodeFrame, encodeFrame, WS_PART_LAST, WS_PART_MORE } from "../protocol/ws_frames.ts";
+import {
+  decodeFrame,
+  encodeAsciiFrame,
+  encodeFrame,
+  WS_PART_LAST,
+  WS_PART_MORE,
+} from "../protocol/ws_frames.ts";
 import type { Principal } from "../http/auth.ts";
 import type { InstalledSecurity } from "../http/security.ts";
 import type { WsLimits } from "./endpoint.ts";
@@ -60,6 +66,8 @@ export class WsSession {
   /** a hello being authenticated: frames that arrive meanwhile wait for it, in order */
   #gate: Promise<void> | null = null;
   #inFlightBytes = 0;
+  /** the topic name of the last produce frame, checked by validateTopicName */
+  #lastTopic: string | null = null;
   #closed = false;
   /** fetches started and not answered, and subscriptions (each counts as one) */
   #fetches = 0;
@@ -260,7 +268,9 @@ export class WsSession {
       throw new RillError("INVALID_REQUEST", 'A produce needs a string "topic"');
     }
     this.#authorize(principal, h.topic, "write");
-    const topic = validateTopicName(h.topic);
+    // A producer names the same topic frame after frame: checked once while it does.
+    const topic = h.topic === this.#lastTopic ? h.topic : validateTopicName(h.topic);
+    this.#lastTopic = topic;
     const partition = intField(h.partition, "partition", 0, 0x7fffffff);
     const acks = acksOf(h.acks);
     const size = payload.byteLength;
@@ -297,24 +307,28 @@ export class WsSession {
     this.#inFlightBytes += size;
     this.#broker.produceBatches(topic, partition, payload, acks).then(
       (result) => {
+        this.#inFlightBytes -= size;
+        release();
         done(null);
-        this.#send(result === null ? { op: "produced", id } : { op: "produced", id, ...result });
+        this.#sendText(producedAnswer(id, result));
       },
-      (e) => done(this.#error(id, e)),
-    ).finally(() => {
-      this.#inFlightBytes -= size;
-      release();
-    });
+      (e) => {
+        this.#inFlightBytes -= size;
+        release();
+        done(this.#error(id, e));
+      },
+    );
   }
 
   #fetch(id: number, h: Record<string, unknown>, done: Done): void {
     const principal = this.#authenticated();
     const cfg = this.#broker.config;
-    // An incremental session request may name no partition (nothing changed).
-    const incremental = (h.session as { epoch?: unknown } | null | undefined)?.epoch;
+    // An incremental session request may name no partition (nothing changed), nor may one
+    // that closes its session (epoch -1).
+    const epoch = (h.session as { epoch?: unknown } | null | undefined)?.epoch;
     if (
       !Array.isArray(h.partitions) ||
-      (h.partitions.length === 0 && !(typeof incremental === "number" && incremental > 0))
+      (h.partitions.length === 0 && !(typeof epoch === "number" && (epoch > 0 || epoch === -1)))
     ) {
       throw new RillError("INVALID_REQUEST", '"partitions" must list at least one partition');
     }
@@ -563,6 +577,12 @@ export class WsSession {
     this.#socket.send(encodeFrame(header, payload, lendScratch));
   }
 
+  /** Sends a frame of an ASCII JSON header written as text, with no payload. */
+  #sendText(json: string): void {
+    if (this.#closed || this.#socket.readyState !== WebSocket.OPEN) return;
+    this.#socket.send(encodeAsciiFrame(json, lendScratch));
+  }
+
   /** Answers with an error; returns the error answered with. */
   #error(id: number | null, e: unknown): RillError {
     let err: RillError;
@@ -597,6 +617,16 @@ function lendScratch(size: number): Uint8Array<ArrayBuffer> {
     scratch = new Uint8Array(n);
   }
   return scratch;
+}
+
+/**
+ * The header of a `produced` answer, written out: a JSON.stringify of the same object cost
+ * ~1 µs of the ~70 µs a one-record produce frame took (profiled).
+ */
+function producedAnswer(id: number, r: BatchAppendResult | null): string {
+  return r === null
+    ? `{"op":"produced","id":${id}}`
+    : `{"op":"produced","id":${id},"partition":${r.partition},"baseOffset":${r.baseOffset},"lastOffset":${r.lastOffset},"recordCount":${r.recordCount},"logAppendTime":${r.logAppendTime}}`;
 }
 
 /** Reports a frame's outcome to the meter (null: answered with success). */

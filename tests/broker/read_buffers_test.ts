@@ -201,3 +201,18 @@ Deno.test("ReadArena's small chunks are reused by the next arena once released, 
   held.release();
   next.release();
 });
+
+Deno.test("ReadArena: a read past the small chunks takes a buffer about its size, reused once released", () => {
+  const pool = new ReadBufferPool();
+  const arena = new ReadArena(pool);
+  const r = arena.alloc(200 * 1024);
+  assert.equal(
+    r.buffer.byteLength,
+    256 * 1024,
+    "a consumer 200 KiB behind takes 256 KiB, not 1 MiB",
+  );
+  arena.release();
+  const next = new ReadArena(pool);
+  assert.equal(next.alloc(150 * 1024).buffer, r.buffer, "the released buffer serves the next read");
+  next.release();
+});

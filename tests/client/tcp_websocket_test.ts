@@ -20,8 +20,9 @@ function events() {
       while (messages.length < n) await new Promise<void>((r) => onMessage = r);
     },
     handlers: {
-      onMessage: (data: Uint8Array) => {
-        messages.push(data);
+      onMessage: (data: Uint8Array, owned: boolean) => {
+        // A view is valid only during the call.
+        messages.push(owned ? data : data.slice());
         onMessage();
       },
       onClose: (code: number, reason: string) => closed({ code, reason }),
@@ -54,12 +55,36 @@ Deno.test("tcp websocket: messages of every length class echo back whole, masked
   );
   assert.equal(protocol, "rill.v1");
   // 7-bit, 16-bit and 64-bit lengths; odd sizes so the masking's tail is covered.
-  const sizes = [0, 1, 125, 126, 1023, 1301, 65535, 65536, 200_003];
+  const sizes = [0, 1, 125, 126, 1023, 1301, 3000, 4096, 4097, 3001, 8200, 65535, 65536, 200_003];
   const sent = sizes.map((n) => Uint8Array.from({ length: n }, (_, i) => (i * 7 + n) & 0xff));
   for (const m of sent) ws.send(m);
   await ev.count(sent.length);
   assert.deepEqual(received, sent);
   assert.deepEqual(ev.messages, sent);
+  // Built in place (the reused buffer while it is free, else fresh ones), several at once, and
+  // one shorter than the size asked, across a length class.
+  const built = [...sent, new Uint8Array([7, 7, 7])];
+  for (const m of sent) {
+    ws.sendBuilt((alloc) => {
+      const out = alloc(m.length);
+      out.set(m);
+      return out;
+    });
+  }
+  ws.sendBuilt((alloc) => alloc(200).subarray(0, 3).fill(7));
+  await ev.count(sent.length + built.length);
+  assert.deepEqual(received.slice(sent.length), built);
+  assert.deepEqual(ev.messages.slice(sent.length), built);
+  // One at a time: each reuses the buffer the one before was written from.
+  for (const m of sent.slice(0, 5)) {
+    ws.sendBuilt((alloc) => {
+      const out = alloc(m.length);
+      out.set(m);
+      return out;
+    });
+    await ev.count(ev.messages.length + 1);
+    assert.deepEqual(ev.messages.at(-1), m);
+  }
   ws.close(1000);
   assert.deepEqual(await ev.close, { code: 1000, reason: "" });
   assert.equal(await serverClose, 1000);

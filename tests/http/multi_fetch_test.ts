@@ -75,6 +75,8 @@ Deno.test("POST /v1/fetch refuses bad input with 400 INVALID_REQUEST and a sente
     { partitions: [], extra: 1 },
     { partitions: [], session: { id: "x", epoch: 0 } },
     { partitions: [{ topic: "a", partition: 0, offset: 0, leaderEpoch: 1 }] },
+    { partitions: [], replicaId: 2, observerId: 9 },
+    { partitions: [], observerId: "nine" },
     {
       partitions: [{ topic: "a", partition: 0, offset: 0 }, {
         topic: "a",
@@ -227,4 +229,12 @@ Deno.test("POST /v1/fetch with auth: a topic the principal may not read is its p
   });
   assert.equal(replica.status, 403);
   assert.equal(replica.body.error.code, "CLUSTER_AUTHORIZATION_FAILED");
+  // Claiming to be an edge follower (its position steers Kafka consumers) needs it too.
+  const observer = await b.call("POST", "/v1/fetch", token, {
+    partitions: [{ topic: "open", partition: 0, offset: 0 }],
+    observerId: 9,
+  });
+  assert.equal(observer.status, 403);
+  assert.equal(observer.body.error.code, "CLUSTER_AUTHORIZATION_FAILED");
+  assert.equal((await b.broker.replica("open", 0)).observers().size, 0, "nothing recorded");
 });

@@ -268,6 +268,9 @@ Deno.test({
       // Its admin sees the group, refuses nothing it asks of an empty one, and deletes it.
       const groups = await admin.listGroups();
       assert.equal(groups.get("g")?.protocolType, "consumer");
+      // ListGroups v5 filters by state (the last member left: Empty).
+      assert.deepEqual([...(await admin.listGroups({ states: ["Empty"] })).keys()], ["g"]);
+      assert.deepEqual([...(await admin.listGroups({ states: ["Stable"] })).keys()], []);
       const offsets = await admin.listConsumerGroupOffsets({ groups: ["g"] });
       assert.deepEqual(
         offsets[0].topics.flatMap((t) =>
@@ -321,6 +324,7 @@ Deno.test({
       assert.equal(tap.max(API.OffsetCommit), 9);
       assert.equal(tap.max(API.Fetch), 17);
       assert.equal(tap.max(API.LeaveGroup), 5);
+      assert.equal(tap.max(API.DeleteGroups), 2);
     } finally {
       for (const c of consumers) await c.close(true).catch(() => {});
       await producer.close().catch(() => {});
@@ -402,6 +406,9 @@ Deno.test({
         );
         await admin.deleteTopics({ topics: ["kept"] });
         assert.deepEqual(await admin.listTopics(), []);
+        assert.equal(tap.max(API.IncrementalAlterConfigs), 1);
+        assert.equal(tap.max(API.AlterConfigs), 2);
+        assert.equal(tap.max(API.DeleteTopics), 6);
       } finally {
         await admin.close();
         await tap.close();

@@ -257,6 +257,32 @@ Deno.test("concurrent append() calls keep their order and get contiguous offsets
   await log.close();
 });
 
+Deno.test({
+  name: "small appends queued together go to the file in one write system call",
+  ignore: Deno.build.os !== "linux",
+  fn: async () => {
+    await using dir = await tempDir();
+    const log = await PartitionLog.open(dir.path);
+    await log.append(batchOf(["first"])); // the segment file is open
+    // write(2) calls of this process so far (Linux's per-process I/O counters).
+    const syscw = () => Number(/syscw: (\d+)/.exec(Deno.readTextFileSync("/proc/self/io"))![1]);
+    const before = syscw();
+    // The first is written at once; the 99 queued meanwhile go out as one group.
+    const results = await Promise.all(
+      Array.from({ length: 100 }, (_, i) => log.append(batchOf([`r${i}`]))),
+    );
+    const writes = syscw() - before;
+    assert.ok(writes <= 10, `${writes} write calls for 100 appends`);
+    assert.deepEqual(
+      results.map((r) => r.baseOffset),
+      Array.from({ length: 100 }, (_, i) => i + 1),
+    );
+    const records = await readAll(log);
+    assert.deepEqual(records.map((r) => r.value), ["first", ...results.map((_, i) => `r${i}`)]);
+    await log.close();
+  },
+});
+
 Deno.test("a read beside appends never sees half a batch", async () => {
   await using dir = await tempDir();
   const log = await PartitionLog.open(dir.path, { segmentBytes: 256 * 1024 });

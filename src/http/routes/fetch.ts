@@ -7,7 +7,8 @@
  * POST /v1/fetch[?encoding=base64]
  *   {"partitions":[{"topic","partition","offset","maxBytes"?}], "maxWaitMs"?:0, "minBytes"?:1,
  *    "maxBytes"?, "session"?:{"id","epoch"}, "forgotten"?:[{"topic","partition"}],
- *    "replicaId"?, (followers, with "leaderEpoch" on each partition)}
+ *    "replicaId"?, (followers, with "leaderEpoch" on each partition)
+ *    "observerId"?} (edge followers: read as consumers, their position recorded)
  *   Accept: application/json (default) →
  *     {"session":{"id","epoch"}|null,
  *      "partitions":[{"topic","partition","records":[…],"nextOffset","highWatermark","logStartOffset"}
@@ -71,6 +72,7 @@ const BODY_FIELDS = new Set([
   "session",
   "forgotten",
   "replicaId",
+  "observerId",
 ]);
 
 function objectAt(value: unknown, what: string): Record<string, unknown> {
@@ -163,6 +165,12 @@ export function parseFetchBody(
     });
   }
   if (replica) req.replicaId = intField(body.replicaId, "replicaId");
+  if (body.observerId !== undefined) {
+    if (replica) {
+      throw new RillError("INVALID_REQUEST", `A fetch has "replicaId" or "observerId", not both`);
+    }
+    req.observerId = intField(body.observerId, "observerId");
+  }
   return req;
 }
 
@@ -323,7 +331,7 @@ export function fetchRoutes(broker: Broker): Hono {
       await readJsonObject(c, broker.config.maxRequestBytes),
       broker.config,
     );
-    if (req.replicaId !== undefined) requireTrustedReplica(c);
+    if (req.replicaId !== undefined || req.observerId !== undefined) requireTrustedReplica(c);
     // Authorization per topic: a refused topic is its partitions' error, not the request's.
     const refused = new Map<string, RillError>();
     for (const topic of new Set(req.partitions.map((p) => p.topic))) {
