@@ -410,12 +410,18 @@ class BrokerLoop<S extends FetchedPartition> {
     return req;
   }
 
-  /** Frees the broker's session slot (epoch -1, answered at once); failures are ignored (it expires). */
+  /**
+   * Frees the broker's session slot (epoch -1, answered at once); failures are ignored (it
+   * expires). Over the broker's open WebSocket connection when there is one, sent before this
+   * returns (a stopping consumer closes its connections right after); else over HTTP, which
+   * took a TCP connection of its own for each consumer that stopped.
+   */
   async #closeSession(): Promise<void> {
     const session = this.#session;
     this.#session = null;
     this.#sent.clear();
     if (session === null) return;
+    if (this.#f.transport.closeFetchSession(this.#base, session.id)) return;
     await requestFetch(this.#f.transport, this.#base, {
       partitions: [],
       maxWaitMs: 0,

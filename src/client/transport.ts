@@ -332,6 +332,23 @@ export class Transport {
   }
 
   /**
+   * Closes a fetch session over the broker's open WebSocket connection, if there is one: the
+   * request is sent before this returns, its answer is not awaited (errors are ignored: an
+   * unclosed session expires).
+   *
+   * @param base the broker's base URL
+   * @param sessionId the session to close
+   * @returns whether it was sent (else close it over HTTP)
+   */
+  closeFetchSession(base: string, sessionId: number): boolean {
+    const conn = this.#open.get(base.endsWith("/") ? base.replace(/\/+$/, "") : base);
+    if (conn === undefined || !conn.open) return false;
+    conn.fetch({ partitions: [], maxWaitMs: 0, session: { id: sessionId, epoch: -1 } })
+      .catch(() => {});
+    return true;
+  }
+
+  /**
    * Fetches one partition over the WebSocket connection to its leader (or `readFrom`), as
    * {@linkcode request} would route its HTTP fetch; for the consumer's fetch loop, which holds
    * a share of the connections ({@linkcode useStreams}).

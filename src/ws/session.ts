@@ -323,11 +323,12 @@ export class WsSession {
   #fetch(id: number, h: Record<string, unknown>, done: Done): void {
     const principal = this.#authenticated();
     const cfg = this.#broker.config;
-    // An incremental session request may name no partition (nothing changed).
-    const incremental = (h.session as { epoch?: unknown } | null | undefined)?.epoch;
+    // An incremental session request may name no partition (nothing changed), nor may one
+    // that closes its session (epoch -1).
+    const epoch = (h.session as { epoch?: unknown } | null | undefined)?.epoch;
     if (
       !Array.isArray(h.partitions) ||
-      (h.partitions.length === 0 && !(typeof incremental === "number" && incremental > 0))
+      (h.partitions.length === 0 && !(typeof epoch === "number" && (epoch > 0 || epoch === -1)))
     ) {
       throw new RillError("INVALID_REQUEST", '"partitions" must list at least one partition');
     }

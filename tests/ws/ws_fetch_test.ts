@@ -179,10 +179,19 @@ Deno.test("ws fetch: the consumer long-polls over the client's WebSocket, and cl
   }
   await all;
   assert.equal(s.ws!.connections, 1);
+  assert.equal(s.broker.fetchSessions.size, 1, "the consumer's fetch session");
+  const httpFetches = async () =>
+    /rill_requests_total\{api="http",route="\/v1\/fetch"/.test(
+      await (await fetch(`${s.url}/metrics`)).text(),
+    );
   await consumer.disconnect();
   await producer.disconnect();
   assert.deepEqual(seen.sort(), ["v0", "v1", "v2", "v3"]);
   while (s.ws!.connections > 0) await new Promise((r) => setTimeout(r, 5));
+  // Its session was closed over its own connection before it closed, not by an HTTP request
+  // (a TCP connection of its own for each consumer that stopped).
+  assert.equal(s.broker.fetchSessions.size, 0);
+  assert.equal(await httpFetches(), false, "no POST /v1/fetch");
 });
 
 Deno.test("ws fetch: long polls of many connections woken by one append each get their own bytes", async () => {
