@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { installNativeCrc32c } from "../protocol/native_crc32c.ts";
+import { installNativeCrc32cWhenBusy } from "../protocol/native_crc32c.ts";
 import { ClusterOperations } from "./cluster_ops.ts";
 import { Admin } from "./admin.ts";
 import { Consumer, type ConsumerOptions } from "./consumer.ts";
@@ -53,8 +53,9 @@ export interface RillConfig {
   transport?: "http" | "ws";
   /**
    * use the hardware CRC-32C of `npm:@node-rs/crc32` for batch checksums when this runs in
-   * Deno with FFI, read and env access granted (default true; never requested). Elsewhere, or when
-   * false, checksums use the portable WebAssembly implementation (about 3× slower).
+   * Deno with FFI, read and env access granted (default true; never requested), loaded once the
+   * process has checksummed 16 MiB (a small client never pays for loading it). Elsewhere, or
+   * when false, checksums use the portable WebAssembly implementation (about 3× slower).
    */
   nativeChecksums?: boolean;
 }
@@ -85,8 +86,9 @@ export class Rill {
   constructor(config: RillConfig) {
     this.#transport = new Transport(config);
     this.#metadata = new Metadata(this.#transport);
-    // Until it has loaded (a few ms), checksums use the portable one: both agree.
-    if (config.nativeChecksums !== false) void installNativeCrc32c();
+    // Loaded once the process has checksummed enough to be worth it; until then (and while
+    // it loads) checksums use the portable one: both agree.
+    if (config.nativeChecksums !== false) installNativeCrc32cWhenBusy();
   }
 
   /**

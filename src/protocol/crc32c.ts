@@ -81,7 +81,37 @@ const wasmAttempt: Promise<"wasm" | "js"> = createCRC32(0x82F63B78).then(
  * ```
  */
 export function crc32c(data: Uint8Array): number {
+  if (busyHook !== undefined) {
+    busyBytes += data.byteLength;
+    if (busyBytes >= busyAfter) {
+      const hook = busyHook;
+      busyHook = undefined;
+      hook();
+    }
+  }
   return implementation(data);
+}
+
+let busyHook: (() => void) | undefined;
+let busyBytes = 0;
+let busyAfter = Infinity;
+
+/**
+ * Calls `hook` once {@linkcode crc32c} has summed `bytes` more bytes (from now on): for work
+ * worth doing only in a process that checksums a lot, such as loading the native one.
+ * Replaces a hook set before that has not been called.
+ *
+ * @param bytes how many bytes to wait for
+ * @param hook called once, synchronously, within the crc32c() call that passes the mark
+ * @example
+ * ```ts
+ * whenCrc32cBusy(16 << 20, () => void installNativeCrc32c());
+ * ```
+ */
+export function whenCrc32cBusy(bytes: number, hook: () => void): void {
+  busyBytes = 0;
+  busyAfter = bytes;
+  busyHook = hook;
 }
 
 /**

@@ -198,18 +198,32 @@ const SHORT_HEADER = 512;
 /** The header's text: ASCII read here when short, else (or if not ASCII) TextDecoder's. */
 function headerText(message: Uint8Array, length: number): string {
   if (length <= SHORT_HEADER) {
+    const end = 4 + length;
     let ascii = true;
-    for (let i = 4; i < 4 + length; i++) {
+    for (let i = 4; i < end; i++) {
       if (message[i] >= 0x80) {
         ascii = false;
         break;
       }
     }
     if (ascii) {
-      return String.fromCharCode.apply(
-        null,
-        message.subarray(4, 4 + length) as unknown as number[],
-      );
+      // Eight characters a call (faster here than one call over a subarray, and no array).
+      let text = "";
+      let i = 4;
+      for (; i + 8 <= end; i += 8) {
+        text += String.fromCharCode(
+          message[i],
+          message[i + 1],
+          message[i + 2],
+          message[i + 3],
+          message[i + 4],
+          message[i + 5],
+          message[i + 6],
+          message[i + 7],
+        );
+      }
+      for (; i < end; i++) text += String.fromCharCode(message[i]);
+      return text;
     }
   }
   return decoder.decode(message.subarray(4, 4 + length));

@@ -7,6 +7,7 @@ import {
   portableCrc32c,
   portableCrc32cReady,
   useCrc32cImplementation,
+  whenCrc32cBusy,
 } from "../../src/protocol/crc32c.ts";
 import { installNativeCrc32c } from "../../src/protocol/native_crc32c.ts";
 
@@ -73,6 +74,47 @@ Deno.test("the client's native CRC-32C loads only where FFI, read and env are gr
   assert.equal(await run(["--allow-read"]), "false");
   try {
     assert.equal(await run(["--allow-ffi", "--allow-read", "--allow-env"]), "true");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("whenCrc32cBusy() calls its hook once, when the bytes summed pass the mark", () => {
+  let calls = 0;
+  whenCrc32cBusy(10_000, () => calls++);
+  crc32c(new Uint8Array(5_000));
+  crc32c(new Uint8Array(4_999));
+  assert.equal(calls, 0);
+  crc32c(new Uint8Array(1));
+  assert.equal(calls, 1);
+  crc32c(new Uint8Array(50_000));
+  assert.equal(calls, 1);
+});
+
+Deno.test("a client process loads the native CRC-32C once it has summed the mark", async () => {
+  const crc = new URL("../../src/protocol/crc32c.ts", import.meta.url).href;
+  const native = new URL("../../src/protocol/native_crc32c.ts", import.meta.url).href;
+  const script = `const c = await import(${JSON.stringify(crc)});\n` +
+    `const n = await import(${JSON.stringify(native)});\n` +
+    `await c.portableCrc32cReady();\n` +
+    `n.installNativeCrc32cWhenBusy(10000);\n` +
+    `c.crc32c(new Uint8Array(6000));\n` +
+    `const before = c.crc32cImplementation();\n` +
+    `c.crc32c(new Uint8Array(6000));\n` +
+    // The load it started, awaited (a second call returns the same one).
+    `console.log(before, await n.installNativeCrc32c(), c.crc32cImplementation());`;
+  const config = new URL("../../deno.json", import.meta.url).pathname;
+  const dir = await Deno.makeTempDir({ prefix: "rill-crc-" });
+  try {
+    const file = `${dir}/busy.ts`;
+    await Deno.writeTextFile(file, script);
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "--no-prompt", "--config", config, "-A", file],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+    assert.equal(new TextDecoder().decode(out.stdout).trim(), "wasm true native");
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
