@@ -23,6 +23,7 @@
  * @module
  */
 import { API, SCHEMAS } from "../src/kafka/messages.ts";
+import { concatBytes } from "../src/protocol/bytes.ts";
 import { decode, encode } from "../src/kafka/schema.ts";
 import { apiVersionsBody, SUPPORTED } from "../src/kafka/versions.ts";
 import { Reader, Writer } from "../src/kafka/wire.ts";
@@ -88,16 +89,6 @@ function read(topic: string, partition: number, offset: number, maxBytes: number
   return out;
 }
 
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
-
 interface FetchTopic {
   topic: string;
   partitions: { partition: number; fetchOffset: number; partitionMaxBytes: number }[];
@@ -111,7 +102,8 @@ async function fetchAnswer(req: any): Promise<Record<string, unknown>> {
     const responses = (req.topics as FetchTopic[]).map((t) => ({
       topic: t.topic,
       partitions: t.partitions.map((p) => {
-        const records = concat(read(t.topic, p.partition, p.fetchOffset, p.partitionMaxBytes));
+        const parts = read(t.topic, p.partition, p.fetchOffset, p.partitionMaxBytes);
+        const records = concatBytes(parts, parts.reduce((n, b) => n + b.length, 0));
         bytes += records.length;
         return {
           partitionIndex: p.partition,

@@ -158,6 +158,36 @@ async function createTopic(url: string, name: string, partitions: number): Promi
 
 const rate = (xs: Measured[]) => xs.map((x) => x.rate);
 const serverUs = (xs: Measured[]) => xs.map((x) => x.serverUs);
+
+/**
+ * Reports one producer's rate and broker CPU per record against the append floor of its
+ * transport (the floor that does the storage work too: what no broker that appends before it
+ * answers can beat here).
+ */
+function againstAppendFloor(
+  report: Reporter,
+  transport: "HTTP" | "WS",
+  xs: Measured[],
+  floor: Measured[],
+  unit: "request" | "message",
+): void {
+  report({
+    suite: SUITE,
+    name: `${transport}: one producer, single 1 KiB sends awaited, against the append floor`,
+    value: median(rate(xs)),
+    unit: "records/s",
+    ratio: pairedRatio(rate(xs), rate(floor)),
+    baseline: `${transport} append floor`,
+  });
+  report({
+    suite: SUITE,
+    name: `${transport}: broker CPU per single-record produce, against the append floor`,
+    value: median(serverUs(xs)),
+    unit: "µs",
+    ratio: pairedRatio(serverUs(xs), serverUs(floor)),
+    baseline: `${transport === "HTTP" ? "" : "WS "}append floor server CPU per ${unit}`,
+  });
+}
 const fmt = (n: number) => (n >= 100 ? Math.round(n).toString() : n.toPrecision(3));
 
 /**
@@ -303,22 +333,7 @@ async function sequential(
   }
   // The same producer against the floor that does the storage work too: what no HTTP broker
   // that appends before it answers can beat here.
-  report({
-    suite: SUITE,
-    name: "HTTP: one producer, single 1 KiB sends awaited, against the append floor",
-    value: median(rate(seq.http)),
-    unit: "records/s",
-    ratio: pairedRatio(rate(seq.http), rate(seq.floorAppend)),
-    baseline: "HTTP append floor",
-  });
-  report({
-    suite: SUITE,
-    name: "HTTP: broker CPU per single-record produce, against the append floor",
-    value: median(serverUs(seq.http)),
-    unit: "µs",
-    ratio: pairedRatio(serverUs(seq.http), serverUs(seq.floorAppend)),
-    baseline: "append floor server CPU per request",
-  });
+  againstAppendFloor(report, "HTTP", seq.http, seq.floorAppend, "request");
   const cpuRatio = pairedRatio(serverUs(seq.http), serverUs(seq.floorHttp));
   report({
     suite: SUITE,
@@ -341,22 +356,7 @@ async function sequential(
       baseline: "echo floor CPU per message",
     });
     // Beside the echo-floor ratios: the floor that does the storage work too.
-    report({
-      suite: SUITE,
-      name: "WS: one producer, single 1 KiB sends awaited, against the append floor",
-      value: median(rate(seq.ws)),
-      unit: "records/s",
-      ratio: pairedRatio(rate(seq.ws), rate(seq.floorWsAppend)),
-      baseline: "WS append floor",
-    });
-    report({
-      suite: SUITE,
-      name: "WS: broker CPU per single-record produce, against the append floor",
-      value: median(serverUs(seq.ws)),
-      unit: "µs",
-      ratio: pairedRatio(serverUs(seq.ws), serverUs(seq.floorWsAppend)),
-      baseline: "WS append floor server CPU per message",
-    });
+    againstAppendFloor(report, "WS", seq.ws, seq.floorWsAppend, "message");
   }
 }
 
