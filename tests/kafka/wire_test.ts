@@ -276,6 +276,60 @@ Deno.test("pipelined produce requests, acks=1 and acks=0, reuse frame buffers an
   assert.deepEqual(seen.sort((a, b) => a - b), [...frames.keys()]);
 });
 
+Deno.test("a connection stops reading once its unanswered requests reach maxInFlightBytes", async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const stop = new AbortController();
+  using client = await Deno.connect({
+    hostname: "127.0.0.1",
+    port: (listener.addr as Deno.NetAddr).port,
+  });
+  const conn = await listener.accept();
+  const frame = (corr: number) => {
+    const out = new Uint8Array(4 + 100_000);
+    const v = new DataView(out.buffer);
+    v.setInt32(0, 100_000);
+    v.setInt16(4, API.Metadata);
+    v.setInt32(8, corr);
+    v.setInt16(12, -1); // no client id
+    return out;
+  };
+  // Six 100 KB requests are in the socket before the connection is served.
+  await write(client, concat([0, 1, 2, 3, 4, 5].map(frame)));
+  // The dispatcher holds every answer until the test releases it.
+  const dispatched: number[] = [];
+  const release = [0, 1, 2, 3, 4, 5].map(() => Promise.withResolvers<() => void>());
+  const served = serveConnection(
+    conn,
+    (req) => {
+      dispatched.push(req.correlationId);
+      return new Promise((resolve) => {
+        release[req.correlationId].resolve(() =>
+          resolve(new Writer().int32(req.correlationId).frame())
+        );
+      });
+    },
+    { maxInFlightBytes: 250_000 },
+    stop.signal,
+  );
+  // Three (300 KB) are taken. Nothing signals a read that does not happen: the other three
+  // stay unread while the connection is given 100 ms to read them.
+  const releaseFirst = await release[2].promise.then(() => release[0].promise);
+  await new Promise((r) => setTimeout(r, 100));
+  assert.deepEqual(dispatched, [0, 1, 2]);
+  // Each answer lets one more in.
+  releaseFirst();
+  assert.equal(new DataView((await readFrame(client))!.buffer).getInt32(0), 0);
+  for (let corr = 1; corr < 6; corr++) {
+    (await release[corr].promise)();
+    assert.equal(new DataView((await readFrame(client))!.buffer).getInt32(0), corr);
+  }
+  assert.deepEqual(dispatched, [0, 1, 2, 3, 4, 5]);
+  client.close();
+  await served;
+  stop.abort();
+  listener.close();
+});
+
 Deno.test("a Produce frame's buffer is reused only when its request says nothing refers to it any more", async () => {
   const pool = new FramePool();
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
