@@ -39,7 +39,7 @@ import { RillError } from "../protocol/errors.ts";
 import { ReadBufferPool } from "./read_buffers.ts";
 import { installNativeCodecs } from "./native_codecs.ts";
 import type { Acks, BatchAppendResult, ProduceRecord, RecordOffset } from "./produce.ts";
-import { type BrokerConfig, DEFAULT_BROKER_CONFIG } from "./config.ts";
+import { type BrokerConfig, type BrokerOptions, DEFAULT_BROKER_CONFIG } from "./config.ts";
 import { checkMetaProperties, join, lockDataDir, unlockDataDir } from "./data_dir.ts";
 import { DiskGuard } from "./disk_space.ts";
 import { LogUpkeep } from "./log_upkeep.ts";
@@ -62,34 +62,7 @@ import { installBrokerGauges } from "./broker_metrics.ts";
 export type { Acks, BatchAppendResult, ProduceRecord, RecordOffset } from "./produce.ts";
 export type { FetchOptions, OffsetSpec } from "./broker_fetch.ts";
 export type { TopicDescription } from "./broker_topics.ts";
-
-/** What {@linkcode Broker.open} needs. */
-export interface BrokerOptions {
-  /** the broker id (unique in the cluster) */
-  id: number;
-  /** the data directory: partition logs, meta.properties, and the default KV file */
-  dataDir: string;
-  /** a KV path or URL (default `<data>/meta.kv`), or an open KV the caller keeps owning */
-  kv?: string | Deno.Kv;
-  /** the URL clients reach this broker at; when absent, call {@linkcode Broker.register} later */
-  advertisedUrl?: string;
-  /** "broker" (default) or "follower" (never leads, holds no replica of new topics) */
-  role?: BrokerRole;
-  /** overrides of the broker defaults */
-  config?: Partial<BrokerConfig>;
-  /** the clock (for tests) */
-  now?: () => number;
-  /** where one-line reports go (default: stderr) */
-  log?: (line: string, fields?: LogFields) => void;
-  /** the structured logger (default: text lines on stderr, info level) */
-  logger?: Logger;
-  /** the metrics registry (default: a new one without process metrics) */
-  metrics?: Metrics;
-  /** a follower (observer): the topics to copy (default: all) */
-  observeTopics?: readonly string[];
-  /** the rack (zone) this broker is in: replicas of a partition spread over racks */
-  rack?: string;
-}
+export type { BrokerOptions } from "./config.ts";
 
 /**
  * A broker.
@@ -666,12 +639,7 @@ export class Broker {
    * @returns the count, or null when the topic does not exist
    */
   async partitionCount(topic: string): Promise<number | null> {
-    try {
-      return (await this.#lookup.topic(topic)).meta.partitions.length;
-    } catch (e) {
-      if (e instanceof RillError && e.code === "UNKNOWN_TOPIC_OR_PARTITION") return null;
-      throw e;
-    }
+    return (await this.#topicMeta(topic))?.partitions.length ?? null;
   }
 
   /**
@@ -682,8 +650,13 @@ export class Broker {
    * @returns the id, or null when the topic does not exist
    */
   async topicId(topic: string): Promise<string | null> {
+    return (await this.#topicMeta(topic))?.topicId ?? null;
+  }
+
+  /** A topic's cached metadata (refreshed once on a miss), or null when it does not exist. */
+  async #topicMeta(topic: string): Promise<TopicMetadata | null> {
     try {
-      return (await this.#lookup.topic(topic)).meta.topicId;
+      return (await this.#lookup.topic(topic)).meta;
     } catch (e) {
       if (e instanceof RillError && e.code === "UNKNOWN_TOPIC_OR_PARTITION") return null;
       throw e;

@@ -6,6 +6,37 @@
  */
 import { DEFAULT_LOG_CONFIG, type FlushPolicy, type LogConfig } from "../storage/mod.ts";
 import { parseCleanupPolicy, type TopicConfigs } from "../coordination/topic_configs.ts";
+import type { BrokerRole } from "../coordination/cluster.ts";
+import type { Metrics } from "../observability/metrics.ts";
+import type { LogFields, Logger } from "../observability/log.ts";
+
+/** What `Broker.open` needs. */
+export interface BrokerOptions {
+  /** the broker id (unique in the cluster) */
+  id: number;
+  /** the data directory: partition logs, meta.properties, and the default KV file */
+  dataDir: string;
+  /** a KV path or URL (default `<data>/meta.kv`), or an open KV the caller keeps owning */
+  kv?: string | Deno.Kv;
+  /** the URL clients reach this broker at; when absent, call {@linkcode Broker.register} later */
+  advertisedUrl?: string;
+  /** "broker" (default) or "follower" (never leads, holds no replica of new topics) */
+  role?: BrokerRole;
+  /** overrides of the broker defaults */
+  config?: Partial<BrokerConfig>;
+  /** the clock (for tests) */
+  now?: () => number;
+  /** where one-line reports go (default: stderr) */
+  log?: (line: string, fields?: LogFields) => void;
+  /** the structured logger (default: text lines on stderr, info level) */
+  logger?: Logger;
+  /** the metrics registry (default: a new one without process metrics) */
+  metrics?: Metrics;
+  /** a follower (observer): the topics to copy (default: all) */
+  observeTopics?: readonly string[];
+  /** the rack (zone) this broker is in: replicas of a partition spread over racks */
+  rack?: string;
+}
 
 /** Settings of one broker process (not per topic). */
 export interface BrokerConfig {
