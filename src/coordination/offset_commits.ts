@@ -51,6 +51,11 @@ const MAX_CHECKS = 90;
 /** Most offsets in one coalesced write (Deno KV allows 1000 mutations). */
 const MAX_SETS = 900;
 
+/** A KV key as text, to tell keys apart (bigint parts too, which JSON.stringify refuses). */
+function keyText(key: Deno.KvKey): string {
+  return JSON.stringify(key, (_, v) => typeof v === "bigint" ? ["bigint", v.toString()] : v);
+}
+
 interface Queued<R> {
   groupId: string;
   req: R;
@@ -144,7 +149,13 @@ export class CommitCoalescer<R extends { offsets: readonly unknown[] }> {
           sets += next.size;
           groups.add(next.groupId);
         }
-        await this.#round(round, groups);
+        try {
+          await this.#round(round, groups);
+        } catch (e) {
+          // Whatever #round did not answer (an unexpected failure) is refused, never left
+          // waiting; answered commits ignore this.
+          for (const q of round) q.reject(e);
+        }
       }
     } finally {
       this.#running = false;
@@ -174,7 +185,7 @@ export class CommitCoalescer<R extends { offsets: readonly unknown[] }> {
     if (planned.length === 0) return;
     const checks = new Map<string, Deno.AtomicCheck>();
     for (const [, plan] of planned) {
-      for (const c of plan.checks) checks.set(JSON.stringify(c.key), c);
+      for (const c of plan.checks) checks.set(keyText(c.key), c);
     }
     if (checks.size > MAX_CHECKS) {
       // Simple commits to groups with many members: too many checks for one write.

@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { GroupMembership } from "../../src/coordination/group_membership.ts";
 import { GroupOffsets } from "../../src/coordination/group_offsets.ts";
+import { CommitCoalescer, type PlanCommit } from "../../src/coordination/offset_commits.ts";
 import { RillError } from "../../src/protocol/errors.ts";
 import { tempDir } from "../_helpers/temp_dir.ts";
 
@@ -113,6 +114,47 @@ Deno.test("offset commits: a round whose checks fail (a member heartbeats meanwh
     const g = await offsets.fetch("g");
     assert.equal(g.offsets.length, 20);
     assert.equal(offsets.commitStats.commits, 20);
+  } finally {
+    kv.close();
+  }
+});
+
+Deno.test("offset commits: keys with bigint parts are coalesced, and a failing plan's commit is refused while the others land", async () => {
+  await using dir = await tempDir();
+  const kv = await Deno.openKv(`${dir.path}/kv.sqlite`);
+  try {
+    const plan: PlanCommit<{ offsets: number[]; fail?: boolean }> = (groupId, req) => {
+      if (req.fail) throw new RillError("ILLEGAL_GENERATION", "Stale generation");
+      const key = ["bigint-commits", groupId, BigInt(req.offsets[0])];
+      return {
+        checks: [{ key, versionstamp: null }],
+        meta: null,
+        sets: [[key, {
+          offset: req.offsets[0],
+          metadata: "",
+          commitTimestampMs: 0,
+          memberId: null,
+          generation: null,
+        }]],
+      };
+    };
+    const commits = new CommitCoalescer(kv, plan);
+    const results = await Promise.allSettled([
+      commits.commit("g", { offsets: [1] }),
+      commits.commit("g", { offsets: [2] }),
+      commits.commit("g", { offsets: [3], fail: true }),
+      commits.commit("h", { offsets: [1] }),
+    ]);
+    assert.deepEqual(results.map((r) => r.status), [
+      "fulfilled",
+      "fulfilled",
+      "rejected",
+      "fulfilled",
+    ]);
+    for (const [g, o] of [["g", 1], ["g", 2], ["h", 1]] as const) {
+      const got = await kv.get<{ offset: number }>(["bigint-commits", g, BigInt(o)]);
+      assert.equal(got.value?.offset, o);
+    }
   } finally {
     kv.close();
   }
