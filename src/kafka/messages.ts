@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { f, type Message, message } from "./schema.ts";
+import { f, type Field, type Message, message } from "./schema.ts";
 
 /** Kafka API keys the listener knows. */
 export const API = {
@@ -47,6 +47,14 @@ export interface ApiSchema {
 const NONE = Infinity;
 
 /** Schemas by API key. */
+/** Per-resource results of AlterConfigs and IncrementalAlterConfigs (the same in both). */
+const ALTER_CONFIGS_RESULTS: Field[] = [
+  f("errorCode", "i16"),
+  f("errorMessage", "nstr"),
+  f("resourceType", "i8"),
+  f("resourceName", "str"),
+];
+
 export const SCHEMAS: Record<number, ApiSchema> = {
   [API.ApiVersions]: {
     req: message(3, [
@@ -515,12 +523,7 @@ export const SCHEMAS: Record<number, ApiSchema> = {
     ]),
     res: message(2, [
       f("throttleTimeMs", "i32"),
-      f("responses", [
-        f("errorCode", "i16"),
-        f("errorMessage", "nstr"),
-        f("resourceType", "i8"),
-        f("resourceName", "str"),
-      ]),
+      f("responses", ALTER_CONFIGS_RESULTS),
     ]),
   },
   [API.IncrementalAlterConfigs]: {
@@ -534,12 +537,7 @@ export const SCHEMAS: Record<number, ApiSchema> = {
     ]),
     res: message(1, [
       f("throttleTimeMs", "i32"),
-      f("responses", [
-        f("errorCode", "i16"),
-        f("errorMessage", "nstr"),
-        f("resourceType", "i8"),
-        f("resourceName", "str"),
-      ]),
+      f("responses", ALTER_CONFIGS_RESULTS),
     ]),
   },
   [API.DeleteGroups]: {

@@ -5,6 +5,8 @@
  *
  * @module
  */
+import assert from "node:assert/strict";
+import { cli } from "../_helpers/cli_in_process.ts";
 
 /** Whether a command exists on PATH (or at an absolute path). */
 export function hasCommand(cmd: string, args = ["--version"]): boolean {
@@ -192,4 +194,25 @@ export async function createTopic(
   });
   const text = await res.text();
   if (!res.ok) throw new Error(`create topic ${name}: ${res.status} ${text}`);
+}
+
+/** An API key token (`keyId.secret`) as SASL/PLAIN credentials: user = key id, password = secret. */
+export function saslCredentials(token: string): { username: string; password: string } {
+  const dot = token.indexOf(".");
+  return { username: token.slice(0, dot), password: token.slice(dot + 1) };
+}
+
+/**
+ * Bootstraps the first API key of an `--auth` broker (`rill auth bootstrap`).
+ *
+ * @param dataDir the broker's data directory
+ * @returns the key's token (for HTTP) and its SASL/PLAIN credentials
+ */
+export async function bootstrapKey(
+  dataDir: string,
+): Promise<{ token: string; username: string; password: string }> {
+  const boot = await cli("auth", "bootstrap", "--data", dataDir);
+  assert.equal(boot.code, 0, boot.err);
+  const token = boot.out.trim();
+  return { token, ...saslCredentials(token) };
 }

@@ -22,7 +22,7 @@ import {
 } from "@platformatic/kafka";
 import { Rill } from "../../mod.ts";
 import { type BrokerProcess, startBroker } from "../_helpers/broker_process.ts";
-import { cli } from "../_helpers/cli_in_process.ts";
+import { bootstrapKey } from "./_kafka.ts";
 import { Cluster, FAST_FLAGS } from "../replication/_cluster.ts";
 import { API } from "../../src/kafka/messages.ts";
 
@@ -426,15 +426,8 @@ Deno.test({
   ...opts,
   async fn() {
     await using broker = await startBroker({ extraArgs: ["--auth"] });
-    const boot = await cli("auth", "bootstrap", "--data", broker.dataDir);
-    assert.equal(boot.code, 0, boot.err);
-    const token = boot.out.trim();
-    const dot = token.indexOf(".");
-    const sasl = (password: string) => ({
-      mechanism: "PLAIN" as const,
-      username: token.slice(0, dot),
-      password,
-    });
+    const { token, username, password: secret } = await bootstrapKey(broker.dataDir);
+    const sasl = (password: string) => ({ mechanism: "PLAIN" as const, username, password });
     const bootstrapBrokers = [broker.kafka!];
     const bad = new Admin({
       clientId: "plt-bad",
@@ -457,13 +450,13 @@ Deno.test({
     const admin = new Admin({
       clientId: "plt-admin",
       bootstrapBrokers,
-      sasl: sasl(token.slice(dot + 1)),
+      sasl: sasl(secret),
     });
     const producer = new Producer({
       clientId: "plt-producer",
       bootstrapBrokers,
       serializers: stringSerializers,
-      sasl: sasl(token.slice(dot + 1)),
+      sasl: sasl(secret),
     });
     try {
       await admin.createTopics({ topics: ["s"], partitions: 1, replicas: 1 });

@@ -8,8 +8,7 @@
 import assert from "node:assert/strict";
 import { startBroker } from "../_helpers/broker_process.ts";
 import { hasOpenssl, makeCertificates } from "../_helpers/tls_certificates.ts";
-import { cli } from "../_helpers/cli_in_process.ts";
-import { KCAT, run } from "./_kafka.ts";
+import { bootstrapKey, KCAT, run, saslCredentials } from "./_kafka.ts";
 import { Kafka, logLevel } from "kafkajs";
 
 Deno.test({
@@ -23,9 +22,7 @@ Deno.test({
       await using broker = await startBroker({
         extraArgs: ["--auth", "--tls-cert", pem.cert, "--tls-key", pem.key],
       });
-      const boot = await cli("auth", "bootstrap", "--data", broker.dataDir);
-      assert.equal(boot.code, 0, boot.err);
-      const admin = boot.out.trim();
+      const { token: admin } = await bootstrapKey(broker.dataDir);
       const client = Deno.createHttpClient({ caCerts: [await Deno.readTextFile(pem.ca)] });
       const call = async (method: string, path: string, body: unknown) => {
         const res = await fetch(`${broker.url}${path}`, {
@@ -50,16 +47,16 @@ Deno.test({
       }
       client.close();
       const sasl = (token: string) => {
-        const dot = token.indexOf(".");
+        const { username, password } = saslCredentials(token);
         return [
           "-X",
           "security.protocol=SASL_SSL",
           "-X",
           "sasl.mechanisms=PLAIN",
           "-X",
-          `sasl.username=${token.slice(0, dot)}`,
+          `sasl.username=${username}`,
           "-X",
-          `sasl.password=${token.slice(dot + 1)}`,
+          `sasl.password=${password}`,
           "-X",
           `ssl.ca.location=${pem.ca}`,
         ];
@@ -133,24 +130,21 @@ Deno.test({
   sanitizeResources: false,
   async fn() {
     await using broker = await startBroker({ extraArgs: ["--auth"] });
-    const boot = await cli("auth", "bootstrap", "--data", broker.dataDir);
-    assert.equal(boot.code, 0, boot.err);
-    const token = boot.out.trim();
-    const dot = token.indexOf(".");
+    const { token, username, password: secret } = await bootstrapKey(broker.dataDir);
     const kafka = (password: string) =>
       new Kafka({
         brokers: [broker.kafka!],
         logLevel: logLevel.NOTHING,
         retry: { retries: 1, initialRetryTime: 100 },
-        sasl: { mechanism: "plain", username: token.slice(0, dot), password },
+        sasl: { mechanism: "plain", username, password },
       });
     const bad = kafka("wrong").admin();
     await assert.rejects(bad.connect(), /SASL|authentication/i);
-    const admin = kafka(token.slice(dot + 1)).admin();
+    const admin = kafka(secret).admin();
     await admin.connect();
     assert.equal(await admin.createTopics({ topics: [{ topic: "s", numPartitions: 1 }] }), true);
     await admin.disconnect();
-    const producer = kafka(token.slice(dot + 1)).producer();
+    const producer = kafka(secret).producer();
     await producer.connect();
     await producer.send({ topic: "s", messages: [{ value: "hello" }] });
     await producer.disconnect();
