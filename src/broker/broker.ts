@@ -58,6 +58,7 @@ import { instrumentKv } from "../coordination/kv_instrument.ts";
 import { countBatchRecords, Metrics } from "../observability/metrics.ts";
 import { type LogFields, Logger } from "../observability/log.ts";
 import { installBrokerGauges } from "./broker_metrics.ts";
+import { OffsetCommitLog } from "./offset_commit_log.ts";
 
 export type { Acks, BatchAppendResult, ProduceRecord, RecordOffset } from "./produce.ts";
 export type { FetchOptions, OffsetSpec } from "./broker_fetch.ts";
@@ -89,6 +90,8 @@ export class Broker {
   readonly kvHealth: KvHealth;
   /** liveness of the group members this broker vouches for, and group snapshots */
   readonly groupLiveness: GroupLiveness;
+  /** Kafka offset commits: answered once logged here, copied into KV behind the answer */
+  readonly offsetCommits: OffsetCommitLog;
   /** the cluster id */
   readonly clusterId: string;
   /** topic metadata in KV */
@@ -179,6 +182,7 @@ export class Broker {
     });
     kv = watchKvHealth(kv, this.kvHealth);
     this.kv = kv;
+    this.offsetCommits = OffsetCommitLog.open({ dataDir: opts.dataDir, kv, log: this.#log });
     this.#tasks = new BackgroundTasks(this.#log);
     this.rack = opts.rack;
     this.topicStore = new TopicStore(kv);
@@ -357,6 +361,7 @@ export class Broker {
       });
       await broker.refresh();
       await broker.#local.removeStrays((await broker.topicStore.snapshot()).topics);
+      await broker.offsetCommits.recover();
       let clean = 0, recovered = 0;
       for (const r of broker.#local.replicas()) {
         if (r.log.recovery.clean) clean++;
@@ -766,6 +771,7 @@ export class Broker {
       await this.replication.close().catch((e) => this.#log(`stopping replication: ${e}`));
       await this.controller?.resign().catch(() => {});
       await this.#tasks.settleInflight();
+      await this.offsetCommits.close();
       await this.#local.closeAll();
       if (this.#registration) {
         await this.clusterStore.deregister(this.#registration).catch((e) =>

@@ -59,6 +59,7 @@ import {
   MAX_COMMIT_PARTITIONS,
   MAX_METADATA_LENGTH,
   type OffsetCommit,
+  type PendingCommits,
   type ResetTo,
 } from "../../coordination/group_offsets.ts";
 import {
@@ -99,6 +100,8 @@ export interface GroupRouteDeps {
   offsetForTimestamp(topic: string, partition: number, ts: number): Promise<number | null>;
   /** member liveness kept by the broker (quiet heartbeats need no KV); optional */
   liveness?: GroupLiveness;
+  /** Kafka commits answered but not yet in KV, laid over KV's in reads (group_offsets.ts) */
+  pending?: PendingCommits;
 }
 
 const BODY_LIMIT = 1024 * 1024;
