@@ -30,6 +30,7 @@ import { type TopicMetadata, TopicStore } from "../coordination/topics.ts";
 import { LeaseStore } from "../coordination/leases.ts";
 import { KvHealth, watchKvHealth } from "../coordination/kv_health.ts";
 import { GroupLiveness } from "../coordination/group_liveness.ts";
+import { GroupWritesBehind } from "../coordination/group_writes_behind.ts";
 import { groupChangesKey, metadataVersionKey } from "../coordination/kv_keys.ts";
 import { PartitionStateStore } from "../coordination/partition_states.ts";
 import { Controller } from "./controller.ts";
@@ -92,6 +93,8 @@ export class Broker {
   readonly groupLiveness: GroupLiveness;
   /** Kafka offset commits: answered once logged here, copied into KV behind the answer */
   readonly offsetCommits: OffsetCommitLog;
+  /** group state the Kafka coordinator records in KV behind its answers (HTTP reads wait) */
+  readonly groupWritesBehind = new GroupWritesBehind();
   /** the cluster id */
   readonly clusterId: string;
   /** topic metadata in KV */

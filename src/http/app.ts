@@ -167,6 +167,7 @@ export function createApp(
       onRebalance: (group) => broker.metrics.groupRebalances.inc({ group }),
       liveness: broker.groupLiveness,
       pending: broker.offsetCommits,
+      writesBehind: broker.groupWritesBehind,
     }),
   );
   // Followers' fetches, the hottest requests between brokers, and clients' raw-batch
