@@ -26,6 +26,11 @@
  *   consumer long-polling `GET /0?offset=N`;
  * - `e2e-push`: the same, the records pushed to a push subscription of the WebSocket
  *   connection (`WsConnection.subscribe`, credit granted back per push) instead;
+ * - `e2e-ws-floor`: the same shape with bare WebSockets against bench/_http_floor_server.ts:
+ *   each record sent at once as its own message (a u32 partition and a one-record batch, acks
+ *   pipelined), the consumer a second socket (`GET /ws?sub=0`) that the server sends each
+ *   appended batch; both over the client's own socket (src/client/tcp_websocket.ts), the
+ *   transport of the client's WebSocket connection in Deno;
  * - `crowd`: `clients` clients connected at once (`consumers` of them consumers that
  *   long-poll, the rest producers sending one record each `intervalMs`), connecting spread
  *   over `rampMs`, then all of them for `seconds`;
@@ -49,6 +54,7 @@ interface Settings {
     | "e2e"
     | "e2e-floor"
     | "e2e-push"
+    | "e2e-ws-floor"
     | "crowd"
     | "crowd-floor";
   url: string;
@@ -209,7 +215,10 @@ if (s.mode === "send") {
     socket.closed = "done";
     ws.close(1000);
   }
-} else if (s.mode === "e2e" || s.mode === "e2e-push" || s.mode === "e2e-floor") {
+} else if (
+  s.mode === "e2e" || s.mode === "e2e-push" || s.mode === "e2e-floor" ||
+  s.mode === "e2e-ws-floor"
+) {
   let send: (value: string) => Promise<unknown>;
   let stopProducer: () => Promise<void>;
   if (s.mode === "e2e-floor") {
@@ -244,6 +253,32 @@ if (s.mode === "send") {
         if (!busy) void flush();
       });
     stopProducer = () => Promise.resolve();
+  } else if (s.mode === "e2e-ws-floor") {
+    // Each record its own message at once; the acks come back in order.
+    const encoder = new TextEncoder();
+    const acked: { resolve: (offset: number) => void; reject: (e: Error) => void }[] = [];
+    let closed: string | undefined;
+    const ws = await TcpWebSocket.open(`${s.url.replace("http", "ws")}/ws`, [], {}, {
+      onMessage: (m) => acked.shift()?.resolve(new DataView(m.buffer, m.byteOffset).getFloat64(0)),
+      onClose: (code, reason) => {
+        closed = `floor: closed ${code} ${reason}`;
+        for (const a of acked.splice(0)) a.reject(new Error(closed));
+      },
+    });
+    send = (value) =>
+      new Promise((resolve, reject) => {
+        if (closed !== undefined) return reject(new Error(closed));
+        const batch = encodeBatch([{ value: encoder.encode(value) }]);
+        const message = new Uint8Array(4 + batch.byteLength);
+        message.set(batch, 4);
+        acked.push({ resolve: (baseOffset) => resolve({ baseOffset }), reject });
+        ws.send(message);
+      });
+    stopProducer = () => {
+      closed = "done";
+      ws.close(1000);
+      return Promise.resolve();
+    };
   } else {
     const producer = new Rill({ brokers: [s.url], transport: s.transport }).producer({ acks: 1 });
     send = (value) => producer.send({ topic: s.topic!, messages: [{ value }] });
@@ -287,6 +322,19 @@ if (s.mode === "send") {
     stop = async () => {
       abort.abort();
       await polls;
+    };
+  } else if (s.mode === "e2e-ws-floor") {
+    // Every batch appended to partition 0, as the server appended it.
+    const decoder = new TextDecoder();
+    const ws = await TcpWebSocket.open(`${s.url.replace("http", "ws")}/ws?sub=0`, [], {}, {
+      onMessage: (m) => {
+        for (const r of decodeBatch(m).records) seen(decoder.decode(r.value!));
+      },
+      onClose: () => {},
+    });
+    stop = () => {
+      ws.close(1000);
+      return Promise.resolve();
     };
   } else {
     const conn = await WsConnection.open(s.url);

@@ -239,11 +239,8 @@ export class Transport {
       const base = routed ?? this.broker;
       const conn = this.#open.get(base);
       if (conn !== undefined && conn.open) {
-        return conn.request(
-          { op: "produce", topic, partition, acks: acks === "all" ? -1 : Number(acks) },
-          body,
-        ).then(
-          ({ header }) => acks === "0" ? null : header,
+        return conn.produce(topic, partition, acksNumber(acks), body).then(
+          undefined,
           (error) => this.#produce(topic, partition, acks, body, { error, base, routed }),
         );
       }
@@ -290,12 +287,7 @@ export class Transport {
           ? null
           : await this.#stream(base, routed !== undefined);
         if (conn !== null) {
-          const acksNumber = acks === "all" ? -1 : Number(acks);
-          const { header } = await conn.request(
-            { op: "produce", topic, partition, acks: acksNumber },
-            body,
-          );
-          return acks === "0" ? null : header;
+          return await conn.produce(topic, partition, acksNumber(acks), body);
         }
         const res = await this.#send(base, base + pathAndQuery, {
           method: "POST",
@@ -786,4 +778,9 @@ function readRoute(topic: string, partition: number): { key: string; read: boole
  */
 export function topicPath(topic: string): string {
   return `/v1/topics/${encodeURIComponent(topic)}`;
+}
+
+/** The acks of a produce frame: "all" is -1. */
+function acksNumber(acks: string): -1 | 0 | 1 {
+  return acks === "all" || acks === "-1" ? -1 : acks === "0" ? 0 : 1;
 }

@@ -169,6 +169,8 @@ export function createApp(
       offsetForTimestamp: (topic, partition, ts) => broker.offsetForTimestamp(topic, partition, ts),
       onRebalance: (group) => broker.metrics.groupRebalances.inc({ group }),
       liveness: broker.groupLiveness,
+      pending: broker.offsetCommits,
+      writesBehind: broker.groupWritesBehind,
     }),
   );
   // Followers' fetches, the hottest requests between brokers, and clients' raw-batch
