@@ -159,7 +159,13 @@ export class Transport {
     this.#fetch = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
     this.#headers = options.clientId ? { "Rill-Client-Id": options.clientId } : {};
     if (options.auth !== undefined) this.#headers["Authorization"] = authorizationOf(options.auth);
-    this.#produceHeaders = { ...this.#headers, "Content-Type": BATCH_MEDIA_TYPE };
+    // `Prefer: return=minimal`: the broker answers 204 with the offsets in headers, no body
+    // to stream and parse (a broker that ignores it answers JSON, read as before).
+    this.#produceHeaders = {
+      ...this.#headers,
+      "Content-Type": BATCH_MEDIA_TYPE,
+      "Prefer": "return=minimal",
+    };
     if (options.httpClient !== undefined) {
       const fetchFn = this.#fetch;
       const client = options.httpClient;
@@ -305,6 +311,9 @@ export class Transport {
           body: body as Uint8Array<ArrayBuffer>,
         }, routed !== undefined);
         if (res.status === 204 || acks === "0") {
+          // A minimal answer (see the Prefer header above): the offsets in headers.
+          const base = res.headers.get("Rill-Base-Offset");
+          if (base !== null && acks !== "0") return minimalAnswer(res, partition, base);
           await res.body?.cancel();
           return null;
         }
@@ -627,6 +636,24 @@ export function authorizationOf(auth: string | { keyId: string; secret: string }
   }
   const bytes = new TextEncoder().encode(`${auth.keyId}:${auth.secret}`);
   return `Basic ${btoa(String.fromCharCode(...bytes))}`;
+}
+
+/**
+ * The answer of a raw-batch produce that the broker gave as `204` with its offsets in
+ * headers (`Prefer: return=minimal`), in the shape of its JSON answer.
+ */
+function minimalAnswer(res: Response, partition: number, base: string): unknown {
+  const last = res.headers.get("Rill-Last-Offset");
+  const appendTime = res.headers.get("Rill-Log-Append-Time");
+  const baseOffset = Number(base);
+  const lastOffset = last === null ? baseOffset : Number(last);
+  return {
+    partition,
+    baseOffset,
+    lastOffset,
+    recordCount: lastOffset - baseOffset + 1,
+    logAppendTime: appendTime === null ? -1 : Number(appendTime),
+  };
 }
 
 /**
