@@ -19,6 +19,8 @@
  *   transport the producers use;
  * - `floor-http` / `floor-ws`: the same shape with bare `fetch` POSTs, or bare WebSocket
  *   round trips of `size` bytes, against bench/_clients_floor_server.ts;
+ * - `floor-http-minimal`: `floor-http` asking `Prefer: return=minimal`, as the producer does:
+ *   the answer is a 204 with the offset in a header, read from there;
  * - `e2e`: one producer sending single records at `rate` a second, one consumer long-polling
  *   the partition; latency from send to delivery (one clock: both in this process);
  * - `e2e-floor`: the same shape with bare `fetch` against bench/_http_floor_server.ts: records
@@ -48,6 +50,7 @@ interface Settings {
   mode:
     | "send"
     | "floor-http"
+    | "floor-http-minimal"
     | "floor-append"
     | "floor-ws"
     | "floor-ws-append"
@@ -123,6 +126,25 @@ if (s.mode === "send") {
     }
   }));
   await Promise.all(producers.map((p) => p.disconnect()));
+} else if (s.mode === "floor-http-minimal") {
+  const body = new Uint8Array(s.size ?? 1024).fill(120);
+  const headers = { "prefer": "return=minimal" };
+  const one = async () => {
+    const res = await fetch(`${s.url}/p`, { method: "POST", body, headers });
+    if (res.status !== 204) throw new Error(`floor: ${res.status} ${await res.text()}`);
+    if (!(Number(res.headers.get("rill-base-offset")) >= 0)) throw new Error("floor: no offset");
+  };
+  for (let j = 0; j < 20 * (s.producers ?? 1); j++) await one();
+  t0 = performance.now();
+  end = t0 + s.seconds * 1000;
+  await Promise.all(Array.from({ length: s.producers ?? 1 }, async () => {
+    while (until()) {
+      const t = performance.now();
+      await one();
+      latencies.push(performance.now() - t);
+      records++;
+    }
+  }));
 } else if (s.mode === "floor-http" || s.mode === "floor-append") {
   // floor-append: one record of `size` bytes in a RecordBatch, to partition 0 of
   // bench/_http_floor_server.ts, which checks its CRC and appends it to a PartitionLog.

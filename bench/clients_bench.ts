@@ -4,7 +4,9 @@
  * floor measured in the same run:
  *
  * - the HTTP floor: bare `fetch` to a bare `Deno.serve` that reads the body and answers a small
- *   JSON object (bench/_clients_floor_server.ts; no routing, checks or storage);
+ *   JSON object (bench/_clients_floor_server.ts; no routing, checks or storage); and the same
+ *   pair with the answer the producer asks for (`Prefer: return=minimal`: 204, the offsets in
+ *   headers), which the HTTP producer's rate and broker CPU are also printed against;
  * - the HTTP append floor: the same with the storage work of a produce, a bare `Deno.serve`
  *   that reads a one-record batch, checks its CRC and appends it to a PartitionLog
  *   (bench/_http_floor_server.ts): what no HTTP broker that stores a record before it
@@ -237,9 +239,17 @@ async function sequential(
   // the body, checks the batch's CRC and appends it to a PartitionLog (_http_floor_server.ts).
   await using appendFloor = await startFloorServer(1);
   // ---- 1 and 4: one producer, single 1 KiB sends awaited -----------------------------------
-  type Seq = "floorHttp" | "floorAppend" | "http" | "ws" | "floorWs" | "floorWsAppend";
+  type Seq =
+    | "floorHttp"
+    | "floorMinimal"
+    | "floorAppend"
+    | "http"
+    | "ws"
+    | "floorWs"
+    | "floorWsAppend";
   const seq: Record<Seq, Measured[]> = {
     floorHttp: [],
+    floorMinimal: [],
     floorAppend: [],
     http: [],
     ws: [],
@@ -248,13 +258,15 @@ async function sequential(
   };
   for (let round = 0; round < ROUNDS; round++) {
     const order: Seq[] = HTTP_ONLY
-      ? ["floorHttp", "floorAppend", "http"]
-      : ["floorHttp", "floorAppend", "http", "ws", "floorWs", "floorWsAppend"];
+      ? ["floorHttp", "floorMinimal", "floorAppend", "http"]
+      : ["floorHttp", "floorMinimal", "floorAppend", "http", "ws", "floorWs", "floorWsAppend"];
     for (const name of round % 2 === 0 ? order : [...order].reverse()) {
       const settings = { seconds: SECONDS, size: 1024, producers: 1 };
       seq[name].push(
         name === "floorHttp"
           ? await measured(floor.pid, { ...settings, mode: "floor-http", url: floor.url })
+          : name === "floorMinimal"
+          ? await measured(floor.pid, { ...settings, mode: "floor-http-minimal", url: floor.url })
           : name === "floorAppend"
           ? await measured(appendFloor.pid, {
             ...settings,
@@ -321,6 +333,7 @@ async function sequential(
   for (
     const [name, xs] of [
       ["HTTP floor", seq.floorHttp],
+      ["HTTP floor, minimal answer (204, offsets in headers)", seq.floorMinimal],
       ["HTTP append floor (body read, CRC, PartitionLog append)", seq.floorAppend],
       ["WS echo floor", seq.floorWs],
       ["WS append floor (CRC, PartitionLog append, 8-byte ack)", seq.floorWsAppend],
@@ -334,6 +347,26 @@ async function sequential(
       unit: `req/s, p50 ${fmt(median(xs.map((x) => x.p50)))} ms, server ${
         fmt(median(serverUs(xs)))
       } µs/req, client ${fmt(median(xs.map((x) => x.clientUs)))} µs/req`,
+    });
+  }
+  // The producer asks for the minimal answer (Prefer: return=minimal): beside the target's
+  // JSON floor, the same bare pair answering as the broker does.
+  if (seq.http.length > 0) {
+    report({
+      suite: SUITE,
+      name: "HTTP: one producer, single 1 KiB sends awaited, against the minimal-answer floor",
+      value: median(rate(seq.http)),
+      unit: "records/s",
+      ratio: pairedRatio(rate(seq.http), rate(seq.floorMinimal)),
+      baseline: "HTTP floor, minimal answer",
+    });
+    report({
+      suite: SUITE,
+      name: "HTTP: broker CPU per single-record produce, against the minimal-answer floor",
+      value: median(serverUs(seq.http)),
+      unit: "µs",
+      ratio: pairedRatio(serverUs(seq.http), serverUs(seq.floorMinimal)),
+      baseline: "minimal-answer floor server CPU per request",
     });
   }
   // The same producer against the floor that does the storage work too: what no HTTP broker

@@ -136,6 +136,12 @@ export class Replica {
   #now: () => number;
   #closing = false;
   #closed: Promise<void> | null = null;
+  /**
+   * The last append as the leader, as written (offsets assigned), kept while fetches wait
+   * on the partition: a fetch woken by it reads it from here, not from the segment file
+   * (see {@linkcode Replica.readSync}). Null when none is kept.
+   */
+  #tail: { baseOffset: number; nextOffset: number; bytes: Uint8Array } | null = null;
 
   private constructor(opts: ReplicaOptions, log: PartitionLog) {
     this.topic = opts.topic;
@@ -274,6 +280,7 @@ export class Replica {
    * @param observer whether this is an observer copy
    */
   becomeFollower(epoch: number, leaderId: number, observer = false): void {
+    this.#tail = null;
     this.#role = observer ? "observer" : "follower";
     this.#leaderId = leaderId;
     this.leaderEpoch = epoch;
@@ -492,6 +499,7 @@ export class Replica {
    * @param offset the new log end offset
    */
   async truncateTo(offset: number): Promise<void> {
+    this.#tail = null;
     await this.log.truncateTo(offset);
     const leo = this.log.logEndOffset;
     if (this.#highWatermark > leo) this.#highWatermark = leo;
@@ -506,6 +514,7 @@ export class Replica {
    * @param offset the leader's log start offset
    */
   async truncateFullyAndStartAt(offset: number): Promise<void> {
+    this.#tail = null;
     await this.log.truncateFullyAndStartAt(offset);
     this.#uncommitted = [];
     this.#setHighWatermark(this.log.logEndOffset);
@@ -620,6 +629,11 @@ export class Replica {
     });
     const next = result.lastOffset + 1;
     if (next > this.#highWatermark && !result.duplicate) {
+      // Kept (a copy: the caller may reuse its buffer) for the fetches waiting at the log
+      // end, before they are woken; only small appends (single-record produces).
+      this.#tail = this.waiters.size > 0 && batches.length <= TAIL_MAX_BYTES
+        ? { baseOffset: result.baseOffset, nextOffset: next, bytes: batches.slice() }
+        : null;
       this.#uncommitted.push([next, batches.length]);
       this.replicaWaiters.notify(batches.length);
       this.#advanceHighWatermark();
@@ -637,7 +651,20 @@ export class Replica {
    * @throws {RillError} OFFSET_OUT_OF_RANGE with both bounds when `offset` is below the
    *   log start offset or above the high watermark
    */
-  async read(offset: number, maxBytes: number, alloc?: ReadBuffer): Promise<FetchResult> {
+  read(offset: number, maxBytes: number, alloc?: ReadBuffer): Promise<FetchResult> {
+    try {
+      return Promise.resolve(this.readSync(offset, maxBytes, alloc));
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  /**
+   * {@linkcode read}, synchronously. A read from the first offset of the leader's last
+   * append, once committed, gets that append's bytes kept in memory while fetches waited
+   * (no file read: a consumer at the log end woken by it); shared, not to be written to.
+   */
+  readSync(offset: number, maxBytes: number, alloc?: ReadBuffer): FetchResult {
     const hw = this.#highWatermark;
     this.checkOffset(offset);
     if (offset >= hw) {
@@ -648,9 +675,21 @@ export class Replica {
         logStartOffset: this.log.logStartOffset,
       };
     }
+    const tail = this.#tail;
+    if (
+      tail !== null && tail.baseOffset === offset && tail.nextOffset <= hw &&
+      tail.bytes.length <= maxBytes && this.#role === "leader"
+    ) {
+      return {
+        bytes: tail.bytes,
+        nextOffset: tail.nextOffset,
+        highWatermark: hw,
+        logStartOffset: this.log.logStartOffset,
+      };
+    }
     let result: ReadResult;
     try {
-      result = await this.log.read(offset, maxBytes, { maxOffset: hw, alloc });
+      result = this.log.readSync(offset, maxBytes, { maxOffset: hw, alloc });
     } catch (e) {
       // Retention may have moved the log start between the check and the read.
       if (e instanceof RillError && e.code === "OFFSET_OUT_OF_RANGE") this.checkOffset(offset);
@@ -744,6 +783,7 @@ export class Replica {
   close(): Promise<void> {
     this.#closed ??= (async () => {
       this.#closing = true;
+      this.#tail = null;
       this.waiters.close();
       this.replicaWaiters.close();
       this.#failCommitWaiters(
@@ -763,3 +803,6 @@ export class Replica {
 }
 
 const EMPTY = new Uint8Array(0);
+
+/** The largest append kept for the fetches waiting at the log end (Replica.readSync). */
+const TAIL_MAX_BYTES = 16 * 1024;
