@@ -128,6 +128,8 @@ export class Transport {
   readonly #open = new Map<string, WsConnection>();
   /** topics percent-encoded */
   readonly #encodedTopics = new Map<string, string>();
+  /** per topic, per partition, the route key of its produce requests */
+  readonly #produceRoutes = new Map<string, { key: string; read: boolean }[]>();
   /** brokers that refused a WebSocket (auto mode), and until when HTTP is used for them */
   readonly #httpUntil = new Map<string, number>();
   #streamUsers = 0;
@@ -234,7 +236,7 @@ export class Transport {
     if (this.#streamMode !== "http") {
       // The common case, without the async machinery of the general path: the partition's
       // broker has an open connection.
-      const route = { key: `${this.#encoded(topic)}/${partition}`, read: false };
+      const route = this.#produceRoute(topic, partition);
       const routed = this.#routes.base(route);
       const base = routed ?? this.broker;
       const conn = this.#open.get(base);
@@ -246,6 +248,20 @@ export class Transport {
       }
     }
     return this.#produce(topic, partition, acks, body);
+  }
+
+  /**
+   * The route key of a partition's produce (remembered per topic and partition: one send of
+   * one record built a string and an object for it).
+   */
+  #produceRoute(topic: string, partition: number): { key: string; read: boolean } {
+    let routes = this.#produceRoutes.get(topic);
+    if (routes === undefined) {
+      if (this.#produceRoutes.size >= 1024) this.#produceRoutes.clear();
+      routes = [];
+      this.#produceRoutes.set(topic, routes);
+    }
+    return routes[partition] ??= { key: `${this.#encoded(topic)}/${partition}`, read: false };
   }
 
   /** The topic percent-encoded for a path (remembered: producers name few topics). */

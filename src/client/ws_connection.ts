@@ -44,8 +44,13 @@ import { TcpWebSocket, tcpWebSocketAvailable, TcpWebSocketRefused } from "./tcp_
 interface Link {
   /** sends one frame (encoded by the link, into a buffer it may reuse) */
   send(header: Record<string, unknown>, payload?: Uint8Array): void;
-  /** sends one message written by `build` into the bytes `alloc` gives it */
-  sendBuilt(build: (alloc: (size: number) => Uint8Array<ArrayBuffer>) => Uint8Array): void;
+  /**
+   * gives bytes to write one message in (the link's to reuse: send it with
+   * {@linkcode Link.sendAllocated} before asking for more)
+   */
+  alloc(size: number): Uint8Array<ArrayBuffer>;
+  /** sends a message written in bytes from {@linkcode Link.alloc} (all or a prefix) */
+  sendAllocated(message: Uint8Array<ArrayBuffer>): void;
   close(): void;
 }
 
@@ -76,7 +81,8 @@ async function openLink(
           ws.sendBuilt((alloc) =>
             encodeFrame(header, payload === undefined ? [] : [payload], alloc)
           ),
-        sendBuilt: (build) => ws.sendBuilt(build),
+        alloc: ws.alloc,
+        sendAllocated: (message) => ws.sendAllocated(message),
         close: () => ws.close(1000),
       };
     } catch (e) {
@@ -119,7 +125,8 @@ async function openLink(
   return {
     send: (header, payload) =>
       socket.send(encodeFrame(header, payload === undefined ? [] : [payload])),
-    sendBuilt: (build) => socket.send(build(newBytes) as Uint8Array<ArrayBuffer>),
+    alloc: newBytes,
+    sendAllocated: (message) => socket.send(message),
     close: () => socket.close(1000),
   };
 }
@@ -414,7 +421,8 @@ export class WsConnection {
       });
     });
     try {
-      this.#link.sendBuilt((alloc) => encodeProduceFrame(id, name, partition, acks, batch, alloc));
+      const link = this.#link;
+      link.sendAllocated(encodeProduceFrame(id, name, partition, acks, batch, link.alloc));
     } catch (e) {
       this.#sendFailed(e);
     }

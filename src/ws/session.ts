@@ -137,16 +137,16 @@ export class WsSession {
     // A JSON frame starts with its header's length; the u32 markers of parts and of binary
     // frames start with 0xFF, which no header length can.
     if (message.byteLength >= 4 && message[0] === 0xff) {
-      const marker = new DataView(data).getUint32(0);
+      let marker = (0xff000000 | message[1] << 16 | message[2] << 8 | message[3]) >>> 0;
       if (marker === WS_PART_MORE || marker === WS_PART_LAST) {
         const joined = this.#part(message, marker === WS_PART_LAST);
         if (joined === null) return;
         message = joined;
+        marker = message.byteLength >= 4
+          ? (message[0] << 24 | message[1] << 16 | message[2] << 8 | message[3]) >>> 0
+          : 0;
       }
-      if (
-        message[0] === 0xff &&
-        (message[0] << 24 | message[1] << 16 | message[2] << 8 | message[3]) >>> 0 === WS_PRODUCE
-      ) {
+      if (marker === WS_PRODUCE) {
         if (this.#gate !== null) {
           const m = message;
           this.#gate.then(() => this.#binaryProduce(m, start));
