@@ -8,8 +8,9 @@
  * `<data>/offset-commits.log`, no fsync — and answered at once; a writer then copies the
  * commits into the KV group store behind the answers, through the offset commit coalescer
  * (coordination/offset_commits.ts): every commit that arrived while the previous copy was in
- * flight goes in the next one, one KV atomic write for all of them (the latest offset of
- * each partition), checked on each group's meta as read in the same round.
+ * flight, or within `COPY_WINDOW_MS` (5 ms) of the first, goes in the next one, one KV atomic
+ * write for all of them (the latest offset of each partition), checked on each group's meta as
+ * read in the same round.
  *
  * Until its copy is in KV, a commit is *pending*: reads of committed offsets on this broker
  * ({@linkcode OffsetCommitLog.pendingOf}) lay the pending ones over what KV holds, so
@@ -61,6 +62,11 @@ const COPY_CHUNK = 500;
 /** Refusals that drop a commit: the group is gone or no longer a Kafka group. */
 const DROPPED = new Set(["GROUP_ID_NOT_FOUND", "INCONSISTENT_GROUP_PROTOCOL"]);
 const HEADER = 8;
+/**
+ * How long commits gather before a copy round starts: a consumer committing after every batch
+ * sends hundreds a second, and a round costs KV a group read and a write however many it holds.
+ */
+const COPY_WINDOW_MS = 5;
 
 /** One Kafka commit, as appended. */
 export interface LoggedCommit {
@@ -412,7 +418,7 @@ export class OffsetCommitLog {
   #schedule(): void {
     if (this.#running || this.#count === 0) return;
     this.#running = true;
-    setTimeout(() => void this.#run(), this.#backoffMs);
+    setTimeout(() => void this.#run(), this.#backoffMs || COPY_WINDOW_MS);
   }
 
   async #run(): Promise<void> {
@@ -422,6 +428,7 @@ export class OffsetCommitLog {
         this.#wake();
         if (!failed) {
           this.#backoffMs = 0;
+          if (this.#count > 0) await new Promise((r) => setTimeout(r, COPY_WINDOW_MS));
           continue;
         }
         this.#stats.retries++;
