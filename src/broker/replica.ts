@@ -28,6 +28,7 @@ import type {
 import { RillError } from "../protocol/errors.ts";
 import { removeDir } from "./data_dir.ts";
 import { FetchWaiters } from "./fetch_waiters.ts";
+import { TailReads } from "./tail_reads.ts";
 import {
   caughtUpFollowers,
   type FollowerState,
@@ -136,8 +137,8 @@ export class Replica {
   #now: () => number;
   #closing = false;
   #closed: Promise<void> | null = null;
-  /** the last small committed read, shared by the reads after it at the same position (see read) */
-  #lastRead: SharedRead | null = null;
+  /** the batches appended last and the last small read, for the reads that follow (read) */
+  readonly #tail = new TailReads();
 
   private constructor(opts: ReplicaOptions, log: PartitionLog) {
     this.topic = opts.topic;
@@ -494,9 +495,9 @@ export class Replica {
    * @param offset the new log end offset
    */
   async truncateTo(offset: number): Promise<void> {
-    this.#lastRead = null;
+    this.#tail.clear();
     await this.log.truncateTo(offset);
-    this.#lastRead = null;
+    this.#tail.clear();
     const leo = this.log.logEndOffset;
     if (this.#highWatermark > leo) this.#highWatermark = leo;
     this.#uncommitted = this.#uncommitted.filter(([next]) => next <= leo);
@@ -510,9 +511,9 @@ export class Replica {
    * @param offset the leader's log start offset
    */
   async truncateFullyAndStartAt(offset: number): Promise<void> {
-    this.#lastRead = null;
+    this.#tail.clear();
     await this.log.truncateFullyAndStartAt(offset);
-    this.#lastRead = null;
+    this.#tail.clear();
     this.#uncommitted = [];
     this.#setHighWatermark(this.log.logEndOffset);
   }
@@ -626,6 +627,9 @@ export class Replica {
     });
     const next = result.lastOffset + 1;
     if (next > this.#highWatermark && !result.duplicate) {
+      // Kept for the fetches waiting to read them; a partition no one follows keeps nothing.
+      if (this.waiters.size > 0) this.#tail.append(batches, result.baseOffset);
+      else if (this.#tail.bytes > 0) this.#tail.clear();
       this.#uncommitted.push([next, batches.length]);
       this.replicaWaiters.notify(batches.length);
       this.#advanceHighWatermark();
@@ -664,40 +668,19 @@ export class Replica {
         logStartOffset: this.log.logStartOffset,
       };
     }
-    // The fetches an append wakes (long polls at the log end) read the same bytes, one after
-    // the other: the first reads the file, the others share a copy of what it read. Committed
-    // bytes below the high watermark do not change (a truncation drops the copy).
-    const last = this.#lastRead;
-    if (
-      last !== null && last.offset === offset && last.highWatermark === hw &&
-      (last.maxBytes === maxBytes || (last.nextOffset === hw && maxBytes >= last.bytes.length))
-    ) {
-      return {
-        bytes: last.bytes,
-        nextOffset: last.nextOffset,
-        highWatermark: hw,
-        logStartOffset: this.log.logStartOffset,
-      };
+    // The fetches an append wakes read the tail: from memory while it is kept (tail_reads.ts).
+    let result: ReadResult | null = this.#tail.read(offset, maxBytes, hw, alloc);
+    if (result !== null) {
+      return { ...result, highWatermark: hw, logStartOffset: this.log.logStartOffset };
     }
-    let result: ReadResult;
     try {
-      // Synchronous, so that the reads after it (woken with it) find what it read.
       result = this.log.readSync(offset, maxBytes, { maxOffset: hw, alloc });
     } catch (e) {
       // Retention may have moved the log start between the check and the read.
       if (e instanceof RillError && e.code === "OFFSET_OUT_OF_RANGE") this.checkOffset(offset);
       throw e;
     }
-    const n = result.bytes.length;
-    if (n > 0 && n <= SHARED_READ_MAX_BYTES && hw === this.#highWatermark) {
-      this.#lastRead = {
-        offset,
-        maxBytes,
-        highWatermark: hw,
-        bytes: result.bytes.slice(),
-        nextOffset: result.nextOffset,
-      };
-    }
+    this.#tail.keep(offset, maxBytes, hw, result);
     return { ...result, highWatermark: hw, logStartOffset: this.log.logStartOffset };
   }
 
@@ -805,19 +788,3 @@ export class Replica {
 }
 
 const EMPTY = new Uint8Array(0);
-
-/**
- * The most bytes of a read a replica keeps for the reads after it at the same position
- * (`Replica.read`): the tail of the log that long polls wake up to read. 900 consumers long-polling
- * 8 partitions read each append ~112 times; the file reads were ~20% of the broker's CPU.
- */
-const SHARED_READ_MAX_BYTES = 16 * 1024;
-
-/** A committed read kept by a replica (see `Replica.read`); its bytes are never written. */
-interface SharedRead {
-  offset: number;
-  maxBytes: number;
-  highWatermark: number;
-  bytes: Uint8Array;
-  nextOffset: number;
-}

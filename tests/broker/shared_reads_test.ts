@@ -15,7 +15,7 @@ async function openBroker(path: string): Promise<Broker & AsyncDisposable> {
   const broker = await Broker.open({
     id: 1,
     dataDir: path,
-    kv: ":memory:" as string,
+    kv: `${path}/meta.kv`,
     advertisedUrl: "http://broker-1.test",
     log: () => {},
   });
@@ -90,4 +90,61 @@ Deno.test("a read with a smaller maxBytes at the same position gets only what fi
   const again = await poll(broker, 0, MiB);
   assert.deepEqual(values(again), ["a0", "a1", "b2", "c3", "d4"]);
   for (const a of [all, first, two, again]) a.release();
+});
+
+Deno.test("reads of the tail kept in memory answer as the log file does, at every offset and size", async () => {
+  await using dir = await tempDir();
+  const asked: { offset: number; maxBytes: number }[] = [];
+  const answered: Uint8Array[] = [];
+  const sizes = [5, 300, 40, 2000, 20, 9000, 60];
+  let count = 0;
+  {
+    await using broker = await openBroker(dir.path);
+    await broker.createTopic({ name: "t", partitions: 1 });
+    // A fetch waits on the partition all along (for more bytes than come), so the broker
+    // keeps what is appended for the readers following the log.
+    const abort = new AbortController();
+    const waiting = broker.fetchMany({
+      partitions: [{ topic: "t", partition: 0, offset: 0, maxBytes: MiB }],
+      maxWaitMs: 60_000,
+      minBytes: 100 * MiB,
+      signal: abort.signal,
+    });
+    for (let i = 0; i < 60; i++) {
+      const n = 1 + (i % 3);
+      await produce(
+        broker,
+        Array.from(
+          { length: n },
+          (_, k) => `r${count + k}`.padEnd(sizes[(i + k) % sizes.length], "."),
+        ),
+      );
+      count += n;
+    }
+    for (let offset = 0; offset < count; offset += 7) {
+      for (const maxBytes of [1, 500, 4000, 20_000, MiB]) {
+        const a = await poll(broker, offset, maxBytes);
+        asked.push({ offset, maxBytes });
+        answered.push(a.partitions[0].bytes.slice());
+        assert.equal(a.partitions[0].error, null);
+        a.release();
+      }
+    }
+    abort.abort();
+    (await waiting).release();
+  }
+  // Reopened, the broker keeps nothing in memory: every read comes from the log file.
+  await using broker = await openBroker(dir.path);
+  for (let i = 0; i < asked.length; i++) {
+    const a = await poll(broker, asked[i].offset, asked[i].maxBytes);
+    assert.deepEqual(
+      answered[i],
+      a.partitions[0].bytes,
+      `offset ${asked[i].offset}, maxBytes ${asked[i].maxBytes}`,
+    );
+    a.release();
+  }
+  const all = await poll(broker, 0, 100 * MiB);
+  assert.equal(values(all).length, count);
+  all.release();
 });
