@@ -3,7 +3,9 @@
  * their CPU is measured apart from the client's:
  *
  * - HTTP: a bare `Deno.serve` that reads each POST body and answers a small JSON object, the
- *   least any HTTP broker on Deno does per request (no routing, no checks, no storage);
+ *   least any HTTP broker on Deno does per request (no routing, no checks, no storage); a
+ *   POST with `Prefer: return=minimal` is answered as the broker answers one (204, the
+ *   offsets in headers, no body);
  * - WebSocket: `GET /ws` upgrades, and each binary message is echoed back as it came.
  *
  * ```sh
@@ -29,6 +31,13 @@ const server = Deno.serve({
     return response;
   }
   if (req.method === "POST") await req.arrayBuffer();
+  if (req.headers.get("prefer") === "return=minimal") {
+    const res = new Response(null, { status: 204 });
+    res.headers.set("preference-applied", "return=minimal");
+    res.headers.set("rill-base-offset", "0");
+    res.headers.set("rill-last-offset", "0");
+    return res;
+  }
   return new Response(ANSWER, { headers: { "content-type": "application/json" } });
 });
 await server.finished;

@@ -19,13 +19,21 @@
  *   transport the producers use;
  * - `floor-http` / `floor-ws`: the same shape with bare `fetch` POSTs, or bare WebSocket
  *   round trips of `size` bytes, against bench/_clients_floor_server.ts;
+ * - `floor-http-minimal`: `floor-http` asking `Prefer: return=minimal`, as the producer does:
+ *   the answer is a 204 with the offset in a header, read from there;
  * - `e2e`: one producer sending single records at `rate` a second, one consumer long-polling
  *   the partition; latency from send to delivery (one clock: both in this process);
  * - `e2e-floor`: the same shape with bare `fetch` against bench/_http_floor_server.ts: records
  *   POSTed as a batch, one request in flight (those sent meanwhile go in the next), the
  *   consumer long-polling `GET /0?offset=N`;
  * - `e2e-push`: the same, the records pushed to a push subscription of the WebSocket
- *   connection (`WsConnection.subscribe`, credit granted back per push) instead;
+ *   connection (`WsConnection.subscribe`, 32 pushes of credit, 16 granted back each time 16
+ *   came) instead;
+ * - `e2e-ws-floor`: the same shape with bare WebSockets against bench/_http_floor_server.ts:
+ *   each record sent at once as its own message (a u32 partition and a one-record batch, acks
+ *   pipelined), the consumer a second socket (`GET /ws?sub=0`) that the server sends each
+ *   appended batch; both over the client's own socket (src/client/tcp_websocket.ts), the
+ *   transport of the client's WebSocket connection in Deno;
  * - `crowd`: `clients` clients connected at once (`consumers` of them consumers that
  *   long-poll, the rest producers sending one record each `intervalMs`), connecting spread
  *   over `rampMs`, then all of them for `seconds`;
@@ -43,12 +51,14 @@ interface Settings {
   mode:
     | "send"
     | "floor-http"
+    | "floor-http-minimal"
     | "floor-append"
     | "floor-ws"
     | "floor-ws-append"
     | "e2e"
     | "e2e-floor"
     | "e2e-push"
+    | "e2e-ws-floor"
     | "crowd"
     | "crowd-floor";
   url: string;
@@ -117,6 +127,25 @@ if (s.mode === "send") {
     }
   }));
   await Promise.all(producers.map((p) => p.disconnect()));
+} else if (s.mode === "floor-http-minimal") {
+  const body = new Uint8Array(s.size ?? 1024).fill(120);
+  const headers = { "prefer": "return=minimal" };
+  const one = async () => {
+    const res = await fetch(`${s.url}/p`, { method: "POST", body, headers });
+    if (res.status !== 204) throw new Error(`floor: ${res.status} ${await res.text()}`);
+    if (!(Number(res.headers.get("rill-base-offset")) >= 0)) throw new Error("floor: no offset");
+  };
+  for (let j = 0; j < 20 * (s.producers ?? 1); j++) await one();
+  t0 = performance.now();
+  end = t0 + s.seconds * 1000;
+  await Promise.all(Array.from({ length: s.producers ?? 1 }, async () => {
+    while (until()) {
+      const t = performance.now();
+      await one();
+      latencies.push(performance.now() - t);
+      records++;
+    }
+  }));
 } else if (s.mode === "floor-http" || s.mode === "floor-append") {
   // floor-append: one record of `size` bytes in a RecordBatch, to partition 0 of
   // bench/_http_floor_server.ts, which checks its CRC and appends it to a PartitionLog.
@@ -209,7 +238,10 @@ if (s.mode === "send") {
     socket.closed = "done";
     ws.close(1000);
   }
-} else if (s.mode === "e2e" || s.mode === "e2e-push" || s.mode === "e2e-floor") {
+} else if (
+  s.mode === "e2e" || s.mode === "e2e-push" || s.mode === "e2e-floor" ||
+  s.mode === "e2e-ws-floor"
+) {
   let send: (value: string) => Promise<unknown>;
   let stopProducer: () => Promise<void>;
   if (s.mode === "e2e-floor") {
@@ -244,6 +276,32 @@ if (s.mode === "send") {
         if (!busy) void flush();
       });
     stopProducer = () => Promise.resolve();
+  } else if (s.mode === "e2e-ws-floor") {
+    // Each record its own message at once; the acks come back in order.
+    const encoder = new TextEncoder();
+    const acked: { resolve: (offset: number) => void; reject: (e: Error) => void }[] = [];
+    let closed: string | undefined;
+    const ws = await TcpWebSocket.open(`${s.url.replace("http", "ws")}/ws`, [], {}, {
+      onMessage: (m) => acked.shift()?.resolve(new DataView(m.buffer, m.byteOffset).getFloat64(0)),
+      onClose: (code, reason) => {
+        closed = `floor: closed ${code} ${reason}`;
+        for (const a of acked.splice(0)) a.reject(new Error(closed));
+      },
+    });
+    send = (value) =>
+      new Promise((resolve, reject) => {
+        if (closed !== undefined) return reject(new Error(closed));
+        const batch = encodeBatch([{ value: encoder.encode(value) }]);
+        const message = new Uint8Array(4 + batch.byteLength);
+        message.set(batch, 4);
+        acked.push({ resolve: (baseOffset) => resolve({ baseOffset }), reject });
+        ws.send(message);
+      });
+    stopProducer = () => {
+      closed = "done";
+      ws.close(1000);
+      return Promise.resolve();
+    };
   } else {
     const producer = new Rill({ brokers: [s.url], transport: s.transport }).producer({ acks: 1 });
     send = (value) => producer.send({ topic: s.topic!, messages: [{ value }] });
@@ -288,14 +346,29 @@ if (s.mode === "send") {
       abort.abort();
       await polls;
     };
+  } else if (s.mode === "e2e-ws-floor") {
+    // Every batch appended to partition 0, as the server appended it.
+    const decoder = new TextDecoder();
+    const ws = await TcpWebSocket.open(`${s.url.replace("http", "ws")}/ws?sub=0`, [], {}, {
+      onMessage: (m) => {
+        for (const r of decodeBatch(m).records) seen(decoder.decode(r.value!));
+      },
+      onClose: () => {},
+    });
+    stop = () => {
+      ws.close(1000);
+      return Promise.resolve();
+    };
   } else {
     const conn = await WsConnection.open(s.url);
     const decoder = new TextDecoder();
-    // Pushes may come before subscribe() resolves: credit owed until then.
+    // Credit granted back in batches (half of it once half is spent): a credit frame per
+    // push cost the client a socket write and the broker a frame for each record. Pushes may
+    // come before subscribe() resolves: credit owed until then.
     const held: { sub?: WsSubscription } = {};
     let owed = 0;
     const sub = await conn.subscribe(
-      { partitions: [{ topic: s.topic!, partition: 0, offset: 0 }], credit: 16 },
+      { partitions: [{ topic: s.topic!, partition: 0, offset: 0 }], credit: 32 },
       (answer) => {
         for (const p of answer.partitions) {
           if (p.error !== undefined) continue;
@@ -303,12 +376,14 @@ if (s.mode === "send") {
             for (const r of decodeBatch(b).records) seen(decoder.decode(r.value!));
           }
         }
-        if (held.sub === undefined) owed++;
-        else held.sub.grant(1);
+        owed++;
+        if (held.sub !== undefined && owed >= 16) {
+          held.sub.grant(owed);
+          owed = 0;
+        }
       },
     );
     held.sub = sub;
-    if (owed > 0) sub.grant(owed);
     const subscription = sub;
     stop = async () => {
       await subscription.cancel();

@@ -14,6 +14,12 @@
  * big-endian). No frame header, no JSON, no auth, no metrics: what no broker that stores a
  * record before it acknowledges it over a WebSocket can beat here.
  *
+ * The end-to-end WebSocket floor adds subscribers to it: `GET /ws?sub={partition}` upgrades a
+ * connection that is sent every batch appended to that partition (as appended, offsets
+ * assigned) the moment its append returns, before the producer's ack: the least a broker does
+ * to hand a record produced over a WebSocket to a consumer connected by one, with no frame
+ * header, no credit, no session and no read of the log.
+ *
  * The end-to-end floor of the clients benchmark adds a long poll to it: `GET /{partition}?
  * offset=N` answers the batches from offset N (`Rill-Next-Offset`: the offset after them) at
  * once when there are some, else when the next append to that partition wakes it (or after
@@ -62,6 +68,8 @@ const server = Deno.serve({
 
 /** Per partition, the long polls waiting for its next append. */
 const waiters: (() => void)[][] = logs.map(() => []);
+/** Per partition, the sockets of `GET /ws?sub={partition}`: each appended batch goes to them. */
+const subscribers: Set<WebSocket>[] = logs.map(() => new Set());
 
 /** The batches of a partition from `offset`, at once or after its next append (≤ 1 s). */
 async function longPoll(p: number, offset: number): Promise<Response> {
@@ -85,10 +93,21 @@ async function longPoll(p: number, offset: number): Promise<Response> {
 }
 await server.finished;
 
-/** The WebSocket append floor (see the module comment). */
+/** The WebSocket append floor and the end-to-end WebSocket floor (see the module comment). */
 function appendOverWebSocket(req: Request): Response {
   const { socket, response } = Deno.upgradeWebSocket(req);
   socket.binaryType = "arraybuffer";
+  const sub = new URL(req.url).searchParams.get("sub");
+  if (sub !== null) {
+    const subs = subscribers[Number(sub)];
+    if (subs === undefined) {
+      socket.onopen = () => socket.close(1003, "no such partition");
+      return response;
+    }
+    socket.onopen = () => subs.add(socket);
+    socket.onclose = () => subs.delete(socket);
+    return response;
+  }
   socket.onmessage = async (e) => {
     const message = new Uint8Array(e.data as ArrayBuffer);
     const log = logs[new DataView(e.data as ArrayBuffer).getUint32(0)];
@@ -98,6 +117,9 @@ function appendOverWebSocket(req: Request): Response {
       return;
     }
     const { baseOffset } = await log.append(batch);
+    // The batch as appended (offsets assigned in place) to the partition's subscribers, at
+    // once, before the ack.
+    for (const s of subscribers[new DataView(e.data as ArrayBuffer).getUint32(0)]) s.send(batch);
     const ack = new Uint8Array(8);
     new DataView(ack.buffer).setFloat64(0, baseOffset);
     socket.send(ack);

@@ -4,7 +4,9 @@
  * floor measured in the same run:
  *
  * - the HTTP floor: bare `fetch` to a bare `Deno.serve` that reads the body and answers a small
- *   JSON object (bench/_clients_floor_server.ts; no routing, checks or storage);
+ *   JSON object (bench/_clients_floor_server.ts; no routing, checks or storage); and the same
+ *   pair with the answer the producer asks for (`Prefer: return=minimal`: 204, the offsets in
+ *   headers), which the HTTP producer's rate and broker CPU are also printed against;
  * - the HTTP append floor: the same with the storage work of a produce, a bare `Deno.serve`
  *   that reads a one-record batch, checks its CRC and appends it to a PartitionLog
  *   (bench/_http_floor_server.ts): what no HTTP broker that stores a record before it
@@ -29,7 +31,9 @@
  *    push subscription of the WebSocket connection (`WsConnection.subscribe`). HTTP runs in
  *    interleaved rounds with its floor: bare `fetch` POSTs of one-record batches and bare
  *    long polls against the append floor server with a long poll added
- *    (bench/_http_floor_server.ts);
+ *    (bench/_http_floor_server.ts); WebSocket (both consumers) likewise with its floor: bare
+ *    WebSockets to the same server, each record a message of its own, each appended batch
+ *    sent at once to a second socket subscribed to the partition;
  * 4. broker CPU per single-record produce, from workload 1, against the floor server's CPU
  *    per request;
  * 5. 5,000 clients connected at once (4,100 WebSocket producers sending a 100 B record a
@@ -43,7 +47,9 @@
  *    idle): its RSS and the latency of a plain GET to it, sampled the same way.
  *
  * `RILL_BENCH_SECONDS` (default 3) sets the length of each timed phase.
- * `RILL_CLIENTS_PARTS` (default all: `seq,many,e2e,commits,crowd`) runs only the workloads named.
+ * `RILL_CLIENTS_PARTS` (default all: `seq,many,e2e,commits,crowd`) runs only the workloads named
+ * (`e2e-ws`: only the WebSocket half of 3). `RILL_CLIENTS_E2E_ROUNDS` (default 3) sets the
+ * rounds of each end-to-end comparison.
  * `RILL_CLIENTS_BROKER_REPO=/path/to/checkout/` runs that checkout's broker instead (the
  * clients stay this checkout's), with `RILL_CLIENTS_HTTP_ONLY=1` for a broker without the
  * WebSocket endpoint: how a "before" is measured on the same machine.
@@ -58,6 +64,8 @@ import { startFloorServer } from "./_http_floor.ts";
 const SUITE = "clients";
 const SECONDS = Math.max(0.5, Number(Deno.env.get("RILL_BENCH_SECONDS") ?? "3") || 3);
 const ROUNDS = 3;
+/** Rounds of the end-to-end phases (`RILL_CLIENTS_E2E_ROUNDS`, default 3). */
+const E2E_ROUNDS = Math.max(1, Number(Deno.env.get("RILL_CLIENTS_E2E_ROUNDS") ?? "3") || 3);
 const WORKER = new URL("./_clients_worker.ts", import.meta.url).pathname;
 const FLOOR = new URL("./_clients_floor_server.ts", import.meta.url).pathname;
 const BROKER_REPO = Deno.env.get("RILL_CLIENTS_BROKER_REPO");
@@ -208,7 +216,9 @@ export async function run(report: Reporter): Promise<void> {
 
   if (PARTS.has("seq")) await sequential(report, broker, floor, topic);
   if (PARTS.has("many")) await manyProducers(report, broker, floor, topic);
-  if (PARTS.has("e2e")) await endToEnd(report, broker, topic);
+  if (PARTS.has("e2e") || PARTS.has("e2e-ws")) {
+    await endToEnd(report, broker, topic, PARTS.has("e2e"));
+  }
   // ---- offset commits ------------------------------------------------------------------------
   if (PARTS.has("commits")) await commitBench(report, SUITE, SECONDS);
   // ---- 5 and 6: 5,000 connected clients, and the echo floor holding as many -----------------
@@ -232,9 +242,17 @@ async function sequential(
   // the body, checks the batch's CRC and appends it to a PartitionLog (_http_floor_server.ts).
   await using appendFloor = await startFloorServer(1);
   // ---- 1 and 4: one producer, single 1 KiB sends awaited -----------------------------------
-  type Seq = "floorHttp" | "floorAppend" | "http" | "ws" | "floorWs" | "floorWsAppend";
+  type Seq =
+    | "floorHttp"
+    | "floorMinimal"
+    | "floorAppend"
+    | "http"
+    | "ws"
+    | "floorWs"
+    | "floorWsAppend";
   const seq: Record<Seq, Measured[]> = {
     floorHttp: [],
+    floorMinimal: [],
     floorAppend: [],
     http: [],
     ws: [],
@@ -243,13 +261,15 @@ async function sequential(
   };
   for (let round = 0; round < ROUNDS; round++) {
     const order: Seq[] = HTTP_ONLY
-      ? ["floorHttp", "floorAppend", "http"]
-      : ["floorHttp", "floorAppend", "http", "ws", "floorWs", "floorWsAppend"];
+      ? ["floorHttp", "floorMinimal", "floorAppend", "http"]
+      : ["floorHttp", "floorMinimal", "floorAppend", "http", "ws", "floorWs", "floorWsAppend"];
     for (const name of round % 2 === 0 ? order : [...order].reverse()) {
       const settings = { seconds: SECONDS, size: 1024, producers: 1 };
       seq[name].push(
         name === "floorHttp"
           ? await measured(floor.pid, { ...settings, mode: "floor-http", url: floor.url })
+          : name === "floorMinimal"
+          ? await measured(floor.pid, { ...settings, mode: "floor-http-minimal", url: floor.url })
           : name === "floorAppend"
           ? await measured(appendFloor.pid, {
             ...settings,
@@ -316,6 +336,7 @@ async function sequential(
   for (
     const [name, xs] of [
       ["HTTP floor", seq.floorHttp],
+      ["HTTP floor, minimal answer (204, offsets in headers)", seq.floorMinimal],
       ["HTTP append floor (body read, CRC, PartitionLog append)", seq.floorAppend],
       ["WS echo floor", seq.floorWs],
       ["WS append floor (CRC, PartitionLog append, 8-byte ack)", seq.floorWsAppend],
@@ -329,6 +350,26 @@ async function sequential(
       unit: `req/s, p50 ${fmt(median(xs.map((x) => x.p50)))} ms, server ${
         fmt(median(serverUs(xs)))
       } µs/req, client ${fmt(median(xs.map((x) => x.clientUs)))} µs/req`,
+    });
+  }
+  // The producer asks for the minimal answer (Prefer: return=minimal): beside the target's
+  // JSON floor, the same bare pair answering as the broker does.
+  if (seq.http.length > 0) {
+    report({
+      suite: SUITE,
+      name: "HTTP: one producer, single 1 KiB sends awaited, against the minimal-answer floor",
+      value: median(rate(seq.http)),
+      unit: "records/s",
+      ratio: pairedRatio(rate(seq.http), rate(seq.floorMinimal)),
+      baseline: "HTTP floor, minimal answer",
+    });
+    report({
+      suite: SUITE,
+      name: "HTTP: broker CPU per single-record produce, against the minimal-answer floor",
+      value: median(serverUs(seq.http)),
+      unit: "µs",
+      ratio: pairedRatio(serverUs(seq.http), serverUs(seq.floorMinimal)),
+      baseline: "minimal-answer floor server CPU per request",
     });
   }
   // The same producer against the floor that does the storage work too: what no HTTP broker
@@ -471,16 +512,95 @@ async function manyProducers(
   }
 }
 
-async function endToEnd(report: Reporter, broker: BrokerProcess, topic: Topic): Promise<void> {
+async function endToEnd(
+  report: Reporter,
+  broker: BrokerProcess,
+  topic: Topic,
+  withHttp: boolean,
+): Promise<void> {
+  const b = broker.url;
+  await using floor = await startFloorServer(1);
+  if (withHttp) await endToEndHttp(report, broker, floor, topic);
+  if (HTTP_ONLY) return;
+  // WebSocket against its floor, in interleaved rounds: bare WebSockets to the same append
+  // floor server, each record its own message, each appended batch sent at once to a second
+  // socket subscribed to the partition (_clients_worker.ts mode e2e-ws-floor).
+  type WsE2e = "floor" | "e2e" | "e2e-push";
+  const ws: Record<WsE2e, Measured[]> = { floor: [], e2e: [], "e2e-push": [] };
+  for (let round = 0; round < E2E_ROUNDS; round++) {
+    const order: WsE2e[] = ["floor", "e2e", "e2e-push"];
+    for (const mode of round % 2 === 0 ? order : [...order].reverse()) {
+      const settings = { rate: 2000, seconds: SECONDS };
+      ws[mode].push(
+        mode === "floor"
+          ? await measured(floor.pid, { ...settings, mode: "e2e-ws-floor", url: floor.url })
+          : await measured(broker.pid, {
+            ...settings,
+            mode,
+            url: b,
+            transport: "ws",
+            topic: await topic(1),
+          }),
+      );
+    }
+    console.error(
+      `${SUITE}: e2e WS round ${round}: ` +
+        (Object.entries(ws) as [WsE2e, Measured[]][]).map(([k, v]) => {
+          const m = v[v.length - 1];
+          return `${k} p50 ${fmt(m.p50)} p99 ${fmt(m.p99)} ms`;
+        }).join("; ") + `; ${loadText()}`,
+    );
+  }
+  report({
+    suite: SUITE,
+    name: "WS floor (bare WebSockets: a producer's single-record messages appended, each " +
+      "batch sent at once to a subscribed socket): e2e at 2,000 records/s, p50",
+    value: median(p50s(ws.floor)),
+    unit: `ms, p99 ${fmt(median(p99s(ws.floor)))} ms (medians of ${E2E_ROUNDS} rounds), server ${
+      fmt(median(serverUs(ws.floor)))
+    } µs/record`,
+  });
+  for (
+    const [name, mode] of [
+      ["WS: producer → long-polling consumer", "e2e"],
+      ["WS push subscription: producer → pushed records", "e2e-push"],
+    ] as const
+  ) {
+    const xs = ws[mode];
+    report({
+      suite: SUITE,
+      name: `${name} at 2,000 records/s, e2e p50`,
+      value: median(p50s(xs)),
+      unit: `ms, p99 ${fmt(median(p99s(xs)))} ms (${
+        fmt(pairedRatio(p99s(xs), p99s(ws.floor)))
+      }x the floor's p99), ${fmt(median(rate(xs)))} records/s delivered, broker ${
+        fmt(median(serverUs(xs)))
+      } µs/record`,
+      ratio: pairedRatio(p50s(xs), p50s(ws.floor)),
+      baseline: "WS e2e floor p50",
+      target: "p50 <= 0.3 ms, p99 <= 3 ms",
+      met: median(p50s(xs)) <= 0.3 && median(p99s(xs)) <= 3,
+    });
+  }
+}
+
+const p50s = (xs: Measured[]) => xs.map((x) => x.p50);
+const p99s = (xs: Measured[]) => xs.map((x) => x.p99);
+
+async function endToEndHttp(
+  report: Reporter,
+  broker: BrokerProcess,
+  floor: Floor,
+  topic: Topic,
+): Promise<void> {
   const b = broker.url;
   // ---- 3: end to end at 2,000 records/s ------------------------------------------------------
   // HTTP against its floor, in interleaved rounds (the latency swings with the machine's
   // load): the append floor server with a long poll (_http_floor_server.ts), bare fetch for
   // the producer's single-record POSTs and the consumer's long polls (_clients_worker.ts
   // mode e2e-floor).
-  await using floor = await startFloorServer(1);
   const e2e: Record<"http" | "floor", Measured[]> = { http: [], floor: [] };
-  for (let round = 0; round < ROUNDS; round++) {
+  for (let round = 0; round < E2E_ROUNDS; round++) {
     for (const name of round % 2 === 0 ? ["floor", "http"] as const : ["http", "floor"] as const) {
       const settings = { rate: 2000, seconds: SECONDS };
       e2e[name].push(
@@ -496,14 +616,12 @@ async function endToEnd(report: Reporter, broker: BrokerProcess, topic: Topic): 
       );
     }
   }
-  const p50s = (xs: Measured[]) => xs.map((x) => x.p50);
-  const p99s = (xs: Measured[]) => xs.map((x) => x.p99);
   report({
     suite: SUITE,
     name: "HTTP floor (bare fetch, bare Deno.serve long poll and append): producer → " +
       "long-polling consumer at 2,000 records/s, e2e p50",
     value: median(p50s(e2e.floor)),
-    unit: `ms, p99 ${fmt(median(p99s(e2e.floor)))} ms (medians of ${ROUNDS} rounds), server ${
+    unit: `ms, p99 ${fmt(median(p99s(e2e.floor)))} ms (medians of ${E2E_ROUNDS} rounds), server ${
       fmt(median(serverUs(e2e.floor)))
     } µs/record`,
   });
@@ -522,32 +640,6 @@ async function endToEnd(report: Reporter, broker: BrokerProcess, topic: Topic): 
     target: "p50 <= 0.5 ms, p99 <= 3 ms",
     met: median(p50s(http)) <= 0.5 && median(p99s(http)) <= 3,
   });
-  for (
-    const [name, transport, p50Goal, mode] of [
-      ["WS", "ws", 0.3, "e2e"],
-      ["WS push subscription", "ws", 0.3, "e2e-push"],
-    ] as const
-  ) {
-    if (HTTP_ONLY && transport === "ws") continue;
-    const r = await measured(broker.pid, {
-      mode,
-      url: b,
-      transport,
-      topic: await topic(1),
-      rate: 2000,
-      seconds: SECONDS,
-    });
-    report({
-      suite: SUITE,
-      name: `${name}: producer → ${
-        mode === "e2e" ? "long-polling consumer" : "pushed records"
-      } at 2,000 records/s, e2e p50`,
-      value: r.p50,
-      unit: `ms, p99 ${fmt(r.p99)} ms, ${fmt(r.rate)} records/s delivered`,
-      target: `p50 <= ${p50Goal} ms, p99 <= 3 ms`,
-      met: r.p50 <= p50Goal && r.p99 <= 3,
-    });
-  }
 }
 
 /** RSS and GET latency of a server, sampled every 100 ms while `work` runs. */

@@ -30,6 +30,7 @@ import { type TopicMetadata, TopicStore } from "../coordination/topics.ts";
 import { LeaseStore } from "../coordination/leases.ts";
 import { KvHealth, watchKvHealth } from "../coordination/kv_health.ts";
 import { GroupLiveness } from "../coordination/group_liveness.ts";
+import { GroupWritesBehind } from "../coordination/group_writes_behind.ts";
 import { groupChangesKey, metadataVersionKey } from "../coordination/kv_keys.ts";
 import { PartitionStateStore } from "../coordination/partition_states.ts";
 import { Controller } from "./controller.ts";
@@ -58,6 +59,7 @@ import { instrumentKv } from "../coordination/kv_instrument.ts";
 import { countBatchRecords, Metrics } from "../observability/metrics.ts";
 import { type LogFields, Logger } from "../observability/log.ts";
 import { installBrokerGauges } from "./broker_metrics.ts";
+import { OffsetCommitLog } from "./offset_commit_log.ts";
 
 export type { Acks, BatchAppendResult, ProduceRecord, RecordOffset } from "./produce.ts";
 export type { FetchOptions, OffsetSpec } from "./broker_fetch.ts";
@@ -89,6 +91,10 @@ export class Broker {
   readonly kvHealth: KvHealth;
   /** liveness of the group members this broker vouches for, and group snapshots */
   readonly groupLiveness: GroupLiveness;
+  /** Kafka offset commits: answered once logged here, copied into KV behind the answer */
+  readonly offsetCommits: OffsetCommitLog;
+  /** group state the Kafka coordinator records in KV behind its answers (HTTP reads wait) */
+  readonly groupWritesBehind = new GroupWritesBehind();
   /** the cluster id */
   readonly clusterId: string;
   /** topic metadata in KV */
@@ -179,6 +185,7 @@ export class Broker {
     });
     kv = watchKvHealth(kv, this.kvHealth);
     this.kv = kv;
+    this.offsetCommits = OffsetCommitLog.open({ dataDir: opts.dataDir, kv, log: this.#log });
     this.#tasks = new BackgroundTasks(this.#log);
     this.rack = opts.rack;
     this.topicStore = new TopicStore(kv);
@@ -357,6 +364,7 @@ export class Broker {
       });
       await broker.refresh();
       await broker.#local.removeStrays((await broker.topicStore.snapshot()).topics);
+      await broker.offsetCommits.recover();
       let clean = 0, recovered = 0;
       for (const r of broker.#local.replicas()) {
         if (r.log.recovery.clean) clean++;
@@ -766,6 +774,7 @@ export class Broker {
       await this.replication.close().catch((e) => this.#log(`stopping replication: ${e}`));
       await this.controller?.resign().catch(() => {});
       await this.#tasks.settleInflight();
+      await this.offsetCommits.close();
       await this.#local.closeAll();
       if (this.#registration) {
         await this.clusterStore.deregister(this.#registration).catch((e) =>

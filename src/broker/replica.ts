@@ -277,6 +277,7 @@ export class Replica {
    * @param observer whether this is an observer copy
    */
   becomeFollower(epoch: number, leaderId: number, observer = false): void {
+    this.#tail.clear();
     this.#role = observer ? "observer" : "follower";
     this.#leaderId = leaderId;
     this.leaderEpoch = epoch;
@@ -650,14 +651,18 @@ export class Replica {
    */
   read(offset: number, maxBytes: number, alloc?: ReadBuffer): Promise<FetchResult> {
     try {
-      return Promise.resolve(this.#readCommitted(offset, maxBytes, alloc));
+      return Promise.resolve(this.readSync(offset, maxBytes, alloc));
     } catch (e) {
       return Promise.reject(e);
     }
   }
 
-  /** {@linkcode read}, synchronously (file reads are synchronous positioned reads). */
-  #readCommitted(offset: number, maxBytes: number, alloc?: ReadBuffer): FetchResult {
+  /**
+   * {@linkcode read}, synchronously. A read of the tail that the leader keeps while fetches
+   * wait on the partition (tail_reads.ts) is answered from memory, not the segment file; its
+   * bytes may be shared, never to be written to.
+   */
+  readSync(offset: number, maxBytes: number, alloc?: ReadBuffer): FetchResult {
     const hw = this.#highWatermark;
     this.checkOffset(offset);
     if (offset >= hw) {
@@ -669,7 +674,9 @@ export class Replica {
       };
     }
     // The fetches an append wakes read the tail: from memory while it is kept (tail_reads.ts).
-    let result: ReadResult | null = this.#tail.read(offset, maxBytes, hw, alloc);
+    let result: ReadResult | null = this.#role === "leader"
+      ? this.#tail.read(offset, maxBytes, hw, alloc)
+      : null;
     if (result !== null) {
       return { ...result, highWatermark: hw, logStartOffset: this.log.logStartOffset };
     }
@@ -769,6 +776,7 @@ export class Replica {
   close(): Promise<void> {
     this.#closed ??= (async () => {
       this.#closing = true;
+      this.#tail.clear();
       this.waiters.close();
       this.replicaWaiters.close();
       this.#failCommitWaiters(

@@ -136,6 +136,10 @@ export class PartitionFetches {
   readonly #opts: FetchSettings;
   readonly #ready: Chunk[] = [];
   #readyWaiter: (() => void) | null = null;
+  /** set when the session fetcher handed records to a delivery loop waiting for some */
+  #wokeDelivery = false;
+  /** the session fetcher waiting for those records to reach the handler (handedOver) */
+  #handedWaiters: (() => void)[] = [];
   /** one long poll per broker (session_fetcher.ts) while running with `fetchSessions` */
   #fetcher: SessionFetcher<PartitionState> | null = null;
   /** settles once the stopped fetcher closed its sessions */
@@ -253,6 +257,19 @@ export class PartitionFetches {
     for (const s of this.states.values()) this.halt(s);
     this.#ready.length = 0;
     this.#readyWaiter?.();
+    this.handed();
+  }
+
+  /**
+   * Called by the delivery loop once the handler was called with a chunk (its first record
+   * or the batch), and whenever it goes back to waiting for one: the session fetcher
+   * waiting in {@linkcode handedOver} sends its next request now.
+   */
+  handed(): void {
+    if (this.#handedWaiters.length === 0) return;
+    const waiters = this.#handedWaiters;
+    this.#handedWaiters = [];
+    for (const w of waiters) w();
   }
 
   /**
@@ -373,6 +390,7 @@ export class PartitionFetches {
     this.#releaseStreams();
     for (const s of this.states.values()) this.halt(s);
     this.#readyWaiter?.();
+    this.handed();
   }
 
   /**
@@ -418,6 +436,8 @@ export class PartitionFetches {
       if (c.raw !== null && !this.#decode(c)) continue;
       return c;
     }
+    // Nothing (more) to hand to the handler: a fetcher waiting for that goes on.
+    this.handed();
     if (!this.running) return null;
     return new Promise<void>((resolve) => (this.#readyWaiter = resolve)).then(() =>
       this.nextChunk()
@@ -501,7 +521,16 @@ export class PartitionFetches {
         });
         const w = this.#readyWaiter;
         this.#readyWaiter = null;
-        w?.();
+        if (w !== null) {
+          this.#wokeDelivery = true;
+          w();
+        }
+      },
+      handedOver: (wait) => {
+        const woke = this.#wokeDelivery;
+        this.#wokeDelivery = false;
+        if (!woke || !wait) return null;
+        return new Promise<void>((resolve) => this.#handedWaiters.push(resolve));
       },
       partitionError: (s, token, e) => this.#fetchFailed(s, token, e),
       fail: (e) => this.fail(e),

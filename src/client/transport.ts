@@ -128,6 +128,8 @@ export class Transport {
   readonly #open = new Map<string, WsConnection>();
   /** topics percent-encoded */
   readonly #encodedTopics = new Map<string, string>();
+  /** per topic, per partition, the route key of its produce requests */
+  readonly #produceRoutes = new Map<string, { key: string; read: boolean }[]>();
   /** brokers that refused a WebSocket (auto mode), and until when HTTP is used for them */
   readonly #httpUntil = new Map<string, number>();
   #streamUsers = 0;
@@ -157,7 +159,13 @@ export class Transport {
     this.#fetch = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
     this.#headers = options.clientId ? { "Rill-Client-Id": options.clientId } : {};
     if (options.auth !== undefined) this.#headers["Authorization"] = authorizationOf(options.auth);
-    this.#produceHeaders = { ...this.#headers, "Content-Type": BATCH_MEDIA_TYPE };
+    // `Prefer: return=minimal`: the broker answers 204 with the offsets in headers, no body
+    // to stream and parse (a broker that ignores it answers JSON, read as before).
+    this.#produceHeaders = {
+      ...this.#headers,
+      "Content-Type": BATCH_MEDIA_TYPE,
+      "Prefer": "return=minimal",
+    };
     if (options.httpClient !== undefined) {
       const fetchFn = this.#fetch;
       const client = options.httpClient;
@@ -228,21 +236,32 @@ export class Transport {
     if (this.#streamMode !== "http") {
       // The common case, without the async machinery of the general path: the partition's
       // broker has an open connection.
-      const route = { key: `${this.#encoded(topic)}/${partition}`, read: false };
+      const route = this.#produceRoute(topic, partition);
       const routed = this.#routes.base(route);
       const base = routed ?? this.broker;
       const conn = this.#open.get(base);
       if (conn !== undefined && conn.open) {
-        return conn.request(
-          { op: "produce", topic, partition, acks: acks === "all" ? -1 : Number(acks) },
-          body,
-        ).then(
-          ({ header }) => acks === "0" ? null : header,
+        return conn.produce(topic, partition, acksNumber(acks), body).then(
+          undefined,
           (error) => this.#produce(topic, partition, acks, body, { error, base, routed }),
         );
       }
     }
     return this.#produce(topic, partition, acks, body);
+  }
+
+  /**
+   * The route key of a partition's produce (remembered per topic and partition: one send of
+   * one record built a string and an object for it).
+   */
+  #produceRoute(topic: string, partition: number): { key: string; read: boolean } {
+    let routes = this.#produceRoutes.get(topic);
+    if (routes === undefined) {
+      if (this.#produceRoutes.size >= 1024) this.#produceRoutes.clear();
+      routes = [];
+      this.#produceRoutes.set(topic, routes);
+    }
+    return routes[partition] ??= { key: `${this.#encoded(topic)}/${partition}`, read: false };
   }
 
   /** The topic percent-encoded for a path (remembered: producers name few topics). */
@@ -284,12 +303,7 @@ export class Transport {
           ? null
           : await this.#stream(base, routed !== undefined);
         if (conn !== null) {
-          const acksNumber = acks === "all" ? -1 : Number(acks);
-          const { header } = await conn.request(
-            { op: "produce", topic, partition, acks: acksNumber },
-            body,
-          );
-          return acks === "0" ? null : header;
+          return await conn.produce(topic, partition, acksNumber(acks), body);
         }
         const res = await this.#send(base, base + pathAndQuery, {
           method: "POST",
@@ -297,6 +311,9 @@ export class Transport {
           body: body as Uint8Array<ArrayBuffer>,
         }, routed !== undefined);
         if (res.status === 204 || acks === "0") {
+          // A minimal answer (see the Prefer header above): the offsets in headers.
+          const base = res.headers.get("Rill-Base-Offset");
+          if (base !== null && acks !== "0") return minimalAnswer(res, partition, base);
           await res.body?.cancel();
           return null;
         }
@@ -622,6 +639,24 @@ export function authorizationOf(auth: string | { keyId: string; secret: string }
 }
 
 /**
+ * The answer of a raw-batch produce that the broker gave as `204` with its offsets in
+ * headers (`Prefer: return=minimal`), in the shape of its JSON answer.
+ */
+function minimalAnswer(res: Response, partition: number, base: string): unknown {
+  const last = res.headers.get("Rill-Last-Offset");
+  const appendTime = res.headers.get("Rill-Log-Append-Time");
+  const baseOffset = Number(base);
+  const lastOffset = last === null ? baseOffset : Number(last);
+  return {
+    partition,
+    baseOffset,
+    lastOffset,
+    recordCount: lastOffset - baseOffset + 1,
+    logAppendTime: appendTime === null ? -1 : Number(appendTime),
+  };
+}
+
+/**
  * Reads a JSON response body.
  *
  * @param res the response
@@ -759,4 +794,9 @@ function readRoute(topic: string, partition: number): { key: string; read: boole
  */
 export function topicPath(topic: string): string {
   return `/v1/topics/${encodeURIComponent(topic)}`;
+}
+
+/** The acks of a produce frame: "all" is -1. */
+function acksNumber(acks: string): -1 | 0 | 1 {
+  return acks === "all" || acks === "-1" ? -1 : acks === "0" ? 0 : 1;
 }

@@ -29,12 +29,28 @@ import {
   WS_PATH,
   WS_SUBPROTOCOL,
 } from "../protocol/ws_frames.ts";
+import {
+  decodeProducedFrame,
+  encodeProduceFrame,
+  type ProducedOffsets,
+  startsWith,
+  topicBytesOf,
+  WS_BINARY_PRODUCE,
+  WS_PRODUCED,
+} from "../protocol/ws_produce_frames.ts";
 import { TcpWebSocket, tcpWebSocketAvailable, TcpWebSocketRefused } from "./tcp_websocket.ts";
 
 /** The socket under a connection: sends frames, reports messages and the close. */
 interface Link {
   /** sends one frame (encoded by the link, into a buffer it may reuse) */
   send(header: Record<string, unknown>, payload?: Uint8Array): void;
+  /**
+   * gives bytes to write one message in (the link's to reuse: send it with
+   * {@linkcode Link.sendAllocated} before asking for more)
+   */
+  alloc(size: number): Uint8Array<ArrayBuffer>;
+  /** sends a message written in bytes from {@linkcode Link.alloc} (all or a prefix) */
+  sendAllocated(message: Uint8Array<ArrayBuffer>): void;
   close(): void;
 }
 
@@ -65,6 +81,8 @@ async function openLink(
           ws.sendBuilt((alloc) =>
             encodeFrame(header, payload === undefined ? [] : [payload], alloc)
           ),
+        alloc: ws.alloc,
+        sendAllocated: (message) => ws.sendAllocated(message),
         close: () => ws.close(1000),
       };
     } catch (e) {
@@ -107,9 +125,13 @@ async function openLink(
   return {
     send: (header, payload) =>
       socket.send(encodeFrame(header, payload === undefined ? [] : [payload])),
+    alloc: newBytes,
+    sendAllocated: (message) => socket.send(message),
     close: () => socket.close(1000),
   };
 }
+
+const newBytes = (size: number) => new Uint8Array(size);
 
 /** The WebSocket connection could not be opened (use HTTP instead). */
 export class WsRefused extends Error {
@@ -157,9 +179,28 @@ export interface WsFetchAnswer {
 }
 
 interface Pending {
-  resolve: (frame: Frame) => void;
+  /**
+   * the answer: the frame for {@linkcode WsConnection.request}; for
+   * {@linkcode WsConnection.produce} its offsets (from a `produced` frame of either kind), or
+   * null with acks=0
+   */
+  resolve: (answer: Frame | ProducedOffsets | null) => void;
   reject: (e: unknown) => void;
   bytes: number;
+  /** a {@linkcode WsConnection.produce}: resolved with the offsets, not the frame */
+  produce: boolean;
+}
+
+/** The offsets of a JSON `produced` answer (null when it has none: acks=0). */
+function offsetsOf(header: Record<string, unknown>): ProducedOffsets | null {
+  if (header.baseOffset === undefined) return null;
+  return {
+    partition: header.partition as number,
+    baseOffset: header.baseOffset as number,
+    lastOffset: header.lastOffset as number,
+    recordCount: header.recordCount as number,
+    logAppendTime: header.logAppendTime as number,
+  };
 }
 
 /** A push subscription (see {@linkcode WsConnection.subscribe}). */
@@ -222,6 +263,8 @@ export class WsConnection {
   #inFlightBytes = 0;
   #windowWaiters: (() => void)[] = [];
   #closedError: RillError | null = null;
+  /** whether the broker takes binary produce frames (its hello answer said so) */
+  #binaryProduce = false;
   readonly #base: string;
   /** called once when the connection closes */
   onClose: () => void = () => {};
@@ -265,6 +308,8 @@ export class WsConnection {
       const { header } = await conn.request({ op: "hello", clientId: opts.clientId });
       const max = header.maxInFlightBytes;
       if (typeof max === "number" && max > 0) conn.#maxInFlightBytes = max;
+      conn.#binaryProduce = Array.isArray(header.binary) &&
+        header.binary.includes(WS_BINARY_PRODUCE);
     } catch (e) {
       conn.close();
       // Closed before its hello was answered: something between refuses WebSocket.
@@ -284,6 +329,11 @@ export class WsConnection {
   /** Whether the connection can still carry requests. */
   get open(): boolean {
     return this.#closedError === null;
+  }
+
+  /** Whether produce requests go as binary frames (the broker said it takes them). */
+  get binaryProduce(): boolean {
+    return this.#binaryProduce;
   }
 
   /** Requests sent and not answered yet. */
@@ -306,19 +356,87 @@ export class WsConnection {
     if (
       this.#closedError === null && this.#inFlightBytes > 0 &&
       this.#inFlightBytes + bytes > this.#maxInFlightBytes
-    ) return this.#requestWhenRoom(header, payload);
+    ) return this.#whenRoom(bytes, () => this.#send(header, payload));
     return this.#send(header, payload);
   }
 
-  async #requestWhenRoom(header: Record<string, unknown>, payload?: Uint8Array): Promise<Frame> {
-    const bytes = payload?.byteLength ?? 0;
+  /**
+   * Produces RecordBatch v2 bytes to a partition: as a binary produce frame when the broker
+   * takes them (its hello answer said so), else as a JSON one. The payload waits first until
+   * it fits in the in-flight window.
+   *
+   * @param topic the topic
+   * @param partition the partition
+   * @param acks -1 (all), 1 or 0
+   * @param batch the batches
+   * @returns the offsets the broker gave them, or null with acks=0
+   * @throws {RillError} the broker's error answer; BROKER_NOT_AVAILABLE (retriable) when the
+   *   connection closes first
+   */
+  produce(
+    topic: string,
+    partition: number,
+    acks: -1 | 0 | 1,
+    batch: Uint8Array,
+  ): Promise<ProducedOffsets | null> {
+    if (
+      this.#closedError === null && this.#inFlightBytes > 0 &&
+      this.#inFlightBytes + batch.byteLength > this.#maxInFlightBytes
+    ) return this.#whenRoom(batch.byteLength, () => this.#produce(topic, partition, acks, batch));
+    return this.#produce(topic, partition, acks, batch);
+  }
+
+  /** Sends `send`'s request once `bytes` more fit in the in-flight window. */
+  async #whenRoom<T>(bytes: number, send: () => Promise<T>): Promise<T> {
     while (
       this.#closedError === null && this.#inFlightBytes > 0 &&
       this.#inFlightBytes + bytes > this.#maxInFlightBytes
     ) {
       await new Promise<void>((resolve) => this.#windowWaiters.push(resolve));
     }
-    return await this.#send(header, payload);
+    return await send();
+  }
+
+  #produce(
+    topic: string,
+    partition: number,
+    acks: -1 | 0 | 1,
+    batch: Uint8Array,
+  ): Promise<ProducedOffsets | null> {
+    if (this.#closedError !== null) return Promise.reject(this.#closedError);
+    // A topic name a binary frame cannot carry goes in JSON, which the broker refuses clearly.
+    const name = this.#binaryProduce ? topicBytesOf(topic) : null;
+    if (name === null) {
+      return this.#send({ op: "produce", topic, partition, acks }, batch, undefined, true);
+    }
+    const id = this.#nextId++;
+    const bytes = batch.byteLength;
+    this.#inFlightBytes += bytes;
+    const answer = new Promise<ProducedOffsets | null>((resolve, reject) => {
+      this.#pending.set(id, {
+        resolve: resolve as Pending["resolve"],
+        reject,
+        bytes,
+        produce: true,
+      });
+    });
+    try {
+      const link = this.#link;
+      link.sendAllocated(encodeProduceFrame(id, name, partition, acks, batch, link.alloc));
+    } catch (e) {
+      this.#sendFailed(e);
+    }
+    return answer;
+  }
+
+  /** A send threw: the socket is closing, so fail as a closed connection does. */
+  #sendFailed(e: unknown): void {
+    this.#fail(
+      new RillError(
+        "BROKER_NOT_AVAILABLE",
+        `The WebSocket connection to ${this.#base} failed: ${e instanceof Error ? e.message : e}`,
+      ),
+    );
   }
 
   /**
@@ -329,7 +447,19 @@ export class WsConnection {
     header: Record<string, unknown>,
     payload?: Uint8Array,
     sub?: SubscriptionState,
-  ): Promise<Frame> {
+  ): Promise<Frame>;
+  #send(
+    header: Record<string, unknown>,
+    payload: Uint8Array,
+    sub: undefined,
+    produce: true,
+  ): Promise<ProducedOffsets | null>;
+  #send(
+    header: Record<string, unknown>,
+    payload?: Uint8Array,
+    sub?: SubscriptionState,
+    produce = false,
+  ): Promise<Frame | ProducedOffsets | null> {
     if (this.#closedError !== null) return Promise.reject(this.#closedError);
     const bytes = payload?.byteLength ?? 0;
     const id = this.#nextId++;
@@ -339,19 +469,13 @@ export class WsConnection {
       sub.id = id;
       this.#subs.set(id, sub);
     }
-    const answer = new Promise<Frame>((resolve, reject) => {
-      this.#pending.set(id, { resolve, reject, bytes });
+    const answer = new Promise<Frame | ProducedOffsets | null>((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject, bytes, produce });
     });
     try {
       this.#link.send(header, payload);
     } catch (e) {
-      // The socket is closing: fail as a closed connection does.
-      this.#fail(
-        new RillError(
-          "BROKER_NOT_AVAILABLE",
-          `The WebSocket connection to ${this.#base} failed: ${e instanceof Error ? e.message : e}`,
-        ),
-      );
+      this.#sendFailed(e);
     }
     return answer;
   }
@@ -426,6 +550,20 @@ export class WsConnection {
   }
 
   #message(message: Uint8Array, owned: boolean): void {
+    if (startsWith(message, WS_PRODUCED)) {
+      let answer: ReturnType<typeof decodeProducedFrame>;
+      try {
+        answer = decodeProducedFrame(message);
+      } catch {
+        return;
+      }
+      const pending = this.#pending.get(answer.id);
+      if (pending === undefined) return;
+      this.#pending.delete(answer.id);
+      this.#settled(pending.bytes);
+      pending.resolve(answer.offsets);
+      return;
+    }
     let frame: Frame;
     try {
       frame = decodeFrame(message);
@@ -470,7 +608,7 @@ export class WsConnection {
       // A refused subscribe frame: no subscription.
       this.#subs.delete(id);
       pending.reject(errorOf(frame.header));
-    } else pending.resolve(frame);
+    } else pending.resolve(pending.produce ? offsetsOf(frame.header) : frame);
   }
 
   #settled(bytes: number): void {

@@ -25,11 +25,13 @@ import {
   commitAtomic,
   CONFLICT,
   expiredMembers,
+  type GroupSnapshot,
   markGroupsChanged,
   newMeta,
   readGroup,
   withConflictRetry,
 } from "./group_store.ts";
+import type { CommitPlan } from "./offset_commits.ts";
 
 /** A member of a Kafka group as mirrored into KV. */
 export interface ClassicMemberMirror {
@@ -262,6 +264,63 @@ export async function commitClassicOffsets(
     }
     return ok ? true : CONFLICT;
   });
+}
+
+/** A committed offset of a Kafka group on its way into KV (broker/offset_commit_log.ts). */
+export interface ClassicOffsetCopy {
+  /** the topic */
+  topic: string;
+  /** the partition */
+  partition: number;
+  /** the record, as committed (its time, member and generation are the commit's) */
+  value: CommittedOffset;
+}
+
+/** Kafka commits of one group copied into KV together (what {@linkcode planClassicCopy} takes). */
+export interface ClassicCopyRequest {
+  /** the offsets */
+  offsets: ClassicOffsetCopy[];
+  /** whether a group member made any of them (not only simple commits) */
+  byMember: boolean;
+}
+
+/**
+ * Decides the KV write of Kafka commits that the group's coordinator already accepted (its
+ * in-memory member and generation checks): the offsets, checked on the group's meta as read.
+ * A simple commit to a group not in KV creates it, as {@linkcode commitClassicOffsets} does.
+ *
+ * @param groupId the group
+ * @param req the offsets
+ * @param snap the group as read in the coalescer's round
+ * @param now the clock
+ * @returns the plan (offset_commits.ts)
+ * @throws {RillError} INCONSISTENT_GROUP_PROTOCOL when Rill consumers took the group meanwhile;
+ *   GROUP_ID_NOT_FOUND when a member's commit finds no group (deleted meanwhile: a Kafka
+ *   group is recorded in KV before any member may commit)
+ */
+export function planClassicCopy(
+  groupId: string,
+  req: ClassicCopyRequest,
+  snap: GroupSnapshot,
+  now: number,
+): CommitPlan {
+  if (snap.meta && !snap.meta.kafka) {
+    const expired = new Set(expiredMembers(snap, now));
+    if ([...snap.members.keys()].some((id) => !expired.has(id))) {
+      throw new RillError(
+        "INCONSISTENT_GROUP_PROTOCOL",
+        `Group "${groupId}" is in use by Rill consumers`,
+      );
+    }
+  }
+  if (!snap.meta && req.byMember) {
+    throw new RillError("GROUP_ID_NOT_FOUND", `Group "${groupId}" no longer exists`);
+  }
+  return {
+    checks: [{ key: groupMetaKey(groupId), versionstamp: snap.metaVersionstamp }],
+    meta: snap.meta ? null : newMeta(groupId, now),
+    sets: req.offsets.map((o) => [groupOffsetKey(groupId, o.topic, o.partition), o.value]),
+  };
 }
 
 /**

@@ -77,6 +77,22 @@ export interface GroupOffsetsDeps {
   ): Promise<{ offset: number; ageMs: number } | null>;
   /** the first offset whose timestamp is >= ts, or null when there is none */
   offsetForTimestamp(topic: string, partition: number, ts: number): Promise<number | null>;
+  /**
+   * commits this broker answered that are not in KV yet (the Kafka listener's,
+   * broker/offset_commit_log.ts): reads lay them over KV's; a reset or delete first waits
+   * for them
+   */
+  pending?: PendingCommits;
+}
+
+/** Commits answered but not yet in KV (broker/offset_commit_log.ts). */
+export interface PendingCommits {
+  /** a group's pending offsets, by `topic + "\u0000" + partition` */
+  pendingOf(
+    groupId: string,
+  ): ReadonlyMap<string, TopicPartition & { value: CommittedOffset }> | undefined;
+  /** resolves once the group's commits appended so far are in KV (or dropped) */
+  settled(groupId: string): Promise<void>;
 }
 
 /** One partition's offset in a commit (validated). */
@@ -199,14 +215,34 @@ export class GroupOffsets {
     groupId: string,
     mustExist = true,
   ): Promise<{ offsets: OffsetLag[]; totalLag: number }> {
-    if (mustExist && (await this.#kv.get(groupMetaKey(groupId))).versionstamp === null) {
+    const pending = this.#deps.pending?.pendingOf(groupId);
+    if (
+      mustExist && !pending && (await this.#kv.get(groupMetaKey(groupId))).versionstamp === null
+    ) {
       throw groupNotFound(groupId);
     }
-    const offsets: OffsetLag[] = [];
-    let totalLag = 0;
+    const committed: (TopicPartition & { value: CommittedOffset })[] = [];
     for await (const e of this.#kv.list<CommittedOffset>({ prefix: groupOffsetsPrefix(groupId) })) {
       const topic = String(e.key[4]);
       const partition = Number(e.key[5]);
+      const newer = pending?.get(tpKey(topic, partition));
+      committed.push({ topic, partition, value: newer?.value ?? e.value });
+    }
+    if (pending) {
+      // Partitions whose first commit is not in KV yet, in KV's order (topic, partition).
+      const listed = new Set(committed.map((c) => tpKey(c.topic, c.partition)));
+      for (const [k, p] of pending) {
+        if (!listed.has(k)) {
+          committed.push({ topic: p.topic, partition: p.partition, value: p.value });
+        }
+      }
+      committed.sort((a, b) =>
+        a.topic < b.topic ? -1 : a.topic > b.topic ? 1 : a.partition - b.partition
+      );
+    }
+    const offsets: OffsetLag[] = [];
+    let totalLag = 0;
+    for (const { topic, partition, value } of committed) {
       const count = await this.#deps.partitionCount(topic);
       let logEndOffset: number | null = null;
       let lag: number | null = null;
@@ -216,15 +252,15 @@ export class GroupOffsets {
         logEndOffset = end?.offset ?? null;
         logEndOffsetAgeMs = end?.ageMs ?? null;
         if (logEndOffset !== null) {
-          lag = Math.max(0, logEndOffset - e.value.offset);
+          lag = Math.max(0, logEndOffset - value.offset);
           totalLag += lag;
         }
       }
       offsets.push({
         topic,
         partition,
-        offset: e.value.offset,
-        metadata: e.value.metadata,
+        offset: value.offset,
+        metadata: value.metadata,
         logEndOffset,
         lag,
         logEndOffsetAgeMs,
@@ -263,6 +299,8 @@ export class GroupOffsets {
       );
     }
     for (const p of list) await this.#checkPartition(topic, p);
+    // Commits answered before the reset are in KV first, so the reset replaces them.
+    await this.#deps.pending?.settled(groupId);
     const offsets: (TopicPartition & { offset: number })[] = [];
     for (const partition of list) {
       const start = await this.#deps.logStartOffset(topic, partition);
@@ -307,6 +345,8 @@ export class GroupOffsets {
    * @throws {RillError} GROUP_ID_NOT_FOUND, NON_EMPTY_GROUP, REBALANCE_IN_PROGRESS
    */
   async deleteGroup(groupId: string): Promise<void> {
+    // Commits answered before the delete are in KV first, so the delete removes them.
+    await this.#deps.pending?.settled(groupId);
     await withConflictRetry("delete the group", async () => {
       const snap = await this.#membership.expire(groupId);
       if (!snap.meta) throw groupNotFound(groupId);

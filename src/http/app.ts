@@ -119,6 +119,9 @@ export function createApp(
       "Rill-Next-Offset",
       "Rill-High-Watermark",
       "Rill-Log-Start-Offset",
+      "Rill-Base-Offset",
+      "Rill-Last-Offset",
+      "Rill-Log-Append-Time",
       "Retry-After",
       "WWW-Authenticate",
     ],
@@ -166,6 +169,8 @@ export function createApp(
       offsetForTimestamp: (topic, partition, ts) => broker.offsetForTimestamp(topic, partition, ts),
       onRebalance: (group) => broker.metrics.groupRebalances.inc({ group }),
       liveness: broker.groupLiveness,
+      pending: broker.offsetCommits,
+      writesBehind: broker.groupWritesBehind,
     }),
   );
   // Followers' fetches, the hottest requests between brokers, and clients' raw-batch

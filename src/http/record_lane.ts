@@ -46,7 +46,14 @@ import {
   partitionParam,
   readRequestBytes,
 } from "./params.ts";
-import { BATCH_MEDIA_TYPE, fetchSizes, lentBatchAnswer, serveCompleted } from "./routes/records.ts";
+import {
+  BATCH_MEDIA_TYPE,
+  fetchSizes,
+  lentBatchAnswer,
+  minimalProduceResponse,
+  prefersMinimal,
+  serveCompleted,
+} from "./routes/records.ts";
 import type { InstalledSecurity } from "./security.ts";
 
 const PRODUCE_PATH = /^\/v1\/topics\/([^/%]+)\/records$/;
@@ -126,6 +133,7 @@ export interface LaneHeaders {
   accept: string | null;
   authorization: string | null;
   secret: string | null;
+  prefer: string | null;
 }
 
 const SECRET_HEADER = CLUSTER_SECRET_HEADER.toLowerCase();
@@ -149,6 +157,7 @@ export function laneHeaders(headers: Headers): LaneHeaders {
     accept: null,
     authorization: null,
     secret: null,
+    prefer: null,
   };
   // Names come lower-cased, and repeated ones combined, as `get` gives them.
   headers.forEach((value, name) => {
@@ -168,6 +177,9 @@ export function laneHeaders(headers: Headers): LaneHeaders {
         break;
       case SECRET_HEADER:
         h.secret = value;
+        break;
+      case "prefer":
+        h.prefer = value;
     }
   });
   return h;
@@ -256,7 +268,7 @@ export function recordLane(
         : quotas.holdFetch(who.name, security.auth, query);
       if (release === null) return null;
       const work = produce
-        ? produceAnswer(req, topicRaw, params!, declared)
+        ? produceAnswer(req, topicRaw, params!, declared, headers.prefer)
         : fetchAnswer(topicRaw, match![2], params!, serveCompleted(env));
       return work.then((res) => {
         release();
@@ -274,6 +286,7 @@ export function recordLane(
     topicRaw: string,
     params: LaneQuery,
     declared: number,
+    prefer: string | null,
   ): Promise<Response> {
     // The checks of routes/records.ts, in its order.
     const topic = validateTopicName(topicRaw);
@@ -282,6 +295,7 @@ export function recordLane(
     const body = await readRequestBytes(req, cfg.maxRequestBytes, deadlines, declared);
     const result = await broker.produceBatches(topic, partition, body, acks);
     if (result === null) return withCors(new Response(null, { status: 204 }));
+    if (prefersMinimal(prefer)) return withCors(minimalProduceResponse(result));
     return json(
       `{"partition":${result.partition},"baseOffset":${result.baseOffset},"lastOffset":${result.lastOffset},"recordCount":${result.recordCount},"logAppendTime":${result.logAppendTime}}`,
       200,

@@ -9,8 +9,10 @@
  * The state lives in the memory of the group's coordinator broker (FindCoordinator names
  * one per group) and is mirrored into the KV group store (coordination/group_classic.ts)
  * once a generation is assigned, on membership changes and on heartbeats, so Rill's
- * describe, lag and offsets see it. A coordinator that restarts forgets its groups; their
- * members get UNKNOWN_MEMBER_ID and rejoin, as after a Kafka coordinator move.
+ * describe, lag and offsets see it; those writes go behind the answers, and the HTTP API's
+ * reads of the group on this broker wait for them (coordination/group_writes_behind.ts). A
+ * coordinator that restarts forgets its groups; their members get UNKNOWN_MEMBER_ID and
+ * rejoin, as after a Kafka coordinator move.
  *
  * @module
  */
@@ -454,6 +456,8 @@ export class ClassicGroups {
       return;
     }
     if (g.state !== "PreparingRebalance") this.#prepareRebalance(g);
+    // The members gone leave the store now, not at the end of the rebalance.
+    this.#mirror(g).catch(() => {});
     this.#tryCompleteJoin(g);
   }
 
@@ -496,6 +500,8 @@ export class ClassicGroups {
       })
     );
     g.mirror = next;
+    // The HTTP API's reads of the group on this broker wait for it.
+    this.#broker.groupWritesBehind.track(g.groupId, next);
     return next;
   }
 }

@@ -216,8 +216,9 @@ export async function handleLeaveGroup(
 }
 
 /**
- * OffsetCommit: fenced by the coordinator (member, generation), written to the shared
- * offset records.
+ * OffsetCommit: fenced by the coordinator (member, generation); a member's commit is answered
+ * once in the broker's offset commit log, which copies it into the shared offset records
+ * behind the answer (broker/offset_commit_log.ts); a simple commit is written there first.
  *
  * @param ctx the context
  * @param s the session
@@ -278,8 +279,22 @@ export async function handleOffsetCommit(
     }
   }
   let failure = 0;
-  if (offsets.length > 0) {
+  const log = ctx.broker.offsetCommits;
+  // A member's commit, accepted by the coordinator above, is answered once it is in the
+  // broker's offset commit log (no fsync, as an acknowledged record); the log copies it into
+  // KV behind the answer. A simple commit (or one the log could not write) goes to KV here.
+  const logged = offsets.length > 0 && req.generationId >= 0 &&
+    log.append({
+      groupId: req.groupId,
+      memberId: req.memberId,
+      generation: req.generationId,
+      timestampMs: Date.now(),
+      offsets,
+    });
+  if (offsets.length > 0 && !logged) {
     try {
+      // Commits of the group still on their way into KV go first: this one is newer.
+      await log.settled(req.groupId);
       for (let i = 0; i < offsets.length; i += 500) {
         await commitClassicOffsets(
           ctx.broker.kv,
@@ -299,8 +314,9 @@ export async function handleOffsetCommit(
 }
 
 /**
- * OffsetFetch: the committed offsets, −1 where none; one group (v0–7) or several (v8+, each
- * answered on its own: a group this broker does not coordinate gets NOT_COORDINATOR).
+ * OffsetFetch: the committed offsets (those not yet copied from the broker's offset commit
+ * log included), −1 where none; one group (v0–7) or several (v8+, each answered on its own: a
+ * group this broker does not coordinate gets NOT_COORDINATOR).
  *
  * @param ctx the context
  * @param s the session
@@ -347,6 +363,14 @@ async function offsetsOfGroup(
     groupId,
     wanted === null ? null : wanted.map((t) => ({ topic: t.name, partitions: t.partitionIndexes })),
   );
+  // Commits answered but not yet copied into KV are the newest.
+  const pending = ctx.broker.offsetCommits.pendingOf(groupId);
+  if (pending) {
+    const asked = wanted === null
+      ? null
+      : new Set(wanted.flatMap((t) => t.partitionIndexes.map((p) => `${t.name}\u0000${p}`)));
+    for (const [k, p] of pending) if (asked === null || asked.has(k)) committed.set(k, p.value);
+  }
   const list = wanted ?? groupByTopic([...committed.keys()]);
   const topics = list.map((t) => {
     const mayRead = allowed(ctx, s, { type: "topic", name: t.name }, "describe");
@@ -521,6 +545,7 @@ export async function handleDeleteGroups(
   const m = membership(ctx);
   const store = new GroupOffsets({
     kv: broker.kv,
+    pending: broker.offsetCommits,
     partitionCount: (t) => broker.partitionCount(t),
     logStartOffset: (t, p) => broker.logStartOffset(t, p),
     logEndOffset: (t, p) => broker.logEndOffset(t, p),

@@ -11,6 +11,9 @@
  * the rest         the payload: RecordBatch v2 bytes (produce, records), or nothing
  * ```
  *
+ * No header length starts with the byte 0xFF: messages that do are the parts below, or the
+ * binary produce frames of ws_produce_frames.ts.
+ *
  * A client may send a frame as several messages ("parts"), each at most
  * {@linkcode WS_PART_BYTES} long: every part but the last starts with the u32
  * {@linkcode WS_PART_MORE}, the last with {@linkcode WS_PART_LAST}; the frame is the

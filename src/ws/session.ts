@@ -1,6 +1,6 @@
 /**
  * One WebSocket connection of the broker's endpoint (endpoint.ts): decodes frames
- * (src/protocol/ws_frames.ts), checks them as the HTTP routes check their requests (the
+ * (src/protocol/ws_frames.ts, and the binary produce frames of ws_produce_frames.ts), checks them as the HTTP routes check their requests (the
  * same parameter checks, ACLs, quotas and error codes), calls the broker, and answers.
  *
  * Requests are handled as they arrive and answered as they complete (pipelined), each answer
@@ -32,6 +32,13 @@ import {
   WS_PART_LAST,
   WS_PART_MORE,
 } from "../protocol/ws_frames.ts";
+import {
+  decodeProduceFrame,
+  encodeProducedFrame,
+  ProduceFrameError,
+  WS_BINARY_PRODUCE,
+  WS_PRODUCE,
+} from "../protocol/ws_produce_frames.ts";
 import type { Principal } from "../http/auth.ts";
 import type { InstalledSecurity } from "../http/security.ts";
 import type { WsLimits } from "./endpoint.ts";
@@ -127,12 +134,25 @@ export class WsSession {
       return;
     }
     let message: Uint8Array = new Uint8Array(data);
-    if (message.byteLength >= 4) {
-      const marker = new DataView(data).getUint32(0);
+    // A JSON frame starts with its header's length; the u32 markers of parts and of binary
+    // frames start with 0xFF, which no header length can.
+    if (message.byteLength >= 4 && message[0] === 0xff) {
+      let marker = (0xff000000 | message[1] << 16 | message[2] << 8 | message[3]) >>> 0;
       if (marker === WS_PART_MORE || marker === WS_PART_LAST) {
         const joined = this.#part(message, marker === WS_PART_LAST);
         if (joined === null) return;
         message = joined;
+        marker = message.byteLength >= 4
+          ? (message[0] << 24 | message[1] << 16 | message[2] << 8 | message[3]) >>> 0
+          : 0;
+      }
+      if (marker === WS_PRODUCE) {
+        if (this.#gate !== null) {
+          const m = message;
+          this.#gate.then(() => this.#binaryProduce(m, start));
+          return;
+        }
+        return this.#binaryProduce(message, start);
       }
     }
     let header: Record<string, unknown>;
@@ -230,6 +250,7 @@ export class WsSession {
         brokerId: this.#broker.id,
         maxInFlightBytes: this.#limits.maxInFlightBytes,
         maxUnsentBytes: this.#limits.maxUnsentBytes,
+        binary: [WS_BINARY_PRODUCE],
       });
     };
     const { security } = this.#installed;
@@ -262,17 +283,67 @@ export class WsSession {
     this.#gate = gate;
   }
 
+  /** A JSON produce frame: its fields checked, then produced as a binary one is. */
   #produce(id: number, h: Record<string, unknown>, payload: Uint8Array, done: Done): void {
     const principal = this.#authenticated();
     if (typeof h.topic !== "string") {
       throw new RillError("INVALID_REQUEST", 'A produce needs a string "topic"');
     }
     this.#authorize(principal, h.topic, "write");
-    // A producer names the same topic frame after frame: checked once while it does.
-    const topic = h.topic === this.#lastTopic ? h.topic : validateTopicName(h.topic);
-    this.#lastTopic = topic;
     const partition = intField(h.partition, "partition", 0, 0x7fffffff);
-    const acks = acksOf(h.acks);
+    this.#produceChecked(principal, id, h.topic, partition, acksOf(h.acks), payload, false, done);
+  }
+
+  /**
+   * A binary produce frame (src/protocol/ws_produce_frames.ts): decoded, then produced as a
+   * JSON one is; one that cannot be read gets an error frame (with its id when that could be
+   * read) and changes nothing.
+   */
+  #binaryProduce(message: Uint8Array, start: number): void {
+    let acks: unknown;
+    const done = (err: RillError | null) => this.#meter?.answered("produce", start, err, acks);
+    let id: number | null = null;
+    try {
+      const frame = decodeProduceFrame(message);
+      id = frame.id;
+      acks = frame.acks;
+      const principal = this.#authenticated();
+      this.#authorize(principal, frame.topic, "write");
+      this.#produceChecked(
+        principal,
+        id,
+        frame.topic,
+        frame.partition,
+        frame.acks,
+        frame.payload,
+        true,
+        done,
+      );
+    } catch (e) {
+      if (e instanceof ProduceFrameError) {
+        done(this.#error(e.id, new RillError("INVALID_REQUEST", e.message)));
+      } else done(this.#error(id, e));
+    }
+  }
+
+  /**
+   * The produce of a frame, JSON or binary, once its fields are read and the principal may
+   * write the topic: the topic name, size, quota and in-flight checks, then the broker's
+   * produce path; answered in the frame's kind.
+   */
+  #produceChecked(
+    principal: Principal,
+    id: number,
+    name: string,
+    partition: number,
+    acks: Acks,
+    payload: Uint8Array,
+    binary: boolean,
+    done: Done,
+  ): void {
+    // A producer names the same topic frame after frame: checked once while it does.
+    const topic = name === this.#lastTopic ? name : validateTopicName(name);
+    this.#lastTopic = topic;
     const size = payload.byteLength;
     const cfg = this.#broker.config;
     if (size > cfg.maxRequestBytes) {
@@ -310,7 +381,8 @@ export class WsSession {
         this.#inFlightBytes -= size;
         release();
         done(null);
-        this.#sendText(producedAnswer(id, result));
+        if (binary) this.#sendBytes(encodeProducedFrame(id, result, lendScratch));
+        else this.#sendText(producedAnswer(id, result));
       },
       (e) => {
         this.#inFlightBytes -= size;
@@ -575,6 +647,12 @@ export class WsSession {
   #send(header: Record<string, unknown>, payload?: Uint8Array[]): void {
     if (this.#closed || this.#socket.readyState !== WebSocket.OPEN) return;
     this.#socket.send(encodeFrame(header, payload, lendScratch));
+  }
+
+  /** Sends a message already encoded (into the shared scratch buffer, or its own). */
+  #sendBytes(message: Uint8Array): void {
+    if (this.#closed || this.#socket.readyState !== WebSocket.OPEN) return;
+    this.#socket.send(message);
   }
 
   /** Sends a frame of an ASCII JSON header written as text, with no payload. */

@@ -15,6 +15,8 @@
  *   doing anything (Deno's client retries them every ~200 ms, as it does a real outage);
  * - {@linkcode KvConnectEndpoint.startOutage} / {@linkcode KvConnectEndpoint.endOutage}:
  *   everything answers 503 and open watches are cut;
+ * - {@linkcode KvConnectEndpoint.startWriteOutage} / {@linkcode KvConnectEndpoint.endWriteOutage}:
+ *   writes answer 503, reads and watches go on;
  * - {@linkcode KvConnectEndpoint.usage}: requests and units counted per access token (so per
  *   broker when each has its own token) and per key family (a key's first two parts).
  *
@@ -189,6 +191,7 @@ export class KvConnectEndpoint implements AsyncDisposable {
   #jitterMs: number;
   #failureRate: number;
   #outage = false;
+  #writeOutage = false;
   #outageWaiters: (() => void)[] = [];
   /** how to cut each open watch */
   readonly #watches = new Set<() => void>();
@@ -270,6 +273,19 @@ export class KvConnectEndpoint implements AsyncDisposable {
   endOutage(): void {
     this.#outage = false;
     for (const w of this.#outageWaiters.splice(0)) w();
+  }
+
+  /**
+   * Starts refusing writes only (every `atomic_write` answers 503; reads and watches go on),
+   * as a hosted KV that can still serve reads but not commit.
+   */
+  startWriteOutage(): void {
+    this.#writeOutage = true;
+  }
+
+  /** Ends the write outage. */
+  endWriteOutage(): void {
+    this.#writeOutage = false;
   }
 
   /** Whether an outage is under way. */
@@ -356,7 +372,9 @@ export class KvConnectEndpoint implements AsyncDisposable {
     // Deno's client gives up at once when the metadata exchange of openKv() fails, and
     // retries data path calls: random failures hit the data path only.
     const dataPath = url.pathname !== "/" && url.pathname !== "";
-    if (this.#outage || (dataPath && Math.random() < this.#failureRate)) {
+    const refused = this.#outage || (dataPath && Math.random() < this.#failureRate) ||
+      (this.#writeOutage && url.pathname.endsWith("/atomic_write"));
+    if (refused) {
       this.#count(token, null, "refused");
       await req.body?.cancel();
       return new Response(

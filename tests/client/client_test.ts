@@ -329,3 +329,44 @@ Deno.test("producer retries across a broker restart and loses no acknowledged re
   await consumer.assign([{ topic: "restart", partition: 0, offset: "earliest" }]);
   assert.deepEqual((await take(consumer, 2)).map((m) => m.valueString()), ["before", "during"]);
 });
+
+Deno.test("the HTTP producer reads its offsets from a minimal answer, and from JSON where Prefer is dropped", async () => {
+  await using broker = await startBroker();
+  const statuses: number[] = [];
+  // What a proxy that drops the Prefer header (or a broker that ignores it) leaves: JSON.
+  let dropPrefer = false;
+  const rill = new Rill({
+    brokers: [broker.url],
+    fetch: async (input, init) => {
+      const produce = init?.method === "POST" && String(input).includes("/records?");
+      if (produce && dropPrefer) {
+        const headers = new Headers(init!.headers);
+        headers.delete("prefer");
+        init = { ...init, headers };
+      }
+      const res = await fetch(input, init);
+      if (produce) statuses.push(res.status);
+      return res;
+    },
+  });
+  await rill.admin().createTopic({ topic: "minimal", numPartitions: 2 });
+  const producer = rill.producer();
+  const send = (values: string[], partition: number) =>
+    producer.send({ topic: "minimal", messages: values.map((value) => ({ value, partition })) });
+  const offsets = (sent: { partition: number; offset: number }[]) =>
+    sent.map((m) => [m.partition, m.offset]);
+  assert.deepEqual(offsets(await send(["a"], 1)), [[1, 0]]);
+  assert.deepEqual(offsets(await send(["b", "c", "d"], 1)), [[1, 1], [1, 2], [1, 3]]);
+  assert.deepEqual(statuses, [204, 204]);
+  dropPrefer = true;
+  assert.deepEqual(offsets(await send(["e", "f"], 1)), [[1, 4], [1, 5]]);
+  assert.deepEqual(offsets(await send(["g"], 0)), [[0, 0]]);
+  assert.deepEqual(statuses, [204, 204, 200, 200]);
+  await producer.disconnect();
+  const consumer = rill.consumer({ maxWaitMs: 1000 });
+  await consumer.assign([{ topic: "minimal", partition: 1, offset: "earliest" }]);
+  assert.deepEqual(
+    (await take(consumer, 6)).map((m) => [m.offset, m.valueString()]),
+    [[0, "a"], [1, "b"], [2, "c"], [3, "d"], [4, "e"], [5, "f"]],
+  );
+});

@@ -55,6 +55,72 @@ Deno.test("record lane: a produce gets the same answers as through the app", asy
   assert.equal(end.body.offset, 4);
 });
 
+Deno.test("record lane: Prefer: return=minimal answers 204 with the offsets in headers, as the app does", async () => {
+  await using t = await openTestBroker();
+  await t.call("POST", "/v1/topics", { name: "t", partitions: 1 });
+  await t.call("POST", "/v1/topics", {
+    name: "lat",
+    partitions: 1,
+    configs: { "message.timestamp.type": "LogAppendTime" },
+  });
+  const two = () =>
+    encodeBatch([{ key: null, value: enc.encode("a") }, {
+      key: null,
+      value: enc.encode("b"),
+    }]) as Uint8Array<ArrayBuffer>;
+  const post = (path: string, prefer: string) =>
+    t.app.request(path, {
+      method: "POST",
+      body: two(),
+      headers: { "content-type": BATCH, prefer },
+    });
+  const answers: Record<string, string | null>[] = [];
+  // Through the lane, then through the app (x=1): offsets 0-1, then 2-3.
+  for (const q of ["partition=0&acks=1", "partition=0&acks=1&x=1"]) {
+    const res = await post(`/v1/topics/t/records?${q}`, "return=minimal");
+    assert.equal(res.status, 204, q);
+    assert.equal(await res.text(), "");
+    const h = Object.fromEntries(res.headers);
+    answers.push(h);
+    assert.equal(h["preference-applied"], "return=minimal");
+    assert.equal(h["rill-log-append-time"], undefined);
+    assert.match(h["access-control-expose-headers"], /Rill-Base-Offset/);
+  }
+  assert.deepEqual(answers.map((h) => [h["rill-base-offset"], h["rill-last-offset"]]), [
+    ["0", "1"],
+    ["2", "3"],
+  ]);
+  assert.deepEqual(Object.keys(answers[0]).sort(), Object.keys(answers[1]).sort());
+  // Other preferences, parameters, case and quotes; an unknown or other return value gets JSON.
+  for (const prefer of ['respond-async, RETURN="minimal"; x=1', "wait=5,return=minimal"]) {
+    for (const q of ["partition=0&acks=1", "partition=0&acks=1&x=1"]) {
+      const res = await post(`/v1/topics/t/records?${q}`, prefer);
+      assert.equal(res.status, 204, prefer);
+      assert.ok(Number(res.headers.get("rill-base-offset")) >= 4);
+    }
+  }
+  for (const prefer of ["return=representation", "minimal", "return=minimal-ish"]) {
+    for (const q of ["partition=0&acks=1", "partition=0&acks=1&x=1"]) {
+      const res = await post(`/v1/topics/t/records?${q}`, prefer);
+      assert.equal(res.status, 200, prefer);
+      assert.equal((await res.json()).recordCount, 2);
+    }
+  }
+  // A topic stamping LogAppendTime names the time; acks=0 and errors answer as without it.
+  for (const q of ["partition=0&acks=1", "partition=0&acks=1&x=1"]) {
+    const before = Date.now();
+    const res = await post(`/v1/topics/lat/records?${q}`, "return=minimal");
+    assert.equal(res.status, 204);
+    assert.ok(Number(res.headers.get("rill-log-append-time")) >= before);
+  }
+  for (const q of ["partition=0&acks=0", "partition=5&acks=1", "partition=0&acks=9"]) {
+    const lane = await snapshot(await post(`/v1/topics/t/records?${q}`, "return=minimal"));
+    const app = await snapshot(await post(`/v1/topics/t/records?${q}&x=1`, "return=minimal"));
+    assert.deepEqual(lane, app, q);
+    assert.notEqual(lane.status, 200, q);
+  }
+});
+
 Deno.test("record lane: a consumer's raw fetch gets the same answers as through the app", async () => {
   await using t = await openTestBroker();
   await t.call("POST", "/v1/topics", { name: "t", partitions: 1 });

@@ -59,6 +59,7 @@ import {
   MAX_COMMIT_PARTITIONS,
   MAX_METADATA_LENGTH,
   type OffsetCommit,
+  type PendingCommits,
   type ResetTo,
 } from "../../coordination/group_offsets.ts";
 import {
@@ -99,6 +100,13 @@ export interface GroupRouteDeps {
   offsetForTimestamp(topic: string, partition: number, ts: number): Promise<number | null>;
   /** member liveness kept by the broker (quiet heartbeats need no KV); optional */
   liveness?: GroupLiveness;
+  /** Kafka commits answered but not yet in KV, laid over KV's in reads (group_offsets.ts) */
+  pending?: PendingCommits;
+  /**
+   * group state recorded in KV behind answers on this broker (the Kafka coordinator's,
+   * group_writes_behind.ts): reads and joins of a group wait for its writes first
+   */
+  writesBehind?: { settled(groupId?: string): Promise<void> };
 }
 
 const BODY_LIMIT = 1024 * 1024;
@@ -120,16 +128,22 @@ export function groupRoutes(deps: GroupRouteDeps): Hono {
   app.onError(onError);
   app.notFound(notFound);
 
-  app.get("/", async (c) =>
-    c.json({
+  // What this broker's Kafka coordinator answered is in KV before a read or join of the group.
+  const behind = (groupId?: string) => deps.writesBehind?.settled(groupId);
+
+  app.get("/", async (c) => {
+    await behind();
+    return c.json({
       groups: (await membership.list()).filter((g) =>
         canDescribe(c, { type: "group", name: g.groupId })
       ),
-    }));
+    });
+  });
 
   app.get("/:group", async (c) => {
     authorize(c, { type: "group", name: c.req.param("group") }, "describe");
     const groupId = validateGroupId(c.req.param("group"));
+    await behind(groupId);
     const d = await membership.describe(groupId);
     const o = visibleOffsets(c, await offsets.fetch(groupId, false));
     return c.json({ ...d, offsets: o.offsets, totalLag: o.totalLag });
@@ -137,7 +151,9 @@ export function groupRoutes(deps: GroupRouteDeps): Hono {
 
   app.delete("/:group", async (c) => {
     authorize(c, { type: "group", name: c.req.param("group") }, "delete");
-    await offsets.deleteGroup(validateGroupId(c.req.param("group")));
+    const groupId = validateGroupId(c.req.param("group"));
+    await behind(groupId);
+    await offsets.deleteGroup(groupId);
     return c.body(null, 204);
   });
 
@@ -147,6 +163,7 @@ export function groupRoutes(deps: GroupRouteDeps): Hono {
     const body = await readJsonObject(c, BODY_LIMIT);
     const join = parseJoin(body);
     authorizeAll(c, "topic", join.topics, "read");
+    await behind(groupId);
     return c.json(await membership.join(groupId, join));
   });
 
@@ -184,6 +201,7 @@ export function groupRoutes(deps: GroupRouteDeps): Hono {
   app.get("/:group/offsets", async (c) => {
     authorize(c, { type: "group", name: c.req.param("group") }, "describe");
     const groupId = validateGroupId(c.req.param("group"));
+    await behind(groupId);
     return c.json(visibleOffsets(c, await offsets.fetch(groupId)));
   });
 
