@@ -18,6 +18,13 @@ import { delay, isRetriable, retryDelay } from "./retry.ts";
 import type { Transport } from "./transport.ts";
 
 /** One assigned partition's fetch and delivery state. */
+/**
+ * How long the share of the WebSocket connections taken for an offset look-up is kept if the
+ * consumer does not start running (it usually does at once, and fetches over the same
+ * connection).
+ */
+const STREAMS_IDLE_MS = 1000;
+
 export interface PartitionState {
   topic: string;
   partition: number;
@@ -132,6 +139,8 @@ export class PartitionFetches {
   readonly #t: Transport;
   /** the consumer's share of the transport's WebSocket connections, while it runs */
   #streams: (() => void) | undefined;
+  /** gives the share back if the consumer does not start after an offset look-up */
+  #idleStreams: ReturnType<typeof setTimeout> | undefined;
   readonly #admin: Admin;
   readonly #opts: FetchSettings;
   readonly #ready: Chunk[] = [];
@@ -194,7 +203,14 @@ export class PartitionFetches {
     }
     const o = p.offset ?? "latest";
     if (o === "earliest" || o === "latest") {
-      return await this.#admin.fetchOffset(p.topic, p.partition, o);
+      // Over the WebSocket connection the consumer fetches on next, else over HTTP: a share
+      // of the connections is taken now and kept while the consumer runs (or for a moment,
+      // if it does not start).
+      this.#streams ??= this.#t.useStreams();
+      clearTimeout(this.#idleStreams);
+      this.#idleStreams = setTimeout(() => this.#releaseStreams(), STREAMS_IDLE_MS);
+      return await this.#t.listOffset(p.topic, p.partition, o) ??
+        await this.#admin.fetchOffset(p.topic, p.partition, o);
     }
     return toOffset(o);
   }
@@ -242,6 +258,8 @@ export class PartitionFetches {
 
   /** Gives the share of the WebSocket connections back once the consumer stopped. */
   #releaseStreams(): void {
+    clearTimeout(this.#idleStreams);
+    this.#idleStreams = undefined;
     if (this.running) return;
     if (this.#fetcher !== null) {
       this.fetcherStopped = this.#fetcher.stop();

@@ -265,6 +265,8 @@ export class WsConnection {
   #closedError: RillError | null = null;
   /** whether the broker takes binary produce frames (its hello answer said so) */
   #binaryProduce = false;
+  /** whether the broker answers `offsets` requests (its hello answer lists them) */
+  #offsets = false;
   readonly #base: string;
   /** called once when the connection closes */
   onClose: () => void = () => {};
@@ -310,6 +312,7 @@ export class WsConnection {
       if (typeof max === "number" && max > 0) conn.#maxInFlightBytes = max;
       conn.#binaryProduce = Array.isArray(header.binary) &&
         header.binary.includes(WS_BINARY_PRODUCE);
+      conn.#offsets = Array.isArray(header.ops) && header.ops.includes("offsets");
     } catch (e) {
       conn.close();
       // Closed before its hello was answered: something between refuses WebSocket.
@@ -334,6 +337,11 @@ export class WsConnection {
   /** Whether produce requests go as binary frames (the broker said it takes them). */
   get binaryProduce(): boolean {
     return this.#binaryProduce;
+  }
+
+  /** Whether the broker looks offsets up over the connection (its hello answer said so). */
+  get offsets(): boolean {
+    return this.#offsets;
   }
 
   /** Requests sent and not answered yet. */
