@@ -27,7 +27,8 @@
  *   POSTed as a batch, one request in flight (those sent meanwhile go in the next), the
  *   consumer long-polling `GET /0?offset=N`;
  * - `e2e-push`: the same, the records pushed to a push subscription of the WebSocket
- *   connection (`WsConnection.subscribe`, credit granted back per push) instead;
+ *   connection (`WsConnection.subscribe`, 32 pushes of credit, 16 granted back each time 16
+ *   came) instead;
  * - `e2e-ws-floor`: the same shape with bare WebSockets against bench/_http_floor_server.ts:
  *   each record sent at once as its own message (a u32 partition and a one-record batch, acks
  *   pipelined), the consumer a second socket (`GET /ws?sub=0`) that the server sends each
@@ -361,11 +362,13 @@ if (s.mode === "send") {
   } else {
     const conn = await WsConnection.open(s.url);
     const decoder = new TextDecoder();
-    // Pushes may come before subscribe() resolves: credit owed until then.
+    // Credit granted back in batches (half of it once half is spent): a credit frame per
+    // push cost the client a socket write and the broker a frame for each record. Pushes may
+    // come before subscribe() resolves: credit owed until then.
     const held: { sub?: WsSubscription } = {};
     let owed = 0;
     const sub = await conn.subscribe(
-      { partitions: [{ topic: s.topic!, partition: 0, offset: 0 }], credit: 16 },
+      { partitions: [{ topic: s.topic!, partition: 0, offset: 0 }], credit: 32 },
       (answer) => {
         for (const p of answer.partitions) {
           if (p.error !== undefined) continue;
@@ -373,12 +376,14 @@ if (s.mode === "send") {
             for (const r of decodeBatch(b).records) seen(decoder.decode(r.value!));
           }
         }
-        if (held.sub === undefined) owed++;
-        else held.sub.grant(1);
+        owed++;
+        if (held.sub !== undefined && owed >= 16) {
+          held.sub.grant(owed);
+          owed = 0;
+        }
       },
     );
     held.sub = sub;
-    if (owed > 0) sub.grant(owed);
     const subscription = sub;
     stop = async () => {
       await subscription.cancel();

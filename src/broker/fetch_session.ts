@@ -420,7 +420,6 @@ export class FetchSessions {
   }
 
   async #resolve(slot: Slot, replicaId: number): Promise<Replica> {
-    if (slot.replica !== null && this.#valid(slot.replica, slot, replicaId)) return slot.replica;
     slot.replica = null;
     const r = replicaId < 0
       ? await this.#source.readableReplica(slot.topic, slot.partition)
@@ -454,7 +453,11 @@ export class FetchSessions {
     for (const slot of slots) {
       let result: PartitionFetchResult;
       try {
-        const replica = await this.#resolve(slot, replicaId);
+        // The replica kept by the slot without a turn; a lookup only when it is not valid.
+        const kept = slot.replica;
+        const replica = kept !== null && this.#valid(kept, slot, replicaId)
+          ? kept
+          : await this.#resolve(slot, replicaId);
         let read: FetchResult;
         const budget = Math.min(slot.maxBytes, remaining);
         if (replicaId >= 0) {
@@ -477,9 +480,11 @@ export class FetchSessions {
         if (budget <= 0 || full) read = this.#nothing(replica, slot);
         else {
           const mark = arena.mark();
+          // A consumer's read is synchronous (no turn per partition; a consumer woken at the
+          // log end reads the append that woke it from memory: Replica.readSync).
           read = replicaId >= 0
             ? await replica.readForFollower(slot.offset, budget, arena.alloc)
-            : await replica.read(slot.offset, budget, arena.alloc);
+            : replica.readSync(slot.offset, budget, arena.alloc);
           if (gotData && read.bytes.length > remaining) {
             // Only the answer's first batch may exceed the total.
             arena.rollback(mark);

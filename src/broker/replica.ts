@@ -28,6 +28,7 @@ import type {
 import { RillError } from "../protocol/errors.ts";
 import { removeDir } from "./data_dir.ts";
 import { FetchWaiters } from "./fetch_waiters.ts";
+import { TailReads } from "./tail_reads.ts";
 import {
   caughtUpFollowers,
   type FollowerState,
@@ -136,6 +137,8 @@ export class Replica {
   #now: () => number;
   #closing = false;
   #closed: Promise<void> | null = null;
+  /** the batches appended last and the last small read, for the reads that follow (read) */
+  readonly #tail = new TailReads();
 
   private constructor(opts: ReplicaOptions, log: PartitionLog) {
     this.topic = opts.topic;
@@ -274,6 +277,7 @@ export class Replica {
    * @param observer whether this is an observer copy
    */
   becomeFollower(epoch: number, leaderId: number, observer = false): void {
+    this.#tail.clear();
     this.#role = observer ? "observer" : "follower";
     this.#leaderId = leaderId;
     this.leaderEpoch = epoch;
@@ -492,7 +496,9 @@ export class Replica {
    * @param offset the new log end offset
    */
   async truncateTo(offset: number): Promise<void> {
+    this.#tail.clear();
     await this.log.truncateTo(offset);
+    this.#tail.clear();
     const leo = this.log.logEndOffset;
     if (this.#highWatermark > leo) this.#highWatermark = leo;
     this.#uncommitted = this.#uncommitted.filter(([next]) => next <= leo);
@@ -506,7 +512,9 @@ export class Replica {
    * @param offset the leader's log start offset
    */
   async truncateFullyAndStartAt(offset: number): Promise<void> {
+    this.#tail.clear();
     await this.log.truncateFullyAndStartAt(offset);
+    this.#tail.clear();
     this.#uncommitted = [];
     this.#setHighWatermark(this.log.logEndOffset);
   }
@@ -620,6 +628,9 @@ export class Replica {
     });
     const next = result.lastOffset + 1;
     if (next > this.#highWatermark && !result.duplicate) {
+      // Kept for the fetches waiting to read them; a partition no one follows keeps nothing.
+      if (this.waiters.size > 0) this.#tail.append(batches, result.baseOffset);
+      else if (this.#tail.bytes > 0) this.#tail.clear();
       this.#uncommitted.push([next, batches.length]);
       this.replicaWaiters.notify(batches.length);
       this.#advanceHighWatermark();
@@ -633,11 +644,25 @@ export class Replica {
    * @param offset the first offset wanted (the first batch may start before it)
    * @param maxBytes the most bytes to return (at least one batch is returned if any)
    * @param alloc where the bytes are read (segment.ts's ReadBuffer); default a new buffer
-   * @returns the batches, the next offset, the high watermark and the log start offset
+   * @returns the batches, the next offset, the high watermark and the log start offset; the
+   *   bytes may be shared with other reads at the same position (never write them)
    * @throws {RillError} OFFSET_OUT_OF_RANGE with both bounds when `offset` is below the
    *   log start offset or above the high watermark
    */
-  async read(offset: number, maxBytes: number, alloc?: ReadBuffer): Promise<FetchResult> {
+  read(offset: number, maxBytes: number, alloc?: ReadBuffer): Promise<FetchResult> {
+    try {
+      return Promise.resolve(this.readSync(offset, maxBytes, alloc));
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  /**
+   * {@linkcode read}, synchronously. A read of the tail that the leader keeps while fetches
+   * wait on the partition (tail_reads.ts) is answered from memory, not the segment file; its
+   * bytes may be shared, never to be written to.
+   */
+  readSync(offset: number, maxBytes: number, alloc?: ReadBuffer): FetchResult {
     const hw = this.#highWatermark;
     this.checkOffset(offset);
     if (offset >= hw) {
@@ -648,14 +673,21 @@ export class Replica {
         logStartOffset: this.log.logStartOffset,
       };
     }
-    let result: ReadResult;
+    // The fetches an append wakes read the tail: from memory while it is kept (tail_reads.ts).
+    let result: ReadResult | null = this.#role === "leader"
+      ? this.#tail.read(offset, maxBytes, hw, alloc)
+      : null;
+    if (result !== null) {
+      return { ...result, highWatermark: hw, logStartOffset: this.log.logStartOffset };
+    }
     try {
-      result = await this.log.read(offset, maxBytes, { maxOffset: hw, alloc });
+      result = this.log.readSync(offset, maxBytes, { maxOffset: hw, alloc });
     } catch (e) {
       // Retention may have moved the log start between the check and the read.
       if (e instanceof RillError && e.code === "OFFSET_OUT_OF_RANGE") this.checkOffset(offset);
       throw e;
     }
+    this.#tail.keep(offset, maxBytes, hw, result);
     return { ...result, highWatermark: hw, logStartOffset: this.log.logStartOffset };
   }
 
@@ -744,6 +776,7 @@ export class Replica {
   close(): Promise<void> {
     this.#closed ??= (async () => {
       this.#closing = true;
+      this.#tail.clear();
       this.waiters.close();
       this.replicaWaiters.close();
       this.#failCommitWaiters(

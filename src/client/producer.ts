@@ -520,7 +520,7 @@ export class Producer {
     // appended, its answer lost, to be retried) must stay among them, so batches already
     // acknowledged after the oldest unresolved one count against the limit too.
     const chain = this.#chains.get(batch.key);
-    if (chain === undefined) return this.#maxInFlight;
+    if (chain === undefined || chain.links.length === 0) return this.#maxInFlight;
     const resolvedSince = chain.next - chain.links[0].index - chain.links.length;
     return this.#maxInFlight - resolvedSince;
   }
@@ -689,14 +689,14 @@ export class Producer {
   }
 
   #unlink(link: InFlightLink, ok: boolean): void {
-    const chain = this.#chains.get(link.key);
-    if (chain !== undefined) {
-      const links = chain.links;
-      if (links.length === 1 && links[0] === link) this.#chains.delete(link.key);
+    // A partition's chain stays once empty (one per partition sent to): a producer awaiting
+    // each send made and dropped one per send.
+    const links = this.#chains.get(link.key)?.links;
+    if (links !== undefined) {
+      if (links.length === 1 && links[0] === link) links.pop();
       else {
         const i = links.indexOf(link);
         if (i >= 0) links.splice(i, 1);
-        if (links.length === 0) this.#chains.delete(link.key);
       }
     }
     link.result = ok;

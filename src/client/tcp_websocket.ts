@@ -109,6 +109,8 @@ export class TcpWebSocket {
   #closed = false;
   /** a buffer frames are built in, reused once its write is done (no garbage per frame) */
   #scratch = new Uint8Array(0);
+  /** #scratch as words, for masking */
+  #scratchWords: Uint32Array = new Uint32Array(0);
   /** whether a frame built in #scratch is still being written */
   #scratchBusy = false;
   /** fragments of a message in progress */
@@ -245,35 +247,54 @@ export class TcpWebSocket {
    */
   sendBuilt(build: (alloc: (size: number) => Uint8Array<ArrayBuffer>) => Uint8Array): void {
     if (this.#closing) return;
+    this.sendAllocated(build(this.alloc));
+  }
+
+  /**
+   * Gives bytes to write a message of `size` bytes in, for {@linkcode sendAllocated}: in the
+   * connection's reused buffer while it is free (so, one message at a time: send it before
+   * asking for the next), else in a new one. Bound to the socket (pass it as it is).
+   *
+   * @param size the message's size
+   * @returns `size` bytes to write the message in
+   */
+  readonly alloc = (size: number): Uint8Array<ArrayBuffer> => {
+    // The message starts 16 bytes in (aligned), after the frame's head and masking key;
+    // 3 more bytes so that it is masked 4 bytes at a time.
+    const need = 16 + size + 3;
     let whole = this.#scratch;
-    let head = 0;
-    const alloc = (size: number): Uint8Array<ArrayBuffer> => {
-      head = size < 126 ? 2 : size < 0x10000 ? 4 : 10;
-      // The message starts 16 bytes in (aligned), after the frame's head and masking key;
-      // 3 more bytes so that it is masked 4 bytes at a time.
-      const need = 16 + size + 3;
-      if (this.#scratchBusy || need > MAX_SCRATCH) whole = new Uint8Array(need);
-      else if (need > this.#scratch.length) {
-        whole = this.#scratch = new Uint8Array(
-          Math.min(MAX_SCRATCH, Math.max(need, this.#scratch.length * 2, 1024)),
-        );
-      } else whole = this.#scratch;
-      return whole.subarray(16, 16 + size);
-    };
-    const message = build(alloc);
+    if (this.#scratchBusy || need > MAX_SCRATCH) whole = new Uint8Array(need);
+    else if (need > whole.length) {
+      whole = this.#scratch = new Uint8Array(
+        Math.min(MAX_SCRATCH, Math.max(need, whole.length * 2, 1024)),
+      );
+      this.#scratchWords = wordsOf(whole.buffer);
+    }
+    return whole.subarray(16, 16 + size);
+  };
+
+  /**
+   * Sends one binary message written in bytes {@linkcode alloc} gave (all of them or a
+   * prefix). The message is masked where it was written: no copy, and no garbage while the
+   * connection's reused buffer is free.
+   *
+   * @param message the message
+   */
+  sendAllocated(message: Uint8Array): void {
+    if (this.#closing) return;
     const len = message.byteLength;
-    if (
-      message.buffer !== whole.buffer || message.byteOffset !== 16 ||
-      (len < 126 ? 2 : len < 0x10000 ? 4 : 10) !== head
-    ) {
-      // Not where it was asked to be, or shorter than asked across a length class.
+    if (message.byteOffset !== 16 || message.buffer.byteLength < 16 + len + 3) {
+      // Not written where alloc put it.
       this.#write(frameOf(0x2, message));
       return;
     }
+    const scratch = message.buffer === this.#scratch.buffer;
+    const whole = scratch ? this.#scratch : new Uint8Array(message.buffer as ArrayBuffer);
+    const head = len < 126 ? 2 : len < 0x10000 ? 4 : 10;
     const at = 12 - head;
     writeHead(whole, at, 0x2, len);
-    mask(whole, len);
-    if (whole === this.#scratch) this.#scratchBusy = true;
+    mask(scratch ? this.#scratchWords : wordsOf(whole.buffer), len);
+    if (scratch) this.#scratchBusy = true;
     this.#write(whole.subarray(at, 16 + len));
   }
 
@@ -511,16 +532,21 @@ function writeHead(out: Uint8Array, at: number, opcode: number, len: number): vo
 }
 
 /**
- * Masks the `len` bytes at offset 16 of `whole` (which has 3 bytes to spare after them) with a
- * fresh key (RFC 6455 5.3), written at offset 12, just before them.
+ * Masks the `len` bytes at offset 16 of a buffer (which has 3 bytes to spare after them),
+ * given as words, with a fresh key (RFC 6455 5.3), written at offset 12, just before them.
  */
-function mask(whole: Uint8Array, len: number): void {
+function mask(words: Uint32Array, len: number): void {
   const key = maskKey();
-  const words = new Uint32Array(whole.buffer, whole.byteOffset + 12, (len + 3 + 4) >> 2);
-  words[0] = key;
+  words[3] = key;
   // The key's bytes repeat every 4 payload bytes: XOR whole words with it (the bytes past the
   // payload are scratch).
-  for (let i = 1; i < words.length; i++) words[i] ^= key;
+  const end = 4 + ((len + 3) >> 2);
+  for (let i = 4; i < end; i++) words[i] ^= key;
+}
+
+/** A buffer's whole words (for {@linkcode mask}: a message's padding is within them). */
+function wordsOf(buffer: ArrayBufferLike): Uint32Array {
+  return new Uint32Array(buffer, 0, buffer.byteLength >> 2);
 }
 
 /** A masked frame (FIN set) of `opcode` carrying `data`. */
@@ -530,6 +556,6 @@ function frameOf(opcode: number, data: Uint8Array): Uint8Array {
   const whole = new Uint8Array(16 + len + 3);
   whole.set(data, 16);
   writeHead(whole, 12 - head, opcode, len);
-  mask(whole, len);
+  mask(wordsOf(whole.buffer), len);
   return whole.subarray(12 - head, 16 + len);
 }

@@ -10,6 +10,7 @@
 import { errorFromBody, RillError } from "../protocol/errors.ts";
 import { resolveRetry, type RetryOptions, withRetry } from "./retry.ts";
 import { LeaderRoutes } from "./leader_routes.ts";
+import { brokerOffset } from "./offsets.ts";
 import {
   WsConnection,
   type WsFetchAnswer,
@@ -128,6 +129,8 @@ export class Transport {
   readonly #open = new Map<string, WsConnection>();
   /** topics percent-encoded */
   readonly #encodedTopics = new Map<string, string>();
+  /** per topic, per partition, the route key of its produce requests */
+  readonly #produceRoutes = new Map<string, { key: string; read: boolean }[]>();
   /** brokers that refused a WebSocket (auto mode), and until when HTTP is used for them */
   readonly #httpUntil = new Map<string, number>();
   #streamUsers = 0;
@@ -234,7 +237,7 @@ export class Transport {
     if (this.#streamMode !== "http") {
       // The common case, without the async machinery of the general path: the partition's
       // broker has an open connection.
-      const route = { key: `${this.#encoded(topic)}/${partition}`, read: false };
+      const route = this.#produceRoute(topic, partition);
       const routed = this.#routes.base(route);
       const base = routed ?? this.broker;
       const conn = this.#open.get(base);
@@ -246,6 +249,20 @@ export class Transport {
       }
     }
     return this.#produce(topic, partition, acks, body);
+  }
+
+  /**
+   * The route key of a partition's produce (remembered per topic and partition: one send of
+   * one record built a string and an object for it).
+   */
+  #produceRoute(topic: string, partition: number): { key: string; read: boolean } {
+    let routes = this.#produceRoutes.get(topic);
+    if (routes === undefined) {
+      if (this.#produceRoutes.size >= 1024) this.#produceRoutes.clear();
+      routes = [];
+      this.#produceRoutes.set(topic, routes);
+    }
+    return routes[partition] ??= { key: `${this.#encoded(topic)}/${partition}`, read: false };
   }
 
   /** The topic percent-encoded for a path (remembered: producers name few topics). */
@@ -391,6 +408,45 @@ export class Transport {
         }
         if (p.error !== undefined) throw p.error;
         return p;
+      } catch (e) {
+        if (!(e instanceof RillError) || hop >= 2) throw e;
+        if (e.code === "BROKER_NOT_AVAILABLE" && routed !== undefined) {
+          this.#routes.forget(route);
+          continue;
+        }
+        if (!this.#routes.learn(route, e, base)) throw e;
+      }
+    }
+  }
+
+  /**
+   * Looks up an offset of a partition over the WebSocket connection to its leader (or
+   * `readFrom`), as `GET .../offsets?at=` would; for a consumer, which holds a share of the
+   * connections ({@linkcode useStreams}) and fetches over the same connection next, so that
+   * no HTTP connection is left open for the look-up.
+   *
+   * @param topic the topic
+   * @param partition the partition
+   * @param at "earliest", "latest" or a timestamp in ms
+   * @returns the offset, or null when HTTP is to be used (no share held, or a broker that
+   *   does not take the request)
+   * @throws {RillError} the broker's error; BROKER_NOT_AVAILABLE when the connection fails
+   */
+  async listOffset(
+    topic: string,
+    partition: number,
+    at: "earliest" | "latest" | number,
+  ): Promise<number | null> {
+    if (this.#streamMode === "http" || this.#streamUsers === 0) return null;
+    const route = this.#routes.keyOf("GET", `${topicPath(topic)}/partitions/${partition}/offsets`)!;
+    for (let hop = 0;; hop++) {
+      const routed = this.#routes.base(route);
+      const base = routed ?? this.broker;
+      try {
+        const conn = await this.#stream(base, routed !== undefined);
+        if (conn === null || !conn.offsets) return null;
+        const { header } = await conn.request({ op: "offsets", topic, partition, at });
+        return brokerOffset(header.offset, "offset");
       } catch (e) {
         if (!(e instanceof RillError) || hop >= 2) throw e;
         if (e.code === "BROKER_NOT_AVAILABLE" && routed !== undefined) {

@@ -44,8 +44,13 @@ import { TcpWebSocket, tcpWebSocketAvailable, TcpWebSocketRefused } from "./tcp_
 interface Link {
   /** sends one frame (encoded by the link, into a buffer it may reuse) */
   send(header: Record<string, unknown>, payload?: Uint8Array): void;
-  /** sends one message written by `build` into the bytes `alloc` gives it */
-  sendBuilt(build: (alloc: (size: number) => Uint8Array<ArrayBuffer>) => Uint8Array): void;
+  /**
+   * gives bytes to write one message in (the link's to reuse: send it with
+   * {@linkcode Link.sendAllocated} before asking for more)
+   */
+  alloc(size: number): Uint8Array<ArrayBuffer>;
+  /** sends a message written in bytes from {@linkcode Link.alloc} (all or a prefix) */
+  sendAllocated(message: Uint8Array<ArrayBuffer>): void;
   close(): void;
 }
 
@@ -76,7 +81,8 @@ async function openLink(
           ws.sendBuilt((alloc) =>
             encodeFrame(header, payload === undefined ? [] : [payload], alloc)
           ),
-        sendBuilt: (build) => ws.sendBuilt(build),
+        alloc: ws.alloc,
+        sendAllocated: (message) => ws.sendAllocated(message),
         close: () => ws.close(1000),
       };
     } catch (e) {
@@ -119,7 +125,8 @@ async function openLink(
   return {
     send: (header, payload) =>
       socket.send(encodeFrame(header, payload === undefined ? [] : [payload])),
-    sendBuilt: (build) => socket.send(build(newBytes) as Uint8Array<ArrayBuffer>),
+    alloc: newBytes,
+    sendAllocated: (message) => socket.send(message),
     close: () => socket.close(1000),
   };
 }
@@ -258,6 +265,8 @@ export class WsConnection {
   #closedError: RillError | null = null;
   /** whether the broker takes binary produce frames (its hello answer said so) */
   #binaryProduce = false;
+  /** whether the broker answers `offsets` requests (its hello answer lists them) */
+  #offsets = false;
   readonly #base: string;
   /** called once when the connection closes */
   onClose: () => void = () => {};
@@ -303,6 +312,7 @@ export class WsConnection {
       if (typeof max === "number" && max > 0) conn.#maxInFlightBytes = max;
       conn.#binaryProduce = Array.isArray(header.binary) &&
         header.binary.includes(WS_BINARY_PRODUCE);
+      conn.#offsets = Array.isArray(header.ops) && header.ops.includes("offsets");
     } catch (e) {
       conn.close();
       // Closed before its hello was answered: something between refuses WebSocket.
@@ -327,6 +337,11 @@ export class WsConnection {
   /** Whether produce requests go as binary frames (the broker said it takes them). */
   get binaryProduce(): boolean {
     return this.#binaryProduce;
+  }
+
+  /** Whether the broker looks offsets up over the connection (its hello answer said so). */
+  get offsets(): boolean {
+    return this.#offsets;
   }
 
   /** Requests sent and not answered yet. */
@@ -414,7 +429,8 @@ export class WsConnection {
       });
     });
     try {
-      this.#link.sendBuilt((alloc) => encodeProduceFrame(id, name, partition, acks, batch, alloc));
+      const link = this.#link;
+      link.sendAllocated(encodeProduceFrame(id, name, partition, acks, batch, link.alloc));
     } catch (e) {
       this.#sendFailed(e);
     }

@@ -1,18 +1,30 @@
 /**
- * The script of the browser test's page (bundled for the browser by the test): consumes the
- * partitions named in the page's URL hash with the mod.ts client and publishes what it read
- * as `globalThis.rillResult` (or `rillError`).
+ * The script of the browser test's page (bundled for the browser by the test): produces to
+ * the topic named `produce:<topic>:<count>` in the page's URL hash, if any (each send awaited,
+ * over the client's WebSocket connection), then consumes the partitions named in it with the
+ * mod.ts client and publishes what it read as `globalThis.rillResult` (or `rillError`).
  *
- * Hash: `#<broker URL>|<topic>:<count>|<topic>:<count>…`.
+ * Hash: `#<broker URL>|produce:<topic>:<count>|<topic>:<count>|<topic>:<count>…`.
  *
  * @module
  */
 import { Rill } from "../../mod.ts";
 
-const [broker, ...wanted] = decodeURIComponent(location.hash.slice(1)).split("|");
+const [broker, ...parts] = decodeURIComponent(location.hash.slice(1)).split("|");
 const g = globalThis as { rillResult?: unknown; rillError?: string };
 try {
   const rill = new Rill({ brokers: [broker], clientId: "browser-test" });
+  const produced: number[] = [];
+  const wanted = parts.filter((p) => !p.startsWith("produce:"));
+  for (const p of parts.filter((p) => p.startsWith("produce:"))) {
+    const [, topic, count] = p.split(":");
+    const producer = rill.producer({ acks: 1 });
+    for (let i = 0; i < Number(count); i++) {
+      const [meta] = await producer.send({ topic, messages: [{ value: `from the page ${i}` }] });
+      produced.push(meta.offset);
+    }
+    await producer.disconnect();
+  }
   const result: Record<string, { offset: number; key: string | null; value: string | null }[]> = {};
   for (const w of wanted) {
     const [topic, count] = w.split(":");
@@ -26,7 +38,7 @@ try {
     await consumer.disconnect();
     result[topic] = got;
   }
-  g.rillResult = { userAgent: navigator.userAgent, result };
+  g.rillResult = { userAgent: navigator.userAgent, result, produced };
 } catch (e) {
   g.rillError = String((e as Error)?.stack ?? e);
 }

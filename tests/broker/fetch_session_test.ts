@@ -427,3 +427,27 @@ Deno.test("fetchMany gives its read buffers back on release", async () => {
   answer.release();
   assert.ok(broker.readBuffers.idleBytes > idle, "the chunk went back to the pool");
 });
+
+Deno.test("a fetch at the log end gets the append that woke it as written, not the producer's buffer reused afterwards", async () => {
+  await using dir = await tempDir();
+  await using broker = await openBroker(dir.path);
+  await broker.createTopic({ name: "t", partitions: 1 });
+  const partitions = [{ topic: "t", partition: 0, offset: 0, maxBytes: MiB }];
+  const waiting = broker.fetchMany({ partitions, maxWaitMs: 60_000, minBytes: 1 });
+  const body = encodeBatch([{ value: enc.encode("a") }, { value: enc.encode("b") }]);
+  await broker.produceBatches("t", 0, body, 1);
+  // The producer's buffer is reused (as the Kafka listener reuses its frame buffers).
+  body.fill(0xee);
+  const woken = await waiting;
+  // And a fetch from the same offset after it, answered at once.
+  const again = await broker.fetchMany({ partitions, maxWaitMs: 0, minBytes: 1 });
+  for (const answer of [woken, again]) {
+    const [p] = answer.partitions;
+    assert.equal(p.error, null);
+    assert.deepEqual(values(p.bytes), ["a", "b"]);
+    assert.equal(p.nextOffset, 2);
+    const [batch] = splitBatches(p.bytes);
+    assert.equal(decodeBatch(batch, true).header.baseOffset, 0);
+    answer.release();
+  }
+});

@@ -1,7 +1,8 @@
 /**
  * A page in headless Chromium (Debian's chromium, driven by playwright-core) consumes zstd
  * and lz4 batches from a broker process with the mod.ts client, bundled for the browser
- * with `deno bundle`: the portable codecs (fzstd, lz4js) decode in a real browser.
+ * with `deno bundle`: the portable codecs (fzstd, lz4js) decode in a real browser. The page
+ * also produces single records over the browser's WebSocket (binary produce frames).
  *
  * Needs /usr/bin/chromium (.ci/run installs it); without it the test fails and says so.
  */
@@ -23,7 +24,7 @@ function event(i: number): string {
   });
 }
 
-Deno.test("a browser page consumes zstd and lz4 batches with the mod.ts client", async () => {
+Deno.test("a browser page consumes zstd and lz4 batches and produces over WebSocket with the mod.ts client", async () => {
   const chromiumThere = await Deno.stat(CHROMIUM).then(() => true, () => false);
   assert.ok(chromiumThere, `${CHROMIUM} is missing: apt-get install chromium (see .ci/run)`);
 
@@ -56,6 +57,17 @@ Deno.test("a browser page consumes zstd and lz4 batches with the mod.ts client",
       );
     }
   }
+
+  await admin.createTopic({ topic: "browser-produced", numPartitions: 1 });
+  const wsProduces = async () => {
+    const text = await (await fetch(`${broker.url}/metrics`)).text();
+    const line = text.split("\n").find((l) =>
+      l.startsWith("rill_requests_total{") && l.includes('api="ws"') &&
+      l.includes('route="produce"') && l.includes('status="200"')
+    );
+    return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(" ") + 1));
+  };
+  const producesBefore = await wsProduces();
 
   // The page: the client bundled for browsers, served from another origin (CORS).
   const dir = await Deno.makeTempDir({ prefix: "rill-browser-" });
@@ -90,7 +102,12 @@ Deno.test("a browser page consumes zstd and lz4 batches with the mod.ts client",
   try {
     const page = await browser.newPage();
     const hash = encodeURIComponent(
-      [broker.url, `browser-zstd:${counts.zstd}`, `browser-lz4:${counts.lz4}`].join("|"),
+      [
+        broker.url,
+        "produce:browser-produced:5",
+        `browser-zstd:${counts.zstd}`,
+        `browser-lz4:${counts.lz4}`,
+      ].join("|"),
     );
     await page.goto(`http://127.0.0.1:${server.addr.port}/#${hash}`);
     await page.waitForFunction(
@@ -103,15 +120,26 @@ Deno.test("a browser page consumes zstd and lz4 batches with the mod.ts client",
     );
     const error = await page.evaluate(() => (globalThis as { rillError?: string }).rillError);
     assert.equal(error, undefined, `the page failed: ${error}`);
-    const { userAgent, result } = await page.evaluate(() =>
+    const { userAgent, result, produced } = await page.evaluate(() =>
       (globalThis as unknown as {
         rillResult: {
           userAgent: string;
           result: Record<string, { offset: number; key: string; value: string }[]>;
+          produced: number[];
         };
       }).rillResult
     );
     assert.match(userAgent, /Chrome\//);
+    // The page's sends went over its WebSocket connection, each acknowledged with its offset.
+    assert.deepEqual(produced, [0, 1, 2, 3, 4]);
+    assert.equal(await wsProduces() - producesBefore, 5);
+    const stored = await fetch(
+      `${broker.url}/v1/topics/browser-produced/partitions/0/records?offset=0`,
+    ).then((r) => r.json());
+    assert.deepEqual(
+      stored.records.map((r: { value: string }) => r.value),
+      [0, 1, 2, 3, 4].map((i) => `from the page ${i}`),
+    );
     for (const codec of ["zstd", "lz4"] as const) {
       const got = result[`browser-${codec}`];
       assert.equal(got.length, counts[codec], codec);

@@ -11,7 +11,7 @@ import {
   newFollower,
   recordFetch,
 } from "../../src/broker/isr.ts";
-import { encodeBatch } from "../../src/protocol/record_batch.ts";
+import { decodeBatch, encodeBatch } from "../../src/protocol/record_batch.ts";
 import { RillError } from "../../src/protocol/errors.ts";
 import { tempDir } from "../_helpers/temp_dir.ts";
 
@@ -191,5 +191,47 @@ Deno.test("OffsetsForLeaderEpoch: the leader answers where an epoch ends, and a 
   } finally {
     await a.close();
     await b.close();
+  }
+});
+
+Deno.test("a leader that truncated after losing leadership serves the records it holds now, not its last append from before", async () => {
+  await using dir = await tempDir();
+  const r = await Replica.open({
+    topic: "t",
+    topicId: "id",
+    partition: 0,
+    dir: `${dir.path}/t-0`,
+    leaderEpoch: 0,
+    logConfig: {},
+    brokerId: 1,
+    replicated: true,
+  });
+  const values = async (offset: number) =>
+    (await r.read(offset, 1 << 20)).bytes.length === 0
+      ? []
+      : decodeBatch((await r.read(offset, 1 << 20)).bytes, true).records.map((x) =>
+        new TextDecoder().decode(x.value!)
+      );
+  const named = (tag: string) =>
+    encodeBatch([0, 1, 2].map((i) => ({ value: new TextEncoder().encode(`${tag}${i}`) })));
+  try {
+    r.becomeLeader(0, [1, 2], [1]);
+    // A consumer waits at the log end while the leader appends 0..2.
+    const waiting = r.waiters.wait(1, 60_000);
+    await r.append(named("old"));
+    assert.equal(await waiting, "data");
+    assert.deepEqual(await values(0), ["old0", "old1", "old2"]);
+    // Another broker led epoch 1 with other records at 0..2: this one follows, truncates
+    // and copies them, then leads again.
+    r.becomeFollower(1, 2);
+    await r.truncateTo(0);
+    const theirs = named("new");
+    new DataView(theirs.buffer, theirs.byteOffset).setInt32(12, 1); // partitionLeaderEpoch
+    await r.appendAsFollower(theirs, 3);
+    r.becomeLeader(2, [1, 2], [1]);
+    assert.equal(r.highWatermark, 3);
+    assert.deepEqual(await values(0), ["new0", "new1", "new2"]);
+  } finally {
+    await r.close();
   }
 });

@@ -9,7 +9,7 @@ import { Rill } from "../../mod.ts";
 import { WsConnection } from "../../src/client/ws_connection.ts";
 import { RillError } from "../../src/protocol/errors.ts";
 import { encodeBatch } from "../../src/protocol/record_batch.ts";
-import { decodeFrame, encodeFrame } from "../../src/protocol/ws_frames.ts";
+import { decodeFrame, encodeFrame, frameParts } from "../../src/protocol/ws_frames.ts";
 import {
   decodeProducedFrame,
   encodeProduceFrame,
@@ -115,13 +115,20 @@ Deno.test("ws binary produce: advertised in hello, answered in binary with the o
   // acks=0: the id alone, once validated.
   raw.socket.send(produceFrame(4, "t", 1, 0, one("e")));
   assert.deepEqual(decodeProducedFrame(await raw.next()), { id: 4, offsets: null });
+  // Sent in parts (as Deno's own WebSocket client needs): each part but the last answered
+  // with an empty message, the frame produced whole.
+  const parts = frameParts(produceFrame(6, "t", 1, 1, one("p".repeat(3000))));
+  assert.ok(parts.length > 1);
+  for (const part of parts) raw.socket.send(part);
+  for (let i = 1; i < parts.length; i++) assert.equal((await raw.next()).byteLength, 0);
+  assert.equal(decodeProducedFrame(await raw.next()).offsets?.baseOffset, 5);
   // JSON frames on the same connection still work, answered in JSON.
   raw.socket.send(encodeFrame({ op: "produce", id: 5, topic: "t", partition: 1, acks: 1 }, [
     one("f"),
   ]));
   const json = decodeFrame(await raw.next()).header;
   assert.equal(json.op, "produced");
-  assert.equal(json.baseOffset, 5);
+  assert.equal(json.baseOffset, 6);
   await raw.close();
   assert.deepEqual((await readPartition(s.url, "t", 1)).map((r) => r.value), [
     "a",
@@ -129,6 +136,7 @@ Deno.test("ws binary produce: advertised in hello, answered in binary with the o
     "c",
     "d",
     "e",
+    "p".repeat(3000),
     "f",
   ]);
   assert.equal((await readPartition(s.url, "t", 0)).length, 0);

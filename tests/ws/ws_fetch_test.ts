@@ -184,6 +184,11 @@ Deno.test("ws fetch: the consumer long-polls over the client's WebSocket, and cl
     /rill_requests_total\{api="http",route="\/v1\/fetch"/.test(
       await (await fetch(`${s.url}/metrics`)).text(),
     );
+  // The start offsets were looked up over the same connection: no HTTP connection is left
+  // open for them.
+  const metrics = await (await fetch(`${s.url}/metrics`)).text();
+  assert.match(metrics, /rill_requests_total\{api="ws",route="offsets",status="200"\} 2/);
+  assert.doesNotMatch(metrics, /api="http",route="[^"]*offsets"/);
   await consumer.disconnect();
   await producer.disconnect();
   assert.deepEqual(seen.sort(), ["v0", "v1", "v2", "v3"]);
@@ -249,5 +254,45 @@ Deno.test("ws fetch: long polls of many connections woken by one append each get
   } finally {
     for (const c of conns) c.close();
     await producer.disconnect();
+  }
+});
+
+Deno.test("ws offsets: earliest, latest and by timestamp, as the HTTP route answers; bad requests refused", async () => {
+  await using s = await serveBroker();
+  await s.topic("t", 1);
+  const producer = new Rill({ brokers: [s.url], transport: "http" }).producer({ acks: 1 });
+  for (let i = 0; i < 3; i++) await producer.send({ topic: "t", messages: [{ value: `v${i}` }] });
+  await producer.disconnect();
+  const conn = await WsConnection.open(s.url);
+  try {
+    assert.equal(conn.offsets, true, "the hello answer lists offsets");
+    const ask = async (at: unknown) =>
+      (await conn.request({ op: "offsets", topic: "t", partition: 0, at })).header.offset;
+    const http = async (at: string) =>
+      (await (await fetch(`${s.url}/v1/topics/t/partitions/0/offsets?at=${at}`)).json()).offset;
+    assert.equal(await ask("earliest"), 0);
+    assert.equal(await ask("latest"), 3);
+    assert.equal(await ask(undefined), 3, "latest by default");
+    const now = Date.now();
+    assert.equal(await ask(now + 60_000), await http(String(now + 60_000)));
+    assert.equal(await ask(0), 0);
+    for (
+      const [req, code] of [
+        [{ topic: "t", partition: 0, at: "soon" }, "INVALID_REQUEST"],
+        [{ topic: "t", partition: -1 }, "INVALID_REQUEST"],
+        [{ partition: 0 }, "INVALID_REQUEST"],
+        [{ topic: "t", partition: 5 }, "UNKNOWN_TOPIC_OR_PARTITION"],
+        [{ topic: "nope", partition: 0 }, "UNKNOWN_TOPIC_OR_PARTITION"],
+      ] as const
+    ) {
+      await assert.rejects(
+        conn.request({ op: "offsets", ...req }),
+        (e) => e instanceof RillError && e.code === code,
+        JSON.stringify(req),
+      );
+    }
+    assert.equal(await ask("latest"), 3, "the connection still answers");
+  } finally {
+    conn.close();
   }
 });
