@@ -86,7 +86,7 @@ export function prefersMinimal(prefer: string | null | undefined): boolean {
 /**
  * The answer of a raw-batch produce that asked for `Prefer: return=minimal`: 204, its
  * offsets in headers (no body for the client to stream and parse: for a single-record
- * request that is a third of a Deno fetch client's CPU). `Rill-Log-Append-Time` only when
+ * request, about a quarter of a Deno fetch client's CPU). `Rill-Log-Append-Time` only when
  * the topic stamps LogAppendTime. Headers set on the made response (see batchResponse).
  *
  * @param result the append's result
