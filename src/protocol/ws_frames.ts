@@ -24,6 +24,9 @@
  * write each, and the empty answer to each carries the ACK that lets the next one go.
  * Browsers and Node set TCP_NODELAY on WebSockets and send frames whole; so does the client in
  * Deno, over a TCP connection of its own (src/client/tcp_websocket.ts): it never sends parts.
+ * The other way, the broker sends an answer longer than {@linkcode WS_ANSWER_PART_BYTES} in
+ * parts (with the same markers, no empty answers) to a client whose `hello` said
+ * `"parts": true`; {@linkcode FrameParts} joins them.
  *
  * @module
  */
