@@ -76,6 +76,12 @@ interface Settings {
 }
 
 const s: Settings = JSON.parse(Deno.args[0]);
+/** The crowd's errors by what failed and their message (printed to stderr at the end). */
+const errorKinds = new Map<string, number>();
+function countError(what: string, e: unknown): void {
+  const text = `${what}: ${e instanceof Error ? e.message : String(e)}`.slice(0, 160);
+  errorKinds.set(text, (errorKinds.get(text) ?? 0) + 1);
+}
 const until = () => performance.now() < end;
 let end = 0;
 
@@ -451,8 +457,9 @@ if (s.mode === "send") {
           });
           while (until()) await new Promise((r) => setTimeout(r, 200));
           await consumer.disconnect();
-        })().catch(() => {
+        })().catch((e) => {
           errors++;
+          countError("consumer", e);
         }),
       );
     } else {
@@ -468,8 +475,9 @@ if (s.mode === "send") {
               messages: [{ value, partition: i % partitions }],
             });
             latencies.push(performance.now() - t);
-          } catch {
+          } catch (e) {
             errors++;
+            countError("send", e);
           }
           await new Promise((r) => setTimeout(r, s.intervalMs ?? 1000));
         }
@@ -479,6 +487,7 @@ if (s.mode === "send") {
   }
   console.error(`crowd: ${clients} clients started`);
   await Promise.all(tasks);
+  if (errorKinds.size > 0) console.error("crowd errors:", Object.fromEntries(errorKinds));
 } else if (s.mode === "crowd-floor") {
   const clients = s.clients ?? 1000;
   const consumers = s.consumers ?? 0;

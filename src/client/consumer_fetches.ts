@@ -208,9 +208,14 @@ export class PartitionFetches {
       // if it does not start).
       this.#streams ??= this.#t.useStreams();
       clearTimeout(this.#idleStreams);
-      this.#idleStreams = setTimeout(() => this.#releaseStreams(), STREAMS_IDLE_MS);
-      return await this.#t.listOffset(p.topic, p.partition, o) ??
-        await this.#admin.fetchOffset(p.topic, p.partition, o);
+      try {
+        return await this.#t.listOffset(p.topic, p.partition, o) ??
+          await this.#admin.fetchOffset(p.topic, p.partition, o);
+      } finally {
+        // Counted from the answer: a slow look-up keeps its connection.
+        clearTimeout(this.#idleStreams);
+        this.#idleStreams = setTimeout(() => this.#releaseStreams(), STREAMS_IDLE_MS);
+      }
     }
     return toOffset(o);
   }

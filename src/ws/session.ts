@@ -29,6 +29,7 @@ import {
   decodeFrame,
   encodeAsciiFrame,
   encodeFrame,
+  WS_ANSWER_PART_BYTES,
   WS_PART_LAST,
   WS_PART_MORE,
 } from "../protocol/ws_frames.ts";
@@ -77,6 +78,8 @@ export class WsSession {
   #inFlightBytes = 0;
   /** the topic name of the last produce frame, checked by validateTopicName */
   #lastTopic: string | null = null;
+  /** whether the client takes long answers in parts (its hello said so) */
+  #answerParts = false;
   #closed = false;
   /** fetches started and not answered, and subscriptions (each counts as one) */
   #fetches = 0;
@@ -244,6 +247,7 @@ export class WsSession {
   }
 
   #hello(id: number, header: Record<string, unknown>, done: Done): void {
+    this.#answerParts = header.parts === true;
     const answer = () => {
       done(null);
       this.#send({
@@ -690,7 +694,22 @@ export class WsSession {
 
   #send(header: Record<string, unknown>, payload?: Uint8Array[]): void {
     if (this.#closed || this.#socket.readyState !== WebSocket.OPEN) return;
-    this.#socket.send(encodeFrame(header, payload, lendScratch));
+    const frame = encodeFrame(header, payload, lendScratch);
+    if (!this.#answerParts || frame.byteLength <= WS_ANSWER_PART_BYTES) {
+      this.#socket.send(frame);
+      return;
+    }
+    // In parts (ws_frames.ts WS_ANSWER_PART_BYTES), each through one reused buffer (send
+    // copies it).
+    const room = WS_ANSWER_PART_BYTES - 4;
+    const part = partBuffer ??= new Uint8Array(WS_ANSWER_PART_BYTES);
+    const view = new DataView(part.buffer);
+    for (let pos = 0; pos < frame.byteLength; pos += room) {
+      const chunk = frame.subarray(pos, Math.min(frame.byteLength, pos + room));
+      view.setUint32(0, pos + room >= frame.byteLength ? WS_PART_LAST : WS_PART_MORE);
+      part.set(chunk, 4);
+      this.#socket.send(part.subarray(0, 4 + chunk.byteLength));
+    }
   }
 
   /** Sends a message already encoded (into the shared scratch buffer, or its own). */
@@ -724,6 +743,8 @@ export class WsSession {
  */
 const SCRATCH_MAX_BYTES = 8 * 1024 * 1024;
 let scratch = new Uint8Array(64 * 1024);
+/** The buffer each part of an answer sent in parts goes through (session.ts `#send`). */
+let partBuffer: Uint8Array<ArrayBuffer> | undefined;
 
 /**
  * The buffer an answer is encoded into before it is sent: Deno's WebSocket copies a message

@@ -7,6 +7,13 @@ import assert from "node:assert/strict";
 import { Rill } from "../../mod.ts";
 import { WsConnection } from "../../src/client/ws_connection.ts";
 import { RillError } from "../../src/protocol/errors.ts";
+import {
+  decodeFrame,
+  encodeFrame,
+  FrameParts,
+  WS_ANSWER_PART_BYTES,
+  WS_SUBPROTOCOL,
+} from "../../src/protocol/ws_frames.ts";
 import { decodeBatch, readBatchHeader, splitBatches } from "../../src/protocol/record_batch.ts";
 import { serveBroker } from "./_served.ts";
 
@@ -292,6 +299,66 @@ Deno.test("ws offsets: earliest, latest and by timestamp, as the HTTP route answ
       );
     }
     assert.equal(await ask("latest"), 3, "the connection still answers");
+  } finally {
+    conn.close();
+  }
+});
+
+Deno.test("ws fetch: an answer longer than 64 KiB goes in parts to a client that takes them, whole to one that does not", async () => {
+  await using s = await serveBroker();
+  await s.topic("big", 1);
+  const value = new Uint8Array(100 * 1024).fill(7);
+  const producer = new Rill({ brokers: [s.url], transport: "http" }).producer({ acks: 1 });
+  await producer.send({ topic: "big", messages: [{ value }, { value }, { value }] });
+  await producer.disconnect();
+  // Raw sockets: the messages as they come.
+  const answerOf = async (parts: boolean) => {
+    const socket = new WebSocket(`${s.url.replace("http", "ws")}/v1/ws`, WS_SUBPROTOCOL);
+    socket.binaryType = "arraybuffer";
+    const messages: Uint8Array[] = [];
+    let got!: () => void;
+    const records = new Promise<void>((r) => got = r);
+    const joiner = new FrameParts();
+    socket.onmessage = (e) => {
+      const m = new Uint8Array(e.data as ArrayBuffer);
+      messages.push(m);
+      const whole = joiner.take(m);
+      if (whole !== null && decodeFrame(whole).header.op === "records") got();
+    };
+    await new Promise((r) => socket.onopen = r);
+    socket.send(encodeFrame({ op: "hello", id: 1, parts }));
+    socket.send(encodeFrame({
+      op: "fetch",
+      id: 2,
+      partitions: [{ topic: "big", partition: 0, offset: 0, maxBytes: 1024 * 1024 }],
+    }));
+    await records;
+    const closed = new Promise((r) => socket.onclose = r);
+    socket.close();
+    await closed;
+    return messages.slice(1); // after the hello answer
+  };
+  const inParts = await answerOf(true);
+  assert.ok(inParts.length > 4, `${inParts.length} messages`);
+  assert.ok(inParts.every((m) => m.byteLength <= WS_ANSWER_PART_BYTES));
+  const whole = await answerOf(false);
+  assert.equal(whole.length, 1);
+  const joiner = new FrameParts();
+  let joined: Uint8Array | null = null;
+  for (const m of inParts) joined = joiner.take(m);
+  assert.deepEqual(joined, whole[0], "the parts join into the same frame");
+  // The client library takes parts and gets the records whole.
+  const conn = await WsConnection.open(s.url);
+  try {
+    const answer = await conn.fetch({
+      partitions: [{ topic: "big", partition: 0, offset: 0, maxBytes: 1024 * 1024 }],
+    });
+    const p = answer.partitions[0];
+    assert.ok(p.error === undefined);
+    const values = splitBatches(p.bytes).flatMap((b) =>
+      decodeBatch(b).records.map((r) => r.value!)
+    );
+    assert.deepEqual(values, [value, value, value]);
   } finally {
     conn.close();
   }
