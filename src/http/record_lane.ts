@@ -141,8 +141,15 @@ const SECRET_HEADER = CLUSTER_SECRET_HEADER.toLowerCase();
 /**
  * Reads a request's headers in one pass.
  *
+ * Through the header list Deno's `Headers` keep (see {@linkcode headerListOf}) when it can:
+ * `forEach` first builds a sorted, combined copy of every header (Deno 2.9.6: ~1.5–2 KB of
+ * garbage a request, a tenth of a single-record produce's). The list's sum counts a
+ * repeated header once per line, a few bytes more than `forEach`'s combined value: a
+ * request that close to the limit goes through the app, which answers it as always.
+ *
  * @param headers the request's headers
- * @returns the values the lanes read, and the size quotas.ts `limitRefusalOf` checks
+ * @returns the values the lanes read, and the size quotas.ts `limitRefusalOf` checks (at
+ *   least what it would count)
  * @example
  * ```ts
  * const h = laneHeaders(req.headers);
@@ -150,7 +157,13 @@ const SECRET_HEADER = CLUSTER_SECRET_HEADER.toLowerCase();
  * ```
  */
 export function laneHeaders(headers: Headers): LaneHeaders {
-  const h: LaneHeaders = {
+  const list = headerListOf(headers);
+  return (list !== null && headersFromList(list)) || headersByForEach(headers);
+}
+
+/** An empty {@linkcode LaneHeaders}. */
+function noHeaders(): LaneHeaders {
+  return {
     bytes: 0,
     type: null,
     length: null,
@@ -159,6 +172,11 @@ export function laneHeaders(headers: Headers): LaneHeaders {
     secret: null,
     prefer: null,
   };
+}
+
+/** {@linkcode laneHeaders} through the public API. */
+function headersByForEach(headers: Headers): LaneHeaders {
+  const h = noHeaders();
   // Names come lower-cased, and repeated ones combined, as `get` gives them.
   headers.forEach((value, name) => {
     h.bytes += name.length + value.length + 4;
@@ -182,6 +200,76 @@ export function laneHeaders(headers: Headers): LaneHeaders {
         h.prefer = value;
     }
   });
+  return h;
+}
+
+/** The symbol Deno's `Headers` keep their list under; null when there is none. */
+let headerListKey: symbol | null | undefined;
+
+/**
+ * The header list of a Deno `Headers`: its own field named by a symbol described "header
+ * list" (ext/fetch/20_headers.js), `[name, value]` pairs as received or set, names as
+ * given. Null when the runtime keeps no such array (the caller then uses `forEach`).
+ */
+function headerListOf(headers: Headers): unknown[] | null {
+  if (headerListKey === undefined) {
+    headerListKey = Object.getOwnPropertySymbols(headers).find((s) =>
+      s.description === "header list"
+    ) ?? null;
+  }
+  if (headerListKey === null) return null;
+  const fields = headers as unknown as Record<symbol, unknown>;
+  // A Deno.serve request's list is made on first use by anything but `get` (which asks
+  // the server for one header): `has` makes it, and nothing more.
+  if (fields[headerListKey] === null) headers.has("content-type");
+  const list = fields[headerListKey];
+  return Array.isArray(list) ? list : null;
+}
+
+/**
+ * {@linkcode laneHeaders} from a header list; null (read them with `forEach`) when an entry
+ * is not a pair of strings, a name has capitals (a Request made in code), or a header the
+ * lanes read comes more than once (`get` would combine its values).
+ */
+function headersFromList(list: unknown[]): LaneHeaders | null {
+  const h = noHeaders();
+  for (let i = 0; i < list.length; i++) {
+    const entry = list[i];
+    if (!Array.isArray(entry) || entry.length !== 2) return null;
+    const name = entry[0];
+    const value = entry[1];
+    if (typeof name !== "string" || typeof value !== "string") return null;
+    for (let j = 0; j < name.length; j++) {
+      const ch = name.charCodeAt(j);
+      if (ch >= 65 && ch <= 90) return null; // A-Z
+    }
+    h.bytes += name.length + value.length + 4;
+    switch (name) {
+      case "content-type":
+        if (h.type !== null) return null;
+        h.type = value;
+        break;
+      case "content-length":
+        if (h.length !== null) return null;
+        h.length = value;
+        break;
+      case "accept":
+        if (h.accept !== null) return null;
+        h.accept = value;
+        break;
+      case "authorization":
+        if (h.authorization !== null) return null;
+        h.authorization = value;
+        break;
+      case SECRET_HEADER:
+        if (h.secret !== null) return null;
+        h.secret = value;
+        break;
+      case "prefer":
+        if (h.prefer !== null) return null;
+        h.prefer = value;
+    }
+  }
   return h;
 }
 

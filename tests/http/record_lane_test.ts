@@ -8,6 +8,8 @@ import assert from "node:assert/strict";
 import { createApp } from "../../src/http/app.ts";
 import { encodeBatch } from "../../src/protocol/mod.ts";
 import { openTestBroker } from "./_app.ts";
+import { laneHeaders } from "../../src/http/record_lane.ts";
+import { CLUSTER_SECRET_HEADER } from "../../src/http/auth.ts";
 import { openSecureBroker } from "../security/_secure_app.ts";
 
 const enc = new TextEncoder();
@@ -268,4 +270,52 @@ Deno.test("record lane: a produce is counted in the request and latency metrics 
     invalid: 1,
   });
   assert.deepEqual(lane, app);
+});
+
+Deno.test("record lane: laneHeaders reads what Headers.get and forEach give, served or made in code", async () => {
+  /** What the lanes read, through the public API. */
+  const expected = (headers: Headers) => {
+    let bytes = 0;
+    headers.forEach((value, name) => bytes += name.length + value.length + 4);
+    return {
+      bytes,
+      type: headers.get("content-type"),
+      length: headers.get("content-length"),
+      accept: headers.get("accept"),
+      authorization: headers.get("authorization"),
+      secret: headers.get(CLUSTER_SECRET_HEADER),
+      prefer: headers.get("prefer"),
+    };
+  };
+  const seen: { lane: ReturnType<typeof laneHeaders>; api: ReturnType<typeof expected> }[] = [];
+  await using server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => {
+    const lane = laneHeaders(req.headers);
+    seen.push({ lane, api: expected(req.headers) });
+    return new Response(null, { status: 204 });
+  });
+  const url = `http://127.0.0.1:${server.addr.port}/`;
+  const sent: HeadersInit[] = [
+    { "content-type": BATCH, prefer: "return=minimal", authorization: "Bearer k" },
+    { "Content-Type": BATCH, "X-Other": "1", [CLUSTER_SECRET_HEADER]: "s" },
+    [["prefer", "return=minimal"], ["prefer", "respond-async"], ["accept", BATCH]],
+    [["x-repeated", "a"], ["x-repeated", "b"], ["content-type", BATCH]],
+  ];
+  for (const headers of sent) {
+    const res = await fetch(url, { method: "POST", body: "abc", headers });
+    await res.body?.cancel();
+    // The same headers on a Request made in code (names as given, no server behind it).
+    const made = new Request(url, { method: "POST", body: "abc", headers });
+    seen.push({ lane: laneHeaders(made.headers), api: expected(made.headers) });
+  }
+  assert.equal(seen.length, sent.length * 2);
+  for (const { lane, api } of seen) {
+    // A header sent twice counts its name twice: at least forEach's sum, never less.
+    assert.ok(lane.bytes >= api.bytes, `${lane.bytes} < ${api.bytes}`);
+    assert.deepEqual({ ...lane, bytes: 0 }, { ...api, bytes: 0 });
+  }
+  // Without repeated headers the sums are equal.
+  assert.equal(seen[0].lane.bytes, seen[0].api.bytes);
+  assert.equal(seen[1].lane.bytes, seen[1].api.bytes);
+  // Repeated values of a header the lane reads are combined, as `get` does.
+  assert.equal(seen[4].lane.prefer, "return=minimal, respond-async");
 });
