@@ -27,7 +27,8 @@
  *   POSTed as a batch, one request in flight (those sent meanwhile go in the next), the
  *   consumer long-polling `GET /0?offset=N`;
  * - `e2e-push`: the same, the records pushed to a push subscription of the WebSocket
- *   connection (`WsConnection.subscribe`, credit granted back per push) instead;
+ *   connection (`WsConnection.subscribe`, 32 pushes of credit, 16 granted back each time 16
+ *   came) instead;
  * - `e2e-ws-floor`: the same shape with bare WebSockets against bench/_http_floor_server.ts:
  *   each record sent at once as its own message (a u32 partition and a one-record batch, acks
  *   pipelined), the consumer a second socket (`GET /ws?sub=0`) that the server sends each
@@ -75,6 +76,12 @@ interface Settings {
 }
 
 const s: Settings = JSON.parse(Deno.args[0]);
+/** The crowd's errors by what failed and their message (printed to stderr at the end). */
+const errorKinds = new Map<string, number>();
+function countError(what: string, e: unknown): void {
+  const text = `${what}: ${e instanceof Error ? e.message : String(e)}`.slice(0, 160);
+  errorKinds.set(text, (errorKinds.get(text) ?? 0) + 1);
+}
 const until = () => performance.now() < end;
 let end = 0;
 
@@ -361,11 +368,13 @@ if (s.mode === "send") {
   } else {
     const conn = await WsConnection.open(s.url);
     const decoder = new TextDecoder();
-    // Pushes may come before subscribe() resolves: credit owed until then.
+    // Credit granted back in batches (half of it once half is spent): a credit frame per
+    // push cost the client a socket write and the broker a frame for each record. Pushes may
+    // come before subscribe() resolves: credit owed until then.
     const held: { sub?: WsSubscription } = {};
     let owed = 0;
     const sub = await conn.subscribe(
-      { partitions: [{ topic: s.topic!, partition: 0, offset: 0 }], credit: 16 },
+      { partitions: [{ topic: s.topic!, partition: 0, offset: 0 }], credit: 32 },
       (answer) => {
         for (const p of answer.partitions) {
           if (p.error !== undefined) continue;
@@ -373,12 +382,14 @@ if (s.mode === "send") {
             for (const r of decodeBatch(b).records) seen(decoder.decode(r.value!));
           }
         }
-        if (held.sub === undefined) owed++;
-        else held.sub.grant(1);
+        owed++;
+        if (held.sub !== undefined && owed >= 16) {
+          held.sub.grant(owed);
+          owed = 0;
+        }
       },
     );
     held.sub = sub;
-    if (owed > 0) sub.grant(owed);
     const subscription = sub;
     stop = async () => {
       await subscription.cancel();
@@ -446,8 +457,9 @@ if (s.mode === "send") {
           });
           while (until()) await new Promise((r) => setTimeout(r, 200));
           await consumer.disconnect();
-        })().catch(() => {
+        })().catch((e) => {
           errors++;
+          countError("consumer", e);
         }),
       );
     } else {
@@ -463,8 +475,9 @@ if (s.mode === "send") {
               messages: [{ value, partition: i % partitions }],
             });
             latencies.push(performance.now() - t);
-          } catch {
+          } catch (e) {
             errors++;
+            countError("send", e);
           }
           await new Promise((r) => setTimeout(r, s.intervalMs ?? 1000));
         }
@@ -474,6 +487,7 @@ if (s.mode === "send") {
   }
   console.error(`crowd: ${clients} clients started`);
   await Promise.all(tasks);
+  if (errorKinds.size > 0) console.error("crowd errors:", Object.fromEntries(errorKinds));
 } else if (s.mode === "crowd-floor") {
   const clients = s.clients ?? 1000;
   const consumers = s.consumers ?? 0;

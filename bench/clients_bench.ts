@@ -48,7 +48,8 @@
  *
  * `RILL_BENCH_SECONDS` (default 3) sets the length of each timed phase.
  * `RILL_CLIENTS_PARTS` (default all: `seq,many,e2e,commits,crowd`) runs only the workloads named
- * (`e2e-ws`: only the WebSocket half of 3).
+ * (`e2e-ws`: only the WebSocket half of 3). `RILL_CLIENTS_E2E_ROUNDS` (default 3) sets the
+ * rounds of each end-to-end comparison.
  * `RILL_CLIENTS_BROKER_REPO=/path/to/checkout/` runs that checkout's broker instead (the
  * clients stay this checkout's), with `RILL_CLIENTS_HTTP_ONLY=1` for a broker without the
  * WebSocket endpoint: how a "before" is measured on the same machine.
@@ -63,6 +64,8 @@ import { startFloorServer } from "./_http_floor.ts";
 const SUITE = "clients";
 const SECONDS = Math.max(0.5, Number(Deno.env.get("RILL_BENCH_SECONDS") ?? "3") || 3);
 const ROUNDS = 3;
+/** Rounds of the end-to-end phases (`RILL_CLIENTS_E2E_ROUNDS`, default 3). */
+const E2E_ROUNDS = Math.max(1, Number(Deno.env.get("RILL_CLIENTS_E2E_ROUNDS") ?? "3") || 3);
 const WORKER = new URL("./_clients_worker.ts", import.meta.url).pathname;
 const FLOOR = new URL("./_clients_floor_server.ts", import.meta.url).pathname;
 const BROKER_REPO = Deno.env.get("RILL_CLIENTS_BROKER_REPO");
@@ -524,7 +527,7 @@ async function endToEnd(
   // socket subscribed to the partition (_clients_worker.ts mode e2e-ws-floor).
   type WsE2e = "floor" | "e2e" | "e2e-push";
   const ws: Record<WsE2e, Measured[]> = { floor: [], e2e: [], "e2e-push": [] };
-  for (let round = 0; round < ROUNDS; round++) {
+  for (let round = 0; round < E2E_ROUNDS; round++) {
     const order: WsE2e[] = ["floor", "e2e", "e2e-push"];
     for (const mode of round % 2 === 0 ? order : [...order].reverse()) {
       const settings = { rate: 2000, seconds: SECONDS };
@@ -553,7 +556,7 @@ async function endToEnd(
     name: "WS floor (bare WebSockets: a producer's single-record messages appended, each " +
       "batch sent at once to a subscribed socket): e2e at 2,000 records/s, p50",
     value: median(p50s(ws.floor)),
-    unit: `ms, p99 ${fmt(median(p99s(ws.floor)))} ms (medians of ${ROUNDS} rounds), server ${
+    unit: `ms, p99 ${fmt(median(p99s(ws.floor)))} ms (medians of ${E2E_ROUNDS} rounds), server ${
       fmt(median(serverUs(ws.floor)))
     } µs/record`,
   });
@@ -597,7 +600,7 @@ async function endToEndHttp(
   // the producer's single-record POSTs and the consumer's long polls (_clients_worker.ts
   // mode e2e-floor).
   const e2e: Record<"http" | "floor", Measured[]> = { http: [], floor: [] };
-  for (let round = 0; round < ROUNDS; round++) {
+  for (let round = 0; round < E2E_ROUNDS; round++) {
     for (const name of round % 2 === 0 ? ["floor", "http"] as const : ["http", "floor"] as const) {
       const settings = { rate: 2000, seconds: SECONDS };
       e2e[name].push(
@@ -618,7 +621,7 @@ async function endToEndHttp(
     name: "HTTP floor (bare fetch, bare Deno.serve long poll and append): producer → " +
       "long-polling consumer at 2,000 records/s, e2e p50",
     value: median(p50s(e2e.floor)),
-    unit: `ms, p99 ${fmt(median(p99s(e2e.floor)))} ms (medians of ${ROUNDS} rounds), server ${
+    unit: `ms, p99 ${fmt(median(p99s(e2e.floor)))} ms (medians of ${E2E_ROUNDS} rounds), server ${
       fmt(median(serverUs(e2e.floor)))
     } µs/record`,
   });

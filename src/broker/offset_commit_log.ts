@@ -8,8 +8,9 @@
  * `<data>/offset-commits.log`, no fsync — and answered at once; a writer then copies the
  * commits into the KV group store behind the answers, through the offset commit coalescer
  * (coordination/offset_commits.ts): every commit that arrived while the previous copy was in
- * flight goes in the next one, one KV atomic write for all of them (the latest offset of
- * each partition), checked on each group's meta as read in the same round.
+ * flight, or within `COPY_WINDOW_MS` (5 ms) of the first, goes in the next one, one KV atomic
+ * write for all of them (the latest offset of each partition), checked on each group's meta as
+ * read in the same round (or kept from an earlier round while it is unchanged).
  *
  * Until its copy is in KV, a commit is *pending*: reads of committed offsets on this broker
  * ({@linkcode OffsetCommitLog.pendingOf}) lay the pending ones over what KV holds, so
@@ -46,6 +47,7 @@ import {
 } from "../coordination/group_classic.ts";
 import { type CommittedOffset, groupOffsetKey } from "../coordination/group_keys.ts";
 import { CommitCoalescer } from "../coordination/offset_commits.ts";
+import { type GroupSnapshot, readGroup } from "../coordination/group_store.ts";
 import { crc32c } from "../protocol/crc32c.ts";
 import { RillError } from "../protocol/errors.ts";
 import { join } from "./data_dir.ts";
@@ -61,6 +63,13 @@ const COPY_CHUNK = 500;
 /** Refusals that drop a commit: the group is gone or no longer a Kafka group. */
 const DROPPED = new Set(["GROUP_ID_NOT_FOUND", "INCONSISTENT_GROUP_PROTOCOL"]);
 const HEADER = 8;
+/**
+ * How long commits gather before a copy round starts: a consumer committing after every batch
+ * sends hundreds a second, and a round costs KV a group read and a write however many it holds.
+ */
+const COPY_WINDOW_MS = 5;
+/** Most group snapshots kept between copy rounds. */
+const MAX_SNAPSHOTS = 10_000;
 
 /** One Kafka commit, as appended. */
 export interface LoggedCommit {
@@ -96,6 +105,8 @@ export interface OffsetLogStats {
   retries: number;
   /** KV atomic writes the copies took */
   kvWrites: number;
+  /** group reads the copies took */
+  kvReads: number;
 }
 
 /**
@@ -203,6 +214,7 @@ export class OffsetCommitLog {
   readonly #log: (line: string) => void;
   readonly #coalescer: CommitCoalescer<ClassicCopyRequest>;
   readonly #pending = new Map<string, Map<string, PendingOffset>>();
+  readonly #snapshots = new Map<string, GroupSnapshot>();
   #count = 0;
   #seq = 0;
   #file: Deno.FsFile | null = null;
@@ -215,18 +227,41 @@ export class OffsetCommitLog {
   #lastFailureLog = 0;
   #waiters: Waiter[] = [];
   /** what the log did so far */
-  readonly #stats = { appended: 0, copied: 0, dropped: 0, retries: 0 };
+  readonly #stats = {
+    appended: 0,
+    copied: 0,
+    dropped: 0,
+    retries: 0,
+    snapshotsAsked: 0,
+    snapshotsRead: 0,
+  };
 
   /** What the log did so far. */
   get stats(): OffsetLogStats {
-    return { ...this.#stats, kvWrites: this.#coalescer.stats.writes };
+    const c = this.#coalescer.stats;
+    const { appended, copied, dropped, retries } = this.#stats;
+    return {
+      appended,
+      copied,
+      dropped,
+      retries,
+      kvWrites: c.writes,
+      // the coalescer counts a kept snapshot as a read
+      kvReads: c.reads - this.#stats.snapshotsAsked + this.#stats.snapshotsRead,
+    };
   }
 
   private constructor(opts: OffsetCommitLogOptions) {
     this.#dir = opts.dataDir;
     this.#kv = opts.kv;
     this.#log = opts.log;
-    this.#coalescer = new CommitCoalescer(opts.kv, planClassicCopy, opts.now);
+    this.#coalescer = new CommitCoalescer(
+      opts.kv,
+      planClassicCopy,
+      opts.now,
+      true,
+      (groupId) => this.#snapshot(groupId),
+    );
   }
 
   /**
@@ -409,19 +444,41 @@ export class OffsetCommitLog {
     }
   }
 
+  /**
+   * A group as a copy round decides on it: a Kafka group's snapshot is kept from round to round
+   * (one KV write a round instead of a read and a write) until a write's check finds its meta
+   * changed (a rebalance), then read again.
+   */
+  async #snapshot(groupId: string): Promise<GroupSnapshot> {
+    this.#stats.snapshotsAsked++;
+    const kept = this.#snapshots.get(groupId);
+    if (kept) return kept;
+    this.#stats.snapshotsRead++;
+    const snap = await readGroup(this.#kv, groupId);
+    if (snap.meta?.kafka && snap.metaVersionstamp !== null) {
+      if (this.#snapshots.size >= MAX_SNAPSHOTS) this.#snapshots.clear();
+      this.#snapshots.set(groupId, snap);
+    }
+    return snap;
+  }
+
   #schedule(): void {
     if (this.#running || this.#count === 0) return;
     this.#running = true;
-    setTimeout(() => void this.#run(), this.#backoffMs);
+    setTimeout(() => void this.#run(), this.#backoffMs || COPY_WINDOW_MS);
   }
 
   async #run(): Promise<void> {
     try {
       while (this.#count > 0) {
+        const conflicts = this.#coalescer.stats.conflicts;
         const failed = await this.#copyRound();
+        // A check failed: some group changed since its snapshot was kept.
+        if (failed || this.#coalescer.stats.conflicts !== conflicts) this.#snapshots.clear();
         this.#wake();
         if (!failed) {
           this.#backoffMs = 0;
+          if (this.#count > 0) await new Promise((r) => setTimeout(r, COPY_WINDOW_MS));
           continue;
         }
         this.#stats.retries++;

@@ -135,8 +135,25 @@ export class ReadBufferPool {
     this.#smallBytes += buf.length;
   }
 
+  /**
+   * Keeps a buffer given back while idle ones stay within bounds; when they would not, the
+   * smaller idle ones make room for a larger one (a large buffer serves any read; small ones
+   * kept in its place made each large read a new buffer, zero-filled and then garbage: 900
+   * consumers behind the log end read up to 1 MiB each).
+   */
   #giveBack(buf: Uint8Array): void {
-    if (this.#idleBytes + buf.length > MAX_IDLE_BYTES) return;
+    if (this.#idleBytes + buf.length > MAX_IDLE_BYTES) {
+      this.#idle.sort((a, b) => a.length - b.length);
+      let drop = 0;
+      let freed = 0;
+      while (
+        drop < this.#idle.length && this.#idle[drop].length < buf.length &&
+        this.#idleBytes - freed + buf.length > MAX_IDLE_BYTES
+      ) freed += this.#idle[drop++].length;
+      if (this.#idleBytes - freed + buf.length > MAX_IDLE_BYTES) return;
+      this.#idle.splice(0, drop);
+      this.#idleBytes -= freed;
+    }
     this.#idle.push(buf);
     this.#idleBytes += buf.length;
   }

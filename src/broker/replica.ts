@@ -28,6 +28,7 @@ import type {
 import { RillError } from "../protocol/errors.ts";
 import { removeDir } from "./data_dir.ts";
 import { FetchWaiters } from "./fetch_waiters.ts";
+import { TailReads } from "./tail_reads.ts";
 import {
   caughtUpFollowers,
   type FollowerState,
@@ -136,12 +137,8 @@ export class Replica {
   #now: () => number;
   #closing = false;
   #closed: Promise<void> | null = null;
-  /**
-   * The last append as the leader, as written (offsets assigned), kept while fetches wait
-   * on the partition: a fetch woken by it reads it from here, not from the segment file
-   * (see {@linkcode Replica.readSync}). Null when none is kept.
-   */
-  #tail: { baseOffset: number; nextOffset: number; bytes: Uint8Array } | null = null;
+  /** the batches appended last and the last small read, for the reads that follow (read) */
+  readonly #tail = new TailReads();
 
   private constructor(opts: ReplicaOptions, log: PartitionLog) {
     this.topic = opts.topic;
@@ -280,7 +277,7 @@ export class Replica {
    * @param observer whether this is an observer copy
    */
   becomeFollower(epoch: number, leaderId: number, observer = false): void {
-    this.#tail = null;
+    this.#tail.clear();
     this.#role = observer ? "observer" : "follower";
     this.#leaderId = leaderId;
     this.leaderEpoch = epoch;
@@ -499,8 +496,9 @@ export class Replica {
    * @param offset the new log end offset
    */
   async truncateTo(offset: number): Promise<void> {
-    this.#tail = null;
+    this.#tail.clear();
     await this.log.truncateTo(offset);
+    this.#tail.clear();
     const leo = this.log.logEndOffset;
     if (this.#highWatermark > leo) this.#highWatermark = leo;
     this.#uncommitted = this.#uncommitted.filter(([next]) => next <= leo);
@@ -514,8 +512,9 @@ export class Replica {
    * @param offset the leader's log start offset
    */
   async truncateFullyAndStartAt(offset: number): Promise<void> {
-    this.#tail = null;
+    this.#tail.clear();
     await this.log.truncateFullyAndStartAt(offset);
+    this.#tail.clear();
     this.#uncommitted = [];
     this.#setHighWatermark(this.log.logEndOffset);
   }
@@ -629,11 +628,9 @@ export class Replica {
     });
     const next = result.lastOffset + 1;
     if (next > this.#highWatermark && !result.duplicate) {
-      // Kept (a copy: the caller may reuse its buffer) for the fetches waiting at the log
-      // end, before they are woken; only small appends (single-record produces).
-      this.#tail = this.waiters.size > 0 && batches.length <= TAIL_MAX_BYTES
-        ? { baseOffset: result.baseOffset, nextOffset: next, bytes: batches.slice() }
-        : null;
+      // Kept for the fetches waiting to read them; a partition no one follows keeps nothing.
+      if (this.waiters.size > 0) this.#tail.append(batches, result.baseOffset);
+      else if (this.#tail.bytes > 0) this.#tail.clear();
       this.#uncommitted.push([next, batches.length]);
       this.replicaWaiters.notify(batches.length);
       this.#advanceHighWatermark();
@@ -647,7 +644,8 @@ export class Replica {
    * @param offset the first offset wanted (the first batch may start before it)
    * @param maxBytes the most bytes to return (at least one batch is returned if any)
    * @param alloc where the bytes are read (segment.ts's ReadBuffer); default a new buffer
-   * @returns the batches, the next offset, the high watermark and the log start offset
+   * @returns the batches, the next offset, the high watermark and the log start offset; the
+   *   bytes may be shared with other reads at the same position (never write them)
    * @throws {RillError} OFFSET_OUT_OF_RANGE with both bounds when `offset` is below the
    *   log start offset or above the high watermark
    */
@@ -660,9 +658,9 @@ export class Replica {
   }
 
   /**
-   * {@linkcode read}, synchronously. A read from the first offset of the leader's last
-   * append, once committed, gets that append's bytes kept in memory while fetches waited
-   * (no file read: a consumer at the log end woken by it); shared, not to be written to.
+   * {@linkcode read}, synchronously. A read of the tail that the leader keeps while fetches
+   * wait on the partition (tail_reads.ts) is answered from memory, not the segment file; its
+   * bytes may be shared, never to be written to.
    */
   readSync(offset: number, maxBytes: number, alloc?: ReadBuffer): FetchResult {
     const hw = this.#highWatermark;
@@ -675,19 +673,13 @@ export class Replica {
         logStartOffset: this.log.logStartOffset,
       };
     }
-    const tail = this.#tail;
-    if (
-      tail !== null && tail.baseOffset === offset && tail.nextOffset <= hw &&
-      tail.bytes.length <= maxBytes && this.#role === "leader"
-    ) {
-      return {
-        bytes: tail.bytes,
-        nextOffset: tail.nextOffset,
-        highWatermark: hw,
-        logStartOffset: this.log.logStartOffset,
-      };
+    // The fetches an append wakes read the tail: from memory while it is kept (tail_reads.ts).
+    let result: ReadResult | null = this.#role === "leader"
+      ? this.#tail.read(offset, maxBytes, hw, alloc)
+      : null;
+    if (result !== null) {
+      return { ...result, highWatermark: hw, logStartOffset: this.log.logStartOffset };
     }
-    let result: ReadResult;
     try {
       result = this.log.readSync(offset, maxBytes, { maxOffset: hw, alloc });
     } catch (e) {
@@ -695,6 +687,7 @@ export class Replica {
       if (e instanceof RillError && e.code === "OFFSET_OUT_OF_RANGE") this.checkOffset(offset);
       throw e;
     }
+    this.#tail.keep(offset, maxBytes, hw, result);
     return { ...result, highWatermark: hw, logStartOffset: this.log.logStartOffset };
   }
 
@@ -783,7 +776,7 @@ export class Replica {
   close(): Promise<void> {
     this.#closed ??= (async () => {
       this.#closing = true;
-      this.#tail = null;
+      this.#tail.clear();
       this.waiters.close();
       this.replicaWaiters.close();
       this.#failCommitWaiters(
@@ -803,6 +796,3 @@ export class Replica {
 }
 
 const EMPTY = new Uint8Array(0);
-
-/** The largest append kept for the fetches waiting at the log end (Replica.readSync). */
-const TAIL_MAX_BYTES = 16 * 1024;

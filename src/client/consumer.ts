@@ -441,6 +441,7 @@ export class Consumer {
         ) {
           if (++chunk.turn > TURN_RECORDS && this.#f.yieldTurn(chunk)) break;
           const m = messages[chunk.index++];
+          this.#f.handed();
           if (!this.#group) {
             state.position = m.offset + 1;
             yield m;
@@ -651,8 +652,13 @@ export class Consumer {
           const busy = deferred();
           s.busy = busy;
           try {
-            if (options.eachBatch) await deliverBatch(this.#delivery, chunk, options, heartbeat);
-            else await deliverMessages(this.#delivery, chunk, options.eachMessage!, heartbeat);
+            // The handler is called before the first await of either (the fetcher may be
+            // waiting for that to send its next request: handed).
+            const delivering = options.eachBatch
+              ? deliverBatch(this.#delivery, chunk, options, heartbeat)
+              : deliverMessages(this.#delivery, chunk, options.eachMessage!, heartbeat);
+            this.#f.handed();
+            await delivering;
             attempt = 0;
           } catch (e) {
             if (chunk.index > before) attempt = 0;

@@ -18,6 +18,13 @@ import { delay, isRetriable, retryDelay } from "./retry.ts";
 import type { Transport } from "./transport.ts";
 
 /** One assigned partition's fetch and delivery state. */
+/**
+ * How long the share of the WebSocket connections taken for an offset look-up is kept if the
+ * consumer does not start running (it usually does at once, and fetches over the same
+ * connection).
+ */
+const STREAMS_IDLE_MS = 1000;
+
 export interface PartitionState {
   topic: string;
   partition: number;
@@ -132,10 +139,16 @@ export class PartitionFetches {
   readonly #t: Transport;
   /** the consumer's share of the transport's WebSocket connections, while it runs */
   #streams: (() => void) | undefined;
+  /** gives the share back if the consumer does not start after an offset look-up */
+  #idleStreams: ReturnType<typeof setTimeout> | undefined;
   readonly #admin: Admin;
   readonly #opts: FetchSettings;
   readonly #ready: Chunk[] = [];
   #readyWaiter: (() => void) | null = null;
+  /** set when the session fetcher handed records to a delivery loop waiting for some */
+  #wokeDelivery = false;
+  /** the session fetcher waiting for those records to reach the handler (handedOver) */
+  #handedWaiters: (() => void)[] = [];
   /** one long poll per broker (session_fetcher.ts) while running with `fetchSessions` */
   #fetcher: SessionFetcher<PartitionState> | null = null;
   /** settles once the stopped fetcher closed its sessions */
@@ -190,7 +203,19 @@ export class PartitionFetches {
     }
     const o = p.offset ?? "latest";
     if (o === "earliest" || o === "latest") {
-      return await this.#admin.fetchOffset(p.topic, p.partition, o);
+      // Over the WebSocket connection the consumer fetches on next, else over HTTP: a share
+      // of the connections is taken now and kept while the consumer runs (or for a moment,
+      // if it does not start).
+      this.#streams ??= this.#t.useStreams();
+      clearTimeout(this.#idleStreams);
+      try {
+        return await this.#t.listOffset(p.topic, p.partition, o) ??
+          await this.#admin.fetchOffset(p.topic, p.partition, o);
+      } finally {
+        // Counted from the answer: a slow look-up keeps its connection.
+        clearTimeout(this.#idleStreams);
+        this.#idleStreams = setTimeout(() => this.#releaseStreams(), STREAMS_IDLE_MS);
+      }
     }
     return toOffset(o);
   }
@@ -238,6 +263,8 @@ export class PartitionFetches {
 
   /** Gives the share of the WebSocket connections back once the consumer stopped. */
   #releaseStreams(): void {
+    clearTimeout(this.#idleStreams);
+    this.#idleStreams = undefined;
     if (this.running) return;
     if (this.#fetcher !== null) {
       this.fetcherStopped = this.#fetcher.stop();
@@ -253,6 +280,19 @@ export class PartitionFetches {
     for (const s of this.states.values()) this.halt(s);
     this.#ready.length = 0;
     this.#readyWaiter?.();
+    this.handed();
+  }
+
+  /**
+   * Called by the delivery loop once the handler was called with a chunk (its first record
+   * or the batch), and whenever it goes back to waiting for one: the session fetcher
+   * waiting in {@linkcode handedOver} sends its next request now.
+   */
+  handed(): void {
+    if (this.#handedWaiters.length === 0) return;
+    const waiters = this.#handedWaiters;
+    this.#handedWaiters = [];
+    for (const w of waiters) w();
   }
 
   /**
@@ -373,6 +413,7 @@ export class PartitionFetches {
     this.#releaseStreams();
     for (const s of this.states.values()) this.halt(s);
     this.#readyWaiter?.();
+    this.handed();
   }
 
   /**
@@ -418,6 +459,8 @@ export class PartitionFetches {
       if (c.raw !== null && !this.#decode(c)) continue;
       return c;
     }
+    // Nothing (more) to hand to the handler: a fetcher waiting for that goes on.
+    this.handed();
     if (!this.running) return null;
     return new Promise<void>((resolve) => (this.#readyWaiter = resolve)).then(() =>
       this.nextChunk()
@@ -501,7 +544,16 @@ export class PartitionFetches {
         });
         const w = this.#readyWaiter;
         this.#readyWaiter = null;
-        w?.();
+        if (w !== null) {
+          this.#wokeDelivery = true;
+          w();
+        }
+      },
+      handedOver: (wait) => {
+        const woke = this.#wokeDelivery;
+        this.#wokeDelivery = false;
+        if (!woke || !wait) return null;
+        return new Promise<void>((resolve) => this.#handedWaiters.push(resolve));
       },
       partitionError: (s, token, e) => this.#fetchFailed(s, token, e),
       fail: (e) => this.fail(e),

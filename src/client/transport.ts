@@ -10,6 +10,7 @@
 import { errorFromBody, RillError } from "../protocol/errors.ts";
 import { resolveRetry, type RetryOptions, withRetry } from "./retry.ts";
 import { LeaderRoutes } from "./leader_routes.ts";
+import { brokerOffset } from "./offsets.ts";
 import {
   WsConnection,
   type WsFetchAnswer,
@@ -410,6 +411,45 @@ export class Transport {
         }
         if (p.error !== undefined) throw p.error;
         return p;
+      } catch (e) {
+        if (!(e instanceof RillError) || hop >= 2) throw e;
+        if (e.code === "BROKER_NOT_AVAILABLE" && routed !== undefined) {
+          this.#routes.forget(route);
+          continue;
+        }
+        if (!this.#routes.learn(route, e, base)) throw e;
+      }
+    }
+  }
+
+  /**
+   * Looks up an offset of a partition over the WebSocket connection to its leader (or
+   * `readFrom`), as `GET .../offsets?at=` would; for a consumer, which holds a share of the
+   * connections ({@linkcode useStreams}) and fetches over the same connection next, so that
+   * no HTTP connection is left open for the look-up.
+   *
+   * @param topic the topic
+   * @param partition the partition
+   * @param at "earliest", "latest" or a timestamp in ms
+   * @returns the offset, or null when HTTP is to be used (no share held, or a broker that
+   *   does not take the request)
+   * @throws {RillError} the broker's error; BROKER_NOT_AVAILABLE when the connection fails
+   */
+  async listOffset(
+    topic: string,
+    partition: number,
+    at: "earliest" | "latest" | number,
+  ): Promise<number | null> {
+    if (this.#streamMode === "http" || this.#streamUsers === 0) return null;
+    const route = this.#routes.keyOf("GET", `${topicPath(topic)}/partitions/${partition}/offsets`)!;
+    for (let hop = 0;; hop++) {
+      const routed = this.#routes.base(route);
+      const base = routed ?? this.broker;
+      try {
+        const conn = await this.#stream(base, routed !== undefined);
+        if (conn === null || !conn.offsets) return null;
+        const { header } = await conn.request({ op: "offsets", topic, partition, at });
+        return brokerOffset(header.offset, "offset");
       } catch (e) {
         if (!(e instanceof RillError) || hop >= 2) throw e;
         if (e.code === "BROKER_NOT_AVAILABLE" && routed !== undefined) {

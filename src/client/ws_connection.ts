@@ -25,6 +25,7 @@ import {
   decodeFrame,
   encodeFrame,
   type Frame,
+  FrameParts,
   WS_AUTH_SUBPROTOCOL_PREFIX,
   WS_PATH,
   WS_SUBPROTOCOL,
@@ -265,6 +266,10 @@ export class WsConnection {
   #closedError: RillError | null = null;
   /** whether the broker takes binary produce frames (its hello answer said so) */
   #binaryProduce = false;
+  /** whether the broker answers `offsets` requests (its hello answer lists them) */
+  #offsets = false;
+  /** the parts of a long answer so far */
+  readonly #frameParts = new FrameParts();
   readonly #base: string;
   /** called once when the connection closes */
   onClose: () => void = () => {};
@@ -305,11 +310,17 @@ export class WsConnection {
     const conn = new WsConnection(base);
     conn.#link = await openLink(base, opts.auth, conn.#events());
     try {
-      const { header } = await conn.request({ op: "hello", clientId: opts.clientId });
+      // "parts": long answers may come in parts (ws_frames.ts WS_ANSWER_PART_BYTES).
+      const { header } = await conn.request({
+        op: "hello",
+        clientId: opts.clientId,
+        parts: true,
+      });
       const max = header.maxInFlightBytes;
       if (typeof max === "number" && max > 0) conn.#maxInFlightBytes = max;
       conn.#binaryProduce = Array.isArray(header.binary) &&
         header.binary.includes(WS_BINARY_PRODUCE);
+      conn.#offsets = Array.isArray(header.ops) && header.ops.includes("offsets");
     } catch (e) {
       conn.close();
       // Closed before its hello was answered: something between refuses WebSocket.
@@ -334,6 +345,11 @@ export class WsConnection {
   /** Whether produce requests go as binary frames (the broker said it takes them). */
   get binaryProduce(): boolean {
     return this.#binaryProduce;
+  }
+
+  /** Whether the broker looks offsets up over the connection (its hello answer said so). */
+  get offsets(): boolean {
+    return this.#offsets;
   }
 
   /** Requests sent and not answered yet. */
@@ -564,6 +580,15 @@ export class WsConnection {
   }
 
   #message(message: Uint8Array, owned: boolean): void {
+    if (message[0] === 0xff && !startsWith(message, WS_PRODUCED)) {
+      // A part of a long answer: the frame once its last part came.
+      const whole = this.#frameParts.take(message);
+      if (whole === null) return;
+      if (whole !== message) {
+        message = whole;
+        owned = true;
+      }
+    }
     if (startsWith(message, WS_PRODUCED)) {
       let answer: ReturnType<typeof decodeProducedFrame>;
       try {

@@ -92,6 +92,7 @@ export class CommitCoalescer<R extends { offsets: readonly unknown[] }> {
   #queue: Queued<R>[] = [];
   #running = false;
   readonly #coalesce: boolean;
+  readonly #read: (groupId: string) => Promise<GroupSnapshot>;
   /** what the coalescer did so far */
   readonly stats: CommitStats = { commits: 0, writes: 0, reads: 0, conflicts: 0 };
 
@@ -100,17 +101,22 @@ export class CommitCoalescer<R extends { offsets: readonly unknown[] }> {
    * @param plan decides one commit on a snapshot of its group
    * @param now the clock
    * @param coalesce false: each commit reads and writes alone (the benchmark's baseline)
+   * @param read how a round reads a group (default: from KV); a snapshot kept from an earlier
+   *   round is safe, since the write checks the versionstamps the decision relied on and a
+   *   failed check runs each commit alone on a fresh read
    */
   constructor(
     kv: Deno.Kv,
     plan: PlanCommit<R>,
     now: () => number = Date.now,
     coalesce = true,
+    read?: (groupId: string) => Promise<GroupSnapshot>,
   ) {
     this.#kv = kv;
     this.#plan = plan;
     this.#now = now;
     this.#coalesce = coalesce;
+    this.#read = read ?? ((groupId) => readGroup(kv, groupId));
   }
 
   /**
@@ -166,7 +172,7 @@ export class CommitCoalescer<R extends { offsets: readonly unknown[] }> {
     let snaps: Map<string, GroupSnapshot>;
     try {
       snaps = new Map(
-        await Promise.all([...groups].map(async (g) => [g, await readGroup(this.#kv, g)] as const)),
+        await Promise.all([...groups].map(async (g) => [g, await this.#read(g)] as const)),
       );
     } catch (e) {
       for (const q of round) q.reject(e);

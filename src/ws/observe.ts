@@ -19,6 +19,7 @@ export type WsRoute =
   | "subscribe"
   | "credit"
   | "unsubscribe"
+  | "offsets"
   | "invalid"
   | "unknown"
   | "upgrade";
@@ -56,7 +57,9 @@ export class WsMeter {
    */
   constructor(metrics: Metrics, connections: () => number) {
     this.#metrics = metrics;
-    for (const route of ["hello", "produce", "fetch", "subscribe", "credit", "unsubscribe"]) {
+    for (
+      const route of ["hello", "produce", "fetch", "subscribe", "credit", "unsubscribe", "offsets"]
+    ) {
       this.#ok[route] = metrics.requests.series({ api: "ws", route, status: "200" });
     }
     for (const acks of ["all", "1", "0", "invalid"]) {

@@ -113,6 +113,29 @@ Deno.test("commits are read before their copy, then are in KV, many in few KV wr
   await again.close();
 });
 
+Deno.test("copy rounds read a Kafka group once while its meta is unchanged, again after a rebalance", async () => {
+  await using t = await setup();
+  await kafkaGroup(t.kv);
+  const log = t.open();
+  for (let i = 1; i <= 5; i++) {
+    assert.ok(log.append(commit(i)));
+    await log.settled();
+  }
+  assert.equal(await t.offset(), 5);
+  assert.deepEqual([log.stats.kvReads, log.stats.kvWrites], [1, 5]);
+  // A rebalance recorded by the coordinator changes the meta: the kept snapshot's check fails,
+  // the commit is decided again on a fresh read and lands.
+  await kafkaGroup(t.kv);
+  assert.ok(log.append(commit(6)));
+  await log.settled();
+  assert.equal(await t.offset(), 6);
+  assert.ok(log.stats.kvReads >= 2, JSON.stringify(log.stats));
+  assert.ok(log.append(commit(7)));
+  await log.settled();
+  assert.equal(await t.offset(), 7);
+  await log.close();
+});
+
 Deno.test("a member's commit whose group was deleted before the copy is dropped and logged", async () => {
   await using t = await setup();
   const log = t.open();

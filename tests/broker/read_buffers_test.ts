@@ -45,6 +45,24 @@ Deno.test("ReadBufferPool lends one buffer per request, reuses it after release,
   assert.ok(pool.idleBytes >= idle);
 });
 
+Deno.test("ReadBufferPool: when its idle buffers are at the bound, a larger one given back takes the place of smaller ones", () => {
+  const pool = new ReadBufferPool();
+  // The pool full of small buffers.
+  const small = Array.from({ length: 2 * MAX_IDLE_BYTES / (256 * 1024) }, () => pool.lend());
+  for (const l of small) l.alloc(1);
+  for (const l of small) l.release();
+  assert.equal(pool.idleBytes, MAX_IDLE_BYTES);
+  // A large read takes a new buffer; given back, it is kept in place of small ones and lent
+  // to the next large read.
+  const large = pool.lend();
+  const buf = large.alloc(1024 * 1024);
+  large.release();
+  assert.ok(pool.idleBytes <= MAX_IDLE_BYTES);
+  const next = pool.lend();
+  assert.equal(next.alloc(1024 * 1024), buf, "the large buffer is reused");
+  next.release();
+});
+
 Deno.test("concurrent raw fetches of consumers and followers each get their own bytes", async () => {
   await using t = await openTestBroker();
   assert.equal((await t.call("POST", "/v1/topics", { name: "pool", partitions: 2 })).status, 201);

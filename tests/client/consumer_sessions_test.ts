@@ -8,6 +8,8 @@ import { type FetchFn, Rill } from "../../mod.ts";
 import { TURN_RECORDS } from "../../src/client/consumer_fetches.ts";
 import { encodeBatch } from "../../src/protocol/record_batch.ts";
 import { openTestBroker, type TestBroker } from "../http/_app.ts";
+import { serveBroker } from "../ws/_served.ts";
+import { WsConnection } from "../../src/client/ws_connection.ts";
 
 const enc = new TextEncoder();
 
@@ -186,4 +188,42 @@ Deno.test("a batch that fails its CRC stops a session consumer: records before i
   );
   const zero = got.filter((g) => g.startsWith("0:"));
   assert.deepEqual(zero, ["0:r0", "0:r1", "0:r2"], "partition 0 stops before the damaged batch");
+});
+
+Deno.test("a record trickling in reaches a waiting handler before the consumer sends its next fetch", async () => {
+  await using served = await serveBroker();
+  await served.topic("trickle");
+  // Fetches the consumer sends over its WebSocket connection (counted as they are written)
+  // and their answers (counted as they come).
+  let sent = 0;
+  let answered = 0;
+  const fetchFrame = WsConnection.prototype.fetch;
+  WsConnection.prototype.fetch = function (req) {
+    sent++;
+    return fetchFrame.call(this, req).finally(() => answered++);
+  };
+  try {
+    const consumer = new Rill({ brokers: [served.url] }).consumer({ maxWaitMs: 10_000 });
+    await consumer.assign([{ topic: "trickle", partition: 0, offset: 0 }]);
+    // Fetches in flight when each record reached the handler.
+    const inFlight: number[] = [];
+    let handled: (() => void) | null = null;
+    await consumer.run({
+      eachMessage: () => {
+        inFlight.push(sent - answered);
+        handled?.();
+      },
+    });
+    const batch = (i: number) => encodeBatch([{ value: enc.encode(`r${i}`) }]);
+    for (let i = 0; i < 4; i++) {
+      const got = new Promise<void>((resolve) => handled = resolve);
+      await served.broker.produceBatches("trickle", 0, batch(i), 1);
+      await got;
+    }
+    await consumer.disconnect();
+    // Each record reached the handler before the next fetch was written.
+    assert.deepEqual(inFlight, [0, 0, 0, 0]);
+  } finally {
+    WsConnection.prototype.fetch = fetchFrame;
+  }
 });

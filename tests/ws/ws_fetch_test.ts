@@ -7,6 +7,13 @@ import assert from "node:assert/strict";
 import { Rill } from "../../mod.ts";
 import { WsConnection } from "../../src/client/ws_connection.ts";
 import { RillError } from "../../src/protocol/errors.ts";
+import {
+  decodeFrame,
+  encodeFrame,
+  FrameParts,
+  WS_ANSWER_PART_BYTES,
+  WS_SUBPROTOCOL,
+} from "../../src/protocol/ws_frames.ts";
 import { decodeBatch, readBatchHeader, splitBatches } from "../../src/protocol/record_batch.ts";
 import { serveBroker } from "./_served.ts";
 
@@ -184,6 +191,11 @@ Deno.test("ws fetch: the consumer long-polls over the client's WebSocket, and cl
     /rill_requests_total\{api="http",route="\/v1\/fetch"/.test(
       await (await fetch(`${s.url}/metrics`)).text(),
     );
+  // The start offsets were looked up over the same connection: no HTTP connection is left
+  // open for them.
+  const metrics = await (await fetch(`${s.url}/metrics`)).text();
+  assert.match(metrics, /rill_requests_total\{api="ws",route="offsets",status="200"\} 2/);
+  assert.doesNotMatch(metrics, /api="http",route="[^"]*offsets"/);
   await consumer.disconnect();
   await producer.disconnect();
   assert.deepEqual(seen.sort(), ["v0", "v1", "v2", "v3"]);
@@ -249,5 +261,105 @@ Deno.test("ws fetch: long polls of many connections woken by one append each get
   } finally {
     for (const c of conns) c.close();
     await producer.disconnect();
+  }
+});
+
+Deno.test("ws offsets: earliest, latest and by timestamp, as the HTTP route answers; bad requests refused", async () => {
+  await using s = await serveBroker();
+  await s.topic("t", 1);
+  const producer = new Rill({ brokers: [s.url], transport: "http" }).producer({ acks: 1 });
+  for (let i = 0; i < 3; i++) await producer.send({ topic: "t", messages: [{ value: `v${i}` }] });
+  await producer.disconnect();
+  const conn = await WsConnection.open(s.url);
+  try {
+    assert.equal(conn.offsets, true, "the hello answer lists offsets");
+    const ask = async (at: unknown) =>
+      (await conn.request({ op: "offsets", topic: "t", partition: 0, at })).header.offset;
+    const http = async (at: string) =>
+      (await (await fetch(`${s.url}/v1/topics/t/partitions/0/offsets?at=${at}`)).json()).offset;
+    assert.equal(await ask("earliest"), 0);
+    assert.equal(await ask("latest"), 3);
+    assert.equal(await ask(undefined), 3, "latest by default");
+    const now = Date.now();
+    assert.equal(await ask(now + 60_000), await http(String(now + 60_000)));
+    assert.equal(await ask(0), 0);
+    for (
+      const [req, code] of [
+        [{ topic: "t", partition: 0, at: "soon" }, "INVALID_REQUEST"],
+        [{ topic: "t", partition: -1 }, "INVALID_REQUEST"],
+        [{ partition: 0 }, "INVALID_REQUEST"],
+        [{ topic: "t", partition: 5 }, "UNKNOWN_TOPIC_OR_PARTITION"],
+        [{ topic: "nope", partition: 0 }, "UNKNOWN_TOPIC_OR_PARTITION"],
+      ] as const
+    ) {
+      await assert.rejects(
+        conn.request({ op: "offsets", ...req }),
+        (e) => e instanceof RillError && e.code === code,
+        JSON.stringify(req),
+      );
+    }
+    assert.equal(await ask("latest"), 3, "the connection still answers");
+  } finally {
+    conn.close();
+  }
+});
+
+Deno.test("ws fetch: an answer longer than 64 KiB goes in parts to a client that takes them, whole to one that does not", async () => {
+  await using s = await serveBroker();
+  await s.topic("big", 1);
+  const value = new Uint8Array(100 * 1024).fill(7);
+  const producer = new Rill({ brokers: [s.url], transport: "http" }).producer({ acks: 1 });
+  await producer.send({ topic: "big", messages: [{ value }, { value }, { value }] });
+  await producer.disconnect();
+  // Raw sockets: the messages as they come.
+  const answerOf = async (parts: boolean) => {
+    const socket = new WebSocket(`${s.url.replace("http", "ws")}/v1/ws`, WS_SUBPROTOCOL);
+    socket.binaryType = "arraybuffer";
+    const messages: Uint8Array[] = [];
+    let got!: () => void;
+    const records = new Promise<void>((r) => got = r);
+    const joiner = new FrameParts();
+    socket.onmessage = (e) => {
+      const m = new Uint8Array(e.data as ArrayBuffer);
+      messages.push(m);
+      const whole = joiner.take(m);
+      if (whole !== null && decodeFrame(whole).header.op === "records") got();
+    };
+    await new Promise((r) => socket.onopen = r);
+    socket.send(encodeFrame({ op: "hello", id: 1, parts }));
+    socket.send(encodeFrame({
+      op: "fetch",
+      id: 2,
+      partitions: [{ topic: "big", partition: 0, offset: 0, maxBytes: 1024 * 1024 }],
+    }));
+    await records;
+    const closed = new Promise((r) => socket.onclose = r);
+    socket.close();
+    await closed;
+    return messages.slice(1); // after the hello answer
+  };
+  const inParts = await answerOf(true);
+  assert.ok(inParts.length > 4, `${inParts.length} messages`);
+  assert.ok(inParts.every((m) => m.byteLength <= WS_ANSWER_PART_BYTES));
+  const whole = await answerOf(false);
+  assert.equal(whole.length, 1);
+  const joiner = new FrameParts();
+  let joined: Uint8Array | null = null;
+  for (const m of inParts) joined = joiner.take(m);
+  assert.deepEqual(joined, whole[0], "the parts join into the same frame");
+  // The client library takes parts and gets the records whole.
+  const conn = await WsConnection.open(s.url);
+  try {
+    const answer = await conn.fetch({
+      partitions: [{ topic: "big", partition: 0, offset: 0, maxBytes: 1024 * 1024 }],
+    });
+    const p = answer.partitions[0];
+    assert.ok(p.error === undefined);
+    const values = splitBatches(p.bytes).flatMap((b) =>
+      decodeBatch(b).records.map((r) => r.value!)
+    );
+    assert.deepEqual(values, [value, value, value]);
+  } finally {
+    conn.close();
   }
 });
