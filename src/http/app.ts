@@ -66,10 +66,10 @@ import { fetchRoutes } from "./routes/fetch.ts";
 import { topicRoutes } from "./routes/topics.ts";
 import {
   metricsRoute,
-  observeRecordLane,
   observeReplicaLane,
   observeRequests,
   observeSessionLane,
+  recordLaneObserver,
 } from "./observe.ts";
 
 /** The KV's health as /healthz shows it. */
@@ -181,6 +181,7 @@ export function createApp(
   const sessions = sessionFetchLane(broker, state, corsHeaders);
   const dispatch = app.fetch;
   const records = recordLane(broker, state, corsHeaders, (req, env) => dispatch(req, env));
+  const observeRecord = recordLaneObserver(broker.metrics);
   app.fetch = (req, ...rest) => {
     const start = performance.now();
     const replica = lane(req, rest[0]);
@@ -188,7 +189,7 @@ export function createApp(
     const session = sessions(req, rest[0]);
     if (session) return observeSessionLane(broker.metrics, session);
     const record = records(req, rest[0]);
-    if (record) return observeRecordLane(broker.metrics, req, record, start);
+    if (record) return observeRecord(req, record, start);
     return dispatch(req, ...rest);
   };
   return app;

@@ -209,15 +209,19 @@ export function recordLane(
   const { security, quotas } = installed;
   const cfg = broker.config;
   const deadlines = new BodyDeadlines(cfg.requestBodyTimeoutMs);
-  const corsEntries = Object.entries(cors);
+  // Lower-cased names: Deno's Headers lower-cases each name it is given on every set (a new
+  // string when it has capitals); HTTP/1.1 names are case-insensitive and hyper writes them
+  // lower-cased anyway.
+  const corsNames = Object.keys(cors).map((name) => name.toLowerCase());
+  const corsValues = Object.values(cors);
   /**
    * A response with the CORS headers. Headers set on a made response cost a fraction of
    * those given to the constructor (Deno 2.9.6: ~0.6 µs against ~5 µs for a small JSON
-   * answer with the two CORS headers).
+   * answer with the two CORS headers). An indexed loop: no iterator or entry per request.
    */
   const withCors = (res: Response): Response => {
     const headers = res.headers;
-    for (const [name, value] of corsEntries) headers.set(name, value);
+    for (let i = 0; i < corsNames.length; i++) headers.set(corsNames[i], corsValues[i]);
     return res;
   };
   const json = (text: string, status: number) =>

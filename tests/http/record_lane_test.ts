@@ -215,3 +215,57 @@ Deno.test("record lane: with auth on, credentials and ACLs are checked as by the
   assert.equal(read.headers.get("rill-next-offset"), "1");
   await read.body?.cancel();
 });
+
+Deno.test("record lane: a produce is counted in the request and latency metrics as through the app", async () => {
+  await using t = await openTestBroker();
+  await t.call("POST", "/v1/topics", { name: "t", partitions: 1 });
+  const { requests, produceDuration, requestErrors } = t.broker.metrics;
+  const route = "/v1/topics/:topic/records";
+  const counts = () => ({
+    ok: requests.get({ api: "http", route, status: "200" }),
+    noContent: requests.get({ api: "http", route, status: "204" }),
+    bad: requests.get({ api: "http", route, status: "400" }),
+    acks1: produceDuration.count({ api: "http", acks: "1" }),
+    acks0: produceDuration.count({ api: "http", acks: "0" }),
+    acksAll: produceDuration.count({ api: "http", acks: "all" }),
+    acksInvalid: produceDuration.count({ api: "http", acks: "invalid" }),
+    invalid: requestErrors.get({ api: "http", code: "INVALID_REQUEST" }),
+  });
+  // acks=1 twice, acks=0 (204), none (all), acks=-1 (all), acks=2 (400, invalid).
+  const queries = [
+    "partition=0&acks=1",
+    "partition=0&acks=1",
+    "acks=0&partition=0",
+    "partition=0",
+    "partition=0&acks=-1",
+    "partition=0&acks=2",
+  ];
+  const produce = async (suffix: string) => {
+    const before = counts();
+    for (const q of queries) {
+      const res = await t.app.request(`/v1/topics/t/records?${q}${suffix}`, {
+        method: "POST",
+        body: encodeBatch([{ key: null, value: enc.encode("v") }]) as Uint8Array<ArrayBuffer>,
+        headers: { "content-type": BATCH },
+      });
+      await res.body?.cancel();
+    }
+    const after = counts();
+    return Object.fromEntries(
+      Object.entries(after).map(([k, v]) => [k, v - before[k as keyof typeof before]]),
+    );
+  };
+  const lane = await produce("");
+  const app = await produce("&x=1");
+  assert.deepEqual(lane, {
+    ok: 4,
+    noContent: 1,
+    bad: 1,
+    acks1: 2,
+    acks0: 1,
+    acksAll: 2,
+    acksInvalid: 1,
+    invalid: 1,
+  });
+  assert.deepEqual(lane, app);
+});

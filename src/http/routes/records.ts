@@ -99,11 +99,13 @@ export function prefersMinimal(prefer: string | null | undefined): boolean {
 export function minimalProduceResponse(result: BatchAppendResult): Response {
   const res = new Response(null, { status: 204 });
   const headers = res.headers;
-  headers.set("Preference-Applied", "return=minimal");
-  headers.set("Rill-Base-Offset", String(result.baseOffset));
-  headers.set("Rill-Last-Offset", String(result.lastOffset));
+  // Names lower-cased, as the wire has them: Deno's Headers lower-cases a name with capitals
+  // into a new string on every set.
+  headers.set("preference-applied", "return=minimal");
+  headers.set("rill-base-offset", String(result.baseOffset));
+  headers.set("rill-last-offset", String(result.lastOffset));
   if (result.logAppendTime >= 0) {
-    headers.set("Rill-Log-Append-Time", String(result.logAppendTime));
+    headers.set("rill-log-append-time", String(result.logAppendTime));
   }
   return res;
 }
