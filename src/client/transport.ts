@@ -242,8 +242,11 @@ export class Transport {
       const base = routed ?? this.broker;
       const conn = this.#open.get(base);
       if (conn !== undefined && conn.open) {
-        return conn.produce(topic, partition, acksNumber(acks), body).then(
-          undefined,
+        return conn.produce(
+          topic,
+          partition,
+          acksNumber(acks),
+          body,
           (error) => this.#produce(topic, partition, acks, body, { error, base, routed }),
         );
       }

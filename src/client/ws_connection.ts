@@ -385,21 +385,30 @@ export class WsConnection {
    * @param partition the partition
    * @param acks -1 (all), 1 or 0
    * @param batch the batches
+   * @param onError what the answer becomes instead of a rejection when the produce fails
+   *   (the transport's retry on another route), without a promise more per request
    * @returns the offsets the broker gave them, or null with acks=0
    * @throws {RillError} the broker's error answer; BROKER_NOT_AVAILABLE (retriable) when the
    *   connection closes first
    */
-  produce(
+  produce<T = never>(
     topic: string,
     partition: number,
     acks: -1 | 0 | 1,
     batch: Uint8Array,
-  ): Promise<ProducedOffsets | null> {
+    onError?: (e: unknown) => Promise<T>,
+  ): Promise<ProducedOffsets | null | T> {
     if (
       this.#closedError === null && this.#inFlightBytes > 0 &&
       this.#inFlightBytes + batch.byteLength > this.#maxInFlightBytes
-    ) return this.#whenRoom(batch.byteLength, () => this.#produce(topic, partition, acks, batch));
-    return this.#produce(topic, partition, acks, batch);
+    ) {
+      const later = this.#whenRoom(
+        batch.byteLength,
+        () => this.#produce(topic, partition, acks, batch),
+      );
+      return onError === undefined ? later : later.then(undefined, onError);
+    }
+    return this.#produce(topic, partition, acks, batch, onError);
   }
 
   /** Sends `send`'s request once `bytes` more fit in the in-flight window. */
@@ -413,25 +422,30 @@ export class WsConnection {
     return await send();
   }
 
-  #produce(
+  #produce<T = never>(
     topic: string,
     partition: number,
     acks: -1 | 0 | 1,
     batch: Uint8Array,
-  ): Promise<ProducedOffsets | null> {
-    if (this.#closedError !== null) return Promise.reject(this.#closedError);
+    onError?: (e: unknown) => Promise<T>,
+  ): Promise<ProducedOffsets | null | T> {
+    if (this.#closedError !== null) {
+      return onError === undefined ? Promise.reject(this.#closedError) : onError(this.#closedError);
+    }
     // A topic name a binary frame cannot carry goes in JSON, which the broker refuses clearly.
     const name = this.#binaryProduce ? topicBytesOf(topic) : null;
     if (name === null) {
-      return this.#send({ op: "produce", topic, partition, acks }, batch, undefined, true);
+      const json = this.#send({ op: "produce", topic, partition, acks }, batch, undefined, true);
+      return onError === undefined ? json : json.then(undefined, onError);
     }
     const id = this.#nextId++;
     const bytes = batch.byteLength;
     this.#inFlightBytes += bytes;
-    const answer = new Promise<ProducedOffsets | null>((resolve, reject) => {
+    const answer = new Promise<ProducedOffsets | null | T>((resolve, reject) => {
       this.#pending.set(id, {
         resolve: resolve as Pending["resolve"],
-        reject,
+        // A failure resolves with what onError makes of it (a promise is adopted).
+        reject: onError === undefined ? reject : (e) => resolve(onError(e)),
         bytes,
         produce: true,
       });
