@@ -71,6 +71,8 @@ function isNotFound(e: unknown): boolean {
 
 /** Appends of at most this many bytes are written with writeSync (see LogSegment.append). */
 const SYNC_WRITE_BYTES = 64 * 1024;
+/** The answer of an append written synchronously (one promise for all of them). */
+const RESOLVED: Promise<void> = Promise.resolve();
 
 /**
  * A segment: its files, its size, its indexes and the state needed to append to it.
@@ -474,13 +476,34 @@ export class LogSegment {
    * @param appendTime the time of the append (a first append starts the segment.ms clock)
    * @returns once the bytes are written (not fsynced)
    */
-  async append(
+  append(
     bytes: Uint8Array | readonly Uint8Array[],
     batches: readonly BatchPosition[],
     appendTime: number,
   ): Promise<void> {
     this.#ensureIndexes();
     if (!this.#writer) this.#writer = Deno.openSync(this.logPath, { append: true });
+    if (bytes instanceof Uint8Array && bytes.length <= SYNC_WRITE_BYTES) {
+      // One small buffer (a single-record produce): written here, without an async frame,
+      // a parts array, iterators or a view of the whole buffer.
+      const start = this.#size;
+      try {
+        let n = this.#writer.writeSync(bytes);
+        while (n < bytes.length) n += this.#writer.writeSync(bytes.subarray(n));
+        this.#appended(start, batches, appendTime, n);
+      } catch (e) {
+        return Promise.reject(e);
+      }
+      return RESOLVED;
+    }
+    return this.#appendParts(bytes, batches, appendTime);
+  }
+
+  async #appendParts(
+    bytes: Uint8Array | readonly Uint8Array[],
+    batches: readonly BatchPosition[],
+    appendTime: number,
+  ): Promise<void> {
     const start = this.#size;
     const parts = bytes instanceof Uint8Array ? [bytes] : bytes;
     let total = 0;
@@ -494,12 +517,23 @@ export class LogSegment {
       let n = 0;
       while (n < part.length) {
         n += sync
-          ? this.#writer.writeSync(part.subarray(n))
-          : await this.#writer.write(part.subarray(n));
+          ? this.#writer!.writeSync(part.subarray(n))
+          : await this.#writer!.write(part.subarray(n));
       }
       written += n;
     }
-    for (const b of batches) {
+    this.#appended(start, batches, appendTime, written);
+  }
+
+  /** Indexes the batches of an append written at `start`, and moves the end on. */
+  #appended(
+    start: number,
+    batches: readonly BatchPosition[],
+    appendTime: number,
+    written: number,
+  ): void {
+    for (let i = 0; i < batches.length; i++) {
+      const b = batches[i];
       this.#onBatchAppended(start + b.position, b.size, b.baseOffset, b.lastOffset, b.maxTimestamp);
     }
     if (start === 0) this.#rollTimestamp = appendTime;
