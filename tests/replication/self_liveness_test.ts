@@ -62,3 +62,40 @@ Deno.test("a lone broker whose heartbeat lapses keeps leading its partitions (no
     }
   });
 });
+
+Deno.test("a lone broker stalled past its session timeout logs its late heartbeat; nothing is elected, it serves on", async () => {
+  await using cluster = await Cluster.start(1, [
+    "--session-timeout-ms",
+    String(SESSION_MS),
+    "--metadata-poll-ms",
+    "100",
+  ]);
+  await cluster.explain(async () => {
+    await cluster.createTopic("stall", 2, 1);
+    const before = await cluster.waitFor(
+      "stall",
+      (ps) => ps.every((p) => p.leader === 1),
+      "broker 1 leading",
+    );
+    // The whole process held up (as a starved event loop is) past its session timeout,
+    // though less than the controller's stall grace (3 s).
+    const proc = cluster.procs.get(1)!;
+    proc.kill("SIGSTOP");
+    await new Promise((r) => setTimeout(r, SESSION_MS * 1.5));
+    proc.kill("SIGCONT");
+    const deadline = Date.now() + 20_000;
+    while (!/heartbeat landed \d+ ms after the previous one/.test(proc.stderr())) {
+      if (Date.now() > deadline) throw new Error("no late heartbeat logged");
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const after = await cluster.describe("stall");
+    assert.deepEqual(after, before);
+    assert.doesNotMatch(proc.stderr(), /elected broker/);
+    const res = await fetch(`${cluster.url(1)}/v1/topics/stall/records?partition=0`, {
+      method: "POST",
+      headers: { "content-type": "application/vnd.rill.batch" },
+      body: batchOf("after the stall"),
+    });
+    assert.equal(res.status, 200, await res.text());
+  });
+});
