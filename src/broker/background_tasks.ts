@@ -39,9 +39,7 @@ export class BackgroundTasks {
     let started = performance.now();
     const schedule = () => {
       if (this.#stopped) return;
-      const wait = fromStart
-        ? Math.max(0, intervalMs - (performance.now() - started))
-        : intervalMs;
+      const wait = fromStart ? Math.max(0, intervalMs - (performance.now() - started)) : intervalMs;
       const t = setTimeout(() => {
         this.#timers.delete(t);
         started = performance.now();
