@@ -31,12 +31,18 @@ export class BackgroundTasks {
    *
    * @param intervalMs the pause between runs
    * @param fn the task
+   * @param fromStart count the interval from the start of the previous run instead (a run
+   *   never overlaps the previous one; one that took longer than the interval is followed at
+   *   once): for the heartbeat, whose period must not stretch by its own KV latency
    */
-  every(intervalMs: number, fn: () => Promise<unknown>): void {
+  every(intervalMs: number, fn: () => Promise<unknown>, fromStart = false): void {
+    let started = performance.now();
     const schedule = () => {
       if (this.#stopped) return;
+      const wait = fromStart ? Math.max(0, intervalMs - (performance.now() - started)) : intervalMs;
       const t = setTimeout(() => {
         this.#timers.delete(t);
+        started = performance.now();
         const run = fn().then(
           () => {},
           (e) => this.#log(`background task failed: ${e instanceof Error ? e.message : e}`),
@@ -45,7 +51,7 @@ export class BackgroundTasks {
           schedule();
         });
         this.#loopRuns.add(run);
-      }, intervalMs);
+      }, wait);
       this.#timers.add(t);
     };
     schedule();

@@ -425,14 +425,24 @@ export class Broker {
       ...(kafka ? { kafka } : {}),
     });
     if (first) {
+      // Counted from the start of the previous heartbeat, so a slow KV write does not
+      // stretch the period; a heartbeat that lands late (event loop starved, KV queued) is
+      // logged: past the session timeout, other brokers' controllers count this one dead.
       this.#tasks.every(this.config.heartbeatIntervalMs, async () => {
-        if (this.#registration) {
+        const previous = this.#registration;
+        if (previous) {
           this.#registration = await this.clusterStore.heartbeat(
-            this.#registration,
+            previous,
             this.role === "broker" ? this.#figures.report() : undefined,
           );
+          const gap = Date.now() - previous.heartbeatMs;
+          if (gap > this.config.sessionTimeoutMs / 2) {
+            this.#log(
+              `heartbeat landed ${gap} ms after the previous one (session timeout ${this.config.sessionTimeoutMs} ms): the event loop or the KV is held up`,
+            );
+          }
         }
-      });
+      }, true);
       if (this.role === "broker") {
         const changed = await resignStaleLeadership(this.id, {
           cluster: this.clusterStore,

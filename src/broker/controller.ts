@@ -39,6 +39,10 @@
  * held it up, or the process was paused) opens a grace period of one session timeout during which no
  * broker is judged dead, so that live brokers heartbeat again first.
  *
+ * **Its own broker** is never judged dead: the controller is running and holds the lease,
+ * even when its broker's heartbeat lapsed (event loop starved, the heartbeat's KV write
+ * queued), so a lone broker never elects leader -1 for partitions whose only ISR member it is.
+ *
  * @module
  */
 import type { BrokerRegistration, ClusterStore } from "../coordination/cluster.ts";
@@ -171,12 +175,18 @@ export class Controller {
       // This tick itself waited on the KV that long: what it read may follow an outage.
       this.#graceUntil = performance.now() + o.leaseTtlMs;
     }
+    // This controller's own broker is alive whatever its registration says: it is running
+    // this tick, and it holds the unexpired lease (renewed in the KV). Its heartbeat can
+    // lapse while it serves (event loop starved, the heartbeat's KV write queued behind
+    // other work); counting itself dead would elect leader -1 for every partition whose
+    // only in-sync replica it is, an outage of a live broker (Kafka never does that).
+    const self = (b: BrokerRegistration) => b.id === o.brokerId;
     const aliveNow = () => {
       const inGrace = performance.now() < this.#graceUntil;
       return new Set(
         this.#registrations!
           .filter((b) => b.role === "broker" && !b.stopped)
-          .filter((b) => inGrace || o.cluster.status(b).alive)
+          .filter((b) => inGrace || self(b) || o.cluster.status(b).alive)
           .map((b) => b.id),
       );
     };
@@ -185,7 +195,7 @@ export class Controller {
       const inGrace = performance.now() < this.#graceUntil;
       return new Set(
         this.#registrations!
-          .filter((b) => !b.stopped && (inGrace || o.cluster.status(b).alive))
+          .filter((b) => !b.stopped && (inGrace || self(b) || o.cluster.status(b).alive))
           .map((b) => b.id),
       );
     };
