@@ -75,9 +75,12 @@ export function checkProducedBatches(
     throw new RillError("INVALID_RECORD", "The request body holds no record batch");
   }
   const view = new DataView(body.buffer, body.byteOffset, body.byteLength);
-  const batches: Uint8Array[] = [];
-  const plain: Uint8Array[] = [];
-  const headers: BatchHeader[] = [];
+  // Made with their first element: an empty array's first push reserves 16 slots, and most
+  // bodies (every single-record produce) hold one batch.
+  let batches: Uint8Array[] | null = null;
+  let plain: Uint8Array[] = [];
+  let headers: BatchHeader[] = [];
+  let index = 0; // of the batch at `pos`
   let recordCount = 0;
   let maxTimestamp = -1;
   let pos = 0;
@@ -93,13 +96,13 @@ export function checkProducedBatches(
     if (size < BATCH_HEADER_SIZE || size > left) {
       throw new RillError(
         "CORRUPT_MESSAGE",
-        `Batch ${batches.length} declares ${size} bytes but ${left} remain in the body`,
+        `Batch ${index} declares ${size} bytes but ${left} remain in the body`,
       );
     }
     if (size > maxMessageBytes) {
       throw new RillError(
         "MESSAGE_TOO_LARGE",
-        `Batch ${batches.length} is ${size} bytes, larger than max.message.bytes (${maxMessageBytes})`,
+        `Batch ${index} is ${size} bytes, larger than max.message.bytes (${maxMessageBytes})`,
         { maxMessageBytes },
       );
     }
@@ -108,7 +111,7 @@ export function checkProducedBatches(
     if ((attributes & ATTR.compressionMask) > 4) {
       throw new RillError(
         "UNSUPPORTED_COMPRESSION_TYPE",
-        `Batch ${batches.length} names compression codec ${
+        `Batch ${index} names compression codec ${
           attributes & ATTR.compressionMask
         }, which does not exist (0 none, 1 gzip, 2 snappy, 3 lz4, 4 zstd)`,
       );
@@ -116,40 +119,48 @@ export function checkProducedBatches(
     if ((attributes & (ATTR.transactional | ATTR.control)) !== 0) {
       throw new RillError(
         "INVALID_RECORD",
-        `Batch ${batches.length} is transactional or a control batch, which Rill does not accept`,
+        `Batch ${index} is transactional or a control batch, which Rill does not accept`,
       );
     }
     const header = readBatchHeader(batch);
-    const which = `Batch ${batches.length}`;
     if (header.magic !== MAGIC_V2) {
-      throw corrupt(`${which} has magic ${header.magic}; only 2 is supported`);
+      throw corrupt(`Batch ${index} has magic ${header.magic}; only 2 is supported`);
     }
     const crc = crc32c(batch.subarray(POS.attributes));
     if (crc !== header.crc) {
       throw corrupt(
-        `${which} CRC is 0x${header.crc.toString(16)} but its contents give 0x${crc.toString(16)}`,
+        `Batch ${index} CRC is 0x${header.crc.toString(16)} but its contents give 0x${
+          crc.toString(16)
+        }`,
       );
     }
     if (header.recordCount <= 0) {
-      throw new RillError("INVALID_RECORD", `${which} holds no records`);
+      throw new RillError("INVALID_RECORD", `Batch ${index} holds no records`);
     }
     if (header.lastOffsetDelta !== header.recordCount - 1) {
       throw corrupt(
-        `${which} has lastOffsetDelta ${header.lastOffsetDelta} but holds ${header.recordCount} records`,
+        `Batch ${index} has lastOffsetDelta ${header.lastOffsetDelta} but holds ${header.recordCount} records`,
       );
     }
     const records = (attributes & ATTR.compressionMask) === 0
       ? batch
       : inflateBatch(batch, inflateLimit);
-    checkRecords(records, header.recordCount, header.baseTimestamp, which);
+    checkRecords(records, header.recordCount, header.baseTimestamp, index);
     recordCount += header.recordCount;
     if (header.maxTimestamp > maxTimestamp) maxTimestamp = header.maxTimestamp;
-    batches.push(batch);
-    plain.push(records);
-    headers.push(header);
+    if (batches === null) {
+      batches = [batch];
+      plain = [records];
+      headers = [header];
+    } else {
+      batches.push(batch);
+      plain.push(records);
+      headers.push(header);
+    }
+    index++;
     pos += size;
   }
-  return { batches, plain, headers, recordCount, maxTimestamp };
+  return { batches: batches ?? [], plain, headers, recordCount, maxTimestamp };
 }
 
 /** A topic's `compression.type`: keep the producer's codec, or store batches with this one. */
@@ -222,6 +233,11 @@ function corrupt(message: string): RillError {
 
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
 
+/** A record of batch `batchIndex` found malformed (built only when thrown). */
+function badRecord(batchIndex: number, i: number, what: string): RillError {
+  return corrupt(`Batch ${batchIndex} record ${i} ${what}`);
+}
+
 /**
  * Walks the records of an uncompressed batch without decoding them into objects: each
  * record's length must hold exactly its fields, offset deltas must run 0..count-1, header
@@ -232,64 +248,73 @@ function checkRecords(
   batch: Uint8Array,
   count: number,
   baseTimestamp: number,
-  which: string,
+  batchIndex: number,
 ): void {
   const end = batch.length;
   let pos: number = POS.records;
   let i = 0;
-  const bad = (what: string) => corrupt(`${which} record ${i} ${what}`);
   try {
     for (; i < count; i++) {
       const len = zigZagAt(batch, pos, end);
       pos = varintCursor.next;
       const recEnd = pos + len;
-      if (len < 1 || recEnd > end) throw bad("runs past the end of the batch");
+      if (len < 1 || recEnd > end) throw badRecord(batchIndex, i, "runs past the end of the batch");
       pos++; // attributes
       const timestamp = baseTimestamp + zigZagAt(batch, pos, recEnd);
       if (timestamp < NO_TIMESTAMP) {
         throw new RillError(
           "INVALID_TIMESTAMP",
-          `${which} record ${i} has timestamp ${timestamp}; a timestamp is ms since the epoch (>= 0), or -1 for none`,
+          `Batch ${batchIndex} record ${i} has timestamp ${timestamp}; a timestamp is ms since the epoch (>= 0), or -1 for none`,
         );
       }
       const delta = zigZagAt(batch, varintCursor.next, recEnd);
       pos = varintCursor.next;
-      if (delta !== i) throw bad(`has offset delta ${delta}, expected ${i}`);
+      if (delta !== i) throw badRecord(batchIndex, i, `has offset delta ${delta}, expected ${i}`);
       for (let f = 0; f < 2; f++) { // key, then value
         const n = zigZagAt(batch, pos, recEnd);
         pos = varintCursor.next;
         if (n < -1 || pos + Math.max(n, 0) > recEnd) {
-          throw bad(`${f === 0 ? "key" : "value"} runs past the end of its record`);
+          throw badRecord(
+            batchIndex,
+            i,
+            `${f === 0 ? "key" : "value"} runs past the end of its record`,
+          );
         }
         if (n > 0) pos += n;
       }
       const headers = zigZagAt(batch, pos, recEnd);
       pos = varintCursor.next;
-      if (headers < 0) throw bad("has a negative header count");
+      if (headers < 0) throw badRecord(batchIndex, i, "has a negative header count");
       for (let j = 0; j < headers; j++) {
         const kn = zigZagAt(batch, pos, recEnd);
         pos = varintCursor.next;
-        if (kn < 0 || pos + kn > recEnd) throw bad(`header ${j} name is malformed`);
+        if (kn < 0 || pos + kn > recEnd) {
+          throw badRecord(batchIndex, i, `header ${j} name is malformed`);
+        }
         try {
           strictUtf8.decode(batch.subarray(pos, pos + kn));
         } catch {
-          throw bad(`header ${j} name is not UTF-8`);
+          throw badRecord(batchIndex, i, `header ${j} name is not UTF-8`);
         }
         pos += kn;
         const vn = zigZagAt(batch, pos, recEnd);
         pos = varintCursor.next;
         if (vn < -1 || pos + Math.max(vn, 0) > recEnd) {
-          throw bad(`header ${j} value runs past the end of its record`);
+          throw badRecord(batchIndex, i, `header ${j} value runs past the end of its record`);
         }
         if (vn > 0) pos += vn;
       }
-      if (pos !== recEnd) throw bad(`has ${recEnd - pos} stray bytes`);
+      if (pos !== recEnd) throw badRecord(batchIndex, i, `has ${recEnd - pos} stray bytes`);
     }
   } catch (e) {
-    if (e === MALFORMED_VARINT) throw bad("has a malformed or truncated field");
+    if (e === MALFORMED_VARINT) {
+      throw badRecord(batchIndex, i, "has a malformed or truncated field");
+    }
     throw e;
   }
-  if (pos !== end) throw corrupt(`${which} has ${end - pos} bytes after its last record`);
+  if (pos !== end) {
+    throw corrupt(`Batch ${batchIndex} has ${end - pos} bytes after its last record`);
+  }
 }
 
 /**
