@@ -231,10 +231,9 @@ export class LogWriter {
     leaderEpoch: number,
     producer: ProducerBatch | null,
   ): Promise<AppendResult> {
-    let txn = null;
     if (producer !== null) {
-      txn = this.#s.producers.begin();
-      const original = txn.check(producer); // a gap or an old epoch: thrown, the caller rejects
+      // A gap or an old epoch: thrown, and the caller rejects.
+      const original = this.#s.producers.check(producer);
       if (original !== null) {
         return Promise.resolve({
           baseOffset: original.baseOffset,
@@ -257,7 +256,6 @@ export class LogWriter {
       view.setInt32(b.position + POS.partitionLeaderEpoch, leaderEpoch);
       b.baseOffset = next;
       b.lastOffset = next + delta;
-      if (txn !== null) txn.record(producer!, b.baseOffset, b.maxTimestamp, now);
       next = b.lastOffset + 1;
       if (b.maxTimestamp > maxTimestamp) maxTimestamp = b.maxTimestamp;
     }
@@ -275,7 +273,10 @@ export class LogWriter {
     // go out together in one write (group commit).
     this.#draining = true;
     return written.then(() => {
-      if (txn !== null) this.#s.producers.commit(txn);
+      // As a group's txn would (an idempotent batch is appended alone: one batch).
+      if (producer !== null) {
+        this.#s.producers.recordWritten(producer, baseOffset, framed[0].maxTimestamp, now);
+      }
       this.#resume();
       return result;
     }, (e) => {
