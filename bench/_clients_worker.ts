@@ -37,8 +37,11 @@
  * - `crowd`: `clients` clients connected at once (`consumers` of them consumers that
  *   long-poll, the rest producers sending one record each `intervalMs`), connecting spread
  *   over `rampMs`, then all of them for `seconds`;
- * - `crowd-floor`: the same connections as bare WebSockets to the floor's echo: the producers'
- *   sends (100 B each `intervalMs`) are echoed, the consumers' connections stay idle.
+ * - `crowd-floor`: the same connections as bare WebSockets to the floor's fan-out
+ *   (`GET /ws?fanout=<partition>&role=...`), spread over `partitions` as the crowd's: each
+ *   producer's send (100 B each `intervalMs`) is appended and acknowledged, each consumer
+ *   long-polls its partition from the latest offset (a u32 offset sent, answered with the
+ *   records from there once there are any); `records` counts the records consumers received.
  *
  * @module
  */
@@ -491,6 +494,7 @@ if (s.mode === "send") {
 } else if (s.mode === "crowd-floor") {
   const clients = s.clients ?? 1000;
   const consumers = s.consumers ?? 0;
+  const partitions = s.partitions ?? 1;
   const message = new Uint8Array(100).fill(120);
   const rampMs = s.rampMs ?? 0;
   end = performance.now() + rampMs + s.seconds * 1000;
@@ -502,7 +506,10 @@ if (s.mode === "send") {
     }
     tasks.push(
       (async () => {
-        const socket = new WebSocket(`${s.url.replace("http", "ws")}/ws`);
+        const role = i < consumers ? "consumer" : "producer";
+        const socket = new WebSocket(
+          `${s.url.replace("http", "ws")}/ws?fanout=${i % partitions}&role=${role}`,
+        );
         socket.binaryType = "arraybuffer";
         await new Promise((r, j) => {
           socket.onopen = r;
@@ -520,6 +527,16 @@ if (s.mode === "send") {
             await new Promise((r) => setTimeout(r, s.intervalMs ?? 1000));
           }
         } else {
+          const poll = new Uint8Array(4);
+          const view = new DataView(poll.buffer);
+          socket.onmessage = (e) => {
+            const answer = new DataView(e.data as ArrayBuffer);
+            records += answer.getUint32(0);
+            view.setUint32(0, answer.getUint32(4));
+            socket.send(poll);
+          };
+          view.setUint32(0, 0xffffffff);
+          socket.send(poll);
           while (until()) await new Promise((r) => setTimeout(r, 200));
         }
         const closed = new Promise((r) => socket.onclose = r);

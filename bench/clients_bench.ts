@@ -221,7 +221,7 @@ export async function run(report: Reporter): Promise<void> {
   }
   // ---- offset commits ------------------------------------------------------------------------
   if (PARTS.has("commits")) await commitBench(report, SUITE, SECONDS);
-  // ---- 5 and 6: 5,000 connected clients, and the echo floor holding as many -----------------
+  // ---- 5 and 6: 5,000 connected clients, and the fan-out floor holding as many -------------
   if (PARTS.has("crowd")) {
     const total = await crowd(report, broker, await topic(8));
     await crowdFloor(report, floor, total);
@@ -771,7 +771,12 @@ async function crowd(report: Reporter, broker: BrokerProcess, topic: string): Pr
   return total;
 }
 
-/** The floor of the crowd: the echo server holding as many connections, sampled alike. */
+/**
+ * The floor of the crowd: a bare Deno WebSocket server holding as many connections, spread
+ * over as many partitions, doing the same fan-out (each producer's send appended in memory and
+ * acknowledged, each consumer long-polling its partition and answered every record from its
+ * offset, one answer built per offset), sampled alike.
+ */
 async function crowdFloor(report: Reporter, floor: Floor, total: number): Promise<void> {
   const { processes, perProcess, consumersPer, rampMs, seconds } = CROWD;
   const rss0 = procMemMiB(floor.pid, "VmRSS");
@@ -789,22 +794,25 @@ async function crowdFloor(report: Reporter, floor: Floor, total: number): Promis
             intervalMs: 1000,
             rampMs,
             seconds,
+            partitions: 8,
           })),
       ),
   );
   const sends = results.reduce((n, r) => n + (r as unknown as { sends: number }).sends, 0);
+  const delivered = results.reduce((n, r) => n + r.records, 0);
   const { steady, closing, all } = crowdLatencies(samples);
   report({
     suite: SUITE,
-    name: `${total} connected clients, WS echo floor (the same connections, sends echoed): RSS`,
+    name: `${total} connected clients, WS fan-out floor (the same connections and partitions, ` +
+      `consumers long-polling each send over bare WebSockets): RSS`,
     value: maxRss,
-    unit: `MiB (before ${fmt(rss0)} MiB), ${
-      fmt(sends / (seconds + rampMs / 2000))
-    } sends/s, server ${fmt(cpuMs * 1000 / Math.max(1, sends))} µs/send, ${loadText()}`,
+    unit: `MiB (before ${fmt(rss0)} MiB), ${fmt(sends / (seconds + rampMs / 2000))} sends/s, ${
+      fmt(delivered / (seconds + rampMs / 2000))
+    } deliveries/s, server ${fmt(cpuMs * 1000 / Math.max(1, sends))} µs/send, ${loadText()}`,
   });
   report({
     suite: SUITE,
-    name: `${total} connected clients, WS echo floor: GET worst latency once all connected`,
+    name: `${total} connected clients, WS fan-out floor: GET worst latency once all connected`,
     value: steady[steady.length - 1],
     unit: `ms (${latencyText(steady)}; while connecting: worst ${
       fmt(all[all.length - 1])
