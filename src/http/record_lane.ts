@@ -334,7 +334,11 @@ export function recordLane(
     if (produce) {
       if (params.partition === undefined) return null;
       const type = headers.type;
-      if (type === null || !type.toLowerCase().startsWith(BATCH_MEDIA_TYPE)) return null;
+      if (
+        type === null ||
+        // (lower-cased only when it must be: a new string each time)
+        !(type.startsWith(BATCH_MEDIA_TYPE) || type.toLowerCase().startsWith(BATCH_MEDIA_TYPE))
+      ) return null;
     } else {
       const accept = headers.accept;
       if (accept === null || !accept.includes(BATCH_MEDIA_TYPE)) return null;
@@ -360,31 +364,46 @@ export function recordLane(
         ? quotas.holdProduce(declared)
         : quotas.holdFetch(who.name, security.auth, query);
       if (release === null) return null;
-      const work = produce
-        ? produceAnswer(req, topicRaw, params!, declared, headers.prefer)
-        : fetchAnswer(topicRaw, match![2], params!, serveCompleted(env));
-      return work.then((res) => {
+      const failed = (e: unknown) => {
+        release();
+        return errorResponse(e);
+      };
+      if (produce) {
+        // The answer made in the produce's own last step (one continuation fewer).
+        const prefer = headers.prefer;
+        return produceBatches(req, topicRaw, params!, declared).then((result) => {
+          release();
+          try {
+            return produced(result, prefer);
+          } catch (e) {
+            return errorResponse(e);
+          }
+        }, failed);
+      }
+      return fetchAnswer(topicRaw, match![2], params!, serveCompleted(env)).then((res) => {
         release();
         return res;
-      }, (e) => {
-        release();
-        const { status, body } = errorAnswer(e, method, path);
-        return json(JSON.stringify(body), status);
-      });
+      }, failed);
+    }
+
+    /** An error's answer, as errors.ts maps it. */
+    function errorResponse(e: unknown): Response {
+      const { status, body } = errorAnswer(e, method, path);
+      return json(JSON.stringify(body), status);
     }
   };
 
   /**
-   * A produce's answer. Not an async function: each single-record produce comes through
-   * here, and two continuations cost less than a frame held across two awaits.
+   * A produce: its checks, body and append (its answer is made by {@linkcode produced}). Not
+   * an async function: each single-record produce comes through here, and a continuation
+   * costs less than a frame held across two awaits.
    */
-  function produceAnswer(
+  function produceBatches(
     req: Request,
     topicRaw: string,
     params: LaneQuery,
     declared: number,
-    prefer: string | null,
-  ): Promise<Response> {
+  ): Promise<BatchAppendResult | null> {
     let topic: string;
     let acks: Acks;
     let partition: number;
@@ -397,8 +416,7 @@ export function recordLane(
       return Promise.reject(e);
     }
     return readRequestBytes(req, cfg.maxRequestBytes, deadlines, declared)
-      .then((body) => broker.produceBatches(topic, partition, body, acks))
-      .then((result) => produced(result, prefer));
+      .then((body) => broker.produceBatches(topic, partition, body, acks));
   }
 
   /** The answer to a produce that `result` says landed. */
