@@ -37,6 +37,10 @@ import { RillError } from "../protocol/errors.ts";
 import type { FetchResult, Replica } from "./replica.ts";
 import type { WaitListener } from "./fetch_waiters.ts";
 import { ReadArena, type ReadBufferPool } from "./read_buffers.ts";
+import { Deadlines } from "./deadlines.ts";
+
+/** The deadlines of waiting fetches (deadlines.ts: no timer per wait). */
+const waitDeadlines = new Deadlines();
 
 /** One partition of a fetch request. */
 export interface FetchPartitionRequest {
@@ -569,7 +573,7 @@ export class FetchSessions {
       const finish = (again: boolean) => {
         if (done) return;
         done = true;
-        clearTimeout(timer);
+        deadline.cancel();
         req.signal?.removeEventListener("abort", onAbort);
         for (const r of replicas) (follower ? r.replicaWaiters : r.waiters).unlisten(listener);
         resolve(again);
@@ -584,7 +588,7 @@ export class FetchSessions {
         },
       };
       const onAbort = () => finish(false);
-      const timer = setTimeout(() => finish(true), req.maxWaitMs);
+      const deadline = waitDeadlines.add(req.maxWaitMs, () => finish(true));
       req.signal?.addEventListener("abort", onAbort, { once: true });
       for (const r of replicas) {
         (follower ? r.replicaWaiters : r.waiters).listen(listener);
