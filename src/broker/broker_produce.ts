@@ -135,7 +135,53 @@ export class ProducePath {
    * @throws {RillError} as {@linkcode produceRecords}, plus CORRUPT_MESSAGE, INVALID_RECORD,
    *   UNSUPPORTED_COMPRESSION_TYPE
    */
-  async produceBatches(
+  produceBatches(
+    topic: string,
+    partition: number,
+    body: Uint8Array,
+    acks: Acks,
+  ): Promise<BatchAppendResult | null> {
+    // The common case of a single-record produce (acks=1 to a cached topic's partition led
+    // here) without an async frame: the same checks in the same order, and one continuation.
+    const state = acks === 1 ? this.#c.lookup.cached(topic) : undefined;
+    const leader = state !== undefined && partition < state.meta.partitions.length
+      ? this.#leaderHere(state, partition, acks)
+      : null;
+    if (leader === null) return this.#produceBatches(topic, partition, body, acks);
+    try {
+      this.#checkAccepting();
+      this.#c.checkDisk();
+      const checked = checkProducedBatches(body, state!.maxMessageBytes);
+      if (state!.compacted) checkBatchKeys(topic, checked.plain);
+      body = applyTopicCompression(checked, body, state!.compression);
+      let logAppendTime = -1;
+      if (state!.logAppendTime) {
+        logAppendTime = Date.now();
+        for (const b of checked.batches) stampLogAppendTime(b, logAppendTime);
+      }
+      const header = checked.batches.length === 1 ? checked.headers[0] : null;
+      const stored = body;
+      return this.#c.track(
+        header !== null && header.producerId >= 0 && header.baseSequence >= 0
+          ? this.#appendInSequence(leader, body, topic, partition, header)
+          : leader.append(body),
+      ).then((result) => {
+        if (!result.duplicate) this.#c.onAppend?.(topic, stored.length, checked.recordCount);
+        return {
+          partition,
+          baseOffset: result.baseOffset,
+          lastOffset: result.lastOffset,
+          recordCount: checked.recordCount,
+          logAppendTime,
+        };
+      });
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  /** {@linkcode produceBatches}, any case. */
+  async #produceBatches(
     topic: string,
     partition: number,
     body: Uint8Array,

@@ -614,18 +614,26 @@ export class Replica {
    * @returns the offsets assigned and the largest timestamp
    * @throws {RillError} NOT_LEADER_OR_FOLLOWER when the replica is closing
    */
-  async append(batches: Uint8Array): Promise<AppendResult> {
-    if (this.#closing) {
-      throw new RillError(
-        "NOT_LEADER_OR_FOLLOWER",
-        `Partition ${this.name} is closing on this broker`,
-      );
+  append(batches: Uint8Array): Promise<AppendResult> {
+    // Not an async function: a single-record produce comes through here, and a frame and
+    // its await cost allocations on every request.
+    try {
+      if (this.#closing) {
+        throw new RillError(
+          "NOT_LEADER_OR_FOLLOWER",
+          `Partition ${this.name} is closing on this broker`,
+        );
+      }
+      this.#checkLeader();
+    } catch (e) {
+      return Promise.reject(e);
     }
-    this.#checkLeader();
-    const result = await this.log.append(batches, {
-      assignOffsets: true,
-      leaderEpoch: this.leaderEpoch,
-    });
+    return this.log.append(batches, { assignOffsets: true, leaderEpoch: this.leaderEpoch })
+      .then((result) => this.#appended(batches, result));
+  }
+
+  /** What a leader append does once its batches are written. */
+  #appended(batches: Uint8Array, result: AppendResult): AppendResult {
     const next = result.lastOffset + 1;
     if (next > this.#highWatermark && !result.duplicate) {
       // Kept for the fetches waiting to read them; a partition no one follows keeps nothing.

@@ -378,7 +378,17 @@ export class Producer {
    * await producer.send({ topic: "orders", messages: [{ key: "k", value: "v" }], acks: 1 });
    * ```
    */
-  async send(record: ProducerRecord): Promise<RecordMetadata[]> {
+  send(record: ProducerRecord): Promise<RecordMetadata[]> {
+    // Not an async function: a send awaited one at a time then costs one promise (its
+    // result's), not two and their ticks. What it throws still comes as a rejection.
+    try {
+      return this.#send(record);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  #send(record: ProducerRecord): Promise<RecordMetadata[]> {
     if (this.#closed) throw new RillError("INVALID_REQUEST", "The producer is disconnected");
     this.#idem?.checkNotFenced();
     const { topic, messages } = record;
@@ -416,8 +426,24 @@ export class Producer {
         headers[i] = toHeaders(m.headers);
       }
     }
-    let count = 0;
-    if (needCount) count = this.#meta.cached(topic) ?? await this.#meta.partitionCount(topic);
+    if (!needCount) return this.#enqueue(topic, messages, acks, now, headers, 0);
+    const count = this.#meta.cached(topic);
+    if (count !== undefined) return this.#enqueue(topic, messages, acks, now, headers, count);
+    return this.#meta.partitionCount(topic).then((count) =>
+      this.#enqueue(topic, messages, acks, now, headers, count)
+    );
+  }
+
+  /** Appends a checked send's messages to their batches; resolves once all are answered. */
+  #enqueue(
+    topic: string,
+    messages: Message[],
+    acks: string,
+    now: number,
+    headers: (RecordHeader[] | undefined)[] | undefined,
+    count: number,
+  ): Promise<RecordMetadata[]> {
+    const n = messages.length;
     const result = new SendResult(topic, n);
     const acc = this.#acc;
     for (let i = 0; i < n; i++) {
@@ -447,7 +473,7 @@ export class Producer {
       }
     }
     this.#wake();
-    return await result.promise;
+    return result.promise;
   }
 
   /**
@@ -534,7 +560,21 @@ export class Producer {
     });
   }
 
+  #draining = false;
+
   #drain(): void {
+    // A batch that fails before its first await frees its slot from inside the loop below,
+    // which then goes on: no nested drain.
+    if (this.#draining) return;
+    this.#draining = true;
+    try {
+      this.#drainNow();
+    } finally {
+      this.#draining = false;
+    }
+  }
+
+  #drainNow(): void {
     while (this.#inFlight < this.#maxInFlight) {
       const batch = this.#acc.drain(this.#flushing > 0);
       if (batch === undefined) break;
@@ -543,16 +583,8 @@ export class Producer {
         const count = this.#meta.cached(batch.topic);
         if (count !== undefined) this.#partitioner.batchClosed(batch.topic, batch.partition, count);
       }
-      const done = () => {
-        this.#acc.recycle(batch);
-        this.#inFlight--;
-        this.#acc.unmute(batch.topic, batch.partition, batch.key);
-        this.#drain();
-      };
-      this.#sendBatch(batch).then(done, (e) => {
-        done();
-        throw e;
-      });
+      // It settles the batch's sends and frees its slot itself (it does not throw).
+      this.#sendBatch(batch);
     }
     if (this.#acc.pendingRecords === 0 && this.#inFlight === 0) {
       const idle = this.#idle;
@@ -642,6 +674,11 @@ export class Producer {
       for (const run of batch.runs) run.sink.fail(error);
     } finally {
       if (link !== undefined) this.#unlink(link, ok);
+      // The batch's slot is free: the next batch (of its partition too) may go.
+      this.#acc.recycle(batch);
+      this.#inFlight--;
+      this.#acc.unmute(batch.topic, batch.partition, batch.key);
+      this.#drain();
     }
   }
 

@@ -150,7 +150,27 @@ export function encodeFrame(
   payload: readonly Uint8Array[] = [],
   alloc: (size: number) => Uint8Array<ArrayBuffer> = newBytes,
 ): Uint8Array<ArrayBuffer> {
-  const json = JSON.stringify(header);
+  return encodeJsonFrame(JSON.stringify(header), payload, alloc);
+}
+
+/**
+ * Encodes a frame whose header is already JSON text (what {@linkcode encodeFrame} does after
+ * `JSON.stringify`): for headers the broker writes out itself.
+ *
+ * @param json the header, JSON of an object
+ * @param payload the bytes after the header
+ * @param alloc where the bytes are written, as for {@linkcode encodeFrame}
+ * @returns the message bytes
+ * @example
+ * ```ts
+ * socket.send(encodeJsonFrame(`{"op":"records","id":${id}}`, [bytes]));
+ * ```
+ */
+export function encodeJsonFrame(
+  json: string,
+  payload: readonly Uint8Array[] = [],
+  alloc: (size: number) => Uint8Array<ArrayBuffer> = newBytes,
+): Uint8Array<ArrayBuffer> {
   const n = json.length;
   let size = 4 + n;
   for (const p of payload) size += p.byteLength;

@@ -197,13 +197,18 @@ export class LogWriter {
           }
         }
       }
+      const leaderEpoch = options.leaderEpoch ?? -1;
+      if (
+        assignOffsets && !this.#draining && this.#queue.length === 0 &&
+        leaderEpoch <= this.#s.epochs.latestEpoch && this.#s.config.flush.mode !== "always"
+      ) return this.#appendAlone(batches, framed, leaderEpoch, producer);
       return new Promise<AppendResult>((resolve, reject) => {
         this.#enqueue({
           kind: "append",
           bytes: batches,
           batches: framed,
           assignOffsets,
-          leaderEpoch: options.leaderEpoch ?? -1,
+          leaderEpoch,
           producer,
           resolve,
           reject,
@@ -212,6 +217,88 @@ export class LogWriter {
     } catch (e) {
       return Promise.reject(e);
     }
+  }
+
+  /**
+   * A leader append that finds the writer idle (nothing queued or being written), no new
+   * leader epoch to checkpoint and no fsync per write: what {@linkcode #writeGroup} does for
+   * a group of one, without the queue entry, the drain loop's and the group's async frames,
+   * arrays and promise executor (a single-record produce comes through here).
+   */
+  #appendAlone(
+    bytes: Uint8Array,
+    framed: BatchPosition[],
+    leaderEpoch: number,
+    producer: ProducerBatch | null,
+  ): Promise<AppendResult> {
+    if (producer !== null) {
+      // A gap or an old epoch: thrown, and the caller rejects.
+      const original = this.#s.producers.check(producer);
+      if (original !== null) {
+        return Promise.resolve({
+          baseOffset: original.baseOffset,
+          lastOffset: original.lastOffset,
+          maxTimestamp: original.maxTimestamp,
+          duplicate: true,
+        });
+      }
+    }
+    const now = this.#s.now();
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const baseOffset = this.#s.logEndOffset;
+    let next = baseOffset;
+    let maxTimestamp = -1;
+    for (let i = 0; i < framed.length; i++) {
+      const b = framed[i];
+      const delta = b.lastOffset - b.baseOffset;
+      view.setInt32(b.position, Math.floor(next / 4294967296));
+      view.setUint32(b.position + 4, next >>> 0);
+      view.setInt32(b.position + POS.partitionLeaderEpoch, leaderEpoch);
+      b.baseOffset = next;
+      b.lastOffset = next + delta;
+      next = b.lastOffset + 1;
+      if (b.maxTimestamp > maxTimestamp) maxTimestamp = b.maxTimestamp;
+    }
+    const result: AppendResult = { baseOffset, lastOffset: next - 1, maxTimestamp };
+    let written: Promise<void>;
+    try {
+      this.#maybeRoll(bytes.length, framed[0].maxTimestamp, next - 1);
+      this.#s.writeCalls++;
+      written = this.#s.segments.last()!.append(bytes, framed, this.#s.now());
+    } catch (e) {
+      return Promise.reject(this.#storageFailure(e));
+    }
+    // The writer stays busy until the write's promise settles (for a small write, done
+    // already: the next microtask), as a group's does: appends made meanwhile queue up and
+    // go out together in one write (group commit).
+    this.#draining = true;
+    return written.then(() => {
+      // As a group's txn would (an idempotent batch is appended alone: one batch).
+      if (producer !== null) {
+        this.#s.producers.recordWritten(producer, baseOffset, framed[0].maxTimestamp, now);
+      }
+      this.#resume();
+      return result;
+    }, (e) => {
+      const err = this.#storageFailure(e);
+      this.#resume();
+      throw err;
+    });
+  }
+
+  /** The writer is free again: writes what queued meanwhile. */
+  #resume(): void {
+    this.#draining = false;
+    if (this.#queue.length > 0) void this.#drain();
+  }
+
+  /** Fails the log after a write error; the error appends are rejected with. */
+  #storageFailure(e: unknown): RillError {
+    this.#s.fail(e);
+    return new RillError(
+      "KAFKA_STORAGE_ERROR",
+      `Cannot append to "${this.#s.name}": ${(e as Error)?.message ?? e}`,
+    );
   }
 
   #enqueue(task: PendingAppend | PendingOp): void {
@@ -383,11 +470,7 @@ export class LogWriter {
       await active.append(parts, positions, this.#s.now());
       if (this.#s.config.flush.mode === "always") await active.syncLog();
     } catch (e) {
-      this.#s.fail(e);
-      const err = new RillError(
-        "KAFKA_STORAGE_ERROR",
-        `Cannot append to "${this.#s.name}": ${(e as Error)?.message ?? e}`,
-      );
+      const err = this.#storageFailure(e);
       for (const a of accepted) a.reject(err);
       for (const d of duplicates) d.a.reject(err);
       return;

@@ -131,38 +131,7 @@ export class ProducerStateTxn {
    *   OUT_OF_ORDER_SEQUENCE_NUMBER for a sequence that does not follow on
    */
   check(batch: ProducerBatch): BatchMetadata | null {
-    const entry = this.get(batch.producerId);
-    if (!entry) return null;
-    const { producerId, producerEpoch, baseSequence } = batch;
-    if (producerEpoch < entry.producerEpoch) {
-      throw new RillError(
-        "INVALID_PRODUCER_EPOCH",
-        `Producer ${producerId} has epoch ${producerEpoch}, older than its current epoch ${entry.producerEpoch}`,
-      );
-    }
-    if (producerEpoch > entry.producerEpoch) {
-      if (baseSequence !== 0) {
-        throw new RillError(
-          "OUT_OF_ORDER_SEQUENCE_NUMBER",
-          `Producer ${producerId} starts epoch ${producerEpoch} at sequence ${baseSequence}, not 0`,
-        );
-      }
-      return null;
-    }
-    const lastSequence = incrementSequence(baseSequence, batch.lastOffsetDelta);
-    for (const b of entry.batches) {
-      if (b.baseSequence === baseSequence && b.lastSequence === lastSequence) return b;
-    }
-    const last = entry.batches.at(-1);
-    const expected = last ? incrementSequence(last.lastSequence, 1) : 0;
-    if (baseSequence !== expected) {
-      throw new RillError(
-        "OUT_OF_ORDER_SEQUENCE_NUMBER",
-        `Producer ${producerId} (epoch ${producerEpoch}) sent sequence ${baseSequence}, expected ${expected}`,
-        { expectedSequence: expected },
-      );
-    }
-    return null;
+    return checkBatch(this.get(batch.producerId), batch);
   }
 
   /**
@@ -178,12 +147,7 @@ export class ProducerStateTxn {
     const current = this.get(batch.producerId);
     let next: ProducerStateEntry;
     if (!current || current.producerEpoch !== batch.producerEpoch) {
-      next = {
-        producerId: batch.producerId,
-        producerEpoch: batch.producerEpoch,
-        lastSeen: now,
-        batches: [],
-      };
+      next = newEntry(batch, now);
     } else if (this.changed.get(batch.producerId) === current) next = current;
     else {
       next = {
@@ -193,17 +157,76 @@ export class ProducerStateTxn {
         batches: current.batches.slice(),
       };
     }
-    next.lastSeen = Math.max(next.lastSeen, now);
-    next.batches.push({
-      baseSequence: batch.baseSequence,
-      lastSequence: incrementSequence(batch.baseSequence, batch.lastOffsetDelta),
-      baseOffset,
-      lastOffset: baseOffset + batch.lastOffsetDelta,
-      maxTimestamp,
-    });
-    if (next.batches.length > PRODUCER_BATCH_WINDOW) next.batches.shift();
+    addBatch(next, batch, baseOffset, maxTimestamp, now);
     this.changed.set(batch.producerId, next);
   }
+}
+
+/** A producer's state before its first batch of an epoch is added. */
+function newEntry(batch: ProducerBatch, now: number): ProducerStateEntry {
+  return {
+    producerId: batch.producerId,
+    producerEpoch: batch.producerEpoch,
+    lastSeen: now,
+    batches: [],
+  };
+}
+
+/** Adds a batch to an entry of its producer and epoch, keeping the window. */
+function addBatch(
+  entry: ProducerStateEntry,
+  batch: ProducerBatch,
+  baseOffset: number,
+  maxTimestamp: number,
+  now: number,
+): void {
+  entry.lastSeen = Math.max(entry.lastSeen, now);
+  entry.batches.push({
+    baseSequence: batch.baseSequence,
+    lastSequence: incrementSequence(batch.baseSequence, batch.lastOffsetDelta),
+    baseOffset,
+    lastOffset: baseOffset + batch.lastOffsetDelta,
+    maxTimestamp,
+  });
+  if (entry.batches.length > PRODUCER_BATCH_WINDOW) entry.batches.shift();
+}
+
+/** {@linkcode ProducerStateTxn.check} against a producer's entry (or none). */
+function checkBatch(
+  entry: ProducerStateEntry | undefined,
+  batch: ProducerBatch,
+): BatchMetadata | null {
+  if (!entry) return null;
+  const { producerId, producerEpoch, baseSequence } = batch;
+  if (producerEpoch < entry.producerEpoch) {
+    throw new RillError(
+      "INVALID_PRODUCER_EPOCH",
+      `Producer ${producerId} has epoch ${producerEpoch}, older than its current epoch ${entry.producerEpoch}`,
+    );
+  }
+  if (producerEpoch > entry.producerEpoch) {
+    if (baseSequence !== 0) {
+      throw new RillError(
+        "OUT_OF_ORDER_SEQUENCE_NUMBER",
+        `Producer ${producerId} starts epoch ${producerEpoch} at sequence ${baseSequence}, not 0`,
+      );
+    }
+    return null;
+  }
+  const lastSequence = incrementSequence(baseSequence, batch.lastOffsetDelta);
+  for (const b of entry.batches) {
+    if (b.baseSequence === baseSequence && b.lastSequence === lastSequence) return b;
+  }
+  const last = entry.batches.at(-1);
+  const expected = last ? incrementSequence(last.lastSequence, 1) : 0;
+  if (baseSequence !== expected) {
+    throw new RillError(
+      "OUT_OF_ORDER_SEQUENCE_NUMBER",
+      `Producer ${producerId} (epoch ${producerEpoch}) sent sequence ${baseSequence}, expected ${expected}`,
+      { expectedSequence: expected },
+    );
+  }
+  return null;
 }
 
 /**
@@ -264,6 +287,36 @@ export class ProducerStateManager {
    */
   begin(): ProducerStateTxn {
     return new ProducerStateTxn(this.#producers);
+  }
+
+  /**
+   * Checks a leader append of `batch` against the committed state, for a batch written
+   * alone (LogWriter's idle-writer append): {@linkcode ProducerStateTxn.check} without a txn.
+   *
+   * @param batch the batch's producer fields
+   * @returns the metadata of the original if `batch` is a duplicate, else null
+   * @throws {RillError} as {@linkcode ProducerStateTxn.check}
+   */
+  check(batch: ProducerBatch): BatchMetadata | null {
+    return checkBatch(this.#producers.get(batch.producerId), batch);
+  }
+
+  /**
+   * Records a batch written alone, once it is written: {@linkcode ProducerStateTxn.record}
+   * and {@linkcode commit} in one, changing the producer's entry in place (no txn may be
+   * open: the log's writer runs one write at a time).
+   *
+   * @param batch the batch's producer fields
+   * @param baseOffset the offset of its first record
+   * @param maxTimestamp its maxTimestamp
+   * @param now the log's clock (ms)
+   */
+  recordWritten(batch: ProducerBatch, baseOffset: number, maxTimestamp: number, now: number): void {
+    let entry = this.#producers.get(batch.producerId);
+    if (!entry || entry.producerEpoch !== batch.producerEpoch) {
+      this.#producers.set(batch.producerId, entry = newEntry(batch, now));
+    }
+    addBatch(entry, batch, baseOffset, maxTimestamp, now);
   }
 
   /**

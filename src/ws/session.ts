@@ -29,6 +29,7 @@ import {
   decodeFrame,
   encodeAsciiFrame,
   encodeFrame,
+  encodeJsonFrame,
   WS_ANSWER_PART_BYTES,
   WS_PART_LAST,
   WS_PART_MORE,
@@ -45,6 +46,7 @@ import type { InstalledSecurity } from "../http/security.ts";
 import type { WsLimits } from "./endpoint.ts";
 import type { WsMeter, WsRoute } from "./observe.ts";
 import { Subscription } from "./subscription.ts";
+import { recordsAnswerJson } from "./records_answer.ts";
 
 const EMPTY = new Uint8Array(0);
 /** The requests a connection takes (told in the hello answer's `ops`). */
@@ -506,22 +508,9 @@ export class WsSession {
           }
         }
         const payload: Uint8Array[] = [];
-        const parts = result.partitions.map((p) => {
-          if (p.error !== null) {
-            return { topic: p.topic, partition: p.partition, error: p.error.toJSON().error };
-          }
-          payload.push(p.bytes);
-          return {
-            topic: p.topic,
-            partition: p.partition,
-            nextOffset: p.nextOffset,
-            highWatermark: p.highWatermark,
-            logStartOffset: p.logStartOffset,
-            bytes: p.bytes.byteLength,
-          };
-        });
+        const json = recordsAnswerJson(id, result, payload);
         done(null);
-        this.#send({ op: "records", id, session: result.session, partitions: parts }, payload);
+        this.#sendFrame(encodeJsonFrame(json, payload, lendScratch));
         this.#installed.quotas.chargeFetched(principal.name, result.totalBytes);
       } finally {
         result.release();
@@ -708,7 +697,12 @@ export class WsSession {
 
   #send(header: Record<string, unknown>, payload?: Uint8Array[]): void {
     if (this.#closed || this.#socket.readyState !== WebSocket.OPEN) return;
-    const frame = encodeFrame(header, payload, lendScratch);
+    this.#sendFrame(encodeFrame(header, payload, lendScratch));
+  }
+
+  /** Sends an encoded frame, in parts to a client that takes them when it is long. */
+  #sendFrame(frame: Uint8Array<ArrayBuffer>): void {
+    if (this.#closed || this.#socket.readyState !== WebSocket.OPEN) return;
     if (!this.#answerParts || frame.byteLength <= WS_ANSWER_PART_BYTES) {
       this.#socket.send(frame);
       return;

@@ -341,3 +341,37 @@ Deno.test("retention keeps the producer state; expiry forgets idle producers", a
   assert.equal((await send(log, 30)).baseOffset, 23, "an unknown producer may start anywhere");
   await log.close();
 });
+
+Deno.test("appends made while a batch to an idle log is written are checked against it, and go out together", async () => {
+  await using dir = await tempDir();
+  const log = await PartitionLog.open(dir.path);
+  await log.append(batchOf(["plain"])); // offset 0; the writer is idle again
+  const writes = log.writeCalls;
+  // The first finds the writer idle; the others are made before its write settles: each is
+  // checked against the producer state with the batches before it, then written as a group.
+  const [first, second, retry, gap] = await Promise.allSettled([
+    send(log, 0),
+    send(log, 2),
+    send(log, 0),
+    send(log, 9),
+  ]);
+  assert.deepEqual(first, {
+    status: "fulfilled",
+    value: {
+      baseOffset: 1,
+      lastOffset: 2,
+      maxTimestamp: (first as PromiseFulfilledResult<AppendResult>).value.maxTimestamp,
+    },
+  });
+  assert.equal(second.status === "fulfilled" && second.value.baseOffset, 3);
+  assert.deepEqual(retry.status === "fulfilled" && retry.value, {
+    ...(first as PromiseFulfilledResult<AppendResult>).value,
+    duplicate: true,
+  });
+  assert.ok(gap.status === "rejected" && gap.reason instanceof RillError);
+  assert.equal(gap.reason.code, "OUT_OF_ORDER_SEQUENCE_NUMBER");
+  assert.equal(log.writeCalls - writes, 2, "the first alone, then the second");
+  assert.equal(log.logEndOffset, 5);
+  assert.equal((await readAll(log)).length, 5);
+  await log.close();
+});

@@ -445,3 +445,79 @@ Deno.test("ws fetch and push: a waiting consumer's records go out before the pro
     await closed;
   }
 });
+
+Deno.test("ws fetch: a records answer's header is the JSON of its fields in the documented order", async () => {
+  await using s = await serveBroker();
+  await s.topic("t.x-1", 1);
+  const producer = new Rill({ brokers: [s.url], transport: "http" }).producer({ acks: 1 });
+  await producer.send({ topic: "t.x-1", messages: [{ value: "v0" }, { value: "v1" }] });
+  await producer.disconnect();
+  const socket = new WebSocket(`${s.url.replace("http", "ws")}/v1/ws`, WS_SUBPROTOCOL);
+  socket.binaryType = "arraybuffer";
+  const answers: Uint8Array[] = [];
+  let got!: () => void;
+  let arrived = new Promise<void>((r) => got = r);
+  socket.onmessage = (e) => {
+    answers.push(new Uint8Array(e.data as ArrayBuffer));
+    got();
+  };
+  await new Promise((r) => socket.onopen = r);
+  const ask = async (header: Record<string, unknown>) => {
+    arrived = new Promise<void>((r) => got = r);
+    socket.send(encodeFrame(header));
+    await arrived;
+    const m = answers.pop()!;
+    const length = new DataView(m.buffer, m.byteOffset).getUint32(0);
+    return {
+      text: new TextDecoder().decode(m.subarray(4, 4 + length)),
+      rest: m.byteLength - 4 - length,
+    };
+  };
+  try {
+    // A session opened, a partition answered with bytes and one with an error.
+    const a = await ask({
+      op: "fetch",
+      id: 7,
+      session: { id: 0, epoch: 0 },
+      partitions: [
+        { topic: "t.x-1", partition: 0, offset: 0 },
+        { topic: "t.x-1", partition: 5, offset: 0 },
+      ],
+    });
+    const header = JSON.parse(a.text);
+    assert.equal(a.text, JSON.stringify(header));
+    assert.deepEqual(Object.keys(header), ["op", "id", "session", "partitions"]);
+    assert.deepEqual(Object.keys(header.session), ["id", "epoch"]);
+    assert.deepEqual(
+      Object.keys(header.partitions[0]),
+      ["topic", "partition", "nextOffset", "highWatermark", "logStartOffset", "bytes"],
+    );
+    assert.deepEqual(
+      { ...header.partitions[0], bytes: undefined },
+      {
+        topic: "t.x-1",
+        partition: 0,
+        nextOffset: 2,
+        highWatermark: 2,
+        logStartOffset: 0,
+        bytes: undefined,
+      },
+    );
+    assert.equal(header.partitions[0].bytes, a.rest, "the payload is the bytes the header names");
+    assert.deepEqual(Object.keys(header.partitions[1]), ["topic", "partition", "error"]);
+    assert.equal(header.partitions[1].error.code, "UNKNOWN_TOPIC_OR_PARTITION");
+    // No session: "session" is null.
+    const b = await ask({
+      op: "fetch",
+      id: 8,
+      partitions: [{ topic: "t.x-1", partition: 0, offset: 2 }],
+    });
+    assert.equal(b.text, JSON.stringify(JSON.parse(b.text)));
+    assert.equal(JSON.parse(b.text).session, null);
+    assert.equal(b.rest, 0);
+  } finally {
+    const closed = new Promise((r) => socket.onclose = r);
+    socket.close();
+    await closed;
+  }
+});
