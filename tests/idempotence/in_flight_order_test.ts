@@ -127,7 +127,9 @@ function reorderingProxy(target: string) {
         headers: req.headers,
         body,
       });
-      return new Response(await res.arrayBuffer(), { status: res.status, headers: res.headers });
+      // A 204 (the producer's minimal answer) has no body to pass on.
+      const answer = res.status === 204 ? null : await res.arrayBuffer();
+      return new Response(answer, { status: res.status, headers: res.headers });
     } finally {
       if (isProduce) inFlight--;
     }
