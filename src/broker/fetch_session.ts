@@ -143,6 +143,11 @@ export interface FetchSource {
   readonly pool: ReadBufferPool;
   /** the clock */
   now?: () => number;
+  /**
+   * Told each answer's partitions before the answer is returned (the broker's metrics),
+   * with no turn of its own between the read and the answer.
+   */
+  fetched?(req: FetchManyRequest, partitions: readonly PartitionFetchResult[]): void;
 }
 
 /** Limits of the session cache. */
@@ -177,6 +182,15 @@ interface Slot {
   sentError: boolean;
   /** the high watermark (consumers) or log end offset (followers) at the last read */
   seen: number;
+}
+
+/** What is left of an answer's byte budget while its slots are read. */
+interface Budget {
+  remaining: number;
+  /** whether a slot returned bytes */
+  gotData: boolean;
+  /** set once a slot's next batch did not fit: later slots are not read */
+  full: boolean;
 }
 
 class Session {
@@ -289,7 +303,8 @@ export class FetchSessions {
     const arena = new ReadArena(this.#source.pool);
     try {
       const totalMax = req.maxBytes ?? Infinity;
-      let results = await this.#readAll(slots, replicaId, arena, totalMax, true, req.observerId);
+      const read = this.#readAll(slots, replicaId, arena, totalMax, true, req.observerId);
+      let results = read instanceof Promise ? await read : read;
       let total = sumBytes(results);
       if (
         total < req.minBytes && req.maxWaitMs > 0 && !results.some((r) => r.error !== null) &&
@@ -298,11 +313,13 @@ export class FetchSessions {
         const woken = await this.#wait(slots, replicaId, req.minBytes - total, req);
         if (woken) {
           arena.reset();
-          results = await this.#readAll(slots, replicaId, arena, totalMax, false);
+          const again = this.#readAll(slots, replicaId, arena, totalMax, false);
+          results = again instanceof Promise ? await again : again;
           total = sumBytes(results);
         }
       }
       const answered = session ? this.#account(session, slots, results, incremental) : results;
+      this.#source.fetched?.(req, answered);
       return {
         session: session ? { id: session.id, epoch: session.epoch } : null,
         partitions: answered,
@@ -438,100 +455,177 @@ export class FetchSessions {
     return r;
   }
 
-  /** Reads every slot once, within the total byte budget. */
-  async #readAll(
+  /**
+   * Reads every slot once, within the total byte budget: synchronously while the slots are a
+   * consumer's with their replicas kept (no turn between a wake-up and its answer), the rest
+   * in #readRest.
+   */
+  #readAll(
     slots: readonly Slot[],
     replicaId: number,
     arena: ReadArena,
     totalMax: number,
     first: boolean,
     observerId?: number,
-  ): Promise<PartitionFetchResult[]> {
+  ): PartitionFetchResult[] | Promise<PartitionFetchResult[]> {
+    const budget: Budget = { remaining: totalMax, gotData: false, full: false };
     const out: PartitionFetchResult[] = [];
-    let remaining = totalMax;
-    let gotData = false;
-    // Set once a partition's next batch did not fit in what the answer had left: the later
-    // partitions are not read (their batches would likely not fit either, and each such read
-    // is a wasted file read); they come first in the next fetch, as they returned nothing.
-    let full = false;
-    for (const slot of slots) {
-      let result: PartitionFetchResult;
-      try {
-        // The replica kept by the slot without a turn; a lookup only when it is not valid.
-        const kept = slot.replica;
-        const replica = kept !== null && this.#valid(kept, slot, replicaId)
-          ? kept
-          : await this.#resolve(slot, replicaId);
-        let read: FetchResult;
-        const budget = Math.min(slot.maxBytes, remaining);
-        if (replicaId >= 0) {
-          if (slot.offset > replica.logEndOffset) {
-            throw new RillError(
-              "OFFSET_OUT_OF_RANGE",
-              `Fetch offset ${slot.offset} of ${replica.name} is past the leader's log end offset ${replica.logEndOffset}`,
-              { logStartOffset: replica.logStartOffset, logEndOffset: replica.logEndOffset },
-            );
-          }
-          if (first) replica.recordFollowerFetch(replicaId, slot.offset);
-          slot.seen = replica.logEndOffset;
-        } else {
-          slot.seen = replica.highWatermark;
-          if (first && observerId !== undefined) {
-            replica.recordObserverFetch(observerId, slot.offset);
-          }
-          replica.checkOffset(slot.offset);
-        }
-        if (budget <= 0 || full) read = this.#nothing(replica, slot);
-        else {
-          const mark = arena.mark();
-          // A consumer's read is synchronous (no turn per partition; a consumer woken at the
-          // log end reads the append that woke it from memory: Replica.readSync).
-          read = replicaId >= 0
-            ? await replica.readForFollower(slot.offset, budget, arena.alloc)
-            : replica.readSync(slot.offset, budget, arena.alloc);
-          if (gotData && read.bytes.length > remaining) {
-            // Only the answer's first batch may exceed the total.
-            arena.rollback(mark);
-            read = this.#nothing(replica, slot);
-            full = true;
-          }
-        }
-        if (read.bytes.length > 0) {
-          gotData = true;
-          remaining -= read.bytes.length;
-        }
-        result = {
-          topic: slot.topic,
-          partition: slot.partition,
-          fetchOffset: slot.offset,
-          bytes: read.bytes,
-          nextOffset: Math.max(slot.offset, read.nextOffset),
-          highWatermark: read.highWatermark,
-          logStartOffset: read.logStartOffset,
-          lastStableOffset: read.highWatermark,
-          error: null,
-        };
-      } catch (e) {
-        const error = e instanceof RillError
-          ? e
-          : new RillError("UNKNOWN_SERVER_ERROR", `Reading ${slot.topic}-${slot.partition} failed`);
-        if (!(e instanceof RillError)) console.error(e);
-        slot.replica = null;
-        result = {
-          topic: slot.topic,
-          partition: slot.partition,
-          fetchOffset: slot.offset,
-          bytes: EMPTY,
-          nextOffset: slot.offset,
-          highWatermark: -1,
-          logStartOffset: -1,
-          lastStableOffset: -1,
-          error,
-        };
+    for (let i = 0; i < slots.length; i++) {
+      const slot = slots[i];
+      const kept = slot.replica;
+      if (replicaId >= 0 || kept === null || !this.#valid(kept, slot, replicaId)) {
+        return this.#readRest(slots, i, out, replicaId, arena, budget, first, observerId);
       }
-      out.push(result);
+      out.push(this.#readConsumer(slot, kept, arena, budget, first, observerId));
     }
     return out;
+  }
+
+  /** #readAll from slot `from` on, looking replicas up and reading for followers. */
+  async #readRest(
+    slots: readonly Slot[],
+    from: number,
+    out: PartitionFetchResult[],
+    replicaId: number,
+    arena: ReadArena,
+    budget: Budget,
+    first: boolean,
+    observerId?: number,
+  ): Promise<PartitionFetchResult[]> {
+    for (let i = from; i < slots.length; i++) {
+      const slot = slots[i];
+      const kept = slot.replica;
+      let replica: Replica;
+      if (kept !== null && this.#valid(kept, slot, replicaId)) replica = kept;
+      else {
+        try {
+          replica = await this.#resolve(slot, replicaId);
+        } catch (e) {
+          out.push(this.#failed(slot, e));
+          continue;
+        }
+      }
+      out.push(
+        replicaId >= 0
+          ? await this.#readFollower(slot, replica, replicaId, arena, budget, first)
+          : this.#readConsumer(slot, replica, arena, budget, first, observerId),
+      );
+    }
+    return out;
+  }
+
+  /**
+   * A consumer's read of one slot: synchronous (a consumer woken at the log end reads the
+   * append that woke it from memory: Replica.readSync).
+   */
+  #readConsumer(
+    slot: Slot,
+    replica: Replica,
+    arena: ReadArena,
+    budget: Budget,
+    first: boolean,
+    observerId?: number,
+  ): PartitionFetchResult {
+    try {
+      slot.seen = replica.highWatermark;
+      if (first && observerId !== undefined) replica.recordObserverFetch(observerId, slot.offset);
+      replica.checkOffset(slot.offset);
+      const max = Math.min(slot.maxBytes, budget.remaining);
+      if (max <= 0 || budget.full) return this.#result(slot, this.#nothing(replica, slot));
+      const mark = arena.mark();
+      const read = replica.readSync(slot.offset, max, arena.alloc);
+      return this.#fit(slot, replica, read, arena, mark, budget);
+    } catch (e) {
+      return this.#failed(slot, e);
+    }
+  }
+
+  /** A follower's read of one slot: up to the log end offset. */
+  async #readFollower(
+    slot: Slot,
+    replica: Replica,
+    replicaId: number,
+    arena: ReadArena,
+    budget: Budget,
+    first: boolean,
+  ): Promise<PartitionFetchResult> {
+    try {
+      if (slot.offset > replica.logEndOffset) {
+        throw new RillError(
+          "OFFSET_OUT_OF_RANGE",
+          `Fetch offset ${slot.offset} of ${replica.name} is past the leader's log end offset ${replica.logEndOffset}`,
+          { logStartOffset: replica.logStartOffset, logEndOffset: replica.logEndOffset },
+        );
+      }
+      if (first) replica.recordFollowerFetch(replicaId, slot.offset);
+      slot.seen = replica.logEndOffset;
+      const max = Math.min(slot.maxBytes, budget.remaining);
+      if (max <= 0 || budget.full) return this.#result(slot, this.#nothing(replica, slot));
+      const mark = arena.mark();
+      const read = await replica.readForFollower(slot.offset, max, arena.alloc);
+      return this.#fit(slot, replica, read, arena, mark, budget);
+    } catch (e) {
+      return this.#failed(slot, e);
+    }
+  }
+
+  /**
+   * A slot's read taken into the answer, within the budget: only the answer's first batch
+   * may exceed the total. Once a batch did not fit, the later partitions are not read (their
+   * batches would likely not fit either, and each such read is a wasted file read); they come
+   * first in the next fetch, as they returned nothing.
+   */
+  #fit(
+    slot: Slot,
+    replica: Replica,
+    read: FetchResult,
+    arena: ReadArena,
+    mark: ReturnType<ReadArena["mark"]>,
+    budget: Budget,
+  ): PartitionFetchResult {
+    if (budget.gotData && read.bytes.length > budget.remaining) {
+      arena.rollback(mark);
+      read = this.#nothing(replica, slot);
+      budget.full = true;
+    }
+    if (read.bytes.length > 0) {
+      budget.gotData = true;
+      budget.remaining -= read.bytes.length;
+    }
+    return this.#result(slot, read);
+  }
+
+  #result(slot: Slot, read: FetchResult): PartitionFetchResult {
+    return {
+      topic: slot.topic,
+      partition: slot.partition,
+      fetchOffset: slot.offset,
+      bytes: read.bytes,
+      nextOffset: Math.max(slot.offset, read.nextOffset),
+      highWatermark: read.highWatermark,
+      logStartOffset: read.logStartOffset,
+      lastStableOffset: read.highWatermark,
+      error: null,
+    };
+  }
+
+  #failed(slot: Slot, e: unknown): PartitionFetchResult {
+    const error = e instanceof RillError
+      ? e
+      : new RillError("UNKNOWN_SERVER_ERROR", `Reading ${slot.topic}-${slot.partition} failed`);
+    if (!(e instanceof RillError)) console.error(e);
+    slot.replica = null;
+    return {
+      topic: slot.topic,
+      partition: slot.partition,
+      fetchOffset: slot.offset,
+      bytes: EMPTY,
+      nextOffset: slot.offset,
+      highWatermark: -1,
+      logStartOffset: -1,
+      lastStableOffset: -1,
+      error,
+    };
   }
 
   #nothing(replica: Replica, slot: Slot): FetchResult {

@@ -91,6 +91,8 @@ export class WsSession {
   #abort: AbortController | null = null;
   /** the last fetch answer queued to go out */
   #answers: Promise<void> = Promise.resolve();
+  /** fetch answers queued behind #answers, not yet sent */
+  #answersWaiting = 0;
   /** the parts of a frame sent in parts, so far */
   #parts: Uint8Array[] = [];
   #partBytes = 0;
@@ -492,10 +494,19 @@ export class WsSession {
         signal: (this.#abort ??= new AbortController()).signal,
       });
       try {
-        // One answer at a time goes out, each once the socket has drained below the bound.
-        const turn = this.#answers.then(() => this.waitForDrain());
-        this.#answers = turn;
-        await turn;
+        // One answer at a time goes out, each once the socket has drained below the bound:
+        // at once (no turn between the wake-up and the send) when no earlier answer is
+        // waiting and the socket has room.
+        if (this.#answersWaiting > 0 || !this.#drained()) {
+          this.#answersWaiting++;
+          const turn = this.#answers.then(() => this.waitForDrain());
+          this.#answers = turn;
+          try {
+            await turn;
+          } finally {
+            this.#answersWaiting--;
+          }
+        }
         const payload: Uint8Array[] = [];
         const json = recordsAnswerJson(id, result, payload);
         done(null);
@@ -669,9 +680,7 @@ export class WsSession {
    * only then). The socket has no drain event: a 5 ms check runs while someone waits.
    */
   waitForDrain(): Promise<void> {
-    if (this.#closed || this.#socket.bufferedAmount < this.#limits.maxUnsentBytes) {
-      return Promise.resolve();
-    }
+    if (this.#drained()) return Promise.resolve();
     this.#drainTimer ??= setInterval(() => {
       if (!this.#closed && this.#socket.bufferedAmount >= this.#limits.maxUnsentBytes) return;
       clearInterval(this.#drainTimer);
@@ -679,6 +688,11 @@ export class WsSession {
       for (const w of this.#drainWaiters.splice(0)) w();
     }, 5);
     return new Promise((resolve) => this.#drainWaiters.push(resolve));
+  }
+
+  /** Whether the bytes queued on the socket are below the connection's bound (or it closed). */
+  #drained(): boolean {
+    return this.#closed || this.#socket.bufferedAmount < this.#limits.maxUnsentBytes;
   }
 
   #send(header: Record<string, unknown>, payload?: Uint8Array[]): void {

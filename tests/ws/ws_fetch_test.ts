@@ -14,8 +14,20 @@ import {
   WS_ANSWER_PART_BYTES,
   WS_SUBPROTOCOL,
 } from "../../src/protocol/ws_frames.ts";
-import { decodeBatch, readBatchHeader, splitBatches } from "../../src/protocol/record_batch.ts";
+import {
+  decodeBatch,
+  encodeBatch,
+  readBatchHeader,
+  splitBatches,
+} from "../../src/protocol/record_batch.ts";
 import { serveBroker } from "./_served.ts";
+import { startBroker } from "../_helpers/broker_process.ts";
+import {
+  encodeProduceFrame,
+  startsWith,
+  topicBytesOf,
+  WS_PRODUCED,
+} from "../../src/protocol/ws_produce_frames.ts";
 
 Deno.test("ws fetch: many partitions, one long poll woken by an append, errors per partition", async () => {
   await using s = await serveBroker();
@@ -361,6 +373,76 @@ Deno.test("ws fetch: an answer longer than 64 KiB goes in parts to a client that
     assert.deepEqual(values, [value, value, value]);
   } finally {
     conn.close();
+  }
+});
+
+Deno.test("ws fetch and push: a waiting consumer's records go out before the produce answer of the append that woke it", async () => {
+  // A spawned broker, as `rill broker` runs (the order is the broker's turns and sends).
+  await using s = await startBroker();
+  const created = await fetch(`${s.url}/v1/topics`, {
+    method: "POST",
+    body: JSON.stringify({ name: "order", partitions: 1 }),
+    headers: { "content-type": "application/json" },
+  });
+  assert.equal(created.status, 201, await created.text());
+  // One raw socket carries the wait and the produce, so its messages come in the order the
+  // broker sent them.
+  const socket = new WebSocket(`${s.url.replace("http", "ws")}/v1/ws`, WS_SUBPROTOCOL);
+  socket.binaryType = "arraybuffer";
+  const ops: string[] = [];
+  let next: (() => void) | null = null;
+  socket.onmessage = (e) => {
+    const m = new Uint8Array(e.data as ArrayBuffer);
+    // A binary produced answer (ws_produce_frames.ts), or a JSON frame.
+    ops.push(startsWith(m, WS_PRODUCED) ? "produced" : decodeFrame(m).header.op as string);
+    next?.();
+  };
+  const messages = (n: number) =>
+    new Promise<void>((resolve) => {
+      next = () => ops.length >= n && resolve();
+      next();
+    });
+  await new Promise((r) => socket.onopen = r);
+  try {
+    const produce = (id: number, value: string) =>
+      socket.send(
+        encodeProduceFrame(
+          id,
+          topicBytesOf("order")!,
+          0,
+          1,
+          encodeBatch([{ key: null, value: new TextEncoder().encode(value) }]),
+        ),
+      );
+    produce(1, "first");
+    await messages(1);
+    assert.deepEqual(ops, ["produced"]);
+    // A long poll at the log end, then the append that wakes it.
+    socket.send(encodeFrame({
+      op: "fetch",
+      id: 2,
+      partitions: [{ topic: "order", partition: 0, offset: 1 }],
+      maxWaitMs: 10_000,
+    }));
+    produce(3, "a");
+    await messages(3);
+    assert.deepEqual(ops.slice(1), ["records", "produced"]);
+    // A push subscription from the log end, then the append that wakes it.
+    socket.send(encodeFrame({
+      op: "subscribe",
+      id: 4,
+      partitions: [{ topic: "order", partition: 0, offset: 2 }],
+      credit: 4,
+    }));
+    await messages(4);
+    assert.equal(ops[3], "subscribed");
+    produce(5, "b");
+    await messages(6);
+    assert.deepEqual(ops.slice(4), ["records", "produced"]);
+  } finally {
+    const closed = new Promise((r) => socket.onclose = r);
+    socket.close();
+    await closed;
   }
 });
 
