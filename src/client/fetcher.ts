@@ -22,7 +22,8 @@ import {
 import { ConsumedMessage } from "./message.ts";
 import { decodeMessages } from "./record_decoder.ts";
 import { brokerOffset } from "./offsets.ts";
-import { BATCH_MEDIA_TYPE, readBytes, readJson, topicPath, type Transport } from "./transport.ts";
+import { BATCH_MEDIA_TYPE, topicPath, type Transport } from "./transport.ts";
+import { readBytes, readJson } from "./http_answers.ts";
 
 /**
  * Options of one fetch.

@@ -7,7 +7,8 @@
  * @module
  */
 import { RillError } from "../protocol/errors.ts";
-import { readJson, type Transport } from "./transport.ts";
+import type { Transport } from "./transport.ts";
+import { readJson } from "./http_answers.ts";
 
 /**
  * The longest a group call (join, commit, leave, committed offsets) waits for the broker,

@@ -14,7 +14,8 @@ import { errorFromBody, RillError } from "../protocol/errors.ts";
 import { decodeBatches } from "./fetcher.ts";
 import type { ConsumedMessage } from "./message.ts";
 import { brokerOffset } from "./offsets.ts";
-import { readBytes, type Transport } from "./transport.ts";
+import type { Transport } from "./transport.ts";
+import { readBytes } from "./http_answers.ts";
 
 /** The media type of the framed multi-partition fetch answer. */
 export const FETCH_MEDIA_TYPE = "application/vnd.rill.fetch";

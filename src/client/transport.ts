@@ -7,7 +7,8 @@
  *
  * @module
  */
-import { errorFromBody, RillError } from "../protocol/errors.ts";
+import { RillError } from "../protocol/errors.ts";
+import { errorOf, minimalAnswer, readJson } from "./http_answers.ts";
 import { resolveRetry, type RetryOptions, withRetry } from "./retry.ts";
 import { LeaderRoutes } from "./leader_routes.ts";
 import { brokerOffset } from "./offsets.ts";
@@ -679,146 +680,6 @@ export function authorizationOf(auth: string | { keyId: string; secret: string }
   }
   const bytes = new TextEncoder().encode(`${auth.keyId}:${auth.secret}`);
   return `Basic ${btoa(String.fromCharCode(...bytes))}`;
-}
-
-/**
- * The answer of a raw-batch produce that the broker gave as `204` with its offsets in
- * headers (`Prefer: return=minimal`), in the shape of its JSON answer.
- */
-function minimalAnswer(res: Response, partition: number, base: string): unknown {
-  const last = res.headers.get("Rill-Last-Offset");
-  const appendTime = res.headers.get("Rill-Log-Append-Time");
-  const baseOffset = Number(base);
-  const lastOffset = last === null ? baseOffset : Number(last);
-  return {
-    partition,
-    baseOffset,
-    lastOffset,
-    recordCount: lastOffset - baseOffset + 1,
-    logAppendTime: appendTime === null ? -1 : Number(appendTime),
-  };
-}
-
-/**
- * Reads a JSON response body.
- *
- * @param res the response
- * @returns the parsed value
- * @throws {RillError} UNKNOWN_SERVER_ERROR if the body is not JSON
- *
- * @example
- * ```ts
- * const body = await readJson(await transport.request("GET", "/v1/cluster"));
- * ```
- */
-export async function readJson(res: Response): Promise<unknown> {
-  let text: string;
-  try {
-    text = await res.text();
-  } catch (e) {
-    // The connection broke while the answer was read: as retriable as a failed request.
-    throw new RillError(
-      "BROKER_NOT_AVAILABLE",
-      `The connection broke while reading the broker's answer: ${
-        e instanceof Error ? e.message.split("\n")[0] : e
-      }`,
-    );
-  }
-  try {
-    return JSON.parse(text);
-  } catch {
-    throw new RillError(
-      "UNKNOWN_SERVER_ERROR",
-      `The broker answered HTTP ${res.status} with a body that is not JSON`,
-    );
-  }
-}
-
-/** Bodies at most this long with a `Content-Length` are read straight into one buffer. */
-const DIRECT_READ_LIMIT = 1 << 30;
-
-/**
- * Reads a binary response body into one `Uint8Array`.
- *
- * With a `Content-Length` (the broker's batch answers have one), the body is read with a
- * BYOB reader straight into one buffer of that size: each network chunk is copied once,
- * into its place. (`arrayBuffer()` collects the chunks, then zero-fills a buffer of the
- * total and copies them again: two more passes over every byte, which cost as much as the
- * CRC check of a fetch.) Without one, or where BYOB readers are missing, it falls back to
- * `arrayBuffer()`.
- *
- * @param res the response, body unread
- * @returns the body's bytes
- * @throws {RillError} BROKER_NOT_AVAILABLE (retriable) if the connection breaks or the body
- *   ends before its `Content-Length`
- * @throws {DOMException} AbortError when the request's signal aborts
- * @example
- * ```ts
- * const bytes = await readBytes(await transport.request("GET", path));
- * ```
- */
-export async function readBytes(res: Response): Promise<Uint8Array> {
-  const body = res.body;
-  if (body === null) return new Uint8Array(0);
-  const length = Number(res.headers.get("Content-Length") ?? NaN);
-  let reader: ReadableStreamBYOBReader | null = null;
-  if (Number.isSafeInteger(length) && length >= 0 && length <= DIRECT_READ_LIMIT) {
-    try {
-      reader = body.getReader({ mode: "byob" });
-    } catch {
-      // not a byte stream here: read it the portable way
-    }
-  }
-  try {
-    if (reader === null) return new Uint8Array(await res.arrayBuffer());
-    let buffer = new ArrayBuffer(length);
-    let filled = 0;
-    while (filled < length) {
-      // A BYOB read transfers the buffer it fills: carry on with the one it hands back.
-      const { value, done } = await reader.read(new Uint8Array(buffer, filled, length - filled));
-      if (done || value === undefined) {
-        throw new TypeError(`the body ended after ${filled} of its ${length} bytes`);
-      }
-      buffer = value.buffer as ArrayBuffer;
-      filled += value.byteLength;
-    }
-    // Read to the end, so that the connection goes back to the pool.
-    const { done } = await reader.read(new Uint8Array(1));
-    if (!done) throw new TypeError(`the body is longer than its ${length} bytes`);
-    return new Uint8Array(buffer);
-  } catch (e) {
-    if (e instanceof DOMException && e.name === "AbortError") throw e;
-    reader?.cancel().catch(() => {});
-    throw new RillError(
-      "BROKER_NOT_AVAILABLE",
-      `The connection broke while reading the broker's answer: ${
-        e instanceof Error ? e.message.split("\n")[0] : e
-      }`,
-    );
-  } finally {
-    reader?.releaseLock();
-  }
-}
-
-/**
- * Builds the RillError of an error response.
- *
- * @param res a non-2xx response
- * @returns the error its body describes
- *
- * @example
- * ```ts
- * if (!res.ok) throw await errorOf(res);
- * ```
- */
-export async function errorOf(res: Response): Promise<RillError> {
-  let body: unknown = null;
-  try {
-    body = JSON.parse(await res.text());
-  } catch {
-    // not JSON: errorFromBody falls back to the status
-  }
-  return errorFromBody(res.status, body);
 }
 
 function readRoute(topic: string, partition: number): { key: string; read: boolean } {
