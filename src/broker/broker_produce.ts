@@ -7,7 +7,12 @@
  * @module
  */
 import { RillError } from "../protocol/errors.ts";
-import { applyTopicCompression, checkProducedBatches, stampLogAppendTime } from "./batch_checks.ts";
+import {
+  applyTopicCompression,
+  checkProducedBatches,
+  type ProducedBatches,
+  stampLogAppendTime,
+} from "./batch_checks.ts";
 import {
   expectedSequence,
   isAheadOfSequence,
@@ -30,6 +35,16 @@ import type { TopicState } from "./local_topics.ts";
 import { TimeSlice } from "./time_slice.ts";
 import type { PartitionLookup } from "./partition_lookup.ts";
 import type { Replica } from "./replica.ts";
+
+/** A produce's batches after the checks: what is appended, and what its answer says. */
+interface PreparedBatches {
+  /** the bytes to append (compressed as the topic says, LogAppendTime stamped) */
+  body: Uint8Array;
+  /** the checks' reading of the batches */
+  checked: ProducedBatches;
+  /** the LogAppendTime stamped, or -1 */
+  logAppendTime: number;
+}
 
 /** What {@linkcode ProducePath} needs from its broker. */
 export interface ProducePathContext {
@@ -151,30 +166,10 @@ export class ProducePath {
     try {
       this.#checkAccepting();
       this.#c.checkDisk();
-      const checked = checkProducedBatches(body, state!.maxMessageBytes);
-      if (state!.compacted) checkBatchKeys(topic, checked.plain);
-      body = applyTopicCompression(checked, body, state!.compression);
-      let logAppendTime = -1;
-      if (state!.logAppendTime) {
-        logAppendTime = Date.now();
-        for (const b of checked.batches) stampLogAppendTime(b, logAppendTime);
-      }
-      const header = checked.batches.length === 1 ? checked.headers[0] : null;
-      const stored = body;
-      return this.#c.track(
-        header !== null && header.producerId >= 0 && header.baseSequence >= 0
-          ? this.#appendInSequence(leader, body, topic, partition, header)
-          : leader.append(body),
-      ).then((result) => {
-        if (!result.duplicate) this.#c.onAppend?.(topic, stored.length, checked.recordCount);
-        return {
-          partition,
-          baseOffset: result.baseOffset,
-          lastOffset: result.lastOffset,
-          recordCount: checked.recordCount,
-          logAppendTime,
-        };
-      });
+      const p = this.#prepare(state!, topic, body);
+      return this.#append(leader, p, topic, partition).then((result) =>
+        this.#answer(p, topic, partition, result)
+      );
     } catch (e) {
       return Promise.reject(e);
     }
@@ -197,6 +192,30 @@ export class ProducePath {
     if (partition >= count) throw unknownPartition(topic, partition, count);
     const leader = this.#leaderHere(state, partition, acks) ??
       await this.#leader(state, partition, acks);
+    const p = this.#prepare(state, topic, body);
+    const append = this.#append(leader, p, topic, partition);
+    if (acks === 0) {
+      append.then(
+        (r) => {
+          if (!r.duplicate) this.#c.onAppend?.(topic, p.body.length, p.checked.recordCount);
+        },
+        (e) => this.#c.log(`a produce with acks=0 to ${topic} failed: ${e}`),
+      );
+      return null;
+    }
+    const result = await append;
+    if (acks === -1) {
+      await leader.waitForCommit(
+        result.lastOffset,
+        this.#c.config.ackTimeoutMs,
+        state.minInsyncReplicas,
+      );
+    }
+    return this.#answer(p, topic, partition, result);
+  }
+
+  /** A produce's batches checked, compressed as the topic says and stamped, ready to append. */
+  #prepare(state: TopicState, topic: string, body: Uint8Array): PreparedBatches {
     const checked = checkProducedBatches(body, state.maxMessageBytes);
     if (state.compacted) checkBatchKeys(topic, checked.plain);
     body = applyTopicCompression(checked, body, state.compression);
@@ -205,38 +224,40 @@ export class ProducePath {
       logAppendTime = Date.now();
       for (const b of checked.batches) stampLogAppendTime(b, logAppendTime);
     }
+    return { body, checked, logAppendTime };
+  }
+
+  /** Appends prepared batches: an idempotent batch through its producer's sequence checks. */
+  #append(
+    leader: Replica,
+    p: PreparedBatches,
+    topic: string,
+    partition: number,
+  ): Promise<AppendResult> {
     // The header read by the checks (the fields read here are not changed by compression
     // or the LogAppendTime stamp).
-    const header = checked.batches.length === 1 ? checked.headers[0] : null;
-    const append = this.#c.track(
+    const header = p.checked.batches.length === 1 ? p.checked.headers[0] : null;
+    return this.#c.track(
       header !== null && header.producerId >= 0 && header.baseSequence >= 0
-        ? this.#appendInSequence(leader, body, topic, partition, header)
-        : leader.append(body),
+        ? this.#appendInSequence(leader, p.body, topic, partition, header)
+        : leader.append(p.body),
     );
-    if (acks === 0) {
-      append.then(
-        (r) => {
-          if (!r.duplicate) this.#c.onAppend?.(topic, body.length, checked.recordCount);
-        },
-        (e) => this.#c.log(`a produce with acks=0 to ${topic} failed: ${e}`),
-      );
-      return null;
-    }
-    const result = await append;
-    if (!result.duplicate) this.#c.onAppend?.(topic, body.length, checked.recordCount);
-    if (acks === -1) {
-      await leader.waitForCommit(
-        result.lastOffset,
-        this.#c.config.ackTimeoutMs,
-        state.minInsyncReplicas,
-      );
-    }
+  }
+
+  /** The answer of an appended produce (counted unless it was a duplicate). */
+  #answer(
+    p: PreparedBatches,
+    topic: string,
+    partition: number,
+    result: AppendResult,
+  ): BatchAppendResult {
+    if (!result.duplicate) this.#c.onAppend?.(topic, p.body.length, p.checked.recordCount);
     return {
       partition,
       baseOffset: result.baseOffset,
       lastOffset: result.lastOffset,
-      recordCount: checked.recordCount,
-      logAppendTime,
+      recordCount: p.checked.recordCount,
+      logAppendTime: p.logAppendTime,
     };
   }
 
