@@ -392,26 +392,44 @@ export class Transport {
   > {
     if (this.#streamMode === "http" || this.#streamUsers === 0) return null;
     const route = this.#routes.keyOf("GET", `${topicPath(topic)}/partitions/${partition}/records`)!;
+    return await this.#overStream(route, async (conn) => {
+      const answer = await conn.fetch({
+        partitions: [{ topic, partition, offset, maxBytes: opts.maxBytes }],
+        maxWaitMs: opts.maxWaitMs,
+        minBytes: opts.minBytes,
+      });
+      const p = answer.partitions.find((x) => x.topic === topic && x.partition === partition);
+      if (p === undefined) {
+        throw new RillError(
+          "UNKNOWN_SERVER_ERROR",
+          `The broker's fetch answer has no ${topic}-${partition}`,
+        );
+      }
+      if (p.error !== undefined) throw p.error;
+      return p;
+    });
+  }
+
+  /**
+   * Runs `use` over the WebSocket connection to a route's broker, following the route on
+   * NOT_LEADER_OR_FOLLOWER and dropping a routed broker that is gone (two hops at most).
+   *
+   * @param route the route key
+   * @param use what to do over the connection; null when HTTP is to be used instead
+   * @returns what `use` returned, or null when HTTP is to be used (no connection)
+   * @throws {RillError} the broker's error
+   */
+  async #overStream<T>(
+    route: { key: string; read: boolean },
+    use: (conn: WsConnection) => Promise<T | null>,
+  ): Promise<T | null> {
     for (let hop = 0;; hop++) {
       const routed = this.#routes.base(route);
       const base = routed ?? this.broker;
       try {
         const conn = await this.#stream(base, routed !== undefined);
         if (conn === null) return null;
-        const answer = await conn.fetch({
-          partitions: [{ topic, partition, offset, maxBytes: opts.maxBytes }],
-          maxWaitMs: opts.maxWaitMs,
-          minBytes: opts.minBytes,
-        });
-        const p = answer.partitions.find((x) => x.topic === topic && x.partition === partition);
-        if (p === undefined) {
-          throw new RillError(
-            "UNKNOWN_SERVER_ERROR",
-            `The broker's fetch answer has no ${topic}-${partition}`,
-          );
-        }
-        if (p.error !== undefined) throw p.error;
-        return p;
+        return await use(conn);
       } catch (e) {
         if (!(e instanceof RillError) || hop >= 2) throw e;
         if (e.code === "BROKER_NOT_AVAILABLE" && routed !== undefined) {
@@ -443,23 +461,11 @@ export class Transport {
   ): Promise<number | null> {
     if (this.#streamMode === "http" || this.#streamUsers === 0) return null;
     const route = this.#routes.keyOf("GET", `${topicPath(topic)}/partitions/${partition}/offsets`)!;
-    for (let hop = 0;; hop++) {
-      const routed = this.#routes.base(route);
-      const base = routed ?? this.broker;
-      try {
-        const conn = await this.#stream(base, routed !== undefined);
-        if (conn === null || !conn.offsets) return null;
-        const { header } = await conn.request({ op: "offsets", topic, partition, at });
-        return brokerOffset(header.offset, "offset");
-      } catch (e) {
-        if (!(e instanceof RillError) || hop >= 2) throw e;
-        if (e.code === "BROKER_NOT_AVAILABLE" && routed !== undefined) {
-          this.#routes.forget(route);
-          continue;
-        }
-        if (!this.#routes.learn(route, e, base)) throw e;
-      }
-    }
+    return await this.#overStream(route, async (conn) => {
+      if (!conn.offsets) return null;
+      const { header } = await conn.request({ op: "offsets", topic, partition, at });
+      return brokerOffset(header.offset, "offset");
+    });
   }
 
   /** The open WebSocket connection to `base`, opening it; null when HTTP is to be used. */
