@@ -73,8 +73,7 @@ const COMMANDS: Record<string, () => Promise<CommandModule>> = {
  *
  * @param args the command line after `rill`
  * @param io where to write (default: the process's streams)
- * @returns the exit status, or undefined when a server role ended on its own terms (the
- *   process then exits when its event loop is empty)
+ * @returns the exit status (0 once a broker or follower stopped cleanly on a signal)
  * @example
  * ```ts
  * const status = await runCli(["topics", "list", "--broker", "http://127.0.0.1:8092"]);
@@ -93,8 +92,10 @@ export async function runCli(args: string[], io: CliIo = processIo()): Promise<n
     }
     if (command === "broker" || command === "follower") {
       const { runBroker } = await import("./broker.ts");
-      const result: unknown = await runBroker(rest, command);
-      return typeof result === "number" ? result : undefined;
+      await runBroker(rest, command);
+      // Stopped cleanly (its logs closed): exit, rather than wait for the event loop to
+      // empty; a WebSocket client that went away without closing could keep it alive.
+      return 0;
     }
     const load = COMMANDS[command];
     if (!load) {
