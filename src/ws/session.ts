@@ -47,6 +47,7 @@ import type { WsLimits } from "./endpoint.ts";
 import type { WsMeter, WsRoute } from "./observe.ts";
 import { Subscription } from "./subscription.ts";
 import { recordsAnswerJson } from "./records_answer.ts";
+import { acksOf, intField } from "./frame_fields.ts";
 
 const EMPTY = new Uint8Array(0);
 /** The requests a connection takes (told in the hello answer's `ops`). */
@@ -782,36 +783,3 @@ function producedAnswer(id: number, r: BatchAppendResult | null): string {
 
 /** Reports a frame's outcome to the meter (null: answered with success). */
 type Done = (err: RillError | null) => void;
-
-function acksOf(raw: unknown): Acks {
-  switch (raw) {
-    case undefined:
-    case -1:
-    case "all":
-    case "-1":
-      return -1;
-    case 1:
-    case "1":
-      return 1;
-    case 0:
-    case "0":
-      return 0;
-    default:
-      throw new RillError(
-        "INVALID_REQUEST",
-        `"acks" must be all, -1, 1 or 0, got ${JSON.stringify(raw)?.slice(0, 50)}`,
-      );
-  }
-}
-
-function intField(raw: unknown, name: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
-  if (!Number.isSafeInteger(raw) || (raw as number) < min || (raw as number) > max) {
-    throw new RillError(
-      "INVALID_REQUEST",
-      `"${name}" must be an integer from ${min} to ${max}, got ${
-        JSON.stringify(raw)?.slice(0, 50)
-      }`,
-    );
-  }
-  return raw as number;
-}
