@@ -174,16 +174,21 @@ export class PushLoop<S extends FetchedPartition> {
     const f = this.#f;
     let moved = false;
     let records = false;
+    let errors = false;
     for (const p of answer.partitions) {
       const key = `${p.topic}\u0000${p.partition}`;
       const c = this.#covered.get(key);
       if (c === undefined) continue;
       const current = f.entry(key);
-      // Left the plan meanwhile (re-planned when the loop wakes).
-      if (current === undefined || current !== c.e) continue;
+      // Left the plan meanwhile: re-planned when the loop wakes.
+      if (current === undefined || current !== c.e) {
+        errors = true;
+        continue;
+      }
       if (p.error !== undefined) {
         // The partition left the subscription on the broker.
         this.#covered.delete(key);
+        errors = true;
         const code = p.error.code;
         if (code === "NOT_LEADER_OR_FOLLOWER" || code === "LEADER_NOT_AVAILABLE") {
           if (f.transport.learnRead(p.topic, p.partition, p.error, this.#base)) {
@@ -212,6 +217,8 @@ export class PushLoop<S extends FetchedPartition> {
     this.#owed++;
     this.received++;
     if (moved) f.wake();
-    else this.wake();
+    else if (this.#owed >= PUSH_CREDIT / 2 || this.#covered.size === 0 || errors) this.wake();
+    // Otherwise nothing to re-plan: what changes the plan wakes the loop itself (seek, pause,
+    // a rebalance, a buffer freed, a decode past the broker's next offset).
   }
 }
