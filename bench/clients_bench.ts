@@ -26,9 +26,11 @@
  *    rounds and the ratios are medians of each round's ratio (the machine is shared);
  * 2. 50 producers, each its own client and connection, awaiting single 100 B sends:
  *    records/s total and p99, against 50 concurrent floor callers;
- * 3. end to end at 2,000 records/s: a producer of single records and a long-polling consumer
- *    in one process: p50/p99 from send to delivery; and the same with the records pushed to a
- *    push subscription of the WebSocket connection (`WsConnection.subscribe`). HTTP runs in
+ * 3. end to end at 2,000 records/s: a producer of single records and a mod.ts consumer in one
+ *    process (over HTTP it long-polls; over WebSocket it reads through a push subscription,
+ *    src/client/push_loop.ts): p50/p99 from send to delivery; and the same with the records
+ *    pushed to a bare push subscription of the WebSocket connection
+ *    (`WsConnection.subscribe`). HTTP runs in
  *    interleaved rounds with its floor: bare `fetch` POSTs of one-record batches and bare
  *    long polls against the append floor server with a long poll added
  *    (bench/_http_floor_server.ts); WebSocket (both consumers) likewise with its floor: bare
@@ -571,7 +573,7 @@ async function endToEnd(
   });
   for (
     const [name, mode] of [
-      ["WS: producer → long-polling consumer", "e2e"],
+      ["WS: producer → mod.ts consumer (push subscription, its default over WebSocket)", "e2e"],
       ["WS push subscription: producer → pushed records", "e2e-push"],
     ] as const
   ) {

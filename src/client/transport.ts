@@ -354,6 +354,24 @@ export class Transport {
   }
 
   /**
+   * The WebSocket connection to a broker, opening it, when that broker takes push
+   * subscriptions (its hello answer lists `subscribe`), for a consumer's fetch loop; the
+   * caller holds a share of the connections ({@linkcode useStreams}).
+   *
+   * @param base the broker's base URL (a partition's leader, or `readFrom`)
+   * @returns the connection, or null when that broker is not spoken to over WebSocket or does
+   *   not push (long-poll instead)
+   * @throws {RillError} BROKER_NOT_AVAILABLE (retriable) when the connection fails
+   */
+  async pushConnection(base: string): Promise<WsConnection | null> {
+    if (this.#streamMode === "http" || this.#streamUsers === 0) return null;
+    const clean = base.endsWith("/") ? base.replace(/\/+$/, "") : base;
+    const open = this.#open.get(clean);
+    const conn = open !== undefined && open.open ? open : await this.#stream(clean, true);
+    return conn !== null && conn.subscriptions ? conn : null;
+  }
+
+  /**
    * Closes a fetch session over the broker's open WebSocket connection, if there is one: the
    * request is sent before this returns, its answer is not awaited (errors are ignored: an
    * unclosed session expires).

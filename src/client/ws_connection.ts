@@ -268,6 +268,8 @@ export class WsConnection {
   #binaryProduce = false;
   /** whether the broker answers `offsets` requests (its hello answer lists them) */
   #offsets = false;
+  /** whether the broker takes push subscriptions (its hello answer lists `subscribe`) */
+  #subscriptions = false;
   /** the parts of a long answer so far */
   readonly #frameParts = new FrameParts();
   readonly #base: string;
@@ -321,6 +323,8 @@ export class WsConnection {
       conn.#binaryProduce = Array.isArray(header.binary) &&
         header.binary.includes(WS_BINARY_PRODUCE);
       conn.#offsets = Array.isArray(header.ops) && header.ops.includes("offsets");
+      conn.#subscriptions = Array.isArray(header.ops) && header.ops.includes("subscribe") &&
+        header.ops.includes("credit");
     } catch (e) {
       conn.close();
       // Closed before its hello was answered: something between refuses WebSocket.
@@ -350,6 +354,11 @@ export class WsConnection {
   /** Whether the broker looks offsets up over the connection (its hello answer said so). */
   get offsets(): boolean {
     return this.#offsets;
+  }
+
+  /** Whether the broker takes push subscriptions (its hello answer lists `subscribe`). */
+  get subscriptions(): boolean {
+    return this.#subscriptions;
   }
 
   /** Requests sent and not answered yet. */
