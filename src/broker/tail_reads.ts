@@ -35,6 +35,8 @@ export const TAIL_BYTES = 256 * 1024;
 export const TAILS_TOTAL_BYTES = 64 * 1024 * 1024;
 /** The size of the chunks batches are kept in (a larger batch is not kept). */
 export const TAIL_CHUNK_BYTES = 64 * 1024;
+/** A partition is followed while a read came within this many appends (TailReads.followed). */
+export const FOLLOWED_APPENDS = 16;
 /** The most bytes of a read kept for the reads after it at the same position. */
 export const SHARED_READ_BYTES = 16 * 1024;
 
@@ -73,10 +75,27 @@ export class TailReads {
   #chunk: Uint8Array | null = null;
   #used = 0;
   #last: { offset: number; maxBytes: number; bound: number; read: TailRead } | null = null;
+  /** appends since the last read */
+  #appendsSinceRead = FOLLOWED_APPENDS;
 
   /** Bytes of batches kept. */
   get bytes(): number {
     return this.#bytes;
+  }
+
+  /**
+   * Whether a read came within the last {@linkcode FOLLOWED_APPENDS} appends: consumers follow
+   * the partition even when none waits at the moment of an append (each woken consumer comes
+   * back after its answer went out; a loaded broker appends meanwhile), so what is appended
+   * is kept for them.
+   */
+  get followed(): boolean {
+    return this.#appendsSinceRead < FOLLOWED_APPENDS;
+  }
+
+  /** Notes a read of the partition that did not read the tail (at the log end: nothing yet). */
+  noteRead(): void {
+    this.#appendsSinceRead = 0;
   }
 
   /**
@@ -116,6 +135,7 @@ export class TailReads {
     }
     this.#used = start + at;
     this.#next = base;
+    this.#appendsSinceRead++;
     const limit = keptTotal > TAILS_TOTAL_BYTES ? TAIL_BYTES >> 2 : TAIL_BYTES;
     while (this.#bytes > limit) {
       const n = this.#kept[this.#head++].bytes.length;
@@ -156,6 +176,7 @@ export class TailReads {
     bound: number,
     alloc: ReadBuffer = (n) => new Uint8Array(n),
   ): TailRead | null {
+    this.#appendsSinceRead = 0;
     const last = this.#last;
     if (
       last !== null && last.offset === offset && last.bound === bound &&
