@@ -55,6 +55,9 @@
  * `RILL_CLIENTS_BROKER_REPO=/path/to/checkout/` runs that checkout's broker instead (the
  * clients stay this checkout's), with `RILL_CLIENTS_HTTP_ONLY=1` for a broker without the
  * WebSocket endpoint: how a "before" is measured on the same machine.
+ * `RILL_CLIENTS_BROKER_PROF=/some/dir` runs the broker with `--cpu-prof` into that directory
+ * and stops it with SIGTERM at the end, so that it writes its profile (open it in Chrome's
+ * DevTools).
  *
  * @module
  */
@@ -72,6 +75,7 @@ const WORKER = new URL("./_clients_worker.ts", import.meta.url).pathname;
 const FLOOR = new URL("./_clients_floor_server.ts", import.meta.url).pathname;
 const BROKER_REPO = Deno.env.get("RILL_CLIENTS_BROKER_REPO");
 const HTTP_ONLY = Deno.env.get("RILL_CLIENTS_HTTP_ONLY") === "1";
+const PROF_DIR = Deno.env.get("RILL_CLIENTS_BROKER_PROF");
 const PARTS = new Set(
   (Deno.env.get("RILL_CLIENTS_PARTS") ?? "seq,many,e2e,commits,crowd").split(","),
 );
@@ -206,7 +210,10 @@ const fmt = (n: number) => (n >= 100 ? Math.round(n).toString() : n.toPrecision(
  * @param report receives the figures
  */
 export async function run(report: Reporter): Promise<void> {
-  await using broker = await startBroker({ repo: BROKER_REPO });
+  await using broker = await startBroker({
+    repo: BROKER_REPO,
+    denoFlags: PROF_DIR ? ["--cpu-prof", `--cpu-prof-dir=${PROF_DIR}`] : undefined,
+  });
   await using floor = await startFloor();
   const b = broker.url;
   let topics = 0;
@@ -228,6 +235,8 @@ export async function run(report: Reporter): Promise<void> {
     const total = await crowd(report, broker, await topic(8));
     await crowdFloor(report, floor, total);
   }
+  // A profiled broker writes its profile as it exits: stopped, not killed.
+  if (PROF_DIR) await broker.stop();
 }
 
 type Topic = (partitions: number) => Promise<string>;

@@ -599,9 +599,11 @@ export class Replica {
   #appended(batches: Uint8Array, result: AppendResult): AppendResult {
     const next = result.lastOffset + 1;
     if (next > this.#highWatermark && !result.duplicate) {
-      // Kept for the fetches waiting to read them; a partition no one follows keeps nothing.
-      if (this.waiters.size > 0) this.#tail.append(batches, result.baseOffset);
-      else if (this.#tail.bytes > 0) this.#tail.clear();
+      // Kept for the fetches waiting to read them, or that read since the last append; a
+      // partition no one follows keeps nothing.
+      if (this.waiters.size > 0 || this.#tail.followed) {
+        this.#tail.append(batches, result.baseOffset);
+      } else if (this.#tail.bytes > 0) this.#tail.clear();
       this.#uncommitted.push([next, batches.length]);
       this.replicaWaiters.notify(batches.length);
       this.#advanceHighWatermark();
@@ -637,6 +639,8 @@ export class Replica {
     const hw = this.#highWatermark;
     this.checkOffset(offset);
     if (offset >= hw) {
+      // A consumer at the log end follows the partition: what comes next is kept for it.
+      if (this.#role === "leader") this.#tail.noteRead();
       return {
         bytes: EMPTY,
         nextOffset: offset,
