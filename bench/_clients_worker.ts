@@ -21,8 +21,9 @@
  *   round trips of `size` bytes, against bench/_clients_floor_server.ts;
  * - `floor-http-minimal`: `floor-http` asking `Prefer: return=minimal`, as the producer does:
  *   the answer is a 204 with the offset in a header, read from there;
- * - `e2e`: one producer sending single records at `rate` a second, one consumer long-polling
- *   the partition; latency from send to delivery (one clock: both in this process);
+ * - `e2e`: one producer sending single records at `rate` a second, one mod.ts consumer reading
+ *   the partition (long polls over HTTP, a push subscription over WebSocket); latency from
+ *   send to delivery (one clock: both in this process);
  * - `e2e-floor`: the same shape with bare `fetch` against bench/_http_floor_server.ts: records
  *   POSTed as a batch, one request in flight (those sent meanwhile go in the next), the
  *   consumer long-polling `GET /0?offset=N`;

@@ -26,9 +26,11 @@
  *    rounds and the ratios are medians of each round's ratio (the machine is shared);
  * 2. 50 producers, each its own client and connection, awaiting single 100 B sends:
  *    records/s total and p99, against 50 concurrent floor callers;
- * 3. end to end at 2,000 records/s: a producer of single records and a long-polling consumer
- *    in one process: p50/p99 from send to delivery; and the same with the records pushed to a
- *    push subscription of the WebSocket connection (`WsConnection.subscribe`). HTTP runs in
+ * 3. end to end at 2,000 records/s: a producer of single records and a mod.ts consumer in one
+ *    process (over HTTP it long-polls; over WebSocket it reads through a push subscription,
+ *    src/client/push_loop.ts): p50/p99 from send to delivery; and the same with the records
+ *    pushed to a bare push subscription of the WebSocket connection
+ *    (`WsConnection.subscribe`). HTTP runs in
  *    interleaved rounds with its floor: bare `fetch` POSTs of one-record batches and bare
  *    long polls against the append floor server with a long poll added
  *    (bench/_http_floor_server.ts); WebSocket (both consumers) likewise with its floor: bare
@@ -53,6 +55,9 @@
  * `RILL_CLIENTS_BROKER_REPO=/path/to/checkout/` runs that checkout's broker instead (the
  * clients stay this checkout's), with `RILL_CLIENTS_HTTP_ONLY=1` for a broker without the
  * WebSocket endpoint: how a "before" is measured on the same machine.
+ * `RILL_CLIENTS_BROKER_PROF=/some/dir` runs the broker with `--cpu-prof` into that directory
+ * and stops it with SIGTERM at the end, so that it writes its profile (open it in Chrome's
+ * DevTools).
  *
  * @module
  */
@@ -70,6 +75,7 @@ const WORKER = new URL("./_clients_worker.ts", import.meta.url).pathname;
 const FLOOR = new URL("./_clients_floor_server.ts", import.meta.url).pathname;
 const BROKER_REPO = Deno.env.get("RILL_CLIENTS_BROKER_REPO");
 const HTTP_ONLY = Deno.env.get("RILL_CLIENTS_HTTP_ONLY") === "1";
+const PROF_DIR = Deno.env.get("RILL_CLIENTS_BROKER_PROF");
 const PARTS = new Set(
   (Deno.env.get("RILL_CLIENTS_PARTS") ?? "seq,many,e2e,commits,crowd").split(","),
 );
@@ -204,7 +210,10 @@ const fmt = (n: number) => (n >= 100 ? Math.round(n).toString() : n.toPrecision(
  * @param report receives the figures
  */
 export async function run(report: Reporter): Promise<void> {
-  await using broker = await startBroker({ repo: BROKER_REPO });
+  await using broker = await startBroker({
+    repo: BROKER_REPO,
+    denoFlags: PROF_DIR ? ["--cpu-prof", `--cpu-prof-dir=${PROF_DIR}`] : undefined,
+  });
   await using floor = await startFloor();
   const b = broker.url;
   let topics = 0;
@@ -226,6 +235,8 @@ export async function run(report: Reporter): Promise<void> {
     const total = await crowd(report, broker, await topic(8));
     await crowdFloor(report, floor, total);
   }
+  // A profiled broker writes its profile as it exits: stopped, not killed.
+  if (PROF_DIR) await broker.stop();
 }
 
 type Topic = (partitions: number) => Promise<string>;
@@ -562,7 +573,7 @@ async function endToEnd(
   });
   for (
     const [name, mode] of [
-      ["WS: producer → long-polling consumer", "e2e"],
+      ["WS: producer → mod.ts consumer (push subscription, its default over WebSocket)", "e2e"],
       ["WS push subscription: producer → pushed records", "e2e-push"],
     ] as const
   ) {

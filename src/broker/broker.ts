@@ -31,7 +31,6 @@ import { LeaseStore } from "../coordination/leases.ts";
 import { KvHealth, watchKvHealth } from "../coordination/kv_health.ts";
 import { GroupLiveness } from "../coordination/group_liveness.ts";
 import { GroupWritesBehind } from "../coordination/group_writes_behind.ts";
-import { groupChangesKey, metadataVersionKey } from "../coordination/kv_keys.ts";
 import { PartitionStateStore } from "../coordination/partition_states.ts";
 import { Controller } from "./controller.ts";
 import { resignStaleLeadership } from "./restart_handover.ts";
@@ -60,6 +59,7 @@ import { countBatchRecords, Metrics } from "../observability/metrics.ts";
 import { type LogFields, Logger } from "../observability/log.ts";
 import { installBrokerGauges } from "./broker_metrics.ts";
 import { OffsetCommitLog } from "./offset_commit_log.ts";
+import { MetadataRefresh } from "./metadata_refresh.ts";
 
 export type { Acks, BatchAppendResult, ProduceRecord, RecordOffset } from "./produce.ts";
 export type { FetchOptions, OffsetSpec } from "./broker_fetch.ts";
@@ -123,11 +123,8 @@ export class Broker {
   readonly logger: Logger;
   readonly #shutdown = new AbortController();
   #registration: BrokerRegistration | null = null;
-  #knownVersion = -1n;
-  /** the topic metadata as last read (the controller decides on it) */
-  #snapshot: { version: bigint; topics: TopicMetadata[] } | null = null;
-  #refreshQueued: Promise<void> | null = null;
-  #refreshRunning: Promise<void> | null = null;
+  /** the topic metadata cache (the controller decides on its snapshot) */
+  readonly #metadata: MetadataRefresh;
   readonly #tasks: BackgroundTasks;
   readonly #lookup: PartitionLookup;
   readonly #admin: TopicAdmin;
@@ -232,6 +229,16 @@ export class Broker {
       onCopied: (topic, bytes) => this.metrics.replicationInBytes.inc({ topic }, bytes),
       onIsrChange: (shrunk) => (shrunk ? this.metrics.isrShrinks : this.metrics.isrExpands).inc(),
     });
+    this.#metadata = new MetadataRefresh({
+      kv,
+      topics: this.topicStore,
+      observeGroups: (versionstamp) => this.groupLiveness.observe(versionstamp),
+      apply: async (topics) => {
+        await this.#local.apply(topics);
+        await this.replication.sync(this.#local.all());
+      },
+      stopped: () => this.#closed !== null,
+    });
     this.#lookup = new PartitionLookup({
       brokerId: opts.id,
       local: this.#local,
@@ -247,7 +254,7 @@ export class Broker {
       local: this.#local,
       lookup: this.#lookup,
       refresh: (force) => {
-        if (force) this.#knownVersion = -1n;
+        if (force) this.#metadata.forget();
         return this.refresh();
       },
       decommissioned: () => this.clusterAdmin.decommissioned(),
@@ -274,7 +281,7 @@ export class Broker {
       disk: () => this.#disk,
       config,
       reapplyMetadata: () => {
-        this.#knownVersion = -1n;
+        this.#metadata.forget();
         return this.refresh();
       },
       log: this.#log,
@@ -306,7 +313,7 @@ export class Broker {
         states: this.partitionStates,
         leaseTtlMs: config.sessionTimeoutMs,
         log: this.#log,
-        metadata: async () => this.#snapshot ?? await this.topicStore.snapshot(),
+        metadata: async () => this.#metadata.snapshot ?? await this.topicStore.snapshot(),
       })
       : null;
     installBrokerGauges(this.metrics, {
@@ -464,7 +471,7 @@ export class Broker {
         }
       }
       this.replication.enable();
-      this.#knownVersion = -1n;
+      this.#metadata.forget();
       await this.refresh();
       const controller = this.controller;
       if (controller) {
@@ -485,33 +492,7 @@ export class Broker {
    * a refresh runs share the next one).
    */
   refresh(): Promise<void> {
-    if (this.#refreshQueued) return this.#refreshQueued;
-    const previous = this.#refreshRunning ?? Promise.resolve();
-    const next: Promise<void> = previous.catch(() => {}).then(async () => {
-      this.#refreshQueued = null;
-      this.#refreshRunning = next;
-      try {
-        if (this.#closed) return;
-        // One read for both change markers: topic metadata, and group state (for the
-        // group snapshots of group_liveness.ts).
-        const [v, groups] = await this.kv.getMany<[Deno.KvU64, unknown]>([
-          metadataVersionKey(),
-          groupChangesKey(),
-        ]);
-        this.groupLiveness.observe(groups.versionstamp);
-        const version = v.value?.value ?? 0n;
-        if (version === this.#knownVersion) return;
-        const snapshot = await this.topicStore.snapshot();
-        this.#snapshot = snapshot;
-        await this.#local.apply(snapshot.topics);
-        await this.replication.sync(this.#local.all());
-        this.#knownVersion = snapshot.version;
-      } finally {
-        if (this.#refreshRunning === next) this.#refreshRunning = null;
-      }
-    });
-    this.#refreshQueued = next;
-    return next;
+    return this.#metadata.refresh();
   }
 
   /** Creates a topic (see {@linkcode TopicAdmin.createTopic}). */
@@ -783,7 +764,7 @@ export class Broker {
     this.#closed ??= (async () => {
       this.beginShutdown();
       await this.#tasks.stop();
-      await Promise.allSettled([this.#refreshRunning, this.#refreshQueued]);
+      await this.#metadata.settled();
       await this.replication.close().catch((e) => this.#log(`stopping replication: ${e}`));
       await this.controller?.resign().catch(() => {});
       await this.#tasks.settleInflight();

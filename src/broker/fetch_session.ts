@@ -38,9 +38,17 @@ import type { FetchResult, Replica } from "./replica.ts";
 import type { WaitListener } from "./fetch_waiters.ts";
 import { ReadArena, type ReadBufferPool } from "./read_buffers.ts";
 import { Deadlines } from "./deadlines.ts";
+import { LoopTurn } from "./time_slice.ts";
 
 /** The deadlines of waiting fetches (deadlines.ts: no timer per wait). */
 const waitDeadlines = new Deadlines();
+
+/**
+ * The turns of the event loop that consumer reads share (time_slice.ts): the answers one
+ * append wakes, or that arrive together, are read and sent at most ~5 ms per turn, then the
+ * loop turns (`/healthz`, heartbeats, other I/O) before the rest.
+ */
+export const fetchTurns = new LoopTurn();
 
 /** One partition of a fetch request. */
 export interface FetchPartitionRequest {
@@ -303,6 +311,8 @@ export class FetchSessions {
     const arena = new ReadArena(this.#source.pool);
     try {
       const totalMax = req.maxBytes ?? Infinity;
+      // Consumers' reads share the loop's turns; a follower's (few, and acks wait for them) do not.
+      if (replicaId < 0) { while (fetchTurns.due) await fetchTurns.next(); }
       const read = this.#readAll(slots, replicaId, arena, totalMax, true, req.observerId);
       let results = read instanceof Promise ? await read : read;
       let total = sumBytes(results);
@@ -312,6 +322,7 @@ export class FetchSessions {
       ) {
         const woken = await this.#wait(slots, replicaId, req.minBytes - total, req);
         if (woken) {
+          if (replicaId < 0) { while (fetchTurns.due) await fetchTurns.next(); }
           arena.reset();
           const again = this.#readAll(slots, replicaId, arena, totalMax, false);
           results = again instanceof Promise ? await again : again;

@@ -9,8 +9,8 @@
  * So, on Linux with glibc and FFI granted (the broker runs with `-A`), it caps the arenas
  * at 2 (`M_ARENA_MAX`), pins the mmap threshold (`M_MMAP_THRESHOLD`) at 64 MiB, and returns
  * free heap pages to the OS (`malloc_trim`, checked every few seconds, run once resident
- * memory grew 64 MiB since the last trim, on a thread of its own so that the event loop goes
- * on meanwhile), which keeps resident memory down. Pinning the threshold stops glibc from moving it on its own; 64 MiB (above
+ * memory grew 64 MiB since the last trim, or since the start, on a thread of its own so that
+ * the event loop goes on meanwhile), which keeps resident memory down. Pinning the threshold stops glibc from moving it on its own; 64 MiB (above
  * `max.request.bytes` and a fetch's read) keeps request bodies, segment reads and response
  * copies in the heap, where freed memory is reused: a threshold of 256 KiB mapped and
  * unmapped every such buffer, ~500 page faults per MB fetched, and the consumer read at
@@ -45,7 +45,8 @@ export interface MallocTuningOptions {
   mmapThreshold?: number;
   /** how often free heap pages may go back to the OS, ms (default 5000; 0 = never) */
   trimIntervalMs?: number;
-  /** trim only once resident memory grew this much since the last trim (default 64 MiB) */
+  /** trim only once resident memory grew this much since the last trim, or since the start
+   * (default 64 MiB) */
   trimGrowthBytes?: number;
 }
 
@@ -86,7 +87,11 @@ export function tuneMalloc(options: MallocTuningOptions = {}): MallocTuning {
   // of FFI's own (`nonblocking`), one at a time, and only once resident memory grew since
   // the last one (a burst), not while the broker holds steady.
   const growth = options.trimGrowthBytes ?? 64 * 1024 * 1024;
-  let trimmedAt = 0;
+  // Growth counts from the start: a broker holds ~100 MiB once it has started, and a first
+  // trim 5 s after it started held its event loop ~120 ms (the main thread's allocations
+  // wait for each arena's lock while malloc_trim walks it: a CPU profile of 50 WebSocket
+  // producers had it in one piece, in the middle of `deno task bench clients`).
+  let trimmedAt = Deno.memoryUsage().rss;
   let trims = 0;
   let running: Promise<number> | null = null;
   let closed = false;

@@ -27,6 +27,7 @@ import type {
 } from "../storage/mod.ts";
 import { RillError } from "../protocol/errors.ts";
 import { removeDir } from "./data_dir.ts";
+import { CommitWaiters } from "./commit_waiters.ts";
 import { FetchWaiters } from "./fetch_waiters.ts";
 import { TailReads } from "./tail_reads.ts";
 import {
@@ -71,14 +72,6 @@ export interface ReplicaOptions {
    * otherwise it starts at the log end offset
    */
   replicated?: boolean;
-}
-
-interface CommitWaiter {
-  offset: number;
-  minIsr: number;
-  resolve: () => void;
-  reject: (e: unknown) => void;
-  timer: ReturnType<typeof setTimeout>;
 }
 
 /** A fetch's result: whole batches plus the offsets a consumer needs. */
@@ -133,7 +126,9 @@ export class Replica {
   #isrChangePending = false;
   /** appended but not yet committed: [offset after the batch, bytes], oldest first */
   #uncommitted: [number, number][] = [];
-  #commitWaiters: CommitWaiter[] = [];
+  readonly #commitWaiters = new CommitWaiters();
+  readonly #notEnough = (offset: number, minIsr: number) =>
+    this.#notEnoughAfterAppend(offset, minIsr);
   #now: () => number;
   #closing = false;
   #closed: Promise<void> | null = null;
@@ -284,7 +279,7 @@ export class Replica {
     this.#followers = new Map();
     this.#observers = new Map();
     this.#isr = [];
-    this.#failCommitWaiters(
+    this.#commitWaiters.failAll(
       new RillError(
         "NOT_LEADER_OR_FOLLOWER",
         `Broker ${this.brokerId} is no longer the leader of ${this.name}; its leader is broker ${leaderId}`,
@@ -431,26 +426,13 @@ export class Replica {
         new RillError("NOT_LEADER_OR_FOLLOWER", `${this.name} is no longer led by this broker`),
       );
     }
-    return new Promise<void>((resolve, reject) => {
-      const w: CommitWaiter = {
-        offset: lastOffset,
-        minIsr,
-        resolve,
-        reject,
-        timer: setTimeout(() => {
-          this.#commitWaiters = this.#commitWaiters.filter((x) => x !== w);
-          reject(
-            new RillError(
-              "REQUEST_TIMED_OUT",
-              `Offset ${lastOffset} of ${this.name} was not replicated to the ISR (${
-                this.#isr.join(",")
-              }) within ${timeoutMs} ms`,
-            ),
-          );
-        }, timeoutMs),
-      };
-      this.#commitWaiters.push(w);
-    });
+    return this.#commitWaiters.add(lastOffset, minIsr, timeoutMs, () =>
+      new RillError(
+        "REQUEST_TIMED_OUT",
+        `Offset ${lastOffset} of ${this.name} was not replicated to the ISR (${
+          this.#isr.join(",")
+        }) within ${timeoutMs} ms`,
+      ));
   }
 
   /**
@@ -572,17 +554,7 @@ export class Replica {
     }
     if (i > 0) this.#uncommitted.splice(0, i);
     this.waiters.notify(Math.max(1, bytes));
-    if (this.#commitWaiters.length > 0) {
-      const still: CommitWaiter[] = [];
-      for (const w of this.#commitWaiters) {
-        if (w.offset < hw) {
-          clearTimeout(w.timer);
-          if (this.#isr.length >= w.minIsr) w.resolve();
-          else w.reject(this.#notEnoughAfterAppend(w.offset, w.minIsr));
-        } else still.push(w);
-      }
-      this.#commitWaiters = still;
-    }
+    this.#commitWaiters.release(hw, this.#isr.length, this.#notEnough);
   }
 
   #notEnoughAfterAppend(offset: number, minIsr: number): RillError {
@@ -590,15 +562,6 @@ export class Replica {
       "NOT_ENOUGH_REPLICAS_AFTER_APPEND",
       `Offset ${offset} of ${this.name} was written with ${this.#isr.length} in-sync replica(s), fewer than min.insync.replicas (${minIsr})`,
     );
-  }
-
-  #failCommitWaiters(e: RillError): void {
-    const all = this.#commitWaiters;
-    this.#commitWaiters = [];
-    for (const w of all) {
-      clearTimeout(w.timer);
-      w.reject(e);
-    }
   }
 
   /** Whether the replica is closing or closed (appends are refused). */
@@ -636,9 +599,11 @@ export class Replica {
   #appended(batches: Uint8Array, result: AppendResult): AppendResult {
     const next = result.lastOffset + 1;
     if (next > this.#highWatermark && !result.duplicate) {
-      // Kept for the fetches waiting to read them; a partition no one follows keeps nothing.
-      if (this.waiters.size > 0) this.#tail.append(batches, result.baseOffset);
-      else if (this.#tail.bytes > 0) this.#tail.clear();
+      // Kept for the fetches waiting to read them, or that read since the last append; a
+      // partition no one follows keeps nothing.
+      if (this.waiters.size > 0 || this.#tail.followed) {
+        this.#tail.append(batches, result.baseOffset);
+      } else if (this.#tail.bytes > 0) this.#tail.clear();
       this.#uncommitted.push([next, batches.length]);
       this.replicaWaiters.notify(batches.length);
       this.#advanceHighWatermark();
@@ -674,6 +639,8 @@ export class Replica {
     const hw = this.#highWatermark;
     this.checkOffset(offset);
     if (offset >= hw) {
+      // A consumer at the log end follows the partition: what comes next is kept for it.
+      if (this.#role === "leader") this.#tail.noteRead();
       return {
         bytes: EMPTY,
         nextOffset: offset,
@@ -787,7 +754,7 @@ export class Replica {
       this.#tail.clear();
       this.waiters.close();
       this.replicaWaiters.close();
-      this.#failCommitWaiters(
+      this.#commitWaiters.failAll(
         new RillError("NOT_LEADER_OR_FOLLOWER", `Partition ${this.name} is closing on this broker`),
       );
       // The log writes every append queued before close() first.

@@ -12,28 +12,47 @@
  * same.
  *
  * The batches kept are whole, as appended (offsets assigned) and written to the log, at most
- * {@linkcode TAIL_BYTES} of them. A read is answered from them with the rules of a segment
+ * {@linkcode TAIL_BYTES} of them (fewer once the tails of all partitions hold
+ * {@linkcode TAILS_TOTAL_BYTES}). A read is answered from them with the rules of a segment
  * read: whole batches from the one holding the offset, the first whole regardless of
  * `maxBytes`, the others while they fit, none whose last offset is at or past the bound (the
  * high watermark). Committed bytes do not change; a truncation forgets everything.
+ *
+ * The batches are copied one after the other into chunks of {@linkcode TAIL_CHUNK_BYTES} that
+ * are never written again once written, so a read of batches that lie in one chunk is that
+ * chunk's bytes, not a copy of them (a consumer behind by a second in the crowd read ~90 KiB
+ * per answer: a copy into a read buffer each, and a new zero-filled buffer for the larger
+ * ones). Only a read across two chunks is copied.
  *
  * @module
  */
 import { BATCH_HEADER_SIZE, LOG_OVERHEAD, POS } from "../protocol/record_batch.ts";
 import type { ReadBuffer } from "../storage/segment.ts";
 
-/** The most bytes of appended batches a replica keeps. */
-export const TAIL_BYTES = 64 * 1024;
+/** The most bytes of appended batches one replica keeps. */
+export const TAIL_BYTES = 256 * 1024;
+/** Past this many bytes kept by all replicas of the process, each keeps at most a quarter of {@linkcode TAIL_BYTES}. */
+export const TAILS_TOTAL_BYTES = 64 * 1024 * 1024;
+/** The size of the chunks batches are kept in (a larger batch is not kept). */
+export const TAIL_CHUNK_BYTES = 64 * 1024;
+/** A partition is followed while a read came within this many appends (TailReads.followed). */
+export const FOLLOWED_APPENDS = 16;
 /** The most bytes of a read kept for the reads after it at the same position. */
 export const SHARED_READ_BYTES = 16 * 1024;
 
 const EMPTY = new Uint8Array(0);
+/** Bytes kept by the tails of all replicas of the process. */
+let keptTotal = 0;
 
 /** One batch kept. */
 interface Kept {
   baseOffset: number;
   lastOffset: number;
+  /** the batch, in its chunk */
   bytes: Uint8Array;
+  /** the chunk it is in, and where */
+  chunk: Uint8Array;
+  at: number;
 }
 
 /** A read of {@linkcode TailReads}: whole batches and the offset after them. */
@@ -52,11 +71,31 @@ export class TailReads {
   #bytes = 0;
   /** the offset after the last batch kept */
   #next = -1;
+  /** the chunk batches are copied into, and how much of it is written */
+  #chunk: Uint8Array | null = null;
+  #used = 0;
   #last: { offset: number; maxBytes: number; bound: number; read: TailRead } | null = null;
+  /** appends since the last read */
+  #appendsSinceRead = FOLLOWED_APPENDS;
 
   /** Bytes of batches kept. */
   get bytes(): number {
     return this.#bytes;
+  }
+
+  /**
+   * Whether a read came within the last {@linkcode FOLLOWED_APPENDS} appends: consumers follow
+   * the partition even when none waits at the moment of an append (each woken consumer comes
+   * back after its answer went out; a loaded broker appends meanwhile), so what is appended
+   * is kept for them.
+   */
+  get followed(): boolean {
+    return this.#appendsSinceRead < FOLLOWED_APPENDS;
+  }
+
+  /** Notes a read of the partition that did not read the tail (at the log end: nothing yet). */
+  noteRead(): void {
+    this.#appendsSinceRead = 0;
   }
 
   /**
@@ -66,23 +105,43 @@ export class TailReads {
    * @param baseOffset the offset of their first record
    */
   append(batches: Uint8Array, baseOffset: number): void {
-    if (batches.length > TAIL_BYTES) return this.clear();
+    if (batches.length > TAIL_CHUNK_BYTES) return this.clear();
     if (baseOffset !== this.#next) this.clear();
-    const copy = batches.slice();
-    const view = new DataView(copy.buffer);
+    if (this.#chunk === null || this.#used + batches.length > this.#chunk.length) {
+      this.#chunk = new Uint8Array(TAIL_CHUNK_BYTES);
+      this.#used = 0;
+    }
+    const chunk = this.#chunk;
+    const start = this.#used;
+    chunk.set(batches, start);
+    const view = new DataView(chunk.buffer, start, batches.length);
     let at = 0;
     let base = baseOffset;
-    while (copy.length - at >= BATCH_HEADER_SIZE) {
+    while (batches.length - at >= BATCH_HEADER_SIZE) {
       const size = view.getInt32(at + POS.batchLength) + LOG_OVERHEAD;
-      if (size < BATCH_HEADER_SIZE || at + size > copy.length) return this.clear();
+      if (size < BATCH_HEADER_SIZE || at + size > batches.length) return this.clear();
       const last = base + view.getInt32(at + POS.lastOffsetDelta);
-      this.#kept.push({ baseOffset: base, lastOffset: last, bytes: copy.subarray(at, at + size) });
+      this.#kept.push({
+        baseOffset: base,
+        lastOffset: last,
+        bytes: chunk.subarray(start + at, start + at + size),
+        chunk,
+        at: start + at,
+      });
       this.#bytes += size;
+      keptTotal += size;
       at += size;
       base = last + 1;
     }
+    this.#used = start + at;
     this.#next = base;
-    while (this.#bytes > TAIL_BYTES) this.#bytes -= this.#kept[this.#head++].bytes.length;
+    this.#appendsSinceRead++;
+    const limit = keptTotal > TAILS_TOTAL_BYTES ? TAIL_BYTES >> 2 : TAIL_BYTES;
+    while (this.#bytes > limit) {
+      const n = this.#kept[this.#head++].bytes.length;
+      this.#bytes -= n;
+      keptTotal -= n;
+    }
     if (this.#head > 1024 && this.#head * 2 > this.#kept.length) {
       this.#kept = this.#kept.slice(this.#head);
       this.#head = 0;
@@ -91,11 +150,14 @@ export class TailReads {
 
   /** Forgets everything (the log was truncated, or no one follows it). */
   clear(): void {
+    keptTotal -= this.#bytes;
     this.#kept = [];
     this.#head = 0;
     this.#bytes = 0;
     this.#next = -1;
     this.#last = null;
+    this.#chunk = null;
+    this.#used = 0;
   }
 
   /**
@@ -114,6 +176,7 @@ export class TailReads {
     bound: number,
     alloc: ReadBuffer = (n) => new Uint8Array(n),
   ): TailRead | null {
+    this.#appendsSinceRead = 0;
     const last = this.#last;
     if (
       last !== null && last.offset === offset && last.bound === bound &&
@@ -143,9 +206,15 @@ export class TailReads {
       end++;
     }
     if (end === lo) return { bytes: EMPTY, nextOffset: offset };
+    const first = kept[lo];
+    const nextOffset = kept[end - 1].lastOffset + 1;
+    if (kept[end - 1].chunk === first.chunk) {
+      // In one chunk, one after the other: its bytes, shared (never written again).
+      return { bytes: first.chunk.subarray(first.at, first.at + total), nextOffset };
+    }
     const out = alloc(total).subarray(0, total);
     for (let k = lo, at = 0; k < end; at += kept[k].bytes.length, k++) out.set(kept[k].bytes, at);
-    const read = { bytes: out, nextOffset: kept[end - 1].lastOffset + 1 };
+    const read = { bytes: out, nextOffset };
     this.keep(offset, maxBytes, bound, read);
     return read;
   }

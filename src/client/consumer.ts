@@ -1,6 +1,6 @@
 /**
- * The consumer: partitions assigned by hand (`assign`), read with long-polling fetches,
- * delivered through `for await` or `run({ eachMessage | eachBatch })` in kafkajs's shape.
+ * The consumer: partitions assigned by hand (`assign`), read with long-polling fetches (or
+ * push subscriptions of a broker's WebSocket connection, push_loop.ts), delivered through `for await` or `run({ eachMessage | eachBatch })` in kafkajs's shape.
  *
  * Each assigned partition has its own fetch loop: it fetches from the partition's fetch
  * offset with `maxWaitMs` (the broker answers the moment records arrive), and keeps at most

@@ -253,6 +253,8 @@ export class PartitionFetches {
     s.loop++;
     s.abort?.abort();
     s.abort = null;
+    // A push subscription re-plans without it at once (its pushes are dropped meanwhile).
+    this.#fetcher?.wake();
     for (let i = this.#ready.length - 1; i >= 0; i--) {
       if (this.#ready[i].state === s) this.#ready.splice(i, 1);
     }
@@ -314,6 +316,9 @@ export class PartitionFetches {
         minBytes: o.minBytes,
         maxBytes: o.maxBytes,
         fetchMaxBytes: o.fetchMaxBytes,
+        // Pushed where the broker offers it (push_loop.ts); a consumer that waits for more
+        // than one byte long-polls, as a push goes out with the first record.
+        push: o.minBytes <= 1,
       }, this.#fetchHost());
       this.#fetcher.add(s, loop);
       return;
@@ -515,9 +520,11 @@ export class PartitionFetches {
   #fetchHost(): SessionFetcherHost<PartitionState> {
     const o = this.#opts;
     return {
-      fetchOffset: (s, token) => {
+      fetchOffset: (s, token, evenIfFull) => {
         if (!this.running || s.loop !== token) return "gone";
-        if (s.buffered >= o.maxBufferedBatches || Date.now() < s.retryAt) return "skip";
+        if ((!evenIfFull && s.buffered >= o.maxBufferedBatches) || Date.now() < s.retryAt) {
+          return "skip";
+        }
         return s.fetchOffset;
       },
       heldBack: (s) => s.buffered >= o.maxBufferedBatches,

@@ -17,6 +17,11 @@
  * the request; while some are, the request waits at most {@linkcode BACKPRESSURE_WAIT_MS}, so
  * a partition whose buffer empties is fetched again soon even when the others are idle.
  *
+ * With `push`, a broker whose WebSocket connection offers push subscriptions is not
+ * long-polled: its loop reads through one subscription instead (push_loop.ts), re-made
+ * whenever the plan of its partitions changes; errors of the whole subscription are retried
+ * as those of a fetch are.
+ *
  * @module
  */
 import { RillError } from "../protocol/errors.ts";
@@ -27,6 +32,7 @@ import {
   type RawPartitionAnswer,
   requestFetch,
 } from "./multi_fetch.ts";
+import { PushLoop } from "./push_loop.ts";
 import { delay, isRetriable, retryDelay } from "./retry.ts";
 import type { Transport } from "./transport.ts";
 
@@ -58,9 +64,10 @@ export interface FetchedPartition {
 export interface SessionFetcherHost<S extends FetchedPartition> {
   /**
    * Where to fetch a partition from now: an offset, "skip" (not now: buffer full or backing
-   * off), or "gone" (no longer fetched under this token).
+   * off), or "gone" (no longer fetched under this token). With `evenIfFull`, a full buffer
+   * does not skip it (a push subscription keeps it, and withholds credit instead).
    */
-  fetchOffset(s: S, token: number): number | "skip" | "gone";
+  fetchOffset(s: S, token: number, evenIfFull?: boolean): number | "skip" | "gone";
   /** Whether a skipped partition is skipped for its full buffer (shortens the long poll). */
   heldBack(s: S): boolean;
   /** A partition's answer (its token still current): batches fetched from `offset`. */
@@ -87,6 +94,11 @@ export interface SessionFetcherOptions {
   maxBytes: number;
   /** the most bytes of one answer */
   fetchMaxBytes: number;
+  /**
+   * read a broker's partitions through a push subscription of its WebSocket connection where
+   * it offers them (push_loop.ts), instead of long polls
+   */
+  push?: boolean;
 }
 
 interface Entry<S> {
@@ -171,12 +183,18 @@ export class SessionFetcher<S extends FetchedPartition> {
     return this.#running;
   }
 
-  /** @internal the parts a loop fetches now */
-  plan(base: string): { fetch: Map<string, { e: Entry<S>; offset: number }>; heldBack: boolean } {
+  /**
+   * @internal the parts a loop fetches now; with `evenIfFull` (a push subscription) those
+   * whose buffer is full are named too, `heldBack` telling that some are
+   */
+  plan(
+    base: string,
+    evenIfFull = false,
+  ): { fetch: Map<string, { e: Entry<S>; offset: number }>; heldBack: boolean } {
     const fetch = new Map<string, { e: Entry<S>; offset: number }>();
     let heldBack = false;
     for (const [key, e] of this.#entries) {
-      const offset = this.#host.fetchOffset(e.s, e.token);
+      const offset = this.#host.fetchOffset(e.s, e.token, evenIfFull);
       if (offset === "gone") {
         this.#entries.delete(key);
         continue;
@@ -186,6 +204,7 @@ export class SessionFetcher<S extends FetchedPartition> {
         if (this.#host.heldBack(e.s)) heldBack = true;
         continue;
       }
+      if (evenIfFull && this.#host.heldBack(e.s)) heldBack = true;
       fetch.set(key, { e, offset });
     }
     return { fetch, heldBack };
@@ -222,6 +241,10 @@ class BrokerLoop<S extends FetchedPartition> {
   #wake: (() => void) | null = null;
   #abort: AbortController | null = null;
   #stopped = false;
+  /** the push subscription reading this broker's partitions, while there is one */
+  #push: PushLoop<S> | null = null;
+  /** consecutive failures of whole requests (or subscriptions) */
+  #failures = 0;
 
   constructor(fetcher: SessionFetcher<S>, base: string) {
     this.#f = fetcher;
@@ -229,6 +252,7 @@ class BrokerLoop<S extends FetchedPartition> {
   }
 
   wake(): void {
+    this.#push?.wake();
     const w = this.#wake;
     this.#wake = null;
     w?.();
@@ -236,16 +260,75 @@ class BrokerLoop<S extends FetchedPartition> {
 
   stop(): Promise<void> {
     this.#stopped = true;
+    this.#push?.stop();
     this.#abort?.abort();
     this.wake();
     return this.#closeSession();
   }
 
+  /**
+   * A whole request (or subscription) failed: retried after a backoff, or the consumer fails.
+   *
+   * @returns whether the loop goes on
+   */
+  async #failed(e: unknown, partitions: Iterable<{ e: Entry<S> }>): Promise<boolean> {
+    const f = this.#f;
+    if (e instanceof RillError && e.code === "BROKER_NOT_AVAILABLE") {
+      // Its partitions go back to the bootstrap brokers, which name their leaders.
+      for (const { e: entry } of partitions) {
+        f.transport.forgetRead(entry.s.topic, entry.s.partition);
+      }
+    }
+    if (isRetriable(e) && this.#failures < f.transport.retry.retries) {
+      await delay(retryDelay(this.#failures++, f.transport.retry));
+      f.wake();
+      return true;
+    }
+    f.host.fail(e);
+    return false;
+  }
+
+  /**
+   * Reads through a push subscription while the broker's WebSocket connection offers them.
+   *
+   * @returns "fetch" when this broker is to be long-polled instead, "stop" when the loop ends,
+   *   "again" to plan again
+   */
+  async #pushed(): Promise<"fetch" | "stop" | "again"> {
+    const f = this.#f;
+    let conn;
+    try {
+      conn = await f.transport.pushConnection(this.#base);
+    } catch (e) {
+      if (this.#stopped || !f.running) return "stop";
+      return await this.#failed(e, f.plan(this.#base, true).fetch.values()) ? "again" : "stop";
+    }
+    if (conn === null) return "fetch";
+    if (this.#stopped || !f.running) return "stop";
+    const push = new PushLoop(f, this.#base, conn);
+    this.#push = push;
+    try {
+      await push.run();
+      return "stop";
+    } catch (e) {
+      if (this.#stopped || !f.running) return "stop";
+      if (push.received > 0) this.#failures = 0;
+      return await this.#failed(e, f.plan(this.#base, true).fetch.values()) ? "again" : "stop";
+    } finally {
+      this.#push = null;
+      push.stop();
+    }
+  }
+
   async run(): Promise<void> {
     const f = this.#f;
     const o = f.options;
-    let failures = 0;
     while (!this.#stopped && f.running) {
+      if (o.push) {
+        const next = await this.#pushed();
+        if (next === "stop") return;
+        if (next === "again") continue;
+      }
       const { fetch, heldBack } = f.plan(this.#base);
       if (fetch.size === 0) {
         // Nothing of this broker to fetch now; the session stays for when there is.
@@ -272,23 +355,12 @@ class BrokerLoop<S extends FetchedPartition> {
         ) {
           continue; // reopen with a full request
         }
-        if (e instanceof RillError && e.code === "BROKER_NOT_AVAILABLE") {
-          // Its partitions go back to the bootstrap brokers, which name their leaders.
-          for (const { e: entry } of fetch.values()) {
-            f.transport.forgetRead(entry.s.topic, entry.s.partition);
-          }
-        }
-        if (isRetriable(e) && failures < f.transport.retry.retries) {
-          await delay(retryDelay(failures++, f.transport.retry));
-          f.wake();
-          continue;
-        }
-        f.host.fail(e);
+        if (await this.#failed(e, fetch.values())) continue;
         return;
       } finally {
         if (this.#abort === abort) this.#abort = null;
       }
-      failures = 0;
+      this.#failures = 0;
       this.#session = answer.session;
       if (answer.session === null) this.#sent.clear();
       let moved = false;

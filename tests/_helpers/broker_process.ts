@@ -30,6 +30,8 @@ export interface StartBrokerOptions {
   env?: Record<string, string>;
   /** the checkout whose cli.ts runs (default: this one; benchmarks compare with another) */
   repo?: string;
+  /** flags of `deno run` itself, before the script (e.g. `--cpu-prof` to profile it) */
+  denoFlags?: string[];
 }
 
 /** A running broker process. */
@@ -69,6 +71,7 @@ export async function startBroker(opts: StartBrokerOptions = {}): Promise<Broker
   const args = [
     "run",
     "-A",
+    ...opts.denoFlags ?? [],
     `${opts.repo ?? REPO}cli.ts`,
     opts.role ?? "broker",
     "--listen",

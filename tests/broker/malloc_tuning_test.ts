@@ -32,6 +32,32 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name: "tuneMalloc's first trim waits until resident memory grew past its start",
+  ignore: Deno.build.os !== "linux",
+  async fn() {
+    const growth = 32 * 1024 * 1024;
+    // This process is already bigger than `growth`: counted from zero, it would trim at once.
+    assert.ok(Deno.memoryUsage().rss > growth);
+    const tuning = tuneMalloc({ trimIntervalMs: 1, trimGrowthBytes: growth });
+    try {
+      const ticks = async (n: number) => {
+        for (let i = 0; i < n; i++) await new Promise((r) => setTimeout(r, 2));
+      };
+      await ticks(20);
+      assert.equal(tuning.trims + (tuning.trimming ? 1 : 0), 0, "trimmed with no growth");
+      // Grown past it (pages touched, so resident): the next check trims.
+      const held = new Uint8Array(2 * growth).fill(1);
+      const until = performance.now() + 5000;
+      while (tuning.trims === 0 && performance.now() < until) await ticks(1);
+      assert.ok(tuning.trims > 0, `no trim after growing ${held.length} bytes`);
+    } finally {
+      tuning.close();
+      while (tuning.trimming) await new Promise((r) => setTimeout(r, 1));
+    }
+  },
+});
+
 Deno.test("tuneMalloc does nothing, and never prompts, without FFI", async () => {
   const config = new URL("../../deno.json", import.meta.url).pathname;
   const module = new URL("../../src/broker/malloc_tuning.ts", import.meta.url).href;

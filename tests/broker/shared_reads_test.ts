@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { Broker } from "../../src/broker/broker.ts";
 import type { FetchManyResult } from "../../src/broker/fetch_session.ts";
+import { FOLLOWED_APPENDS } from "../../src/broker/tail_reads.ts";
 import { decodeBatch, encodeBatch, splitBatches } from "../../src/protocol/record_batch.ts";
 import { tempDir } from "../_helpers/temp_dir.ts";
 
@@ -147,4 +148,42 @@ Deno.test("reads of the tail kept in memory answer as the log file does, at ever
   const all = await poll(broker, 0, 100 * MiB);
   assert.equal(values(all).length, count);
   all.release();
+});
+
+Deno.test("the tail stays in memory while consumers read between appends, shared by reads at any offset", async () => {
+  await using dir = await tempDir();
+  await using broker = await openBroker(dir.path);
+  await broker.createTopic({ name: "t", partitions: 1 });
+  // Reads that do not wait: no fetch waits on the partition at any append below.
+  const read = (offset: number) =>
+    broker.fetchMany({
+      partitions: [{ topic: "t", partition: 0, offset, maxBytes: MiB }],
+      maxWaitMs: 0,
+      minBytes: 1,
+    });
+  (await read(0)).release();
+  await produce(broker, ["a0"]);
+  await produce(broker, ["b1"]);
+  const from0 = await read(0);
+  const from1 = await read(1);
+  assert.deepEqual(values(from0), ["a0", "b1"]);
+  assert.deepEqual(values(from1), ["b1"]);
+  assert.equal(
+    from0.partitions[0].bytes.buffer,
+    from1.partitions[0].bytes.buffer,
+    "both read the batches kept in memory, not a copy each",
+  );
+  from0.release();
+  from1.release();
+  // Appends with no read among them: no one follows, the log is read from its file.
+  for (let i = 0; i < FOLLOWED_APPENDS; i++) await produce(broker, [`c${i + 2}`]);
+  await produce(broker, ["d"]);
+  await produce(broker, ["e"]);
+  const fromD = await read(FOLLOWED_APPENDS + 2);
+  const fromE = await read(FOLLOWED_APPENDS + 3);
+  assert.deepEqual(values(fromD), ["d", "e"]);
+  assert.deepEqual(values(fromE), ["e"]);
+  assert.notEqual(fromD.partitions[0].bytes.buffer, fromE.partitions[0].bytes.buffer);
+  fromD.release();
+  fromE.release();
 });

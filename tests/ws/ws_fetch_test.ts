@@ -174,7 +174,7 @@ Deno.test("ws fetch: a connection may have at most 64 fetches waiting", async ()
   }
 });
 
-Deno.test("ws fetch: the consumer long-polls over the client's WebSocket, and closes it when stopped", async () => {
+Deno.test("ws fetch: the consumer reads over the client's WebSocket (a push subscription), and closes it when stopped", async () => {
   await using s = await serveBroker();
   await s.topic("t", 2);
   const rill = new Rill({ brokers: [s.url] });
@@ -198,7 +198,9 @@ Deno.test("ws fetch: the consumer long-polls over the client's WebSocket, and cl
   }
   await all;
   assert.equal(s.ws!.connections, 1);
-  assert.equal(s.broker.fetchSessions.size, 1, "the consumer's fetch session");
+  // Pushed (src/client/push_loop.ts): one subscription, no long poll; tests/ws/
+  // ws_consumer_push_test.ts has the long poll of a broker that does not push.
+  assert.equal(s.broker.fetchSessions.size, 0, "no fetch session");
   const httpFetches = async () =>
     /rill_requests_total\{api="http",route="\/v1\/fetch"/.test(
       await (await fetch(`${s.url}/metrics`)).text(),
@@ -207,14 +209,13 @@ Deno.test("ws fetch: the consumer long-polls over the client's WebSocket, and cl
   // open for them.
   const metrics = await (await fetch(`${s.url}/metrics`)).text();
   assert.match(metrics, /rill_requests_total\{api="ws",route="offsets",status="200"\} 2/);
+  assert.match(metrics, /rill_requests_total\{api="ws",route="subscribe",status="200"\} 1/);
+  assert.doesNotMatch(metrics, /api="ws",route="fetch"/);
   assert.doesNotMatch(metrics, /api="http",route="[^"]*offsets"/);
   await consumer.disconnect();
   await producer.disconnect();
   assert.deepEqual(seen.sort(), ["v0", "v1", "v2", "v3"]);
   while (s.ws!.connections > 0) await new Promise((r) => setTimeout(r, 5));
-  // Its session was closed over its own connection before it closed, not by an HTTP request
-  // (a TCP connection of its own for each consumer that stopped).
-  assert.equal(s.broker.fetchSessions.size, 0);
   assert.equal(await httpFetches(), false, "no POST /v1/fetch");
 });
 
