@@ -57,11 +57,9 @@ import {
   lentBatchAnswer,
   minimalProduceResponse,
   prefersMinimal,
-  serveCompleted,
 } from "./routes/records.ts";
 import type { InstalledSecurity } from "./security.ts";
 
-const FETCH_PATH = /^\/v1\/topics\/([^/%]+)\/partitions\/([^/%]+)\/records$/;
 const ANONYMOUS_PRINCIPAL: Principal = { name: ANONYMOUS, superuser: true, keyId: null };
 const BROKER: Principal = { name: BROKER_PRINCIPAL, superuser: true, keyId: null };
 /** The content type, given at construction (the one header that is cheap there). */
@@ -288,8 +286,17 @@ function headersFromList(list: unknown[]): LaneHeaders | null {
  * The topic of a produce path, `/v1/topics/{t}/records` between `pathStart` and `end`; null
  * when it is another path, or the topic is empty or holds "/" or "%" (an encoded name goes
  * through the app, whose decoding the lane does not repeat). No RegExp, no match array.
+ *
+ * @param url the request URL
+ * @param pathStart where its path starts
+ * @param end where its path ends (the "?")
+ * @returns the topic as written in the path, or null
+ * @example
+ * ```ts
+ * produceTopic("http://h/v1/topics/t/records?partition=0", 8, 28); // "t"
+ * ```
  */
-function produceTopic(url: string, pathStart: number, end: number): string | null {
+export function produceTopic(url: string, pathStart: number, end: number): string | null {
   const from = pathStart + TOPICS_PREFIX.length;
   const to = end - RECORDS_SUFFIX.length;
   if (to <= from || !url.startsWith(TOPICS_PREFIX, pathStart)) return null;
@@ -301,8 +308,40 @@ function produceTopic(url: string, pathStart: number, end: number): string | nul
   return url.slice(from, to);
 }
 
+/**
+ * Where `/partitions/` starts in a fetch path, `/v1/topics/{t}/partitions/{p}/records` between
+ * `pathStart` and `end`; -1 when it is another path, or the topic or partition is empty or
+ * holds "/" or "%" (as {@linkcode produceTopic}).
+ *
+ * @param url the request URL
+ * @param pathStart where its path starts
+ * @param end where its path ends (the "?")
+ * @returns the index of `/partitions/`, or -1
+ * @example
+ * ```ts
+ * fetchPartitionsAt("http://h/v1/topics/t/partitions/0/records?offset=0", 8, 41); // 20
+ * ```
+ */
+export function fetchPartitionsAt(url: string, pathStart: number, end: number): number {
+  const from = pathStart + TOPICS_PREFIX.length;
+  const to = end - RECORDS_SUFFIX.length;
+  if (to <= from || !url.startsWith(TOPICS_PREFIX, pathStart)) return -1;
+  if (!url.startsWith(RECORDS_SUFFIX, to)) return -1;
+  const slash = url.indexOf("/", from);
+  // topic, "/partitions/", a partition
+  if (slash <= from || slash >= to || !url.startsWith(PARTITIONS, slash)) return -1;
+  const partitionFrom = slash + PARTITIONS.length;
+  if (partitionFrom >= to) return -1;
+  for (let i = from; i < to; i++) {
+    const ch = url.charCodeAt(i);
+    if (ch === 37 /* % */ || (ch === 47 /* / */ && (i < slash || i >= partitionFrom))) return -1;
+  }
+  return slash;
+}
+
 const TOPICS_PREFIX = "/v1/topics/";
 const RECORDS_SUFFIX = "/records";
+const PARTITIONS = "/partitions/";
 
 /**
  * Makes the record lane of an app.
@@ -367,15 +406,16 @@ export function recordLane(
     if (pathStart < 0 || queryStart < 0 || url.includes("#", queryStart)) return null;
     const produce = method === "POST";
     let topicRaw: string;
-    let match: RegExpExecArray | null = null;
+    let partitionRaw = "";
     if (produce) {
       const topic = produceTopic(url, pathStart, queryStart);
       if (topic === null) return null;
       topicRaw = topic;
     } else {
-      match = FETCH_PATH.exec(url.slice(pathStart, queryStart));
-      if (match === null) return null;
-      topicRaw = match[1];
+      const at = fetchPartitionsAt(url, pathStart, queryStart);
+      if (at < 0) return null;
+      topicRaw = url.slice(pathStart + TOPICS_PREFIX.length, at);
+      partitionRaw = url.slice(at + PARTITIONS.length, queryStart - RECORDS_SUFFIX.length);
     }
     const query = url.slice(queryStart + 1);
     const params = laneQuery(query, produce);
@@ -413,7 +453,7 @@ export function recordLane(
       }
       const release = quotas.holdFetch(who.name, security.auth, query);
       if (release === null) return null;
-      return fetchAnswer(topicRaw, match![2], params!, serveCompleted(env)).then((res) => {
+      return fetchAnswer(topicRaw, partitionRaw, params!, env).then((res) => {
         release();
         observer.fetched(res.status, start);
         return res;
@@ -512,21 +552,36 @@ export function recordLane(
     return cors ? withCors(res) : res;
   }
 
-  async function fetchAnswer(
+  /** A fetch: its checks in the order of routes/records.ts, then the read and its answer. */
+  function fetchAnswer(
     topicRaw: string,
     partitionRaw: string,
     params: LaneQuery,
-    completed: Promise<void> | undefined,
+    env: unknown,
   ): Promise<Response> {
-    const topic = validateTopicName(topicRaw);
-    const partition = partitionParam(partitionRaw);
-    const offset = offsetQuery(params.offset);
-    const sizes = fetchSizes((name) => params[name as keyof LaneQuery], cfg);
-    return await lentBatchAnswer(
+    let topic: string;
+    let partition: number;
+    let offset: number;
+    let sizes: { maxBytes: number; maxWaitMs: number; minBytes: number };
+    try {
+      topic = validTopic(topicRaw);
+      partition = partitionParam(partitionRaw);
+      offset = offsetQuery(params.offset);
+      sizes = fetchSizes((name) => params[name as keyof LaneQuery], cfg);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return lentBatchAnswer(
       broker.readBuffers,
-      completed,
+      env,
       offset,
-      (alloc) => broker.fetch(topic, partition, offset, { ...sizes, alloc }),
+      (alloc) =>
+        broker.fetch(topic, partition, offset, {
+          maxBytes: sizes.maxBytes,
+          maxWaitMs: sizes.maxWaitMs,
+          minBytes: sizes.minBytes,
+          alloc,
+        }),
       cors,
     );
   }

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { createApp } from "../../src/http/app.ts";
 import { encodeBatch } from "../../src/protocol/mod.ts";
 import { openTestBroker } from "./_app.ts";
-import { laneHeaders } from "../../src/http/record_lane.ts";
+import { fetchPartitionsAt, laneHeaders, produceTopic } from "../../src/http/record_lane.ts";
 import { CLUSTER_SECRET_HEADER } from "../../src/http/auth.ts";
 import { openSecureBroker } from "../security/_secure_app.ts";
 
@@ -348,4 +348,43 @@ Deno.test("record lane: laneHeaders reads what Headers.get and forEach give, ser
   assert.equal(seen[1].lane.bytes, seen[1].api.bytes);
   // Repeated values of a header the lane reads are combined, as `get` does.
   assert.equal(seen[4].lane.prefer, "return=minimal, respond-async");
+});
+
+Deno.test("record lane: its paths are the routes' own, a topic and partition without / or %", () => {
+  const produce = /^\/v1\/topics\/([^/%]+)\/records$/;
+  const fetch = /^\/v1\/topics\/([^/%]+)\/partitions\/([^/%]+)\/records$/;
+  const paths = [
+    "/v1/topics/t/records",
+    "/v1/topics/a.b-c_9/records",
+    "/v1/topics//records",
+    "/v1/topics/a/b/records",
+    "/v1/topics/a%20b/records",
+    "/v1/topics/t/record",
+    "/v2/topics/t/records",
+    "/v1/topics/t/partitions/0/records",
+    "/v1/topics/t/partitions/12/records",
+    "/v1/topics/t/partitions//records",
+    "/v1/topics//partitions/0/records",
+    "/v1/topics/t/partitions/0/1/records",
+    "/v1/topics/t/x/partitions/0/records",
+    "/v1/topics/t/partitions/%30/records",
+    "/v1/topics/t%2F/partitions/0/records",
+    "/v1/topics/partitions/records",
+    "/v1/topics/t/partitionsX0/records",
+    "/v1/topics/records",
+    "/v1/topics/",
+  ];
+  for (const path of paths) {
+    const url = `http://127.0.0.1:8092${path}?q=1`;
+    const pathStart = url.indexOf("/", 7);
+    const end = url.indexOf("?");
+    assert.equal(produceTopic(url, pathStart, end), produce.exec(path)?.[1] ?? null, path);
+    const at = fetchPartitionsAt(url, pathStart, end);
+    const m = fetch.exec(path);
+    assert.deepEqual(
+      at < 0 ? null : [url.slice(pathStart + 11, at), url.slice(at + 12, end - 8)],
+      m === null ? null : [m[1], m[2]],
+      path,
+    );
+  }
 });
