@@ -50,6 +50,7 @@ import { type BatchSequence, IdempotentProducer } from "./idempotence.ts";
 import { retryAfter, type RetryHooks } from "./retry.ts";
 import { utf8 } from "./utf8.ts";
 import type { Transport } from "./transport.ts";
+import { type DirectOwner, DirectSend, type InFlightLink } from "./direct_send.ts";
 import type {
   Acks,
   Bytes,
@@ -507,33 +508,106 @@ export class Producer {
     }
   }
 
-  async #sendBatch(batch: ProducerBatch): Promise<void> {
-    const idem = batch.acks === "0" ? null : this.#idem;
-    let seq: BatchSequence | null = null;
-    let link: InFlightLink | undefined;
+  /**
+   * Sends a batch, settles its sends and frees its slot (it does not throw). The common case
+   * (no codec, the producer id known, the partition's broker connected over WebSocket) goes
+   * without a promise or an async frame: the batch is stamped, built and sent at once, and
+   * the connection hands its answer to a {@linkcode DirectSend} (see
+   * {@linkcode Transport.produceDirect}); a failure goes on in {@linkcode #sendBatchAsync}.
+   */
+  #sendBatch(batch: ProducerBatch): void {
+    if (this.#codecReady === undefined) {
+      const idem = batch.acks === "0" ? null : this.#idem;
+      let seq: BatchSequence | null = null;
+      try {
+        if (idem !== null) {
+          seq = idem.assignNow(batch.topic, batch.partition, batch.builder.count, batch.key);
+        }
+      } catch {
+        // Fenced: the general path fails the batch as it should.
+      }
+      if (idem === null || seq !== null) {
+        const link = seq === null ? undefined : this.#link(batch, seq);
+        const body = batch.builder.build(seq ?? undefined);
+        this.#streams ??= this.#t.useStreams();
+        const send = new DirectSend(this.#directOwner, batch, seq, link, body);
+        if (!this.#t.produceDirect(batch.topic, batch.partition, batch.acks, body, send)) {
+          void this.#sendBatchAsync(batch, send, undefined);
+        }
+        return;
+      }
+    }
+    void this.#sendBatchAsync(batch, undefined, undefined);
+  }
+
+  /** What a {@linkcode DirectSend} calls back (one per producer: no closure per batch). */
+  readonly #directOwner: DirectOwner = {
+    resolved: (send, answer) => this.#directResolved(send, answer),
+    rejected: (send, error) => void this.#sendBatchAsync(send.batch, send, { error }),
+  };
+
+  /** A batch sent directly was acknowledged. */
+  #directResolved(send: DirectSend, answer: unknown): void {
+    const { batch, seq } = send;
     let ok = false;
     try {
-      const count = batch.builder.count;
-      if (idem) {
-        seq = idem.assignNow(batch.topic, batch.partition, count, batch.key) ??
-          await idem.assign(batch.topic, batch.partition, count);
-        link = this.#link(batch, seq);
+      this.#acknowledge(batch, seq, answer);
+      ok = true;
+    } catch (e) {
+      this.#failBatch(batch, seq, e);
+    } finally {
+      this.#release(batch, send.link, ok);
+    }
+  }
+
+  /**
+   * Sends a batch with the retry machinery. `made`: the batch stamped and built already (by
+   * {@linkcode #sendBatch}); `first`: its first attempt's failure, to go on from.
+   */
+  async #sendBatchAsync(
+    batch: ProducerBatch,
+    made: DirectSend | undefined,
+    first: { error: unknown } | undefined,
+  ): Promise<void> {
+    const idem = batch.acks === "0" ? null : this.#idem;
+    let seq: BatchSequence | null = made?.seq ?? null;
+    let link: InFlightLink | undefined = made?.link;
+    let ok = false;
+    try {
+      let body: Uint8Array;
+      if (made !== undefined) body = made.body;
+      else {
+        const count = batch.builder.count;
+        if (idem) {
+          seq = idem.assignNow(batch.topic, batch.partition, count, batch.key) ??
+            await idem.assign(batch.topic, batch.partition, count);
+          link = this.#link(batch, seq);
+        }
+        body = batch.builder.build(seq ?? undefined);
+        if (this.#codecReady !== undefined) {
+          await this.#codecReady;
+          body = compressBatch(body, this.#compression);
+        }
+        this.#streams ??= this.#t.useStreams();
       }
-      let body = batch.builder.build(seq ?? undefined);
-      if (this.#codecReady !== undefined) {
-        await this.#codecReady;
-        body = compressBatch(body, this.#compression);
-      }
-      this.#streams ??= this.#t.useStreams();
       // The first attempt straight; the retry machinery only once it failed.
       const produce = () => this.#t.produce(batch.topic, batch.partition, batch.acks, body);
       let answer: unknown;
       for (;;) {
         try {
           try {
-            answer = await produce();
-          } catch (first) {
-            answer = await retryAfter(first, produce, this.#t.retry, this.#retryHooks(batch));
+            if (first !== undefined) {
+              // A direct first attempt failed: go on from there as produce() would.
+              const { error } = first;
+              first = undefined;
+              answer = await this.#t.produceAfter(batch.topic, batch.partition, batch.acks, body, {
+                error,
+                base: made!.base,
+                routed: made!.routed,
+              });
+            } else answer = await produce();
+          } catch (failed) {
+            answer = await retryAfter(failed, produce, this.#t.retry, this.#retryHooks(batch));
           }
           break;
         } catch (e) {
@@ -556,31 +630,45 @@ export class Producer {
           }
         }
       }
-      const offsets = offsetsOf(answer, count, batch);
-      if (idem && seq) idem.acknowledged(batch.topic, batch.partition, seq, batch.key);
+      this.#acknowledge(batch, seq, answer);
       ok = true;
-      let r = 0;
-      for (const run of batch.runs) {
-        for (let j = 0; j < run.count; j++) {
-          run.sink.done(run.firstIndex + j, batch.partition, offsets(r++));
-        }
-      }
     } catch (e) {
-      if (e instanceof RillError && e.code === "UNKNOWN_TOPIC_OR_PARTITION") {
-        this.#meta.invalidate(batch.topic);
-      }
-      const error = idem && seq
-        ? idem.failed(batch.topic, batch.partition, seq, batch.builder.count, e)
-        : e;
-      for (const run of batch.runs) run.sink.fail(error);
+      this.#failBatch(batch, seq, e);
     } finally {
-      if (link !== undefined) this.#unlink(link, ok);
-      // The batch's slot is free: the next batch (of its partition too) may go.
-      this.#acc.recycle(batch);
-      this.#inFlight--;
-      this.#acc.unmute(batch.topic, batch.partition, batch.key);
-      this.#drain();
+      this.#release(batch, link, ok);
     }
+  }
+
+  /** Settles an acknowledged batch's sends with their offsets (throws on an answer without). */
+  #acknowledge(batch: ProducerBatch, seq: BatchSequence | null, answer: unknown): void {
+    const offsets = offsetsOf(answer, batch.builder.count, batch);
+    if (seq !== null) this.#idem!.acknowledged(batch.topic, batch.partition, seq, batch.key);
+    let r = 0;
+    for (const run of batch.runs) {
+      for (let j = 0; j < run.count; j++) {
+        run.sink.done(run.firstIndex + j, batch.partition, offsets(r++));
+      }
+    }
+  }
+
+  /** Fails a batch's sends for good. */
+  #failBatch(batch: ProducerBatch, seq: BatchSequence | null, e: unknown): void {
+    if (e instanceof RillError && e.code === "UNKNOWN_TOPIC_OR_PARTITION") {
+      this.#meta.invalidate(batch.topic);
+    }
+    const error = seq !== null
+      ? this.#idem!.failed(batch.topic, batch.partition, seq, batch.builder.count, e)
+      : e;
+    for (const run of batch.runs) run.sink.fail(error);
+  }
+
+  /** A batch's request is over: its slot is free, and the next batch (of its partition too) may go. */
+  #release(batch: ProducerBatch, link: InFlightLink | undefined, ok: boolean): void {
+    if (link !== undefined) this.#unlink(link, ok);
+    this.#acc.recycle(batch);
+    this.#inFlight--;
+    this.#acc.unmute(batch.topic, batch.partition, batch.key);
+    this.#drain();
   }
 
   /** How a batch's produce is retried: a refusal naming no leader refreshes the metadata. */
@@ -652,18 +740,6 @@ interface InFlightChain {
   next: number;
   /** the unresolved batches, in stamping order */
   links: InFlightLink[];
-}
-
-/** An idempotent batch in flight, in its partition's chain (stamping order). */
-interface InFlightLink {
-  key: string;
-  /** its place in the chain's stamping order */
-  index: number;
-  seq: BatchSequence;
-  /** true once the batch is acknowledged, false if it failed for good; undefined until then */
-  result: boolean | undefined;
-  /** those waiting for the result (see {@linkcode whenSettled}) */
-  waiters: ((ok: boolean) => void)[] | undefined;
 }
 
 /** Resolves with a link's result: true once acknowledged, false if it failed for good. */

@@ -16,8 +16,20 @@ import {
   WsConnection,
   type WsFetchAnswer,
   type WsFetchRequest,
+  type WsProduceTarget,
   WsRefused,
 } from "./ws_connection.ts";
+
+/**
+ * Where {@linkcode Transport.produceDirect} sends a produce's outcome; the transport notes
+ * which broker it went to, for {@linkcode Transport.produceAfter}.
+ */
+export interface DirectProduce extends WsProduceTarget {
+  /** the broker the produce went to */
+  base: string;
+  /** the broker the partition's route named, if one did */
+  routed: string | undefined;
+}
 
 /** How long a broker that refused a WebSocket connection is spoken to over HTTP. */
 const WS_RETRY_AFTER_MS = 30_000;
@@ -253,6 +265,60 @@ export class Transport {
       }
     }
     return this.#produce(topic, partition, acks, body);
+  }
+
+  /**
+   * {@linkcode produce} for the producer's common case, without a promise: when the
+   * partition's broker has an open WebSocket connection that takes binary produce frames
+   * and room in its window, the batch goes at once and its outcome to `target`
+   * (WsConnection.produceDirect). A failure given to `target.reject` is the first attempt's:
+   * go on with {@linkcode produceAfter}, as {@linkcode produce} does.
+   *
+   * @param topic the topic
+   * @param partition the partition
+   * @param acks "all", "1" or "0"
+   * @param body the batch bytes
+   * @param target where the offsets or the error go
+   * @returns false, with nothing sent, when it cannot go this way (use {@linkcode produce})
+   */
+  produceDirect(
+    topic: string,
+    partition: number,
+    acks: string,
+    body: Uint8Array,
+    target: DirectProduce,
+  ): boolean {
+    if (this.#streamMode === "http") return false;
+    const routed = this.#routes.base(this.#produceRoute(topic, partition));
+    const base = routed ?? this.broker;
+    const conn = this.#open.get(base);
+    if (conn === undefined) return false;
+    target.base = base;
+    target.routed = routed;
+    return conn.produceDirect(topic, partition, acksNumber(acks), body, target);
+  }
+
+  /**
+   * Goes on with a produce whose first attempt ({@linkcode produceDirect}) failed with
+   * `error`, as {@linkcode produce} does after its first attempt: another route for a
+   * refusal naming one, the connection opened again, HTTP where WebSocket is refused.
+   *
+   * @param topic the topic
+   * @param partition the partition
+   * @param acks "all", "1" or "0"
+   * @param body the batch bytes
+   * @param failed the first attempt: its error and the broker it went to
+   * @returns the broker's answer, or null for acks=0
+   * @throws {RillError} as {@linkcode produce}
+   */
+  produceAfter(
+    topic: string,
+    partition: number,
+    acks: string,
+    body: Uint8Array,
+    failed: { error: unknown; base: string; routed: string | undefined },
+  ): Promise<unknown | null> {
+    return this.#produce(topic, partition, acks, body, failed);
   }
 
   /**

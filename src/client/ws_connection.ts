@@ -192,6 +192,22 @@ interface Pending {
   produce: boolean;
 }
 
+/**
+ * Where {@linkcode WsConnection.produceDirect} sends a produce's outcome: the producer's own
+ * object for the batch, kept as the request's pending entry (no promise, closure or entry
+ * object per request).
+ */
+export interface WsProduceTarget {
+  /** the payload bytes counted in flight (set by the connection) */
+  bytes: number;
+  /** true: answered with the produce's offsets, not the frame */
+  readonly produce: true;
+  /** the offsets the broker gave, or null with acks=0 */
+  resolve(offsets: ProducedOffsets | null): void;
+  /** the broker's error, or BROKER_NOT_AVAILABLE when the connection closed first */
+  reject(error: unknown): void;
+}
+
 /** The offsets of a JSON `produced` answer (null when it has none: acks=0). */
 function offsetsOf(header: Record<string, unknown>): ProducedOffsets | null {
   if (header.baseOffset === undefined) return null;
@@ -418,6 +434,48 @@ export class WsConnection {
       return onError === undefined ? later : later.then(undefined, onError);
     }
     return this.#produce(topic, partition, acks, batch, onError);
+  }
+
+  /**
+   * {@linkcode produce} for the producer's common case, without a promise: a binary produce
+   * frame sent at once, its outcome given to `target` (which is kept as the request's
+   * pending entry). `reject` may be called before this returns (the socket failed as the
+   * frame was written).
+   *
+   * @param topic the topic
+   * @param partition the partition
+   * @param acks -1 (all), 1 or 0
+   * @param batch the batches
+   * @param target where the offsets or the error go
+   * @returns false, with nothing sent, when the connection is closed, the broker takes no
+   *   binary produce frames, the topic name cannot go in one, or the batch does not fit in
+   *   the in-flight window now: use {@linkcode produce}
+   */
+  produceDirect(
+    topic: string,
+    partition: number,
+    acks: -1 | 0 | 1,
+    batch: Uint8Array,
+    target: WsProduceTarget,
+  ): boolean {
+    const bytes = batch.byteLength;
+    if (
+      this.#closedError !== null || !this.#binaryProduce ||
+      (this.#inFlightBytes > 0 && this.#inFlightBytes + bytes > this.#maxInFlightBytes)
+    ) return false;
+    const name = topicBytesOf(topic);
+    if (name === null) return false;
+    const id = this.#nextId++;
+    target.bytes = bytes;
+    this.#inFlightBytes += bytes;
+    this.#pending.set(id, target as unknown as Pending);
+    try {
+      const link = this.#link;
+      link.sendAllocated(encodeProduceFrame(id, name, partition, acks, batch, link.alloc));
+    } catch (e) {
+      this.#sendFailed(e);
+    }
+    return true;
   }
 
   /** Sends `send`'s request once `bytes` more fit in the in-flight window. */

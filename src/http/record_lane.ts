@@ -25,7 +25,7 @@
  * - auth off; or with auth on, the cluster secret presented and right, or an API key that
  *   authenticates and whose ACLs allow the operation (`Security.authenticate`, `allowed`);
  * - no request or byte rates configured, a body reservation or long-poll slot free
- *   (quotas.ts `holdProduce`, `holdFetch`).
+ *   (quotas.ts `reserveProduce`, `holdFetch`).
  *
  * Anything else goes through the app, which answers (and audits, or throttles) as it always
  * did. What the lane answers is what the app would: the same checks in the same order,
@@ -43,10 +43,13 @@ import { errorAnswer } from "./errors.ts";
 import {
   acksQuery,
   BodyDeadlines,
+  isSmallBody,
   offsetQuery,
   partitionParam,
   readRequestBytes,
+  readSmallBody,
 } from "./params.ts";
+import type { RecordLaneObserver } from "./observe.ts";
 import {
   BATCH_MEDIA_TYPE,
   fetchSizes,
@@ -57,15 +60,11 @@ import {
 } from "./routes/records.ts";
 import type { InstalledSecurity } from "./security.ts";
 
-const PRODUCE_PATH = /^\/v1\/topics\/([^/%]+)\/records$/;
 const FETCH_PATH = /^\/v1\/topics\/([^/%]+)\/partitions\/([^/%]+)\/records$/;
 const ANONYMOUS_PRINCIPAL: Principal = { name: ANONYMOUS, superuser: true, keyId: null };
 const BROKER: Principal = { name: BROKER_PRINCIPAL, superuser: true, keyId: null };
 /** The content type, given at construction (the one header that is cheap there). */
 const JSON_TYPE = { "content-type": "application/json" };
-
-/** A lane's handler: an answer, or null to leave the request to the app. */
-export type Lane = (req: Request, env?: unknown) => Promise<Response> | null;
 
 /** What the lane reads of a request's query: the values, or null when it leaves it to the app. */
 interface LaneQuery {
@@ -275,6 +274,26 @@ function headersFromList(list: unknown[]): LaneHeaders | null {
 }
 
 /**
+ * The topic of a produce path, `/v1/topics/{t}/records` between `pathStart` and `end`; null
+ * when it is another path, or the topic is empty or holds "/" or "%" (an encoded name goes
+ * through the app, whose decoding the lane does not repeat). No RegExp, no match array.
+ */
+function produceTopic(url: string, pathStart: number, end: number): string | null {
+  const from = pathStart + TOPICS_PREFIX.length;
+  const to = end - RECORDS_SUFFIX.length;
+  if (to <= from || !url.startsWith(TOPICS_PREFIX, pathStart)) return null;
+  if (!url.startsWith(RECORDS_SUFFIX, to)) return null;
+  for (let i = from; i < to; i++) {
+    const ch = url.charCodeAt(i);
+    if (ch === 47 /* / */ || ch === 37 /* % */) return null;
+  }
+  return url.slice(from, to);
+}
+
+const TOPICS_PREFIX = "/v1/topics/";
+const RECORDS_SUFFIX = "/records";
+
+/**
  * Makes the record lane of an app.
  *
  * @param broker the broker
@@ -282,11 +301,15 @@ function headersFromList(list: unknown[]): LaneHeaders | null {
  * @param cors the CORS headers the app puts on every response
  * @param app the app's own handler, for a request the lane finds it cannot take after all
  *   (credentials that do not authenticate, an ACL that denies: the app answers and audits)
- * @returns the lane
+ * @param observer counts the lane's own answers in the metrics (observe.ts), as the app's
+ *   middleware counts the app's
+ * @returns the lane: given the request, Deno.serve's handler info and `performance.now()`
+ *   when the request arrived
  * @example
  * ```ts
- * const lane = recordLane(broker, installed, cors, dispatch);
- * const handler = (req: Request, info: Deno.ServeHandlerInfo) => lane(req, info) ?? dispatch(req, info);
+ * const lane = recordLane(broker, installed, cors, dispatch, recordLaneObserver(broker.metrics));
+ * const handler = (req: Request, info: Deno.ServeHandlerInfo) =>
+ *   lane(req, info, performance.now()) ?? dispatch(req, info);
  * ```
  */
 export function recordLane(
@@ -294,10 +317,12 @@ export function recordLane(
   installed: InstalledSecurity,
   cors: Record<string, string>,
   app: (req: Request, env?: unknown) => Response | Promise<Response>,
-): Lane {
+  observer: RecordLaneObserver,
+): (req: Request, env: unknown, start: number) => Promise<Response> | null {
   const { security, quotas } = installed;
   const cfg = broker.config;
   const deadlines = new BodyDeadlines(cfg.requestBodyTimeoutMs);
+  let lastValidTopic: string | null = null;
   // Lower-cased names: Deno's Headers lower-cases each name it is given on every set (a new
   // string when it has capitals); HTTP/1.1 names are case-insensitive and hyper writes them
   // lower-cased anyway.
@@ -316,17 +341,32 @@ export function recordLane(
   const json = (text: string, status: number) =>
     withCors(new Response(text, { status, headers: JSON_TYPE }));
 
-  return (req, env) => {
+  /** An error's answer, as errors.ts maps it, its code counted. */
+  const errorResponse = (e: unknown, method: string, path: string): Response => {
+    const { status, body } = errorAnswer(e, method, path);
+    observer.failed(status, String(body.error.code));
+    return json(JSON.stringify(body), status);
+  };
+
+  return (req, env, start) => {
     const method = req.method;
     if (method !== "POST" && method !== "GET") return null;
     const url = req.url;
     const pathStart = url.indexOf("/", url.indexOf("//") + 2);
     const queryStart = url.indexOf("?", pathStart);
     if (pathStart < 0 || queryStart < 0 || url.includes("#", queryStart)) return null;
-    const path = url.slice(pathStart, queryStart);
     const produce = method === "POST";
-    const match = (produce ? PRODUCE_PATH : FETCH_PATH).exec(path);
-    if (match === null) return null;
+    let topicRaw: string;
+    let match: RegExpExecArray | null = null;
+    if (produce) {
+      const topic = produceTopic(url, pathStart, queryStart);
+      if (topic === null) return null;
+      topicRaw = topic;
+    } else {
+      match = FETCH_PATH.exec(url.slice(pathStart, queryStart));
+      if (match === null) return null;
+      topicRaw = match[1];
+    }
     const query = url.slice(queryStart + 1);
     const params = laneQuery(query, produce);
     if (params === null) return null;
@@ -345,7 +385,6 @@ export function recordLane(
       if (accept.includes("text/event-stream")) return null;
     }
     if (quotas.limitRefusalOf(url, headers.bytes) !== null) return null;
-    const topicRaw = match[1];
     const operation: Operation = produce ? "write" : "read";
     if (!security.auth) return hold(ANONYMOUS_PRINCIPAL);
     const secret = headers.secret;
@@ -359,64 +398,89 @@ export function recordLane(
     // What the quota middleware does (a body reservation, a long-poll slot), then the answer;
     // null when the middleware would do more or refuse it.
     function hold(who: Principal): Promise<Response> | null {
-      const declared = Number(headers.length ?? NaN);
-      const release = produce
-        ? quotas.holdProduce(declared)
-        : quotas.holdFetch(who.name, security.auth, query);
-      if (release === null) return null;
-      const failed = (e: unknown) => {
-        release();
-        return errorResponse(e);
-      };
       if (produce) {
-        // The answer made in the produce's own last step (one continuation fewer).
-        const prefer = headers.prefer;
-        return produceBatches(req, topicRaw, params!, declared).then((result) => {
-          release();
-          try {
-            return produced(result, prefer);
-          } catch (e) {
-            return errorResponse(e);
-          }
-        }, failed);
+        return produceAnswer(req, url, pathStart, queryStart, topicRaw, params!, headers, start);
       }
+      const release = quotas.holdFetch(who.name, security.auth, query);
+      if (release === null) return null;
       return fetchAnswer(topicRaw, match![2], params!, serveCompleted(env)).then((res) => {
         release();
+        observer.fetched(res.status, start);
         return res;
-      }, failed);
-    }
-
-    /** An error's answer, as errors.ts maps it. */
-    function errorResponse(e: unknown): Response {
-      const { status, body } = errorAnswer(e, method, path);
-      return json(JSON.stringify(body), status);
+      }, (e) => {
+        release();
+        const res = errorResponse(e, method, url.slice(pathStart, queryStart));
+        observer.fetched(res.status, start);
+        return res;
+      });
     }
   };
 
   /**
-   * A produce: its checks, body and append (its answer is made by {@linkcode produced}). Not
-   * an async function: each single-record produce comes through here, and a continuation
-   * costs less than a frame held across two awaits.
+   * A produce: its checks, body, append and answer, in the order of routes/records.ts. Its
+   * promise is settled from the continuations of the body read and of the append: a
+   * single-record produce costs two continuations here, not a chain of promises each
+   * resolved with the next (each of those costs a job more). Null when the quota
+   * middleware would do more or refuse it.
    */
-  function produceBatches(
+  function produceAnswer(
     req: Request,
+    url: string,
+    pathStart: number,
+    queryStart: number,
     topicRaw: string,
     params: LaneQuery,
-    declared: number,
-  ): Promise<BatchAppendResult | null> {
+    headers: LaneHeaders,
+    start: number,
+  ): Promise<Response> | null {
+    const declared = Number(headers.length ?? NaN);
+    const reserved = quotas.reserveProduce(declared);
+    if (reserved < 0) return null;
+    const prefer = headers.prefer;
+    const done = (res: Response): Response => {
+      quotas.releaseBody(reserved);
+      observer.produced(params.acks, res.status, start);
+      return res;
+    };
+    const failed = (e: unknown): Response =>
+      done(errorResponse(e, "POST", url.slice(pathStart, queryStart)));
+    const answered = (result: BatchAppendResult | null): Response => {
+      try {
+        return done(produced(result, prefer));
+      } catch (e) {
+        return failed(e);
+      }
+    };
     let topic: string;
     let acks: Acks;
     let partition: number;
     try {
       // The checks of routes/records.ts, in its order.
-      topic = validateTopicName(topicRaw);
+      topic = validTopic(topicRaw);
       acks = acksQuery(params.acks);
       partition = partitionParam(params.partition!);
     } catch (e) {
-      return Promise.reject(e);
+      return Promise.resolve(failed(e));
     }
-    return readRequestBytes(req, cfg.maxRequestBytes, deadlines, declared)
-      .then((body) => broker.produceBatches(topic, partition, body, acks));
+    if (!isSmallBody(declared, cfg.maxRequestBytes)) {
+      return readRequestBytes(req, cfg.maxRequestBytes, deadlines, declared)
+        .then((body) => broker.produceBatches(topic, partition, body, acks))
+        .then(answered, failed);
+    }
+    return new Promise<Response>((resolve) =>
+      readSmallBody(req, declared, deadlines, (body) => {
+        broker.produceBatches(topic, partition, body, acks).then(
+          (result) => resolve(answered(result)),
+          (e) => resolve(failed(e)),
+        );
+      }, (e) => resolve(failed(e)))
+    );
+  }
+
+  /** The last topic name found valid, and {@linkcode validateTopicName} for another. */
+  function validTopic(raw: string): string {
+    if (raw !== lastValidTopic) lastValidTopic = validateTopicName(raw);
+    return raw;
   }
 
   /** The answer to a produce that `result` says landed. */

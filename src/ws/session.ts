@@ -37,6 +37,7 @@ import {
 import {
   decodeProduceFrame,
   encodeProducedFrame,
+  type ProduceFrame,
   ProduceFrameError,
   WS_BINARY_PRODUCE,
   WS_PRODUCE,
@@ -303,7 +304,7 @@ export class WsSession {
     }
     this.#authorize(principal, h.topic, "write");
     const partition = intField(h.partition, "partition", 0, 0x7fffffff);
-    this.#produceChecked(principal, id, h.topic, partition, acksOf(h.acks), payload, false, done);
+    this.#produceChecked(principal, id, h.topic, partition, acksOf(h.acks), payload, 0, done);
   }
 
   /**
@@ -312,36 +313,39 @@ export class WsSession {
    * read) and changes nothing.
    */
   #binaryProduce(message: Uint8Array, start: number): void {
-    let acks: unknown;
-    const done = (err: RillError | null) => this.#meter?.answered("produce", start, err, acks);
-    let id: number | null = null;
+    let frame: ProduceFrame;
     try {
-      const frame = decodeProduceFrame(message);
-      id = frame.id;
-      acks = frame.acks;
+      frame = decodeProduceFrame(message);
+    } catch (e) {
+      const err = e instanceof ProduceFrameError
+        ? this.#error(e.id, new RillError("INVALID_REQUEST", e.message))
+        : this.#error(null, e);
+      this.#meter?.answered("produce", start, err, undefined);
+      return;
+    }
+    try {
       const principal = this.#authenticated();
       this.#authorize(principal, frame.topic, "write");
       this.#produceChecked(
         principal,
-        id,
+        frame.id,
         frame.topic,
         frame.partition,
         frame.acks,
         frame.payload,
-        true,
-        done,
+        start,
+        null,
       );
     } catch (e) {
-      if (e instanceof ProduceFrameError) {
-        done(this.#error(e.id, new RillError("INVALID_REQUEST", e.message)));
-      } else done(this.#error(id, e));
+      this.#meter?.answered("produce", start, this.#error(frame.id, e), frame.acks);
     }
   }
 
   /**
    * The produce of a frame, JSON or binary, once its fields are read and the principal may
    * write the topic: the topic name, size, quota and in-flight checks, then the broker's
-   * produce path; answered in the frame's kind.
+   * produce path; answered in the frame's kind: a JSON frame's `done` reports it, a binary
+   * one (`done` null) is reported here (no closure per frame), after its answer is sent.
    */
   #produceChecked(
     principal: Principal,
@@ -350,8 +354,8 @@ export class WsSession {
     partition: number,
     acks: Acks,
     payload: Uint8Array,
-    binary: boolean,
-    done: Done,
+    start: number,
+    done: Done | null,
   ): void {
     // A producer names the same topic frame after frame: checked once while it does.
     const topic = name === this.#lastTopic ? name : validateTopicName(name);
@@ -392,14 +396,20 @@ export class WsSession {
       (result) => {
         this.#inFlightBytes -= size;
         release();
-        done(null);
-        if (binary) this.#sendBytes(encodeProducedFrame(id, result, lendScratch));
-        else this.#sendText(producedAnswer(id, result));
+        if (done === null) {
+          this.#sendBytes(encodeProducedFrame(id, result, lendScratch));
+          this.#meter?.answered("produce", start, null, acks);
+        } else {
+          this.#sendText(producedAnswer(id, result));
+          done(null);
+        }
       },
       (e) => {
         this.#inFlightBytes -= size;
         release();
-        done(this.#error(id, e));
+        const err = this.#error(id, e);
+        if (done === null) this.#meter?.answered("produce", start, err, acks);
+        else done(err);
       },
     );
   }

@@ -61,3 +61,68 @@ Deno.test("ws producer: bad sends reject without writing, keyless sends learn th
     RillError,
   );
 });
+
+/**
+ * A TCP relay to `port` whose connections can be cut at once (as a network failure or a
+ * proxy restart would), while it keeps accepting new ones.
+ */
+function relay(port: number) {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const open = new Set<Deno.Conn>();
+  const accepting = (async () => {
+    for await (const down of listener) {
+      const up = await Deno.connect({ hostname: "127.0.0.1", port });
+      open.add(down);
+      open.add(up);
+      down.readable.pipeTo(up.writable).catch(() => {});
+      up.readable.pipeTo(down.writable).catch(() => {});
+    }
+  })();
+  const cut = () => {
+    for (const c of open) {
+      try {
+        c.close();
+      } catch { /* closed already */ }
+    }
+    open.clear();
+  };
+  return {
+    url: `http://127.0.0.1:${(listener.addr as Deno.NetAddr).port}`,
+    cut,
+    async [Symbol.asyncDispose]() {
+      listener.close();
+      cut();
+      await accepting.catch(() => {});
+    },
+  };
+}
+
+Deno.test("ws producer: sends in flight when the connection breaks are retried on a new one, each record stored once, in order", async () => {
+  await using s = await serveBroker();
+  await s.topic("t", 1);
+  await using link = relay(Number(new URL(s.url).port));
+  const producer = new Rill({ brokers: [link.url], transport: "ws" }).producer();
+  // The producer id known and a first batch acknowledged: batches then go straight out,
+  // several in flight (the path a broken connection must not lose or double records on).
+  await producer.connect();
+  await producer.send({ topic: "t", messages: [{ value: "first", partition: 0 }] });
+  const sends = [];
+  let cuts = 0;
+  for (let i = 0; i < 120; i++) {
+    sends.push(producer.send({ topic: "t", messages: [{ value: `v${i}`, partition: 0 }] }));
+    if (i % 4 === 3) await new Promise((r) => setTimeout(r, 0));
+    // Cut right after batches went out, before their answers could come back.
+    if (i % 40 === 20) {
+      link.cut();
+      cuts++;
+    }
+  }
+  const metas = (await Promise.all(sends)).flat();
+  assert.equal(cuts, 3);
+  assert.equal(metas.length, 120);
+  const values = (await readPartition(s.url, "t", 0)).map((r) => r.value);
+  assert.deepEqual(values, ["first", ...Array.from({ length: 120 }, (_, i) => `v${i}`)]);
+  // Each send's offset is the one its record was stored at.
+  for (let i = 0; i < 120; i++) assert.equal(metas[i].offset, i + 1);
+  await producer.disconnect();
+});
