@@ -50,6 +50,7 @@ import {
   readSmallBody,
 } from "./params.ts";
 import type { RecordLaneObserver } from "./observe.ts";
+import { wantsCors } from "./cors.ts";
 import {
   BATCH_MEDIA_TYPE,
   fetchSizes,
@@ -134,6 +135,8 @@ export interface LaneHeaders {
   authorization: string | null;
   secret: string | null;
   prefer: string | null;
+  /** the Origin header (browsers send one with every cross-origin request and every POST) */
+  origin: string | null;
 }
 
 const SECRET_HEADER = CLUSTER_SECRET_HEADER.toLowerCase();
@@ -171,6 +174,7 @@ function noHeaders(): LaneHeaders {
     authorization: null,
     secret: null,
     prefer: null,
+    origin: null,
   };
 }
 
@@ -198,6 +202,9 @@ function headersByForEach(headers: Headers): LaneHeaders {
         break;
       case "prefer":
         h.prefer = value;
+        break;
+      case "origin":
+        h.origin = value;
     }
   });
   return h;
@@ -268,6 +275,10 @@ function headersFromList(list: unknown[]): LaneHeaders | null {
       case "prefer":
         if (h.prefer !== null) return null;
         h.prefer = value;
+        break;
+      case "origin":
+        if (h.origin !== null) return null;
+        h.origin = value;
     }
   }
   return h;
@@ -338,14 +349,13 @@ export function recordLane(
     for (let i = 0; i < corsNames.length; i++) headers.set(corsNames[i], corsValues[i]);
     return res;
   };
-  const json = (text: string, status: number) =>
-    withCors(new Response(text, { status, headers: JSON_TYPE }));
 
-  /** An error's answer, as errors.ts maps it, its code counted. */
-  const errorResponse = (e: unknown, method: string, path: string): Response => {
+  /** An error's answer, as errors.ts maps it, its code counted; CORS headers unless not `cors`. */
+  const errorResponse = (e: unknown, method: string, path: string, cors = true): Response => {
     const { status, body } = errorAnswer(e, method, path);
     observer.failed(status, String(body.error.code));
-    return json(JSON.stringify(body), status);
+    const res = new Response(JSON.stringify(body), { status, headers: JSON_TYPE });
+    return cors ? withCors(res) : res;
   };
 
   return (req, env, start) => {
@@ -437,16 +447,18 @@ export function recordLane(
     const reserved = quotas.reserveProduce(declared);
     if (reserved < 0) return null;
     const prefer = headers.prefer;
+    // CORS headers as cors.ts `wantsCors` says: a POST without an Origin gets none.
+    const cors = wantsCors("POST", headers.origin);
     const done = (res: Response): Response => {
       quotas.releaseBody(reserved);
       observer.produced(params.acks, res.status, start);
       return res;
     };
     const failed = (e: unknown): Response =>
-      done(errorResponse(e, "POST", url.slice(pathStart, queryStart)));
+      done(errorResponse(e, "POST", url.slice(pathStart, queryStart), cors));
     const answered = (result: BatchAppendResult | null): Response => {
       try {
-        return done(produced(result, prefer));
+        return done(produced(result, prefer, cors));
       } catch (e) {
         return failed(e);
       }
@@ -484,13 +496,20 @@ export function recordLane(
   }
 
   /** The answer to a produce that `result` says landed. */
-  function produced(result: BatchAppendResult | null, prefer: string | null): Response {
-    if (result === null) return withCors(new Response(null, { status: 204 }));
-    if (prefersMinimal(prefer)) return withCors(minimalProduceResponse(result));
-    return json(
-      `{"partition":${result.partition},"baseOffset":${result.baseOffset},"lastOffset":${result.lastOffset},"recordCount":${result.recordCount},"logAppendTime":${result.logAppendTime}}`,
-      200,
-    );
+  function produced(
+    result: BatchAppendResult | null,
+    prefer: string | null,
+    cors: boolean,
+  ): Response {
+    const res = result === null
+      ? new Response(null, { status: 204 })
+      : prefersMinimal(prefer)
+      ? minimalProduceResponse(result)
+      : new Response(
+        `{"partition":${result.partition},"baseOffset":${result.baseOffset},"lastOffset":${result.lastOffset},"recordCount":${result.recordCount},"logAppendTime":${result.logAppendTime}}`,
+        { status: 200, headers: JSON_TYPE },
+      );
+    return cors ? withCors(res) : res;
   }
 
   async function fetchAnswer(
