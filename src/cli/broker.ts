@@ -4,6 +4,7 @@
  * ```
  * rill broker [--id N] [--data DIR] [--kv PATH|URL] [--listen HOST:PORT] [--advertised-url URL]
  *             [--request-body-timeout-ms N] [--min-free-bytes N] [--kv-reserve-bytes N]
+ *             [--ws-idle-timeout-ms N]
  *             [--kafka-listen HOST:PORT] [--kafka-advertised HOST:PORT] [--no-kafka]
  *             [--auth] [--tls-cert FILE --tls-key FILE] [--cluster-secret S] [quota flags]
  * ```
@@ -14,8 +15,10 @@
  * `rill broker <id> listening on http://<host>:<port>` (tests read the port from it when
  * listening on port 0), preceded by `rill broker <id> kafka listening on <host>:<port>` when
  * the Kafka listener runs; everything else goes to stderr. SIGINT or SIGTERM stops it
- * gracefully: no new requests, in-flight appends finish, logs close with their
- * clean-shutdown marker, and the process exits 0. A second signal exits at once (status 130).
+ * gracefully: no new requests, WebSocket connections closed (1001), in-flight appends finish
+ * (requests get up to 5 s: an answer a client does not read is not waited for), logs close
+ * with their clean-shutdown marker, and the process exits 0. A second signal exits at once
+ * (status 130).
  *
  * @module
  */
@@ -64,6 +67,9 @@ import {
  */
 const LISTEN_BACKLOG = 4096;
 
+/** How long the stop waits for the requests in flight on a signal before it closes the broker. */
+const SHUTDOWN_GRACE_MS = 5000;
+
 export const BROKER_HELP = `Usage: rill broker [options]
 
 Runs a broker: stores partition logs under --data and serves the HTTP API.
@@ -81,6 +87,8 @@ Options:
                          write finds the disk full (default 8388608; 0 = none)
   --request-body-timeout-ms N  a request body must arrive within N ms of being read,
                          else 408 REQUEST_BODY_TIMEOUT (default 30000)
+  --ws-idle-timeout-ms N  a WebSocket connection silent for N/2 ms is pinged and closed
+                         when no pong comes within another N/2 (default 30000; 0 = never)
   --kafka-listen HOST:PORT  Kafka wire-protocol listener for Kafka clients (kcat,
                          librdkafka, kafkajs); default the --listen host with port + 1000
                          (127.0.0.1:9092 by default; port 0 when --listen has port 0);
@@ -90,7 +98,8 @@ Options:
   --no-kafka             do not listen for Kafka clients
 ${SECURITY_HELP}${REPLICATION_HELP}${OBSERVE_HELP}  -h, --help             show this help
 
-Stop it with Ctrl-C or SIGTERM: it finishes in-flight appends and closes its logs cleanly.
+Stop it with Ctrl-C or SIGTERM: it finishes in-flight appends (requests get up to 5 s),
+closes its WebSocket connections (1001, going away) and closes its logs cleanly.
 `;
 
 /** The help text of `rill follower`. */
@@ -122,6 +131,8 @@ export interface BrokerArgs {
   /** the Kafka listener's address, or null when it is off */
   kafka: { hostname: string; port: number; advertised?: string } | null;
   help: boolean;
+  /** `--ws-idle-timeout-ms` (undefined: the endpoint's default) */
+  wsIdleTimeoutMs: number | undefined;
   /** --auth, TLS, cluster secret and quota flags */
   security: SecurityArgs;
   /** timing overrides and the observer's topics */
@@ -153,6 +164,7 @@ export function parseBrokerArgs(args: string[]): BrokerArgs {
         listen: { type: "string" },
         "advertised-url": { type: "string" },
         "request-body-timeout-ms": { type: "string" },
+        "ws-idle-timeout-ms": { type: "string" },
         "min-free-bytes": { type: "string" },
         "kv-reserve-bytes": { type: "string" },
         "kafka-listen": { type: "string" },
@@ -192,6 +204,12 @@ export function parseBrokerArgs(args: string[]): BrokerArgs {
       );
     }
     replication.config.requestBodyTimeoutMs = Number(bodyTimeout);
+  }
+  const wsIdle = values["ws-idle-timeout-ms"];
+  if (wsIdle !== undefined && !/^\d{1,9}$/.test(wsIdle)) {
+    throw new UsageError(
+      `--ws-idle-timeout-ms must be a non-negative integer of milliseconds, got "${wsIdle}"`,
+    );
   }
   for (
     const [flag, key] of [
@@ -246,6 +264,7 @@ export function parseBrokerArgs(args: string[]): BrokerArgs {
     advertisedUrl,
     kafka,
     help: values.help ?? false,
+    wsIdleTimeoutMs: wsIdle === undefined ? undefined : Number(wsIdle),
     security: parseSecurityArgs(values),
     replication,
     observe: parseObserveArgs(values),
@@ -313,7 +332,11 @@ export async function runBroker(args: string[], role: BrokerRole = "broker"): Pr
   // The HTTP app and the WebSocket endpoint share one security state (keys, ACLs, quotas).
   const installed = buildSecurity(broker.kv, security);
   const app = createApp(broker, security, installed);
-  const ws = wsEndpoint(broker, installed);
+  const ws = wsEndpoint(
+    broker,
+    installed,
+    opts.wsIdleTimeoutMs === undefined ? {} : { idleTimeoutMs: opts.wsIdleTimeoutMs },
+  );
   const malloc = tuneMalloc();
   let server: Deno.HttpServer<Deno.NetAddr>;
   let addr: Deno.NetAddr;
@@ -419,11 +442,30 @@ export async function runBroker(args: string[], role: BrokerRole = "broker"): Pr
   const sig = await stopped;
   logger.info(`${sig} received, shutting down`);
   broker.beginShutdown();
-  await Promise.all([
-    server!.shutdown(),
-    kafka?.close(),
-    (metricsServer as Deno.HttpServer<Deno.NetAddr> | null)?.shutdown(),
+  // WebSocket connections first: the server's shutdown waits for each, and one whose peer
+  // stopped reading would never end on its own.
+  ws.close(`Broker ${opts.id} is shutting down`);
+  // The servers finish the requests in flight, but an answer to a client that stopped
+  // reading never finishes (Deno's graceful shutdown has no deadline, and cannot be made
+  // forceful once begun): past the grace the broker closes without waiting for them, and
+  // the process exits once it has stopped (cli/main.ts), which closes those connections.
+  let grace: ReturnType<typeof setTimeout> | undefined;
+  const finished = await Promise.race([
+    Promise.all([
+      server!.shutdown(),
+      kafka?.close(),
+      (metricsServer as Deno.HttpServer<Deno.NetAddr> | null)?.shutdown(),
+    ]).then(() => true),
+    new Promise<false>((resolve) => grace = setTimeout(() => resolve(false), SHUTDOWN_GRACE_MS)),
   ]);
+  clearTimeout(grace);
+  if (!finished) {
+    logger.warn(
+      `requests still in flight ${
+        SHUTDOWN_GRACE_MS / 1000
+      } s after ${sig} (a client not reading its answer?): stopping without them`,
+    );
+  }
   await broker.close();
   metrics.close();
   malloc.close();

@@ -94,7 +94,9 @@ export async function runCli(args: string[], io: CliIo = processIo()): Promise<n
       const { runBroker } = await import("./broker.ts");
       await runBroker(rest, command);
       // Stopped cleanly (its logs closed): exit, rather than wait for the event loop to
-      // empty; a WebSocket client that went away without closing could keep it alive.
+      // empty. What the stop cannot close itself: a connection whose peer stopped reading
+      // (the WebSocket close frame, or an HTTP answer past the stop's grace, is never
+      // written; Deno has no forced close of either), which the exit closes.
       return 0;
     }
     const load = COMMANDS[command];

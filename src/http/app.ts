@@ -180,16 +180,21 @@ export function createApp(
   const lane = replicaFetchLane(broker, state, corsHeaders);
   const sessions = sessionFetchLane(broker, state, corsHeaders);
   const dispatch = app.fetch;
-  const records = recordLane(broker, state, corsHeaders, (req, env) => dispatch(req, env));
-  const observeRecord = recordLaneObserver(broker.metrics);
+  const records = recordLane(
+    broker,
+    state,
+    corsHeaders,
+    (req, env) => dispatch(req, env),
+    recordLaneObserver(broker.metrics),
+  );
   app.fetch = (req, ...rest) => {
     const start = performance.now();
     const replica = lane(req, rest[0]);
     if (replica) return observeReplicaLane(broker.metrics, replica, start);
     const session = sessions(req, rest[0]);
     if (session) return observeSessionLane(broker.metrics, session);
-    const record = records(req, rest[0]);
-    if (record) return observeRecord(req, record, start);
+    const record = records(req, rest[0], start);
+    if (record) return record;
     return dispatch(req, ...rest);
   };
   return app;

@@ -23,7 +23,8 @@ export const PRODUCE_ROUTE = "/v1/topics/:topic/records";
 /** The consumer and replica fetch route. */
 export const FETCH_ROUTE = "/v1/topics/:topic/partitions/:partition/records";
 
-const ACKS: Record<string, string> = { all: "all", "-1": "all", "1": "1", "0": "0" };
+/** The `acks` label of each valid query value (a Map: `acks=constructor` is "invalid" too). */
+const ACKS = new Map([["all", "all"], ["-1", "all"], ["1", "1"], ["0", "0"]]);
 
 function errorCode(c: Context, status: number): string {
   const err = c.error;
@@ -64,7 +65,7 @@ export function observeRequests(metrics: Metrics, logger: Logger): MiddlewareHan
     const method = c.req.method;
     if (route === PRODUCE_ROUTE && method === "POST") {
       metrics.produceDuration.observe(
-        { api: "http", acks: ACKS[c.req.query("acks") ?? "all"] ?? "invalid" },
+        { api: "http", acks: ACKS.get(c.req.query("acks") ?? "all") ?? "invalid" },
         seconds,
       );
     } else if (route === FETCH_ROUTE && method === "GET") {
@@ -144,24 +145,49 @@ export async function observeReplicaLane(
   return res;
 }
 
+/** What the record lane tells the metrics of each answer it makes ({@linkcode recordLaneObserver}). */
+export interface RecordLaneObserver {
+  /**
+   * Counts a produce's answer and its latency.
+   *
+   * @param acks the request's `acks` query value (undefined when it has none)
+   * @param status the answer's status
+   * @param start `performance.now()` when the request arrived
+   */
+  produced(acks: string | undefined, status: number, start: number): void;
+  /**
+   * Counts a fetch's answer and its latency.
+   *
+   * @param status the answer's status
+   * @param start `performance.now()` when the request arrived
+   */
+  fetched(status: number, start: number): void;
+  /**
+   * Counts an error answer's code (and a throttling), beside its request.
+   *
+   * @param status the answer's status
+   * @param code its error code
+   */
+  failed(status: number, code: string): void;
+}
+
 /**
  * Counts a client's raw-batch produce or fetch answered by the record lane (record_lane.ts,
- * which skips the middleware): the request, its latency (produce by acks) and its error.
- * The series are bound once per status and acks value (fast_series.ts `series`): a request
- * counts with two additions, no label objects or lookups (the same series, names and text).
+ * which skips the middleware): the request, its latency (produce by acks) and its error,
+ * as the app counts them (the same series, names and text). Called by the lane as it makes
+ * its answer, with the error code it answers: no continuation of its own and no reading of
+ * the answer. The series are bound once per status and acks value (fast_series.ts `series`):
+ * a request counts with two additions, no label objects or lookups.
  *
  * @param metrics the broker's metrics
- * @returns a function taking the request, the lane's answer and `performance.now()` when it
- *   arrived, and returning the same answer
+ * @returns the observer
  * @example
  * ```ts
  * const observe = recordLaneObserver(broker.metrics);
- * const answer = observe(req, lane(req)!, performance.now());
+ * observe.produced("1", 204, performance.now());
  * ```
  */
-export function recordLaneObserver(
-  metrics: Metrics,
-): (req: Request, answer: Promise<Response>, start: number) => Promise<Response> {
+export function recordLaneObserver(metrics: Metrics): RecordLaneObserver {
   // status → series, for produce and fetch; acks label → produce latency series.
   const produced = new Map<number, CounterSeries>();
   const fetched = new Map<number, CounterSeries>();
@@ -180,8 +206,8 @@ export function recordLaneObserver(
     }
     return series;
   };
-  const produceLatencyOf = (url: string): HistogramSeries => {
-    const acks = ACKS[acksOf(url)] ?? "invalid";
+  const produceLatencyOf = (acksValue: string | undefined): HistogramSeries => {
+    const acks = ACKS.get(acksValue ?? "all") ?? "invalid";
     let series = produceLatency.get(acks);
     if (series === undefined) {
       series = metrics.produceDuration.series({ api: "http", acks });
@@ -189,43 +215,20 @@ export function recordLaneObserver(
     }
     return series;
   };
-  return (req, answer, start) =>
-    answer.then((res) => {
-      const seconds = (performance.now() - start) / 1000;
-      const produce = req.method === "POST";
-      const status = res.status;
-      requestsOf(produce, status).inc();
-      if (produce) produceLatencyOf(req.url).observe(seconds);
-      else fetchLatency.observe(seconds);
-      if (status < 400) return res;
-      return answerCode(res).then((code) => {
-        metrics.requestErrors.inc({ api: "http", code });
-        if (status === 429) metrics.throttled.inc({ api: "http" });
-        return res;
-      });
-    });
-}
-
-/**
- * The `acks` query value of a URL as `/[?&]acks=([^&#]*)/` finds it (the first), without a
- * match array; "all" when it has none.
- */
-function acksOf(url: string): string {
-  let at = url.indexOf("acks=");
-  while (at > 0) {
-    const before = url.charCodeAt(at - 1);
-    if (before === 63 /* ? */ || before === 38 /* & */) {
-      let end = at + 5;
-      while (end < url.length) {
-        const ch = url.charCodeAt(end);
-        if (ch === 38 /* & */ || ch === 35 /* # */) break;
-        end++;
-      }
-      return url.slice(at + 5, end);
-    }
-    at = url.indexOf("acks=", at + 1);
-  }
-  return "all";
+  return {
+    produced(acks, status, start) {
+      requestsOf(true, status).inc();
+      produceLatencyOf(acks).observe((performance.now() - start) / 1000);
+    },
+    fetched(status, start) {
+      requestsOf(false, status).inc();
+      fetchLatency.observe((performance.now() - start) / 1000);
+    },
+    failed(status, code) {
+      metrics.requestErrors.inc({ api: "http", code });
+      if (status === 429) metrics.throttled.inc({ api: "http" });
+    },
+  };
 }
 
 /** The error code of a lane's error answer, read from its (small JSON) body. */

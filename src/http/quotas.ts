@@ -279,19 +279,31 @@ export class Quotas {
   /**
    * What {@linkcode middleware} does for a produce whose body declares `declared` bytes,
    * for the record lane (record_lane.ts): reserves the body against
-   * `maxBodyBytesInFlight`. Null when the middleware would do more (request or produce byte
+   * `maxBodyBytesInFlight`. -1 when the middleware would do more (request or produce byte
    * rates are configured) or would refuse it (the reservation does not fit): the request
-   * must then go through the middleware, which answers as usual.
+   * must then go through the middleware, which answers as usual. A count, not a function to
+   * call back: one allocation fewer per single-record produce.
    *
    * @param declared the body's Content-Length (NaN when there is none)
-   * @returns a function that gives the reservation back (call it once the handler is done),
-   *   or null
+   * @returns the bytes reserved (give them back with {@linkcode releaseBody} once the handler
+   *   is done), or -1
    */
-  holdProduce(declared: number): (() => void) | null {
+  reserveProduce(declared: number): number {
     const c = this.config;
-    if (c.requestsPerSec > 0 || c.produceBytesPerSec > 0) return null;
+    if (c.requestsPerSec > 0 || c.produceBytesPerSec > 0) return -1;
     const reserved = declared >= 0 ? Math.min(declared, c.unknownBodyBytes) : c.unknownBodyBytes;
-    return this.reserveBody(reserved);
+    if (reserved > 0 && this.#bodyBytes + reserved > c.maxBodyBytesInFlight) return -1;
+    this.#bodyBytes += reserved;
+    return reserved;
+  }
+
+  /**
+   * Gives back a reservation of {@linkcode reserveProduce}, once.
+   *
+   * @param bytes what it returned
+   */
+  releaseBody(bytes: number): void {
+    this.#bodyBytes -= bytes;
   }
 
   /**

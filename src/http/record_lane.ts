@@ -25,7 +25,7 @@
  * - auth off; or with auth on, the cluster secret presented and right, or an API key that
  *   authenticates and whose ACLs allow the operation (`Security.authenticate`, `allowed`);
  * - no request or byte rates configured, a body reservation or long-poll slot free
- *   (quotas.ts `holdProduce`, `holdFetch`).
+ *   (quotas.ts `reserveProduce`, `holdFetch`).
  *
  * Anything else goes through the app, which answers (and audits, or throttles) as it always
  * did. What the lane answers is what the app would: the same checks in the same order,
@@ -43,29 +43,27 @@ import { errorAnswer } from "./errors.ts";
 import {
   acksQuery,
   BodyDeadlines,
+  isSmallBody,
   offsetQuery,
   partitionParam,
   readRequestBytes,
+  readSmallBody,
 } from "./params.ts";
+import type { RecordLaneObserver } from "./observe.ts";
+import { wantsCors } from "./cors.ts";
 import {
   BATCH_MEDIA_TYPE,
   fetchSizes,
   lentBatchAnswer,
   minimalProduceResponse,
   prefersMinimal,
-  serveCompleted,
 } from "./routes/records.ts";
 import type { InstalledSecurity } from "./security.ts";
 
-const PRODUCE_PATH = /^\/v1\/topics\/([^/%]+)\/records$/;
-const FETCH_PATH = /^\/v1\/topics\/([^/%]+)\/partitions\/([^/%]+)\/records$/;
 const ANONYMOUS_PRINCIPAL: Principal = { name: ANONYMOUS, superuser: true, keyId: null };
 const BROKER: Principal = { name: BROKER_PRINCIPAL, superuser: true, keyId: null };
 /** The content type, given at construction (the one header that is cheap there). */
 const JSON_TYPE = { "content-type": "application/json" };
-
-/** A lane's handler: an answer, or null to leave the request to the app. */
-export type Lane = (req: Request, env?: unknown) => Promise<Response> | null;
 
 /** What the lane reads of a request's query: the values, or null when it leaves it to the app. */
 interface LaneQuery {
@@ -135,6 +133,8 @@ export interface LaneHeaders {
   authorization: string | null;
   secret: string | null;
   prefer: string | null;
+  /** the Origin header (browsers send one with every cross-origin request and every POST) */
+  origin: string | null;
 }
 
 const SECRET_HEADER = CLUSTER_SECRET_HEADER.toLowerCase();
@@ -172,6 +172,7 @@ function noHeaders(): LaneHeaders {
     authorization: null,
     secret: null,
     prefer: null,
+    origin: null,
   };
 }
 
@@ -199,6 +200,9 @@ function headersByForEach(headers: Headers): LaneHeaders {
         break;
       case "prefer":
         h.prefer = value;
+        break;
+      case "origin":
+        h.origin = value;
     }
   });
   return h;
@@ -269,10 +273,75 @@ function headersFromList(list: unknown[]): LaneHeaders | null {
       case "prefer":
         if (h.prefer !== null) return null;
         h.prefer = value;
+        break;
+      case "origin":
+        if (h.origin !== null) return null;
+        h.origin = value;
     }
   }
   return h;
 }
+
+/**
+ * The topic of a produce path, `/v1/topics/{t}/records` between `pathStart` and `end`; null
+ * when it is another path, or the topic is empty or holds "/" or "%" (an encoded name goes
+ * through the app, whose decoding the lane does not repeat). No RegExp, no match array.
+ *
+ * @param url the request URL
+ * @param pathStart where its path starts
+ * @param end where its path ends (the "?")
+ * @returns the topic as written in the path, or null
+ * @example
+ * ```ts
+ * produceTopic("http://h/v1/topics/t/records?partition=0", 8, 28); // "t"
+ * ```
+ */
+export function produceTopic(url: string, pathStart: number, end: number): string | null {
+  const from = pathStart + TOPICS_PREFIX.length;
+  const to = end - RECORDS_SUFFIX.length;
+  if (to <= from || !url.startsWith(TOPICS_PREFIX, pathStart)) return null;
+  if (!url.startsWith(RECORDS_SUFFIX, to)) return null;
+  for (let i = from; i < to; i++) {
+    const ch = url.charCodeAt(i);
+    if (ch === 47 /* / */ || ch === 37 /* % */) return null;
+  }
+  return url.slice(from, to);
+}
+
+/**
+ * Where `/partitions/` starts in a fetch path, `/v1/topics/{t}/partitions/{p}/records` between
+ * `pathStart` and `end`; -1 when it is another path, or the topic or partition is empty or
+ * holds "/" or "%" (as {@linkcode produceTopic}).
+ *
+ * @param url the request URL
+ * @param pathStart where its path starts
+ * @param end where its path ends (the "?")
+ * @returns the index of `/partitions/`, or -1
+ * @example
+ * ```ts
+ * fetchPartitionsAt("http://h/v1/topics/t/partitions/0/records?offset=0", 8, 41); // 20
+ * ```
+ */
+export function fetchPartitionsAt(url: string, pathStart: number, end: number): number {
+  const from = pathStart + TOPICS_PREFIX.length;
+  const to = end - RECORDS_SUFFIX.length;
+  if (to <= from || !url.startsWith(TOPICS_PREFIX, pathStart)) return -1;
+  if (!url.startsWith(RECORDS_SUFFIX, to)) return -1;
+  const slash = url.indexOf("/", from);
+  // topic, "/partitions/", a partition
+  if (slash <= from || slash >= to || !url.startsWith(PARTITIONS, slash)) return -1;
+  const partitionFrom = slash + PARTITIONS.length;
+  if (partitionFrom >= to) return -1;
+  for (let i = from; i < to; i++) {
+    const ch = url.charCodeAt(i);
+    if (ch === 37 /* % */ || (ch === 47 /* / */ && (i < slash || i >= partitionFrom))) return -1;
+  }
+  return slash;
+}
+
+const TOPICS_PREFIX = "/v1/topics/";
+const RECORDS_SUFFIX = "/records";
+const PARTITIONS = "/partitions/";
 
 /**
  * Makes the record lane of an app.
@@ -282,11 +351,15 @@ function headersFromList(list: unknown[]): LaneHeaders | null {
  * @param cors the CORS headers the app puts on every response
  * @param app the app's own handler, for a request the lane finds it cannot take after all
  *   (credentials that do not authenticate, an ACL that denies: the app answers and audits)
- * @returns the lane
+ * @param observer counts the lane's own answers in the metrics (observe.ts), as the app's
+ *   middleware counts the app's
+ * @returns the lane: given the request, Deno.serve's handler info and `performance.now()`
+ *   when the request arrived
  * @example
  * ```ts
- * const lane = recordLane(broker, installed, cors, dispatch);
- * const handler = (req: Request, info: Deno.ServeHandlerInfo) => lane(req, info) ?? dispatch(req, info);
+ * const lane = recordLane(broker, installed, cors, dispatch, recordLaneObserver(broker.metrics));
+ * const handler = (req: Request, info: Deno.ServeHandlerInfo) =>
+ *   lane(req, info, performance.now()) ?? dispatch(req, info);
  * ```
  */
 export function recordLane(
@@ -294,10 +367,12 @@ export function recordLane(
   installed: InstalledSecurity,
   cors: Record<string, string>,
   app: (req: Request, env?: unknown) => Response | Promise<Response>,
-): Lane {
+  observer: RecordLaneObserver,
+): (req: Request, env: unknown, start: number) => Promise<Response> | null {
   const { security, quotas } = installed;
   const cfg = broker.config;
   const deadlines = new BodyDeadlines(cfg.requestBodyTimeoutMs);
+  let lastValidTopic: string | null = null;
   // Lower-cased names: Deno's Headers lower-cases each name it is given on every set (a new
   // string when it has capitals); HTTP/1.1 names are case-insensitive and hyper writes them
   // lower-cased anyway.
@@ -313,20 +388,35 @@ export function recordLane(
     for (let i = 0; i < corsNames.length; i++) headers.set(corsNames[i], corsValues[i]);
     return res;
   };
-  const json = (text: string, status: number) =>
-    withCors(new Response(text, { status, headers: JSON_TYPE }));
 
-  return (req, env) => {
+  /** An error's answer, as errors.ts maps it, its code counted; CORS headers unless not `cors`. */
+  const errorResponse = (e: unknown, method: string, path: string, cors = true): Response => {
+    const { status, body } = errorAnswer(e, method, path);
+    observer.failed(status, String(body.error.code));
+    const res = new Response(JSON.stringify(body), { status, headers: JSON_TYPE });
+    return cors ? withCors(res) : res;
+  };
+
+  return (req, env, start) => {
     const method = req.method;
     if (method !== "POST" && method !== "GET") return null;
     const url = req.url;
     const pathStart = url.indexOf("/", url.indexOf("//") + 2);
     const queryStart = url.indexOf("?", pathStart);
     if (pathStart < 0 || queryStart < 0 || url.includes("#", queryStart)) return null;
-    const path = url.slice(pathStart, queryStart);
     const produce = method === "POST";
-    const match = (produce ? PRODUCE_PATH : FETCH_PATH).exec(path);
-    if (match === null) return null;
+    let topicRaw: string;
+    let partitionRaw = "";
+    if (produce) {
+      const topic = produceTopic(url, pathStart, queryStart);
+      if (topic === null) return null;
+      topicRaw = topic;
+    } else {
+      const at = fetchPartitionsAt(url, pathStart, queryStart);
+      if (at < 0) return null;
+      topicRaw = url.slice(pathStart + TOPICS_PREFIX.length, at);
+      partitionRaw = url.slice(at + PARTITIONS.length, queryStart - RECORDS_SUFFIX.length);
+    }
     const query = url.slice(queryStart + 1);
     const params = laneQuery(query, produce);
     if (params === null) return null;
@@ -345,7 +435,6 @@ export function recordLane(
       if (accept.includes("text/event-stream")) return null;
     }
     if (quotas.limitRefusalOf(url, headers.bytes) !== null) return null;
-    const topicRaw = match[1];
     const operation: Operation = produce ? "write" : "read";
     if (!security.auth) return hold(ANONYMOUS_PRINCIPAL);
     const secret = headers.secret;
@@ -359,91 +448,140 @@ export function recordLane(
     // What the quota middleware does (a body reservation, a long-poll slot), then the answer;
     // null when the middleware would do more or refuse it.
     function hold(who: Principal): Promise<Response> | null {
-      const declared = Number(headers.length ?? NaN);
-      const release = produce
-        ? quotas.holdProduce(declared)
-        : quotas.holdFetch(who.name, security.auth, query);
-      if (release === null) return null;
-      const failed = (e: unknown) => {
-        release();
-        return errorResponse(e);
-      };
       if (produce) {
-        // The answer made in the produce's own last step (one continuation fewer).
-        const prefer = headers.prefer;
-        return produceBatches(req, topicRaw, params!, declared).then((result) => {
-          release();
-          try {
-            return produced(result, prefer);
-          } catch (e) {
-            return errorResponse(e);
-          }
-        }, failed);
+        return produceAnswer(req, url, pathStart, queryStart, topicRaw, params!, headers, start);
       }
-      return fetchAnswer(topicRaw, match![2], params!, serveCompleted(env)).then((res) => {
+      const release = quotas.holdFetch(who.name, security.auth, query);
+      if (release === null) return null;
+      return fetchAnswer(topicRaw, partitionRaw, params!, env).then((res) => {
         release();
+        observer.fetched(res.status, start);
         return res;
-      }, failed);
-    }
-
-    /** An error's answer, as errors.ts maps it. */
-    function errorResponse(e: unknown): Response {
-      const { status, body } = errorAnswer(e, method, path);
-      return json(JSON.stringify(body), status);
+      }, (e) => {
+        release();
+        const res = errorResponse(e, method, url.slice(pathStart, queryStart));
+        observer.fetched(res.status, start);
+        return res;
+      });
     }
   };
 
   /**
-   * A produce: its checks, body and append (its answer is made by {@linkcode produced}). Not
-   * an async function: each single-record produce comes through here, and a continuation
-   * costs less than a frame held across two awaits.
+   * A produce: its checks, body, append and answer, in the order of routes/records.ts. Its
+   * promise is settled from the continuations of the body read and of the append: a
+   * single-record produce costs two continuations here, not a chain of promises each
+   * resolved with the next (each of those costs a job more). Null when the quota
+   * middleware would do more or refuse it.
    */
-  function produceBatches(
+  function produceAnswer(
     req: Request,
+    url: string,
+    pathStart: number,
+    queryStart: number,
     topicRaw: string,
     params: LaneQuery,
-    declared: number,
-  ): Promise<BatchAppendResult | null> {
+    headers: LaneHeaders,
+    start: number,
+  ): Promise<Response> | null {
+    const declared = Number(headers.length ?? NaN);
+    const reserved = quotas.reserveProduce(declared);
+    if (reserved < 0) return null;
+    const prefer = headers.prefer;
+    // CORS headers as cors.ts `wantsCors` says: a POST without an Origin gets none.
+    const cors = wantsCors("POST", headers.origin);
+    const done = (res: Response): Response => {
+      quotas.releaseBody(reserved);
+      observer.produced(params.acks, res.status, start);
+      return res;
+    };
+    const failed = (e: unknown): Response =>
+      done(errorResponse(e, "POST", url.slice(pathStart, queryStart), cors));
+    const answered = (result: BatchAppendResult | null): Response => {
+      try {
+        return done(produced(result, prefer, cors));
+      } catch (e) {
+        return failed(e);
+      }
+    };
     let topic: string;
     let acks: Acks;
     let partition: number;
     try {
       // The checks of routes/records.ts, in its order.
-      topic = validateTopicName(topicRaw);
+      topic = validTopic(topicRaw);
       acks = acksQuery(params.acks);
       partition = partitionParam(params.partition!);
     } catch (e) {
-      return Promise.reject(e);
+      return Promise.resolve(failed(e));
     }
-    return readRequestBytes(req, cfg.maxRequestBytes, deadlines, declared)
-      .then((body) => broker.produceBatches(topic, partition, body, acks));
-  }
-
-  /** The answer to a produce that `result` says landed. */
-  function produced(result: BatchAppendResult | null, prefer: string | null): Response {
-    if (result === null) return withCors(new Response(null, { status: 204 }));
-    if (prefersMinimal(prefer)) return withCors(minimalProduceResponse(result));
-    return json(
-      `{"partition":${result.partition},"baseOffset":${result.baseOffset},"lastOffset":${result.lastOffset},"recordCount":${result.recordCount},"logAppendTime":${result.logAppendTime}}`,
-      200,
+    if (!isSmallBody(declared, cfg.maxRequestBytes)) {
+      return readRequestBytes(req, cfg.maxRequestBytes, deadlines, declared)
+        .then((body) => broker.produceBatches(topic, partition, body, acks))
+        .then(answered, failed);
+    }
+    return new Promise<Response>((resolve) =>
+      readSmallBody(req, declared, deadlines, (body) => {
+        broker.produceBatches(topic, partition, body, acks).then(
+          (result) => resolve(answered(result)),
+          (e) => resolve(failed(e)),
+        );
+      }, (e) => resolve(failed(e)))
     );
   }
 
-  async function fetchAnswer(
+  /** The last topic name found valid, and {@linkcode validateTopicName} for another. */
+  function validTopic(raw: string): string {
+    if (raw !== lastValidTopic) lastValidTopic = validateTopicName(raw);
+    return raw;
+  }
+
+  /** The answer to a produce that `result` says landed. */
+  function produced(
+    result: BatchAppendResult | null,
+    prefer: string | null,
+    cors: boolean,
+  ): Response {
+    const res = result === null
+      ? new Response(null, { status: 204 })
+      : prefersMinimal(prefer)
+      ? minimalProduceResponse(result)
+      : new Response(
+        `{"partition":${result.partition},"baseOffset":${result.baseOffset},"lastOffset":${result.lastOffset},"recordCount":${result.recordCount},"logAppendTime":${result.logAppendTime}}`,
+        { status: 200, headers: JSON_TYPE },
+      );
+    return cors ? withCors(res) : res;
+  }
+
+  /** A fetch: its checks in the order of routes/records.ts, then the read and its answer. */
+  function fetchAnswer(
     topicRaw: string,
     partitionRaw: string,
     params: LaneQuery,
-    completed: Promise<void> | undefined,
+    env: unknown,
   ): Promise<Response> {
-    const topic = validateTopicName(topicRaw);
-    const partition = partitionParam(partitionRaw);
-    const offset = offsetQuery(params.offset);
-    const sizes = fetchSizes((name) => params[name as keyof LaneQuery], cfg);
-    return await lentBatchAnswer(
+    let topic: string;
+    let partition: number;
+    let offset: number;
+    let sizes: { maxBytes: number; maxWaitMs: number; minBytes: number };
+    try {
+      topic = validTopic(topicRaw);
+      partition = partitionParam(partitionRaw);
+      offset = offsetQuery(params.offset);
+      sizes = fetchSizes((name) => params[name as keyof LaneQuery], cfg);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return lentBatchAnswer(
       broker.readBuffers,
-      completed,
+      env,
       offset,
-      (alloc) => broker.fetch(topic, partition, offset, { ...sizes, alloc }),
+      (alloc) =>
+        broker.fetch(topic, partition, offset, {
+          maxBytes: sizes.maxBytes,
+          maxWaitMs: sizes.maxWaitMs,
+          minBytes: sizes.minBytes,
+          alloc,
+        }),
       cors,
     );
   }

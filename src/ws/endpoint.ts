@@ -19,6 +19,7 @@ import { ANONYMOUS, type Principal } from "../http/auth.ts";
 import type { InstalledSecurity } from "../http/security.ts";
 import { WsSession } from "./session.ts";
 import { WsMeter } from "./observe.ts";
+import { cancelIdleTimer } from "./deno_socket.ts";
 
 /** Per-connection and per-broker limits of the endpoint. */
 export interface WsLimits {
@@ -28,6 +29,11 @@ export interface WsLimits {
   maxUnsentBytes: number;
   /** open WebSocket connections on the broker; default 20,000 */
   maxConnections: number;
+  /**
+   * a connection that sends nothing for half of this is pinged, and closed when no pong
+   * comes within the other half (Deno's `idleTimeout`); 0 never; default 30,000
+   */
+  idleTimeoutMs: number;
 }
 
 /** The defaults of {@linkcode WsLimits}. */
@@ -35,12 +41,21 @@ export const DEFAULT_WS_LIMITS: Readonly<WsLimits> = Object.freeze({
   maxInFlightBytes: 8 * 1024 * 1024,
   maxUnsentBytes: 4 * 1024 * 1024,
   maxConnections: 20_000,
+  idleTimeoutMs: 30_000,
 });
 
 /** The endpoint's handler: a response for a WebSocket request to `/v1/ws`, else null. */
 export type WsEndpoint = ((req: Request) => Promise<Response> | null) & {
   /** open connections */
   readonly connections: number;
+  /**
+   * Closes every open connection (close code 1001, going away, with this reason). For the
+   * broker's stop, after `broker.beginShutdown()` (which refuses new connections) and before
+   * the HTTP server's shutdown: that closes the connections it finds open itself and waits
+   * for each, which never ends for a peer that stopped reading (the close frame waits behind
+   * answers it does not take).
+   */
+  close(reason: string): void;
 };
 
 /**
@@ -65,8 +80,9 @@ export function wsEndpoint(
 ): WsEndpoint {
   const { security, quotas } = installed;
   const lim: WsLimits = { ...DEFAULT_WS_LIMITS, ...limits };
-  let open = 0;
-  const meter = new WsMeter(broker.metrics, () => open);
+  /** the open connections */
+  const sockets = new Set<WebSocket>();
+  const meter = new WsMeter(broker.metrics, () => sockets.size);
 
   const handler = (req: Request): Promise<Response> | null => {
     if (req.method !== "GET") return null;
@@ -92,7 +108,7 @@ export function wsEndpoint(
         new RillError("BROKER_NOT_AVAILABLE", `Broker ${broker.id} is shutting down`),
       );
     }
-    if (open >= lim.maxConnections) {
+    if (sockets.size >= lim.maxConnections) {
       return refusal(
         429,
         new RillError(
@@ -140,17 +156,22 @@ export function wsEndpoint(
     }
     const { socket, response } = Deno.upgradeWebSocket(req, {
       protocol: offered.includes(WS_SUBPROTOCOL) ? WS_SUBPROTOCOL : undefined,
+      idleTimeout: lim.idleTimeoutMs / 1000,
     });
-    open++;
     const session = new WsSession(broker, installed, lim, socket, principal, meter);
+    sockets.add(socket);
     socket.addEventListener("close", () => {
-      open--;
+      sockets.delete(socket);
+      cancelIdleTimer(socket);
       session.closed();
     });
     return response;
   }
 
-  Object.defineProperty(handler, "connections", { get: () => open });
+  Object.defineProperty(handler, "connections", { get: () => sockets.size });
+  (handler as WsEndpoint).close = (reason: string): void => {
+    for (const socket of sockets) socket.close(1001, reason);
+  };
   return handler as WsEndpoint;
 }
 

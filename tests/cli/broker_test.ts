@@ -12,6 +12,7 @@ Deno.test("rill broker: defaults serve 127.0.0.1:8092 (Kafka 127.0.0.1:9092) wit
     advertisedUrl: undefined,
     kafka: { hostname: "127.0.0.1", port: 9092 },
     help: false,
+    wsIdleTimeoutMs: undefined,
     security: {
       auth: false,
       tlsCert: undefined,
@@ -76,6 +77,17 @@ Deno.test("rill broker: flags change id, data, KV, listen address and advertised
   assert.equal(a.advertisedUrl, "http://broker-3:8092");
   assert.equal(parseBrokerArgs(["--listen", ":9000"]).hostname, "0.0.0.0");
   assert.equal(parseBrokerArgs(["-h"]).help, true);
+});
+
+Deno.test("rill broker: --ws-idle-timeout-ms takes milliseconds (0: never), else a usage error", () => {
+  assert.equal(parseBrokerArgs(["--ws-idle-timeout-ms", "60000"]).wsIdleTimeoutMs, 60_000);
+  assert.equal(parseBrokerArgs(["--ws-idle-timeout-ms", "0"]).wsIdleTimeoutMs, 0);
+  assert.throws(
+    () => parseBrokerArgs(["--ws-idle-timeout-ms", "1.5"]),
+    (e) =>
+      e instanceof UsageError &&
+      /--ws-idle-timeout-ms must be a non-negative integer/.test(e.message),
+  );
 });
 
 Deno.test("rill broker: the Kafka listener follows --listen, or --kafka-listen, or is off", () => {

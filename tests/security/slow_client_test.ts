@@ -15,6 +15,7 @@ import { UsageError } from "../../src/cli/common.ts";
 import { onError } from "../../src/http/errors.ts";
 import { bodyTimeout, readBodyBytes } from "../../src/http/params.ts";
 import { startBroker } from "../_helpers/broker_process.ts";
+import { encodeBatch } from "../../src/protocol/mod.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -69,11 +70,17 @@ async function readResponse(
   }
 }
 
-/** The head of a produce request declaring `length` body bytes. */
-function produceHead(topic: string, length: number): Uint8Array {
+/**
+ * The head of a produce request declaring `length` body bytes: JSON records, or with `raw`
+ * a raw batch to partition 0 (the client library's request, which the record lane takes).
+ */
+function produceHead(topic: string, length: number, raw = false): Uint8Array {
   return encoder.encode(
-    `POST /v1/topics/${topic}/records HTTP/1.1\r\nHost: rill\r\n` +
-      `Content-Type: application/json\r\nContent-Length: ${length}\r\n\r\n`,
+    raw
+      ? `POST /v1/topics/${topic}/records?partition=0&acks=1 HTTP/1.1\r\nHost: rill\r\n` +
+        `Content-Type: application/vnd.rill.batch\r\nContent-Length: ${length}\r\n\r\n`
+      : `POST /v1/topics/${topic}/records HTTP/1.1\r\nHost: rill\r\n` +
+        `Content-Type: application/json\r\nContent-Length: ${length}\r\n\r\n`,
   );
 }
 
@@ -104,6 +111,28 @@ Deno.test("slow request bodies against a broker process: 408 REQUEST_BODY_TIMEOU
     await conn.write(encoder.encode(`{"records":[{"value":"half`));
     assertTimedOut(await readResponse(conn));
     assert.deepEqual(await records(), []);
+  });
+
+  await t.step("a raw batch declared but sent only in part (the record lane)", async () => {
+    const counts = async () => {
+      const text = await (await fetch(`${broker.url}/metrics`)).text();
+      const value = (re: RegExp) => Number(re.exec(text)?.[1] ?? 0);
+      return [
+        value(/rill_request_errors_total\{[^}]*code="REQUEST_BODY_TIMEOUT"[^}]*\} (\d+)/),
+        value(
+          /rill_requests_total\{[^}]*route="\/v1\/topics\/:topic\/records",status="408"\} (\d+)/,
+        ),
+      ];
+    };
+    const before = await counts();
+    const batch = encodeBatch([{ value: encoder.encode("never") }]);
+    using conn = await connect(broker.url);
+    await conn.write(produceHead("slow", batch.length, true));
+    await conn.write(batch.subarray(0, 20));
+    assertTimedOut(await readResponse(conn));
+    assert.deepEqual(await records(), []);
+    // Counted once, as the app counts a refused produce.
+    assert.deepEqual(await counts(), before.map((n) => n + 1));
   });
 
   await t.step("a body dribbled a byte at a time, slower than the deadline", async () => {
