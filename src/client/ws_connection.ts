@@ -40,6 +40,7 @@ import {
   WS_PRODUCED,
 } from "../protocol/ws_produce_frames.ts";
 import { TcpWebSocket, tcpWebSocketAvailable, TcpWebSocketRefused } from "./tcp_websocket.ts";
+import { PendingRequests } from "./pending_requests.ts";
 
 /** The socket under a connection: sends frames, reports messages and the close. */
 interface Link {
@@ -272,7 +273,7 @@ function fetchAnswerOf({ header, payload }: Frame): WsFetchAnswer {
 export class WsConnection {
   /** where requests go (set once open) */
   #link!: Link;
-  readonly #pending = new Map<number, Pending>();
+  readonly #pending = new PendingRequests<Pending>();
   /** push subscriptions by the id of their subscribe frame */
   readonly #subs = new Map<number, SubscriptionState>();
   #nextId = 1;
@@ -729,8 +730,7 @@ export class WsConnection {
   #fail(e: RillError): void {
     if (this.#closedError !== null) return;
     this.#closedError = e;
-    for (const p of this.#pending.values()) p.reject(e);
-    this.#pending.clear();
+    for (const p of this.#pending.takeAll()) p.reject(e);
     const subs = [...this.#subs.values()];
     this.#subs.clear();
     for (const sub of subs) sub.onEnd(e);
