@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { setImmediate } from "node:timers";
 
 /** How long request work runs before it lets the event loop turn; 5 ms. */
 export const SLICE_BUDGET_MS = 5;
@@ -60,8 +61,10 @@ export class TimeSlice {
  * put off (each checks again then: the next turn has a budget of its own). A turn that stays
  * within the budget awaits nothing (no added latency).
  *
- * A turn is measured from its first check, and ends when a zero-delay timer armed by that
- * check fires: the loop has turned. One timer per turn with checks, not one per piece.
+ * A turn is measured from its first check, and ends when an immediate (`setImmediate`) armed
+ * by that check runs: once the turn's work and its microtasks are done. One immediate per turn
+ * with checks (~1-3 µs), not a zero-delay timer (~60 µs of CPU each with the wake-up it takes:
+ * +5-10 µs per record at 2,000 records/s end to end); the timer is armed only to put work off.
  *
  * @example
  * ```ts
@@ -72,7 +75,9 @@ export class TimeSlice {
 export class LoopTurn {
   /** when this turn's first check ran; -1 before it */
   #start = -1;
-  /** whether the timer that ends the turn is armed */
+  /** whether the immediate that ends the turn is armed */
+  #ending = false;
+  /** whether the timer that resumes the work put off is armed */
   #armed = false;
   #next: Promise<void> | null = null;
   #resolveNext: (() => void) | null = null;
@@ -87,7 +92,10 @@ export class LoopTurn {
     const now = performance.now();
     if (this.#start < 0) {
       this.#start = now;
-      this.#arm();
+      if (!this.#ending) {
+        this.#ending = true;
+        setImmediate(this.#ended);
+      }
       return false;
     }
     return now - this.#start >= this.budgetMs;
@@ -99,22 +107,24 @@ export class LoopTurn {
    */
   next(): Promise<void> {
     this.deferred++;
-    this.#arm();
+    if (!this.#armed) {
+      this.#armed = true;
+      setTimeout(this.#resume, 0);
+    }
     return this.#next ??= new Promise<void>((resolve) => this.#resolveNext = resolve);
   }
 
-  #arm(): void {
-    if (this.#armed) return;
-    this.#armed = true;
-    setTimeout(() => this.#turned(), 0);
-  }
+  readonly #ended = (): void => {
+    this.#ending = false;
+    this.#start = -1;
+  };
 
-  #turned(): void {
+  readonly #resume = (): void => {
     this.#armed = false;
     this.#start = -1;
     const resolve = this.#resolveNext;
     this.#next = null;
     this.#resolveNext = null;
     resolve?.();
-  }
+  };
 }
