@@ -153,6 +153,7 @@ export class Broker {
     this.#lock = lock;
     this.fetchSessions = new FetchSessions({
       readableReplica: (topic, partition) => this.readableReplica(topic, partition),
+      cachedReplica: (topic, partition) => this.#lookup.cached(topic)?.replicas[partition],
       leaderReplica: (topic, partition, epoch) =>
         this.#fetch.leaderReplica(topic, partition, epoch),
       draining: () => this.#draining,

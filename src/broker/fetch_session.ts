@@ -35,7 +35,7 @@
  */
 import { RillError } from "../protocol/errors.ts";
 import type { FetchResult, Replica } from "./replica.ts";
-import type { WaitListener } from "./fetch_waiters.ts";
+import { forgetAborted, type WaitListener, whenAborted } from "./fetch_waiters.ts";
 import { ReadArena, type ReadBufferPool } from "./read_buffers.ts";
 import { Deadlines } from "./deadlines.ts";
 import { LoopTurn } from "./time_slice.ts";
@@ -143,6 +143,11 @@ export interface FetchManyResult {
 export interface FetchSource {
   /** the replica a consumer may read (leader here, or an observer's copy) */
   readableReplica(topic: string, partition: number): Promise<Replica>;
+  /**
+   * The replica hosted here for a partition of a topic the metadata cache knows, without a
+   * turn (undefined: not known or not hosted; `readableReplica` tells why)
+   */
+  cachedReplica?(topic: string, partition: number): Replica | undefined;
   /** the leader replica for a follower, fenced by `leaderEpoch` (-1: not checked) */
   leaderReplica(topic: string, partition: number, leaderEpoch: number): Promise<Replica>;
   /** true once the broker drains (no more waiting) */
@@ -483,7 +488,14 @@ export class FetchSessions {
     const out: PartitionFetchResult[] = [];
     for (let i = 0; i < slots.length; i++) {
       const slot = slots[i];
-      const kept = slot.replica;
+      let kept = slot.replica;
+      if (kept === null && replicaId < 0) {
+        // A fetch without a session (a push subscription's, each time) finds its replica in
+        // the metadata cache without the turns of `readableReplica`: the same replica, which
+        // #valid checks as it checks a session's.
+        const cached = this.#source.cachedReplica?.(slot.topic, slot.partition);
+        if (cached !== undefined) slot.replica = kept = cached;
+      }
       if (replicaId >= 0 || kept === null || !this.#valid(kept, slot, replicaId)) {
         return this.#readRest(slots, i, out, replicaId, arena, budget, first, observerId);
       }
@@ -679,7 +691,7 @@ export class FetchSessions {
         if (done) return;
         done = true;
         deadline.cancel();
-        req.signal?.removeEventListener("abort", onAbort);
+        if (req.signal !== undefined) forgetAborted(req.signal, onAbort);
         for (const r of replicas) (follower ? r.replicaWaiters : r.waiters).unlisten(listener);
         resolve(again);
       };
@@ -694,7 +706,7 @@ export class FetchSessions {
       };
       const onAbort = () => finish(false);
       const deadline = waitDeadlines.add(req.maxWaitMs, () => finish(true));
-      req.signal?.addEventListener("abort", onAbort, { once: true });
+      if (req.signal !== undefined) whenAborted(req.signal, onAbort);
       for (const r of replicas) {
         (follower ? r.replicaWaiters : r.waiters).listen(listener);
         if (done) break;

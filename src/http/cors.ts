@@ -41,8 +41,25 @@ export function openCorsHeaders(options: OpenCorsOptions): Record<string, string
 }
 
 /**
+ * Whether an answer gets the CORS headers: every GET or HEAD answer (one a shared cache may
+ * keep and hand to a browser later), and any other when the request carries an Origin
+ * header. Browsers send one with every cross-origin request and with every POST; the CORS
+ * headers tell only them anything. A server's POST without one (the client library's produce
+ * from Deno or Node) is answered without them: two header lines fewer to make and send on each
+ * single-record produce.
+ *
+ * @param method the request method
+ * @param origin its Origin header, null or undefined when it has none
+ * @returns whether to put the CORS headers on the answer
+ */
+export function wantsCors(method: string, origin: string | null | undefined): boolean {
+  return origin != null || method === "GET" || method === "HEAD";
+}
+
+/**
  * A middleware for open CORS: preflight requests (OPTIONS) are answered 204 at once, and
- * every other response gets `Access-Control-Allow-Origin: *` and the exposed headers.
+ * other responses get `Access-Control-Allow-Origin: *` and the exposed headers when
+ * {@linkcode wantsCors} says so.
  *
  * @param options exposed headers, preflight max age and methods
  * @returns a Hono middleware
@@ -75,6 +92,7 @@ export function openCors(options: OpenCorsOptions): MiddlewareHandler {
       return new Response(null, { status: 204, headers });
     }
     await next();
+    if (!wantsCors(c.req.method, c.req.header("origin"))) return undefined;
     try {
       c.res.headers.set("Access-Control-Allow-Origin", "*");
       c.res.headers.set("Access-Control-Expose-Headers", expose);

@@ -50,17 +50,16 @@ import {
   readSmallBody,
 } from "./params.ts";
 import type { RecordLaneObserver } from "./observe.ts";
+import { wantsCors } from "./cors.ts";
 import {
   BATCH_MEDIA_TYPE,
   fetchSizes,
   lentBatchAnswer,
   minimalProduceResponse,
   prefersMinimal,
-  serveCompleted,
 } from "./routes/records.ts";
 import type { InstalledSecurity } from "./security.ts";
 
-const FETCH_PATH = /^\/v1\/topics\/([^/%]+)\/partitions\/([^/%]+)\/records$/;
 const ANONYMOUS_PRINCIPAL: Principal = { name: ANONYMOUS, superuser: true, keyId: null };
 const BROKER: Principal = { name: BROKER_PRINCIPAL, superuser: true, keyId: null };
 /** The content type, given at construction (the one header that is cheap there). */
@@ -134,6 +133,8 @@ export interface LaneHeaders {
   authorization: string | null;
   secret: string | null;
   prefer: string | null;
+  /** the Origin header (browsers send one with every cross-origin request and every POST) */
+  origin: string | null;
 }
 
 const SECRET_HEADER = CLUSTER_SECRET_HEADER.toLowerCase();
@@ -171,6 +172,7 @@ function noHeaders(): LaneHeaders {
     authorization: null,
     secret: null,
     prefer: null,
+    origin: null,
   };
 }
 
@@ -198,6 +200,9 @@ function headersByForEach(headers: Headers): LaneHeaders {
         break;
       case "prefer":
         h.prefer = value;
+        break;
+      case "origin":
+        h.origin = value;
     }
   });
   return h;
@@ -268,6 +273,10 @@ function headersFromList(list: unknown[]): LaneHeaders | null {
       case "prefer":
         if (h.prefer !== null) return null;
         h.prefer = value;
+        break;
+      case "origin":
+        if (h.origin !== null) return null;
+        h.origin = value;
     }
   }
   return h;
@@ -277,8 +286,17 @@ function headersFromList(list: unknown[]): LaneHeaders | null {
  * The topic of a produce path, `/v1/topics/{t}/records` between `pathStart` and `end`; null
  * when it is another path, or the topic is empty or holds "/" or "%" (an encoded name goes
  * through the app, whose decoding the lane does not repeat). No RegExp, no match array.
+ *
+ * @param url the request URL
+ * @param pathStart where its path starts
+ * @param end where its path ends (the "?")
+ * @returns the topic as written in the path, or null
+ * @example
+ * ```ts
+ * produceTopic("http://h/v1/topics/t/records?partition=0", 8, 28); // "t"
+ * ```
  */
-function produceTopic(url: string, pathStart: number, end: number): string | null {
+export function produceTopic(url: string, pathStart: number, end: number): string | null {
   const from = pathStart + TOPICS_PREFIX.length;
   const to = end - RECORDS_SUFFIX.length;
   if (to <= from || !url.startsWith(TOPICS_PREFIX, pathStart)) return null;
@@ -290,8 +308,40 @@ function produceTopic(url: string, pathStart: number, end: number): string | nul
   return url.slice(from, to);
 }
 
+/**
+ * Where `/partitions/` starts in a fetch path, `/v1/topics/{t}/partitions/{p}/records` between
+ * `pathStart` and `end`; -1 when it is another path, or the topic or partition is empty or
+ * holds "/" or "%" (as {@linkcode produceTopic}).
+ *
+ * @param url the request URL
+ * @param pathStart where its path starts
+ * @param end where its path ends (the "?")
+ * @returns the index of `/partitions/`, or -1
+ * @example
+ * ```ts
+ * fetchPartitionsAt("http://h/v1/topics/t/partitions/0/records?offset=0", 8, 41); // 20
+ * ```
+ */
+export function fetchPartitionsAt(url: string, pathStart: number, end: number): number {
+  const from = pathStart + TOPICS_PREFIX.length;
+  const to = end - RECORDS_SUFFIX.length;
+  if (to <= from || !url.startsWith(TOPICS_PREFIX, pathStart)) return -1;
+  if (!url.startsWith(RECORDS_SUFFIX, to)) return -1;
+  const slash = url.indexOf("/", from);
+  // topic, "/partitions/", a partition
+  if (slash <= from || slash >= to || !url.startsWith(PARTITIONS, slash)) return -1;
+  const partitionFrom = slash + PARTITIONS.length;
+  if (partitionFrom >= to) return -1;
+  for (let i = from; i < to; i++) {
+    const ch = url.charCodeAt(i);
+    if (ch === 37 /* % */ || (ch === 47 /* / */ && (i < slash || i >= partitionFrom))) return -1;
+  }
+  return slash;
+}
+
 const TOPICS_PREFIX = "/v1/topics/";
 const RECORDS_SUFFIX = "/records";
+const PARTITIONS = "/partitions/";
 
 /**
  * Makes the record lane of an app.
@@ -338,14 +388,13 @@ export function recordLane(
     for (let i = 0; i < corsNames.length; i++) headers.set(corsNames[i], corsValues[i]);
     return res;
   };
-  const json = (text: string, status: number) =>
-    withCors(new Response(text, { status, headers: JSON_TYPE }));
 
-  /** An error's answer, as errors.ts maps it, its code counted. */
-  const errorResponse = (e: unknown, method: string, path: string): Response => {
+  /** An error's answer, as errors.ts maps it, its code counted; CORS headers unless not `cors`. */
+  const errorResponse = (e: unknown, method: string, path: string, cors = true): Response => {
     const { status, body } = errorAnswer(e, method, path);
     observer.failed(status, String(body.error.code));
-    return json(JSON.stringify(body), status);
+    const res = new Response(JSON.stringify(body), { status, headers: JSON_TYPE });
+    return cors ? withCors(res) : res;
   };
 
   return (req, env, start) => {
@@ -357,15 +406,16 @@ export function recordLane(
     if (pathStart < 0 || queryStart < 0 || url.includes("#", queryStart)) return null;
     const produce = method === "POST";
     let topicRaw: string;
-    let match: RegExpExecArray | null = null;
+    let partitionRaw = "";
     if (produce) {
       const topic = produceTopic(url, pathStart, queryStart);
       if (topic === null) return null;
       topicRaw = topic;
     } else {
-      match = FETCH_PATH.exec(url.slice(pathStart, queryStart));
-      if (match === null) return null;
-      topicRaw = match[1];
+      const at = fetchPartitionsAt(url, pathStart, queryStart);
+      if (at < 0) return null;
+      topicRaw = url.slice(pathStart + TOPICS_PREFIX.length, at);
+      partitionRaw = url.slice(at + PARTITIONS.length, queryStart - RECORDS_SUFFIX.length);
     }
     const query = url.slice(queryStart + 1);
     const params = laneQuery(query, produce);
@@ -403,7 +453,7 @@ export function recordLane(
       }
       const release = quotas.holdFetch(who.name, security.auth, query);
       if (release === null) return null;
-      return fetchAnswer(topicRaw, match![2], params!, serveCompleted(env)).then((res) => {
+      return fetchAnswer(topicRaw, partitionRaw, params!, env).then((res) => {
         release();
         observer.fetched(res.status, start);
         return res;
@@ -437,16 +487,18 @@ export function recordLane(
     const reserved = quotas.reserveProduce(declared);
     if (reserved < 0) return null;
     const prefer = headers.prefer;
+    // CORS headers as cors.ts `wantsCors` says: a POST without an Origin gets none.
+    const cors = wantsCors("POST", headers.origin);
     const done = (res: Response): Response => {
       quotas.releaseBody(reserved);
       observer.produced(params.acks, res.status, start);
       return res;
     };
     const failed = (e: unknown): Response =>
-      done(errorResponse(e, "POST", url.slice(pathStart, queryStart)));
+      done(errorResponse(e, "POST", url.slice(pathStart, queryStart), cors));
     const answered = (result: BatchAppendResult | null): Response => {
       try {
-        return done(produced(result, prefer));
+        return done(produced(result, prefer, cors));
       } catch (e) {
         return failed(e);
       }
@@ -484,30 +536,52 @@ export function recordLane(
   }
 
   /** The answer to a produce that `result` says landed. */
-  function produced(result: BatchAppendResult | null, prefer: string | null): Response {
-    if (result === null) return withCors(new Response(null, { status: 204 }));
-    if (prefersMinimal(prefer)) return withCors(minimalProduceResponse(result));
-    return json(
-      `{"partition":${result.partition},"baseOffset":${result.baseOffset},"lastOffset":${result.lastOffset},"recordCount":${result.recordCount},"logAppendTime":${result.logAppendTime}}`,
-      200,
-    );
+  function produced(
+    result: BatchAppendResult | null,
+    prefer: string | null,
+    cors: boolean,
+  ): Response {
+    const res = result === null
+      ? new Response(null, { status: 204 })
+      : prefersMinimal(prefer)
+      ? minimalProduceResponse(result)
+      : new Response(
+        `{"partition":${result.partition},"baseOffset":${result.baseOffset},"lastOffset":${result.lastOffset},"recordCount":${result.recordCount},"logAppendTime":${result.logAppendTime}}`,
+        { status: 200, headers: JSON_TYPE },
+      );
+    return cors ? withCors(res) : res;
   }
 
-  async function fetchAnswer(
+  /** A fetch: its checks in the order of routes/records.ts, then the read and its answer. */
+  function fetchAnswer(
     topicRaw: string,
     partitionRaw: string,
     params: LaneQuery,
-    completed: Promise<void> | undefined,
+    env: unknown,
   ): Promise<Response> {
-    const topic = validateTopicName(topicRaw);
-    const partition = partitionParam(partitionRaw);
-    const offset = offsetQuery(params.offset);
-    const sizes = fetchSizes((name) => params[name as keyof LaneQuery], cfg);
-    return await lentBatchAnswer(
+    let topic: string;
+    let partition: number;
+    let offset: number;
+    let sizes: { maxBytes: number; maxWaitMs: number; minBytes: number };
+    try {
+      topic = validTopic(topicRaw);
+      partition = partitionParam(partitionRaw);
+      offset = offsetQuery(params.offset);
+      sizes = fetchSizes((name) => params[name as keyof LaneQuery], cfg);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return lentBatchAnswer(
       broker.readBuffers,
-      completed,
+      env,
       offset,
-      (alloc) => broker.fetch(topic, partition, offset, { ...sizes, alloc }),
+      (alloc) =>
+        broker.fetch(topic, partition, offset, {
+          maxBytes: sizes.maxBytes,
+          maxWaitMs: sizes.maxWaitMs,
+          minBytes: sizes.minBytes,
+          alloc,
+        }),
       cors,
     );
   }

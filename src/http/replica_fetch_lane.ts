@@ -36,7 +36,7 @@ import { validateTopicName } from "../coordination/topics.ts";
 import { ANONYMOUS, BROKER_PRINCIPAL, CLUSTER_SECRET_HEADER } from "./auth.ts";
 import { errorAnswer } from "./errors.ts";
 import { offsetQuery, partitionParam } from "./params.ts";
-import { fetchSizes, lentBatchAnswer, replicaPosition, serveCompleted } from "./routes/records.ts";
+import { fetchSizes, lentBatchAnswer, replicaPosition } from "./routes/records.ts";
 import type { InstalledSecurity } from "./security.ts";
 
 const PATH = /^\/v1\/topics\/([^/%]+)\/partitions\/([^/%]+)\/records$/;
@@ -98,7 +98,7 @@ export function replicaFetchLane(
     if (release === null) return null;
     // The leader reads the batches into a pooled buffer (read_buffers.ts), lent until the
     // answer is sent (lentBatchAnswer).
-    return answer(match[1], match[2], params, serveCompleted(env)).catch((e) => {
+    return answer(match[1], match[2], params, env).catch((e) => {
       const { status, body } = errorAnswer(e, req.method, path);
       return new Response(JSON.stringify(body), {
         status,
@@ -111,7 +111,7 @@ export function replicaFetchLane(
     topicRaw: string,
     partitionRaw: string,
     params: Map<string, string>,
-    completed: Promise<void> | undefined,
+    env: unknown,
   ): Promise<Response> {
     // The checks of routes/records.ts, in its order.
     const topic = validateTopicName(topicRaw);
@@ -122,7 +122,7 @@ export function replicaFetchLane(
     const position = replicaPosition(query, offset);
     return await lentBatchAnswer(
       broker.readBuffers,
-      completed,
+      env,
       offset,
       (alloc) => broker.replicaFetch(topic, partition, position, { ...sizes, alloc }),
       cors,

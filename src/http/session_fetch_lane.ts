@@ -43,12 +43,16 @@ import { BodyDeadlines, parseJsonObject, readRequestBytes } from "./params.ts";
 import { FETCH_MEDIA_TYPE, framedAnswer, parseFetchBody } from "./routes/fetch.ts";
 import { serveCompleted } from "./routes/records.ts";
 import { laneHeaders } from "./record_lane.ts";
+import { wantsCors } from "./cors.ts";
 import type { InstalledSecurity } from "./security.ts";
 
 const PATH = "/v1/fetch";
 const JSON_TYPE = /^application\/json\b/i;
 /** What quotas.ts `holdFetch` reads as a long poll: a multi-partition fetch counts as one. */
 const LONG_POLL_QUERY = "maxWaitMs=1";
+
+/** The CORS headers of an answer to a POST without an Origin header: none. */
+const NO_HEADERS: Record<string, string> = {};
 
 /**
  * Makes the lane of an app.
@@ -91,24 +95,29 @@ export function sessionFetchLane(
     if (quotas.limitRefusalOf(url, headers.bytes) !== null) return null;
     const release = quotas.holdFetch(principal, security.auth, LONG_POLL_QUERY);
     if (release === null) return null;
-    return answer(req, serveCompleted(env), Number(headers.length ?? NaN)).catch((e) => {
-      const { status, body } = errorAnswer(e, req.method, PATH);
-      return new Response(JSON.stringify(body), {
-        status,
-        headers: { "content-type": "application/json", ...cors },
-      });
-    }).finally(release);
+    // A POST: CORS headers only for a browser's (cors.ts `wantsCors`).
+    const corsHeaders = wantsCors("POST", headers.origin) ? cors : NO_HEADERS;
+    return answer(req, serveCompleted(env), Number(headers.length ?? NaN), corsHeaders).catch(
+      (e) => {
+        const { status, body } = errorAnswer(e, req.method, PATH);
+        return new Response(JSON.stringify(body), {
+          status,
+          headers: { "content-type": "application/json", ...corsHeaders },
+        });
+      },
+    ).finally(release);
   };
 
   async function answer(
     req: Request,
     completed: Promise<void> | undefined,
     declared: number,
+    corsHeaders: Record<string, string>,
   ): Promise<Response> {
     const body = parseJsonObject(
       await readRequestBytes(req, cfg.maxRequestBytes, deadlines, declared),
     );
     const result = await broker.fetchMany(parseFetchBody(body, cfg));
-    return framedAnswer(result, [], completed, cors);
+    return framedAnswer(result, [], completed, corsHeaders);
   }
 }

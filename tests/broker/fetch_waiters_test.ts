@@ -38,3 +38,20 @@ Deno.test("FetchWaiters.wakeAll wakes everyone but keeps taking waits", async ()
   waiters.notify(1);
   assert.equal(await b, "data");
 });
+
+Deno.test("FetchWaiters: many waits on one signal, one after the other, end on its abort", async () => {
+  const waiters = new FetchWaiters();
+  const abort = new AbortController();
+  // Waits that ended (data) before the abort are not told of it.
+  for (let i = 0; i < 5; i++) {
+    const w = waiters.wait(1, 60_000, abort.signal);
+    waiters.notify(1);
+    assert.equal(await w, "data");
+  }
+  const pending = Array.from({ length: 3 }, () => waiters.wait(1, 60_000, abort.signal));
+  assert.equal(waiters.size, 3);
+  abort.abort();
+  assert.deepEqual(await Promise.all(pending), ["aborted", "aborted", "aborted"]);
+  assert.equal(waiters.size, 0);
+  assert.equal(await waiters.wait(1, 60_000, abort.signal), "aborted");
+});

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { createApp } from "../../src/http/app.ts";
 import { encodeBatch } from "../../src/protocol/mod.ts";
 import { openTestBroker } from "./_app.ts";
-import { laneHeaders } from "../../src/http/record_lane.ts";
+import { fetchPartitionsAt, laneHeaders, produceTopic } from "../../src/http/record_lane.ts";
 import { CLUSTER_SECRET_HEADER } from "../../src/http/auth.ts";
 import { openSecureBroker } from "../security/_secure_app.ts";
 
@@ -70,22 +70,24 @@ Deno.test("record lane: Prefer: return=minimal answers 204 with the offsets in h
       key: null,
       value: enc.encode("b"),
     }]) as Uint8Array<ArrayBuffer>;
-  const post = (path: string, prefer: string) =>
+  const post = (path: string, prefer: string, origin?: string) =>
     t.app.request(path, {
       method: "POST",
       body: two(),
-      headers: { "content-type": BATCH, prefer },
+      headers: { "content-type": BATCH, prefer, ...(origin ? { origin } : {}) },
     });
   const answers: Record<string, string | null>[] = [];
   // Through the lane, then through the app (x=1): offsets 0-1, then 2-3.
   for (const q of ["partition=0&acks=1", "partition=0&acks=1&x=1"]) {
-    const res = await post(`/v1/topics/t/records?${q}`, "return=minimal");
+    const res = await post(`/v1/topics/t/records?${q}`, "return=minimal", "https://app.example");
     assert.equal(res.status, 204, q);
     assert.equal(await res.text(), "");
     const h = Object.fromEntries(res.headers);
     answers.push(h);
     assert.equal(h["preference-applied"], "return=minimal");
     assert.equal(h["rill-log-append-time"], undefined);
+    // A browser (Origin sent) may read the offsets.
+    assert.equal(h["access-control-allow-origin"], "*");
     assert.match(h["access-control-expose-headers"], /Rill-Base-Offset/);
   }
   assert.deepEqual(answers.map((h) => [h["rill-base-offset"], h["rill-last-offset"]]), [
@@ -93,6 +95,28 @@ Deno.test("record lane: Prefer: return=minimal answers 204 with the offsets in h
     ["2", "3"],
   ]);
   assert.deepEqual(Object.keys(answers[0]).sort(), Object.keys(answers[1]).sort());
+  // Without an Origin (a server's produce) no CORS headers, through the lane as through the app.
+  const bare: string[][] = [];
+  for (const q of ["partition=0&acks=1", "partition=0&acks=1&x=1"]) {
+    const res = await post(`/v1/topics/t/records?${q}`, "return=minimal");
+    assert.equal(res.status, 204, q);
+    await res.body?.cancel();
+    bare.push([...res.headers.keys()].filter((k) => !k.startsWith("rill-")).sort());
+  }
+  assert.deepEqual(bare, [["preference-applied"], ["preference-applied"]]);
+  // An error answer alike; a GET (which a cache may keep for a browser) keeps them.
+  for (const q of ["partition=9&acks=1", "partition=9&acks=1&x=1"]) {
+    const res = await post(`/v1/topics/t/records?${q}`, "return=minimal");
+    assert.equal(res.status, 404, q);
+    assert.equal(res.headers.get("access-control-allow-origin"), null, q);
+    assert.equal((await res.json()).error.code, "UNKNOWN_TOPIC_OR_PARTITION");
+  }
+  const get = await t.app.request("/v1/topics/t/partitions/0/records?offset=0", {
+    headers: { accept: BATCH },
+  });
+  assert.equal(get.status, 200);
+  assert.equal(get.headers.get("access-control-allow-origin"), "*");
+  await get.body?.cancel();
   // Other preferences, parameters, case and quotes; an unknown or other return value gets JSON.
   for (const prefer of ['respond-async, RETURN="minimal"; x=1', "wait=5,return=minimal"]) {
     for (const q of ["partition=0&acks=1", "partition=0&acks=1&x=1"]) {
@@ -285,6 +309,7 @@ Deno.test("record lane: laneHeaders reads what Headers.get and forEach give, ser
       authorization: headers.get("authorization"),
       secret: headers.get(CLUSTER_SECRET_HEADER),
       prefer: headers.get("prefer"),
+      origin: headers.get("origin"),
     };
   };
   const seen: { lane: ReturnType<typeof laneHeaders>; api: ReturnType<typeof expected> }[] = [];
@@ -295,7 +320,12 @@ Deno.test("record lane: laneHeaders reads what Headers.get and forEach give, ser
   });
   const url = `http://127.0.0.1:${server.addr.port}/`;
   const sent: HeadersInit[] = [
-    { "content-type": BATCH, prefer: "return=minimal", authorization: "Bearer k" },
+    {
+      "content-type": BATCH,
+      prefer: "return=minimal",
+      authorization: "Bearer k",
+      origin: "https://a.b",
+    },
     { "Content-Type": BATCH, "X-Other": "1", [CLUSTER_SECRET_HEADER]: "s" },
     [["prefer", "return=minimal"], ["prefer", "respond-async"], ["accept", BATCH]],
     [["x-repeated", "a"], ["x-repeated", "b"], ["content-type", BATCH]],
@@ -318,4 +348,43 @@ Deno.test("record lane: laneHeaders reads what Headers.get and forEach give, ser
   assert.equal(seen[1].lane.bytes, seen[1].api.bytes);
   // Repeated values of a header the lane reads are combined, as `get` does.
   assert.equal(seen[4].lane.prefer, "return=minimal, respond-async");
+});
+
+Deno.test("record lane: its paths are the routes' own, a topic and partition without / or %", () => {
+  const produce = /^\/v1\/topics\/([^/%]+)\/records$/;
+  const fetch = /^\/v1\/topics\/([^/%]+)\/partitions\/([^/%]+)\/records$/;
+  const paths = [
+    "/v1/topics/t/records",
+    "/v1/topics/a.b-c_9/records",
+    "/v1/topics//records",
+    "/v1/topics/a/b/records",
+    "/v1/topics/a%20b/records",
+    "/v1/topics/t/record",
+    "/v2/topics/t/records",
+    "/v1/topics/t/partitions/0/records",
+    "/v1/topics/t/partitions/12/records",
+    "/v1/topics/t/partitions//records",
+    "/v1/topics//partitions/0/records",
+    "/v1/topics/t/partitions/0/1/records",
+    "/v1/topics/t/x/partitions/0/records",
+    "/v1/topics/t/partitions/%30/records",
+    "/v1/topics/t%2F/partitions/0/records",
+    "/v1/topics/partitions/records",
+    "/v1/topics/t/partitionsX0/records",
+    "/v1/topics/records",
+    "/v1/topics/",
+  ];
+  for (const path of paths) {
+    const url = `http://127.0.0.1:8092${path}?q=1`;
+    const pathStart = url.indexOf("/", 7);
+    const end = url.indexOf("?");
+    assert.equal(produceTopic(url, pathStart, end), produce.exec(path)?.[1] ?? null, path);
+    const at = fetchPartitionsAt(url, pathStart, end);
+    const m = fetch.exec(path);
+    assert.deepEqual(
+      at < 0 ? null : [url.slice(pathStart + 11, at), url.slice(at + 12, end - 8)],
+      m === null ? null : [m[1], m[2]],
+      path,
+    );
+  }
 });

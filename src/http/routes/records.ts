@@ -216,32 +216,46 @@ export function serveCompleted(env: unknown): Promise<void> | undefined {
  * made outside Deno.serve, is copied and the buffer is given back at once.
  *
  * @param pool the broker's read buffers
- * @param completed settles when the response is delivered ({@linkcode serveCompleted})
+ * @param env Deno.serve's handler info (the Hono env): its `completed` settles when the
+ *   response is delivered ({@linkcode serveCompleted}); undefined outside Deno.serve
  * @param offset the fetch offset asked for
  * @param read the fetch, reading into the buffer it is given
  * @param extraHeaders more headers (the replica lane's CORS headers)
  * @returns the response
  * @example
  * ```ts
- * return lentBatchAnswer(broker.readBuffers, serveCompleted(c.env), offset,
+ * return lentBatchAnswer(broker.readBuffers, c.env, offset,
  *   (alloc) => broker.fetch(topic, partition, offset, { ...sizes, alloc }));
  * ```
  */
-export async function lentBatchAnswer(
+export function lentBatchAnswer(
   pool: ReadBufferPool,
-  completed: Promise<void> | undefined,
+  env: unknown,
   offset: number,
   read: (alloc: ReadBuffer) => Promise<FetchResult>,
-  extraHeaders: Record<string, string> = {},
+  extraHeaders: Record<string, string> = NO_HEADERS,
 ): Promise<Response> {
+  // Not an async function, and `completed` asked for only when the answer is streamed: the
+  // getter makes a promise for every request it is read on (Deno 2.9.6), and a long-polling
+  // consumer's answers are small.
   const lent = pool.lend();
-  let keep = false;
+  let reading: Promise<FetchResult>;
   try {
-    const result = await read(lent.alloc);
+    reading = read(lent.alloc);
+  } catch (e) {
+    lent.release();
+    return Promise.reject(e);
+  }
+  return reading.then((result) => {
     const bytes = result.bytes as Uint8Array<ArrayBuffer>;
-    if (completed === undefined || bytes.byteLength < STREAMED_ANSWER_BYTES) {
+    const completed = bytes.byteLength < STREAMED_ANSWER_BYTES ? undefined : serveCompleted(env);
+    if (completed === undefined) {
       // a copy: the buffer may go back now
-      return batchResponse(bytes, result, offset, extraHeaders);
+      try {
+        return batchResponse(bytes, result, offset, extraHeaders);
+      } finally {
+        lent.release();
+      }
     }
     const body = new ReadableStream<Uint8Array<ArrayBuffer>>({
       start(controller) {
@@ -249,13 +263,15 @@ export async function lentBatchAnswer(
         controller.close();
       },
     });
-    keep = true;
     completed.then(lent.release, lent.release);
     return batchResponse(body, result, offset, extraHeaders, bytes.byteLength);
-  } finally {
-    if (!keep) lent.release();
-  }
+  }, (e) => {
+    lent.release();
+    throw e;
+  });
 }
+
+const NO_HEADERS: Record<string, string> = {};
 
 /**
  * The produce, fetch and list-offsets routes.
@@ -349,7 +365,7 @@ export function recordRoutes(broker: Broker): Hono {
       const position = replicaPosition((name) => c.req.query(name), offset);
       return lentBatchAnswer(
         broker.readBuffers,
-        serveCompleted(c.env),
+        c.env,
         offset,
         (alloc) =>
           broker.replicaFetch(topic, partition, position, { maxBytes, maxWaitMs, minBytes, alloc }),
@@ -373,7 +389,7 @@ export function recordRoutes(broker: Broker): Hono {
     if (accept.includes(BATCH_MEDIA_TYPE)) {
       return lentBatchAnswer(
         broker.readBuffers,
-        serveCompleted(c.env),
+        c.env,
         offset,
         (alloc) => broker.fetch(topic, partition, offset, { maxBytes, maxWaitMs, minBytes, alloc }),
       );
