@@ -54,9 +54,10 @@ export interface RillConfig {
   /**
    * how long a request waits for the broker's answer before it fails with the retriable
    * REQUEST_TIMED_OUT (Kafka's `request.timeout.ms`), plus the `maxWaitMs` of a long poll:
-   * over HTTP until the answer's head arrives; over WebSocket for the opening, the hello and
-   * each request (one request past it closes the connection, failing the others on it as
-   * well, which are retried on a new one). Default 40,000 (longer than the broker's own 30 s
+   * over HTTP until the answer's head arrives (the other requests then in flight to that
+   * broker fail with it); over WebSocket for the opening, the hello and each request (one
+   * request past it closes the connection, failing the others on it as well, which are
+   * retried on a new one). Default 40,000 (longer than the broker's own 30 s
    * wait for an acks=all produce's replicas)
    */
   requestTimeoutMs?: number;

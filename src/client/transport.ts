@@ -11,6 +11,7 @@ import { RillError } from "../protocol/errors.ts";
 import { errorOf, minimalAnswer, readJson } from "./http_answers.ts";
 import { resolveRetry, type RetryOptions, withRetry } from "./retry.ts";
 import { LeaderRoutes } from "./leader_routes.ts";
+import { HttpTimeouts } from "./request_deadlines.ts";
 import { brokerOffset } from "./offsets.ts";
 import {
   WsConnection,
@@ -87,9 +88,10 @@ export interface TransportOptions {
   /**
    * how long a request waits for the broker's answer (Kafka's `request.timeout.ms`), plus
    * the `maxWaitMs` of a long poll, before it fails with the retriable REQUEST_TIMED_OUT: over
-   * HTTP until the answer's head arrives; over WebSocket for the opening, the hello and
-   * each request (one request past it closes the connection, failing the others on it as
-   * well). Default {@linkcode DEFAULT_REQUEST_TIMEOUT_MS}
+   * HTTP until the answer's head arrives (the other requests then in flight to that broker
+   * fail with it); over WebSocket for the opening, the hello and each request (one request
+   * past it closes the connection, failing the others on it as well). Default
+   * {@linkcode DEFAULT_REQUEST_TIMEOUT_MS}
    */
   requestTimeoutMs?: number;
 }
@@ -162,6 +164,7 @@ export class Transport {
   readonly #httpUntil = new Map<string, number>();
   #streamUsers = 0;
   readonly #requestTimeoutMs: number;
+  readonly #timeouts: HttpTimeouts;
   /** The complete retry policy. */
   readonly retry: Required<RetryOptions>;
 
@@ -227,6 +230,7 @@ export class Transport {
       );
     }
     this.#requestTimeoutMs = timeout;
+    this.#timeouts = new HttpTimeouts(timeout);
   }
 
   /**
@@ -752,10 +756,11 @@ export class Transport {
     routed: boolean,
     waitMs = 0,
   ): Promise<Response> {
-    const timeout = new AbortController();
+    const timeouts = this.#timeouts;
+    const id = timeouts.begin(base, waitMs);
+    const timeout = timeouts.signal(base);
     const caller = init.signal;
-    init.signal = caller ? AbortSignal.any([caller, timeout.signal]) : timeout.signal;
-    const timer = setTimeout(() => timeout.abort(), this.#requestTimeoutMs + waitMs);
+    init.signal = caller ? AbortSignal.any([caller, timeout]) : timeout;
     let res: Response;
     try {
       res = await this.#fetch(url, init);
@@ -763,7 +768,7 @@ export class Transport {
       if (caller?.aborted) throw e;
       // A network failure, or no answer: try the next bootstrap broker next time.
       if (!routed) this.#next(base);
-      if (timeout.signal.aborted) {
+      if (timeout.aborted) {
         throw new RillError(
           "REQUEST_TIMED_OUT",
           `Broker ${base} did not answer ${init.method} ${
@@ -776,7 +781,7 @@ export class Transport {
         `Cannot reach broker ${base}: ${e instanceof Error ? e.message.split("\n")[0] : e}`,
       );
     } finally {
-      clearTimeout(timer);
+      timeouts.end(id);
     }
     if (res.ok) return res;
     throw await errorOf(res);

@@ -342,7 +342,7 @@ export class WsConnection {
 
   /** The sweep (request_deadlines.ts): a request unanswered past its time ends the connection. */
   #sweep(now: number): void {
-    if (!this.#marks!.overdue(this.#nextId, now, this.#pending)) return;
+    if (this.#marks!.overdue(this.#nextId, now, this.#pending) === undefined) return;
     this.#fail(
       new RillError(
         "REQUEST_TIMED_OUT",
