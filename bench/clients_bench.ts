@@ -518,7 +518,7 @@ async function manyProducers(
       value: median(rate(xs)),
       unit: `req/s, p99 ${fmt(median(xs.map((x) => x.p99)))} ms, server ${
         fmt(median(serverUs(xs)))
-      } µs/req`,
+      } µs/req, client ${fmt(median(xs.map((x) => x.clientUs)))} µs/req`,
     });
   }
 }

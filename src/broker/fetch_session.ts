@@ -356,9 +356,11 @@ export class FetchSessions {
     if (!Array.isArray(req.partitions)) {
       throw new RillError("INVALID_REQUEST", "A fetch needs a list of partitions");
     }
-    const seen = new Set<string>();
+    // One partition (a push subscription's fetch, each push) cannot be named twice.
+    const seen = req.partitions.length > 1 ? new Set<string>() : null;
     for (const p of req.partitions) {
       checkPartitionRequest(p);
+      if (seen === null) continue;
       const key = keyOf(p.topic, p.partition);
       if (seen.has(key)) {
         throw new RillError(

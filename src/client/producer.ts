@@ -456,11 +456,14 @@ export class Producer {
   #wake(): void {
     if (this.#wakeQueued) return;
     this.#wakeQueued = true;
-    queueMicrotask(() => {
-      this.#wakeQueued = false;
-      this.#drain();
-    });
+    queueMicrotask(this.#woken);
   }
+
+  /** {@linkcode #wake}'s microtask (made once: a send awaited at a time wakes once a send). */
+  readonly #woken = (): void => {
+    this.#wakeQueued = false;
+    this.#drain();
+  };
 
   #draining = false;
 
@@ -641,12 +644,18 @@ export class Producer {
 
   /** Settles an acknowledged batch's sends with their offsets (throws on an answer without). */
   #acknowledge(batch: ProducerBatch, seq: BatchSequence | null, answer: unknown): void {
-    const offsets = offsetsOf(answer, batch.builder.count, batch);
+    // The WebSocket answer (and HTTP's minimal one) names the first offset: the rest follow,
+    // without offsetsOf's closures.
+    const b = answer as { offsets?: unknown; baseOffset?: unknown } | null;
+    const base = b !== null && b.offsets === undefined && b.baseOffset !== undefined
+      ? brokerOffset(b.baseOffset, "baseOffset")
+      : -1;
+    const offsets = base < 0 ? offsetsOf(answer, batch.builder.count, batch) : undefined;
     if (seq !== null) this.#idem!.acknowledged(batch.topic, batch.partition, seq, batch.key);
     let r = 0;
     for (const run of batch.runs) {
       for (let j = 0; j < run.count; j++) {
-        run.sink.done(run.firstIndex + j, batch.partition, offsets(r++));
+        run.sink.done(run.firstIndex + j, batch.partition, offsets ? offsets(r++) : base + r++);
       }
     }
   }

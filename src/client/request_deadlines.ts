@@ -16,6 +16,8 @@
  * @module
  */
 
+import { PendingRequests } from "./pending_requests.ts";
+
 /** What the sweep asks of a connection. */
 export interface Swept {
   /**
@@ -101,13 +103,13 @@ export class SendMarks {
    *
    * @param nextId the id the connection's next request will get
    * @param now `performance.now()`
-   * @param pending the unanswered requests by id, in the order sent (a Map keeps it)
+   * @param pending the unanswered requests by id, in the order sent
    * @returns an overdue one, if any
    */
   overdue<T extends Waiting>(
     nextId: number,
     now: number,
-    pending: ReadonlyMap<number, T>,
+    pending: { readonly size: number; entries(): Iterable<[number, T]> },
   ): T | undefined {
     const m = this.#marks;
     if (pending.size === 0) {
@@ -117,7 +119,7 @@ export class SendMarks {
     }
     if (m.length === 0 || m[m.length - 2] !== nextId) m.push(nextId, now);
     let oldest = -1;
-    for (const [id, p] of pending) {
+    for (const [id, p] of pending.entries()) {
       if (oldest < 0) oldest = id;
       const wait = p.wait ?? 0;
       // The first mark taken after the request was sent.
@@ -157,8 +159,8 @@ interface InFlight extends Waiting {
 export class HttpTimeouts implements Swept {
   readonly #timeoutMs: number;
   readonly #marks: SendMarks;
-  readonly #pending = new Map<number, InFlight>();
-  #nextId = 0;
+  readonly #pending = new PendingRequests<InFlight>();
+  #nextId = 1;
   #swept = false;
   /** per broker, the signal its requests carry */
   readonly #aborts = new Map<string, AbortController>();

@@ -446,7 +446,9 @@ export class TcpWebSocket {
           end -= start;
           start = 0;
         }
-        const n = await this.#conn.read(buf.subarray(end));
+        // Empty (every frame read, the usual case between answers): the buffer itself, not a
+        // view of it made per read.
+        const n = await this.#conn.read(end === 0 ? buf : buf.subarray(end));
         if (n === null) {
           this.#end(this.#closing ? this.#closeCode : 1006, this.#closeReason);
           return;

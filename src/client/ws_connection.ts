@@ -41,6 +41,7 @@ import {
 } from "../protocol/ws_produce_frames.ts";
 import { TcpWebSocket, tcpWebSocketAvailable, TcpWebSocketRefused } from "./tcp_websocket.ts";
 import { SendMarks, stopSweeping, sweepEvery, type Swept } from "./request_deadlines.ts";
+import { PendingRequests } from "./pending_requests.ts";
 
 /** The socket under a connection: sends frames, reports messages and the close. */
 interface Link {
@@ -310,7 +311,7 @@ function fetchAnswerOf({ header, payload }: Frame): WsFetchAnswer {
 export class WsConnection {
   /** where requests go (set once open) */
   #link!: Link;
-  readonly #pending = new Map<number, Pending>();
+  readonly #pending = new PendingRequests<Pending>();
   /** push subscriptions by the id of their subscribe frame */
   readonly #subs = new Map<number, SubscriptionState>();
   #nextId = 1;
@@ -794,8 +795,7 @@ export class WsConnection {
     if (this.#closedError !== null) return;
     this.#closedError = e;
     if (this.#marks !== null) stopSweeping(this.#swept);
-    for (const p of this.#pending.values()) p.reject(e);
-    this.#pending.clear();
+    for (const p of this.#pending.takeAll()) p.reject(e);
     const subs = [...this.#subs.values()];
     this.#subs.clear();
     for (const sub of subs) sub.onEnd(e);

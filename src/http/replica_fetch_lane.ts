@@ -71,6 +71,8 @@ export function replicaFetchLane(
     const pathStart = url.indexOf("/", url.indexOf("//") + 2);
     const queryStart = url.indexOf("?", pathStart);
     if (pathStart < 0 || queryStart < 0 || url.includes("#", queryStart)) return null;
+    // A consumer's fetch (no replicaId) leaves at once, before any slice, match or map.
+    if (!url.includes("replicaId=", queryStart)) return null;
     const path = url.slice(pathStart, queryStart);
     const match = PATH.exec(path);
     if (match === null) return null;
