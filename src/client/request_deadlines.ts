@@ -140,6 +140,8 @@ export class SendMarks {
 interface InFlight extends Waiting {
   readonly wait: number;
   readonly base: string;
+  /** what its signal comes from */
+  readonly abort: AbortController;
 }
 
 /**
@@ -150,7 +152,7 @@ interface InFlight extends Waiting {
  * const timeouts = new HttpTimeouts(40_000);
  * const id = timeouts.begin(base, 0);
  * try {
- *   await fetch(url, { signal: timeouts.signal(base) });
+ *   await fetch(url, { signal: timeouts.signal(id) });
  * } finally {
  *   timeouts.end(id);
  * }
@@ -180,7 +182,12 @@ export class HttpTimeouts implements Swept {
    */
   begin(base: string, wait: number): number {
     const id = this.#nextId++;
-    this.#pending.set(id, { wait, base });
+    let abort = this.#aborts.get(base);
+    if (abort === undefined) {
+      abort = new AbortController();
+      this.#aborts.set(base, abort);
+    }
+    this.#pending.set(id, { wait, base, abort });
     if (!this.#swept) {
       this.#swept = true;
       sweepEvery(this, this.#timeoutMs);
@@ -189,18 +196,14 @@ export class HttpTimeouts implements Swept {
   }
 
   /**
-   * The signal requests to `base` carry now: aborted once one of them is overdue.
+   * The signal a request carries: aborted once it, or another request to its broker sent
+   * with the same signal, is overdue.
    *
-   * @param base the broker's base URL
+   * @param id what {@linkcode begin} returned
    * @returns the signal
    */
-  signal(base: string): AbortSignal {
-    let c = this.#aborts.get(base);
-    if (c === undefined) {
-      c = new AbortController();
-      this.#aborts.set(base, c);
-    }
-    return c.signal;
+  signal(id: number): AbortSignal {
+    return this.#pending.get(id)!.abort.signal;
   }
 
   /**
@@ -222,7 +225,12 @@ export class HttpTimeouts implements Swept {
     }
     const late = this.#marks.overdue(this.#nextId, now, this.#pending);
     if (late === undefined) return;
-    this.#aborts.get(late.base)?.abort();
-    this.#aborts.delete(late.base);
+    late.abort.abort();
+    if (this.#aborts.get(late.base) === late.abort) this.#aborts.delete(late.base);
+    // Those aborted are done with (even if a fetch that ignores its signal never settles):
+    // the requests that follow carry a new signal, which no later sweep aborts for them.
+    for (const [id, p] of this.#pending.entries()) {
+      if (p.abort.signal.aborted) this.#pending.delete(id);
+    }
   }
 }

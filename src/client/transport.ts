@@ -758,7 +758,7 @@ export class Transport {
   ): Promise<Response> {
     const timeouts = this.#timeouts;
     const id = timeouts.begin(base, waitMs);
-    const timeout = timeouts.signal(base);
+    const timeout = timeouts.signal(id);
     const caller = init.signal;
     init.signal = caller ? AbortSignal.any([caller, timeout]) : timeout;
     let res: Response;
