@@ -86,7 +86,9 @@ export function highWatermarkOf(
   followers: ReadonlyMap<number, FollowerState>,
 ): number | null {
   let hw = leaderLeo;
-  for (const id of isr) {
+  // An indexed loop: this runs on every leader append, and an iterator is an allocation.
+  for (let i = 0; i < isr.length; i++) {
+    const id = isr[i];
     if (id === leaderId) continue;
     const f = followers.get(id);
     if (!f || f.leo < 0) return null;

@@ -52,6 +52,16 @@ export interface RillConfig {
    */
   transport?: "http" | "ws";
   /**
+   * how long a request waits for the broker's answer before it fails with the retriable
+   * REQUEST_TIMED_OUT (Kafka's `request.timeout.ms`), plus the `maxWaitMs` of a long poll:
+   * over HTTP until the answer's head arrives (the other requests then in flight to that
+   * broker fail with it); over WebSocket for the opening, the hello and each request (one
+   * request past it closes the connection, failing the others on it as well, which are
+   * retried on a new one). Default 40,000 (longer than the broker's own 30 s
+   * wait for an acks=all produce's replicas)
+   */
+  requestTimeoutMs?: number;
+  /**
    * use the hardware CRC-32C of `npm:@node-rs/crc32` for batch checksums when this runs in
    * Deno with FFI, read and env access granted (default true; never requested), loaded once the
    * process has checksummed 16 MiB (a small client never pays for loading it). Elsewhere, or

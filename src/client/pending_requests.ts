@@ -45,6 +45,15 @@ export class PendingRequests<V> {
   }
 
   /**
+   * The entries, in the order they were set (the request timeout's sweep reads the oldest).
+   *
+   * @returns `[id, entry]` pairs
+   */
+  *entries(): IterableIterator<[number, V]> {
+    for (const [id, v] of this.#map) if (v !== null) yield [id, v];
+  }
+
+  /**
    * Takes every entry out.
    *
    * @returns them, in the order they were set

@@ -130,15 +130,18 @@ export class TcpWebSocket {
    * @param protocols subprotocols to offer (the server must pick the first, if any)
    * @param headers more request headers (e.g. `Authorization`)
    * @param events where messages and the close go
+   * @param signal gives up (the TCP connection closed) when it aborts
    * @returns the open socket
    * @throws {TcpWebSocketRefused} when the server does not switch protocols (a status other
    *   than 101, a wrong accept key or subprotocol), or the connection fails
+   * @throws the signal's reason when it aborted first
    */
   static async open(
     url: string,
     protocols: string[],
     headers: Record<string, string>,
     events: TcpWebSocketEvents,
+    signal?: AbortSignal,
   ): Promise<TcpWebSocket> {
     const u = new URL(url);
     const tls = u.protocol === "wss:";
@@ -147,13 +150,33 @@ export class TcpWebSocket {
     const port = u.port === "" ? (tls ? 443 : 80) : Number(u.port);
     const deno = (globalThis as unknown as { Deno: DenoTcp }).Deno;
     let conn: DenoConn;
+    const connecting = tls ? deno.connectTls({ hostname, port }) : deno.connect({ hostname, port });
+    let abort: () => void = () => {};
+    const aborted = signal === undefined ? null : new Promise<never>((_, reject) => {
+      abort = () => reject(signal.reason);
+      if (signal.aborted) abort();
+      else signal.addEventListener("abort", abort, { once: true });
+    });
+    aborted?.catch(() => {});
     try {
-      conn = await (tls ? deno.connectTls({ hostname, port }) : deno.connect({ hostname, port }));
+      conn = await (aborted === null ? connecting : Promise.race([connecting, aborted]));
     } catch (e) {
+      // Given up while connecting: a connection made after is closed.
+      if (signal?.aborted) {
+        connecting.then((c) => c.close(), () => {});
+        throw e;
+      }
       throw new TcpWebSocketRefused(
         `Cannot connect to ${u.host}: ${e instanceof Error ? e.message : e}`,
       );
     }
+    // Given up during the handshake: closing the connection ends its pending read.
+    const close = () => {
+      try {
+        conn.close();
+      } catch { /* closed already */ }
+    };
+    signal?.addEventListener("abort", close, { once: true });
     try {
       conn.setNoDelay?.(true);
       const key = base64(crypto.getRandomValues(new Uint8Array(16)));
@@ -209,15 +232,19 @@ export class TcpWebSocket {
       if (protocols.length > 0 && chosen === undefined) {
         throw new TcpWebSocketRefused("The server chose no subprotocol");
       }
+      if (signal?.aborted) throw signal.reason;
+      signal?.removeEventListener("abort", abort);
+      signal?.removeEventListener("abort", close);
       const socket = new TcpWebSocket(conn, events);
       const rest = new Uint8Array(Math.max(READ_BYTES, end - headEnd));
       rest.set(buf.subarray(headEnd, end));
       void socket.#readLoop(rest, end - headEnd);
       return socket;
     } catch (e) {
-      try {
-        conn.close();
-      } catch { /* closed already */ }
+      signal?.removeEventListener("abort", abort);
+      signal?.removeEventListener("abort", close);
+      close();
+      if (signal?.aborted) throw signal.reason;
       if (e instanceof TcpWebSocketRefused) throw e;
       throw new TcpWebSocketRefused(
         `The WebSocket handshake with ${u.host} failed: ${e instanceof Error ? e.message : e}`,

@@ -11,6 +11,7 @@ import { RillError } from "../protocol/errors.ts";
 import { errorOf, minimalAnswer, readJson } from "./http_answers.ts";
 import { resolveRetry, type RetryOptions, withRetry } from "./retry.ts";
 import { LeaderRoutes } from "./leader_routes.ts";
+import { HttpTimeouts } from "./request_deadlines.ts";
 import { brokerOffset } from "./offsets.ts";
 import {
   WsConnection,
@@ -84,7 +85,22 @@ export interface TransportOptions {
    * a broker that refuses the connection (a proxy, an older broker)
    */
   transport?: "http" | "ws";
+  /**
+   * how long a request waits for the broker's answer (Kafka's `request.timeout.ms`), plus
+   * the `maxWaitMs` of a long poll, before it fails with the retriable REQUEST_TIMED_OUT: over
+   * HTTP until the answer's head arrives (the other requests then in flight to that broker
+   * fail with it); over WebSocket for the opening, the hello and each request (one request
+   * past it closes the connection, failing the others on it as well). Default
+   * {@linkcode DEFAULT_REQUEST_TIMEOUT_MS}
+   */
+  requestTimeoutMs?: number;
 }
+
+/**
+ * The default request timeout: 40 s, longer than the 30 s a broker waits for an acks=all
+ * produce's replicas, so that its own answer (REQUEST_TIMED_OUT, or the offsets) comes first.
+ */
+export const DEFAULT_REQUEST_TIMEOUT_MS = 40_000;
 
 /**
  * One request.
@@ -147,6 +163,8 @@ export class Transport {
   /** brokers that refused a WebSocket (auto mode), and until when HTTP is used for them */
   readonly #httpUntil = new Map<string, number>();
   #streamUsers = 0;
+  readonly #requestTimeoutMs: number;
+  readonly #timeouts: HttpTimeouts;
   /** The complete retry policy. */
   readonly retry: Required<RetryOptions>;
 
@@ -205,6 +223,14 @@ export class Transport {
       ? options.auth.trim()
       : `${options.auth.keyId}.${options.auth.secret}`;
     this.#clientId = options.clientId;
+    const timeout = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+    if (!Number.isSafeInteger(timeout) || timeout < 1) {
+      throw new TypeError(
+        `requestTimeoutMs must be a positive integer of milliseconds, got ${timeout}`,
+      );
+    }
+    this.#requestTimeoutMs = timeout;
+    this.#timeouts = new HttpTimeouts(timeout);
   }
 
   /**
@@ -562,7 +588,11 @@ export class Transport {
     }
     let opening = this.#streams.get(base);
     if (opening === undefined) {
-      opening = WsConnection.open(base, { auth: this.#token, clientId: this.#clientId });
+      opening = WsConnection.open(base, {
+        auth: this.#token,
+        clientId: this.#clientId,
+        requestTimeoutMs: this.#requestTimeoutMs,
+      });
       const mine = opening;
       this.#streams.set(base, mine);
       mine.then((conn) => {
@@ -582,7 +612,11 @@ export class Transport {
       if (conn.open) return conn;
       throw new RillError("BROKER_NOT_AVAILABLE", `The connection to ${base} closed`);
     } catch (e) {
-      if (!(e instanceof WsRefused)) throw e;
+      if (!(e instanceof WsRefused)) {
+        // A broker that does not answer: try the next bootstrap broker next time.
+        if (!routed && e instanceof RillError && e.code === "REQUEST_TIMED_OUT") this.#next(base);
+        throw e;
+      }
       if (this.#streamMode === "auto") {
         // A proxy or an older broker: HTTP for a while (it reports bad credentials too).
         this.#httpUntil.set(base, Date.now() + WS_RETRY_AFTER_MS);
@@ -706,25 +740,56 @@ export class Transport {
       headers["Content-Type"] = "application/json";
       body = JSON.stringify(options.json);
     }
-    return await this.#send(base, url, { method, headers, body, signal: options.signal }, routed);
+    const init = { method, headers, body, signal: options.signal };
+    return await this.#send(base, url, init, routed, longPollWait(options));
   }
 
-  /** Sends one request to a URL of a broker; the error contract of {@linkcode request}. */
-  async #send(base: string, url: string, init: RequestInit, routed: boolean): Promise<Response> {
+  /**
+   * Sends one request to a URL of a broker; the error contract of {@linkcode request}, and
+   * REQUEST_TIMED_OUT when no answer's head came within the request timeout (plus `waitMs`,
+   * the time a long poll may be held).
+   */
+  async #send(
+    base: string,
+    url: string,
+    init: RequestInit,
+    routed: boolean,
+    waitMs = 0,
+  ): Promise<Response> {
+    const timeouts = this.#timeouts;
+    const id = timeouts.begin(base, waitMs);
+    const timeout = timeouts.signal(id);
+    const caller = init.signal;
+    init.signal = caller ? AbortSignal.any([caller, timeout]) : timeout;
     let res: Response;
     try {
       res = await this.#fetch(url, init);
     } catch (e) {
-      if (init.signal?.aborted) throw e;
-      // A network failure: try the next bootstrap broker next time.
-      if (!routed) this.#current = (this.#brokers.indexOf(base) + 1) % this.#brokers.length;
+      if (caller?.aborted) throw e;
+      // A network failure, or no answer: try the next bootstrap broker next time.
+      if (!routed) this.#next(base);
+      if (timeout.aborted) {
+        throw new RillError(
+          "REQUEST_TIMED_OUT",
+          `Broker ${base} did not answer ${init.method} ${
+            url.slice(base.length).split("?")[0]
+          } within ${this.#requestTimeoutMs + waitMs} ms (requestTimeoutMs)`,
+        );
+      }
       throw new RillError(
         "BROKER_NOT_AVAILABLE",
         `Cannot reach broker ${base}: ${e instanceof Error ? e.message.split("\n")[0] : e}`,
       );
+    } finally {
+      timeouts.end(id);
     }
     if (res.ok) return res;
     throw await errorOf(res);
+  }
+
+  /** Requests go to the bootstrap broker after `base` from now on. */
+  #next(base: string): void {
+    this.#current = (this.#brokers.indexOf(base) + 1) % this.#brokers.length;
   }
 
   /**
@@ -770,6 +835,14 @@ export function authorizationOf(auth: string | { keyId: string; secret: string }
   }
   const bytes = new TextEncoder().encode(`${auth.keyId}:${auth.secret}`);
   return `Basic ${btoa(String.fromCharCode(...bytes))}`;
+}
+
+/** The `maxWaitMs` of a long poll's query or JSON body (0 for other requests). */
+function longPollWait(options: RequestOptions): number {
+  const wait = options.query?.maxWaitMs ??
+    (options.json as { maxWaitMs?: unknown } | undefined)?.maxWaitMs;
+  const n = Number(wait);
+  return Number.isFinite(n) && n > 0 ? n : 0;
 }
 
 function readRoute(topic: string, partition: number): { key: string; read: boolean } {

@@ -40,6 +40,7 @@ import {
   WS_PRODUCED,
 } from "../protocol/ws_produce_frames.ts";
 import { TcpWebSocket, tcpWebSocketAvailable, TcpWebSocketRefused } from "./tcp_websocket.ts";
+import { SendMarks, stopSweeping, sweepEvery, type Swept } from "./request_deadlines.ts";
 import { PendingRequests } from "./pending_requests.ts";
 
 /** The socket under a connection: sends frames, reports messages and the close. */
@@ -63,11 +64,38 @@ interface LinkEvents {
   onClose(code: number, reason: string): void;
 }
 
-/** Opens the link to a broker's WebSocket endpoint (see the module comment). */
+/**
+ * Opens the link to a broker's WebSocket endpoint (see the module comment); REQUEST_TIMED_OUT
+ * when it is not open within `timeoutMs` (a broker that accepts connections and never
+ * answers).
+ */
 async function openLink(
   base: string,
   auth: string | undefined,
   events: LinkEvents,
+  timeoutMs: number | undefined,
+): Promise<Link> {
+  if (timeoutMs === undefined) return await openLinkNow(base, auth, events);
+  const timeout = new AbortController();
+  const timer = setTimeout(() => timeout.abort(), timeoutMs);
+  try {
+    return await openLinkNow(base, auth, events, timeout.signal);
+  } catch (e) {
+    if (!timeout.signal.aborted) throw e;
+    throw new RillError(
+      "REQUEST_TIMED_OUT",
+      `The broker at ${base} did not open a WebSocket connection within ${timeoutMs} ms (requestTimeoutMs)`,
+    );
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function openLinkNow(
+  base: string,
+  auth: string | undefined,
+  events: LinkEvents,
+  signal?: AbortSignal,
 ): Promise<Link> {
   const url = base.replace(/^http/, "ws") + WS_PATH;
   if (tcpWebSocketAvailable()) {
@@ -77,6 +105,7 @@ async function openLink(
         [WS_SUBPROTOCOL],
         auth === undefined ? {} : { authorization: `Bearer ${auth}` },
         events,
+        signal,
       );
       return {
         send: (header, payload) =>
@@ -111,14 +140,21 @@ async function openLink(
       cleanup();
       resolve();
     };
+    const aborted = () => {
+      cleanup();
+      socket.close();
+      reject(signal!.reason);
+    };
     const cleanup = () => {
       socket.removeEventListener("open", opened);
       socket.removeEventListener("error", failed);
       socket.removeEventListener("close", failed);
+      signal?.removeEventListener("abort", aborted);
     };
     socket.addEventListener("open", opened);
     socket.addEventListener("error", failed);
     socket.addEventListener("close", failed);
+    signal?.addEventListener("abort", aborted);
   });
   socket.addEventListener("message", (e) => {
     if (e.data instanceof ArrayBuffer) events.onMessage(new Uint8Array(e.data), true);
@@ -181,6 +217,8 @@ export interface WsFetchAnswer {
 }
 
 interface Pending {
+  /** a long poll's `maxWaitMs`, which the request timeout allows for (absent: 0) */
+  wait?: number;
   /**
    * the answer: the frame for {@linkcode WsConnection.request}; for
    * {@linkcode WsConnection.produce} its offsets (from a `produced` frame of either kind), or
@@ -290,11 +328,33 @@ export class WsConnection {
   /** the parts of a long answer so far */
   readonly #frameParts = new FrameParts();
   readonly #base: string;
+  /** the request timeout, and which requests were sent before which sweep */
+  readonly #timeoutMs: number | undefined;
+  readonly #marks: SendMarks | null;
+  readonly #swept: Swept = { sweep: (now) => this.#sweep(now) };
   /** called once when the connection closes */
   onClose: () => void = () => {};
 
-  private constructor(base: string) {
+  private constructor(base: string, timeoutMs: number | undefined) {
     this.#base = base;
+    this.#timeoutMs = timeoutMs;
+    this.#marks = timeoutMs === undefined ? null : new SendMarks(timeoutMs);
+  }
+
+  /** The sweep (request_deadlines.ts): a request unanswered past its time ends the connection. */
+  #sweep(now: number): void {
+    if (this.#marks!.overdue(this.#nextId, now, this.#pending) === undefined) return;
+    this.#fail(
+      new RillError(
+        "REQUEST_TIMED_OUT",
+        `The broker at ${this.#base} did not answer a request within ${this.#timeoutMs} ms (requestTimeoutMs); its connection is closed`,
+      ),
+    );
+    try {
+      this.#link.close();
+    } catch {
+      // closing already
+    }
   }
 
   /** The link's events: each message read, and its close. */
@@ -317,17 +377,20 @@ export class WsConnection {
    * Opens a connection and says hello.
    *
    * @param base the broker's base URL (`http://` or `https://`)
-   * @param opts the API key (`<keyId>.<secret>`), and a client id
+   * @param opts the API key (`<keyId>.<secret>`), a client id, and the request timeout (the
+   *   opening, the hello and each request then fail with REQUEST_TIMED_OUT past it)
    * @returns the connection, once the broker answered its hello
    * @throws {WsRefused} when it cannot be opened
-   * @throws {RillError} the broker's refusal of the hello
+   * @throws {RillError} the broker's refusal of the hello; REQUEST_TIMED_OUT
    */
   static async open(
     base: string,
-    opts: { auth?: string; clientId?: string } = {},
+    opts: { auth?: string; clientId?: string; requestTimeoutMs?: number } = {},
   ): Promise<WsConnection> {
-    const conn = new WsConnection(base);
-    conn.#link = await openLink(base, opts.auth, conn.#events());
+    const timeoutMs = opts.requestTimeoutMs;
+    const conn = new WsConnection(base, timeoutMs);
+    conn.#link = await openLink(base, opts.auth, conn.#events(), timeoutMs);
+    if (timeoutMs !== undefined && conn.#closedError === null) sweepEvery(conn.#swept, timeoutMs);
     try {
       // "parts": long answers may come in parts (ws_frames.ts WS_ANSWER_PART_BYTES).
       const { header } = await conn.request({
@@ -567,8 +630,9 @@ export class WsConnection {
       sub.id = id;
       this.#subs.set(id, sub);
     }
+    const wait = typeof header.maxWaitMs === "number" ? header.maxWaitMs : 0;
     const answer = new Promise<Frame | ProducedOffsets | null>((resolve, reject) => {
-      this.#pending.set(id, { resolve, reject, bytes, produce });
+      this.#pending.set(id, { wait, resolve, reject, bytes, produce });
     });
     try {
       this.#link.send(header, payload);
@@ -730,6 +794,7 @@ export class WsConnection {
   #fail(e: RillError): void {
     if (this.#closedError !== null) return;
     this.#closedError = e;
+    if (this.#marks !== null) stopSweeping(this.#swept);
     for (const p of this.#pending.takeAll()) p.reject(e);
     const subs = [...this.#subs.values()];
     this.#subs.clear();

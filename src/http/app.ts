@@ -187,15 +187,16 @@ export function createApp(
     (req, env) => dispatch(req, env),
     recordLaneObserver(broker.metrics),
   );
-  app.fetch = (req, ...rest) => {
+  // Named parameters, not a rest array: one allocation fewer on every request.
+  app.fetch = (req, env, ctx) => {
     const start = performance.now();
-    const replica = lane(req, rest[0]);
+    const replica = lane(req, env);
     if (replica) return observeReplicaLane(broker.metrics, replica, start);
-    const session = sessions(req, rest[0]);
+    const session = sessions(req, env);
     if (session) return observeSessionLane(broker.metrics, session);
-    const record = records(req, rest[0], start);
+    const record = records(req, env, start);
     if (record) return record;
-    return dispatch(req, ...rest);
+    return dispatch(req, env, ctx);
   };
   return app;
 }

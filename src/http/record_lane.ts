@@ -497,11 +497,13 @@ export function recordLane(
     const failed = (e: unknown): Response =>
       done(errorResponse(e, "POST", url.slice(pathStart, queryStart), cors));
     const answered = (result: BatchAppendResult | null): Response => {
+      let res: Response;
       try {
-        return done(produced(result, prefer, cors));
+        res = produced(result, prefer, cors);
       } catch (e) {
         return failed(e);
       }
+      return done(res); // outside the try: the reservation goes back once
     };
     let topic: string;
     let acks: Acks;

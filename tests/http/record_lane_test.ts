@@ -223,12 +223,17 @@ Deno.test("record lane: with auth on, credentials and ACLs are checked as by the
     s.app.request("/v1/topics/t/partitions/0/records?offset=0", {
       headers: { accept: BATCH, authorization: `Bearer ${token}` },
     });
+  const { requests } = s.broker.metrics;
+  const refused = (status: string) =>
+    requests.get({ api: "http", route: "/v1/topics/:topic/records", status }) ?? 0;
   const none = await produce(undefined);
   assert.equal(none.status, 401);
   await none.body?.cancel();
   const denied = await produce(reader);
   assert.equal(denied.status, 403);
   assert.equal((await denied.json()).error.code, "TOPIC_AUTHORIZATION_FAILED");
+  // Answered by the app, which counts each once (the lane that handed it over does not).
+  assert.equal(refused("403"), 1);
   assert.ok(s.audit.some((l) => l.includes("authorization_denied") && l.includes("reader")));
   const ok = await produce(writer);
   assert.equal(ok.status, 200);

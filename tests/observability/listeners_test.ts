@@ -49,20 +49,27 @@ Deno.test("WebSocket: produce and fetch frames counted by op, acks and error cod
     all.send({ topic: "t", messages: [{ value: "x", partition: 7 }] }),
     (e) => e instanceof RillError && e.code === "UNKNOWN_TOPIC_OR_PARTITION",
   );
-  const consumer = rill.consumer({ maxWaitMs: 5000 });
-  await consumer.assign([
-    { topic: "t", partition: 0, offset: "earliest" },
-    { topic: "t", partition: 1, offset: "earliest" },
-  ]);
-  let seen = 0;
-  let done!: () => void;
-  const read = new Promise<void>((r) => done = r);
-  await consumer.run({
-    eachMessage: () => {
-      if (++seen === 4) done();
-    },
-  });
-  await read;
+  // The default consumer reads through a push subscription; one with `minBytes: 2` long-polls
+  // with fetch frames.
+  const readAll = async (options: { minBytes?: number }) => {
+    const consumer = rill.consumer({ maxWaitMs: 5000, ...options });
+    await consumer.assign([
+      { topic: "t", partition: 0, offset: "earliest" },
+      { topic: "t", partition: 1, offset: "earliest" },
+    ]);
+    let seen = 0;
+    let done!: () => void;
+    const read = new Promise<void>((r) => done = r);
+    await consumer.run({
+      eachMessage: () => {
+        if (++seen === 4) done();
+      },
+    });
+    await read;
+    return consumer;
+  };
+  const pushed = await readAll({});
+  const polled = await readAll({ minBytes: 2 });
   const v = await scrape(s.url);
   assert.ok((v("rill_ws_connections") ?? 0) >= 1, "the client's connection is open");
   assert.equal(v('rill_produce_request_duration_seconds_count{api="ws",acks="1"}'), 3);
@@ -70,6 +77,7 @@ Deno.test("WebSocket: produce and fetch frames counted by op, acks and error cod
   assert.equal(v('rill_requests_total{api="ws",route="produce",status="200"}'), 4);
   assert.equal(v('rill_requests_total{api="ws",route="produce",status="404"}'), 1);
   assert.equal(v('rill_request_errors_total{api="ws",code="UNKNOWN_TOPIC_OR_PARTITION"}'), 1);
+  assert.ok((v('rill_requests_total{api="ws",route="subscribe",status="200"}') ?? 0) >= 1);
   assert.ok((v('rill_requests_total{api="ws",route="fetch",status="200"}') ?? 0) >= 1);
   assert.ok(
     (v('rill_fetch_request_duration_seconds_count{api="ws",kind="consumer"}') ?? 0) >= 1,
@@ -81,7 +89,8 @@ Deno.test("WebSocket: produce and fetch frames counted by op, acks and error cod
     undefined,
     "nothing was produced over HTTP",
   );
-  await consumer.stop();
+  await pushed.stop();
+  await polled.stop();
   await producer.disconnect();
   await all.disconnect();
   await scrapeUntil(s.url, (x) => x("rill_ws_connections") === 0);

@@ -110,7 +110,7 @@ Deno.test("ws consumer push: a consumer that stops reading holds the broker to i
         await blocked;
       },
     });
-    const n = 60;
+    const n = PUSH_CREDIT + 40;
     for (let i = 0; i < n; i++) {
       await producer.send({ topic: "slow", messages: [{ value: `r${i}`.padEnd(1000, ".") }] });
     }
