@@ -77,9 +77,12 @@ interface Settings {
   intervalMs?: number;
   partitions?: number;
   rampMs?: number;
+  warmMs?: number;
 }
 
 const s: Settings = JSON.parse(Deno.args[0]);
+/** How long each lane warms up before the timed phase (`warmMs`, default 1,000; see warmUp). */
+const WARM_MS = s.warmMs ?? 1000;
 /** The crowd's errors by what failed and their message (printed to stderr at the end). */
 const errorKinds = new Map<string, number>();
 function countError(what: string, e: unknown): void {
@@ -109,6 +112,20 @@ let errors = 0;
 const cpu0 = cpuMs();
 let t0 = performance.now();
 
+/**
+ * The warm-up of every mode that times single round trips (`send` and its floors), the same
+ * for each contender: each of `lanes` (producers, sockets) makes at least 20 round trips and
+ * keeps going until {@linkcode WARM_MS} have passed, so that the code on the path is compiled
+ * by the optimizing JIT in the client (a fresh process) and the server before the timing
+ * starts (20 round trips alone left a broker's far longer path still being compiled).
+ */
+async function warmUp(lanes: number, one: (lane: number) => Promise<unknown>): Promise<void> {
+  const stop = performance.now() + WARM_MS;
+  await Promise.all(Array.from({ length: lanes }, async (_, i) => {
+    for (let j = 0; j < 20 || performance.now() < stop; j++) await one(i);
+  }));
+}
+
 if (s.mode === "send") {
   const value = new Uint8Array(s.size ?? 1024).fill(120);
   const producers = Array.from(
@@ -116,11 +133,14 @@ if (s.mode === "send") {
     () => new Rill({ brokers: [s.url], transport: s.transport }).producer({ acks: 1 }),
   );
   // Warm up: connections open, producer ids known, code compiled.
-  await Promise.all(producers.map(async (p, i) => {
-    for (let j = 0; j < 20; j++) {
-      await p.send({ topic: s.topic!, messages: [{ value, partition: i % (s.partitions ?? 1) }] });
-    }
-  }));
+  await warmUp(
+    producers.length,
+    (i) =>
+      producers[i].send({
+        topic: s.topic!,
+        messages: [{ value, partition: i % (s.partitions ?? 1) }],
+      }),
+  );
   t0 = performance.now();
   end = t0 + s.seconds * 1000;
   await Promise.all(producers.map(async (p, i) => {
@@ -145,7 +165,7 @@ if (s.mode === "send") {
     if (res.status !== 204) throw new Error(`floor: ${res.status} ${await res.text()}`);
     if (!(Number(res.headers.get("rill-base-offset")) >= 0)) throw new Error("floor: no offset");
   };
-  for (let j = 0; j < 20 * (s.producers ?? 1); j++) await one();
+  await warmUp(s.producers ?? 1, one);
   t0 = performance.now();
   end = t0 + s.seconds * 1000;
   await Promise.all(Array.from({ length: s.producers ?? 1 }, async () => {
@@ -168,7 +188,7 @@ if (s.mode === "send") {
     if (!res.ok) throw new Error(`floor: ${res.status} ${await res.text()}`);
     await res.arrayBuffer();
   };
-  for (let j = 0; j < 20 * (s.producers ?? 1); j++) await one();
+  await warmUp(s.producers ?? 1, one);
   t0 = performance.now();
   end = t0 + s.seconds * 1000;
   await Promise.all(Array.from({ length: s.producers ?? 1 }, async () => {
@@ -192,7 +212,7 @@ if (s.mode === "send") {
       socket.onmessage = () => resolve();
       socket.send(message);
     });
-  for (const socket of sockets) for (let j = 0; j < 20; j++) await roundTrip(socket);
+  await warmUp(sockets.length, (i) => roundTrip(sockets[i]));
   t0 = performance.now();
   end = t0 + s.seconds * 1000;
   await Promise.all(sockets.map(async (socket) => {
@@ -230,9 +250,7 @@ if (s.mode === "send") {
       socket.ack = () => socket.closed === undefined ? resolve() : reject(new Error(socket.closed));
       ws.send(message);
     });
-  for (const [i, socket] of sockets.entries()) {
-    for (let j = 0; j < 20; j++) await roundTrip(socket, messages[i % messages.length]);
-  }
+  await warmUp(sockets.length, (i) => roundTrip(sockets[i], messages[i % messages.length]));
   t0 = performance.now();
   end = t0 + s.seconds * 1000;
   await Promise.all(sockets.map(async (socket, i) => {

@@ -48,6 +48,12 @@
  *    holding the same 5,000 connections (the producers' sends echoed, the consumers' connections
  *    idle): its RSS and the latency of a plain GET to it, sampled the same way.
  *
+ * Every contender of workloads 1 and 2 (the producers and each of their floors alike) warms up
+ * the same way before its timed phase: each producer or socket makes at least 20 round trips
+ * and keeps going for 1 s (bench/_clients_worker.ts, `warmUp`), so that the code on its path
+ * is compiled by the optimizing JIT in the client process and the server first (the broker's
+ * path is far longer than a floor's and was still being compiled after 20 round trips).
+ *
  * `RILL_BENCH_SECONDS` (default 3) sets the length of each timed phase.
  * `RILL_CLIENTS_PARTS` (default all: `seq,many,e2e,commits,crowd`) runs only the workloads named
  * (`e2e-ws`: only the WebSocket half of 3). `RILL_CLIENTS_E2E_ROUNDS` (default 3) sets the
