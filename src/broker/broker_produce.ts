@@ -167,12 +167,50 @@ export class ProducePath {
       this.#checkAccepting();
       this.#c.checkDisk();
       const p = this.#prepare(state!, topic, body);
-      return this.#append(leader, p, topic, partition).then((result) =>
-        this.#answer(p, topic, partition, result)
-      );
+      // Written synchronously (the log's writer idle, a small append): answered with no
+      // continuation between the append and the answer.
+      const appended = this.#appendNow(leader, p, topic, partition);
+      return appended instanceof Promise
+        ? appended.then((result) => this.#answer(p, topic, partition, result))
+        : Promise.resolve(this.#answer(p, topic, partition, appended));
     } catch (e) {
       return Promise.reject(e);
     }
+  }
+
+  /**
+   * {@linkcode #append}, answered at once when the append was written synchronously
+   * (Replica.appendNow); an idempotent batch ahead of its sequence goes to the retries of
+   * {@linkcode #appendInSequence} as a promise.
+   */
+  #appendNow(
+    leader: Replica,
+    p: PreparedBatches,
+    topic: string,
+    partition: number,
+  ): AppendResult | Promise<AppendResult> {
+    const header = p.checked.batches.length === 1 ? p.checked.headers[0] : null;
+    if (header === null || header.producerId < 0 || header.baseSequence < 0) {
+      const result = leader.appendNow(p.body);
+      return result instanceof Promise ? this.#c.track(result) : result;
+    }
+    let result: AppendResult | Promise<AppendResult>;
+    try {
+      result = leader.appendNow(p.body);
+    } catch (e) {
+      return this.#c.track(this.#retryInSequence(leader, p.body, topic, partition, header, e));
+    }
+    if (result instanceof Promise) {
+      return this.#c.track(result.then(
+        (r) => {
+          if (!r.duplicate) this.#landed(topic, partition, header.producerId);
+          return r;
+        },
+        (e) => this.#retryInSequence(leader, p.body, topic, partition, header, e),
+      ));
+    }
+    if (!result.duplicate) this.#landed(topic, partition, header.producerId);
+    return result;
   }
 
   /** {@linkcode produceBatches}, any case. */

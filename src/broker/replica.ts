@@ -581,18 +581,44 @@ export class Replica {
     // Not an async function: a single-record produce comes through here, and a frame and
     // its await cost allocations on every request.
     try {
-      if (this.#closing) {
-        throw new RillError(
-          "NOT_LEADER_OR_FOLLOWER",
-          `Partition ${this.name} is closing on this broker`,
-        );
-      }
-      this.#checkLeader();
+      const result = this.appendNow(batches);
+      return result instanceof Promise ? result : Promise.resolve(result);
     } catch (e) {
       return Promise.reject(e);
     }
-    return this.log.append(batches, { assignOffsets: true, leaderEpoch: this.leaderEpoch })
-      .then((result) => this.#appended(batches, result));
+  }
+
+  /**
+   * {@linkcode append}, answered at once when it could be: the result of an append written
+   * synchronously (PartitionLog.appendNow: a small append finding the log's writer idle, as
+   * a single-record produce does) to a partition no fetch waits on, with the high watermark
+   * advanced already; else the promise `append` would return.
+   *
+   * @param batches one or more whole, validated batches (mutated: offsets written in place)
+   * @returns the offsets assigned and the largest timestamp, or a promise of them
+   * @throws {RillError} as {@linkcode append} rejects, for what is found before writing
+   */
+  appendNow(batches: Uint8Array): AppendResult | Promise<AppendResult> {
+    if (this.#closing) {
+      throw new RillError(
+        "NOT_LEADER_OR_FOLLOWER",
+        `Partition ${this.name} is closing on this broker`,
+      );
+    }
+    this.#checkLeader();
+    const result = this.log.appendNow(batches, {
+      assignOffsets: true,
+      leaderEpoch: this.leaderEpoch,
+    });
+    if (result instanceof Promise) return result.then((r) => this.#appended(batches, r));
+    // Fetches or push subscriptions waiting here are woken a turn later, as after an async
+    // write, and the append is answered after that: their records go out before the answer
+    // of the append that woke them (a consumer on the producer's connection sees its records
+    // first; tests/ws/ws_fetch_test.ts).
+    if (this.waiters.size > 0) {
+      return Promise.resolve(result).then((r) => this.#appended(batches, r));
+    }
+    return this.#appended(batches, result);
   }
 
   /** What a leader append does once its batches are written. */

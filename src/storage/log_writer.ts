@@ -10,7 +10,7 @@ import { RillError } from "../protocol/errors.ts";
 import { BATCH_HEADER_SIZE, LOG_OVERHEAD, MAGIC_V2, POS } from "../protocol/record_batch.ts";
 import type { LogState } from "./log_state.ts";
 import type { ProducerBatch } from "./producer_state.ts";
-import type { BatchPosition } from "./segment.ts";
+import { type BatchPosition, WRITTEN } from "./segment.ts";
 
 /** The outcome of an append. */
 export interface AppendResult {
@@ -167,56 +167,75 @@ export class LogWriter {
    */
   append(batches: Uint8Array, options: AppendOptions = {}): Promise<AppendResult> {
     try {
-      this.#s.checkOpen();
-      const framed = frameBatches(batches);
-      const assignOffsets = options.assignOffsets ?? true;
-      let producer: ProducerBatch | null = null;
-      if (assignOffsets) {
-        const view = new DataView(batches.buffer, batches.byteOffset, batches.byteLength);
-        for (const b of framed) {
-          const p = producerOf(view, b);
-          if (p === null) continue;
-          if (framed.length > 1) {
-            throw new RillError(
-              "INVALID_RECORD",
-              `An idempotent batch (producer ${p.producerId}) must be appended alone, not with ${
-                framed.length - 1
-              } other batches`,
-            );
-          }
-          producer = p;
-        }
-      } else {
-        for (let i = 1; i < framed.length; i++) {
-          if (framed[i].baseOffset !== framed[i - 1].lastOffset + 1) {
-            throw corrupt(
-              `Batch ${i} starts at offset ${framed[i].baseOffset}, not ${
-                framed[i - 1].lastOffset + 1
-              }`,
-            );
-          }
-        }
-      }
-      const leaderEpoch = options.leaderEpoch ?? -1;
-      if (
-        assignOffsets && !this.#draining && this.#queue.length === 0 &&
-        leaderEpoch <= this.#s.epochs.latestEpoch && this.#s.config.flush.mode !== "always"
-      ) return this.#appendAlone(batches, framed, leaderEpoch, producer);
-      return new Promise<AppendResult>((resolve, reject) => {
-        this.#enqueue({
-          kind: "append",
-          bytes: batches,
-          batches: framed,
-          assignOffsets,
-          leaderEpoch,
-          producer,
-          resolve,
-          reject,
-        });
-      });
+      const result = this.appendNow(batches, options);
+      return result instanceof Promise ? result : Promise.resolve(result);
     } catch (e) {
       return Promise.reject(e);
     }
+  }
+
+  /**
+   * {@linkcode append}, answered at once when it could be: a leader append that finds the
+   * writer idle and is written synchronously (a small one: see LogSegment.append) returns its
+   * result, with no promise or continuation (a single-record produce comes through here);
+   * any other returns the promise `append` would.
+   *
+   * @param batches one or more whole batches, back to back
+   * @param options offset assignment
+   * @returns the result, or a promise of it
+   * @throws {RillError} as {@linkcode append} rejects, for what is found before writing
+   */
+  appendNow(
+    batches: Uint8Array,
+    options: AppendOptions = {},
+  ): AppendResult | Promise<AppendResult> {
+    this.#s.checkOpen();
+    const framed = frameBatches(batches);
+    const assignOffsets = options.assignOffsets ?? true;
+    let producer: ProducerBatch | null = null;
+    if (assignOffsets) {
+      const view = new DataView(batches.buffer, batches.byteOffset, batches.byteLength);
+      for (const b of framed) {
+        const p = producerOf(view, b);
+        if (p === null) continue;
+        if (framed.length > 1) {
+          throw new RillError(
+            "INVALID_RECORD",
+            `An idempotent batch (producer ${p.producerId}) must be appended alone, not with ${
+              framed.length - 1
+            } other batches`,
+          );
+        }
+        producer = p;
+      }
+    } else {
+      for (let i = 1; i < framed.length; i++) {
+        if (framed[i].baseOffset !== framed[i - 1].lastOffset + 1) {
+          throw corrupt(
+            `Batch ${i} starts at offset ${framed[i].baseOffset}, not ${
+              framed[i - 1].lastOffset + 1
+            }`,
+          );
+        }
+      }
+    }
+    const leaderEpoch = options.leaderEpoch ?? -1;
+    if (
+      assignOffsets && !this.#draining && this.#queue.length === 0 &&
+      leaderEpoch <= this.#s.epochs.latestEpoch && this.#s.config.flush.mode !== "always"
+    ) return this.#appendAlone(batches, framed, leaderEpoch, producer);
+    return new Promise<AppendResult>((resolve, reject) => {
+      this.#enqueue({
+        kind: "append",
+        bytes: batches,
+        batches: framed,
+        assignOffsets,
+        leaderEpoch,
+        producer,
+        resolve,
+        reject,
+      });
+    });
   }
 
   /**
@@ -230,17 +249,17 @@ export class LogWriter {
     framed: BatchPosition[],
     leaderEpoch: number,
     producer: ProducerBatch | null,
-  ): Promise<AppendResult> {
+  ): AppendResult | Promise<AppendResult> {
     if (producer !== null) {
-      // A gap or an old epoch: thrown, and the caller rejects.
+      // A gap or an old epoch: thrown to the caller.
       const original = this.#s.producers.check(producer);
       if (original !== null) {
-        return Promise.resolve({
+        return {
           baseOffset: original.baseOffset,
           lastOffset: original.lastOffset,
           maxTimestamp: original.maxTimestamp,
           duplicate: true,
-        });
+        };
       }
     }
     const now = this.#s.now();
@@ -266,12 +285,20 @@ export class LogWriter {
       this.#s.writeCalls++;
       written = this.#s.segments.last()!.append(bytes, framed, this.#s.now());
     } catch (e) {
-      return Promise.reject(this.#storageFailure(e));
+      throw this.#storageFailure(e);
     }
     // The writer stays busy until the write's promise settles (for a small write, done
     // already: the next microtask), as a group's does: appends made meanwhile queue up and
     // go out together in one write (group commit).
     this.#draining = true;
+    if (written === WRITTEN) {
+      // Written synchronously: answered now, the writer free again a microtask later.
+      if (producer !== null) {
+        this.#s.producers.recordWritten(producer, baseOffset, framed[0].maxTimestamp, now);
+      }
+      queueMicrotask(this.#resumeNow);
+      return result;
+    }
     return written.then(() => {
       // As a group's txn would (an idempotent batch is appended alone: one batch).
       if (producer !== null) {
@@ -285,6 +312,9 @@ export class LogWriter {
       throw err;
     });
   }
+
+  /** {@linkcode #resume}, bound once (queued after each synchronous write). */
+  readonly #resumeNow = () => this.#resume();
 
   /** The writer is free again: writes what queued meanwhile. */
   #resume(): void {

@@ -292,6 +292,22 @@ export class PartitionLog {
     return this.#writer.append(batches, options);
   }
 
+  /**
+   * {@linkcode append}, answered at once when it could be (see {@linkcode LogWriter.appendNow}):
+   * the result of an append written synchronously, else the promise `append` would return.
+   *
+   * @param batches one or more whole batches, back to back
+   * @param options offset assignment
+   * @returns the result, or a promise of it
+   * @throws {RillError} as {@linkcode append} rejects, for what is found before writing
+   */
+  appendNow(
+    batches: Uint8Array,
+    options: AppendOptions = {},
+  ): AppendResult | Promise<AppendResult> {
+    return this.#writer.appendNow(batches, options);
+  }
+
   // ------------------------------------------------------------------ read
 
   /**

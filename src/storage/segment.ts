@@ -71,8 +71,11 @@ function isNotFound(e: unknown): boolean {
 
 /** Appends of at most this many bytes are written with writeSync (see LogSegment.append). */
 const SYNC_WRITE_BYTES = 64 * 1024;
-/** The answer of an append written synchronously (one promise for all of them). */
-const RESOLVED: Promise<void> = Promise.resolve();
+/**
+ * The answer of an append written synchronously (one promise for all of them): a caller that
+ * finds it knows the bytes are written already.
+ */
+export const WRITTEN: Promise<void> = Promise.resolve();
 
 /**
  * A segment: its files, its size, its indexes and the state needed to append to it.
@@ -494,7 +497,7 @@ export class LogSegment {
       } catch (e) {
         return Promise.reject(e);
       }
-      return RESOLVED;
+      return WRITTEN;
     }
     return this.#appendParts(bytes, batches, appendTime);
   }

@@ -232,6 +232,28 @@ Deno.test("a compressed batch is stored and returned byte for byte", async () =>
   await log.close();
 });
 
+Deno.test("appendNow() answers a small append at once; appends made in the same turn still share a write", async () => {
+  await using dir = await tempDir();
+  const log = await PartitionLog.open(dir.path);
+  const first = log.appendNow(batchOf(["a"]));
+  assert.ok(!(first instanceof Promise), "a small append to an idle log is answered at once");
+  assert.equal(first.baseOffset, 0);
+  assert.equal(log.logEndOffset, 1);
+  // Until the next microtask the writer is busy, as after an async write: these queue up
+  // and go out together (group commit), each with its own offsets.
+  const writes = log.writeCalls;
+  const later = [log.appendNow(batchOf(["b", "c"])), log.appendNow(batchOf(["d"]))];
+  assert.ok(later.every((r) => r instanceof Promise));
+  const [second, third] = await Promise.all(later);
+  assert.deepEqual([second.baseOffset, second.lastOffset, third.baseOffset], [1, 2, 3]);
+  assert.equal(log.writeCalls - writes, 1, "the two queued appends went out in one write");
+  // Bad input is thrown before anything is written.
+  assert.throws(() => log.appendNow(new Uint8Array(10)), RillError);
+  assert.equal(log.logEndOffset, 4);
+  assert.deepEqual((await readAll(log)).map((r) => r.value), ["a", "b", "c", "d"]);
+  await log.close();
+});
+
 Deno.test("concurrent append() calls keep their order and get contiguous offsets", async () => {
   await using dir = await tempDir();
   const log = await PartitionLog.open(dir.path, { segmentBytes: 8192 });
