@@ -761,6 +761,8 @@ async function crowd(report: Reporter, broker: BrokerProcess, topic: string): Pr
       fmt(delivered / (seconds + rampMs / 2000))
     } deliveries/s, ${errors} errors, broker ${
       fmt(cpuMs * 1000 / Math.max(1, sends))
+    } µs/send, the client processes ${
+      fmt(results.reduce((n, r) => n + r.cpuMs, 0) * 1000 / Math.max(1, sends))
     } µs/send, ${loadText()}`,
     target: "<= 500 MiB",
     met: maxRss <= 500,
@@ -816,9 +818,13 @@ async function crowdFloor(report: Reporter, floor: Floor, total: number): Promis
     name: `${total} connected clients, WS fan-out floor (the same connections and partitions, ` +
       `consumers long-polling each send over bare WebSockets): RSS`,
     value: maxRss,
-    unit: `MiB (before ${fmt(rss0)} MiB), ${fmt(sends / (seconds + rampMs / 2000))} sends/s, ${
-      fmt(delivered / (seconds + rampMs / 2000))
-    } deliveries/s, server ${fmt(cpuMs * 1000 / Math.max(1, sends))} µs/send, ${loadText()}`,
+    unit:
+      `MiB (before ${fmt(rss0)} MiB), ${fmt(sends / (seconds + rampMs / 2000))} sends/s, ${
+        fmt(delivered / (seconds + rampMs / 2000))
+      } deliveries/s, server ${fmt(cpuMs * 1000 / Math.max(1, sends))} µs/send, the client ` +
+      `processes ${
+        fmt(results.reduce((n, r) => n + r.cpuMs, 0) * 1000 / Math.max(1, sends))
+      } µs/send, ${loadText()}`,
   });
   report({
     suite: SUITE,
