@@ -39,7 +39,8 @@
  * 4. broker CPU per single-record produce, from workload 1, against the floor server's CPU
  *    per request;
  * 5. 5,000 clients connected at once (4,100 WebSocket producers sending a 100 B record a
- *    second, 900 long-polling consumers), in 5 processes, connecting over 8 s: broker RSS and
+ *    second, 900 mod.ts consumers: push subscriptions over WebSocket, long polls over HTTP),
+ *    in 5 processes, connecting over 8 s: broker RSS and
  *    `/healthz` latency sampled every 100 ms, the latter judged once all are connected (from
  *    2 s after the ramp until the clients stop), with its worst while they connect and while
  *    they all disconnect at once reported beside it.
@@ -756,11 +757,9 @@ async function crowd(report: Reporter, broker: BrokerProcess, topic: string): Pr
   const total = processes * perProcess;
   report({
     suite: SUITE,
-    name: `${total} connected clients (${
-      processes * consumersPer
-    } long-polling consumers, the rest ${
-      HTTP_ONLY ? "HTTP" : "WS"
-    } producers at 1 record/s): broker RSS`,
+    name: `${total} connected clients (${processes * consumersPer} mod.ts consumers (${
+      HTTP_ONLY ? "long polls" : "push subscriptions"
+    }), the rest ${HTTP_ONLY ? "HTTP" : "WS"} producers at 1 record/s): broker RSS`,
     value: maxRss,
     unit: `MiB (before ${fmt(rss0)} MiB, VmHWM ${fmt(hwm)} MiB), ${
       fmt(sends / (seconds + rampMs / 2000))

@@ -625,9 +625,9 @@ export class Replica {
   #appended(batches: Uint8Array, result: AppendResult): AppendResult {
     const next = result.lastOffset + 1;
     if (next > this.#highWatermark && !result.duplicate) {
-      // Kept for the fetches waiting to read them, or that read since the last append; a
-      // partition no one follows keeps nothing.
-      if (this.waiters.size > 0 || this.#tail.followed) {
+      // Kept for the fetches waiting to read them, or that read within the last appends; a
+      // partition no one follows keeps nothing, nor one closing (its tail was given back).
+      if (!this.#closing && (this.waiters.size > 0 || this.#tail.followed)) {
         this.#tail.append(batches, result.baseOffset);
       } else if (this.#tail.bytes > 0) this.#tail.clear();
       this.#uncommitted.push([next, batches.length]);

@@ -30,9 +30,11 @@ export interface ConsumerOptions {
   /** groups: called with the partitions taken from this member, after their work stopped and
    * their offsets were committed (same as `consumer.on("revoked", fn)`) */
   onRevoked?: RebalanceListener;
-  /** how long a fetch may wait for records (long poll), in ms (default 5,000) */
+  /** how long a fetch may wait for records (long poll), in ms (default 5,000); a consumer
+   * reading through a push subscription (over WebSocket, the default there) has no long poll */
   maxWaitMs?: number;
-  /** the bytes a fetch waits for (default 1) */
+  /** the bytes a fetch waits for (default 1); above 1, the consumer long-polls instead of
+   * reading through a push subscription over WebSocket */
   minBytes?: number;
   /** the most bytes one fetch of one partition returns (default 1 MiB) */
   maxBytes?: number;
@@ -42,8 +44,9 @@ export interface ConsumerOptions {
    * `fetch.max.bytes`; default 8 MiB; a first batch larger than it still comes whole) */
   fetchMaxBytes?: number;
   /** fetch all the partitions a broker serves with one long poll in a fetch session
-   * (`POST /v1/fetch`; default true); false: one long poll per partition (over the
-   * transport's WebSocket connection where it has one) */
+   * (`POST /v1/fetch`), or over WebSocket one push subscription where the broker offers it
+   * (default true); false: one long poll per partition (over the transport's WebSocket
+   * connection where it has one) */
   fetchSessions?: boolean;
   /** check each batch's CRC-32C (default true) */
   checkCrcs?: boolean;
