@@ -1,7 +1,8 @@
 /**
  * One client process of the clients benchmark (bench/clients_bench.ts): runs one bounded
  * workload against a broker or a floor server and prints one JSON line with what it measured
- * (records, seconds, latency percentiles in ms, this process's CPU in ms).
+ * (records, seconds, latency percentiles in ms, this process's CPU in ms and, given the
+ * server's `serverPid`, the server's; for the modes that warm up, from the end of the warm-up).
  *
  * ```sh
  * deno run -A bench/_clients_worker.ts '<JSON settings>'
@@ -78,6 +79,8 @@ interface Settings {
   partitions?: number;
   rampMs?: number;
   warmMs?: number;
+  /** the server's process id: its CPU is read when the timed phase starts and at the end */
+  serverPid?: number;
 }
 
 const s: Settings = JSON.parse(Deno.args[0]);
@@ -92,8 +95,9 @@ function countError(what: string, e: unknown): void {
 const until = () => performance.now() < end;
 let end = 0;
 
-function cpuMs(): number {
-  const stat = Deno.readTextFileSync("/proc/self/stat");
+/** The CPU time of a process (this one by default) in ms, from /proc (10 ms ticks). */
+function cpuMs(pid: number | "self" = "self"): number {
+  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   return (Number(fields[11]) + Number(fields[12])) * 10;
 }
@@ -109,7 +113,9 @@ const latencies: number[] = [];
 const acks: number[] = [];
 let records = 0;
 let errors = 0;
-const cpu0 = cpuMs();
+/** This process's CPU, and the server's (`serverPid`), when the timed phase starts (warmUp). */
+let cpu0 = cpuMs();
+let serverCpu0 = s.serverPid === undefined ? 0 : cpuMs(s.serverPid);
 let t0 = performance.now();
 
 /**
@@ -124,6 +130,9 @@ async function warmUp(lanes: number, one: (lane: number) => Promise<unknown>): P
   await Promise.all(Array.from({ length: lanes }, async (_, i) => {
     for (let j = 0; j < 20 || performance.now() < stop; j++) await one(i);
   }));
+  // The CPU figures per record count from here: the warm-up's CPU is not in them.
+  cpu0 = cpuMs();
+  if (s.serverPid !== undefined) serverCpu0 = cpuMs(s.serverPid);
 }
 
 if (s.mode === "send") {
@@ -579,6 +588,7 @@ console.log(JSON.stringify({
   p50: percentile(latencies, 0.5),
   p99: percentile(latencies, 0.99),
   cpuMs: cpuMs() - cpu0,
+  serverCpuMs: s.serverPid === undefined ? undefined : cpuMs(s.serverPid) - serverCpu0,
   sends: latencies.length,
   ackP50: acks.length > 0 ? acks.sort((a, b) => a - b)[acks.length >> 1] : undefined,
 }));

@@ -53,7 +53,8 @@
  * the same way before its timed phase: each producer or socket makes at least 20 round trips
  * and keeps going for 1 s (bench/_clients_worker.ts, `warmUp`), so that the code on its path
  * is compiled by the optimizing JIT in the client process and the server first (the broker's
- * path is far longer than a floor's and was still being compiled after 20 round trips).
+ * path is far longer than a floor's and was still being compiled after 20 round trips). The
+ * CPU per record of the client and of the server counts from the end of the warm-up.
  *
  * `RILL_BENCH_SECONDS` (default 3) sets the length of each timed phase.
  * `RILL_CLIENTS_PARTS` (default all: `seq,many,e2e,commits,crowd`) runs only the workloads named
@@ -94,7 +95,10 @@ interface WorkerResult {
   rate: number;
   p50: number;
   p99: number;
+  /** the worker's CPU over its timed phase (from the end of its warm-up) */
   cpuMs: number;
+  /** the server's, likewise (given its `serverPid`) */
+  serverCpuMs?: number;
 }
 
 /** A phase's result with the server's CPU over it. */
@@ -130,8 +134,9 @@ async function worker(settings: Record<string, unknown>): Promise<WorkerResult> 
 
 async function measured(pid: number, settings: Record<string, unknown>): Promise<Measured> {
   const c0 = procCpuMs(pid);
-  const r = await worker(settings);
-  const serverMs = procCpuMs(pid) - c0;
+  const r = await worker({ ...settings, serverPid: pid });
+  // From the end of the worker's warm-up where it has one (its CPU is not the workload's).
+  const serverMs = r.serverCpuMs ?? procCpuMs(pid) - c0;
   return {
     ...r,
     serverUs: serverMs * 1000 / Math.max(1, r.records),
