@@ -210,14 +210,11 @@ export class PushLoop<S extends FetchedPartition> {
         // The partition left the subscription on the broker.
         this.#covered.delete(key);
         errors = true;
-        const code = p.error.code;
-        if (code === "NOT_LEADER_OR_FOLLOWER" || code === "LEADER_NOT_AVAILABLE") {
-          if (f.transport.learnRead(p.topic, p.partition, p.error, this.#base)) {
-            moved = true;
-            continue;
-          }
+        if (
+          f.partitionFailed(this.#base, current.s, current.token, p.error, p.topic, p.partition)
+        ) {
+          moved = true;
         }
-        f.host.partitionError(current.s, current.token, p.error);
         continue;
       }
       const raw: RawPartitionAnswer = {

@@ -225,6 +225,27 @@ export class SessionFetcher<S extends FetchedPartition> {
     return this.#host;
   }
 
+  /**
+   * A partition's error in an answer of broker `base`: a leader that moved is learned (the
+   * partition is read from its new leader from now on); any other error goes to the host.
+   *
+   * @returns whether the partition moved to another broker
+   */
+  partitionFailed(
+    base: string,
+    s: S,
+    token: number,
+    e: RillError,
+    topic: string,
+    partition: number,
+  ): boolean {
+    if (e.code === "NOT_LEADER_OR_FOLLOWER" || e.code === "LEADER_NOT_AVAILABLE") {
+      if (this.#t.learnRead(topic, partition, e, base)) return true;
+    }
+    this.#host.partitionError(s, token, e);
+    return false;
+  }
+
   /** @internal the current entry of a key */
   entry(key: string): Entry<S> | undefined {
     return this.#entries.get(key);
@@ -373,14 +394,11 @@ class BrokerLoop<S extends FetchedPartition> {
         const current = f.entry(key);
         if (current === undefined || current.token !== asked.e.token) continue;
         if (p.error !== null) {
-          const code = p.error.code;
-          if (code === "NOT_LEADER_OR_FOLLOWER" || code === "LEADER_NOT_AVAILABLE") {
-            if (f.transport.learnRead(p.topic, p.partition, p.error, this.#base)) {
-              moved = true;
-              continue;
-            }
+          if (
+            f.partitionFailed(this.#base, current.s, current.token, p.error, p.topic, p.partition)
+          ) {
+            moved = true;
           }
-          f.host.partitionError(current.s, current.token, p.error);
           continue;
         }
         if (p.bytes.length > 0) records = true;
