@@ -265,7 +265,8 @@ export class Replica {
 
   /**
    * Makes this replica a follower (or observer) of `leaderId` for `epoch`: produce is
-   * refused from now on and `acks=all` waiters fail with NOT_LEADER_OR_FOLLOWER.
+   * refused from now on, `acks=all` waiters fail with NOT_LEADER_OR_FOLLOWER, and waiting
+   * fetches read again at once (a consumer's then gets NOT_LEADER_OR_FOLLOWER).
    *
    * @param epoch the partition's leader epoch
    * @param leaderId the leader's broker id (-1: none)
@@ -279,6 +280,10 @@ export class Replica {
     this.#followers = new Map();
     this.#observers = new Map();
     this.#isr = [];
+    // Fetches waiting here read again at once: a consumer's learns that the leadership moved
+    // (NOT_LEADER_OR_FOLLOWER, with the new leader) now, not at its maxWaitMs.
+    this.waiters.wakeAll();
+    this.replicaWaiters.wakeAll();
     this.#commitWaiters.failAll(
       new RillError(
         "NOT_LEADER_OR_FOLLOWER",

@@ -242,7 +242,9 @@ export class LogWriter {
    * A leader append that finds the writer idle (nothing queued or being written), no new
    * leader epoch to checkpoint and no fsync per write: what {@linkcode #writeGroup} does for
    * a group of one, without the queue entry, the drain loop's and the group's async frames,
-   * arrays and promise executor (a single-record produce comes through here).
+   * arrays and promise executor (a single-record produce comes through here). Written
+   * synchronously (a small write), it returns the result itself, with no promise; a
+   * duplicate of an idempotent batch likewise.
    */
   #appendAlone(
     bytes: Uint8Array,

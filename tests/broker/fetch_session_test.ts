@@ -451,3 +451,26 @@ Deno.test("a fetch at the log end gets the append that woke it as written, not t
     answer.release();
   }
 });
+
+Deno.test("a consumer's long poll on a leader that becomes a follower ends at once with NOT_LEADER_OR_FOLLOWER", async () => {
+  await using dir = await tempDir();
+  await using broker = await openBroker(dir.path);
+  await broker.createTopic({ name: "t", partitions: 2 });
+  const partitions = [0, 1].map((p) => ({ topic: "t", partition: p, offset: 0, maxBytes: MiB }));
+  const replica = await broker.replica("t", 1);
+  let settled = false;
+  const pending = broker.fetchMany({ partitions, maxWaitMs: 60_000, minBytes: 1 }).finally(() =>
+    settled = true
+  );
+  await new Promise((r) => setTimeout(r, 0));
+  assert.equal(replica.waiters.size, 1, "the fetch waits on the partition");
+  assert.equal(settled, false);
+  // Leadership moves to broker 2 (as the controller's new partition state makes it).
+  replica.becomeFollower(replica.leaderEpoch + 1, 2);
+  assert.equal(replica.waiters.size, 0, "the wait ended with the leadership, not at maxWaitMs");
+  const answer = await pending;
+  const got = byPartition(answer);
+  assert.equal(got.get("t-1")!.error?.code, "NOT_LEADER_OR_FOLLOWER");
+  assert.equal(got.get("t-0")!.error, null);
+  answer.release();
+});
