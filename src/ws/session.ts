@@ -613,8 +613,11 @@ export class WsSession {
         broker: this.#broker,
         closed: () => this.#closed,
         waitForDrain: () => this.waitForDrain(),
-        push: (parts, payload, bytes) => {
-          this.#send({ op: "records", id, session: null, partitions: parts }, payload);
+        push: (partitions, bytes) => {
+          if (this.#closed || this.#socket.readyState !== WebSocket.OPEN) return;
+          const payload: Uint8Array[] = [];
+          const json = recordsAnswerJson(id, { session: null, partitions }, payload);
+          this.#sendFrame(encodeJsonFrame(json, payload, lendScratch));
           this.#installed.quotas.chargeFetched(principal.name, bytes);
         },
       },

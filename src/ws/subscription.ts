@@ -13,7 +13,7 @@
  * @module
  */
 import type { Broker } from "../broker/broker.ts";
-import type { FetchPartitionRequest } from "../broker/fetch_session.ts";
+import type { FetchPartitionRequest, PartitionFetchResult } from "../broker/fetch_session.ts";
 
 /** How long one wait of a subscription's long poll lasts before it is renewed. */
 const SUBSCRIPTION_WAIT_MS = 30_000;
@@ -29,11 +29,10 @@ export interface SubscriptionHost {
   /**
    * Sends a `records` frame.
    *
-   * @param parts the partition entries of its header
-   * @param payload their bytes, back to back
+   * @param parts the partitions it names: those with records, and those that failed
    * @param bytes how many bytes of records it carries (for the fetch quota)
    */
-  push(parts: Record<string, unknown>[], payload: Uint8Array[], bytes: number): void;
+  push(parts: PartitionFetchResult[], bytes: number): void;
 }
 
 /** One subscription: see the module comment. */
@@ -97,6 +96,50 @@ export class Subscription {
   }
 
   /**
+   * Moves each partition the answer names past what it read, drops those that failed, and
+   * returns the partitions to push: those with records and those that failed. The
+   * subscription's partitions keep their order; partitions the answer did not name stay as
+   * they were, and a partition named twice counts once.
+   */
+  #advance(answered: readonly PartitionFetchResult[]): PartitionFetchResult[] {
+    const asked = this.#partitions;
+    const parts: PartitionFetchResult[] = [];
+    let next: (FetchPartitionRequest | null)[] | null = null;
+    let byKey: Map<string, number> | null = null;
+    const seen = new Uint8Array(asked.length);
+    for (const p of answered) {
+      let i = -1;
+      if (asked.length <= 16) {
+        for (let j = 0; j < asked.length; j++) {
+          if (asked[j].partition === p.partition && asked[j].topic === p.topic) {
+            i = j;
+            break;
+          }
+        }
+      } else {
+        byKey ??= new Map(asked.map((r, j) => [`${r.partition}:${r.topic}`, j]));
+        i = byKey.get(`${p.partition}:${p.topic}`) ?? -1;
+      }
+      if (i < 0 || seen[i] === 1) continue;
+      seen[i] = 1;
+      const request = asked[i];
+      if (p.error !== null) {
+        (next ??= asked.slice())[i] = null;
+        parts.push(p);
+        continue;
+      }
+      if (p.nextOffset > request.offset) {
+        (next ??= asked.slice())[i] = { ...request, offset: p.nextOffset };
+      }
+      if (p.bytes.byteLength > 0) parts.push(p);
+    }
+    if (next !== null) {
+      this.#partitions = next.filter((r): r is FetchPartitionRequest => r !== null);
+    }
+    return parts;
+  }
+
+  /**
    * Pushes records until the subscription ends, the connection closes or no partition is left.
    *
    * @throws {RillError} an error of the whole read (the caller answers it)
@@ -119,38 +162,10 @@ export class Subscription {
       });
       try {
         if (this.#over()) return;
-        const next: FetchPartitionRequest[] = [];
-        const parts: Record<string, unknown>[] = [];
-        const payload: Uint8Array[] = [];
-        const asked = new Map(this.#partitions.map((p) => [`${p.partition}:${p.topic}`, p]));
-        for (const p of result.partitions) {
-          const request = asked.get(`${p.partition}:${p.topic}`);
-          if (request === undefined) continue;
-          asked.delete(`${p.partition}:${p.topic}`);
-          if (p.error !== null) {
-            parts.push({ topic: p.topic, partition: p.partition, error: p.error.toJSON().error });
-            continue;
-          }
-          next.push(
-            p.nextOffset > request.offset ? { ...request, offset: p.nextOffset } : request,
-          );
-          if (p.bytes.byteLength === 0) continue;
-          payload.push(p.bytes);
-          parts.push({
-            topic: p.topic,
-            partition: p.partition,
-            nextOffset: p.nextOffset,
-            highWatermark: p.highWatermark,
-            logStartOffset: p.logStartOffset,
-            bytes: p.bytes.byteLength,
-          });
-        }
-        // Partitions the answer did not name stay as they were.
-        for (const request of asked.values()) next.push(request);
-        this.#partitions = next;
+        const parts = this.#advance(result.partitions);
         if (parts.length > 0) {
           this.#credit--;
-          this.#host.push(parts, payload, result.totalBytes);
+          this.#host.push(parts, result.totalBytes);
         }
       } finally {
         result.release();

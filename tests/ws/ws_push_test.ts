@@ -158,3 +158,44 @@ Deno.test("ws push: a partition's error is pushed and it leaves; bad or unauthor
     reader.close();
   }
 });
+
+Deno.test("ws push: a subscription of many partitions pushes each partition's records once, in order", async () => {
+  await using s = await serveBroker();
+  await s.topic("many", 20);
+  const producer = new Rill({ brokers: [s.url] }).producer({ acks: 1, idempotent: false });
+  const conn = await WsConnection.open(s.url);
+  const box = inbox();
+  await conn.subscribe({
+    partitions: Array.from({ length: 20 }, (_, p) => ({ topic: "many", partition: p, offset: 0 })),
+    credit: 100,
+  }, box.push);
+  try {
+    const sent = new Map<number, string[]>();
+    for (const round of [0, 1, 2]) {
+      for (const p of [0, 7, 19]) {
+        const value = `p${p}-${round}`;
+        await producer.send({ topic: "many", messages: [{ value, partition: p }] });
+        sent.set(p, [...(sent.get(p) ?? []), value]);
+        const pushed = () =>
+          [0, 7, 19].reduce(
+            (n, q) => n + box.got.reduce((m, a) => m + values(a, "many", q).length, 0),
+            0,
+          );
+        const expected = [...sent.values()].reduce((n, v) => n + v.length, 0);
+        while (pushed() < expected) await box.next(box.got.length + 1);
+      }
+    }
+    for (const p of [0, 7, 19]) {
+      assert.deepEqual(box.got.flatMap((a) => values(a, "many", p)), sent.get(p));
+    }
+    for (const a of box.got) {
+      assert.ok(
+        a.partitions.every((p) => [0, 7, 19].includes(p.partition)),
+        "only partitions with records",
+      );
+    }
+  } finally {
+    conn.close();
+    await producer.disconnect();
+  }
+});
