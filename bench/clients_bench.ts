@@ -73,76 +73,27 @@ import { median, pairedRatio, type Reporter } from "./_report.ts";
 import { type BrokerProcess, startBroker } from "../tests/_helpers/broker_process.ts";
 import { commitBench } from "./_commit_bench.ts";
 import { startFloorServer } from "./_http_floor.ts";
+import {
+  type Floor,
+  fmt,
+  HTTP_ONLY,
+  loadText,
+  type Measured,
+  measured,
+  SECONDS,
+  SUITE,
+} from "./_clients_common.ts";
+import { crowd, crowdFloor } from "./_clients_crowd.ts";
 
-const SUITE = "clients";
-const SECONDS = Math.max(0.5, Number(Deno.env.get("RILL_BENCH_SECONDS") ?? "3") || 3);
 const ROUNDS = 3;
 /** Rounds of the end-to-end phases (`RILL_CLIENTS_E2E_ROUNDS`, default 3). */
 const E2E_ROUNDS = Math.max(1, Number(Deno.env.get("RILL_CLIENTS_E2E_ROUNDS") ?? "3") || 3);
-const WORKER = new URL("./_clients_worker.ts", import.meta.url).pathname;
 const FLOOR = new URL("./_clients_floor_server.ts", import.meta.url).pathname;
 const BROKER_REPO = Deno.env.get("RILL_CLIENTS_BROKER_REPO");
-const HTTP_ONLY = Deno.env.get("RILL_CLIENTS_HTTP_ONLY") === "1";
 const PROF_DIR = Deno.env.get("RILL_CLIENTS_BROKER_PROF");
 const PARTS = new Set(
   (Deno.env.get("RILL_CLIENTS_PARTS") ?? "seq,many,e2e,commits,crowd").split(","),
 );
-
-interface WorkerResult {
-  records: number;
-  errors: number;
-  seconds: number;
-  rate: number;
-  p50: number;
-  p99: number;
-  /** the worker's CPU over its timed phase (from the end of its warm-up) */
-  cpuMs: number;
-  /** the server's, likewise (given its `serverPid`) */
-  serverCpuMs?: number;
-}
-
-/** A phase's result with the server's CPU over it. */
-interface Measured extends WorkerResult {
-  /** server CPU µs per record */
-  serverUs: number;
-  /** client CPU µs per record */
-  clientUs: number;
-}
-
-function procCpuMs(pid: number): number {
-  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(fields[11]) + Number(fields[12])) * 10;
-}
-
-function procMemMiB(pid: number, field: "VmRSS" | "VmHWM"): number {
-  const status = Deno.readTextFileSync(`/proc/${pid}/status`);
-  const kb = Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status)?.[1] ?? NaN);
-  return kb / 1024;
-}
-
-async function worker(settings: Record<string, unknown>): Promise<WorkerResult> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", WORKER, JSON.stringify(settings)],
-    stdout: "piped",
-    stderr: "inherit",
-  }).output();
-  const text = new TextDecoder().decode(out.stdout).trim().split("\n").pop() ?? "";
-  if (!out.success) throw new Error(`worker ${JSON.stringify(settings)} failed: ${text}`);
-  return JSON.parse(text);
-}
-
-async function measured(pid: number, settings: Record<string, unknown>): Promise<Measured> {
-  const c0 = procCpuMs(pid);
-  const r = await worker({ ...settings, serverPid: pid });
-  // From the end of the worker's warm-up where it has one (its CPU is not the workload's).
-  const serverMs = r.serverCpuMs ?? procCpuMs(pid) - c0;
-  return {
-    ...r,
-    serverUs: serverMs * 1000 / Math.max(1, r.records),
-    clientUs: r.cpuMs * 1000 / Math.max(1, r.records),
-  };
-}
 
 async function startFloor(): Promise<{ url: string; pid: number } & AsyncDisposable> {
   const child = new Deno.Command(Deno.execPath(), {
@@ -214,8 +165,6 @@ function againstAppendFloor(
     baseline: `${transport === "HTTP" ? "" : "WS "}append floor server CPU per ${unit}`,
   });
 }
-const fmt = (n: number) => (n >= 100 ? Math.round(n).toString() : n.toPrecision(3));
-
 /**
  * Runs the suite.
  *
@@ -252,8 +201,6 @@ export async function run(report: Reporter): Promise<void> {
 }
 
 type Topic = (partitions: number) => Promise<string>;
-type Floor = { url: string; pid: number };
-
 async function sequential(
   report: Reporter,
   broker: BrokerProcess,
@@ -662,189 +609,5 @@ async function endToEndHttp(
     baseline: "HTTP e2e floor p50",
     target: "p50 <= 0.5 ms, p99 <= 3 ms",
     met: median(p50s(http)) <= 0.5 && median(p99s(http)) <= 3,
-  });
-}
-
-/** RSS and GET latency of a server, sampled every 100 ms while `work` runs. */
-async function sampled<T>(
-  pid: number,
-  getUrl: string,
-  work: () => Promise<T>,
-): Promise<{ result: T; samples: { at: number; ms: number }[]; maxRss: number; cpuMs: number }> {
-  const samples: { at: number; ms: number }[] = [];
-  let sampling = true;
-  let maxRss = 0;
-  const t0 = performance.now();
-  const sampler = (async () => {
-    while (sampling) {
-      const t = performance.now();
-      try {
-        const res = await fetch(getUrl);
-        await res.body?.cancel();
-        samples.push({ at: t - t0, ms: performance.now() - t });
-      } catch {
-        samples.push({ at: t - t0, ms: Infinity });
-      }
-      maxRss = Math.max(maxRss, procMemMiB(pid, "VmRSS"));
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  })();
-  const c0 = procCpuMs(pid);
-  const result = await work();
-  const cpuMs = procCpuMs(pid) - c0;
-  sampling = false;
-  await sampler;
-  return { result, samples, maxRss, cpuMs };
-}
-
-const CROWD = {
-  processes: 5,
-  perProcess: 1000,
-  consumersPer: 180,
-  rampMs: 8000,
-  seconds: Math.max(10, SECONDS * 3),
-};
-
-/**
- * The latencies sampled, sorted: `steady` from 2 s after the ramp until the clients stop
- * (all connected; the workers stop their clients at ramp + seconds after they start, which
- * is later than that by their start-up), `closing` after it (every client disconnecting at
- * once), and all of them.
- */
-function crowdLatencies(samples: { at: number; ms: number }[]) {
-  const stop = CROWD.rampMs + CROWD.seconds * 1000;
-  const sorted = (xs: { ms: number }[]) => xs.map((x) => x.ms).sort((a, b) => a - b);
-  return {
-    steady: sorted(samples.filter((x) => x.at >= CROWD.rampMs + 2000 && x.at < stop)),
-    closing: sorted(samples.filter((x) => x.at >= stop)),
-    all: sorted(samples),
-  };
-}
-
-/** The median, p99 and worst of sorted latencies, and the load average, as a unit text. */
-function latencyText(sorted: number[]): string {
-  return `p50 ${fmt(sorted[sorted.length >> 1] ?? NaN)} ms, p99 ${
-    fmt(sorted[Math.floor(sorted.length * 0.99)] ?? NaN)
-  } ms, ${sorted.length} samples`;
-}
-
-const loadText = () => `load average ${Deno.loadavg().map((x) => x.toFixed(1)).join(" ")}`;
-
-async function crowd(report: Reporter, broker: BrokerProcess, topic: string): Promise<number> {
-  const { processes, perProcess, consumersPer, rampMs, seconds } = CROWD;
-  const rss0 = procMemMiB(broker.pid, "VmRSS");
-  // /healthz and RSS every 100 ms: while clients connect, and once all are connected.
-  const { result: results, samples, maxRss, cpuMs } = await sampled(
-    broker.pid,
-    `${broker.url}/healthz`,
-    () =>
-      Promise.all(
-        Array.from({ length: processes }, () =>
-          worker({
-            mode: "crowd",
-            url: broker.url,
-            topic,
-            transport: HTTP_ONLY ? "http" : "ws",
-            clients: perProcess,
-            consumers: consumersPer,
-            intervalMs: 1000,
-            rampMs,
-            seconds,
-            partitions: 8,
-          })),
-      ),
-  );
-  const sends = results.reduce((n, r) => n + (r as unknown as { sends: number }).sends, 0);
-  const errors = results.reduce((n, r) => n + r.errors, 0);
-  const delivered = results.reduce((n, r) => n + r.records, 0);
-  const hwm = procMemMiB(broker.pid, "VmHWM");
-  const { steady, closing, all } = crowdLatencies(samples);
-  const total = processes * perProcess;
-  report({
-    suite: SUITE,
-    name: `${total} connected clients (${processes * consumersPer} mod.ts consumers (${
-      HTTP_ONLY ? "long polls" : "push subscriptions"
-    }), the rest ${HTTP_ONLY ? "HTTP" : "WS"} producers at 1 record/s): broker RSS`,
-    value: maxRss,
-    unit: `MiB (before ${fmt(rss0)} MiB, VmHWM ${fmt(hwm)} MiB), ${
-      fmt(sends / (seconds + rampMs / 2000))
-    } sends/s, ${
-      fmt(delivered / (seconds + rampMs / 2000))
-    } deliveries/s, ${errors} errors, broker ${
-      fmt(cpuMs * 1000 / Math.max(1, sends))
-    } µs/send, the client processes ${
-      fmt(results.reduce((n, r) => n + r.cpuMs, 0) * 1000 / Math.max(1, sends))
-    } µs/send, ${loadText()}`,
-    target: "<= 500 MiB",
-    met: maxRss <= 500,
-  });
-  const worst = steady[steady.length - 1];
-  report({
-    suite: SUITE,
-    name: `${total} connected clients: /healthz worst latency once all connected`,
-    value: worst,
-    unit: `ms (${latencyText(steady)}; while ${total} connected over ${rampMs / 1000} s: worst ${
-      fmt(all[all.length - 1])
-    } ms; while all disconnect: worst ${
-      fmt(closing[closing.length - 1] ?? NaN)
-    } ms; ${loadText()})`,
-    target: "<= 50 ms",
-    met: worst <= 50,
-  });
-  return total;
-}
-
-/**
- * The floor of the crowd: a bare Deno WebSocket server holding as many connections, spread
- * over as many partitions, doing the same fan-out (each producer's send appended in memory and
- * acknowledged, each consumer long-polling its partition and answered every record from its
- * offset, one answer built per offset), sampled alike.
- */
-async function crowdFloor(report: Reporter, floor: Floor, total: number): Promise<void> {
-  const { processes, perProcess, consumersPer, rampMs, seconds } = CROWD;
-  const rss0 = procMemMiB(floor.pid, "VmRSS");
-  const { result: results, samples, maxRss, cpuMs } = await sampled(
-    floor.pid,
-    `${floor.url}/healthz`,
-    () =>
-      Promise.all(
-        Array.from({ length: processes }, () =>
-          worker({
-            mode: "crowd-floor",
-            url: floor.url,
-            clients: perProcess,
-            consumers: consumersPer,
-            intervalMs: 1000,
-            rampMs,
-            seconds,
-            partitions: 8,
-          })),
-      ),
-  );
-  const sends = results.reduce((n, r) => n + (r as unknown as { sends: number }).sends, 0);
-  const delivered = results.reduce((n, r) => n + r.records, 0);
-  const { steady, closing, all } = crowdLatencies(samples);
-  report({
-    suite: SUITE,
-    name: `${total} connected clients, WS fan-out floor (the same connections and partitions, ` +
-      `consumers long-polling each send over bare WebSockets): RSS`,
-    value: maxRss,
-    unit:
-      `MiB (before ${fmt(rss0)} MiB), ${fmt(sends / (seconds + rampMs / 2000))} sends/s, ${
-        fmt(delivered / (seconds + rampMs / 2000))
-      } deliveries/s, server ${fmt(cpuMs * 1000 / Math.max(1, sends))} µs/send, the client ` +
-      `processes ${
-        fmt(results.reduce((n, r) => n + r.cpuMs, 0) * 1000 / Math.max(1, sends))
-      } µs/send, ${loadText()}`,
-  });
-  report({
-    suite: SUITE,
-    name: `${total} connected clients, WS fan-out floor: GET worst latency once all connected`,
-    value: steady[steady.length - 1],
-    unit: `ms (${latencyText(steady)}; while connecting: worst ${
-      fmt(all[all.length - 1])
-    } ms; while all disconnect: worst ${
-      fmt(closing[closing.length - 1] ?? NaN)
-    } ms; ${loadText()})`,
   });
 }

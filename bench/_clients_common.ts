@@ -1,0 +1,80 @@
+/**
+ * What the parts of the clients bench (clients_bench.ts, _clients_crowd.ts) share: the suite's
+ * settings, the worker processes (_clients_worker.ts) and the /proc figures of a process.
+ *
+ * @module
+ */
+export const SUITE = "clients";
+export const SECONDS = Math.max(0.5, Number(Deno.env.get("RILL_BENCH_SECONDS") ?? "3") || 3);
+const WORKER = new URL("./_clients_worker.ts", import.meta.url).pathname;
+export const HTTP_ONLY = Deno.env.get("RILL_CLIENTS_HTTP_ONLY") === "1";
+
+/** What a worker process (_clients_worker.ts) prints at its end. */
+export interface WorkerResult {
+  records: number;
+  errors: number;
+  seconds: number;
+  rate: number;
+  p50: number;
+  p99: number;
+  /** the worker's CPU over its timed phase (from the end of its warm-up) */
+  cpuMs: number;
+  /** the server's, likewise (given its `serverPid`) */
+  serverCpuMs?: number;
+}
+
+/** A phase's result with the server's CPU over it. */
+export interface Measured extends WorkerResult {
+  /** server CPU µs per record */
+  serverUs: number;
+  /** client CPU µs per record */
+  clientUs: number;
+}
+
+/** A process's CPU time (user + system) so far, in ms, from /proc. */
+export function procCpuMs(pid: number): number {
+  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
+/** A process's resident memory now (VmRSS) or at its peak (VmHWM), in MiB, from /proc. */
+export function procMemMiB(pid: number, field: "VmRSS" | "VmHWM"): number {
+  const status = Deno.readTextFileSync(`/proc/${pid}/status`);
+  const kb = Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status)?.[1] ?? NaN);
+  return kb / 1024;
+}
+
+/** Runs a worker process with `settings` and returns what it printed. */
+export async function worker(settings: Record<string, unknown>): Promise<WorkerResult> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", WORKER, JSON.stringify(settings)],
+    stdout: "piped",
+    stderr: "inherit",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout).trim().split("\n").pop() ?? "";
+  if (!out.success) throw new Error(`worker ${JSON.stringify(settings)} failed: ${text}`);
+  return JSON.parse(text);
+}
+
+/** Runs a worker against the server `pid` and adds the server's and the worker's CPU per record. */
+export async function measured(pid: number, settings: Record<string, unknown>): Promise<Measured> {
+  const c0 = procCpuMs(pid);
+  const r = await worker({ ...settings, serverPid: pid });
+  // From the end of the worker's warm-up where it has one (its CPU is not the workload's).
+  const serverMs = r.serverCpuMs ?? procCpuMs(pid) - c0;
+  return {
+    ...r,
+    serverUs: serverMs * 1000 / Math.max(1, r.records),
+    clientUs: r.cpuMs * 1000 / Math.max(1, r.records),
+  };
+}
+
+/** A figure with three significant digits (whole from 100). */
+export const fmt = (n: number) => (n >= 100 ? Math.round(n).toString() : n.toPrecision(3));
+
+/** The load average, as a unit text. */
+export const loadText = () => `load average ${Deno.loadavg().map((x) => x.toFixed(1)).join(" ")}`;
+
+/** A floor server: its URL and process id. */
+export type Floor = { url: string; pid: number };
