@@ -179,9 +179,14 @@ export class ProducePath {
   }
 
   /**
-   * {@linkcode #append}, answered at once when the append was written synchronously
-   * (Replica.appendNow); an idempotent batch ahead of its sequence goes to the retries of
-   * {@linkcode #appendInSequence} as a promise.
+   * Appends prepared batches, answered at once when written synchronously (Replica.appendNow),
+   * else as a promise. An idempotent batch goes through its producer's sequence checks: one
+   * that arrived ahead of its predecessor (its sequence past the expected one, same epoch) is
+   * held until another batch of its producer lands on the partition, or at most
+   * {@linkcode SEQUENCE_HOLD_MS}, and then checked again (see sequence_holds.ts,
+   * {@linkcode #retryInSequence}); other appends to the partition go on meanwhile.
+   *
+   * @throws {RillError} what a plain (not idempotent) append finds before writing
    */
   #appendNow(
     leader: Replica,
@@ -189,6 +194,8 @@ export class ProducePath {
     topic: string,
     partition: number,
   ): AppendResult | Promise<AppendResult> {
+    // The header read by the checks (the fields read here are not changed by compression
+    // or the LogAppendTime stamp).
     const header = p.checked.batches.length === 1 ? p.checked.headers[0] : null;
     if (header === null || header.producerId < 0 || header.baseSequence < 0) {
       const result = leader.appendNow(p.body);
@@ -265,21 +272,19 @@ export class ProducePath {
     return { body, checked, logAppendTime };
   }
 
-  /** Appends prepared batches: an idempotent batch through its producer's sequence checks. */
+  /** {@linkcode #appendNow}, always as a promise. */
   #append(
     leader: Replica,
     p: PreparedBatches,
     topic: string,
     partition: number,
   ): Promise<AppendResult> {
-    // The header read by the checks (the fields read here are not changed by compression
-    // or the LogAppendTime stamp).
-    const header = p.checked.batches.length === 1 ? p.checked.headers[0] : null;
-    return this.#c.track(
-      header !== null && header.producerId >= 0 && header.baseSequence >= 0
-        ? this.#appendInSequence(leader, p.body, topic, partition, header)
-        : leader.append(p.body),
-    );
+    try {
+      const result = this.#appendNow(leader, p, topic, partition);
+      return result instanceof Promise ? result : Promise.resolve(result);
+    } catch (e) {
+      return Promise.reject(e);
+    }
   }
 
   /** The answer of an appended produce (counted unless it was a duplicate). */
@@ -299,35 +304,12 @@ export class ProducePath {
     };
   }
 
-  /**
-   * Appends an idempotent batch; one that arrived ahead of its predecessor (its sequence is
-   * past the expected one, same epoch) is held until another batch of its producer lands
-   * on the partition, or at most {@linkcode SEQUENCE_HOLD_MS}, and then checked again
-   * (see sequence_holds.ts). Other appends to the partition go on meanwhile.
-   */
-  #appendInSequence(
-    leader: Replica,
-    body: Uint8Array,
-    topic: string,
-    partition: number,
-    batch: { producerId: number; producerEpoch: number; baseSequence: number },
-  ): Promise<AppendResult> {
-    // The first try without the retry loop's frame (the usual case: in sequence).
-    return leader.append(body).then(
-      (result) => {
-        if (!result.duplicate) this.#landed(topic, partition, batch.producerId);
-        return result;
-      },
-      (e) => this.#retryInSequence(leader, body, topic, partition, batch, e),
-    );
-  }
-
   /** Wakes the batches of a producer held on a partition, if any are held. */
   #landed(topic: string, partition: number, producerId: number): void {
     if (this.#holds.size > 0) this.#holds.appended(SequenceHolds.key(topic, partition, producerId));
   }
 
-  /** {@linkcode #appendInSequence} after a first try failed with `first`. */
+  /** {@linkcode #appendNow}'s sequence checks after a first try failed with `first`. */
   async #retryInSequence(
     leader: Replica,
     body: Uint8Array,
