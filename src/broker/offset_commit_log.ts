@@ -47,6 +47,7 @@ import {
 } from "../coordination/group_classic.ts";
 import { type CommittedOffset, groupOffsetKey } from "../coordination/group_keys.ts";
 import { CommitCoalescer } from "../coordination/offset_commits.ts";
+import { pendingKey } from "../coordination/group_offsets.ts";
 import { type GroupSnapshot, readGroup } from "../coordination/group_store.ts";
 import { crc32c } from "../protocol/crc32c.ts";
 import { RillError } from "../protocol/errors.ts";
@@ -173,10 +174,6 @@ export function decodeCommitEntries(
 function writeAll(file: Deno.FsFile, bytes: Uint8Array): void {
   let done = 0;
   while (done < bytes.length) done += file.writeSync(bytes.subarray(done));
-}
-
-function tpKey(topic: string, partition: number): string {
-  return `${topic}\u0000${partition}`;
 }
 
 /** A caller of {@linkcode OffsetCommitLog.settled}: commits up to `limit` of a group, or all. */
@@ -383,7 +380,7 @@ export class OffsetCommitLog {
     if (!group) this.#pending.set(c.groupId, group = new Map());
     const seq = ++this.#seq;
     for (const o of c.offsets) {
-      const k = tpKey(o.topic, o.partition);
+      const k = pendingKey(o.topic, o.partition);
       if (!group.has(k)) this.#count++;
       group.set(k, {
         topic: o.topic,
@@ -573,7 +570,7 @@ export class OffsetCommitLog {
     const group = this.#pending.get(groupId);
     if (!group) return;
     for (const p of list) {
-      const k = tpKey(p.topic, p.partition);
+      const k = pendingKey(p.topic, p.partition);
       if (group.get(k)?.seq === p.seq) {
         group.delete(k);
         this.#count--;

@@ -86,8 +86,19 @@ export interface GroupOffsetsDeps {
 }
 
 /** Commits answered but not yet in KV (broker/offset_commit_log.ts). */
+/**
+ * The key of a partition in {@linkcode PendingCommits.pendingOf}'s map.
+ *
+ * @param topic the topic
+ * @param partition the partition
+ * @returns `topic + "\u0000" + partition`
+ */
+export function pendingKey(topic: string, partition: number): string {
+  return `${topic}\u0000${partition}`;
+}
+
 export interface PendingCommits {
-  /** a group's pending offsets, by `topic + "\u0000" + partition` */
+  /** a group's pending offsets, by {@linkcode pendingKey} */
   pendingOf(
     groupId: string,
   ): ReadonlyMap<string, TopicPartition & { value: CommittedOffset }> | undefined;
@@ -225,12 +236,12 @@ export class GroupOffsets {
     for await (const e of this.#kv.list<CommittedOffset>({ prefix: groupOffsetsPrefix(groupId) })) {
       const topic = String(e.key[4]);
       const partition = Number(e.key[5]);
-      const newer = pending?.get(tpKey(topic, partition));
+      const newer = pending?.get(pendingKey(topic, partition));
       committed.push({ topic, partition, value: newer?.value ?? e.value });
     }
     if (pending) {
       // Partitions whose first commit is not in KV yet, in KV's order (topic, partition).
-      const listed = new Set(committed.map((c) => tpKey(c.topic, c.partition)));
+      const listed = new Set(committed.map((c) => pendingKey(c.topic, c.partition)));
       for (const [k, p] of pending) {
         if (!listed.has(k)) {
           committed.push({ topic: p.topic, partition: p.partition, value: p.value });

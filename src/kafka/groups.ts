@@ -10,7 +10,7 @@
  */
 import { commitClassicOffsets, readCommittedOffsets } from "../coordination/group_classic.ts";
 import { GroupMembership } from "../coordination/group_membership.ts";
-import { GroupOffsets } from "../coordination/group_offsets.ts";
+import { GroupOffsets, pendingKey } from "../coordination/group_offsets.ts";
 import { RillError } from "../protocol/errors.ts";
 import { allowed, type KafkaContext, type Session } from "./context.ts";
 import { KAFKA_ERROR, kafkaCode, kafkaMessage } from "./errors.ts";
@@ -368,7 +368,7 @@ async function offsetsOfGroup(
   if (pending) {
     const asked = wanted === null
       ? null
-      : new Set(wanted.flatMap((t) => t.partitionIndexes.map((p) => `${t.name}\u0000${p}`)));
+      : new Set(wanted.flatMap((t) => t.partitionIndexes.map((p) => pendingKey(t.name, p))));
     for (const [k, p] of pending) if (asked === null || asked.has(k)) committed.set(k, p.value);
   }
   const list = wanted ?? groupByTopic([...committed.keys()]);

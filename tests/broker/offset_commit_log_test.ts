@@ -208,3 +208,34 @@ Deno.test("pending commits are read at once; deleting a group waits for them, th
   await assert.rejects(offsets.fetch("g"), /GROUP_ID_NOT_FOUND|does not exist/);
   await log.close();
 });
+
+Deno.test("a partition committed in KV and again in a pending commit is read once, at the pending offset", async () => {
+  await using t = await setup();
+  await kafkaGroup(t.kv);
+  const log = t.open();
+  const membership = new GroupMembership({ kv: t.kv, partitionCount: () => Promise.resolve(2) });
+  const offsets = new GroupOffsets({
+    kv: t.kv,
+    pending: log,
+    partitionCount: () => Promise.resolve(2),
+    logStartOffset: () => 0,
+    logEndOffset: () => 100,
+    offsetForTimestamp: () => Promise.resolve(null),
+  }, membership);
+  // Partition 0 was copied at 5 earlier; a newer commit of 8 is answered, not yet copied.
+  await t.kv.set(
+    groupOffsetKey("g", "t", 0),
+    {
+      offset: 5,
+      metadata: "",
+      commitTimestampMs: Date.now(),
+      memberId: "m1",
+      generation: 1,
+    } satisfies CommittedOffset,
+  );
+  assert.ok(log.append(commit(8)));
+  const seen = await offsets.fetch("g");
+  assert.deepEqual(seen.offsets.map((o) => [o.topic, o.partition, o.offset]), [["t", 0, 8]]);
+  await log.settled();
+  await log.close();
+});
