@@ -506,7 +506,7 @@ if (
       conn.close();
     };
   }
-  // Warm up half a second, then count.
+  // Warm up (`warmMs`, default half a second), then count.
   const rate = s.rate ?? 2000;
   const sendFor = async (ms: number) => {
     const start = performance.now();
@@ -528,7 +528,7 @@ if (
     }
     await Promise.all(pending);
   };
-  await sendFor(500);
+  await sendFor(s.warmMs ?? 500);
   counting = true;
   t0 = performance.now();
   await sendFor(s.seconds * 1000);

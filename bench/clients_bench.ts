@@ -26,7 +26,8 @@
  *    below) and the rate ratios are medians of each round's ratio (the machine is shared);
  * 2. 50 producers, each its own client and connection, awaiting single 100 B sends:
  *    records/s total and p99, against 50 concurrent floor callers;
- * 3. end to end at 2,000 records/s: a producer of single records and a mod.ts consumer in one
+ * 3. end to end at 2,000 records/s, after 3 s of the same sending uncounted (every contender
+ *    alike): a producer of single records and a mod.ts consumer in one
  *    process (over HTTP it long-polls; over WebSocket it reads through a push subscription,
  *    src/client/push_loop.ts): p50/p99 from send to delivery; and the same with the records
  *    pushed to a bare push subscription of the WebSocket connection
@@ -108,6 +109,12 @@ const ROUNDS = 3;
 const TURN_MS = 250;
 const SEQ_WARM_MS = 1000;
 const SEQ_WARM_ROUNDS = 8;
+/**
+ * How long each end-to-end phase sends (uncounted) before its timed part: with 0.5 s, the
+ * HTTP e2e p99 was 4.8-10 ms in alternating phases where 3 s gave 2.9-3.9 ms (p50 0.71-0.89
+ * against 0.59-0.69): a fresh process was still warming up.
+ */
+const E2E_WARM_MS = 3000;
 /** Rounds of the end-to-end phases (`RILL_CLIENTS_E2E_ROUNDS`, default 3). */
 const E2E_ROUNDS = Math.max(1, Number(Deno.env.get("RILL_CLIENTS_E2E_ROUNDS") ?? "3") || 3);
 const FLOOR = new URL("./_clients_floor_server.ts", import.meta.url).pathname;
@@ -559,7 +566,7 @@ async function endToEnd(
   for (let round = 0; round < E2E_ROUNDS; round++) {
     const order: WsE2e[] = ["floor", "e2e", "e2e-push"];
     for (const mode of round % 2 === 0 ? order : [...order].reverse()) {
-      const settings = { rate: 2000, seconds: SECONDS };
+      const settings = { rate: 2000, seconds: SECONDS, warmMs: E2E_WARM_MS };
       ws[mode].push(
         mode === "floor"
           ? await measured(floor.pid, { ...settings, mode: "e2e-ws-floor", url: floor.url })
@@ -631,7 +638,7 @@ async function endToEndHttp(
   const e2e: Record<"http" | "floor", Measured[]> = { http: [], floor: [] };
   for (let round = 0; round < E2E_ROUNDS; round++) {
     for (const name of round % 2 === 0 ? ["floor", "http"] as const : ["http", "floor"] as const) {
-      const settings = { rate: 2000, seconds: SECONDS };
+      const settings = { rate: 2000, seconds: SECONDS, warmMs: E2E_WARM_MS };
       e2e[name].push(
         name === "floor"
           ? await measured(floor.pid, { ...settings, mode: "e2e-floor", url: floor.url })
