@@ -1,8 +1,9 @@
 /**
  * Contenders that take turns: worker processes (bench/_clients_worker.ts with `turns`) that
- * start and warm up once, then run their round trips in short turns the bench asks for, one
- * contender after the other, so that every contender meets the shared machine's changing load
- * in many short slices rather than in a few long phases (see clients_bench.ts, workload 1).
+ * start and warm up once, then run their workload in turns the bench asks for, one contender
+ * after the other, so that every contender meets the shared machine's changing load in many
+ * slices rather than in a few long phases of fresh processes (see clients_bench.ts, workloads
+ * 1 and 3).
  *
  * @module
  */
@@ -16,6 +17,9 @@ export interface Turn {
   seconds: number;
   cpuMs: number;
   serverCpuMs: number;
+  /** the turn's latency percentiles, ms */
+  p50: number;
+  p99: number;
 }
 
 /** A worker process that runs its round trips in turns. */

@@ -292,17 +292,13 @@ async function timedLoops(
 const turnTotals = { seconds: 0, cpuMs: 0, serverCpuMs: 0 };
 
 /**
- * `turns`: after the warm-up, the worker prints `{"ready":true}` and then runs its round
- * trips in turns that the bench asks for on stdin, one line each: `run <ms> <counted 0|1>`
- * runs them for `ms` and prints the turn's `{"turn":{records,seconds,cpuMs,serverCpuMs}}`
- * (an uncounted turn's round trips are left out of the totals and percentiles); `end` ends.
- * The bench alternates contenders turn by turn (bench/_clients_turns.ts).
+ * `turns`: after the warm-up, the worker prints `{"ready":true}` and then runs its workload
+ * in turns that the bench asks for on stdin, one line each: `run <ms> <counted 0|1>` runs it
+ * for `ms` (`run`) and prints the turn's `{"turn":{records,seconds,cpuMs,serverCpuMs,p50,p99}}`
+ * (an uncounted turn's records are left out of the totals and percentiles); `end` ends. The
+ * bench alternates contenders turn by turn (bench/_clients_turns.ts).
  */
-async function takeTurns(
-  lanes: number,
-  one: (lane: number) => Promise<unknown>,
-  failures: "count" | "throw",
-): Promise<void> {
+async function takeTurns(run: (ms: number) => Promise<void>): Promise<void> {
   console.log(JSON.stringify({ ready: true }));
   const lines = Deno.stdin.readable.pipeThrough(new TextDecoderStream()).getReader();
   let buffered = "";
@@ -320,13 +316,15 @@ async function takeTurns(
     const c0 = cpuMs();
     const sc0 = s.serverPid === undefined ? 0 : cpuMs(s.serverPid);
     const start = performance.now();
-    end = start + Number(ms);
-    await timedLoops(lanes, one, failures);
+    await run(Number(ms));
+    const mine = latencies.slice(before.latencies).sort((a, b) => a - b);
     const turn = {
       records: records - before.records,
       seconds: (performance.now() - start) / 1000,
       cpuMs: cpuMs() - c0,
       serverCpuMs: s.serverPid === undefined ? 0 : cpuMs(s.serverPid) - sc0,
+      p50: percentile(mine, 0.5),
+      p99: percentile(mine, 0.99),
     };
     if (counted === "1") {
       turnTotals.seconds += turn.seconds;
@@ -347,8 +345,12 @@ if (
 ) {
   const { lanes, one, close, failures } = await roundTripMode();
   await warmUp(lanes, one);
-  if (s.turns) await takeTurns(lanes, one, failures);
-  else {
+  if (s.turns) {
+    await takeTurns((ms) => {
+      end = performance.now() + ms;
+      return timedLoops(lanes, one, failures);
+    });
+  } else {
     t0 = performance.now();
     end = t0 + s.seconds * 1000;
     await timedLoops(lanes, one, failures);
@@ -528,15 +530,23 @@ if (
     }
     await Promise.all(pending);
   };
+  /** Sends for `ms`, counting, and waits (≤ 2 s) until 99% of what was sent was seen. */
+  const countedFor = async (ms: number) => {
+    const seen0 = records;
+    counting = true;
+    await sendFor(ms);
+    const settleUntil = performance.now() + 2000;
+    while (records - seen0 < (ms / 1000 * rate) * 0.99 && performance.now() < settleUntil) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    counting = false;
+  };
   await sendFor(s.warmMs ?? 500);
-  counting = true;
-  t0 = performance.now();
-  await sendFor(s.seconds * 1000);
-  const settleUntil = performance.now() + 2000;
-  while (records < (s.seconds * rate) * 0.99 && performance.now() < settleUntil) {
-    await new Promise((r) => setTimeout(r, 10));
+  if (s.turns) await takeTurns(countedFor);
+  else {
+    t0 = performance.now();
+    await countedFor(s.seconds * 1000);
   }
-  counting = false;
   await stopProducer();
   await stop();
 } else if (s.mode === "crowd") {

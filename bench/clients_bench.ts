@@ -26,17 +26,20 @@
  *    below) and the rate ratios are medians of each round's ratio (the machine is shared);
  * 2. 50 producers, each its own client and connection, awaiting single 100 B sends:
  *    records/s total and p99, against 50 concurrent floor callers;
- * 3. end to end at 2,000 records/s, after 3 s of the same sending uncounted (every contender
- *    alike): a producer of single records and a mod.ts consumer in one
+ * 3. end to end at 2,000 records/s: a producer of single records and a mod.ts consumer in one
  *    process (over HTTP it long-polls; over WebSocket it reads through a push subscription,
  *    src/client/push_loop.ts): p50/p99 from send to delivery; and the same with the records
  *    pushed to a bare push subscription of the WebSocket connection
- *    (`WsConnection.subscribe`). HTTP runs in
- *    interleaved rounds with its floor: bare `fetch` POSTs of one-record batches and bare
- *    long polls against the append floor server with a long poll added
- *    (bench/_http_floor_server.ts); WebSocket (both consumers) likewise with its floor: bare
- *    WebSockets to the same server, each record a message of its own, each appended batch
- *    sent at once to a second socket subscribed to the partition;
+ *    (`WsConnection.subscribe`). HTTP takes turns with its floor: bare `fetch` POSTs of
+ *    one-record batches and bare long polls against the append floor server with a long poll
+ *    added (bench/_http_floor_server.ts); WebSocket (both consumers) likewise with its floor:
+ *    bare WebSockets to the same server, each record a message of its own, each appended batch
+ *    sent at once to a second socket subscribed to the partition. Each contender is one worker
+ *    process that first sends 3 s uncounted (every contender alike: after 0.5 s, in alternating
+ *    phases, the HTTP e2e p99 was 4.8-10 ms where 3 s gave 2.9-3.9), then they take
+ *    `RILL_CLIENTS_E2E_ROUNDS` turns of `RILL_BENCH_SECONDS` each, forward and backward
+ *    alternately; p50/p99 are medians of the turns' (the CPU per record counts the turns only:
+ *    before, a phase's server CPU included its warm-up);
  * 4. broker CPU per single-record produce, from workload 1, against the floor server's CPU
  *    per request;
  * 5. 5,000 clients connected at once (4,100 WebSocket producers sending a 100 B record a
@@ -558,35 +561,36 @@ async function endToEnd(
   await using floor = await startFloorServer(1);
   if (withHttp) await endToEndHttp(report, broker, floor, topic);
   if (HTTP_ONLY) return;
-  // WebSocket against its floor, in interleaved rounds: bare WebSockets to the same append
+  // WebSocket against its floor, taking turns: bare WebSockets to the same append
   // floor server, each record its own message, each appended batch sent at once to a second
   // socket subscribed to the partition (_clients_worker.ts mode e2e-ws-floor).
   type WsE2e = "floor" | "e2e" | "e2e-push";
-  const ws: Record<WsE2e, Measured[]> = { floor: [], e2e: [], "e2e-push": [] };
-  for (let round = 0; round < E2E_ROUNDS; round++) {
-    const order: WsE2e[] = ["floor", "e2e", "e2e-push"];
-    for (const mode of round % 2 === 0 ? order : [...order].reverse()) {
-      const settings = { rate: 2000, seconds: SECONDS, warmMs: E2E_WARM_MS };
-      ws[mode].push(
-        mode === "floor"
-          ? await measured(floor.pid, { ...settings, mode: "e2e-ws-floor", url: floor.url })
-          : await measured(broker.pid, {
-            ...settings,
-            mode,
-            url: b,
-            transport: "ws",
-            topic: await topic(1),
-          }),
-      );
-    }
-    console.error(
-      `${SUITE}: e2e WS round ${round}: ` +
-        (Object.entries(ws) as [WsE2e, Measured[]][]).map(([k, v]) => {
-          const m = v[v.length - 1];
-          return `${k} p50 ${fmt(m.p50)} p99 ${fmt(m.p99)} ms`;
-        }).join("; ") + `; ${loadText()}`,
-    );
+  const settings = { rate: 2000, seconds: SECONDS, warmMs: E2E_WARM_MS };
+  const contenders: [WsE2e, Record<string, unknown>][] = [];
+  for (const mode of ["floor", "e2e", "e2e-push"] as const) {
+    contenders.push([
+      mode,
+      mode === "floor"
+        ? { ...settings, mode: "e2e-ws-floor", url: floor.url, serverPid: floor.pid }
+        : {
+          ...settings,
+          mode,
+          url: b,
+          transport: "ws",
+          topic: await topic(1),
+          serverPid: broker.pid,
+        },
+    ]);
   }
+  const ws = await takeTurns(contenders, E2E_ROUNDS, SECONDS * 1000, 0);
+  console.error(
+    `${SUITE}: e2e WS per round: ` +
+      (Object.entries(ws) as [WsE2e, Measured[]][]).map(([k, v]) =>
+        `${k} p50 ${v.map((m) => fmt(m.p50)).join(" ")} p99 ${
+          v.map((m) => fmt(m.p99)).join(" ")
+        } ms`
+      ).join("; ") + `; ${loadText()}`,
+  );
   report({
     suite: SUITE,
     name: "WS floor (bare WebSockets: a producer's single-record messages appended, each " +
@@ -620,6 +624,57 @@ async function endToEnd(
   }
 }
 
+/**
+ * Contenders taking turns (bench/_clients_turns.ts): each started and warmed up in turn,
+ * then `rounds` rounds of a `turnMs` turn each, forward in even rounds and backward in odd
+ * ones, after `warmRounds` uncounted rounds. Returns each contender's counted turns as
+ * per-round figures: the turn's rate and percentiles, and the CPU per record of the turn.
+ */
+async function takeTurns<K extends string>(
+  contenders: [K, Record<string, unknown>][],
+  rounds: number,
+  turnMs: number,
+  warmRounds: number,
+): Promise<Record<K, Measured[]>> {
+  const workers = new Map<K, TurnWorker>();
+  const out = Object.fromEntries(contenders.map(([n]) => [n, [] as Measured[]])) as Record<
+    K,
+    Measured[]
+  >;
+  try {
+    for (const [name, settings] of contenders) {
+      workers.set(name, await TurnWorker.start(settings));
+    }
+    const order = contenders.map(([n]) => n);
+    const turns = Object.fromEntries(order.map((n) => [n, [] as Turn[]])) as Record<K, Turn[]>;
+    for (let round = -warmRounds; round < rounds; round++) {
+      for (const name of (round & 1) === 0 ? order : [...order].reverse()) {
+        const turn = await workers.get(name)!.turn(turnMs, round >= 0);
+        if (round >= 0) turns[name].push(turn);
+      }
+    }
+    for (const name of order) {
+      const total = await workers.get(name)!.end();
+      workers.delete(name);
+      out[name] = turns[name].map((t) => ({
+        ...total,
+        records: t.records,
+        seconds: t.seconds,
+        rate: t.records / t.seconds,
+        p50: t.p50,
+        p99: t.p99,
+        cpuMs: t.cpuMs,
+        serverCpuMs: t.serverCpuMs,
+        serverUs: t.serverCpuMs * 1000 / Math.max(1, t.records),
+        clientUs: t.cpuMs * 1000 / Math.max(1, t.records),
+      }));
+    }
+  } finally {
+    for (const w of workers.values()) await w.end().catch(() => {});
+  }
+  return out;
+}
+
 const p50s = (xs: Measured[]) => xs.map((x) => x.p50);
 const p99s = (xs: Measured[]) => xs.map((x) => x.p99);
 
@@ -631,27 +686,35 @@ async function endToEndHttp(
 ): Promise<void> {
   const b = broker.url;
   // ---- 3: end to end at 2,000 records/s ------------------------------------------------------
-  // HTTP against its floor, in interleaved rounds (the latency swings with the machine's
+  // HTTP against its floor, taking turns (the latency swings with the machine's
   // load): the append floor server with a long poll (_http_floor_server.ts), bare fetch for
   // the producer's single-record POSTs and the consumer's long polls (_clients_worker.ts
   // mode e2e-floor).
-  const e2e: Record<"http" | "floor", Measured[]> = { http: [], floor: [] };
-  for (let round = 0; round < E2E_ROUNDS; round++) {
-    for (const name of round % 2 === 0 ? ["floor", "http"] as const : ["http", "floor"] as const) {
-      const settings = { rate: 2000, seconds: SECONDS, warmMs: E2E_WARM_MS };
-      e2e[name].push(
-        name === "floor"
-          ? await measured(floor.pid, { ...settings, mode: "e2e-floor", url: floor.url })
-          : await measured(broker.pid, {
-            ...settings,
-            mode: "e2e",
-            url: b,
-            transport: "http",
-            topic: await topic(1),
-          }),
-      );
-    }
-  }
+  const settings = { rate: 2000, seconds: SECONDS, warmMs: E2E_WARM_MS };
+  const e2e = await takeTurns<"http" | "floor">(
+    [
+      ["floor", { ...settings, mode: "e2e-floor", url: floor.url, serverPid: floor.pid }],
+      ["http", {
+        ...settings,
+        mode: "e2e",
+        url: b,
+        transport: "http",
+        topic: await topic(1),
+        serverPid: broker.pid,
+      }],
+    ],
+    E2E_ROUNDS,
+    SECONDS * 1000,
+    0,
+  );
+  console.error(
+    `${SUITE}: e2e HTTP per round: ` +
+      Object.entries(e2e).map(([k, v]) =>
+        `${k} p50 ${v.map((m) => fmt(m.p50)).join(" ")} p99 ${
+          v.map((m) => fmt(m.p99)).join(" ")
+        } ms`
+      ).join("; ") + `; ${loadText()}`,
+  );
   report({
     suite: SUITE,
     name: "HTTP floor (bare fetch, bare Deno.serve long poll and append): producer → " +
