@@ -79,6 +79,8 @@ interface Settings {
   partitions?: number;
   rampMs?: number;
   warmMs?: number;
+  /** run in turns the bench asks for on stdin (see takeTurns) instead of one timed phase */
+  turns?: boolean;
   /** the server's process id: its CPU is read when the timed phase starts and at the end */
   serverPid?: number;
 }
@@ -135,105 +137,94 @@ async function warmUp(lanes: number, one: (lane: number) => Promise<unknown>): P
   if (s.serverPid !== undefined) serverCpu0 = cpuMs(s.serverPid);
 }
 
-if (s.mode === "send") {
-  const value = new Uint8Array(s.size ?? 1024).fill(120);
-  const producers = Array.from(
-    { length: s.producers ?? 1 },
-    () => new Rill({ brokers: [s.url], transport: s.transport }).producer({ acks: 1 }),
-  );
-  // Warm up: connections open, producer ids known, code compiled.
-  await warmUp(
-    producers.length,
-    (i) =>
-      producers[i].send({
-        topic: s.topic!,
-        messages: [{ value, partition: i % (s.partitions ?? 1) }],
-      }),
-  );
-  t0 = performance.now();
-  end = t0 + s.seconds * 1000;
-  await Promise.all(producers.map(async (p, i) => {
-    const partition = i % (s.partitions ?? 1);
-    while (until()) {
-      const t = performance.now();
-      try {
-        await p.send({ topic: s.topic!, messages: [{ value, partition }] });
-        latencies.push(performance.now() - t);
-        records++;
-      } catch {
-        errors++;
-      }
-    }
-  }));
-  await Promise.all(producers.map((p) => p.disconnect()));
-} else if (s.mode === "floor-http-minimal") {
-  const body = new Uint8Array(s.size ?? 1024).fill(120);
-  const headers = { "prefer": "return=minimal" };
-  const one = async () => {
-    const res = await fetch(`${s.url}/p`, { method: "POST", body, headers });
-    if (res.status !== 204) throw new Error(`floor: ${res.status} ${await res.text()}`);
-    if (!(Number(res.headers.get("rill-base-offset")) >= 0)) throw new Error("floor: no offset");
-  };
-  await warmUp(s.producers ?? 1, one);
-  t0 = performance.now();
-  end = t0 + s.seconds * 1000;
-  await Promise.all(Array.from({ length: s.producers ?? 1 }, async () => {
-    while (until()) {
-      const t = performance.now();
-      await one();
-      latencies.push(performance.now() - t);
-      records++;
-    }
-  }));
-} else if (s.mode === "floor-http" || s.mode === "floor-append") {
-  // floor-append: one record of `size` bytes in a RecordBatch, to partition 0 of
-  // bench/_http_floor_server.ts, which checks its CRC and appends it to a PartitionLog.
-  const body = s.mode === "floor-http"
-    ? new Uint8Array(s.size ?? 1024).fill(120)
-    : encodeBatch([{ value: new Uint8Array(s.size ?? 1024).fill(120) }]) as Uint8Array<ArrayBuffer>;
-  const path = s.mode === "floor-http" ? "/p" : "/0";
-  const one = async () => {
-    const res = await fetch(`${s.url}${path}`, { method: "POST", body });
-    if (!res.ok) throw new Error(`floor: ${res.status} ${await res.text()}`);
-    await res.arrayBuffer();
-  };
-  await warmUp(s.producers ?? 1, one);
-  t0 = performance.now();
-  end = t0 + s.seconds * 1000;
-  await Promise.all(Array.from({ length: s.producers ?? 1 }, async () => {
-    while (until()) {
-      const t = performance.now();
-      await one();
-      latencies.push(performance.now() - t);
-      records++;
-    }
-  }));
-} else if (s.mode === "floor-ws") {
-  const message = new Uint8Array(s.size ?? 1024).fill(120);
-  const sockets = await Promise.all(Array.from({ length: s.producers ?? 1 }, async () => {
-    const socket = new WebSocket(`${s.url.replace("http", "ws")}/ws`);
-    socket.binaryType = "arraybuffer";
-    await new Promise((r) => socket.onopen = r);
-    return socket;
-  }));
-  const roundTrip = (socket: WebSocket) =>
-    new Promise<void>((resolve) => {
-      socket.onmessage = () => resolve();
-      socket.send(message);
-    });
-  await warmUp(sockets.length, (i) => roundTrip(sockets[i]));
-  t0 = performance.now();
-  end = t0 + s.seconds * 1000;
-  await Promise.all(sockets.map(async (socket) => {
-    while (until()) {
-      const t = performance.now();
-      await roundTrip(socket);
-      latencies.push(performance.now() - t);
-      records++;
-    }
-  }));
-  for (const socket of sockets) socket.close();
-} else if (s.mode === "floor-ws-append") {
+/** A workload of single round trips (`send` and its floors): its lanes and one round trip. */
+interface RoundTrips {
+  lanes: number;
+  one: (lane: number) => Promise<unknown>;
+  close: () => Promise<void>;
+  /** whether a failed round trip is counted as an error (the producers) or fails the run */
+  failures: "count" | "throw";
+}
+
+/** The lanes and round trip of the mode (`send` and its floors). */
+async function roundTripMode(): Promise<RoundTrips> {
+  const lanes = s.producers ?? 1;
+  if (s.mode === "send") {
+    const value = new Uint8Array(s.size ?? 1024).fill(120);
+    const producers = Array.from(
+      { length: lanes },
+      () => new Rill({ brokers: [s.url], transport: s.transport }).producer({ acks: 1 }),
+    );
+    const sends = producers.map((_, i) => ({
+      topic: s.topic!,
+      messages: [{ value, partition: i % (s.partitions ?? 1) }],
+    }));
+    return {
+      lanes,
+      one: (i) => producers[i].send(sends[i]),
+      close: async () => void await Promise.all(producers.map((p) => p.disconnect())),
+      failures: "count",
+    };
+  }
+  if (s.mode === "floor-http-minimal") {
+    const body = new Uint8Array(s.size ?? 1024).fill(120);
+    const headers = { "prefer": "return=minimal" };
+    return {
+      lanes,
+      one: async () => {
+        const res = await fetch(`${s.url}/p`, { method: "POST", body, headers });
+        if (res.status !== 204) throw new Error(`floor: ${res.status} ${await res.text()}`);
+        if (!(Number(res.headers.get("rill-base-offset")) >= 0)) {
+          throw new Error("floor: no offset");
+        }
+      },
+      close: () => Promise.resolve(),
+      failures: "throw",
+    };
+  }
+  if (s.mode === "floor-http" || s.mode === "floor-append") {
+    // floor-append: one record of `size` bytes in a RecordBatch, to partition 0 of
+    // bench/_http_floor_server.ts, which checks its CRC and appends it to a PartitionLog.
+    const body = s.mode === "floor-http"
+      ? new Uint8Array(s.size ?? 1024).fill(120)
+      : encodeBatch([{ value: new Uint8Array(s.size ?? 1024).fill(120) }]) as Uint8Array<
+        ArrayBuffer
+      >;
+    const path = s.mode === "floor-http" ? "/p" : "/0";
+    return {
+      lanes,
+      one: async () => {
+        const res = await fetch(`${s.url}${path}`, { method: "POST", body });
+        if (!res.ok) throw new Error(`floor: ${res.status} ${await res.text()}`);
+        await res.arrayBuffer();
+      },
+      close: () => Promise.resolve(),
+      failures: "throw",
+    };
+  }
+  if (s.mode === "floor-ws") {
+    const message = new Uint8Array(s.size ?? 1024).fill(120);
+    const sockets = await Promise.all(Array.from({ length: lanes }, async () => {
+      const socket = new WebSocket(`${s.url.replace("http", "ws")}/ws`);
+      socket.binaryType = "arraybuffer";
+      await new Promise((r) => socket.onopen = r);
+      return socket;
+    }));
+    return {
+      lanes,
+      one: (i) =>
+        new Promise<void>((resolve) => {
+          sockets[i].onmessage = () => resolve();
+          sockets[i].send(message);
+        }),
+      close: () => {
+        for (const socket of sockets) socket.close();
+        return Promise.resolve();
+      },
+      failures: "throw",
+    };
+  }
+  // floor-ws-append
   const batch = encodeBatch([{ value: new Uint8Array(s.size ?? 1024).fill(120) }]);
   const messages = Array.from({ length: s.partitions ?? 1 }, (_, p) => {
     const m = new Uint8Array(4 + batch.byteLength);
@@ -243,7 +234,7 @@ if (s.mode === "send") {
   });
   // The client's own socket in Deno (TCP_NODELAY; Deno's WebSocket writes a message over
   // 1 KiB in two writes that wait for a delayed ACK): the same transport as the producers'.
-  const sockets = await Promise.all(Array.from({ length: s.producers ?? 1 }, async () => {
+  const sockets = await Promise.all(Array.from({ length: lanes }, async () => {
     const socket: { ack?: () => void; closed?: string } = {};
     const ws = await TcpWebSocket.open(`${s.url.replace("http", "ws")}/ws`, [], {}, {
       onMessage: () => socket.ack?.(),
@@ -254,27 +245,115 @@ if (s.mode === "send") {
     });
     return { ws, socket };
   }));
-  const roundTrip = ({ ws, socket }: (typeof sockets)[number], message: Uint8Array) =>
-    new Promise<void>((resolve, reject) => {
-      socket.ack = () => socket.closed === undefined ? resolve() : reject(new Error(socket.closed));
-      ws.send(message);
-    });
-  await warmUp(sockets.length, (i) => roundTrip(sockets[i], messages[i % messages.length]));
-  t0 = performance.now();
-  end = t0 + s.seconds * 1000;
-  await Promise.all(sockets.map(async (socket, i) => {
-    const message = messages[i % messages.length];
+  return {
+    lanes,
+    one: (i) => {
+      const { ws, socket } = sockets[i];
+      return new Promise<void>((resolve, reject) => {
+        socket.ack = () =>
+          socket.closed === undefined ? resolve() : reject(new Error(socket.closed));
+        ws.send(messages[i % messages.length]);
+      });
+    },
+    close: () => {
+      for (const { ws, socket } of sockets) {
+        socket.closed = "done";
+        ws.close(1000);
+      }
+      return Promise.resolve();
+    },
+    failures: "throw",
+  };
+}
+
+/** Every lane making round trips until `end`, each timed and counted. */
+async function timedLoops(
+  lanes: number,
+  one: (lane: number) => Promise<unknown>,
+  failures: "count" | "throw",
+): Promise<void> {
+  await Promise.all(Array.from({ length: lanes }, async (_, i) => {
     while (until()) {
       const t = performance.now();
-      await roundTrip(socket, message);
+      try {
+        await one(i);
+      } catch (e) {
+        if (failures === "throw") throw e;
+        errors++;
+        continue;
+      }
       latencies.push(performance.now() - t);
       records++;
     }
   }));
-  for (const { ws, socket } of sockets) {
-    socket.closed = "done";
-    ws.close(1000);
+}
+
+/** `turns`: the CPU and time of the counted turns, summed (printed instead of the phase's). */
+const turnTotals = { seconds: 0, cpuMs: 0, serverCpuMs: 0 };
+
+/**
+ * `turns`: after the warm-up, the worker prints `{"ready":true}` and then runs its round
+ * trips in turns that the bench asks for on stdin, one line each: `run <ms> <counted 0|1>`
+ * runs them for `ms` and prints the turn's `{"turn":{records,seconds,cpuMs,serverCpuMs}}`
+ * (an uncounted turn's round trips are left out of the totals and percentiles); `end` ends.
+ * The bench alternates contenders turn by turn (bench/_clients_turns.ts).
+ */
+async function takeTurns(
+  lanes: number,
+  one: (lane: number) => Promise<unknown>,
+  failures: "count" | "throw",
+): Promise<void> {
+  console.log(JSON.stringify({ ready: true }));
+  const lines = Deno.stdin.readable.pipeThrough(new TextDecoderStream()).getReader();
+  let buffered = "";
+  for (;;) {
+    let nl: number;
+    while ((nl = buffered.indexOf("\n")) < 0) {
+      const { value, done } = await lines.read();
+      if (done) return;
+      buffered += value;
+    }
+    const [command, ms, counted] = buffered.slice(0, nl).trim().split(" ");
+    buffered = buffered.slice(nl + 1);
+    if (command !== "run") return;
+    const before = { records, errors, latencies: latencies.length };
+    const c0 = cpuMs();
+    const sc0 = s.serverPid === undefined ? 0 : cpuMs(s.serverPid);
+    const start = performance.now();
+    end = start + Number(ms);
+    await timedLoops(lanes, one, failures);
+    const turn = {
+      records: records - before.records,
+      seconds: (performance.now() - start) / 1000,
+      cpuMs: cpuMs() - c0,
+      serverCpuMs: s.serverPid === undefined ? 0 : cpuMs(s.serverPid) - sc0,
+    };
+    if (counted === "1") {
+      turnTotals.seconds += turn.seconds;
+      turnTotals.cpuMs += turn.cpuMs;
+      turnTotals.serverCpuMs += turn.serverCpuMs;
+    } else {
+      records = before.records;
+      errors = before.errors;
+      latencies.length = before.latencies;
+    }
+    console.log(JSON.stringify({ turn }));
   }
+}
+
+if (
+  s.mode === "send" || s.mode === "floor-http-minimal" || s.mode === "floor-http" ||
+  s.mode === "floor-append" || s.mode === "floor-ws" || s.mode === "floor-ws-append"
+) {
+  const { lanes, one, close, failures } = await roundTripMode();
+  await warmUp(lanes, one);
+  if (s.turns) await takeTurns(lanes, one, failures);
+  else {
+    t0 = performance.now();
+    end = t0 + s.seconds * 1000;
+    await timedLoops(lanes, one, failures);
+  }
+  await close();
 } else if (
   s.mode === "e2e" || s.mode === "e2e-push" || s.mode === "e2e-floor" ||
   s.mode === "e2e-ws-floor"
@@ -578,7 +657,7 @@ if (s.mode === "send") {
   await Promise.all(tasks);
 }
 
-const seconds = (performance.now() - t0) / 1000;
+const seconds = s.turns ? turnTotals.seconds : (performance.now() - t0) / 1000;
 latencies.sort((a, b) => a - b);
 console.log(JSON.stringify({
   records,
@@ -587,8 +666,12 @@ console.log(JSON.stringify({
   rate: records / seconds,
   p50: percentile(latencies, 0.5),
   p99: percentile(latencies, 0.99),
-  cpuMs: cpuMs() - cpu0,
-  serverCpuMs: s.serverPid === undefined ? undefined : cpuMs(s.serverPid) - serverCpu0,
+  cpuMs: s.turns ? turnTotals.cpuMs : cpuMs() - cpu0,
+  serverCpuMs: s.serverPid === undefined
+    ? undefined
+    : s.turns
+    ? turnTotals.serverCpuMs
+    : cpuMs(s.serverPid) - serverCpu0,
   sends: latencies.length,
   ackP50: acks.length > 0 ? acks.sort((a, b) => a - b)[acks.length >> 1] : undefined,
 }));

@@ -22,8 +22,8 @@
  * broker CPU are measured apart (from /proc, 10 ms ticks):
  *
  * 1. one producer awaiting each single-record 1 KiB send (acks=1): records/s, p50/p99,
- *    broker CPU per record; the HTTP floors, HTTP, WS and the WS floor run in interleaved
- *    rounds and the ratios are medians of each round's ratio (the machine is shared);
+ *    broker CPU per record; the HTTP floors, HTTP, WS and the WS floors take turns (see
+ *    below) and the rate ratios are medians of each round's ratio (the machine is shared);
  * 2. 50 producers, each its own client and connection, awaiting single 100 B sends:
  *    records/s total and p99, against 50 concurrent floor callers;
  * 3. end to end at 2,000 records/s: a producer of single records and a mod.ts consumer in one
@@ -49,12 +49,26 @@
  *    holding the same 5,000 connections (the producers' sends echoed, the consumers' connections
  *    idle): its RSS and the latency of a plain GET to it, sampled the same way.
  *
- * Every contender of workloads 1 and 2 (the producers and each of their floors alike) warms up
- * the same way before its timed phase: each producer or socket makes at least 20 round trips
- * and keeps going for 1 s (bench/_clients_worker.ts, `warmUp`), so that the code on its path
- * is compiled by the optimizing JIT in the client process and the server first (the broker's
- * path is far longer than a floor's and was still being compiled after 20 round trips). The
- * CPU per record of the client and of the server counts from the end of the warm-up.
+ * Workload 1 takes turns: every contender (each producer and each floor) is one worker
+ * process (bench/_clients_turns.ts), started and warmed up once (1 s, at least 20 round
+ * trips), then they run their round trips in turns of 250 ms, one contender after the other,
+ * a producer beside its floor (HTTP floor, HTTP, WS, WS echo floor), forward in even rounds and
+ * backward in odd ones: 8 uncounted rounds first (the rest of the warm-up), then as many
+ * counted rounds as fill 3 × `RILL_BENCH_SECONDS` per contender (24 at 2 s). Each round's
+ * rate ratio pairs turns a quarter of a second apart; the CPU per record sums every counted
+ * turn. Why: measured in 3 phases of 2 s, each a fresh process after 1 s of warm-up, every
+ * contender (floors alike) ran ~35-45% below its steady rate (the bare fetch floor did
+ * 5-7k requests/s in the phases, ~10k once a process had made round trips for ~4 s, with its
+ * client CPU per request falling from ~120 to ~70 µs), so the ratios compared contenders at
+ * different points of their warm-up; and a phase of 2 s met the shared machine's load
+ * swings whole (one floor phase did 3.6k against 6.2k in the next round), so per-round
+ * ratios swung ±0.1 and more.
+ *
+ * Every contender of workload 2 (the producers and each of their floors alike) warms up the
+ * same way before its timed phase: each producer or socket makes at least 20 round trips and
+ * keeps going for 1 s (bench/_clients_worker.ts, `warmUp`), so that the code on its path is
+ * compiled by the optimizing JIT in the client process and the server first. The CPU per
+ * record of the client and of the server counts from the end of the warm-up.
  *
  * `RILL_BENCH_SECONDS` (default 3) sets the length of each timed phase.
  * `RILL_CLIENTS_PARTS` (default all: `seq,many,e2e,commits,crowd`) runs only the workloads named
@@ -84,8 +98,16 @@ import {
   SUITE,
 } from "./_clients_common.ts";
 import { crowd, crowdFloor } from "./_clients_crowd.ts";
+import { type Turn, TurnWorker } from "./_clients_turns.ts";
 
 const ROUNDS = 3;
+/**
+ * Workload 1: the length of each contender's turn, the warm-up of each worker before its
+ * first turn, and the uncounted rounds of turns after it (the rest of the warm-up).
+ */
+const TURN_MS = 250;
+const SEQ_WARM_MS = 1000;
+const SEQ_WARM_ROUNDS = 8;
 /** Rounds of the end-to-end phases (`RILL_CLIENTS_E2E_ROUNDS`, default 3). */
 const E2E_ROUNDS = Math.max(1, Number(Deno.env.get("RILL_CLIENTS_E2E_ROUNDS") ?? "3") || 3);
 const FLOOR = new URL("./_clients_floor_server.ts", import.meta.url).pathname;
@@ -229,47 +251,84 @@ async function sequential(
     floorWs: [],
     floorWsAppend: [],
   };
-  for (let round = 0; round < ROUNDS; round++) {
-    const order: Seq[] = HTTP_ONLY
-      ? ["floorHttp", "floorMinimal", "floorAppend", "http"]
-      : ["floorHttp", "floorMinimal", "floorAppend", "http", "ws", "floorWs", "floorWsAppend"];
-    for (const name of round % 2 === 0 ? order : [...order].reverse()) {
-      const settings = { seconds: SECONDS, size: 1024, producers: 1 };
-      seq[name].push(
-        name === "floorHttp"
-          ? await measured(floor.pid, { ...settings, mode: "floor-http", url: floor.url })
-          : name === "floorMinimal"
-          ? await measured(floor.pid, { ...settings, mode: "floor-http-minimal", url: floor.url })
-          : name === "floorAppend"
-          ? await measured(appendFloor.pid, {
-            ...settings,
-            mode: "floor-append",
-            url: appendFloor.url,
-          })
-          : name === "floorWs"
-          ? await measured(floor.pid, { ...settings, mode: "floor-ws", url: floor.url })
-          : name === "floorWsAppend"
-          ? await measured(appendFloor.pid, {
-            ...settings,
-            mode: "floor-ws-append",
-            url: appendFloor.url,
-          })
-          : await measured(broker.pid, {
-            ...settings,
-            mode: "send",
-            url: b,
-            transport: name,
-            topic: await topic(1),
-          }),
+  // Each contender starts and warms up once (one after the other, so that no warm-up meets
+  // another contender's load), then they take turns of TURN_MS, each pair of contenders
+  // compared side by side (the floor beside its producer), forward in even rounds and
+  // backward in odd ones, after SEQ_WARM_ROUNDS uncounted rounds.
+  const order: Seq[] = HTTP_ONLY
+    ? ["floorMinimal", "floorAppend", "floorHttp", "http"]
+    : ["floorMinimal", "floorAppend", "floorHttp", "http", "ws", "floorWs", "floorWsAppend"];
+  const pids: Record<Seq, number> = {
+    floorHttp: floor.pid,
+    floorMinimal: floor.pid,
+    floorAppend: appendFloor.pid,
+    http: broker.pid,
+    ws: broker.pid,
+    floorWs: floor.pid,
+    floorWsAppend: appendFloor.pid,
+  };
+  const workers = new Map<Seq, TurnWorker>();
+  try {
+    for (const name of order) {
+      const settings = { seconds: SECONDS, size: 1024, producers: 1, warmMs: SEQ_WARM_MS };
+      workers.set(
+        name,
+        await TurnWorker.start(
+          name === "floorHttp"
+            ? { ...settings, mode: "floor-http", url: floor.url, serverPid: floor.pid }
+            : name === "floorMinimal"
+            ? { ...settings, mode: "floor-http-minimal", url: floor.url, serverPid: floor.pid }
+            : name === "floorAppend"
+            ? { ...settings, mode: "floor-append", url: appendFloor.url, serverPid: pids[name] }
+            : name === "floorWs"
+            ? { ...settings, mode: "floor-ws", url: floor.url, serverPid: floor.pid }
+            : name === "floorWsAppend"
+            ? { ...settings, mode: "floor-ws-append", url: appendFloor.url, serverPid: pids[name] }
+            : {
+              ...settings,
+              mode: "send",
+              url: b,
+              transport: name,
+              topic: await topic(1),
+              serverPid: broker.pid,
+            },
+        ),
       );
     }
+    const turns = Object.fromEntries(order.map((n) => [n, [] as Turn[]])) as Record<Seq, Turn[]>;
+    const rounds = Math.max(4, Math.round(ROUNDS * SECONDS * 1000 / TURN_MS));
+    for (let round = -SEQ_WARM_ROUNDS; round < rounds; round++) {
+      for (const name of (round & 1) === 0 ? order : [...order].reverse()) {
+        const turn = await workers.get(name)!.turn(TURN_MS, round >= 0);
+        if (round >= 0) turns[name].push(turn);
+      }
+    }
+    for (const name of order) {
+      const total = await workers.get(name)!.end();
+      workers.delete(name);
+      // Per round: the turn's rate; the percentiles and CPU per record over all counted turns.
+      const serverUs = (total.serverCpuMs ?? 0) * 1000 / Math.max(1, total.records);
+      const clientUs = total.cpuMs * 1000 / Math.max(1, total.records);
+      seq[name] = turns[name].map((t) => ({
+        ...total,
+        rate: t.records / t.seconds,
+        serverUs,
+        clientUs,
+      }));
+    }
+    const shown = (xs: number[]) => xs.map((x) => x.toFixed(2)).join(" ");
     console.error(
-      `${SUITE}: round ${round}: ` +
-        Object.entries(seq).filter(([, v]) => v.length > 0).map(([k, v]) => {
-          const m = v[v.length - 1];
-          return `${k} ${fmt(m.rate)}/s p50 ${fmt(m.p50)} ms server ${fmt(m.serverUs)} µs`;
-        }).join("; "),
+      `${SUITE}: ${rounds} rounds of ${TURN_MS} ms turns; per-round HTTP ÷ HTTP floor: ${
+        shown(seq.http.map((m, i) => m.rate / seq.floorHttp[i].rate))
+      }` + (HTTP_ONLY
+        ? ""
+        : `; WS ÷ WS echo floor: ${
+          shown(seq.ws.map((m, i) => m.rate / seq.floorWs[i].rate))
+        }`) +
+        `; ${loadText()}`,
     );
+  } finally {
+    for (const w of workers.values()) await w.end().catch(() => {});
   }
   const httpRatio = pairedRatio(rate(seq.http), rate(seq.floorHttp));
   const wsRatio = pairedRatio(rate(seq.ws), rate(seq.floorWs));

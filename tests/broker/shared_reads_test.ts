@@ -187,3 +187,38 @@ Deno.test("the tail stays in memory while consumers read between appends, shared
   fromD.release();
   fromE.release();
 });
+
+Deno.test("appends written together while a fetch waits all stay in memory: a read gets every record", async () => {
+  await using dir = await tempDir();
+  await using broker = await openBroker(dir.path);
+  await broker.createTopic({ name: "t", partitions: 1 });
+  const abort = new AbortController();
+  const waiting = broker.fetchMany({
+    partitions: [{ topic: "t", partition: 0, offset: 0, maxBytes: MiB }],
+    maxWaitMs: 60_000,
+    minBytes: 100 * MiB,
+    signal: abort.signal,
+  });
+  // Written one after the other in one turn, answered a turn later (a fetch waits): the
+  // first's answer finds the high watermark past the others already.
+  await Promise.all([produce(broker, ["a0"]), produce(broker, ["b1"]), produce(broker, ["c2"])]);
+  const read = (offset: number) =>
+    broker.fetchMany({
+      partitions: [{ topic: "t", partition: 0, offset, maxBytes: MiB }],
+      maxWaitMs: 0,
+      minBytes: 1,
+    });
+  const from0 = await read(0);
+  const from2 = await read(2);
+  assert.deepEqual(values(from0), ["a0", "b1", "c2"]);
+  assert.deepEqual(values(from2), ["c2"]);
+  assert.equal(
+    from0.partitions[0].bytes.buffer,
+    from2.partitions[0].bytes.buffer,
+    "both read the batches kept in memory, not the log file",
+  );
+  from0.release();
+  from2.release();
+  abort.abort();
+  (await waiting).release();
+});

@@ -1,0 +1,93 @@
+/**
+ * Contenders that take turns: worker processes (bench/_clients_worker.ts with `turns`) that
+ * start and warm up once, then run their round trips in short turns the bench asks for, one
+ * contender after the other, so that every contender meets the shared machine's changing load
+ * in many short slices rather than in a few long phases (see clients_bench.ts, workload 1).
+ *
+ * @module
+ */
+import type { WorkerResult } from "./_clients_common.ts";
+
+const WORKER = new URL("./_clients_worker.ts", import.meta.url).pathname;
+
+/** What one turn measured. */
+export interface Turn {
+  records: number;
+  seconds: number;
+  cpuMs: number;
+  serverCpuMs: number;
+}
+
+/** A worker process that runs its round trips in turns. */
+export class TurnWorker {
+  readonly #child: Deno.ChildProcess;
+  readonly #lines: ReadableStreamDefaultReader<string>;
+  readonly #stdin: WritableStreamDefaultWriter<Uint8Array>;
+  #buffered = "";
+  #last = "";
+
+  private constructor(child: Deno.ChildProcess) {
+    this.#child = child;
+    this.#lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    this.#stdin = child.stdin.getWriter();
+  }
+
+  /**
+   * Starts a worker and waits until it has warmed up.
+   *
+   * @param settings the worker's settings (`turns` is added)
+   * @returns the worker, ready for its first turn
+   */
+  static async start(settings: Record<string, unknown>): Promise<TurnWorker> {
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", WORKER, JSON.stringify({ ...settings, turns: true })],
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "inherit",
+    }).spawn();
+    const w = new TurnWorker(child);
+    const ready = await w.#line();
+    if (!("ready" in ready)) throw new Error(`worker ${JSON.stringify(settings)}: ${w.#last}`);
+    return w;
+  }
+
+  async #line(): Promise<Record<string, unknown>> {
+    let nl: number;
+    while ((nl = this.#buffered.indexOf("\n")) < 0) {
+      const { value, done } = await this.#lines.read();
+      if (done) throw new Error(`a turn worker exited: ${this.#buffered || this.#last}`);
+      this.#buffered += value;
+    }
+    this.#last = this.#buffered.slice(0, nl).trim();
+    this.#buffered = this.#buffered.slice(nl + 1);
+    return JSON.parse(this.#last);
+  }
+
+  /**
+   * Runs one turn.
+   *
+   * @param ms its length
+   * @param counted false for a turn left out of the totals (the first round)
+   * @returns what it measured
+   */
+  async turn(ms: number, counted: boolean): Promise<Turn> {
+    await this.#stdin.write(new TextEncoder().encode(`run ${ms} ${counted ? 1 : 0}\n`));
+    const answer = await this.#line();
+    if (!("turn" in answer)) throw new Error(`a turn worker answered ${this.#last}`);
+    return answer.turn as Turn;
+  }
+
+  /**
+   * Ends the worker.
+   *
+   * @returns its totals over the counted turns (percentiles over all their round trips)
+   */
+  async end(): Promise<WorkerResult> {
+    await this.#stdin.write(new TextEncoder().encode("end\n"));
+    await this.#stdin.close();
+    const result = await this.#line();
+    const status = await this.#child.status;
+    if (!status.success) throw new Error(`a turn worker failed: ${this.#last}`);
+    return result as unknown as WorkerResult;
+  }
+}
