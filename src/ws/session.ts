@@ -20,7 +20,7 @@
  */
 import type { Broker, OffsetSpec } from "../broker/broker.ts";
 import type { FetchPartitionRequest } from "../broker/fetch_session.ts";
-import type { Acks, BatchAppendResult } from "../broker/produce.ts";
+import type { Acks } from "../broker/produce.ts";
 import { validateTopicName } from "../coordination/topics.ts";
 import type { Operation } from "../coordination/acls.ts";
 import { RillError } from "../protocol/errors.ts";
