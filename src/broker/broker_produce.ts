@@ -161,26 +161,49 @@ export class ProducePath {
     body: Uint8Array,
     acks: Acks,
   ): Promise<BatchAppendResult | null> {
-    // The common case of a single-record produce (acks=1 to a cached topic's partition led
-    // here) without an async frame: the same checks in the same order, and one continuation.
+    try {
+      const answer = this.produceBatchesNow(topic, partition, body, acks);
+      return answer instanceof Promise ? answer : Promise.resolve(answer);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  /**
+   * {@linkcode produceBatches}, answered at once when it could be: the common case of a
+   * single-record produce (acks=1 to a cached topic's partition led here, written
+   * synchronously: Replica.appendNow) returns its answer with no promise or continuation;
+   * any other returns the promise `produceBatches` would.
+   *
+   * @param topic the topic
+   * @param partition the partition
+   * @param body one or more concatenated batches (offsets are written into it in place)
+   * @param acks 0, 1 or -1 (all)
+   * @returns the offsets assigned (null for acks=0), or a promise of them
+   * @throws {RillError} as {@linkcode produceBatches} rejects, for what the common case
+   *   finds before writing
+   */
+  produceBatchesNow(
+    topic: string,
+    partition: number,
+    body: Uint8Array,
+    acks: Acks,
+  ): BatchAppendResult | null | Promise<BatchAppendResult | null> {
+    // The same checks as #produceBatches in the same order, without its async frame.
     const state = acks === 1 ? this.#c.lookup.cached(topic) : undefined;
     const leader = state !== undefined && partition < state.meta.partitions.length
       ? this.#leaderHere(state, partition, acks)
       : null;
     if (leader === null) return this.#produceBatches(topic, partition, body, acks);
-    try {
-      this.#checkAccepting();
-      this.#c.checkDisk();
-      const p = this.#prepare(state!, topic, body);
-      // Written synchronously (the log's writer idle, a small append): answered with no
-      // continuation between the append and the answer.
-      const appended = this.#appendNow(leader, p, topic, partition);
-      return appended instanceof Promise
-        ? appended.then((result) => this.#answer(p, topic, partition, result))
-        : Promise.resolve(this.#answer(p, topic, partition, appended));
-    } catch (e) {
-      return Promise.reject(e);
-    }
+    this.#checkAccepting();
+    this.#c.checkDisk();
+    const p = this.#prepare(state!, topic, body);
+    // Written synchronously (the log's writer idle, a small append): answered with no
+    // continuation between the append and the answer.
+    const appended = this.#appendNow(leader, p, topic, partition);
+    return appended instanceof Promise
+      ? appended.then((result) => this.#answer(p, topic, partition, result))
+      : this.#answer(p, topic, partition, appended);
   }
 
   /**

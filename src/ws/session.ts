@@ -20,7 +20,7 @@
  */
 import type { Broker, OffsetSpec } from "../broker/broker.ts";
 import type { FetchPartitionRequest } from "../broker/fetch_session.ts";
-import type { Acks } from "../broker/produce.ts";
+import type { Acks, BatchAppendResult } from "../broker/produce.ts";
 import { validateTopicName } from "../coordination/topics.ts";
 import type { Operation } from "../coordination/acls.ts";
 import { RillError } from "../protocol/errors.ts";
@@ -393,18 +393,18 @@ export class WsSession {
       );
     }
     this.#inFlightBytes += size;
-    this.#broker.produceBatches(topic, partition, payload, acks).then(
-      (result) => {
-        this.#inFlightBytes -= size;
-        release();
-        if (done === null) {
-          this.#sendBytes(encodeProducedFrame(id, result, lendScratch));
-          this.#meter?.answered("produce", start, null, acks);
-        } else {
-          this.#sendText(producedAnswer(id, result));
-          done(null);
-        }
-      },
+    let answer: BatchAppendResult | null | Promise<BatchAppendResult | null>;
+    try {
+      // A single-record produce written synchronously is answered here, with no promise.
+      answer = this.#broker.produceBatchesNow(topic, partition, payload, acks);
+    } catch (e) {
+      answer = Promise.reject(e);
+    }
+    if (!(answer instanceof Promise)) {
+      return this.#produced(id, size, release, start, acks, done, answer);
+    }
+    answer.then(
+      (result) => this.#produced(id, size, release, start, acks, done, result),
       (e) => {
         this.#inFlightBytes -= size;
         release();
@@ -413,6 +413,27 @@ export class WsSession {
         else done(err);
       },
     );
+  }
+
+  /** Answers a produce that succeeded (see {@linkcode #produceChecked}). */
+  #produced(
+    id: number,
+    size: number,
+    release: () => void,
+    start: number,
+    acks: Acks,
+    done: Done | null,
+    result: BatchAppendResult | null,
+  ): void {
+    this.#inFlightBytes -= size;
+    release();
+    if (done === null) {
+      this.#sendBytes(encodeProducedFrame(id, result, lendScratch));
+      this.#meter?.answered("produce", start, null, acks);
+    } else {
+      this.#sendText(producedAnswer(id, result));
+      done(null);
+    }
   }
 
   /**
