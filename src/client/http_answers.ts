@@ -26,6 +26,63 @@ export function minimalAnswer(res: Response, partition: number, base: string): u
 }
 
 /**
+ * The answer of a raw-batch produce whose status is 2xx: the offsets of a minimal answer
+ * (`204`, see {@linkcode minimalAnswer}), null for acks=0, else the JSON body.
+ *
+ * @param res the response, status 2xx
+ * @param partition the partition produced to
+ * @param acks the request's acks
+ * @returns the answer, or a promise of it when a body is to be read
+ * @throws {RillError} as {@linkcode readJson}
+ */
+export function produceAnswer(
+  res: Response,
+  partition: number,
+  acks: string,
+): unknown | Promise<unknown> {
+  if (res.status === 204 || acks === "0") {
+    const base = res.headers.get("Rill-Base-Offset");
+    if (base !== null && acks !== "0") return minimalAnswer(res, partition, base);
+    return (res.body?.cancel() ?? Promise.resolve()).then(() => null);
+  }
+  return readJson(res);
+}
+
+/**
+ * The error of a request whose fetch failed: REQUEST_TIMED_OUT when the request timeout's
+ * signal aborted it, else BROKER_NOT_AVAILABLE (a network failure). Both are retriable.
+ *
+ * @param e what the fetch threw
+ * @param base the broker's base URL
+ * @param method the request's method
+ * @param url the request's URL
+ * @param timedOut whether the request timeout aborted it
+ * @param allowanceMs the time it was given (the request timeout, plus a long poll's wait)
+ * @returns the error
+ */
+export function unreachedError(
+  e: unknown,
+  base: string,
+  method: string | undefined,
+  url: string,
+  timedOut: boolean,
+  allowanceMs: number,
+): RillError {
+  if (timedOut) {
+    return new RillError(
+      "REQUEST_TIMED_OUT",
+      `Broker ${base} did not answer ${method} ${
+        url.slice(base.length).split("?")[0]
+      } within ${allowanceMs} ms (requestTimeoutMs)`,
+    );
+  }
+  return new RillError(
+    "BROKER_NOT_AVAILABLE",
+    `Cannot reach broker ${base}: ${e instanceof Error ? e.message.split("\n")[0] : e}`,
+  );
+}
+
+/**
  * Reads a JSON response body.
  *
  * @param res the response

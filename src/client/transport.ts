@@ -8,11 +8,18 @@
  * @module
  */
 import { RillError } from "../protocol/errors.ts";
-import { errorOf, minimalAnswer, readJson } from "./http_answers.ts";
+import { errorOf, produceAnswer, readJson, unreachedError } from "./http_answers.ts";
 import { resolveRetry, type RetryOptions, withRetry } from "./retry.ts";
 import { LeaderRoutes } from "./leader_routes.ts";
+import { authorizationOf } from "./authorization.ts";
 import { HttpTimeouts } from "./request_deadlines.ts";
 import { brokerOffset } from "./offsets.ts";
+import {
+  type HttpProduceContext,
+  postProduce,
+  producePath,
+  type ProduceRoute,
+} from "./http_produce.ts";
 import {
   WsConnection,
   type WsFetchAnswer,
@@ -28,6 +35,7 @@ import {
   type TransportOptions,
 } from "./transport_options.ts";
 
+export { authorizationOf } from "./authorization.ts";
 export {
   BATCH_MEDIA_TYPE,
   DEFAULT_REQUEST_TIMEOUT_MS,
@@ -76,12 +84,14 @@ export class Transport {
   /** topics percent-encoded */
   readonly #encodedTopics = new Map<string, string>();
   /** per topic, per partition, the route key of its produce requests */
-  readonly #produceRoutes = new Map<string, { key: string; read: boolean }[]>();
+  readonly #produceRoutes = new Map<string, ProduceRoute[]>();
   /** brokers that refused a WebSocket (auto mode), and until when HTTP is used for them */
   readonly #httpUntil = new Map<string, number>();
   #streamUsers = 0;
   readonly #requestTimeoutMs: number;
   readonly #timeouts: HttpTimeouts;
+  /** what a produce POSTed directly needs (http_produce.ts) */
+  readonly #httpProduce: HttpProduceContext;
   /** The complete retry policy. */
   readonly retry: Required<RetryOptions>;
 
@@ -148,6 +158,13 @@ export class Transport {
     }
     this.#requestTimeoutMs = timeout;
     this.#timeouts = new HttpTimeouts(timeout);
+    this.#httpProduce = {
+      fetch: this.#fetch,
+      timeouts: this.#timeouts,
+      headers: this.#produceHeaders,
+      requestTimeoutMs: timeout,
+      unreached: (base) => this.#next(base),
+    };
   }
 
   /**
@@ -231,9 +248,25 @@ export class Transport {
     body: Uint8Array,
     target: DirectProduce,
   ): boolean {
-    if (this.#streamMode === "http") return false;
-    const routed = this.#routes.base(this.#produceRoute(topic, partition));
+    const route = this.#produceRoute(topic, partition);
+    const routed = this.#routes.base(route);
     const base = routed ?? this.broker;
+    if (this.#streamMode === "http") {
+      target.base = base;
+      target.routed = routed;
+      const path = producePath(route, partition, acks);
+      postProduce(
+        this.#httpProduce,
+        base,
+        path,
+        routed !== undefined,
+        partition,
+        acks,
+        body,
+        target,
+      );
+      return true;
+    }
     const conn = this.#open.get(base);
     if (conn === undefined) return false;
     target.base = base;
@@ -266,16 +299,21 @@ export class Transport {
 
   /**
    * The route key of a partition's produce (remembered per topic and partition: one send of
-   * one record built a string and an object for it).
+   * one record built a string and an object for it), with the path and query of its HTTP
+   * request by acks.
    */
-  #produceRoute(topic: string, partition: number): { key: string; read: boolean } {
+  #produceRoute(topic: string, partition: number): ProduceRoute {
     let routes = this.#produceRoutes.get(topic);
     if (routes === undefined) {
       if (this.#produceRoutes.size >= 1024) this.#produceRoutes.clear();
       routes = [];
       this.#produceRoutes.set(topic, routes);
     }
-    return routes[partition] ??= { key: `${this.#encoded(topic)}/${partition}`, read: false };
+    return routes[partition] ??= {
+      key: `${this.#encoded(topic)}/${partition}`,
+      read: false,
+      paths: new Map(),
+    };
   }
 
   /** The topic percent-encoded for a path (remembered: producers name few topics). */
@@ -324,14 +362,8 @@ export class Transport {
           headers: this.#produceHeaders,
           body: body as Uint8Array<ArrayBuffer>,
         }, routed !== undefined);
-        if (res.status === 204 || acks === "0") {
-          // A minimal answer (see the Prefer header above): the offsets in headers.
-          const base = res.headers.get("Rill-Base-Offset");
-          if (base !== null && acks !== "0") return minimalAnswer(res, partition, base);
-          await res.body?.cancel();
-          return null;
-        }
-        return await readJson(res);
+        // A minimal answer (see the Prefer header above): the offsets in headers.
+        return await produceAnswer(res, partition, acks);
       } catch (e) {
         if (!(e instanceof RillError) || hop >= 2) throw e;
         if (e.code === "BROKER_NOT_AVAILABLE" && routed !== undefined) {
@@ -685,17 +717,13 @@ export class Transport {
       if (caller?.aborted) throw e;
       // A network failure, or no answer: try the next bootstrap broker next time.
       if (!routed) this.#next(base);
-      if (timeout.aborted) {
-        throw new RillError(
-          "REQUEST_TIMED_OUT",
-          `Broker ${base} did not answer ${init.method} ${
-            url.slice(base.length).split("?")[0]
-          } within ${this.#requestTimeoutMs + waitMs} ms (requestTimeoutMs)`,
-        );
-      }
-      throw new RillError(
-        "BROKER_NOT_AVAILABLE",
-        `Cannot reach broker ${base}: ${e instanceof Error ? e.message.split("\n")[0] : e}`,
+      throw unreachedError(
+        e,
+        base,
+        init.method,
+        url,
+        timeout.aborted,
+        this.#requestTimeoutMs + waitMs,
       );
     } finally {
       timeouts.end(id);
@@ -729,29 +757,6 @@ export class Transport {
       return await readJson(res) as T;
     }, this.retry);
   }
-}
-
-/**
- * The `Authorization` header value of client credentials.
- *
- * @param auth a bearer token, or key id and secret for HTTP Basic
- * @returns the header value
- * @throws {TypeError} on an empty token or a key id holding ":"
- * @example
- * ```ts
- * authorizationOf("rk_0123456789abcdef.s3cr3t"); // "Bearer rk_0123456789abcdef.s3cr3t"
- * ```
- */
-export function authorizationOf(auth: string | { keyId: string; secret: string }): string {
-  if (typeof auth === "string") {
-    if (auth.trim() === "") throw new TypeError("auth must be a non-empty API key");
-    return `Bearer ${auth.trim()}`;
-  }
-  if (!auth.keyId || auth.keyId.includes(":") || !auth.secret) {
-    throw new TypeError("auth needs a keyId without ':' and a secret");
-  }
-  const bytes = new TextEncoder().encode(`${auth.keyId}:${auth.secret}`);
-  return `Basic ${btoa(String.fromCharCode(...bytes))}`;
 }
 
 /** The `maxWaitMs` of a long poll's query or JSON body (0 for other requests). */
