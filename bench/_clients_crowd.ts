@@ -19,13 +19,31 @@ import {
   worker,
 } from "./_clients_common.ts";
 
+/**
+ * One GET sampled: when (ms from the start) and how long it took, and the server's main thread
+ * (where its event loop runs) as `/proc/<pid>/schedstat` had it just after: ns on a CPU, ns
+ * runnable but waiting for one.
+ */
+interface Sample {
+  at: number;
+  ms: number;
+  runNs: number;
+  waitNs: number;
+}
+
+/** The server's main thread's time on a CPU and waiting for one, in ns, from /proc. */
+function schedstat(pid: number): { runNs: number; waitNs: number } {
+  const [run, wait] = Deno.readTextFileSync(`/proc/${pid}/schedstat`).split(" ");
+  return { runNs: Number(run), waitNs: Number(wait) };
+}
+
 /** RSS and GET latency of a server, sampled every 100 ms while `work` runs. */
 async function sampled<T>(
   pid: number,
   getUrl: string,
   work: () => Promise<T>,
-): Promise<{ result: T; samples: { at: number; ms: number }[]; maxRss: number; cpuMs: number }> {
-  const samples: { at: number; ms: number }[] = [];
+): Promise<{ result: T; samples: Sample[]; maxRss: number; cpuMs: number }> {
+  const samples: Sample[] = [];
   let sampling = true;
   let maxRss = 0;
   const t0 = performance.now();
@@ -35,9 +53,9 @@ async function sampled<T>(
       try {
         const res = await fetch(getUrl);
         await res.body?.cancel();
-        samples.push({ at: t - t0, ms: performance.now() - t });
+        samples.push({ at: t - t0, ms: performance.now() - t, ...schedstat(pid) });
       } catch {
-        samples.push({ at: t - t0, ms: Infinity });
+        samples.push({ at: t - t0, ms: Infinity, ...schedstat(pid) });
       }
       maxRss = Math.max(maxRss, procMemMiB(pid, "VmRSS"));
       await new Promise((r) => setTimeout(r, 100));
@@ -65,14 +83,33 @@ const CROWD = {
  * is later than that by their start-up), `closing` after it (every client disconnecting at
  * once), and all of them.
  */
-function crowdLatencies(samples: { at: number; ms: number }[]) {
+function crowdLatencies(samples: Sample[]) {
   const stop = CROWD.rampMs + CROWD.seconds * 1000;
   const sorted = (xs: { ms: number }[]) => xs.map((x) => x.ms).sort((a, b) => a - b);
+  const steady = samples.filter((x) => x.at >= CROWD.rampMs + 2000 && x.at < stop);
   return {
-    steady: sorted(samples.filter((x) => x.at >= CROWD.rampMs + 2000 && x.at < stop)),
+    steady: sorted(steady),
     closing: sorted(samples.filter((x) => x.at >= stop)),
     all: sorted(samples),
+    thread: threadText(steady),
   };
+}
+
+/**
+ * How the server's main thread spent the steady window: on a CPU, waiting for one (runnable,
+ * the machine busy elsewhere), and the rest (idle, or blocked). A GET waits behind the first
+ * two; the second is the machine's share, not the server's work (2 cores, the client
+ * processes and whatever else runs on the machine).
+ */
+function threadText(steady: Sample[]): string {
+  if (steady.length < 2) return "main thread: too few samples";
+  const first = steady[0];
+  const last = steady[steady.length - 1];
+  const wallNs = (last.at - first.at) * 1e6;
+  const pct = (ns: number) => `${Math.round((100 * ns) / wallNs)}%`;
+  return `main thread on a CPU ${pct(last.runNs - first.runNs)}, waiting for one ${
+    pct(last.waitNs - first.waitNs)
+  } of the time`;
 }
 
 /** The median, p99 and worst of sorted latencies, and the load average, as a unit text. */
@@ -114,7 +151,7 @@ export async function crowd(
   const errors = results.reduce((n, r) => n + r.errors, 0);
   const delivered = results.reduce((n, r) => n + r.records, 0);
   const hwm = procMemMiB(broker.pid, "VmHWM");
-  const { steady, closing, all } = crowdLatencies(samples);
+  const { steady, closing, all, thread } = crowdLatencies(samples);
   const total = processes * perProcess;
   report({
     suite: SUITE,
@@ -139,9 +176,9 @@ export async function crowd(
     suite: SUITE,
     name: `${total} connected clients: /healthz worst latency once all connected`,
     value: worst,
-    unit: `ms (${latencyText(steady)}; while ${total} connected over ${rampMs / 1000} s: worst ${
-      fmt(all[all.length - 1])
-    } ms; while all disconnect: worst ${
+    unit: `ms (${latencyText(steady)}; broker ${thread}; while ${total} connected over ${
+      rampMs / 1000
+    } s: worst ${fmt(all[all.length - 1])} ms; while all disconnect: worst ${
       fmt(closing[closing.length - 1] ?? NaN)
     } ms; ${loadText()})`,
     target: "<= 50 ms",
@@ -179,7 +216,7 @@ export async function crowdFloor(report: Reporter, floor: Floor, total: number):
   );
   const sends = results.reduce((n, r) => n + (r as unknown as { sends: number }).sends, 0);
   const delivered = results.reduce((n, r) => n + r.records, 0);
-  const { steady, closing, all } = crowdLatencies(samples);
+  const { steady, closing, all, thread } = crowdLatencies(samples);
   report({
     suite: SUITE,
     name: `${total} connected clients, WS fan-out floor (the same connections and partitions, ` +
@@ -197,7 +234,7 @@ export async function crowdFloor(report: Reporter, floor: Floor, total: number):
     suite: SUITE,
     name: `${total} connected clients, WS fan-out floor: GET worst latency once all connected`,
     value: steady[steady.length - 1],
-    unit: `ms (${latencyText(steady)}; while connecting: worst ${
+    unit: `ms (${latencyText(steady)}; floor server ${thread}; while connecting: worst ${
       fmt(all[all.length - 1])
     } ms; while all disconnect: worst ${
       fmt(closing[closing.length - 1] ?? NaN)

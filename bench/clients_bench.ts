@@ -47,7 +47,9 @@
  *    in 5 processes, connecting over 8 s: broker RSS and
  *    `/healthz` latency sampled every 100 ms, the latter judged once all are connected (from
  *    2 s after the ramp until the clients stop), with its worst while they connect and while
- *    they all disconnect at once reported beside it.
+ *    they all disconnect at once reported beside it, and how the broker's main thread (its
+ *    event loop) spent that time from `/proc/<pid>/schedstat`: on a CPU, and runnable but
+ *    waiting for one (the machine's share, not the broker's work).
  *
  * 6. the floor of 5: a bare `Deno.serve` WebSocket echo (bench/_clients_floor_server.ts)
  *    holding the same 5,000 connections (the producers' sends echoed, the consumers' connections

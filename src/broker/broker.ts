@@ -564,6 +564,16 @@ export class Broker {
     return this.#produce.produceBatches(topic, partition, body, acks);
   }
 
+  /** {@linkcode produceBatches}, answered at once when it could be (ProducePath.produceBatchesNow). */
+  produceBatchesNow(
+    topic: string,
+    partition: number,
+    body: Uint8Array,
+    acks: Acks,
+  ): BatchAppendResult | null | Promise<BatchAppendResult | null> {
+    return this.#produce.produceBatchesNow(topic, partition, body, acks);
+  }
+
   // ---- fetch ------------------------------------------------------------------------------
 
   /** Fetches committed batches, long-polling (see {@linkcode FetchPath.fetch}). */

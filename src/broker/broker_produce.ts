@@ -19,7 +19,7 @@ import {
   SEQUENCE_HOLD_MS,
   SequenceHolds,
 } from "./sequence_holds.ts";
-import type { AppendResult } from "../storage/partition_log.ts";
+import type { AppendResult, BatchPosition } from "../storage/mod.ts";
 import { checkBatchKeys, checkRecordKeys } from "./compaction_checks.ts";
 import {
   type Acks,
@@ -44,6 +44,11 @@ interface PreparedBatches {
   checked: ProducedBatches;
   /** the LogAppendTime stamped, or -1 */
   logAppendTime: number;
+  /**
+   * the framing of `body`'s batches as the checks read it, for the log's append (so that it
+   * does not walk them again); undefined when the body was recompressed or stamped
+   */
+  framed: BatchPosition[] | undefined;
 }
 
 /** What {@linkcode ProducePath} needs from its broker. */
@@ -156,26 +161,49 @@ export class ProducePath {
     body: Uint8Array,
     acks: Acks,
   ): Promise<BatchAppendResult | null> {
-    // The common case of a single-record produce (acks=1 to a cached topic's partition led
-    // here) without an async frame: the same checks in the same order, and one continuation.
+    try {
+      const answer = this.produceBatchesNow(topic, partition, body, acks);
+      return answer instanceof Promise ? answer : Promise.resolve(answer);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  /**
+   * {@linkcode produceBatches}, answered at once when it could be: the common case of a
+   * single-record produce (acks=1 to a cached topic's partition led here, written
+   * synchronously: Replica.appendNow) returns its answer with no promise or continuation;
+   * any other returns the promise `produceBatches` would.
+   *
+   * @param topic the topic
+   * @param partition the partition
+   * @param body one or more concatenated batches (offsets are written into it in place)
+   * @param acks 0, 1 or -1 (all)
+   * @returns the offsets assigned (null for acks=0), or a promise of them
+   * @throws {RillError} as {@linkcode produceBatches} rejects, for what the common case
+   *   finds before writing
+   */
+  produceBatchesNow(
+    topic: string,
+    partition: number,
+    body: Uint8Array,
+    acks: Acks,
+  ): BatchAppendResult | null | Promise<BatchAppendResult | null> {
+    // The same checks as #produceBatches in the same order, without its async frame.
     const state = acks === 1 ? this.#c.lookup.cached(topic) : undefined;
     const leader = state !== undefined && partition < state.meta.partitions.length
       ? this.#leaderHere(state, partition, acks)
       : null;
     if (leader === null) return this.#produceBatches(topic, partition, body, acks);
-    try {
-      this.#checkAccepting();
-      this.#c.checkDisk();
-      const p = this.#prepare(state!, topic, body);
-      // Written synchronously (the log's writer idle, a small append): answered with no
-      // continuation between the append and the answer.
-      const appended = this.#appendNow(leader, p, topic, partition);
-      return appended instanceof Promise
-        ? appended.then((result) => this.#answer(p, topic, partition, result))
-        : Promise.resolve(this.#answer(p, topic, partition, appended));
-    } catch (e) {
-      return Promise.reject(e);
-    }
+    this.#checkAccepting();
+    this.#c.checkDisk();
+    const p = this.#prepare(state!, topic, body);
+    // Written synchronously (the log's writer idle, a small append): answered with no
+    // continuation between the append and the answer.
+    const appended = this.#appendNow(leader, p, topic, partition);
+    return appended instanceof Promise
+      ? appended.then((result) => this.#answer(p, topic, partition, result))
+      : this.#answer(p, topic, partition, appended);
   }
 
   /**
@@ -198,12 +226,12 @@ export class ProducePath {
     // or the LogAppendTime stamp).
     const header = p.checked.batches.length === 1 ? p.checked.headers[0] : null;
     if (header === null || header.producerId < 0 || header.baseSequence < 0) {
-      const result = leader.appendNow(p.body);
+      const result = leader.appendNow(p.body, p.framed);
       return result instanceof Promise ? this.#c.track(result) : result;
     }
     let result: AppendResult | Promise<AppendResult>;
     try {
-      result = leader.appendNow(p.body);
+      result = leader.appendNow(p.body, p.framed);
     } catch (e) {
       return this.#c.track(this.#retryInSequence(leader, p.body, topic, partition, header, e));
     }
@@ -263,13 +291,15 @@ export class ProducePath {
   #prepare(state: TopicState, topic: string, body: Uint8Array): PreparedBatches {
     const checked = checkProducedBatches(body, state.maxMessageBytes);
     if (state.compacted) checkBatchKeys(topic, checked.plain);
+    const sent = body;
     body = applyTopicCompression(checked, body, state.compression);
     let logAppendTime = -1;
     if (state.logAppendTime) {
       logAppendTime = Date.now();
       for (const b of checked.batches) stampLogAppendTime(b, logAppendTime);
     }
-    return { body, checked, logAppendTime };
+    const framed = body === sent && logAppendTime === -1 ? framingOf(body, checked) : undefined;
+    return { body, checked, logAppendTime, framed };
   }
 
   /** {@linkcode #appendNow}, always as a promise. */
@@ -380,4 +410,25 @@ export class ProducePath {
       throw new RillError("BROKER_NOT_AVAILABLE", `Broker ${this.#c.brokerId} is shutting down`);
     }
   }
+}
+
+/**
+ * The framing of checked batches, from the headers the checks read (what the log's append
+ * would read from the bytes again): `body` must hold exactly `checked.batches`.
+ */
+function framingOf(body: Uint8Array, checked: ProducedBatches): BatchPosition[] {
+  const { batches, headers } = checked;
+  const out = new Array<BatchPosition>(batches.length);
+  for (let i = 0; i < batches.length; i++) {
+    const h = headers[i];
+    out[i] = {
+      position: batches[i].byteOffset - body.byteOffset,
+      size: batches[i].byteLength,
+      baseOffset: h.baseOffset,
+      lastOffset: h.baseOffset + h.lastOffsetDelta,
+      maxTimestamp: h.maxTimestamp,
+      attributes: h.attributes,
+    };
+  }
+  return out;
 }

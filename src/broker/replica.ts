@@ -20,6 +20,7 @@
 import { PartitionLog } from "../storage/mod.ts";
 import type {
   AppendResult,
+  BatchPosition,
   CleanResult,
   LogConfig,
   ReadBuffer,
@@ -570,10 +571,14 @@ export class Replica {
    * advanced already; else the promise `append` would return.
    *
    * @param batches one or more whole, validated batches (mutated: offsets written in place)
+   * @param framed their framing, read by the caller's checks (see AppendOptions.framed)
    * @returns the offsets assigned and the largest timestamp, or a promise of them
    * @throws {RillError} as {@linkcode append} rejects, for what is found before writing
    */
-  appendNow(batches: Uint8Array): AppendResult | Promise<AppendResult> {
+  appendNow(
+    batches: Uint8Array,
+    framed?: BatchPosition[],
+  ): AppendResult | Promise<AppendResult> {
     if (this.#closing) {
       throw new RillError(
         "NOT_LEADER_OR_FOLLOWER",
@@ -584,6 +589,7 @@ export class Replica {
     const result = this.log.appendNow(batches, {
       assignOffsets: true,
       leaderEpoch: this.leaderEpoch,
+      framed,
     });
     if (result instanceof Promise) return result.then((r) => this.#appended(batches, r));
     // Fetches or push subscriptions waiting here are woken a turn later, as after an async

@@ -87,8 +87,9 @@ Options:
                          write finds the disk full (default 8388608; 0 = none)
   --request-body-timeout-ms N  a request body must arrive within N ms of being read,
                          else 408 REQUEST_BODY_TIMEOUT (default 30000)
-  --ws-idle-timeout-ms N  a WebSocket connection silent for N/2 ms is pinged and closed
-                         when no pong comes within another N/2 (default 30000; 0 = never)
+  --ws-idle-timeout-ms N  a WebSocket connection silent for about N/2 ms (17N/32 to
+                         18N/32) is pinged, and closed when no pong comes within another
+                         N/2 (default 30000; 0 = never)
   --kafka-listen HOST:PORT  Kafka wire-protocol listener for Kafka clients (kcat,
                          librdkafka, kafkajs); default the --listen host with port + 1000
                          (127.0.0.1:9092 by default; port 0 when --listen has port 0);

@@ -33,6 +33,12 @@ export interface AppendOptions {
   assignOffsets?: boolean;
   /** the partitionLeaderEpoch to write when assigning offsets; default -1 */
   leaderEpoch?: number;
+  /**
+   * the batches' framing as the caller read it while it checked them (the produce path's
+   * checks read every header already), so that the bytes are not walked again; each entry
+   * is changed in place as the append assigns offsets. Default: read from the bytes.
+   */
+  framed?: BatchPosition[];
 }
 
 interface PendingAppend {
@@ -190,7 +196,7 @@ export class LogWriter {
     options: AppendOptions = {},
   ): AppendResult | Promise<AppendResult> {
     this.#s.checkOpen();
-    const framed = frameBatches(batches);
+    const framed = options.framed ?? frameBatches(batches);
     const assignOffsets = options.assignOffsets ?? true;
     let producer: ProducerBatch | null = null;
     if (assignOffsets) {

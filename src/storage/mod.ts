@@ -12,4 +12,4 @@ export * from "./checkpoint.ts";
 export * from "./file_names.ts";
 export * from "./leader_epoch_cache.ts";
 export * from "./producer_state.ts";
-export type { BatchHeaderFields, ReadBuffer } from "./segment.ts";
+export type { BatchHeaderFields, BatchPosition, ReadBuffer } from "./segment.ts";

@@ -19,7 +19,7 @@ import { ANONYMOUS, type Principal } from "../http/auth.ts";
 import type { InstalledSecurity } from "../http/security.ts";
 import { WsSession } from "./session.ts";
 import { WsMeter } from "./observe.ts";
-import { cancelIdleTimer } from "./deno_socket.ts";
+import { cancelIdleTimer, IdlePings } from "./deno_socket.ts";
 
 /** Per-connection and per-broker limits of the endpoint. */
 export interface WsLimits {
@@ -31,7 +31,8 @@ export interface WsLimits {
   maxConnections: number;
   /**
    * a connection that sends nothing for half of this is pinged, and closed when no pong
-   * comes within the other half (Deno's `idleTimeout`); 0 never; default 30,000
+   * comes within the other half (Deno's `idleTimeout`, swept by deno_socket.ts IdlePings:
+   * pinged after 17/32 to 18/32 of it); 0 never; default 30,000
    */
   idleTimeoutMs: number;
 }
@@ -83,6 +84,8 @@ export function wsEndpoint(
   /** the open connections */
   const sockets = new Set<WebSocket>();
   const meter = new WsMeter(broker.metrics, () => sockets.size);
+  /** the idle timers of the open connections, swept instead of re-armed on every message */
+  const pings = new IdlePings(lim.idleTimeoutMs);
 
   const handler = (req: Request): Promise<Response> | null => {
     if (req.method !== "GET") return null;
@@ -160,8 +163,10 @@ export function wsEndpoint(
     });
     const session = new WsSession(broker, installed, lim, socket, principal, meter);
     sockets.add(socket);
+    pings.watch(socket);
     socket.addEventListener("close", () => {
       sockets.delete(socket);
+      pings.unwatch(socket);
       cancelIdleTimer(socket);
       session.closed();
     });

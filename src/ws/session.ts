@@ -49,6 +49,7 @@ import type { WsMeter, WsRoute } from "./observe.ts";
 import { Subscription } from "./subscription.ts";
 import { recordsAnswerJson } from "./records_answer.ts";
 import { acksOf, intField } from "./frame_fields.ts";
+import { lendScratch, partBuffer, producedAnswer } from "./answer_buffers.ts";
 
 const EMPTY = new Uint8Array(0);
 /** The requests a connection takes (told in the hello answer's `ops`). */
@@ -392,18 +393,18 @@ export class WsSession {
       );
     }
     this.#inFlightBytes += size;
-    this.#broker.produceBatches(topic, partition, payload, acks).then(
-      (result) => {
-        this.#inFlightBytes -= size;
-        release();
-        if (done === null) {
-          this.#sendBytes(encodeProducedFrame(id, result, lendScratch));
-          this.#meter?.answered("produce", start, null, acks);
-        } else {
-          this.#sendText(producedAnswer(id, result));
-          done(null);
-        }
-      },
+    let answer: BatchAppendResult | null | Promise<BatchAppendResult | null>;
+    try {
+      // A single-record produce written synchronously is answered here, with no promise.
+      answer = this.#broker.produceBatchesNow(topic, partition, payload, acks);
+    } catch (e) {
+      answer = Promise.reject(e);
+    }
+    if (!(answer instanceof Promise)) {
+      return this.#produced(id, size, release, start, acks, done, answer);
+    }
+    answer.then(
+      (result) => this.#produced(id, size, release, start, acks, done, result),
       (e) => {
         this.#inFlightBytes -= size;
         release();
@@ -412,6 +413,27 @@ export class WsSession {
         else done(err);
       },
     );
+  }
+
+  /** Answers a produce that succeeded (see {@linkcode #produceChecked}). */
+  #produced(
+    id: number,
+    size: number,
+    release: () => void,
+    start: number,
+    acks: Acks,
+    done: Done | null,
+    result: BatchAppendResult | null,
+  ): void {
+    this.#inFlightBytes -= size;
+    release();
+    if (done === null) {
+      this.#sendBytes(encodeProducedFrame(id, result, lendScratch));
+      this.#meter?.answered("produce", start, null, acks);
+    } else {
+      this.#sendText(producedAnswer(id, result));
+      done(null);
+    }
   }
 
   /**
@@ -724,7 +746,7 @@ export class WsSession {
     // In parts (ws_frames.ts WS_ANSWER_PART_BYTES), each through one reused buffer (send
     // copies it).
     const room = WS_ANSWER_PART_BYTES - 4;
-    const part = partBuffer ??= new Uint8Array(WS_ANSWER_PART_BYTES);
+    const part = partBuffer();
     const view = new DataView(part.buffer);
     for (let pos = 0; pos < frame.byteLength; pos += room) {
       const chunk = frame.subarray(pos, Math.min(frame.byteLength, pos + room));
@@ -757,41 +779,6 @@ export class WsSession {
     this.#send({ op: "error", id, ...err.toJSON() });
     return err;
   }
-}
-
-/**
- * Frames up to this size are encoded into one buffer shared by every connection (below);
- * larger ones get a buffer of their own.
- */
-const SCRATCH_MAX_BYTES = 8 * 1024 * 1024;
-let scratch = new Uint8Array(64 * 1024);
-/** The buffer each part of an answer sent in parts goes through (session.ts `#send`). */
-let partBuffer: Uint8Array<ArrayBuffer> | undefined;
-
-/**
- * The buffer an answer is encoded into before it is sent: Deno's WebSocket copies a message
- * at `send()`, so the same buffer serves every answer. A new buffer per answer was garbage
- * the size of everything sent, freed only at the next collection: with 900 long polls
- * answered, the broker's external memory reached ~200 MiB between collections.
- */
-function lendScratch(size: number): Uint8Array<ArrayBuffer> {
-  if (size > SCRATCH_MAX_BYTES) return new Uint8Array(size);
-  if (scratch.byteLength < size) {
-    let n = scratch.byteLength;
-    while (n < size) n *= 2;
-    scratch = new Uint8Array(n);
-  }
-  return scratch;
-}
-
-/**
- * The header of a `produced` answer, written out: a JSON.stringify of the same object cost
- * ~1 µs of the ~70 µs a one-record produce frame took (profiled).
- */
-function producedAnswer(id: number, r: BatchAppendResult | null): string {
-  return r === null
-    ? `{"op":"produced","id":${id}}`
-    : `{"op":"produced","id":${id},"partition":${r.partition},"baseOffset":${r.baseOffset},"lastOffset":${r.lastOffset},"recordCount":${r.recordCount},"logAppendTime":${r.logAppendTime}}`;
 }
 
 /** Reports a frame's outcome to the meter (null: answered with success). */
