@@ -19,12 +19,7 @@
  *
  * @module
  */
-import {
-  type BrokerRegistration,
-  type BrokerRole,
-  type BrokerStatus,
-  ClusterStore,
-} from "../coordination/cluster.ts";
+import { type BrokerRole, type BrokerStatus, ClusterStore } from "../coordination/cluster.ts";
 import type { TopicConfigs } from "../coordination/topic_configs.ts";
 import { type TopicMetadata, TopicStore } from "../coordination/topics.ts";
 import { LeaseStore } from "../coordination/leases.ts";
@@ -33,7 +28,7 @@ import { GroupLiveness } from "../coordination/group_liveness.ts";
 import { GroupWritesBehind } from "../coordination/group_writes_behind.ts";
 import { PartitionStateStore } from "../coordination/partition_states.ts";
 import { Controller } from "./controller.ts";
-import { resignStaleLeadership } from "./restart_handover.ts";
+import { Membership } from "./membership.ts";
 import { ReplicationManager } from "./replication.ts";
 import { RillError } from "../protocol/errors.ts";
 import { ReadBufferPool } from "./read_buffers.ts";
@@ -122,7 +117,7 @@ export class Broker {
   /** the structured logger */
   readonly logger: Logger;
   readonly #shutdown = new AbortController();
-  #registration: BrokerRegistration | null = null;
+  readonly #membership: Membership;
   /** the topic metadata cache (the controller decides on its snapshot) */
   readonly #metadata: MetadataRefresh;
   readonly #tasks: BackgroundTasks;
@@ -200,7 +195,7 @@ export class Broker {
     this.leaseStore = new LeaseStore(kv, undefined, opts.now);
     this.groupLiveness = new GroupLiveness({
       brokerId: opts.id,
-      incarnation: () => this.#registration?.incarnation ?? null,
+      incarnation: () => this.#membership.registration?.incarnation ?? null,
       registrations: () => this.clusterStore.brokers(),
       brokerSessionTimeoutMs: config.sessionTimeoutMs,
       now: opts.now,
@@ -317,6 +312,24 @@ export class Broker {
         metadata: async () => this.#metadata.snapshot ?? await this.topicStore.snapshot(),
       })
       : null;
+    this.#membership = new Membership({
+      id: opts.id,
+      role: this.role,
+      rack: this.rack,
+      config,
+      cluster: this.clusterStore,
+      topics: this.topicStore,
+      states: this.partitionStates,
+      tasks: this.#tasks,
+      figures: this.#figures,
+      replication: this.replication,
+      controller: this.controller,
+      refreshNow: () => {
+        this.#metadata.forget();
+        return this.refresh();
+      },
+      log: this.#log,
+    });
     installBrokerGauges(this.metrics, {
       id: this.id,
       role: this.role,
@@ -412,7 +425,7 @@ export class Broker {
 
   /** The URL this broker registered, or null before {@linkcode register}. */
   get advertisedUrl(): string | null {
-    return this.#registration?.url ?? null;
+    return this.#membership.registration?.url ?? null;
   }
 
   /** Aborted when the broker begins shutting down: long-lived streams end on it. */
@@ -426,64 +439,13 @@ export class Broker {
   }
 
   /**
-   * Registers this broker in the cluster with its URL and starts heartbeating.
+   * Registers this broker in the cluster with its URL and starts heartbeating (membership.ts).
    *
    * @param url the advertised URL
    * @param kafka host:port of its Kafka listener, if any
    */
-  async register(url: string, kafka?: string): Promise<void> {
-    const first = this.#registration === null;
-    this.#registration = await this.clusterStore.register({
-      id: this.id,
-      url,
-      role: this.role,
-      ...(this.rack === undefined ? {} : { rack: this.rack }),
-      ...(kafka ? { kafka } : {}),
-    });
-    if (first) {
-      // Counted from the start of the previous heartbeat, so a slow KV write does not
-      // stretch the period; a heartbeat that lands late (event loop starved, KV queued) is
-      // logged: past the session timeout, other brokers' controllers count this one dead.
-      this.#tasks.every(this.config.heartbeatIntervalMs, async () => {
-        const previous = this.#registration;
-        if (previous) {
-          this.#registration = await this.clusterStore.heartbeat(
-            previous,
-            this.role === "broker" ? this.#figures.report() : undefined,
-          );
-          const gap = Date.now() - previous.heartbeatMs;
-          if (gap > this.config.sessionTimeoutMs / 2) {
-            this.#log(
-              `heartbeat landed ${gap} ms after the previous one (session timeout ${this.config.sessionTimeoutMs} ms): the event loop or the KV is held up`,
-            );
-          }
-        }
-      }, true);
-      if (this.role === "broker") {
-        const changed = await resignStaleLeadership(this.id, {
-          cluster: this.clusterStore,
-          topics: this.topicStore,
-          states: this.partitionStates,
-        });
-        if (changed > 0) {
-          this.#log(
-            `handed over or renewed the leadership of ${changed} partition(s) after a restart`,
-          );
-        }
-      }
-      this.replication.enable();
-      this.#metadata.forget();
-      await this.refresh();
-      const controller = this.controller;
-      if (controller) {
-        await controller.tick().catch((e) => this.#log(`controller: ${e}`));
-        this.#tasks.every(this.config.controllerIntervalMs, () => controller.tick());
-      }
-      this.#tasks.every(
-        Math.max(50, Math.min(1000, Math.floor(this.config.replicaLagTimeMaxMs / 4))),
-        () => Promise.resolve(this.replication.checkIsr()),
-      );
-    }
+  register(url: string, kafka?: string): Promise<void> {
+    return this.#membership.register(url, kafka);
   }
 
   // ---- metadata ---------------------------------------------------------------------------
@@ -781,11 +743,7 @@ export class Broker {
       await this.#tasks.settleInflight();
       await this.offsetCommits.close();
       await this.#local.closeAll();
-      if (this.#registration) {
-        await this.clusterStore.deregister(this.#registration).catch((e) =>
-          this.#log(`could not mark the registration stopped: ${e}`)
-        );
-      }
+      await this.#membership.deregister();
       this.#disk?.close();
       this.kvHealth.close();
       if (this.#ownsKv) this.kv.close();
