@@ -279,69 +279,45 @@ async function sequential(
     floorWs: floor.pid,
     floorWsAppend: appendFloor.pid,
   };
-  const workers = new Map<Seq, TurnWorker>();
-  try {
-    for (const name of order) {
-      const settings = { seconds: SECONDS, size: 1024, producers: 1, warmMs: SEQ_WARM_MS };
-      workers.set(
-        name,
-        await TurnWorker.start(
-          name === "floorHttp"
-            ? { ...settings, mode: "floor-http", url: floor.url, serverPid: floor.pid }
-            : name === "floorMinimal"
-            ? { ...settings, mode: "floor-http-minimal", url: floor.url, serverPid: floor.pid }
-            : name === "floorAppend"
-            ? { ...settings, mode: "floor-append", url: appendFloor.url, serverPid: pids[name] }
-            : name === "floorWs"
-            ? { ...settings, mode: "floor-ws", url: floor.url, serverPid: floor.pid }
-            : name === "floorWsAppend"
-            ? { ...settings, mode: "floor-ws-append", url: appendFloor.url, serverPid: pids[name] }
-            : {
-              ...settings,
-              mode: "send",
-              url: b,
-              transport: name,
-              topic: await topic(1),
-              serverPid: broker.pid,
-            },
-        ),
-      );
-    }
-    const turns = Object.fromEntries(order.map((n) => [n, [] as Turn[]])) as Record<Seq, Turn[]>;
-    const rounds = Math.max(4, Math.round(ROUNDS * SECONDS * 1000 / TURN_MS));
-    for (let round = -SEQ_WARM_ROUNDS; round < rounds; round++) {
-      for (const name of (round & 1) === 0 ? order : [...order].reverse()) {
-        const turn = await workers.get(name)!.turn(TURN_MS, round >= 0);
-        if (round >= 0) turns[name].push(turn);
-      }
-    }
-    for (const name of order) {
-      const total = await workers.get(name)!.end();
-      workers.delete(name);
-      // Per round: the turn's rate; the percentiles and CPU per record over all counted turns.
-      const serverUs = (total.serverCpuMs ?? 0) * 1000 / Math.max(1, total.records);
-      const clientUs = total.cpuMs * 1000 / Math.max(1, total.records);
-      seq[name] = turns[name].map((t) => ({
-        ...total,
-        rate: t.records / t.seconds,
-        serverUs,
-        clientUs,
-      }));
-    }
-    const shown = (xs: number[]) => xs.map((x) => x.toFixed(2)).join(" ");
-    console.error(
-      `${SUITE}: ${rounds} rounds of ${TURN_MS} ms turns; per-round HTTP ÷ HTTP floor: ${
-        shown(seq.http.map((m, i) => m.rate / seq.floorHttp[i].rate))
-      }` + (HTTP_ONLY
-        ? ""
-        : `; WS ÷ WS echo floor: ${
-          shown(seq.ws.map((m, i) => m.rate / seq.floorWs[i].rate))
-        }`) +
-        `; ${loadText()}`,
-    );
-  } finally {
-    for (const w of workers.values()) await w.end().catch(() => {});
+  const settings = { seconds: SECONDS, size: 1024, producers: 1, warmMs: SEQ_WARM_MS };
+  const contenders: [Seq, Record<string, unknown>][] = [];
+  for (const name of order) {
+    contenders.push([
+      name,
+      name === "floorHttp"
+        ? { ...settings, mode: "floor-http", url: floor.url, serverPid: pids[name] }
+        : name === "floorMinimal"
+        ? { ...settings, mode: "floor-http-minimal", url: floor.url, serverPid: pids[name] }
+        : name === "floorAppend"
+        ? { ...settings, mode: "floor-append", url: appendFloor.url, serverPid: pids[name] }
+        : name === "floorWs"
+        ? { ...settings, mode: "floor-ws", url: floor.url, serverPid: pids[name] }
+        : name === "floorWsAppend"
+        ? { ...settings, mode: "floor-ws-append", url: appendFloor.url, serverPid: pids[name] }
+        : {
+          ...settings,
+          mode: "send",
+          url: b,
+          transport: name,
+          topic: await topic(1),
+          serverPid: pids[name],
+        },
+    ]);
   }
+  const rounds = Math.max(4, Math.round(ROUNDS * SECONDS * 1000 / TURN_MS));
+  // Per round: the turn's rate; the percentiles and CPU per record over all counted turns
+  // (a 250 ms turn's CPU is a few 10 ms ticks).
+  Object.assign(seq, await takeTurns(contenders, rounds, TURN_MS, SEQ_WARM_ROUNDS, true));
+  const shown = (xs: number[]) => xs.map((x) => x.toFixed(2)).join(" ");
+  console.error(
+    `${SUITE}: ${rounds} rounds of ${TURN_MS} ms turns; per-round HTTP ÷ HTTP floor: ${
+      shown(seq.http.map((m, i) => m.rate / seq.floorHttp[i].rate))
+    }` +
+      (HTTP_ONLY
+        ? ""
+        : `; WS ÷ WS echo floor: ${shown(seq.ws.map((m, i) => m.rate / seq.floorWs[i].rate))}`) +
+      `; ${loadText()}`,
+  );
   const httpRatio = pairedRatio(rate(seq.http), rate(seq.floorHttp));
   const wsRatio = pairedRatio(rate(seq.ws), rate(seq.floorWs));
   for (
@@ -630,13 +606,15 @@ async function endToEnd(
  * Contenders taking turns (bench/_clients_turns.ts): each started and warmed up in turn,
  * then `rounds` rounds of a `turnMs` turn each, forward in even rounds and backward in odd
  * ones, after `warmRounds` uncounted rounds. Returns each contender's counted turns as
- * per-round figures: the turn's rate and percentiles, and the CPU per record of the turn.
+ * per-round figures: the turn's rate, and its percentiles and CPU per record, or with
+ * `pooled` those over all its counted turns.
  */
 async function takeTurns<K extends string>(
   contenders: [K, Record<string, unknown>][],
   rounds: number,
   turnMs: number,
   warmRounds: number,
+  pooled = false,
 ): Promise<Record<K, Measured[]>> {
   const workers = new Map<K, TurnWorker>();
   const out = Object.fromEntries(contenders.map(([n]) => [n, [] as Measured[]])) as Record<
@@ -658,18 +636,28 @@ async function takeTurns<K extends string>(
     for (const name of order) {
       const total = await workers.get(name)!.end();
       workers.delete(name);
-      out[name] = turns[name].map((t) => ({
-        ...total,
-        records: t.records,
-        seconds: t.seconds,
-        rate: t.records / t.seconds,
-        p50: t.p50,
-        p99: t.p99,
-        cpuMs: t.cpuMs,
-        serverCpuMs: t.serverCpuMs,
-        serverUs: t.serverCpuMs * 1000 / Math.max(1, t.records),
-        clientUs: t.cpuMs * 1000 / Math.max(1, t.records),
-      }));
+      const perRecord = (ms: number, records: number) => ms * 1000 / Math.max(1, records);
+      out[name] = turns[name].map((t) =>
+        pooled
+          ? {
+            ...total,
+            rate: t.records / t.seconds,
+            serverUs: perRecord(total.serverCpuMs ?? 0, total.records),
+            clientUs: perRecord(total.cpuMs, total.records),
+          }
+          : {
+            ...total,
+            records: t.records,
+            seconds: t.seconds,
+            rate: t.records / t.seconds,
+            p50: t.p50,
+            p99: t.p99,
+            cpuMs: t.cpuMs,
+            serverCpuMs: t.serverCpuMs,
+            serverUs: perRecord(t.serverCpuMs, t.records),
+            clientUs: perRecord(t.cpuMs, t.records),
+          }
+      );
     }
   } finally {
     for (const w of workers.values()) await w.end().catch(() => {});
