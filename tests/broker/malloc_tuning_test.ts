@@ -13,7 +13,7 @@ Deno.test({
   name: "tuneMalloc trims on a thread of its own: the event loop runs while a trim is under way",
   ignore: Deno.build.os !== "linux",
   async fn() {
-    const tuning = tuneMalloc({ trimIntervalMs: 1, trimGrowthBytes: 0 });
+    const tuning = tuneMalloc({ trimIntervalMs: 1, trimGrowthBytes: 0, idleMs: 0 });
     // A trim run on the event loop could never be seen under way from a timer.
     let seen = false;
     const until = performance.now() + 5000;
@@ -39,7 +39,7 @@ Deno.test({
     const growth = 32 * 1024 * 1024;
     // This process is already bigger than `growth`: counted from zero, it would trim at once.
     assert.ok(Deno.memoryUsage().rss > growth);
-    const tuning = tuneMalloc({ trimIntervalMs: 1, trimGrowthBytes: growth });
+    const tuning = tuneMalloc({ trimIntervalMs: 1, trimGrowthBytes: growth, idleMs: 0 });
     try {
       const ticks = async (n: number) => {
         for (let i = 0; i < n; i++) await new Promise((r) => setTimeout(r, 2));
@@ -51,6 +51,62 @@ Deno.test({
       const until = performance.now() + 5000;
       while (tuning.trims === 0 && performance.now() < until) await ticks(1);
       assert.ok(tuning.trims > 0, `no trim after growing ${held.length} bytes`);
+    } finally {
+      tuning.close();
+      while (tuning.trimming) await new Promise((r) => setTimeout(r, 1));
+    }
+  },
+});
+
+/** Holds the event loop `ms` (a busy broker's turn), then lets it turn once. */
+async function busyTurn(ms: number) {
+  const until = performance.now() + ms;
+  while (performance.now() < until) { /* the event loop is held */ }
+  await new Promise((r) => setTimeout(r, 0));
+}
+
+Deno.test({
+  name: "tuneMalloc's due trim waits while the event loop is busy and runs once it is idle",
+  ignore: Deno.build.os !== "linux",
+  async fn() {
+    const tuning = tuneMalloc({ trimIntervalMs: 1, trimGrowthBytes: 0, idleMs: 300, busyLagMs: 5 });
+    try {
+      // Every turn holds the loop 20 ms: each timer tick comes late, so the loop is never idle.
+      for (let i = 0; i < 40; i++) {
+        await busyTurn(20);
+        assert.equal(tuning.trims + (tuning.trimming ? 1 : 0), 0, "trimmed while busy");
+      }
+      assert.ok(tuning.pending, "no trim due after growing past 0 bytes");
+      // Idle now: the trim runs.
+      const until = performance.now() + 10_000;
+      while (tuning.trims === 0 && performance.now() < until) {
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      assert.ok(tuning.trims > 0, "no trim once the event loop was idle");
+      assert.ok(!tuning.pending);
+    } finally {
+      tuning.close();
+      while (tuning.trimming) await new Promise((r) => setTimeout(r, 1));
+    }
+  },
+});
+
+Deno.test({
+  name: "tuneMalloc trims a busy broker anyway once the trim waited maxPostponeMs",
+  ignore: Deno.build.os !== "linux",
+  async fn() {
+    const tuning = tuneMalloc({
+      trimIntervalMs: 1,
+      trimGrowthBytes: 0,
+      idleMs: 3_600_000,
+      busyLagMs: 5,
+      maxPostponeMs: 100,
+    });
+    try {
+      // Never idle (and idleMs an hour): only the postponement bound can start this trim.
+      const until = performance.now() + 10_000;
+      while (tuning.trims === 0 && performance.now() < until) await busyTurn(20);
+      assert.ok(tuning.trims > 0, "a busy broker never trimmed");
     } finally {
       tuning.close();
       while (tuning.trimming) await new Promise((r) => setTimeout(r, 1));
