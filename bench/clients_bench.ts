@@ -51,9 +51,12 @@
  *    event loop) spent that time from `/proc/<pid>/schedstat`: on a CPU, and runnable but
  *    waiting for one (the machine's share, not the broker's work).
  *
- * 6. the floor of 5: a bare `Deno.serve` WebSocket echo (bench/_clients_floor_server.ts)
- *    holding the same 5,000 connections (the producers' sends echoed, the consumers' connections
- *    idle): its RSS and the latency of a plain GET to it, sampled the same way.
+ * 6. the floor of 5: a bare `Deno.serve` WebSocket server (bench/_clients_floor_server.ts)
+ *    holding the same 5,000 connections over as many partitions and doing the same fan-out
+ *    (each producer's send appended in memory and acknowledged, each consumer long-polling its
+ *    partition and answered every record from its offset, one answer built per offset;
+ *    bench/_clients_crowd.ts): its RSS, the latency of a plain GET to it, and its main
+ *    thread's schedstat split, sampled the same way.
  *
  * Workload 1 takes turns: every contender (each producer and each floor) is one worker
  * process (bench/_clients_turns.ts), started and warmed up once (1 s, at least 20 round

@@ -41,6 +41,24 @@ const poll = (broker: Broker, offset: number, maxBytes: number, topic = "t") =>
     minBytes: 1,
   });
 
+/**
+ * A fetch waiting on partition 0 of "t" for more bytes than come, so the broker keeps what
+ * is appended for the readers following the log; the returned function ends it.
+ */
+function waitOnPartition(broker: Broker): () => Promise<void> {
+  const abort = new AbortController();
+  const waiting = broker.fetchMany({
+    partitions: [{ topic: "t", partition: 0, offset: 0, maxBytes: MiB }],
+    maxWaitMs: 60_000,
+    minBytes: 100 * MiB,
+    signal: abort.signal,
+  });
+  return async () => {
+    abort.abort();
+    (await waiting).release();
+  };
+}
+
 Deno.test("long polls woken by one append each get its records, and keep them after others release theirs", async () => {
   await using dir = await tempDir();
   await using broker = await openBroker(dir.path);
@@ -104,13 +122,7 @@ Deno.test("reads of the tail kept in memory answer as the log file does, at ever
     await broker.createTopic({ name: "t", partitions: 1 });
     // A fetch waits on the partition all along (for more bytes than come), so the broker
     // keeps what is appended for the readers following the log.
-    const abort = new AbortController();
-    const waiting = broker.fetchMany({
-      partitions: [{ topic: "t", partition: 0, offset: 0, maxBytes: MiB }],
-      maxWaitMs: 60_000,
-      minBytes: 100 * MiB,
-      signal: abort.signal,
-    });
+    const stopWaiting = waitOnPartition(broker);
     for (let i = 0; i < 60; i++) {
       const n = 1 + (i % 3);
       await produce(
@@ -131,8 +143,7 @@ Deno.test("reads of the tail kept in memory answer as the log file does, at ever
         a.release();
       }
     }
-    abort.abort();
-    (await waiting).release();
+    await stopWaiting();
   }
   // Reopened, the broker keeps nothing in memory: every read comes from the log file.
   await using broker = await openBroker(dir.path);
@@ -192,13 +203,7 @@ Deno.test("appends written together while a fetch waits all stay in memory: a re
   await using dir = await tempDir();
   await using broker = await openBroker(dir.path);
   await broker.createTopic({ name: "t", partitions: 1 });
-  const abort = new AbortController();
-  const waiting = broker.fetchMany({
-    partitions: [{ topic: "t", partition: 0, offset: 0, maxBytes: MiB }],
-    maxWaitMs: 60_000,
-    minBytes: 100 * MiB,
-    signal: abort.signal,
-  });
+  const stopWaiting = waitOnPartition(broker);
   // Written one after the other in one turn, answered a turn later (a fetch waits): the
   // first's answer finds the high watermark past the others already.
   await Promise.all([produce(broker, ["a0"]), produce(broker, ["b1"]), produce(broker, ["c2"])]);
@@ -219,6 +224,5 @@ Deno.test("appends written together while a fetch waits all stay in memory: a re
   );
   from0.release();
   from2.release();
-  abort.abort();
-  (await waiting).release();
+  await stopWaiting();
 });
