@@ -45,10 +45,18 @@ export function procMemMiB(pid: number, field: "VmRSS" | "VmHWM"): number {
   return kb / 1024;
 }
 
+/**
+ * The `deno run` flags of a worker process: `--cpu-prof` into `RILL_CLIENTS_WORKER_PROF` when
+ * it is set (a profile per worker, written as it exits), none otherwise.
+ */
+export const WORKER_FLAGS: string[] = Deno.env.get("RILL_CLIENTS_WORKER_PROF")
+  ? ["--cpu-prof", `--cpu-prof-dir=${Deno.env.get("RILL_CLIENTS_WORKER_PROF")}`]
+  : [];
+
 /** Runs a worker process with `settings` and returns what it printed. */
 export async function worker(settings: Record<string, unknown>): Promise<WorkerResult> {
   const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", WORKER, JSON.stringify(settings)],
+    args: ["run", "-A", ...WORKER_FLAGS, WORKER, JSON.stringify(settings)],
     stdout: "piped",
     stderr: "inherit",
   }).output();

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import type { WorkerResult } from "./_clients_common.ts";
+import { WORKER_FLAGS, type WorkerResult } from "./_clients_common.ts";
 
 const WORKER = new URL("./_clients_worker.ts", import.meta.url).pathname;
 
@@ -44,7 +44,7 @@ export class TurnWorker {
    */
   static async start(settings: Record<string, unknown>): Promise<TurnWorker> {
     const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", WORKER, JSON.stringify({ ...settings, turns: true })],
+      args: ["run", "-A", ...WORKER_FLAGS, WORKER, JSON.stringify({ ...settings, turns: true })],
       stdin: "piped",
       stdout: "piped",
       stderr: "inherit",

@@ -88,7 +88,8 @@
  * WebSocket endpoint: how a "before" is measured on the same machine.
  * `RILL_CLIENTS_BROKER_PROF=/some/dir` runs the broker with `--cpu-prof` into that directory
  * and stops it with SIGTERM at the end, so that it writes its profile (open it in Chrome's
- * DevTools).
+ * DevTools). `RILL_CLIENTS_WORKER_PROF=/some/dir` does the same for every client worker process
+ * (one profile each, written as it exits; the floors' workers too, for the same comparison).
  *
  * @module
  */
