@@ -83,7 +83,7 @@
  * `RILL_CLIENTS_PARTS` (default all: `seq,many,e2e,commits,crowd`) runs only the workloads named
  * (`e2e-ws`: only the WebSocket half of 3). `RILL_CLIENTS_E2E_ROUNDS` (default 3) sets the
  * rounds of each end-to-end comparison.
- * `RILL_CLIENTS_BROKER_REPO=/path/to/checkout/` runs that checkout's broker instead (the
+ * `RILL_CLIENTS_BROKER_REPO=/path/to/checkout` runs that checkout's broker instead (the
  * clients stay this checkout's), with `RILL_CLIENTS_HTTP_ONLY=1` for a broker without the
  * WebSocket endpoint: how a "before" is measured on the same machine.
  * `RILL_CLIENTS_BROKER_PROF=/some/dir` runs the broker with `--cpu-prof` into that directory

@@ -18,6 +18,9 @@
  * 4-6) trims as soon as due ran three times while clients connected, 77-160 ms each, held the
  * loop up to 58 ms and gave back 0-6 MiB (202 → 201, 286 → 286, 406 → 400 MiB); waiting for
  * idle, none ran while clients were connected, and one ran once they had left (400 → 323 MiB).
+ * After bursts of 1 MiB produce requests (`deno task bench client`) the VmHWM was no higher
+ * waiting for idle (202 vs 217 MiB): the trims between its phases still run. Figures in
+ * docs/operations.md ("Giving memory back").
  * Pinning the threshold stops glibc from moving it on its own; 64 MiB (above
  * `max.request.bytes` and a fetch's read) keeps request bodies, segment reads and response
  * copies in the heap, where freed memory is reused: a threshold of 256 KiB mapped and

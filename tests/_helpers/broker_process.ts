@@ -11,6 +11,12 @@
  */
 
 const REPO = new URL("../../", import.meta.url).pathname;
+
+/** A checkout's directory, ending with a slash (this one by default). */
+function repoDir(repo: string | undefined): string {
+  if (repo === undefined) return REPO;
+  return repo.endsWith("/") ? repo : `${repo}/`;
+}
 const READY = /^rill (?:broker|follower) (\d+) listening on (https?:\/\/\S+)$/;
 const KAFKA_READY = /^rill (?:broker|follower) \d+ kafka listening on (\S+)/;
 
@@ -28,7 +34,8 @@ export interface StartBrokerOptions {
   role?: "broker" | "follower";
   /** more environment variables (e.g. `DENO_KV_ACCESS_TOKEN` for a KV URL) */
   env?: Record<string, string>;
-  /** the checkout whose cli.ts runs (default: this one; benchmarks compare with another) */
+  /** the checkout whose cli.ts runs, with or without a trailing slash (default: this one;
+   * benchmarks compare with another) */
   repo?: string;
   /** flags of `deno run` itself, before the script (e.g. `--cpu-prof` to profile it) */
   denoFlags?: string[];
@@ -72,7 +79,7 @@ export async function startBroker(opts: StartBrokerOptions = {}): Promise<Broker
     "run",
     "-A",
     ...opts.denoFlags ?? [],
-    `${opts.repo ?? REPO}cli.ts`,
+    `${repoDir(opts.repo)}cli.ts`,
     opts.role ?? "broker",
     "--listen",
     "127.0.0.1:0",
@@ -85,7 +92,7 @@ export async function startBroker(opts: StartBrokerOptions = {}): Promise<Broker
   args.push(...opts.extraArgs ?? []);
   const child = new Deno.Command(Deno.execPath(), {
     args,
-    cwd: opts.repo ?? REPO,
+    cwd: repoDir(opts.repo),
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
