@@ -39,6 +39,7 @@ import { forgetAborted, type WaitListener, whenAborted } from "./fetch_waiters.t
 import { ReadArena, type ReadBufferPool } from "./read_buffers.ts";
 import { Deadlines } from "./deadlines.ts";
 import { LoopTurn } from "./time_slice.ts";
+import type { RepeatedFetch } from "./repeated_fetch.ts";
 
 /** The deadlines of waiting fetches (deadlines.ts: no timer per wait). */
 const waitDeadlines = new Deadlines();
@@ -114,6 +115,12 @@ export interface FetchManyRequest {
   session?: FetchSessionRef;
   /** partitions to drop from the session */
   forgotten?: readonly TopicPartition[];
+  /**
+   * set by a fetch repeated over the same partitions (a push subscription, repeated_fetch.ts):
+   * what it keeps between its fetches. A consumer's, without a session; `maxWaitMs` may be
+   * `Infinity` (no deadline: the wait ends with data, a closing partition or `close()`).
+   */
+  repeat?: RepeatedFetch;
 }
 
 /** One partition of a fetch answer. */
@@ -323,7 +330,10 @@ export class FetchSessions {
    */
   async fetch(req: FetchManyRequest): Promise<FetchManyResult> {
     const replicaId = req.replicaId ?? -1;
-    const { slots, session, incremental } = this.#slotsOf(req, replicaId);
+    const repeat = req.repeat;
+    const { slots, session, incremental } = repeat === undefined
+      ? this.#slotsOf(req, replicaId)
+      : this.#repeatedSlots(req, repeat);
     const arena = new ReadArena(this.#source.pool);
     try {
       const totalMax = req.maxBytes ?? Infinity;
@@ -336,7 +346,9 @@ export class FetchSessions {
         total < req.minBytes && req.maxWaitMs > 0 && !results.some((r) => r.error !== null) &&
         !this.#source.draining()
       ) {
-        const woken = await this.#wait(slots, replicaId, req.minBytes - total, req);
+        const woken = repeat === undefined
+          ? await this.#wait(slots, replicaId, req.minBytes - total, req)
+          : await repeat.wait(req.minBytes - total, req.maxWaitMs, waitDeadlines);
         if (woken) {
           if (replicaId < 0) { while (fetchTurns.due) await fetchTurns.next(); }
           arena.reset();
@@ -440,6 +452,33 @@ export class FetchSessions {
       }
     }
     return { slots: [...session.slots.values()], session, incremental: true };
+  }
+
+  /**
+   * The slots of a repeated fetch (repeated_fetch.ts): those it kept, at the request's
+   * offsets, while it names the same partitions in the same order; else new ones.
+   */
+  #repeatedSlots(
+    req: FetchManyRequest,
+    repeat: RepeatedFetch,
+  ): { slots: Slot[]; session: null; incremental: false } {
+    if (req.replicaId !== undefined || req.observerId !== undefined || req.session) {
+      throw new RillError("INVALID_REQUEST", "A repeated fetch is a consumer's, without a session");
+    }
+    const kept = repeat.slots as Slot[];
+    const asked = req.partitions;
+    let same = Array.isArray(asked) && kept.length === asked.length;
+    for (let i = 0; same && i < asked.length; i++) {
+      const p = asked[i];
+      same = kept[i].partition === p.partition && kept[i].topic === p.topic &&
+        Number.isSafeInteger(p.offset) && p.offset >= 0 && kept[i].maxBytes === p.maxBytes;
+    }
+    if (!same) {
+      repeat.slots = this.#slotsOf(req, -1).slots;
+      return { slots: repeat.slots as Slot[], session: null, incremental: false };
+    }
+    for (let i = 0; i < kept.length; i++) kept[i].offset = asked[i].offset;
+    return { slots: kept, session: null, incremental: false };
   }
 
   #open(replicaId: number, now: number): Session {

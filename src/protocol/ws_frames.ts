@@ -77,33 +77,45 @@ export const WS_ANSWER_PART_BYTES = 64 * 1024;
 /**
  * Joins the parts of a frame sent in parts as they arrive (the client's side of
  * {@linkcode WS_ANSWER_PART_BYTES}).
+ *
+ * Each byte of a part is copied once, into the frame it joins: the first part's bytes go into
+ * a buffer with room for a short last part after them (a push of 64 KiB of records is a
+ * 64 KiB part and a few hundred bytes more, its header), grown only when more parts come.
  */
 export class FrameParts {
-  #parts: Uint8Array[] = [];
+  #frame: Uint8Array | null = null;
   #bytes = 0;
 
   /**
    * Takes a message: a part (copied) or a whole frame.
    *
-   * @param message the message
-   * @returns the whole frame once its last part came (or the message, not a part), else null
+   * @param message the message (not kept: a part is copied)
+   * @returns the whole frame once its last part came (a new buffer; or the message itself,
+   *   not a part), else null
    */
   take(message: Uint8Array): Uint8Array | null {
     if (message.byteLength < 4 || message[0] !== 0xff) return message;
     const marker = (message[0] << 24 | message[1] << 16 | message[2] << 8 | message[3]) >>> 0;
     if (marker !== WS_PART_MORE && marker !== WS_PART_LAST) return message;
-    this.#parts.push(message.slice(4));
-    this.#bytes += message.byteLength - 4;
-    if (marker === WS_PART_MORE) return null;
-    const frame = new Uint8Array(this.#bytes);
-    let at = 0;
-    for (const p of this.#parts) {
-      frame.set(p, at);
-      at += p.byteLength;
+    const n = message.byteLength - 4;
+    const need = this.#bytes + n;
+    let frame = this.#frame;
+    if (frame === null || frame.byteLength < need) {
+      // The first part: room for a last part of up to 4 KiB; later: double.
+      const grown = new Uint8Array(
+        frame === null
+          ? need + (marker === WS_PART_MORE ? 4096 : 0)
+          : Math.max(need, frame.byteLength * 2),
+      );
+      if (frame !== null) grown.set(frame.subarray(0, this.#bytes));
+      this.#frame = frame = grown;
     }
-    this.#parts = [];
+    frame.set(message.subarray(4), this.#bytes);
+    this.#bytes = need;
+    if (marker === WS_PART_MORE) return null;
+    this.#frame = null;
     this.#bytes = 0;
-    return frame;
+    return need === frame.byteLength ? frame : frame.subarray(0, need);
   }
 }
 

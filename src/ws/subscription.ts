@@ -6,6 +6,11 @@
  * client (`subscribe`'s `credit`, then `credit` frames); without credit nothing is read, and a
  * push waits, as fetch answers do, until the socket has drained below `maxUnsentBytes`.
  *
+ * Each fetch is the same fetch repeated (broker/repeated_fetch.ts): the partitions' replicas
+ * and one wait listener are kept for the subscription's life, and a wait has no deadline (it
+ * ends with records, a partition closing or failing, the broker draining, or the end of the
+ * subscription).
+ *
  * A partition whose read fails (`OFFSET_OUT_OF_RANGE`, `NOT_LEADER_OR_FOLLOWER`, …) is pushed
  * with its error and leaves the subscription; an error of the whole read ends it with an
  * `error` frame carrying the subscription's id.
@@ -14,9 +19,7 @@
  */
 import type { Broker } from "../broker/broker.ts";
 import type { FetchPartitionRequest, PartitionFetchResult } from "../broker/fetch_session.ts";
-
-/** How long one wait of a subscription's long poll lasts before it is renewed. */
-const SUBSCRIPTION_WAIT_MS = 30_000;
+import { RepeatedFetch } from "../broker/repeated_fetch.ts";
 
 /** What a subscription needs from its connection. */
 export interface SubscriptionHost {
@@ -42,7 +45,7 @@ export class Subscription {
   readonly #maxBytes: number;
   #credit: number;
   #ended = false;
-  readonly #abort = new AbortController();
+  readonly #repeat = new RepeatedFetch();
   #wake: (() => void) | null = null;
 
   /**
@@ -81,7 +84,7 @@ export class Subscription {
   /** Ends the subscription: no push is sent after this returns. */
   end(): void {
     this.#ended = true;
-    this.#abort.abort();
+    this.#repeat.close();
     this.#wakeUp();
   }
 
@@ -145,6 +148,14 @@ export class Subscription {
    * @throws {RillError} an error of the whole read (the caller answers it)
    */
   async run(): Promise<void> {
+    try {
+      await this.#pushes();
+    } finally {
+      this.#repeat.close();
+    }
+  }
+
+  async #pushes(): Promise<void> {
     while (!this.#over()) {
       const started = Date.now();
       if (this.#credit <= 0) {
@@ -155,10 +166,10 @@ export class Subscription {
       if (this.#over()) return;
       const result = await this.#host.broker.fetchMany({
         partitions: this.#partitions,
-        maxWaitMs: SUBSCRIPTION_WAIT_MS,
+        maxWaitMs: Infinity,
         minBytes: 1,
         maxBytes: this.#maxBytes,
-        signal: this.#abort.signal,
+        repeat: this.#repeat,
       });
       try {
         if (this.#over()) return;

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { Broker } from "../../src/broker/broker.ts";
 import type { FetchManyResult, PartitionFetchResult } from "../../src/broker/fetch_session.ts";
+import { RepeatedFetch } from "../../src/broker/repeated_fetch.ts";
 import { decodeBatch, encodeBatch, splitBatches } from "../../src/protocol/record_batch.ts";
 import { tempDir } from "../_helpers/temp_dir.ts";
 
@@ -473,4 +474,62 @@ Deno.test("a consumer's long poll on a leader that becomes a follower ends at on
   assert.equal(got.get("t-1")!.error?.code, "NOT_LEADER_OR_FOLLOWER");
   assert.equal(got.get("t-0")!.error, null);
   answer.release();
+});
+
+Deno.test("a repeated fetch (push subscription) keeps one listener per partition while it lives, waits without a deadline, and leaves none once closed", async () => {
+  await using dir = await tempDir();
+  await using broker = await openBroker(dir.path);
+  await broker.createTopic({ name: "t", partitions: 2 });
+  const repeat = new RepeatedFetch();
+  const [r0, r1] = await Promise.all([0, 1].map((p) => broker.replica("t", p)));
+  const ask = (offsets: number[]) =>
+    broker.fetchMany({
+      partitions: offsets.map((offset, partition) => ({
+        topic: "t",
+        partition,
+        offset,
+        maxBytes: MiB,
+      })),
+      maxWaitMs: Infinity,
+      minBytes: 1,
+      repeat,
+    });
+  let next = [0, 0];
+  for (const round of [0, 1, 2]) {
+    const answer = ask(next);
+    await new Promise((r) => setTimeout(r, 20));
+    // Waiting, on each partition once; an Infinity wait has not timed out.
+    assert.deepEqual([r0.waiters.size, r1.waiters.size], [1, 1], `round ${round}`);
+    await produce(broker, "t", round % 2, 2, 10, `r${round}-`);
+    const got = await answer;
+    try {
+      const p = byPartition(got).get(`t-${round % 2}`)!;
+      assert.deepEqual(values(p.bytes), [`r${round}-0`, `r${round}-1`]);
+      next = got.partitions.map((x) => x.nextOffset);
+    } finally {
+      got.release();
+    }
+    // Between fetches the listener stays: no listen and unlisten per push.
+    assert.deepEqual([r0.waiters.size, r1.waiters.size], [1, 1]);
+  }
+  assert.deepEqual(next, [4, 2]);
+  // Named with fewer partitions: the listener moves with them.
+  const one = broker.fetchMany({
+    partitions: [{ topic: "t", partition: 1, offset: 2, maxBytes: MiB }],
+    maxWaitMs: Infinity,
+    minBytes: 1,
+    repeat,
+  });
+  await new Promise((r) => setTimeout(r, 20));
+  assert.deepEqual([r0.waiters.size, r1.waiters.size], [0, 1]);
+  // Closing ends the wait with nothing and takes the listener off.
+  repeat.close();
+  const ended = await one;
+  ended.release();
+  assert.equal(ended.totalBytes, 0);
+  assert.deepEqual([r0.waiters.size, r1.waiters.size], [0, 0]);
+  // A closed repeated fetch answers at once.
+  const after = await ask([4, 2]);
+  after.release();
+  assert.deepEqual([r0.waiters.size, r1.waiters.size], [0, 0]);
 });

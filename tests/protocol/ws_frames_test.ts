@@ -5,7 +5,13 @@
  */
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { decodeFrame, encodeFrame } from "../../src/protocol/ws_frames.ts";
+import {
+  decodeFrame,
+  encodeFrame,
+  FrameParts,
+  WS_PART_LAST,
+  WS_PART_MORE,
+} from "../../src/protocol/ws_frames.ts";
 
 function reference(header: Record<string, unknown>, payload: Uint8Array[]): Uint8Array {
   const json = new TextEncoder().encode(JSON.stringify(header));
@@ -73,4 +79,46 @@ Deno.test("ws frames: malformed frames are refused with a TypeError", () => {
       frame(enc.encode(`{"op":"x","pad":"${"é".repeat(600)}"`)), // long, not JSON
     ]
   ) assert.throws(() => decodeFrame(bad), TypeError);
+});
+
+/** A frame cut into messages of the given sizes, each behind its part marker. */
+function cut(frame: Uint8Array, sizes: number[]): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  let pos = 0;
+  sizes.forEach((n, i) => {
+    const m = new Uint8Array(4 + n);
+    new DataView(m.buffer).setUint32(0, i === sizes.length - 1 ? WS_PART_LAST : WS_PART_MORE);
+    m.set(frame.subarray(pos, pos + n), 4);
+    out.push(m);
+    pos += n;
+  });
+  return out;
+}
+
+Deno.test("ws frames: parts of any sizes join into the frame, which keeps no part's buffer", () => {
+  fc.assert(
+    fc.property(
+      fc.array(fc.integer({ min: 0, max: 9000 }), { minLength: 1, maxLength: 6 }),
+      (sizes) => {
+        const total = sizes.reduce((a, b) => a + b, 0);
+        const frame = new Uint8Array(total).map((_, i) => (i * 7 + 3) & 0xff);
+        const joiner = new FrameParts();
+        const messages = cut(frame, sizes);
+        let joined: Uint8Array | null = null;
+        messages.forEach((m, i) => {
+          joined = joiner.take(m);
+          // The link reuses its read buffer for the next message.
+          m.fill(0xee);
+          if (i < messages.length - 1) assert.equal(joined, null);
+        });
+        assert.deepEqual(joined, frame);
+        // The next frame starts afresh; a message that is not a part is returned as it is.
+        const whole = encodeFrame({ op: "records" });
+        assert.equal(joiner.take(whole), whole);
+        const again = cut(frame, [total]);
+        assert.deepEqual(joiner.take(again[0]), frame);
+      },
+    ),
+    { numRuns: 200 },
+  );
 });
