@@ -530,6 +530,16 @@ export function intQuery(
   return intField(Number(raw), name, bounds);
 }
 
+/** Whether `raw` is 1 to `max` ASCII digits (`/^\d{1,max}$/` without a RegExp run). */
+function isDigits(raw: string, max: number): boolean {
+  if (raw.length === 0 || raw.length > max) return false;
+  for (let i = 0; i < raw.length; i++) {
+    const ch = raw.charCodeAt(i);
+    if (ch < 48 || ch > 57) return false;
+  }
+  return true;
+}
+
 /**
  * Parses a partition path parameter.
  *
@@ -542,7 +552,7 @@ export function intQuery(
  * ```
  */
 export function partitionParam(raw: string): number {
-  if (!/^\d{1,10}$/.test(raw) || Number(raw) > 0x7fffffff) {
+  if (!isDigits(raw, 10) || Number(raw) > 0x7fffffff) {
     throw new RillError(
       "INVALID_REQUEST",
       `Partition must be a non-negative integer, got "${raw.slice(0, 50)}"`,

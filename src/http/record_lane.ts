@@ -468,9 +468,9 @@ export function recordLane(
 
   /**
    * A produce: its checks, body, append and answer, in the order of routes/records.ts. Its
-   * promise is settled from the continuations of the body read and of the append: a
-   * single-record produce costs two continuations here, not a chain of promises each
-   * resolved with the next (each of those costs a job more). Null when the quota
+   * promise is settled from the continuation of the body read (and of the append, when that
+   * was not written synchronously): a single-record produce costs one continuation here, not
+   * a chain of promises each resolved with the next (each of those costs a job more). Null when the quota
    * middleware would do more or refuse it.
    */
   function produceAnswer(
@@ -523,10 +523,18 @@ export function recordLane(
     }
     return new Promise<Response>((resolve) =>
       readSmallBody(req, declared, deadlines, (body) => {
-        broker.produceBatches(topic, partition, body, acks).then(
-          (result) => resolve(answered(result)),
-          (e) => resolve(failed(e)),
-        );
+        // Answered in this continuation when the append was written synchronously
+        // (Broker.produceBatchesNow): no promise of the result and no job more to settle it.
+        let now: BatchAppendResult | null | Promise<BatchAppendResult | null>;
+        try {
+          now = broker.produceBatchesNow(topic, partition, body, acks);
+        } catch (e) {
+          resolve(failed(e));
+          return;
+        }
+        if (now instanceof Promise) {
+          now.then((result) => resolve(answered(result)), (e) => resolve(failed(e)));
+        } else resolve(answered(now));
       }, (e) => resolve(failed(e)))
     );
   }
