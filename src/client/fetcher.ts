@@ -15,13 +15,11 @@ import { RillError } from "../protocol/errors.ts";
 import {
   BATCH_HEADER_SIZE,
   LOG_OVERHEAD,
-  nextOffsetOf,
   POS,
-  readBatchHeader,
   type RecordHeader,
 } from "../protocol/record_batch.ts";
 import { ConsumedMessage } from "./message.ts";
-import { decodeMessages } from "./record_decoder.ts";
+import { decodeMessagesAt } from "./record_decoder.ts";
 import { brokerOffset } from "./offsets.ts";
 import { BATCH_MEDIA_TYPE, topicPath, type Transport } from "./transport.ts";
 import { readBytes, readJson } from "./http_answers.ts";
@@ -190,20 +188,20 @@ function decodeFetched(
   for (let pos = 0; bytes.length - pos >= LOG_OVERHEAD;) {
     const size = view.getInt32(pos + POS.batchLength) + LOG_OVERHEAD;
     if (size < BATCH_HEADER_SIZE || pos + size > bytes.length) break;
-    const batch = bytes.subarray(pos, pos + size);
     if (
       checkCrcs !== false &&
-      crc32c(batch.subarray(POS.attributes)) !== view.getUint32(pos + POS.crc)
+      crc32c(bytes.subarray(pos + POS.attributes, pos + size)) !== view.getUint32(pos + POS.crc)
     ) {
       throw new RillError(
         "CORRUPT_MESSAGE",
         `A batch of "${topic}-${partition}" fetched from offset ${offset} fails its CRC check`,
       );
     }
+    next = Math.max(
+      next,
+      decodeMessagesAt(bytes, view, pos, size, topic, partition, offset, messages),
+    );
     pos += size;
-    const header = readBatchHeader(batch);
-    decodeMessages(batch, header, topic, partition, offset, messages);
-    next = Math.max(next, nextOffsetOf(header));
   }
   next = Math.max(next, brokerNext);
   return { messages, nextOffset: next, highWatermark: hw, logStartOffset: start };
