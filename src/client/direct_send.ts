@@ -15,6 +15,8 @@ export interface InFlightLink {
   key: string;
   /** its place in the chain's stamping order */
   index: number;
+  /** the chain's acknowledged batches when its latest attempt went out (producer.ts) */
+  ackedBefore: number;
   seq: BatchSequence;
   /** true once the batch is acknowledged, false if it failed for good; undefined until then */
   result: boolean | undefined;

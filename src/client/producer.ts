@@ -616,11 +616,17 @@ export class Producer {
         } catch (e) {
           // Refused as out of order while earlier batches of the partition are unresolved:
           // it overtook one of them. Resend it once they all succeeded.
-          const earlier = link === undefined ? [] : this.#earlier(link);
-          if (
-            !(e instanceof RillError && e.code === "OUT_OF_ORDER_SEQUENCE_NUMBER") ||
-            earlier.length === 0
-          ) throw e;
+          if (!(e instanceof RillError && e.code === "OUT_OF_ORDER_SEQUENCE_NUMBER")) throw e;
+          if (link === undefined) throw e;
+          const earlier = this.#earlier(link);
+          if (earlier.length === 0) {
+            // Earlier ones were acknowledged since this attempt went out (a resend after a
+            // broken connection overtook theirs): send it again, once per new acknowledgement.
+            const acked = this.#chains.get(link.key)?.acked ?? 0;
+            if (acked === link.ackedBefore) throw e;
+            link.ackedBefore = acked;
+            continue;
+          }
           const results = await Promise.all(earlier.map(whenSettled));
           if (!results.every((r) => r)) {
             throw new RillError(
@@ -697,12 +703,13 @@ export class Producer {
     const key = batch.key;
     let chain = this.#chains.get(key);
     if (chain === undefined) {
-      chain = { next: 0, links: [] };
+      chain = { next: 0, links: [], acked: 0 };
       this.#chains.set(key, chain);
     }
     const link: InFlightLink = {
       key,
       index: chain.next++,
+      ackedBefore: chain.acked,
       seq,
       result: undefined,
       waiters: undefined,
@@ -726,7 +733,8 @@ export class Producer {
   #unlink(link: InFlightLink, ok: boolean): void {
     // A partition's chain stays once empty (one per partition sent to): a producer awaiting
     // each send made and dropped one per send.
-    const links = this.#chains.get(link.key)?.links;
+    const chain = this.#chains.get(link.key), links = chain?.links;
+    if (ok && chain !== undefined) chain.acked++;
     if (links !== undefined) {
       if (links.length === 1 && links[0] === link) links.pop();
       else {
@@ -749,6 +757,8 @@ interface InFlightChain {
   next: number;
   /** the unresolved batches, in stamping order */
   links: InFlightLink[];
+  /** how many of its batches were acknowledged so far */
+  acked: number;
 }
 
 /** Resolves with a link's result: true once acknowledged, false if it failed for good. */
