@@ -50,6 +50,19 @@ async function setup() {
   };
 }
 
+/** Group offsets over `kv` that read the commits `log` has not copied yet (2 partitions, log end 100). */
+function groupOffsets(kv: Deno.Kv, log: OffsetCommitLog): GroupOffsets {
+  const membership = new GroupMembership({ kv, partitionCount: () => Promise.resolve(2) });
+  return new GroupOffsets({
+    kv,
+    pending: log,
+    partitionCount: () => Promise.resolve(2),
+    logStartOffset: () => 0,
+    logEndOffset: () => 100,
+    offsetForTimestamp: () => Promise.resolve(null),
+  }, membership);
+}
+
 /** A Kafka group with one member, recorded in KV as the coordinator records it. */
 async function kafkaGroup(kv: Deno.Kv, groupId = "g") {
   await mirrorClassicGroup(kv, {
@@ -187,15 +200,7 @@ Deno.test("a restart copies what the log holds, but never over a newer commit in
 Deno.test("pending commits are read at once; deleting a group waits for them, they do not come back", async () => {
   await using t = await setup();
   const log = t.open();
-  const membership = new GroupMembership({ kv: t.kv, partitionCount: () => Promise.resolve(2) });
-  const offsets = new GroupOffsets({
-    kv: t.kv,
-    pending: log,
-    partitionCount: () => Promise.resolve(2),
-    logStartOffset: () => 0,
-    logEndOffset: () => 100,
-    offsetForTimestamp: () => Promise.resolve(null),
-  }, membership);
+  const offsets = groupOffsets(t.kv, log);
   // A simple commit (no member) creates the group when copied; read at once, it is there.
   assert.ok(log.append(commit(3, { groupId: "h", memberId: null, generation: null })));
   const seen = await offsets.fetch("h");
@@ -213,15 +218,7 @@ Deno.test("a partition committed in KV and again in a pending commit is read onc
   await using t = await setup();
   await kafkaGroup(t.kv);
   const log = t.open();
-  const membership = new GroupMembership({ kv: t.kv, partitionCount: () => Promise.resolve(2) });
-  const offsets = new GroupOffsets({
-    kv: t.kv,
-    pending: log,
-    partitionCount: () => Promise.resolve(2),
-    logStartOffset: () => 0,
-    logEndOffset: () => 100,
-    offsetForTimestamp: () => Promise.resolve(null),
-  }, membership);
+  const offsets = groupOffsets(t.kv, log);
   // Partition 0 was copied at 5 earlier; a newer commit of 8 is answered, not yet copied.
   await t.kv.set(
     groupOffsetKey("g", "t", 0),
