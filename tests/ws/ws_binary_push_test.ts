@@ -73,7 +73,11 @@ Deno.test("ws binary push: sent to a client that asks, JSON to one that does not
     asks.send({
       op: "subscribe",
       id: 2,
-      partitions: [{ topic: "t", partition: 0, offset: 0 }, { topic: "t", partition: 5, offset: 0 }],
+      partitions: [{ topic: "t", partition: 0, offset: 0 }, {
+        topic: "t",
+        partition: 5,
+        offset: 0,
+      }],
       credit: 5,
     });
     assert.equal(decodeFrame(await asks.next(2)).header.op, "subscribed");
