@@ -571,7 +571,7 @@ export class WsConnection {
   #message(message: Uint8Array, owned: boolean): void {
     if (message[0] === 0xff && !startsWith(message, WS_PRODUCED)) {
       // A part of a long answer: the frame once its last part came.
-      const whole = this.#frameParts.take(message);
+      const whole = this.#frameParts.take(message, owned);
       if (whole === null) return;
       if (whole !== message) {
         message = whole;

@@ -99,19 +99,23 @@ Deno.test("ws frames: parts of any sizes join into the frame, which keeps no par
   fc.assert(
     fc.property(
       fc.array(fc.integer({ min: 0, max: 9000 }), { minLength: 1, maxLength: 6 }),
-      (sizes) => {
+      fc.array(fc.boolean(), { minLength: 6, maxLength: 6 }),
+      (sizes, owned) => {
         const total = sizes.reduce((a, b) => a + b, 0);
         const frame = new Uint8Array(total).map((_, i) => (i * 7 + 3) & 0xff);
         const joiner = new FrameParts();
         const messages = cut(frame, sizes);
         let joined: Uint8Array | null = null;
         messages.forEach((m, i) => {
-          joined = joiner.take(m);
-          // The link reuses its read buffer for the next message.
-          m.fill(0xee);
+          joined = joiner.take(m, owned[i]);
+          // The link reuses its read buffer for the next message, unless it gave it away.
+          if (!owned[i]) m.fill(0xee);
           if (i < messages.length - 1) assert.equal(joined, null);
         });
         assert.deepEqual(joined, frame);
+        if (messages.length > 1) {
+          assert.ok(messages.every((m) => m.buffer !== joined!.buffer), "a buffer of its own");
+        }
         // The next frame starts afresh; a message that is not a part is returned as it is.
         const whole = encodeFrame({ op: "records" });
         assert.equal(joiner.take(whole), whole);
