@@ -41,19 +41,19 @@ import {
 } from "../protocol/compression.ts";
 import { RillError } from "../protocol/errors.ts";
 import type { RecordHeader } from "../protocol/record_batch.ts";
-import { type ProducerBatch, RecordAccumulator, type RecordSink } from "./accumulator.ts";
+import { type ProducerBatch, RecordAccumulator } from "./accumulator.ts";
 import { keyBytes } from "./batch_builder.ts";
 import type { Metadata } from "./metadata.ts";
 import { brokerOffset } from "./offsets.ts";
 import { Partitioner } from "./partitioner.ts";
 import { type BatchSequence, IdempotentProducer } from "./idempotence.ts";
 import { retryAfter, type RetryHooks } from "./retry.ts";
-import { utf8 } from "./utf8.ts";
 import type { Transport } from "./transport.ts";
 import { type DirectOwner, DirectSend, type InFlightLink } from "./direct_send.ts";
+import { InFlightChains, whenSettled } from "./in_flight_chains.ts";
+import { acksParam, checkBytes, SendResult, toHeaders } from "./send_input.ts";
 import type {
   Acks,
-  Bytes,
   Message,
   ProducerOptions,
   ProducerRecord,
@@ -72,88 +72,6 @@ export type {
 
 /** The most batches an idempotent producer may have in flight (the broker's window). */
 const MAX_IDEMPOTENT_IN_FLIGHT = 5;
-
-function checkBytes(v: unknown, i: number, what: string): void {
-  if (v === null || v === undefined || typeof v === "string" || v instanceof Uint8Array) return;
-  throw new TypeError(
-    `messages[${i}].${what} must be a string, a Uint8Array or null, got ${typeof v}`,
-  );
-}
-
-function toBytes(v: Bytes | null | undefined, what: string): Uint8Array | null {
-  if (v === null || v === undefined) return null;
-  if (typeof v === "string") return utf8(v);
-  if (v instanceof Uint8Array) return v;
-  throw new TypeError(`${what} must be a string, a Uint8Array or null, got ${typeof v}`);
-}
-
-function toHeaders(h: Message["headers"]): RecordHeader[] | undefined {
-  if (h === undefined || h === null) return undefined;
-  if (typeof h !== "object") throw new TypeError(`headers must be an object, got ${typeof h}`);
-  const out: RecordHeader[] = [];
-  for (const name in h) {
-    const v = h[name];
-    if (v === undefined) continue;
-    if (Array.isArray(v)) {
-      for (const x of v) out.push({ key: name, value: toBytes(x, `header "${name}"`) });
-    } else if (typeof v === "string") {
-      // The batch builder writes a string header value as UTF-8 in place (no allocation).
-      out.push({ key: name, value: v as unknown as Uint8Array });
-    } else out.push({ key: name, value: toBytes(v, `header "${name}"`) });
-  }
-  return out;
-}
-
-function acksParam(a: Acks | undefined): string {
-  switch (a) {
-    case undefined:
-    case "all":
-    case -1:
-      return "all";
-    case 1:
-    case "1":
-      return "1";
-    case 0:
-    case "0":
-      return "0";
-    default:
-      throw new TypeError(`acks must be "all", -1, 1 or 0, got ${String(a)}`);
-  }
-}
-
-/** Collects the results of one send() call. */
-class SendResult implements RecordSink {
-  readonly results: RecordMetadata[];
-  remaining: number;
-  settled = false;
-  readonly promise: Promise<RecordMetadata[]>;
-  resolve!: (r: RecordMetadata[]) => void;
-  reject!: (e: unknown) => void;
-
-  constructor(readonly topic: string, n: number) {
-    this.results = new Array(n);
-    this.remaining = n;
-    this.promise = new Promise((res, rej) => {
-      this.resolve = res;
-      this.reject = rej;
-    });
-    if (n === 0) this.resolve(this.results);
-  }
-
-  done(index: number, partition: number, offset: number): void {
-    this.results[index] = { topicName: this.topic, partition, offset };
-    if (--this.remaining === 0 && !this.settled) {
-      this.settled = true;
-      this.resolve(this.results);
-    }
-  }
-
-  fail(error: unknown): void {
-    if (this.settled) return;
-    this.settled = true;
-    this.reject(error);
-  }
-}
 
 /**
  * Sends messages to topics, batching them per partition. Get one from `rill.producer()`.
@@ -193,7 +111,7 @@ export class Producer {
   /** this producer's share of the transport's WebSocket connections, once it sent */
   #streams: (() => void) | undefined;
   /** per partition, its idempotent batches in flight, in stamping order */
-  readonly #chains = new Map<string, InFlightChain>();
+  readonly #chains = new InFlightChains();
 
   /**
    * @param transport the client's transport (use `rill.producer()` rather than this)
@@ -530,7 +448,7 @@ export class Producer {
         // Fenced: the general path fails the batch as it should.
       }
       if (idem === null || seq !== null) {
-        const link = seq === null ? undefined : this.#link(batch, seq);
+        const link = seq === null ? undefined : this.#chains.link(batch, seq);
         const body = batch.builder.build(seq ?? undefined);
         this.#streams ??= this.#t.useStreams();
         const send = new DirectSend(this.#directOwner, batch, seq, link, body);
@@ -584,7 +502,7 @@ export class Producer {
         if (idem) {
           seq = idem.assignNow(batch.topic, batch.partition, count, batch.key) ??
             await idem.assign(batch.topic, batch.partition, count);
-          link = this.#link(batch, seq);
+          link = this.#chains.link(batch, seq);
         }
         body = batch.builder.build(seq ?? undefined);
         if (this.#codecReady !== undefined) {
@@ -618,7 +536,7 @@ export class Producer {
           // it overtook one of them. Resend it once they all succeeded.
           if (!(e instanceof RillError && e.code === "OUT_OF_ORDER_SEQUENCE_NUMBER")) throw e;
           if (link === undefined) throw e;
-          const earlier = this.#earlier(link);
+          const earlier = this.#chains.earlier(link);
           if (earlier.length === 0) {
             // Earlier ones were acknowledged since this attempt went out (a resend after a
             // broken connection overtook theirs): send it again, once per new acknowledgement.
@@ -679,7 +597,7 @@ export class Producer {
 
   /** A batch's request is over: its slot is free, and the next batch (of its partition too) may go. */
   #release(batch: ProducerBatch, link: InFlightLink | undefined, ok: boolean): void {
-    if (link !== undefined) this.#unlink(link, ok);
+    if (link !== undefined) this.#chains.unlink(link, ok);
     this.#acc.recycle(batch);
     this.#inFlight--;
     this.#acc.unmute(batch.topic, batch.partition, batch.key);
@@ -697,74 +615,6 @@ export class Producer {
       },
     };
   }
-
-  /** Enters a stamped batch in its partition's chain of in-flight idempotent batches. */
-  #link(batch: ProducerBatch, seq: BatchSequence): InFlightLink {
-    const key = batch.key;
-    let chain = this.#chains.get(key);
-    if (chain === undefined) {
-      chain = { next: 0, links: [], acked: 0 };
-      this.#chains.set(key, chain);
-    }
-    const link: InFlightLink = {
-      key,
-      index: chain.next++,
-      ackedBefore: chain.acked,
-      seq,
-      result: undefined,
-      waiters: undefined,
-    };
-    chain.links.push(link);
-    return link;
-  }
-
-  /** The unresolved batches of the same partition and identity stamped before `link`. */
-  #earlier(link: InFlightLink): InFlightLink[] {
-    const out: InFlightLink[] = [];
-    for (const l of this.#chains.get(link.key)?.links ?? []) {
-      if (l === link) break;
-      if (
-        l.seq.producerId === link.seq.producerId && l.seq.producerEpoch === link.seq.producerEpoch
-      ) out.push(l);
-    }
-    return out;
-  }
-
-  #unlink(link: InFlightLink, ok: boolean): void {
-    // A partition's chain stays once empty (one per partition sent to): a producer awaiting
-    // each send made and dropped one per send.
-    const chain = this.#chains.get(link.key), links = chain?.links;
-    if (ok && chain !== undefined) chain.acked++;
-    if (links !== undefined) {
-      if (links.length === 1 && links[0] === link) links.pop();
-      else {
-        const i = links.indexOf(link);
-        if (i >= 0) links.splice(i, 1);
-      }
-    }
-    link.result = ok;
-    const waiters = link.waiters;
-    if (waiters !== undefined) {
-      link.waiters = undefined;
-      for (const w of waiters) w(ok);
-    }
-  }
-}
-
-/** A partition's idempotent batches in flight, and how many were stamped. */
-interface InFlightChain {
-  /** the index the next stamped batch gets */
-  next: number;
-  /** the unresolved batches, in stamping order */
-  links: InFlightLink[];
-  /** how many of its batches were acknowledged so far */
-  acked: number;
-}
-
-/** Resolves with a link's result: true once acknowledged, false if it failed for good. */
-function whenSettled(link: InFlightLink): Promise<boolean> {
-  if (link.result !== undefined) return Promise.resolve(link.result);
-  return new Promise((resolve) => (link.waiters ??= []).push(resolve));
 }
 
 /**
