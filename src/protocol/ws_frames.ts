@@ -11,8 +11,9 @@
  * the rest         the payload: RecordBatch v2 bytes (produce, records), or nothing
  * ```
  *
- * No header length starts with the byte 0xFF: messages that do are the parts below, or the
- * binary produce frames of ws_produce_frames.ts.
+ * No header length starts with the byte 0xFF: messages that do are the parts below, the
+ * binary produce frames of ws_produce_frames.ts, or the binary records pushes of
+ * ws_records_frames.ts.
  *
  * A client may send a frame as several messages ("parts"), each at most
  * {@linkcode WS_PART_BYTES} long: every part but the last starts with the u32
@@ -30,6 +31,7 @@
  *
  * @module
  */
+import { recordsFrameLength } from "./ws_records_frames.ts";
 
 /** The largest message Deno's WebSocket client writes in one write. */
 export const WS_PART_BYTES = 1024;
@@ -78,48 +80,49 @@ export const WS_ANSWER_PART_BYTES = 64 * 1024;
  * Joins the parts of a frame sent in parts as they arrive (the client's side of
  * {@linkcode WS_ANSWER_PART_BYTES}).
  *
- * The parts are kept as they come (a part in a buffer of its own is kept without a copy, a
- * view into a reused read buffer is copied) and joined once, when the last one came, into one
- * buffer of the frame's size: each byte is copied once, and the only buffer allocated beyond
- * the parts is the frame's (growing a buffer as parts came allocated ~2x the frame and copied
- * its bytes up to twice: large allocations are the dearest part of a consumer reading a
- * backlog).
+ * Each byte of a part is copied once, into the frame it joins: the first part's bytes go into
+ * a buffer with room for a short last part after them (a push of 64 KiB of records is a
+ * 64 KiB part and a few hundred bytes more, its header), grown only when more parts come. A
+ * binary records push (ws_records_frames.ts) names its length in its first part: its buffer
+ * is allocated whole from it, never grown.
  */
 export class FrameParts {
-  #parts: Uint8Array[] = [];
+  #frame: Uint8Array | null = null;
   #bytes = 0;
 
   /**
-   * Takes a message: a part or a whole frame.
+   * Takes a message: a part (copied) or a whole frame.
    *
-   * @param message the message
-   * @param owned whether the message is a buffer of its own that may be kept (else it is
-   *   copied if kept: a view into a read buffer reused for the next message)
+   * @param message the message (not kept: a part is copied)
    * @returns the whole frame once its last part came (a new buffer; or the message itself,
    *   not a part), else null
    */
-  take(message: Uint8Array, owned = false): Uint8Array | null {
+  take(message: Uint8Array): Uint8Array | null {
     if (message.byteLength < 4 || message[0] !== 0xff) return message;
     const marker = (message[0] << 24 | message[1] << 16 | message[2] << 8 | message[3]) >>> 0;
     if (marker !== WS_PART_MORE && marker !== WS_PART_LAST) return message;
-    const body = message.subarray(4);
-    const need = this.#bytes + body.byteLength;
-    if (marker === WS_PART_MORE) {
-      this.#parts.push(owned ? body : body.slice());
-      this.#bytes = need;
-      return null;
+    const n = message.byteLength - 4;
+    const need = this.#bytes + n;
+    let frame = this.#frame;
+    if (frame === null || frame.byteLength < need) {
+      // The first part: the length a records push names, else room for a last part of up to
+      // 4 KiB; later: double.
+      let size = need;
+      if (frame !== null) size = Math.max(need, frame.byteLength * 2);
+      else if (marker === WS_PART_MORE) {
+        const named = recordsFrameLength(message.subarray(4));
+        size = named >= need ? named : need + 4096;
+      }
+      const grown = new Uint8Array(size);
+      if (frame !== null) grown.set(frame.subarray(0, this.#bytes));
+      this.#frame = frame = grown;
     }
-    const parts = this.#parts;
-    this.#parts = [];
+    frame.set(message.subarray(4), this.#bytes);
+    this.#bytes = need;
+    if (marker === WS_PART_MORE) return null;
+    this.#frame = null;
     this.#bytes = 0;
-    const frame = new Uint8Array(need);
-    let at = 0;
-    for (let i = 0; i < parts.length; i++) {
-      frame.set(parts[i], at);
-      at += parts[i].byteLength;
-    }
-    frame.set(body, at);
-    return frame;
+    return need === frame.byteLength ? frame : frame.subarray(0, need);
   }
 }
 
