@@ -54,9 +54,14 @@ export const WORKER_FLAGS: string[] = Deno.env.get("RILL_CLIENTS_WORKER_PROF")
   : [];
 
 /** Runs a worker process with `settings` and returns what it printed. */
-export async function worker(settings: Record<string, unknown>): Promise<WorkerResult> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", ...WORKER_FLAGS, WORKER, JSON.stringify(settings)],
+export async function worker(
+  settings: Record<string, unknown>,
+  nice = 0,
+): Promise<WorkerResult> {
+  const args = ["run", "-A", ...WORKER_FLAGS, WORKER, JSON.stringify(settings)];
+  // `nice`: the worker runs at that lower CPU priority (nice(1)), below the server's.
+  const out = await new Deno.Command(nice > 0 ? "nice" : Deno.execPath(), {
+    args: nice > 0 ? ["-n", String(nice), Deno.execPath(), ...args] : args,
     stdout: "piped",
     stderr: "inherit",
   }).output();

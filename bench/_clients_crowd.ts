@@ -69,6 +69,9 @@ async function sampled<T>(
   return { result, samples, maxRss, cpuMs };
 }
 
+/** The nice(1) level of the client processes in the crowd's second run. */
+export const CROWD_NICE = 19;
+
 const CROWD = {
   processes: 5,
   perProcess: 1000,
@@ -112,6 +115,11 @@ function threadText(steady: Sample[]): string {
   } of the time`;
 }
 
+/** How a line names the client processes' nice level (nothing at 0). */
+function niceText(nice: number): string {
+  return nice > 0 ? `, client processes at nice ${nice}` : "";
+}
+
 /** The median, p99 and worst of sorted latencies, and the load average, as a unit text. */
 function latencyText(sorted: number[]): string {
   return `p50 ${fmt(sorted[sorted.length >> 1] ?? NaN)} ms, p99 ${
@@ -119,10 +127,15 @@ function latencyText(sorted: number[]): string {
   } ms, ${sorted.length} samples`;
 }
 
+/**
+ * The crowd against the broker. `nice`: the client processes' nice(1) level (0: the broker's
+ * own priority); the lines are labelled with it.
+ */
 export async function crowd(
   report: Reporter,
   broker: BrokerProcess,
   topic: string,
+  nice = 0,
 ): Promise<number> {
   const { processes, perProcess, consumersPer, rampMs, seconds } = CROWD;
   const rss0 = procMemMiB(broker.pid, "VmRSS");
@@ -144,7 +157,7 @@ export async function crowd(
             rampMs,
             seconds,
             partitions: 8,
-          })),
+          }, nice)),
       ),
   );
   const sends = results.reduce((n, r) => n + (r as unknown as { sends: number }).sends, 0);
@@ -157,7 +170,9 @@ export async function crowd(
     suite: SUITE,
     name: `${total} connected clients (${processes * consumersPer} mod.ts consumers (${
       HTTP_ONLY ? "long polls" : "push subscriptions"
-    }), the rest ${HTTP_ONLY ? "HTTP" : "WS"} producers at 1 record/s): broker RSS`,
+    }), the rest ${HTTP_ONLY ? "HTTP" : "WS"} producers at 1 record/s${
+      niceText(nice)
+    }): broker RSS`,
     value: maxRss,
     unit: `MiB (before ${fmt(rss0)} MiB, VmHWM ${fmt(hwm)} MiB), ${
       fmt(sends / (seconds + rampMs / 2000))
@@ -174,7 +189,7 @@ export async function crowd(
   const worst = steady[steady.length - 1];
   report({
     suite: SUITE,
-    name: `${total} connected clients: /healthz worst latency once all connected`,
+    name: `${total} connected clients${niceText(nice)}: /healthz worst latency once all connected`,
     value: worst,
     unit: `ms (${latencyText(steady)}; broker ${thread}; while ${total} connected over ${
       rampMs / 1000
@@ -193,7 +208,12 @@ export async function crowd(
  * acknowledged, each consumer long-polling its partition and answered every record from its
  * offset, one answer built per offset), sampled alike.
  */
-export async function crowdFloor(report: Reporter, floor: Floor, total: number): Promise<void> {
+export async function crowdFloor(
+  report: Reporter,
+  floor: Floor,
+  total: number,
+  nice = 0,
+): Promise<void> {
   const { processes, perProcess, consumersPer, rampMs, seconds } = CROWD;
   const rss0 = procMemMiB(floor.pid, "VmRSS");
   const { result: results, samples, maxRss, cpuMs } = await sampled(
@@ -211,7 +231,7 @@ export async function crowdFloor(report: Reporter, floor: Floor, total: number):
             rampMs,
             seconds,
             partitions: 8,
-          })),
+          }, nice)),
       ),
   );
   const sends = results.reduce((n, r) => n + (r as unknown as { sends: number }).sends, 0);
@@ -220,7 +240,7 @@ export async function crowdFloor(report: Reporter, floor: Floor, total: number):
   report({
     suite: SUITE,
     name: `${total} connected clients, WS fan-out floor (the same connections and partitions, ` +
-      `consumers long-polling each send over bare WebSockets): RSS`,
+      `consumers long-polling each send over bare WebSockets${niceText(nice)}): RSS`,
     value: maxRss,
     unit:
       `MiB (before ${fmt(rss0)} MiB), ${fmt(sends / (seconds + rampMs / 2000))} sends/s, ${
@@ -232,7 +252,9 @@ export async function crowdFloor(report: Reporter, floor: Floor, total: number):
   });
   report({
     suite: SUITE,
-    name: `${total} connected clients, WS fan-out floor: GET worst latency once all connected`,
+    name: `${total} connected clients, WS fan-out floor${
+      niceText(nice)
+    }: GET worst latency once all connected`,
     value: steady[steady.length - 1],
     unit: `ms (${latencyText(steady)}; floor server ${thread}; while connecting: worst ${
       fmt(all[all.length - 1])

@@ -12,8 +12,20 @@ import { errorFromBody, RillError } from "../protocol/errors.ts";
  * headers (`Prefer: return=minimal`), in the shape of its JSON answer.
  */
 export function minimalAnswer(res: Response, partition: number, base: string): unknown {
-  const last = res.headers.get("Rill-Last-Offset");
-  const appendTime = res.headers.get("Rill-Log-Append-Time");
+  return minimalOf(
+    partition,
+    base,
+    res.headers.get("rill-last-offset"),
+    res.headers.get("rill-log-append-time"),
+  );
+}
+
+function minimalOf(
+  partition: number,
+  base: string,
+  last: string | null,
+  appendTime: string | null,
+): unknown {
   const baseOffset = Number(base);
   const lastOffset = last === null ? baseOffset : Number(last);
   return {
@@ -23,6 +35,53 @@ export function minimalAnswer(res: Response, partition: number, base: string): u
     recordCount: lastOffset - baseOffset + 1,
     logAppendTime: appendTime === null ? -1 : Number(appendTime),
   };
+}
+
+/** The symbol Deno's `Headers` keep their `[name, value]` list under; null when none. */
+let headerListKey: symbol | null | undefined;
+
+/**
+ * {@linkcode minimalAnswer} read from the header list Deno's `Headers` keep (names as
+ * received, lower-cased), in one pass: each `get` validates and lower-cases the name it is
+ * given, and the first builds an array of every name lower-cased (~1–2.5 µs a produce of
+ * the client's, Deno 2.9.6). Undefined when it cannot be read so (another runtime, a header
+ * given twice, which `get` would combine, a name with capitals, or no `rill-base-offset`):
+ * read it with `get`.
+ */
+function minimalFromList(res: Response, partition: number): unknown | undefined {
+  const headers = res.headers;
+  if (headerListKey === undefined) {
+    headerListKey = Object.getOwnPropertySymbols(headers).find((s) =>
+      s.description === "header list"
+    ) ?? null;
+  }
+  if (headerListKey === null) return undefined;
+  const list = (headers as unknown as Record<symbol, unknown>)[headerListKey];
+  if (!Array.isArray(list)) return undefined;
+  let base: string | null = null;
+  let last: string | null = null;
+  let appendTime: string | null = null;
+  for (let i = 0; i < list.length; i++) {
+    const entry = list[i];
+    if (!Array.isArray(entry)) return undefined;
+    const name = entry[0];
+    if (name === "rill-base-offset") {
+      if (base !== null) return undefined;
+      base = entry[1];
+    } else if (name === "rill-last-offset") {
+      if (last !== null) return undefined;
+      last = entry[1];
+    } else if (name === "rill-log-append-time") {
+      if (appendTime !== null) return undefined;
+      appendTime = entry[1];
+    } else if (
+      typeof name === "string" && (name.length === 16 || name.length === 20) &&
+      name.toLowerCase().startsWith("rill-")
+    ) return undefined; // one of them with capitals (a Response made in code)
+  }
+  if (typeof base !== "string" || (last !== null && typeof last !== "string")) return undefined;
+  if (appendTime !== null && typeof appendTime !== "string") return undefined;
+  return minimalOf(partition, base, last, appendTime);
 }
 
 /**
@@ -41,7 +100,11 @@ export function produceAnswer(
   acks: string,
 ): unknown | Promise<unknown> {
   if (res.status === 204 || acks === "0") {
-    const base = res.headers.get("Rill-Base-Offset");
+    if (acks !== "0") {
+      const answer = minimalFromList(res, partition);
+      if (answer !== undefined) return answer;
+    }
+    const base = res.headers.get("rill-base-offset");
     if (base !== null && acks !== "0") return minimalAnswer(res, partition, base);
     return (res.body?.cancel() ?? Promise.resolve()).then(() => null);
   }

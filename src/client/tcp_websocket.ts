@@ -20,6 +20,11 @@
  * @module
  */
 
+// A full npm: specifier, as in src/protocol/crc32c.ts: the client resolves without the
+// repository's import map.
+// deno-lint-ignore no-import-prefix
+import { createSHA1, type IHasher } from "npm:hash-wasm@4.13.0";
+
 /** The callbacks of a {@linkcode TcpWebSocket}. */
 export interface TcpWebSocketEvents {
   /**
@@ -47,6 +52,29 @@ interface DenoConn {
 /** No chunk being written. */
 const NOTHING = new Uint8Array(0);
 const GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+
+/** hash-wasm's SHA-1, compiled once a process (null where WebAssembly is refused). */
+let sha1: Promise<IHasher | null> | undefined;
+
+/**
+ * The `Sec-WebSocket-Accept` the server must answer to `key`: base64 of SHA-1(key + GUID).
+ * Summed by hash-wasm's synchronous SHA-1 (crypto.subtle.digest cost the main thread ~0.5-1 ms
+ * a connection in a process opening 1,000 of them; ~10 µs this way), or by
+ * crypto.subtle where WebAssembly is refused.
+ *
+ * @param key the request's Sec-WebSocket-Key
+ * @returns the expected accept value
+ */
+export async function acceptOf(key: string): Promise<string> {
+  const data = encoder.encode(key + GUID);
+  const hasher = await (sha1 ??= createSHA1().catch(() => null));
+  if (hasher === null) {
+    return base64(new Uint8Array(await crypto.subtle.digest("SHA-1", data)));
+  }
+  hasher.init();
+  hasher.update(data);
+  return base64(hasher.digest("binary"));
+}
 const encoder = new TextEncoder();
 /**
  * The read buffer's size (small: a client may hold thousands of idle connections); a frame
@@ -223,8 +251,7 @@ export class TcpWebSocket {
           fields.set(line.slice(0, colon).trim().toLowerCase(), line.slice(colon + 1).trim());
         }
       }
-      const digest = await crypto.subtle.digest("SHA-1", encoder.encode(key + GUID));
-      if (fields.get("sec-websocket-accept") !== base64(new Uint8Array(digest))) {
+      if (fields.get("sec-websocket-accept") !== await acceptOf(key)) {
         throw new TcpWebSocketRefused("The server's Sec-WebSocket-Accept is wrong");
       }
       const chosen = fields.get("sec-websocket-protocol");

@@ -31,6 +31,12 @@ import {
   WS_BINARY_PRODUCE,
   WS_PRODUCED,
 } from "../protocol/ws_produce_frames.ts";
+import {
+  decodeRecordsFrame,
+  type RecordsFrame,
+  WS_BINARY_RECORDS,
+  WS_RECORDS,
+} from "../protocol/ws_records_frames.ts";
 import { type Link, type LinkEvents, openLink, WsRefused } from "./ws_link.ts";
 import { SendMarks, stopSweeping, sweepEvery, type Swept } from "./request_deadlines.ts";
 import { PendingRequests } from "./pending_requests.ts";
@@ -249,11 +255,13 @@ export class WsConnection {
     conn.#link = await openLink(base, opts.auth, conn.#events(), timeoutMs);
     if (timeoutMs !== undefined && conn.#closedError === null) sweepEvery(conn.#swept, timeoutMs);
     try {
-      // "parts": long answers may come in parts (ws_frames.ts WS_ANSWER_PART_BYTES).
+      // "parts": long answers may come in parts (ws_frames.ts WS_ANSWER_PART_BYTES);
+      // "binary": pushes may come as binary records frames (ws_records_frames.ts).
       const { header } = await conn.request({
         op: "hello",
         clientId: opts.clientId,
         parts: true,
+        binary: [WS_BINARY_RECORDS],
       });
       const max = header.maxInFlightBytes;
       if (typeof max === "number" && max > 0) conn.#maxInFlightBytes = max;
@@ -592,6 +600,7 @@ export class WsConnection {
       pending.resolve(answer.offsets);
       return;
     }
+    if (startsWith(message, WS_RECORDS)) return this.#records(message, owned);
     let frame: Frame;
     try {
       frame = decodeFrame(message);
@@ -637,6 +646,30 @@ export class WsConnection {
       this.#subs.delete(id);
       pending.reject(errorOf(frame.header));
     } else pending.resolve(pending.produce ? offsetsOf(frame.header) : frame);
+  }
+
+  /**
+   * A binary records push (ws_records_frames.ts) to its subscription; its batches are copied
+   * out of a message that is a view. One that cannot be read ends the connection, as a frame
+   * the broker could not read does: the pushes that follow could not be trusted either.
+   */
+  #records(message: Uint8Array, owned: boolean): void {
+    let push: RecordsFrame;
+    try {
+      push = decodeRecordsFrame(message, !owned);
+    } catch (e) {
+      this.#fail(
+        new RillError(
+          "UNKNOWN_SERVER_ERROR",
+          `The broker at ${this.#base} sent a push that cannot be read: ${(e as Error).message}`,
+        ),
+      );
+      try {
+        this.#link.close();
+      } catch { /* closing */ }
+      return;
+    }
+    this.#subs.get(push.id)?.onRecords({ session: null, partitions: push.partitions });
   }
 
   #settled(bytes: number): void {

@@ -11,8 +11,9 @@
  * the rest         the payload: RecordBatch v2 bytes (produce, records), or nothing
  * ```
  *
- * No header length starts with the byte 0xFF: messages that do are the parts below, or the
- * binary produce frames of ws_produce_frames.ts.
+ * No header length starts with the byte 0xFF: messages that do are the parts below, the
+ * binary produce frames of ws_produce_frames.ts, or the binary records pushes of
+ * ws_records_frames.ts.
  *
  * A client may send a frame as several messages ("parts"), each at most
  * {@linkcode WS_PART_BYTES} long: every part but the last starts with the u32
@@ -30,6 +31,7 @@
  *
  * @module
  */
+import { recordsFrameLength } from "./ws_records_frames.ts";
 
 /** The largest message Deno's WebSocket client writes in one write. */
 export const WS_PART_BYTES = 1024;
@@ -80,7 +82,9 @@ export const WS_ANSWER_PART_BYTES = 64 * 1024;
  *
  * Each byte of a part is copied once, into the frame it joins: the first part's bytes go into
  * a buffer with room for a short last part after them (a push of 64 KiB of records is a
- * 64 KiB part and a few hundred bytes more, its header), grown only when more parts come.
+ * 64 KiB part and a few hundred bytes more, its header), grown only when more parts come. A
+ * binary records push (ws_records_frames.ts) names its length in its first part: its buffer
+ * is allocated whole from it, never grown.
  */
 export class FrameParts {
   #frame: Uint8Array | null = null;
@@ -101,12 +105,15 @@ export class FrameParts {
     const need = this.#bytes + n;
     let frame = this.#frame;
     if (frame === null || frame.byteLength < need) {
-      // The first part: room for a last part of up to 4 KiB; later: double.
-      const grown = new Uint8Array(
-        frame === null
-          ? need + (marker === WS_PART_MORE ? 4096 : 0)
-          : Math.max(need, frame.byteLength * 2),
-      );
+      // The first part: the length a records push names, else room for a last part of up to
+      // 4 KiB; later: double.
+      let size = need;
+      if (frame !== null) size = Math.max(need, frame.byteLength * 2);
+      else if (marker === WS_PART_MORE) {
+        const named = recordsFrameLength(message.subarray(4));
+        size = named >= need ? named : need + 4096;
+      }
+      const grown = new Uint8Array(size);
       if (frame !== null) grown.set(frame.subarray(0, this.#bytes));
       this.#frame = frame = grown;
     }

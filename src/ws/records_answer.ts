@@ -6,7 +6,9 @@
  *
  * @module
  */
-import type { FetchManyResult } from "../broker/fetch_session.ts";
+import type { FetchManyResult, PartitionFetchResult } from "../broker/fetch_session.ts";
+import { encodeJsonFrame } from "../protocol/ws_frames.ts";
+import { encodeRecordsFrame } from "../protocol/ws_records_frames.ts";
 
 /** Topic names as JSON strings (validated names need no escaping, but stay exact). */
 const topicJson = new Map<string, string>();
@@ -59,4 +61,28 @@ export function recordsAnswerJson(
     },"partition":${p.partition},"nextOffset":${p.nextOffset},"highWatermark":${p.highWatermark},"logStartOffset":${p.logStartOffset},"bytes":${p.bytes.byteLength}}`;
   }
   return json + "]}";
+}
+
+/**
+ * The frame of a push of subscription `id`: the binary records frame
+ * (src/protocol/ws_records_frames.ts) to a client that asked for it in its hello, unless a
+ * partition has an error; else the JSON `records` frame with `"session": null`.
+ *
+ * @param id the subscription's id
+ * @param partitions the partitions pushed
+ * @param binary whether the client takes binary records frames
+ * @param alloc where the frame is written (the shared scratch buffer: send it at once)
+ * @returns the message bytes
+ */
+export function recordsPushFrame(
+  id: number,
+  partitions: PartitionFetchResult[],
+  binary: boolean,
+  alloc: (size: number) => Uint8Array<ArrayBuffer>,
+): Uint8Array<ArrayBuffer> {
+  const frame = binary ? encodeRecordsFrame(id, partitions, alloc) : null;
+  if (frame !== null) return frame;
+  const payload: Uint8Array[] = [];
+  const json = recordsAnswerJson(id, { session: null, partitions }, payload);
+  return encodeJsonFrame(json, payload, alloc);
 }

@@ -42,12 +42,13 @@ import {
   WS_BINARY_PRODUCE,
   WS_PRODUCE,
 } from "../protocol/ws_produce_frames.ts";
+import { WS_BINARY_RECORDS } from "../protocol/ws_records_frames.ts";
 import type { Principal } from "../http/auth.ts";
 import type { InstalledSecurity } from "../http/security.ts";
 import type { WsLimits } from "./endpoint.ts";
 import type { WsMeter, WsRoute } from "./observe.ts";
 import { Subscription } from "./subscription.ts";
-import { recordsAnswerJson } from "./records_answer.ts";
+import { recordsAnswerJson, recordsPushFrame } from "./records_answer.ts";
 import { acksOf, intField } from "./frame_fields.ts";
 import { lendScratch, partBuffer, producedAnswer } from "./answer_buffers.ts";
 
@@ -85,6 +86,8 @@ export class WsSession {
   #lastTopic: string | null = null;
   /** whether the client takes long answers in parts (its hello said so) */
   #answerParts = false;
+  /** whether the client takes binary `records` pushes (its hello's `binary` lists them) */
+  #binaryRecords = false;
   #closed = false;
   /** fetches started and not answered, and subscriptions (each counts as one) */
   #fetches = 0;
@@ -255,6 +258,8 @@ export class WsSession {
 
   #hello(id: number, header: Record<string, unknown>, done: Done): void {
     this.#answerParts = header.parts === true;
+    this.#binaryRecords = Array.isArray(header.binary) &&
+      header.binary.includes(WS_BINARY_RECORDS);
     const answer = () => {
       done(null);
       this.#send({
@@ -263,7 +268,7 @@ export class WsSession {
         brokerId: this.#broker.id,
         maxInFlightBytes: this.#limits.maxInFlightBytes,
         maxUnsentBytes: this.#limits.maxUnsentBytes,
-        binary: [WS_BINARY_PRODUCE],
+        binary: [WS_BINARY_PRODUCE, WS_BINARY_RECORDS],
         ops: WS_OPS,
       });
     };
@@ -634,12 +639,11 @@ export class WsSession {
       {
         broker: this.#broker,
         closed: () => this.#closed,
+        drained: () => this.#drained(),
         waitForDrain: () => this.waitForDrain(),
         push: (partitions, bytes) => {
           if (this.#closed || this.#socket.readyState !== WebSocket.OPEN) return;
-          const payload: Uint8Array[] = [];
-          const json = recordsAnswerJson(id, { session: null, partitions }, payload);
-          this.#sendFrame(encodeJsonFrame(json, payload, lendScratch));
+          this.#sendFrame(recordsPushFrame(id, partitions, this.#binaryRecords, lendScratch));
           this.#installed.quotas.chargeFetched(principal.name, bytes);
         },
       },

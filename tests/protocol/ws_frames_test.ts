@@ -12,6 +12,7 @@ import {
   WS_PART_LAST,
   WS_PART_MORE,
 } from "../../src/protocol/ws_frames.ts";
+import { encodeRecordsFrame } from "../../src/protocol/ws_records_frames.ts";
 
 function reference(header: Record<string, unknown>, payload: Uint8Array[]): Uint8Array {
   const json = new TextEncoder().encode(JSON.stringify(header));
@@ -117,6 +118,44 @@ Deno.test("ws frames: parts of any sizes join into the frame, which keeps no par
         assert.equal(joiner.take(whole), whole);
         const again = cut(frame, [total]);
         assert.deepEqual(joiner.take(again[0]), frame);
+      },
+    ),
+    { numRuns: 200 },
+  );
+});
+
+Deno.test("ws frames: a binary records push in parts joins into a buffer of its length, whatever the cut", () => {
+  fc.assert(
+    fc.property(
+      fc.array(fc.uint8Array({ maxLength: 5000 }), { minLength: 1, maxLength: 4 }),
+      fc.array(fc.integer({ min: 1, max: 9000 }), { minLength: 1, maxLength: 6 }),
+      (batches, cuts) => {
+        const frame = encodeRecordsFrame(
+          3,
+          batches.map((bytes, partition) => ({
+            topic: "t",
+            partition,
+            nextOffset: 1,
+            highWatermark: 1,
+            logStartOffset: 0,
+            bytes,
+            error: null,
+          })),
+        )!;
+        // Cut into parts: the first at least its entries (as the broker's 64 KiB parts are).
+        const first = Math.max(14 + 34 * batches.length, cuts[0]);
+        const sizes = [Math.min(first, frame.length)];
+        for (let pos = sizes[0], i = 1; pos < frame.length; i++) {
+          const n = Math.min(cuts[i % cuts.length], frame.length - pos);
+          sizes.push(n);
+          pos += n;
+        }
+        if (sizes.length < 2) sizes.push(0);
+        const joiner = new FrameParts();
+        let joined: Uint8Array | null = null;
+        for (const m of cut(frame, sizes)) joined = joiner.take(m);
+        assert.deepEqual(joined, frame);
+        assert.equal(joined!.buffer.byteLength, frame.length, "allocated once, to its length");
       },
     ),
     { numRuns: 200 },

@@ -79,7 +79,7 @@ Deno.test("ws binary produce: advertised in hello, answered in binary with the o
   const raw = await openRaw(s.url);
   raw.socket.send(encodeFrame({ op: "hello", id: 1 }));
   const hello = decodeFrame(await raw.next()).header;
-  assert.deepEqual(hello.binary, ["produce"]);
+  assert.deepEqual(hello.binary, ["produce", "records"]);
 
   raw.socket.send(produceFrame(2, "t", 1, 1, one("a")));
   const first = await raw.next();
