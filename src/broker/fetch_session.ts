@@ -216,9 +216,13 @@ export class FetchSessions {
     const arena = new ReadArena(this.#source.pool);
     try {
       const totalMax = req.maxBytes ?? Infinity;
+      // A repeated fetch caught up (after its last push) waits without reading first.
+      const caughtUp = repeat !== undefined && repeat.caughtUp();
       // Consumers' reads share the loop's turns; a follower's (few, and acks wait for them) do not.
-      if (replicaId < 0) { while (fetchTurns.due) await fetchTurns.next(); }
-      const read = this.#readAll(slots, replicaId, arena, totalMax, true, req.observerId);
+      if (replicaId < 0 && !caughtUp) { while (fetchTurns.due) await fetchTurns.next(); }
+      const read = caughtUp
+        ? []
+        : this.#readAll(slots, replicaId, arena, totalMax, true, req.observerId);
       let results = read instanceof Promise ? await read : read;
       let total = sumBytes(results);
       if (

@@ -30,6 +30,8 @@ export interface RepeatedSlot {
   replica: Replica | null;
   /** the high watermark at the slot's last read */
   seen: number;
+  /** the offset the slot reads from next */
+  offset: number;
 }
 
 /** See the module comment; made by the caller, given to each fetch as `repeat`. */
@@ -46,6 +48,27 @@ export class RepeatedFetch<S extends RepeatedSlot = RepeatedSlot> implements Wai
   /** Whether {@linkcode close} was called. */
   get closed(): boolean {
     return this.#closed;
+  }
+
+  /**
+   * Whether a read now would find nothing new: every slot kept its replica (still a leader's,
+   * not closing), whose high watermark is the one the slot last read at, and reads from it.
+   * The core then waits at once, without reading first (after each push the repeated fetch
+   * comes back caught up: the read before the wait would find nothing, at the cost of a pass
+   * over the slots and its answer's objects).
+   *
+   * @returns true when every slot is caught up (false with no slot, or once closed)
+   */
+  caughtUp(): boolean {
+    if (this.#closed || this.slots.length === 0) return false;
+    for (const s of this.slots) {
+      const r = s.replica;
+      if (
+        r === null || r.closing || r.role === "follower" || r.highWatermark !== s.seen ||
+        s.offset < s.seen
+      ) return false;
+    }
+    return true;
   }
 
   /**

@@ -43,7 +43,13 @@
  */
 import type { Admin } from "./admin.ts";
 import { consumerScopeOwner, runAsConsumer } from "./consumer_scope.ts";
-import { key, newPartitionState, PartitionFetches, TURN_RECORDS } from "./consumer_fetches.ts";
+import {
+  HandlerCall,
+  key,
+  newPartitionState,
+  PartitionFetches,
+  TURN_RECORDS,
+} from "./consumer_fetches.ts";
 import { GroupSession } from "./consumer_group_session.ts";
 import { deliverBatch, deliverMessages, type DeliveryContext } from "./consumer_delivery.ts";
 import type {
@@ -448,13 +454,13 @@ export class Consumer {
             continue;
           }
           // In a group the record counts as processed once the loop asks for the next one.
-          const busy = deferred();
+          const busy = new HandlerCall();
           state.busy = busy;
           try {
             yield m;
           } finally {
             state.busy = null;
-            busy.resolve();
+            busy.end();
           }
           if (chunk.epoch !== state.epoch) break;
           state.position = m.offset + 1;
@@ -649,7 +655,7 @@ export class Consumer {
         ) {
           const before = chunk.index;
           this.#inHandler = true;
-          const busy = deferred();
+          const busy = new HandlerCall();
           s.busy = busy;
           try {
             // The handler is called before the first await of either (the fetcher may be
@@ -669,7 +675,7 @@ export class Consumer {
           } finally {
             this.#inHandler = false;
             s.busy = null;
-            busy.resolve();
+            busy.end();
           }
           if (this.#group && options.eachBatch) await this.#group.commits.maybeCommit();
           if (chunk.turn >= TURN_RECORDS && this.#f.yieldTurn(chunk)) break;

@@ -150,13 +150,22 @@ export class GroupCommits {
    * @param idle called from the heartbeat loop rather than after a handler
    */
   async maybeCommit(idle = false): Promise<void> {
-    if (!this.autoCommit || this.#c.memberId() === null || this.#c.sessionLost()) return;
-    if (this.#resolvedSinceCommit === 0 && idle) return;
-    const due = (!idle && this.#threshold > 0 &&
-      this.#resolvedSinceCommit >= this.#threshold) ||
-      Date.now() - this.#lastCommitAt >= this.#interval;
-    if (!due) return;
+    if (!this.commitDue(idle)) return;
     await this.commitPositions(this.#c.states(), this.#c.generation(), false);
+  }
+
+  /**
+   * Whether {@linkcode maybeCommit} would commit now (checked without a promise, once per
+   * delivered record).
+   *
+   * @param idle asked from the heartbeat loop rather than after a handler
+   * @returns true when an auto-commit is due
+   */
+  commitDue(idle = false): boolean {
+    if (!this.autoCommit || this.#c.memberId() === null || this.#c.sessionLost()) return false;
+    if (this.#resolvedSinceCommit === 0 && idle) return false;
+    return (!idle && this.#threshold > 0 && this.#resolvedSinceCommit >= this.#threshold) ||
+      Date.now() - this.#lastCommitAt >= this.#interval;
   }
 
   /** Commits every position, reporting (not throwing) a failure. */

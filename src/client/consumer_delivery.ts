@@ -53,13 +53,18 @@ export async function deliverMessages(
     } finally {
       c.inHandlerSync(false);
     }
-    await called;
-    if (state.epoch !== epoch) return;
+    // A handler that returned synchronously (not a promise) is not awaited: an await per
+    // record is a promise and a microtask turn per delivery, the larger part of delivering a
+    // record to such a handler. The loop's checks run after each call all the same.
+    if (isThenable(called)) {
+      await called;
+      if (state.epoch !== epoch) return;
+    } else if (state.epoch !== epoch) return;
     chunk.index++;
     state.position = message.offset + 1;
     if (c.group) {
       c.group.commits.resolved();
-      await c.group.commits.maybeCommit();
+      if (c.group.commits.commitDue()) await c.group.commits.maybeCommit();
     }
     // Bounded work per partition per turn (fairness): the run loop gives the turn away.
     if (++chunk.turn >= TURN_RECORDS && c.fetches.othersWaiting(state)) return;
@@ -127,4 +132,10 @@ export async function deliverBatch(
   // The handler returned: the batch is done even if not all of it was resolved (as in
   // kafkajs); the position stays at the last resolved record.
   chunk.index = chunk.messages.length;
+}
+
+/** Whether a handler's result is a promise (or any thenable) to await. */
+function isThenable(x: unknown): x is PromiseLike<unknown> {
+  return x !== null && (typeof x === "object" || typeof x === "function") &&
+    typeof (x as { then?: unknown }).then === "function";
 }

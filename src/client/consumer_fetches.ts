@@ -41,7 +41,7 @@ export interface PartitionState {
   spaceWaiter: (() => void) | null;
   assigned: boolean;
   /** a handler call on this partition in progress (groups wait for it before handing over) */
-  busy: { promise: Promise<void>; resolve: () => void } | null;
+  busy: HandlerCall | null;
   /** session fetcher: consecutive failed fetches, and no fetch before this time */
   failures: number;
   retryAt: number;
@@ -75,6 +75,29 @@ export function newPartitionState(
     failures: 0,
     retryAt: 0,
   };
+}
+
+/**
+ * A handler call in progress on a partition, for a rebalance to wait for: its promise is made
+ * only when something waits (most calls end unwatched, and a promise per delivered chunk is
+ * garbage for nothing).
+ */
+export class HandlerCall {
+  #promise: Promise<void> | null = null;
+  #resolve: (() => void) | null = null;
+  #done = false;
+
+  /** Settles once the call ended ({@linkcode end}). */
+  get promise(): Promise<void> {
+    if (this.#done) return Promise.resolve();
+    return this.#promise ??= new Promise<void>((resolve) => (this.#resolve = resolve));
+  }
+
+  /** The call ended: whatever waits goes on. */
+  end(): void {
+    this.#done = true;
+    this.#resolve?.();
+  }
 }
 
 /** One fetch result waiting for (or in) delivery. */

@@ -20,6 +20,11 @@
  * @module
  */
 
+// A full npm: specifier, as in src/protocol/crc32c.ts: the client resolves without the
+// repository's import map.
+// deno-lint-ignore no-import-prefix
+import { createSHA1, type IHasher } from "npm:hash-wasm@4.13.0";
+
 /** The callbacks of a {@linkcode TcpWebSocket}. */
 export interface TcpWebSocketEvents {
   /**
@@ -44,7 +49,32 @@ interface DenoConn {
   setNoDelay?(on?: boolean): void;
 }
 
+/** No chunk being written. */
+const NOTHING = new Uint8Array(0);
 const GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+
+/** hash-wasm's SHA-1, compiled once a process (null where WebAssembly is refused). */
+let sha1: Promise<IHasher | null> | undefined;
+
+/**
+ * The `Sec-WebSocket-Accept` the server must answer to `key`: base64 of SHA-1(key + GUID).
+ * Summed by hash-wasm's synchronous SHA-1 (crypto.subtle.digest cost the main thread ~0.5-1 ms
+ * a connection in a process opening 1,000 of them; ~10 µs this way), or by
+ * crypto.subtle where WebAssembly is refused.
+ *
+ * @param key the request's Sec-WebSocket-Key
+ * @returns the expected accept value
+ */
+export async function acceptOf(key: string): Promise<string> {
+  const data = encoder.encode(key + GUID);
+  const hasher = await (sha1 ??= createSHA1().catch(() => null));
+  if (hasher === null) {
+    return base64(new Uint8Array(await crypto.subtle.digest("SHA-1", data)));
+  }
+  hasher.init();
+  hasher.update(data);
+  return base64(hasher.digest("binary"));
+}
 const encoder = new TextEncoder();
 /**
  * The read buffer's size (small: a client may hold thousands of idle connections); a frame
@@ -221,8 +251,7 @@ export class TcpWebSocket {
           fields.set(line.slice(0, colon).trim().toLowerCase(), line.slice(colon + 1).trim());
         }
       }
-      const digest = await crypto.subtle.digest("SHA-1", encoder.encode(key + GUID));
-      if (fields.get("sec-websocket-accept") !== base64(new Uint8Array(digest))) {
+      if (fields.get("sec-websocket-accept") !== await acceptOf(key)) {
         throw new TcpWebSocketRefused("The server's Sec-WebSocket-Accept is wrong");
       }
       const chosen = fields.get("sec-websocket-protocol");
@@ -358,27 +387,42 @@ export class TcpWebSocket {
     this.#writeChunk(frame);
   }
 
-  /** Writes `chunk`, then what was queued meanwhile (in one write), until nothing waits. */
+  /** the chunk being written (one at a time: the others queue) */
+  #inWrite: Uint8Array = NOTHING;
+
+  /**
+   * Writes `chunk`, then what was queued meanwhile (in one write), until nothing waits. The
+   * write's outcome goes to two handlers bound once ({@linkcode #written}, {@linkcode
+   * #writeFailed}), the chunk in a field: no closures per message.
+   */
   #writeChunk(chunk: Uint8Array): void {
-    this.#conn.write(chunk).then((n) => {
-      if (n < chunk.byteLength) return this.#writeChunk(chunk.subarray(n));
-      if (chunk.buffer === this.#scratch.buffer) this.#scratchBusy = false;
-      const queue = this.#queue;
-      if (queue.length > 0) {
-        this.#queue = [];
-        if (queue.length === 1) return this.#writeChunk(queue[0]);
-        const joined = concat(queue);
-        // The scratch buffer's frame, if queued, is copied now.
-        this.#scratchBusy = false;
-        return this.#writeChunk(joined);
-      }
-      this.#writing = false;
-      if (this.#closing) this.#end(this.#closeCode, this.#closeReason);
-    }, () => {
-      this.#writing = false;
-      this.#end(1006, "");
-    });
+    this.#inWrite = chunk;
+    this.#conn.write(chunk).then(this.#written, this.#writeFailed);
   }
+
+  readonly #written = (n: number): void => {
+    const chunk = this.#inWrite;
+    if (n < chunk.byteLength) return this.#writeChunk(chunk.subarray(n));
+    if (chunk.buffer === this.#scratch.buffer) this.#scratchBusy = false;
+    const queue = this.#queue;
+    if (queue.length > 0) {
+      this.#queue = [];
+      if (queue.length === 1) return this.#writeChunk(queue[0]);
+      const joined = concat(queue);
+      // The scratch buffer's frame, if queued, is copied now.
+      this.#scratchBusy = false;
+      return this.#writeChunk(joined);
+    }
+    this.#writing = false;
+    this.#inWrite = NOTHING;
+    if (this.#closing) this.#end(this.#closeCode, this.#closeReason);
+  };
+
+  readonly #writeFailed = (): void => {
+    this.#writing = false;
+    this.#inWrite = NOTHING;
+    this.#end(1006, "");
+  };
 
   /** Closes the TCP connection and reports the close, once. */
   #end(code: number, reason: string): void {

@@ -639,6 +639,7 @@ export class WsSession {
       {
         broker: this.#broker,
         closed: () => this.#closed,
+        drained: () => this.#drained(),
         waitForDrain: () => this.waitForDrain(),
         push: (partitions, bytes) => {
           if (this.#closed || this.#socket.readyState !== WebSocket.OPEN) return;

@@ -18,7 +18,11 @@
  * @module
  */
 import type { Broker } from "../broker/broker.ts";
-import type { FetchPartitionRequest, PartitionFetchResult } from "../broker/fetch_session.ts";
+import type {
+  FetchManyRequest,
+  FetchPartitionRequest,
+  PartitionFetchResult,
+} from "../broker/fetch_session.ts";
 import { RepeatedFetch } from "../broker/repeated_fetch.ts";
 
 /** What a subscription needs from its connection. */
@@ -27,6 +31,8 @@ export interface SubscriptionHost {
   broker: Broker;
   /** whether the connection closed */
   closed(): boolean;
+  /** whether the bytes queued on the socket are below the connection's bound */
+  drained(): boolean;
   /** resolves once the bytes queued on the socket are below the connection's bound */
   waitForDrain(): Promise<void>;
   /**
@@ -42,10 +48,11 @@ export interface SubscriptionHost {
 export class Subscription {
   readonly #host: SubscriptionHost;
   #partitions: FetchPartitionRequest[];
-  readonly #maxBytes: number;
   #credit: number;
   #ended = false;
   readonly #repeat = new RepeatedFetch();
+  /** the fetch each push repeats (its partitions: the subscription's, as they are) */
+  readonly #request: FetchManyRequest;
   #wake: (() => void) | null = null;
 
   /**
@@ -62,8 +69,14 @@ export class Subscription {
   ) {
     this.#host = host;
     this.#partitions = partitions;
-    this.#maxBytes = maxBytes;
     this.#credit = credit;
+    this.#request = {
+      partitions,
+      maxWaitMs: Infinity,
+      minBytes: 1,
+      maxBytes,
+      repeat: this.#repeat,
+    };
   }
 
   /** Partitions still subscribed. */
@@ -102,14 +115,17 @@ export class Subscription {
    * Moves each partition the answer names past what it read, drops those that failed, and
    * returns the partitions to push: those with records and those that failed. The
    * subscription's partitions keep their order; partitions the answer did not name stay as
-   * they were, and a partition named twice counts once.
+   * they were, and a partition named twice counts once. Offsets move in place (the requests
+   * are the subscription's own); the list is made anew only when a partition leaves.
    */
   #advance(answered: readonly PartitionFetchResult[]): PartitionFetchResult[] {
     const asked = this.#partitions;
     const parts: PartitionFetchResult[] = [];
-    let next: (FetchPartitionRequest | null)[] | null = null;
+    let failed: boolean[] | null = null;
     let byKey: Map<string, number> | null = null;
-    const seen = new Uint8Array(asked.length);
+    // A partition named twice counts once (at most one push a partition): only a fetch of
+    // several partitions can.
+    const seen = answered.length > 1 ? new Uint8Array(asked.length) : null;
     for (const p of answered) {
       let i = -1;
       if (asked.length <= 16) {
@@ -123,21 +139,24 @@ export class Subscription {
         byKey ??= new Map(asked.map((r, j) => [`${r.partition}:${r.topic}`, j]));
         i = byKey.get(`${p.partition}:${p.topic}`) ?? -1;
       }
-      if (i < 0 || seen[i] === 1) continue;
-      seen[i] = 1;
+      if (i < 0) continue;
+      if (seen !== null) {
+        if (seen[i] === 1) continue;
+        seen[i] = 1;
+      }
       const request = asked[i];
       if (p.error !== null) {
-        (next ??= asked.slice())[i] = null;
+        (failed ??= new Array(asked.length).fill(false))[i] = true;
         parts.push(p);
         continue;
       }
-      if (p.nextOffset > request.offset) {
-        (next ??= asked.slice())[i] = { ...request, offset: p.nextOffset };
-      }
+      if (p.nextOffset > request.offset) request.offset = p.nextOffset;
       if (p.bytes.byteLength > 0) parts.push(p);
     }
-    if (next !== null) {
-      this.#partitions = next.filter((r): r is FetchPartitionRequest => r !== null);
+    if (failed !== null) {
+      const left = asked.filter((_, i) => !failed[i]);
+      this.#partitions = left;
+      this.#request.partitions = left;
     }
     return parts;
   }
@@ -162,15 +181,11 @@ export class Subscription {
         await new Promise<void>((resolve) => this.#wake = resolve);
         continue;
       }
-      await this.#host.waitForDrain();
-      if (this.#over()) return;
-      const result = await this.#host.broker.fetchMany({
-        partitions: this.#partitions,
-        maxWaitMs: Infinity,
-        minBytes: 1,
-        maxBytes: this.#maxBytes,
-        repeat: this.#repeat,
-      });
+      if (!this.#host.drained()) {
+        await this.#host.waitForDrain();
+        if (this.#over()) return;
+      }
+      const result = await this.#host.broker.fetchMany(this.#request);
       try {
         if (this.#over()) return;
         const parts = this.#advance(result.partitions);

@@ -533,3 +533,56 @@ Deno.test("a repeated fetch (push subscription) keeps one listener per partition
   after.release();
   assert.deepEqual([r0.waiters.size, r1.waiters.size], [0, 0]);
 });
+
+Deno.test("a repeated fetch reads at once while behind (cut by maxBytes, or asked from an earlier offset), and waits once caught up", async () => {
+  await using dir = await tempDir();
+  await using broker = await openBroker(dir.path);
+  await broker.createTopic({ name: "t", partitions: 1 });
+  for (const round of [0, 1, 2]) await produce(broker, "t", 0, 1, 10, `b${round}-`);
+  const repeat = new RepeatedFetch();
+  // One batch a fetch: maxBytes 1 lets only the first batch through.
+  const ask = (offset: number) =>
+    broker.fetchMany({
+      partitions: [{ topic: "t", partition: 0, offset, maxBytes: 1 }],
+      maxWaitMs: Infinity,
+      minBytes: 1,
+      repeat,
+    });
+  const seen: string[] = [];
+  let next = 0;
+  for (let i = 0; i < 3; i++) {
+    // Behind the high watermark: answered without a wait (no append comes meanwhile).
+    const got = await ask(next);
+    try {
+      seen.push(...values(got.partitions[0].bytes));
+      next = got.partitions[0].nextOffset;
+    } finally {
+      got.release();
+    }
+  }
+  assert.deepEqual(seen, ["b0-0", "b1-0", "b2-0"]);
+  // Caught up: the next fetch waits for an append.
+  let answered = false;
+  const waiting = ask(next).then((r) => {
+    answered = true;
+    return r;
+  });
+  await new Promise((r) => setTimeout(r, 30));
+  assert.equal(answered, false, "a caught-up repeated fetch waits");
+  await produce(broker, "t", 0, 1, 10, "b3-");
+  const woke = await waiting;
+  try {
+    assert.deepEqual(values(woke.partitions[0].bytes), ["b3-0"]);
+    assert.equal(woke.partitions[0].nextOffset, 4);
+  } finally {
+    woke.release();
+  }
+  // Asked again from an earlier offset (as after a seek): read at once, not a wait.
+  const again = await ask(1);
+  try {
+    assert.deepEqual(values(again.partitions[0].bytes), ["b1-0"]);
+  } finally {
+    again.release();
+  }
+  repeat.close();
+});

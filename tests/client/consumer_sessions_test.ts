@@ -227,3 +227,56 @@ Deno.test("a record trickling in reaches a waiting handler before the consumer s
     WsConnection.prototype.fetch = fetchFrame;
   }
 });
+
+Deno.test("a synchronous eachMessage gets every record once, in order; pause, seek and a throw inside it act before the next record", async () => {
+  await using served = await serveBroker();
+  await served.topic("sync");
+  await served.broker.produceBatches(
+    "sync",
+    0,
+    encodeBatch(Array.from({ length: 20 }, (_, i) => ({ value: enc.encode(`r${i}`) }))),
+    1,
+  );
+  const consumer = new Rill({ brokers: [served.url] }).consumer({ maxWaitMs: 100 });
+  await consumer.assign([{ topic: "sync", partition: 0, offset: 0 }]);
+  const seen: number[] = [];
+  let seenAtResume: number[] = [];
+  let positionAtPause = -1;
+  let sought = false;
+  let thrown = false;
+  const done = Promise.withResolvers<void>();
+  await consumer.run({
+    // Synchronous: returns undefined, never a promise.
+    eachMessage: ({ message }) => {
+      seen.push(message.offset);
+      if (message.offset === 4 && positionAtPause < 0) {
+        positionAtPause = consumer.position("sync", 0)!;
+        consumer.pause([{ topic: "sync" }]);
+        setTimeout(() => {
+          seenAtResume = [...seen];
+          consumer.resume([{ topic: "sync" }]);
+        }, 0);
+      }
+      if (message.offset === 9 && !sought) {
+        sought = true;
+        void consumer.seek({ topic: "sync", partition: 0, offset: 2 });
+      }
+      if (message.offset === 12 && !thrown) {
+        thrown = true;
+        throw new Error("once");
+      }
+      if (message.offset === 19) done.resolve();
+    },
+  });
+  await done.promise;
+  await consumer.disconnect();
+  const range = (from: number, to: number) =>
+    Array.from({ length: to - from + 1 }, (_, i) => from + i);
+  assert.equal(positionAtPause, 4, "during its call the position is still the record's own offset");
+  assert.deepEqual(seenAtResume, range(0, 4), "nothing delivered while paused");
+  assert.deepEqual(
+    seen,
+    [...range(0, 9), ...range(2, 12), ...range(12, 19)],
+    "in order; the seek takes effect after the call that made it; the record that threw comes again",
+  );
+});

@@ -4,7 +4,11 @@
  * ping, text, a close with a reason, refused handshakes).
  */
 import assert from "node:assert/strict";
-import { TcpWebSocket, TcpWebSocketRefused } from "../../src/client/tcp_websocket.ts";
+import {
+  acceptOf as clientAcceptOf,
+  TcpWebSocket,
+  TcpWebSocketRefused,
+} from "../../src/client/tcp_websocket.ts";
 
 /** Collects a socket's messages and its close. */
 function events() {
@@ -226,4 +230,12 @@ Deno.test("tcp websocket: a refused or wrong handshake rejects with TcpWebSocket
     TcpWebSocket.open(`ws://127.0.0.1:${port}/`, [], {}, events().handlers),
     TcpWebSocketRefused,
   );
+});
+
+Deno.test("the Sec-WebSocket-Accept expected is RFC 6455's for its example key, and crypto.subtle's for random keys", async () => {
+  assert.equal(await clientAcceptOf("dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+  for (let i = 0; i < 20; i++) {
+    const key = btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(16))));
+    assert.equal(await clientAcceptOf(key), await acceptOf(key));
+  }
 });
