@@ -49,6 +49,8 @@ interface DenoConn {
   setNoDelay?(on?: boolean): void;
 }
 
+/** No chunk being written. */
+const NOTHING = new Uint8Array(0);
 const GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
 /** hash-wasm's SHA-1, compiled once a process (null where WebAssembly is refused). */
@@ -385,27 +387,42 @@ export class TcpWebSocket {
     this.#writeChunk(frame);
   }
 
-  /** Writes `chunk`, then what was queued meanwhile (in one write), until nothing waits. */
+  /** the chunk being written (one at a time: the others queue) */
+  #inWrite: Uint8Array = NOTHING;
+
+  /**
+   * Writes `chunk`, then what was queued meanwhile (in one write), until nothing waits. The
+   * write's outcome goes to two handlers bound once ({@linkcode #written}, {@linkcode
+   * #writeFailed}), the chunk in a field: no closures per message.
+   */
   #writeChunk(chunk: Uint8Array): void {
-    this.#conn.write(chunk).then((n) => {
-      if (n < chunk.byteLength) return this.#writeChunk(chunk.subarray(n));
-      if (chunk.buffer === this.#scratch.buffer) this.#scratchBusy = false;
-      const queue = this.#queue;
-      if (queue.length > 0) {
-        this.#queue = [];
-        if (queue.length === 1) return this.#writeChunk(queue[0]);
-        const joined = concat(queue);
-        // The scratch buffer's frame, if queued, is copied now.
-        this.#scratchBusy = false;
-        return this.#writeChunk(joined);
-      }
-      this.#writing = false;
-      if (this.#closing) this.#end(this.#closeCode, this.#closeReason);
-    }, () => {
-      this.#writing = false;
-      this.#end(1006, "");
-    });
+    this.#inWrite = chunk;
+    this.#conn.write(chunk).then(this.#written, this.#writeFailed);
   }
+
+  readonly #written = (n: number): void => {
+    const chunk = this.#inWrite;
+    if (n < chunk.byteLength) return this.#writeChunk(chunk.subarray(n));
+    if (chunk.buffer === this.#scratch.buffer) this.#scratchBusy = false;
+    const queue = this.#queue;
+    if (queue.length > 0) {
+      this.#queue = [];
+      if (queue.length === 1) return this.#writeChunk(queue[0]);
+      const joined = concat(queue);
+      // The scratch buffer's frame, if queued, is copied now.
+      this.#scratchBusy = false;
+      return this.#writeChunk(joined);
+    }
+    this.#writing = false;
+    this.#inWrite = NOTHING;
+    if (this.#closing) this.#end(this.#closeCode, this.#closeReason);
+  };
+
+  readonly #writeFailed = (): void => {
+    this.#writing = false;
+    this.#inWrite = NOTHING;
+    this.#end(1006, "");
+  };
 
   /** Closes the TCP connection and reports the close, once. */
   #end(code: number, reason: string): void {
