@@ -21,6 +21,10 @@ export interface ProduceRoute {
   read: boolean;
   /** by acks, `/v1/topics/{topic}/records?partition=P&acks=A` */
   paths: Map<string, string>;
+  /** the URL of its last HTTP produce, and the broker and acks it was made for */
+  url?: string;
+  urlBase?: string;
+  urlAcks?: string;
 }
 
 /** What {@linkcode postProduce} needs of its transport. */
@@ -53,12 +57,37 @@ export function producePath(route: ProduceRoute, partition: number, acks: string
 }
 
 /**
+ * The URL of a partition's produce to `base` with `acks`: the last one made is kept on the
+ * route (a producer sends to one broker with one acks; a new string per request would be
+ * joined again before fetch parses it).
+ *
+ * @param route the partition's route
+ * @param base the broker's base URL
+ * @param partition the partition
+ * @param acks "all", "1" or "0"
+ * @returns `{base}/v1/topics/{topic}/records?partition=P&acks=A`
+ */
+export function produceUrl(
+  route: ProduceRoute,
+  base: string,
+  partition: number,
+  acks: string,
+): string {
+  if (route.urlBase === base && route.urlAcks === acks) return route.url!;
+  const url = base + producePath(route, partition, acks);
+  route.url = url;
+  route.urlBase = base;
+  route.urlAcks = acks;
+  return url;
+}
+
+/**
  * POSTs a batch and hands its outcome to `target` (its offsets, null for acks=0, or the
  * error).
  *
  * @param ctx the transport's fetch, timeouts and headers
  * @param base the broker's base URL
- * @param path what {@linkcode producePath} gave
+ * @param url what {@linkcode produceUrl} gave
  * @param routed whether the broker is a partition's known leader (not a bootstrap broker)
  * @param partition the partition
  * @param acks "all", "1" or "0"
@@ -68,17 +97,16 @@ export function producePath(route: ProduceRoute, partition: number, acks: string
 export function postProduce(
   ctx: HttpProduceContext,
   base: string,
-  path: string,
+  url: string,
   routed: boolean,
   partition: number,
   acks: string,
   body: Uint8Array,
   target: WsProduceTarget,
 ): void {
-  const url = base + path;
   const timeouts = ctx.timeouts;
   const id = timeouts.begin(base, 0);
-  const signal = timeouts.signal(id);
+  const signal = timeouts.lastSignal;
   let fetched: Promise<Response>;
   try {
     fetched = ctx.fetch(url, {

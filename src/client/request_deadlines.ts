@@ -166,6 +166,7 @@ export class HttpTimeouts implements Swept {
   #swept = false;
   /** per broker, the signal its requests carry */
   readonly #aborts = new Map<string, AbortController>();
+  #lastSignal: AbortSignal | undefined;
 
   /** @param timeoutMs the request timeout */
   constructor(timeoutMs: number) {
@@ -188,6 +189,7 @@ export class HttpTimeouts implements Swept {
       this.#aborts.set(base, abort);
     }
     this.#pending.set(id, { wait, base, abort });
+    this.#lastSignal = abort.signal;
     if (!this.#swept) {
       this.#swept = true;
       sweepEvery(this, this.#timeoutMs);
@@ -204,6 +206,14 @@ export class HttpTimeouts implements Swept {
    */
   signal(id: number): AbortSignal {
     return this.#pending.get(id)!.abort.signal;
+  }
+
+  /**
+   * The signal of the request {@linkcode begin} started last ({@linkcode signal} of its
+   * id, without looking it up).
+   */
+  get lastSignal(): AbortSignal {
+    return this.#lastSignal!;
   }
 
   /**

@@ -17,8 +17,8 @@ import { brokerOffset } from "./offsets.ts";
 import {
   type HttpProduceContext,
   postProduce,
-  producePath,
   type ProduceRoute,
+  produceUrl,
 } from "./http_produce.ts";
 import {
   WsConnection,
@@ -120,11 +120,15 @@ export class Transport {
     if (options.auth !== undefined) this.#headers["Authorization"] = authorizationOf(options.auth);
     // `Prefer: return=minimal`: the broker answers 204 with the offsets in headers, no body
     // to stream and parse (a broker that ignores it answers JSON, read as before).
+    // Names lower-cased (as HTTP/2 and hyper write them): Deno's Headers lower-cases a name
+    // with capitals into a new string on every request.
     this.#produceHeaders = {
-      ...this.#headers,
-      "Content-Type": BATCH_MEDIA_TYPE,
-      "Prefer": "return=minimal",
+      "content-type": BATCH_MEDIA_TYPE,
+      "prefer": "return=minimal",
     };
+    for (const [name, value] of Object.entries(this.#headers)) {
+      this.#produceHeaders[name.toLowerCase()] = value;
+    }
     if (options.httpClient !== undefined) {
       const fetchFn = this.#fetch;
       const client = options.httpClient;
@@ -254,11 +258,10 @@ export class Transport {
     if (this.#streamMode === "http") {
       target.base = base;
       target.routed = routed;
-      const path = producePath(route, partition, acks);
       postProduce(
         this.#httpProduce,
         base,
-        path,
+        produceUrl(route, base, partition, acks),
         routed !== undefined,
         partition,
         acks,

@@ -571,12 +571,13 @@ const EVENT_LOOP_NAMES = [
  * ```
  */
 export function countBatchRecords(bytes: Uint8Array): number {
+  // Read byte by byte: no DataView per call (one per push to each consumer).
   let n = 0;
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   for (let pos = 0; pos + 61 <= bytes.byteLength;) {
-    const length = view.getInt32(pos + 8);
+    const length = bytes[pos + 8] << 24 | bytes[pos + 9] << 16 | bytes[pos + 10] << 8 |
+      bytes[pos + 11];
     if (length <= 0) break;
-    n += view.getInt32(pos + 57);
+    n += bytes[pos + 57] << 24 | bytes[pos + 58] << 16 | bytes[pos + 59] << 8 | bytes[pos + 60];
     pos += 12 + length;
   }
   return n;

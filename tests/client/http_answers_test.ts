@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { produceAnswer } from "../../src/client/http_answers.ts";
+import { type ProduceRoute, produceUrl } from "../../src/client/http_produce.ts";
 
 /** A minimal produce answer (204, offsets in headers) as a server sends it, fetched. */
 async function served(headers: [string, string][], status = 204): Promise<Response> {
@@ -56,4 +57,17 @@ Deno.test("produceAnswer: a header given twice is combined as Headers.get does; 
   assert.ok(Number.isNaN(answer.baseOffset));
   assert.equal(await produceAnswer(await served([["rill-base-offset", "5"]]), 0, "0"), null);
   assert.equal(await produceAnswer(await served([]), 0, "1"), null);
+});
+
+Deno.test("produceUrl: a partition's produce URL follows its broker and acks", () => {
+  const route: ProduceRoute = { key: "a%2Fb/3", read: false, paths: new Map() };
+  const one = "/v1/topics/a%2Fb/records?partition=3&acks=1";
+  assert.equal(produceUrl(route, "http://x:1", 3, "1"), "http://x:1" + one);
+  assert.equal(produceUrl(route, "http://x:1", 3, "1"), "http://x:1" + one);
+  assert.equal(produceUrl(route, "http://y:2", 3, "1"), "http://y:2" + one);
+  assert.equal(
+    produceUrl(route, "http://y:2", 3, "all"),
+    "http://y:2/v1/topics/a%2Fb/records?partition=3&acks=all",
+  );
+  assert.equal(produceUrl(route, "http://x:1", 3, "1"), "http://x:1" + one);
 });

@@ -4,7 +4,7 @@
  * allowance (the timeout, plus a long poll's wait), never before.
  */
 import assert from "node:assert/strict";
-import { SendMarks } from "../../src/client/request_deadlines.ts";
+import { HttpTimeouts, SendMarks } from "../../src/client/request_deadlines.ts";
 import { PendingRequests } from "../../src/client/pending_requests.ts";
 
 Deno.test("SendMarks: a request is overdue one sweep after its timeout, a long poll after its wait too", () => {
@@ -30,4 +30,18 @@ Deno.test("SendMarks: a request is overdue one sweep after its timeout, a long p
   assert.equal(marks.overdue(nextId, 7000, pending), undefined);
   assert.equal(marks.overdue(nextId, 7999, pending), undefined);
   assert.equal(marks.overdue(nextId, 8000, pending)?.name, "late");
+});
+
+Deno.test("HttpTimeouts: a request carries its broker's signal, lastSignal without a look-up", () => {
+  const timeouts = new HttpTimeouts(60_000);
+  const a1 = timeouts.begin("http://a", 0);
+  assert.equal(timeouts.lastSignal, timeouts.signal(a1));
+  const b1 = timeouts.begin("http://b", 0);
+  assert.equal(timeouts.lastSignal, timeouts.signal(b1));
+  assert.notEqual(timeouts.signal(b1), timeouts.signal(a1));
+  const a2 = timeouts.begin("http://a", 0);
+  // Requests to one broker share its signal.
+  assert.equal(timeouts.lastSignal, timeouts.signal(a1));
+  for (const id of [a1, b1, a2]) timeouts.end(id);
+  timeouts.sweep(0); // nothing in flight: off the sweep, no timer left
 });

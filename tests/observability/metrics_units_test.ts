@@ -135,6 +135,12 @@ Deno.test("countBatchRecords reads record counts from batch headers", () => {
   both.set(b, a.length);
   assert.equal(countBatchRecords(both), 3);
   assert.equal(countBatchRecords(new Uint8Array(0)), 0);
+  // A view into a larger buffer (as a read's bytes are), and counts past one byte.
+  const many = encodeBatch(Array.from({ length: 300 }, () => ({ value: new Uint8Array(1) })));
+  const inside = new Uint8Array(7 + many.length + b.length + 5);
+  inside.set(many, 7);
+  inside.set(b, 7 + many.length);
+  assert.equal(countBatchRecords(inside.subarray(7, 7 + many.length + b.length)), 301);
 });
 
 Deno.test("a broker's /metrics counts produce and fetch per topic and partition gauges", async () => {
