@@ -7,14 +7,14 @@
  * largest cost of producing and of consuming with `checkCrcs`, once its process has summed
  * {@linkcode NATIVE_AFTER_BYTES} with the portable one ({@linkcode installNativeCrc32cWhenBusy}):
  * loading it costs ~40-80 ms of CPU and Deno's Node compatibility layer in memory, more than a
- * small client ever saves (a 150 B batch: 0.39 µs in JavaScript, 0.24 µs native); everywhere
+ * small client ever saves (a 150 B batch: 0.1-0.4 µs either way; see {@linkcode NATIVE_FROM_BYTES}); everywhere
  * else (browsers, Deno Deploy, Node, Deno without FFI) it stays on the portable WebAssembly one. Loading
  * never prompts for a permission and never throws: a platform without a prebuilt binary
  * keeps the portable implementation.
  *
  * @module
  */
-import { useCrc32cImplementation, whenCrc32cBusy } from "./crc32c.ts";
+import { jsCrc32c, useCrc32cImplementation, whenCrc32cBusy } from "./crc32c.ts";
 
 // A full npm: specifier, so that the client loads it from any Deno project (not only
 // through this repository's import map); not statically analysable on purpose, so that
@@ -64,7 +64,9 @@ export function installNativeCrc32c(): Promise<boolean> {
     try {
       const mod = await import(NATIVE_MODULE);
       const native = mod.crc32c as (data: Uint8Array) => number;
-      useCrc32cImplementation((data) => native(data) >>> 0);
+      useCrc32cImplementation((data) =>
+        data.byteLength < NATIVE_FROM_BYTES ? jsCrc32c(data) : native(data) >>> 0
+      );
       return true;
     } catch {
       return false;
@@ -72,6 +74,15 @@ export function installNativeCrc32c(): Promise<boolean> {
   })();
   return installed;
 }
+
+/**
+ * Inputs shorter than this are summed in JavaScript even with the native implementation
+ * installed: a Node-API call costs more than the sum of a small batch (measured here: 120 B,
+ * 0.11 µs in JavaScript, 0.17 µs native; even at 170 B; native ahead from ~300 B; in a
+ * profile of the clients bench's crowd, whose consumers check one ~170 B batch a push, the
+ * native call was ~12% of the client processes' busy time).
+ */
+export const NATIVE_FROM_BYTES = 256;
 
 /**
  * The bytes a process sums with the portable CRC-32C before the client loads the native one
