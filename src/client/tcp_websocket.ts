@@ -32,6 +32,12 @@ export interface TcpWebSocketEvents {
    * valid only during the call (copy what is kept)
    */
   onMessage(data: Uint8Array<ArrayBuffer>, owned: boolean): void;
+  /**
+   * whether `onMessage` copies what it keeps of a message starting with `head` (its first 4
+   * bytes): a long one is then read into a reused buffer (not `owned`) rather than one of
+   * its own, which is garbage once copied. Without it, every long message gets its own.
+   */
+  copies?(head: Uint8Array): boolean;
   /** the connection closed (once): the peer's close code and reason, or 1006 if it broke */
   onClose(code: number, reason: string): void;
 }
@@ -83,6 +89,15 @@ const encoder = new TextEncoder();
 const READ_BYTES = 8 * 1024;
 /** The most bytes the reused send buffer grows to (bigger frames get their own). */
 const MAX_SCRATCH = 64 * 1024;
+/**
+ * The size of the reused buffers a long message is read into when its receiver copies it
+ * ({@linkcode TcpWebSocketEvents.copies}): the broker's parts of a long answer (64 KiB).
+ */
+const REUSED_BYTES = 64 * 1024;
+/** The most reused buffers kept for the next long messages, shared by a process's sockets. */
+const REUSED_KEPT = 8;
+const reused: Uint8Array<ArrayBuffer>[] = [];
+
 /** The largest message accepted (the broker's answers are bounded far below this). */
 const MAX_MESSAGE = 256 * 1024 * 1024;
 
@@ -464,8 +479,14 @@ export class TcpWebSocket {
           const have = end - p;
           if (have < len) {
             if (len > READ_BYTES / 2) {
-              // A big frame: read it straight into its own buffer.
-              const payload = new Uint8Array(len);
+              // A big frame: read it straight into a buffer of its own, or into a reused one
+              // when the receiver copies what it keeps of it (a part of a long answer: each
+              // part would otherwise be a 64 KiB buffer allocated, copied once and dropped).
+              const whole = len <= REUSED_BYTES && have >= 4 &&
+                  this.#events.copies?.(buf.subarray(p, p + 4)) === true
+                ? reused.pop() ?? new Uint8Array(REUSED_BYTES)
+                : null;
+              const payload = whole === null ? new Uint8Array(len) : whole.subarray(0, len);
               payload.set(buf.subarray(p, end));
               let filled = have;
               while (filled < len) {
@@ -474,7 +495,11 @@ export class TcpWebSocket {
                 filled += n;
               }
               start = end = 0;
-              if (this.#frame(b0, payload, true)) return;
+              try {
+                if (this.#frame(b0, payload, whole === null)) return;
+              } finally {
+                if (whole !== null && reused.length < REUSED_KEPT) reused.push(whole);
+              }
               continue;
             }
             break;

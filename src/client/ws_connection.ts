@@ -21,7 +21,13 @@
  * @module
  */
 import { errorFromBody, RillError } from "../protocol/errors.ts";
-import { decodeFrame, type Frame, FrameParts } from "../protocol/ws_frames.ts";
+import {
+  decodeFrame,
+  type Frame,
+  FrameParts,
+  WS_PART_LAST,
+  WS_PART_MORE,
+} from "../protocol/ws_frames.ts";
 import {
   decodeProducedFrame,
   encodeProduceFrame,
@@ -224,6 +230,11 @@ export class WsConnection {
   #events(): LinkEvents {
     return {
       onMessage: (message, owned) => this.#message(message, owned),
+      // A part of a long answer is copied into its frame (FrameParts).
+      copies: (head) => {
+        const marker = (head[0] << 24 | head[1] << 16 | head[2] << 8 | head[3]) >>> 0;
+        return marker === WS_PART_MORE || marker === WS_PART_LAST;
+      },
       onClose: (code, reason) =>
         this.#fail(
           new RillError(

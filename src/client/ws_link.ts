@@ -33,6 +33,8 @@ export interface Link {
 export interface LinkEvents {
   /** a message: its own buffer with `owned`, else a view valid only during the call */
   onMessage(message: Uint8Array, owned: boolean): void;
+  /** whether onMessage copies what it keeps of a message starting with `head` (see tcp_websocket.ts) */
+  copies?(head: Uint8Array): boolean;
   onClose(code: number, reason: string): void;
 }
 

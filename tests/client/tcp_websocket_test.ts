@@ -239,3 +239,43 @@ Deno.test("the Sec-WebSocket-Accept expected is RFC 6455's for its example key, 
     assert.equal(await clientAcceptOf(key), await acceptOf(key));
   }
 });
+
+Deno.test("tcp websocket: long messages the receiver copies are read into reused buffers, the others into their own; every one arrives whole", async () => {
+  await using server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (req) => {
+    const { socket, response } = Deno.upgradeWebSocket(req, { protocol: "rill.v1" });
+    socket.binaryType = "arraybuffer";
+    socket.onmessage = (e) => socket.send(e.data as ArrayBuffer);
+    return response;
+  });
+  const ev = events();
+  const owned: boolean[] = [];
+  const ws = await TcpWebSocket.open(`ws://127.0.0.1:${server.addr.port}/v1/ws`, ["rill.v1"], {}, {
+    ...ev.handlers,
+    onMessage: (data, own) => {
+      owned.push(own);
+      ev.handlers.onMessage(data, own);
+    },
+    // Messages starting with 0xff are copied by this receiver.
+    copies: (head) => head[0] === 0xff,
+  });
+  // Copied: long ones up to 64 KiB read into reused buffers; longer ones, and those not
+  // copied, into buffers of their own. Short ones are views into the read buffer.
+  const plan: [size: number, first: number, own: boolean][] = [
+    [5000, 0xff, false],
+    [65536, 0xff, false],
+    [65536, 0xff, false],
+    [30000, 0x01, true],
+    [70000, 0xff, true],
+    [9000, 0xff, false],
+    [100, 0xff, false],
+  ];
+  const sent = plan.map(([n, first], k) =>
+    Uint8Array.from({ length: n }, (_, i) => i === 0 ? first : (i * 13 + k) & 0xff)
+  );
+  for (const m of sent) ws.send(m);
+  await ev.count(sent.length);
+  assert.deepEqual(ev.messages, sent);
+  assert.deepEqual(owned, plan.map(([, , own]) => own));
+  ws.close(1000);
+  await ev.close;
+});
