@@ -7,8 +7,9 @@
  * largest cost of producing and of consuming with `checkCrcs`, once its process has summed
  * {@linkcode NATIVE_AFTER_BYTES} with the portable one ({@linkcode installNativeCrc32cWhenBusy}):
  * loading it costs ~40-80 ms of CPU and Deno's Node compatibility layer in memory, more than a
- * small client ever saves (a 150 B batch: 0.1-0.4 µs either way; see {@linkcode NATIVE_FROM_BYTES}); everywhere
- * else (browsers, Deno Deploy, Node, Deno without FFI) it stays on the portable WebAssembly one. Loading
+ * small client ever saves (a batch under {@linkcode NATIVE_FROM_BYTES} is summed in JavaScript
+ * anyway); everywhere else (browsers, Deno Deploy, Node, Deno without FFI) it stays on the
+ * portable WebAssembly one. Loading
  * never prompts for a permission and never throws: a platform without a prebuilt binary
  * keeps the portable implementation.
  *
