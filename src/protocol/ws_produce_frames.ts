@@ -35,6 +35,9 @@
  *
  * @module
  */
+import { readI64, readU32, writeI64, writeU32 } from "./binary_fields.ts";
+
+export { topicBytesOf } from "./binary_fields.ts";
 
 /** The marker of a binary produce request. */
 export const WS_PRODUCE = 0xfffffffd;
@@ -51,9 +54,6 @@ export const PRODUCE_HEAD_BYTES = 18;
 /** The length of a `produced` answer with offsets, and of one for acks=0. */
 export const PRODUCED_BYTES = 44;
 export const PRODUCED_ACKS0_BYTES = 12;
-
-/** The longest topic name (as Kafka's). */
-const MAX_TOPIC = 249;
 
 /** A decoded binary produce request. */
 export interface ProduceFrame {
@@ -103,61 +103,6 @@ export class ProduceFrameError extends TypeError {
 export function startsWith(message: Uint8Array, marker: number): boolean {
   return message.byteLength >= 4 && message[0] === 0xff &&
     ((message[0] << 24 | message[1] << 16 | message[2] << 8 | message[3]) >>> 0) === marker;
-}
-
-/** The topic names whose bytes were asked for, as ASCII bytes (producers name few topics). */
-const topicBytes = new Map<string, Uint8Array | null>();
-
-/**
- * The bytes of a topic name as a produce frame carries it.
- *
- * @param topic the topic name
- * @returns its ASCII bytes (remembered: do not change them), or null when a frame cannot
- *   carry it (empty, longer than 249 or not ASCII: send it in a JSON frame, which the broker
- *   refuses with a clear error)
- * @example
- * ```ts
- * const name = topicBytesOf("orders");
- * if (name !== null) socket.send(encodeProduceFrame(1, name, 0, -1, batch));
- * ```
- */
-export function topicBytesOf(topic: string): Uint8Array | null {
-  let bytes = topicBytes.get(topic);
-  if (bytes !== undefined) return bytes;
-  const n = topic.length;
-  bytes = n === 0 || n > MAX_TOPIC ? null : new Uint8Array(n);
-  for (let i = 0; bytes !== null && i < n; i++) {
-    const c = topic.charCodeAt(i);
-    if (c >= 0x80) bytes = null;
-    else bytes[i] = c;
-  }
-  if (topicBytes.size >= 1024) topicBytes.clear();
-  topicBytes.set(topic, bytes);
-  return bytes;
-}
-
-function writeU32(out: Uint8Array, at: number, v: number): void {
-  out[at] = v >>> 24;
-  out[at + 1] = (v >>> 16) & 0xff;
-  out[at + 2] = (v >>> 8) & 0xff;
-  out[at + 3] = v & 0xff;
-}
-
-function readU32(m: Uint8Array, at: number): number {
-  return (m[at] << 24 | m[at + 1] << 16 | m[at + 2] << 8 | m[at + 3]) >>> 0;
-}
-
-/** Writes a safe integer as an i64 (two's complement). */
-function writeI64(out: Uint8Array, at: number, v: number): void {
-  const hi = Math.floor(v / 0x100000000);
-  writeU32(out, at, hi >>> 0);
-  writeU32(out, at + 4, (v - hi * 0x100000000) >>> 0);
-}
-
-/** Reads an i64 as a number (exact below 2^53 in magnitude). */
-function readI64(m: Uint8Array, at: number): number {
-  const hi = m[at] << 24 | m[at + 1] << 16 | m[at + 2] << 8 | m[at + 3];
-  return hi * 0x100000000 + readU32(m, at + 4);
 }
 
 const newBytes = (size: number) => new Uint8Array(size);

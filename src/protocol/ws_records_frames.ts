@@ -27,6 +27,7 @@
  *
  * @module
  */
+import { readI64, readU32, topicBytesOf, writeI64, writeU32 } from "./binary_fields.ts";
 
 /** The marker of a binary `records` push. */
 export const WS_RECORDS = 0xfffffffb;
@@ -39,9 +40,6 @@ export const RECORDS_HEAD_BYTES = 14;
 
 /** The fixed bytes of a partition entry besides its topic name. */
 const ENTRY_BYTES = 1 + 32;
-
-/** The longest topic name (as Kafka's). */
-const MAX_TOPIC = 249;
 
 /** One partition of a push: its batches and positions. */
 export interface RecordsFramePartition {
@@ -77,48 +75,6 @@ export class RecordsFrameError extends TypeError {
   }
 }
 
-/** Topic names as a frame carries them (ASCII bytes), or null when one cannot. */
-const topicBytes = new Map<string, Uint8Array | null>();
-
-function bytesOfTopic(topic: string): Uint8Array | null {
-  let bytes = topicBytes.get(topic);
-  if (bytes !== undefined) return bytes;
-  const n = topic.length;
-  bytes = n === 0 || n > MAX_TOPIC ? null : new Uint8Array(n);
-  for (let i = 0; bytes !== null && i < n; i++) {
-    const c = topic.charCodeAt(i);
-    if (c >= 0x80) bytes = null;
-    else bytes[i] = c;
-  }
-  if (topicBytes.size >= 4096) topicBytes.clear();
-  topicBytes.set(topic, bytes);
-  return bytes;
-}
-
-function writeU32(out: Uint8Array, at: number, v: number): void {
-  out[at] = v >>> 24;
-  out[at + 1] = (v >>> 16) & 0xff;
-  out[at + 2] = (v >>> 8) & 0xff;
-  out[at + 3] = v & 0xff;
-}
-
-function readU32(m: Uint8Array, at: number): number {
-  return (m[at] << 24 | m[at + 1] << 16 | m[at + 2] << 8 | m[at + 3]) >>> 0;
-}
-
-/** Writes a safe integer as an i64 (two's complement). */
-function writeI64(out: Uint8Array, at: number, v: number): void {
-  const hi = Math.floor(v / 0x100000000);
-  writeU32(out, at, hi >>> 0);
-  writeU32(out, at + 4, (v - hi * 0x100000000) >>> 0);
-}
-
-/** Reads an i64 as a number (exact below 2^53 in magnitude). */
-function readI64(m: Uint8Array, at: number): number {
-  const hi = m[at] << 24 | m[at + 1] << 16 | m[at + 2] << 8 | m[at + 3];
-  return hi * 0x100000000 + readU32(m, at + 4);
-}
-
 const newBytes = (size: number) => new Uint8Array(size);
 
 /**
@@ -149,7 +105,7 @@ export function encodeRecordsFrame(
   for (let i = 0; i < count; i++) {
     const p = partitions[i];
     if (p.error !== null && p.error !== undefined) return null;
-    const name = bytesOfTopic(p.topic);
+    const name = topicBytesOf(p.topic);
     if (name === null) return null;
     head += ENTRY_BYTES + name.byteLength;
     size += p.bytes.byteLength;
@@ -164,7 +120,7 @@ export function encodeRecordsFrame(
   let data = head;
   for (let i = 0; i < count; i++) {
     const p = partitions[i];
-    const name = topicBytes.get(p.topic)!;
+    const name = topicBytesOf(p.topic)!;
     const t = name.byteLength;
     out[at] = t;
     if (t <= 16) { for (let j = 0; j < t; j++) out[at + 1 + j] = name[j]; }
