@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { heldHeaderList } from "../protocol/deno_headers.ts";
 import { errorFromBody, RillError } from "../protocol/errors.ts";
 
 /**
@@ -37,27 +38,17 @@ function minimalOf(
   };
 }
 
-/** The symbol Deno's `Headers` keep their `[name, value]` list under; null when none. */
-let headerListKey: symbol | null | undefined;
-
 /**
  * {@linkcode minimalAnswer} read from the header list Deno's `Headers` keep (names as
- * received, lower-cased), in one pass: each `get` validates and lower-cases the name it is
- * given, and the first builds an array of every name lower-cased (~1–2.5 µs a produce of
- * the client's, Deno 2.9.6). Undefined when it cannot be read so (another runtime, a header
- * given twice, which `get` would combine, a name with capitals, or no `rill-base-offset`):
- * read it with `get`.
+ * received, lower-cased; deno_headers.ts), in one pass: each `get` validates and lower-cases
+ * the name it is given, and the first builds an array of every name lower-cased (~1–2.5 µs a
+ * produce of the client's, Deno 2.9.6). Undefined when it cannot be read so (another
+ * runtime, a header given twice, which `get` would combine, a name with capitals, or no
+ * `rill-base-offset`): read it with `get`.
  */
 function minimalFromList(res: Response, partition: number): unknown | undefined {
-  const headers = res.headers;
-  if (headerListKey === undefined) {
-    headerListKey = Object.getOwnPropertySymbols(headers).find((s) =>
-      s.description === "header list"
-    ) ?? null;
-  }
-  if (headerListKey === null) return undefined;
-  const list = (headers as unknown as Record<symbol, unknown>)[headerListKey];
-  if (!Array.isArray(list)) return undefined;
+  const list = heldHeaderList(res.headers);
+  if (list === null) return undefined;
   let base: string | null = null;
   let last: string | null = null;
   let appendTime: string | null = null;

@@ -10,6 +10,7 @@
  *
  * @module
  */
+import type { RecordsFramePartition } from "../protocol/ws_records_frames.ts";
 import { errorFromBody, RillError } from "../protocol/errors.ts";
 import { decodeBatches } from "./fetcher.ts";
 import type { ConsumedMessage } from "./message.ts";
@@ -48,20 +49,11 @@ export interface MultiFetchRequest {
   forgotten?: { topic: string; partition: number }[];
 }
 
-/** One partition of a framed answer, not yet decoded. */
-export interface RawPartitionAnswer {
-  /** the topic */
-  topic: string;
-  /** the partition */
-  partition: number;
-  /** the offset to fetch next */
-  nextOffset: number;
-  /** the high watermark (-1 with an error) */
-  highWatermark: number;
-  /** the log start offset (-1 with an error) */
-  logStartOffset: number;
-  /** the raw batches */
-  bytes: Uint8Array;
+/**
+ * One partition of a framed answer, not yet decoded: the fields a binary records push carries
+ * (its topic, partition, positions and raw batches), and its error.
+ */
+export interface RawPartitionAnswer extends RecordsFramePartition {
   /** the partition's error, or null */
   error: RillError | null;
 }

@@ -34,6 +34,7 @@
  *
  * @module
  */
+import { heldHeaderList, servedHeaderList } from "../protocol/deno_headers.ts";
 import type { Broker } from "../broker/broker.ts";
 import type { Acks, BatchAppendResult } from "../broker/produce.ts";
 import { validateTopicName } from "../coordination/topics.ts";
@@ -208,47 +209,25 @@ function headersByForEach(headers: Headers): LaneHeaders {
   return h;
 }
 
-/** The symbol Deno's `Headers` keep their list under; null when there is none. */
-let headerListKey: symbol | null | undefined;
-/** The symbol of the request a Deno.serve request's `Headers` read from; null when none. */
-let headerTargetKey: symbol | null | undefined;
-
 /**
- * The header list of a Deno `Headers`: its own field named by a symbol described "header
- * list" (ext/fetch/20_headers.js), `[name, value]` pairs as received or set, names as
- * given. Null when the runtime keeps no such array (the caller then uses `forEach`).
+ * The header list of a Deno `Headers` (deno_headers.ts): `[name, value]` pairs as received
+ * or set, names as given. Null when the runtime keeps no such array (the caller then uses
+ * `forEach`).
  *
  * A Deno.serve request's list is made on first use by anything but `get` (which asks the
  * server for one header), and with it an array of every name lower-cased (`has`, `set` and
  * the other methods search that one): ~1.7 KB of garbage a request, the largest of a
  * single-record produce (a sampling heap profile of the broker, Deno 2.9.6). So the pairs
- * are taken from the server's request itself (its `headerList`: the same pairs, asked of
- * the server once, the field named "header target"), leaving the `Headers` as they were;
- * only where there is no such request (a Request made in code) is the list made.
+ * are taken from the server's request itself (the same pairs, asked of the server once),
+ * leaving the `Headers` as they were; only where there is no such request (a Request made in
+ * code) is the list made.
  */
 function headerListOf(headers: Headers): unknown[] | null {
-  if (headerListKey === undefined) {
-    const symbols = Object.getOwnPropertySymbols(headers);
-    headerListKey = symbols.find((s) => s.description === "header list") ?? null;
-    headerTargetKey = symbols.find((s) => s.description === "header target") ?? null;
-  }
-  if (headerListKey === null) return null;
-  const fields = headers as unknown as Record<symbol, unknown>;
-  if (fields[headerListKey] === null) {
-    const target = headerTargetKey === null ? null : fields[headerTargetKey!];
-    if (typeof target === "object" && target !== null && "headerList" in target) {
-      try {
-        const list = (target as { headerList: unknown }).headerList;
-        if (Array.isArray(list)) return list;
-      } catch {
-        // a closed request: the Headers' own way
-      }
-    }
-    // `has` makes the list, and nothing more.
-    headers.has("content-type");
-  }
-  const list = fields[headerListKey];
-  return Array.isArray(list) ? list : null;
+  const list = heldHeaderList(headers) ?? servedHeaderList(headers);
+  if (list !== null) return list;
+  // `has` makes the list, and nothing more.
+  headers.has("content-type");
+  return heldHeaderList(headers);
 }
 
 /**

@@ -43,10 +43,15 @@ const ENTRY_BYTES = 1 + 32;
 
 /** One partition of a push: its batches and positions. */
 export interface RecordsFramePartition {
+  /** the topic */
   topic: string;
+  /** the partition */
   partition: number;
+  /** the offset to fetch next */
   nextOffset: number;
+  /** the high watermark (-1 with an error) */
   highWatermark: number;
+  /** the log start offset (-1 with an error) */
   logStartOffset: number;
   /** whole RecordBatch v2, back to back */
   bytes: Uint8Array;
