@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { Rill } from "../../mod.ts";
 import { RillError } from "../../src/protocol/errors.ts";
 import { readPartition } from "../_helpers/read_records.ts";
+import { serveWsRelay } from "../_helpers/ws_relay.ts";
 import { serveBroker } from "./_served.ts";
 
 Deno.test("ws producer: bad sends reject without writing, keyless sends learn the partitions, batches past the in-flight limit all land in order", async () => {
@@ -62,45 +63,10 @@ Deno.test("ws producer: bad sends reject without writing, keyless sends learn th
   );
 });
 
-/**
- * A TCP relay to `port` whose connections can be cut at once (as a network failure or a
- * proxy restart would), while it keeps accepting new ones.
- */
-function relay(port: number) {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const open = new Set<Deno.Conn>();
-  const accepting = (async () => {
-    for await (const down of listener) {
-      const up = await Deno.connect({ hostname: "127.0.0.1", port });
-      open.add(down);
-      open.add(up);
-      down.readable.pipeTo(up.writable).catch(() => {});
-      up.readable.pipeTo(down.writable).catch(() => {});
-    }
-  })();
-  const cut = () => {
-    for (const c of open) {
-      try {
-        c.close();
-      } catch { /* closed already */ }
-    }
-    open.clear();
-  };
-  return {
-    url: `http://127.0.0.1:${(listener.addr as Deno.NetAddr).port}`,
-    cut,
-    async [Symbol.asyncDispose]() {
-      listener.close();
-      cut();
-      await accepting.catch(() => {});
-    },
-  };
-}
-
 Deno.test("ws producer: sends in flight when the connection breaks are retried on a new one, each record stored once, in order", async () => {
   await using s = await serveBroker();
   await s.topic("t", 1);
-  await using link = relay(Number(new URL(s.url).port));
+  await using link = serveWsRelay(Number(new URL(s.url).port));
   const producer = new Rill({ brokers: [link.url], transport: "ws" }).producer();
   // The producer id known and a first batch acknowledged: batches then go straight out,
   // several in flight (the path a broken connection must not lose or double records on).
