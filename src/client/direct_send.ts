@@ -15,7 +15,10 @@ export interface InFlightLink {
   key: string;
   /** its place in the chain's stamping order */
   index: number;
-  /** the chain's acknowledged batches when its latest attempt went out (producer.ts) */
+  /**
+   * the chain's acknowledged batches when it was stamped, or last sent again after an
+   * out-of-order refusal (producer.ts); its retries after a broken connection leave it
+   */
   ackedBefore: number;
   seq: BatchSequence;
   /** true once the batch is acknowledged, false if it failed for good; undefined until then */

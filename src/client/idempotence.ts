@@ -14,7 +14,9 @@
  *   that overtook its predecessor at any sequence. The leader holds a batch that arrives
  *   ahead of its predecessor for a moment; if it still refuses it as
  *   OUT_OF_ORDER_SEQUENCE_NUMBER while an earlier batch of the partition is unresolved, the
- *   producer resends it once the earlier ones succeeded, and fails it if one of them failed.
+ *   producer resends it once the earlier ones succeeded, and fails it if one of them failed;
+ *   if one was acknowledged since the batch was stamped (a resend after a broken connection
+ *   overtook that one's), it sends it again, once per such acknowledgement.
  * - A batch that failed for good either surely was not appended (the broker refused it with
  *   a 4xx answer such as MESSAGE_TOO_LARGE): its sequence numbers are handed out again; or
  *   its fate is unknown (retries used up on an unreachable broker), or the broker reported
