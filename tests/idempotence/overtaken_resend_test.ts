@@ -4,8 +4,10 @@
  * acknowledged (nothing earlier left unresolved): the batch is sent again and lands, every
  * send resolves with its offset, each record is stored once, in order, and the producer keeps
  * its identity. Made to happen every run: over WebSocket by a relay that drops the first
- * attempts, cuts the connection and orders the resends' frames and answers; over HTTP
- * (requests on separate connections) by a proxy that orders the requests and answers.
+ * attempts of three batches, cuts the connection and orders the resends' frames and answers
+ * (the third's refusal, handled while the second is unresolved, waits for it); over HTTP
+ * (requests on separate connections) by a proxy that orders the requests and answers. With
+ * 7a0092c's rule taken out, both fail every run.
  */
 import assert from "node:assert/strict";
 import { Rill } from "../../mod.ts";
@@ -46,21 +48,24 @@ function answerOf(payload: Uint8Array): { id: number; error: string | null } | n
 }
 
 async function checkStored(url: string, metas: { offset: number }[][]) {
-  assert.deepEqual(metas.map(([m]) => m.offset), [0, 1, 2], "each send's offset");
+  const n = metas.length;
+  assert.deepEqual(metas.map(([m]) => m.offset), [...Array(n).keys()], "each send's offset");
   const values = (await readPartition(url, "t", 0)).map((r) => r.value);
-  assert.deepEqual(values, ["v0", "v1", "v2"], "each record once, in send order");
+  assert.deepEqual(values, [...Array(n).keys()].map((i) => `v${i}`), "each record once, in order");
 }
 
-Deno.test("ws producer: a resend that overtook its predecessor's after a broken connection is sent again once that one is acknowledged", async () => {
+Deno.test("ws producer: resends that overtook their predecessor's after a broken connection are sent again once it is acknowledged", async () => {
   await using s = await serveBroker();
   await s.topic("t", 1);
-  const sent = { v1: Promise.withResolvers<void>(), v2: Promise.withResolvers<void>() };
-  const refused = Promise.withResolvers<string>();
-  const releaseRefusal = Promise.withResolvers<void>();
+  // Sequences 1 to 3 in flight when the connection breaks; after the cut, the resends of 2
+  // and 3 reach the broker before 1's.
+  const sent = [1, 2, 3].map(() => Promise.withResolvers<void>());
+  const refused = [2, 3].map(() => Promise.withResolvers<string>());
+  const releaseRefusals = Promise.withResolvers<void>();
   let firstConn = -1;
-  /** the request ids of sequences 1 and 2 on the connection after the cut */
+  /** per sequence, the request id of its first resend (on the connection after the cut) */
   const ids = new Map<number, number>();
-  let resends = 0;
+  const resends = [0, 0, 0, 0];
   const rule = (f: RelayFrame) => {
     if (f.opcode !== 2) return "pass";
     if (f.direction === "toBroker") {
@@ -71,45 +76,46 @@ Deno.test("ws producer: a resend that overtook its predecessor's after a broken 
         return "pass";
       }
       if (f.conn === firstConn) {
-        // The first attempts of sequences 1 and 2 never reach the broker; then the cut.
-        (p.seq === 1 ? sent.v1 : sent.v2).resolve();
+        // The first attempts of sequences 1 to 3 never reach the broker; then the cut.
+        sent[p.seq - 1].resolve();
         return "drop";
       }
       if (ids.has(p.seq)) {
-        resends++;
+        resends[p.seq]++;
         return "pass";
       }
       ids.set(p.seq, p.id);
-      // Sequence 2's resend reaches the broker first: sequence 1's waits until the broker
-      // refused sequence 2 (it holds it a while first, waiting for sequence 1).
-      return p.seq === 1 ? refused.promise : "pass";
+      // Sequence 1's resend reaches the broker only once it refused 2 and 3 (it holds each
+      // a while first, waiting for sequence 1).
+      return p.seq === 1 ? Promise.all(refused.map((r) => r.promise)) : "pass";
     }
     const a = answerOf(f.payload);
-    if (a === null || f.conn === firstConn || a.id !== ids.get(2) || a.error === null) {
-      return "pass";
-    }
-    refused.resolve(a.error);
-    // The refusal reaches the producer after sequence 1's acknowledgement.
-    return releaseRefusal.promise;
+    if (a === null || a.error === null || f.conn === firstConn) return "pass";
+    const seq = a.id === ids.get(2) ? 2 : a.id === ids.get(3) ? 3 : -1;
+    if (seq < 0) return "pass";
+    refused[seq - 2].resolve(a.error);
+    // The refusals reach the producer after sequence 1's acknowledgement.
+    return releaseRefusals.promise;
   };
   await using relay = serveWsRelay(Number(new URL(s.url).port), rule);
   const producer = new Rill({ brokers: [relay.url], transport: "ws" }).producer();
   await producer.connect();
   const identity = await producer.identity();
   // A first batch acknowledged: then several batches of the partition go in flight.
-  const m0 = await producer.send({ topic: "t", messages: [{ value: "v0", partition: 0 }] });
-  const s1 = producer.send({ topic: "t", messages: [{ value: "v1", partition: 0 }] });
-  await sent.v1.promise; // v2 goes in a batch of its own
-  const s2 = producer.send({ topic: "t", messages: [{ value: "v2", partition: 0 }] });
-  await sent.v2.promise;
+  const sends = [producer.send({ topic: "t", messages: [{ value: "v0", partition: 0 }] })];
+  await sends[0];
+  for (let i = 1; i <= 3; i++) {
+    sends.push(producer.send({ topic: "t", messages: [{ value: `v${i}`, partition: 0 }] }));
+    await sent[i - 1].promise; // the next goes in a batch of its own
+  }
   relay.cut();
-  const m1 = await s1;
-  assert.equal(await refused.promise, "OUT_OF_ORDER_SEQUENCE_NUMBER");
-  releaseRefusal.resolve();
-  const m2 = await s2;
-  assert.equal(resends, 1, "sequence 2 sent once more after its refusal");
+  await sends[1];
+  for (const r of refused) assert.equal(await r.promise, "OUT_OF_ORDER_SEQUENCE_NUMBER");
+  releaseRefusals.resolve();
+  const metas = await Promise.all(sends);
+  assert.deepEqual(resends, [0, 0, 1, 1], "sequences 2 and 3 sent once more after their refusal");
   assert.deepEqual(await producer.identity(), identity, "the same producer id and epoch");
-  await checkStored(s.url, [m0, m1, m2]);
+  await checkStored(s.url, metas);
   await producer.disconnect();
 });
 
