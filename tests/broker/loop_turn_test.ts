@@ -13,10 +13,23 @@ function spin(ms: number): void {
   while (performance.now() - t < ms) { /* busy, as a read and send of an answer */ }
 }
 
-/** Runs `n` pieces of `ms` each, all started in this turn, each checking the turn first. */
-function pieces(turn: LoopTurn, n: number, ms: number, log: string[]): Promise<void>[] {
+/**
+ * Runs `n` pieces of `ms` each, all started in this turn, each checking the turn first;
+ * `waits[i]`: how many times piece i was put off.
+ */
+function pieces(
+  turn: LoopTurn,
+  n: number,
+  ms: number,
+  log: string[],
+  waits: number[] = [],
+): Promise<void>[] {
   return Array.from({ length: n }, async (_, i) => {
-    while (turn.due) await turn.next();
+    waits[i] = 0;
+    while (turn.due) {
+      waits[i]++;
+      await turn.next();
+    }
     spin(ms);
     log.push(`piece ${i}`);
   });
@@ -32,14 +45,18 @@ Deno.test("LoopTurn: pieces past the turn's budget wait for the loop to turn, in
       resolve();
     }, 0)
   );
-  await Promise.all([...pieces(turn, 10, 2, log), timer]);
+  const waits: number[] = [];
+  await Promise.all([...pieces(turn, 10, 2, log, waits), timer]);
   const at = log.indexOf("timer");
   assert.ok(at > 0 && at < log.length - 1, `the timer ran between the pieces: ${log}`);
   assert.deepEqual(
     log.filter((x) => x !== "timer"),
     Array.from({ length: 10 }, (_, i) => `piece ${i}`),
   );
-  assert.ok(turn.deferred > 0);
+  // Each piece put off waited once, until its turn: none was woken to be put off again.
+  assert.ok(waits.some((w) => w === 1), `some pieces were put off: ${waits}`);
+  assert.ok(waits.every((w) => w <= 1), `no piece was put off twice: ${waits}`);
+  assert.equal(turn.deferred, waits.reduce((a, b) => a + b, 0));
 });
 
 Deno.test("LoopTurn: pieces within the budget all run in the turn they started in", async () => {
