@@ -213,7 +213,9 @@ export class FetchSessions {
     const { slots, session, incremental } = repeat === undefined
       ? this.#slotsOf(req, replicaId)
       : this.#repeatedSlots(req, repeat);
-    const arena = new ReadArena(this.#source.pool);
+    const arena = repeat === undefined
+      ? new ReadArena(this.#source.pool)
+      : repeat.arena(this.#source.pool);
     try {
       const totalMax = req.maxBytes ?? Infinity;
       // A repeated fetch caught up (after its last push) waits without reading first.
@@ -246,7 +248,7 @@ export class FetchSessions {
         session: session ? { id: session.id, epoch: session.epoch } : null,
         partitions: answered,
         totalBytes: total,
-        release: () => arena.release(),
+        release: repeat === undefined ? () => arena.release() : repeat.release,
       };
     } catch (e) {
       arena.release();

@@ -243,6 +243,16 @@ export class ReadArena {
     this.#cursor = 0;
   }
 
+  /**
+   * Makes a released arena usable again (a repeated fetch's, for its next fetch: its chunks
+   * went back to the pool; new ones are taken as regions are asked for).
+   */
+  reopen(): void {
+    this.#released = false;
+    this.#current = 0;
+    this.#cursor = 0;
+  }
+
   /** Gives the chunks back to the pool; the regions must no longer be read. */
   release(): void {
     if (this.#released) return;

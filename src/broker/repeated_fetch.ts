@@ -11,6 +11,9 @@
  *   (`maxWaitMs: Infinity`) arms no deadline. Appends that come while the fetch is not
  *   waiting (its push is being sent) reach the listener and are ignored: the next wait checks
  *   each slot's high watermark against the one it read at, as every wait of the core does.
+ * - Its fetches read into one arena of buffers, released after each answer and used again by
+ *   the next (no arena, chunk list and closures made per push). A repeated fetch makes one
+ *   fetch at a time, and releases each answer before the next.
  * - {@linkcode RepeatedFetch.close} ends a wait and takes the listener off every replica; a
  *   closed repeated fetch waits no more (its fetches answer at once).
  *
@@ -18,6 +21,7 @@
  */
 import type { Deadline, Deadlines } from "./deadlines.ts";
 import type { WaitListener } from "./fetch_waiters.ts";
+import { ReadArena, type ReadBufferPool } from "./read_buffers.ts";
 import type { Replica } from "./replica.ts";
 
 /** What the core's slot must show of itself here. */
@@ -44,6 +48,7 @@ export class RepeatedFetch<S extends RepeatedSlot = RepeatedSlot> implements Wai
   #resolve: ((again: boolean) => void) | null = null;
   #deadline: Deadline | null = null;
   #closed = false;
+  #arena: ReadArena | null = null;
 
   /** Whether {@linkcode close} was called. */
   get closed(): boolean {
@@ -70,6 +75,21 @@ export class RepeatedFetch<S extends RepeatedSlot = RepeatedSlot> implements Wai
     }
     return true;
   }
+
+  /**
+   * The arena a fetch reads into: the one the last fetch used, its chunks given back since
+   * (the last answer was released).
+   *
+   * @param pool where its chunks come from
+   */
+  arena(pool: ReadBufferPool): ReadArena {
+    const arena = this.#arena ??= new ReadArena(pool);
+    arena.reopen();
+    return arena;
+  }
+
+  /** Gives the last fetch's buffers back (its answer's `release`). */
+  readonly release = (): void => this.#arena?.release();
 
   /**
    * Ends a wait (the fetch answers what it has) and takes the listener off every replica.
