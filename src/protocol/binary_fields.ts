@@ -6,6 +6,24 @@
  * @module
  */
 
+/**
+ * A binary frame (produce, records) that cannot be read: why, and its id (the request's or the
+ * subscription's) when that could be read. Each frame kind has its own subclass.
+ */
+export class BinaryFrameError extends TypeError {
+  /** the frame's id, or null */
+  readonly id: number | null;
+  /**
+   * @param message why
+   * @param id the frame's id, if it could be read
+   */
+  constructor(message: string, id: number | null) {
+    super(message);
+    this.name = new.target.name;
+    this.id = id;
+  }
+}
+
 /** The longest topic name (as Kafka's). */
 export const MAX_TOPIC = 249;
 

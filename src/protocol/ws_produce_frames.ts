@@ -35,7 +35,7 @@
  *
  * @module
  */
-import { readI64, readU32, writeI64, writeU32 } from "./binary_fields.ts";
+import { BinaryFrameError, readI64, readU32, writeI64, writeU32 } from "./binary_fields.ts";
 
 export { topicBytesOf } from "./binary_fields.ts";
 
@@ -75,19 +75,7 @@ export interface ProducedOffsets {
 }
 
 /** A binary produce frame that cannot be read: why, and its id when that could be read. */
-export class ProduceFrameError extends TypeError {
-  /** the request's id, or null */
-  readonly id: number | null;
-  /**
-   * @param message why
-   * @param id the request's id, if it could be read
-   */
-  constructor(message: string, id: number | null) {
-    super(message);
-    this.name = "ProduceFrameError";
-    this.id = id;
-  }
-}
+export class ProduceFrameError extends BinaryFrameError {}
 
 /**
  * Whether a message starts with `marker` (a u32; false if shorter than 4 bytes).

@@ -27,7 +27,14 @@
  *
  * @module
  */
-import { readI64, readU32, topicBytesOf, writeI64, writeU32 } from "./binary_fields.ts";
+import {
+  BinaryFrameError,
+  readI64,
+  readU32,
+  topicBytesOf,
+  writeI64,
+  writeU32,
+} from "./binary_fields.ts";
 
 /** The marker of a binary `records` push. */
 export const WS_RECORDS = 0xfffffffb;
@@ -66,19 +73,7 @@ export interface RecordsFrame {
 }
 
 /** A binary records frame that cannot be read: why, and its id when that could be read. */
-export class RecordsFrameError extends TypeError {
-  /** the subscription's id, or null */
-  readonly id: number | null;
-  /**
-   * @param message why
-   * @param id the frame's id, if it could be read
-   */
-  constructor(message: string, id: number | null) {
-    super(message);
-    this.name = "RecordsFrameError";
-    this.id = id;
-  }
-}
+export class RecordsFrameError extends BinaryFrameError {}
 
 const newBytes = (size: number) => new Uint8Array(size);
 

@@ -90,3 +90,14 @@ export async function serveBroker(
     },
   };
 }
+
+/**
+ * Closes a WebSocket and waits for its `close` event.
+ *
+ * @param socket the socket
+ */
+export async function closeSocket(socket: WebSocket): Promise<void> {
+  const closed = new Promise((r) => socket.onclose = r);
+  socket.close();
+  await closed;
+}

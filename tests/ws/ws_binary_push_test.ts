@@ -23,7 +23,7 @@ import {
 } from "../../src/protocol/ws_records_frames.ts";
 import { startsWith } from "../../src/protocol/ws_produce_frames.ts";
 import { encodeBatch } from "../../src/protocol/record_batch.ts";
-import { serveBroker } from "./_served.ts";
+import { closeSocket, serveBroker } from "./_served.ts";
 
 const text = (b: Uint8Array) => new TextDecoder().decode(b);
 const valuesOf = (bytes: Uint8Array) =>
@@ -50,11 +50,7 @@ async function rawClient(url: string) {
       while (frames.length < count) await new Promise<void>((r) => waiter = r);
       return frames[count - 1];
     },
-    async close() {
-      const closed = new Promise((r) => socket.onclose = r);
-      socket.close();
-      await closed;
-    },
+    close: () => closeSocket(socket),
   };
 }
 

@@ -20,7 +20,7 @@ import {
   readBatchHeader,
   splitBatches,
 } from "../../src/protocol/record_batch.ts";
-import { serveBroker } from "./_served.ts";
+import { closeSocket, serveBroker } from "./_served.ts";
 import { startBroker } from "../_helpers/broker_process.ts";
 import {
   encodeProduceFrame,
@@ -346,9 +346,7 @@ Deno.test("ws fetch: an answer longer than 64 KiB goes in parts to a client that
       partitions: [{ topic: "big", partition: 0, offset: 0, maxBytes: 1024 * 1024 }],
     }));
     await records;
-    const closed = new Promise((r) => socket.onclose = r);
-    socket.close();
-    await closed;
+    await closeSocket(socket);
     return messages.slice(1); // after the hello answer
   };
   const inParts = await answerOf(true);
@@ -452,9 +450,7 @@ Deno.test("ws fetch and push: a waiting consumer's records go out before the pro
     await messages(7);
     assert.deepEqual(ops.slice(5), ["records", "produced"]);
   } finally {
-    const closed = new Promise((r) => socket.onclose = r);
-    socket.close();
-    await closed;
+    await closeSocket(socket);
   }
 });
 
@@ -528,8 +524,6 @@ Deno.test("ws fetch: a records answer's header is the JSON of its fields in the 
     assert.equal(JSON.parse(b.text).session, null);
     assert.equal(b.rest, 0);
   } finally {
-    const closed = new Promise((r) => socket.onclose = r);
-    socket.close();
-    await closed;
+    await closeSocket(socket);
   }
 });
