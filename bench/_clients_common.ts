@@ -8,6 +8,23 @@ export const SUITE = "clients";
 export const SECONDS = Math.max(0.5, Number(Deno.env.get("RILL_BENCH_SECONDS") ?? "3") || 3);
 const WORKER = new URL("./_clients_worker.ts", import.meta.url).pathname;
 export const HTTP_ONLY = Deno.env.get("RILL_CLIENTS_HTTP_ONLY") === "1";
+/** Workload 1 runs turns for `ROUNDS` × `SECONDS` per contender (see clients_bench.ts). */
+export const ROUNDS = 3;
+/**
+ * Workload 1: the length of each contender's turn, the warm-up of each worker before its
+ * first turn, and the uncounted rounds of turns after it (the rest of the warm-up).
+ */
+export const TURN_MS = 250;
+export const SEQ_WARM_MS = 1000;
+export const SEQ_WARM_ROUNDS = 8;
+/**
+ * How long each end-to-end phase sends (uncounted) before its timed part: with 0.5 s, the
+ * HTTP e2e p99 was 4.8-10 ms in alternating phases where 3 s gave 2.9-3.9 ms (p50 0.71-0.89
+ * against 0.59-0.69): a fresh process was still warming up.
+ */
+export const E2E_WARM_MS = 3000;
+/** Rounds of the end-to-end phases (`RILL_CLIENTS_E2E_ROUNDS`, default 3). */
+export const E2E_ROUNDS = Math.max(1, Number(Deno.env.get("RILL_CLIENTS_E2E_ROUNDS") ?? "3") || 3);
 
 /** What a worker process (_clients_worker.ts) prints at its end. */
 export interface WorkerResult {

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { WORKER_FLAGS, type WorkerResult } from "./_clients_common.ts";
+import { type Measured, WORKER_FLAGS, type WorkerResult } from "./_clients_common.ts";
 
 const WORKER = new URL("./_clients_worker.ts", import.meta.url).pathname;
 
@@ -94,4 +94,67 @@ export class TurnWorker {
     if (!status.success) throw new Error(`a turn worker failed: ${this.#last}`);
     return result as unknown as WorkerResult;
   }
+}
+
+/**
+ * Contenders taking turns (bench/_clients_turns.ts): each started and warmed up in turn,
+ * then `rounds` rounds of a `turnMs` turn each, forward in even rounds and backward in odd
+ * ones, after `warmRounds` uncounted rounds. Returns each contender's counted turns as
+ * per-round figures: the turn's rate, and its percentiles and CPU per record, or with
+ * `pooled` those over all its counted turns.
+ */
+export async function takeTurns<K extends string>(
+  contenders: [K, Record<string, unknown>][],
+  rounds: number,
+  turnMs: number,
+  warmRounds: number,
+  pooled = false,
+): Promise<Record<K, Measured[]>> {
+  const workers = new Map<K, TurnWorker>();
+  const out = Object.fromEntries(contenders.map(([n]) => [n, [] as Measured[]])) as Record<
+    K,
+    Measured[]
+  >;
+  try {
+    for (const [name, settings] of contenders) {
+      workers.set(name, await TurnWorker.start(settings));
+    }
+    const order = contenders.map(([n]) => n);
+    const turns = Object.fromEntries(order.map((n) => [n, [] as Turn[]])) as Record<K, Turn[]>;
+    for (let round = -warmRounds; round < rounds; round++) {
+      for (const name of (round & 1) === 0 ? order : [...order].reverse()) {
+        const turn = await workers.get(name)!.turn(turnMs, round >= 0);
+        if (round >= 0) turns[name].push(turn);
+      }
+    }
+    for (const name of order) {
+      const total = await workers.get(name)!.end();
+      workers.delete(name);
+      const perRecord = (ms: number, records: number) => ms * 1000 / Math.max(1, records);
+      out[name] = turns[name].map((t) =>
+        pooled
+          ? {
+            ...total,
+            rate: t.records / t.seconds,
+            serverUs: perRecord(total.serverCpuMs ?? 0, total.records),
+            clientUs: perRecord(total.cpuMs, total.records),
+          }
+          : {
+            ...total,
+            records: t.records,
+            seconds: t.seconds,
+            rate: t.records / t.seconds,
+            p50: t.p50,
+            p99: t.p99,
+            cpuMs: t.cpuMs,
+            serverCpuMs: t.serverCpuMs,
+            serverUs: perRecord(t.serverCpuMs, t.records),
+            clientUs: perRecord(t.cpuMs, t.records),
+          }
+      );
+    }
+  } finally {
+    for (const w of workers.values()) await w.end().catch(() => {});
+  }
+  return out;
 }

@@ -43,7 +43,12 @@
  *   (`GET /ws?fanout=<partition>&role=...`), spread over `partitions` as the crowd's: each
  *   producer's send (100 B each `intervalMs`) is appended and acknowledged, each consumer
  *   long-polls its partition from the latest offset (a u32 offset sent, answered with the
- *   records from there once there are any); `records` counts the records consumers received.
+ *   records from there once there are any); `records` counts the records consumers received;
+ * - `redis` / `e2e-redis`: the shapes of `send` and `e2e` against Redis Streams (`url`
+ *   `redis://host:port`), the peer the issue measured Rill against, with its official Node
+ *   client (node-redis): each producer its own connection awaiting each `XADD` of a `size`-byte
+ *   value into stream `s{i % partitions}`; end to end, a consumer on a second connection
+ *   reading the stream with `XREAD BLOCK` from the last entry it saw.
  *
  * @module
  */
@@ -51,6 +56,7 @@ import { Rill } from "../mod.ts";
 import { WsConnection, type WsSubscription } from "../src/client/ws_connection.ts";
 import { TcpWebSocket } from "../src/client/tcp_websocket.ts";
 import { decodeBatch, encodeBatch, splitBatches } from "../src/protocol/record_batch.ts";
+import { Buffer } from "node:buffer";
 
 interface Settings {
   mode:
@@ -65,7 +71,9 @@ interface Settings {
     | "e2e-push"
     | "e2e-ws-floor"
     | "crowd"
-    | "crowd-floor";
+    | "crowd-floor"
+    | "redis"
+    | "e2e-redis";
   url: string;
   topic?: string;
   transport?: "http" | "ws";
@@ -146,6 +154,16 @@ interface RoundTrips {
   failures: "count" | "throw";
 }
 
+/** A connected node-redis client of `url` (modes `redis` and `e2e-redis`). */
+async function redisClient() {
+  // Loaded only by the Redis modes: the other workers need not load the npm package.
+  const { createClient } = await import("redis");
+  const client = createClient({ url: s.url });
+  client.on("error", (e) => countError("redis", e));
+  await client.connect();
+  return client;
+}
+
 /** The lanes and round trip of the mode (`send` and its floors). */
 async function roundTripMode(): Promise<RoundTrips> {
   const lanes = s.producers ?? 1;
@@ -164,6 +182,16 @@ async function roundTripMode(): Promise<RoundTrips> {
       one: (i) => producers[i].send(sends[i]),
       close: async () => void await Promise.all(producers.map((p) => p.disconnect())),
       failures: "count",
+    };
+  }
+  if (s.mode === "redis") {
+    const value = Buffer.alloc(s.size ?? 1024, 120);
+    const clients = await Promise.all(Array.from({ length: lanes }, () => redisClient()));
+    return {
+      lanes,
+      one: (i) => clients[i].xAdd(`s${i % (s.partitions ?? 1)}`, "*", { v: value }),
+      close: async () => void await Promise.all(clients.map((c) => c.quit())),
+      failures: "throw",
     };
   }
   if (s.mode === "floor-http-minimal") {
@@ -341,7 +369,8 @@ async function takeTurns(run: (ms: number) => Promise<void>): Promise<void> {
 
 if (
   s.mode === "send" || s.mode === "floor-http-minimal" || s.mode === "floor-http" ||
-  s.mode === "floor-append" || s.mode === "floor-ws" || s.mode === "floor-ws-append"
+  s.mode === "floor-append" || s.mode === "floor-ws" || s.mode === "floor-ws-append" ||
+  s.mode === "redis"
 ) {
   const { lanes, one, close, failures } = await roundTripMode();
   await warmUp(lanes, one);
@@ -358,7 +387,7 @@ if (
   await close();
 } else if (
   s.mode === "e2e" || s.mode === "e2e-push" || s.mode === "e2e-floor" ||
-  s.mode === "e2e-ws-floor"
+  s.mode === "e2e-ws-floor" || s.mode === "e2e-redis"
 ) {
   let send: (value: string) => Promise<unknown>;
   let stopProducer: () => Promise<void>;
@@ -420,6 +449,10 @@ if (
       ws.close(1000);
       return Promise.resolve();
     };
+  } else if (s.mode === "e2e-redis") {
+    const client = await redisClient();
+    send = (value) => client.xAdd("e2e", "*", { v: value });
+    stopProducer = () => client.quit().then(() => {});
   } else {
     const producer = new Rill({ brokers: [s.url], transport: s.transport }).producer({ acks: 1 });
     send = (value) => producer.send({ topic: s.topic!, messages: [{ value }] });
@@ -463,6 +496,31 @@ if (
     stop = async () => {
       abort.abort();
       await polls;
+    };
+  } else if (s.mode === "e2e-redis") {
+    // A blocking read holds its connection: the consumer has one of its own.
+    const client = await redisClient();
+    let last = warm as string;
+    let stopped = false;
+    const reads = (async () => {
+      while (!stopped) {
+        // RESP2's answer: the streams read, each with its entries (typed loosely by node-redis).
+        const streams = await client.xRead({ key: "e2e", id: last }, {
+          BLOCK: 200,
+          COUNT: 1000,
+        }) as { messages: { id: string; message: Record<string, string> }[] }[] | null;
+        for (const stream of streams ?? []) {
+          for (const entry of stream.messages) {
+            seen(String(entry.message.v));
+            last = entry.id;
+          }
+        }
+      }
+    })();
+    stop = async () => {
+      stopped = true;
+      await reads;
+      await client.quit();
     };
   } else if (s.mode === "e2e-ws-floor") {
     // Every batch appended to partition 0, as the server appended it.

@@ -86,8 +86,9 @@
  * record of the client and of the server counts from the end of the warm-up.
  *
  * `RILL_BENCH_SECONDS` (default 3) sets the length of each timed phase.
- * `RILL_CLIENTS_PARTS` (default all: `seq,many,e2e,commits,crowd`) runs only the workloads named
- * (`e2e-ws`: only the WebSocket half of 3). `RILL_CLIENTS_E2E_ROUNDS` (default 3) sets the
+ * `RILL_CLIENTS_PARTS` (default all: `seq,many,e2e,redis,commits,crowd`) runs only the workloads
+ * named (`e2e-ws`: only the WebSocket half of 3; `redis`: 1-3 against Redis Streams, the peer,
+ * bench/_clients_redis.ts, skipped when `redis-server` is not installed). `RILL_CLIENTS_E2E_ROUNDS` (default 3) sets the
  * rounds of each end-to-end comparison.
  * `RILL_CLIENTS_BROKER_REPO=/path/to/checkout` runs that checkout's broker instead (the
  * clients stay this checkout's), with `RILL_CLIENTS_HTTP_ONLY=1` for a broker without the
@@ -104,39 +105,30 @@ import { type BrokerProcess, startBroker } from "../tests/_helpers/broker_proces
 import { commitBench } from "./_commit_bench.ts";
 import { startFloorServer } from "./_http_floor.ts";
 import {
+  E2E_ROUNDS,
+  E2E_WARM_MS,
   type Floor,
   fmt,
   HTTP_ONLY,
   loadText,
   type Measured,
   measured,
+  ROUNDS,
   SECONDS,
+  SEQ_WARM_MS,
+  SEQ_WARM_ROUNDS,
   SUITE,
+  TURN_MS,
 } from "./_clients_common.ts";
 import { crowd, CROWD_NICE, crowdFloor } from "./_clients_crowd.ts";
-import { type Turn, TurnWorker } from "./_clients_turns.ts";
+import { redisPeer } from "./_clients_redis.ts";
+import { takeTurns } from "./_clients_turns.ts";
 
-const ROUNDS = 3;
-/**
- * Workload 1: the length of each contender's turn, the warm-up of each worker before its
- * first turn, and the uncounted rounds of turns after it (the rest of the warm-up).
- */
-const TURN_MS = 250;
-const SEQ_WARM_MS = 1000;
-const SEQ_WARM_ROUNDS = 8;
-/**
- * How long each end-to-end phase sends (uncounted) before its timed part: with 0.5 s, the
- * HTTP e2e p99 was 4.8-10 ms in alternating phases where 3 s gave 2.9-3.9 ms (p50 0.71-0.89
- * against 0.59-0.69): a fresh process was still warming up.
- */
-const E2E_WARM_MS = 3000;
-/** Rounds of the end-to-end phases (`RILL_CLIENTS_E2E_ROUNDS`, default 3). */
-const E2E_ROUNDS = Math.max(1, Number(Deno.env.get("RILL_CLIENTS_E2E_ROUNDS") ?? "3") || 3);
 const FLOOR = new URL("./_clients_floor_server.ts", import.meta.url).pathname;
 const BROKER_REPO = Deno.env.get("RILL_CLIENTS_BROKER_REPO");
 const PROF_DIR = Deno.env.get("RILL_CLIENTS_BROKER_PROF");
 const PARTS = new Set(
-  (Deno.env.get("RILL_CLIENTS_PARTS") ?? "seq,many,e2e,commits,crowd").split(","),
+  (Deno.env.get("RILL_CLIENTS_PARTS") ?? "seq,many,e2e,redis,commits,crowd").split(","),
 );
 
 async function startFloor(): Promise<{ url: string; pid: number } & AsyncDisposable> {
@@ -233,6 +225,8 @@ export async function run(report: Reporter): Promise<void> {
   if (PARTS.has("e2e") || PARTS.has("e2e-ws")) {
     await endToEnd(report, broker, topic, PARTS.has("e2e"));
   }
+  // ---- the peer: Redis Streams, workloads 1-3 (_clients_redis.ts) ---------------------------
+  if (PARTS.has("redis")) await redisPeer(report, broker, topic);
   // ---- offset commits ------------------------------------------------------------------------
   if (PARTS.has("commits")) await commitBench(report, SUITE, SECONDS);
   // ---- 5 and 6: 5,000 connected clients, and the fan-out floor holding as many -------------
@@ -614,69 +608,6 @@ async function endToEnd(
       met: median(p50s(xs)) <= 0.3 && median(p99s(xs)) <= 3,
     });
   }
-}
-
-/**
- * Contenders taking turns (bench/_clients_turns.ts): each started and warmed up in turn,
- * then `rounds` rounds of a `turnMs` turn each, forward in even rounds and backward in odd
- * ones, after `warmRounds` uncounted rounds. Returns each contender's counted turns as
- * per-round figures: the turn's rate, and its percentiles and CPU per record, or with
- * `pooled` those over all its counted turns.
- */
-async function takeTurns<K extends string>(
-  contenders: [K, Record<string, unknown>][],
-  rounds: number,
-  turnMs: number,
-  warmRounds: number,
-  pooled = false,
-): Promise<Record<K, Measured[]>> {
-  const workers = new Map<K, TurnWorker>();
-  const out = Object.fromEntries(contenders.map(([n]) => [n, [] as Measured[]])) as Record<
-    K,
-    Measured[]
-  >;
-  try {
-    for (const [name, settings] of contenders) {
-      workers.set(name, await TurnWorker.start(settings));
-    }
-    const order = contenders.map(([n]) => n);
-    const turns = Object.fromEntries(order.map((n) => [n, [] as Turn[]])) as Record<K, Turn[]>;
-    for (let round = -warmRounds; round < rounds; round++) {
-      for (const name of (round & 1) === 0 ? order : [...order].reverse()) {
-        const turn = await workers.get(name)!.turn(turnMs, round >= 0);
-        if (round >= 0) turns[name].push(turn);
-      }
-    }
-    for (const name of order) {
-      const total = await workers.get(name)!.end();
-      workers.delete(name);
-      const perRecord = (ms: number, records: number) => ms * 1000 / Math.max(1, records);
-      out[name] = turns[name].map((t) =>
-        pooled
-          ? {
-            ...total,
-            rate: t.records / t.seconds,
-            serverUs: perRecord(total.serverCpuMs ?? 0, total.records),
-            clientUs: perRecord(total.cpuMs, total.records),
-          }
-          : {
-            ...total,
-            records: t.records,
-            seconds: t.seconds,
-            rate: t.records / t.seconds,
-            p50: t.p50,
-            p99: t.p99,
-            cpuMs: t.cpuMs,
-            serverCpuMs: t.serverCpuMs,
-            serverUs: perRecord(t.serverCpuMs, t.records),
-            clientUs: perRecord(t.cpuMs, t.records),
-          }
-      );
-    }
-  } finally {
-    for (const w of workers.values()) await w.end().catch(() => {});
-  }
-  return out;
 }
 
 const p50s = (xs: Measured[]) => xs.map((x) => x.p50);
