@@ -87,6 +87,12 @@ export async function worker(
   return JSON.parse(text);
 }
 
+/** Each phase's or turn's records/s, server CPU µs per record, and latency percentiles (ms). */
+export const rate = (xs: Measured[]) => xs.map((x) => x.rate);
+export const serverUs = (xs: Measured[]) => xs.map((x) => x.serverUs);
+export const p50s = (xs: Measured[]) => xs.map((x) => x.p50);
+export const p99s = (xs: Measured[]) => xs.map((x) => x.p99);
+
 /** Runs a worker against the server `pid` and adds the server's and the worker's CPU per record. */
 export async function measured(pid: number, settings: Record<string, unknown>): Promise<Measured> {
   const c0 = procCpuMs(pid);

@@ -29,10 +29,14 @@ import {
   loadText,
   type Measured,
   measured,
+  p50s,
+  p99s,
+  rate,
   ROUNDS,
   SECONDS,
   SEQ_WARM_MS,
   SEQ_WARM_ROUNDS,
+  serverUs,
   SUITE,
   TURN_MS,
 } from "./_clients_common.ts";
@@ -91,10 +95,6 @@ async function startRedis(): Promise<RedisServer | undefined> {
   };
 }
 
-const rate = (xs: Measured[]) => xs.map((x) => x.rate);
-const serverUs = (xs: Measured[]) => xs.map((x) => x.serverUs);
-const p50s = (xs: Measured[]) => xs.map((x) => x.p50);
-const p99s = (xs: Measured[]) => xs.map((x) => x.p99);
 const described = (xs: Measured[], server: string) =>
   `p50 ${fmt(median(p50s(xs)))} ms, p99 ${fmt(median(p99s(xs)))} ms, ${server} ${
     fmt(median(serverUs(xs)))

@@ -113,10 +113,14 @@ import {
   loadText,
   type Measured,
   measured,
+  p50s,
+  p99s,
+  rate,
   ROUNDS,
   SECONDS,
   SEQ_WARM_MS,
   SEQ_WARM_ROUNDS,
+  serverUs,
   SUITE,
   TURN_MS,
 } from "./_clients_common.ts";
@@ -168,9 +172,6 @@ async function createTopic(url: string, name: string, partitions: number): Promi
   if (res.status !== 201) throw new Error(`create topic ${name}: ${await res.text()}`);
   await res.body?.cancel();
 }
-
-const rate = (xs: Measured[]) => xs.map((x) => x.rate);
-const serverUs = (xs: Measured[]) => xs.map((x) => x.serverUs);
 
 /**
  * Reports one producer's rate and broker CPU per record against the append floor of its
@@ -609,9 +610,6 @@ async function endToEnd(
     });
   }
 }
-
-const p50s = (xs: Measured[]) => xs.map((x) => x.p50);
-const p99s = (xs: Measured[]) => xs.map((x) => x.p99);
 
 async function endToEndHttp(
   report: Reporter,
