@@ -93,6 +93,16 @@ export const serverUs = (xs: Measured[]) => xs.map((x) => x.serverUs);
 export const p50s = (xs: Measured[]) => xs.map((x) => x.p50);
 export const p99s = (xs: Measured[]) => xs.map((x) => x.p99);
 
+/** The line printed after turns: each contender's p50 and p99 of each round, and the load. */
+export function perRound(label: string, turns: Record<string, Measured[]>): string {
+  const rounds = Object.entries(turns).map(([name, xs]) =>
+    `${name} p50 ${xs.map((m) => fmt(m.p50)).join(" ")} p99 ${
+      xs.map((m) => fmt(m.p99)).join(" ")
+    } ms`
+  );
+  return `${SUITE}: ${label} per round: ${rounds.join("; ")}; ${loadText()}`;
+}
+
 /** Runs a worker against the server `pid` and adds the server's and the worker's CPU per record. */
 export async function measured(pid: number, settings: Record<string, unknown>): Promise<Measured> {
   const c0 = procCpuMs(pid);

@@ -31,6 +31,7 @@ import {
   measured,
   p50s,
   p99s,
+  perRound,
   rate,
   ROUNDS,
   SECONDS,
@@ -203,6 +204,7 @@ export async function redisPeer(
     SECONDS * 1000,
     0,
   );
+  console.error(perRound("Redis e2e", e2e));
   report({
     suite: SUITE,
     name: "Redis Streams (node-redis): XADD → XREAD BLOCK consumer at 2,000 records/s, e2e p50",

@@ -115,6 +115,7 @@ import {
   measured,
   p50s,
   p99s,
+  perRound,
   rate,
   ROUNDS,
   SECONDS,
@@ -570,14 +571,7 @@ async function endToEnd(
     ]);
   }
   const ws = await takeTurns(contenders, E2E_ROUNDS, SECONDS * 1000, 0);
-  console.error(
-    `${SUITE}: e2e WS per round: ` +
-      (Object.entries(ws) as [WsE2e, Measured[]][]).map(([k, v]) =>
-        `${k} p50 ${v.map((m) => fmt(m.p50)).join(" ")} p99 ${
-          v.map((m) => fmt(m.p99)).join(" ")
-        } ms`
-      ).join("; ") + `; ${loadText()}`,
-  );
+  console.error(perRound("e2e WS", ws));
   report({
     suite: SUITE,
     name: "WS floor (bare WebSockets: a producer's single-record messages appended, each " +
@@ -640,14 +634,7 @@ async function endToEndHttp(
     SECONDS * 1000,
     0,
   );
-  console.error(
-    `${SUITE}: e2e HTTP per round: ` +
-      Object.entries(e2e).map(([k, v]) =>
-        `${k} p50 ${v.map((m) => fmt(m.p50)).join(" ")} p99 ${
-          v.map((m) => fmt(m.p99)).join(" ")
-        } ms`
-      ).join("; ") + `; ${loadText()}`,
-  );
+  console.error(perRound("e2e HTTP", e2e));
   report({
     suite: SUITE,
     name: "HTTP floor (bare fetch, bare Deno.serve long poll and append): producer → " +
