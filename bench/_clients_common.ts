@@ -1,6 +1,7 @@
 /**
- * What the parts of the clients bench (clients_bench.ts, _clients_crowd.ts) share: the suite's
- * settings, the worker processes (_clients_worker.ts) and the /proc figures of a process.
+ * What the parts of the clients bench (clients_bench.ts, _clients_crowd.ts, _clients_redis.ts)
+ * share: the suite's settings, the worker processes (_clients_worker.ts), the /proc figures of a
+ * process and the figures of measured phases.
  *
  * @module
  */

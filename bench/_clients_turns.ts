@@ -97,7 +97,7 @@ export class TurnWorker {
 }
 
 /**
- * Contenders taking turns (bench/_clients_turns.ts): each started and warmed up in turn,
+ * Contenders taking turns ({@linkcode TurnWorker}s): each started and warmed up in turn,
  * then `rounds` rounds of a `turnMs` turn each, forward in even rounds and backward in odd
  * ones, after `warmRounds` uncounted rounds. Returns each contender's counted turns as
  * per-round figures: the turn's rate, and its percentiles and CPU per record, or with
