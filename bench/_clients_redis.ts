@@ -54,6 +54,8 @@ async function startRedis(): Promise<RedisServer | undefined> {
   const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (probe.addr as Deno.NetAddr).port;
   probe.close();
+  // Its working directory (nothing is saved there), removed when it stops.
+  const dir = await Deno.makeTempDir({ prefix: "rill-bench-redis-" });
   let child: Deno.ChildProcess;
   try {
     child = new Deno.Command("redis-server", {
@@ -67,12 +69,13 @@ async function startRedis(): Promise<RedisServer | undefined> {
         "--appendonly",
         "no",
         "--dir",
-        await Deno.makeTempDir({ prefix: "rill-bench-redis-" }),
+        dir,
       ],
       stdout: "piped",
       stderr: "inherit",
     }).spawn();
   } catch (e) {
+    await Deno.remove(dir, { recursive: true });
     if (e instanceof Deno.errors.NotFound) return undefined;
     throw e;
   }
@@ -92,6 +95,7 @@ async function startRedis(): Promise<RedisServer | undefined> {
     async [Symbol.asyncDispose]() {
       child.kill("SIGKILL");
       await child.status;
+      await Deno.remove(dir, { recursive: true });
     },
   };
 }
